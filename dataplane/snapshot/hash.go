@@ -1,0 +1,64 @@
+package snapshot
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// Hash returns the content hash of snap: the lowercase hex SHA-256 of the
+// deterministic protobuf serialization of snap with Version and Hash cleared. Two
+// snapshots that differ only in Version or Hash have the same hash. snap is not
+// modified. Hash returns "" if snap cannot be serialized (a string field holds
+// invalid UTF-8), which Validate reports as an error.
+func Hash(snap *dataplanev1.Snapshot) string {
+	h, err := computeHash(snap)
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// computeHash is Hash with the serialization error.
+func computeHash(snap *dataplanev1.Snapshot) (string, error) {
+	content := shallowCopy(snap)
+	content.Version = 0
+	content.Hash = ""
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(content)
+	if err != nil {
+		return "", fmt.Errorf("serializing snapshot: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// shallowCopy returns a new message of m's type whose fields (and unknown fields)
+// are those of m; message, list and bytes values are shared with m, not copied.
+func shallowCopy[T proto.Message](m T) T {
+	src := m.ProtoReflect()
+	dst := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	if u := src.GetUnknown(); len(u) > 0 {
+		dst.SetUnknown(u)
+	}
+	return dst.Interface().(T)
+}
+
+// withHash returns a shallow copy of snap with Hash set to hash, or snap itself if
+// it already carries that hash.
+func withHash(snap *dataplanev1.Snapshot, hash string) *dataplanev1.Snapshot {
+	if snap.GetHash() == hash {
+		return snap
+	}
+	c := shallowCopy(snap)
+	c.Hash = hash
+	return c
+}

@@ -1,0 +1,341 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// DefaultMaxMessageBytes is the default largest ControllerMessage the Server
+// accepts. Snapshots carry certificates and keys inline, so they can be far larger
+// than gRPC's 4 MiB default; the controller must raise its send limit to match.
+const DefaultMaxMessageBytes = 128 << 20
+
+// ServerOptions configure a Server.
+type ServerOptions struct {
+	// NodeName is the name of this dataplane instance, reported in Hello.
+	NodeName string
+	// Engine is the I/O engine in use, e.g. "io_uring", reported in Hello.
+	Engine string
+	// BuildVersion is the version of the dataplane binary, reported in Hello.
+	BuildVersion string
+	// Log receives what the server does; the zero value discards it.
+	Log logr.Logger
+	// MaxMessageBytes is the largest message received; zero means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int
+}
+
+// Server serves the Dataplane gRPC service: it validates the snapshots the
+// controller sends, hands them to an Applier and answers Ack or Nack. It keeps the
+// last snapshot applied successfully ("last good"); a rejected snapshot or update
+// never replaces it. Messages from all streams are processed one at a time.
+type Server struct {
+	dataplanev1.UnimplementedDataplaneServer
+
+	applier Applier
+	opts    ServerOptions
+	log     logr.Logger
+
+	// mu serializes message handling and guards the fields below.
+	mu sync.Mutex
+	// current is the last good snapshot, with its Hash set; nil if none.
+	current *dataplanev1.Snapshot
+	// listeners are the listener statuses reported when current was applied.
+	listeners []*dataplanev1.ListenerStatus
+}
+
+// NewServer returns a Server that applies snapshots with applier.
+func NewServer(applier Applier, opts ServerOptions) *Server {
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return &Server{applier: applier, opts: opts, log: opts.Log}
+}
+
+// Current returns the last good snapshot, or nil if none was applied yet. The
+// snapshot must not be modified.
+func (s *Server) Current() *dataplanev1.Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current
+}
+
+// Serve serves the Dataplane service on a unix socket at socketPath (see Listen)
+// until ctx is done, then stops the server, closing open streams, removes the
+// socket and returns nil. It returns an error if the socket cannot be created or
+// serving fails.
+func (s *Server) Serve(ctx context.Context, socketPath string) error {
+	lis, err := Listen(socketPath)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(s.opts.MaxMessageBytes),
+		// The controller may ping an idle stream to detect a dead dataplane.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	dataplanev1.RegisterDataplaneServer(gs, s)
+	done := make(chan error, 1)
+	go func() { done <- gs.Serve(lis) }()
+	s.log.Info("serving dataplane api", "socket", socketPath)
+	select {
+	case <-ctx.Done():
+		gs.Stop()
+		<-done
+		return nil
+	case err := <-done:
+		_ = lis.Close()
+		return fmt.Errorf("serving dataplane api on %s: %w", socketPath, err)
+	}
+}
+
+// Stream serves one controller session: it sends Hello, then answers every
+// ControllerMessage with Ack or Nack until the controller closes the stream.
+func (s *Server) Stream(stream dataplanev1.Dataplane_StreamServer) error {
+	ctx := stream.Context()
+	if err := stream.Send(s.hello()); err != nil {
+		return fmt.Errorf("sending hello: %w", err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(s.Handle(ctx, msg)); err != nil {
+			return fmt.Errorf("sending reply: %w", err)
+		}
+	}
+}
+
+// hello describes this dataplane and the snapshot in effect.
+func (s *Server) hello() *dataplanev1.DataplaneMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &dataplanev1.DataplaneMessage{Message: &dataplanev1.DataplaneMessage_Hello{Hello: &dataplanev1.Hello{
+		Node: &dataplanev1.NodeInfo{
+			NodeName:     s.opts.NodeName,
+			Engine:       s.opts.Engine,
+			BuildVersion: s.opts.BuildVersion,
+		},
+		LastAppliedVersion: s.current.GetVersion(),
+		LastAppliedHash:    s.current.GetHash(),
+	}}}
+}
+
+// Handle processes one ControllerMessage and returns the Ack or Nack answering it.
+// Stream calls it for every message received; it is exported for dataplanes that
+// receive messages some other way.
+func (s *Server) Handle(ctx context.Context, msg *dataplanev1.ControllerMessage) *dataplanev1.DataplaneMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch m := msg.GetMessage().(type) {
+	case *dataplanev1.ControllerMessage_Snapshot:
+		return s.applySnapshot(ctx, m.Snapshot)
+	case *dataplanev1.ControllerMessage_EndpointUpdate:
+		return s.applyEndpoints(ctx, m.EndpointUpdate)
+	default:
+		return s.nack(0, dataplanev1.Nack_INVALID, errors.New("message has neither snapshot nor endpointUpdate set"))
+	}
+}
+
+// applySnapshot validates and applies a full snapshot. s.mu is held.
+func (s *Server) applySnapshot(ctx context.Context, snap *dataplanev1.Snapshot) *dataplanev1.DataplaneMessage {
+	if snap == nil {
+		return s.nack(0, dataplanev1.Nack_INVALID, errors.New("snapshot is empty"))
+	}
+	if err := Validate(snap); err != nil {
+		return s.nack(snap.GetVersion(), dataplanev1.Nack_INVALID, fmt.Errorf("invalid snapshot: %w", err))
+	}
+	snap = withHash(snap, Hash(snap))
+	if s.current != nil && s.current.GetHash() == snap.GetHash() {
+		// Same content, e.g. resent after a reconnect: nothing to recompile.
+		s.current = snap
+		s.log.V(1).Info("snapshot unchanged; not reapplied", "version", snap.GetVersion(), "hash", snap.GetHash())
+		return s.ack()
+	}
+	listeners, err := s.applier.Apply(ctx, snap)
+	if err != nil {
+		return s.nack(snap.GetVersion(), dataplanev1.Nack_APPLY_FAILED, fmt.Errorf("applying snapshot: %w", err))
+	}
+	s.current, s.listeners = snap, listeners
+	s.log.Info("applied snapshot", "version", snap.GetVersion(), "hash", snap.GetHash(),
+		"listeners", len(snap.GetListeners()), "backendGroups", len(snap.GetBackendGroups()))
+	logListenerProblems(s.log, listeners)
+	return s.ack()
+}
+
+// applyEndpoints applies an endpoint update on top of the last good snapshot. s.mu
+// is held.
+func (s *Server) applyEndpoints(ctx context.Context, upd *dataplanev1.EndpointUpdate) *dataplanev1.DataplaneMessage {
+	if s.current == nil {
+		return s.nack(upd.GetVersion(), dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED,
+			errors.New("no snapshot is applied yet; send a full snapshot"))
+	}
+	next, err := ApplyEndpointUpdate(s.current, upd)
+	switch {
+	case errors.Is(err, ErrBaseVersionMismatch), errors.Is(err, ErrUnknownBackendGroup), errors.Is(err, ErrHashMismatch):
+		return s.nack(upd.GetVersion(), dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED, fmt.Errorf("%w; send a full snapshot", err))
+	case err != nil:
+		return s.nack(upd.GetVersion(), dataplanev1.Nack_INVALID, err)
+	}
+	if err := s.applier.ApplyEndpoints(ctx, upd.GetBackendGroup(), next); err != nil {
+		return s.nack(upd.GetVersion(), dataplanev1.Nack_APPLY_FAILED,
+			fmt.Errorf("applying endpoints of backend group %q: %w", upd.GetBackendGroup(), err))
+	}
+	s.current = next
+	s.log.V(1).Info("applied endpoint update", "version", next.GetVersion(), "hash", next.GetHash(),
+		"backendGroup", upd.GetBackendGroup(), "endpoints", len(upd.GetEndpoints()))
+	return s.ack()
+}
+
+// ack acknowledges the snapshot in effect. s.mu is held.
+func (s *Server) ack() *dataplanev1.DataplaneMessage {
+	return &dataplanev1.DataplaneMessage{Message: &dataplanev1.DataplaneMessage_Ack{Ack: &dataplanev1.Ack{
+		Version:   s.current.GetVersion(),
+		Hash:      s.current.GetHash(),
+		Listeners: s.listeners,
+	}}}
+}
+
+// nack rejects a message of version version. s.mu is held.
+func (s *Server) nack(version uint64, code dataplanev1.Nack_Code, err error) *dataplanev1.DataplaneMessage {
+	if code == dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED {
+		// Routine resynchronization, not a fault.
+		s.log.Info("asking the controller for a full snapshot", "version", version,
+			"appliedVersion", s.current.GetVersion(), "reason", err.Error())
+	} else {
+		s.log.Error(err, "rejected controller message; keeping the last good snapshot",
+			"version", version, "code", code.String(), "appliedVersion", s.current.GetVersion())
+	}
+	return &dataplanev1.DataplaneMessage{Message: &dataplanev1.DataplaneMessage_Nack{Nack: &dataplanev1.Nack{
+		Version:        version,
+		Reason:         err.Error(),
+		Code:           code,
+		AppliedVersion: s.current.GetVersion(),
+	}}}
+}
+
+// logListenerProblems logs every listener that is not bound.
+func logListenerProblems(log logr.Logger, listeners []*dataplanev1.ListenerStatus) {
+	for _, l := range listeners {
+		if !l.GetBound() {
+			log.Info("listener not bound", "listener", l.GetName(), "address", l.GetAddress(),
+				"port", l.GetPort(), "error", l.GetError())
+		}
+	}
+}
+
+// Listen creates a unix socket at path that only its owner may use (mode 0600)
+// and listens on it. A stale socket left at path by a process that is gone is
+// removed first; if a process still accepts connections there, or path is not a
+// socket, Listen fails. Closing the listener removes the socket.
+//
+// The socket is created in a private temporary directory next to path, given mode
+// 0600 and then renamed to path, so that no other user can connect to it in
+// between.
+func Listen(path string) (net.Listener, error) {
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".flax-sock-")
+	if err != nil {
+		return nil, fmt.Errorf("creating socket %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	if len(tmp) >= maxSocketPath {
+		// The detour is too long for a socket address: create the socket in place
+		// and restrict it right away.
+		tmp = path
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		_ = l.Close()
+		_ = os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fail(fmt.Errorf("restricting socket %s: %w", path, err))
+	}
+	if tmp != path {
+		if err := os.Rename(tmp, path); err != nil {
+			return fail(fmt.Errorf("moving socket into place at %s: %w", path, err))
+		}
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("creating socket %s: %w", path, err)
+	}
+	return &socketListener{UnixListener: l, path: path, file: fi}, nil
+}
+
+// maxSocketPath is the size of sun_path on Linux, including its terminating NUL.
+const maxSocketPath = 108
+
+// removeStaleSocket removes the socket at path if no process accepts connections
+// on it.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking socket path %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("socket path %s exists and is not a socket", path)
+	}
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = conn.Close()
+		return fmt.Errorf("socket %s is in use by another process", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// socketListener is a unix listener that reports and, when closed, removes the
+// socket at path, unless another file has replaced it since.
+type socketListener struct {
+	*net.UnixListener
+	path string
+	file fs.FileInfo
+	once sync.Once
+}
+
+// Addr returns the address of the socket at its final path.
+func (l *socketListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+// Close stops listening and removes the socket.
+func (l *socketListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.file) {
+			_ = os.Remove(l.path)
+		}
+	})
+	return err
+}

@@ -1,0 +1,388 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// testServer is a Server serving on a unix socket in a temporary directory, and a
+// client connected to it.
+type testServer struct {
+	srv     *Server
+	applier *fakeApplier
+	socket  string
+	client  dataplanev1.DataplaneClient
+	logs    *logSink
+}
+
+// startServer starts a Server; it is stopped when the test ends.
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	ts := &testServer{applier: &fakeApplier{}, logs: &logSink{}, socket: filepath.Join(t.TempDir(), "dataplane.sock")}
+	ts.srv = NewServer(ts.applier, ServerOptions{NodeName: "node-a", Engine: "io_uring", BuildVersion: "test", Log: ts.logs.logger()})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ts.srv.Serve(ctx, ts.socket) }()
+	eventually(t, "the socket exists", func() bool {
+		fi, err := os.Lstat(ts.socket)
+		return err == nil && fi.Mode().Type() == fs.ModeSocket
+	})
+	conn, err := grpc.NewClient("unix://"+ts.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("grpc.NewClient: %v", err)
+	}
+	ts.client = dataplanev1.NewDataplaneClient(conn)
+	t.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after its context was cancelled")
+		}
+		if _, err := os.Lstat(ts.socket); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("socket still exists after Serve returned: %v", err)
+		}
+	})
+	return ts
+}
+
+// open opens a stream and returns it with the Hello it received.
+func (ts *testServer) open(t *testing.T) (dataplanev1.Dataplane_StreamClient, *dataplanev1.Hello) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	stream, err := ts.client.Stream(ctx)
+	if err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	msg, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("receiving hello: %v", err)
+	}
+	hello := msg.GetHello()
+	if hello == nil {
+		t.Fatalf("first message is %v, want a Hello", msg)
+	}
+	return stream, hello
+}
+
+// send sends msg on stream and returns the reply.
+func send(t *testing.T, stream dataplanev1.Dataplane_StreamClient, msg *dataplanev1.ControllerMessage) *dataplanev1.DataplaneMessage {
+	t.Helper()
+	if err := stream.Send(msg); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	reply, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("Recv: %v", err)
+	}
+	return reply
+}
+
+// snapshotMsg wraps s in a ControllerMessage.
+func snapshotMsg(s *dataplanev1.Snapshot) *dataplanev1.ControllerMessage {
+	return &dataplanev1.ControllerMessage{Message: &dataplanev1.ControllerMessage_Snapshot{Snapshot: s}}
+}
+
+// updateMsg wraps u in a ControllerMessage.
+func updateMsg(u *dataplanev1.EndpointUpdate) *dataplanev1.ControllerMessage {
+	return &dataplanev1.ControllerMessage{Message: &dataplanev1.ControllerMessage_EndpointUpdate{EndpointUpdate: u}}
+}
+
+// wantAck fails unless reply is an Ack of version and returns it.
+func wantAck(t *testing.T, reply *dataplanev1.DataplaneMessage, version uint64) *dataplanev1.Ack {
+	t.Helper()
+	ack := reply.GetAck()
+	if ack == nil {
+		t.Fatalf("reply = %v, want an Ack", reply)
+	}
+	if ack.GetVersion() != version {
+		t.Fatalf("Ack version = %d, want %d", ack.GetVersion(), version)
+	}
+	return ack
+}
+
+// wantNack fails unless reply is a Nack of version with code whose reason holds
+// every one of reasons, and returns it.
+func wantNack(t *testing.T, reply *dataplanev1.DataplaneMessage, version uint64, code dataplanev1.Nack_Code, reasons ...string) *dataplanev1.Nack {
+	t.Helper()
+	nack := reply.GetNack()
+	if nack == nil {
+		t.Fatalf("reply = %v, want a Nack", reply)
+	}
+	if nack.GetVersion() != version || nack.GetCode() != code {
+		t.Fatalf("Nack = version %d code %v, want version %d code %v (reason %q)", nack.GetVersion(), nack.GetCode(), version, code, nack.GetReason())
+	}
+	for _, r := range reasons {
+		if !strings.Contains(nack.GetReason(), r) {
+			t.Errorf("Nack reason %q does not contain %q", nack.GetReason(), r)
+		}
+	}
+	return nack
+}
+
+func TestServerSocketMode(t *testing.T) {
+	ts := startServer(t)
+	fi, err := os.Lstat(ts.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		t.Errorf("%s is %v, want a socket", ts.socket, fi.Mode())
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("socket mode = %o, want 600", perm)
+	}
+	// No temporary directory is left behind.
+	entries, err := os.ReadDir(filepath.Dir(ts.socket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("socket directory holds %d entries, want only the socket", len(entries))
+	}
+}
+
+func TestServerStream(t *testing.T) {
+	ts := startServer(t)
+	stream, hello := ts.open(t)
+	if hello.GetLastAppliedVersion() != 0 || hello.GetLastAppliedHash() != "" {
+		t.Errorf("Hello before any snapshot = %v, want version 0 and no hash", hello)
+	}
+	if n := hello.GetNode(); n.GetNodeName() != "node-a" || n.GetEngine() != "io_uring" || n.GetBuildVersion() != "test" {
+		t.Errorf("Hello node = %v", n)
+	}
+
+	// A good snapshot is applied and acknowledged with its listeners' status.
+	good := validSnapshot(t)
+	ack := wantAck(t, send(t, stream, snapshotMsg(good)), 7)
+	if ack.GetHash() != Hash(good) {
+		t.Errorf("Ack hash = %s, want %s", ack.GetHash(), Hash(good))
+	}
+	if len(ack.GetListeners()) != 3 || ack.GetListeners()[0].GetName() != "default/gw/http" || !ack.GetListeners()[0].GetBound() {
+		t.Errorf("Ack listeners = %v", ack.GetListeners())
+	}
+	if ts.applier.count() != 1 || ts.applier.last().GetHash() != Hash(good) {
+		t.Errorf("applier got %d snapshots, last hash %s", ts.applier.count(), ts.applier.last().GetHash())
+	}
+
+	// A bad snapshot is rejected with the field at fault; the good one stays.
+	bad := validSnapshot(t)
+	bad.Version = 8
+	bad.Listeners[0].VirtualHosts[0].Routes[1].Matches[0].Path.Value = "api"
+	bad.Listeners[2].Port = 0
+	nack := wantNack(t, send(t, stream, snapshotMsg(bad)), 8, dataplanev1.Nack_INVALID,
+		`listeners[0].virtualHosts[0].routes[1].matches[0].path.value: must start with "/"`,
+		"listeners[2].port: must be between 1 and 65535")
+	if nack.GetAppliedVersion() != 7 {
+		t.Errorf("Nack applied version = %d, want 7", nack.GetAppliedVersion())
+	}
+	if ts.applier.count() != 1 {
+		t.Errorf("applier called for a bad snapshot")
+	}
+	if cur := ts.srv.Current(); cur.GetVersion() != 7 || cur.GetHash() != Hash(good) {
+		t.Errorf("current = version %d hash %s, want the good snapshot", cur.GetVersion(), cur.GetHash())
+	}
+	if ts.logs.count("rejected controller message", "listeners[2].port") != 1 {
+		t.Errorf("rejection not logged:\n%s", ts.logs)
+	}
+
+	// A snapshot whose hash does not match its content is rejected.
+	wrongHash := validSnapshot(t)
+	wrongHash.Version, wrongHash.Hash = 9, strings.Repeat("a", 64)
+	wantNack(t, send(t, stream, snapshotMsg(wrongHash)), 9, dataplanev1.Nack_INVALID, "hash: does not match")
+
+	// An endpoint update on top of the applied version is applied.
+	upd := &dataplanev1.EndpointUpdate{
+		BaseVersion: 7, Version: 10, BackendGroup: "web",
+		Endpoints: []*dataplanev1.Endpoint{{Address: "10.0.0.9", Port: 8080}},
+	}
+	ack = wantAck(t, send(t, stream, updateMsg(upd)), 10)
+	if ack.GetHash() == Hash(good) || ack.GetHash() != ts.srv.Current().GetHash() {
+		t.Errorf("Ack hash after update = %s, want the new snapshot's", ack.GetHash())
+	}
+	if len(ack.GetListeners()) != 3 {
+		t.Errorf("Ack after update has %d listener statuses, want the 3 of the snapshot", len(ack.GetListeners()))
+	}
+	if g := ts.applier.endpointGroups; len(g) != 1 || g[0] != "web" {
+		t.Errorf("ApplyEndpoints groups = %v, want [web]", g)
+	}
+	if eps := ts.srv.Current().GetBackendGroups()[0].GetEndpoints(); len(eps) != 1 || eps[0].GetAddress() != "10.0.0.9" {
+		t.Errorf("current endpoints of web = %v", eps)
+	}
+
+	// An update on top of another version asks for a full snapshot.
+	stale := &dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 11, BackendGroup: "web"}
+	wantNack(t, send(t, stream, updateMsg(stale)), 11, dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED,
+		"version 7", "send a full snapshot")
+	unknown := &dataplanev1.EndpointUpdate{BaseVersion: 10, Version: 11, BackendGroup: "nope"}
+	wantNack(t, send(t, stream, updateMsg(unknown)), 11, dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED, `"nope"`)
+	invalid := &dataplanev1.EndpointUpdate{
+		BaseVersion: 10, Version: 11, BackendGroup: "web",
+		Endpoints: []*dataplanev1.Endpoint{{Address: "10.0.0.9"}},
+	}
+	wantNack(t, send(t, stream, updateMsg(invalid)), 11, dataplanev1.Nack_INVALID, "backendGroups[0].endpoints[0].port")
+	if ts.srv.Current().GetVersion() != 10 {
+		t.Errorf("current version = %d after rejected updates, want 10", ts.srv.Current().GetVersion())
+	}
+
+	// A new stream (a reconnecting controller) is told what is applied.
+	_, hello = ts.open(t)
+	if hello.GetLastAppliedVersion() != 10 || hello.GetLastAppliedHash() != ts.srv.Current().GetHash() {
+		t.Errorf("Hello = %v, want version 10 and the current hash", hello)
+	}
+
+	// Resending content that is already applied does not reapply it.
+	applied := ts.applier.count()
+	same := clone(ts.srv.Current())
+	same.Version, same.Hash = 12, ""
+	ack = wantAck(t, send(t, stream, snapshotMsg(same)), 12)
+	if ts.applier.count() != applied {
+		t.Errorf("unchanged snapshot was reapplied")
+	}
+	if ack.GetHash() != Hash(same) || len(ack.GetListeners()) != 3 {
+		t.Errorf("Ack for unchanged snapshot = %v", ack)
+	}
+
+	// A message with nothing in it is rejected.
+	wantNack(t, send(t, stream, &dataplanev1.ControllerMessage{}), 0, dataplanev1.Nack_INVALID, "neither")
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServerApplierFailures(t *testing.T) {
+	ts := startServer(t)
+	stream, _ := ts.open(t)
+
+	// Nothing applied yet: an endpoint update needs a full snapshot first.
+	wantNack(t, send(t, stream, updateMsg(&dataplanev1.EndpointUpdate{Version: 1, BackendGroup: "web"})), 1,
+		dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED, "no snapshot is applied yet")
+
+	ts.applier.setErrors(errors.New("compile failed"), nil)
+	wantNack(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7, dataplanev1.Nack_APPLY_FAILED, "compile failed")
+	if ts.srv.Current() != nil {
+		t.Fatal("a snapshot the applier rejected became current")
+	}
+
+	ts.applier.setErrors(nil, nil)
+	wantAck(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7)
+
+	ts.applier.setErrors(nil, errors.New("pool busy"))
+	wantNack(t, send(t, stream, updateMsg(&dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 8, BackendGroup: "web"})), 8,
+		dataplanev1.Nack_APPLY_FAILED, `backend group "web"`, "pool busy")
+	if v := ts.srv.Current().GetVersion(); v != 7 {
+		t.Errorf("current version = %d, want 7", v)
+	}
+
+	// A listener that cannot be bound is reported in the Ack, not as a failure.
+	ts.applier.setErrors(nil, nil)
+	s := validSnapshot(t)
+	s.Version = 9
+	s.Listeners[0].Port = 1
+	ack := wantAck(t, send(t, stream, snapshotMsg(s)), 9)
+	if st := ack.GetListeners()[0]; st.GetBound() || st.GetError() == "" || st.GetPort() != 1 {
+		t.Errorf("status of the unbindable listener = %v", st)
+	}
+	if ts.logs.count("listener not bound", "permission denied") != 1 {
+		t.Errorf("unbound listener not logged:\n%s", ts.logs)
+	}
+}
+
+func TestListen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.sock")
+
+	// A stale socket, left by a process that is gone, is replaced.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	_ = stale.Close()
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	if l.Addr().String() != path {
+		t.Errorf("Addr = %s, want %s", l.Addr(), path)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v (%v), want 0600", fi.Mode(), err)
+	}
+
+	// A socket in use is not taken over.
+	if l2, err := Listen(path); err == nil {
+		_ = l2.Close()
+		t.Error("Listen took over a socket in use")
+	} else if !strings.Contains(err.Error(), "in use") {
+		t.Errorf("Listen on a socket in use: %v", err)
+	}
+
+	// Closing removes the socket.
+	_ = l.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket exists after Close: %v", err)
+	}
+
+	// A file that is not a socket is left alone.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(file); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("Listen on a regular file: %v", err)
+	}
+	if data, _ := os.ReadFile(file); string(data) != "keep" {
+		t.Error("Listen changed a regular file")
+	}
+
+	// A missing directory is an error.
+	if _, err := Listen(filepath.Join(dir, "missing", "s.sock")); err == nil {
+		t.Error("Listen in a missing directory succeeded")
+	}
+}
+
+func TestListenLongPath(t *testing.T) {
+	// A path short enough for a socket but too long for the detour through a
+	// temporary directory still gets a 0600 socket.
+	dir := t.TempDir()
+	pad := 95 - len(dir) - 1
+	if pad < 1 {
+		t.Skipf("temporary directory %s is too long for this test", dir)
+	}
+	dir = filepath.Join(dir, strings.Repeat("d", pad))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "s.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen(%d-byte path): %v", len(path), err)
+	}
+	defer l.Close()
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != fs.ModeSocket {
+		t.Errorf("socket mode = %v (%v), want a 0600 socket", fi.Mode(), err)
+	}
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dialing the socket: %v", err)
+	}
+	_ = conn.Close()
+}

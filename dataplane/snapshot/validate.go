@@ -1,0 +1,979 @@
+package snapshot
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// MaxValidationErrors is the number of problems Validate reports at most; further
+// problems are summarized in one last error.
+const MaxValidationErrors = 50
+
+// Limits enforced by Validate.
+const (
+	// MaxWeight is the largest backend or endpoint weight.
+	MaxWeight = 1_000_000
+	// MaxRetryAttempts is the largest RetryPolicy.attempts.
+	MaxRetryAttempts = 10
+	// maxPathLength bounds path values and regular expressions.
+	maxPathLength = 1024
+	// maxHeaderValueLength bounds header values in matches and modifiers.
+	maxHeaderValueLength = 4096
+	// maxDirectResponseBody bounds DirectResponse.body.
+	maxDirectResponseBody = 1 << 20
+)
+
+// FieldError is one problem with one field of a snapshot. Field is the path of the
+// field in protojson names, e.g. "listeners[0].virtualHosts[1].hostnames[0]".
+type FieldError struct {
+	// Field is the path of the offending field.
+	Field string
+	// Detail says what is wrong with it.
+	Detail string
+}
+
+// Error returns "<field>: <detail>".
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Detail
+	}
+	return e.Field + ": " + e.Detail
+}
+
+// Validate checks that snap is a snapshot the dataplane can run, beyond what its
+// protobuf types guarantee: names are unique, references resolve, addresses, ports,
+// hostnames, paths, header names and regular expressions are well-formed, TLS key
+// pairs parse, enums hold known values, durations are not negative, combinations of
+// fields are allowed, no field is unknown to this dataplane, and Hash, if set,
+// matches the content. It returns nil or the errors.Join of up to
+// MaxValidationErrors *FieldError values, each naming the path of its field.
+func Validate(snap *dataplanev1.Snapshot) error {
+	if snap == nil {
+		return errors.New("snapshot is nil")
+	}
+	v := &validator{groups: map[string]int{}}
+	for i, g := range snap.GetBackendGroups() {
+		if _, dup := v.groups[g.GetName()]; !dup && g.GetName() != "" {
+			v.groups[g.GetName()] = i
+		}
+	}
+	v.unknownFields(snap.ProtoReflect(), "")
+	v.listeners(snap.GetListeners())
+	v.backendGroups(snap.GetBackendGroups())
+	if h, err := computeHash(snap); err != nil {
+		v.add("", err.Error())
+	} else if snap.GetHash() != "" && snap.GetHash() != h {
+		v.addf("hash", "does not match the snapshot's content (computed %s)", h)
+	}
+	return v.err()
+}
+
+// validateEndpoints validates the endpoints of the backend group at index group,
+// as ApplyEndpointUpdate replaced them.
+func validateEndpoints(group int, endpoints []*dataplanev1.Endpoint) error {
+	v := &validator{}
+	p := root.item("backendGroups", group)
+	for i, e := range endpoints {
+		v.unknownFields(e.ProtoReflect(), p.item("endpoints", i))
+	}
+	v.endpoints(p, endpoints)
+	return v.err()
+}
+
+// fieldPath is the path of a field in protojson names.
+type fieldPath string
+
+// root is the path of the snapshot itself.
+const root fieldPath = ""
+
+// child is the path of field name of p.
+func (p fieldPath) child(name string) fieldPath {
+	if p == "" {
+		return fieldPath(name)
+	}
+	return p + "." + fieldPath(name)
+}
+
+// at is the path of element i of the list at p.
+func (p fieldPath) at(i int) fieldPath {
+	return p + fieldPath("["+strconv.Itoa(i)+"]")
+}
+
+// item is the path of element i of list field name of p.
+func (p fieldPath) item(name string, i int) fieldPath {
+	return p.child(name).at(i)
+}
+
+// String returns the path.
+func (p fieldPath) String() string { return string(p) }
+
+// validator collects the problems found in one snapshot.
+type validator struct {
+	errs    []error
+	dropped int
+	// groups maps backend group names to their first index.
+	groups map[string]int
+}
+
+// add records a problem with the field at p.
+func (v *validator) add(p fieldPath, detail string) {
+	if len(v.errs) >= MaxValidationErrors {
+		v.dropped++
+		return
+	}
+	v.errs = append(v.errs, &FieldError{Field: p.String(), Detail: detail})
+}
+
+// addf records a formatted problem with the field at p.
+func (v *validator) addf(p fieldPath, format string, args ...any) {
+	v.add(p, fmt.Sprintf(format, args...))
+}
+
+// err returns the problems found, or nil.
+func (v *validator) err() error {
+	errs := v.errs
+	if v.dropped > 0 {
+		errs = append(errs, fmt.Errorf("and %d more problems", v.dropped))
+	}
+	return errors.Join(errs...)
+}
+
+// unknownFields reports fields and enum values of m and its sub-messages that this
+// dataplane does not know: a newer controller may send them, and ignoring them
+// could route traffic in ways the controller did not intend.
+func (v *validator) unknownFields(m protoreflect.Message, p fieldPath) {
+	if raw := m.GetUnknown(); len(raw) > 0 {
+		if num, _, n := protowire.ConsumeTag(raw); n > 0 {
+			v.addf(p, "has a field (number %d) unknown to this dataplane; upgrade the dataplane", num)
+		} else {
+			v.add(p, "has malformed unknown fields")
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+		fp := p.child(fd.JSONName())
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := val.List()
+			for i := 0; i < l.Len(); i++ {
+				v.unknownFields(l.Get(i).Message(), fp.at(i))
+			}
+		case fd.IsList() && fd.Enum() != nil:
+			l := val.List()
+			for i := 0; i < l.Len(); i++ {
+				v.enumValue(fp.at(i), fd.Enum(), l.Get(i).Enum())
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			v.unknownFields(val.Message(), fp)
+		case fd.Enum() != nil:
+			v.enumValue(fp, fd.Enum(), val.Enum())
+		}
+		return true
+	})
+}
+
+// enumValue reports a value that is not one of ed's values.
+func (v *validator) enumValue(p fieldPath, ed protoreflect.EnumDescriptor, n protoreflect.EnumNumber) {
+	if ed.Values().ByNumber(n) == nil {
+		v.addf(p, "unknown value %d, want one of %s", n, enumNames(ed))
+	}
+}
+
+// listeners validates the listeners of a snapshot.
+func (v *validator) listeners(ls []*dataplanev1.Listener) {
+	names := map[string]int{}
+	binds := map[string]int{}
+	for i, l := range ls {
+		p := root.item("listeners", i)
+		v.uniqueName(p.child("name"), l.GetName(), names, i, "listeners")
+		if l.GetPort() < 1 || l.GetPort() > 65535 {
+			v.addf(p.child("port"), "must be between 1 and 65535, got %d", l.GetPort())
+		}
+		addr := l.GetAddress()
+		if addr != "" {
+			ip, err := netip.ParseAddr(addr)
+			if err != nil {
+				v.addf(p.child("address"), "must be an IPv4 or IPv6 address without brackets, or empty for all addresses, got %q", addr)
+			} else {
+				addr = ip.String()
+			}
+		}
+		if l.GetPort() >= 1 && l.GetPort() <= 65535 {
+			bind := addr + "|" + strconv.Itoa(int(l.GetPort()))
+			if j, dup := binds[bind]; dup {
+				v.addf(p, "binds the same address and port as listeners[%d]", j)
+			} else {
+				binds[bind] = i
+			}
+		}
+
+		switch l.GetProtocol() {
+		case dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
+			v.add(p.child("protocol"), "must be set to HTTP, HTTPS or TCP")
+		case dataplanev1.Listener_HTTP:
+			if len(l.GetCertificates()) > 0 {
+				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS")
+			}
+		case dataplanev1.Listener_HTTPS:
+			if len(l.GetCertificates()) == 0 {
+				v.add(p.child("certificates"), "an HTTPS listener needs at least one certificate")
+			}
+		case dataplanev1.Listener_TCP:
+			if len(l.GetCertificates()) > 0 {
+				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS")
+			}
+			if len(l.GetVirtualHosts()) > 0 {
+				v.add(p.child("virtualHosts"), "must be empty when protocol is TCP")
+			}
+			if l.GetTcpRoute() == nil {
+				v.add(p.child("tcpRoute"), "a TCP listener needs a tcpRoute")
+			}
+		}
+		if l.GetTcpRoute() != nil && l.GetProtocol() != dataplanev1.Listener_TCP {
+			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
+		}
+		v.certificates(p, l.GetCertificates())
+		v.virtualHosts(p, l.GetVirtualHosts())
+		if r := l.GetTcpRoute(); r != nil {
+			v.tcpRoute(p.child("tcpRoute"), r)
+		}
+	}
+}
+
+// uniqueName reports an empty name, or a name already seen at another index of
+// list (recording it otherwise).
+func (v *validator) uniqueName(p fieldPath, name string, seen map[string]int, i int, list string) {
+	if name == "" {
+		v.add(p, "must not be empty")
+		return
+	}
+	if j, dup := seen[name]; dup {
+		v.addf(p, "duplicate name %q (also %s[%d])", name, list, j)
+		return
+	}
+	seen[name] = i
+}
+
+// certificates validates the certificates of listener p.
+func (v *validator) certificates(p fieldPath, certs []*dataplanev1.TLSCertificate) {
+	names := map[string]int{}
+	defaultCert := -1
+	for i, c := range certs {
+		cp := p.item("certificates", i)
+		switch {
+		case len(c.GetCertPem()) == 0:
+			v.add(cp.child("certPem"), "must not be empty")
+		case len(c.GetKeyPem()) == 0:
+			v.add(cp.child("keyPem"), "must not be empty")
+		default:
+			if err := checkKeyPair(c.GetCertPem(), c.GetKeyPem()); err != nil {
+				v.addf(cp, "certPem and keyPem are not a valid key pair: %v", err)
+			}
+		}
+		if len(c.GetServerNames()) == 0 {
+			if defaultCert >= 0 {
+				v.addf(cp.child("serverNames"), "only one certificate may have no serverNames (also certificates[%d])", defaultCert)
+			} else {
+				defaultCert = i
+			}
+		}
+		for j, n := range c.GetServerNames() {
+			np := cp.item("serverNames", j)
+			if problem := checkHostname(n, true); problem != "" {
+				v.add(np, problem)
+				continue
+			}
+			if k, dup := names[n]; dup {
+				v.addf(np, "server name %q is also in certificates[%d]", n, k)
+				continue
+			}
+			names[n] = i
+		}
+	}
+}
+
+// maxCheckedKeyPairs bounds the cache of key pairs known to be valid.
+const maxCheckedKeyPairs = 4096
+
+// checkedKeyPairs caches the SHA-256 digests of key pairs that passed
+// checkKeyPair: the controller resends every certificate with every full snapshot,
+// and parsing private keys is expensive.
+var checkedKeyPairs = struct {
+	sync.Mutex
+	digests map[[sha256.Size]byte]struct{}
+}{digests: map[[sha256.Size]byte]struct{}{}}
+
+// checkKeyPair reports whether certPEM and keyPEM form a key pair crypto/tls can
+// serve.
+func checkKeyPair(certPEM, keyPEM []byte) error {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(certPEM)))
+	h.Write(n[:])
+	h.Write(certPEM)
+	h.Write(keyPEM)
+	var digest [sha256.Size]byte
+	h.Sum(digest[:0])
+
+	checkedKeyPairs.Lock()
+	_, ok := checkedKeyPairs.digests[digest]
+	checkedKeyPairs.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return err
+	}
+	checkedKeyPairs.Lock()
+	if len(checkedKeyPairs.digests) >= maxCheckedKeyPairs {
+		clear(checkedKeyPairs.digests)
+	}
+	checkedKeyPairs.digests[digest] = struct{}{}
+	checkedKeyPairs.Unlock()
+	return nil
+}
+
+// virtualHosts validates the virtual hosts of listener p.
+func (v *validator) virtualHosts(p fieldPath, vhs []*dataplanev1.VirtualHost) {
+	names := map[string]int{}
+	hosts := map[string]int{}
+	catchAll := -1
+	for i, vh := range vhs {
+		vp := p.item("virtualHosts", i)
+		v.uniqueName(vp.child("name"), vh.GetName(), names, i, "virtualHosts")
+		if len(vh.GetHostnames()) == 0 {
+			if catchAll >= 0 {
+				v.addf(vp.child("hostnames"), "only one virtual host of a listener may have no hostnames (also virtualHosts[%d])", catchAll)
+			} else {
+				catchAll = i
+			}
+		}
+		for j, h := range vh.GetHostnames() {
+			hp := vp.item("hostnames", j)
+			if problem := checkHostname(h, true); problem != "" {
+				v.add(hp, problem)
+				continue
+			}
+			if k, dup := hosts[h]; dup {
+				v.addf(hp, "hostname %q is also served by virtualHosts[%d]", h, k)
+				continue
+			}
+			hosts[h] = i
+		}
+		for j, r := range vh.GetRoutes() {
+			v.route(vp.item("routes", j), r)
+		}
+	}
+}
+
+// route validates one route.
+func (v *validator) route(p fieldPath, r *dataplanev1.Route) {
+	if r.GetName() == "" {
+		v.add(p.child("name"), "must not be empty")
+	}
+	for i, m := range r.GetMatches() {
+		v.match(p.item("matches", i), m)
+	}
+	v.filters(p.child("filters"), r.GetFilters(), r, true)
+	for i, b := range r.GetBackends() {
+		bp := p.item("backends", i)
+		switch t := b.GetTarget().(type) {
+		case *dataplanev1.WeightedBackend_BackendGroup:
+			v.groupRef(bp.child("backendGroup"), t.BackendGroup)
+		case *dataplanev1.WeightedBackend_DirectResponse:
+			v.directResponse(bp.child("directResponse"), t.DirectResponse)
+		default:
+			v.add(bp, "must set backendGroup or directResponse")
+		}
+		if b.GetWeight() > MaxWeight {
+			v.addf(bp.child("weight"), "must be at most %d, got %d", MaxWeight, b.GetWeight())
+		}
+		v.filters(bp.child("filters"), b.GetFilters(), r, false)
+	}
+	if dr := r.GetDirectResponse(); dr != nil {
+		v.directResponse(p.child("directResponse"), dr)
+		if len(r.GetBackends()) > 0 {
+			v.add(p.child("directResponse"), "must not be set together with backends")
+		}
+	}
+	if t := r.GetTimeouts(); t != nil {
+		tp := p.child("timeouts")
+		v.duration(tp.child("request"), t.GetRequest())
+		v.duration(tp.child("backendRequest"), t.GetBackendRequest())
+		req, breq := t.GetRequest().AsDuration(), t.GetBackendRequest().AsDuration()
+		if req > 0 && breq > req {
+			v.addf(tp.child("backendRequest"), "must not exceed timeouts.request (%s), got %s", req, breq)
+		}
+	}
+	if rp := r.GetRetry(); rp != nil {
+		v.retry(p.child("retry"), rp)
+	}
+	if sa := r.GetSessionAffinity(); sa != nil {
+		sp := p.child("sessionAffinity")
+		switch k := sa.GetKind().(type) {
+		case *dataplanev1.SessionAffinity_Cookie:
+			v.token(sp.child("cookie").child("name"), k.Cookie.GetName())
+			v.duration(sp.child("cookie").child("ttl"), k.Cookie.GetTtl())
+		case *dataplanev1.SessionAffinity_Header:
+			v.token(sp.child("header").child("name"), k.Header.GetName())
+		default:
+			v.add(sp, "must set cookie or header")
+		}
+	}
+}
+
+// match validates one route match.
+func (v *validator) match(p fieldPath, m *dataplanev1.RouteMatch) {
+	if pm := m.GetPath(); pm != nil {
+		pp := p.child("path")
+		switch pm.GetType() {
+		case dataplanev1.PathMatch_TYPE_UNSPECIFIED:
+			v.add(pp.child("type"), "must be set to EXACT, PATH_PREFIX or REGULAR_EXPRESSION")
+		case dataplanev1.PathMatch_EXACT, dataplanev1.PathMatch_PATH_PREFIX:
+			if problem := checkMatchPath(pm.GetValue()); problem != "" {
+				v.add(pp.child("value"), problem)
+			}
+		case dataplanev1.PathMatch_REGULAR_EXPRESSION:
+			v.regex(pp.child("value"), pm.GetValue())
+		}
+	}
+	headers := map[string]int{}
+	for i, h := range m.GetHeaders() {
+		hp := p.item("headers", i)
+		if v.token(hp.child("name"), h.GetName()) {
+			key := strings.ToLower(h.GetName())
+			if j, dup := headers[key]; dup {
+				v.addf(hp.child("name"), "header %q is already matched by headers[%d]", h.GetName(), j)
+			} else {
+				headers[key] = i
+			}
+		}
+		switch h.GetType() {
+		case dataplanev1.HeaderMatch_TYPE_UNSPECIFIED:
+			v.add(hp.child("type"), "must be set to EXACT or REGULAR_EXPRESSION")
+		case dataplanev1.HeaderMatch_EXACT:
+			v.headerValue(hp.child("value"), h.GetValue())
+		case dataplanev1.HeaderMatch_REGULAR_EXPRESSION:
+			v.regex(hp.child("value"), h.GetValue())
+		}
+	}
+	params := map[string]int{}
+	for i, q := range m.GetQueryParams() {
+		qp := p.item("queryParams", i)
+		switch name := q.GetName(); {
+		case name == "":
+			v.add(qp.child("name"), "must not be empty")
+		case len(name) > 256:
+			v.add(qp.child("name"), "must be at most 256 bytes long")
+		case strings.ContainsFunc(name, isControl):
+			v.add(qp.child("name"), "must not contain control characters")
+		default:
+			if j, dup := params[name]; dup {
+				v.addf(qp.child("name"), "query parameter %q is already matched by queryParams[%d]", name, j)
+			} else {
+				params[name] = i
+			}
+		}
+		switch q.GetType() {
+		case dataplanev1.QueryParamMatch_TYPE_UNSPECIFIED:
+			v.add(qp.child("type"), "must be set to EXACT or REGULAR_EXPRESSION")
+		case dataplanev1.QueryParamMatch_EXACT:
+			if strings.ContainsFunc(q.GetValue(), isControl) {
+				v.add(qp.child("value"), "must not contain control characters")
+			}
+		case dataplanev1.QueryParamMatch_REGULAR_EXPRESSION:
+			v.regex(qp.child("value"), q.GetValue())
+		}
+	}
+	if m.GetMethod() != "" {
+		v.token(p.child("method"), m.GetMethod())
+	}
+}
+
+// filters validates the filters of route r (or of one of its backends when
+// onRoute is false) at p.
+func (v *validator) filters(p fieldPath, fs []*dataplanev1.RouteFilter, r *dataplanev1.Route, onRoute bool) {
+	seen := map[string]int{}
+	once := func(fp fieldPath, kind string, i int) {
+		if j, dup := seen[kind]; dup {
+			v.addf(fp, "only one %s filter is allowed (also [%d])", kind, j)
+			return
+		}
+		seen[kind] = i
+	}
+	for i, f := range fs {
+		fp := p.at(i)
+		switch k := f.GetFilter().(type) {
+		case *dataplanev1.RouteFilter_RequestHeaderModifier:
+			once(fp.child("requestHeaderModifier"), "requestHeaderModifier", i)
+			v.headerModifier(fp.child("requestHeaderModifier"), k.RequestHeaderModifier)
+		case *dataplanev1.RouteFilter_ResponseHeaderModifier:
+			once(fp.child("responseHeaderModifier"), "responseHeaderModifier", i)
+			v.headerModifier(fp.child("responseHeaderModifier"), k.ResponseHeaderModifier)
+		case *dataplanev1.RouteFilter_RequestRedirect:
+			rp := fp.child("requestRedirect")
+			once(rp, "requestRedirect", i)
+			if !onRoute {
+				v.add(rp, "is not allowed on a backend; put it on the route")
+			} else if len(r.GetBackends()) > 0 {
+				v.add(rp, "must not be used together with backends")
+			}
+			v.redirect(rp, k.RequestRedirect, r)
+		case *dataplanev1.RouteFilter_UrlRewrite:
+			up := fp.child("urlRewrite")
+			once(up, "urlRewrite", i)
+			if h := k.UrlRewrite.GetHostname(); h != "" {
+				if problem := checkHostname(h, false); problem != "" {
+					v.add(up.child("hostname"), problem)
+				}
+			}
+			if pm := k.UrlRewrite.GetPath(); pm != nil {
+				v.pathModifier(up.child("path"), pm, r)
+			}
+		case *dataplanev1.RouteFilter_RequestMirror:
+			mp := fp.child("requestMirror")
+			v.groupRef(mp.child("backendGroup"), k.RequestMirror.GetBackendGroup())
+			switch s := k.RequestMirror.GetShare().(type) {
+			case *dataplanev1.RequestMirror_Percent:
+				if s.Percent > 100 {
+					v.addf(mp.child("percent"), "must be between 0 and 100, got %d", s.Percent)
+				}
+			case *dataplanev1.RequestMirror_Fraction:
+				den := s.Fraction.GetDenominator()
+				if den == 0 {
+					den = 100
+				}
+				if s.Fraction.GetNumerator() > den {
+					v.addf(mp.child("fraction").child("numerator"), "must not exceed the denominator (%d), got %d", den, s.Fraction.GetNumerator())
+				}
+			}
+		default:
+			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite or requestMirror")
+		}
+	}
+	if i, ok := seen["requestRedirect"]; ok {
+		if _, ok := seen["urlRewrite"]; ok {
+			v.add(p.at(i).child("requestRedirect"), "must not be used together with a urlRewrite filter")
+		}
+	}
+}
+
+// headerModifier validates a header modifier.
+func (v *validator) headerModifier(p fieldPath, hm *dataplanev1.HeaderModifier) {
+	for _, list := range []struct {
+		name    string
+		headers []*dataplanev1.Header
+	}{{"set", hm.GetSet()}, {"add", hm.GetAdd()}} {
+		seen := map[string]int{}
+		for i, h := range list.headers {
+			hp := p.item(list.name, i)
+			if v.token(hp.child("name"), h.GetName()) {
+				key := strings.ToLower(h.GetName())
+				if j, dup := seen[key]; dup {
+					v.addf(hp.child("name"), "header %q is already in %s[%d]", h.GetName(), list.name, j)
+				} else {
+					seen[key] = i
+				}
+			}
+			v.headerValue(hp.child("value"), h.GetValue())
+		}
+	}
+	seen := map[string]int{}
+	for i, name := range hm.GetRemove() {
+		rp := p.item("remove", i)
+		if v.token(rp, name) {
+			key := strings.ToLower(name)
+			if j, dup := seen[key]; dup {
+				v.addf(rp, "header %q is already in remove[%d]", name, j)
+			} else {
+				seen[key] = i
+			}
+		}
+	}
+}
+
+// redirect validates a request redirect of route r.
+func (v *validator) redirect(p fieldPath, rr *dataplanev1.RequestRedirect, r *dataplanev1.Route) {
+	switch rr.GetScheme() {
+	case "", "http", "https":
+	default:
+		v.addf(p.child("scheme"), "must be http, https or empty, got %q", rr.GetScheme())
+	}
+	if h := rr.GetHostname(); h != "" {
+		if problem := checkHostname(h, false); problem != "" {
+			v.add(p.child("hostname"), problem)
+		}
+	}
+	if pm := rr.GetPath(); pm != nil {
+		v.pathModifier(p.child("path"), pm, r)
+	}
+	if rr.GetPort() > 65535 {
+		v.addf(p.child("port"), "must be between 1 and 65535, or 0 for the default, got %d", rr.GetPort())
+	}
+	switch rr.GetStatusCode() {
+	case 0, 301, 302, 303, 307, 308:
+	default:
+		v.addf(p.child("statusCode"), "must be one of 301, 302, 303, 307, 308, got %d", rr.GetStatusCode())
+	}
+}
+
+// pathModifier validates a path modifier of route r.
+func (v *validator) pathModifier(p fieldPath, pm *dataplanev1.PathModifier, r *dataplanev1.Route) {
+	switch m := pm.GetModifier().(type) {
+	case *dataplanev1.PathModifier_ReplaceFullPath:
+		if problem := checkPathChars(m.ReplaceFullPath); problem != "" {
+			v.add(p.child("replaceFullPath"), problem)
+		}
+	case *dataplanev1.PathModifier_ReplacePrefixMatch:
+		if problem := checkPathChars(m.ReplacePrefixMatch); problem != "" {
+			v.add(p.child("replacePrefixMatch"), problem)
+		}
+		for i, match := range r.GetMatches() {
+			if t := match.GetPath().GetType(); match.GetPath() != nil && t != dataplanev1.PathMatch_PATH_PREFIX {
+				v.addf(p.child("replacePrefixMatch"), "needs every match of the route to be a PATH_PREFIX match, but matches[%d] is %s", i, t)
+				break
+			}
+		}
+	default:
+		v.add(p, "must set replaceFullPath or replacePrefixMatch")
+	}
+}
+
+// directResponse validates a direct response.
+func (v *validator) directResponse(p fieldPath, dr *dataplanev1.DirectResponse) {
+	if dr.GetStatus() < 200 || dr.GetStatus() > 599 {
+		v.addf(p.child("status"), "must be between 200 and 599, got %d", dr.GetStatus())
+	}
+	if len(dr.GetBody()) > maxDirectResponseBody {
+		v.addf(p.child("body"), "must be at most %d bytes long", maxDirectResponseBody)
+	}
+}
+
+// retry validates a retry policy.
+func (v *validator) retry(p fieldPath, rp *dataplanev1.RetryPolicy) {
+	if rp.GetAttempts() > MaxRetryAttempts {
+		v.addf(p.child("attempts"), "must be at most %d, got %d", MaxRetryAttempts, rp.GetAttempts())
+	}
+	for i, c := range rp.GetRetryOnStatusCodes() {
+		if c < 400 || c > 599 {
+			v.addf(p.item("retryOnStatusCodes", i), "must be between 400 and 599, got %d", c)
+		}
+	}
+	v.duration(p.child("backoffBase"), rp.GetBackoffBase())
+	v.duration(p.child("backoffMax"), rp.GetBackoffMax())
+	if rp.GetBackoffMax() != nil && rp.GetBackoffMax().AsDuration() < rp.GetBackoffBase().AsDuration() {
+		v.addf(p.child("backoffMax"), "must not be less than backoffBase (%s)", rp.GetBackoffBase().AsDuration())
+	}
+}
+
+// tcpRoute validates the route of a TCP listener.
+func (v *validator) tcpRoute(p fieldPath, r *dataplanev1.TCPRoute) {
+	if r.GetName() == "" {
+		v.add(p.child("name"), "must not be empty")
+	}
+	for i, b := range r.GetBackends() {
+		bp := p.item("backends", i)
+		switch t := b.GetTarget().(type) {
+		case *dataplanev1.TCPBackend_BackendGroup:
+			v.groupRef(bp.child("backendGroup"), t.BackendGroup)
+		case *dataplanev1.TCPBackend_Reject:
+			if !t.Reject {
+				v.add(bp.child("reject"), "must be true when set")
+			}
+		default:
+			v.add(bp, "must set backendGroup or reject")
+		}
+		if b.GetWeight() > MaxWeight {
+			v.addf(bp.child("weight"), "must be at most %d, got %d", MaxWeight, b.GetWeight())
+		}
+	}
+}
+
+// groupRef reports a reference to a backend group that does not exist.
+func (v *validator) groupRef(p fieldPath, name string) {
+	if name == "" {
+		v.add(p, "must not be empty")
+		return
+	}
+	if _, ok := v.groups[name]; !ok {
+		v.addf(p, "backend group %q does not exist", name)
+	}
+}
+
+// backendGroups validates the backend groups of a snapshot.
+func (v *validator) backendGroups(gs []*dataplanev1.BackendGroup) {
+	names := map[string]int{}
+	for i, g := range gs {
+		p := root.item("backendGroups", i)
+		v.uniqueName(p.child("name"), g.GetName(), names, i, "backendGroups")
+		if lb := g.GetLoadBalancing(); lb != nil {
+			lp := p.child("loadBalancing")
+			hashed := lb.GetPolicy() == dataplanev1.LoadBalancing_RING_HASH || lb.GetPolicy() == dataplanev1.LoadBalancing_MAGLEV
+			switch {
+			case hashed && lb.GetHashOn() == nil:
+				v.addf(lp.child("hashOn"), "must be set for policy %s", lb.GetPolicy())
+			case !hashed && lb.GetHashOn() != nil:
+				v.addf(lp.child("hashOn"), "must be unset for policy %s; only RING_HASH and MAGLEV hash", lb.GetPolicy())
+			}
+			if h := lb.GetHashOn(); h != nil {
+				hp := lp.child("hashOn")
+				switch k := h.GetKey().(type) {
+				case *dataplanev1.HashOn_Header:
+					v.token(hp.child("header"), k.Header)
+				case *dataplanev1.HashOn_Cookie:
+					v.token(hp.child("cookie"), k.Cookie)
+				case *dataplanev1.HashOn_SourceIp:
+					if !k.SourceIp {
+						v.add(hp.child("sourceIp"), "must be true when set")
+					}
+				default:
+					v.add(hp, "must set header, cookie or sourceIp")
+				}
+			}
+		}
+		if hc := g.GetHealthCheck(); hc != nil {
+			v.healthCheck(p.child("healthCheck"), hc)
+		}
+		if od := g.GetOutlierDetection(); od != nil {
+			op := p.child("outlierDetection")
+			v.duration(op.child("baseEjectionTime"), od.GetBaseEjectionTime())
+			if od.GetMaxEjectionPercent() > 100 {
+				v.addf(op.child("maxEjectionPercent"), "must be between 0 and 100, got %d", od.GetMaxEjectionPercent())
+			}
+		}
+		v.duration(p.child("connectTimeout"), g.GetConnectTimeout())
+		v.duration(p.child("idleTimeout"), g.GetIdleTimeout())
+		v.endpoints(p, g.GetEndpoints())
+	}
+}
+
+// healthCheck validates a health check.
+func (v *validator) healthCheck(p fieldPath, hc *dataplanev1.HealthCheck) {
+	if problem := checkPathChars(hc.GetPath()); problem != "" {
+		v.add(p.child("path"), problem)
+	}
+	if h := hc.GetHost(); h != "" {
+		if _, err := netip.ParseAddr(h); err != nil {
+			if problem := checkHostname(h, false); problem != "" {
+				v.add(p.child("host"), problem)
+			}
+		}
+	}
+	for i, r := range hc.GetExpectedStatuses() {
+		rp := p.item("expectedStatuses", i)
+		if r.GetMin() < 100 || r.GetMin() > 599 {
+			v.addf(rp.child("min"), "must be between 100 and 599, got %d", r.GetMin())
+		}
+		if r.GetMax() < r.GetMin() || r.GetMax() > 599 {
+			v.addf(rp.child("max"), "must be between min (%d) and 599, got %d", r.GetMin(), r.GetMax())
+		}
+	}
+	v.duration(p.child("interval"), hc.GetInterval())
+	v.duration(p.child("timeout"), hc.GetTimeout())
+	v.duration(p.child("jitter"), hc.GetJitter())
+	if iv, to := hc.GetInterval().AsDuration(), hc.GetTimeout().AsDuration(); iv > 0 && to > iv {
+		v.addf(p.child("timeout"), "must not exceed interval (%s), got %s", iv, to)
+	}
+}
+
+// endpoints validates the endpoints of the backend group at p.
+func (v *validator) endpoints(p fieldPath, es []*dataplanev1.Endpoint) {
+	seen := map[netip.AddrPort]int{}
+	for i, e := range es {
+		ep := p.item("endpoints", i)
+		ip, err := netip.ParseAddr(e.GetAddress())
+		if err != nil {
+			v.addf(ep.child("address"), "must be an IPv4 or IPv6 address without brackets, got %q", e.GetAddress())
+		}
+		portOK := e.GetPort() >= 1 && e.GetPort() <= 65535
+		if !portOK {
+			v.addf(ep.child("port"), "must be between 1 and 65535, got %d", e.GetPort())
+		}
+		if e.GetWeight() > MaxWeight {
+			v.addf(ep.child("weight"), "must be at most %d, got %d", MaxWeight, e.GetWeight())
+		}
+		if err == nil && portOK {
+			ap := netip.AddrPortFrom(ip.Unmap(), uint16(e.GetPort()))
+			if j, dup := seen[ap]; dup {
+				v.addf(ep, "duplicate endpoint %s (also endpoints[%d])", ap, j)
+			} else {
+				seen[ap] = i
+			}
+		}
+	}
+}
+
+// duration reports an invalid or negative duration; nil is valid.
+func (v *validator) duration(p fieldPath, d *durationpb.Duration) {
+	if d == nil {
+		return
+	}
+	if err := d.CheckValid(); err != nil {
+		v.addf(p, "invalid duration: %v", err)
+		return
+	}
+	if d.AsDuration() < 0 {
+		v.addf(p, "must not be negative, got %s", d.AsDuration())
+	}
+}
+
+// token reports a name that is not an HTTP token (RFC 9110 section 5.6.2) and
+// returns whether it is one.
+func (v *validator) token(p fieldPath, s string) bool {
+	if s == "" {
+		v.add(p, "must not be empty")
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			v.addf(p, "must be an HTTP token, but %q contains %q", s, s[i])
+			return false
+		}
+	}
+	return true
+}
+
+// headerValue reports a header value that could not be sent as one.
+func (v *validator) headerValue(p fieldPath, s string) {
+	if len(s) > maxHeaderValueLength {
+		v.addf(p, "must be at most %d bytes long", maxHeaderValueLength)
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return r != '\t' && isControl(r) }); i >= 0 {
+		v.addf(p, "must not contain control characters such as CR, LF or NUL, found %q", s[i])
+	}
+}
+
+// regex reports an empty or invalid Go RE2 expression.
+func (v *validator) regex(p fieldPath, expr string) {
+	if expr == "" {
+		v.add(p, "must not be empty")
+		return
+	}
+	if len(expr) > maxPathLength {
+		v.addf(p, "must be at most %d bytes long", maxPathLength)
+		return
+	}
+	if _, err := regexp.Compile(expr); err != nil {
+		v.addf(p, "invalid regular expression: %v", err)
+	}
+}
+
+// isTokenChar reports whether c is a tchar of RFC 9110.
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// isControl reports whether r is an ASCII control character.
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// checkHostname returns what is wrong with the DNS name h, or "". With
+// allowWildcard, h may start with "*." (a wildcard as the whole leftmost label).
+func checkHostname(h string, allowWildcard bool) string {
+	if h == "" {
+		return "must not be empty"
+	}
+	name := h
+	if allowWildcard && strings.HasPrefix(h, "*.") {
+		name = h[2:]
+	}
+	if strings.Contains(name, "*") {
+		if allowWildcard {
+			return fmt.Sprintf("invalid hostname %q: a wildcard is only allowed as the whole leftmost label, as in \"*.example.com\"", h)
+		}
+		return fmt.Sprintf("invalid hostname %q: wildcards are not allowed here", h)
+	}
+	if len(h) > 253 {
+		return fmt.Sprintf("invalid hostname %q: longer than 253 characters", h)
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return fmt.Sprintf("invalid hostname %q: must be a DNS name, not an IP address", h)
+	}
+	if strings.ToLower(h) != h {
+		return fmt.Sprintf("invalid hostname %q: must be lowercase", h)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Sprintf("invalid hostname %q: labels must be 1 to 63 characters long", h)
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Sprintf("invalid hostname %q: labels must not start or end with '-'", h)
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Sprintf("invalid hostname %q: %q is not allowed (only a-z, 0-9, '-' and '.')", h, c)
+			}
+		}
+	}
+	return ""
+}
+
+// checkPathChars returns what is wrong with the absolute path s, or "": it must
+// start with "/" and hold only characters allowed in a URI path (RFC 3986), with
+// "%" starting a percent-encoded byte.
+func checkPathChars(s string) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	if s[0] != '/' {
+		return `must start with "/"`
+	}
+	if len(s) > maxPathLength {
+		return fmt.Sprintf("must be at most %d bytes long", maxPathLength)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@/", c) >= 0:
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return fmt.Sprintf("%q at byte %d must start a percent-encoded byte such as %%20", c, i)
+			}
+		default:
+			return fmt.Sprintf("must not contain %q (byte %d); percent-encode it", c, i)
+		}
+	}
+	return ""
+}
+
+// checkMatchPath returns what is wrong with an EXACT or PATH_PREFIX path value, or
+// "": beyond checkPathChars it must be normalized, since the dataplane matches
+// normalized request paths.
+func checkMatchPath(s string) string {
+	if problem := checkPathChars(s); problem != "" {
+		return problem
+	}
+	switch {
+	case strings.Contains(s, "//"):
+		return `must not contain "//"`
+	case strings.Contains(s, "/./"), strings.HasSuffix(s, "/."):
+		return `must not contain a "." segment`
+	case strings.Contains(s, "/../"), strings.HasSuffix(s, "/.."):
+		return `must not contain a ".." segment`
+	case strings.Contains(strings.ToLower(s), "%2f"):
+		return `must not contain an encoded "/" (%2F)`
+	}
+	return ""
+}
+
+// isHex reports whether c is a hexadecimal digit.
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}

@@ -1,0 +1,603 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+func TestValidateValid(t *testing.T) {
+	if err := Validate(validSnapshot(t)); err != nil {
+		t.Fatalf("Validate(validSnapshot) = %v", err)
+	}
+	if err := Validate(&dataplanev1.Snapshot{}); err != nil {
+		t.Fatalf("Validate(empty) = %v", err)
+	}
+	if err := Validate(nil); err == nil {
+		t.Fatal("Validate(nil) succeeded")
+	}
+}
+
+// Shorthands into validSnapshot.
+func httpL(s *dataplanev1.Snapshot) *dataplanev1.Listener { return s.Listeners[0] }
+
+func vhost(s *dataplanev1.Snapshot, i int) *dataplanev1.VirtualHost {
+	return s.Listeners[0].VirtualHosts[i]
+}
+
+// fullRoute is listeners[0].virtualHosts[0].routes[1], the route with every feature.
+func fullRoute(s *dataplanev1.Snapshot) *dataplanev1.Route { return vhost(s, 0).Routes[1] }
+
+const fullRoutePath = "listeners[0].virtualHosts[0].routes[1]"
+
+func TestValidateErrors(t *testing.T) {
+	dur := durationpb.New
+	for _, tc := range []struct {
+		name   string
+		mutate func(s *dataplanev1.Snapshot)
+		field  string // path the error must name
+		detail string // substring of the detail
+	}{
+		// Listeners.
+		{
+			"listener name empty", func(s *dataplanev1.Snapshot) { httpL(s).Name = "" },
+			"listeners[0].name", "must not be empty",
+		},
+		{
+			"listener names unique", func(s *dataplanev1.Snapshot) { s.Listeners[2].Name = s.Listeners[0].Name },
+			"listeners[2].name", `duplicate name "default/gw/http" (also listeners[0])`,
+		},
+		{
+			"port zero", func(s *dataplanev1.Snapshot) { httpL(s).Port = 0 },
+			"listeners[0].port", "between 1 and 65535",
+		},
+		{
+			"port too large", func(s *dataplanev1.Snapshot) { httpL(s).Port = 65536 },
+			"listeners[0].port", "between 1 and 65535",
+		},
+		{
+			"address not an IP", func(s *dataplanev1.Snapshot) { httpL(s).Address = "localhost" },
+			"listeners[0].address", "IPv4 or IPv6 address",
+		},
+		{
+			"address with brackets", func(s *dataplanev1.Snapshot) { s.Listeners[2].Address = "[::1]" },
+			"listeners[2].address", "without brackets",
+		},
+		{"duplicate address and port", func(s *dataplanev1.Snapshot) {
+			s.Listeners[1].Address, s.Listeners[1].Port = "127.0.0.1", 8080
+		}, "listeners[1]", "same address and port as listeners[0]"},
+		{"duplicate address and port, different spelling", func(s *dataplanev1.Snapshot) {
+			s.Listeners[0].Address, s.Listeners[2].Address, s.Listeners[2].Port = "::1", "0:0::1", 8080
+		}, "listeners[2]", "same address and port as listeners[0]"},
+		{
+			"protocol unset", func(s *dataplanev1.Snapshot) { httpL(s).Protocol = 0 },
+			"listeners[0].protocol", "must be set",
+		},
+		{
+			"protocol unknown", func(s *dataplanev1.Snapshot) { httpL(s).Protocol = 42 },
+			"listeners[0].protocol", "unknown value 42",
+		},
+		{
+			"https without certificates", func(s *dataplanev1.Snapshot) { s.Listeners[1].Certificates = nil },
+			"listeners[1].certificates", "at least one certificate",
+		},
+		{
+			"http with certificates", func(s *dataplanev1.Snapshot) { httpL(s).Certificates = s.Listeners[1].Certificates },
+			"listeners[0].certificates", "unless protocol is HTTPS",
+		},
+		{"certificate does not parse", func(s *dataplanev1.Snapshot) {
+			s.Listeners[1].Certificates[0].CertPem = []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+		}, "listeners[1].certificates[0]", "not a valid key pair"},
+		{"key does not match certificate", func(s *dataplanev1.Snapshot) {
+			s.Listeners[1].Certificates[0].KeyPem = []byte("garbage")
+		}, "listeners[1].certificates[0]", "not a valid key pair"},
+		{
+			"certificate missing", func(s *dataplanev1.Snapshot) { s.Listeners[1].Certificates[0].CertPem = nil },
+			"listeners[1].certificates[0].certPem", "must not be empty",
+		},
+		{
+			"key missing", func(s *dataplanev1.Snapshot) { s.Listeners[1].Certificates[0].KeyPem = nil },
+			"listeners[1].certificates[0].keyPem", "must not be empty",
+		},
+		{
+			"two default certificates", func(s *dataplanev1.Snapshot) { s.Listeners[1].Certificates[0].ServerNames = nil },
+			"listeners[1].certificates[1].serverNames", "only one certificate may have no serverNames",
+		},
+		{
+			"server name invalid", func(s *dataplanev1.Snapshot) { s.Listeners[1].Certificates[0].ServerNames[1] = "a.*.example.com" },
+			"listeners[1].certificates[0].serverNames[1]", "leftmost label",
+		},
+		{
+			"server name duplicate", func(s *dataplanev1.Snapshot) {
+				s.Listeners[1].Certificates[1].ServerNames = []string{"app.example.com"}
+			},
+			"listeners[1].certificates[1].serverNames[0]", "also in certificates[0]",
+		},
+		{
+			"tcp listener without route", func(s *dataplanev1.Snapshot) { s.Listeners[2].TcpRoute = nil },
+			"listeners[2].tcpRoute", "needs a tcpRoute",
+		},
+		{
+			"tcp listener with virtual hosts", func(s *dataplanev1.Snapshot) { s.Listeners[2].VirtualHosts = httpL(s).VirtualHosts },
+			"listeners[2].virtualHosts", "must be empty when protocol is TCP",
+		},
+		{
+			"http listener with tcp route", func(s *dataplanev1.Snapshot) { httpL(s).TcpRoute = s.Listeners[2].TcpRoute },
+			"listeners[0].tcpRoute", "unless protocol is TCP",
+		},
+		{"tcp backend missing group", func(s *dataplanev1.Snapshot) {
+			s.Listeners[2].TcpRoute.Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}
+		}, "listeners[2].tcpRoute.backends[0].backendGroup", `backend group "nope" does not exist`},
+		{"tcp backend reject false", func(s *dataplanev1.Snapshot) {
+			s.Listeners[2].TcpRoute.Backends[1].Target = &dataplanev1.TCPBackend_Reject{}
+		}, "listeners[2].tcpRoute.backends[1].reject", "must be true"},
+		{
+			"tcp backend without target", func(s *dataplanev1.Snapshot) { s.Listeners[2].TcpRoute.Backends[1].Target = nil },
+			"listeners[2].tcpRoute.backends[1]", "must set backendGroup or reject",
+		},
+
+		// Virtual hosts.
+		{
+			"virtual host names unique", func(s *dataplanev1.Snapshot) { vhost(s, 1).Name = "app" },
+			"listeners[0].virtualHosts[1].name", `duplicate name "app" (also virtualHosts[0])`,
+		},
+		{
+			"hostname uppercase", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "Legacy.example.com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "must be lowercase",
+		},
+		{
+			"hostname wildcard not leftmost", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "legacy.*.com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "whole leftmost label",
+		},
+		{
+			"hostname partial wildcard", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "*legacy.example.com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "whole leftmost label",
+		},
+		{
+			"hostname bare wildcard", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "*" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "whole leftmost label",
+		},
+		{
+			"hostname IP", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "10.0.0.1" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "not an IP address",
+		},
+		{
+			"hostname with port", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "legacy.example.com:80" },
+			"listeners[0].virtualHosts[1].hostnames[0]", `':' is not allowed`,
+		},
+		{
+			"hostname label too long", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = strings.Repeat("a", 64) + ".com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "1 to 63 characters",
+		},
+		{
+			"hostname label starts with dash", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "-a.com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "must not start or end with '-'",
+		},
+		{
+			"hostname empty label", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "a..com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "1 to 63 characters",
+		},
+		{
+			"hostname in two virtual hosts", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames[0] = "app.example.com" },
+			"listeners[0].virtualHosts[1].hostnames[0]", "also served by virtualHosts[0]",
+		},
+		{
+			"two catch-all virtual hosts", func(s *dataplanev1.Snapshot) { vhost(s, 1).Hostnames = nil },
+			"listeners[0].virtualHosts[2].hostnames", "only one virtual host of a listener may have no hostnames (also virtualHosts[1])",
+		},
+
+		// Routes and matches.
+		{
+			"route name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).Name = "" },
+			fullRoutePath + ".name", "must not be empty",
+		},
+		{"path without leading slash", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes = append(vhost(s, 1).Routes, &dataplanev1.Route{Name: "filler"}, &dataplanev1.Route{
+				Name:    "r",
+				Matches: []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_EXACT, Value: "api"}}},
+			})
+		}, "listeners[0].virtualHosts[1].routes[2].matches[0].path.value", `must start with "/"`},
+		{
+			"path type unset", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Type = 0 },
+			fullRoutePath + ".matches[0].path.type", "must be set",
+		},
+		{
+			"path type unknown", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Type = 9 },
+			fullRoutePath + ".matches[0].path.type", "unknown value 9",
+		},
+		{
+			"path empty", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "" },
+			fullRoutePath + ".matches[0].path.value", "must not be empty",
+		},
+		{
+			"path with query", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "/api?x=1" },
+			fullRoutePath + ".matches[0].path.value", `must not contain '?'`,
+		},
+		{
+			"path with space", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "/a b" },
+			fullRoutePath + ".matches[0].path.value", `must not contain ' '`,
+		},
+		{
+			"path with double slash", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "/a//b" },
+			fullRoutePath + ".matches[0].path.value", `must not contain "//"`,
+		},
+		{
+			"path with dot-dot", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "/a/.." },
+			fullRoutePath + ".matches[0].path.value", `".." segment`,
+		},
+		{
+			"path with encoded slash", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "/a%2fb" },
+			fullRoutePath + ".matches[0].path.value", "encoded",
+		},
+		{
+			"path with bad percent", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Path.Value = "/a%zz" },
+			fullRoutePath + ".matches[0].path.value", "percent-encoded",
+		},
+		{"path regex invalid", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Matches[0].Path = &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_REGULAR_EXPRESSION, Value: "/(a"}
+			fullRoute(s).Filters = fullRoute(s).Filters[:2] // drop the prefix rewrite
+		}, fullRoutePath + ".matches[0].path.value", "invalid regular expression"},
+		{"path regex not RE2", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Matches[0].Path = &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_REGULAR_EXPRESSION, Value: `/(?=a)`}
+			fullRoute(s).Filters = fullRoute(s).Filters[:2]
+		}, fullRoutePath + ".matches[0].path.value", "invalid regular expression"},
+		{
+			"header name not a token", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Headers[0].Name = "x env" },
+			fullRoutePath + ".matches[0].headers[0].name", "must be an HTTP token",
+		},
+		{
+			"header name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Headers[0].Name = "" },
+			fullRoutePath + ".matches[0].headers[0].name", "must not be empty",
+		},
+		{
+			"header matched twice", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Headers[1].Name = "X-Env" },
+			fullRoutePath + ".matches[0].headers[1].name", "already matched by headers[0]",
+		},
+		{
+			"header type unset", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Headers[0].Type = 0 },
+			fullRoutePath + ".matches[0].headers[0].type", "must be set",
+		},
+		{
+			"header value with newline", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Headers[0].Value = "a\r\nb" },
+			fullRoutePath + ".matches[0].headers[0].value", "control characters",
+		},
+		{
+			"header regex invalid", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Headers[1].Value = "[" },
+			fullRoutePath + ".matches[0].headers[1].value", "invalid regular expression",
+		},
+		{
+			"query param name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].QueryParams[0].Name = "" },
+			fullRoutePath + ".matches[0].queryParams[0].name", "must not be empty",
+		},
+		{
+			"query param matched twice", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].QueryParams[1].Name = "debug" },
+			fullRoutePath + ".matches[0].queryParams[1].name", "already matched by queryParams[0]",
+		},
+		{
+			"query param regex invalid", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].QueryParams[1].Value = "(" },
+			fullRoutePath + ".matches[0].queryParams[1].value", "invalid regular expression",
+		},
+		{
+			"query param type unset", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].QueryParams[1].Type = 0 },
+			fullRoutePath + ".matches[0].queryParams[1].type", "must be set",
+		},
+		{
+			"method not a token", func(s *dataplanev1.Snapshot) { fullRoute(s).Matches[0].Method = "GET /" },
+			fullRoutePath + ".matches[0].method", "must be an HTTP token",
+		},
+
+		// Backends and direct responses.
+		{"backend group missing", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Backends[0].Target = &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "gone"}
+		}, fullRoutePath + ".backends[0].backendGroup", `backend group "gone" does not exist`},
+		{"backend group empty", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Backends[0].Target = &dataplanev1.WeightedBackend_BackendGroup{}
+		}, fullRoutePath + ".backends[0].backendGroup", "must not be empty"},
+		{
+			"backend without target", func(s *dataplanev1.Snapshot) { fullRoute(s).Backends[0].Target = nil },
+			fullRoutePath + ".backends[0]", "must set backendGroup or directResponse",
+		},
+		{
+			"backend weight too large", func(s *dataplanev1.Snapshot) { fullRoute(s).Backends[0].Weight = MaxWeight + 1 },
+			fullRoutePath + ".backends[0].weight", "at most 1000000",
+		},
+		{"backend direct response status", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Backends[1].GetDirectResponse().Status = 99
+		}, fullRoutePath + ".backends[1].directResponse.status", "between 200 and 599"},
+		{"backend filter redirect", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Backends[0].Filters = append(fullRoute(s).Backends[0].Filters, vhost(s, 1).Routes[0].Filters[0])
+		}, fullRoutePath + ".backends[0].filters[1].requestRedirect", "not allowed on a backend"},
+		{"direct response with backends", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).DirectResponse = &dataplanev1.DirectResponse{Status: 503}
+		}, fullRoutePath + ".directResponse", "must not be set together with backends"},
+		{
+			"direct response status", func(s *dataplanev1.Snapshot) { vhost(s, 0).Routes[2].DirectResponse.Status = 600 },
+			"listeners[0].virtualHosts[0].routes[2].directResponse.status", "between 200 and 599",
+		},
+
+		// Filters.
+		{
+			"empty filter", func(s *dataplanev1.Snapshot) { fullRoute(s).Filters[0].Filter = nil },
+			fullRoutePath + ".filters[0]", "must set exactly one",
+		},
+		{"two request header modifiers", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters = append(fullRoute(s).Filters, fullRoute(s).Filters[0])
+		}, fullRoutePath + ".filters[5].requestHeaderModifier", "only one requestHeaderModifier filter is allowed (also [0])"},
+		{"set header name not a token", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[0].GetRequestHeaderModifier().Set[0].Name = "x:route"
+		}, fullRoutePath + ".filters[0].requestHeaderModifier.set[0].name", "HTTP token"},
+		{"set header value with newline", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[0].GetRequestHeaderModifier().Set[0].Value = "a\nx-evil: 1"
+		}, fullRoutePath + ".filters[0].requestHeaderModifier.set[0].value", "control characters"},
+		{"set header twice", func(s *dataplanev1.Snapshot) {
+			hm := fullRoute(s).Filters[0].GetRequestHeaderModifier()
+			hm.Set = append(hm.Set, &dataplanev1.Header{Name: "X-Route", Value: "b"})
+		}, fullRoutePath + ".filters[0].requestHeaderModifier.set[1].name", "already in set[0]"},
+		{"remove header not a token", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[1].GetResponseHeaderModifier().Remove[0] = "bad header"
+		}, fullRoutePath + ".filters[1].responseHeaderModifier.remove[0]", "HTTP token"},
+		{"redirect status code", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Filters[0].GetRequestRedirect().StatusCode = 304
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect.statusCode", "301, 302, 303, 307, 308"},
+		{"redirect scheme", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Filters[0].GetRequestRedirect().Scheme = "ftp"
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect.scheme", "http, https or empty"},
+		{"redirect port", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Filters[0].GetRequestRedirect().Port = 70000
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect.port", "between 1 and 65535"},
+		{"redirect hostname wildcard", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Filters[0].GetRequestRedirect().Hostname = "*.example.com"
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect.hostname", "wildcards are not allowed"},
+		{"redirect path without slash", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Filters[0].GetRequestRedirect().Path.Modifier = &dataplanev1.PathModifier_ReplaceFullPath{ReplaceFullPath: "x"}
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect.path.replaceFullPath", `must start with "/"`},
+		{"redirect path modifier empty", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Filters[0].GetRequestRedirect().Path.Modifier = nil
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect.path", "must set replaceFullPath or replacePrefixMatch"},
+		{"redirect with backends", func(s *dataplanev1.Snapshot) {
+			vhost(s, 1).Routes[0].Backends = fullRoute(s).Backends
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect", "must not be used together with backends"},
+		{"redirect with rewrite", func(s *dataplanev1.Snapshot) {
+			r := vhost(s, 1).Routes[0]
+			r.Filters = append(r.Filters, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_UrlRewrite{UrlRewrite: &dataplanev1.URLRewrite{Hostname: "a.b"}}})
+		}, "listeners[0].virtualHosts[1].routes[0].filters[0].requestRedirect", "must not be used together with a urlRewrite filter"},
+		{"prefix rewrite on exact match", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Matches = append(fullRoute(s).Matches, &dataplanev1.RouteMatch{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_EXACT, Value: "/x"}})
+		}, fullRoutePath + ".filters[2].urlRewrite.path.replacePrefixMatch", "matches[1] is EXACT"},
+		{"rewrite hostname invalid", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[2].GetUrlRewrite().Hostname = "bad_host"
+		}, fullRoutePath + ".filters[2].urlRewrite.hostname", `'_' is not allowed`},
+		{"mirror group missing", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[3].GetRequestMirror().BackendGroup = "gone"
+		}, fullRoutePath + ".filters[3].requestMirror.backendGroup", `backend group "gone" does not exist`},
+		{"mirror fraction over one", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[3].GetRequestMirror().GetFraction().Numerator = 1001
+		}, fullRoutePath + ".filters[3].requestMirror.fraction.numerator", "must not exceed the denominator (1000)"},
+		{"mirror fraction over default denominator", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[3].GetRequestMirror().Share = &dataplanev1.RequestMirror_Fraction{Fraction: &dataplanev1.Fraction{Numerator: 101}}
+		}, fullRoutePath + ".filters[3].requestMirror.fraction.numerator", "(100)"},
+		{"mirror percent", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[4].GetRequestMirror().Share = &dataplanev1.RequestMirror_Percent{Percent: 101}
+		}, fullRoutePath + ".filters[4].requestMirror.percent", "between 0 and 100"},
+
+		// Timeouts, retries, session affinity.
+		{
+			"negative timeout", func(s *dataplanev1.Snapshot) { fullRoute(s).Timeouts.Request = dur(-1) },
+			fullRoutePath + ".timeouts.request", "must not be negative",
+		},
+		{"invalid duration", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Timeouts.Request = &durationpb.Duration{Seconds: 1, Nanos: -1}
+		}, fullRoutePath + ".timeouts.request", "invalid duration"},
+		{
+			"backend request exceeds request", func(s *dataplanev1.Snapshot) { fullRoute(s).Timeouts.BackendRequest = dur(11e9) },
+			fullRoutePath + ".timeouts.backendRequest", "must not exceed timeouts.request (10s)",
+		},
+		{
+			"retry attempts", func(s *dataplanev1.Snapshot) { fullRoute(s).Retry.Attempts = 11 },
+			fullRoutePath + ".retry.attempts", "at most 10",
+		},
+		{
+			"retry status code", func(s *dataplanev1.Snapshot) { fullRoute(s).Retry.RetryOnStatusCodes[2] = 200 },
+			fullRoutePath + ".retry.retryOnStatusCodes[2]", "between 400 and 599",
+		},
+		{
+			"retry backoff max below base", func(s *dataplanev1.Snapshot) { fullRoute(s).Retry.BackoffMax = dur(1e6) },
+			fullRoutePath + ".retry.backoffMax", "must not be less than backoffBase",
+		},
+		{
+			"retry negative backoff", func(s *dataplanev1.Snapshot) { fullRoute(s).Retry.BackoffBase = dur(-1e6) },
+			fullRoutePath + ".retry.backoffBase", "must not be negative",
+		},
+		{
+			"affinity cookie name", func(s *dataplanev1.Snapshot) { fullRoute(s).SessionAffinity.GetCookie().Name = "a=b" },
+			fullRoutePath + ".sessionAffinity.cookie.name", "HTTP token",
+		},
+		{
+			"affinity cookie ttl", func(s *dataplanev1.Snapshot) { fullRoute(s).SessionAffinity.GetCookie().Ttl = dur(-1) },
+			fullRoutePath + ".sessionAffinity.cookie.ttl", "must not be negative",
+		},
+		{"affinity header name", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).SessionAffinity.Kind = &dataplanev1.SessionAffinity_Header{Header: &dataplanev1.HeaderAffinity{}}
+		}, fullRoutePath + ".sessionAffinity.header.name", "must not be empty"},
+		{
+			"affinity empty", func(s *dataplanev1.Snapshot) { fullRoute(s).SessionAffinity.Kind = nil },
+			fullRoutePath + ".sessionAffinity", "must set cookie or header",
+		},
+
+		// Backend groups.
+		{
+			"group name empty", func(s *dataplanev1.Snapshot) { s.BackendGroups[3].Name = "" },
+			"backendGroups[3].name", "must not be empty",
+		},
+		{
+			"group names unique", func(s *dataplanev1.Snapshot) { s.BackendGroups[3].Name = "web" },
+			"backendGroups[3].name", `duplicate name "web" (also backendGroups[0])`,
+		},
+		{
+			"policy unknown", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].LoadBalancing.Policy = 77 },
+			"backendGroups[0].loadBalancing.policy", "unknown value 77, want one of ROUND_ROBIN, WEIGHTED_ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV",
+		},
+		{
+			"hash policy without key", func(s *dataplanev1.Snapshot) { s.BackendGroups[1].LoadBalancing.HashOn = nil },
+			"backendGroups[1].loadBalancing.hashOn", "must be set for policy RING_HASH",
+		},
+		{
+			"key without hash policy", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].LoadBalancing.HashOn = s.BackendGroups[1].LoadBalancing.HashOn
+			},
+			"backendGroups[0].loadBalancing.hashOn", "must be unset for policy ROUND_ROBIN",
+		},
+		{
+			"hash on empty", func(s *dataplanev1.Snapshot) { s.BackendGroups[1].LoadBalancing.HashOn.Key = nil },
+			"backendGroups[1].loadBalancing.hashOn", "must set header, cookie or sourceIp",
+		},
+		{"hash on header not a token", func(s *dataplanev1.Snapshot) {
+			s.BackendGroups[1].LoadBalancing.HashOn.Key = &dataplanev1.HashOn_Header{Header: "x user"}
+		}, "backendGroups[1].loadBalancing.hashOn.header", "HTTP token"},
+		{"hash on source ip false", func(s *dataplanev1.Snapshot) {
+			s.BackendGroups[2].LoadBalancing.HashOn.Key = &dataplanev1.HashOn_SourceIp{}
+		}, "backendGroups[2].loadBalancing.hashOn.sourceIp", "must be true"},
+		{
+			"health check path", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.Path = "healthz" },
+			"backendGroups[0].healthCheck.path", `must start with "/"`,
+		},
+		{
+			"health check host", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.Host = "a b" },
+			"backendGroups[0].healthCheck.host", "not allowed",
+		},
+		{
+			"health check status min", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.ExpectedStatuses[1].Min = 99 },
+			"backendGroups[0].healthCheck.expectedStatuses[1].min", "between 100 and 599",
+		},
+		{
+			"health check status max below min", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.ExpectedStatuses[0].Max = 199 },
+			"backendGroups[0].healthCheck.expectedStatuses[0].max", "between min (200) and 599",
+		},
+		{
+			"health check timeout exceeds interval", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.Timeout = dur(6e9) },
+			"backendGroups[0].healthCheck.timeout", "must not exceed interval (5s)",
+		},
+		{
+			"health check negative jitter", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.Jitter = dur(-1) },
+			"backendGroups[0].healthCheck.jitter", "must not be negative",
+		},
+		{
+			"outlier max ejection", func(s *dataplanev1.Snapshot) { s.BackendGroups[1].OutlierDetection.MaxEjectionPercent = 101 },
+			"backendGroups[1].outlierDetection.maxEjectionPercent", "between 0 and 100",
+		},
+		{
+			"outlier negative ejection time", func(s *dataplanev1.Snapshot) { s.BackendGroups[1].OutlierDetection.BaseEjectionTime = dur(-1) },
+			"backendGroups[1].outlierDetection.baseEjectionTime", "must not be negative",
+		},
+		{
+			"negative connect timeout", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].ConnectTimeout = dur(-1) },
+			"backendGroups[0].connectTimeout", "must not be negative",
+		},
+		{
+			"negative idle timeout", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].IdleTimeout = dur(-1) },
+			"backendGroups[0].idleTimeout", "must not be negative",
+		},
+		{
+			"endpoint address", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Address = "web-1" },
+			"backendGroups[0].endpoints[1].address", "IPv4 or IPv6 address",
+		},
+		{
+			"endpoint port", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Port = 0 },
+			"backendGroups[0].endpoints[1].port", "between 1 and 65535",
+		},
+		{
+			"endpoint weight", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Weight = MaxWeight + 1 },
+			"backendGroups[0].endpoints[1].weight", "at most 1000000",
+		},
+		{
+			"endpoint duplicate", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Address = "10.0.0.1" },
+			"backendGroups[0].endpoints[1]", "duplicate endpoint 10.0.0.1:8080 (also endpoints[0])",
+		},
+		{
+			"endpoint duplicate, mapped IPv4", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Address = "::ffff:10.0.0.1" },
+			"backendGroups[0].endpoints[1]", "duplicate endpoint",
+		},
+
+		// Whole snapshot.
+		{
+			"hash mismatch", func(s *dataplanev1.Snapshot) { s.Hash = strings.Repeat("0", 64) },
+			"hash", "does not match the snapshot's content",
+		},
+		{
+			"invalid UTF-8", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[0].Zone = "\xff" },
+			"", "serializing snapshot",
+		},
+		{"unknown field", func(s *dataplanev1.Snapshot) {
+			r := fullRoute(s)
+			r.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
+		}, fullRoutePath, "field (number 99) unknown to this dataplane"},
+		{"unknown enum value", func(s *dataplanev1.Snapshot) {
+			s.BackendGroups[0].LoadBalancing.Policy = dataplanev1.LoadBalancing_Policy(8)
+		}, "backendGroups[0].loadBalancing.policy", "unknown value 8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkFieldPath(t, tc.field)
+			s := validSnapshot(t)
+			tc.mutate(s)
+			err := Validate(s)
+			if err == nil {
+				t.Fatalf("Validate succeeded, want an error for %s", tc.field)
+			}
+			var found bool
+			for _, line := range errorLines(err) {
+				if strings.Contains(line, tc.detail) && (tc.field == "" || strings.HasPrefix(line, tc.field+": ")) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("Validate error does not have %q with %q; got:\n%v", tc.field, tc.detail, err)
+			}
+			var fe *FieldError
+			if tc.field != "" && !errors.As(err, &fe) {
+				t.Errorf("error %v holds no *FieldError", err)
+			}
+		})
+	}
+}
+
+func TestValidateCollectsAllErrors(t *testing.T) {
+	s := validSnapshot(t)
+	httpL(s).Port = 0
+	s.BackendGroups[0].Endpoints[0].Port = 0
+	fullRoute(s).Matches[0].Method = "bad method"
+	lines := errorLines(Validate(s))
+	want := []string{
+		"listeners[0].port: ",
+		fullRoutePath + ".matches[0].method: ",
+		"backendGroups[0].endpoints[0].port: ",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(lines), len(want), strings.Join(lines, "\n"))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("error %d = %q, want prefix %q", i, lines[i], w)
+		}
+	}
+}
+
+func TestValidateCapsErrors(t *testing.T) {
+	s := &dataplanev1.Snapshot{}
+	for i := 0; i < 2*MaxValidationErrors; i++ {
+		s.Listeners = append(s.Listeners, &dataplanev1.Listener{Name: fmt.Sprint(i), Port: 80 + uint32(i), Protocol: 99})
+	}
+	lines := errorLines(Validate(s))
+	if len(lines) != MaxValidationErrors+1 {
+		t.Fatalf("got %d errors, want %d", len(lines), MaxValidationErrors+1)
+	}
+	want := fmt.Sprintf("and %d more problems", 2*MaxValidationErrors-MaxValidationErrors)
+	if last := lines[len(lines)-1]; last != want {
+		t.Errorf("last error = %q, want %q", last, want)
+	}
+}
