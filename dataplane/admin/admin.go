@@ -1,0 +1,125 @@
+// Package admin serves the dataplane's operational HTTP endpoints: Prometheus /metrics,
+// /healthz (the process is alive), /readyz (a config is applied and the dataplane is not
+// draining), /config_dump (the snapshot being served, to loopback clients only) and,
+// when enabled, pprof. It runs on Go's net/http, apart from the proxy's workers.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configures the admin server.
+type Options struct {
+	// Addr is the listen address, such as 127.0.0.1:9901.
+	Addr string
+	// Collectors are registered on the server's own Prometheus registry.
+	Collectors []prometheus.Collector
+	// ConfigDump returns the served config as JSON; nil disables /config_dump.
+	ConfigDump func() ([]byte, error)
+	// Pprof mounts net/http/pprof under /debug/pprof/.
+	Pprof bool
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	opts     Options
+	srv      *http.Server
+	ln       net.Listener
+	applied  atomic.Bool
+	draining atomic.Bool
+}
+
+// New creates a server; Start binds it.
+func New(opts Options) (*Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, c := range opts.Collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register metrics collector: %w", err)
+		}
+	}
+	s := &Server{opts: opts}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", s.readyz)
+	if opts.ConfigDump != nil {
+		mux.HandleFunc("/config_dump", s.configDump)
+	}
+	if opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// Start binds the listen address and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("admin listen on %s: %w", s.opts.Addr, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // Serve only fails when the listener breaks; /healthz then fails too.
+		}
+	}()
+	return nil
+}
+
+// Addr returns the bound address (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Shutdown stops the server.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// SetApplied marks that a config has been applied: /readyz may pass.
+func (s *Server) SetApplied() { s.applied.Store(true) }
+
+// SetDraining makes /readyz fail from now on.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	switch {
+	case s.draining.Load():
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+	case !s.applied.Load():
+		http.Error(w, "no config applied yet", http.StatusServiceUnavailable)
+	default:
+		_, _ = fmt.Fprintln(w, "ok")
+	}
+}
+
+func (s *Server) configDump(w http.ResponseWriter, r *http.Request) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		http.Error(w, "config_dump is served to loopback clients only", http.StatusForbidden)
+		return
+	}
+	b, err := s.opts.ConfigDump()
+	if err != nil {
+		http.Error(w, "config dump: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,83 @@
+package admin
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestEndpoints(t *testing.T) {
+	reg := metrics.NewRegistry(1)
+	reg.SetEngine("uring", "")
+	s, err := New(Options{
+		Addr:       "127.0.0.1:0",
+		Collectors: []prometheus.Collector{reg},
+		ConfigDump: func() ([]byte, error) { return []byte(`{"version":"3"}`), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	base := "http://" + s.Addr()
+
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d, want 200", code)
+	}
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "no config") {
+		t.Errorf("/readyz before apply = %d %q, want 503 no config", code, body)
+	}
+	s.SetApplied()
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz after apply = %d, want 200", code)
+	}
+	s.SetDraining()
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
+		t.Errorf("/readyz while draining = %d %q, want 503 draining", code, body)
+	}
+	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, `flax_engine_info{engine="uring",reason=""} 1`) {
+		t.Errorf("/metrics = %d, missing flax_engine_info:\n%s", code, body)
+	}
+	if code, body := get(t, base+"/config_dump"); code != 200 || body != `{"version":"3"}` {
+		t.Errorf("/config_dump = %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != 404 {
+		t.Errorf("pprof served without the flag: %d", code)
+	}
+}
+
+func TestConfigDumpLoopbackOnly(t *testing.T) {
+	s, err := New(Options{Addr: "127.0.0.1:0", ConfigDump: func() ([]byte, error) { return []byte("{}"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]int{"10.1.2.3:4000": 403, "[2001:db8::1]:80": 403, "127.0.0.1:5000": 200, "[::1]:80": 200} {
+		req := httptest.NewRequest("GET", "/config_dump", nil)
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("config_dump from %s = %d, want %d", addr, rec.Code, want)
+		}
+	}
+}

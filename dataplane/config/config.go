@@ -1,0 +1,685 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/balancer"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/router"
+)
+
+// Config is a compiled snapshot. It is immutable but for each group's endpoints.
+type Config struct {
+	Version   uint64
+	Hash      string
+	Listeners []*Listener
+	// Groups holds every backend group; Group.Index indexes it.
+	Groups []*Group
+
+	groups map[string]*Group
+}
+
+// Protocol is a listener's protocol.
+type Protocol uint8
+
+// Listener protocols.
+const (
+	ProtocolHTTP Protocol = iota + 1
+	ProtocolHTTPS
+	ProtocolTCP
+)
+
+// String returns the protocol's name.
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolHTTP:
+		return "HTTP"
+	case ProtocolHTTPS:
+		return "HTTPS"
+	case ProtocolTCP:
+		return "TCP"
+	}
+	return "unknown"
+}
+
+// Listener is one bound address and what it serves.
+type Listener struct {
+	Name string
+	// Addr is the address to bind; an unspecified IP means every address.
+	Addr     netip.AddrPort
+	Protocol Protocol
+	// TLS terminates HTTPS; SNI picks the certificate. Nil for other protocols.
+	TLS *tls.Config
+	// TCP is the route of a TCP listener; only its Backends are used.
+	TCP *Route
+
+	table   *router.Table
+	matched []Matched // indexed by router action
+}
+
+// Matched is a route lookup's result.
+type Matched struct {
+	Route *Route
+	// Prefix is the PathPrefix value of the match that matched, for ReplacePrefixMatch.
+	Prefix string
+}
+
+// Match returns the route for a request, or nil when none matches (404). It does not
+// allocate.
+func (l *Listener) Match(v *router.RequestView) *Matched {
+	if l.table == nil {
+		return nil
+	}
+	action, _, ok := l.table.Match(v)
+	if !ok {
+		return nil
+	}
+	return &l.matched[action]
+}
+
+// Route is one HTTPRoute rule as compiled.
+type Route struct {
+	Name string
+	// Stats is the metrics route id (metrics.Worker.Route).
+	Stats                           uint32
+	RequestHeaders, ResponseHeaders HeaderModifier
+	Redirect                        *Redirect
+	Rewrite                         *Rewrite
+	Mirrors                         []Mirror
+	Backends                        []Backend
+	Timeouts                        Timeouts
+	Retry                           RetryPolicy
+	Affinity                        Affinity
+
+	cumWeight []uint32 // running sum of Backends' weights
+}
+
+// PickBackend returns a backend chosen by weight using rnd as the random draw, or nil when
+// the route has no backends or all weights are zero (the caller answers 500).
+func (r *Route) PickBackend(rnd uint32) *Backend {
+	n := len(r.cumWeight)
+	if n == 0 {
+		return nil
+	}
+	total := r.cumWeight[n-1]
+	if total == 0 {
+		return nil
+	}
+	x := uint32(uint64(rnd) * uint64(total) >> 32)
+	lo, hi := 0, n-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.cumWeight[mid] > x {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return &r.Backends[lo]
+}
+
+// Backend is one weighted backendRef of a route.
+type Backend struct {
+	// Group is the backend group; nil when the ref is invalid, then Direct answers.
+	Group                           *Group
+	Direct                          *DirectResponse
+	Weight                          uint32
+	RequestHeaders, ResponseHeaders HeaderModifier
+}
+
+// DirectResponse is a response the proxy sends itself.
+type DirectResponse struct {
+	Status int
+	Body   []byte
+}
+
+// HeaderModifier edits headers. Its zero value changes nothing.
+type HeaderModifier struct {
+	Set, Add []Header
+	// Remove holds lowercase names.
+	Remove []string
+}
+
+// Empty reports whether m changes nothing.
+func (m *HeaderModifier) Empty() bool {
+	return len(m.Set) == 0 && len(m.Add) == 0 && len(m.Remove) == 0
+}
+
+// Header is a header field to set or add.
+type Header struct {
+	Name, Value string
+	// Lower is Name in lowercase.
+	Lower string
+}
+
+// Redirect answers with a redirect; empty fields keep the request's value.
+type Redirect struct {
+	Scheme, Hostname string
+	Port             uint32
+	Status           int
+	Path             *PathModifier
+}
+
+// Rewrite rewrites the request before it goes upstream; empty fields change nothing.
+type Rewrite struct {
+	Hostname string
+	Path     *PathModifier
+}
+
+// PathModifier replaces the whole path (FullPath) or, when IsPrefix, the matched prefix
+// by PrefixReplace.
+type PathModifier struct {
+	FullPath      string
+	PrefixReplace string
+	IsPrefix      bool
+}
+
+// Mirror sends a copy of a share (Numerator/Denominator) of requests to Group.
+type Mirror struct {
+	Group                  *Group
+	Numerator, Denominator uint32
+}
+
+// Timeouts bound a request; zero means no limit.
+type Timeouts struct {
+	Request, BackendRequest time.Duration
+}
+
+// RetryPolicy says when a failed attempt is retried. Attempts counts retries, not the
+// first try; zero disables retries.
+type RetryPolicy struct {
+	Attempts                  int
+	OnStatus                  []int
+	OnConnectFailure, OnReset bool
+	BackoffBase, BackoffMax   time.Duration
+}
+
+// RetriesStatus reports whether a response status is retryable.
+func (p *RetryPolicy) RetriesStatus(status int) bool {
+	for _, s := range p.OnStatus {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// Affinity pins a client to an endpoint by cookie or header, on top of a hash policy.
+type Affinity struct {
+	Cookie    string
+	CookieTTL time.Duration
+	Header    string
+}
+
+// Group is a backend group (cluster): its settings and its current endpoints.
+type Group struct {
+	Name  string
+	Index int
+	// Stats is the metrics group id (metrics.Worker.Group).
+	Stats                       uint32
+	ConnectTimeout, IdleTimeout time.Duration
+	MaxIdlePerEndpoint          int
+	HashHeader, HashCookie      string
+	HashSourceIP                bool
+
+	lb  balancer.Config
+	eps atomic.Pointer[balancer.Group]
+}
+
+// Endpoints returns the group's current endpoints.
+func (g *Group) Endpoints() *balancer.Group { return g.eps.Load() }
+
+// Group returns the backend group with the given name, or nil.
+func (c *Config) Group(name string) *Group { return c.groups[name] }
+
+// UpdateEndpoints replaces one group's endpoints without recompiling routes. Workers pick
+// from the new set on their next request; requests in flight keep the set they picked
+// from.
+func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) error {
+	g := c.groups[group]
+	if g == nil {
+		return fmt.Errorf("update endpoints: unknown backend group %q", group)
+	}
+	bg, err := buildEndpoints(eps, g.lb)
+	if err != nil {
+		return fmt.Errorf("update endpoints of backend group %q: %w", group, err)
+	}
+	g.eps.Store(bg)
+	return nil
+}
+
+// Default settings for fields a snapshot leaves unset.
+const (
+	DefaultConnectTimeout     = 5 * time.Second
+	DefaultIdleTimeout        = 60 * time.Second
+	DefaultMaxIdlePerEndpoint = 64
+)
+
+// Compile builds a Config from a snapshot. Route and group names are interned in reg so
+// that their metrics survive config swaps.
+func Compile(s *dataplanev1.Snapshot, reg *metrics.Registry) (*Config, error) {
+	c := &Config{Version: s.GetVersion(), Hash: s.GetHash(), groups: map[string]*Group{}}
+	for i, pg := range s.GetBackendGroups() {
+		g, err := compileGroup(pg, i, reg)
+		if err != nil {
+			return nil, fmt.Errorf("backendGroups[%d] (%s): %w", i, pg.GetName(), err)
+		}
+		if _, dup := c.groups[g.Name]; dup {
+			return nil, fmt.Errorf("backendGroups[%d]: duplicate name %q", i, g.Name)
+		}
+		c.groups[g.Name] = g
+		c.Groups = append(c.Groups, g)
+	}
+	for i, pl := range s.GetListeners() {
+		l, err := c.compileListener(pl, reg)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, pl.GetName(), err)
+		}
+		c.Listeners = append(c.Listeners, l)
+	}
+	return c, nil
+}
+
+func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry) (*Group, error) {
+	g := &Group{
+		Name:               pg.GetName(),
+		Index:              index,
+		Stats:              reg.GroupID(pg.GetName()),
+		ConnectTimeout:     orDefault(pg.GetConnectTimeout().AsDuration(), DefaultConnectTimeout),
+		IdleTimeout:        orDefault(pg.GetIdleTimeout().AsDuration(), DefaultIdleTimeout),
+		MaxIdlePerEndpoint: int(pg.GetMaxIdleConnectionsPerEndpoint()),
+	}
+	if pg.GetConnectTimeout() == nil {
+		g.ConnectTimeout = DefaultConnectTimeout
+	}
+	if pg.GetIdleTimeout() == nil {
+		g.IdleTimeout = DefaultIdleTimeout
+	}
+	if g.MaxIdlePerEndpoint == 0 {
+		g.MaxIdlePerEndpoint = DefaultMaxIdlePerEndpoint
+	}
+	lb := pg.GetLoadBalancing()
+	switch lb.GetPolicy() {
+	case dataplanev1.LoadBalancing_POLICY_UNSPECIFIED, dataplanev1.LoadBalancing_ROUND_ROBIN:
+		g.lb.Policy = balancer.RoundRobin
+	case dataplanev1.LoadBalancing_WEIGHTED_ROUND_ROBIN:
+		g.lb.Policy = balancer.WeightedRoundRobin
+	case dataplanev1.LoadBalancing_LEAST_REQUEST:
+		g.lb.Policy = balancer.LeastRequest
+	case dataplanev1.LoadBalancing_RANDOM:
+		g.lb.Policy = balancer.Random
+	case dataplanev1.LoadBalancing_RING_HASH:
+		g.lb.Policy = balancer.RingHash
+	case dataplanev1.LoadBalancing_MAGLEV:
+		g.lb.Policy = balancer.Maglev
+	default:
+		return nil, fmt.Errorf("loadBalancing.policy: unknown policy %v", lb.GetPolicy())
+	}
+	if h := lb.GetHashOn(); h != nil {
+		g.HashHeader = strings.ToLower(h.GetHeader())
+		g.HashCookie = h.GetCookie()
+		g.HashSourceIP = h.GetSourceIp()
+	}
+	bg, err := buildEndpoints(pg.GetEndpoints(), g.lb)
+	if err != nil {
+		return nil, err
+	}
+	g.eps.Store(bg)
+	return g, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.Group, error) {
+	eps := make([]balancer.Endpoint, 0, len(pe))
+	for i, e := range pe {
+		addr, err := netip.ParseAddr(e.GetAddress())
+		if err != nil {
+			return nil, fmt.Errorf("endpoints[%d].address: %w", i, err)
+		}
+		if e.GetPort() == 0 || e.GetPort() > 65535 {
+			return nil, fmt.Errorf("endpoints[%d].port: %d is not in 1-65535", i, e.GetPort())
+		}
+		c := e.GetConditions()
+		ep := balancer.Endpoint{
+			Addr:   netip.AddrPortFrom(addr.Unmap(), uint16(e.GetPort())),
+			Weight: e.GetWeight(),
+			Zone:   e.GetZone(),
+		}
+		if c == nil {
+			// No conditions given (a hand-written standalone file): the endpoint is ready.
+			ep.Ready, ep.Serving = true, true
+		} else {
+			ep.Ready, ep.Serving, ep.Terminating = c.GetReady(), c.GetServing(), c.GetTerminating()
+		}
+		eps = append(eps, ep)
+	}
+	return balancer.NewGroup(eps, lb)
+}
+
+func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry) (*Listener, error) {
+	l := &Listener{Name: pl.GetName()}
+	ip := netip.IPv6Unspecified()
+	if a := pl.GetAddress(); a != "" {
+		p, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("address: %w", err)
+		}
+		ip = p.Unmap()
+	}
+	if pl.GetPort() == 0 || pl.GetPort() > 65535 {
+		return nil, fmt.Errorf("port: %d is not in 1-65535", pl.GetPort())
+	}
+	l.Addr = netip.AddrPortFrom(ip, uint16(pl.GetPort()))
+	switch pl.GetProtocol() {
+	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
+		l.Protocol = ProtocolHTTP
+	case dataplanev1.Listener_HTTPS:
+		l.Protocol = ProtocolHTTPS
+		cfg, err := compileTLS(pl.GetCertificates())
+		if err != nil {
+			return nil, err
+		}
+		l.TLS = cfg
+	case dataplanev1.Listener_TCP:
+		l.Protocol = ProtocolTCP
+		r := &Route{Name: pl.GetTcpRoute().GetName()}
+		if r.Name == "" {
+			r.Name = pl.GetName()
+		}
+		r.Stats = reg.RouteID(r.Name)
+		for i, b := range pl.GetTcpRoute().GetBackends() {
+			be := Backend{Weight: b.GetWeight()}
+			if name := b.GetBackendGroup(); name != "" {
+				be.Group = c.groups[name]
+				if be.Group == nil {
+					return nil, fmt.Errorf("tcpRoute.backends[%d].backendGroup: unknown backend group %q", i, name)
+				}
+			}
+			r.Backends = append(r.Backends, be)
+		}
+		r.index()
+		l.TCP = r
+		return l, nil
+	default:
+		return nil, fmt.Errorf("protocol: unknown protocol %v", pl.GetProtocol())
+	}
+
+	var vhosts []router.VirtualHost
+	for vi, pv := range pl.GetVirtualHosts() {
+		vh := router.VirtualHost{Name: pv.GetName(), Hostnames: pv.GetHostnames()}
+		for ri, pr := range pv.GetRoutes() {
+			path := fmt.Sprintf("virtualHosts[%d].routes[%d]", vi, ri)
+			r, err := c.compileRoute(pr, reg)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			order := router.OrderKey{
+				CreationUnixNano: pr.GetOrder().GetCreationTimestampUnixNanos(),
+				Namespace:        pr.GetOrder().GetNamespace(),
+				Name:             pr.GetOrder().GetName(),
+				Rule:             int(pr.GetOrder().GetRuleIndex()),
+			}
+			matches := pr.GetMatches()
+			if len(matches) == 0 {
+				matches = []*dataplanev1.RouteMatch{{}}
+			}
+			// One router route per match, so that the action knows which prefix matched
+			// (for ReplacePrefixMatch). They are added in match order, which is the
+			// router's last tie-break.
+			for mi, pm := range matches {
+				m, prefix, err := compileMatch(pm)
+				if err != nil {
+					return nil, fmt.Errorf("%s.matches[%d]: %w", path, mi, err)
+				}
+				vh.Routes = append(vh.Routes, router.Route{
+					Name: r.Name, Matches: []router.Match{m}, Order: order, Action: len(l.matched),
+				})
+				l.matched = append(l.matched, Matched{Route: r, Prefix: prefix})
+			}
+		}
+		vhosts = append(vhosts, vh)
+	}
+	t, err := router.Build(vhosts)
+	if err != nil {
+		return nil, fmt.Errorf("build route table: %w", err)
+	}
+	l.table = t
+	return l, nil
+}
+
+func compileTLS(certs []*dataplanev1.TLSCertificate) (*tls.Config, error) {
+	if len(certs) == 0 {
+		return nil, errors.New("certificates: an HTTPS listener needs at least one certificate")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	for i, pc := range certs {
+		cert, err := tls.X509KeyPair(pc.GetCertPem(), pc.GetKeyPem())
+		if err != nil {
+			return nil, fmt.Errorf("certificates[%d]: %w", i, err)
+		}
+		cfg.Certificates = append(cfg.Certificates, cert)
+	}
+	// crypto/tls picks among Certificates by SNI against each leaf's names; the first is
+	// the default when nothing matches.
+	return cfg, nil
+}
+
+func compileMatch(pm *dataplanev1.RouteMatch) (router.Match, string, error) {
+	var m router.Match
+	prefix := ""
+	switch p := pm.GetPath(); p.GetType() {
+	case dataplanev1.PathMatch_TYPE_UNSPECIFIED, dataplanev1.PathMatch_PATH_PREFIX:
+		m.Path = router.PathMatch{Type: router.PathPrefix, Value: p.GetValue()}
+		prefix = p.GetValue()
+		if prefix == "" {
+			prefix = "/"
+		}
+	case dataplanev1.PathMatch_EXACT:
+		m.Path = router.PathMatch{Type: router.PathExact, Value: p.GetValue()}
+	case dataplanev1.PathMatch_REGULAR_EXPRESSION:
+		m.Path = router.PathMatch{Type: router.PathRegex, Value: p.GetValue()}
+	default:
+		return m, "", fmt.Errorf("path.type: unknown type %v", p.GetType())
+	}
+	for _, h := range pm.GetHeaders() {
+		t := router.ValueExact
+		if h.GetType() == dataplanev1.HeaderMatch_REGULAR_EXPRESSION {
+			t = router.ValueRegex
+		}
+		m.Headers = append(m.Headers, router.HeaderMatch{Type: t, Name: h.GetName(), Value: h.GetValue()})
+	}
+	for _, q := range pm.GetQueryParams() {
+		t := router.ValueExact
+		if q.GetType() == dataplanev1.QueryParamMatch_REGULAR_EXPRESSION {
+			t = router.ValueRegex
+		}
+		m.Query = append(m.Query, router.QueryMatch{Type: t, Name: q.GetName(), Value: q.GetValue()})
+	}
+	m.Method = pm.GetMethod()
+	return m, prefix, nil
+}
+
+func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry) (*Route, error) {
+	r := &Route{Name: pr.GetName()}
+	r.Stats = reg.RouteID(r.Name)
+	if err := c.applyFilters(pr.GetFilters(), &r.RequestHeaders, &r.ResponseHeaders, r, "filters"); err != nil {
+		return nil, err
+	}
+	for i, pb := range pr.GetBackends() {
+		b := Backend{Weight: pb.GetWeight()}
+		switch {
+		case pb.GetBackendGroup() != "":
+			b.Group = c.groups[pb.GetBackendGroup()]
+			if b.Group == nil {
+				return nil, fmt.Errorf("backends[%d].backendGroup: unknown backend group %q", i, pb.GetBackendGroup())
+			}
+		case pb.GetDirectResponse() != nil:
+			b.Direct = directResponse(pb.GetDirectResponse())
+		default:
+			b.Direct = &DirectResponse{Status: 500}
+		}
+		if err := c.applyFilters(pb.GetFilters(), &b.RequestHeaders, &b.ResponseHeaders, nil, fmt.Sprintf("backends[%d].filters", i)); err != nil {
+			return nil, err
+		}
+		r.Backends = append(r.Backends, b)
+	}
+	if d := pr.GetDirectResponse(); d != nil {
+		// A route without a valid backend answers itself: it stands in for all the weight.
+		r.Backends = []Backend{{Direct: directResponse(d), Weight: 1}}
+	}
+	r.index()
+	t := pr.GetTimeouts()
+	r.Timeouts = Timeouts{Request: t.GetRequest().AsDuration(), BackendRequest: t.GetBackendRequest().AsDuration()}
+	if rp := pr.GetRetry(); rp != nil {
+		r.Retry = RetryPolicy{
+			Attempts:         int(rp.GetAttempts()),
+			OnConnectFailure: rp.GetRetryOnConnectFailure(),
+			OnReset:          rp.GetRetryOnReset(),
+			BackoffBase:      rp.GetBackoffBase().AsDuration(),
+			BackoffMax:       rp.GetBackoffMax().AsDuration(),
+		}
+		for _, s := range rp.GetRetryOnStatusCodes() {
+			r.Retry.OnStatus = append(r.Retry.OnStatus, int(s))
+		}
+	}
+	if a := pr.GetSessionAffinity(); a != nil {
+		r.Affinity = Affinity{Cookie: a.GetCookie().GetName(), CookieTTL: a.GetCookie().GetTtl().AsDuration(), Header: strings.ToLower(a.GetHeader().GetName())}
+	}
+	return r, nil
+}
+
+func (r *Route) index() {
+	r.cumWeight = make([]uint32, len(r.Backends))
+	var sum uint32
+	for i, b := range r.Backends {
+		sum += b.Weight
+		r.cumWeight[i] = sum
+	}
+}
+
+func directResponse(d *dataplanev1.DirectResponse) *DirectResponse {
+	status := int(d.GetStatus())
+	if status == 0 {
+		status = 500
+	}
+	return &DirectResponse{Status: status, Body: []byte(d.GetBody())}
+}
+
+// applyFilters compiles filters into req/resp header modifiers and, when r is not nil
+// (route level), into r's redirect, rewrite and mirrors.
+func (c *Config) applyFilters(fs []*dataplanev1.RouteFilter, req, resp *HeaderModifier, r *Route, path string) error {
+	for i, f := range fs {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case f.GetRequestHeaderModifier() != nil:
+			mergeModifier(req, f.GetRequestHeaderModifier())
+		case f.GetResponseHeaderModifier() != nil:
+			mergeModifier(resp, f.GetResponseHeaderModifier())
+		case f.GetRequestRedirect() != nil:
+			if r == nil {
+				return fmt.Errorf("%s.requestRedirect: only allowed on a route", at)
+			}
+			rr := f.GetRequestRedirect()
+			status := int(rr.GetStatusCode())
+			if status == 0 {
+				status = 302
+			}
+			r.Redirect = &Redirect{Scheme: rr.GetScheme(), Hostname: rr.GetHostname(), Port: rr.GetPort(), Status: status, Path: pathModifier(rr.GetPath())}
+		case f.GetUrlRewrite() != nil:
+			if r == nil {
+				return fmt.Errorf("%s.urlRewrite: only allowed on a route", at)
+			}
+			u := f.GetUrlRewrite()
+			r.Rewrite = &Rewrite{Hostname: u.GetHostname(), Path: pathModifier(u.GetPath())}
+		case f.GetRequestMirror() != nil:
+			if r == nil {
+				return fmt.Errorf("%s.requestMirror: only allowed on a route", at)
+			}
+			m := f.GetRequestMirror()
+			g := c.groups[m.GetBackendGroup()]
+			if g == nil {
+				return fmt.Errorf("%s.requestMirror.backendGroup: unknown backend group %q", at, m.GetBackendGroup())
+			}
+			mi := Mirror{Group: g, Numerator: 100, Denominator: 100}
+			switch {
+			case m.GetFraction() != nil:
+				mi.Numerator, mi.Denominator = m.GetFraction().GetNumerator(), m.GetFraction().GetDenominator()
+				if mi.Denominator == 0 {
+					mi.Denominator = 100
+				}
+			case m.GetPercent() != 0:
+				mi.Numerator = m.GetPercent()
+			}
+			r.Mirrors = append(r.Mirrors, mi)
+		}
+	}
+	return nil
+}
+
+func mergeModifier(dst *HeaderModifier, m *dataplanev1.HeaderModifier) {
+	for _, h := range m.GetSet() {
+		dst.Set = append(dst.Set, Header{Name: h.GetName(), Value: h.GetValue(), Lower: strings.ToLower(h.GetName())})
+	}
+	for _, h := range m.GetAdd() {
+		dst.Add = append(dst.Add, Header{Name: h.GetName(), Value: h.GetValue(), Lower: strings.ToLower(h.GetName())})
+	}
+	for _, n := range m.GetRemove() {
+		dst.Remove = append(dst.Remove, strings.ToLower(n))
+	}
+}
+
+func pathModifier(p *dataplanev1.PathModifier) *PathModifier {
+	if p == nil {
+		return nil
+	}
+	if _, ok := p.GetModifier().(*dataplanev1.PathModifier_ReplacePrefixMatch); ok {
+		return &PathModifier{PrefixReplace: p.GetReplacePrefixMatch(), IsPrefix: true}
+	}
+	if _, ok := p.GetModifier().(*dataplanev1.PathModifier_ReplaceFullPath); ok {
+		return &PathModifier{FullPath: p.GetReplaceFullPath()}
+	}
+	return nil
+}
+
+// PickerCache holds one worker's pickers, one per backend group, and rebuilds a group's
+// picker when its endpoints were replaced. It is owned by one worker.
+type PickerCache struct {
+	seed  uint64
+	slots []pickerSlot
+}
+
+type pickerSlot struct {
+	eps    *balancer.Group
+	picker *balancer.Picker
+}
+
+// NewPickerCache returns an empty cache; seed makes each worker's random draws differ.
+func NewPickerCache(seed uint64) *PickerCache { return &PickerCache{seed: seed} }
+
+// Picker returns the worker's picker for g's current endpoints. It allocates only when
+// g's endpoints changed since the last call or the group is new to this worker.
+func (pc *PickerCache) Picker(g *Group) *balancer.Picker {
+	if g.Index >= len(pc.slots) {
+		pc.slots = append(pc.slots, make([]pickerSlot, g.Index+1-len(pc.slots))...)
+	}
+	s := &pc.slots[g.Index]
+	eps := g.Endpoints()
+	if s.eps != eps {
+		s.eps = eps
+		s.picker = eps.NewPicker(pc.seed + uint64(g.Index)*0x9e3779b97f4a7c15)
+	}
+	return s.picker
+}

@@ -1,0 +1,13 @@
+// Package config compiles a dataplane snapshot (api/dataplane/v1) into the immutable
+// structures the proxy's workers read: per listener a router.Table and the routes its
+// actions point to, and per backend group its settings and a balancer.Group of endpoints.
+//
+// A Config is built once per snapshot, off the hot path, and published to workers by an
+// atomic pointer swap; workers never see a partly built Config. Endpoint-only updates take
+// a fast path: UpdateEndpoints replaces one group's balancer.Group through that group's
+// own atomic pointer, without recompiling any route. Requests in flight keep the
+// balancer.Group they picked from.
+//
+// Compile assumes the snapshot passed dataplane/snapshot.Validate; it still returns an
+// error instead of panicking on anything it cannot compile.
+package config

@@ -1,0 +1,340 @@
+// Package metrics holds the dataplane's counters and exports them to Prometheus.
+//
+// Workers count on the hot path without locks or allocation: each worker owns a Worker
+// whose counters only it writes (atomic adds on cache lines no other core writes), and a
+// scrape sums every worker's counters. Routes and backend groups are interned to small
+// integer ids that stay stable across snapshots, so a route keeps its series when the
+// config is swapped. Counter storage grows in fixed-size chunks that never move, so a
+// worker can hold a pointer to a route's counters while the registry grows.
+package metrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	chunkSize = 256  // ids per storage chunk
+	maxChunks = 1024 // at most 262,144 routes or backend groups
+)
+
+// DurationBuckets are the upper bounds, in seconds, of the request duration histogram.
+var DurationBuckets = [numBuckets]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// Reason says why the proxy answered a request itself or dropped an upstream attempt.
+type Reason uint8
+
+// Reasons, each exported as a value of the `reason` label of flax_local_replies_total.
+const (
+	ReasonBadRequest     Reason = iota // malformed request (400, 414, 431, 501, 505)
+	ReasonNoRoute                      // no route matched (404)
+	ReasonDirectResponse               // the route answers itself (redirect, direct response)
+	ReasonNoEndpoint                   // backend group has no usable endpoint (503)
+	ReasonConnectFailed                // upstream connect failed (502)
+	ReasonUpstreamReset                // upstream closed or reset mid-exchange (502)
+	ReasonBadResponse                  // upstream sent a malformed response (502)
+	ReasonTimeout                      // upstream timeout (504)
+	ReasonHeaderTimeout                // client too slow to send its request head (408)
+	ReasonOverflow                     // circuit breaker limit reached (503)
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
+	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
+}
+
+// String returns the label value of r.
+func (r Reason) String() string {
+	if r < numReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// RouteCounters are one worker's counters for one route.
+type RouteCounters struct {
+	codes    [5]atomic.Uint64 // 1xx..5xx
+	buckets  [numBuckets]atomic.Uint64
+	overflow atomic.Uint64 // observations above the last bucket
+	sumNanos atomic.Uint64
+}
+
+const numBuckets = 14
+
+// GroupCounters are one worker's counters for one backend group.
+type GroupCounters struct {
+	requests      atomic.Uint64
+	connectErrors atomic.Uint64
+	connections   atomic.Int64 // open upstream connections
+}
+
+type chunk[T any] [chunkSize]T
+
+// table is a grow-only array of T split in chunks that never move.
+type table[T any] struct {
+	chunks [maxChunks]atomic.Pointer[chunk[T]]
+}
+
+func (t *table[T]) at(id uint32) *T {
+	c := t.chunks[id/chunkSize].Load()
+	if c == nil {
+		return nil
+	}
+	return &c[id%chunkSize]
+}
+
+func (t *table[T]) ensure(id uint32) {
+	if t.chunks[id/chunkSize].Load() == nil {
+		t.chunks[id/chunkSize].CompareAndSwap(nil, new(chunk[T]))
+	}
+}
+
+// Worker is one worker's counters. Only its worker writes them.
+type Worker struct {
+	routes      table[RouteCounters]
+	groups      table[GroupCounters]
+	reasons     [numReasons]atomic.Uint64
+	connsActive atomic.Int64
+	connsTotal  atomic.Uint64
+	_           [64]byte // keep the next worker's hot fields off this cache line
+}
+
+// Route returns the counters of route id; the id must come from Registry.RouteID.
+func (w *Worker) Route(id uint32) *RouteCounters { return w.routes.at(id) }
+
+// Group returns the counters of backend group id; the id must come from Registry.GroupID.
+func (w *Worker) Group(id uint32) *GroupCounters { return w.groups.at(id) }
+
+// ObserveRequest counts one finished request on route r (may be nil for requests that
+// matched no route) with its final status and duration.
+func (w *Worker) ObserveRequest(r *RouteCounters, status int, d time.Duration) {
+	if r == nil {
+		return
+	}
+	class := status/100 - 1
+	if class < 0 || class > 4 {
+		class = 4
+	}
+	r.codes[class].Add(1)
+	s := d.Seconds()
+	i := 0
+	for i < numBuckets && s > DurationBuckets[i] {
+		i++
+	}
+	if i < numBuckets {
+		r.buckets[i].Add(1)
+	} else {
+		r.overflow.Add(1)
+	}
+	r.sumNanos.Add(uint64(d))
+}
+
+// LocalReply counts a response the proxy produced itself, by reason.
+func (w *Worker) LocalReply(reason Reason) { w.reasons[reason].Add(1) }
+
+// UpstreamRequest counts a request sent to group g.
+func (w *Worker) UpstreamRequest(g *GroupCounters) { g.requests.Add(1) }
+
+// ConnectError counts a failed upstream connect to group g.
+func (w *Worker) ConnectError(g *GroupCounters) { g.connectErrors.Add(1) }
+
+// UpstreamConn adds delta (+1 or -1) to group g's open upstream connections.
+func (w *Worker) UpstreamConn(g *GroupCounters, delta int64) { g.connections.Add(delta) }
+
+// ConnOpened counts an accepted downstream connection.
+func (w *Worker) ConnOpened() { w.connsActive.Add(1); w.connsTotal.Add(1) }
+
+// ConnClosed counts a closed downstream connection.
+func (w *Worker) ConnClosed() { w.connsActive.Add(-1) }
+
+// Registry interns route and group names and holds every worker's counters.
+type Registry struct {
+	mu      sync.Mutex
+	routes  map[string]uint32
+	groups  map[string]uint32
+	rnames  []string
+	gnames  []string
+	workers []*Worker
+
+	engine        atomic.Pointer[string]
+	engineReason  atomic.Pointer[string]
+	configVersion atomic.Uint64
+	configApplied atomic.Uint64
+	applyErrors   atomic.Uint64
+
+	descs descs
+}
+
+// NewRegistry returns a registry with counters for n workers.
+func NewRegistry(n int) *Registry {
+	r := &Registry{routes: map[string]uint32{}, groups: map[string]uint32{}}
+	for range n {
+		r.workers = append(r.workers, &Worker{})
+	}
+	empty := ""
+	r.engine.Store(&empty)
+	r.engineReason.Store(&empty)
+	r.descs = newDescs()
+	return r
+}
+
+// Worker returns worker i's counters.
+func (r *Registry) Worker(i int) *Worker { return r.workers[i] }
+
+// Workers returns the number of workers.
+func (r *Registry) Workers() int { return len(r.workers) }
+
+// RouteID interns a route name and makes sure every worker has counters for it. Call it
+// when compiling a snapshot, never per request.
+func (r *Registry) RouteID(name string) uint32 {
+	return r.intern(name, r.routes, &r.rnames, func(w *Worker, id uint32) { w.routes.ensure(id) })
+}
+
+// GroupID interns a backend group name, like RouteID.
+func (r *Registry) GroupID(name string) uint32 {
+	return r.intern(name, r.groups, &r.gnames, func(w *Worker, id uint32) { w.groups.ensure(id) })
+}
+
+func (r *Registry) intern(name string, ids map[string]uint32, names *[]string, ensure func(*Worker, uint32)) uint32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := ids[name]
+	if !ok {
+		id = uint32(len(*names))
+		ids[name] = id
+		*names = append(*names, name)
+		for _, w := range r.workers {
+			ensure(w, id)
+		}
+	}
+	return id
+}
+
+// SetEngine records the engine in use and, for a fallback, why.
+func (r *Registry) SetEngine(name, reason string) {
+	r.engine.Store(&name)
+	r.engineReason.Store(&reason)
+}
+
+// ConfigApplied records a successfully applied snapshot version.
+func (r *Registry) ConfigApplied(version uint64) {
+	r.configVersion.Store(version)
+	r.configApplied.Add(1)
+}
+
+// ConfigRejected counts a snapshot that failed validation or compilation.
+func (r *Registry) ConfigRejected() { r.applyErrors.Add(1) }
+
+type descs struct {
+	requests, duration, localReplies, connsActive, connsTotal *prometheus.Desc
+	upstreamRequests, connectErrors, upstreamConns            *prometheus.Desc
+	engine, configVersion, configApplied, configErrors        *prometheus.Desc
+}
+
+func newDescs() descs {
+	return descs{
+		requests:         prometheus.NewDesc("flax_requests_total", "Requests finished, by route and status code class.", []string{"route", "code"}, nil),
+		duration:         prometheus.NewDesc("flax_request_duration_seconds", "Time from the first byte of a request to the last byte of its response, by route.", []string{"route"}, nil),
+		localReplies:     prometheus.NewDesc("flax_local_replies_total", "Responses the proxy produced itself instead of a backend, by reason.", []string{"reason"}, nil),
+		connsActive:      prometheus.NewDesc("flax_downstream_connections_active", "Open client connections.", nil, nil),
+		connsTotal:       prometheus.NewDesc("flax_downstream_connections_total", "Accepted client connections.", nil, nil),
+		upstreamRequests: prometheus.NewDesc("flax_upstream_requests_total", "Requests sent to a backend group.", []string{"backend_group"}, nil),
+		connectErrors:    prometheus.NewDesc("flax_upstream_connect_errors_total", "Failed connects to a backend group's endpoints.", []string{"backend_group"}, nil),
+		upstreamConns:    prometheus.NewDesc("flax_upstream_connections_active", "Open connections to a backend group's endpoints.", []string{"backend_group"}, nil),
+		engine:           prometheus.NewDesc("flax_engine_info", "The I/O engine in use (value 1), and why when it is a fallback.", []string{"engine", "reason"}, nil),
+		configVersion:    prometheus.NewDesc("flax_config_version", "Version of the snapshot being served.", nil, nil),
+		configApplied:    prometheus.NewDesc("flax_config_applied_total", "Snapshots applied.", nil, nil),
+		configErrors:     prometheus.NewDesc("flax_config_apply_errors_total", "Snapshots rejected by validation or compilation.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
+	d := r.descs
+	for _, x := range []*prometheus.Desc{d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors} {
+		ch <- x
+	}
+}
+
+var codeLabels = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// Collect implements prometheus.Collector: it sums every worker's counters.
+func (r *Registry) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	rnames := r.rnames
+	gnames := r.gnames
+	r.mu.Unlock()
+	d := r.descs
+
+	for id, name := range rnames {
+		var codes [5]uint64
+		var buckets [numBuckets]uint64
+		var over, sum uint64
+		for _, w := range r.workers {
+			c := w.Route(uint32(id))
+			if c == nil {
+				continue
+			}
+			for i := range codes {
+				codes[i] += c.codes[i].Load()
+			}
+			for i := range buckets {
+				buckets[i] += c.buckets[i].Load()
+			}
+			over += c.overflow.Load()
+			sum += c.sumNanos.Load()
+		}
+		for i, v := range codes {
+			if v > 0 {
+				ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, float64(v), name, codeLabels[i])
+			}
+		}
+		cum := map[float64]uint64{}
+		var count uint64
+		for i, v := range buckets {
+			count += v
+			cum[DurationBuckets[i]] = count
+		}
+		count += over
+		ch <- prometheus.MustNewConstHistogram(d.duration, count, float64(sum)/1e9, cum, name)
+	}
+	for id, name := range gnames {
+		var req, cerr uint64
+		var conns int64
+		for _, w := range r.workers {
+			g := w.Group(uint32(id))
+			if g == nil {
+				continue
+			}
+			req += g.requests.Load()
+			cerr += g.connectErrors.Load()
+			conns += g.connections.Load()
+		}
+		ch <- prometheus.MustNewConstMetric(d.upstreamRequests, prometheus.CounterValue, float64(req), name)
+		ch <- prometheus.MustNewConstMetric(d.connectErrors, prometheus.CounterValue, float64(cerr), name)
+		ch <- prometheus.MustNewConstMetric(d.upstreamConns, prometheus.GaugeValue, float64(conns), name)
+	}
+	var reasons [numReasons]uint64
+	var active int64
+	var total uint64
+	for _, w := range r.workers {
+		for i := range reasons {
+			reasons[i] += w.reasons[i].Load()
+		}
+		active += w.connsActive.Load()
+		total += w.connsTotal.Load()
+	}
+	for i, v := range reasons {
+		ch <- prometheus.MustNewConstMetric(d.localReplies, prometheus.CounterValue, float64(v), Reason(i).String())
+	}
+	ch <- prometheus.MustNewConstMetric(d.connsActive, prometheus.GaugeValue, float64(active))
+	ch <- prometheus.MustNewConstMetric(d.connsTotal, prometheus.CounterValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(d.engine, prometheus.GaugeValue, 1, *r.engine.Load(), *r.engineReason.Load())
+	ch <- prometheus.MustNewConstMetric(d.configVersion, prometheus.GaugeValue, float64(r.configVersion.Load()))
+	ch <- prometheus.MustNewConstMetric(d.configApplied, prometheus.CounterValue, float64(r.configApplied.Load()))
+	ch <- prometheus.MustNewConstMetric(d.configErrors, prometheus.CounterValue, float64(r.applyErrors.Load()))
+}

@@ -1,0 +1,129 @@
+package metrics
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestSumsAcrossWorkers(t *testing.T) {
+	r := NewRegistry(3)
+	route := r.RouteID("default/web/rule-0")
+	group := r.GroupID("default/echo:80")
+	if again := r.RouteID("default/web/rule-0"); again != route {
+		t.Fatalf("RouteID not stable: %d then %d", route, again)
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func(w *Worker) {
+			defer wg.Done()
+			for range 1000 {
+				w.ObserveRequest(w.Route(route), 200, 2*time.Millisecond)
+				w.UpstreamRequest(w.Group(group))
+			}
+			w.ObserveRequest(w.Route(route), 503, 20*time.Second)
+			w.LocalReply(ReasonNoEndpoint)
+			w.ConnectError(w.Group(group))
+			w.ConnOpened()
+		}(r.Worker(i))
+	}
+	wg.Wait()
+	r.Worker(0).ConnClosed()
+	r.SetEngine("netpoll", "io_uring disabled by kernel.io_uring_disabled=2")
+	r.ConfigApplied(7)
+
+	want := `
+# HELP flax_requests_total Requests finished, by route and status code class.
+# TYPE flax_requests_total counter
+flax_requests_total{code="2xx",route="default/web/rule-0"} 3000
+flax_requests_total{code="5xx",route="default/web/rule-0"} 3
+# HELP flax_upstream_connect_errors_total Failed connects to a backend group's endpoints.
+# TYPE flax_upstream_connect_errors_total counter
+flax_upstream_connect_errors_total{backend_group="default/echo:80"} 3
+# HELP flax_upstream_requests_total Requests sent to a backend group.
+# TYPE flax_upstream_requests_total counter
+flax_upstream_requests_total{backend_group="default/echo:80"} 3000
+# HELP flax_downstream_connections_active Open client connections.
+# TYPE flax_downstream_connections_active gauge
+flax_downstream_connections_active 2
+# HELP flax_config_version Version of the snapshot being served.
+# TYPE flax_config_version gauge
+flax_config_version 7
+# HELP flax_engine_info The I/O engine in use (value 1), and why when it is a fallback.
+# TYPE flax_engine_info gauge
+flax_engine_info{engine="netpoll",reason="io_uring disabled by kernel.io_uring_disabled=2"} 1
+`
+	if err := testutil.CollectAndCompare(r, strings.NewReader(want),
+		"flax_requests_total", "flax_upstream_connect_errors_total", "flax_upstream_requests_total",
+		"flax_downstream_connections_active", "flax_config_version", "flax_engine_info"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The histogram counts every observation; the 20s ones land above the last bucket.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(r)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "flax_request_duration_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 3003 {
+			t.Errorf("histogram count = %d, want 3003", h.GetSampleCount())
+		}
+		for _, b := range h.GetBucket() {
+			if b.GetUpperBound() == 0.0025 && b.GetCumulativeCount() != 3000 {
+				t.Errorf("bucket le=0.0025 = %d, want 3000", b.GetCumulativeCount())
+			}
+		}
+		return
+	}
+	t.Fatal("flax_request_duration_seconds not exported")
+}
+
+func TestCountersSurviveGrowth(t *testing.T) {
+	r := NewRegistry(1)
+	w := r.Worker(0)
+	first := r.RouteID("r0")
+	c := w.Route(first)
+	c.codes[1].Add(1)
+	for i := range 3 * chunkSize {
+		r.RouteID("grow-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26))
+	}
+	if w.Route(first) != c || c.codes[1].Load() != 1 {
+		t.Fatal("growing the registry moved or reset existing counters")
+	}
+}
+
+func TestObserveRequestDoesNotAllocate(t *testing.T) {
+	r := NewRegistry(1)
+	w := r.Worker(0)
+	rc := w.Route(r.RouteID("r"))
+	g := w.Group(r.GroupID("g"))
+	allocs := testing.AllocsPerRun(1000, func() {
+		w.ObserveRequest(rc, 200, time.Millisecond)
+		w.UpstreamRequest(g)
+		w.LocalReply(ReasonTimeout)
+	})
+	if allocs != 0 {
+		t.Fatalf("allocs per request = %v, want 0", allocs)
+	}
+}
+
+func BenchmarkObserveRequest(b *testing.B) {
+	r := NewRegistry(1)
+	w := r.Worker(0)
+	rc := w.Route(r.RouteID("r"))
+	b.ReportAllocs()
+	for b.Loop() {
+		w.ObserveRequest(rc, 200, 3*time.Millisecond)
+	}
+}
