@@ -1,0 +1,658 @@
+package netpoll
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/proxy"
+)
+
+// maxGather bounds the sends gathered into one writev.
+const maxGather = 8
+
+// lingerBytes bounds the input discarded by a lingering close.
+const lingerBytes = 1 << 20
+
+// event is the outcome of a pump's read.
+type event struct {
+	side proxy.Side
+	gen  uint64
+	buf  *[]byte
+	n    int
+	err  error
+}
+
+// pump reads one side of a connection on its own goroutine, one read per
+// permit, while the driver waits for both sides.
+type pump struct {
+	gen         uint64
+	permit      chan *[]byte
+	outstanding bool
+}
+
+// conn serves one client connection: the driver goroutine runs serve and
+// owns everything below except where noted.
+type conn struct {
+	w      *worker
+	e      *Engine
+	slot   *engine.Slot
+	raw    net.Conn // the accepted socket; safe to close from any goroutine
+	client net.Conn // raw, or the TLS connection over it
+	tcp    *net.TCPConn
+	s      proxy.Session
+
+	up    *upConn
+	upGen uint64
+	upMu  sync.Mutex // guards upNC, read by forceClose
+	upNC  net.Conn
+
+	rbuf  [2]*[]byte // read buffer of each side, while in use
+	pend  [2][]byte  // bytes read but not yet taken by the session
+	eof   [2]bool    // EOF (or read error) to report once pend is taken
+	pumps [2]*pump
+	rdl   [2]time.Time // read deadline last set on each side
+
+	events   chan event
+	done     chan struct{}
+	kickCh   chan struct{}
+	timer    *time.Timer
+	drained  bool
+	drainAck atomic.Bool // the session knows about the drain
+	closed   bool
+
+	wbufs net.Buffers
+	wtmp  net.Buffers // consumed by WriteTo
+	wlens [maxGather]int
+
+	rawc    syscall.RawConn // of tcp, for waitReadable
+	readyFn func(uintptr) bool
+}
+
+func (w *worker) newConn(c net.Conn, sl *engine.Slot) *conn {
+	return &conn{
+		w: w, e: w.e, slot: sl, raw: c,
+		events: make(chan event, 2),
+		done:   make(chan struct{}),
+		kickCh: make(chan struct{}, 1),
+		wbufs:  make(net.Buffers, 0, maxGather),
+	}
+}
+
+// kick wakes the driver to notice that the engine drains. It may be called
+// from any goroutine.
+func (c *conn) kick() {
+	if c.drainAck.Load() {
+		return
+	}
+	select {
+	case c.kickCh <- struct{}{}:
+	default:
+	}
+	now := time.Now()
+	c.raw.SetReadDeadline(now)
+	c.upMu.Lock()
+	if c.upNC != nil {
+		c.upNC.SetReadDeadline(now)
+	}
+	c.upMu.Unlock()
+}
+
+// forceClose closes both connections. It may be called from any goroutine;
+// the driver then fails its I/O and cleans up.
+func (c *conn) forceClose() {
+	c.raw.Close()
+	c.upMu.Lock()
+	if c.upNC != nil {
+		c.upNC.Close()
+	}
+	c.upMu.Unlock()
+	select {
+	case c.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) serve() {
+	c.w.track(c)
+	defer c.w.untrack(c)
+	l := c.slot.Listener.Load()
+	if l == nil || c.e.draining.Load() {
+		c.raw.Close()
+		return
+	}
+	c.client = c.raw
+	secure := false
+	if l.Protocol == config.ProtocolHTTPS && l.TLS != nil {
+		tc := tls.Server(c.raw, l.TLS)
+		tc.SetDeadline(time.Now().Add(c.e.opts.Proxy.HeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
+			c.raw.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		c.client = tc
+		secure = true
+	} else {
+		c.tcp, _ = c.raw.(*net.TCPConn)
+	}
+	var remote netip.AddrPort
+	if ta, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok {
+		remote = ta.AddrPort()
+	}
+	c.s.Open(c.w.pw, &c.slot.Listener, remote, secure)
+	c.loop()
+	c.cleanup()
+}
+
+// loop drives the session until it closes the client connection.
+func (c *conn) loop() {
+	for {
+		if c.perform() {
+			continue
+		}
+		if c.closed {
+			return
+		}
+		if c.e.draining.Load() && !c.drained {
+			c.drained = true
+			c.drainAck.Store(true)
+			c.s.Drain()
+			continue
+		}
+		if c.offer() {
+			continue
+		}
+		if !c.wait() {
+			c.e.log.Error(nil, "session stalled: closing connection", "remote", c.raw.RemoteAddr().String())
+			c.closeClient(false)
+			return
+		}
+	}
+}
+
+// perform carries out the session's queued actions and reports whether
+// there were any.
+func (c *conn) perform() bool {
+	did := false
+	for {
+		a, ok := c.s.Next()
+		if !ok {
+			return did
+		}
+		did = true
+		switch a.Kind {
+		case proxy.ActSendClient:
+			c.send(proxy.Client, a)
+		case proxy.ActSendUpstream:
+			c.send(proxy.Upstream, a)
+		case proxy.ActConnectUpstream:
+			c.connect()
+		case proxy.ActReleaseUpstream:
+			c.detach(true)
+		case proxy.ActCloseUpstream:
+			c.detach(false)
+		case proxy.ActShutdownUpstream:
+			if c.up != nil {
+				closeWrite(c.up.Conn)
+			}
+		case proxy.ActShutdownClient:
+			closeWrite(c.client)
+		case proxy.ActCloseClient:
+			c.closeClient(a.Linger)
+		case proxy.ActArmTimer, proxy.ActStartTunnel:
+			// The driver reads the deadline from the session when it
+			// waits, and tunnels need nothing special.
+		}
+	}
+}
+
+// send writes a send action, and the sends of the same kind queued right
+// after it, with one writev, then reports each completion.
+func (c *conn) send(side proxy.Side, a proxy.Action) {
+	var nc net.Conn = c.client
+	if side == proxy.Upstream {
+		if c.up == nil {
+			c.s.Sent(side, 0, net.ErrClosed)
+			return
+		}
+		nc = c.up.Conn
+	}
+	c.wbufs = append(c.wbufs[:0], a.Data)
+	c.wlens[0] = len(a.Data)
+	for len(c.wbufs) < maxGather {
+		b, ok := c.s.Peek()
+		if !ok || b.Kind != a.Kind {
+			break
+		}
+		c.s.Next()
+		c.wlens[len(c.wbufs)] = len(b.Data)
+		c.wbufs = append(c.wbufs, b.Data)
+	}
+	n := len(c.wbufs)
+	nc.SetWriteDeadline(time.Now().Add(c.e.opts.WriteTimeout))
+	c.wtmp = c.wbufs
+	_, err := c.wtmp.WriteTo(nc)
+	clear(c.wbufs[:n])
+	for i := 0; i < n; i++ {
+		if err != nil {
+			c.s.Sent(side, 0, err)
+			return
+		}
+		c.s.Sent(side, c.wlens[i], nil)
+	}
+}
+
+// connect hands the session an upstream connection: an idle pooled one, or
+// a new one.
+func (c *conn) connect() {
+	t := c.s.Target()
+	if t.Group == nil {
+		c.s.UpstreamConnected(false, errors.New("no backend group"))
+		return
+	}
+	var uc *upConn
+	if !t.Fresh {
+		uc = c.w.pool.get(t.Addr)
+	}
+	reused := uc != nil
+	if uc == nil {
+		ctx := c.e.runCtx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		d := net.Dialer{Timeout: t.Group.ConnectTimeout}
+		nc, err := d.DialContext(ctx, "tcp", t.Addr.String())
+		if err != nil {
+			c.s.UpstreamConnected(false, err)
+			return
+		}
+		gc := c.w.metrics.Group(t.Group.Stats)
+		c.w.metrics.UpstreamConn(gc, 1)
+		uc = &upConn{Conn: nc, addr: t.Addr, group: gc, idle: t.Group.IdleTimeout, maxIdle: t.Group.MaxIdlePerEndpoint}
+		if sc, ok := nc.(syscall.Conn); ok {
+			uc.rawc, _ = sc.SyscallConn()
+			uc.peekFn = uc.peekAlive
+		}
+	}
+	c.up = uc
+	c.upGen++
+	c.rdl[proxy.Upstream] = time.Time{}
+	c.upMu.Lock()
+	c.upNC = uc.Conn
+	c.upMu.Unlock()
+	c.s.UpstreamConnected(reused, nil)
+}
+
+// detach lets go of the upstream connection: back to the pool when keep is
+// set and nothing is left over, else closed.
+func (c *conn) detach(keep bool) {
+	uc := c.up
+	if uc == nil {
+		return
+	}
+	c.up = nil
+	c.upMu.Lock()
+	c.upNC = nil
+	c.upMu.Unlock()
+	const u = proxy.Upstream
+	if p := c.pumps[u]; p != nil {
+		close(p.permit)
+		if p.outstanding {
+			// Its goroutine still reads into the buffer.
+			keep = false
+			c.rbuf[u] = nil
+		}
+		c.pumps[u] = nil
+	}
+	if len(c.pend[u]) > 0 || c.eof[u] {
+		keep = false
+	}
+	c.pend[u], c.eof[u] = nil, false
+	c.releaseBuf(u)
+	if keep {
+		c.w.pool.put(uc)
+	} else {
+		c.w.pool.discard(uc)
+	}
+}
+
+// closeClient closes the client connection, after discarding input for a
+// while when the client may still be sending (so that the reply already
+// sent is not destroyed by a reset).
+func (c *conn) closeClient(linger bool) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if linger {
+		closeWrite(c.client)
+		c.client.SetReadDeadline(time.Now().Add(c.e.opts.LingerTimeout))
+		if p := c.pumps[proxy.Client]; p != nil && p.outstanding {
+			c.lingerPump(p)
+		} else {
+			buf := c.buffer(proxy.Client)
+			for total := 0; total < lingerBytes; {
+				n, err := c.client.Read(*buf)
+				total += n
+				if err != nil {
+					break
+				}
+			}
+		}
+	}
+	c.client.SetWriteDeadline(time.Now().Add(time.Second))
+	c.client.Close()
+}
+
+// lingerPump discards the client's input through its pump.
+func (c *conn) lingerPump(p *pump) {
+	for total := 0; total < lingerBytes; {
+		ev := <-c.events
+		if ev.side != proxy.Client {
+			continue
+		}
+		p.outstanding = false
+		total += ev.n
+		if ev.err != nil {
+			return
+		}
+		p.outstanding = true
+		p.permit <- ev.buf
+	}
+}
+
+// cleanup releases everything once the loop is over.
+func (c *conn) cleanup() {
+	if !c.closed {
+		c.closed = true
+		c.raw.Close()
+	}
+	c.detach(false)
+	close(c.done)
+	if p := c.pumps[proxy.Client]; p != nil {
+		close(p.permit)
+		if p.outstanding {
+			c.rbuf[proxy.Client] = nil
+		}
+		c.pumps[proxy.Client] = nil
+	}
+	c.pend[proxy.Client] = nil
+	c.releaseBuf(proxy.Client)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.s.Close()
+}
+
+// wants reports whether the session takes bytes from side.
+func (c *conn) wants(side proxy.Side) bool {
+	if side == proxy.Client {
+		return c.s.WantClientData()
+	}
+	return c.up != nil && c.s.WantUpstreamData()
+}
+
+// offer hands the session bytes read earlier that it did not take, then
+// a pending EOF. It reports whether it did anything.
+func (c *conn) offer() bool {
+	for side := proxy.Client; side <= proxy.Upstream; side++ {
+		if len(c.pend[side]) > 0 {
+			if !c.wants(side) {
+				continue
+			}
+			n := c.feed(side, c.pend[side])
+			c.pend[side] = c.pend[side][n:]
+			if len(c.pend[side]) == 0 {
+				c.releaseBuf(side)
+			}
+			return true
+		}
+		if c.eof[side] {
+			c.eof[side] = false
+			if side == proxy.Client {
+				c.s.ClientEOF()
+			} else {
+				c.s.UpstreamEOF()
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (c *conn) feed(side proxy.Side, p []byte) int {
+	if side == proxy.Client {
+		return c.s.ClientData(p)
+	}
+	return c.s.UpstreamData(p)
+}
+
+// sideConn returns the connection of side.
+func (c *conn) sideConn(side proxy.Side) net.Conn {
+	if side == proxy.Client {
+		return c.client
+	}
+	return c.up.Conn
+}
+
+// buffer returns side's read buffer, taking one from the pool if needed.
+func (c *conn) buffer(side proxy.Side) *[]byte {
+	if c.rbuf[side] == nil {
+		c.rbuf[side] = c.w.getBuf()
+	}
+	return c.rbuf[side]
+}
+
+// releaseBuf returns side's read buffer to the pool when no read uses it.
+func (c *conn) releaseBuf(side proxy.Side) {
+	if b := c.rbuf[side]; b != nil && len(c.pend[side]) == 0 {
+		if p := c.pumps[side]; p != nil && p.outstanding {
+			return
+		}
+		c.rbuf[side] = nil
+		c.w.putBuf(b)
+	}
+}
+
+// wait blocks until something happens: bytes or EOF from a side the
+// session wants, its timer, or a drain. It reports false when there is
+// nothing to wait for.
+func (c *conn) wait() bool {
+	const cl, up = proxy.Client, proxy.Upstream
+	wc := len(c.pend[cl]) == 0 && !c.eof[cl] && c.wants(cl)
+	wu := len(c.pend[up]) == 0 && !c.eof[up] && c.wants(up)
+	outstanding := (c.pumps[cl] != nil && c.pumps[cl].outstanding) || (c.pumps[up] != nil && c.pumps[up].outstanding)
+	if !outstanding && !(wc && wu) {
+		switch {
+		case wc:
+			c.directRead(cl)
+			return true
+		case wu:
+			c.directRead(up)
+			return true
+		}
+	}
+	if wc {
+		c.permit(cl)
+	}
+	if wu {
+		c.permit(up)
+	}
+	outstanding = (c.pumps[cl] != nil && c.pumps[cl].outstanding) || (c.pumps[up] != nil && c.pumps[up].outstanding)
+	var timerC <-chan time.Time
+	if d := c.s.Deadline(); d != 0 {
+		if c.timer == nil {
+			c.timer = time.NewTimer(time.Until(c.e.timeAt(d)))
+		} else {
+			c.timer.Reset(time.Until(c.e.timeAt(d)))
+		}
+		timerC = c.timer.C
+	} else if !outstanding {
+		return false
+	}
+	select {
+	case ev := <-c.events:
+		c.onEvent(ev)
+	case <-timerC:
+		timerC = nil
+		c.fireTimer()
+	case <-c.kickCh:
+	}
+	if timerC != nil {
+		c.timer.Stop()
+	}
+	return true
+}
+
+// directRead reads side on the driver goroutine, until the session's
+// deadline.
+func (c *conn) directRead(side proxy.Side) {
+	nc := c.sideConn(side)
+	var dl time.Time
+	if d := c.s.Deadline(); d != 0 {
+		dl = c.e.timeAt(d)
+	}
+	if !dl.Equal(c.rdl[side]) {
+		nc.SetReadDeadline(dl)
+		c.rdl[side] = dl
+	}
+	if c.e.draining.Load() && !c.drained {
+		// A drain kick may have been overwritten by the deadline above.
+		return
+	}
+	if side == proxy.Client && c.tcp != nil && c.rbuf[side] == nil && c.s.Idle() {
+		// An idle connection waits for its next request without holding
+		// a buffer.
+		if err := c.waitReadable(); err != nil {
+			c.onRead(side, nil, 0, err)
+			return
+		}
+	}
+	buf := c.buffer(side)
+	n, err := nc.Read(*buf)
+	c.onRead(side, buf, n, err)
+}
+
+// permit lets side's pump read once, starting the pump if needed.
+func (c *conn) permit(side proxy.Side) {
+	p := c.pumps[side]
+	if p == nil {
+		p = &pump{permit: make(chan *[]byte, 1)}
+		if side == proxy.Upstream {
+			p.gen = c.upGen
+		}
+		c.pumps[side] = p
+		go c.runPump(side, p.gen, c.sideConn(side), p.permit)
+	}
+	if p.outstanding {
+		return
+	}
+	if !c.rdl[side].IsZero() {
+		c.sideConn(side).SetReadDeadline(time.Time{})
+		c.rdl[side] = time.Time{}
+	}
+	p.outstanding = true
+	p.permit <- c.buffer(side)
+}
+
+// runPump is a pump's goroutine.
+func (c *conn) runPump(side proxy.Side, gen uint64, nc net.Conn, permit <-chan *[]byte) {
+	for buf := range permit {
+		n, err := nc.Read(*buf)
+		select {
+		case c.events <- event{side: side, gen: gen, buf: buf, n: n, err: err}:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// onEvent handles a pump's read.
+func (c *conn) onEvent(ev event) {
+	if ev.side == proxy.Upstream && (c.up == nil || ev.gen != c.upGen) {
+		// A read of an upstream connection given up since.
+		return
+	}
+	if p := c.pumps[ev.side]; p != nil {
+		p.outstanding = false
+	}
+	c.onRead(ev.side, ev.buf, ev.n, ev.err)
+}
+
+// onRead hands the session what a read of side returned.
+func (c *conn) onRead(side proxy.Side, buf *[]byte, n int, err error) {
+	if n > 0 {
+		p := (*buf)[:n]
+		k := c.feed(side, p)
+		c.pend[side] = p[k:]
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.rdl[side] = time.Time{}
+			c.sideConn(side).SetReadDeadline(time.Time{})
+			c.fireTimer()
+		} else {
+			c.eof[side] = true
+		}
+	}
+	c.releaseBuf(side)
+}
+
+// fireTimer reports the session's deadline if it has passed.
+func (c *conn) fireTimer() {
+	if d := c.s.Deadline(); d != 0 {
+		if now := c.e.now(); now >= d {
+			c.s.Timer(now)
+		}
+	}
+}
+
+// waitReadable blocks until the client has bytes to read, has been closed
+// by its peer, or its read deadline passes, without holding a buffer.
+func (c *conn) waitReadable() error {
+	if c.rawc == nil {
+		rc, err := c.tcp.SyscallConn()
+		if err != nil {
+			return err
+		}
+		c.rawc = rc
+		c.readyFn = c.readable
+	}
+	return c.rawc.Read(c.readyFn)
+}
+
+// readable is waitReadable's callback. The poller is only told about
+// readiness that comes after the wait starts, so look at the socket first.
+func (c *conn) readable(fd uintptr) bool {
+	_, errno := peek(fd)
+	return errno != unix.EAGAIN && errno != unix.EINTR
+}
+
+// peek looks at one byte of a socket without consuming it or blocking.
+func peek(fd uintptr) (int, unix.Errno) {
+	var b [1]byte
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	return int(n), errno
+}
+
+// closeWrite half-closes a connection when it supports it.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}

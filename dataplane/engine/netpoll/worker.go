@@ -1,0 +1,272 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flaxlb/flax/dataplane/balancer"
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/proxy"
+)
+
+// worker is one of the engine's workers: its sockets' connections share its
+// pickers, exchange pool, upstream pool and counters.
+type worker struct {
+	id      int
+	e       *Engine
+	pw      *proxy.Worker
+	metrics *metrics.Worker
+	pool    *upstreamPool
+	bufs    sync.Pool // read buffers
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func newWorker(e *Engine, id int) *worker {
+	w := &worker{id: id, e: e, metrics: e.reg.Worker(id), conns: map[*conn]struct{}{}}
+	size := e.opts.Proxy.BufferSize
+	xp := &exchangePool{}
+	xp.p.New = func() any { return proxy.NewExchange(proxy.NewBuffers(size)) }
+	pk := &lockedPickers{p: proxy.NewPickers(uint64(id+1) * 0x9e3779b97f4a7c15)}
+	w.pw = proxy.NewWorker(w.metrics, pk, xp, e.now, e.opts.Proxy)
+	w.pw.Seed = uint32(id+1) * 0x85ebca6b
+	w.pool = &upstreamPool{w: w, idle: map[netip.AddrPort][]*upConn{}}
+	rb := e.opts.ReadBufferSize
+	w.bufs.New = func() any { b := make([]byte, rb); return &b }
+	return w
+}
+
+// getBuf returns a read buffer; putBuf gives it back.
+func (w *worker) getBuf() *[]byte  { return w.bufs.Get().(*[]byte) }
+func (w *worker) putBuf(b *[]byte) { w.bufs.Put(b) }
+
+// lockedPickers shares a worker's pickers between its goroutines.
+type lockedPickers struct {
+	mu sync.Mutex
+	p  *proxy.Pickers
+}
+
+func (l *lockedPickers) Pick(g *config.Group, key []byte, avoid balancer.Bitset) (proxy.Endpoint, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p.Pick(g, key, avoid)
+}
+
+func (l *lockedPickers) Done(ep proxy.Endpoint) {
+	if ep.Picker == nil {
+		return
+	}
+	l.mu.Lock()
+	l.p.Done(ep)
+	l.mu.Unlock()
+}
+
+// exchangePool lends exchanges through a sync.Pool.
+type exchangePool struct{ p sync.Pool }
+
+func (x *exchangePool) Get() *proxy.Exchange   { return x.p.Get().(*proxy.Exchange) }
+func (x *exchangePool) Put(ex *proxy.Exchange) { x.p.Put(ex) }
+
+// accept serves one listening socket until it is closed.
+func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
+	delay := time.Duration(0)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			// Out of descriptors and the like: back off and retry.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			w.e.log.Error(err, "accept failed", "address", sl.Addr.String(), "worker", w.id)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		if w.e.draining.Load() || ctx.Err() != nil {
+			c.Close()
+			continue
+		}
+		cn := w.newConn(c, sl)
+		w.e.conns.Add(1)
+		go func() {
+			defer w.e.conns.Done()
+			cn.serve()
+		}()
+	}
+}
+
+func (w *worker) track(c *conn) {
+	w.mu.Lock()
+	w.conns[c] = struct{}{}
+	w.mu.Unlock()
+}
+
+func (w *worker) untrack(c *conn) {
+	w.mu.Lock()
+	delete(w.conns, c)
+	w.mu.Unlock()
+}
+
+// kickConns tells every connection that the engine drains.
+func (w *worker) kickConns() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.conns {
+		c.kick()
+	}
+}
+
+// closeConns closes every connection.
+func (w *worker) closeConns() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.conns {
+		c.forceClose()
+	}
+}
+
+// upConn is an upstream connection.
+type upConn struct {
+	net.Conn
+	addr      netip.AddrPort
+	group     *metrics.GroupCounters
+	idle      time.Duration // idle timeout in the pool
+	maxIdle   int
+	idleSince time.Time
+	rawc      syscall.RawConn
+	peekFn    func(uintptr)
+	isAlive   bool
+}
+
+// upstreamPool keeps a worker's idle upstream connections per endpoint.
+type upstreamPool struct {
+	w    *worker
+	mu   sync.Mutex
+	idle map[netip.AddrPort][]*upConn
+	shut bool
+}
+
+// get returns an idle connection to addr that still looks usable, or nil.
+func (p *upstreamPool) get(addr netip.AddrPort) *upConn {
+	for {
+		p.mu.Lock()
+		list := p.idle[addr]
+		if len(list) == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		uc := list[len(list)-1]
+		list[len(list)-1] = nil
+		p.idle[addr] = list[:len(list)-1]
+		p.mu.Unlock()
+		if (uc.idle == 0 || time.Since(uc.idleSince) < uc.idle) && uc.alive() {
+			return uc
+		}
+		p.discard(uc)
+	}
+}
+
+// put keeps uc for reuse, or closes it when the endpoint's pool is full.
+func (p *upstreamPool) put(uc *upConn) {
+	p.mu.Lock()
+	list := p.idle[uc.addr]
+	if p.shut || len(list) >= uc.maxIdle {
+		p.mu.Unlock()
+		p.discard(uc)
+		return
+	}
+	uc.idleSince = time.Now()
+	uc.SetDeadline(time.Time{})
+	p.idle[uc.addr] = append(list, uc)
+	p.mu.Unlock()
+}
+
+// discard closes an upstream connection.
+func (p *upstreamPool) discard(uc *upConn) {
+	uc.Close()
+	p.w.metrics.UpstreamConn(uc.group, -1)
+}
+
+// reap closes connections idle for longer than their timeout until ctx is
+// done.
+func (p *upstreamPool) reap(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var expired []*upConn
+		p.mu.Lock()
+		for addr, list := range p.idle {
+			keep := list[:0]
+			for _, uc := range list {
+				if uc.idle > 0 && time.Since(uc.idleSince) >= uc.idle {
+					expired = append(expired, uc)
+				} else {
+					keep = append(keep, uc)
+				}
+			}
+			clear(list[len(keep):])
+			if len(keep) == 0 {
+				delete(p.idle, addr)
+			} else {
+				p.idle[addr] = keep
+			}
+		}
+		p.mu.Unlock()
+		for _, uc := range expired {
+			p.discard(uc)
+		}
+	}
+}
+
+// closeAll closes every idle connection and stops pooling.
+func (p *upstreamPool) closeAll() {
+	p.mu.Lock()
+	var all []*upConn
+	for _, list := range p.idle {
+		all = append(all, list...)
+	}
+	p.idle = map[netip.AddrPort][]*upConn{}
+	p.shut = true
+	p.mu.Unlock()
+	for _, uc := range all {
+		p.discard(uc)
+	}
+}
+
+// alive reports whether an idle connection has neither been closed by its
+// peer nor received unexpected bytes, by peeking without blocking.
+func (uc *upConn) alive() bool {
+	if uc.rawc == nil {
+		return true
+	}
+	uc.isAlive = false
+	err := uc.rawc.Control(uc.peekFn)
+	return uc.isAlive && err == nil
+}
+
+// peekAlive is alive's callback. Only "nothing to read" means alive: EOF
+// (0 bytes), unexpected bytes and errors do not.
+func (uc *upConn) peekAlive(fd uintptr) {
+	_, errno := peek(fd)
+	uc.isAlive = errno == unix.EAGAIN
+}

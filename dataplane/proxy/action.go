@@ -1,0 +1,133 @@
+package proxy
+
+// Side names one of the two connections of a session.
+type Side uint8
+
+// The two sides of a session.
+const (
+	// Client is the downstream connection the request came in on.
+	Client Side = iota
+	// Upstream is the connection to the chosen backend endpoint.
+	Upstream
+)
+
+// String returns "client" or "upstream".
+func (s Side) String() string {
+	if s == Upstream {
+		return "upstream"
+	}
+	return "client"
+}
+
+// ActionKind is what an Action asks the engine to do.
+type ActionKind uint8
+
+// Actions a Session asks its engine to perform, in queue order.
+const (
+	// ActNone is the zero Action; Next never returns it.
+	ActNone ActionKind = iota
+	// ActSendClient writes Data to the client. The engine reports the
+	// completion with Sent(Client, n, err).
+	ActSendClient
+	// ActSendUpstream writes Data to the upstream connection. The engine
+	// reports the completion with Sent(Upstream, n, err).
+	ActSendUpstream
+	// ActConnectUpstream asks for a connection to the endpoint described by
+	// Session.Target: an idle pooled one unless Target.Fresh is set, or a
+	// new one. The engine reports UpstreamConnected.
+	ActConnectUpstream
+	// ActReleaseUpstream hands the upstream connection back to the engine's
+	// keep-alive pool: the exchange on it is complete and the connection is
+	// reusable. The session forgets it.
+	ActReleaseUpstream
+	// ActCloseUpstream closes the upstream connection (and abandons any send
+	// still in flight on it). The engine reports no further event for it.
+	ActCloseUpstream
+	// ActShutdownUpstream half-closes the upstream connection (shutdown of
+	// its write side) in a tunnel whose client sent EOF.
+	ActShutdownUpstream
+	// ActCloseClient closes the client connection; the session is finished
+	// and the engine calls Session.Close once it has released the
+	// connections. With Linger set the client may still be sending: the
+	// engine should half-close, discard input for a short while, then
+	// close, so that a response already sent is not destroyed by a reset.
+	ActCloseClient
+	// ActShutdownClient half-closes the client connection in a tunnel whose
+	// upstream sent EOF.
+	ActShutdownClient
+	// ActArmTimer sets the session's single timer to Deadline (in the
+	// worker clock's nanoseconds), replacing any earlier one; 0 disarms
+	// it. The engine calls Session.Timer once the deadline has passed.
+	ActArmTimer
+	// ActStartTunnel reports that the session became a byte tunnel (a 101
+	// Switching Protocols response was forwarded, or a TCP listener's
+	// upstream connected). Engines may ignore it: the session keeps
+	// forwarding the bytes it is given.
+	ActStartTunnel
+)
+
+var actionNames = [...]string{
+	ActNone:             "None",
+	ActSendClient:       "SendClient",
+	ActSendUpstream:     "SendUpstream",
+	ActConnectUpstream:  "ConnectUpstream",
+	ActReleaseUpstream:  "ReleaseUpstream",
+	ActCloseUpstream:    "CloseUpstream",
+	ActShutdownUpstream: "ShutdownUpstream",
+	ActCloseClient:      "CloseClient",
+	ActShutdownClient:   "ShutdownClient",
+	ActArmTimer:         "ArmTimer",
+	ActStartTunnel:      "StartTunnel",
+}
+
+// String returns the name of k.
+func (k ActionKind) String() string {
+	if int(k) < len(actionNames) {
+		return actionNames[k]
+	}
+	return "ActionKind(?)"
+}
+
+// Action is one thing the engine must do for a session. Data of a send
+// refers to memory owned by the session (its Exchange buffers) or to
+// immutable configuration, and stays valid and unchanged until the engine
+// reports the send's completion with Sent (or until the connection it was
+// meant for is closed).
+type Action struct {
+	Kind ActionKind
+	// Linger qualifies ActCloseClient.
+	Linger bool
+	// Data is the bytes to write, for ActSendClient and ActSendUpstream.
+	Data []byte
+	// Deadline is the timer deadline of ActArmTimer, 0 to disarm.
+	Deadline int64
+}
+
+// queueSize bounds the actions pending in a session; an event queues at
+// most a handful.
+const queueSize = 8
+
+// actionQueue is a fixed-size FIFO of actions.
+type actionQueue struct {
+	a          [queueSize]Action
+	head, size uint8
+}
+
+func (q *actionQueue) push(a Action) {
+	if q.size == queueSize {
+		panic("proxy: action queue overflow")
+	}
+	q.a[(q.head+q.size)%queueSize] = a
+	q.size++
+}
+
+func (q *actionQueue) pop() (Action, bool) {
+	if q.size == 0 {
+		return Action{}, false
+	}
+	a := q.a[q.head]
+	q.a[q.head] = Action{}
+	q.head = (q.head + 1) % queueSize
+	q.size--
+	return a, true
+}

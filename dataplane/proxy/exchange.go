@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/router"
+)
+
+// stream is one direction's receive buffer. Bytes flow through four
+// offsets: buf[r:ready] may be sent on, buf[ready:proc] were examined but
+// are not sendable (chunk framing dropped while decoding), buf[proc:w] were
+// received but not yet examined.
+type stream struct {
+	buf   []byte
+	r     int
+	ready int
+	proc  int
+	w     int
+	// busy is set while a send of buf[r:sendEnd] is in flight; the bytes
+	// from r on must then not move.
+	busy    bool
+	sendEnd int
+}
+
+func (st *stream) reset() {
+	b := st.buf
+	*st = stream{buf: b}
+}
+
+// hasRoom reports whether more bytes can be received now.
+func (st *stream) hasRoom() bool { return st.w < len(st.buf) || (st.r > 0 && !st.busy) }
+
+// compact moves buf[r:w] to the start of buf when no send is in flight and
+// returns by how much the offsets moved.
+func (st *stream) compact() int {
+	if st.busy || st.r == 0 {
+		return 0
+	}
+	shift := st.r
+	copy(st.buf, st.buf[st.r:st.w])
+	st.r = 0
+	st.ready -= shift
+	st.proc -= shift
+	st.w -= shift
+	return shift
+}
+
+// pending reports whether bytes are waiting to be sent.
+func (st *stream) pending() bool { return st.ready > st.r }
+
+// sendRec is one send in flight on a side.
+type sendRec struct {
+	data []byte
+	// body marks a send of stream bytes; end is the stream offset it
+	// reaches.
+	body bool
+	end  int
+}
+
+// sendFIFO holds a side's sends in flight, oldest first.
+type sendFIFO struct {
+	q    [4]sendRec
+	head uint8
+	n    uint8
+}
+
+func (f *sendFIFO) push(r sendRec) {
+	if f.n == uint8(len(f.q)) {
+		panic("proxy: too many sends in flight")
+	}
+	f.q[(f.head+f.n)%uint8(len(f.q))] = r
+	f.n++
+}
+
+func (f *sendFIFO) pop() (sendRec, bool) {
+	if f.n == 0 {
+		return sendRec{}, false
+	}
+	r := f.q[f.head]
+	f.q[f.head] = sendRec{}
+	f.head = (f.head + 1) % uint8(len(f.q))
+	f.n--
+	return r, true
+}
+
+func (f *sendFIFO) empty() bool { return f.n == 0 }
+
+func (f *sendFIFO) clear() { *f = sendFIFO{} }
+
+// Exchange phases.
+const (
+	phHead    uint8 = iota // reading a request head
+	phLocal                // sending the proxy's own reply
+	phProxy                // forwarding to an upstream
+	phTunnel               // byte tunnel (after 101, or a TCP listener)
+	phConnect              // TCP listener: connecting to the upstream
+)
+
+// Upstream connection states.
+const (
+	upNone       uint8 = iota // no upstream connection
+	upConnecting              // ActConnectUpstream issued
+	upConnected               // connected, exchange in progress
+	upBackoff                 // waiting before a retry
+)
+
+// Exchange is the state a connection needs while a request is in progress:
+// the four buffers, the parsed request and response, the route and the
+// upstream attempt. Sessions borrow one from their Worker's ExchangePool
+// when bytes arrive and give it back when the connection is idle again.
+type Exchange struct {
+	bufs Buffers
+
+	in, up         stream
+	upHead         []byte // rewritten request head (in bufs.UpstreamHead)
+	cliUsed        int    // bytes of bufs.ClientHead referenced by client sends in flight
+	usends, csends sendFIFO
+
+	req              http1.Request
+	res              http1.Response
+	reqBody, resBody http1.BodyReader
+	view             router.RequestView
+	hbuf             []byte // the parsed request head, valid during routing only
+
+	phase uint8
+
+	// Request.
+	start       int64
+	method      http1.Method
+	version     http1.Version
+	upgrade     bool
+	reqBodyDone bool
+	replayOff   int // offset in in.buf of the request body for a replay, -1 when lost
+
+	// Route.
+	listener *config.Listener
+	route    *config.Route
+	prefix   string
+	backend  *config.Backend
+	group    *config.Group
+
+	// Session affinity.
+	reqToken    uint64
+	hasToken    bool
+	affinityHit bool
+
+	// Upstream attempt.
+	upState      uint8
+	ep           Endpoint
+	hasEP        bool
+	avoid        [2]uint64
+	retries      int
+	staleRetried bool
+	fresh        bool
+	freshNext    bool
+	upReused     bool
+	upGotBytes   bool
+	upEOF        bool
+	upBroken     bool // not reusable (write failed, extra bytes)
+	headSent     bool
+	reqDeadline  int64
+	tryDeadline  int64
+	backoffUntil int64
+
+	// Response.
+	respHeadDone bool
+	respStarted  bool // a final response head was queued to the client
+	respDone     bool
+	dechunk      bool
+	status       int
+
+	// Local reply body still to send (immutable configuration memory).
+	replyRest []byte
+
+	// Tunnel.
+	shutUp, shutCli bool
+
+	// Scratch, reused across requests.
+	key    []byte
+	path   []byte
+	target []byte
+	addr   []byte
+	token  []byte
+	remove [][]byte
+	add    []http1.HeaderField
+}
+
+// NewExchange returns an Exchange over the given buffers.
+func NewExchange(b Buffers) *Exchange {
+	x := &Exchange{bufs: b}
+	x.in.buf = b.ClientIn[:cap(b.ClientIn)]
+	x.up.buf = b.UpstreamIn[:cap(b.UpstreamIn)]
+	x.key = make([]byte, 0, 256)
+	x.path = make([]byte, 0, 1024)
+	x.target = make([]byte, 0, 1024)
+	x.addr = make([]byte, 0, 64)
+	x.token = make([]byte, 0, 128)
+	x.remove = make([][]byte, 0, 8)
+	x.add = make([]http1.HeaderField, 0, 8)
+	x.req.Reset()
+	x.res.Reset()
+	return x
+}
+
+// Buffers returns the buffers the Exchange was made with, for an engine
+// recycling them when it drops the Exchange.
+func (x *Exchange) Buffers() Buffers { return x.bufs }
+
+// Header implements router.Headers over the request being routed.
+func (x *Exchange) Header(name string) ([]byte, bool) { return x.req.Lookup(x.hbuf, name) }
+
+// resetRequest clears the per-request state, keeping the client stream.
+func (x *Exchange) resetRequest() {
+	x.up.reset()
+	x.upHead = x.upHead[:0]
+	x.cliUsed = 0
+	x.usends.clear()
+	x.csends.clear()
+	x.req.Reset()
+	x.res.Reset()
+	x.reqBody = http1.BodyReader{}
+	x.resBody = http1.BodyReader{}
+	x.view = router.RequestView{}
+	x.hbuf = nil
+	x.phase = phHead
+	x.start = 0
+	x.method = 0
+	x.version = 0
+	x.upgrade = false
+	x.reqBodyDone = false
+	x.replayOff = -1
+	x.listener, x.route, x.prefix, x.backend, x.group = nil, nil, "", nil, nil
+	x.upState = upNone
+	x.ep = Endpoint{}
+	x.hasEP = false
+	x.avoid = [2]uint64{}
+	x.retries = 0
+	x.staleRetried, x.fresh, x.freshNext = false, false, false
+	x.reqToken, x.hasToken, x.affinityHit = 0, false, false
+	x.resetAttempt()
+	x.reqDeadline = 0
+	x.respStarted = false
+	x.status = 0
+	x.shutUp, x.shutCli = false, false
+	x.replyRest = nil
+}
+
+// resetAttempt clears the state of one upstream attempt.
+func (x *Exchange) resetAttempt() {
+	x.up.reset()
+	x.usends.clear()
+	x.res.Reset()
+	x.resBody = http1.BodyReader{}
+	x.upReused, x.upGotBytes, x.upEOF, x.upBroken, x.headSent = false, false, false, false, false
+	x.tryDeadline, x.backoffUntil = 0, 0
+	x.respHeadDone, x.respDone, x.dechunk = false, false, false
+}
+
+// clear drops every reference before the Exchange goes back to its pool.
+func (x *Exchange) clear() {
+	x.in.reset()
+	x.resetRequest()
+}

@@ -1,0 +1,449 @@
+package proxy
+
+import (
+	"time"
+	"unsafe"
+
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/router"
+)
+
+// bytesOf returns the bytes of s without copying; they must not be
+// modified.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// Retry causes.
+const (
+	causeConnect uint8 = iota
+	causeReset
+	causeStatus
+)
+
+// beginRequest acts on a complete request head of n bytes at the start of
+// the client stream: route it, then reply locally or start forwarding.
+func (s *Session) beginRequest(n int) {
+	x := s.x
+	r := &x.req
+	in := &x.in
+	x.hbuf = in.buf[in.r : in.r+n]
+	in.r += n
+	in.ready, in.proc = in.r, in.r
+	x.replayOff = in.r
+	x.method = r.Method
+	x.version = r.Version
+	if !r.KeepAlive {
+		s.closeAfter = true
+	}
+	x.reqBody.ForRequest(r, s.w.opts.Limits)
+	x.reqBodyDone = x.reqBody.Done()
+	x.upgrade = r.Version == http1.HTTP11 && r.HasUpgrade && r.Connection&http1.ConnUpgrade != 0 &&
+		!equalFold(r.Upgrade.Bytes(x.hbuf), "h2c")
+	x.listener = s.lref.Load()
+	if x.start == 0 {
+		x.start = s.w.Now()
+	}
+	if !s.feedRequestBody() {
+		return
+	}
+	if r.Method == http1.MethodConnect {
+		s.replyDiscardingBody(501, metrics.ReasonBadRequest)
+		return
+	}
+
+	// Route.
+	path := r.Path.Bytes(x.hbuf)
+	switch {
+	case r.Form == http1.FormAsterisk:
+		path = bytesOf("*")
+	case len(path) == 0:
+		path = bytesOf("/")
+	}
+	normalized := false
+	if p, changed := normalizePath(x.path[:0], path); changed {
+		x.path = p
+		path = p
+		normalized = true
+	}
+	x.view.Host = r.Authority.Bytes(x.hbuf)
+	x.view.Path = path
+	x.view.Query = r.Query.Bytes(x.hbuf)
+	x.view.Method = r.MethodSpan.Bytes(x.hbuf)
+	x.view.Headers = x
+	var m *config.Matched
+	if x.listener != nil {
+		m = x.listener.Match(&x.view)
+	}
+	if m == nil {
+		s.replyDiscardingBody(404, metrics.ReasonNoRoute)
+		return
+	}
+	rt := m.Route
+	x.route = rt
+	x.prefix = m.Prefix
+	if rt.Timeouts.Request > 0 {
+		x.reqDeadline = x.start + int64(rt.Timeouts.Request)
+	}
+	if rt.Redirect != nil {
+		s.redirect(path)
+		return
+	}
+	b := rt.PickBackend(s.rand())
+	if b == nil {
+		s.replyDiscardingBody(500, metrics.ReasonDirectResponse)
+		return
+	}
+	x.backend = b
+	if b.Group == nil {
+		s.directResponse(b)
+		return
+	}
+	x.group = b.Group
+	s.hashKey()
+	s.affinityRequest()
+	if !s.buildUpstreamHead(path, normalized) {
+		s.closeAfter = true
+		s.linger = true
+		s.localReply(431, metrics.ReasonBadRequest)
+		return
+	}
+	// The head is not needed any more: only its copy upstream is.
+	x.hbuf = nil
+	x.view = router.RequestView{}
+	x.phase = phProxy
+	s.connect()
+}
+
+// feedRequestBody runs the request body framing over the bytes received.
+// It reports false when the body is malformed, after replying.
+func (s *Session) feedRequestBody() bool {
+	x := s.x
+	in := &x.in
+	if x.reqBodyDone || in.proc == in.w {
+		return true
+	}
+	n, done, err := x.reqBody.Feed(in.buf[in.proc:in.w])
+	in.proc += n
+	in.ready = in.proc
+	if err != nil {
+		s.closeUpstream()
+		status := http1.StatusOf(err)
+		if status == 0 {
+			status = 400
+		}
+		s.closeAfter = true
+		s.linger = true
+		if x.respStarted {
+			s.abort(status)
+		} else {
+			s.localReply(status, metrics.ReasonBadRequest)
+		}
+		return false
+	}
+	if done {
+		x.reqBodyDone = true
+	}
+	return true
+}
+
+// replyDiscardingBody replies locally to a request that will not be
+// forwarded. A request body already received in full is skipped; otherwise
+// the connection is closed after the reply.
+func (s *Session) replyDiscardingBody(status int, reason metrics.Reason) {
+	if !s.x.reqBodyDone {
+		s.closeAfter = true
+		s.linger = true
+	}
+	s.localReply(status, reason)
+}
+
+// hashKey computes the consistent-hash key of the request for its group.
+func (s *Session) hashKey() {
+	x := s.x
+	g := x.group
+	x.key = x.key[:0]
+	switch {
+	case g.HashHeader != "":
+		if v, ok := x.req.Lookup(x.hbuf, g.HashHeader); ok {
+			x.key = append(x.key, v...)
+		}
+	case g.HashCookie != "":
+		if v, ok := cookieValue(x.hbuf, &x.req, g.HashCookie); ok {
+			x.key = append(x.key, v...)
+		}
+	case g.HashSourceIP:
+		a := s.remote.Addr().Unmap().As16()
+		x.key = append(x.key, a[:]...)
+	}
+}
+
+// buildUpstreamHead writes the request head to send upstream. path is the
+// routed (normalized) path.
+func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
+	x := s.x
+	r := &x.req
+	rt := x.route
+	b := x.backend
+	var o http1.RewriteOptions
+	x.remove, x.add = x.remove[:0], x.add[:0]
+	x.remove, x.add = appendModifier(x.remove, x.add, &rt.RequestHeaders)
+	x.remove, x.add = appendModifier(x.remove, x.add, &b.RequestHeaders)
+	o.Remove = x.remove
+	o.Add = x.add
+	rw := rt.Rewrite
+	switch {
+	case rw != nil && rw.Path != nil:
+		x.target = rewritePath(x.target[:0], path, rw.Path, x.prefix)
+		x.target = appendQuery(x.target, r, x.hbuf)
+		o.Target = x.target
+	case normalized:
+		x.target = append(x.target[:0], path...)
+		x.target = appendQuery(x.target, r, x.hbuf)
+		o.Target = x.target
+	}
+	if rw != nil && rw.Hostname != "" {
+		o.Host = bytesOf(rw.Hostname)
+	}
+	o.KeepUpgrade = x.upgrade
+	o.XForwarded = true
+	o.TrustXForwarded = s.w.opts.TrustForwarded
+	x.addr = s.remote.Addr().Unmap().AppendTo(x.addr[:0])
+	o.ClientAddr = x.addr
+	o.Proto = bytesOf("http")
+	if s.secure {
+		o.Proto = bytesOf("https")
+	}
+	buf := x.bufs.UpstreamHead
+	h := http1.AppendRequestHead(buf[:0:cap(buf)], x.hbuf, r, &o)
+	if cap(h) != cap(buf) {
+		return false
+	}
+	x.upHead = h
+	return true
+}
+
+// appendModifier adds a header modifier's removals (Set names included) and
+// additions to the rewrite lists.
+func appendModifier(remove [][]byte, add []http1.HeaderField, m *config.HeaderModifier) ([][]byte, []http1.HeaderField) {
+	for _, n := range m.Remove {
+		remove = append(remove, bytesOf(n))
+	}
+	for i := range m.Set {
+		h := &m.Set[i]
+		remove = append(remove, bytesOf(h.Lower))
+		add = append(add, http1.HeaderField{Name: bytesOf(h.Name), Value: bytesOf(h.Value)})
+	}
+	for i := range m.Add {
+		h := &m.Add[i]
+		add = append(add, http1.HeaderField{Name: bytesOf(h.Name), Value: bytesOf(h.Value)})
+	}
+	return remove, add
+}
+
+// appendQuery appends "?query" when the request has a query.
+func appendQuery(dst []byte, r *http1.Request, buf []byte) []byte {
+	if r.HasQuery {
+		dst = append(dst, '?')
+		dst = append(dst, r.Query.Bytes(buf)...)
+	}
+	return dst
+}
+
+// connect picks an endpoint and asks the engine for a connection to it.
+func (s *Session) connect() {
+	x := s.x
+	var ep Endpoint
+	ok := false
+	if x.hasToken && x.avoid == [2]uint64{} {
+		ep, ok = s.affinityEndpoint()
+		x.affinityHit = ok
+	}
+	if !ok {
+		ep, ok = s.w.Endpoints.Pick(x.group, x.key, x.avoid[:])
+	}
+	if !ok {
+		s.fail(503, metrics.ReasonNoEndpoint)
+		return
+	}
+	x.resetAttempt()
+	x.fresh, x.freshNext = x.freshNext, false
+	x.ep = ep
+	x.hasEP = true
+	x.upState = upConnecting
+	if d := x.route.Timeouts.BackendRequest; d > 0 {
+		x.tryDeadline = s.w.Now() + int64(d)
+	}
+	if x.replayOff >= 0 {
+		// Send the body again from its start.
+		x.in.r = x.replayOff
+		x.in.busy = false
+	}
+	s.push(Action{Kind: ActConnectUpstream})
+}
+
+// retryAllowed reports whether a failed attempt may be retried: by the
+// stale connection rule (an idempotent request that failed on a pooled
+// connection before any response byte) or by the route's retry policy. In
+// both cases no response byte may have been sent to the client and the
+// request body must still be replayable.
+func (s *Session) retryAllowed(cause uint8, status int) bool {
+	x := s.x
+	if x.respStarted || x.replayOff < 0 || x.route == nil || x.phase != phProxy {
+		return false
+	}
+	if s.staleRetry(cause) {
+		return true
+	}
+	p := &x.route.Retry
+	if x.retries >= p.Attempts {
+		return false
+	}
+	switch cause {
+	case causeConnect:
+		return p.OnConnectFailure
+	case causeReset:
+		return p.OnReset
+	case causeStatus:
+		return p.RetriesStatus(status)
+	}
+	return false
+}
+
+func (s *Session) staleRetry(cause uint8) bool {
+	x := s.x
+	return cause != causeConnect && x.upReused && !x.upGotBytes && !x.staleRetried && idempotent(x.method)
+}
+
+// retry starts another attempt if retryAllowed, and reports whether it
+// did. The previous attempt's connection must be closed already.
+func (s *Session) retry(cause uint8, status int) bool {
+	if !s.retryAllowed(cause, status) {
+		return false
+	}
+	x := s.x
+	if s.staleRetry(cause) {
+		// A pooled connection the upstream had closed: try once more on a
+		// fresh connection, right away.
+		x.staleRetried = true
+		x.freshNext = true
+		s.connect()
+		return true
+	}
+	p := &x.route.Retry
+	x.retries++
+	base, maxd := p.BackoffBase, p.BackoffMax
+	if base <= 0 {
+		base = s.w.opts.RetryBackoffBase
+	}
+	if maxd < base {
+		maxd = max(s.w.opts.RetryBackoffMax, base)
+	}
+	d := base << (x.retries - 1)
+	if d > maxd || d <= 0 {
+		d = maxd
+	}
+	// Jitter: a delay in [d/2, d].
+	d = d/2 + time.Duration(uint64(s.rand())*uint64(d/2)>>32)
+	x.resetAttempt()
+	x.upState = upBackoff
+	x.backoffUntil = s.w.Now() + int64(d)
+	return true
+}
+
+func idempotent(m http1.Method) bool {
+	switch m {
+	case http1.MethodGet, http1.MethodHead, http1.MethodOptions, http1.MethodTrace, http1.MethodPut, http1.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// fail ends a proxied request with a local reply, or closes the client if
+// a response is already under way.
+func (s *Session) fail(status int, reason metrics.Reason) {
+	x := s.x
+	s.closeUpstream()
+	if x.respStarted {
+		s.abort(x.status)
+		return
+	}
+	if !x.reqBodyDone {
+		s.closeAfter = true
+		s.linger = true
+	}
+	s.localReply(status, reason)
+}
+
+// upstreamGone handles an upstream that closed or failed before a complete
+// response head.
+func (s *Session) upstreamGone() {
+	s.markAvoid()
+	s.closeUpstream()
+	if !s.retry(causeReset, 0) {
+		s.fail(502, metrics.ReasonUpstreamReset)
+	}
+}
+
+// upstreamWriteFailed handles a failed send to the upstream. The upstream
+// may have answered and closed before reading the whole request (a 413, an
+// early error): stop sending but keep reading. A response is forwarded;
+// an EOF without one is handled like a reset (retry or 502).
+func (s *Session) upstreamWriteFailed() {
+	x := s.x
+	x.upBroken = true
+	x.usends.clear()
+	x.in.busy = false
+	if !x.reqBodyDone {
+		// The rest of the request body will not be read.
+		s.closeAfter = true
+		s.linger = true
+	}
+}
+
+// stepProxy forwards request bytes upstream and response bytes to the
+// client.
+func (s *Session) stepProxy() bool {
+	x := s.x
+	in := &x.in
+	if !s.feedRequestBody() {
+		return true
+	}
+	if x.upState == upConnected && !x.upBroken {
+		if !x.headSent {
+			x.headSent = true
+			x.usends.push(sendRec{data: x.upHead})
+			s.push(Action{Kind: ActSendUpstream, Data: x.upHead})
+		}
+		if !in.busy && in.pending() {
+			s.sendStream(Upstream, in)
+		}
+	}
+	if x.upState == upConnected {
+		s.processResponse()
+		if x.phase != phProxy || s.state != sOpen {
+			return true
+		}
+	}
+	up := &x.up
+	if x.respHeadDone && !up.busy && up.pending() {
+		s.sendStream(Client, up)
+	}
+	if x.respDone {
+		if !x.reqBodyDone && x.upState != upNone {
+			// An early response: the rest of the request body will not
+			// be read.
+			s.closeUpstream()
+			s.closeAfter = true
+			s.linger = true
+		}
+		if x.upState == upConnected && x.usends.empty() {
+			s.releaseUpstream()
+		}
+		if x.upState == upNone && x.csends.empty() && !up.pending() {
+			s.finishExchange()
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
+
+// processResponse parses the upstream response head and frames its body.
+func (s *Session) processResponse() {
+	x := s.x
+	up := &x.up
+	for !x.respHeadDone {
+		if up.w == up.r {
+			if x.upEOF {
+				s.upstreamGone()
+			}
+			return
+		}
+		n, err := http1.ParseResponse(up.buf[up.r:up.w], &x.res, x.method, s.w.opts.Limits)
+		if errors.Is(err, http1.ErrNeedMore) {
+			if x.upEOF {
+				s.upstreamGone()
+			}
+			return
+		}
+		if err != nil {
+			s.markAvoid()
+			s.closeUpstream()
+			s.fail(502, metrics.ReasonBadResponse)
+			return
+		}
+		if !s.responseHead(n) {
+			return
+		}
+	}
+	if !x.respDone && up.proc < up.w {
+		var err error
+		if x.dechunk {
+			err = s.dechunkBody()
+		} else {
+			var n int
+			var done bool
+			n, done, err = x.resBody.Feed(up.buf[up.proc:up.w])
+			up.proc += n
+			up.ready = up.proc
+			x.respDone = done
+		}
+		if err != nil {
+			// The response is under way: all that can be done is to
+			// close the client.
+			s.abort(x.status)
+			return
+		}
+	}
+	if !x.respDone && x.upEOF {
+		if x.resBody.Framing() != http1.FramingClose {
+			s.abort(x.status)
+			return
+		}
+		x.respDone = true
+	}
+	if x.respDone && up.proc < up.w {
+		x.upBroken = true
+	}
+}
+
+// dechunkBody decodes a chunked response body in place, for an HTTP/1.0
+// client: the decoded data is moved down to follow the bytes ready to send.
+func (s *Session) dechunkBody() error {
+	x := s.x
+	up := &x.up
+	for up.proc < up.w && !x.respDone {
+		n, data, done, err := x.resBody.Next(up.buf[up.proc:up.w])
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			copy(up.buf[up.ready:], data)
+			up.ready += len(data)
+		}
+		up.proc += n
+		x.respDone = done
+		if n == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// responseHead acts on a response head of n bytes at the start of the
+// upstream stream. It reports whether parsing should go on (after an
+// interim response).
+func (s *Session) responseHead(n int) bool {
+	x := s.x
+	res := &x.res
+	up := &x.up
+	if res.Status == 101 {
+		if !x.upgrade {
+			s.markAvoid()
+			s.closeUpstream()
+			s.fail(502, metrics.ReasonBadResponse)
+			return false
+		}
+		o := s.responseOptions(false)
+		h := http1.AppendResponseHead(s.headRoom(), up.buf[up.r:], res, &o)
+		if !s.commitHead(h) {
+			s.closeUpstream()
+			s.fail(502, metrics.ReasonBadResponse)
+			return false
+		}
+		up.r += n
+		x.status = 101
+		x.respHeadDone, x.respStarted = true, true
+		x.replayOff = -1
+		s.startTunnel()
+		return false
+	}
+	if res.Interim() {
+		if x.version == http1.HTTP11 {
+			// RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+			h := http1.AppendResponseHead(s.headRoom(), up.buf[up.r:], res, nil)
+			s.commitHead(h)
+		}
+		up.r += n
+		up.ready, up.proc = up.r, up.r
+		res.Reset()
+		return true
+	}
+	if s.retryAllowed(causeStatus, res.Status) {
+		s.markAvoid()
+		s.closeUpstream()
+		s.retry(causeStatus, res.Status)
+		return false
+	}
+	x.status = res.Status
+	if res.Framing == http1.FramingClose || s.draining {
+		s.closeAfter = true
+	}
+	if !x.reqBodyDone {
+		// An early response: the rest of the request body will most
+		// likely not be read, and then the connection cannot be reused.
+		s.closeAfter = true
+		s.linger = true
+	}
+	if x.version == http1.HTTP10 && res.Framing == http1.FramingChunked {
+		x.dechunk = true
+		s.closeAfter = true
+	}
+	o := s.responseOptions(x.dechunk)
+	h := http1.AppendResponseHead(s.headRoom(), up.buf[up.r:], res, &o)
+	if !s.commitHead(h) {
+		s.closeUpstream()
+		s.fail(502, metrics.ReasonBadResponse)
+		return false
+	}
+	up.r += n
+	up.ready, up.proc = up.r, up.r
+	x.resBody.ForResponse(res, s.w.opts.Limits)
+	x.respHeadDone, x.respStarted = true, true
+	x.respDone = x.resBody.Done()
+	x.replayOff = -1
+	return true
+}
+
+// responseOptions builds the rewrite options of a response head: the
+// route's and backend's response header modifiers, the connection fields.
+func (s *Session) responseOptions(dechunk bool) http1.ResponseRewriteOptions {
+	x := s.x
+	x.remove, x.add = x.remove[:0], x.add[:0]
+	if x.route != nil {
+		x.remove, x.add = appendModifier(x.remove, x.add, &x.route.ResponseHeaders)
+	}
+	if x.backend != nil {
+		x.remove, x.add = appendModifier(x.remove, x.add, &x.backend.ResponseHeaders)
+	}
+	if dechunk {
+		x.remove = append(x.remove, bytesOf("transfer-encoding"))
+	}
+	x.add = s.affinityField(x.add)
+	if !s.closeAfter && x.version == http1.HTTP10 {
+		x.add = append(x.add, http1.HeaderField{Name: bytesOf("Connection"), Value: bytesOf("keep-alive")})
+	}
+	return http1.ResponseRewriteOptions{Close: s.closeAfter, Remove: x.remove, Add: x.add}
+}
+
+// markAvoid remembers the current endpoint as one to avoid on a retry.
+func (s *Session) markAvoid() {
+	x := s.x
+	if x.hasEP {
+		if i := x.ep.Index; i >= 0 && i < 64*len(x.avoid) {
+			x.avoid[i/64] |= 1 << (uint(i) % 64)
+		}
+	}
+}
+
+// startTunnel turns the session into a byte tunnel.
+func (s *Session) startTunnel() {
+	x := s.x
+	x.phase = phTunnel
+	x.reqBodyDone = true
+	x.replayOff = -1
+	x.in.proc, x.in.ready = x.in.w, x.in.w
+	x.up.proc, x.up.ready = x.up.w, x.up.w
+	s.push(Action{Kind: ActStartTunnel})
+}
+
+// stepTunnel forwards bytes both ways and propagates half-closes.
+func (s *Session) stepTunnel() {
+	x := s.x
+	in, up := &x.in, &x.up
+	in.proc, in.ready = in.w, in.w
+	up.proc, up.ready = up.w, up.w
+	connected := x.upState == upConnected
+	if connected && !in.busy && in.pending() {
+		s.sendStream(Upstream, in)
+	}
+	if !up.busy && up.pending() {
+		s.sendStream(Client, up)
+	}
+	if s.clientEOF && !x.shutUp && !in.busy && !in.pending() {
+		x.shutUp = true
+		if connected {
+			s.push(Action{Kind: ActShutdownUpstream})
+		}
+	}
+	if (x.upEOF || !connected) && !x.shutCli && !up.busy && !up.pending() && x.csends.empty() {
+		x.shutCli = true
+		if !s.clientEOF {
+			s.push(Action{Kind: ActShutdownClient})
+		}
+	}
+	if x.shutUp && x.shutCli && x.csends.empty() {
+		s.observe(x.status)
+		s.closeUpstream()
+		s.closeClient(false)
+	}
+}
+
+// openTCP starts a TCP listener's session: pick a backend and connect.
+func (s *Session) openTCP(l *config.Listener, now int64) {
+	x := s.exchange()
+	x.listener = l
+	x.route = l.TCP
+	x.start = now
+	x.phase = phConnect
+	x.reqBodyDone = true
+	x.status = 200
+	var b *config.Backend
+	if l.TCP != nil {
+		b = l.TCP.PickBackend(s.rand())
+	}
+	if b == nil || b.Group == nil {
+		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
+		s.closeClient(false)
+		return
+	}
+	x.backend = b
+	x.group = b.Group
+	x.key = x.key[:0]
+	if x.group.HashSourceIP {
+		a := s.remote.Addr().Unmap().As16()
+		x.key = append(x.key, a[:]...)
+	}
+	ep, ok := s.w.Endpoints.Pick(x.group, x.key, nil)
+	if !ok {
+		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
+		s.closeClient(false)
+		return
+	}
+	x.ep = ep
+	x.hasEP = true
+	x.upState = upConnecting
+	s.push(Action{Kind: ActConnectUpstream})
+}

@@ -1,0 +1,677 @@
+package proxy
+
+import (
+	"errors"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
+
+// Session states.
+const (
+	sIdle    uint8 = iota // not opened, or closed and reusable
+	sOpen                 // serving
+	sClosing              // ActCloseClient issued, waiting for Close
+)
+
+// ErrShortSend is how a session treats a send reported complete with fewer
+// bytes than it asked for and no error.
+var ErrShortSend = errors.New("proxy: short send")
+
+// Target describes the upstream connection an ActConnectUpstream asks for.
+type Target struct {
+	// Group is the backend group (connect timeout, idle pool settings,
+	// metrics).
+	Group *config.Group
+	// Addr is the endpoint to connect to.
+	Addr netip.AddrPort
+	// Fresh forbids handing out an idle pooled connection: the previous
+	// attempt failed on one that had gone stale.
+	Fresh bool
+}
+
+// Session is the sans-I/O state machine of one client connection and the
+// upstream connections it uses in turn. The engine feeds it events
+// (ClientData, ClientEOF, UpstreamConnected, UpstreamData, UpstreamEOF,
+// Sent, Timer, Drain), and after each event performs the actions Next
+// returns, in order, until there are none. Between events it reads from
+// the client while WantClientData and from the upstream while
+// WantUpstreamData report true.
+//
+// A Session is meant to live in a per-worker slab and to be reused: Open
+// starts serving a connection, Close releases everything once the engine
+// has closed it. It is not safe for concurrent use.
+type Session struct {
+	w      *Worker
+	lref   *atomic.Pointer[config.Listener]
+	remote netip.AddrPort
+	secure bool
+	x      *Exchange
+	q      actionQueue
+
+	state       uint8
+	clientEOF   bool
+	closeAfter  bool
+	linger      bool
+	draining    bool
+	idleWait    bool // between requests: the head timer is the idle timer
+	hdrDeadline int64
+	armed       int64
+	rng         uint32
+	requests    uint32
+}
+
+// Open starts serving a connection accepted on the listener slot l (whose
+// current listener is loaded at the start of every request, so that a new
+// configuration applies from the next request on) from remote. secure
+// tells whether the connection is TLS (X-Forwarded-Proto, redirects).
+func (s *Session) Open(w *Worker, l *atomic.Pointer[config.Listener], remote netip.AddrPort, secure bool) {
+	*s = Session{w: w, lref: l, remote: remote, secure: secure, state: sOpen}
+	s.rng = w.Seed ^ uint32(remote.Port())<<16 ^ uint32(w.Now())
+	if s.rng == 0 {
+		s.rng = 0x9e3779b9
+	}
+	w.Metrics.ConnOpened()
+	now := w.Now()
+	s.hdrDeadline = now + int64(w.opts.HeaderTimeout)
+	if lst := l.Load(); lst != nil && lst.Protocol == config.ProtocolTCP {
+		s.openTCP(lst, now)
+	}
+	s.syncTimer()
+}
+
+// Close releases the session once the engine has closed its connections
+// (after ActCloseClient, or on its own initiative) and no send referring to
+// its buffers is in flight any more. Any upstream connection still attached
+// must be closed by the engine. The session can then be opened again.
+func (s *Session) Close() {
+	if s.state == sIdle {
+		return
+	}
+	if x := s.x; x != nil {
+		s.endAttempt()
+		s.releaseExchange()
+	}
+	s.w.Metrics.ConnClosed()
+	*s = Session{}
+}
+
+// Closed reports whether the session has asked for its client connection
+// to be closed (or was never opened).
+func (s *Session) Closed() bool { return s.state != sOpen }
+
+// Next returns the next action to perform, in order.
+func (s *Session) Next() (Action, bool) { return s.q.pop() }
+
+// Peek returns the next action without removing it, so that an engine can
+// gather consecutive sends to one side into one writev.
+func (s *Session) Peek() (Action, bool) {
+	if s.q.size == 0 {
+		return Action{}, false
+	}
+	return s.q.a[s.q.head], true
+}
+
+// Target returns the upstream connection asked for by the last
+// ActConnectUpstream.
+func (s *Session) Target() Target {
+	if s.x == nil {
+		return Target{}
+	}
+	return Target{Group: s.x.group, Addr: s.x.ep.Addr, Fresh: s.x.fresh}
+}
+
+// Deadline returns the armed timer deadline (as the last ActArmTimer), 0
+// when none.
+func (s *Session) Deadline() int64 { return s.armed }
+
+// Idle reports whether the connection is between requests with nothing
+// buffered, so that closing it loses nothing.
+func (s *Session) Idle() bool {
+	return s.state == sOpen && (s.x == nil || (s.x.phase == phHead && s.x.in.w == s.x.in.r && s.x.csends.empty()))
+}
+
+// Tunnel reports whether the session is a byte tunnel.
+func (s *Session) Tunnel() bool { return s.x != nil && s.x.phase == phTunnel }
+
+// WantClientData reports whether the engine should receive from the client.
+func (s *Session) WantClientData() bool {
+	if s.state != sOpen || s.clientEOF {
+		return false
+	}
+	x := s.x
+	if x == nil {
+		return true
+	}
+	switch x.phase {
+	case phHead, phTunnel, phConnect:
+		return x.in.hasRoom()
+	case phProxy:
+		return !x.reqBodyDone && x.in.hasRoom()
+	}
+	return false
+}
+
+// WantUpstreamData reports whether the engine should receive from the
+// upstream connection.
+func (s *Session) WantUpstreamData() bool {
+	x := s.x
+	if s.state != sOpen || x == nil || x.upState != upConnected || x.upEOF {
+		return false
+	}
+	switch x.phase {
+	case phProxy:
+		return !x.respDone && x.up.hasRoom()
+	case phTunnel:
+		return x.up.hasRoom()
+	}
+	return false
+}
+
+// ClientData hands the session bytes received from the client. It copies
+// what it can take and returns how many bytes of p it consumed; p can be
+// recycled when ClientData returns. When it consumed less than len(p), the
+// engine keeps the rest and offers it again once WantClientData reports
+// true.
+func (s *Session) ClientData(p []byte) int {
+	if s.state != sOpen || s.clientEOF {
+		return len(p)
+	}
+	if len(p) == 0 {
+		return 0
+	}
+	x := s.exchange()
+	if x.phase == phHead && x.in.w == x.in.r {
+		now := s.w.Now()
+		if s.idleWait {
+			s.idleWait = false
+			s.hdrDeadline = now + int64(s.w.opts.HeaderTimeout)
+		}
+		x.start = now
+	}
+	n := s.appendClient(p)
+	s.run()
+	return n
+}
+
+// ClientEOF reports that the client closed its side of the connection (or
+// that reading from it failed).
+func (s *Session) ClientEOF() {
+	if s.state != sOpen || s.clientEOF {
+		return
+	}
+	s.clientEOF = true
+	x := s.x
+	switch {
+	case x == nil:
+		s.closeClient(false)
+	case x.phase == phProxy && !x.reqBodyDone:
+		s.abort(499)
+	}
+	// Otherwise the requests already received are answered (a client may
+	// half-close after sending them), and the connection closes once they
+	// are.
+	s.run()
+}
+
+// UpstreamConnected reports the outcome of ActConnectUpstream: err is nil
+// when connected, and reused tells whether the connection came from the
+// keep-alive pool.
+func (s *Session) UpstreamConnected(reused bool, err error) {
+	x := s.x
+	if s.state != sOpen || x == nil || x.upState != upConnecting {
+		return
+	}
+	gc := s.w.Metrics.Group(x.group.Stats)
+	if err != nil {
+		if gc != nil {
+			s.w.Metrics.ConnectError(gc)
+		}
+		x.upState = upNone
+		s.failAttempt()
+		if x.phase == phConnect {
+			s.closeClient(false)
+		} else if !s.retry(causeConnect, 0) {
+			s.fail(502, metrics.ReasonConnectFailed)
+		}
+		s.run()
+		return
+	}
+	x.upState = upConnected
+	x.upReused = reused
+	if gc != nil {
+		s.w.Metrics.UpstreamRequest(gc)
+	}
+	if x.phase == phConnect {
+		s.startTunnel()
+	}
+	s.run()
+}
+
+// UpstreamData hands the session bytes received from the upstream, like
+// ClientData.
+func (s *Session) UpstreamData(p []byte) int {
+	x := s.x
+	if s.state != sOpen || x == nil || x.upState != upConnected || len(p) == 0 {
+		return len(p)
+	}
+	x.upGotBytes = true
+	if x.phase == phProxy && x.respDone {
+		// Bytes after a complete response: the connection cannot be reused.
+		x.upBroken = true
+		return len(p)
+	}
+	st := &x.up
+	if len(st.buf)-st.w < len(p) {
+		st.compact()
+	}
+	n := copy(st.buf[st.w:], p)
+	st.w += n
+	s.run()
+	return n
+}
+
+// UpstreamEOF reports that the upstream closed its side of the connection
+// (or that reading from it failed).
+func (s *Session) UpstreamEOF() {
+	x := s.x
+	if s.state != sOpen || x == nil || x.upState != upConnected || x.upEOF {
+		return
+	}
+	x.upEOF = true
+	x.upBroken = true
+	s.run()
+}
+
+// Sent reports the completion of the oldest send in flight to side.
+// Engines report every send, in the order the sends were queued, once all
+// of its Data was written (n == len(Data), err nil) or once it failed (err
+// set; a short count without an error counts as a failure, so engines
+// finish short writes themselves). After a failure the session may abandon
+// the other sends in flight to that side; their reports are then ignored.
+func (s *Session) Sent(side Side, n int, err error) {
+	x := s.x
+	if s.state != sOpen || x == nil {
+		return
+	}
+	f := &x.csends
+	st := &x.up
+	if side == Upstream {
+		f = &x.usends
+		st = &x.in
+	}
+	rec, ok := f.pop()
+	if !ok {
+		return
+	}
+	if err == nil && n < len(rec.data) {
+		err = ErrShortSend
+	}
+	if rec.body {
+		st.busy = false
+		if err == nil {
+			st.r = rec.end
+		}
+	}
+	if err != nil {
+		if side == Client || x.phase == phTunnel {
+			s.abort(499)
+		} else {
+			s.upstreamWriteFailed()
+		}
+		s.run()
+		return
+	}
+	if side == Client && f.empty() {
+		x.cliUsed = 0
+	}
+	s.run()
+}
+
+// Timer reports that the armed deadline has passed; now is the current
+// time on the worker clock.
+func (s *Session) Timer(now int64) {
+	if s.state != sOpen {
+		return
+	}
+	s.armed = 0
+	x := s.x
+	if x == nil || x.phase == phHead {
+		if now >= s.hdrDeadline {
+			if x != nil && x.in.w > x.in.r {
+				s.closeAfter = true
+				s.linger = true
+				s.localReply(408, metrics.ReasonHeaderTimeout)
+			} else {
+				s.closeClient(false)
+			}
+		}
+		s.run()
+		return
+	}
+	if x.phase == phProxy {
+		if (x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline) {
+			s.closeUpstream()
+			s.fail(504, metrics.ReasonTimeout)
+		} else if x.upState == upBackoff && now >= x.backoffUntil {
+			x.backoffUntil = 0
+			x.upState = upNone
+			s.connect()
+		}
+	}
+	s.run()
+}
+
+// Drain asks the session to finish: an idle connection is closed at once,
+// a busy one after the response in progress (which says Connection: close
+// if its head is not sent yet). Tunnels are left alone.
+func (s *Session) Drain() {
+	if s.state != sOpen {
+		return
+	}
+	s.draining = true
+	if s.x == nil || s.x.phase != phTunnel {
+		s.closeAfter = true
+	}
+	if s.Idle() {
+		s.closeClient(false)
+	}
+	s.run()
+}
+
+// exchange returns the session's Exchange, borrowing one if needed.
+func (s *Session) exchange() *Exchange {
+	if s.x == nil {
+		x := s.w.Exchanges.Get()
+		x.clear()
+		s.x = x
+	}
+	return s.x
+}
+
+// releaseExchange gives the Exchange back to the pool.
+func (s *Session) releaseExchange() {
+	if x := s.x; x != nil {
+		x.clear()
+		s.x = nil
+		s.w.Exchanges.Put(x)
+	}
+}
+
+// appendClient copies client bytes into the client stream.
+func (s *Session) appendClient(p []byte) int {
+	x := s.x
+	st := &x.in
+	if len(st.buf)-st.w < len(p) {
+		if shift := st.compact(); shift > 0 && x.replayOff >= 0 {
+			x.replayOff -= shift
+			if x.replayOff < 0 {
+				x.replayOff = -1
+			}
+		}
+	}
+	n := copy(st.buf[st.w:], p)
+	st.w += n
+	return n
+}
+
+func (s *Session) push(a Action) { s.q.push(a) }
+
+// sendClient queues a send of bytes of bufs.ClientHead (head) to the client.
+func (s *Session) sendClientHead(b []byte) {
+	s.x.csends.push(sendRec{data: b})
+	s.push(Action{Kind: ActSendClient, Data: b})
+}
+
+// sendStream queues a send of a stream's ready bytes to side.
+func (s *Session) sendStream(side Side, st *stream) {
+	b := st.buf[st.r:st.ready]
+	st.busy = true
+	st.sendEnd = st.ready
+	rec := sendRec{data: b, body: true, end: st.ready}
+	if side == Client {
+		s.x.csends.push(rec)
+		s.push(Action{Kind: ActSendClient, Data: b})
+	} else {
+		s.x.usends.push(rec)
+		s.push(Action{Kind: ActSendUpstream, Data: b})
+	}
+}
+
+// headRoom returns the free part of bufs.ClientHead, after the heads still
+// in flight.
+func (s *Session) headRoom() []byte {
+	h := s.x.bufs.ClientHead
+	return h[s.x.cliUsed:s.x.cliUsed:cap(h)]
+}
+
+// commitHead queues h, built in headRoom, for sending; it reports false if
+// h outgrew the buffer.
+func (s *Session) commitHead(h []byte) bool {
+	x := s.x
+	if cap(h) != cap(x.bufs.ClientHead)-x.cliUsed {
+		return false
+	}
+	x.cliUsed += len(h)
+	s.sendClientHead(h)
+	return true
+}
+
+// closeClient asks the engine to close the client connection.
+func (s *Session) closeClient(linger bool) {
+	if s.state != sOpen {
+		return
+	}
+	if x := s.x; x != nil && x.upState != upNone {
+		s.closeUpstream()
+	}
+	s.state = sClosing
+	s.push(Action{Kind: ActCloseClient, Linger: linger})
+}
+
+// abort ends the exchange at once: the upstream and the client are closed
+// without a reply. status is recorded for the request.
+func (s *Session) abort(status int) {
+	x := s.x
+	if x != nil && x.phase != phHead && x.route != nil {
+		if x.status != 0 {
+			status = x.status
+		}
+		s.observe(status)
+	}
+	s.closeUpstream()
+	s.closeClient(false)
+}
+
+// observe records the end of a request.
+func (s *Session) observe(status int) {
+	x := s.x
+	if x.route == nil {
+		return
+	}
+	m := s.w.Metrics
+	m.ObserveRequest(m.Route(x.route.Stats), status, time.Duration(s.w.Now()-x.start))
+}
+
+// run advances the session as far as it can, then syncs the timer.
+func (s *Session) run() {
+	for s.state == sOpen && s.x != nil && s.step() {
+	}
+	s.syncTimer()
+}
+
+// step makes progress in the current phase; it returns true when it
+// changed phase and should be called again.
+func (s *Session) step() bool {
+	x := s.x
+	switch x.phase {
+	case phHead:
+		return s.stepHead()
+	case phLocal:
+		return s.stepLocal()
+	case phProxy:
+		return s.stepProxy()
+	case phTunnel:
+		s.stepTunnel()
+	}
+	return false
+}
+
+// syncTimer arms the session's timer on the earliest pending deadline.
+func (s *Session) syncTimer() {
+	var d int64
+	if s.state == sOpen {
+		x := s.x
+		switch {
+		case x == nil || x.phase == phHead:
+			d = s.hdrDeadline
+		case x.phase == phProxy:
+			d = earliest(x.reqDeadline, x.tryDeadline)
+			if x.upState == upBackoff {
+				d = earliest(d, x.backoffUntil)
+			}
+		}
+	}
+	if d != s.armed {
+		s.armed = d
+		s.push(Action{Kind: ActArmTimer, Deadline: d})
+	}
+}
+
+func earliest(a, b int64) int64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0 || a < b:
+		return a
+	}
+	return b
+}
+
+// rand returns a pseudo-random number (xorshift32).
+func (s *Session) rand() uint32 {
+	r := s.rng
+	r ^= r << 13
+	r ^= r >> 17
+	r ^= r << 5
+	s.rng = r
+	return r
+}
+
+// finishExchange ends the current request once its response is sent, and
+// moves on to the next pipelined request or to idle.
+func (s *Session) finishExchange() {
+	x := s.x
+	s.observe(x.status)
+	s.requests++
+	if s.closeAfter || !x.reqBodyDone {
+		s.closeClient(s.linger || !x.reqBodyDone)
+		return
+	}
+	// Keep the bytes after the request (pipelined requests) at the start
+	// of the client buffer.
+	in := &x.in
+	in.r = in.proc
+	in.ready = in.proc
+	in.compact()
+	x.resetRequest()
+	now := s.w.Now()
+	if in.w > 0 {
+		x.start = now
+		s.idleWait = false
+		s.hdrDeadline = now + int64(s.w.opts.HeaderTimeout)
+	} else {
+		s.idleWait = true
+		s.hdrDeadline = now + int64(s.w.opts.IdleTimeout)
+		if s.clientEOF {
+			s.closeClient(false)
+		}
+	}
+}
+
+// stepHead parses the request head buffered so far.
+func (s *Session) stepHead() bool {
+	x := s.x
+	in := &x.in
+	if in.w == in.r {
+		if s.clientEOF {
+			s.closeClient(false)
+		} else if x.csends.empty() {
+			s.releaseExchange()
+		}
+		return false
+	}
+	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.opts.Limits)
+	if errors.Is(err, http1.ErrNeedMore) {
+		if s.clientEOF {
+			s.closeClient(false)
+		}
+		return false
+	}
+	if err != nil {
+		status := http1.StatusOf(err)
+		if status == 0 {
+			status = 400
+		}
+		x.method = http1.MethodGet
+		x.version = http1.HTTP11
+		s.closeAfter = true
+		s.linger = true
+		s.localReply(status, metrics.ReasonBadRequest)
+		return true
+	}
+	s.beginRequest(n)
+	return true
+}
+
+// endAttempt reports the end of an attempt to the endpoint picker.
+func (s *Session) endAttempt() {
+	if x := s.x; x != nil && x.hasEP {
+		x.hasEP = false
+		s.w.Endpoints.Done(x.ep)
+	}
+}
+
+// failAttempt ends an attempt that failed and remembers the endpoint to
+// avoid it on a retry.
+func (s *Session) failAttempt() {
+	s.markAvoid()
+	s.endAttempt()
+}
+
+// closeUpstream closes the upstream connection, abandoning its sends.
+func (s *Session) closeUpstream() {
+	x := s.x
+	if x == nil {
+		return
+	}
+	switch x.upState {
+	case upConnecting, upConnected:
+		s.push(Action{Kind: ActCloseUpstream})
+	}
+	if x.upState != upNone {
+		x.upState = upNone
+		s.endAttempt()
+	}
+	x.usends.clear()
+	x.in.busy = false
+}
+
+// releaseUpstream returns the upstream connection to the pool or closes it.
+func (s *Session) releaseUpstream() {
+	x := s.x
+	if x.upState != upConnected {
+		return
+	}
+	if x.upBroken || x.upEOF || !x.res.KeepAlive || !x.reqBodyDone || x.up.proc < x.up.w || !x.usends.empty() {
+		s.closeUpstream()
+		return
+	}
+	s.push(Action{Kind: ActReleaseUpstream})
+	x.upState = upNone
+	s.endAttempt()
+}
