@@ -1,0 +1,287 @@
+// Command flax-dataplane is Flax's proxy. It serves a dataplane snapshot on per-core
+// workers (io_uring, or the portable netpoll engine), taken from a YAML file, from the
+// Flax controller over a unix socket, or built from a one-line proxy command.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/daemon"
+	"github.com/flaxlb/flax/dataplane/snapshot"
+)
+
+const usage = `flax-dataplane: Flax's HTTP/1.1 and TCP proxy.
+
+Usage:
+  flax-dataplane run --config FILE [flags]     serve a standalone YAML config (reloads on change and SIGHUP)
+  flax-dataplane run --socket PATH [flags]     serve snapshots from the Flax controller over a unix socket
+  flax-dataplane proxy --listen ADDR --to ADDR [--to ADDR ...] [--lb POLICY] [flags]
+                                               one listener, one backend group: a one-line reverse proxy
+  flax-dataplane validate --config FILE        check a config file and exit
+
+Run 'flax-dataplane COMMAND --help' for a command's flags.
+
+Examples:
+  flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --to 127.0.0.1:9002
+  flax-dataplane run --config examples/standalone.yaml --admin-address 127.0.0.1:9901
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "flax-dataplane:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return errors.New("a command is required")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(args[1:], stderr)
+	case "proxy":
+		return proxyCmd(args[1:], stderr)
+	case "validate":
+		return validateCmd(args[1:], stdout, stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// common holds the flags every serving command takes.
+type common struct {
+	workers      int
+	engine       string
+	admin        string
+	pprof        bool
+	drainGrace   time.Duration
+	drainTimeout time.Duration
+	verbosity    int
+}
+
+func (c *common) bind(fs *flag.FlagSet) {
+	fs.IntVar(&c.workers, "workers", 0, "worker threads, one per core (default: the CPUs this process may use)")
+	fs.StringVar(&c.engine, "engine", daemon.EngineAuto, "I/O engine: uring, netpoll, or auto (uring when the kernel and seccomp allow it)")
+	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump); empty disables it")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve pprof on the admin server under /debug/pprof/")
+	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.IntVar(&c.verbosity, "v", 0, "log verbosity (0: changes and errors, 1: every config update)")
+}
+
+func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
+	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(stderr, obj) }, funcr.Options{Verbosity: c.verbosity, LogTimestamp: true})
+	d, err := daemon.New(daemon.Options{
+		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, Pprof: c.pprof,
+		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, Log: log,
+	})
+	return d, log, err
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: flax-dataplane %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+func runCmd(args []string, stderr io.Writer) error {
+	fs := newFlagSet("run", "run (--config FILE | --socket PATH) [flags]", stderr)
+	var c common
+	c.bind(fs)
+	file := fs.String("config", "", "standalone config: the YAML form of a dataplane snapshot")
+	socket := fs.String("socket", "", "unix socket on which the Flax controller sends snapshots (created with mode 0600)")
+	node := fs.String("node-name", os.Getenv("NODE_NAME"), "this node's name, reported to the controller")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if (*file == "") == (*socket == "") {
+		fs.Usage()
+		return errors.New("run needs exactly one of --config and --socket")
+	}
+	d, log, err := c.daemon(stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	if *file != "" {
+		w := snapshot.NewWatcher(*file, d, snapshot.WatcherOptions{Log: log})
+		go w.ReloadOnSignal(ctx, syscall.SIGHUP)
+		watchErr := make(chan error, 1)
+		go func() { watchErr <- w.Run(ctx) }()
+		// The first load must succeed before serving.
+		for w.Current() == nil {
+			select {
+			case err := <-watchErr:
+				return fmt.Errorf("load %s: %w", *file, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return d.Run(ctx)
+	}
+	srv := snapshot.NewServer(d, snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log})
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ctx, *socket) }()
+	runErr := d.Run(ctx)
+	if err := <-srvErr; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("snapshot server on %s: %w", *socket, err)
+	}
+	return runErr
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+var lbPolicies = map[string]dataplanev1.LoadBalancing_Policy{
+	"round-robin":          dataplanev1.LoadBalancing_ROUND_ROBIN,
+	"weighted-round-robin": dataplanev1.LoadBalancing_WEIGHTED_ROUND_ROBIN,
+	"least-request":        dataplanev1.LoadBalancing_LEAST_REQUEST,
+	"random":               dataplanev1.LoadBalancing_RANDOM,
+	"ring-hash":            dataplanev1.LoadBalancing_RING_HASH,
+	"maglev":               dataplanev1.LoadBalancing_MAGLEV,
+}
+
+func proxyCmd(args []string, stderr io.Writer) error {
+	fs := newFlagSet("proxy", "proxy --listen ADDR --to ADDR [--to ADDR ...] [flags]", stderr)
+	var c common
+	c.bind(fs)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to accept HTTP on (IP:port)")
+	var to stringList
+	fs.Var(&to, "to", "backend address IP:port (repeat for several)")
+	lb := fs.String("lb", "round-robin", "load-balancing policy: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev")
+	hashHeader := fs.String("hash-header", "", "for ring-hash and maglev: hash on this request header (default: the client's IP)")
+	tcp := fs.Bool("tcp", false, "proxy raw TCP instead of HTTP")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	snap, err := proxySnapshot(*listen, to, *lb, *hashHeader, *tcp)
+	if err != nil {
+		fs.Usage()
+		return err
+	}
+	d, _, err := c.daemon(stderr)
+	if err != nil {
+		return err
+	}
+	statuses, err := d.Apply(context.Background(), snap)
+	if err != nil {
+		return err
+	}
+	for _, s := range statuses {
+		if !s.GetBound() {
+			return fmt.Errorf("listen on %s:%d: %s", s.GetAddress(), s.GetPort(), s.GetError())
+		}
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return d.Run(ctx)
+}
+
+// proxySnapshot builds the snapshot of the one-line proxy command.
+func proxySnapshot(listen string, to []string, lb, hashHeader string, tcp bool) (*dataplanev1.Snapshot, error) {
+	la, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: want IP:port: %w", listen, err)
+	}
+	if len(to) == 0 {
+		return nil, errors.New("--to: at least one backend address is required")
+	}
+	policy, ok := lbPolicies[lb]
+	if !ok {
+		return nil, fmt.Errorf("--lb %q: unknown policy (known: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev)", lb)
+	}
+	group := &dataplanev1.BackendGroup{Name: "backends", LoadBalancing: &dataplanev1.LoadBalancing{Policy: policy}}
+	if policy == dataplanev1.LoadBalancing_RING_HASH || policy == dataplanev1.LoadBalancing_MAGLEV {
+		if hashHeader != "" {
+			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_Header{Header: hashHeader}}
+		} else {
+			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_SourceIp{SourceIp: true}}
+		}
+	}
+	for _, t := range to {
+		ap, err := netip.ParseAddrPort(t)
+		if err != nil {
+			return nil, fmt.Errorf("--to %q: want IP:port: %w", t, err)
+		}
+		group.Endpoints = append(group.Endpoints, &dataplanev1.Endpoint{
+			Address: ap.Addr().String(), Port: uint32(ap.Port()),
+			Conditions: &dataplanev1.EndpointConditions{Ready: true, Serving: true},
+		})
+	}
+	l := &dataplanev1.Listener{Name: "proxy", Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
+	if tcp {
+		l.Protocol = dataplanev1.Listener_TCP
+		l.TcpRoute = &dataplanev1.TCPRoute{Name: "proxy", Backends: []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}}}
+	} else {
+		l.VirtualHosts = []*dataplanev1.VirtualHost{{Name: "all", Routes: []*dataplanev1.Route{{
+			Name:     "proxy",
+			Matches:  []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_PATH_PREFIX, Value: "/"}}},
+			Backends: []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}},
+		}}}}
+	}
+	snap := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}, BackendGroups: []*dataplanev1.BackendGroup{group}}
+	snap.Hash = snapshot.Hash(snap)
+	if err := snapshot.Validate(snap); err != nil {
+		return nil, fmt.Errorf("invalid proxy settings: %w", err)
+	}
+	return snap, nil
+}
+
+func validateCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate", "validate --config FILE", stderr)
+	file := fs.String("config", "", "standalone config to check")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		fs.Usage()
+		return errors.New("validate needs --config")
+	}
+	snap, err := snapshot.Load(*file)
+	if err != nil {
+		return err
+	}
+	if snap.GetHash() == "" {
+		snap.Hash = snapshot.Hash(snap)
+	}
+	if err := snapshot.Validate(snap); err != nil {
+		return fmt.Errorf("%s: %w", *file, err)
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d listeners, %d backend groups)\n", *file, len(snap.GetListeners()), len(snap.GetBackendGroups()))
+	return nil
+}

@@ -1,0 +1,226 @@
+// Package daemon is the dataplane process: it picks the I/O engine (io_uring when the
+// probe passes, else the portable netpoll engine), compiles each snapshot it is given and
+// swaps it into the engine, takes the endpoint-only fast path, runs the admin server, and
+// drains on shutdown. cmd/flax-dataplane feeds it from a YAML file, the controller's gRPC
+// socket or a one-line proxy command; programs that embed Flax can do the same.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/admin"
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/snapshot"
+)
+
+// Engine names accepted by Options.Engine.
+const (
+	EngineAuto    = "auto"
+	EngineUring   = "uring"
+	EngineNetpoll = "netpoll"
+)
+
+// Options configure a Daemon.
+type Options struct {
+	// Workers is the number of worker threads; 0 means the CPUs this process may use.
+	Workers int
+	// Engine is EngineAuto, EngineUring or EngineNetpoll.
+	Engine string
+	// AdminAddr is the admin server's address; empty disables it.
+	AdminAddr string
+	// Pprof mounts pprof on the admin server.
+	Pprof bool
+	// DrainGrace is how long /readyz fails before listeners stop accepting, so that
+	// load balancers in front notice first.
+	DrainGrace time.Duration
+	// DrainTimeout bounds the wait for in-flight requests after listeners close.
+	DrainTimeout time.Duration
+	// Log receives structured logs.
+	Log logr.Logger
+}
+
+// Daemon runs one dataplane.
+type Daemon struct {
+	opts    Options
+	log     logr.Logger
+	metrics *metrics.Registry
+	admin   *admin.Server
+	engine  engine.Engine
+
+	mu      sync.Mutex // serialises Apply and ApplyEndpoints
+	current *dataplanev1.Snapshot
+	config  *config.Config
+}
+
+// New selects the engine and prepares the admin server; Run starts them.
+func New(opts Options) (*Daemon, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Engine == "" {
+		opts.Engine = EngineAuto
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	d := &Daemon{opts: opts, log: opts.Log, metrics: metrics.NewRegistry(opts.Workers)}
+	eng, why, err := selectEngine(opts.Engine, opts.Workers, d.metrics, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	d.engine = eng
+	d.metrics.SetEngine(eng.Name(), why)
+	if why != "" {
+		d.log.Info("io_uring unavailable, using the portable engine", "engine", eng.Name(), "reason", why)
+	} else {
+		d.log.Info("engine selected", "engine", eng.Name(), "workers", opts.Workers)
+	}
+	if opts.AdminAddr != "" {
+		a, err := admin.New(admin.Options{
+			Addr:       opts.AdminAddr,
+			Collectors: []prometheus.Collector{d.metrics},
+			ConfigDump: d.configDump,
+			Pprof:      opts.Pprof,
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.admin = a
+	}
+	return d, nil
+}
+
+// EngineName returns the engine in use.
+func (d *Daemon) EngineName() string { return d.engine.Name() }
+
+// Metrics returns the dataplane's counters.
+func (d *Daemon) Metrics() *metrics.Registry { return d.metrics }
+
+// Apply implements snapshot.Applier: it compiles snap and swaps it into the engine. On
+// error the previous config keeps serving.
+func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	start := time.Now()
+	cfg, err := config.Compile(snap, d.metrics)
+	if err != nil {
+		d.metrics.ConfigRejected()
+		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)
+	}
+	st, err := d.engine.Apply(cfg)
+	if err != nil {
+		d.metrics.ConfigRejected()
+		return nil, fmt.Errorf("apply snapshot version %d: %w", snap.GetVersion(), err)
+	}
+	statuses := engine.Proto(st)
+	d.current, d.config = snap, cfg
+	d.metrics.ConfigApplied(snap.GetVersion())
+	if d.admin != nil {
+		d.admin.SetApplied()
+	}
+	d.log.Info("config applied", "version", snap.GetVersion(), "hash", snap.GetHash(), "listeners", len(cfg.Listeners),
+		"backendGroups", len(cfg.Groups), "took", time.Since(start))
+	for _, s := range statuses {
+		if !s.GetBound() {
+			d.log.Info("listener not bound", "listener", s.GetName(), "address", s.GetAddress(), "port", s.GetPort(), "error", s.GetError())
+		}
+	}
+	return statuses, nil
+}
+
+// ApplyEndpoints implements snapshot.Applier's fast path: it replaces one group's
+// endpoints in the running config without recompiling routes.
+func (d *Daemon) ApplyEndpoints(_ context.Context, group string, snap *dataplanev1.Snapshot) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.config == nil {
+		return errors.New("apply endpoints: no config applied yet")
+	}
+	var eps []*dataplanev1.Endpoint
+	found := false
+	for _, g := range snap.GetBackendGroups() {
+		if g.GetName() == group {
+			eps, found = g.GetEndpoints(), true
+			break
+		}
+	}
+	if !found {
+		return fmt.Errorf("apply endpoints: backend group %q is not in the snapshot", group)
+	}
+	if err := d.config.UpdateEndpoints(group, eps); err != nil {
+		d.metrics.ConfigRejected()
+		return err
+	}
+	d.current = snap
+	d.metrics.ConfigApplied(snap.GetVersion())
+	d.log.V(1).Info("endpoints updated", "group", group, "endpoints", len(eps), "version", snap.GetVersion())
+	return nil
+}
+
+var _ snapshot.Applier = (*Daemon)(nil)
+
+func (d *Daemon) configDump() ([]byte, error) {
+	d.mu.Lock()
+	cur := d.current
+	d.mu.Unlock()
+	if cur == nil {
+		return json.Marshal(map[string]string{"error": "no config applied yet"})
+	}
+	return protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(cur)
+}
+
+// Run serves until ctx is cancelled, then drains: /readyz fails, after DrainGrace the
+// listeners stop accepting and idle connections close, and in-flight requests get up
+// to DrainTimeout to finish.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.admin != nil {
+		if err := d.admin.Start(); err != nil {
+			return err
+		}
+		d.log.Info("admin server listening", "address", d.admin.Addr())
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = d.admin.Shutdown(sctx)
+		}()
+	}
+	errc := make(chan error, 1)
+	runCtx, stopEngine := context.WithCancel(context.Background())
+	defer stopEngine()
+	go func() { errc <- d.engine.Run(runCtx) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("engine %s stopped: %w", d.engine.Name(), err)
+	case <-ctx.Done():
+	}
+	d.log.Info("draining", "grace", d.opts.DrainGrace, "timeout", d.opts.DrainTimeout)
+	if d.admin != nil {
+		d.admin.SetDraining()
+	}
+	if d.opts.DrainGrace > 0 {
+		time.Sleep(d.opts.DrainGrace)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
+	defer cancel()
+	if err := d.engine.Drain(dctx); err != nil {
+		d.log.Info("drain ended with requests still in flight", "error", err.Error())
+	}
+	stopEngine()
+	<-errc
+	d.log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/snapshot"
+)
+
+func backend(t *testing.T, name string) (string, uint32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	a := ln.Addr().(*net.TCPAddr)
+	return a.IP.String(), uint32(a.Port)
+}
+
+func freePort(t *testing.T) uint32 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return uint32(ln.Addr().(*net.TCPAddr).Port)
+}
+
+func snap(version uint64, port uint32, eps ...*dataplanev1.Endpoint) *dataplanev1.Snapshot {
+	s := &dataplanev1.Snapshot{
+		Version: version,
+		Listeners: []*dataplanev1.Listener{{
+			Name: "web", Address: "127.0.0.1", Port: port, Protocol: dataplanev1.Listener_HTTP,
+			VirtualHosts: []*dataplanev1.VirtualHost{{Name: "all", Routes: []*dataplanev1.Route{{
+				Name:     "all",
+				Backends: []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "be"}, Weight: 1}},
+			}}}},
+		}},
+		BackendGroups: []*dataplanev1.BackendGroup{{Name: "be", Endpoints: eps}},
+	}
+	s.Hash = snapshot.Hash(s)
+	return s
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+}
+
+// TestApplyEndpointsAndDrain drives the daemon as cmd/flax-dataplane does: apply a
+// snapshot, serve, take the endpoint fast path, reject a bad snapshot keeping the last
+// good one, then drain on cancel.
+func TestApplyEndpointsAndDrain(t *testing.T) {
+	aIP, aPort := backend(t, "a")
+	bIP, bPort := backend(t, "b")
+	port := freePort(t)
+	d, err := New(Options{Workers: 2, Engine: EngineNetpoll, AdminAddr: "127.0.0.1:0", Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+
+	s1 := snap(1, port, &dataplanev1.Endpoint{Address: aIP, Port: aPort})
+	st, err := d.Apply(ctx, s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || !st[0].GetBound() {
+		t.Fatalf("listener statuses = %v", st)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if got := get(t, url); got != "200 a" {
+		t.Fatalf("before endpoint update: %q", got)
+	}
+
+	// Endpoint-only update: the group now points at b.
+	s2 := snap(2, port, &dataplanev1.Endpoint{Address: bIP, Port: bPort})
+	if err := d.ApplyEndpoints(ctx, "be", s2); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, url); got != "200 b" {
+		t.Fatalf("after endpoint update: %q", got)
+	}
+	if err := d.ApplyEndpoints(ctx, "nope", s2); err == nil {
+		t.Error("endpoint update of an unknown group succeeded")
+	}
+
+	// A snapshot that fails to compile is rejected; the last good config keeps serving.
+	bad := snap(3, port, &dataplanev1.Endpoint{Address: "not-an-ip", Port: 1})
+	if _, err := d.Apply(ctx, bad); err == nil || !strings.Contains(err.Error(), "endpoints[0].address") {
+		t.Fatalf("bad snapshot: err = %v", err)
+	}
+	if got := get(t, url); got != "200 b" {
+		t.Fatalf("after a rejected snapshot: %q", got)
+	}
+	dump, err := d.configDump()
+	var dumped dataplanev1.Snapshot
+	if err != nil || protojson.Unmarshal(dump, &dumped) != nil || dumped.GetVersion() != 2 {
+		t.Errorf("config dump = %s, %v; want version 2", dump, err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop after cancel")
+	}
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		t.Error("listener still accepts after the daemon stopped")
+	}
+}
+
+func TestSelectEngine(t *testing.T) {
+	if _, err := New(Options{Engine: "bogus", Log: logr.Discard()}); err == nil || !strings.Contains(err.Error(), "unknown engine") {
+		t.Errorf("bogus engine: %v", err)
+	}
+	d, err := New(Options{Engine: EngineNetpoll, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.EngineName() != "netpoll" {
+		t.Errorf("engine = %s", d.EngineName())
+	}
+}
