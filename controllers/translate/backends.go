@@ -1,0 +1,215 @@
+package translate
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// groupInfo is a backend group: one port of one Service.
+type groupInfo struct {
+	name    string
+	service *corev1.Service
+	port    corev1.ServicePort
+	// used is set once a route served on some listener refers to the group.
+	used bool
+}
+
+// unsupportedAppProtocols are Service port appProtocols Flax cannot speak to
+// backends; it speaks HTTP/1.1.
+var unsupportedAppProtocols = []string{"kubernetes.io/h2c", "h2c", "grpc"}
+
+// backendRef resolves a reference of the rule to a Service port and returns its
+// backend group. When it cannot, it records why in the route's ResolvedRefs
+// problems, followed by consequence, and returns false.
+func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, consequence string) (string, bool) {
+	r := rb.ri.route
+	group, kind := "", "Service"
+	if ref.Group != nil {
+		group = normalGroup(string(*ref.Group))
+	}
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	ns := r.Namespace
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		ns = string(*ref.Namespace)
+	}
+	name := string(ref.Name)
+	if (groupKind{group, kind}) != kindService {
+		rb.refProblem(gatewayv1.RouteReasonInvalidKind,
+			"%s refers to %s %s, but Flax supports only core Services as backends: refer to a Service; until then %s",
+			where, describeKind(group, kind), name, consequence)
+		return "", false
+	}
+	if !rb.t.grants.allows(kindHTTPRoute, r.Namespace, kindService, ns, name) {
+		rb.refProblem(gatewayv1.RouteReasonRefNotPermitted,
+			"%s refers to Service %s/%s in another namespace, and no ReferenceGrant in namespace %s allows HTTPRoutes of namespace %s to use it: create one there; until then %s",
+			where, ns, name, ns, r.Namespace, consequence)
+		return "", false
+	}
+	svc, ok := rb.t.services[types.NamespacedName{Namespace: ns, Name: name}]
+	if !ok {
+		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+			"%s refers to Service %s/%s, which does not exist: create it or fix the name; until then %s", where, ns, name, consequence)
+		return "", false
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+			"%s refers to Service %s/%s of type ExternalName, which has no endpoints Flax can use: refer to a Service with a selector or EndpointSlices; until then %s",
+			where, ns, name, consequence)
+		return "", false
+	}
+	if ref.Port == nil {
+		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+			"%s refers to Service %s/%s without a port: set port to one of its ports (%s); until then %s", where, ns, name, servicePorts(svc), consequence)
+		return "", false
+	}
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == *ref.Port })
+	if i < 0 {
+		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+			"%s refers to port %d of Service %s/%s, which has no such port: use one of its ports (%s); until then %s",
+			where, *ref.Port, ns, name, servicePorts(svc), consequence)
+		return "", false
+	}
+	port := svc.Spec.Ports[i]
+	if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
+		rb.refProblem(gatewayv1.RouteReasonUnsupportedProtocol,
+			"%s refers to port %d of Service %s/%s, whose protocol is %s, but HTTP needs a TCP port: use another port; until then %s", where, port.Port, ns, name, port.Protocol, consequence)
+		return "", false
+	}
+	if port.AppProtocol != nil && slices.Contains(unsupportedAppProtocols, strings.ToLower(*port.AppProtocol)) {
+		rb.refProblem(gatewayv1.RouteReasonUnsupportedProtocol,
+			"%s refers to port %d of Service %s/%s, whose appProtocol is %s, but Flax speaks HTTP/1.1 to backends: use an HTTP/1.1 port; until then %s",
+			where, port.Port, ns, name, *port.AppProtocol, consequence)
+		return "", false
+	}
+	gname := ns + "/" + name + ":" + strconv.Itoa(int(port.Port))
+	if _, ok := rb.t.groups[gname]; !ok {
+		rb.t.groups[gname] = &groupInfo{name: gname, service: svc, port: port}
+	}
+	return gname, true
+}
+
+// servicePorts lists the ports of a Service for messages.
+func servicePorts(svc *corev1.Service) string {
+	if len(svc.Spec.Ports) == 0 {
+		return "it has none"
+	}
+	ports := make([]string, len(svc.Spec.Ports))
+	for i, p := range svc.Spec.Ports {
+		ports[i] = strconv.Itoa(int(p.Port))
+	}
+	return strings.Join(ports, ", ")
+}
+
+// backendGroup builds the dataplane backend group of g with the endpoints of its
+// Service's EndpointSlices for the group's port.
+func (t *translator) backendGroup(g *groupInfo) *dataplanev1.BackendGroup {
+	type endpointKey struct {
+		addr netip.Addr
+		port uint32
+	}
+	found := map[endpointKey]*dataplanev1.Endpoint{}
+	var keys []endpointKey
+	for _, es := range t.slices[key(g.service)] {
+		if es.AddressType == discoveryv1.AddressTypeFQDN {
+			continue
+		}
+		var port uint32
+		for _, p := range es.Ports {
+			name := ""
+			if p.Name != nil {
+				name = *p.Name
+			}
+			proto := corev1.ProtocolTCP
+			if p.Protocol != nil {
+				proto = *p.Protocol
+			}
+			if name == g.port.Name && proto == corev1.ProtocolTCP && p.Port != nil && *p.Port > 0 && *p.Port <= 65535 {
+				port = uint32(*p.Port)
+				break
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		for i := range es.Endpoints {
+			ep := &es.Endpoints[i]
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			addr, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil || addr.Zone() != "" {
+				continue
+			}
+			addr = addr.Unmap()
+			e := &dataplanev1.Endpoint{Address: addr.String(), Port: port, Conditions: endpointConditions(ep.Conditions)}
+			if ep.Zone != nil {
+				e.Zone = *ep.Zone
+			}
+			k := endpointKey{addr, port}
+			if prev, ok := found[k]; ok {
+				// The same endpoint in several slices: keep the most ready view.
+				if readiness(e) > readiness(prev) {
+					found[k] = e
+				}
+				continue
+			}
+			found[k] = e
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b endpointKey) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
+		}
+		return compareInt64(int64(a.port), int64(b.port))
+	})
+	bg := &dataplanev1.BackendGroup{
+		Name:          g.name,
+		LoadBalancing: &dataplanev1.LoadBalancing{Policy: dataplanev1.LoadBalancing_ROUND_ROBIN},
+		Endpoints:     make([]*dataplanev1.Endpoint, 0, len(keys)),
+	}
+	for _, k := range keys {
+		bg.Endpoints = append(bg.Endpoints, found[k])
+	}
+	return bg
+}
+
+// endpointConditions copies EndpointSlice conditions, returning nil for the common
+// case of a ready, serving endpoint that is not terminating (which is what unset
+// conditions mean to the dataplane). As the EndpointSlice API says, an unknown
+// ready condition counts as ready and an unknown serving condition as ready's value.
+func endpointConditions(c discoveryv1.EndpointConditions) *dataplanev1.EndpointConditions {
+	ready := c.Ready == nil || *c.Ready
+	serving := ready
+	if c.Serving != nil {
+		serving = *c.Serving
+	}
+	terminating := c.Terminating != nil && *c.Terminating
+	if ready && serving && !terminating {
+		return nil
+	}
+	return &dataplanev1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}
+}
+
+// readiness ranks endpoint states: ready, then serving, then neither.
+func readiness(e *dataplanev1.Endpoint) int {
+	c := e.GetConditions()
+	switch {
+	case c == nil || c.GetReady():
+		return 2
+	case c.GetServing():
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,239 @@
+package translate
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// bindKey is an address and port a dataplane listener binds; address "" binds all.
+type bindKey struct {
+	address string
+	port    int32
+}
+
+// bind is one dataplane listener: the Gateway listeners of one or more Gateways
+// served on one address and port.
+type bind struct {
+	key      bindKey
+	name     string
+	protocol dataplanev1.Listener_Protocol
+	// members are the usable Gateway listeners on the bind, oldest Gateway first.
+	members []*listenerInfo
+	// vhosts are the virtual hosts by hostname ("" for the catch-all).
+	vhosts map[string]*vhost
+}
+
+// vhost is one virtual host being built.
+type vhost struct {
+	hostname string
+	routes   []*dataplanev1.Route
+	// seen are the HTTPRoutes already added.
+	seen map[types.NamespacedName]bool
+}
+
+// resolveBinds assigns the usable listeners of every Gateway to binds, oldest
+// Gateway first. A listener whose protocol differs from the one an older Gateway
+// already serves on the same address and port conflicts.
+func (t *translator) resolveBinds() {
+	for _, g := range t.gateways {
+		if !g.accepted() {
+			continue
+		}
+		for _, l := range g.listeners {
+			if !l.valid() {
+				continue
+			}
+			for _, addr := range g.bindAddresses {
+				k := bindKey{address: addr, port: l.spec.Port}
+				b, ok := t.binds[k]
+				if !ok {
+					continue
+				}
+				if first := b.members[0]; b.protocol != l.protocol && first.gateway != g {
+					l.conflict = &problem{
+						reason: string(gatewayv1.ListenerReasonProtocolConflict),
+						message: fmt.Sprintf("port %d%s already serves %s for the older Gateway %s (listener %s); Flax serves one protocol per port and address: use another port, or give this Gateway its own address in spec.addresses",
+							l.spec.Port, describeBindAddress(addr), first.spec.Protocol, first.gateway.key, first.spec.Name),
+					}
+					break
+				}
+				if other := b.certificateClash(l); other != nil {
+					l.conflict = &problem{
+						reason: string(gatewayv1.ListenerReasonHostnameConflict),
+						message: fmt.Sprintf("the older Gateway %s (listener %s) already serves %s on port %d%s with another certificate; use another hostname or port, or give this Gateway its own address in spec.addresses",
+							other.gateway.key, other.spec.Name, describeHostname(l.hostname), l.spec.Port, describeBindAddress(addr)),
+					}
+					break
+				}
+			}
+			if l.conflict != nil {
+				continue
+			}
+			for _, addr := range g.bindAddresses {
+				k := bindKey{address: addr, port: l.spec.Port}
+				b, ok := t.binds[k]
+				if !ok {
+					b = &bind{key: k, protocol: l.protocol, name: bindName(g, l.spec.Port, addr), vhosts: map[string]*vhost{}}
+					t.binds[k] = b
+					t.bindOrder = append(t.bindOrder, b)
+				}
+				b.members = append(b.members, l)
+			}
+		}
+	}
+	// Every listener reserves the virtual host of its own hostname, so that requests
+	// for it never reach the routes of a less specific listener.
+	for _, b := range t.bindOrder {
+		for _, l := range b.members {
+			if l.usable() {
+				b.vhost(l.hostname)
+			}
+		}
+	}
+}
+
+// certificateClash returns the member of b of another Gateway that serves the
+// hostname of HTTPS listener l with a different certificate, if any: merged
+// Gateways cannot both choose the certificate of one server name.
+func (b *bind) certificateClash(l *listenerInfo) *listenerInfo {
+	if l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) == 0 {
+		return nil
+	}
+	for _, m := range b.members {
+		if m.gateway == l.gateway || m.hostname != l.hostname || len(m.certs) == 0 {
+			continue
+		}
+		if !bytes.Equal(m.certs[0].CertPem, l.certs[0].CertPem) || !bytes.Equal(m.certs[0].KeyPem, l.certs[0].KeyPem) {
+			return m
+		}
+	}
+	return nil
+}
+
+// describeBindAddress formats a bind address for messages.
+func describeBindAddress(addr string) string {
+	if addr == "" {
+		return " on the node addresses"
+	}
+	return " on address " + addr
+}
+
+// bindName names the dataplane listener that Gateway g's listeners on port bind
+// on addr: "<namespace>/<gateway>/<port>", followed by "/<address>" when the
+// Gateway has several addresses.
+func bindName(g *gatewayInfo, port int32, addr string) string {
+	name := g.key.Namespace + "/" + g.key.Name + "/" + strconv.Itoa(int(port))
+	if len(g.bindAddresses) > 1 {
+		name += "/" + addr
+	}
+	return name
+}
+
+// hostnames returns the hostnames of the usable members of b.
+func (b *bind) hostnames() []string {
+	hs := make([]string, 0, len(b.members))
+	for _, l := range b.members {
+		if l.usable() {
+			hs = append(hs, l.hostname)
+		}
+	}
+	return hs
+}
+
+// vhost returns the virtual host of hostname h, creating it if needed.
+func (b *bind) vhost(h string) *vhost {
+	vh, ok := b.vhosts[h]
+	if !ok {
+		vh = &vhost{hostname: h, seen: map[types.NamespacedName]bool{}}
+		b.vhosts[h] = vh
+	}
+	return vh
+}
+
+// listener builds the dataplane listener of b, or returns nil when none of its
+// members is programmed.
+func (b *bind) listener() *dataplanev1.Listener {
+	var programmed []*listenerInfo
+	for _, l := range b.members {
+		if l.programmed() {
+			programmed = append(programmed, l)
+		}
+	}
+	if len(programmed) == 0 {
+		return nil
+	}
+	dl := &dataplanev1.Listener{
+		Name:     b.name,
+		Address:  b.key.address,
+		Port:     uint32(b.key.port),
+		Protocol: b.protocol,
+	}
+	if b.protocol == dataplanev1.Listener_HTTPS {
+		// One certificate per hostname; the oldest Gateway's wins when merged
+		// Gateways serve the same hostname.
+		taken := map[string]bool{}
+		for _, l := range programmed {
+			if taken[l.hostname] {
+				continue
+			}
+			taken[l.hostname] = true
+			c := l.certs[0]
+			cert := &dataplanev1.TLSCertificate{CertPem: c.CertPem, KeyPem: c.KeyPem}
+			if l.hostname != "" {
+				cert.ServerNames = []string{l.hostname}
+			}
+			dl.Certificates = append(dl.Certificates, cert)
+		}
+		slices.SortFunc(dl.Certificates, func(a, b *dataplanev1.TLSCertificate) int {
+			return slices.Compare(a.ServerNames, b.ServerNames)
+		})
+	}
+	hosts := make([]string, 0, len(b.vhosts))
+	for h := range b.vhosts {
+		hosts = append(hosts, h)
+	}
+	slices.SortFunc(hosts, func(a, b string) int { return compareStrings(vhostName(a), vhostName(b)) })
+	for _, h := range hosts {
+		vh := b.vhosts[h]
+		dv := &dataplanev1.VirtualHost{Name: vhostName(h), Routes: vh.routes}
+		if h != "" {
+			dv.Hostnames = []string{h}
+		}
+		slices.SortStableFunc(dv.Routes, compareRouteOrder)
+		dl.VirtualHosts = append(dl.VirtualHosts, dv)
+	}
+	return dl
+}
+
+// compareRouteOrder orders routes by the Gateway API tie-break.
+func compareRouteOrder(a, b *dataplanev1.Route) int {
+	oa, ob := a.GetOrder(), b.GetOrder()
+	if c := compareInt64(oa.GetCreationTimestampUnixNanos(), ob.GetCreationTimestampUnixNanos()); c != 0 {
+		return c
+	}
+	if c := compareStrings(oa.GetNamespace(), ob.GetNamespace()); c != 0 {
+		return c
+	}
+	if c := compareStrings(oa.GetName(), ob.GetName()); c != 0 {
+		return c
+	}
+	return compareInt64(int64(oa.GetRuleIndex()), int64(ob.GetRuleIndex()))
+}
+
+// compareInt64 orders integers.
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,54 @@
+// Package translate is the pure translation stage of the Flax controller: it turns
+// the Gateway API objects and the Kubernetes objects they refer to (Input) into one
+// dataplane snapshot and the status of every object involved (Output).
+//
+// Translate does no I/O, reads no clock and draws no random numbers: the same Input
+// always gives the same Output, byte for byte once marshalled. The controller
+// gathers the Input from its informers, calls Translate on every change, stamps a
+// version on the snapshot, sends it to the dataplanes and hands the statuses to the
+// leader's status writer, which fills in LastTransitionTime.
+//
+// # What is translated
+//
+// GatewayClasses whose spec.controllerName is Input.ControllerName are accepted and
+// advertise SupportedFeatures. Their Gateways become dataplane listeners: one per
+// bound address and port. A Gateway without spec.addresses binds every address of
+// the node (an empty listener address) and reports Input.NodeAddresses in its
+// status. Gateway listeners that share a port are served by one dataplane listener
+// whose virtual hosts are their hostnames; Gateways that resolve to the same
+// address and port are merged onto one dataplane listener in the same way, the
+// oldest Gateway deciding the protocol of the port.
+//
+// A request is served only by the routes of the Gateway listener whose hostname
+// matches its Host most specifically (listener isolation): every accepted listener
+// reserves a virtual host for its own hostname, and a route hostname is served on a
+// virtual host only when no more specific listener on the same port covers it.
+// Virtual hosts are named by their hostname; "*" is the virtual host of a listener
+// without a hostname.
+//
+// Each rule of an attached HTTPRoute becomes one dataplane Route named
+// "<namespace>/<route>/rule-<index>" in every virtual host the route is served on,
+// ordered by the Gateway API tie-break (creation time, namespace/name, rule index).
+// Backend references to Services become backend groups named
+// "<namespace>/<service>:<port>" whose endpoints come from the Service's
+// EndpointSlices (pod addresses, never the cluster IP).
+//
+// # Statuses
+//
+// Conditions carry the object's generation as observedGeneration and leave
+// LastTransitionTime zero. Programmed means "expressed in the snapshot": the
+// controller is expected to turn it False when the dataplanes reject the snapshot
+// or fail to bind a listener (Ack.listeners). HTTPRoute statuses hold only the
+// parent entries of Flax's Gateways, for the status writer to merge with those of
+// other controllers.
+//
+// # Invalid input
+//
+// Nothing invalid is dropped silently. A backend reference that cannot be resolved
+// keeps its weight as a direct 500 response, so only its share of requests fails; a
+// rule that cannot be translated answers 500 for the requests it matches (or is
+// dropped when its matches themselves cannot be expressed); every such problem is
+// reported in the route's conditions with a message saying how to fix it. The
+// snapshot the translator builds always passes snapshot.Validate: rules are checked
+// against the dataplane's own validation before they are admitted.
+package translate

@@ -1,0 +1,55 @@
+package translate
+
+import (
+	"slices"
+
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/gateway-api/pkg/features"
+)
+
+// SupportedFeatures are the Gateway API features Flax's GatewayClasses advertise in
+// status.supportedFeatures: the core features of the Gateway, HTTPRoute and
+// ReferenceGrant profiles and the extended ones the translator expresses fully in
+// the snapshot. Features the snapshot cannot express (CORS, external auth, h2c and
+// WebSocket backends, destination port matching) and experimental ones (retry,
+// session persistence) are left out even where they are partly translated, and so is
+// request mirroring: the translator expresses it, but the dataplane does not mirror yet.
+var SupportedFeatures = sortedFeatures(
+	// Core.
+	features.SupportGateway,
+	features.SupportHTTPRoute,
+	features.SupportReferenceGrant,
+	// Gateway extended.
+	features.SupportGatewayPort8080,
+	features.SupportGatewayHTTPListenerIsolation,
+	// HTTPRoute extended.
+	features.SupportHTTPRouteBackendRequestHeaderModification,
+	features.SupportHTTPRouteQueryParamMatching,
+	features.SupportHTTPRouteMethodMatching,
+	features.SupportHTTPRouteResponseHeaderModification,
+	features.SupportHTTPRoutePortRedirect,
+	features.SupportHTTPRouteSchemeRedirect,
+	features.SupportHTTPRoutePathRedirect,
+	features.SupportHTTPRouteHostRewrite,
+	features.SupportHTTPRoutePathRewrite,
+	features.SupportHTTPRouteRequestTimeout,
+	features.SupportHTTPRouteBackendTimeout,
+	features.SupportHTTPRouteParentRefPort,
+	features.SupportHTTPRouteNamedRouteRule,
+	features.SupportHTTPRoute303RedirectStatusCode,
+	features.SupportHTTPRoute307RedirectStatusCode,
+	features.SupportHTTPRoute308RedirectStatusCode,
+)
+
+// sortedFeatures returns the features as SupportedFeature values sorted by name,
+// as the GatewayClass status lists them.
+func sortedFeatures(names ...features.FeatureName) []gatewayv1.SupportedFeature {
+	out := make([]gatewayv1.SupportedFeature, 0, len(names))
+	for _, n := range names {
+		out = append(out, gatewayv1.SupportedFeature{Name: gatewayv1.FeatureName(n)})
+	}
+	slices.SortFunc(out, func(a, b gatewayv1.SupportedFeature) int {
+		return compareStrings(string(a.Name), string(b.Name))
+	})
+	return slices.CompactFunc(out, func(a, b gatewayv1.SupportedFeature) bool { return a.Name == b.Name })
+}

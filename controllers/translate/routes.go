@@ -1,0 +1,367 @@
+package translate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// routeInfo is one HTTPRoute and what was found about it.
+type routeInfo struct {
+	route *gatewayv1.HTTPRoute
+	key   types.NamespacedName
+	// hostnames are the valid route hostnames, lowercase; empty matches any.
+	hostnames []string
+	// rules are the translated rules; a dropped rule is nil.
+	rules []*dataplanev1.Route
+	// groups are the backend groups the rules refer to.
+	groups []string
+	// refProblems are the unresolved references (ResolvedRefs False).
+	refProblems problems
+	// ruleProblems are the rules that could not be translated (PartiallyInvalid).
+	ruleProblems problems
+	// ruleFates say, for each of ruleProblems, what happens to the rule's requests.
+	ruleFates []string
+	// invalidRules counts the rules in ruleProblems.
+	invalidRules int
+	// notes are remarks appended to the Accepted condition's message.
+	notes []string
+	// parents are the status entries of Flax's parents.
+	parents []gatewayv1.RouteParentStatus
+}
+
+// allRulesInvalid reports whether no rule of the route could be translated.
+func (ri *routeInfo) allRulesInvalid() bool {
+	return ri.invalidRules > 0 && ri.invalidRules == len(ri.route.Spec.Rules)
+}
+
+// attachment is a route attached to a listener, with the hostnames it serves
+// there ("" for any).
+type attachment struct {
+	listener  *listenerInfo
+	hostnames []string
+}
+
+// translateRoutes attaches every HTTPRoute to the listeners of Flax's Gateways,
+// translates its rules and places them on the virtual hosts of the binds.
+func (t *translator) translateRoutes() {
+	t.routes = make([]*routeInfo, 0, len(t.in.HTTPRoutes))
+	for i := range t.in.HTTPRoutes {
+		r := &t.in.HTTPRoutes[i]
+		t.routes = append(t.routes, &routeInfo{route: r, key: key(r)})
+	}
+	slices.SortFunc(t.routes, func(a, b *routeInfo) int { return compareAge(a.route, b.route) })
+	for _, ri := range t.routes {
+		if !t.hasOurParent(ri.route) {
+			continue
+		}
+		ri.routeHostnames()
+		t.translateRules(ri)
+		var attachments []attachment
+		for i := range ri.route.Spec.ParentRefs {
+			attachments = append(attachments, t.attach(ri, i)...)
+		}
+		for _, a := range attachments {
+			t.place(ri, a)
+		}
+	}
+}
+
+// hasOurParent reports whether a parentRef of r refers to a Gateway of Flax.
+func (t *translator) hasOurParent(r *gatewayv1.HTTPRoute) bool {
+	for _, ref := range r.Spec.ParentRefs {
+		if _, ok := t.parentGateway(r, ref); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// parentGateway returns the Gateway of Flax that ref, a parentRef of r, refers to.
+func (t *translator) parentGateway(r *gatewayv1.HTTPRoute, ref gatewayv1.ParentReference) (*gatewayInfo, bool) {
+	group, kind := gatewayv1.GroupName, "Gateway"
+	if ref.Group != nil {
+		group = string(*ref.Group)
+	}
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	if (groupKind{group, kind}) != kindGateway {
+		return nil, false
+	}
+	ns := r.Namespace
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		ns = string(*ref.Namespace)
+	}
+	g, ok := t.gatewayByKey[types.NamespacedName{Namespace: ns, Name: string(ref.Name)}]
+	return g, ok
+}
+
+// routeHostnames lowercases the route's hostnames and drops invalid ones.
+func (ri *routeInfo) routeHostnames() {
+	for _, h := range ri.route.Spec.Hostnames {
+		lh := strings.ToLower(string(h))
+		if !validHostname(lh) {
+			ri.notes = append(ri.notes, fmt.Sprintf("hostname %q is not a valid DNS name or wildcard and is ignored", h))
+			continue
+		}
+		if !slices.Contains(ri.hostnames, lh) {
+			ri.hostnames = append(ri.hostnames, lh)
+		}
+	}
+}
+
+// sameParentRef reports whether two parentRefs of one route refer to the same
+// parent and section.
+func sameParentRef(a, b gatewayv1.ParentReference, routeNS string) bool {
+	str := func(p *string, def string) string {
+		if p == nil || *p == "" {
+			return def
+		}
+		return *p
+	}
+	norm := func(r gatewayv1.ParentReference) [6]string {
+		port := ""
+		if r.Port != nil {
+			port = fmt.Sprint(*r.Port)
+		}
+		return [6]string{
+			str((*string)(r.Group), gatewayv1.GroupName), str((*string)(r.Kind), "Gateway"),
+			str((*string)(r.Namespace), routeNS), string(r.Name), str((*string)(r.SectionName), ""), port,
+		}
+	}
+	return norm(a) == norm(b)
+}
+
+// Attachment stages, in the order they are checked; a parent that fails reports
+// the furthest stage any of its candidate listeners reached.
+const (
+	stageListenerInvalid = iota
+	stageNotAllowed
+	stageHostname
+)
+
+// attach evaluates parentRefs[i] of the route: it records the parent's status
+// entry and returns the listeners the route attaches to through it.
+func (t *translator) attach(ri *routeInfo, i int) []attachment {
+	r := ri.route
+	ref := r.Spec.ParentRefs[i]
+	g, ok := t.parentGateway(r, ref)
+	if !ok {
+		return nil
+	}
+	for _, prev := range r.Spec.ParentRefs[:i] {
+		if sameParentRef(prev, ref, r.Namespace) {
+			return nil
+		}
+	}
+	gen := r.Generation
+	entry := gatewayv1.RouteParentStatus{ParentRef: *ref.DeepCopy(), ControllerName: gatewayv1.GatewayController(t.in.ControllerName)}
+	reject := func(reason gatewayv1.RouteConditionReason, msg string) []attachment {
+		entry.Conditions = append([]metav1.Condition{condition(gatewayv1.RouteConditionAccepted, false, reason, msg, gen)}, ri.otherConditions(gen)...)
+		ri.parents = append(ri.parents, entry)
+		return nil
+	}
+
+	if !g.accepted() {
+		return reject(gatewayv1.RouteReasonNoMatchingParent, fmt.Sprintf(
+			"Gateway %s is not accepted, so no route can attach to it; see the Gateway's conditions", g.key))
+	}
+	var candidates []*listenerInfo
+	for _, l := range g.listeners {
+		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
+			continue
+		}
+		if ref.Port != nil && *ref.Port != 0 && l.spec.Port != *ref.Port {
+			continue
+		}
+		candidates = append(candidates, l)
+	}
+	if len(candidates) == 0 {
+		return reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(g, ref, i))
+	}
+
+	stage := -1
+	var why []string
+	var attached []attachment
+	for _, l := range candidates {
+		switch {
+		case l.protocol == dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take HTTPRoutes", l.spec.Name, l.spec.Protocol))
+			continue
+		case !l.valid():
+			stage = max(stage, stageListenerInvalid)
+			reason := l.unsupported
+			if reason == nil {
+				reason = l.conflict
+			}
+			why = append(why, fmt.Sprintf("listener %s is not accepted (%s)", l.spec.Name, reason.reason))
+			continue
+		case !l.allowsHTTPRoute():
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s does not allow HTTPRoutes (allowedRoutes.kinds)", l.spec.Name))
+			continue
+		case !l.allowNamespace(r.Namespace):
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s allows %s", l.spec.Name, l.namespacePolicy))
+			continue
+		}
+		hs := ri.intersect(l.hostname)
+		if len(hs) == 0 {
+			stage = max(stage, stageHostname)
+			why = append(why, fmt.Sprintf("listener %s serves hostname %s, which matches none of the route's hostnames", l.spec.Name, l.hostname))
+			continue
+		}
+		attached = append(attached, attachment{listener: l, hostnames: hs})
+	}
+	if len(attached) == 0 {
+		switch stage {
+		case stageHostname:
+			return reject(gatewayv1.RouteReasonNoMatchingListenerHostname, strings.Join(why, "; ")+
+				"; add a hostname the listener serves to spec.hostnames, or attach the route to another listener")
+		case stageNotAllowed:
+			return reject(gatewayv1.RouteReasonNotAllowedByListeners, strings.Join(why, "; ")+
+				"; change the listener's allowedRoutes or attach the route to another listener")
+		default:
+			return reject(gatewayv1.RouteReasonNoMatchingParent, strings.Join(why, "; ")+
+				"; fix the listener (see the Gateway's status) or attach the route to another listener")
+		}
+	}
+	if ri.allRulesInvalid() {
+		return reject(gatewayv1.RouteConditionReason(ri.ruleProblems.reason()),
+			"No rule of the route can be served, so the route is not attached: "+ri.ruleProblems.message())
+	}
+	names := make([]string, len(attached))
+	for j, a := range attached {
+		names[j] = string(a.listener.spec.Name)
+		a.listener.attached[ri.key] = struct{}{}
+	}
+	msg := fmt.Sprintf("The route is attached to listener %s of Gateway %s", strings.Join(names, ", "), g.key)
+	if len(names) > 1 {
+		msg = fmt.Sprintf("The route is attached to listeners %s of Gateway %s", strings.Join(names, ", "), g.key)
+	}
+	for _, n := range ri.notes {
+		msg += "; " + n
+	}
+	entry.Conditions = append([]metav1.Condition{condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg, gen)},
+		ri.otherConditions(gen)...)
+	ri.parents = append(ri.parents, entry)
+	return attached
+}
+
+// noCandidateMessage explains why parentRefs[i] selects no listener of g.
+func noCandidateMessage(g *gatewayInfo, ref gatewayv1.ParentReference, i int) string {
+	var names, ports []string
+	for _, l := range g.listeners {
+		names = append(names, string(l.spec.Name))
+		p := fmt.Sprint(l.spec.Port)
+		if !slices.Contains(ports, p) {
+			ports = append(ports, p)
+		}
+	}
+	var sel []string
+	if ref.SectionName != nil && *ref.SectionName != "" {
+		sel = append(sel, fmt.Sprintf("named %s", *ref.SectionName))
+	}
+	if ref.Port != nil && *ref.Port != 0 {
+		sel = append(sel, fmt.Sprintf("on port %d", *ref.Port))
+	}
+	return fmt.Sprintf("Gateway %s has no listener %s (its listeners are %s on ports %s); fix parentRefs[%d].sectionName or .port",
+		g.key, strings.Join(sel, " and "), strings.Join(names, ", "), strings.Join(ports, ", "), i)
+}
+
+// intersect returns the hostnames the route serves on a listener of hostname lh;
+// none means the route does not match the listener.
+func (ri *routeInfo) intersect(lh string) []string {
+	if len(ri.route.Spec.Hostnames) == 0 {
+		return []string{lh}
+	}
+	var out []string
+	for _, rh := range ri.hostnames {
+		if h, ok := intersect(lh, rh); ok && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// otherConditions are the route conditions that do not depend on the parent:
+// ResolvedRefs and, when some rules are invalid, PartiallyInvalid.
+func (ri *routeInfo) otherConditions(gen int64) []metav1.Condition {
+	resolved := condition(gatewayv1.RouteConditionResolvedRefs, true, gatewayv1.RouteReasonResolvedRefs, "All references are resolved", gen)
+	if len(ri.refProblems) > 0 {
+		resolved = condition(gatewayv1.RouteConditionResolvedRefs, false, ri.refProblems.reason(), ri.refProblems.message(), gen)
+	}
+	conds := []metav1.Condition{resolved}
+	if ri.invalidRules > 0 && !ri.allRulesInvalid() {
+		msgs := make([]string, len(ri.ruleProblems))
+		for i, p := range ri.ruleProblems {
+			msgs[i] = p.message + "; " + ri.ruleFates[i]
+		}
+		conds = append(conds, condition(gatewayv1.RouteConditionPartiallyInvalid, true, ri.ruleProblems.reason(),
+			"Dropped Rule: "+strings.Join(msgs, "; "), gen))
+	}
+	return conds
+}
+
+// place adds the rules of an attached route to the virtual hosts of the
+// listener's binds, honouring listener isolation.
+func (t *translator) place(ri *routeInfo, a attachment) {
+	l := a.listener
+	if !l.programmed() {
+		return
+	}
+	placed := false
+	for _, addr := range l.gateway.bindAddresses {
+		b := t.binds[bindKey{address: addr, port: l.spec.Port}]
+		if b == nil {
+			continue
+		}
+		hosts := b.hostnames()
+		for _, h := range a.hostnames {
+			if own, ok := owner(hosts, h); !ok || own != l.hostname {
+				continue // a more specific listener serves h
+			}
+			vh := b.vhost(h)
+			if vh.seen[ri.key] {
+				continue
+			}
+			vh.seen[ri.key] = true
+			for _, r := range ri.rules {
+				if r != nil {
+					vh.routes = append(vh.routes, r)
+				}
+			}
+			placed = true
+		}
+	}
+	if placed {
+		for _, name := range ri.groups {
+			t.groups[name].used = true
+		}
+	}
+}
+
+// routeStatuses returns the status of every HTTPRoute.
+func (t *translator) routeStatuses() []RouteStatus {
+	out := make([]RouteStatus, 0, len(t.routes))
+	for _, ri := range t.routes {
+		parents := ri.parents
+		if parents == nil {
+			parents = []gatewayv1.RouteParentStatus{}
+		}
+		out = append(out, RouteStatus{
+			NamespacedName: ri.key,
+			Status:         gatewayv1.HTTPRouteStatus{RouteStatus: gatewayv1.RouteStatus{Parents: parents}},
+		})
+	}
+	slices.SortFunc(out, func(a, b RouteStatus) int { return compareKeys(a.NamespacedName, b.NamespacedName) })
+	return out
+}

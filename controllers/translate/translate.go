@@ -1,0 +1,137 @@
+package translate
+
+import (
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/snapshot"
+)
+
+// Translate computes the dataplane snapshot and the statuses for in. It is pure
+// and deterministic; see the package documentation for the rules it applies.
+func Translate(in *Input) *Output {
+	t := newTranslator(in)
+	t.translateClasses()
+	t.translateGateways()
+	t.resolveBinds()
+	t.translateRoutes()
+	snap := t.buildSnapshot()
+	snap.Hash = snapshot.Hash(snap)
+	return &Output{
+		Snapshot:       snap,
+		GatewayClasses: t.classStatuses(),
+		Gateways:       t.gatewayStatuses(),
+		HTTPRoutes:     t.routeStatuses(),
+	}
+}
+
+// translator holds the indexed Input and the state of one translation.
+type translator struct {
+	in            *Input
+	grants        grants
+	namespaces    map[string]map[string]string
+	services      map[types.NamespacedName]*corev1.Service
+	secrets       map[types.NamespacedName]*corev1.Secret
+	slices        map[types.NamespacedName][]*discoveryv1.EndpointSlice
+	nodeAddresses []string
+
+	classes      map[string]*classInfo
+	classOrder   []*classInfo
+	gateways     []*gatewayInfo // oldest first
+	gatewayByKey map[types.NamespacedName]*gatewayInfo
+	binds        map[bindKey]*bind
+	bindOrder    []*bind
+	routes       []*routeInfo // oldest first
+	groups       map[string]*groupInfo
+}
+
+// newTranslator indexes in.
+func newTranslator(in *Input) *translator {
+	t := &translator{
+		in:           in,
+		grants:       indexGrants(in.ReferenceGrants),
+		namespaces:   make(map[string]map[string]string, len(in.Namespaces)),
+		services:     make(map[types.NamespacedName]*corev1.Service, len(in.Services)),
+		secrets:      make(map[types.NamespacedName]*corev1.Secret, len(in.Secrets)),
+		slices:       make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(in.Services)),
+		classes:      map[string]*classInfo{},
+		gatewayByKey: map[types.NamespacedName]*gatewayInfo{},
+		binds:        map[bindKey]*bind{},
+		groups:       map[string]*groupInfo{},
+	}
+	for i := range in.Namespaces {
+		ns := &in.Namespaces[i]
+		t.namespaces[ns.Name] = ns.Labels
+	}
+	for i := range in.Services {
+		svc := &in.Services[i]
+		t.services[key(svc)] = svc
+	}
+	for i := range in.Secrets {
+		s := &in.Secrets[i]
+		t.secrets[key(s)] = s
+	}
+	for i := range in.EndpointSlices {
+		es := &in.EndpointSlices[i]
+		svc := es.Labels[discoveryv1.LabelServiceName]
+		if svc == "" {
+			continue
+		}
+		k := types.NamespacedName{Namespace: es.Namespace, Name: svc}
+		t.slices[k] = append(t.slices[k], es)
+	}
+	for _, list := range t.slices {
+		slices.SortFunc(list, func(a, b *discoveryv1.EndpointSlice) int { return compareStrings(a.Name, b.Name) })
+	}
+	seen := map[netip.Addr]bool{}
+	var addrs []netip.Addr
+	for _, a := range in.NodeAddresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || seen[ip.Unmap()] {
+			continue
+		}
+		seen[ip.Unmap()] = true
+		addrs = append(addrs, ip.Unmap())
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, ip := range addrs {
+		t.nodeAddresses = append(t.nodeAddresses, ip.String())
+	}
+	return t
+}
+
+// namespaceLabels returns the labels of namespace ns. A namespace the Input does
+// not hold gets the label the API server puts on every namespace.
+func (t *translator) namespaceLabels(ns string) map[string]string {
+	if l, ok := t.namespaces[ns]; ok {
+		return l
+	}
+	return map[string]string{corev1.LabelMetadataName: ns}
+}
+
+// buildSnapshot assembles the snapshot from the translated Gateways and routes.
+func (t *translator) buildSnapshot() *dataplanev1.Snapshot {
+	snap := &dataplanev1.Snapshot{}
+	for _, b := range t.bindOrder {
+		if l := b.listener(); l != nil {
+			snap.Listeners = append(snap.Listeners, l)
+		}
+	}
+	slices.SortFunc(snap.Listeners, func(a, b *dataplanev1.Listener) int { return compareStrings(a.Name, b.Name) })
+	names := make([]string, 0, len(t.groups))
+	for name, g := range t.groups {
+		if g.used {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		snap.BackendGroups = append(snap.BackendGroups, t.backendGroup(t.groups[name]))
+	}
+	return snap
+}

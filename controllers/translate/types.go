@@ -1,0 +1,85 @@
+package translate
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// Input is everything the translator looks at: the cluster's Gateway API objects
+// and the core objects they refer to. Objects of other controllers may be included;
+// they are ignored. Translate does not modify Input.
+type Input struct {
+	// ControllerName is the spec.controllerName of the GatewayClasses Flax serves,
+	// e.g. "flaxlb.io/gateway-controller".
+	ControllerName string
+	// GatewayClasses are all GatewayClasses of the cluster.
+	GatewayClasses []gatewayv1.GatewayClass
+	// Gateways are all Gateways of the cluster.
+	Gateways []gatewayv1.Gateway
+	// HTTPRoutes are all HTTPRoutes of the cluster.
+	HTTPRoutes []gatewayv1.HTTPRoute
+	// ReferenceGrants are all ReferenceGrants of the cluster.
+	ReferenceGrants []gatewayv1beta1.ReferenceGrant
+	// Services are the Services routes may refer to.
+	Services []corev1.Service
+	// EndpointSlices are the EndpointSlices of those Services (labelled
+	// kubernetes.io/service-name).
+	EndpointSlices []discoveryv1.EndpointSlice
+	// Secrets are the Secrets Gateway listeners may refer to.
+	Secrets []corev1.Secret
+	// Namespaces are all Namespaces, for allowedRoutes namespace selectors. A
+	// namespace missing here is taken to carry only the kubernetes.io/metadata.name
+	// label.
+	Namespaces []corev1.Namespace
+	// NodeAddresses are the addresses of the Ready nodes running a Ready dataplane;
+	// they are the addresses of every Gateway without spec.addresses.
+	NodeAddresses []string
+}
+
+// Output is the result of Translate. Every list is sorted: classes by name,
+// Gateways and HTTPRoutes by namespace and name.
+type Output struct {
+	// Snapshot is the dataplane configuration. Its Version is 0 (the caller sets it);
+	// its Hash is filled in. Certificate and key bytes are shared with the Secrets
+	// of the Input; treat both as immutable.
+	Snapshot *dataplanev1.Snapshot
+	// GatewayClasses holds the status of every GatewayClass of ControllerName.
+	GatewayClasses []ClassStatus
+	// Gateways holds the status of every Gateway of those classes.
+	Gateways []GatewayStatus
+	// HTTPRoutes holds, for every HTTPRoute of the Input, the parent entries of its
+	// parentRefs to Gateways of those classes, possibly none. The status writer
+	// replaces the entries whose controllerName is ControllerName with these and
+	// keeps those of other controllers.
+	HTTPRoutes []RouteStatus
+}
+
+// ClassStatus is the status Flax computed for one GatewayClass.
+type ClassStatus struct {
+	// Name of the GatewayClass.
+	Name string
+	// Status to write. Conditions have LastTransitionTime unset.
+	Status gatewayv1.GatewayClassStatus
+}
+
+// GatewayStatus is the status Flax computed for one Gateway.
+type GatewayStatus struct {
+	// NamespacedName of the Gateway.
+	NamespacedName types.NamespacedName
+	// Status to write. Conditions have LastTransitionTime unset.
+	Status gatewayv1.GatewayStatus
+}
+
+// RouteStatus is the status Flax computed for one HTTPRoute.
+type RouteStatus struct {
+	// NamespacedName of the HTTPRoute.
+	NamespacedName types.NamespacedName
+	// Status holds only the parent entries of Flax's Gateways. Conditions have
+	// LastTransitionTime unset.
+	Status gatewayv1.HTTPRouteStatus
+}
