@@ -656,12 +656,17 @@ func pathModifier(p *dataplanev1.PathModifier) *PathModifier {
 
 // PickerCache holds one worker's pickers, one per backend group, and rebuilds a group's
 // picker when its endpoints were replaced. It is owned by one worker.
+//
+// Slots are indexed by Group.Index and remember two groups each, so that requests of the
+// old and the new config interleaving right after a swap do not rebuild pickers on every
+// request: a group index usually names the same backend group in both configs.
 type PickerCache struct {
 	seed  uint64
-	slots []pickerSlot
+	slots [][2]pickerSlot
 }
 
 type pickerSlot struct {
+	group  *Group
 	eps    *balancer.Group
 	picker *balancer.Picker
 }
@@ -673,10 +678,19 @@ func NewPickerCache(seed uint64) *PickerCache { return &PickerCache{seed: seed} 
 // g's endpoints changed since the last call or the group is new to this worker.
 func (pc *PickerCache) Picker(g *Group) *balancer.Picker {
 	if g.Index >= len(pc.slots) {
-		pc.slots = append(pc.slots, make([]pickerSlot, g.Index+1-len(pc.slots))...)
+		pc.slots = append(pc.slots, make([][2]pickerSlot, g.Index+1-len(pc.slots))...)
 	}
-	s := &pc.slots[g.Index]
+	pair := &pc.slots[g.Index]
 	eps := g.Endpoints()
+	if pair[0].group != g {
+		if pair[1].group == g {
+			pair[0], pair[1] = pair[1], pair[0]
+		} else {
+			pair[1] = pair[0]
+			pair[0] = pickerSlot{group: g}
+		}
+	}
+	s := &pair[0]
 	if s.eps != eps {
 		s.eps = eps
 		s.picker = eps.NewPicker(pc.seed + uint64(g.Index)*0x9e3779b97f4a7c15)

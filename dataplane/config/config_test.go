@@ -212,3 +212,23 @@ func TestExampleCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPickerCacheAcrossConfigSwap(t *testing.T) {
+	oldCfg, _ := compile(t, snap)
+	newCfg, _ := compile(t, snap)
+	pc := NewPickerCache(3)
+	oldG, newG := oldCfg.Group("api"), newCfg.Group("api")
+	pOld, pNew := pc.Picker(oldG), pc.Picker(newG)
+	if pOld == pNew {
+		t.Fatal("two configs' groups share a picker")
+	}
+	// Requests of both configs interleave after a swap: no picker is rebuilt.
+	allocs := testing.AllocsPerRun(100, func() {
+		if pc.Picker(oldG) != pOld || pc.Picker(newG) != pNew {
+			t.Fatal("picker rebuilt while configs interleave")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("interleaving configs allocates %v per request", allocs)
+	}
+}
