@@ -41,7 +41,11 @@ test: tools ## Run all tests, including envtest tests on a real kube-apiserver a
 	KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -count=1 ./...
 
 .PHONY: bench
-bench: build ## Run the Go benchmarks of the hot-path packages.
+bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core (needs nginx, haproxy, wrk).
+	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane
+
+.PHONY: bench-go
+bench-go: ## Run the Go benchmarks of the hot-path packages (allocations per request, ns/op).
 	$(GO) test $(GOFLAGS_BUILD) -run='^$$' -bench=. -benchmem ./dataplane/...
 
 .PHONY: e2e
