@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/flaxlb/flax/dataplane/config"
+)
+
+// recorder is an Engine that records what it is given and reports every listener bound.
+type recorder struct {
+	name     string
+	got      []*config.Listener
+	applyErr error
+	runErr   error
+	drained  bool
+}
+
+func (r *recorder) Name() string            { return r.name }
+func (r *recorder) Current() *config.Config { return nil }
+func (r *recorder) Apply(cfg *config.Config) ([]ListenerStatus, error) {
+	if r.applyErr != nil {
+		return nil, r.applyErr
+	}
+	r.got = cfg.Listeners
+	var st []ListenerStatus
+	for _, l := range cfg.Listeners {
+		st = append(st, ListenerStatus{Name: l.Name + "@" + r.name, Addr: l.Addr, Bound: true})
+	}
+	return st, nil
+}
+
+func (r *recorder) Run(ctx context.Context) error {
+	if r.runErr != nil {
+		return r.runErr
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (r *recorder) Drain(context.Context) error { r.drained = true; return nil }
+
+func TestSplitRoutesTLSListeners(t *testing.T) {
+	plain, tls := &recorder{name: "uring"}, &recorder{name: "netpoll"}
+	s := NewSplit(plain, tls)
+	cfg := &config.Config{Listeners: []*config.Listener{
+		{Name: "a", Protocol: config.ProtocolHTTP, Addr: netip.MustParseAddrPort("127.0.0.1:80")},
+		{Name: "b", Protocol: config.ProtocolHTTPS, Addr: netip.MustParseAddrPort("127.0.0.1:443")},
+		{Name: "c", Protocol: config.ProtocolTCP, Addr: netip.MustParseAddrPort("127.0.0.1:5432")},
+	}}
+	st, err := s.Apply(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a@uring", "b@netpoll", "c@uring"}
+	if len(st) != 3 {
+		t.Fatalf("statuses = %v", st)
+	}
+	for i, w := range want {
+		if st[i].Name != w {
+			t.Errorf("status %d = %s, want %s (statuses keep the config's listener order)", i, st[i].Name, w)
+		}
+	}
+	if len(plain.got) != 2 || len(tls.got) != 1 || tls.got[0].Name != "b" {
+		t.Errorf("plain got %d listeners, tls got %v", len(plain.got), tls.got)
+	}
+	if s.Current() != cfg || len(cfg.Listeners) != 3 {
+		t.Error("Apply changed or did not record the config")
+	}
+	if s.Name() != "uring" {
+		t.Errorf("name = %s", s.Name())
+	}
+	if err := s.Drain(context.Background()); err != nil || !plain.drained || !tls.drained {
+		t.Errorf("drain: %v, plain %v tls %v", err, plain.drained, tls.drained)
+	}
+}
+
+func TestSplitErrors(t *testing.T) {
+	boom := errors.New("boom")
+	s := NewSplit(&recorder{name: "p"}, &recorder{name: "t", applyErr: boom})
+	if _, err := s.Apply(&config.Config{}); !errors.Is(err, boom) {
+		t.Errorf("apply: %v", err)
+	}
+	if s.Current() != nil {
+		t.Error("a failed apply was recorded as current")
+	}
+	s = NewSplit(&recorder{name: "p"}, &recorder{name: "t", runErr: boom})
+	if err := s.Run(context.Background()); !errors.Is(err, boom) {
+		t.Errorf("run: %v (one engine failing must stop both and report it)", err)
+	}
+}
