@@ -1,0 +1,113 @@
+package controllers
+
+import (
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// maxEndpointUpdates is the largest number of changed backend groups sent as
+// EndpointUpdates; beyond it one full snapshot is cheaper for the dataplane, which
+// rehashes the whole snapshot for every update.
+const maxEndpointUpdates = 64
+
+// changedEndpointGroups reports whether next differs from prev only in the endpoints
+// of some backend groups and, if so, the indexes (in next) of those groups, in order.
+// Version and Hash are ignored. ok is false when anything else differs: listeners,
+// routes, the set or order of backend groups, or any other field of a group. If the
+// two snapshots have the same content, ok is true and groups is empty.
+func changedEndpointGroups(prev, next *dataplanev1.Snapshot) (groups []int, ok bool) {
+	if prev == nil || next == nil {
+		return nil, false
+	}
+	if len(prev.GetBackendGroups()) != len(next.GetBackendGroups()) {
+		return nil, false
+	}
+	if !proto.Equal(skeleton(prev), skeleton(next)) {
+		return nil, false
+	}
+	for i, g := range next.GetBackendGroups() {
+		if !equalEndpoints(prev.GetBackendGroups()[i].GetEndpoints(), g.GetEndpoints()) {
+			groups = append(groups, i)
+		}
+	}
+	return groups, true
+}
+
+// skeleton returns a shallow copy of snap without version, hash and endpoints: what
+// must be equal for two snapshots to differ only in endpoints. snap is not modified.
+func skeleton(snap *dataplanev1.Snapshot) *dataplanev1.Snapshot {
+	s := shallowClone(snap)
+	s.Version = 0
+	s.Hash = ""
+	s.BackendGroups = make([]*dataplanev1.BackendGroup, len(snap.GetBackendGroups()))
+	for i, g := range snap.GetBackendGroups() {
+		c := shallowClone(g)
+		c.Endpoints = nil
+		s.BackendGroups[i] = c
+	}
+	return s
+}
+
+// equalEndpoints reports whether two endpoint lists are equal, order included.
+func equalEndpoints(a, b []*dataplanev1.Endpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// shallowClone returns a new message with the populated fields of m; nested
+// messages, lists and bytes are shared, so the clone's lists may be replaced but
+// not modified in place.
+func shallowClone[M proto.Message](m M) M {
+	src := m.ProtoReflect()
+	dst := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	dst.SetUnknown(src.GetUnknown())
+	return dst.Interface().(M)
+}
+
+// planMessages returns what to send to move a dataplane that runs applied (at
+// appliedVersion; nil if unknown) to desired: EndpointUpdates, one per changed
+// backend group and chained by version, when only endpoints differ, otherwise one
+// full snapshot. next allocates versions. The last message carries desired's hash so
+// that the dataplane checks that it ends up where the controller expects; desired is
+// not modified.
+func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired *dataplanev1.Snapshot, next func() uint64) []*dataplanev1.ControllerMessage {
+	if applied != nil && appliedVersion != 0 {
+		if groups, ok := changedEndpointGroups(applied, desired); ok && len(groups) > 0 && len(groups) <= maxEndpointUpdates {
+			msgs := make([]*dataplanev1.ControllerMessage, 0, len(groups))
+			base := appliedVersion
+			for n, i := range groups {
+				g := desired.GetBackendGroups()[i]
+				upd := &dataplanev1.EndpointUpdate{
+					BaseVersion:  base,
+					Version:      next(),
+					BackendGroup: g.GetName(),
+					Endpoints:    g.GetEndpoints(),
+				}
+				if n == len(groups)-1 {
+					upd.Hash = desired.GetHash()
+				}
+				base = upd.GetVersion()
+				msgs = append(msgs, &dataplanev1.ControllerMessage{
+					Message: &dataplanev1.ControllerMessage_EndpointUpdate{EndpointUpdate: upd},
+				})
+			}
+			return msgs
+		}
+	}
+	full := shallowClone(desired)
+	full.Version = next()
+	return []*dataplanev1.ControllerMessage{{Message: &dataplanev1.ControllerMessage_Snapshot{Snapshot: full}}}
+}

@@ -1,0 +1,165 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// Field indexes on the manager's cache. They answer "is this Secret, Service or
+// EndpointSlice used by anything?" without walking every Gateway or HTTPRoute, both
+// to drop irrelevant events and to hand the translator only the objects it needs.
+const (
+	// indexGatewaySecrets indexes Gateways by the "namespace/name" of every Secret
+	// their listeners' TLS certificateRefs name.
+	indexGatewaySecrets = "flax.gateway.secrets"
+	// indexGatewaySelectsNamespaces indexes Gateways that have a listener whose
+	// allowedRoutes select namespaces by label, under the value "true".
+	indexGatewaySelectsNamespaces = "flax.gateway.selectsNamespaces"
+	// indexRouteServices indexes HTTPRoutes by the "namespace/name" of every Service
+	// their backendRefs and requestMirror filters name.
+	indexRouteServices = "flax.httproute.services"
+	// indexSliceService indexes EndpointSlices by the "namespace/name" of their
+	// Service (the kubernetes.io/service-name label).
+	indexSliceService = "flax.endpointslice.service"
+)
+
+// indexTrue is the value of boolean indexes.
+const indexTrue = "true"
+
+// setupIndexes registers the field indexes.
+func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	indexes := []struct {
+		obj     client.Object
+		field   string
+		extract client.IndexerFunc
+	}{
+		{&gatewayv1.Gateway{}, indexGatewaySecrets, func(o client.Object) []string {
+			return keyStrings(gatewaySecretRefs(o.(*gatewayv1.Gateway)))
+		}},
+		{&gatewayv1.Gateway{}, indexGatewaySelectsNamespaces, func(o client.Object) []string {
+			if gatewaySelectsNamespaces(o.(*gatewayv1.Gateway)) {
+				return []string{indexTrue}
+			}
+			return nil
+		}},
+		{&gatewayv1.HTTPRoute{}, indexRouteServices, func(o client.Object) []string {
+			return keyStrings(routeServiceRefs(o.(*gatewayv1.HTTPRoute)))
+		}},
+		{&discoveryv1.EndpointSlice{}, indexSliceService, func(o client.Object) []string {
+			if key, ok := sliceService(o.(*discoveryv1.EndpointSlice)); ok {
+				return []string{key.String()}
+			}
+			return nil
+		}},
+	}
+	for _, i := range indexes {
+		if err := idx.IndexField(ctx, i.obj, i.field, i.extract); err != nil {
+			return fmt.Errorf("indexing %T by %s: %w", i.obj, i.field, err)
+		}
+	}
+	return nil
+}
+
+// gatewaySecretRefs returns the Secrets named by the TLS certificateRefs of gw's
+// listeners, without duplicates. References to other kinds are left out.
+func gatewaySecretRefs(gw *gatewayv1.Gateway) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, l := range gw.Spec.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for _, ref := range l.TLS.CertificateRefs {
+			if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Secret") {
+				continue
+			}
+			ns := gw.Namespace
+			if ref.Namespace != nil {
+				ns = string(*ref.Namespace)
+			}
+			keys = appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
+		}
+	}
+	return keys
+}
+
+// gatewaySelectsNamespaces reports whether a listener of gw admits routes from
+// namespaces chosen by a label selector, which makes Namespace labels matter.
+func gatewaySelectsNamespaces(gw *gatewayv1.Gateway) bool {
+	for _, l := range gw.Spec.Listeners {
+		if ar := l.AllowedRoutes; ar != nil && ar.Namespaces != nil && ar.Namespaces.From != nil &&
+			*ar.Namespaces.From == gatewayv1.NamespacesFromSelector {
+			return true
+		}
+	}
+	return false
+}
+
+// routeServiceRefs returns the Services named by route's backendRefs (rule and
+// per-backend requestMirror filters included), without duplicates.
+func routeServiceRefs(route *gatewayv1.HTTPRoute) []types.NamespacedName {
+	var keys []types.NamespacedName
+	add := func(ref gatewayv1.BackendObjectReference) {
+		if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Service") {
+			return
+		}
+		ns := route.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		keys = appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
+	}
+	addFilters := func(filters []gatewayv1.HTTPRouteFilter) {
+		for _, f := range filters {
+			if f.RequestMirror != nil {
+				add(f.RequestMirror.BackendRef)
+			}
+		}
+	}
+	for _, rule := range route.Spec.Rules {
+		addFilters(rule.Filters)
+		for _, b := range rule.BackendRefs {
+			add(b.BackendObjectReference)
+			addFilters(b.Filters)
+		}
+	}
+	return keys
+}
+
+// sliceService returns the Service an EndpointSlice belongs to.
+func sliceService(s *discoveryv1.EndpointSlice) (types.NamespacedName, bool) {
+	name, ok := s.Labels[discoveryv1.LabelServiceName]
+	if !ok || name == "" {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: s.Namespace, Name: name}, true
+}
+
+// isCore reports whether an API group reference names the core group.
+func isCore(g *gatewayv1.Group) bool { return g == nil || *g == "" || *g == corev1.GroupName }
+
+// appendUnique appends key to keys unless it is there already.
+func appendUnique(keys []types.NamespacedName, key types.NamespacedName) []types.NamespacedName {
+	if slices.Contains(keys, key) {
+		return keys
+	}
+	return append(keys, key)
+}
+
+// keyStrings returns the "namespace/name" form of keys.
+func keyStrings(keys []types.NamespacedName) []string {
+	if len(keys) == 0 {
+		return nil
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.String()
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+func TestMergeConditions(t *testing.T) {
+	old := metav1.NewTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := metav1.NewTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	existing := []metav1.Condition{
+		{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: old},
+		{Type: "ResolvedRefs", Status: metav1.ConditionTrue, Reason: "ResolvedRefs", LastTransitionTime: old},
+	}
+	desired := []metav1.Condition{
+		{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", Message: "new message"},
+		{Type: "ResolvedRefs", Status: metav1.ConditionFalse, Reason: "BackendNotFound"},
+		{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed"},
+	}
+	got := mergeConditions(existing, desired, now)
+	want := map[string]metav1.Time{"Accepted": old, "ResolvedRefs": now, "Programmed": now}
+	for _, c := range got {
+		if !c.LastTransitionTime.Equal(&metav1.Time{Time: want[c.Type].Time}) {
+			t.Errorf("%s: LastTransitionTime %v, want %v", c.Type, c.LastTransitionTime, want[c.Type])
+		}
+	}
+	if !desired[0].LastTransitionTime.IsZero() {
+		t.Error("mergeConditions modified desired")
+	}
+	if got[0].Message != "new message" {
+		t.Errorf("message %q, want the desired one", got[0].Message)
+	}
+}
+
+func TestMergeRouteStatusKeepsOtherControllers(t *testing.T) {
+	ours := gatewayv1.GatewayController("flaxlb.io/gateway-controller")
+	theirs := gatewayv1.GatewayController("example.com/other")
+	old := metav1.NewTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := metav1.NewTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	accepted := metav1.Condition{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: old}
+	existing := gatewayv1.RouteStatus{Parents: []gatewayv1.RouteParentStatus{
+		{ParentRef: gatewayv1.ParentReference{Name: "foreign"}, ControllerName: theirs, Conditions: []metav1.Condition{accepted}},
+		{ParentRef: gatewayv1.ParentReference{Name: "web"}, ControllerName: ours, Conditions: []metav1.Condition{accepted}},
+		{ParentRef: gatewayv1.ParentReference{Name: "gone"}, ControllerName: ours, Conditions: []metav1.Condition{accepted}},
+	}}
+	desired := []gatewayv1.RouteParentStatus{{
+		ParentRef:  gatewayv1.ParentReference{Name: "web"},
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted"}},
+	}}
+	got := mergeRouteStatus(existing, desired, ours, now)
+	if len(got.Parents) != 2 {
+		t.Fatalf("parents = %+v, want foreign and web", got.Parents)
+	}
+	if got.Parents[0].ControllerName != theirs || got.Parents[0].ParentRef.Name != "foreign" {
+		t.Errorf("first parent %+v, want the other controller's untouched", got.Parents[0])
+	}
+	if p := got.Parents[1]; p.ControllerName != ours || p.ParentRef.Name != "web" || !p.Conditions[0].LastTransitionTime.Equal(&old) {
+		t.Errorf("second parent %+v, want ours with the old transition time", p)
+	}
+	if !equalIgnoringTransitionTimes(got, mergeRouteStatus(got, desired, ours, now), routeStatusWithoutTimes) {
+		t.Error("merging the same desired status again changed it")
+	}
+	if got := mergeRouteStatus(existing, nil, ours, now); len(got.Parents) != 1 || got.Parents[0].ControllerName != theirs {
+		t.Errorf("removing ours: parents = %+v", got.Parents)
+	}
+}
+
+func TestEqualIgnoringTransitionTimes(t *testing.T) {
+	a := gatewayv1.GatewayStatus{
+		Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, LastTransitionTime: metav1.Now()}},
+		Listeners:  []gatewayv1.ListenerStatus{{Name: "http", AttachedRoutes: 1, SupportedKinds: []gatewayv1.RouteGroupKind{}}},
+	}
+	b := *a.DeepCopy()
+	b.Conditions[0].LastTransitionTime = metav1.NewTime(time.Unix(0, 0))
+	b.Listeners[0].SupportedKinds = nil
+	if !equalIgnoringTransitionTimes(a, b, gatewayStatusWithoutTimes) {
+		t.Error("statuses differing only in transition time and nil/empty lists compare unequal")
+	}
+	if a.Conditions[0].LastTransitionTime.IsZero() {
+		t.Error("the comparison cleared the caller's transition times")
+	}
+	b.Listeners[0].AttachedRoutes = 2
+	if equalIgnoringTransitionTimes(a, b, gatewayStatusWithoutTimes) {
+		t.Error("statuses differing in attachedRoutes compare equal")
+	}
+}
+
+func TestCoalescer(t *testing.T) {
+	start := time.Unix(1000, 0)
+	now := start
+	c := newCoalescer(20*time.Millisecond, 100*time.Millisecond)
+	c.now = func() time.Time { return now }
+
+	if wait, b := c.take(); wait != 0 || b.events != 0 {
+		t.Fatalf("no events: take = %v, %+v; want to translate at once", wait, b)
+	}
+	c.record(false)
+	now = now.Add(5 * time.Millisecond)
+	c.record(true)
+	if wait, _ := c.take(); wait != 20*time.Millisecond {
+		t.Errorf("during a burst: wait %v, want the quiet period after the last event (20ms)", wait)
+	}
+	// Events every 15ms keep the burst going until the max wait.
+	for now.Sub(start) < 90*time.Millisecond {
+		now = now.Add(15 * time.Millisecond)
+		c.record(false)
+	}
+	if wait, _ := c.take(); wait != start.Add(100*time.Millisecond).Sub(now) {
+		t.Errorf("near the max wait: wait %v, want %v", wait, start.Add(100*time.Millisecond).Sub(now))
+	}
+	now = start.Add(100 * time.Millisecond)
+	wait, b := c.take()
+	if wait != 0 || b.events != 8 || !b.endpointsChangedAt.Equal(start.Add(5*time.Millisecond)) {
+		t.Errorf("at the max wait: take = %v, %+v; want 8 events, endpoints changed at +5ms", wait, b)
+	}
+	c.putBack(b)
+	if _, again := c.take(); again.events != 8 || !again.endpointsChangedAt.Equal(b.endpointsChangedAt) {
+		t.Errorf("after putBack: %+v, want the same batch", again)
+	}
+}
+
+func TestFoldResults(t *testing.T) {
+	gw := &gatewayv1.Gateway{Spec: gatewayv1.GatewaySpec{Listeners: []gatewayv1.Listener{
+		{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
+		{Name: "alt", Port: 8081, Protocol: gatewayv1.HTTPProtocolType},
+	}}}
+	gw.Namespace, gw.Name = "ns", "web"
+	programmed := func(typ string, reason string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: reason, ObservedGeneration: 3}
+	}
+	st := gatewayv1.GatewayStatus{
+		Conditions: []metav1.Condition{programmed("Accepted", "Accepted"), programmed("Programmed", "Programmed")},
+		Listeners: []gatewayv1.ListenerStatus{
+			{Name: "http", Conditions: []metav1.Condition{programmed("Programmed", "Programmed")}},
+			{Name: "alt", Conditions: []metav1.Condition{programmed("Programmed", "Programmed")}},
+		},
+	}
+	synced := DataplaneResult{Node: "node-a", Connected: true, Synced: true, Listeners: []ListenerResult{
+		{Name: "ns/web/80", Port: 80, Bound: true},
+		{Name: "ns/web/8081", Port: 8081, Error: "address already in use"},
+	}}
+	got := foldResults(gw, st, []DataplaneResult{synced})
+	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
+		t.Errorf("gateway Programmed = %+v, want True despite one unbound listener", c)
+	}
+	if c := meta.FindStatusCondition(got.Listeners[0].Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
+		t.Errorf("listener http Programmed = %+v, want True", c)
+	}
+	c := meta.FindStatusCondition(got.Listeners[1].Conditions, "Programmed")
+	if c.Status != metav1.ConditionFalse || c.Reason != "Pending" || !strings.Contains(c.Message, "address already in use") ||
+		!strings.Contains(c.Message, "node-a") || c.ObservedGeneration != 3 {
+		t.Errorf("listener alt Programmed = %+v, want False/Pending naming the node and the bind error", c)
+	}
+	if meta.FindStatusCondition(st.Listeners[1].Conditions, "Programmed").Status != metav1.ConditionTrue {
+		t.Error("foldResults modified its input")
+	}
+
+	rejected := synced
+	rejected.Listeners = nil
+	rejected.Rejection = &Rejection{Version: 9, Code: dataplanev1.Nack_INVALID, Reason: "listeners[0].port: must be 1-65535"}
+	got = foldResults(gw, st, []DataplaneResult{rejected})
+	c = meta.FindStatusCondition(got.Conditions, "Programmed")
+	if c.Status != metav1.ConditionFalse || c.Reason != "Invalid" || !strings.Contains(c.Message, "listeners[0].port: must be 1-65535") {
+		t.Errorf("after a rejection, gateway Programmed = %+v, want False/Invalid with the reason", c)
+	}
+
+	got = foldResults(gw, st, []DataplaneResult{{Node: "node-a"}})
+	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionFalse || c.Reason != "Pending" {
+		t.Errorf("before any Ack, gateway Programmed = %+v, want False/Pending", c)
+	}
+}

@@ -1,0 +1,172 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// ResultSource supplies what the dataplanes reported, one DataplaneResult per node.
+// The status writer folds the results into Gateway conditions. Today the only
+// source is the local Delivery (see the package documentation for what multi-node
+// needs).
+type ResultSource interface {
+	// Results returns the latest result of every known dataplane.
+	Results() []DataplaneResult
+}
+
+// Reasons and messages Flax writes from dataplane results.
+const (
+	// eventReasonRejected is the Event reason for a configuration the dataplane
+	// refused.
+	eventReasonRejected = "ConfigurationRejected"
+	// eventReasonNotBound is the Event reason for a listener the dataplane could
+	// not bind.
+	eventReasonNotBound = "ListenerNotBound"
+)
+
+// gatewayProblem is something a dataplane reported that keeps a Gateway, or one of
+// its listeners, from being programmed.
+type gatewayProblem struct {
+	// listener is the Gateway listener concerned; empty for the whole Gateway.
+	listener gatewayv1.SectionName
+	// reason is the Event reason.
+	reason string
+	// message explains the problem.
+	message string
+}
+
+// problemsOf returns what results report against gw: a rejected configuration (it
+// concerns every Gateway, since the dataplane keeps running the previous one) and
+// the listeners of gw served by a dataplane listener that is not bound. Dataplane
+// listeners are per address and port (Gateway listeners sharing a port share one),
+// so they are matched to gw's listeners by port and address: a dataplane listener
+// without address serves the Gateways without spec.addresses.
+func problemsOf(gw *gatewayv1.Gateway, results []DataplaneResult) []gatewayProblem {
+	var out []gatewayProblem
+	for _, r := range results {
+		if rej := r.Rejection; rej != nil {
+			out = append(out, gatewayProblem{
+				reason: eventReasonRejected,
+				message: truncate(fmt.Sprintf("The dataplane on node %s rejected configuration version %d (%s) and keeps serving the last one it accepted: %s",
+					nodeLabel(r.Node), rej.Version, rej.Code, rej.Reason), maxConditionMessage),
+			})
+		}
+		for _, dl := range r.Listeners {
+			if dl.Bound || !servesAddress(gw, dl.Address) {
+				continue
+			}
+			for _, l := range gw.Spec.Listeners {
+				if uint32(l.Port) != dl.Port {
+					continue
+				}
+				out = append(out, gatewayProblem{
+					listener: l.Name,
+					reason:   eventReasonNotBound,
+					message: truncate(fmt.Sprintf("The dataplane on node %s cannot bind %s: %s",
+						nodeLabel(r.Node), hostPort(dl.Address, dl.Port), dl.Error), maxConditionMessage),
+				})
+			}
+		}
+	}
+	return out
+}
+
+// servesAddress reports whether gw's listeners are bound on addr ("" for all
+// addresses of the node).
+func servesAddress(gw *gatewayv1.Gateway, addr string) bool {
+	if len(gw.Spec.Addresses) == 0 {
+		return addr == ""
+	}
+	for _, a := range gw.Spec.Addresses {
+		if a.Value == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// foldResults returns the status st the translator computed for gw with the
+// dataplane results folded in; st is not modified. A Programmed condition that the
+// translator set True turns False when a dataplane rejected the configuration
+// (reason Invalid) or has not applied any configuration yet (reason Pending); a
+// listener's Programmed turns False (reason Pending) when a dataplane cannot bind
+// its socket.
+func foldResults(gw *gatewayv1.Gateway, st gatewayv1.GatewayStatus, results []DataplaneResult) gatewayv1.GatewayStatus {
+	st = *st.DeepCopy()
+	var gatewayMsgs []string
+	for _, p := range problemsOf(gw, results) {
+		if p.listener == "" {
+			gatewayMsgs = append(gatewayMsgs, p.message)
+			continue
+		}
+		for j := range st.Listeners {
+			if st.Listeners[j].Name == p.listener {
+				demote(&st.Listeners[j].Conditions, string(gatewayv1.ListenerConditionProgrammed),
+					string(gatewayv1.ListenerReasonPending), p.message)
+			}
+		}
+	}
+	if len(gatewayMsgs) > 0 {
+		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonInvalid),
+			truncate(strings.Join(gatewayMsgs, "; "), maxConditionMessage))
+	} else if waiting := unsynced(results); len(waiting) > 0 {
+		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonPending),
+			fmt.Sprintf("Waiting for the dataplane on node %s to apply the configuration", strings.Join(waiting, ", ")))
+	}
+	return st
+}
+
+// demote sets the condition of type typ to False with reason and message if it is
+// True, appending a second message if it is False already; a missing condition is
+// left missing (the translator decides which conditions exist).
+func demote(conds *[]metav1.Condition, typ, reason, message string) {
+	c := meta.FindStatusCondition(*conds, typ)
+	if c == nil {
+		return
+	}
+	if c.Status == metav1.ConditionFalse {
+		if !strings.Contains(c.Message, message) {
+			c.Message = truncate(c.Message+"; "+message, maxConditionMessage)
+		}
+		return
+	}
+	c.Status = metav1.ConditionFalse
+	c.Reason = reason
+	c.Message = message
+}
+
+// unsynced returns the nodes whose dataplane has not acknowledged any
+// configuration from this controller yet.
+func unsynced(results []DataplaneResult) []string {
+	var nodes []string
+	for _, r := range results {
+		if !r.Synced {
+			nodes = append(nodes, nodeLabel(r.Node))
+		}
+	}
+	return nodes
+}
+
+// nodeLabel names a node in messages.
+func nodeLabel(node string) string {
+	if node == "" {
+		return "(unnamed)"
+	}
+	return node
+}
+
+// hostPort formats a listener address.
+func hostPort(addr string, port uint32) string {
+	switch {
+	case addr == "":
+		return fmt.Sprintf("*:%d", port)
+	case strings.Contains(addr, ":"):
+		return fmt.Sprintf("[%s]:%d", addr, port)
+	default:
+		return fmt.Sprintf("%s:%d", addr, port)
+	}
+}

@@ -1,0 +1,278 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/controllers/translate"
+)
+
+// StatusWriterOptions configure a StatusWriter.
+type StatusWriterOptions struct {
+	// Client reads objects (normally from the manager's cache) and writes status.
+	Client client.Client
+	// Reader reads objects from the API server, bypassing the cache; it is used to
+	// re-read an object after a conflict. Nil uses Client.
+	Reader client.Reader
+	// ControllerName is the controller's name (GatewayClass spec.controllerName);
+	// only GatewayClasses with this name and HTTPRoute parent statuses with this
+	// controllerName are written.
+	ControllerName string
+	// Results supplies the dataplane results folded into Gateway conditions; nil
+	// means none.
+	Results ResultSource
+	// Log receives what the writer does.
+	Log logr.Logger
+	// Backoff paces the retries after a conflict; zero uses client-go's
+	// retry.DefaultRetry.
+	Backoff wait.Backoff
+	// Now returns the current time for new LastTransitionTimes; nil uses
+	// metav1.Now.
+	Now func() metav1.Time
+}
+
+// StatusWriter writes the statuses the translator computed, with the dataplane
+// results folded in, to GatewayClasses, Gateways and HTTPRoutes. It runs on the
+// leader only. It compares each status with the object's current one ignoring
+// LastTransitionTime and writes only when they differ; it keeps a condition's
+// LastTransitionTime when the condition's status did not change; it retries a
+// write that conflicts, re-reading the object from the API server.
+type StatusWriter struct {
+	opts    StatusWriterOptions
+	log     logr.Logger
+	trigger chan struct{}
+
+	mu     sync.Mutex
+	latest *translate.Output
+}
+
+// NewStatusWriter returns a StatusWriter; run it with Start.
+func NewStatusWriter(opts StatusWriterOptions) *StatusWriter {
+	if opts.Reader == nil {
+		opts.Reader = opts.Client
+	}
+	if opts.Backoff.Steps == 0 {
+		opts.Backoff = retry.DefaultRetry
+	}
+	if opts.Now == nil {
+		opts.Now = metav1.Now
+	}
+	return &StatusWriter{opts: opts, log: opts.Log, trigger: make(chan struct{}, 1)}
+}
+
+// NeedLeaderElection returns true: only the leader writes status.
+func (w *StatusWriter) NeedLeaderElection() bool { return true }
+
+// Update makes out the statuses to write and schedules a write. It is cheap and
+// is called on every node; only the leader's writer runs.
+func (w *StatusWriter) Update(out *translate.Output) {
+	w.mu.Lock()
+	w.latest = out
+	w.mu.Unlock()
+	w.Trigger()
+}
+
+// Trigger schedules a write of the latest statuses, e.g. after the dataplane
+// results changed.
+func (w *StatusWriter) Trigger() {
+	select {
+	case w.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Start writes statuses whenever triggered until ctx is done; a failed write is
+// retried with capped exponential backoff.
+func (w *StatusWriter) Start(ctx context.Context) error {
+	w.log.Info("writing status as the leader")
+	const minRetry, maxRetry = time.Second, time.Minute
+	retryIn := minRetry
+	var retryC <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.trigger:
+		case <-retryC:
+		}
+		retryC = nil
+		if err := w.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.log.Error(err, "writing status failed; retrying", "after", retryIn)
+			retryC = time.After(retryIn)
+			retryIn = min(2*retryIn, maxRetry)
+			continue
+		}
+		retryIn = minRetry
+	}
+}
+
+// Sync writes the latest statuses now and returns the errors of the writes that
+// failed.
+func (w *StatusWriter) Sync(ctx context.Context) error {
+	w.mu.Lock()
+	out := w.latest
+	w.mu.Unlock()
+	if out == nil {
+		return nil
+	}
+	var results []DataplaneResult
+	if w.opts.Results != nil {
+		results = w.opts.Results.Results()
+	}
+	var errs []error
+	for _, cs := range out.GatewayClasses {
+		if err := w.writeClass(ctx, cs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, gs := range out.Gateways {
+		if err := w.writeGateway(ctx, gs, results); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := w.writeRoutes(ctx, out.HTTPRoutes); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// writeClass writes the status of one of our GatewayClasses.
+func (w *StatusWriter) writeClass(ctx context.Context, cs translate.ClassStatus) error {
+	return writeStatus(ctx, w, "GatewayClass", types.NamespacedName{Name: cs.Name},
+		func() *gatewayv1.GatewayClass { return &gatewayv1.GatewayClass{} },
+		func(gc *gatewayv1.GatewayClass) bool {
+			if string(gc.Spec.ControllerName) != w.opts.ControllerName {
+				return false // not ours: never touched
+			}
+			next := mergeClassStatus(gc.Status, cs.Status, w.opts.Now())
+			if equalIgnoringTransitionTimes(gc.Status, next, classStatusWithoutTimes) {
+				return false
+			}
+			gc.Status = next
+			return true
+		})
+}
+
+// writeGateway writes the status of one Gateway, with the dataplane results folded
+// in.
+func (w *StatusWriter) writeGateway(ctx context.Context, gs translate.GatewayStatus, results []DataplaneResult) error {
+	return writeStatus(ctx, w, "Gateway", gs.NamespacedName,
+		func() *gatewayv1.Gateway { return &gatewayv1.Gateway{} },
+		func(gw *gatewayv1.Gateway) bool {
+			next := mergeGatewayStatus(gw.Status, foldResults(gw, gs.Status, results), w.opts.Now())
+			if equalIgnoringTransitionTimes(gw.Status, next, gatewayStatusWithoutTimes) {
+				return false
+			}
+			gw.Status = next
+			return true
+		})
+}
+
+// writeRoutes writes our parent statuses of the HTTPRoutes in statuses and
+// removes our parent statuses from every other HTTPRoute (routes that no longer
+// attach to our Gateways).
+func (w *StatusWriter) writeRoutes(ctx context.Context, statuses []translate.RouteStatus) error {
+	controller := gatewayv1.GatewayController(w.opts.ControllerName)
+	want := make(map[types.NamespacedName][]gatewayv1.RouteParentStatus, len(statuses))
+	for _, rs := range statuses {
+		var ours []gatewayv1.RouteParentStatus
+		for _, p := range rs.Status.Parents {
+			if p.ControllerName == "" || p.ControllerName == controller {
+				ours = append(ours, p)
+			}
+		}
+		want[rs.NamespacedName] = ours
+	}
+	var routes gatewayv1.HTTPRouteList
+	if err := w.opts.Client.List(ctx, &routes); err != nil {
+		return fmt.Errorf("listing httproutes: %w", err)
+	}
+	for i := range routes.Items {
+		r := &routes.Items[i]
+		key := client.ObjectKeyFromObject(r)
+		if _, ok := want[key]; ok {
+			continue
+		}
+		for _, p := range r.Status.Parents {
+			if p.ControllerName == controller {
+				want[key] = nil // stale: remove our entries
+				break
+			}
+		}
+	}
+	var errs []error
+	for key, ours := range want {
+		err := writeStatus(ctx, w, "HTTPRoute", key,
+			func() *gatewayv1.HTTPRoute { return &gatewayv1.HTTPRoute{} },
+			func(r *gatewayv1.HTTPRoute) bool {
+				next := mergeRouteStatus(r.Status.RouteStatus, ours, controller, w.opts.Now())
+				if equalIgnoringTransitionTimes(r.Status.RouteStatus, next, routeStatusWithoutTimes) {
+					return false
+				}
+				r.Status.RouteStatus = next
+				return true
+			})
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeStatus updates the status of the object key of kind kind: mutate gets the
+// current object and returns whether it changed its status. The first attempt
+// reads from Client (the cache); after a conflict the object is read again from
+// Reader (the API server) and mutate runs again. A missing object is not an error.
+func writeStatus[T client.Object](ctx context.Context, w *StatusWriter, kind string, key types.NamespacedName, newObj func() T, mutate func(T) bool) error {
+	attempt := 0
+	err := retry.RetryOnConflict(w.opts.Backoff, func() error {
+		attempt++
+		obj := newObj()
+		var reader client.Reader = w.opts.Client
+		if attempt > 1 {
+			reader = w.opts.Reader
+		}
+		if err := reader.Get(ctx, key, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		if !mutate(obj) {
+			return nil
+		}
+		err := w.opts.Client.Status().Update(ctx, obj)
+		switch {
+		case err == nil:
+			statusWrites.WithLabelValues(kind, "ok").Inc()
+			w.log.V(1).Info("wrote status", "kind", kind, "object", key, "attempt", attempt)
+		case apierrors.IsConflict(err):
+			statusWrites.WithLabelValues(kind, "conflict").Inc()
+			w.log.V(1).Info("status write conflicted; re-reading", "kind", kind, "object", key, "attempt", attempt)
+		case apierrors.IsNotFound(err):
+			return nil
+		default:
+			statusWrites.WithLabelValues(kind, "error").Inc()
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writing status of %s %s: %w", kind, key, err)
+	}
+	return nil
+}
