@@ -1,0 +1,246 @@
+//go:build linux
+
+package uring
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flaxlb/flax/dataplane/proxy"
+)
+
+// rawBackend is an HTTP/1.1 backend that answers every GET with the same
+// 100-byte response from fixed buffers, so that it does not allocate and
+// allocation counts measure the engine.
+type rawBackend struct {
+	l    net.Listener
+	addr netip.AddrPort
+}
+
+var rawResponse = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100))
+
+func startRawBackend(t testing.TB) *rawBackend {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &rawBackend{l: l, addr: netip.MustParseAddrPort(l.Addr().String())}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serveRaw(c)
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
+	return b
+}
+
+func serveRaw(c net.Conn) {
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	out := make([]byte, 0, 64*len(rawResponse))
+	have := 0
+	for {
+		n, err := c.Read(buf[have:])
+		if err != nil {
+			return
+		}
+		have += n
+		out = out[:0]
+		for {
+			i := bytes.Index(buf[:have], []byte("\r\n\r\n"))
+			if i < 0 {
+				break
+			}
+			out = append(out, rawResponse...)
+			copy(buf, buf[i+4:have])
+			have -= i + 4
+		}
+		if len(out) > 0 {
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// benchClient is one keep-alive client connection sending the same GET.
+type benchClient struct {
+	c    net.Conn
+	req  []byte
+	resp []byte // one full response, learned from the first exchange
+	buf  []byte
+}
+
+func newBenchClient(t testing.TB, addr string) *benchClient {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := &benchClient{c: c, req: []byte("GET /app/x HTTP/1.1\r\nHost: bench\r\n\r\n")}
+	if _, err := c.Write(bc.req); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var head bytes.Buffer
+	cl := -1
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("first response: %v", err)
+		}
+		head.WriteString(line)
+		if v, ok := strings.CutPrefix(strings.ToLower(line), "content-length:"); ok {
+			cl, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	if !strings.HasPrefix(head.String(), "HTTP/1.1 200") || cl != 100 {
+		t.Fatalf("first response head: %q", head.String())
+	}
+	body := make([]byte, cl)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	bc.resp = append(head.Bytes(), body...)
+	bc.buf = make([]byte, len(bc.resp))
+	_ = c.SetReadDeadline(time.Time{})
+	t.Cleanup(func() { c.Close() })
+	return bc
+}
+
+// do sends one request and reads its response.
+func (bc *benchClient) do() error {
+	if _, err := bc.c.Write(bc.req); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(bc.c, bc.buf)
+	return err
+}
+
+// benchSetup starts a one-worker engine in front of a raw backend.
+func benchSetup(t testing.TB) (*testEngine, string) {
+	te := startEngine(t, 1, proxy.Options{})
+	be := startRawBackend(t)
+	port := freePort(t)
+	st := te.apply(t, compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
+	if !st[0].Bound {
+		t.Fatalf("statuses: %+v", st)
+	}
+	return te, fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// workerCPU returns the CPU time the engine's worker threads used so far.
+func (te *testEngine) workerCPU(t testing.TB) time.Duration {
+	te.mu.Lock()
+	defer te.mu.Unlock()
+	var total time.Duration
+	for _, w := range te.workers {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", w.tid.Load()))
+		if err != nil {
+			t.Logf("worker CPU time unavailable: %v", err)
+			return 0
+		}
+		ns, _ := strconv.ParseInt(strings.Fields(string(b))[0], 10, 64)
+		total += time.Duration(ns)
+	}
+	return total
+}
+
+// BenchmarkProxyKeepAlive measures requests through a one-worker engine on
+// keep-alive connections to a non-allocating backend. allocs/op counts the
+// whole process (client and backend do not allocate); worker-µs/op is the
+// engine thread's CPU time per request.
+func BenchmarkProxyKeepAlive(b *testing.B) {
+	for _, conns := range []int{1, 16} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			te, addr := benchSetup(b)
+			clients := make([]*benchClient, conns)
+			for i := range clients {
+				clients[i] = newBenchClient(b, addr)
+			}
+			for _, c := range clients { // warm up the pools
+				for i := 0; i < 100; i++ {
+					if err := c.do(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			cpu0 := te.workerCPU(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N / conns
+			for i, c := range clients {
+				n := per
+				if i == 0 {
+					n += b.N - per*conns
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for j := 0; j < n; j++ {
+						if err := c.do(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			if cpu := te.workerCPU(b) - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "worker-µs/op")
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+			if !bytes.Equal(clients[0].buf, clients[0].resp) {
+				b.Fatalf("last response differs from the first:\n%q\n%q", clients[0].buf, clients[0].resp)
+			}
+		})
+	}
+}
+
+// TestSteadyStateAllocs checks that proxying a keep-alive request does not
+// allocate once the pools are warm: AllocsPerRun counts every allocation
+// of the process, and neither the raw client nor the raw backend allocates.
+func TestSteadyStateAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	_, addr := benchSetup(t)
+	bc := newBenchClient(t, addr)
+	for i := 0; i < 2000; i++ {
+		if err := bc.do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allocs := testing.AllocsPerRun(2000, func() {
+		if err := bc.do(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.2f allocations per proxied request, want 0", allocs)
+	}
+	if !bytes.Equal(bc.buf, bc.resp) {
+		t.Errorf("response changed:\n%q\n%q", bc.buf, bc.resp)
+	}
+}

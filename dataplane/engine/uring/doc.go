@@ -1,0 +1,88 @@
+// Package uring is Flax's io_uring dataplane engine: N workers, each one
+// goroutine locked to an OS thread pinned to one CPU, with its own ring
+// (SINGLE_ISSUER|DEFER_TASKRUN), its own SO_REUSEPORT listening socket per
+// bound address, its own sessions, endpoint pickers and upstream
+// keep-alive pool. Workers share nothing on the hot path; the
+// configuration reaches them by atomic pointer swaps (a per-address
+// engine.Slot that sessions load their listener from at every request, so
+// requests in flight finish on the configuration they started with).
+// Engine implements engine.Engine. It serves HTTP and TCP listeners; HTTPS
+// listeners (TLS in user space) are reported as not bound with ErrHTTPS and
+// left to the netpoll engine.
+//
+// # Worker loop
+//
+// Each iteration first acts on the engine's requests (listener changes,
+// drain, forced close, stop), which other goroutines signal through the
+// worker's Waker; then it publishes the recycled receive buffers and makes
+// one SubmitAndWait call, submitting every SQE queued since the last one
+// and waiting at most until the earliest session deadline (or a second);
+// then it handles the whole batch of completions: each is routed by its
+// user_data to a listener, a session or an upstream connection and becomes
+// one proxy.Session event, after which the session's actions are performed
+// at once, which only queues SQEs. After the batch come the timers (a
+// binary min-heap of sessions ordered by deadline, not one kernel timeout
+// per session), the idle pool sweep (once a second) and re-arming receives
+// that ran out of buffers.
+//
+// Receiving: every socket has one multishot receive armed on the worker's
+// provided buffer ring. The bytes are copied into the session (ClientData
+// or UpstreamData copy) and the buffer is recycled at once. What a session
+// does not take (its buffer is full) stays in a stash, a chain of the
+// provided buffers themselves linked through a per-buffer next index; the
+// receive is then cancelled, and re-armed once the stash is drained and
+// the session wants data again. A receive that ended with ENOBUFS waits
+// until a share of the buffers is back. An idle pooled upstream connection
+// keeps its receive armed, so a server close removes it from the pool.
+//
+// Sending: each socket has at most one send in flight (sends complete in
+// order); the queue behind it is gathered into one sendmsg when it holds
+// several segments. Sends use MSG_WAITALL and resume after a short send.
+// A session's sends refer to its Exchange buffers, which the worker's
+// ExchangePool carves out of ring arenas, so they go to the kernel without
+// a copy. Data outside ring memory is copied into a scratch buffer piece by
+// piece (a fallback: the proxy sends only Exchange memory).
+//
+// Upstream connections are sockets created with socket(2) and TCP_NODELAY
+// and connected by the ring, with the group's connect timeout as a linked
+// timeout. A released connection without leftover bytes goes to the
+// per-endpoint pool (most recently used first, at most
+// Group.MaxIdlePerEndpoint, closed after Group.IdleTimeout). Closing a
+// socket cancels its operations and queues a close; a socket with a send in
+// flight is shut down first, so the kernel cannot copy from an Exchange the
+// session is about to reuse. A client slot is released, and its Session
+// closed (which returns its Exchange), only when the last completion for
+// it has arrived.
+//
+// # Memory layout
+//
+// Per worker: the ring; a provided buffer ring of 1024 buffers of 8 KiB;
+// ring arenas, grown by chunks, for the Exchange buffers (four buffers of
+// proxy.Options.BufferSize each, only while a connection is active) and
+// for small kernel-visible structures (a sockaddr and a timespec per
+// upstream slot, a msghdr per send queue, scratch buffers). Sessions live
+// in a slab of slot structs (a proxy.Session plus the client socket's
+// state, about 480 bytes) in chunks of 256 that never move; upstream
+// connections in a second slab. An idle keep-alive connection costs its
+// slot and a heap entry; its Exchange is back in the pool. Send queues are
+// taken from a pool only while a socket has sends queued. Nothing is
+// allocated per request once the pools are warm.
+//
+// # user_data
+//
+// Every SQE carries uring.Pack(op, generation, index): op names the
+// operation (accept, client receive/send/close/shutdown, upstream
+// receive/send/connect/linked timeout/close/shutdown, wake, cancel), index
+// the listener, session slot or upstream slot, and generation the
+// occupant of that slot, bumped whenever the slot is reused. A completion
+// whose generation is not the slot's current one is dropped, after its
+// provided buffer, if any, is recycled. Each slot also counts its
+// operations in flight and is reused only when that count is back to zero,
+// so stale completions are a defence in depth rather than a normal case.
+// Cancellations carry their own op and are ignored.
+//
+// # Building
+//
+// The package links giouring through dataplane/uring, so builds and tests
+// need -ldflags=-checklinkname=0.
+package uring

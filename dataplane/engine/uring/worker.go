@@ -1,0 +1,397 @@
+//go:build linux
+
+package uring
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/proxy"
+	iou "github.com/flaxlb/flax/dataplane/uring"
+)
+
+// Ring and buffer sizing of one worker.
+const (
+	sqEntries      = 2048
+	cqEntries      = 16384
+	bufCount       = 1024    // provided receive buffers
+	bufSize        = 8 << 10 // bytes per provided buffer
+	miscArenaSize  = 256 << 10
+	scratchSize    = 16 << 10
+	maxWait        = time.Second // longest SubmitAndWait, so housekeeping runs
+	sweepInterval  = time.Second // idle upstream pool expiry check
+	acceptRetry    = 50 * time.Millisecond
+	lingerTimeout  = 2 * time.Second
+	defaultConnect = 5 * time.Second
+)
+
+// Operation codes in user_data (see the package documentation).
+const (
+	opWake uint8 = iota + 1
+	opAccept
+	opCRecv
+	opCSend
+	opCClose
+	opCShut
+	opURecv
+	opUSend
+	opUConnect
+	opULinkTimeout
+	opUClose
+	opUShut
+	opCancel
+)
+
+// testBufCount overrides bufCount for tests that starve the buffer ring.
+var testBufCount atomic.Int32
+
+// cancelUD tags cancel requests; their completions are ignored.
+var cancelUD = iou.Pack(opCancel, 0, 0)
+
+// worker is one engine worker. Everything but activeN and waker is used by
+// the worker's own goroutine (locked to its OS thread) only.
+type worker struct {
+	e       *Engine
+	id      int
+	log     logr.Logger
+	metrics *metrics.Worker
+
+	waker   atomic.Pointer[iou.Waker]
+	activeN atomic.Int64 // client connections not yet released, for Drain
+	tid     atomic.Int32 // the worker thread's id (benchmarks read its CPU time)
+
+	ring *iou.Ring
+	br   *iou.BufRing
+	pw   *proxy.Worker
+	xp   *exchangePool
+	mem  arenaAlloc
+
+	// Sessions (client connections).
+	slots slab[slot]
+	free  []int32
+	heap  []int32 // timer min-heap of slot indexes, by slot.deadline
+
+	// Upstream connections.
+	ups    slab[upConn]
+	upFree []int32
+	pool   upstreamPool
+
+	// Send queues and scratch buffers.
+	sends    []*sendState
+	sendFree []int32
+	scratch  [][]byte
+
+	// Receive stashes: per provided buffer, the next buffer of the same
+	// stash and the number of bytes it holds.
+	bnext []uint16
+	blen  []uint32
+
+	starved  []starvedRef
+	starveAt int // free buffers needed to re-arm starved receives
+
+	lis     []wlistener
+	lisSeen uint64
+	closed  []int32 // scratch: listeners closed by the last sync
+
+	now       int64
+	nextSweep int64
+	draining  bool
+	forced    bool
+
+	// getpeername scratch (heap, so syscalls may point at it).
+	rsa    unix.RawSockaddrAny
+	rsaLen uint32
+}
+
+func newWorker(e *Engine, id int) *worker {
+	return &worker{
+		e:       e,
+		id:      id,
+		log:     e.log.WithValues("worker", id),
+		metrics: e.reg.Worker(id),
+	}
+}
+
+// wake interrupts the worker's wait; any goroutine may call it.
+func (w *worker) wake() {
+	if wk := w.waker.Load(); wk != nil {
+		_ = wk.Wake()
+	}
+}
+
+// serve is the worker goroutine: it locks its OS thread, pins it, builds its
+// ring and serves until the engine stops.
+func (w *worker) serve() (err error) {
+	// The thread's CPU affinity is changed, so it is never unlocked: it
+	// exits together with the goroutine.
+	runtime.LockOSThread()
+	w.tid.Store(int32(unix.Gettid()))
+	if cpus := w.e.cpus; len(cpus) > 0 {
+		var set unix.CPUSet
+		set.Set(cpus[w.id%len(cpus)])
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			w.log.V(1).Info("cannot pin worker thread", "cpu", cpus[w.id%len(cpus)], "error", err.Error())
+		}
+	}
+	if err := w.setup(); err != nil {
+		if w.ring != nil {
+			_ = w.ring.Close()
+		}
+		return fmt.Errorf("io_uring engine: worker %d: %w", w.id, err)
+	}
+	defer func() {
+		// A bug must not leave a worker half alive: stop the engine with
+		// an error (the teardown below runs first).
+		if p := recover(); p != nil {
+			err = fmt.Errorf("io_uring engine: worker %d panicked: %v", w.id, p)
+			w.log.Error(err, "worker panicked", "stack", string(debug.Stack()))
+		}
+	}()
+	defer w.teardown()
+	return w.loop()
+}
+
+func (w *worker) setup() error {
+	r, err := iou.New(sqEntries, iou.Options{CQEntries: cqEntries, ArenaSize: 64 << 10})
+	if err != nil {
+		return err
+	}
+	w.ring = r
+	nbuf := bufCount
+	if n := testBufCount.Load(); n > 0 {
+		nbuf = int(n)
+	}
+	if w.br, err = r.NewBufRing(0, nbuf, bufSize); err != nil {
+		return err
+	}
+	w.starveAt = max(1, nbuf/8)
+	w.mem = arenaAlloc{r: r}
+	w.bnext = make([]uint16, nbuf)
+	w.blen = make([]uint32, nbuf)
+	w.xp = &exchangePool{w: w, size: w.e.opts.Proxy.BufferSize, grow: 4, heap: heapExchanges.Load()}
+	seed := uint64(w.id+1) * 0x9e3779b97f4a7c15
+	w.pw = proxy.NewWorker(w.metrics, proxy.NewPickers(seed), w.xp, w.e.now, w.e.opts.Proxy)
+	w.pw.Seed = uint32(w.id+1) * 0x85ebca6b
+	w.pool.init()
+	w.now = w.e.now()
+	w.nextSweep = w.now + int64(sweepInterval)
+	wk, err := r.NewWaker(iou.Pack(opWake, 0, 0))
+	if err != nil {
+		return err
+	}
+	// Publish the waker before the first listener sync: an Apply either
+	// committed before the sync (the sync sees it) or finds the waker.
+	w.waker.Store(wk)
+	w.syncListeners()
+	return nil
+}
+
+// loop is the worker's event loop: the engine's requests first (they are
+// signalled through the Waker, which is published before the loop starts,
+// so none is missed), then one SubmitAndWait, the whole batch of
+// completions, timers and housekeeping.
+func (w *worker) loop() error {
+	e := w.e
+	for {
+		if e.lisVersion.Load() != w.lisSeen {
+			w.syncListeners()
+		}
+		if e.draining.Load() && !w.draining {
+			w.startDrain()
+		}
+		if e.forceClose.Load() && !w.forced {
+			w.forced = true
+			w.closeAll()
+		}
+		if e.stopping.Load() {
+			return nil
+		}
+		w.br.Publish()
+		if err := w.ring.SubmitAndWait(w.waitTimeout()); err != nil {
+			return fmt.Errorf("io_uring engine: worker %d: %w", w.id, err)
+		}
+		w.now = e.now()
+		for _, c := range w.ring.Completions() {
+			w.dispatch(c)
+		}
+		w.now = e.now()
+		w.fireTimers()
+		if w.now >= w.nextSweep {
+			w.nextSweep = w.now + int64(sweepInterval)
+			w.pool.sweep(w, w.now)
+		}
+		if len(w.starved) > 0 {
+			w.rearmStarved()
+		}
+		w.rearmListeners()
+	}
+}
+
+// waitTimeout is the time until the nearest session deadline, at most
+// maxWait.
+func (w *worker) waitTimeout() time.Duration {
+	d := maxWait
+	if len(w.heap) > 0 {
+		left := time.Duration(w.slots.at(w.heap[0]).deadline - w.e.now())
+		if left < d {
+			d = left
+		}
+	}
+	for k := range w.lis {
+		if l := &w.lis[k]; l.state == lActive && !l.armed && l.retryAt != 0 {
+			if left := time.Duration(l.retryAt - w.e.now()); left < d {
+				d = left
+			}
+		}
+	}
+	if d <= 0 {
+		return 0
+	}
+	return d
+}
+
+// dispatch routes one completion to its owner.
+func (w *worker) dispatch(c iou.CQE) {
+	op, gen, idx := iou.Unpack(c.UserData)
+	switch op {
+	case opWake:
+		if wk := w.waker.Load(); wk != nil {
+			if err := wk.Handle(c); err != nil {
+				w.log.Error(err, "waker failed")
+			}
+		}
+	case opAccept:
+		w.onAccept(c, gen, int32(idx))
+	case opCRecv:
+		w.onClientRecv(c, gen, int32(idx))
+	case opCSend:
+		w.onClientSend(c, gen, int32(idx))
+	case opCClose, opCShut:
+		w.onClientOp(c, gen, int32(idx))
+	case opURecv:
+		w.onUpRecv(c, gen, int32(idx))
+	case opUSend:
+		w.onUpSend(c, gen, int32(idx))
+	case opUConnect:
+		w.onUpConnect(c, gen, int32(idx))
+	case opULinkTimeout, opUClose, opUShut:
+		w.onUpOp(c, gen, int32(idx))
+	default:
+		if c.HasBuffer() {
+			w.dropBuffer(c)
+		}
+	}
+}
+
+// dropBuffer recycles the provided buffer of a completion whose data is
+// not wanted.
+func (w *worker) dropBuffer(c iou.CQE) {
+	if _, bid, ok := w.br.Buffer(c); ok {
+		w.recycle(bid)
+	}
+}
+
+// recycle stages buffer bid for return to the kernel; the loop publishes
+// staged buffers before each submit.
+func (w *worker) recycle(bid uint16) {
+	if err := w.br.Stage(bid); err != nil {
+		w.log.Error(err, "buffer recycle failed")
+	}
+}
+
+// startDrain stops accepting and asks every session to finish.
+func (w *worker) startDrain() {
+	w.draining = true
+	w.syncListeners()
+	for i := int32(0); i < w.slots.n; i++ {
+		sl := w.slots.at(i)
+		if sl.state == stOpen {
+			sl.s.Drain()
+			w.run(i)
+		}
+	}
+	w.pool.closeAll(w)
+}
+
+// closeAll closes every client connection at once (Drain ran out of time).
+func (w *worker) closeAll() {
+	for i := int32(0); i < w.slots.n; i++ {
+		sl := w.slots.at(i)
+		switch sl.state {
+		case stOpen, stLingerWait, stLinger:
+			w.hardClose(i, sl)
+		}
+	}
+	w.pool.closeAll(w)
+}
+
+// teardown runs when the worker stops: every descriptor is closed
+// synchronously, sessions are released, then the ring (which cancels and
+// reaps whatever is still in flight before unmapping its memory).
+func (w *worker) teardown() {
+	// Hand the kernel the SQEs of the last iteration first: they name
+	// descriptors by number, and once those are closed below another
+	// thread may get the same numbers.
+	if err := w.ring.Submit(); err != nil {
+		w.log.Error(err, "final submit failed")
+	}
+	for i := int32(0); i < w.slots.n; i++ {
+		sl := w.slots.at(i)
+		if sl.state == stFree {
+			continue
+		}
+		if sl.sk.flags&fClosed == 0 {
+			_ = unix.Close(int(sl.sk.fd))
+			sl.sk.flags |= fClosed
+		}
+	}
+	for i := int32(0); i < w.ups.n; i++ {
+		u := w.ups.at(i)
+		if u.state == upFree {
+			continue
+		}
+		if u.sk.flags&fClosed == 0 {
+			_ = unix.Close(int(u.sk.fd))
+			u.sk.flags |= fClosed
+		}
+		w.uncount(u)
+	}
+	w.e.mu.Lock()
+	for k := range w.lis {
+		l := &w.lis[k]
+		if l.state != lFree && l.bs.fds[w.id] >= 0 {
+			_ = unix.Close(l.bs.fds[w.id])
+			l.bs.fds[w.id] = -1
+		}
+	}
+	w.e.mu.Unlock()
+	for i := int32(0); i < w.slots.n; i++ {
+		sl := w.slots.at(i)
+		if sl.state != stFree {
+			sl.s.Close()
+			sl.state = stFree
+			w.activeN.Add(-1)
+		}
+	}
+	if wk := w.waker.Load(); wk != nil {
+		_ = wk.Close()
+	}
+	if err := w.ring.Close(); err != nil {
+		w.log.Error(err, "closing the ring failed")
+	}
+}
+
+// errnoOf returns the errno of a failed completion, or EIO.
+func errnoOf(res int32) unix.Errno {
+	if res < 0 {
+		return unix.Errno(-res)
+	}
+	return unix.EIO
+}
