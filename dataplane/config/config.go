@@ -228,9 +228,21 @@ type Group struct {
 	MaxIdlePerEndpoint          int
 	HashHeader, HashCookie      string
 	HashSourceIP                bool
+	// HealthCheck configures active health checks; nil disables them.
+	HealthCheck *HealthCheck
+	// Outlier configures passive outlier detection; nil disables it.
+	Outlier *OutlierDetection
+	// Breakers are the group's circuit breaker limits, node-wide.
+	Breakers CircuitBreakers
+	// Shared is the group's node-wide state (circuit breaker gauges, health and
+	// mirror counters); it is the same object in every config that has the group.
+	Shared *metrics.Shared
 
-	lb  balancer.Config
-	eps atomic.Pointer[balancer.Group]
+	lb     balancer.Config
+	eps    atomic.Pointer[balancer.Group]
+	health atomic.Pointer[EndpointHealth]
+	hook   atomic.Pointer[func(*balancer.Group)]
+	mirror atomic.Pointer[mirrorHolder]
 }
 
 // Endpoints returns the group's current endpoints.
@@ -252,6 +264,9 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 		return fmt.Errorf("update endpoints of backend group %q: %w", group, err)
 	}
 	g.eps.Store(bg)
+	if h := g.hook.Load(); h != nil {
+		(*h)(bg)
+	}
 	return nil
 }
 
@@ -326,6 +341,10 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		g.HashHeader = strings.ToLower(h.GetHeader())
 		g.HashCookie = h.GetCookie()
 		g.HashSourceIP = h.GetSourceIp()
+	}
+	g.Shared = reg.Shared(g.Stats)
+	if err := compileResilience(g, pg); err != nil {
+		return nil, err
 	}
 	bg, err := buildEndpoints(pg.GetEndpoints(), g.lb)
 	if err != nil {

@@ -8,6 +8,13 @@
 // own atomic pointer, without recompiling any route. Requests in flight keep the
 // balancer.Group they picked from.
 //
+// Groups also carry their resilience settings (HealthCheck, Outlier, Breakers) and
+// the node-level state attached to them at run time: the EndpointHealth published by
+// the node's health checker (dataplane/health), the outlier counters workers report
+// into, and the MirrorSender of mirrored requests. Breaker gauges and resilience
+// counters live in the group's metrics.Shared, which is keyed by group name and so
+// survives config swaps.
+//
 // Compile assumes the snapshot passed dataplane/snapshot.Validate; it still returns an
 // error instead of panicking on anything it cannot compile.
 package config

@@ -22,6 +22,8 @@ import (
 	"github.com/flaxlb/flax/dataplane/admin"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/engine/netpoll"
+	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -59,6 +61,8 @@ type Daemon struct {
 	metrics *metrics.Registry
 	admin   *admin.Server
 	engine  engine.Engine
+	health  *health.Manager
+	mirrors *netpoll.MirrorSender
 
 	mu      sync.Mutex // serialises Apply and ApplyEndpoints
 	current *dataplanev1.Snapshot
@@ -76,7 +80,11 @@ func New(opts Options) (*Daemon, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
-	d := &Daemon{opts: opts, log: opts.Log, metrics: metrics.NewRegistry(opts.Workers)}
+	d := &Daemon{
+		opts: opts, log: opts.Log, metrics: metrics.NewRegistry(opts.Workers),
+		health:  health.NewManager(health.Options{Logger: opts.Log.WithName("health")}),
+		mirrors: netpoll.NewMirrorSender(netpoll.MirrorOptions{}),
+	}
 	eng, why, err := selectEngine(opts.Engine, opts.Workers, d.metrics, opts.Log)
 	if err != nil {
 		return nil, err
@@ -120,6 +128,10 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*datapl
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)
 	}
+	// Mirrors and health state attach to the new config's groups before any worker
+	// sees it; health verdicts carry over by group name and endpoint address.
+	cfg.SetMirrorSender(d.mirrors)
+	d.health.Apply(cfg)
 	st, err := d.engine.Apply(cfg)
 	if err != nil {
 		d.metrics.ConfigRejected()
@@ -186,6 +198,8 @@ func (d *Daemon) configDump() ([]byte, error) {
 // listeners stop accepting and idle connections close, and in-flight requests get up
 // to DrainTimeout to finish.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer d.mirrors.Close()
+	defer d.health.Close()
 	if d.admin != nil {
 		if err := d.admin.Start(); err != nil {
 			return err

@@ -71,10 +71,16 @@ func get(t *testing.T, url string) string {
 // snapshot, serve, take the endpoint fast path, reject a bad snapshot keeping the last
 // good one, then drain on cancel.
 func TestApplyEndpointsAndDrain(t *testing.T) {
+	for _, eng := range []string{EngineNetpoll, EngineUring} {
+		t.Run(eng, func(t *testing.T) { testApplyEndpointsAndDrain(t, eng) })
+	}
+}
+
+func testApplyEndpointsAndDrain(t *testing.T, eng string) {
 	aIP, aPort := backend(t, "a")
 	bIP, bPort := backend(t, "b")
 	port := freePort(t)
-	d, err := New(Options{Workers: 2, Engine: EngineNetpoll, AdminAddr: "127.0.0.1:0", Log: logr.Discard()})
+	d, err := New(Options{Workers: 2, Engine: eng, AdminAddr: "127.0.0.1:0", Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,5 +151,13 @@ func TestSelectEngine(t *testing.T) {
 	}
 	if d.EngineName() != "netpoll" {
 		t.Errorf("engine = %s", d.EngineName())
+	}
+	// io_uring is available on the machines Flax is tested on: auto must pick it.
+	d, err = New(Options{Engine: EngineAuto, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.EngineName() != "io_uring" {
+		t.Errorf("auto chose %s, want io_uring", d.EngineName())
 	}
 }

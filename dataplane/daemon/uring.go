@@ -1,14 +1,25 @@
 package daemon
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/go-logr/logr"
 
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/engine/uring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
-func newUring(int, *metrics.Registry, logr.Logger) (engine.Engine, error) {
-	return nil, errors.New("the io_uring engine is not built yet")
+// newUring returns the io_uring engine for plain HTTP and TCP listeners, with the netpoll
+// engine beside it for HTTPS listeners (TLS terminates in user space with crypto/tls).
+func newUring(workers int, reg *metrics.Registry, log logr.Logger) (engine.Engine, error) {
+	u, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: log.WithName("uring")})
+	if err != nil {
+		return nil, err
+	}
+	tls, err := newNetpoll(workers, reg, log)
+	if err != nil {
+		return nil, fmt.Errorf("netpoll engine for TLS listeners: %w", err)
+	}
+	return engine.NewSplit(u, tls), nil
 }

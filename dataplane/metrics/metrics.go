@@ -93,6 +93,132 @@ func (t *table[T]) ensure(id uint32) {
 	}
 }
 
+// Circuit breaker limits, each exported as a value of the `limit` label of
+// flax_circuit_breaker_overflows_total.
+const (
+	LimitConnections Limit = iota // connections in use to the group's endpoints
+	LimitPending                  // requests waiting for a connection
+	LimitRequests                 // requests in flight to the group
+	LimitRetries                  // retries in flight to the group
+	numLimits
+)
+
+// Limit names one of a backend group's circuit breaker limits.
+type Limit uint8
+
+var limitNames = [numLimits]string{"connections", "pending_requests", "requests", "retries"}
+
+// String returns the label value of l.
+func (l Limit) String() string {
+	if l < numLimits {
+		return limitNames[l]
+	}
+	return "unknown"
+}
+
+// Mirror outcomes, each exported as a value of the `result` label of
+// flax_mirror_requests_total.
+const (
+	MirrorSent    MirrorResult = iota // sent, and a response status line came back
+	MirrorFailed                      // connect, write or read failed, or timed out
+	MirrorDropped                     // not sent: the sender's queue was full or no endpoint
+	numMirrorResults
+)
+
+// MirrorResult is the outcome of one mirrored request.
+type MirrorResult uint8
+
+var mirrorNames = [numMirrorResults]string{"sent", "failed", "dropped"}
+
+// String returns the label value of r.
+func (r MirrorResult) String() string {
+	if r < numMirrorResults {
+		return mirrorNames[r]
+	}
+	return "unknown"
+}
+
+// Shared is the node-wide state of one backend group that every worker shares: the
+// circuit breakers' in-flight gauges (compared with the group's limits, so they must be
+// node-wide) and the counters of the node's health checker, outlier detector and
+// mirror sender. It survives config swaps, like the group's id.
+type Shared struct {
+	active      [numLimits]atomic.Int64
+	overflows   [numLimits]atomic.Uint64
+	toHealthy   atomic.Uint64
+	toUnhealthy atomic.Uint64
+	ejections   atomic.Uint64
+	unhealthy   atomic.Int64
+	mirrors     [numMirrorResults]atomic.Uint64
+	_           [64]byte
+}
+
+// Acquire adds one to the in-flight gauge of l and reports whether it stays within
+// limit (0 means no limit). On false the gauge is unchanged and the overflow counted.
+func (s *Shared) Acquire(l Limit, limit int64) bool {
+	if limit <= 0 {
+		s.active[l].Add(1)
+		return true
+	}
+	if s.active[l].Add(1) > limit {
+		s.active[l].Add(-1)
+		s.overflows[l].Add(1)
+		return false
+	}
+	return true
+}
+
+// TryAcquire is Acquire without counting an overflow.
+func (s *Shared) TryAcquire(l Limit, limit int64) bool {
+	if s.active[l].Add(1) > limit && limit > 0 {
+		s.active[l].Add(-1)
+		return false
+	}
+	return true
+}
+
+// Release subtracts one from the in-flight gauge of l.
+func (s *Shared) Release(l Limit) { s.active[l].Add(-1) }
+
+// Active returns the in-flight gauge of l.
+func (s *Shared) Active(l Limit) int64 { return s.active[l].Load() }
+
+// Overflows returns the number of times l was reached.
+func (s *Shared) Overflows(l Limit) uint64 { return s.overflows[l].Load() }
+
+// Overflow counts l being reached without touching its gauge.
+func (s *Shared) Overflow(l Limit) { s.overflows[l].Add(1) }
+
+// HealthTransition counts an endpoint's active health check verdict changing.
+func (s *Shared) HealthTransition(healthy bool) {
+	if healthy {
+		s.toHealthy.Add(1)
+	} else {
+		s.toUnhealthy.Add(1)
+	}
+}
+
+// Transitions returns the health transitions counted so far.
+func (s *Shared) Transitions() (toHealthy, toUnhealthy uint64) {
+	return s.toHealthy.Load(), s.toUnhealthy.Load()
+}
+
+// Ejection counts an endpoint ejected by outlier detection.
+func (s *Shared) Ejection() { s.ejections.Add(1) }
+
+// Ejections returns the ejections counted so far.
+func (s *Shared) Ejections() uint64 { return s.ejections.Load() }
+
+// SetUnhealthy records how many endpoints are excluded from load balancing (failing
+// health checks or ejected).
+func (s *Shared) SetUnhealthy(n int) { s.unhealthy.Store(int64(n)) }
+
+// Mirror counts one mirrored request's outcome.
+func (s *Shared) Mirror(r MirrorResult) { s.mirrors[r].Add(1) }
+
+// Mirrors returns the mirrored requests counted with outcome r.
+func (s *Shared) Mirrors(r MirrorResult) uint64 { return s.mirrors[r].Load() }
+
 // Worker is one worker's counters. Only its worker writes them.
 type Worker struct {
 	routes      table[RouteCounters]
@@ -159,6 +285,7 @@ type Registry struct {
 	rnames  []string
 	gnames  []string
 	workers []*Worker
+	shared  table[Shared]
 
 	engine        atomic.Pointer[string]
 	engineReason  atomic.Pointer[string]
@@ -185,6 +312,15 @@ func NewRegistry(n int) *Registry {
 // Worker returns worker i's counters.
 func (r *Registry) Worker(i int) *Worker { return r.workers[i] }
 
+// LocalReplies returns the local replies counted with reason, summed over the workers.
+func (r *Registry) LocalReplies(reason Reason) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		n += w.reasons[reason].Load()
+	}
+	return n
+}
+
 // Workers returns the number of workers.
 func (r *Registry) Workers() int { return len(r.workers) }
 
@@ -196,8 +332,15 @@ func (r *Registry) RouteID(name string) uint32 {
 
 // GroupID interns a backend group name, like RouteID.
 func (r *Registry) GroupID(name string) uint32 {
-	return r.intern(name, r.groups, &r.gnames, func(w *Worker, id uint32) { w.groups.ensure(id) })
+	return r.intern(name, r.groups, &r.gnames, func(w *Worker, id uint32) {
+		w.groups.ensure(id)
+		r.shared.ensure(id)
+	})
 }
+
+// Shared returns the node-wide state of backend group id; the id must come from
+// GroupID.
+func (r *Registry) Shared(id uint32) *Shared { return r.shared.at(id) }
 
 func (r *Registry) intern(name string, ids map[string]uint32, names *[]string, ensure func(*Worker, uint32)) uint32 {
 	r.mu.Lock()
@@ -233,6 +376,8 @@ type descs struct {
 	requests, duration, localReplies, connsActive, connsTotal *prometheus.Desc
 	upstreamRequests, connectErrors, upstreamConns            *prometheus.Desc
 	engine, configVersion, configApplied, configErrors        *prometheus.Desc
+	healthTransitions, ejections, unhealthy                   *prometheus.Desc
+	breakerActive, breakerOverflows, mirrors                  *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -249,13 +394,23 @@ func newDescs() descs {
 		configVersion:    prometheus.NewDesc("flax_config_version", "Version of the snapshot being served.", nil, nil),
 		configApplied:    prometheus.NewDesc("flax_config_applied_total", "Snapshots applied.", nil, nil),
 		configErrors:     prometheus.NewDesc("flax_config_apply_errors_total", "Snapshots rejected by validation or compilation.", nil, nil),
+
+		healthTransitions: prometheus.NewDesc("flax_upstream_health_transitions_total", "Endpoints whose active health check verdict changed, by backend group and new state.", []string{"backend_group", "to"}, nil),
+		ejections:         prometheus.NewDesc("flax_upstream_ejections_total", "Endpoints ejected by outlier detection, by backend group.", []string{"backend_group"}, nil),
+		unhealthy:         prometheus.NewDesc("flax_upstream_endpoints_unhealthy", "Endpoints excluded from load balancing (failing health checks or ejected), by backend group.", []string{"backend_group"}, nil),
+		breakerActive:     prometheus.NewDesc("flax_circuit_breaker_active", "In-flight count each circuit breaker limit is compared with, by backend group and limit.", []string{"backend_group", "limit"}, nil),
+		breakerOverflows:  prometheus.NewDesc("flax_circuit_breaker_overflows_total", "Times a circuit breaker limit was reached, by backend group and limit.", []string{"backend_group", "limit"}, nil),
+		mirrors:           prometheus.NewDesc("flax_mirror_requests_total", "Mirrored requests, by backend group and result.", []string{"backend_group", "result"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 	d := r.descs
-	for _, x := range []*prometheus.Desc{d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors} {
+	for _, x := range []*prometheus.Desc{
+		d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors,
+		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
+	} {
 		ch <- x
 	}
 }
@@ -317,6 +472,9 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d.upstreamRequests, prometheus.CounterValue, float64(req), name)
 		ch <- prometheus.MustNewConstMetric(d.connectErrors, prometheus.CounterValue, float64(cerr), name)
 		ch <- prometheus.MustNewConstMetric(d.upstreamConns, prometheus.GaugeValue, float64(conns), name)
+		if sh := r.Shared(uint32(id)); sh != nil {
+			r.collectShared(ch, sh, name)
+		}
 	}
 	var reasons [numReasons]uint64
 	var active int64
@@ -337,4 +495,21 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.configVersion, prometheus.GaugeValue, float64(r.configVersion.Load()))
 	ch <- prometheus.MustNewConstMetric(d.configApplied, prometheus.CounterValue, float64(r.configApplied.Load()))
 	ch <- prometheus.MustNewConstMetric(d.configErrors, prometheus.CounterValue, float64(r.applyErrors.Load()))
+}
+
+// collectShared exports one group's node-wide state.
+func (r *Registry) collectShared(ch chan<- prometheus.Metric, sh *Shared, name string) {
+	d := r.descs
+	up, down := sh.Transitions()
+	ch <- prometheus.MustNewConstMetric(d.healthTransitions, prometheus.CounterValue, float64(up), name, "healthy")
+	ch <- prometheus.MustNewConstMetric(d.healthTransitions, prometheus.CounterValue, float64(down), name, "unhealthy")
+	ch <- prometheus.MustNewConstMetric(d.ejections, prometheus.CounterValue, float64(sh.Ejections()), name)
+	ch <- prometheus.MustNewConstMetric(d.unhealthy, prometheus.GaugeValue, float64(sh.unhealthy.Load()), name)
+	for l := range numLimits {
+		ch <- prometheus.MustNewConstMetric(d.breakerActive, prometheus.GaugeValue, float64(sh.Active(l)), name, l.String())
+		ch <- prometheus.MustNewConstMetric(d.breakerOverflows, prometheus.CounterValue, float64(sh.Overflows(l)), name, l.String())
+	}
+	for m := range numMirrorResults {
+		ch <- prometheus.MustNewConstMetric(d.mirrors, prometheus.CounterValue, float64(sh.Mirrors(m)), name, m.String())
+	}
 }

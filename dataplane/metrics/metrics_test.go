@@ -127,3 +127,51 @@ func BenchmarkObserveRequest(b *testing.B) {
 		w.ObserveRequest(rc, 200, 3*time.Millisecond)
 	}
 }
+
+func TestSharedLimits(t *testing.T) {
+	r := NewRegistry(2)
+	sh := r.Shared(r.GroupID("g"))
+	first, second, third := sh.Acquire(LimitRequests, 2), sh.Acquire(LimitRequests, 2), sh.Acquire(LimitRequests, 2)
+	if !first || !second || third {
+		t.Fatalf("limit 2: acquisitions %v %v %v, want true true false", first, second, third)
+	}
+	if sh.Active(LimitRequests) != 2 || sh.Overflows(LimitRequests) != 1 {
+		t.Fatalf("active %d overflows %d", sh.Active(LimitRequests), sh.Overflows(LimitRequests))
+	}
+	if sh.TryAcquire(LimitRequests, 2) || sh.Overflows(LimitRequests) != 1 {
+		t.Fatal("TryAcquire succeeded or counted")
+	}
+	sh.Release(LimitRequests)
+	if !sh.TryAcquire(LimitRequests, 2) {
+		t.Fatal("slot not given back")
+	}
+	if !sh.Acquire(LimitRetries, 0) {
+		t.Fatal("no limit refused")
+	}
+	sh.HealthTransition(false)
+	sh.Ejection()
+	sh.Mirror(MirrorDropped)
+	want := `
+# HELP flax_circuit_breaker_overflows_total Times a circuit breaker limit was reached, by backend group and limit.
+# TYPE flax_circuit_breaker_overflows_total counter
+flax_circuit_breaker_overflows_total{backend_group="g",limit="connections"} 0
+flax_circuit_breaker_overflows_total{backend_group="g",limit="pending_requests"} 0
+flax_circuit_breaker_overflows_total{backend_group="g",limit="requests"} 1
+flax_circuit_breaker_overflows_total{backend_group="g",limit="retries"} 0
+# HELP flax_upstream_ejections_total Endpoints ejected by outlier detection, by backend group.
+# TYPE flax_upstream_ejections_total counter
+flax_upstream_ejections_total{backend_group="g"} 1
+# HELP flax_upstream_health_transitions_total Endpoints whose active health check verdict changed, by backend group and new state.
+# TYPE flax_upstream_health_transitions_total counter
+flax_upstream_health_transitions_total{backend_group="g",to="healthy"} 0
+flax_upstream_health_transitions_total{backend_group="g",to="unhealthy"} 1
+# HELP flax_mirror_requests_total Mirrored requests, by backend group and result.
+# TYPE flax_mirror_requests_total counter
+flax_mirror_requests_total{backend_group="g",result="dropped"} 1
+flax_mirror_requests_total{backend_group="g",result="failed"} 0
+flax_mirror_requests_total{backend_group="g",result="sent"} 0
+`
+	if err := testutil.CollectAndCompare(r, strings.NewReader(want), "flax_circuit_breaker_overflows_total", "flax_upstream_ejections_total", "flax_upstream_health_transitions_total", "flax_mirror_requests_total"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -56,7 +56,11 @@ func (s *Session) affinityEndpoint() (Endpoint, bool) {
 			continue
 		}
 		if endpointHash(e) == x.reqToken {
-			return Endpoint{Addr: e.Addr, Index: i}, true
+			if x.group.Unhealthy(eps).Has(i) {
+				// Failing health checks or ejected: let the picker choose.
+				return Endpoint{}, false
+			}
+			return Endpoint{Addr: e.Addr, Index: i, Set: eps}, true
 		}
 	}
 	return Endpoint{}, false

@@ -72,4 +72,21 @@
 // that fails on a pooled connection before any response byte is retried
 // once, at once, on a fresh connection. Once part of a response has been
 // sent, a failure closes the client connection.
+//
+// # Resilience
+//
+// Pickers skip the endpoints the node's health checker (dataplane/health)
+// publishes as unhealthy for the endpoint set being picked from (failing
+// active health checks, or ejected by outlier detection), unless the
+// balancer's panic threshold says too few are left; session affinity gives
+// way to the picker when its endpoint is unhealthy. Each attempt's outcome
+// (success, server error, connect failure) is reported once to the group's
+// outlier counters (config.Group.Report). Backend groups' circuit breakers
+// (max connections, pending requests, requests, retries) are node-wide and
+// answer 503 with metrics.ReasonOverflow and a body naming the limit; see
+// resilience.go for the exact semantics. Routes' request mirrors send a copy
+// of the request head (and of a small body that arrived with it; otherwise
+// the copy is bodiless) through the group's config.MirrorSender without
+// ever delaying or failing the primary. None of this allocates per request,
+// and a group or route that configures none of it pays nothing for it.
 package proxy

@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
 )
 
@@ -102,6 +103,7 @@ const (
 	upConnecting              // ActConnectUpstream issued
 	upConnected               // connected, exchange in progress
 	upBackoff                 // waiting before a retry
+	upPending                 // waiting for a connection slot (circuit breaker)
 )
 
 // Exchange is the state a connection needs while a request is in progress:
@@ -161,6 +163,13 @@ type Exchange struct {
 	reqDeadline  int64
 	tryDeadline  int64
 	backoffUntil int64
+	reported     bool // the attempt's outcome went to outlier detection
+
+	// Circuit breaker slots held, by metrics.Limit, in shared.
+	held         [4]bool
+	shared       *metrics.Shared
+	pollAt       int64 // pending: next look for a free connection slot
+	pendingUntil int64 // pending: give up (503) at this time
 
 	// Response.
 	respHeadDone bool
@@ -175,14 +184,18 @@ type Exchange struct {
 	// Tunnel.
 	shutUp, shutCli bool
 
+	// Rewrite options of the upstream head, kept for mirrors while routing.
+	rwo http1.RewriteOptions
+
 	// Scratch, reused across requests.
-	key    []byte
-	path   []byte
-	target []byte
-	addr   []byte
-	token  []byte
-	remove [][]byte
-	add    []http1.HeaderField
+	mirrorHead []byte // grown on first use: only routes with mirrors use it
+	key        []byte
+	path       []byte
+	target     []byte
+	addr       []byte
+	token      []byte
+	remove     [][]byte
+	add        []http1.HeaderField
 }
 
 // NewExchange returns an Exchange over the given buffers.
@@ -239,6 +252,8 @@ func (x *Exchange) resetRequest() {
 	x.reqToken, x.hasToken, x.affinityHit = 0, false, false
 	x.resetAttempt()
 	x.reqDeadline = 0
+	x.releaseBreakers()
+	x.pollAt, x.pendingUntil = 0, 0
 	x.respStarted = false
 	x.status = 0
 	x.shutUp, x.shutCli = false, false
@@ -253,7 +268,24 @@ func (x *Exchange) resetAttempt() {
 	x.resBody = http1.BodyReader{}
 	x.upReused, x.upGotBytes, x.upEOF, x.upBroken, x.headSent = false, false, false, false, false
 	x.tryDeadline, x.backoffUntil = 0, 0
+	x.reported = false
 	x.respHeadDone, x.respDone, x.dechunk = false, false, false
+}
+
+// release gives back a circuit breaker slot if held.
+func (x *Exchange) release(l metrics.Limit) {
+	if x.held[l] {
+		x.held[l] = false
+		x.shared.Release(l)
+	}
+}
+
+// releaseBreakers gives back every circuit breaker slot held.
+func (x *Exchange) releaseBreakers() {
+	for l := range x.held {
+		x.release(metrics.Limit(l))
+	}
+	x.shared = nil
 }
 
 // clear drops every reference before the Exchange goes back to its pool.

@@ -100,6 +100,10 @@ func (s *Session) beginRequest(n int) {
 		return
 	}
 	x.group = b.Group
+	if !s.acquire(metrics.LimitRequests, x.group.Breakers.MaxRequests) {
+		s.overflow(metrics.LimitRequests)
+		return
+	}
 	s.hashKey()
 	s.affinityRequest()
 	if !s.buildUpstreamHead(path, normalized) {
@@ -108,8 +112,12 @@ func (s *Session) beginRequest(n int) {
 		s.localReply(431, metrics.ReasonBadRequest)
 		return
 	}
+	if len(rt.Mirrors) > 0 {
+		s.mirror()
+	}
 	// The head is not needed any more: only its copy upstream is.
 	x.hbuf = nil
+	x.rwo = http1.RewriteOptions{}
 	x.view = router.RequestView{}
 	x.phase = phProxy
 	s.connect()
@@ -214,6 +222,7 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	if s.secure {
 		o.Proto = bytesOf("https")
 	}
+	x.rwo = o
 	buf := x.bufs.UpstreamHead
 	h := http1.AppendRequestHead(buf[:0:cap(buf)], x.hbuf, r, &o)
 	if cap(h) != cap(buf) {
@@ -253,6 +262,9 @@ func appendQuery(dst []byte, r *http1.Request, buf []byte) []byte {
 // connect picks an endpoint and asks the engine for a connection to it.
 func (s *Session) connect() {
 	x := s.x
+	if !s.connectionSlot() {
+		return
+	}
 	var ep Endpoint
 	ok := false
 	if x.hasToken && x.avoid == [2]uint64{} {
@@ -299,15 +311,18 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	if x.retries >= p.Attempts {
 		return false
 	}
+	ok := false
 	switch cause {
 	case causeConnect:
-		return p.OnConnectFailure
+		ok = p.OnConnectFailure
 	case causeReset:
-		return p.OnReset
+		ok = p.OnReset
 	case causeStatus:
-		return p.RetriesStatus(status)
+		ok = p.RetriesStatus(status)
 	}
-	return false
+	// A retry the policy allows takes a retry slot; it is held until the
+	// request ends.
+	return ok && s.acquire(metrics.LimitRetries, x.group.Breakers.MaxRetries)
 }
 
 func (s *Session) staleRetry(cause uint8) bool {
@@ -378,6 +393,7 @@ func (s *Session) fail(status int, reason metrics.Reason) {
 // upstreamGone handles an upstream that closed or failed before a complete
 // response head.
 func (s *Session) upstreamGone() {
+	s.report(config.OutcomeServerError)
 	s.markAvoid()
 	s.closeUpstream()
 	if !s.retry(causeReset, 0) {

@@ -27,6 +27,7 @@ func (s *Session) processResponse() {
 			return
 		}
 		if err != nil {
+			s.report(config.OutcomeServerError)
 			s.markAvoid()
 			s.closeUpstream()
 			s.fail(502, metrics.ReasonBadResponse)
@@ -117,6 +118,11 @@ func (s *Session) responseHead(n int) bool {
 		x.replayOff = -1
 		s.startTunnel()
 		return false
+	}
+	if res.Status >= 500 {
+		s.report(config.OutcomeServerError)
+	} else if !res.Interim() {
+		s.report(config.OutcomeSuccess)
 	}
 	if res.Interim() {
 		if x.version == http1.HTTP11 {

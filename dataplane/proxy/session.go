@@ -231,6 +231,7 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		if gc != nil {
 			s.w.Metrics.ConnectError(gc)
 		}
+		s.report(config.OutcomeConnectFailure)
 		x.upState = upNone
 		s.failAttempt()
 		if x.phase == phConnect {
@@ -355,11 +356,16 @@ func (s *Session) Timer(now int64) {
 	}
 	if x.phase == phProxy {
 		if (x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline) {
+			if !x.respHeadDone {
+				s.report(config.OutcomeServerError)
+			}
 			s.closeUpstream()
 			s.fail(504, metrics.ReasonTimeout)
 		} else if x.upState == upBackoff && now >= x.backoffUntil {
 			x.backoffUntil = 0
 			x.upState = upNone
+			s.connect()
+		} else if x.upState == upPending && now >= x.pollAt {
 			s.connect()
 		}
 	}
@@ -534,6 +540,9 @@ func (s *Session) syncTimer() {
 			if x.upState == upBackoff {
 				d = earliest(d, x.backoffUntil)
 			}
+			if x.upState == upPending {
+				d = earliest(d, x.pollAt)
+			}
 		}
 	}
 	if d != s.armed {
@@ -630,7 +639,12 @@ func (s *Session) stepHead() bool {
 
 // endAttempt reports the end of an attempt to the endpoint picker.
 func (s *Session) endAttempt() {
-	if x := s.x; x != nil && x.hasEP {
+	x := s.x
+	if x == nil {
+		return
+	}
+	x.release(metrics.LimitConnections)
+	if x.hasEP {
 		x.hasEP = false
 		s.w.Endpoints.Done(x.ep)
 	}

@@ -81,6 +81,9 @@ type Endpoint struct {
 	// Picker is the picker that chose it, to which Done is reported; nil
 	// when the endpoint was chosen without a picker.
 	Picker *balancer.Picker
+	// Set is the endpoint set Index refers to, to which outlier detection
+	// outcomes are reported; nil when unknown.
+	Set *balancer.Group
 }
 
 // EndpointPicker chooses endpoints of backend groups for a worker's
@@ -98,8 +101,14 @@ type EndpointPicker interface {
 // Pickers is the EndpointPicker of a worker whose sessions all run on one
 // goroutine (the io_uring engine). It is not safe for concurrent use; wrap
 // it in a lock otherwise.
+//
+// Pick skips the endpoints the node's health checker published as
+// unhealthy for the set it picks from (config.Group.Unhealthy), merged with
+// the endpoints the request asks to avoid, unless too few are left (the
+// balancer's panic threshold).
 type Pickers struct {
-	cache *config.PickerCache
+	cache   *config.PickerCache
+	scratch balancer.Bitset
 }
 
 // NewPickers returns an EndpointPicker over a fresh config.PickerCache.
@@ -110,11 +119,49 @@ func NewPickers(seed uint64) *Pickers {
 // Pick implements EndpointPicker.
 func (p *Pickers) Pick(g *config.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
 	pk := p.cache.Picker(g)
-	idx, ok := pk.Pick(key, avoid)
+	eps := pk.Group()
+	skip := avoid
+	if bad := g.Unhealthy(eps); bad != nil {
+		skip = p.merge(bad, avoid)
+	}
+	idx, ok := pk.Pick(key, skip)
 	if !ok {
 		return Endpoint{}, false
 	}
-	return Endpoint{Addr: pk.Group().Endpoint(idx).Addr, Index: idx, Picker: pk}, true
+	return Endpoint{Addr: eps.Endpoint(idx).Addr, Index: idx, Picker: pk, Set: eps}, true
+}
+
+// merge returns the union of a and b in the picker's scratch set; it
+// allocates only when the scratch set must grow.
+func (p *Pickers) merge(a, b balancer.Bitset) balancer.Bitset {
+	if isEmpty(b) {
+		return a
+	}
+	n := max(len(a), len(b))
+	if cap(p.scratch) < n {
+		p.scratch = make(balancer.Bitset, n)
+	}
+	m := p.scratch[:n]
+	for i := range m {
+		var v uint64
+		if i < len(a) {
+			v = a[i]
+		}
+		if i < len(b) {
+			v |= b[i]
+		}
+		m[i] = v
+	}
+	return m
+}
+
+func isEmpty(b balancer.Bitset) bool {
+	for _, w := range b {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Done implements EndpointPicker.

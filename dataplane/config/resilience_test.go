@@ -1,0 +1,62 @@
+package config
+
+import (
+	"testing"
+	"time"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/balancer"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func TestCompileResilienceDefaults(t *testing.T) {
+	reg := metrics.NewRegistry(1)
+	snap := &dataplanev1.Snapshot{BackendGroups: []*dataplanev1.BackendGroup{
+		{
+			Name:             "a",
+			HealthCheck:      &dataplanev1.HealthCheck{Interval: durationpb.New(2 * time.Second)},
+			OutlierDetection: &dataplanev1.OutlierDetection{ConsecutiveServerErrors: 5},
+			CircuitBreakers:  &dataplanev1.CircuitBreakers{MaxConnections: 3, MaxRetries: 2},
+		},
+		{Name: "b", OutlierDetection: &dataplanev1.OutlierDetection{}}, // nothing enabled
+	}}
+	c, err := Compile(snap, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Group("a")
+	hc := a.HealthCheck
+	if hc == nil || hc.Path != "/" || hc.Interval != 2*time.Second || hc.Timeout != DefaultHealthTimeout ||
+		hc.HealthyThreshold != DefaultHealthyThreshold || hc.UnhealthyThreshold != DefaultUnhealthyThreshold ||
+		!hc.Expects(200) || !hc.Expects(299) || hc.Expects(300) {
+		t.Fatalf("health check %+v", hc)
+	}
+	od := a.Outlier
+	if od == nil || od.BaseEjectionTime != DefaultBaseEjectionTime || od.MaxEjectionPercent != DefaultMaxEjectionPercent || od.MaxEjectionTime != DefaultMaxEjectionTime {
+		t.Fatalf("outlier detection %+v", od)
+	}
+	if a.Breakers != (CircuitBreakers{MaxConnections: 3, MaxRetries: 2}) || !a.Breakers.Any() {
+		t.Fatalf("breakers %+v", a.Breakers)
+	}
+	if a.Shared == nil || a.Shared != reg.Shared(a.Stats) {
+		t.Fatal("group without its shared state")
+	}
+	if b := c.Group("b"); b.Outlier != nil || b.HealthCheck != nil || b.Breakers.Any() {
+		t.Fatalf("group b: %+v %+v %+v", b.Outlier, b.HealthCheck, b.Breakers)
+	}
+	// Health is only used for the endpoint set it was computed for.
+	eps := a.Endpoints()
+	a.SetHealth(&EndpointHealth{Endpoints: eps, Unhealthy: []uint64{1}})
+	if a.Unhealthy(eps) == nil {
+		t.Fatal("published health not returned")
+	}
+	called := 0
+	a.SetEndpointsHook(func(*balancer.Group) { called++ })
+	if err := c.UpdateEndpoints("a", []*dataplanev1.Endpoint{{Address: "10.0.0.1", Port: 80}}); err != nil {
+		t.Fatal(err)
+	}
+	if called != 1 || a.Unhealthy(a.Endpoints()) != nil {
+		t.Fatalf("hook called %d times; stale health used: %v", called, a.Unhealthy(a.Endpoints()))
+	}
+}

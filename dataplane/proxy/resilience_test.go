@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/flaxlb/flax/dataplane/balancer"
+	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
+
+const resilientSnapshot = `
+listeners:
+- name: web
+  address: 127.0.0.1
+  port: 8080
+  protocol: HTTP
+  virtualHosts:
+  - name: main
+    routes:
+    - name: app
+      backends: [{backendGroup: guarded, weight: 1}]
+      filters: [{requestMirror: {backendGroup: shadow}}]
+backendGroups:
+- name: guarded
+  outlierDetection: {consecutiveServerErrors: 5, consecutiveConnectFailures: 2}
+  circuitBreakers: {maxConnections: 100, maxPendingRequests: 100, maxRequests: 100, maxRetries: 10}
+  endpoints: [{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80}, {address: 10.0.0.3, port: 80}]
+- name: shadow
+  endpoints: [{address: 10.0.1.1, port: 80}]
+`
+
+// sinkMirror keeps the last mirrored request.
+type sinkMirror struct {
+	n    int
+	last []byte
+}
+
+func (m *sinkMirror) Mirror(_ *config.Group, head, body []byte) bool {
+	m.n++
+	m.last = append(append(m.last[:0], head...), body...)
+	return true
+}
+
+// With health published (one endpoint unhealthy), outlier counting,
+// every circuit breaker and a mirror, a keep-alive exchange still does not
+// allocate, and never picks the unhealthy endpoint.
+func TestResilientExchangeDoesNotAllocate(t *testing.T) {
+	cfg, reg := compileTest(t, resilientSnapshot)
+	sink := &sinkMirror{last: make([]byte, 0, 4096)}
+	cfg.SetMirrorSender(sink)
+	g := cfg.Group("guarded")
+	eps := g.Endpoints()
+	bad := balancer.NewBitset(eps.Len())
+	bad.Set(1)
+	wake := make(chan struct{}, 1)
+	g.SetHealth(&config.EndpointHealth{Endpoints: eps, Unhealthy: bad, Outcomes: config.NewOutcomes(eps.Len(), g.Outlier, wake)})
+
+	slot := new(atomic.Pointer[config.Listener])
+	slot.Store(cfg.Listeners[0])
+	now := int64(1)
+	var picked [3]int
+	pk := &recordingPicker{EndpointPicker: NewPickers(0), picked: &picked}
+	w := NewWorker(reg.Worker(0), pk, nil, func() int64 { now += 1000; return now }, Options{})
+	s := new(Session)
+	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
+	loopback(t, s)
+	req := []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	exchange := func() {
+		s.ClientData(req)
+		loopback(t, s)
+		s.UpstreamData(resp)
+		loopback(t, s)
+	}
+	for range 3 {
+		exchange()
+	}
+	if n := testing.AllocsPerRun(1000, exchange); n != 0 {
+		t.Fatalf("%v allocations per exchange", n)
+	}
+	if picked[1] != 0 || picked[0] == 0 || picked[2] == 0 {
+		t.Fatalf("picks per endpoint %v: endpoint 1 is unhealthy", picked)
+	}
+	if sink.n < 1000 || !strings.HasPrefix(string(sink.last), "GET /index.html HTTP/1.1\r\n") || !strings.Contains(string(sink.last), "Connection: close\r\n") {
+		t.Fatalf("%d mirrors, last %q", sink.n, sink.last)
+	}
+	for _, l := range []metrics.Limit{metrics.LimitConnections, metrics.LimitPending, metrics.LimitRequests, metrics.LimitRetries} {
+		if a := g.Shared.Active(l); a != 0 {
+			t.Fatalf("%v: %d still held", l, a)
+		}
+	}
+}
+
+type recordingPicker struct {
+	EndpointPicker
+	picked *[3]int
+}
+
+func (r *recordingPicker) Pick(g *config.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
+	e, ok := r.EndpointPicker.Pick(g, key, avoid)
+	if ok && g.Name == "guarded" {
+		r.picked[e.Index]++
+	}
+	return e, ok
+}
+
+// Outcomes reach the outlier counters: connect failures trip the group's
+// threshold and wake its detector.
+func TestOutcomesReported(t *testing.T) {
+	cfg, reg := compileTest(t, resilientSnapshot)
+	g := cfg.Group("guarded")
+	eps := g.Endpoints()
+	wake := make(chan struct{}, 1)
+	oc := config.NewOutcomes(eps.Len(), g.Outlier, wake)
+	g.SetHealth(&config.EndpointHealth{Endpoints: eps, Outcomes: oc})
+	slot := new(atomic.Pointer[config.Listener])
+	slot.Store(cfg.Listeners[0])
+	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { return 1 }, Options{})
+	s := new(Session)
+	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
+	for range 6 { // round robin: two failures on each of the three endpoints
+		s.ClientData([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+		for a, ok := s.Next(); ok; a, ok = s.Next() {
+			if a.Kind == ActConnectUpstream {
+				s.UpstreamConnected(false, errConnect)
+			}
+			if a.Kind == ActSendClient {
+				s.Sent(Client, len(a.Data), nil)
+			}
+		}
+	}
+	select {
+	case <-wake:
+	default:
+		t.Fatal("two consecutive connect failures did not wake the detector")
+	}
+	tripped := 0
+	for i := range eps.Len() {
+		if oc.Tripped(i) {
+			tripped++
+		}
+	}
+	if tripped != 3 {
+		t.Fatalf("%d endpoints tripped, want 3", tripped)
+	}
+}
+
+var errConnect = errString("connection refused")
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
