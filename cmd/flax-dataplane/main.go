@@ -35,9 +35,15 @@ Usage:
 
 Run 'flax-dataplane COMMAND --help' for a command's flags.
 
+run and proxy take --access-log FILE (or '-' for stdout) to write one JSON line per
+finished request (time, listener, route, method, path, protocol, status, bytes,
+duration_ms, upstream, backend_group, attempts, client, reason); SIGHUP reopens the file
+after log rotation. Off by default.
+
 Examples:
   flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --to 127.0.0.1:9002
   flax-dataplane run --config examples/standalone.yaml --admin-address 127.0.0.1:9901
+  flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --access-log /var/log/flax/access.log
 `
 
 func main() {
@@ -80,6 +86,7 @@ type common struct {
 	drainGrace   time.Duration
 	drainTimeout time.Duration
 	verbosity    int
+	accessLog    string
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -90,13 +97,14 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.IntVar(&c.verbosity, "v", 0, "log verbosity (0: changes and errors, 1: every config update)")
+	fs.StringVar(&c.accessLog, "access-log", "", "append a JSON access log line per request to this file ('-' for stdout; reopened on SIGHUP for log rotation); empty disables it")
 }
 
 func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(stderr, obj) }, funcr.Options{Verbosity: c.verbosity, LogTimestamp: true})
 	d, err := daemon.New(daemon.Options{
 		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, Pprof: c.pprof,
-		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, Log: log,
+		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Log: log,
 	})
 	return d, log, err
 }
@@ -135,6 +143,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	// SIGHUP reopens the access log (log rotation) in every mode, and also
+	// reloads a --config file.
+	go d.ReopenOnSignal(ctx, syscall.SIGHUP)
 
 	if *file != "" {
 		w := snapshot.NewWatcher(*file, d, snapshot.WatcherOptions{Log: log})
@@ -209,6 +220,7 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
+	go d.ReopenOnSignal(ctx, syscall.SIGHUP)
 	return d.Run(ctx)
 }
 

@@ -85,3 +85,17 @@ func TestUsage(t *testing.T) {
 		t.Errorf("run without source: %v", err)
 	}
 }
+
+func TestAccessLogFlag(t *testing.T) {
+	for _, cmd := range []string{"run", "proxy"} {
+		var out, errOut bytes.Buffer
+		_ = run([]string{cmd, "--help"}, &out, &errOut)
+		if !strings.Contains(errOut.String(), "-access-log") || !strings.Contains(errOut.String(), "SIGHUP") {
+			t.Errorf("%s --help does not document --access-log:\n%s", cmd, errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if err := run([]string{"--help"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "--access-log") {
+		t.Errorf("--help does not mention --access-log: %v", err)
+	}
+}

@@ -1,7 +1,8 @@
 // Package daemon is the dataplane process: it picks the I/O engine (io_uring when the
 // probe passes, else the portable netpoll engine), compiles each snapshot it is given and
-// swaps it into the engine, takes the endpoint-only fast path, runs the admin server, and
-// drains on shutdown. cmd/flax-dataplane feeds it from a YAML file, the controller's gRPC
+// swaps it into the engine, takes the endpoint-only fast path, runs the admin server and
+// the optional JSON access log (dataplane/accesslog, reopened by ReopenAccessLog on
+// SIGHUP), and drains on shutdown. cmd/flax-dataplane feeds it from a YAML file, the controller's gRPC
 // socket or a one-line proxy command; programs that embed Flax can do the same.
 package daemon
 
@@ -10,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
 	"runtime"
 	"sync"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/admin"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/engine"
@@ -50,6 +54,9 @@ type Options struct {
 	DrainGrace time.Duration
 	// DrainTimeout bounds the wait for in-flight requests after listeners close.
 	DrainTimeout time.Duration
+	// AccessLog is the file the JSON access log is appended to, accesslog.Stdout ("-")
+	// for the standard output; empty disables it.
+	AccessLog string
 	// Log receives structured logs.
 	Log logr.Logger
 }
@@ -63,6 +70,7 @@ type Daemon struct {
 	engine  engine.Engine
 	health  *health.Manager
 	mirrors *netpoll.MirrorSender
+	alog    *accesslog.Logger
 
 	mu      sync.Mutex // serialises Apply and ApplyEndpoints
 	current *dataplanev1.Snapshot
@@ -85,8 +93,16 @@ func New(opts Options) (*Daemon, error) {
 		health:  health.NewManager(health.Options{Logger: opts.Log.WithName("health")}),
 		mirrors: netpoll.NewMirrorSender(netpoll.MirrorOptions{}),
 	}
-	eng, why, err := selectEngine(opts.Engine, opts.Workers, d.metrics, opts.Log)
+	if opts.AccessLog != "" {
+		al, err := accesslog.New(accesslog.Options{Path: opts.AccessLog, Workers: opts.Workers, Log: opts.Log.WithName("accesslog")})
+		if err != nil {
+			return nil, err
+		}
+		d.alog = al
+	}
+	eng, why, err := selectEngine(opts.Engine, opts.Workers, d.metrics, d.alog, opts.Log)
 	if err != nil {
+		_ = d.alog.Close()
 		return nil, err
 	}
 	d.engine = eng
@@ -97,13 +113,18 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Info("engine selected", "engine", eng.Name(), "workers", opts.Workers)
 	}
 	if opts.AdminAddr != "" {
+		collectors := []prometheus.Collector{d.metrics}
+		if d.alog != nil {
+			collectors = append(collectors, d.alog)
+		}
 		a, err := admin.New(admin.Options{
 			Addr:       opts.AdminAddr,
-			Collectors: []prometheus.Collector{d.metrics},
+			Collectors: collectors,
 			ConfigDump: d.configDump,
 			Pprof:      opts.Pprof,
 		})
 		if err != nil {
+			_ = d.alog.Close()
 			return nil, err
 		}
 		d.admin = a
@@ -116,6 +137,39 @@ func (d *Daemon) EngineName() string { return d.engine.Name() }
 
 // Metrics returns the dataplane's counters.
 func (d *Daemon) Metrics() *metrics.Registry { return d.metrics }
+
+// AccessLog returns the access log, nil when it is off.
+func (d *Daemon) AccessLog() *accesslog.Logger { return d.alog }
+
+// ReopenAccessLog reopens the access log file, for log rotation (SIGHUP). It does
+// nothing when the log is off or goes to stdout.
+func (d *Daemon) ReopenAccessLog() error {
+	if d.alog == nil {
+		return nil
+	}
+	if err := d.alog.Reopen(); err != nil {
+		d.log.Error(err, "access log not reopened", "path", d.opts.AccessLog)
+		return err
+	}
+	d.log.V(1).Info("access log reopened", "path", d.opts.AccessLog)
+	return nil
+}
+
+// ReopenOnSignal calls ReopenAccessLog whenever one of sigs arrives, until ctx ends.
+// Catching the signal also keeps it from terminating the process.
+func (d *Daemon) ReopenOnSignal(ctx context.Context, sigs ...os.Signal) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			_ = d.ReopenAccessLog()
+		}
+	}
+}
 
 // Apply implements snapshot.Applier: it compiles snap and swaps it into the engine. On
 // error the previous config keeps serving.
@@ -218,6 +272,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	select {
 	case err := <-errc:
+		_ = d.alog.Close()
 		return fmt.Errorf("engine %s stopped: %w", d.engine.Name(), err)
 	case <-ctx.Done():
 	}
@@ -235,6 +290,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopEngine()
 	<-errc
+	if err := d.alog.Close(); err != nil {
+		d.log.Error(err, "access log close failed")
+	}
 	d.log.Info("stopped")
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -13,15 +14,15 @@ import (
 
 // selectEngine creates the engine asked for. With EngineAuto it probes io_uring and falls
 // back to netpoll, returning why. Asking for uring explicitly fails when the probe fails.
-func selectEngine(name string, workers int, reg *metrics.Registry, log logr.Logger) (engine.Engine, string, error) {
+func selectEngine(name string, workers int, reg *metrics.Registry, al *accesslog.Logger, log logr.Logger) (engine.Engine, string, error) {
 	switch name {
 	case EngineNetpoll:
-		e, err := newNetpoll(workers, reg, log)
+		e, err := newNetpoll(workers, reg, al, log)
 		return e, "", err
 	case EngineUring, EngineAuto:
 		probeErr := uring.Probe()
 		if probeErr == nil {
-			e, err := newUring(workers, reg, log)
+			e, err := newUring(workers, reg, al, log)
 			if err == nil {
 				return e, "", nil
 			}
@@ -30,15 +31,15 @@ func selectEngine(name string, workers int, reg *metrics.Registry, log logr.Logg
 		if name == EngineUring {
 			return nil, "", fmt.Errorf("engine uring: %w", probeErr)
 		}
-		e, err := newNetpoll(workers, reg, log)
+		e, err := newNetpoll(workers, reg, al, log)
 		return e, probeErr.Error(), err
 	default:
 		return nil, "", fmt.Errorf("unknown engine %q (want %s, %s or %s)", name, EngineAuto, EngineUring, EngineNetpoll)
 	}
 }
 
-func newNetpoll(workers int, reg *metrics.Registry, log logr.Logger) (engine.Engine, error) {
-	e, err := netpoll.New(reg, netpoll.Options{Workers: workers, Logger: log.WithName("netpoll")})
+func newNetpoll(workers int, reg *metrics.Registry, al *accesslog.Logger, log logr.Logger) (engine.Engine, error) {
+	e, err := netpoll.New(reg, netpoll.Options{Workers: workers, AccessLog: al, Logger: log.WithName("netpoll")})
 	if err != nil {
 		return nil, fmt.Errorf("engine netpoll: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/uring"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -12,12 +13,12 @@ import (
 
 // newUring returns the io_uring engine for plain HTTP and TCP listeners, with the netpoll
 // engine beside it for HTTPS listeners (TLS terminates in user space with crypto/tls).
-func newUring(workers int, reg *metrics.Registry, log logr.Logger) (engine.Engine, error) {
-	u, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: log.WithName("uring")})
+func newUring(workers int, reg *metrics.Registry, al *accesslog.Logger, log logr.Logger) (engine.Engine, error) {
+	u, err := uring.New(uring.Options{Workers: workers, Metrics: reg, AccessLog: al, Log: log.WithName("uring")})
 	if err != nil {
 		return nil, err
 	}
-	tls, err := newNetpoll(workers, reg, log)
+	tls, err := newNetpoll(workers, reg, al, log)
 	if err != nil {
 		return nil, fmt.Errorf("netpoll engine for TLS listeners: %w", err)
 	}

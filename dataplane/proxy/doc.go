@@ -89,4 +89,22 @@
 // the copy is bodiless) through the group's config.MirrorSender without
 // ever delaying or failing the primary. None of this allocates per request,
 // and a group or route that configures none of it pays nothing for it.
+//
+// # Access log
+//
+// With Options.AccessLog set (one dataplane/accesslog Worker per engine
+// worker), every request writes one JSON line when it ends: in
+// finishExchange once its response is sent (proxied responses and local
+// replies alike), in abort when it is cut short (status 499 when the client
+// went away or a send to it failed), when a tunnel closes (101 upgrades,
+// TCP listeners: one line per connection, 502 connect_failed or 503
+// no_endpoint when it never connected), and in Close when the engine closed
+// the connection mid-request (499). The session counts the request's bytes
+// (head and body as framed, tunnel bytes included) and the bytes sent to
+// the client, the upstream attempts (connects; the endpoint of the last one
+// is logged) and the metrics.Reason of a local reply or failure, whatever
+// the log setting (a few additions); the method and target are copied out
+// of the request head, which does not outlive routing, only when the log is
+// on. A line is built in the Worker's preallocated buffer without
+// allocating; with the log off a request costs one nil check.
 package proxy

@@ -181,6 +181,18 @@ type Exchange struct {
 	// Local reply body still to send (immutable configuration memory).
 	replyRest []byte
 
+	// Access log: bytes received for the request and sent to the client,
+	// upstream attempts, why the proxy answered itself, and the request
+	// line copied (logLine[:logMethod] the method, the rest the path)
+	// while the head was parsed, only when the log is on.
+	reqBytes, respBytes int64
+	attempts            int32
+	reason              metrics.Reason
+	hasReason           bool
+	began               bool // a request is in progress and not yet logged
+	logMethod           int
+	logLine             []byte
+
 	// Tunnel.
 	shutUp, shutCli bool
 
@@ -258,6 +270,10 @@ func (x *Exchange) resetRequest() {
 	x.status = 0
 	x.shutUp, x.shutCli = false, false
 	x.replyRest = nil
+	x.reqBytes, x.respBytes, x.attempts = 0, 0, 0
+	x.reason, x.hasReason, x.began = 0, false, false
+	x.logMethod = 0
+	x.logLine = x.logLine[:0]
 }
 
 // resetAttempt clears the state of one upstream attempt.

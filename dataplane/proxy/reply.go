@@ -31,6 +31,7 @@ func (s *Session) replyStart(status int) []byte {
 func (s *Session) replyEnd(h []byte, status int, reason metrics.Reason, body []byte) {
 	x := s.x
 	x.status = status
+	x.setReason(reason)
 	s.w.Metrics.LocalReply(reason)
 	noContent := status < 200 || status == 204 || status == 304
 	if noContent {

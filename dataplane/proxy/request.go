@@ -4,6 +4,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -28,6 +29,11 @@ func (s *Session) beginRequest(n int) {
 	r := &x.req
 	in := &x.in
 	x.hbuf = in.buf[in.r : in.r+n]
+	x.began = true
+	x.reqBytes = int64(n)
+	if s.w.opts.AccessLog != nil {
+		x.copyRequestLine()
+	}
 	in.r += n
 	in.ready, in.proc = in.r, in.r
 	x.replayOff = in.r
@@ -123,6 +129,33 @@ func (s *Session) beginRequest(n int) {
 	s.connect()
 }
 
+// copyRequestLine copies the method and the target (path and query) of
+// the request head for the access log, since the head does not outlive
+// routing. The copy is bounded, so its buffer stops growing.
+func (x *Exchange) copyRequestLine() {
+	r := &x.req
+	b := append(x.logLine[:0], clip(r.MethodSpan.Bytes(x.hbuf), accesslog.MaxStringBytes)...)
+	x.logMethod = len(b)
+	if r.Form == http1.FormOrigin || r.Form == http1.FormAbsolute {
+		p := clip(r.Path.Bytes(x.hbuf), accesslog.MaxPathBytes)
+		b = append(b, p...)
+		if r.HasQuery && len(p) < accesslog.MaxPathBytes {
+			b = append(b, '?')
+			b = append(b, clip(r.Query.Bytes(x.hbuf), accesslog.MaxPathBytes-len(p)-1)...)
+		}
+	} else {
+		b = append(b, clip(r.Target.Bytes(x.hbuf), accesslog.MaxPathBytes)...)
+	}
+	x.logLine = b
+}
+
+func clip(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
 // feedRequestBody runs the request body framing over the bytes received.
 // It reports false when the body is malformed, after replying.
 func (s *Session) feedRequestBody() bool {
@@ -133,6 +166,7 @@ func (s *Session) feedRequestBody() bool {
 	}
 	n, done, err := x.reqBody.Feed(in.buf[in.proc:in.w])
 	in.proc += n
+	x.reqBytes += int64(n)
 	in.ready = in.proc
 	if err != nil {
 		s.closeUpstream()
@@ -280,6 +314,7 @@ func (s *Session) connect() {
 	}
 	x.resetAttempt()
 	x.fresh, x.freshNext = x.freshNext, false
+	x.attempts++
 	x.ep = ep
 	x.hasEP = true
 	x.upState = upConnecting
@@ -378,6 +413,7 @@ func idempotent(m http1.Method) bool {
 // a response is already under way.
 func (s *Session) fail(status int, reason metrics.Reason) {
 	x := s.x
+	x.setReason(reason)
 	s.closeUpstream()
 	if x.respStarted {
 		s.abort(x.status)

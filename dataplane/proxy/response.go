@@ -52,12 +52,14 @@ func (s *Session) processResponse() {
 		if err != nil {
 			// The response is under way: all that can be done is to
 			// close the client.
+			x.setReason(metrics.ReasonBadResponse)
 			s.abort(x.status)
 			return
 		}
 	}
 	if !x.respDone && x.upEOF {
 		if x.resBody.Framing() != http1.FramingClose {
+			x.setReason(metrics.ReasonUpstreamReset)
 			s.abort(x.status)
 			return
 		}
@@ -208,6 +210,7 @@ func (s *Session) startTunnel() {
 	x.phase = phTunnel
 	x.reqBodyDone = true
 	x.replayOff = -1
+	x.reqBytes += int64(x.in.w - x.in.proc)
 	x.in.proc, x.in.ready = x.in.w, x.in.w
 	x.up.proc, x.up.ready = x.up.w, x.up.w
 	s.push(Action{Kind: ActStartTunnel})
@@ -217,6 +220,7 @@ func (s *Session) startTunnel() {
 func (s *Session) stepTunnel() {
 	x := s.x
 	in, up := &x.in, &x.up
+	x.reqBytes += int64(in.w - in.proc)
 	in.proc, in.ready = in.w, in.w
 	up.proc, up.ready = up.w, up.w
 	connected := x.upState == upConnected
@@ -240,6 +244,7 @@ func (s *Session) stepTunnel() {
 	}
 	if x.shutUp && x.shutCli && x.csends.empty() {
 		s.observe(x.status)
+		s.logEnd(x.status)
 		s.closeUpstream()
 		s.closeClient(false)
 	}
@@ -254,12 +259,15 @@ func (s *Session) openTCP(l *config.Listener, now int64) {
 	x.phase = phConnect
 	x.reqBodyDone = true
 	x.status = 200
+	x.began = true
 	var b *config.Backend
 	if l.TCP != nil {
 		b = l.TCP.PickBackend(s.rand())
 	}
 	if b == nil || b.Group == nil {
 		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
+		x.setReason(metrics.ReasonNoEndpoint)
+		s.logEnd(503)
 		s.closeClient(false)
 		return
 	}
@@ -273,11 +281,14 @@ func (s *Session) openTCP(l *config.Listener, now int64) {
 	ep, ok := s.w.Endpoints.Pick(x.group, x.key, nil)
 	if !ok {
 		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
+		x.setReason(metrics.ReasonNoEndpoint)
+		s.logEnd(503)
 		s.closeClient(false)
 		return
 	}
 	x.ep = ep
 	x.hasEP = true
+	x.attempts = 1
 	x.upState = upConnecting
 	s.push(Action{Kind: ActConnectUpstream})
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -93,6 +94,15 @@ func (s *Session) Close() {
 		return
 	}
 	if x := s.x; x != nil {
+		if x.began {
+			// The engine closed the connection in the middle of a
+			// request (a failed or timed-out write, a forced drain).
+			status := 499
+			if x.phase == phTunnel || x.respDone {
+				status = x.status
+			}
+			s.logEnd(status)
+		}
 		s.endAttempt()
 		s.releaseExchange()
 	}
@@ -235,6 +245,8 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		x.upState = upNone
 		s.failAttempt()
 		if x.phase == phConnect {
+			x.setReason(metrics.ReasonConnectFailed)
+			s.logEnd(502)
 			s.closeClient(false)
 		} else if !s.retry(causeConnect, 0) {
 			s.fail(502, metrics.ReasonConnectFailed)
@@ -327,8 +339,11 @@ func (s *Session) Sent(side Side, n int, err error) {
 		s.run()
 		return
 	}
-	if side == Client && f.empty() {
-		x.cliUsed = 0
+	if side == Client {
+		x.respBytes += int64(n)
+		if f.empty() {
+			x.cliUsed = 0
+		}
 	}
 	s.run()
 }
@@ -346,6 +361,8 @@ func (s *Session) Timer(now int64) {
 			if x != nil && x.in.w > x.in.r {
 				s.closeAfter = true
 				s.linger = true
+				x.began = true
+				x.reqBytes = int64(x.in.w - x.in.r)
 				s.localReply(408, metrics.ReasonHeaderTimeout)
 			} else {
 				s.closeClient(false)
@@ -489,6 +506,12 @@ func (s *Session) abort(status int) {
 		}
 		s.observe(status)
 	}
+	if x != nil && x.began {
+		if x.status != 0 && status != 499 {
+			status = x.status
+		}
+		s.logEnd(status)
+	}
 	s.closeUpstream()
 	s.closeClient(false)
 }
@@ -501,6 +524,63 @@ func (s *Session) observe(status int) {
 	}
 	m := s.w.Metrics
 	m.ObserveRequest(m.Route(x.route.Stats), status, time.Duration(s.w.Now()-x.start))
+}
+
+// logEnd writes the access log line of the request in progress, if the
+// log is on and the line was not written yet; it is a nil check otherwise.
+func (s *Session) logEnd(status int) {
+	if s.w.opts.AccessLog != nil {
+		s.logRequest(status)
+	}
+}
+
+// logRequest writes the access log line of the request in progress.
+func (s *Session) logRequest(status int) {
+	x := s.x
+	if x == nil || !x.began {
+		return
+	}
+	x.began = false
+	r := accesslog.Record{
+		Start:         x.start,
+		End:           s.w.Now(),
+		Status:        status,
+		ResponseBytes: x.respBytes,
+		RequestBytes:  x.reqBytes,
+		Attempts:      int(x.attempts),
+		Client:        s.remote,
+	}
+	l := x.listener
+	if l == nil {
+		l = s.lref.Load()
+	}
+	if l != nil {
+		r.Listener = l.Name
+	}
+	if x.route != nil {
+		r.Route = x.route.Name
+	}
+	if x.group != nil {
+		r.BackendGroup = x.group.Name
+	}
+	if x.attempts > 0 {
+		r.Upstream = x.ep.Addr
+	}
+	if x.logMethod > 0 {
+		r.Method = x.logLine[:x.logMethod]
+		r.Path = x.logLine[x.logMethod:]
+		r.Protocol = x.version.String()
+	}
+	if x.hasReason {
+		r.Reason = x.reason.String()
+	}
+	s.w.opts.AccessLog.Log(&r)
+}
+
+// setReason records why the proxy answers the request itself or fails it.
+func (x *Exchange) setReason(r metrics.Reason) {
+	x.reason = r
+	x.hasReason = true
 }
 
 // run advances the session as far as it can, then syncs the timer.
@@ -576,6 +656,7 @@ func (s *Session) rand() uint32 {
 func (s *Session) finishExchange() {
 	x := s.x
 	s.observe(x.status)
+	s.logEnd(x.status)
 	s.requests++
 	if s.closeAfter || !x.reqBodyDone {
 		s.closeClient(s.linger || !x.reqBodyDone)
@@ -628,6 +709,8 @@ func (s *Session) stepHead() bool {
 		}
 		x.method = http1.MethodGet
 		x.version = http1.HTTP11
+		x.began = true
+		x.reqBytes = int64(in.w - in.r)
 		s.closeAfter = true
 		s.linger = true
 		s.localReply(status, metrics.ReasonBadRequest)

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/http1"
@@ -40,6 +41,9 @@ type Options struct {
 	// RetryBackoffBase and RetryBackoffMax are used for routes whose retry
 	// policy leaves them unset.
 	RetryBackoffBase, RetryBackoffMax time.Duration
+	// AccessLog, when set, receives a line per finished request (see
+	// dataplane/accesslog). Each worker needs its own.
+	AccessLog *accesslog.Worker
 }
 
 // Normalized returns o with defaults applied.

@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -34,6 +35,9 @@ type Options struct {
 	Workers int
 	// Proxy tunes the sessions.
 	Proxy proxy.Options
+	// AccessLog, when set, receives a line per finished request; worker i
+	// logs through AccessLog.Worker(i).
+	AccessLog *accesslog.Logger
 	// ReadBufferSize is the size of each read buffer.
 	ReadBufferSize int
 	// WriteTimeout bounds one write (a client or upstream not reading).

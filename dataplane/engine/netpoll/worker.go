@@ -38,7 +38,9 @@ func newWorker(e *Engine, id int) *worker {
 	xp := &exchangePool{}
 	xp.p.New = func() any { return proxy.NewExchange(proxy.NewBuffers(size)) }
 	pk := &lockedPickers{p: proxy.NewPickers(uint64(id+1) * 0x9e3779b97f4a7c15)}
-	w.pw = proxy.NewWorker(w.metrics, pk, xp, e.now, e.opts.Proxy)
+	po := e.opts.Proxy
+	po.AccessLog = e.opts.AccessLog.Worker(id)
+	w.pw = proxy.NewWorker(w.metrics, pk, xp, e.now, po)
 	w.pw.Seed = uint32(id+1) * 0x85ebca6b
 	w.pool = &upstreamPool{w: w, idle: map[netip.AddrPort][]*upConn{}}
 	rb := e.opts.ReadBufferSize

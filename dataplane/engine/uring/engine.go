@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/config"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -42,6 +43,9 @@ type Options struct {
 	Log logr.Logger
 	// Proxy tunes the sessions (buffer size, timeouts, limits).
 	Proxy proxy.Options
+	// AccessLog, when set, receives a line per finished request; worker i
+	// logs through AccessLog.Worker(i).
+	AccessLog *accesslog.Logger
 }
 
 // Engine is the io_uring engine: N workers, each a locked OS thread pinned

@@ -177,7 +177,9 @@ func (w *worker) setup() error {
 	w.blen = make([]uint32, nbuf)
 	w.xp = &exchangePool{w: w, size: w.e.opts.Proxy.BufferSize, grow: 4, heap: heapExchanges.Load()}
 	seed := uint64(w.id+1) * 0x9e3779b97f4a7c15
-	w.pw = proxy.NewWorker(w.metrics, proxy.NewPickers(seed), w.xp, w.e.now, w.e.opts.Proxy)
+	po := w.e.opts.Proxy
+	po.AccessLog = w.e.opts.AccessLog.Worker(w.id)
+	w.pw = proxy.NewWorker(w.metrics, proxy.NewPickers(seed), w.xp, w.e.now, po)
 	w.pw.Seed = uint32(w.id+1) * 0x85ebca6b
 	w.pool.init()
 	w.now = w.e.now()
