@@ -25,12 +25,18 @@ help: ## Show this list of targets.
 ##@ Development
 
 .PHONY: run
-run: build ## Start the standalone dataplane demo: three local backends behind examples/standalone.yaml.
-	$(GO) run $(GOFLAGS_BUILD) ./hack/demo --dataplane $(LOCALBIN)/flax-dataplane --config examples/standalone.yaml
+run: tools build ## Start a local one-node cluster (pods as processes) with Flax and a sample Gateway, HTTPRoute and echo Deployment (needs root).
+	$(GO) run ./hack/localcluster up --sample
+
+.PHONY: demo
+demo: build ## Start the standalone dataplane demo (no Kubernetes): three local backends behind examples/standalone.yaml.
+	$(GO) run ./hack/demo --dataplane $(LOCALBIN)/flax-dataplane --config examples/standalone.yaml
 
 .PHONY: generate
-generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1).
+generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1; deepcopy in api/v1alpha1 and its CRDs in config/crd/bases).
 	PATH=$(LOCALBIN):$$PATH hack/gen-proto.sh
+	rm -f config/crd/bases/*.yaml
+	$(LOCALBIN)/controller-gen object paths=./api/v1alpha1/... crd paths=./api/v1alpha1/... output:crd:dir=config/crd/bases
 
 .PHONY: lint
 lint: tools ## Run golangci-lint (config in .golangci.yml).

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// stateMarker marks a folder as a localcluster state folder, which a run may wipe.
+const stateMarker = ".flax-localcluster"
+
+// cluster is one run of `up`.
+type cluster struct {
+	cfg        *config
+	net        *network
+	pki        *pki
+	apiURL     string
+	kubeconfig string
+	rest       *rest.Config
+	client     kubernetes.Interface
+	hostProcs  []*process // control plane, in start order
+	flaxProcs  []*process // dataplane and controller
+	agent      *nodeAgent
+	hostSetup  bool
+}
+
+// up starts everything and returns when the cluster is ready (and, with --sample, when
+// the sample answers through the Gateway).
+func (c *cluster) up(ctx context.Context) error {
+	t0 := time.Now()
+	if err := c.prepareDir(); err != nil {
+		return err
+	}
+	if n := killMarked(c.cfg.dir); n > 0 {
+		logf("killed %d processes left by an earlier run", n)
+	}
+	c.net.cleanStale()
+	removeCreatedMountpoints(c.cfg.dir)
+	c.hostSetup = true
+	if err := c.net.setupHost(); err != nil {
+		return fmt.Errorf("setting up the host network: %w", err)
+	}
+	logf("pod bridge %s at %s (pods get %s addresses, no default route); local route %s on lo for Gateway addresses",
+		bridgeName, c.net.nodeIP, c.net.podPrefix, c.net.pool)
+	if err := c.startControlPlane(ctx); err != nil {
+		return err
+	}
+	c.agent = newNodeAgent(c)
+	if err := c.agent.start(ctx); err != nil {
+		return fmt.Errorf("starting the node agent: %w", err)
+	}
+	logf("node %s registered (InternalIP %s, Ready, lease renewed every 10s); pods run as processes, logs in %s",
+		c.cfg.nodeName, c.net.nodeIP, filepath.Join(c.cfg.dir, "pods"))
+	if err := c.startFlax(ctx); err != nil {
+		return err
+	}
+	logf("cluster ready in %.1fs", time.Since(t0).Seconds())
+	if c.cfg.sample {
+		if err := c.applySample(ctx); err != nil {
+			return err
+		}
+		logf("sample ready in %.1fs after start", time.Since(t0).Seconds())
+	}
+	c.printHelp()
+	return nil
+}
+
+// prepareDir empties the state folder (only if it is one of ours or empty).
+func (c *cluster) prepareDir() error {
+	dir := c.cfg.dir
+	entries, err := os.ReadDir(dir)
+	switch {
+	case os.IsNotExist(err):
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		if _, err := os.Stat(filepath.Join(dir, stateMarker)); err != nil {
+			return fmt.Errorf("--dir %s is not empty and not a localcluster state folder; refusing to wipe it", dir)
+		}
+		// Kill first: processes may hold files open.
+		killMarked(dir)
+		c.net.cleanStale()
+		removeCreatedMountpoints(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("wiping the state of the previous run: %w", err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, stateMarker), []byte("state of hack/localcluster; wiped by the next run\n"), 0o644)
+}
+
+// teardown stops everything in reverse order and removes what was created.
+func (c *cluster) teardown() {
+	for i := len(c.flaxProcs) - 1; i >= 0; i-- {
+		c.flaxProcs[i].stop(5 * time.Second)
+	}
+	if c.agent != nil {
+		c.agent.stop()
+	}
+	for i := len(c.hostProcs) - 1; i >= 0; i-- {
+		c.hostProcs[i].stop(5 * time.Second)
+	}
+	if !c.hostSetup {
+		return
+	}
+	killMarked(c.cfg.dir)
+	c.net.cleanStale()
+	c.net.teardownHost()
+	removeCreatedMountpoints(c.cfg.dir)
+}
+
+// kubectl runs bin/kubectl with the admin kubeconfig.
+func (c *cluster) kubectl(stdin string, args ...string) error {
+	argv := append([]string{filepath.Join(c.cfg.binDir, "kubectl"), "--kubeconfig", c.kubeconfig}, args...)
+	return runIn(stdin, argv...)
+}
+
+const gatewayClassYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: flax
+spec:
+  controllerName: flaxlb.io/gateway-controller
+`
+
+// startFlax installs the CRDs and the GatewayClass and starts the dataplane and the
+// controller as host processes.
+func (c *cluster) startFlax(ctx context.Context) error {
+	if err := c.kubectl("", "apply", "--server-side", "-f", c.cfg.crdDir); err != nil {
+		return fmt.Errorf("installing the gateway api crds: %w", err)
+	}
+	if err := c.kubectl("", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
+		return fmt.Errorf("waiting for the gateway api crds: %w", err)
+	}
+	if err := waitFor(ctx, 30*time.Second, "the GatewayClass kind", func() error {
+		return c.kubectl(gatewayClassYAML, "apply", "--server-side", "-f", "-")
+	}); err != nil {
+		return err
+	}
+	logf("Gateway API CRDs installed from %s; GatewayClass flax (flaxlb.io/gateway-controller) applied", c.cfg.crdDir)
+
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		ports[i] = p
+	}
+	adminAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	runDir := filepath.Join(c.cfg.dir, "run")
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return err
+	}
+	sock := filepath.Join(runDir, "dataplane.sock")
+	logDir := filepath.Join(c.cfg.dir, "logs")
+	env := append(os.Environ(), "NODE_NAME="+c.cfg.nodeName)
+	dp, err := startProcess("flax-dataplane", c.cfg.dir, filepath.Join(logDir, "flax-dataplane.log"), "", env, []string{
+		filepath.Join(c.cfg.binDir, "flax-dataplane"), "run",
+		"--socket", sock,
+		"--admin-address", adminAddr,
+		"--node-name", c.cfg.nodeName,
+	})
+	if err != nil {
+		return err
+	}
+	c.flaxProcs = append(c.flaxProcs, dp)
+	if err := waitFor(ctx, 20*time.Second, "the flax-dataplane socket", func() error {
+		if dp.exited() {
+			return errExited
+		}
+		_, err := os.Stat(sock)
+		return err
+	}); err != nil {
+		return err
+	}
+	logf("flax-dataplane started (socket %s, admin http://%s, log %s)", sock, adminAddr, filepath.Join(logDir, "flax-dataplane.log"))
+	healthAddr := "127.0.0.1:" + strconv.Itoa(ports[1])
+	ctrl, err := startProcess("flax-controller", c.cfg.dir, filepath.Join(logDir, "flax-controller.log"), "", env, []string{
+		filepath.Join(c.cfg.binDir, "flax-controller"),
+		"--kubeconfig", c.kubeconfig,
+		"--dataplane-socket", sock,
+		"--node-name", c.cfg.nodeName,
+		"--health-probe-bind-address", healthAddr,
+		"--metrics-bind-address", "127.0.0.1:" + strconv.Itoa(ports[2]),
+	})
+	if err != nil {
+		return err
+	}
+	c.flaxProcs = append(c.flaxProcs, ctrl)
+	if err := waitFor(ctx, 60*time.Second, "flax-controller /readyz", func() error {
+		if ctrl.exited() {
+			return errExited
+		}
+		return httpOK("http://" + healthAddr + "/readyz")
+	}); err != nil {
+		return err
+	}
+	logf("flax-controller started and ready (health http://%s, log %s)", healthAddr, filepath.Join(logDir, "flax-controller.log"))
+	return nil
+}
+
+func httpOK(url string) error {
+	cl := http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode >= 400 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+const sampleYAML = `apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: echo
+  namespace: demo
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: echo
+  template:
+    metadata:
+      labels:
+        app: echo
+    spec:
+      containers:
+      - name: echo
+        image: gcr.io/k8s-staging-gateway-api/echo-basic:v1.6.3
+        ports:
+        - name: http
+          containerPort: 3000
+        env:
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        readinessProbe:
+          httpGet:
+            path: /
+            port: http
+          periodSeconds: 2
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+  namespace: demo
+spec:
+  selector:
+    app: echo
+  ports:
+  - name: http
+    port: 80
+    targetPort: http
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: demo
+  namespace: demo
+spec:
+  gatewayClassName: flax
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 8080
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: echo
+  namespace: demo
+spec:
+  parentRefs:
+  - name: demo
+  rules:
+  - backendRefs:
+    - name: echo
+      port: 80
+`
+
+// sampleRouteYAML is the extra route the help text suggests applying.
+const sampleRouteYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: echo-v2
+  namespace: demo
+spec:
+  parentRefs:
+  - name: demo
+  hostnames:
+  - v2.example.com
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /v2
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        add:
+        - name: X-Via
+          value: flax-sample
+    backendRefs:
+    - name: echo
+      port: 80
+`
+
+// applySample applies the sample and waits until a request through the Gateway reaches
+// a pod.
+func (c *cluster) applySample(ctx context.Context) error {
+	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample.yaml"), []byte(sampleYAML), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample-route.yaml"), []byte(sampleRouteYAML), 0o644); err != nil {
+		return err
+	}
+	if err := c.kubectl("", "apply", "-f", filepath.Join(c.cfg.dir, "sample.yaml")); err != nil {
+		return fmt.Errorf("applying the sample: %w", err)
+	}
+	logf("sample applied (%s): namespace demo, Deployment echo (2 replicas), Service echo, Gateway demo on :%d, HTTPRoute echo",
+		filepath.Join(c.cfg.dir, "sample.yaml"), c.cfg.gatewayPort)
+	url := "http://127.0.0.1:" + strconv.Itoa(c.cfg.gatewayPort) + "/"
+	var pod string
+	err := waitFor(ctx, 120*time.Second, "the sample to answer at "+url, func() error {
+		cl := http.Client{Timeout: 2 * time.Second}
+		resp, err := cl.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Pod string `json:"pod"`
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &body) != nil || body.Pod == "" {
+			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		}
+		pod = body.Pod
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	logf("GET %s answered by pod %s", url, pod)
+	return nil
+}
+
+// printHelp prints how to use the cluster.
+func (c *cluster) printHelp() {
+	k := "bin/kubectl"
+	fmt.Printf(`
+The cluster is up. In another shell:
+
+  export KUBECONFIG=%s
+  %s get nodes,pods -A -o wide
+
+Pod stdout/stderr go to files under %s (kubectl logs is not served).
+`, c.kubeconfig, k, filepath.Join(c.cfg.dir, "pods"))
+	if c.cfg.sample {
+		fmt.Printf(`
+Sample (namespace demo), served by flax-dataplane on every address, port %[1]d:
+
+  curl -s http://127.0.0.1:%[1]d/ | grep '"pod"'
+  curl -s http://%[2]s:%[1]d/            # the Gateway's status address (the node address)
+  %[3]s -n demo get gateway,httproute,deploy,pods,endpointslices -o wide
+  %[3]s -n demo scale deployment echo --replicas=3
+  for i in $(seq 6); do curl -s http://127.0.0.1:%[1]d/ | grep '"pod"'; done
+  %[3]s apply -f %[4]s
+  curl -s -H 'Host: v2.example.com' http://127.0.0.1:%[1]d/v2/hello
+`, c.cfg.gatewayPort, c.net.nodeIP, k, filepath.Join(c.cfg.dir, "sample-route.yaml"))
+	}
+	fmt.Printf("\nGateways with spec.addresses may use %s (routed to this machine). Ctrl-C stops everything.\n\n", c.net.pool)
+}
