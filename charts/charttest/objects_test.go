@@ -1,0 +1,271 @@
+package charttest
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// document is one YAML document of a multi-document stream.
+type document struct {
+	kind, name string
+	raw        []byte
+}
+
+// splitDocuments splits helm output (or a manifest file) into its non-empty documents.
+func splitDocuments(t *testing.T, stream string) []document {
+	t.Helper()
+	var docs []document
+	for _, part := range strings.Split("\n"+stream, "\n---") {
+		var head struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(part), &head); err != nil {
+			t.Fatalf("parsing a document: %v\n%s", err, part)
+		}
+		if head.Kind == "" {
+			if strings.TrimSpace(stripComments(part)) != "" {
+				t.Fatalf("document without kind:\n%s", part)
+			}
+			continue
+		}
+		docs = append(docs, document{kind: head.Kind, name: head.Metadata.Name, raw: []byte(part)})
+	}
+	return docs
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// decodeStrict decodes a document into out, failing on fields out does not have.
+func decodeStrict(t *testing.T, raw []byte, out any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(raw, out); err != nil {
+		t.Fatalf("decoding into %T: %v", out, err)
+	}
+}
+
+func decodeLoose(t *testing.T, raw []byte, out any) {
+	t.Helper()
+	if err := yaml.Unmarshal(raw, out); err != nil {
+		t.Fatalf("decoding into %T: %v", out, err)
+	}
+}
+
+// renderedObjects holds the objects of one rendering, decoded into their Go types.
+type renderedObjects struct {
+	daemonSet      *appsv1.DaemonSet
+	clusterRole    *rbacv1.ClusterRole
+	role           *rbacv1.Role
+	gatewayClass   *gatewayv1.GatewayClass
+	configMaps     []*corev1.ConfigMap
+	serviceAccount *corev1.ServiceAccount
+	kinds          []string
+}
+
+// decodeRendering decodes every rendered document strictly into its Go type, so that a
+// misspelt or misplaced field fails here rather than on a cluster.
+func decodeRendering(t *testing.T, out string) renderedObjects {
+	t.Helper()
+	var r renderedObjects
+	for _, d := range splitDocuments(t, out) {
+		r.kinds = append(r.kinds, d.kind)
+		switch d.kind {
+		case "DaemonSet":
+			r.daemonSet = &appsv1.DaemonSet{}
+			decodeStrict(t, d.raw, r.daemonSet)
+		case "ClusterRole":
+			r.clusterRole = &rbacv1.ClusterRole{}
+			decodeStrict(t, d.raw, r.clusterRole)
+		case "Role":
+			r.role = &rbacv1.Role{}
+			decodeStrict(t, d.raw, r.role)
+		case "ClusterRoleBinding":
+			decodeStrict(t, d.raw, &rbacv1.ClusterRoleBinding{})
+		case "RoleBinding":
+			decodeStrict(t, d.raw, &rbacv1.RoleBinding{})
+		case "ServiceAccount":
+			r.serviceAccount = &corev1.ServiceAccount{}
+			decodeStrict(t, d.raw, r.serviceAccount)
+		case "ConfigMap":
+			cm := &corev1.ConfigMap{}
+			decodeStrict(t, d.raw, cm)
+			r.configMaps = append(r.configMaps, cm)
+		case "GatewayClass":
+			r.gatewayClass = &gatewayv1.GatewayClass{}
+			decodeStrict(t, d.raw, r.gatewayClass)
+		default:
+			t.Errorf("unexpected kind %s (%s): add it to decodeRendering", d.kind, d.name)
+		}
+	}
+	if r.daemonSet == nil {
+		t.Fatal("no DaemonSet rendered")
+	}
+	return r
+}
+
+// TestRenderedObjects checks, for every render case, what the chart promises whatever
+// the values: host networking, the shared socket, one non-root user, the probes, the
+// drain budget, the seccomp and capability settings.
+func TestRenderedObjects(t *testing.T) {
+	for _, c := range renderCases {
+		t.Run(c.name, func(t *testing.T) {
+			values := loadValues(t, c.valueFiles(t)...)
+			r := decodeRendering(t, render(t, c.gatewayAPI, c.valueFiles(t)...))
+			for _, problem := range checkDaemonSet(r.daemonSet, values) {
+				t.Error(problem)
+			}
+			wantClass := values.GatewayClass.Create == "true" || (values.GatewayClass.Create == "auto" && c.gatewayAPI)
+			if (r.gatewayClass != nil) != wantClass {
+				t.Errorf("GatewayClass rendered = %v, want %v (create=%s, CRDs served=%v)", r.gatewayClass != nil, wantClass, values.GatewayClass.Create, c.gatewayAPI)
+			}
+			if r.gatewayClass != nil && (r.gatewayClass.Name != values.GatewayClass.Name || string(r.gatewayClass.Spec.ControllerName) != values.GatewayClass.ControllerName) {
+				t.Errorf("GatewayClass %s/%s, want %s/%s", r.gatewayClass.Name, r.gatewayClass.Spec.ControllerName, values.GatewayClass.Name, values.GatewayClass.ControllerName)
+			}
+			if (r.clusterRole != nil) != values.RBAC.Create || (r.role != nil) != values.RBAC.Create {
+				t.Errorf("rbac.create=%v but ClusterRole rendered=%v, Role rendered=%v", values.RBAC.Create, r.clusterRole != nil, r.role != nil)
+			}
+			if (r.serviceAccount != nil) != values.ServiceAccount.Create {
+				t.Errorf("serviceAccount.create=%v but ServiceAccount rendered=%v", values.ServiceAccount.Create, r.serviceAccount != nil)
+			}
+			if got := (len(r.configMaps) == 1); got != (values.Seccomp.Mode == "localhost") {
+				t.Errorf("seccomp.mode=%s but %d ConfigMaps rendered", values.Seccomp.Mode, len(r.configMaps))
+			}
+		})
+	}
+}
+
+// checkDaemonSet returns what is wrong with ds for the given values.
+func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
+	var problems []string
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	spec := ds.Spec.Template.Spec
+	if !spec.HostNetwork || spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+		fail("hostNetwork=%v dnsPolicy=%s, want true and ClusterFirstWithHostNet", spec.HostNetwork, spec.DNSPolicy)
+	}
+	psc := spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != v.RunAsUser {
+		fail("pod securityContext must be runAsNonRoot with runAsUser %d: %+v", v.RunAsUser, psc)
+	}
+	drain := v.Dataplane.Drain.GraceSeconds + v.Dataplane.Drain.TimeoutSeconds
+	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds <= drain {
+		fail("terminationGracePeriodSeconds %v must exceed drain grace + timeout = %d", spec.TerminationGracePeriodSeconds, drain)
+	}
+	names := []string{}
+	for _, c := range spec.Containers {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"controller", "dataplane"}) {
+		fail("containers %v, want controller and dataplane", names)
+		return problems
+	}
+	var socketDirs []string
+	for _, c := range spec.Containers {
+		sc := c.SecurityContext
+		if sc == nil || sc.RunAsUser != nil || sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot {
+			fail("%s: must inherit the pod's non-root user (the 0600 socket needs one UID)", c.Name)
+		}
+		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil ||
+			!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			fail("%s: want allowPrivilegeEscalation false, drop ALL, read-only root filesystem", c.Name)
+		}
+		if !hasEnvFromField(c, "NODE_NAME", "spec.nodeName") {
+			fail("%s: NODE_NAME must come from spec.nodeName", c.Name)
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == "socket" {
+				socketDirs = append(socketDirs, m.MountPath)
+			}
+		}
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+			if p == nil || p.HTTPGet == nil || p.HTTPGet.Host != "127.0.0.1" {
+				fail("%s: readiness and liveness must be httpGet probes on 127.0.0.1", c.Name)
+			}
+		}
+	}
+	if len(socketDirs) != 2 || socketDirs[0] != socketDirs[1] {
+		fail("both containers must mount the socket volume at one path, got %v", socketDirs)
+	}
+	dp := spec.Containers[1]
+	socket := socketDirs[0] + "/dataplane.sock"
+	if !slices.Contains(spec.Containers[0].Args, "--dataplane-socket="+socket) || !slices.Contains(dp.Args, "--socket="+socket) {
+		fail("controller and dataplane must use the socket %s: %v / %v", socket, spec.Containers[0].Args, dp.Args)
+	}
+	adminArg := fmt.Sprintf("--admin-address=127.0.0.1:%d", v.Dataplane.AdminPort)
+	if !slices.Contains(dp.Args, adminArg) || dp.ReadinessProbe.HTTPGet.Path != "/readyz" || dp.ReadinessProbe.HTTPGet.Port.IntValue() != int(v.Dataplane.AdminPort) ||
+		dp.LivenessProbe.HTTPGet.Path != "/healthz" {
+		fail("dataplane: want %s probed on /readyz and /healthz", adminArg)
+	}
+	caps := dp.SecurityContext.Capabilities.Add
+	if v.Dataplane.BindPrivilegedPorts != slices.Equal(caps, []corev1.Capability{"NET_BIND_SERVICE"}) || len(caps) > 1 {
+		fail("dataplane capabilities add %v with bindPrivilegedPorts=%v", caps, v.Dataplane.BindPrivilegedPorts)
+	}
+	if len(spec.Containers[0].SecurityContext.Capabilities.Add) != 0 {
+		fail("controller must add no capability")
+	}
+	sp := dp.SecurityContext.SeccompProfile
+	wantType := map[string]corev1.SeccompProfileType{
+		"localhost":      corev1.SeccompProfileTypeLocalhost,
+		"runtimeDefault": corev1.SeccompProfileTypeRuntimeDefault, "unconfined": corev1.SeccompProfileTypeUnconfined,
+	}[v.Seccomp.Mode]
+	if sp == nil || sp.Type != wantType {
+		fail("dataplane seccomp profile %+v, want type %s", sp, wantType)
+	}
+	installers := len(spec.InitContainers)
+	if v.Seccomp.Mode == "localhost" {
+		if sp != nil && (sp.LocalhostProfile == nil || *sp.LocalhostProfile != "flax/io_uring.json") {
+			fail("dataplane localhostProfile must be flax/io_uring.json")
+		}
+		if installers != 1 {
+			fail("seccomp.mode=localhost needs the install-seccomp-profile init container")
+		} else if !hostPathMounted(spec, spec.InitContainers[0], strings.TrimSuffix(v.Seccomp.HostDir, "/")+"/flax") {
+			fail("the init container must mount %s/flax", v.Seccomp.HostDir)
+		}
+	} else if installers != 0 {
+		fail("seccomp.mode=%s must not install a profile", v.Seccomp.Mode)
+	}
+	if v.UpdateStrategy.Type == "RollingUpdate" {
+		ru := ds.Spec.UpdateStrategy.RollingUpdate
+		if ru == nil || ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 0 || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != v.UpdateStrategy.MaxUnavailable {
+			fail("rolling update must have maxSurge 0 and maxUnavailable %s: %+v", v.UpdateStrategy.MaxUnavailable, ru)
+		}
+	}
+	return problems
+}
+
+func hasEnvFromField(c corev1.Container, name, field string) bool {
+	for _, e := range c.Env {
+		if e.Name == name && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == field {
+			return true
+		}
+	}
+	return false
+}
+
+func hostPathMounted(spec corev1.PodSpec, c corev1.Container, path string) bool {
+	for _, m := range c.VolumeMounts {
+		for _, v := range spec.Volumes {
+			if v.Name == m.Name && v.HostPath != nil && v.HostPath.Path == path && !m.ReadOnly {
+				return true
+			}
+		}
+	}
+	return false
+}
