@@ -33,10 +33,8 @@ demo: build ## Start the standalone dataplane demo (no Kubernetes): three local 
 	$(GO) run ./hack/demo --dataplane $(LOCALBIN)/flax-dataplane --config examples/standalone.yaml
 
 .PHONY: generate
-generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1; deepcopy in api/v1alpha1 and its CRDs in config/crd/bases).
+generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1).
 	PATH=$(LOCALBIN):$$PATH hack/gen-proto.sh
-	rm -f config/crd/bases/*.yaml
-	$(LOCALBIN)/controller-gen object paths=./api/v1alpha1/... crd paths=./api/v1alpha1/... output:crd:dir=config/crd/bases
 
 .PHONY: lint
 lint: tools ## Run golangci-lint (config in .golangci.yml).
