@@ -28,6 +28,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
@@ -90,7 +91,8 @@ type Controller struct {
 
 // New creates the Controller and registers its field indexes, its watches, the
 // delivery and the status writer with mgr. The manager's scheme must hold the core,
-// discovery and Gateway API (v1, v1beta1) types.
+// discovery, Gateway API (v1, v1beta1) and Flax (api/v1alpha1) types, and the
+// cluster must have Flax's CRDs (config/crd/bases) installed.
 func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, error) {
 	if opts.ControllerName == "" {
 		return nil, errors.New("creating flax controller: controller name is empty")
@@ -160,6 +162,10 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 				return string(gc.Spec.ControllerName) == c.opts.ControllerName
 			}),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.GatewayClass]{}),
+		// Parameters are few and change rarely: any change may matter.
+		source.Kind(cache, &flaxv1alpha1.GatewayClassParameters{},
+			enqueue[*flaxv1alpha1.GatewayClassParameters](co, false, nil),
+			predicate.TypedGenerationChangedPredicate[*flaxv1alpha1.GatewayClassParameters]{}),
 		source.Kind(cache, &gatewayv1.Gateway{},
 			enqueue(co, false, c.gatewayIsOurs),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.Gateway]{}),
@@ -271,8 +277,10 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	return reconcile.Result{}, nil
 }
 
-// input lists what the translator needs from the cache: every GatewayClass of ours
-// and their Gateways, every HTTPRoute, ReferenceGrant and Namespace, and only the
+// input lists what the translator needs from the cache: every GatewayClass of ours,
+// the GatewayClassParameters they name, their Gateways (whose status.addresses
+// keep pool allocations stable), every HTTPRoute, ReferenceGrant and Namespace, and
+// only the
 // Services, EndpointSlices and Secrets that routes and listeners name, and the
 // addresses of the Ready nodes that run a dataplane.
 func (c *Controller) input(ctx context.Context) (*translate.Input, error) {
@@ -287,6 +295,20 @@ func (c *Controller) input(ctx context.Context) (*translate.Input, error) {
 		if string(gc.Spec.ControllerName) == c.opts.ControllerName {
 			in.GatewayClasses = append(in.GatewayClasses, gc)
 			ours[gc.Name] = true
+		}
+	}
+	for _, gc := range in.GatewayClasses {
+		ref := gc.Spec.ParametersRef
+		if ref == nil || string(ref.Group) != flaxv1alpha1.GroupName || string(ref.Kind) != flaxv1alpha1.KindGatewayClassParameters ||
+			slices.ContainsFunc(in.Parameters, func(p flaxv1alpha1.GatewayClassParameters) bool { return p.Name == ref.Name }) {
+			continue
+		}
+		var p flaxv1alpha1.GatewayClassParameters
+		switch err := c.client.Get(ctx, types.NamespacedName{Name: ref.Name}, &p); {
+		case err == nil:
+			in.Parameters = append(in.Parameters, p)
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("getting gatewayclassparameters %s: %w", ref.Name, err)
 		}
 	}
 	var gateways gatewayv1.GatewayList
@@ -442,7 +464,7 @@ func (c *Controller) report(ctx context.Context) {
 		if err := c.client.Get(ctx, gs.NamespacedName, &gw); err != nil {
 			continue
 		}
-		if ps := problemsOf(&gw, results); len(ps) > 0 {
+		if ps := problemsOf(&gw, gs.BindAddresses, results); len(ps) > 0 {
 			current[gs.NamespacedName] = ps
 			gateways[gs.NamespacedName] = &gw
 		}

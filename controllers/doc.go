@@ -4,7 +4,10 @@
 // The pieces, in the order data flows through them:
 //
 //   - Watches (controller.go, index.go). One controller-runtime controller watches
-//     GatewayClasses (ours only: spec.controllerName), Gateways (of our classes),
+//     GatewayClasses (ours only: spec.controllerName), GatewayClassParameters
+//     (flaxlb.io/v1alpha1, every change; those our classes name are handed to the
+//     translator, which allocates pool addresses), Gateways (of our classes, with
+//     their status: status.addresses keeps pool allocations stable),
 //     HTTPRoutes, ReferenceGrants, Services and EndpointSlices (only those an
 //     HTTPRoute names, found through field indexes), Secrets (only those a
 //     listener's certificateRefs name, through an index from Gateway to Secret;

@@ -146,7 +146,7 @@ func TestFoldResults(t *testing.T) {
 		{Name: "ns/web/80", Port: 80, Bound: true},
 		{Name: "ns/web/8081", Port: 8081, Error: "address already in use"},
 	}}
-	got := foldResults(gw, st, []DataplaneResult{synced})
+	got := foldResults(gw, st, []string{""}, []DataplaneResult{synced})
 	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
 		t.Errorf("gateway Programmed = %+v, want True despite one unbound listener", c)
 	}
@@ -165,13 +165,13 @@ func TestFoldResults(t *testing.T) {
 	rejected := synced
 	rejected.Listeners = nil
 	rejected.Rejection = &Rejection{Version: 9, Code: dataplanev1.Nack_INVALID, Reason: "listeners[0].port: must be 1-65535"}
-	got = foldResults(gw, st, []DataplaneResult{rejected})
+	got = foldResults(gw, st, []string{""}, []DataplaneResult{rejected})
 	c = meta.FindStatusCondition(got.Conditions, "Programmed")
 	if c.Status != metav1.ConditionFalse || c.Reason != "Invalid" || !strings.Contains(c.Message, "listeners[0].port: must be 1-65535") {
 		t.Errorf("after a rejection, gateway Programmed = %+v, want False/Invalid with the reason", c)
 	}
 
-	got = foldResults(gw, st, []DataplaneResult{{Node: "node-a"}})
+	got = foldResults(gw, st, []string{""}, []DataplaneResult{{Node: "node-a"}})
 	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionFalse || c.Reason != "Pending" {
 		t.Errorf("before any Ack, gateway Programmed = %+v, want False/Pending", c)
 	}

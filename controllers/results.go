@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -43,9 +44,9 @@ type gatewayProblem struct {
 // concerns every Gateway, since the dataplane keeps running the previous one) and
 // the listeners of gw served by a dataplane listener that is not bound. Dataplane
 // listeners are per address and port (Gateway listeners sharing a port share one),
-// so they are matched to gw's listeners by port and address: a dataplane listener
-// without address serves the Gateways without spec.addresses.
-func problemsOf(gw *gatewayv1.Gateway, results []DataplaneResult) []gatewayProblem {
+// so they are matched to gw's listeners by port and by binds, the addresses the
+// translator bound gw's listeners on ("" for every address of the node).
+func problemsOf(gw *gatewayv1.Gateway, binds []string, results []DataplaneResult) []gatewayProblem {
 	var out []gatewayProblem
 	for _, r := range results {
 		if rej := r.Rejection; rej != nil {
@@ -56,7 +57,7 @@ func problemsOf(gw *gatewayv1.Gateway, results []DataplaneResult) []gatewayProbl
 			})
 		}
 		for _, dl := range r.Listeners {
-			if dl.Bound || !servesAddress(gw, dl.Address) {
+			if dl.Bound || !slices.Contains(binds, dl.Address) {
 				continue
 			}
 			for _, l := range gw.Spec.Listeners {
@@ -75,30 +76,17 @@ func problemsOf(gw *gatewayv1.Gateway, results []DataplaneResult) []gatewayProbl
 	return out
 }
 
-// servesAddress reports whether gw's listeners are bound on addr ("" for all
-// addresses of the node).
-func servesAddress(gw *gatewayv1.Gateway, addr string) bool {
-	if len(gw.Spec.Addresses) == 0 {
-		return addr == ""
-	}
-	for _, a := range gw.Spec.Addresses {
-		if a.Value == addr {
-			return true
-		}
-	}
-	return false
-}
-
-// foldResults returns the status st the translator computed for gw with the
-// dataplane results folded in; st is not modified. A Programmed condition that the
+// foldResults returns the status st the translator computed for gw, whose
+// listeners it bound on binds, with the dataplane results folded in; st is not
+// modified. A Programmed condition that the
 // translator set True turns False when a dataplane rejected the configuration
 // (reason Invalid) or has not applied any configuration yet (reason Pending); a
 // listener's Programmed turns False (reason Pending) when a dataplane cannot bind
 // its socket.
-func foldResults(gw *gatewayv1.Gateway, st gatewayv1.GatewayStatus, results []DataplaneResult) gatewayv1.GatewayStatus {
+func foldResults(gw *gatewayv1.Gateway, st gatewayv1.GatewayStatus, binds []string, results []DataplaneResult) gatewayv1.GatewayStatus {
 	st = *st.DeepCopy()
 	var gatewayMsgs []string
-	for _, p := range problemsOf(gw, results) {
+	for _, p := range problemsOf(gw, binds, results) {
 		if p.listener == "" {
 			gatewayMsgs = append(gatewayMsgs, p.message)
 			continue

@@ -23,6 +23,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/controllers"
 )
 
@@ -120,6 +121,9 @@ Flags:
 	}
 	if err := gatewayv1beta1.Install(scheme); err != nil {
 		return fmt.Errorf("registering gateway api v1beta1 types: %w", err)
+	}
+	if err := flaxv1alpha1.AddToScheme(scheme); err != nil {
+		return fmt.Errorf("registering flax v1alpha1 types: %w", err)
 	}
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {

@@ -3,9 +3,12 @@ package translate
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
 // classInfo is a GatewayClass of Flax's controller.
@@ -13,10 +16,19 @@ type classInfo struct {
 	class *gatewayv1.GatewayClass
 	// invalid, when set, is why the class is not accepted.
 	invalid *problem
+	// pool holds the addresses of the class's parameters; nil when the class has
+	// no parameters or they set no address pool.
+	pool *addressPool
 }
 
-// translateClasses picks the GatewayClasses of Flax's controller and checks them.
+// translateClasses picks the GatewayClasses of Flax's controller and checks them
+// and their parameters.
 func (t *translator) translateClasses() {
+	params := make(map[string]*flaxv1alpha1.GatewayClassParameters, len(t.in.Parameters))
+	for i := range t.in.Parameters {
+		p := &t.in.Parameters[i]
+		params[p.Name] = p
+	}
 	for i := range t.in.GatewayClasses {
 		gc := &t.in.GatewayClasses[i]
 		if string(gc.Spec.ControllerName) != t.in.ControllerName {
@@ -24,16 +36,43 @@ func (t *translator) translateClasses() {
 		}
 		ci := &classInfo{class: gc}
 		if ref := gc.Spec.ParametersRef; ref != nil {
-			ci.invalid = &problem{
-				reason: string(gatewayv1.GatewayClassReasonInvalidParameters),
-				message: fmt.Sprintf("parametersRef refers to %s %s, but Flax takes no GatewayClass parameters yet; remove spec.parametersRef",
-					describeKind(string(ref.Group), string(ref.Kind)), ref.Name),
-			}
+			ci.pool, ci.invalid = classParameters(ref, params)
 		}
 		t.classes[gc.Name] = ci
 		t.classOrder = append(t.classOrder, ci)
 	}
 	slices.SortFunc(t.classOrder, func(a, b *classInfo) int { return compareStrings(a.class.Name, b.class.Name) })
+}
+
+// classParameters resolves a class's parametersRef: the address pool of the
+// GatewayClassParameters it names (nil if it sets none), or why the reference or
+// the parameters are invalid.
+func classParameters(ref *gatewayv1.ParametersReference, params map[string]*flaxv1alpha1.GatewayClassParameters) (*addressPool, *problem) {
+	invalid := func(format string, args ...any) *problem {
+		return &problem{reason: string(gatewayv1.GatewayClassReasonInvalidParameters), message: fmt.Sprintf(format, args...)}
+	}
+	if string(ref.Group) != flaxv1alpha1.GroupName || string(ref.Kind) != flaxv1alpha1.KindGatewayClassParameters {
+		return nil, invalid("parametersRef refers to %s %s, but Flax takes only %s/%s parameters: refer to one of those, or remove spec.parametersRef",
+			describeKind(string(ref.Group), string(ref.Kind)), ref.Name, flaxv1alpha1.GroupName, flaxv1alpha1.KindGatewayClassParameters)
+	}
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		return nil, invalid("parametersRef sets namespace %s, but %s/%s is cluster-scoped: remove parametersRef.namespace",
+			*ref.Namespace, flaxv1alpha1.GroupName, flaxv1alpha1.KindGatewayClassParameters)
+	}
+	p, ok := params[ref.Name]
+	if !ok {
+		return nil, invalid("parametersRef refers to %s %s, which does not exist: create it (its CRD is in Flax's config/crd/bases) or fix the reference",
+			flaxv1alpha1.KindGatewayClassParameters, ref.Name)
+	}
+	if len(p.Spec.AddressPools) == 0 {
+		return nil, nil
+	}
+	pool, errs := parseAddressPool(p.Spec.AddressPools)
+	if len(errs) > 0 {
+		return nil, invalid("%s %s is invalid: %s", flaxv1alpha1.KindGatewayClassParameters, ref.Name, strings.Join(errs, "; "))
+	}
+	pool.parameters = ref.Name
+	return pool, nil
 }
 
 // classStatuses returns the status of every class of Flax's controller.

@@ -19,6 +19,13 @@
 // address and port are merged onto one dataplane listener in the same way, the
 // oldest Gateway deciding the protocol of the port.
 //
+// A GatewayClass may name a flaxlb.io/GatewayClassParameters in spec.parametersRef
+// (Input.Parameters); a missing or invalid one makes the class not accepted
+// (InvalidParameters). When it sets spec.addressPools, every Gateway of the class
+// without spec.addresses gets one address of its own from the pool and binds only
+// that address (see allocateAddresses for the order); a Gateway the pool cannot
+// serve is accepted but not programmed (AddressNotAssigned).
+//
 // A request is served only by the routes of the Gateway listener whose hostname
 // matches its Host most specifically (listener isolation): every accepted listener
 // reserves a virtual host for its own hostname, and a route hostname is served on a

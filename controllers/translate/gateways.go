@@ -15,6 +15,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
 // gatewayInfo is a Gateway of one of Flax's GatewayClasses.
@@ -28,7 +29,12 @@ type gatewayInfo struct {
 	// bindAddresses are the addresses its dataplane listeners bind; "" binds all.
 	bindAddresses []string
 	// fromSpec is true when the addresses come from spec.addresses.
-	fromSpec  bool
+	fromSpec bool
+	// pool, when set, is the address pool the Gateway's address comes from (see
+	// allocateAddresses); its addresses stay empty until one is allocated.
+	pool *addressPool
+	// noAddress, when set, is why the pool gave the Gateway no address.
+	noAddress *problem
 	listeners []*listenerInfo
 }
 
@@ -69,7 +75,8 @@ func (l *listenerInfo) usable() bool { return l.valid() && l.gateway.accepted() 
 
 // programmed reports whether the listener is served by the dataplane.
 func (l *listenerInfo) programmed() bool {
-	return l.usable() && l.allowsHTTPRoute() && (l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
+	return l.usable() && l.gateway.noAddress == nil && l.allowsHTTPRoute() &&
+		(l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
 }
 
 // accepted reports whether the Gateway is accepted: it is valid as a whole and at
@@ -101,7 +108,7 @@ func (t *translator) translateGateways() {
 				message: fmt.Sprintf("GatewayClass %s is not accepted: %s", ci.class.Name, ci.invalid.message),
 			}
 		}
-		t.gatewayAddresses(g)
+		t.gatewayAddresses(g, ci)
 		if g.invalid == nil {
 			g.invalid = unsupportedGatewayFields(gw)
 		}
@@ -143,9 +150,11 @@ func unsupportedGatewayFields(gw *gatewayv1.Gateway) *problem {
 	return nil
 }
 
-// gatewayAddresses resolves the addresses of g: spec.addresses of type IPAddress,
-// or else the node addresses with listeners bound to all addresses.
-func (t *translator) gatewayAddresses(g *gatewayInfo) {
+// gatewayAddresses resolves the addresses of g of class ci: spec.addresses of type
+// IPAddress; or else, when the class has an address pool, none yet (one is
+// allocated later); or else the node addresses with listeners bound to all
+// addresses.
+func (t *translator) gatewayAddresses(g *gatewayInfo, ci *classInfo) {
 	seen := map[string]bool{}
 	for i, a := range g.gw.Spec.Addresses {
 		if a.Type != nil && *a.Type != gatewayv1.IPAddressType {
@@ -180,6 +189,10 @@ func (t *translator) gatewayAddresses(g *gatewayInfo) {
 	if len(g.statusAddresses) > 0 {
 		g.fromSpec = true
 		g.bindAddresses = g.statusAddresses
+		return
+	}
+	if ci.pool != nil {
+		g.pool = ci.pool
 		return
 	}
 	g.statusAddresses = t.nodeAddresses
@@ -449,7 +462,11 @@ func listenerNames(ls []*listenerInfo) string {
 func (t *translator) gatewayStatuses() []GatewayStatus {
 	out := make([]GatewayStatus, 0, len(t.gateways))
 	for _, g := range t.gateways {
-		out = append(out, GatewayStatus{NamespacedName: g.key, Status: g.status()})
+		gs := GatewayStatus{NamespacedName: g.key, Status: g.status()}
+		if g.accepted() {
+			gs.BindAddresses = slices.Clone(g.bindAddresses)
+		}
+		out = append(out, gs)
 	}
 	slices.SortFunc(out, func(a, b GatewayStatus) int { return compareKeys(a.NamespacedName, b.NamespacedName) })
 	return out
@@ -497,6 +514,8 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 	case !g.accepted():
 		programmed = condition(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonInvalid,
 			"The Gateway is not accepted; see the Accepted condition", gen)
+	case g.noAddress != nil:
+		programmed = condition(gatewayv1.GatewayConditionProgrammed, false, g.noAddress.reason, g.noAddress.message, gen)
 	case !anyProgrammed:
 		programmed = condition(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonInvalid,
 			"No listener can be programmed; see the conditions of each listener in status.listeners", gen)
@@ -505,8 +524,12 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 			"No node runs a Ready Flax dataplane, so the Gateway has no address yet; check the flax-dataplane DaemonSet pods, or set spec.addresses", gen)
 	default:
 		where := "the node addresses"
-		if g.fromSpec {
+		switch {
+		case g.fromSpec:
 			where = "spec.addresses"
+		case g.pool != nil:
+			where = fmt.Sprintf("address %s from the address pool of %s %s",
+				strings.Join(g.statusAddresses, ", "), flaxv1alpha1.KindGatewayClassParameters, g.pool.parameters)
 		}
 		programmed = condition(gatewayv1.GatewayConditionProgrammed, true, gatewayv1.GatewayReasonProgrammed,
 			fmt.Sprintf("The Gateway is programmed on %s", where), gen)
@@ -543,6 +566,9 @@ func (l *listenerInfo) status(gen int64) gatewayv1.ListenerStatus {
 	case !l.gateway.accepted():
 		programmed = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonInvalid,
 			"The Gateway is not accepted; see its Accepted condition", gen)
+	case l.gateway.noAddress != nil:
+		programmed = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonPending,
+			"The Gateway has no address yet; see its Programmed condition", gen)
 	case !l.allowsHTTPRoute():
 		programmed = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonInvalid,
 			"No route kind the listener allows is supported; see the ResolvedRefs condition", gen)

@@ -18,6 +18,7 @@ func Translate(in *Input) *Output {
 	t := newTranslator(in)
 	t.translateClasses()
 	t.translateGateways()
+	t.allocateAddresses()
 	t.resolveBinds()
 	t.translateRoutes()
 	snap := t.buildSnapshot()

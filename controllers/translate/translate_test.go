@@ -20,6 +20,7 @@ import (
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -180,6 +181,10 @@ func loadInput(t testing.TB, path string) *Input {
 			var o gatewayv1.GatewayClass
 			decode(&o)
 			in.GatewayClasses = append(in.GatewayClasses, o)
+		case "GatewayClassParameters":
+			var o flaxv1alpha1.GatewayClassParameters
+			decode(&o)
+			in.Parameters = append(in.Parameters, o)
 		case "Gateway":
 			var o gatewayv1.Gateway
 			decode(&o)
@@ -240,6 +245,7 @@ func stripComments(doc string) string {
 func reverseInput(in *Input) *Input {
 	out := *in
 	out.GatewayClasses = reversed(in.GatewayClasses)
+	out.Parameters = reversed(in.Parameters)
 	out.Gateways = reversed(in.Gateways)
 	out.HTTPRoutes = reversed(in.HTTPRoutes)
 	out.ReferenceGrants = reversed(in.ReferenceGrants)

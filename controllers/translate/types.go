@@ -8,6 +8,7 @@ import (
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
 // Input is everything the translator looks at: the cluster's Gateway API objects
@@ -19,7 +20,12 @@ type Input struct {
 	ControllerName string
 	// GatewayClasses are all GatewayClasses of the cluster.
 	GatewayClasses []gatewayv1.GatewayClass
-	// Gateways are all Gateways of the cluster.
+	// Parameters are the GatewayClassParameters the classes' parametersRefs may
+	// name.
+	Parameters []flaxv1alpha1.GatewayClassParameters
+	// Gateways are all Gateways of the cluster, with their status: the addresses
+	// in status.addresses are those a Gateway got last time, which an address
+	// pool keeps giving it while they stay free and in the pool.
 	Gateways []gatewayv1.Gateway
 	// HTTPRoutes are all HTTPRoutes of the cluster.
 	HTTPRoutes []gatewayv1.HTTPRoute
@@ -37,7 +43,8 @@ type Input struct {
 	// label.
 	Namespaces []corev1.Namespace
 	// NodeAddresses are the addresses of the Ready nodes running a Ready dataplane;
-	// they are the addresses of every Gateway without spec.addresses.
+	// they are the addresses of every Gateway without spec.addresses whose class
+	// has no address pool.
 	NodeAddresses []string
 }
 
@@ -73,6 +80,10 @@ type GatewayStatus struct {
 	NamespacedName types.NamespacedName
 	// Status to write. Conditions have LastTransitionTime unset.
 	Status gatewayv1.GatewayStatus
+	// BindAddresses are the addresses the dataplane listeners of the Gateway bind
+	// ("" binds every address of the node), for matching the dataplane's listener
+	// results to the Gateway; empty when nothing of it is served.
+	BindAddresses []string
 }
 
 // RouteStatus is the status Flax computed for one HTTPRoute.

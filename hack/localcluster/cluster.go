@@ -141,6 +141,9 @@ func (c *cluster) startFlax(ctx context.Context) error {
 	if err := c.kubectl("", "apply", "--server-side", "-f", c.cfg.crdDir); err != nil {
 		return fmt.Errorf("installing the gateway api crds: %w", err)
 	}
+	if err := c.kubectl("", "apply", "--server-side", "-f", c.cfg.flaxCRDDir); err != nil {
+		return fmt.Errorf("installing flax's crds: %w", err)
+	}
 	if err := c.kubectl("", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
 		return fmt.Errorf("waiting for the gateway api crds: %w", err)
 	}
@@ -149,7 +152,7 @@ func (c *cluster) startFlax(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	logf("Gateway API CRDs installed from %s; GatewayClass flax (flaxlb.io/gateway-controller) applied", c.cfg.crdDir)
+	logf("Gateway API CRDs installed from %s, Flax CRDs from %s; GatewayClass flax (flaxlb.io/gateway-controller) applied", c.cfg.crdDir, c.cfg.flaxCRDDir)
 
 	ports := make([]int, 3)
 	for i := range ports {

@@ -46,6 +46,7 @@ type config struct {
 	gatewayPool string
 	binDir      string
 	crdDir      string
+	flaxCRDDir  string
 	sample      bool
 	nodeName    string
 	gatewayPort int
@@ -63,6 +64,7 @@ func main() {
 	fs.StringVar(&cfg.podCIDR, "pod-cidr", "10.244.0.0/16", "pod addresses; the first host address is the node's address on the pod bridge")
 	fs.StringVar(&cfg.gatewayPool, "gateway-pool", "10.96.0.0/24", "addresses routed to this machine (local route on lo) for Gateway spec.addresses")
 	fs.StringVar(&cfg.binDir, "bin", "", "folder of etcd, kube-apiserver, kube-controller-manager, kubectl, echo-basic, flax-* (default: bin/ of the repository)")
+	fs.StringVar(&cfg.flaxCRDDir, "flax-crds", "", "Flax CRD folder (default: config/crd/bases of this repository)")
 	fs.StringVar(&cfg.crdDir, "crds", "", "Gateway API CRD folder (default: config/crd/standard of the sigs.k8s.io/gateway-api module in go.mod)")
 	fs.BoolVar(&cfg.sample, "sample", false, "deploy the sample (namespace demo: echo Deployment, Service, Gateway on port 8080, HTTPRoute)")
 	fs.StringVar(&cfg.nodeName, "node-name", "flax-local", "name of the Node")
@@ -140,7 +142,7 @@ func down(cfg *config, netw *network) error {
 // resolvePaths fills in the default bin and CRD folders from the repository root.
 func resolvePaths(cfg *config) error {
 	root, err := repoRoot()
-	if err != nil && (cfg.binDir == "" || cfg.crdDir == "") {
+	if err != nil && (cfg.binDir == "" || cfg.crdDir == "" || cfg.flaxCRDDir == "") {
 		return err
 	}
 	if cfg.binDir == "" {
@@ -150,6 +152,9 @@ func resolvePaths(cfg *config) error {
 		if _, err := os.Stat(filepath.Join(cfg.binDir, b)); err != nil {
 			return fmt.Errorf("binary %s missing in %s: run `make tools build` first", b, cfg.binDir)
 		}
+	}
+	if cfg.flaxCRDDir == "" {
+		cfg.flaxCRDDir = filepath.Join(root, "config", "crd", "bases")
 	}
 	if cfg.crdDir == "" {
 		out, err := runOut(root, "go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api")

@@ -1,6 +1,7 @@
 // Package envtest starts a real Kubernetes control plane (etcd and kube-apiserver, built
 // by `make tools` into the repository's bin/ folder) for Flax's tests, with the Gateway API
-// CRDs installed from the sigs.k8s.io/gateway-api module that go.mod pins.
+// CRDs installed from the sigs.k8s.io/gateway-api module that go.mod pins and Flax's own
+// CRDs from config/crd/bases.
 //
 // It wraps controller-runtime's envtest: tests get a real API server with real
 // validation, defaulting, CEL rules and watches, not a fake client.
@@ -22,6 +23,8 @@ import (
 	crenvtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
 // Channel selects which Gateway API CRD release channel to install.
@@ -38,7 +41,8 @@ const (
 type Options struct {
 	// Channel is the Gateway API CRD channel; Standard when empty.
 	Channel Channel
-	// ExtraCRDDirs are more folders of CRD manifests to install (Flax's own CRDs).
+	// ExtraCRDDirs are more folders of CRD manifests to install. Flax's own CRDs
+	// (config/crd/bases) are always installed.
 	ExtraCRDDirs []string
 }
 
@@ -46,7 +50,8 @@ type Options struct {
 type Env struct {
 	// Config reaches the API server as an administrator.
 	Config *rest.Config
-	// Client is a controller-runtime client with the core and Gateway API types registered.
+	// Client is a controller-runtime client with the core, Gateway API and Flax
+	// (api/v1alpha1) types registered.
 	Client client.Client
 	// Scheme holds the registered types.
 	Scheme *runtime.Scheme
@@ -84,6 +89,10 @@ func New(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	flaxCRDs, err := FlaxCRDDir()
+	if err != nil {
+		return nil, err
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("register core types: %w", err)
@@ -94,9 +103,12 @@ func New(opts Options) (*Env, error) {
 	if err := gatewayv1beta1.Install(scheme); err != nil {
 		return nil, fmt.Errorf("register gateway api v1beta1 types: %w", err)
 	}
+	if err := flaxv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("register flax v1alpha1 types: %w", err)
+	}
 	e := &crenvtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     append([]string{crds}, opts.ExtraCRDDirs...),
+		CRDDirectoryPaths:     append([]string{crds, flaxCRDs}, opts.ExtraCRDDirs...),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
@@ -165,6 +177,20 @@ func GatewayAPICRDDir(ch Channel) (string, error) {
 	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", string(ch))
 	if _, err := os.Stat(dir); err != nil {
 		return "", fmt.Errorf("gateway api crds for channel %s: %w", ch, err)
+	}
+	return dir, nil
+}
+
+// FlaxCRDDir returns the folder of Flax's own CRDs, config/crd/bases of the
+// repository (written by `make generate`).
+func FlaxCRDDir() (string, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, "config", "crd", "bases")
+	if _, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("flax crds (run `make generate`): %w", err)
 	}
 	return dir, nil
 }
