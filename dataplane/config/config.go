@@ -270,9 +270,14 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 	return nil
 }
 
+// DefaultRetry is the retry policy of a route whose snapshot sets none: one retry, on
+// another endpoint, when the connect fails. An explicit policy, even an empty one,
+// replaces it.
+var DefaultRetry = RetryPolicy{Attempts: 1, OnConnectFailure: true}
+
 // Default settings for fields a snapshot leaves unset.
 const (
-	DefaultConnectTimeout     = 5 * time.Second
+	DefaultConnectTimeout     = 2 * time.Second
 	DefaultIdleTimeout        = 60 * time.Second
 	DefaultMaxIdlePerEndpoint = 64
 )
@@ -573,6 +578,11 @@ func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry) (*Ro
 		for _, s := range rp.GetRetryOnStatusCodes() {
 			r.Retry.OnStatus = append(r.Retry.OnStatus, int(s))
 		}
+	} else {
+		// No retry policy: a failed connect is retried once on another endpoint. Nothing
+		// reached the backend, so this is safe for any method; it hides the moment between
+		// a pod going away and its EndpointSlice update reaching the dataplane.
+		r.Retry = DefaultRetry
 	}
 	if a := pr.GetSessionAffinity(); a != nil {
 		r.Affinity = Affinity{Cookie: a.GetCookie().GetName(), CookieTTL: a.GetCookie().GetTtl().AsDuration(), Header: strings.ToLower(a.GetHeader().GetName())}

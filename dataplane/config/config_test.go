@@ -232,3 +232,17 @@ func TestPickerCacheAcrossConfigSwap(t *testing.T) {
 		t.Fatalf("interleaving configs allocates %v per request", allocs)
 	}
 }
+
+func TestDefaultRetryOnConnectFailure(t *testing.T) {
+	c, _ := compile(t, snap)
+	r := c.Listeners[0].Match(view("api.example.com", "/v1")).Route
+	if r.Retry.Attempts != 1 || !r.Retry.OnConnectFailure || r.Retry.OnReset || len(r.Retry.OnStatus) != 0 {
+		t.Errorf("route without a retry policy got %+v, want one retry on connect failure only", r.Retry)
+	}
+	explicit := strings.Replace(snap, "      backends:\n      - {backendGroup: api, weight: 3}", "      retry: {}\n      backends:\n      - {backendGroup: api, weight: 3}", 1)
+	c, _ = compile(t, explicit)
+	r = c.Listeners[0].Match(view("api.example.com", "/v1")).Route
+	if r.Retry.Attempts != 0 || r.Retry.OnConnectFailure {
+		t.Errorf("route with an empty retry policy got %+v, want no retries", r.Retry)
+	}
+}

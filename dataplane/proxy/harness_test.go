@@ -28,6 +28,10 @@ listeners:
     routes:
     - name: app
       backends: [{backendGroup: one, weight: 1}]
+      retry: {}  # explicitly none: most tests look at one attempt
+    - name: default-retry
+      matches: [{path: {type: PATH_PREFIX, value: /default-retry}}]
+      backends: [{backendGroup: two, weight: 1}]
     - name: two
       matches: [{path: {type: PATH_PREFIX, value: /two}}]
       backends: [{backendGroup: two, weight: 1}]

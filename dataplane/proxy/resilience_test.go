@@ -23,6 +23,7 @@ listeners:
     - name: app
       backends: [{backendGroup: guarded, weight: 1}]
       filters: [{requestMirror: {backendGroup: shadow}}]
+      retry: {}
 backendGroups:
 - name: guarded
   outlierDetection: {consecutiveServerErrors: 5, consecutiveConnectFailures: 2}

@@ -520,6 +520,28 @@ func TestConnectFailure(t *testing.T) {
 	}
 }
 
+// A route without a retry policy gets the dataplane default: one retry, on another
+// endpoint, when the connect fails.
+func TestConnectFailureDefaultRetry(t *testing.T) {
+	h := newHarness(t)
+	h.client("POST /default-retry HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\n\r\nhi")
+	first := h.connects[0].Addr
+	h.connect(false, errors.New("connection refused"))
+	h.advance(time.Second)
+	if len(h.connects) != 2 || h.connects[1].Addr == first {
+		t.Fatalf("connects %v: want a second attempt on another endpoint", h.connects)
+	}
+	h.connect(false, errors.New("connection refused"))
+	h.advance(time.Second)
+	if len(h.connects) != 2 {
+		t.Fatalf("connects %v: the default policy retries once", h.connects)
+	}
+	h.expectClient("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nbad gateway\n")
+	if got := gatherCounter(t, h.reg, "flax_upstream_connect_errors_total", "backend_group", "two"); got != 2 {
+		t.Fatalf("connect errors = %v, want 2", got)
+	}
+}
+
 func TestConnectFailureRetriedOnOtherEndpoint(t *testing.T) {
 	h := newHarness(t)
 	h.client("GET /retry HTTP/1.1\r\nHost: example.com\r\n\r\n")

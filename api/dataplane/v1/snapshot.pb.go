@@ -827,7 +827,9 @@ type Route struct {
 	DirectResponse *DirectResponse `protobuf:"bytes,22,opt,name=direct_response,json=directResponse,proto3" json:"direct_response,omitempty"`
 	// Timeouts of matched requests.
 	Timeouts *RouteTimeouts `protobuf:"bytes,30,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
-	// Retry is the retry policy of matched requests; unset means no retries.
+	// Retry is the retry policy of matched requests. Unset means the dataplane default:
+	// one retry on another endpoint when the connect fails (nothing reached the
+	// backend, so it is safe for every method). Set an empty policy for no retries.
 	Retry *RetryPolicy `protobuf:"bytes,31,opt,name=retry,proto3" json:"retry,omitempty"`
 	// SessionAffinity pins a client's requests to one endpoint; unset means none.
 	SessionAffinity *SessionAffinity `protobuf:"bytes,32,opt,name=session_affinity,json=sessionAffinity,proto3" json:"session_affinity,omitempty"`
@@ -2409,7 +2411,7 @@ type BackendGroup struct {
 	// CircuitBreakers limit the load put on the group; unset means no limits.
 	CircuitBreakers *CircuitBreakers `protobuf:"bytes,13,opt,name=circuit_breakers,json=circuitBreakers,proto3" json:"circuit_breakers,omitempty"`
 	// ConnectTimeout bounds opening a connection to an endpoint; unset uses the
-	// dataplane default.
+	// dataplane default (2s).
 	ConnectTimeout *durationpb.Duration `protobuf:"bytes,20,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
 	// IdleTimeout closes idle upstream connections; unset uses the dataplane default,
 	// zero keeps them until the endpoint closes them.
