@@ -97,6 +97,13 @@ func run(cmd string, cfg *config) error {
 		return fmt.Errorf("resolving --dir: %w", err)
 	}
 	cfg.dir = dir
+	// One local cluster per machine: they share the pod bridge, the namespace prefix and
+	// the Gateway port, and each start cleans up the others' leftovers.
+	unlock, err := lockMachine()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	netw, err := newNetwork(cfg.podCIDR, cfg.gatewayPool)
 	if err != nil {
 		return err
@@ -206,4 +213,23 @@ func followGoRun() {
 	if os.Getppid() != ppid { // the parent died before the request took effect
 		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	}
+}
+
+// lockPath is the machine-wide lock held while a local cluster runs (or is cleaned up).
+const lockPath = "/run/flax-localcluster.lock"
+
+// lockMachine takes the machine-wide lock, failing at once when another run holds it.
+func lockMachine() (func(), error) {
+	f, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", lockPath, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another local cluster is running on this machine (it holds %s); stop it first", lockPath)
+		}
+		return nil, fmt.Errorf("lock %s: %w", lockPath, err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
