@@ -1,0 +1,74 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"slices"
+	"sort"
+	"testing"
+	"time"
+)
+
+// TestScale scales Deployment echo 1 → 5 → 2 with kubectl under steady load and checks
+// that, once settled, the pods answering through the Gateway are exactly the Ready
+// pods. It reports the time from `kubectl scale` to the first response from each new pod.
+func TestScale(t *testing.T) {
+	kubectl(t, "", "-n", demoNS, "scale", "deployment", "echo", "--replicas=1")
+	waitDeploymentSettled(t, 1, 60*time.Second)
+
+	l := startLoad(t, gatewayURL+"/", 4, 3*time.Minute)
+	initial := waitTrafficMatchesReadyPods(t, l, 30*time.Second)
+	t.Logf("1 replica: traffic reaches %v", initial)
+
+	// 1 → 5
+	tScale := time.Now()
+	kubectl(t, "", "-n", demoNS, "scale", "deployment", "echo", "--replicas=5")
+	waitDeploymentSettled(t, 5, 90*time.Second)
+	t.Logf("5 replicas ready %.2fs after kubectl scale", time.Since(tScale).Seconds())
+	five := waitTrafficMatchesReadyPods(t, l, 30*time.Second)
+	t.Logf("5 replicas: traffic reaches exactly the ready pods %v", five)
+
+	first := map[string]time.Time{}
+	for _, r := range l.since(tScale) {
+		if r.ok() && !slices.Contains(initial, r.pod) {
+			if f, ok := first[r.pod]; !ok || r.end.Before(f) {
+				first[r.pod] = r.end
+			}
+		}
+	}
+	var lat []time.Duration
+	for _, p := range five {
+		if slices.Contains(initial, p) {
+			continue
+		}
+		f, ok := first[p]
+		if !ok {
+			t.Errorf("new pod %s never answered", p)
+			continue
+		}
+		lat = append(lat, f.Sub(tScale))
+		t.Logf("  new pod %s: first response %.2fs after kubectl scale", p, f.Sub(tScale).Seconds())
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("scale 1→5: kubectl scale to first response from each of %d new pods: p50 %.2fs, p99 %.2fs",
+		len(lat), percentile(lat, 50).Seconds(), percentile(lat, 99).Seconds())
+	t.Logf("scale 1→5: load during scale-up: %s", summarize(l.since(tScale)))
+
+	// 5 → 2
+	tDown := time.Now()
+	kubectl(t, "", "-n", demoNS, "scale", "deployment", "echo", "--replicas=2")
+	waitDeploymentSettled(t, 2, 90*time.Second)
+	t.Logf("scaled down to 2 (old pods gone) %.2fs after kubectl scale", time.Since(tDown).Seconds())
+	two := waitTrafficMatchesReadyPods(t, l, 30*time.Second)
+	t.Logf("2 replicas: traffic reaches exactly the ready pods %v", two)
+	// Failures during scale-down are reported, not asserted: TestRollingUpdate asserts
+	// zero failures while pods terminate.
+	if sd := summarize(l.since(tDown)); sd.failed > 0 {
+		t.Logf("scale 5→2: load during scale-down: %s", sd)
+		logFailureTimeline(t, l.since(tDown), tDown)
+		logAccessLogFailures(t, tDown)
+	} else {
+		t.Logf("scale 5→2: load during scale-down: %s", sd)
+	}
+	l.Stop()
+}
