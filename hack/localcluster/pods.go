@@ -222,10 +222,18 @@ func (r *podRuntime) setup() error {
 	}
 	r.notify()
 	mounts, err := r.writeVolumes(pod)
-	if err != nil {
-		return fmt.Errorf("preparing volumes: %w", err)
+	for err != nil {
+		r.mu.Lock()
+		r.message = "preparing volumes: " + err.Error()
+		r.mu.Unlock()
+		r.notify()
+		if !sleepCtx(r.ctx, 2*time.Second) {
+			return fmt.Errorf("preparing volumes: %w", err)
+		}
+		mounts, err = r.writeVolumes(pod)
 	}
 	r.mu.Lock()
+	r.message = ""
 	r.mounts = mounts
 	r.mu.Unlock()
 	return nil
@@ -343,7 +351,7 @@ func (r *podRuntime) start(cs *containerState) error {
 		cs.waiting = &corev1.ContainerStateWaiting{Reason: "RunContainerError", Message: err.Error()}
 		return err
 	}
-	cs.proc, cs.running, cs.started, cs.waiting, cs.ready = p, true, metav1.Now(), nil, false
+	cs.proc, cs.running, cs.started, cs.waiting, cs.ready = p, true, metav1.Now(), nil, cs.spec.ReadinessProbe == nil
 	if cs.last = cs.term; cs.term != nil {
 		cs.term = nil
 	}
@@ -734,6 +742,8 @@ func (c *cluster) imageBinary(image string, command []string) (string, error) {
 	switch {
 	case strings.Contains(image, "echo-basic"):
 		name = "echo-basic"
+	case strings.Contains(image, "coredns"):
+		name = "coredns"
 	case strings.Contains(image, "flax"):
 		name = "flax-dataplane"
 		if strings.Contains(image, "controller") {

@@ -22,8 +22,12 @@ GOLANGCI_LINT="github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0"
 CONTROLLER_GEN="sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0"
 PROTOC_GEN_GO="google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
 PROTOC_GEN_GO_GRPC="google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"
+# CoreDNS at the version the Gateway API conformance base manifests run
+# (registry.k8s.io/coredns/coredns:v1.12.2, the UDP backend); its go.mod has no replace
+# directives, so `go install` builds it (about 5 minutes cold on 2 cores).
+COREDNS="github.com/coredns/coredns@v1.12.2"
 
-ALL=(kube-apiserver kube-controller-manager kubectl etcd echo-basic helm golangci-lint controller-gen protoc-gen-go protoc-gen-go-grpc)
+ALL=(kube-apiserver kube-controller-manager kubectl etcd echo-basic helm golangci-lint controller-gen protoc-gen-go protoc-gen-go-grpc coredns)
 
 gover="$("$GO" env GOVERSION)"
 modkey() { # hash of a module's go.mod and go.sum and the Go version
@@ -44,6 +48,7 @@ spec() {
 	controller-gen) printf '%s\t%s\n' "$CONTROLLER_GEN-$gover" "install $CONTROLLER_GEN" ;;
 	protoc-gen-go) printf '%s\t%s\n' "$PROTOC_GEN_GO-$gover" "install $PROTOC_GEN_GO" ;;
 	protoc-gen-go-grpc) printf '%s\t%s\n' "$PROTOC_GEN_GO_GRPC-$gover" "install $PROTOC_GEN_GO_GRPC" ;;
+	coredns) printf '%s\t%s\n' "$COREDNS-$gover" "install $COREDNS" ;;
 	*) echo "install.sh: unknown tool $1 (known: ${ALL[*]})" >&2; return 1 ;;
 	esac
 }

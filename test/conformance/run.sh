@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# run.sh runs the Gateway API conformance suite (GATEWAY-HTTP profile) against Flax on a
+# fresh local cluster (hack/localcluster), then stops the cluster, whatever happened.
+# `make conformance` calls it after `make tools build`.
+#
+# Environment:
+#   CONFORMANCE_DIR   state folder (default _out/conformance): cluster state, logs
+#   CONFORMANCE_ARGS  extra flags for the suite, e.g. "-run-test HTTPRouteSimpleSameNamespace"
+#                     or "-debug" (flags of sigs.k8s.io/gateway-api/conformance/utils/flags)
+#   GATEWAY_POOL      addresses for the Gateways, one each (default 10.96.0.0/24)
+#   CONFORMANCE_TIMEOUT  go test -timeout (default 60m)
+#   CONFORMANCE_WAIT_BUSY  seconds to wait for another local cluster to stop (default 900)
+#   LOCALCLUSTER      a prebuilt hack/localcluster binary to use (default: built here)
+# The report is written to test/conformance/reports/ (git-ignored).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+GO="${GO:-go}"
+DIR="${CONFORMANCE_DIR:-$ROOT/_out/conformance}"
+POOL="${GATEWAY_POOL:-10.96.0.0/24}"
+KUBECTL="$ROOT/bin/kubectl"
+mkdir -p "$DIR"
+CLUSTER_DIR="$DIR/cluster"
+CLUSTER_LOG="$DIR/localcluster.log"
+export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
+start=$SECONDS
+
+LOCALCLUSTER="${LOCALCLUSTER:-}"
+if [ -z "$LOCALCLUSTER" ]; then
+	echo "conformance: building hack/localcluster"
+	LOCALCLUSTER="$DIR/localcluster"
+	(cd "$ROOT" && "$GO" build -ldflags=-checklinkname=0 -o "$LOCALCLUSTER" ./hack/localcluster)
+fi
+
+# Local clusters share one pod bridge, the veth and network-namespace prefixes and the
+# pool route, and `up` removes those of any other run: never start while another one is
+# running (e.g. make run or the e2e tests); wait for it instead.
+other_cluster() { # prints the state folder of a running local cluster other than ours
+	local f d
+	for f in /proc/[0-9]*/environ; do
+		d="$(tr '\0' '\n' 2>/dev/null <"$f" | sed -n 's/^FLAX_LOCALCLUSTER_DIR=//p')" || continue
+		if [ -n "$d" ] && [ "$d" != "$CLUSTER_DIR" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	return 1
+}
+busy_deadline=$((SECONDS + ${CONFORMANCE_WAIT_BUSY:-900}))
+while other="$(other_cluster)"; do
+	if [ $SECONDS -ge $busy_deadline ]; then
+		echo "conformance: another local cluster (state $other) is still running; stop it first" >&2
+		exit 1
+	fi
+	echo "conformance: another local cluster (state $other) is running; waiting for it to stop"
+	sleep 15
+done
+
+cluster_pid=""
+stop_cluster() {
+	if [ -n "$cluster_pid" ] && kill -0 "$cluster_pid" 2>/dev/null; then
+		echo "conformance: stopping the local cluster"
+		kill -TERM "$cluster_pid" 2>/dev/null || true
+		wait "$cluster_pid" 2>/dev/null || true
+	fi
+	cluster_pid=""
+}
+trap stop_cluster EXIT
+trap 'exit 130' INT TERM
+
+echo "conformance: starting the local cluster (state $CLUSTER_DIR, log $CLUSTER_LOG)"
+: >"$CLUSTER_LOG" # before the start, so that the wait below never reads an earlier run's log
+(cd "$ROOT" && exec "$LOCALCLUSTER" up --dir "$CLUSTER_DIR" --gateway-pool "$POOL") >"$CLUSTER_LOG" 2>&1 &
+cluster_pid=$!
+deadline=$((SECONDS + 300))
+until grep -q "cluster ready" "$CLUSTER_LOG" 2>/dev/null; do
+	if ! kill -0 "$cluster_pid" 2>/dev/null; then
+		echo "conformance: the local cluster exited before it was ready; its log:" >&2
+		tail -n 50 "$CLUSTER_LOG" >&2
+		exit 1
+	fi
+	if [ $SECONDS -ge $deadline ]; then
+		echo "conformance: the local cluster was not ready after 300s; its log:" >&2
+		tail -n 50 "$CLUSTER_LOG" >&2
+		exit 1
+	fi
+	sleep 1
+done
+echo "conformance: $(grep -m1 "cluster ready" "$CLUSTER_LOG")"
+
+# Each Gateway needs an address of its own (the base manifests put several Gateways on
+# port 80). Until the local cluster configures it, give the GatewayClass an address pool
+# through Flax's GatewayClassParameters.
+if [ -z "$("$KUBECTL" get gatewayclass flax -o 'jsonpath={.spec.parametersRef.name}')" ]; then
+	echo "conformance: GatewayClass flax has no parametersRef; giving it the address pool $POOL (GatewayClassParameters flax-conformance)"
+	"$KUBECTL" apply --server-side -f "$ROOT/config/crd/bases" >/dev/null
+	"$KUBECTL" wait --for=condition=Established --timeout=60s crd/gatewayclassparameters.flaxlb.io >/dev/null
+	"$KUBECTL" apply --server-side -f - >/dev/null <<YAML
+apiVersion: flaxlb.io/v1alpha1
+kind: GatewayClassParameters
+metadata:
+  name: flax-conformance
+spec:
+  addressPools: ["$POOL"]
+YAML
+	"$KUBECTL" patch gatewayclass flax --type merge -p \
+		'{"spec":{"parametersRef":{"group":"flaxlb.io","kind":"GatewayClassParameters","name":"flax-conformance"}}}' >/dev/null
+fi
+# Accepted for the current generation (the patch above bumps it).
+deadline=$((SECONDS + 60))
+until [ "$("$KUBECTL" get gatewayclass flax -o 'jsonpath={.metadata.generation}={.status.conditions[?(@.type=="Accepted")].observedGeneration}={.status.conditions[?(@.type=="Accepted")].status}')" \
+	= "$("$KUBECTL" get gatewayclass flax -o 'jsonpath={.metadata.generation}={.metadata.generation}')=True" ]; do
+	if [ $SECONDS -ge $deadline ]; then
+		echo "conformance: GatewayClass flax is not accepted after 60s:" >&2
+		"$KUBECTL" get gatewayclass flax -o yaml >&2
+		exit 1
+	fi
+	sleep 1
+done
+echo "conformance: GatewayClass flax accepted; supported features: $("$KUBECTL" get gatewayclass flax -o 'jsonpath={.status.supportedFeatures[*].name}')"
+
+echo "conformance: running the suite (full output in $DIR/suite.log)"
+# One line per test as it finishes, then the summary the test prints.
+set +e
+# shellcheck disable=SC2086
+(cd "$ROOT/test/conformance" && "$GO" test -tags conformance -count=1 -timeout "${CONFORMANCE_TIMEOUT:-60m}" -v . -args ${CONFORMANCE_ARGS:-}) 2>&1 |
+	tee "$DIR/suite.log" |
+	grep --line-buffered -E '^    --- (PASS|FAIL): TestConformance/[^/ ]+ |^(FAIL|ok|panic)'
+rc=${PIPESTATUS[0]}
+set -e
+stop_cluster
+grep -E '^conformance:' "$DIR/suite.log" || true
+echo "conformance: finished in $((SECONDS - start))s (suite exit code $rc; full output $DIR/suite.log)"
+exit $rc
