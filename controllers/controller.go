@@ -1,15 +1,18 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -61,6 +65,17 @@ type Options struct {
 	// Delivery tunes the delivery to the dataplane; Socket, NodeName, Log and
 	// OnResult are filled in by New.
 	Delivery DeliveryOptions
+	// LeaseNamespace is the namespace of the node Leases ("flax-node-<node>")
+	// through which the nodes report their dataplane results to the leader; empty
+	// means DefaultLeaseNamespace. cmd/flax-controller uses the leader-election
+	// namespace.
+	LeaseNamespace string
+	// NodeLeaseDuration is the leaseDurationSeconds of this node's Lease (whole
+	// seconds, at least one); zero means DefaultNodeLeaseDuration.
+	NodeLeaseDuration time.Duration
+	// NodeLeaseRenewInterval is how often this node renews its Lease; zero means
+	// DefaultNodeLeaseRenewInterval.
+	NodeLeaseRenewInterval time.Duration
 }
 
 // Controller is Flax's control plane on one node: watches coalesced into a
@@ -78,6 +93,10 @@ type Controller struct {
 	recorder  events.EventRecorder
 	log       logr.Logger
 	coalescer *coalescer
+	// leaseCache holds the Leases of leaseNamespace.
+	leaseCache     cache.Cache
+	leaseNamespace string
+	leaser         *nodeLeaser
 
 	mu sync.Mutex
 	// latest is the latest translator output.
@@ -117,9 +136,33 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		Client:         mgr.GetClient(),
 		Reader:         mgr.GetAPIReader(),
 		ControllerName: opts.ControllerName,
-		Results:        c.Delivery,
+		Results:        leaseResults{c: c},
 		Log:            log.WithName("status"),
 	})
+	c.leaseNamespace = cmp.Or(opts.LeaseNamespace, DefaultLeaseNamespace)
+	// The node Leases live in one namespace: a cache of its Leases only, so that
+	// the controller needs no cluster-wide Lease rights.
+	leaseCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:            mgr.GetScheme(),
+		Mapper:            mgr.GetRESTMapper(),
+		DefaultNamespaces: map[string]cache.Config{c.leaseNamespace: {}},
+		DefaultTransform:  cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating node lease cache: %w", err)
+	}
+	c.leaseCache = leaseCache
+	c.leaser = &nodeLeaser{
+		client:    mgr.GetClient(),
+		reader:    mgr.GetAPIReader(),
+		namespace: c.leaseNamespace,
+		node:      opts.NodeName,
+		duration:  cmp.Or(opts.NodeLeaseDuration, DefaultNodeLeaseDuration),
+		renew:     cmp.Or(opts.NodeLeaseRenewInterval, DefaultNodeLeaseRenewInterval),
+		result:    c.Delivery.Result,
+		log:       log.WithName("lease"),
+		wake:      make(chan struct{}, 1),
+	}
 
 	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("creating flax controller: %w", err)
@@ -141,6 +184,14 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 	}
 	if err := mgr.Add(c.Status); err != nil {
 		return nil, fmt.Errorf("adding status writer: %w", err)
+	}
+	if err := mgr.Add(unelectedCache{leaseCache}); err != nil {
+		return nil, fmt.Errorf("adding node lease cache: %w", err)
+	}
+	if opts.NodeName != "" {
+		if err := mgr.Add(c.leaser); err != nil {
+			return nil, fmt.Errorf("adding node lease: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -204,6 +255,15 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 			return nodeReady(o) != nodeReady(n) || !slices.Equal(nodeAddresses(o), nodeAddresses(n)) ||
 				!maps.Equal(o.Labels, n.Labels)
 		}}))
+	// Node Leases: a node's result changed, a node came or went, or a Lease came
+	// back from expiry (expiries themselves are found by reconcile's requeue).
+	sources = append(sources, source.Kind(c.leaseCache, &coordinationv1.Lease{},
+		enqueue(co, false, func(_ context.Context, l *coordinationv1.Lease) bool {
+			return strings.HasPrefix(l.Name, NodeLeasePrefix)
+		}),
+		predicate.TypedFuncs[*coordinationv1.Lease]{UpdateFunc: func(e event.TypedUpdateEvent[*coordinationv1.Lease]) bool {
+			return leaseChanged(e.ObjectOld, e.ObjectNew)
+		}}))
 	for _, src := range sources {
 		if err := ctrl.Watch(src); err != nil {
 			return fmt.Errorf("watching %s: %w", src, err)
@@ -257,7 +317,7 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
 	start := time.Now()
-	in, err := c.input(ctx)
+	in, nextExpiry, err := c.input(ctx)
 	if err != nil {
 		c.coalescer.putBack(b)
 		return reconcile.Result{}, err
@@ -274,6 +334,11 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	c.Delivery.Publish(out.Snapshot, b.endpointsChangedAt)
 	c.Status.Update(out)
 	c.report(ctx)
+	if !nextExpiry.IsZero() {
+		// Translate again when the first node Lease may expire: its node's address
+		// and results drop out then, unless it was renewed.
+		return reconcile.Result{RequeueAfter: max(time.Until(nextExpiry), 0) + 100*time.Millisecond}, nil
+	}
 	return reconcile.Result{}, nil
 }
 
@@ -282,8 +347,43 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 // keep pool allocations stable), every HTTPRoute, ReferenceGrant and Namespace, and
 // only the
 // Services, EndpointSlices and Secrets that routes and listeners name, and the
-// addresses of the Ready nodes that run a dataplane.
-func (c *Controller) input(ctx context.Context) (*translate.Input, error) {
+// addresses of the Ready nodes that run a dataplane and whose dataplane is
+// connected by their node Lease. It also returns the earliest expiry of a fresh node
+// Lease (zero if none).
+func (c *Controller) input(ctx context.Context) (*translate.Input, time.Time, error) {
+	in, err := c.listInput(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	live, anyLease, nextExpiry, err := c.liveNodes(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var nodes corev1.NodeList
+	if err := c.client.List(ctx, &nodes); err != nil {
+		return nil, time.Time{}, fmt.Errorf("listing nodes: %w", err)
+	}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		if !c.nodeSelected(n) || !nodeReady(n) {
+			continue
+		}
+		// Until some node has published a Lease (a fresh install, or an older
+		// controller version), every Ready node counts, as before node Leases.
+		if anyLease && !live[n.Name] {
+			continue
+		}
+		for _, a := range nodeAddresses(n) {
+			if !slices.Contains(in.NodeAddresses, a) {
+				in.NodeAddresses = append(in.NodeAddresses, a)
+			}
+		}
+	}
+	return in, nextExpiry, nil
+}
+
+// listInput lists everything input needs but the node addresses.
+func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 	in := &translate.Input{ControllerName: c.opts.ControllerName}
 
 	var classes gatewayv1.GatewayClassList
@@ -370,19 +470,6 @@ func (c *Controller) input(ctx context.Context) (*translate.Input, error) {
 			in.Secrets = append(in.Secrets, *s)
 		}
 	}
-	var nodes corev1.NodeList
-	if err := c.client.List(ctx, &nodes); err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
-	}
-	for i := range nodes.Items {
-		if n := &nodes.Items[i]; c.nodeSelected(n) && nodeReady(n) {
-			for _, a := range nodeAddresses(n) {
-				if !slices.Contains(in.NodeAddresses, a) {
-					in.NodeAddresses = append(in.NodeAddresses, a)
-				}
-			}
-		}
-	}
 	return in, nil
 }
 
@@ -437,6 +524,7 @@ func nodeAddresses(n *corev1.Node) []string {
 // onResult runs when the dataplane's result changed: it announces new problems and
 // has the status writer fold the result into conditions.
 func (c *Controller) onResult() {
+	c.leaser.changed()
 	c.report(context.Background())
 	c.Status.Trigger()
 }
@@ -500,3 +588,10 @@ func anyProblem(results []DataplaneResult) bool {
 	}
 	return false
 }
+
+// unelectedCache runs a cache on every replica: a manager runs a runnable that does
+// not say otherwise only on the leader.
+type unelectedCache struct{ cache.Cache }
+
+// NeedLeaderElection returns false.
+func (unelectedCache) NeedLeaderElection() bool { return false }

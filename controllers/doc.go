@@ -70,21 +70,24 @@
 //     the time from receiving an EndpointSlice event to the dataplane's Ack of a
 //     configuration that includes it.
 //
-// # Per-node results and what multi-node still needs
+// # Per-node results through node Leases (nodelease.go)
 //
-// Every node translates and delivers on its own, so each dataplane gets its
-// configuration even when the leader is elsewhere or the API server is gone. The
-// status writer folds in results from a ResultSource. Today that source is the
-// local Delivery only: the leader's conditions reflect the leader's own
-// dataplane. That is exact for a single node. For several nodes, what is missing
-// is the path from the other nodes to the leader: each node would publish its
-// DataplaneResult (applied version and hash, rejection, unbound listeners) in a
-// per-node coordination.k8s.io Lease (for example "flax-dataplane-<node>" in the
-// controller's namespace, renewed periodically so a dead node's report expires),
-// and the leader would watch those Leases and implement ResultSource over them,
-// reporting a Gateway Programmed only when every live node has applied a
-// configuration with the hash it expects. The same reports would let the
-// translator's node addresses (today: every Ready node the node selector picks)
-// leave out nodes whose dataplane is down. Events need no such path: every node
-// already emits them for its own dataplane.
+// Every node translates and delivers on its own. Each node's controller also
+// maintains a coordination.k8s.io/v1 Lease "flax-node-<node>" in the controller's
+// namespace (Options.LeaseNamespace: the leader-election namespace, else the pod's,
+// else "default"): holderIdentity is the node, it is renewed every 10s with
+// leaseDurationSeconds 40, and the annotation flaxlb.io/dataplane-result holds a
+// JSON summary of the local DataplaneResult (applied version and hash, connected,
+// synced, rejection, unbound listeners), rewritten when the result changes. Nothing
+// is deleted on shutdown: the Lease expires. Every controller watches the Leases of
+// that namespace (a separate namespaced cache); a changed result, or a Lease coming
+// back from expiry, queues the world key, and a translation requeues itself at the
+// earliest expiry of a fresh Lease. The status writer's ResultSource is the local
+// Delivery plus every other node whose Lease has not expired and whose Node the
+// node selector picks, so a rejection or an unbound listener on any live node shows
+// in the leader's conditions, naming the node. Gateway addresses are those of Ready
+// selected nodes whose fresh Lease says the dataplane is connected (the local node:
+// its Delivery); while no node Lease exists at all (fresh install), every Ready
+// selected node counts, as before. Events need no such path: every node emits them
+// for its own dataplane.
 package controllers

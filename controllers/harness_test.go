@@ -151,6 +151,15 @@ func update[T client.Object](w *world, obj T, edit func(T)) {
 // test ends; edits, if any, adjust the manager options.
 func (w *world) startController(edits ...func(*ctrl.Options)) *controllers.Controller {
 	w.t.Helper()
+	c, _ := w.startNode("node-"+w.name, w.socket, nil, edits...)
+	return c
+}
+
+// startNode runs a manager with the Flax controller of this world for node, with
+// its dataplane at socket, until the test ends or stop is called; edit, if not
+// nil, adjusts the controller options and edits the manager options.
+func (w *world) startNode(node, socket string, edit func(*controllers.Options), edits ...func(*ctrl.Options)) (c *controllers.Controller, stop func()) {
+	w.t.Helper()
 	opts := ctrl.Options{
 		Scheme:     w.env.Scheme,
 		Cache:      controllers.CacheOptions(),
@@ -169,26 +178,35 @@ func (w *world) startController(edits ...func(*ctrl.Options)) *controllers.Contr
 	// FLAX_TEST_COALESCE_DELAY overrides the coalescing quiet period, e.g. to see
 	// the delivery latency without it.
 	delay, _ := time.ParseDuration(os.Getenv("FLAX_TEST_COALESCE_DELAY"))
-	c, err := controllers.New(ctx, mgr, controllers.Options{
+	copts := controllers.Options{
 		ControllerName:  w.controllerName,
-		NodeName:        "node-" + w.name,
+		NodeName:        node,
 		NodeSelector:    labels.SelectorFromSet(labels.Set{"flax-test": w.name}),
-		DataplaneSocket: w.socket,
+		DataplaneSocket: socket,
 		CoalesceDelay:   delay,
-	})
+		LeaseNamespace:  w.name,
+	}
+	if edit != nil {
+		edit(&copts)
+	}
+	c, err = controllers.New(ctx, mgr, copts)
 	if err != nil {
 		cancel()
 		w.t.Fatalf("create controller: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	w.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			w.t.Errorf("manager: %v", err)
-		}
-	})
-	return c
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				w.t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	w.t.Cleanup(stop)
+	return c, stop
 }
 
 // fakeDataplane is a snapshot.Applier that records what it applies. It can refuse
@@ -281,10 +299,17 @@ func (f *fakeDataplane) set(rejectPort uint32, unbound map[uint32]string) {
 // stops it too.
 func (w *world) startDataplane(f *fakeDataplane) (stop func()) {
 	w.t.Helper()
+	return w.startDataplaneAt(f, "node-"+w.name, w.socket)
+}
+
+// startDataplaneAt serves the dataplane API of node with f on socket, as
+// startDataplane.
+func (w *world) startDataplaneAt(f *fakeDataplane, node, socket string) (stop func()) {
+	w.t.Helper()
 	ctx, cancel := context.WithCancel(w.ctx)
-	srv := snapshot.NewServer(f, snapshot.ServerOptions{NodeName: "node-" + w.name, Engine: "fake", Log: testLogger().WithName("dataplane")})
+	srv := snapshot.NewServer(f, snapshot.ServerOptions{NodeName: node, Engine: "fake", Log: testLogger().WithName("dataplane")})
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, w.socket) }()
+	go func() { done <- srv.Serve(ctx, socket) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

@@ -11,9 +11,9 @@ import (
 )
 
 // ResultSource supplies what the dataplanes reported, one DataplaneResult per node.
-// The status writer folds the results into Gateway conditions. Today the only
-// source is the local Delivery (see the package documentation for what multi-node
-// needs).
+// The status writer folds the results into Gateway conditions. The Controller's
+// source is the local Delivery plus the other nodes' results read from their node
+// Leases (see nodelease.go and the package documentation).
 type ResultSource interface {
 	// Results returns the latest result of every known dataplane.
 	Results() []DataplaneResult

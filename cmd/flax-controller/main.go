@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -63,7 +64,7 @@ func run() error {
 	fs.BoolVar(&cfg.leaderElect, "leader-elect", false,
 		"compete for the leader Lease; only the leader writes status (every replica still configures its own dataplane)")
 	fs.StringVar(&cfg.leaderNamespace, "leader-election-namespace", "",
-		"namespace of the leader Lease (default: the namespace the pod runs in)")
+		"namespace of the leader Lease and of the per-node result Leases flax-node-<node> (default: the namespace the pod runs in, else \"default\")")
 	fs.StringVar(&cfg.controllerName, "controller-name", controllers.DefaultControllerName,
 		"GatewayClass spec.controllerName to handle; other GatewayClasses and their Gateways are ignored")
 	fs.StringVar(&cfg.socket, "dataplane-socket", "/run/flax/dataplane.sock",
@@ -143,7 +144,9 @@ Flags:
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	leaseNamespace := controllerNamespace(cfg.leaderNamespace)
 	c, err := controllers.New(ctx, mgr, controllers.Options{
+		LeaseNamespace:  leaseNamespace,
 		ControllerName:  cfg.controllerName,
 		NodeName:        cfg.nodeName,
 		NodeSelector:    selector,
@@ -161,9 +164,27 @@ Flags:
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
 	log.Info("starting", "controllerName", cfg.controllerName, "node", cfg.nodeName, "dataplaneSocket", cfg.socket,
-		"leaderElection", cfg.leaderElect)
+		"leaderElection", cfg.leaderElect, "leaseNamespace", leaseNamespace)
 	if err := mgr.Start(ctx); err != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+// serviceAccountNamespace is where Kubernetes mounts the pod's namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// controllerNamespace returns the namespace of the node Leases: the same as the
+// leader Lease's, i.e. --leader-election-namespace, else the namespace the pod runs
+// in (as controller-runtime's leader election finds it), else "default".
+func controllerNamespace(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if b, err := os.ReadFile(serviceAccountNamespace); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return controllers.DefaultLeaseNamespace
 }

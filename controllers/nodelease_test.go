@@ -1,0 +1,133 @@
+package controllers_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/flaxlb/flax/controllers"
+)
+
+// TestNodeLeases runs two nodes' controllers: node-a leads and writes status,
+// node-b follows, and its dataplane cannot bind the listener's port. node-b's
+// Lease carries that to the leader, whose listener condition names node-b; when
+// node-b stops, its Lease expires and the condition and the addresses recover.
+func TestNodeLeases(t *testing.T) {
+	w := newWorld(t, "nodes", "10.16.0.1")
+	nodeA, nodeB := "node-nodes", "node-nodes-b"
+	const addrB = "10.16.0.2"
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeB, Labels: map[string]string{"flax-test": w.name}}}
+	w.create(node)
+	node.Status = corev1.NodeStatus{
+		Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: addrB}},
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
+	}
+	if err := w.c.Status().Update(w.ctx, node); err != nil {
+		t.Fatalf("set node status: %v", err)
+	}
+	class := gatewayClass("nodes", w.controllerName)
+	w.create(class)
+	w.create(gateway(w.name, "web", class.Name, 8080))
+
+	dpA := &fakeDataplane{}
+	w.startDataplaneAt(dpA, nodeA, w.socket)
+	dpB := &fakeDataplane{}
+	dpB.set(0, map[uint32]string{8080: "address already in use"})
+	socketB := filepath.Join(filepath.Dir(w.socket), "b.sock")
+	w.startDataplaneAt(dpB, nodeB, socketB)
+
+	leader := func(o *ctrl.Options) {
+		o.LeaderElection = true
+		o.LeaderElectionID = "flax-test-nodes"
+		o.LeaderElectionNamespace = w.name
+		o.LeaseDuration = ptr.To(30 * time.Second)
+		o.RenewDeadline = ptr.To(20 * time.Second)
+		o.RetryPeriod = ptr.To(200 * time.Millisecond)
+	}
+	w.startNode(nodeA, w.socket, nil, leader)
+	// node-a leads before node-b starts.
+	eventually(t, 30*time.Second, "node-a leads", func() error {
+		var l coordinationv1.Lease
+		if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "flax-test-nodes"}, &l); err != nil {
+			return err
+		}
+		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h == "" {
+			return fmt.Errorf("no holder")
+		}
+		return nil
+	})
+	_, stopB := w.startNode(nodeB, socketB, func(o *controllers.Options) {
+		o.NodeLeaseDuration = 2 * time.Second
+		o.NodeLeaseRenewInterval = 300 * time.Millisecond
+	}, leader)
+
+	listenerProgrammed := func(status metav1.ConditionStatus, mention string) func() error {
+		return func() error {
+			gw, err := w.getGateway("web")
+			if err != nil {
+				return err
+			}
+			ls, err := listenerStatus(gw, "http")
+			if err != nil {
+				return err
+			}
+			if err := hasCondition(ls.Conditions, "Programmed", status, ""); err != nil {
+				return err
+			}
+			c := ls.Conditions[slices.IndexFunc(ls.Conditions, func(c metav1.Condition) bool { return c.Type == "Programmed" })]
+			if mention != "" && !strings.Contains(c.Message, mention) {
+				return fmt.Errorf("listener Programmed message %q does not name %s", c.Message, mention)
+			}
+			if mention == "" && strings.Contains(c.Message, nodeB) {
+				return fmt.Errorf("listener Programmed message %q still names %s", c.Message, nodeB)
+			}
+			return nil
+		}
+	}
+	addresses := func(want ...string) func() error {
+		return func() error {
+			gw, err := w.getGateway("web")
+			if err != nil {
+				return err
+			}
+			var got []string
+			for _, a := range gw.Status.Addresses {
+				got = append(got, a.Value)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("gateway addresses %v, want %v", got, want)
+			}
+			return nil
+		}
+	}
+
+	eventually(t, 30*time.Second, "node-b's unbound listener reaches the leader's status",
+		listenerProgrammed(metav1.ConditionFalse, nodeB))
+	eventually(t, 10*time.Second, "both connected nodes are Gateway addresses", addresses("10.16.0.1", addrB))
+	var lease coordinationv1.Lease
+	if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "flax-node-" + nodeB}, &lease); err != nil {
+		t.Fatalf("node-b lease: %v", err)
+	}
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != nodeB {
+		t.Errorf("node-b lease holder %q", h)
+	}
+	if a := lease.Annotations[controllers.NodeResultAnnotation]; !strings.Contains(a, "address already in use") {
+		t.Errorf("node-b lease result %q lacks the bind error", a)
+	}
+
+	stopB()
+	eventually(t, 30*time.Second, "node-b's lease expires and the listener recovers",
+		listenerProgrammed(metav1.ConditionTrue, ""))
+	eventually(t, 10*time.Second, "node-b leaves the Gateway addresses", addresses("10.16.0.1"))
+}
