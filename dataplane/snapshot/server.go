@@ -294,6 +294,10 @@ func Listen(path string) (net.Listener, error) {
 // maxSocketPath is the size of sun_path on Linux, including its terminating NUL.
 const maxSocketPath = 108
 
+// staleSocketWait is how long Listen waits for a socket that still accepts
+// connections to stop doing so before it declares it in use.
+var staleSocketWait = 5 * time.Second
+
 // removeStaleSocket removes the socket at path if no process accepts connections
 // on it.
 func removeStaleSocket(path string) error {
@@ -307,9 +311,20 @@ func removeStaleSocket(path string) error {
 	if fi.Mode().Type() != fs.ModeSocket {
 		return fmt.Errorf("socket path %s exists and is not a socket", path)
 	}
-	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	// A dying dataplane's socket can still accept connections into its backlog for a
+	// moment after its main thread is gone (its files close when its last thread
+	// exits), so a restart right after a kill waits for the socket to go quiet.
+	deadline := time.Now().Add(staleSocketWait)
+	for {
+		conn, err := net.DialTimeout("unix", path, time.Second)
+		if err != nil {
+			break
+		}
 		_ = conn.Close()
-		return fmt.Errorf("socket %s is in use by another process", path)
+		if time.Now().After(deadline) {
+			return fmt.Errorf("socket %s is in use by another process", path)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing stale socket %s: %w", path, err)

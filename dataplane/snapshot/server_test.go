@@ -327,7 +327,9 @@ func TestListen(t *testing.T) {
 		t.Errorf("socket mode = %v (%v), want 0600", fi.Mode(), err)
 	}
 
-	// A socket in use is not taken over.
+	// A socket in use is not taken over (after waiting for it to go quiet).
+	defer func(d time.Duration) { staleSocketWait = d }(staleSocketWait)
+	staleSocketWait = 300 * time.Millisecond
 	if l2, err := Listen(path); err == nil {
 		_ = l2.Close()
 		t.Error("Listen took over a socket in use")
@@ -385,4 +387,21 @@ func TestListenLongPath(t *testing.T) {
 		t.Fatalf("dialing the socket: %v", err)
 	}
 	_ = conn.Close()
+}
+
+// TestListenWaitsForDyingServer: a server that still accepts for a moment (a dataplane
+// whose threads are exiting) does not stop a restart from taking the socket.
+func TestListenWaitsForDyingServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dp.sock")
+	old, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.(*net.UnixListener).SetUnlinkOnClose(false) // a killed process leaves its file behind
+	time.AfterFunc(300*time.Millisecond, func() { _ = old.Close() })
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen after the old server went away: %v", err)
+	}
+	_ = l.Close()
 }
