@@ -160,7 +160,7 @@ func (d *Delivery) Publish(snap *dataplanev1.Snapshot, endpointsChangedAt time.T
 		snap = &dataplanev1.Snapshot{}
 	}
 	if snap.GetHash() == "" {
-		snap = shallowClone(snap)
+		snap = snapshot.ShallowCopy(snap)
 		snap.Hash = snapshot.Hash(snap)
 	}
 	d.mu.Lock()

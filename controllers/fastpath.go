@@ -2,9 +2,9 @@ package controllers
 
 import (
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // maxEndpointUpdates is the largest number of changed backend groups sent as
@@ -38,12 +38,12 @@ func changedEndpointGroups(prev, next *dataplanev1.Snapshot) (groups []int, ok b
 // skeleton returns a shallow copy of snap without version, hash and endpoints: what
 // must be equal for two snapshots to differ only in endpoints. snap is not modified.
 func skeleton(snap *dataplanev1.Snapshot) *dataplanev1.Snapshot {
-	s := shallowClone(snap)
+	s := snapshot.ShallowCopy(snap)
 	s.Version = 0
 	s.Hash = ""
 	s.BackendGroups = make([]*dataplanev1.BackendGroup, len(snap.GetBackendGroups()))
 	for i, g := range snap.GetBackendGroups() {
-		c := shallowClone(g)
+		c := snapshot.ShallowCopy(g)
 		c.Endpoints = nil
 		s.BackendGroups[i] = c
 	}
@@ -61,20 +61,6 @@ func equalEndpoints(a, b []*dataplanev1.Endpoint) bool {
 		}
 	}
 	return true
-}
-
-// shallowClone returns a new message with the populated fields of m; nested
-// messages, lists and bytes are shared, so the clone's lists may be replaced but
-// not modified in place.
-func shallowClone[M proto.Message](m M) M {
-	src := m.ProtoReflect()
-	dst := src.New()
-	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		dst.Set(fd, v)
-		return true
-	})
-	dst.SetUnknown(src.GetUnknown())
-	return dst.Interface().(M)
 }
 
 // planMessages returns what to send to move a dataplane that runs applied (at
@@ -107,7 +93,7 @@ func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired 
 			return msgs
 		}
 	}
-	full := shallowClone(desired)
+	full := snapshot.ShallowCopy(desired)
 	full.Version = next()
 	return []*dataplanev1.ControllerMessage{{Message: &dataplanev1.ControllerMessage_Snapshot{Snapshot: full}}}
 }

@@ -338,3 +338,37 @@ func (h *Head) checkTransferEncoding() errCode {
 	h.Chunked = true
 	return errNone
 }
+
+// window returns the part of buf a resumed parse looks at (at most a whole head)
+// and records its length. It reports whether the parse must start over because the
+// caller passed fewer bytes than last time, breaking the resumption contract; the
+// caller then resets its message.
+func (st *parseState) window(buf []byte, lim *Limits) (view []byte, restart bool) {
+	view = buf
+	if len(view) > lim.MaxHeaderBytes {
+		view = view[:lim.MaxHeaderBytes]
+	}
+	restart = len(view) < st.seen
+	st.seen = len(view)
+	return view, restart
+}
+
+// finish records the outcome of one parse step: a complete head of n bytes
+// (stored in *headLen), "need more" while buf still fits the head limit, or the
+// error of code from errs, which the message keeps reporting until it is reset.
+func (st *parseState) finish(n int, code errCode, bufLen int, lim *Limits, headLen *int, errs *[numErrCodes]*Error) (int, error) {
+	if code == errNone {
+		if n > 0 {
+			st.phase = phaseDone
+			*headLen = n
+			return n, nil
+		}
+		if bufLen <= lim.MaxHeaderBytes {
+			return 0, ErrNeedMore
+		}
+		code = errHeaderTooLarge
+	}
+	st.phase = phaseFailed
+	st.err = errs[code]
+	return 0, st.err
+}

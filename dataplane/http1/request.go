@@ -78,31 +78,14 @@ func ParseRequest(buf []byte, r *Request, lim Limits) (n int, err error) {
 		st.phase = phaseStartLine
 	}
 	lim = lim.normalized()
-	view := buf
-	if len(view) > lim.MaxHeaderBytes {
-		view = view[:lim.MaxHeaderBytes]
-	}
-	if len(view) < st.seen {
-		// The caller broke the contract: start over.
+	view, restart := st.window(buf, &lim)
+	if restart {
 		r.Reset()
 		st.phase = phaseStartLine
+		st.seen = len(view)
 	}
-	st.seen = len(view)
 	n, code := r.parse(view, &lim)
-	if code == errNone {
-		if n > 0 {
-			st.phase = phaseDone
-			r.Len = n
-			return n, nil
-		}
-		if len(buf) <= lim.MaxHeaderBytes {
-			return 0, ErrNeedMore
-		}
-		code = errHeaderTooLarge
-	}
-	st.phase = phaseFailed
-	st.err = requestErrors[code]
-	return 0, st.err
+	return st.finish(n, code, len(buf), &lim, &r.Len, &requestErrors)
 }
 
 func (r *Request) parse(buf []byte, lim *Limits) (int, errCode) {

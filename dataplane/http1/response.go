@@ -45,30 +45,14 @@ func ParseResponse(buf []byte, r *Response, reqMethod Method, lim Limits) (n int
 		st.phase = phaseStartLine
 	}
 	lim = lim.normalized()
-	view := buf
-	if len(view) > lim.MaxHeaderBytes {
-		view = view[:lim.MaxHeaderBytes]
-	}
-	if len(view) < st.seen {
+	view, restart := st.window(buf, &lim)
+	if restart {
 		r.Reset()
 		st.phase = phaseStartLine
+		st.seen = len(view)
 	}
-	st.seen = len(view)
 	n, code := r.parse(view, reqMethod, &lim)
-	if code == errNone {
-		if n > 0 {
-			st.phase = phaseDone
-			r.Len = n
-			return n, nil
-		}
-		if len(buf) <= lim.MaxHeaderBytes {
-			return 0, ErrNeedMore
-		}
-		code = errHeaderTooLarge
-	}
-	st.phase = phaseFailed
-	st.err = responseErrors[code]
-	return 0, st.err
+	return st.finish(n, code, len(buf), &lim, &r.Len, &responseErrors)
 }
 
 func (r *Response) parse(buf []byte, reqMethod Method, lim *Limits) (int, errCode) {

@@ -412,18 +412,28 @@ func idempotent(m http1.Method) bool {
 // fail ends a proxied request with a local reply, or closes the client if
 // a response is already under way.
 func (s *Session) fail(status int, reason metrics.Reason) {
+	s.x.setReason(reason)
+	if s.abandonAttempt() {
+		s.localReply(status, reason)
+	}
+}
+
+// abandonAttempt closes the upstream of a request that ends without a backend
+// response. It reports whether a local reply may still be sent; if a response is
+// already under way it aborts the client instead. A request whose body has not all
+// arrived closes the connection after the reply.
+func (s *Session) abandonAttempt() bool {
 	x := s.x
-	x.setReason(reason)
 	s.closeUpstream()
 	if x.respStarted {
 		s.abort(x.status)
-		return
+		return false
 	}
 	if !x.reqBodyDone {
 		s.closeAfter = true
 		s.linger = true
 	}
-	s.localReply(status, reason)
+	return true
 }
 
 // upstreamGone handles an upstream that closed or failed before a complete

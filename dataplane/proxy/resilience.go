@@ -67,15 +67,8 @@ func (s *Session) acquire(l metrics.Limit, limit int64) bool {
 
 // overflow answers 503 for limit l.
 func (s *Session) overflow(l metrics.Limit) {
-	x := s.x
-	s.closeUpstream()
-	if x.respStarted {
-		s.abort(x.status)
+	if !s.abandonAttempt() {
 		return
-	}
-	if !x.reqBodyDone {
-		s.closeAfter = true
-		s.linger = true
 	}
 	s.replyEnd(s.replyStart(503), 503, metrics.ReasonOverflow, bytesOf(overflowBodies[l]))
 }

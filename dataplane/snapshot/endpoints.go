@@ -60,9 +60,9 @@ func ApplyEndpointUpdate(base *dataplanev1.Snapshot, upd *dataplanev1.EndpointUp
 		return nil, fmt.Errorf("applying endpoint update to backend group %q: %w", upd.GetBackendGroup(), err)
 	}
 
-	group := shallowCopy(base.GetBackendGroups()[idx])
+	group := ShallowCopy(base.GetBackendGroups()[idx])
 	group.Endpoints = endpoints
-	next := shallowCopy(base)
+	next := ShallowCopy(base)
 	next.BackendGroups = slices.Clone(base.GetBackendGroups())
 	next.BackendGroups[idx] = group
 	next.Version = upd.GetVersion()

@@ -26,7 +26,7 @@ func Hash(snap *dataplanev1.Snapshot) string {
 
 // computeHash is Hash with the serialization error.
 func computeHash(snap *dataplanev1.Snapshot) (string, error) {
-	content := shallowCopy(snap)
+	content := ShallowCopy(snap)
 	content.Version = 0
 	content.Hash = ""
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(content)
@@ -37,9 +37,10 @@ func computeHash(snap *dataplanev1.Snapshot) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-// shallowCopy returns a new message of m's type whose fields (and unknown fields)
-// are those of m; message, list and bytes values are shared with m, not copied.
-func shallowCopy[T proto.Message](m T) T {
+// ShallowCopy returns a new message of m's type whose fields (and unknown fields)
+// are those of m; message, list and bytes values are shared with m, not copied, so
+// the copy's fields may be replaced but not modified in place.
+func ShallowCopy[T proto.Message](m T) T {
 	src := m.ProtoReflect()
 	dst := src.New()
 	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
@@ -58,7 +59,7 @@ func withHash(snap *dataplanev1.Snapshot, hash string) *dataplanev1.Snapshot {
 	if snap.GetHash() == hash {
 		return snap
 	}
-	c := shallowCopy(snap)
+	c := ShallowCopy(snap)
 	c.Hash = hash
 	return c
 }

@@ -190,7 +190,7 @@ func (w *Watcher) apply(ctx context.Context, data []byte, force bool) error {
 	}
 	snap = withHash(snap, hash)
 	if snap.GetVersion() == 0 {
-		snap = shallowCopy(snap)
+		snap = ShallowCopy(snap)
 		snap.Version = current.GetVersion() + 1
 	}
 	listeners, err := w.applier.Apply(ctx, snap)

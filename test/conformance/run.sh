@@ -9,7 +9,6 @@
 #                     or "-debug" (flags of sigs.k8s.io/gateway-api/conformance/utils/flags)
 #   GATEWAY_POOL      addresses for the Gateways, one each (default 10.96.0.0/24)
 #   CONFORMANCE_TIMEOUT  go test -timeout (default 60m)
-#   CONFORMANCE_WAIT_BUSY  seconds to wait for another local cluster to stop (default 900)
 #   LOCALCLUSTER      a prebuilt hack/localcluster binary to use (default: built here)
 # The report is written to test/conformance/reports/ (git-ignored).
 set -euo pipefail
@@ -32,29 +31,8 @@ if [ -z "$LOCALCLUSTER" ]; then
 	(cd "$ROOT" && "$GO" build -ldflags=-checklinkname=0 -o "$LOCALCLUSTER" ./hack/localcluster)
 fi
 
-# Local clusters share one pod bridge, the veth and network-namespace prefixes and the
-# pool route, and `up` removes those of any other run: never start while another one is
-# running (e.g. make run or the e2e tests); wait for it instead.
-other_cluster() { # prints the state folder of a running local cluster other than ours
-	local f d
-	for f in /proc/[0-9]*/environ; do
-		d="$(tr '\0' '\n' 2>/dev/null <"$f" | sed -n 's/^FLAX_LOCALCLUSTER_DIR=//p')" || continue
-		if [ -n "$d" ] && [ "$d" != "$CLUSTER_DIR" ]; then
-			echo "$d"
-			return 0
-		fi
-	done
-	return 1
-}
-busy_deadline=$((SECONDS + ${CONFORMANCE_WAIT_BUSY:-900}))
-while other="$(other_cluster)"; do
-	if [ $SECONDS -ge $busy_deadline ]; then
-		echo "conformance: another local cluster (state $other) is still running; stop it first" >&2
-		exit 1
-	fi
-	echo "conformance: another local cluster (state $other) is running; waiting for it to stop"
-	sleep 15
-done
+# One local cluster per machine: localcluster itself takes a machine-wide lock and
+# fails at once, saying so, when another one (make run, make e2e) is running.
 
 cluster_pid=""
 stop_cluster() {
