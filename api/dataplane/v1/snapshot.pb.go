@@ -150,7 +150,7 @@ func (x PathMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PathMatch_Type.Descriptor instead.
 func (PathMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10, 0}
 }
 
 // Type of a header match.
@@ -202,7 +202,7 @@ func (x HeaderMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderMatch_Type.Descriptor instead.
 func (HeaderMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // Type of a query parameter match.
@@ -254,7 +254,7 @@ func (x QueryParamMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryParamMatch_Type.Descriptor instead.
 func (QueryParamMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
 }
 
 // Policy picks endpoints.
@@ -324,7 +324,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -833,8 +833,11 @@ type Route struct {
 	Retry *RetryPolicy `protobuf:"bytes,31,opt,name=retry,proto3" json:"retry,omitempty"`
 	// SessionAffinity pins a client's requests to one endpoint; unset means none.
 	SessionAffinity *SessionAffinity `protobuf:"bytes,32,opt,name=session_affinity,json=sessionAffinity,proto3" json:"session_affinity,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// RateLimit bounds the rate of matched requests on this dataplane; requests over
+	// the limit are answered 429 without reaching a backend. Unset means no limit.
+	RateLimit     *LocalRateLimit `protobuf:"bytes,33,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -930,6 +933,99 @@ func (x *Route) GetSessionAffinity() *SessionAffinity {
 	return nil
 }
 
+func (x *Route) GetRateLimit() *LocalRateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+// LocalRateLimit is a token bucket kept by one dataplane (all its cores share it): it
+// holds up to burst tokens, gains requests tokens every interval, and each request
+// takes one token or is answered 429 Too Many Requests.
+type LocalRateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bucket names the limiter. Routes of a snapshot whose rate limits name the same
+	// bucket share its tokens (the controller names one bucket per HTTPRoute rule, which
+	// may appear in several virtual hosts); their limits must then be equal.
+	Bucket string `protobuf:"bytes,1,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	// Requests is the number of tokens added every interval, at least 1.
+	Requests uint32 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Interval over which requests tokens are added, 1ms to 24h.
+	Interval *durationpb.Duration `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Burst is the bucket's capacity; zero means requests.
+	Burst uint32 `protobuf:"varint,4,opt,name=burst,proto3" json:"burst,omitempty"`
+	// PerClientIP keeps one bucket per client address instead of one for all clients.
+	PerClientIp   bool `protobuf:"varint,5,opt,name=per_client_ip,json=perClientIp,proto3" json:"per_client_ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocalRateLimit) Reset() {
+	*x = LocalRateLimit{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocalRateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocalRateLimit) ProtoMessage() {}
+
+func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
+func (*LocalRateLimit) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LocalRateLimit) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *LocalRateLimit) GetRequests() uint32 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *LocalRateLimit) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *LocalRateLimit) GetBurst() uint32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
+func (x *LocalRateLimit) GetPerClientIp() bool {
+	if x != nil {
+		return x.PerClientIp
+	}
+	return false
+}
+
 // RouteOrder is the Gateway API tie-break key: the older route first, then the route
 // whose "namespace/name" sorts first, then the earlier rule of the same route.
 type RouteOrder struct {
@@ -948,7 +1044,7 @@ type RouteOrder struct {
 
 func (x *RouteOrder) Reset() {
 	*x = RouteOrder{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1056,7 @@ func (x *RouteOrder) String() string {
 func (*RouteOrder) ProtoMessage() {}
 
 func (x *RouteOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1069,7 @@ func (x *RouteOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteOrder.ProtoReflect.Descriptor instead.
 func (*RouteOrder) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RouteOrder) GetCreationTimestampUnixNanos() int64 {
@@ -1021,7 +1117,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1129,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1142,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RouteMatch) GetPath() *PathMatch {
@@ -1090,7 +1186,7 @@ type PathMatch struct {
 
 func (x *PathMatch) Reset() {
 	*x = PathMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1198,7 @@ func (x *PathMatch) String() string {
 func (*PathMatch) ProtoMessage() {}
 
 func (x *PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1211,7 @@ func (x *PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMatch.ProtoReflect.Descriptor instead.
 func (*PathMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PathMatch) GetType() PathMatch_Type {
@@ -1148,7 +1244,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1256,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1269,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeaderMatch) GetType() HeaderMatch_Type {
@@ -1213,7 +1309,7 @@ type QueryParamMatch struct {
 
 func (x *QueryParamMatch) Reset() {
 	*x = QueryParamMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1321,7 @@ func (x *QueryParamMatch) String() string {
 func (*QueryParamMatch) ProtoMessage() {}
 
 func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1334,7 @@ func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *QueryParamMatch) GetType() QueryParamMatch_Type {
@@ -1279,7 +1375,7 @@ type RouteFilter struct {
 
 func (x *RouteFilter) Reset() {
 	*x = RouteFilter{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1387,7 @@ func (x *RouteFilter) String() string {
 func (*RouteFilter) ProtoMessage() {}
 
 func (x *RouteFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1400,7 @@ func (x *RouteFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteFilter.ProtoReflect.Descriptor instead.
 func (*RouteFilter) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RouteFilter) GetFilter() isRouteFilter_Filter {
@@ -1414,7 +1510,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1522,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1535,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -1476,7 +1572,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1584,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1597,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Header) GetName() string {
@@ -1540,7 +1636,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1648,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1661,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -1616,7 +1712,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1724,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1737,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -1672,7 +1768,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1780,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1793,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -1762,7 +1858,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1870,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1883,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -1853,7 +1949,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +1961,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +1974,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -1914,7 +2010,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1926,7 +2022,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1939,7 +2035,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -2014,7 +2110,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2122,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2135,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -2072,7 +2168,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2084,7 +2180,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2097,7 +2193,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -2138,7 +2234,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2246,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2259,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2223,7 +2319,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2235,7 +2331,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2248,7 +2344,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -2308,7 +2404,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2416,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2429,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -2361,7 +2457,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2469,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2482,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -2410,6 +2506,10 @@ type BackendGroup struct {
 	OutlierDetection *OutlierDetection `protobuf:"bytes,12,opt,name=outlier_detection,json=outlierDetection,proto3" json:"outlier_detection,omitempty"`
 	// CircuitBreakers limit the load put on the group; unset means no limits.
 	CircuitBreakers *CircuitBreakers `protobuf:"bytes,13,opt,name=circuit_breakers,json=circuitBreakers,proto3" json:"circuit_breakers,omitempty"`
+	// RetryBudget bounds the retries in flight to the group as a share of its requests
+	// in flight, so retries cannot multiply the load during an outage. Unset uses the
+	// dataplane default (20%, at least 3 concurrent retries).
+	RetryBudget *RetryBudget `protobuf:"bytes,14,opt,name=retry_budget,json=retryBudget,proto3" json:"retry_budget,omitempty"`
 	// ConnectTimeout bounds opening a connection to an endpoint; unset uses the
 	// dataplane default (2s).
 	ConnectTimeout *durationpb.Duration `protobuf:"bytes,20,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
@@ -2428,7 +2528,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2540,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2553,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -2487,6 +2587,13 @@ func (x *BackendGroup) GetOutlierDetection() *OutlierDetection {
 func (x *BackendGroup) GetCircuitBreakers() *CircuitBreakers {
 	if x != nil {
 		return x.CircuitBreakers
+	}
+	return nil
+}
+
+func (x *BackendGroup) GetRetryBudget() *RetryBudget {
+	if x != nil {
+		return x.RetryBudget
 	}
 	return nil
 }
@@ -2532,7 +2639,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2651,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2664,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -2590,7 +2697,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2709,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2722,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -2705,7 +2812,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2824,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2837,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -2802,7 +2909,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2921,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2934,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -2865,7 +2972,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +2984,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +2997,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -2939,7 +3046,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2951,7 +3058,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2964,7 +3071,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -2995,6 +3102,66 @@ func (x *CircuitBreakers) GetMaxRetries() uint32 {
 	return 0
 }
 
+// RetryBudget allows a retry only while the group's retries in flight stay below
+// max(min_retry_concurrency, percent% of the group's requests in flight), counted over
+// all cores of the dataplane. A retry over budget is not made: the failed attempt's
+// result goes to the client.
+type RetryBudget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Percent of the requests in flight that may be retries, 0-100. Zero with
+	// min_retry_concurrency zero disables retries for the group.
+	Percent uint32 `protobuf:"varint,1,opt,name=percent,proto3" json:"percent,omitempty"`
+	// MinRetryConcurrency is the number of retries always allowed in flight, whatever
+	// the share.
+	MinRetryConcurrency uint32 `protobuf:"varint,2,opt,name=min_retry_concurrency,json=minRetryConcurrency,proto3" json:"min_retry_concurrency,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *RetryBudget) Reset() {
+	*x = RetryBudget{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryBudget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryBudget) ProtoMessage() {}
+
+func (x *RetryBudget) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
+func (*RetryBudget) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *RetryBudget) GetPercent() uint32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *RetryBudget) GetMinRetryConcurrency() uint32 {
+	if x != nil {
+		return x.MinRetryConcurrency
+	}
+	return 0
+}
+
 // Endpoint is one backend address.
 type Endpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3014,7 +3181,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3026,7 +3193,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3039,7 +3206,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -3094,7 +3261,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +3273,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +3286,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -3184,7 +3351,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\vVirtualHost\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\thostnames\x18\x02 \x03(\tR\thostnames\x120\n" +
-	"\x06routes\x18\x03 \x03(\v2\x18.flax.dataplane.v1.RouteR\x06routes\"\x92\x04\n" +
+	"\x06routes\x18\x03 \x03(\v2\x18.flax.dataplane.v1.RouteR\x06routes\"\xd4\x04\n" +
 	"\x05Route\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\x05order\x18\x02 \x01(\v2\x1d.flax.dataplane.v1.RouteOrderR\x05order\x127\n" +
@@ -3195,7 +3362,15 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x0fdirect_response\x18\x16 \x01(\v2!.flax.dataplane.v1.DirectResponseR\x0edirectResponse\x12<\n" +
 	"\btimeouts\x18\x1e \x01(\v2 .flax.dataplane.v1.RouteTimeoutsR\btimeouts\x124\n" +
 	"\x05retry\x18\x1f \x01(\v2\x1e.flax.dataplane.v1.RetryPolicyR\x05retry\x12M\n" +
-	"\x10session_affinity\x18  \x01(\v2\".flax.dataplane.v1.SessionAffinityR\x0fsessionAffinity\"\xa0\x01\n" +
+	"\x10session_affinity\x18  \x01(\v2\".flax.dataplane.v1.SessionAffinityR\x0fsessionAffinity\x12@\n" +
+	"\n" +
+	"rate_limit\x18! \x01(\v2!.flax.dataplane.v1.LocalRateLimitR\trateLimit\"\xb5\x01\n" +
+	"\x0eLocalRateLimit\x12\x16\n" +
+	"\x06bucket\x18\x01 \x01(\tR\x06bucket\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\rR\brequests\x125\n" +
+	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x14\n" +
+	"\x05burst\x18\x04 \x01(\rR\x05burst\x12\"\n" +
+	"\rper_client_ip\x18\x05 \x01(\bR\vperClientIp\"\xa0\x01\n" +
 	"\n" +
 	"RouteOrder\x12A\n" +
 	"\x1dcreation_timestamp_unix_nanos\x18\x01 \x01(\x03R\x1acreationTimestampUnixNanos\x12\x1c\n" +
@@ -3300,14 +3475,15 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"$\n" +
 	"\x0eHeaderAffinity\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xd6\x04\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x99\x05\n" +
 	"\fBackendGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12G\n" +
 	"\x0eload_balancing\x18\n" +
 	" \x01(\v2 .flax.dataplane.v1.LoadBalancingR\rloadBalancing\x12A\n" +
 	"\fhealth_check\x18\v \x01(\v2\x1e.flax.dataplane.v1.HealthCheckR\vhealthCheck\x12P\n" +
 	"\x11outlier_detection\x18\f \x01(\v2#.flax.dataplane.v1.OutlierDetectionR\x10outlierDetection\x12M\n" +
-	"\x10circuit_breakers\x18\r \x01(\v2\".flax.dataplane.v1.CircuitBreakersR\x0fcircuitBreakers\x12B\n" +
+	"\x10circuit_breakers\x18\r \x01(\v2\".flax.dataplane.v1.CircuitBreakersR\x0fcircuitBreakers\x12A\n" +
+	"\fretry_budget\x18\x0e \x01(\v2\x1e.flax.dataplane.v1.RetryBudgetR\vretryBudget\x12B\n" +
 	"\x0fconnect_timeout\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x12<\n" +
 	"\fidle_timeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12H\n" +
 	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x129\n" +
@@ -3352,7 +3528,10 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x14max_pending_requests\x18\x02 \x01(\rR\x12maxPendingRequests\x12!\n" +
 	"\fmax_requests\x18\x03 \x01(\rR\vmaxRequests\x12\x1f\n" +
 	"\vmax_retries\x18\x04 \x01(\rR\n" +
-	"maxRetries\"\xab\x01\n" +
+	"maxRetries\"[\n" +
+	"\vRetryBudget\x12\x18\n" +
+	"\apercent\x18\x01 \x01(\rR\apercent\x122\n" +
+	"\x15min_retry_concurrency\x18\x02 \x01(\rR\x13minRetryConcurrency\"\xab\x01\n" +
 	"\bEndpoint\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
@@ -3379,7 +3558,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -3393,99 +3572,104 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(*TCPBackend)(nil),          // 9: flax.dataplane.v1.TCPBackend
 	(*VirtualHost)(nil),         // 10: flax.dataplane.v1.VirtualHost
 	(*Route)(nil),               // 11: flax.dataplane.v1.Route
-	(*RouteOrder)(nil),          // 12: flax.dataplane.v1.RouteOrder
-	(*RouteMatch)(nil),          // 13: flax.dataplane.v1.RouteMatch
-	(*PathMatch)(nil),           // 14: flax.dataplane.v1.PathMatch
-	(*HeaderMatch)(nil),         // 15: flax.dataplane.v1.HeaderMatch
-	(*QueryParamMatch)(nil),     // 16: flax.dataplane.v1.QueryParamMatch
-	(*RouteFilter)(nil),         // 17: flax.dataplane.v1.RouteFilter
-	(*HeaderModifier)(nil),      // 18: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 19: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 20: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 21: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 22: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 23: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 24: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 25: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 26: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 27: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 28: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 29: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 30: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 31: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 32: flax.dataplane.v1.BackendGroup
-	(*LoadBalancing)(nil),       // 33: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 34: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 35: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 36: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 37: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 38: flax.dataplane.v1.CircuitBreakers
-	(*Endpoint)(nil),            // 39: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 40: flax.dataplane.v1.EndpointConditions
-	(*durationpb.Duration)(nil), // 41: google.protobuf.Duration
+	(*LocalRateLimit)(nil),      // 12: flax.dataplane.v1.LocalRateLimit
+	(*RouteOrder)(nil),          // 13: flax.dataplane.v1.RouteOrder
+	(*RouteMatch)(nil),          // 14: flax.dataplane.v1.RouteMatch
+	(*PathMatch)(nil),           // 15: flax.dataplane.v1.PathMatch
+	(*HeaderMatch)(nil),         // 16: flax.dataplane.v1.HeaderMatch
+	(*QueryParamMatch)(nil),     // 17: flax.dataplane.v1.QueryParamMatch
+	(*RouteFilter)(nil),         // 18: flax.dataplane.v1.RouteFilter
+	(*HeaderModifier)(nil),      // 19: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 20: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 21: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 22: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 23: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 24: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 25: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 26: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 27: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 28: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 29: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 30: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 31: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 32: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 33: flax.dataplane.v1.BackendGroup
+	(*LoadBalancing)(nil),       // 34: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 35: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 36: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 37: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 38: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 39: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 40: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 41: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 42: flax.dataplane.v1.EndpointConditions
+	(*durationpb.Duration)(nil), // 43: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	6,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	32, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	33, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
 	0,  // 2: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
 	7,  // 3: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
 	10, // 4: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
 	8,  // 5: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
 	9,  // 6: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	11, // 7: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	12, // 8: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	13, // 9: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	17, // 10: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	25, // 11: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	26, // 12: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	27, // 13: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	28, // 14: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	29, // 15: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	14, // 16: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	15, // 17: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	16, // 18: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 19: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 20: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 21: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	18, // 22: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	18, // 23: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	20, // 24: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	21, // 25: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	23, // 26: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	19, // 27: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	19, // 28: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	22, // 29: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	22, // 30: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	24, // 31: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	26, // 32: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	17, // 33: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	41, // 34: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	41, // 35: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	41, // 36: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	41, // 37: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	30, // 38: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	31, // 39: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	41, // 40: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	33, // 41: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	35, // 42: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	37, // 43: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	38, // 44: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	41, // 45: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	41, // 46: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	39, // 47: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 48: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	34, // 49: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	36, // 50: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	41, // 51: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	41, // 52: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	41, // 53: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	41, // 54: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	40, // 55: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	13, // 8: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	14, // 9: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	18, // 10: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	26, // 11: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	27, // 12: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	28, // 13: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	29, // 14: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	30, // 15: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	12, // 16: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	43, // 17: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	15, // 18: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	16, // 19: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	17, // 20: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 21: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 22: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 23: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	19, // 24: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	19, // 25: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	21, // 26: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	22, // 27: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	24, // 28: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	20, // 29: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	20, // 30: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	23, // 31: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	23, // 32: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	25, // 33: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	27, // 34: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	18, // 35: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	43, // 36: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	43, // 37: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	43, // 38: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	43, // 39: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	31, // 40: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	32, // 41: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	43, // 42: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	34, // 43: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	36, // 44: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	38, // 45: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	39, // 46: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	40, // 47: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	43, // 48: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	43, // 49: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	41, // 50: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	4,  // 51: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	35, // 52: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	37, // 53: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	43, // 54: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	43, // 55: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	43, // 56: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	43, // 57: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	42, // 58: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -3497,30 +3681,30 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[12].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[13].OneofWrappers = []any{
 		(*RouteFilter_RequestHeaderModifier)(nil),
 		(*RouteFilter_ResponseHeaderModifier)(nil),
 		(*RouteFilter_RequestRedirect)(nil),
 		(*RouteFilter_UrlRewrite)(nil),
 		(*RouteFilter_RequestMirror)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[17].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[18].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[18].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[19].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[21].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[25].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[29].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[30].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -3531,7 +3715,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   36,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
