@@ -23,7 +23,8 @@ type Config struct {
 	// Groups holds every backend group; Group.Index indexes it.
 	Groups []*Group
 
-	groups map[string]*Group
+	groups     map[string]*Group
+	rateLimits map[string]*RateLimit // by bucket name
 }
 
 // Protocol is a listener's protocol.
@@ -97,6 +98,9 @@ type Route struct {
 	Timeouts                        Timeouts
 	Retry                           RetryPolicy
 	Affinity                        Affinity
+	// RateLimit bounds the rate of the route's requests; nil means no limit.
+	// Routes naming the same bucket share it.
+	RateLimit *RateLimit
 
 	cumWeight []uint32 // running sum of Backends' weights
 }
@@ -234,6 +238,8 @@ type Group struct {
 	Outlier *OutlierDetection
 	// Breakers are the group's circuit breaker limits, node-wide.
 	Breakers CircuitBreakers
+	// RetryBudget bounds the group's retries in flight, node-wide.
+	RetryBudget RetryBudget
 	// Shared is the group's node-wide state (circuit breaker gauges, health and
 	// mirror counters); it is the same object in every config that has the group.
 	Shared *metrics.Shared
@@ -586,6 +592,13 @@ func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry) (*Ro
 	}
 	if a := pr.GetSessionAffinity(); a != nil {
 		r.Affinity = Affinity{Cookie: a.GetCookie().GetName(), CookieTTL: a.GetCookie().GetTtl().AsDuration(), Header: strings.ToLower(a.GetHeader().GetName())}
+	}
+	if rl := pr.GetRateLimit(); rl != nil {
+		l, err := c.compileRateLimit(rl)
+		if err != nil {
+			return nil, err
+		}
+		r.RateLimit = l
 	}
 	return r, nil
 }

@@ -13,7 +13,14 @@
 // the node's health checker (dataplane/health), the outlier counters workers report
 // into, and the MirrorSender of mirrored requests. Breaker gauges and resilience
 // counters live in the group's metrics.Shared, which is keyed by group name and so
-// survives config swaps.
+// survives config swaps. Groups also carry their RetryBudget.
+//
+// Routes carry their RateLimit: token buckets shared by every worker (a Limiter,
+// lock-free, with a fixed-size table of per-client buckets when limited per client
+// address; see ratelimit.go). Routes naming the same bucket share one. Unlike the
+// rest of a Config, buckets are state: Config.KeepState hands them from the running
+// config to the next one when their limit is unchanged, so that a snapshot push does
+// not refill them.
 //
 // Compile assumes the snapshot passed dataplane/snapshot.Validate; it still returns an
 // error instead of panicking on anything it cannot compile.

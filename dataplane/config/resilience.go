@@ -87,6 +87,24 @@ func (c *CircuitBreakers) Any() bool {
 	return c.MaxConnections > 0 || c.MaxPendingRequests > 0 || c.MaxRequests > 0 || c.MaxRetries > 0
 }
 
+// RetryBudget allows a retry only while the group's retries in flight stay below
+// max(MinConcurrency, Percent% of the group's requests in flight), both counted
+// over every worker of the dataplane.
+type RetryBudget struct {
+	// Percent of the requests in flight that may be retries, 0-100.
+	Percent int64
+	// MinConcurrency retries are always allowed in flight.
+	MinConcurrency int64
+}
+
+// DefaultRetryBudget is the budget of a group whose snapshot sets none.
+var DefaultRetryBudget = RetryBudget{Percent: 20, MinConcurrency: 3}
+
+// Allowance returns how many retries may be in flight while inFlight requests are.
+func (b RetryBudget) Allowance(inFlight int64) int64 {
+	return max(b.MinConcurrency, inFlight*b.Percent/100)
+}
+
 func compileResilience(g *Group, pg *dataplanev1.BackendGroup) error {
 	if hc := pg.GetHealthCheck(); hc != nil {
 		h := &HealthCheck{
@@ -142,6 +160,13 @@ func compileResilience(g *Group, pg *dataplanev1.BackendGroup) error {
 		if o.ConsecutiveServerErrors > 0 || o.ConsecutiveConnectFailures > 0 {
 			g.Outlier = o
 		}
+	}
+	g.RetryBudget = DefaultRetryBudget
+	if rb := pg.GetRetryBudget(); rb != nil {
+		if rb.GetPercent() > 100 {
+			return fmt.Errorf("retryBudget.percent: must not exceed 100, got %d", rb.GetPercent())
+		}
+		g.RetryBudget = RetryBudget{Percent: int64(rb.GetPercent()), MinConcurrency: int64(rb.GetMinRetryConcurrency())}
 	}
 	if cb := pg.GetCircuitBreakers(); cb != nil {
 		g.Breakers = CircuitBreakers{

@@ -183,9 +183,11 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*datapl
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)
 	}
 	// Mirrors and health state attach to the new config's groups before any worker
-	// sees it; health verdicts carry over by group name and endpoint address.
+	// sees it; health verdicts carry over by group name and endpoint address, and
+	// rate limit buckets by bucket name when their limit is unchanged.
 	cfg.SetMirrorSender(d.mirrors)
 	d.health.Apply(cfg)
+	cfg.KeepState(d.config)
 	st, err := d.engine.Apply(cfg)
 	if err != nil {
 		d.metrics.ConfigRejected()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/snapshot"
@@ -159,5 +160,63 @@ func TestSelectEngine(t *testing.T) {
 	}
 	if d.EngineName() != "io_uring" {
 		t.Errorf("auto chose %s, want io_uring", d.EngineName())
+	}
+}
+
+// A snapshot applied with a rate limit unchanged keeps its bucket's tokens; one
+// that changes the limit starts the bucket full.
+func TestRateLimitKeptAcrossApply(t *testing.T) {
+	ip, bport := backend(t, "a")
+	port := freePort(t)
+	d, err := New(Options{Workers: 2, Engine: EngineNetpoll, Log: logr.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	limited := func(version uint64, burst uint32, extraRoute bool) *dataplanev1.Snapshot {
+		s := snap(version, port, &dataplanev1.Endpoint{Address: ip, Port: bport})
+		vh := s.Listeners[0].VirtualHosts[0]
+		vh.Routes[0].RateLimit = &dataplanev1.LocalRateLimit{Bucket: "all", Requests: 1, Interval: durationpb.New(time.Minute), Burst: burst}
+		if extraRoute {
+			vh.Routes = append(vh.Routes, &dataplanev1.Route{
+				Name:           "extra",
+				Matches:        []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_EXACT, Value: "/extra"}}},
+				DirectResponse: &dataplanev1.DirectResponse{Status: 200},
+			})
+		}
+		s.Hash = snapshot.Hash(s)
+		return s
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	statuses := func(n int) string {
+		var out []string
+		for range n {
+			out = append(out, get(t, url)[:3])
+		}
+		return strings.Join(out, " ")
+	}
+	if _, err := d.Apply(ctx, limited(1, 2, false)); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(3); got != "200 200 429" {
+		t.Fatalf("burst of 2: %s", got)
+	}
+	if _, err := d.Apply(ctx, limited(2, 2, true)); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(1); got != "429" {
+		t.Fatalf("after a snapshot with the same limit: %s, want the bucket still empty", got)
+	}
+	if _, err := d.Apply(ctx, limited(3, 3, true)); err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(4); got != "200 200 200 429" {
+		t.Fatalf("after a snapshot with a burst of 3: %s", got)
 	}
 }

@@ -16,5 +16,7 @@
 // pointer that sessions load their listener from.
 //
 // Implementations: engine/netpoll (Go's netpoller, portable, TLS) and an
-// io_uring engine.
+// io_uring engine. engine/enginetest runs the scenarios both must pass
+// (failing backends, circuit breakers, mirrors, rate limits, retry budgets)
+// on each of them.
 package engine

@@ -6,6 +6,24 @@
 // integer ids that stay stable across snapshots, so a route keeps its series when the
 // config is swapped. Counter storage grows in fixed-size chunks that never move, so a
 // worker can hold a pointer to a route's counters while the registry grows.
+//
+// Series (all prefixed flax_):
+//   - per route: requests_total{route,code}, request_duration_seconds{route},
+//     rate_limited_requests_total{route} (429s of the route's local rate limit);
+//   - per reason: local_replies_total{reason} (Reason: rate_limited, overflow, ...);
+//   - per backend group: upstream_requests_total, upstream_connect_errors_total,
+//     upstream_connections_active, upstream_requests_active (requests in flight,
+//     the base of the retry budget), upstream_retries_total (retry attempts
+//     started), upstream_retry_budget_denied_total (retries the budget refused),
+//     upstream_health_transitions_total{to}, upstream_ejections_total,
+//     upstream_endpoints_unhealthy, circuit_breaker_active{limit} (the retries
+//     gauge counts requests being retried, limit or not),
+//     circuit_breaker_overflows_total{limit}, mirror_requests_total{result};
+//   - the process: downstream_connections_active, downstream_connections_total,
+//     engine_info{engine,reason}, config_version, config_applied_total,
+//     config_apply_errors_total;
+//   - registered by dataplane/accesslog: access_log_dropped_total,
+//     access_log_write_errors_total.
 package metrics
 
 import (
@@ -39,12 +57,14 @@ const (
 	ReasonTimeout                      // upstream timeout (504)
 	ReasonHeaderTimeout                // client too slow to send its request head (408)
 	ReasonOverflow                     // circuit breaker limit reached (503)
+	ReasonRateLimited                  // the route's local rate limit is exceeded (429)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
+	"rate_limited",
 }
 
 // String returns the label value of r.
@@ -57,10 +77,11 @@ func (r Reason) String() string {
 
 // RouteCounters are one worker's counters for one route.
 type RouteCounters struct {
-	codes    [5]atomic.Uint64 // 1xx..5xx
-	buckets  [numBuckets]atomic.Uint64
-	overflow atomic.Uint64 // observations above the last bucket
-	sumNanos atomic.Uint64
+	codes       [5]atomic.Uint64 // 1xx..5xx
+	buckets     [numBuckets]atomic.Uint64
+	overflow    atomic.Uint64 // observations above the last bucket
+	sumNanos    atomic.Uint64
+	rateLimited atomic.Uint64 // requests answered 429 by the route's rate limit
 }
 
 const numBuckets = 14
@@ -70,7 +91,17 @@ type GroupCounters struct {
 	requests      atomic.Uint64
 	connectErrors atomic.Uint64
 	connections   atomic.Int64 // open upstream connections
+	// inFlight counts the worker's requests routed to the group and not yet
+	// ended. The group's retry budget is a share of their sum over every
+	// worker (Shared.RequestsInFlight), read only when a request wants to
+	// retry, so that counting costs a request two adds on a cache line of its
+	// own worker instead of two on a line every core writes.
+	inFlight atomic.Int64
 }
+
+// AddInFlight adds delta (+1 when a request is routed to the group, -1 when it
+// ends) to the worker's requests in flight to the group.
+func (g *GroupCounters) AddInFlight(delta int64) { g.inFlight.Add(delta) }
 
 type chunk[T any] [chunkSize]T
 
@@ -140,17 +171,27 @@ func (r MirrorResult) String() string {
 
 // Shared is the node-wide state of one backend group that every worker shares: the
 // circuit breakers' in-flight gauges (compared with the group's limits, so they must be
-// node-wide) and the counters of the node's health checker, outlier detector and
-// mirror sender. It survives config swaps, like the group's id.
+// node-wide), the retry budget's counters and the counters of the node's health
+// checker, outlier detector and mirror sender. It survives config swaps, like the
+// group's id.
+//
+// The gauge of LimitRetries counts the group's requests being retried whether or not
+// the group sets a retry limit: the retry budget compares it with a share of the
+// group's requests in flight.
 type Shared struct {
-	active      [numLimits]atomic.Int64
-	overflows   [numLimits]atomic.Uint64
-	toHealthy   atomic.Uint64
-	toUnhealthy atomic.Uint64
-	ejections   atomic.Uint64
-	unhealthy   atomic.Int64
-	mirrors     [numMirrorResults]atomic.Uint64
-	_           [64]byte
+	active       [numLimits]atomic.Int64
+	overflows    [numLimits]atomic.Uint64
+	toHealthy    atomic.Uint64
+	toUnhealthy  atomic.Uint64
+	ejections    atomic.Uint64
+	unhealthy    atomic.Int64
+	mirrors      [numMirrorResults]atomic.Uint64
+	retries      atomic.Uint64 // retry attempts started
+	budgetDenied atomic.Uint64 // retries not made: the retry budget was used up
+	// perWorker are the group's counters of every worker, in worker order. Set
+	// when the group's id is interned, before any config naming it exists.
+	perWorker []*GroupCounters
+	_         [64]byte
 }
 
 // Acquire adds one to the in-flight gauge of l and reports whether it stays within
@@ -167,6 +208,10 @@ func (s *Shared) Acquire(l Limit, limit int64) bool {
 	}
 	return true
 }
+
+// Add adds one to the in-flight gauge of l, without a limit, and returns the new
+// count.
+func (s *Shared) Add(l Limit) int64 { return s.active[l].Add(1) }
 
 // TryAcquire is Acquire without counting an overflow.
 func (s *Shared) TryAcquire(l Limit, limit int64) bool {
@@ -212,6 +257,29 @@ func (s *Shared) Ejections() uint64 { return s.ejections.Load() }
 // SetUnhealthy records how many endpoints are excluded from load balancing (failing
 // health checks or ejected).
 func (s *Shared) SetUnhealthy(n int) { s.unhealthy.Store(int64(n)) }
+
+// RequestsInFlight returns the group's requests in flight, summed over every worker:
+// requests routed to the group that have not ended. It reads one counter per worker;
+// call it on rare paths only (a retry), not per request.
+func (s *Shared) RequestsInFlight() int64 {
+	var n int64
+	for _, g := range s.perWorker {
+		n += g.inFlight.Load()
+	}
+	return n
+}
+
+// Retried counts a retry attempt started.
+func (s *Shared) Retried() { s.retries.Add(1) }
+
+// Retries returns the retry attempts started so far.
+func (s *Shared) Retries() uint64 { return s.retries.Load() }
+
+// DenyRetry counts a retry not made because the group's retry budget was used up.
+func (s *Shared) DenyRetry() { s.budgetDenied.Add(1) }
+
+// RetriesDenied returns the retries the retry budget denied so far.
+func (s *Shared) RetriesDenied() uint64 { return s.budgetDenied.Load() }
 
 // Mirror counts one mirrored request's outcome.
 func (s *Shared) Mirror(r MirrorResult) { s.mirrors[r].Add(1) }
@@ -261,6 +329,13 @@ func (w *Worker) ObserveRequest(r *RouteCounters, status int, d time.Duration) {
 
 // LocalReply counts a response the proxy produced itself, by reason.
 func (w *Worker) LocalReply(reason Reason) { w.reasons[reason].Add(1) }
+
+// RateLimited counts a request on route r answered 429 by the route's rate limit.
+func (w *Worker) RateLimited(r *RouteCounters) {
+	if r != nil {
+		r.rateLimited.Add(1)
+	}
+}
 
 // UpstreamRequest counts a request sent to group g.
 func (w *Worker) UpstreamRequest(g *GroupCounters) { g.requests.Add(1) }
@@ -335,7 +410,23 @@ func (r *Registry) GroupID(name string) uint32 {
 	return r.intern(name, r.groups, &r.gnames, func(w *Worker, id uint32) {
 		w.groups.ensure(id)
 		r.shared.ensure(id)
+		// Called once per worker, in order, while the id is new: no config
+		// names the group yet, so no worker reads perWorker.
+		sh := r.shared.at(id)
+		sh.perWorker = append(sh.perWorker, w.groups.at(id))
 	})
+}
+
+// RateLimited returns the requests of route id answered 429 by its rate limit, summed
+// over the workers.
+func (r *Registry) RateLimited(id uint32) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		if c := w.Route(id); c != nil {
+			n += c.rateLimited.Load()
+		}
+	}
+	return n
 }
 
 // Shared returns the node-wide state of backend group id; the id must come from
@@ -378,6 +469,7 @@ type descs struct {
 	engine, configVersion, configApplied, configErrors        *prometheus.Desc
 	healthTransitions, ejections, unhealthy                   *prometheus.Desc
 	breakerActive, breakerOverflows, mirrors                  *prometheus.Desc
+	rateLimited, requestsActive, retries, retriesDenied       *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -401,6 +493,10 @@ func newDescs() descs {
 		breakerActive:     prometheus.NewDesc("flax_circuit_breaker_active", "In-flight count each circuit breaker limit is compared with, by backend group and limit.", []string{"backend_group", "limit"}, nil),
 		breakerOverflows:  prometheus.NewDesc("flax_circuit_breaker_overflows_total", "Times a circuit breaker limit was reached, by backend group and limit.", []string{"backend_group", "limit"}, nil),
 		mirrors:           prometheus.NewDesc("flax_mirror_requests_total", "Mirrored requests, by backend group and result.", []string{"backend_group", "result"}, nil),
+		rateLimited:       prometheus.NewDesc("flax_rate_limited_requests_total", "Requests answered 429 because the route's local rate limit was exceeded, by route.", []string{"route"}, nil),
+		requestsActive:    prometheus.NewDesc("flax_upstream_requests_active", "Requests in flight to a backend group (the base of its retry budget).", []string{"backend_group"}, nil),
+		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default connect-failure retry), by backend group.", []string{"backend_group"}, nil),
+		retriesDenied:     prometheus.NewDesc("flax_upstream_retry_budget_denied_total", "Retries not made because the backend group's retry budget was used up, by backend group.", []string{"backend_group"}, nil),
 	}
 }
 
@@ -410,6 +506,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors,
 		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
+		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied,
 	} {
 		ch <- x
 	}
@@ -428,7 +525,7 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	for id, name := range rnames {
 		var codes [5]uint64
 		var buckets [numBuckets]uint64
-		var over, sum uint64
+		var over, sum, limited uint64
 		for _, w := range r.workers {
 			c := w.Route(uint32(id))
 			if c == nil {
@@ -442,11 +539,15 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			}
 			over += c.overflow.Load()
 			sum += c.sumNanos.Load()
+			limited += c.rateLimited.Load()
 		}
 		for i, v := range codes {
 			if v > 0 {
 				ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, float64(v), name, codeLabels[i])
 			}
+		}
+		if limited > 0 {
+			ch <- prometheus.MustNewConstMetric(d.rateLimited, prometheus.CounterValue, float64(limited), name)
 		}
 		cum := map[float64]uint64{}
 		var count uint64
@@ -512,4 +613,7 @@ func (r *Registry) collectShared(ch chan<- prometheus.Metric, sh *Shared, name s
 	for m := range numMirrorResults {
 		ch <- prometheus.MustNewConstMetric(d.mirrors, prometheus.CounterValue, float64(sh.Mirrors(m)), name, m.String())
 	}
+	ch <- prometheus.MustNewConstMetric(d.requestsActive, prometheus.GaugeValue, float64(sh.RequestsInFlight()), name)
+	ch <- prometheus.MustNewConstMetric(d.retries, prometheus.CounterValue, float64(sh.Retries()), name)
+	ch <- prometheus.MustNewConstMetric(d.retriesDenied, prometheus.CounterValue, float64(sh.RetriesDenied()), name)
 }

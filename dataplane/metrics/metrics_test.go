@@ -175,3 +175,68 @@ flax_mirror_requests_total{backend_group="g",result="sent"} 0
 		t.Fatal(err)
 	}
 }
+
+// Requests in flight are counted per worker and summed over every worker of
+// the group; retries, budget denials and rate-limited requests are exported.
+func TestRetryBudgetAndRateLimitSeries(t *testing.T) {
+	r := NewRegistry(3)
+	gid, other := r.GroupID("g"), r.GroupID("other")
+	route := r.RouteID("limited")
+	sh := r.Shared(gid)
+	for i, n := range []int64{3, 0, 2} {
+		for range n {
+			r.Worker(i).Group(gid).AddInFlight(1)
+		}
+	}
+	r.Worker(1).Group(other).AddInFlight(7)
+	r.Worker(2).Group(gid).AddInFlight(-1)
+	if n := sh.RequestsInFlight(); n != 4 {
+		t.Fatalf("requests in flight %d, want 4 (3 + 0 + 2 - 1)", n)
+	}
+	if n := sh.Add(LimitRetries); n != 1 {
+		t.Fatalf("Add returned %d, want 1", n)
+	}
+	sh.Retried()
+	sh.Retried()
+	sh.DenyRetry()
+	r.Worker(0).RateLimited(r.Worker(0).Route(route))
+	r.Worker(2).RateLimited(r.Worker(2).Route(route))
+	r.Worker(2).RateLimited(nil)
+	r.Worker(1).LocalReply(ReasonRateLimited)
+	want := `
+# HELP flax_upstream_requests_active Requests in flight to a backend group (the base of its retry budget).
+# TYPE flax_upstream_requests_active gauge
+flax_upstream_requests_active{backend_group="g"} 4
+flax_upstream_requests_active{backend_group="other"} 7
+# HELP flax_upstream_retries_total Retry attempts started by a route's retry policy (or the default connect-failure retry), by backend group.
+# TYPE flax_upstream_retries_total counter
+flax_upstream_retries_total{backend_group="g"} 2
+flax_upstream_retries_total{backend_group="other"} 0
+# HELP flax_upstream_retry_budget_denied_total Retries not made because the backend group's retry budget was used up, by backend group.
+# TYPE flax_upstream_retry_budget_denied_total counter
+flax_upstream_retry_budget_denied_total{backend_group="g"} 1
+flax_upstream_retry_budget_denied_total{backend_group="other"} 0
+# HELP flax_rate_limited_requests_total Requests answered 429 because the route's local rate limit was exceeded, by route.
+# TYPE flax_rate_limited_requests_total counter
+flax_rate_limited_requests_total{route="limited"} 2
+`
+	if err := testutil.CollectAndCompare(r, strings.NewReader(want), "flax_upstream_requests_active", "flax_upstream_retries_total",
+		"flax_upstream_retry_budget_denied_total", "flax_rate_limited_requests_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.LocalReplies(ReasonRateLimited); n != 1 || ReasonRateLimited.String() != "rate_limited" {
+		t.Fatalf("rate_limited local replies %d (%s)", n, ReasonRateLimited)
+	}
+	if n := r.RateLimited(route); n != 2 {
+		t.Fatalf("RateLimited = %d, want 2", n)
+	}
+	problems, err := testutil.CollectAndLint(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "flax_upstream_re") || strings.HasPrefix(p.Metric, "flax_rate_limited") {
+			t.Errorf("%s: %s", p.Metric, p.Text)
+		}
+	}
+}

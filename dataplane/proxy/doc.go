@@ -83,8 +83,14 @@
 // (success, server error, connect failure) is reported once to the group's
 // outlier counters (config.Group.Report). Backend groups' circuit breakers
 // (max connections, pending requests, requests, retries) are node-wide and
-// answer 503 with metrics.ReasonOverflow and a body naming the limit; see
-// resilience.go for the exact semantics. Routes' request mirrors send a copy
+// answer 503 with metrics.ReasonOverflow and a body naming the limit. Every
+// group has a node-wide retry budget: a retry is made only while the group's
+// retries in flight stay within max(min, percent% of its requests in
+// flight); otherwise the failed attempt's result is answered. A route's
+// local rate limit (node-wide token buckets, optionally per client address)
+// answers 429 with Retry-After, metrics.ReasonRateLimited, before the
+// request reaches a backend. See resilience.go for the exact semantics.
+// Routes' request mirrors send a copy
 // of the request head (and of a small body that arrived with it; otherwise
 // the copy is bodiless) through the group's config.MirrorSender without
 // ever delaying or failing the primary. None of this allocates per request,

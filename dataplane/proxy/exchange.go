@@ -165,11 +165,13 @@ type Exchange struct {
 	backoffUntil int64
 	reported     bool // the attempt's outcome went to outlier detection
 
-	// Circuit breaker slots held, by metrics.Limit, in shared.
+	// Circuit breaker slots held, by metrics.Limit, in shared. The retries
+	// slot is also the request's place in its group's retry budget.
 	held         [4]bool
 	shared       *metrics.Shared
-	pollAt       int64 // pending: next look for a free connection slot
-	pendingUntil int64 // pending: give up (503) at this time
+	inflight     *metrics.GroupCounters // the worker's counters of group, while counted in flight
+	pollAt       int64                  // pending: next look for a free connection slot
+	pendingUntil int64                  // pending: give up (503) at this time
 
 	// Response.
 	respHeadDone bool
@@ -264,6 +266,10 @@ func (x *Exchange) resetRequest() {
 	x.reqToken, x.hasToken, x.affinityHit = 0, false, false
 	x.resetAttempt()
 	x.reqDeadline = 0
+	if x.inflight != nil {
+		x.inflight.AddInFlight(-1)
+		x.inflight = nil
+	}
 	x.releaseBreakers()
 	x.pollAt, x.pendingUntil = 0, 0
 	x.respStarted = false

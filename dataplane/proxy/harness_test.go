@@ -145,11 +145,18 @@ func newHarness(t *testing.T) *harness {
 
 func newHarnessOpts(t *testing.T, opts Options, listener int) *harness {
 	t.Helper()
-	h := &harness{t: t, autoSend: true, now: int64(time.Hour)}
-	h.cfg, h.reg = compileTest(t, testSnapshot)
+	cfg, reg := compileTest(t, testSnapshot)
+	return openHarness(t, cfg, reg, opts, listener, "192.0.2.7:40000")
+}
+
+// openHarness opens a session from remote on listener of cfg, with a worker
+// counting in reg.
+func openHarness(t *testing.T, cfg *config.Config, reg *metrics.Registry, opts Options, listener int, remote string) *harness {
+	t.Helper()
+	h := &harness{t: t, autoSend: true, now: int64(time.Hour), cfg: cfg, reg: reg}
 	h.slot.Store(h.cfg.Listeners[listener])
 	h.w = NewWorker(h.reg.Worker(0), NewPickers(0), nil, func() int64 { return h.now }, opts)
-	h.s.Open(h.w, &h.slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
+	h.s.Open(h.w, &h.slot, netip.MustParseAddrPort(remote), false)
 	h.drain()
 	return h
 }

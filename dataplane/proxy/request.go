@@ -91,6 +91,9 @@ func (s *Session) beginRequest(n int) {
 	if rt.Timeouts.Request > 0 {
 		x.reqDeadline = x.start + int64(rt.Timeouts.Request)
 	}
+	if rt.RateLimit != nil && s.rateLimited(rt.RateLimit) {
+		return
+	}
 	if rt.Redirect != nil {
 		s.redirect(path)
 		return
@@ -106,6 +109,10 @@ func (s *Session) beginRequest(n int) {
 		return
 	}
 	x.group = b.Group
+	if gc := s.w.Metrics.Group(x.group.Stats); gc != nil {
+		gc.AddInFlight(1)
+		x.inflight = gc
+	}
 	if !s.acquire(metrics.LimitRequests, x.group.Breakers.MaxRequests) {
 		s.overflow(metrics.LimitRequests)
 		return
@@ -355,9 +362,9 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	case causeStatus:
 		ok = p.RetriesStatus(status)
 	}
-	// A retry the policy allows takes a retry slot; it is held until the
-	// request ends.
-	return ok && s.acquire(metrics.LimitRetries, x.group.Breakers.MaxRetries)
+	// A retry the policy allows takes a retry slot, within the group's
+	// retry limit and retry budget; it is held until the request ends.
+	return ok && s.retrySlot()
 }
 
 func (s *Session) staleRetry(cause uint8) bool {
@@ -382,6 +389,9 @@ func (s *Session) retry(cause uint8, status int) bool {
 	}
 	p := &x.route.Retry
 	x.retries++
+	if sh := x.group.Shared; sh != nil {
+		sh.Retried()
+	}
 	base, maxd := p.BackoffBase, p.BackoffMax
 	if base <= 0 {
 		base = s.w.opts.RetryBackoffBase

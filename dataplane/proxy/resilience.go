@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/config"
@@ -36,6 +37,32 @@ import (
 // Every limit reached is counted in flax_circuit_breaker_overflows_total,
 // and the 503s in flax_local_replies_total{reason="overflow"}. TCP
 // listeners' tunnels are not subject to the limits.
+//
+// Retry budget.
+//
+// Every group also has a retry budget (config.RetryBudget, 20% and at least
+// 3 by default): the retries slot above is counted in every group, limit or
+// not, so its gauge is the group's retries in flight, and a request may take
+// it only while that count stays within max(min, percent% of the group's
+// requests in flight). Requests in flight are counted per worker
+// (metrics.GroupCounters: one add when the route picks the group, one when
+// the request ends, on the worker's own cache line) and summed over the
+// workers only when a request asks to retry. A request whose retry the
+// budget denies is not retried: the failed attempt's result (the backend's
+// 5xx, or the 502/504 of a failed connect, reset or timeout) goes to the
+// client, and flax_upstream_retry_budget_denied_total counts it. The limit
+// is checked first, then the budget; a request's later retries ride on the
+// slot its first retry took.
+//
+// Rate limits.
+//
+// A route's rate limit (config.RateLimit, node-wide token buckets, per
+// client address if asked) is checked once a request is routed, before
+// anything else the route does: a request over the limit gets 429 Too Many
+// Requests with Retry-After (whole seconds until a token is back, at least
+// 1) and a short body, never reaches a backend, and is counted in
+// flax_rate_limited_requests_total{route} and
+// flax_local_replies_total{reason="rate_limited"}.
 
 // pendingPoll is how often a pending request looks for a free connection
 // slot.
@@ -62,6 +89,61 @@ func (s *Session) acquire(l metrics.Limit, limit int64) bool {
 	}
 	x.held[l] = true
 	x.shared = sh
+	return true
+}
+
+// retrySlot takes the request's retries slot for its first retry, within the
+// group's retry limit and retry budget. It reports false, counting the
+// overflow or the denial, when the retry must not be made.
+func (s *Session) retrySlot() bool {
+	x := s.x
+	g := x.group
+	sh := g.Shared
+	if x.held[metrics.LimitRetries] || sh == nil {
+		return true
+	}
+	// n counts this request among the retries in flight: it must stay
+	// within the limit and the budget's allowance. Requests in flight are
+	// summed only when the budget's floor does not suffice.
+	n := sh.Add(metrics.LimitRetries)
+	if limit := g.Breakers.MaxRetries; limit > 0 && n > limit {
+		sh.Release(metrics.LimitRetries)
+		sh.Overflow(metrics.LimitRetries)
+		return false
+	}
+	if b := g.RetryBudget; n > b.MinConcurrency && n > b.Allowance(sh.RequestsInFlight()) {
+		sh.Release(metrics.LimitRetries)
+		sh.DenyRetry()
+		return false
+	}
+	x.held[metrics.LimitRetries] = true
+	x.shared = sh
+	return true
+}
+
+// rateLimitedBody is the body of the 429 replies.
+const rateLimitedBody = "rate limited: too many requests for this route, retry later\n"
+
+// rateLimited takes a token of the route's rate limit for the request, and
+// answers 429 when there is none. It reports whether it answered.
+func (s *Session) rateLimited(rl *config.RateLimit) bool {
+	ok, wait := rl.Allow(s.remote.Addr())
+	if ok {
+		return false
+	}
+	x := s.x
+	m := s.w.Metrics
+	m.RateLimited(m.Route(x.route.Stats))
+	if !x.reqBodyDone {
+		s.closeAfter = true
+		s.linger = true
+	}
+	secs := (int64(wait) + int64(time.Second) - 1) / int64(time.Second)
+	h := s.replyStart(429)
+	h = append(h, "Retry-After: "...)
+	h = strconv.AppendInt(h, max(secs, 1), 10)
+	h = append(h, "\r\n"...)
+	s.replyEnd(h, 429, metrics.ReasonRateLimited, bytesOf(rateLimitedBody))
 	return true
 }
 

@@ -77,6 +77,11 @@ func validSnapshot(t *testing.T) *dataplanev1.Snapshot {
 			Backends: []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "web"}, Weight: 1}},
 		}
 	}
+	// limited gives r the rate limit that routes of both listeners share.
+	limited := func(r *dataplanev1.Route) *dataplanev1.Route {
+		r.RateLimit = &dataplanev1.LocalRateLimit{Bucket: "default/shared", Requests: 10, Interval: d(time.Minute)}
+		return r
+	}
 	prefix := func(v string) *dataplanev1.RouteMatch {
 		return &dataplanev1.RouteMatch{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_PATH_PREFIX, Value: v}}
 	}
@@ -135,6 +140,7 @@ func validSnapshot(t *testing.T) *dataplanev1.Snapshot {
 			BackoffMax:            d(time.Second),
 		},
 		SessionAffinity: &dataplanev1.SessionAffinity{Kind: &dataplanev1.SessionAffinity_Cookie{Cookie: &dataplanev1.CookieAffinity{Name: "flax-session", Ttl: d(time.Hour)}}},
+		RateLimit:       &dataplanev1.LocalRateLimit{Bucket: "default/app/rule-1", Requests: 100, Interval: d(time.Second), Burst: 200, PerClientIp: true},
 	}
 	redirect := &dataplanev1.Route{
 		Name: "default/redirect/rule-0",
@@ -161,7 +167,7 @@ func validSnapshot(t *testing.T) *dataplanev1.Snapshot {
 						route("default/app/rule-0", prefix("/")), full, direct,
 					}},
 					{Name: "legacy", Hostnames: []string{"legacy.example.com"}, Routes: []*dataplanev1.Route{redirect}},
-					{Name: "catch-all", Routes: []*dataplanev1.Route{route("default/any/rule-0")}},
+					{Name: "catch-all", Routes: []*dataplanev1.Route{limited(route("default/any/rule-0"))}},
 				},
 			},
 			{
@@ -171,7 +177,7 @@ func validSnapshot(t *testing.T) *dataplanev1.Snapshot {
 					{CertPem: cert, KeyPem: key},
 				},
 				VirtualHosts: []*dataplanev1.VirtualHost{
-					{Name: "app", Hostnames: []string{"app.example.com"}, Routes: []*dataplanev1.Route{route("default/app/rule-0")}},
+					{Name: "app", Hostnames: []string{"app.example.com"}, Routes: []*dataplanev1.Route{limited(route("default/app/rule-0"))}},
 				},
 			},
 			{
@@ -207,6 +213,7 @@ func validSnapshot(t *testing.T) *dataplanev1.Snapshot {
 					ConsecutiveServerErrors: 5, ConsecutiveConnectFailures: 3, BaseEjectionTime: d(30 * time.Second), MaxEjectionPercent: 50,
 				},
 				CircuitBreakers: &dataplanev1.CircuitBreakers{MaxConnections: 100, MaxPendingRequests: 10, MaxRequests: 200, MaxRetries: 3},
+				RetryBudget:     &dataplanev1.RetryBudget{Percent: 25, MinRetryConcurrency: 5},
 				Endpoints: []*dataplanev1.Endpoint{
 					{Address: "fd00::1", Port: 9000, Weight: 3},
 				},

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -35,6 +36,9 @@ const (
 	maxHeaderValueLength = 4096
 	// maxDirectResponseBody bounds DirectResponse.body.
 	maxDirectResponseBody = 1 << 20
+	// MinRateLimitInterval and MaxRateLimitInterval bound LocalRateLimit.interval.
+	MinRateLimitInterval = time.Millisecond
+	MaxRateLimitInterval = 24 * time.Hour
 )
 
 // FieldError is one problem with one field of a snapshot. Field is the path of the
@@ -58,7 +62,8 @@ func (e *FieldError) Error() string {
 // protobuf types guarantee: names are unique, references resolve, addresses, ports,
 // hostnames, paths, header names and regular expressions are well-formed, TLS key
 // pairs parse, enums hold known values, durations are not negative, combinations of
-// fields are allowed, no field is unknown to this dataplane, and Hash, if set,
+// fields are allowed, routes naming one rate limit bucket limit alike, no field is
+// unknown to this dataplane, and Hash, if set,
 // matches the content. It returns nil or the errors.Join of up to
 // MaxValidationErrors *FieldError values, each naming the path of its field.
 func Validate(snap *dataplanev1.Snapshot) error {
@@ -127,6 +132,14 @@ type validator struct {
 	dropped int
 	// groups maps backend group names to their first index.
 	groups map[string]int
+	// buckets maps rate limit bucket names to their first use.
+	buckets map[string]bucketUse
+}
+
+// bucketUse is the first rate limit naming a bucket.
+type bucketUse struct {
+	path  fieldPath
+	limit *dataplanev1.LocalRateLimit
 }
 
 // add records a problem with the field at p.
@@ -421,6 +434,9 @@ func (v *validator) route(p fieldPath, r *dataplanev1.Route) {
 	if rp := r.GetRetry(); rp != nil {
 		v.retry(p.child("retry"), rp)
 	}
+	if rl := r.GetRateLimit(); rl != nil {
+		v.rateLimit(p.child("rateLimit"), rl)
+	}
 	if sa := r.GetSessionAffinity(); sa != nil {
 		sp := p.child("sessionAffinity")
 		switch k := sa.GetKind().(type) {
@@ -679,6 +695,58 @@ func (v *validator) retry(p fieldPath, rp *dataplanev1.RetryPolicy) {
 	}
 }
 
+// rateLimit validates a route's rate limit; routes naming the same bucket must
+// limit alike.
+func (v *validator) rateLimit(p fieldPath, rl *dataplanev1.LocalRateLimit) {
+	if rl.GetRequests() < 1 {
+		v.add(p.child("requests"), "must be at least 1")
+	}
+	ip := p.child("interval")
+	switch d := rl.GetInterval(); {
+	case d == nil:
+		v.addf(ip, "must be set, between %s and %s", MinRateLimitInterval, MaxRateLimitInterval)
+	case d.CheckValid() != nil:
+		v.addf(ip, "invalid duration: %v", d.CheckValid())
+	case d.AsDuration() < MinRateLimitInterval || d.AsDuration() > MaxRateLimitInterval:
+		v.addf(ip, "must be between %s and %s, got %s", MinRateLimitInterval, MaxRateLimitInterval, d.AsDuration())
+	}
+	name := rl.GetBucket()
+	if name == "" {
+		v.add(p.child("bucket"), "must not be empty")
+		return
+	}
+	if v.buckets == nil {
+		v.buckets = map[string]bucketUse{}
+	}
+	first, seen := v.buckets[name]
+	if !seen {
+		v.buckets[name] = bucketUse{path: p, limit: rl}
+		return
+	}
+	if a, b := first.limit, rl; a.GetRequests() != b.GetRequests() || a.GetInterval().AsDuration() != b.GetInterval().AsDuration() ||
+		burstOf(a) != burstOf(b) || a.GetPerClientIp() != b.GetPerClientIp() {
+		v.addf(p, "bucket %q is also used by %s with another limit (%s); routes sharing a bucket must have equal limits, got %s",
+			name, first.path, describeLimit(a), describeLimit(b))
+	}
+}
+
+// burstOf returns a rate limit's capacity: burst, or requests when burst is 0.
+func burstOf(rl *dataplanev1.LocalRateLimit) uint32 {
+	if rl.GetBurst() == 0 {
+		return rl.GetRequests()
+	}
+	return rl.GetBurst()
+}
+
+// describeLimit returns a rate limit in words.
+func describeLimit(rl *dataplanev1.LocalRateLimit) string {
+	s := fmt.Sprintf("%d requests per %s, burst %d", rl.GetRequests(), rl.GetInterval().AsDuration(), burstOf(rl))
+	if rl.GetPerClientIp() {
+		s += ", per client IP"
+	}
+	return s
+}
+
 // tcpRoute validates the route of a TCP listener.
 func (v *validator) tcpRoute(p fieldPath, r *dataplanev1.TCPRoute) {
 	if r.GetName() == "" {
@@ -753,6 +821,9 @@ func (v *validator) backendGroups(gs []*dataplanev1.BackendGroup) {
 			if od.GetMaxEjectionPercent() > 100 {
 				v.addf(op.child("maxEjectionPercent"), "must be between 0 and 100, got %d", od.GetMaxEjectionPercent())
 			}
+		}
+		if rb := g.GetRetryBudget(); rb != nil && rb.GetPercent() > 100 {
+			v.addf(p.child("retryBudget").child("percent"), "must be between 0 and 100, got %d", rb.GetPercent())
 		}
 		v.duration(p.child("connectTimeout"), g.GetConnectTimeout())
 		v.duration(p.child("idleTimeout"), g.GetIdleTimeout())

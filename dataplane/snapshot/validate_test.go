@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -496,6 +497,10 @@ func TestValidateErrors(t *testing.T) {
 			"backendGroups[1].outlierDetection.baseEjectionTime", "must not be negative",
 		},
 		{
+			"retry budget percent", func(s *dataplanev1.Snapshot) { s.BackendGroups[1].RetryBudget.Percent = 101 },
+			"backendGroups[1].retryBudget.percent", "between 0 and 100, got 101",
+		},
+		{
 			"negative connect timeout", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].ConnectTimeout = dur(-1) },
 			"backendGroups[0].connectTimeout", "must not be negative",
 		},
@@ -522,6 +527,51 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"endpoint duplicate, mapped IPv4", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Address = "::ffff:10.0.0.1" },
 			"backendGroups[0].endpoints[1]", "duplicate endpoint",
+		},
+
+		// Rate limits.
+		{
+			"rate limit bucket empty", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Bucket = "" },
+			fullRoutePath + ".rateLimit.bucket", "must not be empty",
+		},
+		{
+			"rate limit requests zero", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Requests = 0 },
+			fullRoutePath + ".rateLimit.requests", "at least 1",
+		},
+		{
+			"rate limit interval unset", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Interval = nil },
+			fullRoutePath + ".rateLimit.interval", "must be set, between 1ms and 24h0m0s",
+		},
+		{
+			"rate limit interval too short", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Interval = dur(999 * time.Microsecond) },
+			fullRoutePath + ".rateLimit.interval", "between 1ms and 24h0m0s, got 999µs",
+		},
+		{
+			"rate limit interval too long", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Interval = dur(24*time.Hour + time.Second) },
+			fullRoutePath + ".rateLimit.interval", "between 1ms and 24h0m0s, got 24h0m1s",
+		},
+		{
+			"rate limit interval negative", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Interval = dur(-time.Second) },
+			fullRoutePath + ".rateLimit.interval", "between 1ms and 24h0m0s",
+		},
+		{
+			"shared bucket with another burst", func(s *dataplanev1.Snapshot) { s.Listeners[1].VirtualHosts[0].Routes[0].RateLimit.Burst = 11 },
+			"listeners[1].virtualHosts[0].routes[0].rateLimit",
+			`bucket "default/shared" is also used by listeners[0].virtualHosts[2].routes[0].rateLimit with another limit (10 requests per 1m0s, burst 10); routes sharing a bucket must have equal limits, got 10 requests per 1m0s, burst 11`,
+		},
+		{
+			"shared bucket per client", func(s *dataplanev1.Snapshot) { s.Listeners[1].VirtualHosts[0].Routes[0].RateLimit.PerClientIp = true },
+			"listeners[1].virtualHosts[0].routes[0].rateLimit", "with another limit",
+		},
+		{
+			"shared bucket with another interval", func(s *dataplanev1.Snapshot) {
+				s.Listeners[1].VirtualHosts[0].Routes[0].RateLimit.Interval = dur(time.Second)
+			},
+			"listeners[1].virtualHosts[0].routes[0].rateLimit", "with another limit",
+		},
+		{
+			"bucket of another route", func(s *dataplanev1.Snapshot) { fullRoute(s).RateLimit.Bucket = "default/shared" },
+			"listeners[0].virtualHosts[2].routes[0].rateLimit", "also used by " + fullRoutePath + ".rateLimit",
 		},
 
 		// Whole snapshot.

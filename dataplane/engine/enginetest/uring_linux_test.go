@@ -1,0 +1,27 @@
+package enginetest
+
+import (
+	"testing"
+
+	"github.com/go-logr/logr/testr"
+
+	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/engine/uring"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	iou "github.com/flaxlb/flax/dataplane/uring"
+)
+
+func init() { engines = append(engines, kind{name: "uring", new: newUring}) }
+
+// newUring returns an io_uring engine, or skips the test where io_uring is
+// unusable (an old kernel, seccomp, kernel.io_uring_disabled).
+func newUring(t *testing.T, reg *metrics.Registry) engine.Engine {
+	if err := iou.Probe(); err != nil {
+		t.Skipf("io_uring unavailable: %v", err)
+	}
+	e, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: testr.New(t)})
+	if err != nil {
+		t.Fatalf("new io_uring engine: %v", err)
+	}
+	return e
+}
