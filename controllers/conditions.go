@@ -87,6 +87,40 @@ func mergeRouteStatus(existing gatewayv1.RouteStatus, ours []gatewayv1.RoutePare
 	return out
 }
 
+// maxPolicyAncestors is the most ancestor entries a policy status may hold.
+const maxPolicyAncestors = 16
+
+// mergePolicyStatus returns the status of a policy with ours as the ancestor
+// entries of controller controllerName: the entries other controllers wrote are
+// kept as they are, in their order, and ours follow, with transition times merged
+// from the existing entry of the same ancestorRef. Ours are cut where the list
+// would exceed maxPolicyAncestors; an empty ours removes this controller's entries.
+func mergePolicyStatus(existing gatewayv1.PolicyStatus, ours []gatewayv1.PolicyAncestorStatus, controllerName gatewayv1.GatewayController, now metav1.Time) gatewayv1.PolicyStatus {
+	out := gatewayv1.PolicyStatus{Ancestors: []gatewayv1.PolicyAncestorStatus{}}
+	for _, a := range existing.Ancestors {
+		if a.ControllerName != controllerName {
+			out.Ancestors = append(out.Ancestors, *a.DeepCopy())
+		}
+	}
+	for _, a := range ours {
+		if len(out.Ancestors) >= maxPolicyAncestors {
+			break
+		}
+		a = *a.DeepCopy()
+		a.ControllerName = controllerName
+		var old []metav1.Condition
+		for _, e := range existing.Ancestors {
+			if e.ControllerName == controllerName && reflect.DeepEqual(e.AncestorRef, a.AncestorRef) {
+				old = e.Conditions
+				break
+			}
+		}
+		a.Conditions = mergeConditions(old, a.Conditions, now)
+		out.Ancestors = append(out.Ancestors, a)
+	}
+	return out
+}
+
 // withParentDefaults returns ref with the group and kind the API server fills in
 // when they are left out, so that references compare equal either way.
 func withParentDefaults(ref gatewayv1.ParentReference) gatewayv1.ParentReference {
@@ -137,6 +171,14 @@ func routeStatusWithoutTimes(s *gatewayv1.RouteStatus) {
 	*s = *s.DeepCopy()
 	for i := range s.Parents {
 		clearConditionTimes(s.Parents[i].Conditions)
+	}
+}
+
+// policyStatusWithoutTimes zeroes the transition times of a copy of s.
+func policyStatusWithoutTimes(s *gatewayv1.PolicyStatus) {
+	*s = *s.DeepCopy()
+	for i := range s.Ancestors {
+		clearConditionTimes(s.Ancestors[i].Conditions)
 	}
 }
 

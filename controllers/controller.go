@@ -226,9 +226,18 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &gatewayv1beta1.ReferenceGrant{},
 			enqueue[*gatewayv1beta1.ReferenceGrant](co, false, nil),
 			predicate.TypedResourceVersionChangedPredicate[*gatewayv1beta1.ReferenceGrant]{}),
+		// Policies: every spec change; their status is written by the leader and
+		// does not change the generation.
+		source.Kind(cache, &flaxv1alpha1.BackendPolicy{},
+			enqueue[*flaxv1alpha1.BackendPolicy](co, false, nil),
+			predicate.TypedGenerationChangedPredicate[*flaxv1alpha1.BackendPolicy]{}),
+		source.Kind(cache, &flaxv1alpha1.RoutePolicy{},
+			enqueue[*flaxv1alpha1.RoutePolicy](co, false, nil),
+			predicate.TypedGenerationChangedPredicate[*flaxv1alpha1.RoutePolicy]{}),
 		source.Kind(cache, &corev1.Service{},
 			enqueue(co, false, func(ctx context.Context, s *corev1.Service) bool {
-				return c.serviceIsUsed(ctx, client.ObjectKeyFromObject(s))
+				key := client.ObjectKeyFromObject(s)
+				return c.serviceIsUsed(ctx, key) || c.serviceIsTargeted(ctx, key)
 			}),
 			predicate.TypedResourceVersionChangedPredicate[*corev1.Service]{}),
 		source.Kind(cache, &discoveryv1.EndpointSlice{},
@@ -291,6 +300,16 @@ func (c *Controller) serviceIsUsed(ctx context.Context, key types.NamespacedName
 	return len(routes.Items) > 0
 }
 
+// serviceIsTargeted reports whether a BackendPolicy targets the Service key.
+func (c *Controller) serviceIsTargeted(ctx context.Context, key types.NamespacedName) bool {
+	var policies flaxv1alpha1.BackendPolicyList
+	if err := c.client.List(ctx, &policies, client.InNamespace(key.Namespace),
+		client.MatchingFields{indexBackendPolicyServices: key.String()}); err != nil {
+		return true
+	}
+	return len(policies.Items) > 0
+}
+
 // secretIsUsed reports whether a Gateway listener names the Secret key.
 func (c *Controller) secretIsUsed(ctx context.Context, key types.NamespacedName) bool {
 	var gws gatewayv1.GatewayList
@@ -344,9 +363,9 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 
 // input lists what the translator needs from the cache: every GatewayClass of ours,
 // the GatewayClassParameters they name, their Gateways (whose status.addresses
-// keep pool allocations stable), every HTTPRoute, ReferenceGrant and Namespace, and
-// only the
-// Services, EndpointSlices and Secrets that routes and listeners name, and the
+// keep pool allocations stable), every HTTPRoute, ReferenceGrant, Namespace,
+// BackendPolicy and RoutePolicy, only the Services, EndpointSlices and Secrets that
+// routes and listeners name (and the Services BackendPolicies target), and the
 // addresses of the Ready nodes that run a dataplane and whose dataplane is
 // connected by their node Lease. It also returns the earliest expiry of a fresh node
 // Lease (zero if none).
@@ -445,6 +464,26 @@ func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	in.Namespaces = namespaces.Items
+	var backendPolicies flaxv1alpha1.BackendPolicyList
+	if err := c.client.List(ctx, &backendPolicies); err != nil {
+		return nil, fmt.Errorf("listing backendpolicies: %w", err)
+	}
+	in.BackendPolicies = backendPolicies.Items
+	// Services only policies target: whether they exist and their port names
+	// decide the policies' status; their endpoints do not matter.
+	var targeted []types.NamespacedName
+	for i := range backendPolicies.Items {
+		for _, key := range policyServiceRefs(&backendPolicies.Items[i]) {
+			if !slices.Contains(services, key) {
+				targeted = appendUnique(targeted, key)
+			}
+		}
+	}
+	var routePolicies flaxv1alpha1.RoutePolicyList
+	if err := c.client.List(ctx, &routePolicies); err != nil {
+		return nil, fmt.Errorf("listing routepolicies: %w", err)
+	}
+	in.RoutePolicies = routePolicies.Items
 
 	for _, key := range services {
 		var svc corev1.Service
@@ -460,6 +499,15 @@ func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 			return nil, fmt.Errorf("listing endpointslices of service %s: %w", key, err)
 		}
 		in.EndpointSlices = append(in.EndpointSlices, eps.Items...)
+	}
+	for _, key := range targeted {
+		var svc corev1.Service
+		switch err := c.client.Get(ctx, key, &svc); {
+		case err == nil:
+			in.Services = append(in.Services, svc)
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("getting service %s: %w", key, err)
+		}
 	}
 	for _, key := range secrets {
 		s, err := c.secret(ctx, key)

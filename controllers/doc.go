@@ -14,10 +14,14 @@
 //     the cache holds only kubernetes.io/tls Secrets, and a referenced Secret
 //     missing from it is read from the API server so that a wrong type is
 //     reported as such), Namespaces (label changes, only while a listener selects
-//     namespaces by label) and Nodes (readiness, address and label changes of the
+//     namespaces by label), Nodes (readiness, address and label changes of the
 //     nodes Options.NodeSelector picks: their addresses are the Gateways'
-//     addresses). Status-only updates of the Gateway API objects are dropped
-//     (generation predicate), so the status writer does not wake the controller.
+//     addresses), and Flax's BackendPolicies and RoutePolicies (flaxlb.io/v1alpha1,
+//     every spec change; the Services a BackendPolicy targets are watched and
+//     handed to the translator too, without their EndpointSlices, so that a
+//     target appearing or losing its port is reported). Status-only updates of the
+//     Gateway API objects and the policies are dropped (generation predicate), so
+//     the status writer does not wake the controller.
 //
 //   - Coalescing (coalesce.go). Every relevant event queues the same single key.
 //     The reconciler translates once the burst is over: when no event came for
@@ -62,7 +66,10 @@
 //     LastTransitionTime; a conflicting write is retried (client-go
 //     retry.RetryOnConflict), re-reading the object from the API server. On
 //     HTTPRoutes it only owns the parent statuses carrying its controllerName and
-//     removes them from routes that no longer attach to its Gateways.
+//     removes them from routes that no longer attach to its Gateways. On
+//     BackendPolicies and RoutePolicies it owns the status.ancestors entries
+//     carrying its controllerName, keeps those of other controllers, and never
+//     writes more than the API's 16 entries.
 //
 //   - Metrics (metrics.go), on controller-runtime's registry: translation
 //     duration, pushes by kind (full, endpoints), rejections, status writes, the

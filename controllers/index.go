@@ -10,11 +10,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
 // Field indexes on the manager's cache. They answer "is this Secret, Service or
-// EndpointSlice used by anything?" without walking every Gateway or HTTPRoute, both
-// to drop irrelevant events and to hand the translator only the objects it needs.
+// EndpointSlice used by anything?" without walking every Gateway, HTTPRoute or
+// BackendPolicy, both to drop irrelevant events and to hand the translator only the
+// objects it needs.
 const (
 	// indexGatewaySecrets indexes Gateways by the "namespace/name" of every Secret
 	// their listeners' TLS certificateRefs name.
@@ -28,6 +31,9 @@ const (
 	// indexSliceService indexes EndpointSlices by the "namespace/name" of their
 	// Service (the kubernetes.io/service-name label).
 	indexSliceService = "flax.endpointslice.service"
+	// indexBackendPolicyServices indexes BackendPolicies by the "namespace/name"
+	// of every Service their targetRefs name.
+	indexBackendPolicyServices = "flax.backendpolicy.services"
 )
 
 // indexTrue is the value of boolean indexes.
@@ -57,6 +63,9 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 				return []string{key.String()}
 			}
 			return nil
+		}},
+		{&flaxv1alpha1.BackendPolicy{}, indexBackendPolicyServices, func(o client.Object) []string {
+			return keyStrings(policyServiceRefs(o.(*flaxv1alpha1.BackendPolicy)))
 		}},
 	}
 	for _, i := range indexes {
@@ -127,6 +136,18 @@ func routeServiceRefs(route *gatewayv1.HTTPRoute) []types.NamespacedName {
 		for _, b := range rule.BackendRefs {
 			add(b.BackendObjectReference)
 			addFilters(b.Filters)
+		}
+	}
+	return keys
+}
+
+// policyServiceRefs returns the Services named by the targetRefs of a
+// BackendPolicy, without duplicates. References to other kinds are left out.
+func policyServiceRefs(p *flaxv1alpha1.BackendPolicy) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, ref := range p.Spec.TargetRefs {
+		if isCore(&ref.Group) && ref.Kind == "Service" {
+			keys = appendUnique(keys, types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)})
 		}
 	}
 	return keys

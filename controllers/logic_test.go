@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,66 @@ func TestMergeRouteStatusKeepsOtherControllers(t *testing.T) {
 	}
 	if got := mergeRouteStatus(existing, nil, ours, now); len(got.Parents) != 1 || got.Parents[0].ControllerName != theirs {
 		t.Errorf("removing ours: parents = %+v", got.Parents)
+	}
+}
+
+func TestMergePolicyStatus(t *testing.T) {
+	ours := gatewayv1.GatewayController("flaxlb.io/gateway-controller")
+	theirs := gatewayv1.GatewayController("example.com/other")
+	old := metav1.NewTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := metav1.NewTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	gatewayRef := func(name string) gatewayv1.ParentReference {
+		g, k, ns := gatewayv1.Group(gatewayv1.GroupName), gatewayv1.Kind("Gateway"), gatewayv1.Namespace("default")
+		return gatewayv1.ParentReference{Group: &g, Kind: &k, Namespace: &ns, Name: gatewayv1.ObjectName(name)}
+	}
+	accepted := func(status metav1.ConditionStatus, at metav1.Time) []metav1.Condition {
+		return []metav1.Condition{{Type: "Accepted", Status: status, Reason: "Accepted", LastTransitionTime: at}}
+	}
+	existing := gatewayv1.PolicyStatus{Ancestors: []gatewayv1.PolicyAncestorStatus{
+		{AncestorRef: gatewayRef("foreign"), ControllerName: theirs, Conditions: accepted(metav1.ConditionTrue, old)},
+		{AncestorRef: gatewayRef("web"), ControllerName: ours, Conditions: accepted(metav1.ConditionTrue, old)},
+		{AncestorRef: gatewayRef("api"), ControllerName: ours, Conditions: accepted(metav1.ConditionTrue, old)},
+		{AncestorRef: gatewayRef("gone"), ControllerName: ours, Conditions: accepted(metav1.ConditionTrue, old)},
+	}}
+	desired := []gatewayv1.PolicyAncestorStatus{
+		{AncestorRef: gatewayRef("web"), Conditions: accepted(metav1.ConditionTrue, metav1.Time{})},
+		{AncestorRef: gatewayRef("api"), Conditions: accepted(metav1.ConditionFalse, metav1.Time{})},
+	}
+	got := mergePolicyStatus(existing, desired, ours, now)
+	if len(got.Ancestors) != 3 {
+		t.Fatalf("ancestors = %+v, want foreign, web and api", got.Ancestors)
+	}
+	if a := got.Ancestors[0]; a.ControllerName != theirs || a.AncestorRef.Name != "foreign" {
+		t.Errorf("first ancestor %+v, want the other controller's untouched", a)
+	}
+	if a := got.Ancestors[1]; a.ControllerName != ours || a.AncestorRef.Name != "web" || !a.Conditions[0].LastTransitionTime.Equal(&old) {
+		t.Errorf("second ancestor %+v, want web, ours, with the old transition time", a)
+	}
+	if a := got.Ancestors[2]; a.AncestorRef.Name != "api" || !a.Conditions[0].LastTransitionTime.Equal(&now) {
+		t.Errorf("third ancestor %+v, want api with a new transition time (its status changed)", a)
+	}
+	if !equalIgnoringTransitionTimes(got, mergePolicyStatus(got, desired, ours, now), policyStatusWithoutTimes) {
+		t.Error("merging the same desired status again changed it")
+	}
+	if got := mergePolicyStatus(existing, nil, ours, now); len(got.Ancestors) != 1 || got.Ancestors[0].ControllerName != theirs {
+		t.Errorf("removing ours: ancestors = %+v", got.Ancestors)
+	}
+
+	// The API allows 16 ancestors: the other controllers' entries stay, ours are
+	// cut to fit.
+	var crowded gatewayv1.PolicyStatus
+	for i := range 10 {
+		crowded.Ancestors = append(crowded.Ancestors, gatewayv1.PolicyAncestorStatus{
+			AncestorRef: gatewayRef(fmt.Sprintf("theirs-%d", i)), ControllerName: theirs, Conditions: accepted(metav1.ConditionTrue, old),
+		})
+	}
+	var many []gatewayv1.PolicyAncestorStatus
+	for i := range 10 {
+		many = append(many, gatewayv1.PolicyAncestorStatus{AncestorRef: gatewayRef(fmt.Sprintf("ours-%d", i)), Conditions: accepted(metav1.ConditionTrue, metav1.Time{})})
+	}
+	got = mergePolicyStatus(crowded, many, ours, now)
+	if len(got.Ancestors) != maxPolicyAncestors || got.Ancestors[9].ControllerName != theirs || got.Ancestors[15].AncestorRef.Name != "ours-5" {
+		t.Errorf("crowded merge gave %d ancestors (want 16: 10 theirs, then ours-0 to ours-5)", len(got.Ancestors))
 	}
 }
 

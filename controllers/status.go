@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
@@ -27,8 +28,8 @@ type StatusWriterOptions struct {
 	// re-read an object after a conflict. Nil uses Client.
 	Reader client.Reader
 	// ControllerName is the controller's name (GatewayClass spec.controllerName);
-	// only GatewayClasses with this name and HTTPRoute parent statuses with this
-	// controllerName are written.
+	// only GatewayClasses with this name, and HTTPRoute parent statuses and policy
+	// ancestor statuses with this controllerName, are written.
 	ControllerName string
 	// Results supplies the dataplane results folded into Gateway conditions; nil
 	// means none.
@@ -44,7 +45,8 @@ type StatusWriterOptions struct {
 }
 
 // StatusWriter writes the statuses the translator computed, with the dataplane
-// results folded in, to GatewayClasses, Gateways and HTTPRoutes. It runs on the
+// results folded in, to GatewayClasses, Gateways and HTTPRoutes, and the ancestor
+// entries of BackendPolicies and RoutePolicies. It runs on the
 // leader only. It compares each status with the object's current one ignoring
 // LastTransitionTime and writes only when they differ; it keeps a condition's
 // LastTransitionTime when the condition's status did not change; it retries a
@@ -148,7 +150,42 @@ func (w *StatusWriter) Sync(ctx context.Context) error {
 	if err := w.writeRoutes(ctx, out.HTTPRoutes); err != nil {
 		errs = append(errs, err)
 	}
+	for _, ps := range out.BackendPolicies {
+		if err := writePolicy(ctx, w, flaxv1alpha1.KindBackendPolicy, ps,
+			func() *flaxv1alpha1.BackendPolicy { return &flaxv1alpha1.BackendPolicy{} },
+			func(p *flaxv1alpha1.BackendPolicy) *gatewayv1.PolicyStatus { return &p.Status }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ps := range out.RoutePolicies {
+		if err := writePolicy(ctx, w, flaxv1alpha1.KindRoutePolicy, ps,
+			func() *flaxv1alpha1.RoutePolicy { return &flaxv1alpha1.RoutePolicy{} },
+			func(p *flaxv1alpha1.RoutePolicy) *gatewayv1.PolicyStatus { return &p.Status }); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// writePolicy writes our ancestor entries of one BackendPolicy or RoutePolicy,
+// keeping those of other controllers.
+func writePolicy[T client.Object](ctx context.Context, w *StatusWriter, kind string, ps translate.PolicyStatus, newObj func() T, status func(T) *gatewayv1.PolicyStatus) error {
+	controller := gatewayv1.GatewayController(w.opts.ControllerName)
+	var ours []gatewayv1.PolicyAncestorStatus
+	for _, a := range ps.Status.Ancestors {
+		if a.ControllerName == "" || a.ControllerName == controller {
+			ours = append(ours, a)
+		}
+	}
+	return writeStatus(ctx, w, kind, ps.NamespacedName, newObj, func(p T) bool {
+		current := status(p)
+		next := mergePolicyStatus(*current, ours, controller, w.opts.Now())
+		if equalIgnoringTransitionTimes(*current, next, policyStatusWithoutTimes) {
+			return false
+		}
+		*current = next
+		return true
+	})
 }
 
 // writeClass writes the status of one of our GatewayClasses.

@@ -16,6 +16,12 @@ var GroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha1"}
 // to give the class Flax parameters.
 const KindGatewayClassParameters = "GatewayClassParameters"
 
+// KindBackendPolicy is the kind of BackendPolicy, the policy attached to Services.
+const KindBackendPolicy = "BackendPolicy"
+
+// KindRoutePolicy is the kind of RoutePolicy, the policy attached to HTTPRoutes.
+const KindRoutePolicy = "RoutePolicy"
+
 var (
 	// SchemeBuilder registers this package's types with a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
@@ -26,7 +32,11 @@ var (
 // addKnownTypes registers the types of this package and the meta types of the group
 // version (ListOptions and friends) with scheme.
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &GatewayClassParameters{}, &GatewayClassParametersList{})
+	scheme.AddKnownTypes(GroupVersion,
+		&GatewayClassParameters{}, &GatewayClassParametersList{},
+		&BackendPolicy{}, &BackendPolicyList{},
+		&RoutePolicy{}, &RoutePolicyList{},
+	)
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -21,6 +21,8 @@ type groupInfo struct {
 	port    corev1.ServicePort
 	// used is set once a route served on some listener refers to the group.
 	used bool
+	// gateways are the Gateways whose listeners serve routes that use the group.
+	gateways map[types.NamespacedName]bool
 }
 
 // unsupportedAppProtocols are Service port appProtocols Flax cannot speak to
@@ -94,7 +96,7 @@ func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, c
 	}
 	gname := ns + "/" + name + ":" + strconv.Itoa(int(port.Port))
 	if _, ok := rb.t.groups[gname]; !ok {
-		rb.t.groups[gname] = &groupInfo{name: gname, service: svc, port: port}
+		rb.t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, gateways: map[types.NamespacedName]bool{}}
 	}
 	return gname, true
 }
@@ -182,6 +184,7 @@ func (t *translator) backendGroup(g *groupInfo) *dataplanev1.BackendGroup {
 	for _, k := range keys {
 		bg.Endpoints = append(bg.Endpoints, found[k])
 	}
+	t.applyBackendPolicy(g, bg)
 	return bg
 }
 

@@ -40,6 +40,32 @@
 // "<namespace>/<service>:<port>" whose endpoints come from the Service's
 // EndpointSlices (pod addresses, never the cluster IP).
 //
+// # Policies
+//
+// Flax's BackendPolicies (Input.BackendPolicies) target Services, or one port of
+// a Service by its name (sectionName), and set the load balancing, health check,
+// outlier detection, circuit breakers, retry budget, timeouts and pool size of the
+// backend groups of those ports; a group without a policy is ROUND_ROBIN with the
+// dataplane's defaults. RoutePolicies (Input.RoutePolicies) target HTTPRoutes, or
+// one rule by its name, and set the rate limit of the rules' dataplane routes, with
+// one bucket per rule named after the route ("<namespace>/<route>/rule-<index>"),
+// shared by every virtual host that serves the rule. Targets are local: a policy
+// targets objects of its own namespace.
+//
+// Each Service port and each rule is configured by at most one policy of a kind:
+// the oldest valid policy (creation time, then namespace/name) that names it in
+// sectionName, else the oldest valid policy that targets the whole object. Fields
+// are not merged. An invalid policy (a spec the API server would reject, or one the
+// dataplane cannot run, such as a health-check timeout above the default
+// interval) applies nowhere and takes nothing from other policies.
+//
+// A policy's status has one ancestor entry per Gateway of Flax whose traffic a
+// target concerns (the Gateways whose served routes use the Service port, or that
+// serve the HTTPRoute), and one entry per target that concerns none, whose
+// ancestorRef is the target itself; at most 16. Each holds an Accepted condition:
+// True, or False with reason Invalid, TargetNotFound or Conflicted (naming the
+// older policy that holds the target).
+//
 // # Statuses
 //
 // Conditions carry the object's generation as observedGeneration and leave

@@ -34,6 +34,8 @@ type routeInfo struct {
 	notes []string
 	// parents are the status entries of Flax's parents.
 	parents []gatewayv1.RouteParentStatus
+	// gateways are the Gateways on whose listeners the route's rules are served.
+	gateways map[types.NamespacedName]bool
 }
 
 // allRulesInvalid reports whether no rule of the route could be translated.
@@ -54,7 +56,7 @@ func (t *translator) translateRoutes() {
 	t.routes = make([]*routeInfo, 0, len(t.in.HTTPRoutes))
 	for i := range t.in.HTTPRoutes {
 		r := &t.in.HTTPRoutes[i]
-		t.routes = append(t.routes, &routeInfo{route: r, key: key(r)})
+		t.routes = append(t.routes, &routeInfo{route: r, key: key(r), gateways: map[types.NamespacedName]bool{}})
 	}
 	slices.SortFunc(t.routes, func(a, b *routeInfo) int { return compareAge(a.route, b.route) })
 	for _, ri := range t.routes {
@@ -343,8 +345,10 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 		}
 	}
 	if placed {
+		ri.gateways[l.gateway.key] = true
 		for _, name := range ri.groups {
 			t.groups[name].used = true
+			t.groups[name].gateways[l.gateway.key] = true
 		}
 	}
 }

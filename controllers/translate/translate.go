@@ -21,13 +21,17 @@ func Translate(in *Input) *Output {
 	t.allocateAddresses()
 	t.resolveBinds()
 	t.translateRoutes()
+	t.translateBackendPolicies()
+	t.translateRoutePolicies()
 	snap := t.buildSnapshot()
 	snap.Hash = snapshot.Hash(snap)
 	return &Output{
-		Snapshot:       snap,
-		GatewayClasses: t.classStatuses(),
-		Gateways:       t.gatewayStatuses(),
-		HTTPRoutes:     t.routeStatuses(),
+		Snapshot:        snap,
+		GatewayClasses:  t.classStatuses(),
+		Gateways:        t.gatewayStatuses(),
+		HTTPRoutes:      t.routeStatuses(),
+		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
+		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
 	}
 }
 
@@ -49,6 +53,11 @@ type translator struct {
 	bindOrder    []*bind
 	routes       []*routeInfo // oldest first
 	groups       map[string]*groupInfo
+
+	backendPolicies []*policyInfo // oldest first
+	backendHolders  map[policySlot]*policyInfo
+	routePolicies   []*policyInfo // oldest first
+	routeHolders    map[policySlot]*policyInfo
 }
 
 // newTranslator indexes in.

@@ -88,7 +88,7 @@ func TestGolden(t *testing.T) {
 
 // TestInputNotModified checks that Translate leaves its input alone.
 func TestInputNotModified(t *testing.T) {
-	for _, path := range []string{"testdata/basic.in.yaml", "testdata/https.in.yaml", "testdata/filters.in.yaml"} {
+	for _, path := range []string{"testdata/basic.in.yaml", "testdata/https.in.yaml", "testdata/filters.in.yaml", "testdata/policy-backend.in.yaml", "testdata/policy-route.in.yaml"} {
 		in := loadInput(t, path)
 		before, err := json.Marshal(in)
 		if err != nil {
@@ -223,6 +223,14 @@ func loadInput(t testing.TB, path string) *Input {
 			var o corev1.Namespace
 			decode(&o)
 			in.Namespaces = append(in.Namespaces, o)
+		case "BackendPolicy":
+			var o flaxv1alpha1.BackendPolicy
+			decode(&o)
+			in.BackendPolicies = append(in.BackendPolicies, o)
+		case "RoutePolicy":
+			var o flaxv1alpha1.RoutePolicy
+			decode(&o)
+			in.RoutePolicies = append(in.RoutePolicies, o)
 		default:
 			t.Fatalf("%s: document %d: unsupported kind %q", path, i, meta.Kind)
 		}
@@ -253,6 +261,8 @@ func reverseInput(in *Input) *Input {
 	out.EndpointSlices = reversed(in.EndpointSlices)
 	out.Secrets = reversed(in.Secrets)
 	out.Namespaces = reversed(in.Namespaces)
+	out.BackendPolicies = reversed(in.BackendPolicies)
+	out.RoutePolicies = reversed(in.RoutePolicies)
 	out.NodeAddresses = reversed(in.NodeAddresses)
 	return &out
 }
@@ -266,7 +276,8 @@ func reversed[T any](s []T) []T {
 
 // renderOutput renders out as the golden YAML: the statuses, keyed by object, and
 // the snapshot in its YAML form. PEM data is shown as a digest, and the
-// LastTransitionTime the translator leaves unset is omitted.
+// LastTransitionTime the translator leaves unset is omitted. Policy statuses
+// appear only when the input has policies.
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
 	snapYAML, err := snapshot.MarshalYAML(out.Snapshot)
@@ -296,6 +307,16 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		"gateways":       gateways,
 		"httpRoutes":     routes,
 		"snapshot":       snap,
+	}
+	for name, statuses := range map[string][]PolicyStatus{"backendPolicies": out.BackendPolicies, "routePolicies": out.RoutePolicies} {
+		if len(statuses) == 0 {
+			continue
+		}
+		var entries []entry
+		for _, p := range statuses {
+			entries = append(entries, entry{p.NamespacedName.String(), p.Status})
+		}
+		doc[name] = entries
 	}
 	js, err := json.Marshal(doc)
 	if err != nil {

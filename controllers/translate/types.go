@@ -31,7 +31,8 @@ type Input struct {
 	HTTPRoutes []gatewayv1.HTTPRoute
 	// ReferenceGrants are all ReferenceGrants of the cluster.
 	ReferenceGrants []gatewayv1beta1.ReferenceGrant
-	// Services are the Services routes may refer to.
+	// Services are the Services routes may refer to and BackendPolicies may
+	// target.
 	Services []corev1.Service
 	// EndpointSlices are the EndpointSlices of those Services (labelled
 	// kubernetes.io/service-name).
@@ -42,6 +43,10 @@ type Input struct {
 	// namespace missing here is taken to carry only the kubernetes.io/metadata.name
 	// label.
 	Namespaces []corev1.Namespace
+	// BackendPolicies are all BackendPolicies of the cluster.
+	BackendPolicies []flaxv1alpha1.BackendPolicy
+	// RoutePolicies are all RoutePolicies of the cluster.
+	RoutePolicies []flaxv1alpha1.RoutePolicy
 	// NodeAddresses are the addresses of the Ready nodes running a Ready dataplane;
 	// they are the addresses of every Gateway without spec.addresses whose class
 	// has no address pool.
@@ -49,7 +54,7 @@ type Input struct {
 }
 
 // Output is the result of Translate. Every list is sorted: classes by name,
-// Gateways and HTTPRoutes by namespace and name.
+// Gateways, HTTPRoutes and policies by namespace and name.
 type Output struct {
 	// Snapshot is the dataplane configuration. Its Version is 0 (the caller sets it);
 	// its Hash is filled in. Certificate and key bytes are shared with the Secrets
@@ -64,6 +69,10 @@ type Output struct {
 	// replaces the entries whose controllerName is ControllerName with these and
 	// keeps those of other controllers.
 	HTTPRoutes []RouteStatus
+	// BackendPolicies holds the status of every BackendPolicy of the Input.
+	BackendPolicies []PolicyStatus
+	// RoutePolicies holds the status of every RoutePolicy of the Input.
+	RoutePolicies []PolicyStatus
 }
 
 // ClassStatus is the status Flax computed for one GatewayClass.
@@ -93,4 +102,15 @@ type RouteStatus struct {
 	// Status holds only the parent entries of Flax's Gateways. Conditions have
 	// LastTransitionTime unset.
 	Status gatewayv1.HTTPRouteStatus
+}
+
+// PolicyStatus is the status Flax computed for one BackendPolicy or RoutePolicy.
+type PolicyStatus struct {
+	// NamespacedName of the policy.
+	NamespacedName types.NamespacedName
+	// Status holds only the ancestor entries of ControllerName, never more than
+	// 16. The status writer replaces the entries whose controllerName is
+	// ControllerName with these and keeps those of other controllers. Conditions
+	// have LastTransitionTime unset.
+	Status gatewayv1.PolicyStatus
 }

@@ -1,0 +1,151 @@
+package translate
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
+)
+
+// TestPolicySamples translates the samples of config/samples with the policy
+// samples of config/samples/policies, applied into one namespace: every policy is
+// accepted for the sample Gateway, and its settings reach the echo backend group
+// and the echo route.
+func TestPolicySamples(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
+	var files []string
+	for _, pattern := range []string{"../../config/samples/*.yaml", "../../config/samples/policies/*.yaml"} {
+		found, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, found...)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			var meta struct {
+				Kind string `json:"kind"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			decode := func(into any) {
+				t.Helper()
+				if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+					t.Fatalf("%s (%s): %v", f, meta.Kind, err)
+				}
+			}
+			switch meta.Kind {
+			case "GatewayClass":
+				var o gatewayv1.GatewayClass
+				decode(&o)
+				in.GatewayClasses = append(in.GatewayClasses, o)
+			case "Gateway":
+				var o gatewayv1.Gateway
+				decode(&o)
+				o.Namespace = ns
+				in.Gateways = append(in.Gateways, o)
+			case "HTTPRoute":
+				var o gatewayv1.HTTPRoute
+				decode(&o)
+				o.Namespace = ns
+				in.HTTPRoutes = append(in.HTTPRoutes, o)
+			case "Service":
+				var o corev1.Service
+				decode(&o)
+				o.Namespace = ns
+				in.Services = append(in.Services, o)
+			case "BackendPolicy":
+				var o flaxv1alpha1.BackendPolicy
+				decode(&o)
+				o.Namespace = ns
+				in.BackendPolicies = append(in.BackendPolicies, o)
+			case "RoutePolicy":
+				var o flaxv1alpha1.RoutePolicy
+				decode(&o)
+				o.Namespace = ns
+				in.RoutePolicies = append(in.RoutePolicies, o)
+			case "Deployment":
+			default:
+				t.Fatalf("%s: unexpected kind %s", f, meta.Kind)
+			}
+		}
+	}
+	if len(in.BackendPolicies) == 0 || len(in.RoutePolicies) == 0 {
+		t.Fatalf("want BackendPolicy and RoutePolicy samples, got %d and %d", len(in.BackendPolicies), len(in.RoutePolicies))
+	}
+	out := Translate(in)
+
+	for _, ps := range append(out.BackendPolicies, out.RoutePolicies...) {
+		if len(ps.Status.Ancestors) != 1 {
+			t.Errorf("policy %s: ancestors %+v, want the sample Gateway alone", ps.NamespacedName, ps.Status.Ancestors)
+			continue
+		}
+		a := ps.Status.Ancestors[0]
+		if a.AncestorRef.Kind == nil || *a.AncestorRef.Kind != "Gateway" || a.AncestorRef.Name != "flax-sample" {
+			t.Errorf("policy %s: ancestor %+v, want Gateway flax-sample", ps.NamespacedName, a.AncestorRef)
+		}
+		if c := a.Conditions[0]; c.Type != "Accepted" || c.Status != "True" {
+			t.Errorf("policy %s: %s is %s: %s", ps.NamespacedName, c.Type, c.Status, c.Message)
+		}
+	}
+	var group *dataplanev1.BackendGroup
+	for _, g := range out.Snapshot.GetBackendGroups() {
+		if g.GetName() == ns+"/echo:8080" {
+			group = g
+		}
+	}
+	want := backendSettingsOf(t, in.BackendPolicies[0].Spec)
+	if group == nil {
+		t.Fatalf("no backend group %s/echo:8080 in %v", ns, out.Snapshot.GetBackendGroups())
+	}
+	group = proto.CloneOf(group)
+	group.Name, group.Endpoints = "", nil
+	if !proto.Equal(group, want) {
+		t.Errorf("echo backend group settings\n  %v\nwant the BackendPolicy sample's\n  %v", group, want)
+	}
+	var limited int
+	for _, l := range out.Snapshot.GetListeners() {
+		for _, vh := range l.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if rl := r.GetRateLimit(); rl != nil && rl.GetBucket() == r.GetName() && rl.GetRequests() == uint32(in.RoutePolicies[0].Spec.RateLimit.Requests) {
+					limited++
+				}
+			}
+		}
+	}
+	if limited == 0 {
+		t.Errorf("no route carries the RoutePolicy sample's rate limit")
+	}
+}
+
+// backendSettingsOf translates a valid BackendPolicy spec, failing the test if
+// it is not valid.
+func backendSettingsOf(t *testing.T, spec flaxv1alpha1.BackendPolicySpec) *dataplanev1.BackendGroup {
+	t.Helper()
+	g, problems := backendSettings(&spec)
+	if len(problems) > 0 {
+		t.Fatalf("BackendPolicy sample is invalid: %v", problems)
+	}
+	return g
+}
