@@ -9,6 +9,14 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 make build
+# Gateway ports below 1024 as the non-root user: a non-root container process gets the
+# NET_BIND_SERVICE capability the chart adds only through a file capability (Kubernetes
+# sets no ambient capabilities). distroless has no setcap, so set it here; BuildKit's
+# COPY --from keeps the security.capability extended attribute (the legacy builder
+# does not: build with BuildKit, the default since Docker 23).
+RUN (command -v setcap >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends libcap2-bin)) \
+	&& setcap cap_net_bind_service=+ep bin/flax-dataplane \
+	&& getcap bin/flax-dataplane | grep -q cap_net_bind_service
 
 # Static binaries on a minimal non-root base.
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -56,8 +56,8 @@ bench-go: ## Run the Go benchmarks of the hot-path packages (allocations per req
 	$(GO) test $(GOFLAGS_BUILD) -run='^$$' -bench=. -benchmem ./dataplane/...
 
 .PHONY: e2e
-e2e: tools build ## Run the end-to-end tests in test/e2e on a local cluster (needs root; about 2-3 minutes warm).
-	$(GO) test $(GOFLAGS_BUILD) -tags=e2e -count=1 -v -timeout=15m ./test/e2e/ $(E2E_FLAGS)
+e2e: tools build ## Run the end-to-end tests on local clusters: test/e2e (Flax as processes), then test/e2e/helm (helm install of the chart) (needs root; about 3-4 minutes warm).
+	$(GO) test $(GOFLAGS_BUILD) -tags=e2e -count=1 -v -p 1 -timeout=15m ./test/e2e/... $(E2E_FLAGS)
 
 .PHONY: conformance
 conformance: tools build ## Run the Gateway API conformance suite (GATEWAY-HTTP profile) on a fresh local cluster; report in test/conformance/reports/ (needs root).
@@ -71,8 +71,8 @@ build: ## Build flax-dataplane and flax-controller into bin/.
 	$(GO) build $(GOFLAGS_BUILD) -o $(LOCALBIN)/ ./cmd/...
 
 .PHONY: docker-build
-docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t flax:dev .
+docker-build: ## Build the container image (needs a Docker engine with BuildKit, which keeps flax-dataplane's file capability).
+	DOCKER_BUILDKIT=1 docker build -t flax:dev .
 
 ##@ Tools
 

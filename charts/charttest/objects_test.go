@@ -145,8 +145,8 @@ func TestRenderedObjects(t *testing.T) {
 			if (r.serviceAccount != nil) != values.ServiceAccount.Create {
 				t.Errorf("serviceAccount.create=%v but ServiceAccount rendered=%v", values.ServiceAccount.Create, r.serviceAccount != nil)
 			}
-			if got := (len(r.configMaps) == 1); got != (values.Seccomp.Mode == "localhost") {
-				t.Errorf("seccomp.mode=%s but %d ConfigMaps rendered", values.Seccomp.Mode, len(r.configMaps))
+			if len(r.configMaps) != 0 {
+				t.Errorf("%d ConfigMaps rendered; the seccomp profile comes from the image", len(r.configMaps))
 			}
 		})
 	}
@@ -213,9 +213,10 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 		dp.LivenessProbe.HTTPGet.Path != "/healthz" {
 		fail("dataplane: want %s probed on /readyz and /healthz", adminArg)
 	}
-	caps := dp.SecurityContext.Capabilities.Add
-	if v.Dataplane.BindPrivilegedPorts != slices.Equal(caps, []corev1.Capability{"NET_BIND_SERVICE"}) || len(caps) > 1 {
-		fail("dataplane capabilities add %v with bindPrivilegedPorts=%v", caps, v.Dataplane.BindPrivilegedPorts)
+	// The image's flax-dataplane carries the file capability cap_net_bind_service+ep: every
+	// container running it must keep NET_BIND_SERVICE in its bounding set, or exec fails.
+	if caps := dp.SecurityContext.Capabilities.Add; !slices.Equal(caps, []corev1.Capability{"NET_BIND_SERVICE"}) {
+		fail("dataplane capabilities add %v, want exactly NET_BIND_SERVICE", caps)
 	}
 	if len(spec.Containers[0].SecurityContext.Capabilities.Add) != 0 {
 		fail("controller must add no capability")
@@ -235,8 +236,20 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 		}
 		if installers != 1 {
 			fail("seccomp.mode=localhost needs the install-seccomp-profile init container")
-		} else if !hostPathMounted(spec, spec.InitContainers[0], strings.TrimSuffix(v.Seccomp.HostDir, "/")+"/flax") {
-			fail("the init container must mount %s/flax", v.Seccomp.HostDir)
+		} else {
+			ic := spec.InitContainers[0]
+			dir, ok := hostPathMounted(spec, ic, strings.TrimSuffix(v.Seccomp.HostDir, "/")+"/flax")
+			if !ok {
+				fail("the init container must mount %s/flax", v.Seccomp.HostDir)
+			}
+			if ic.Image != dp.Image || !slices.Equal(ic.Command, dp.Command) || !slices.Equal(ic.Args, []string{"seccomp-profile", "install", "--dir=" + dir}) {
+				fail("the init container must run the dataplane image's `flax-dataplane seccomp-profile install --dir=%s`: %s %v %v", dir, ic.Image, ic.Command, ic.Args)
+			}
+			sc := ic.SecurityContext
+			if sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+				!slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_BIND_SERVICE"}) || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+				fail("the init container must drop ALL but NET_BIND_SERVICE (needed to exec the file-capability binary), without privilege escalation: %+v", sc)
+			}
 		}
 	} else if installers != 0 {
 		fail("seccomp.mode=%s must not install a profile", v.Seccomp.Mode)
@@ -259,13 +272,14 @@ func hasEnvFromField(c corev1.Container, name, field string) bool {
 	return false
 }
 
-func hostPathMounted(spec corev1.PodSpec, c corev1.Container, path string) bool {
+// hostPathMounted returns where c mounts the hostPath path writable.
+func hostPathMounted(spec corev1.PodSpec, c corev1.Container, path string) (string, bool) {
 	for _, m := range c.VolumeMounts {
 		for _, v := range spec.Volumes {
 			if v.Name == m.Name && v.HostPath != nil && v.HostPath.Path == path && !m.ReadOnly {
-				return true
+				return m.MountPath, true
 			}
 		}
 	}
-	return false
+	return "", false
 }

@@ -41,9 +41,8 @@ type chartValues struct {
 		Create bool `json:"create"`
 	} `json:"serviceAccount"`
 	Dataplane struct {
-		AdminPort           int32 `json:"adminPort"`
-		BindPrivilegedPorts bool  `json:"bindPrivilegedPorts"`
-		Drain               struct {
+		AdminPort int32 `json:"adminPort"`
+		Drain     struct {
 			GraceSeconds   int64 `json:"graceSeconds"`
 			TimeoutSeconds int64 `json:"timeoutSeconds"`
 		} `json:"drain"`

@@ -32,6 +32,9 @@ Usage:
   flax-dataplane proxy --listen ADDR --to ADDR [--to ADDR ...] [--lb POLICY] [flags]
                                                one listener, one backend group: a one-line reverse proxy
   flax-dataplane validate --config FILE        check a config file and exit
+  flax-dataplane seccomp-profile (print | install --dir DIR)
+                                               the seccomp profile that allows io_uring: print it, or
+                                               install it for the kubelet (the chart's init container)
 
 Run 'flax-dataplane COMMAND --help' for a command's flags.
 
@@ -71,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return proxyCmd(args[1:], stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
+	case "seccomp-profile":
+		return seccompCmd(args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

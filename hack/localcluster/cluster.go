@@ -25,6 +25,7 @@ type cluster struct {
 	net        *network
 	pki        *pki
 	apiURL     string
+	apiPort    int
 	kubeconfig string
 	rest       *rest.Config
 	client     kubernetes.Interface
@@ -46,6 +47,7 @@ func (c *cluster) up(ctx context.Context) error {
 	}
 	c.net.cleanStale()
 	removeCreatedMountpoints(c.cfg.dir)
+	removeCreatedHostPaths(c.cfg.dir)
 	c.hostSetup = true
 	if err := c.net.setupHost(); err != nil {
 		return fmt.Errorf("setting up the host network: %w", err)
@@ -61,7 +63,12 @@ func (c *cluster) up(ctx context.Context) error {
 	}
 	logf("node %s registered (InternalIP %s, Ready, lease renewed every 10s); pods run as processes, logs in %s",
 		c.cfg.nodeName, c.net.nodeIP, filepath.Join(c.cfg.dir, "pods"))
-	if err := c.startFlax(ctx); err != nil {
+	if c.cfg.flax == flaxNone {
+		if err := c.installGatewayAPI(); err != nil {
+			return err
+		}
+		logf("Gateway API CRDs installed from %s; no Flax running (install it with helm: README.md, \"Install with Helm\")", c.cfg.crdDir)
+	} else if err := c.startFlax(ctx); err != nil {
 		return err
 	}
 	logf("cluster ready in %.1fs", time.Since(t0).Seconds())
@@ -91,6 +98,7 @@ func (c *cluster) prepareDir() error {
 		killMarked(dir)
 		c.net.cleanStale()
 		removeCreatedMountpoints(dir)
+		removeCreatedHostPaths(dir)
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("wiping the state of the previous run: %w", err)
 		}
@@ -119,6 +127,7 @@ func (c *cluster) teardown() {
 	c.net.cleanStale()
 	c.net.teardownHost()
 	removeCreatedMountpoints(c.cfg.dir)
+	removeCreatedHostPaths(c.cfg.dir)
 }
 
 // kubectl runs bin/kubectl with the admin kubeconfig.
@@ -134,6 +143,17 @@ metadata:
 spec:
   controllerName: flaxlb.io/gateway-controller
 `
+
+// installGatewayAPI installs the Gateway API CRDs and waits until they are served.
+func (c *cluster) installGatewayAPI() error {
+	if err := c.kubectl("", "apply", "--server-side", "-f", c.cfg.crdDir); err != nil {
+		return fmt.Errorf("installing the gateway api crds: %w", err)
+	}
+	if err := c.kubectl("", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"); err != nil {
+		return fmt.Errorf("waiting for the gateway api crds: %w", err)
+	}
+	return nil
+}
 
 // startFlax installs the CRDs and the GatewayClass and starts the dataplane and the
 // controller as host processes.
@@ -387,6 +407,13 @@ The cluster is up. In another shell:
 
 Pod stdout/stderr go to files under %s (kubectl logs is not served).
 `, c.kubeconfig, k, filepath.Join(c.cfg.dir, "pods"))
+	if c.cfg.flax == flaxNone {
+		fmt.Printf(`
+Flax is not running (--flax=none). Install it from the chart as README.md says
+("Install with Helm"): the node agent runs the DaemonSet's pods, and images naming
+flax run %s/flax-dataplane and flax-controller.
+`, c.cfg.binDir)
+	}
 	if c.cfg.sample {
 		fmt.Printf(`
 Sample (namespace demo), served by flax-dataplane on every address, port %[1]d:

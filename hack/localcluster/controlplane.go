@@ -178,6 +178,7 @@ func (c *cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	c.hostProcs = append(c.hostProcs, api)
+	c.apiPort = apiPort
 	c.apiURL = "https://127.0.0.1:" + strconv.Itoa(apiPort)
 	logf("kube-apiserver started on %s (log %s)", c.apiURL, filepath.Join(logDir, "kube-apiserver.log"))
 
@@ -209,7 +210,7 @@ func (c *cluster) startControlPlane(ctx context.Context) error {
 		"--secure-port=" + strconv.Itoa(kcmPort),
 		"--cert-dir=" + filepath.Join(cfg.dir, "kcm-certs"),
 		"--leader-elect=false",
-		"--controllers=deployment-controller,replicaset-controller,endpointslice-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller",
+		"--controllers=deployment-controller,replicaset-controller,daemonset-controller,endpointslice-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller",
 		"--service-account-private-key-file=" + p.saKey,
 		"--root-ca-file=" + p.caCert,
 	})

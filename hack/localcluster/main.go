@@ -6,8 +6,10 @@
 // each pod's containers as processes in the pod's own network namespace (no default
 // route: nothing a pod does can leave the machine). Images map to binaries in the
 // repository's bin/ folder. It then installs the Gateway API CRDs and a GatewayClass and
-// runs flax-dataplane and flax-controller as host processes, as the DaemonSet would.
-// `up --sample` also deploys an echo Deployment behind a Gateway on port 8080.
+// runs flax-dataplane and flax-controller as host processes, as the DaemonSet would
+// (`--flax=none` leaves Flax out, for `helm install` of the chart, whose host-network
+// DaemonSet pods the node agent runs). `up --sample` also deploys an echo Deployment
+// behind a Gateway on port 8080.
 //
 // Ctrl-C or SIGTERM tears everything down; `localcluster down` removes what a crashed
 // run left behind. See README.md in this folder.
@@ -29,15 +31,22 @@ import (
 
 func usage() {
 	fmt.Fprint(os.Stderr, `Usage:
-  localcluster up [--dir DIR] [--pod-cidr CIDR] [--gateway-pool CIDR] [--sample]
+  localcluster up [--dir DIR] [--flax process|none] [--pod-cidr CIDR] [--gateway-pool CIDR] [--sample]
   localcluster down [--dir DIR]
 
-up starts a one-node cluster whose pods are local processes and runs Flax on it; it
-stays in the foreground until Ctrl-C or SIGTERM, then removes everything it created.
+up starts a one-node cluster whose pods are local processes and runs Flax on it as host
+processes (--flax=process), or leaves Flax to a helm install (--flax=none); it stays in
+the foreground until Ctrl-C or SIGTERM, then removes everything it created.
 down removes what a previous run left behind (processes, network namespaces, veths,
 routes). Both need root.
 `)
 }
+
+// Values of --flax.
+const (
+	flaxProcess = "process"
+	flaxNone    = "none"
+)
 
 // config holds the command-line settings of a run.
 type config struct {
@@ -48,6 +57,7 @@ type config struct {
 	crdDir      string
 	flaxCRDDir  string
 	sample      bool
+	flax        string
 	nodeName    string
 	gatewayPort int
 }
@@ -68,6 +78,7 @@ func main() {
 	fs.StringVar(&cfg.crdDir, "crds", "", "Gateway API CRD folder (default: config/crd/standard of the sigs.k8s.io/gateway-api module in go.mod)")
 	fs.BoolVar(&cfg.sample, "sample", false, "deploy the sample (namespace demo: echo Deployment, Service, Gateway on port 8080, HTTPRoute)")
 	fs.StringVar(&cfg.nodeName, "node-name", "flax-local", "name of the Node")
+	fs.StringVar(&cfg.flax, "flax", flaxProcess, "how Flax runs: process (flax-controller and flax-dataplane as host processes with the admin kubeconfig, plus the CRDs and GatewayClass) or none (only the Gateway API CRDs: install Flax with helm, whose DaemonSet pods the node agent runs)")
 	fs.Usage = usage
 	switch cmd {
 	case "up", "down":
@@ -82,6 +93,14 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.gatewayPort = 8080
+	switch {
+	case cfg.flax != flaxProcess && cfg.flax != flaxNone:
+		fmt.Fprintf(os.Stderr, "localcluster: --flax %q: want process or none\n", cfg.flax)
+		os.Exit(2)
+	case cfg.flax == flaxNone && cfg.sample:
+		fmt.Fprintln(os.Stderr, "localcluster: --sample needs --flax=process (with --flax=none, apply config/samples after installing the chart)")
+		os.Exit(2)
+	}
 	if err := run(cmd, &cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "localcluster: %v\n", err)
 		os.Exit(1)
@@ -142,6 +161,7 @@ func down(cfg *config, netw *network) error {
 	killMarked(cfg.dir)
 	netw.cleanStale()
 	removeCreatedMountpoints(cfg.dir)
+	removeCreatedHostPaths(cfg.dir)
 	logf("removed leftovers of %s", cfg.dir)
 	return nil
 }

@@ -146,8 +146,24 @@ func (a *nodeAgent) register(ctx context.Context) error {
 			KernelVersion: kernelVersion(),
 		},
 	}
-	if _, err := a.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+	updated, err := a.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	if err != nil {
 		return fmt.Errorf("setting status of node %s: %w", a.name, err)
+	}
+	// The API server taints a new Node node.kubernetes.io/not-ready:NoSchedule; the node
+	// lifecycle controller, which does not run here, removes it once the Node is Ready.
+	// DaemonSet pods do not tolerate it, so remove it ourselves.
+	kept := updated.Spec.Taints[:0]
+	for _, t := range updated.Spec.Taints {
+		if t.Key != corev1.TaintNodeNotReady {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) != len(updated.Spec.Taints) {
+		updated.Spec.Taints = kept
+		if _, err := a.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("removing the not-ready taint of node %s: %w", a.name, err)
+		}
 	}
 	return a.renewLease(ctx)
 }

@@ -85,8 +85,10 @@ func (r *podRuntime) update(p *corev1.Pod) {
 	}
 	r.mu.Unlock()
 	if start {
-		grace := 10 * time.Second
-		if g := p.DeletionGracePeriodSeconds; g != nil && time.Duration(*g)*time.Second < grace {
+		// The pod's grace period, as the kubelet: processes that handle SIGTERM (the
+		// dataplane drains) exit as soon as they are done, the rest die at once.
+		grace := 30 * time.Second
+		if g := p.DeletionGracePeriodSeconds; g != nil {
 			grace = time.Duration(*g) * time.Second
 		}
 		go func() {
@@ -183,6 +185,9 @@ func (r *podRuntime) run() {
 		go r.supervise(cs)
 		if c.ReadinessProbe != nil {
 			go r.probe(cs)
+		}
+		if c.LivenessProbe != nil {
+			go r.liveness(cs)
 		}
 	}
 	r.notify()
@@ -287,11 +292,13 @@ func (r *podRuntime) prepareContainer(c corev1.Container, init bool) *containerS
 }
 
 // launcher wraps argv so that it runs in the pod's network namespace with its volumes
-// bind-mounted in a private mount namespace (nsenter, unshare, sh, mount --bind).
+// bind-mounted in a private mount namespace (nsenter, unshare, sh, mount --bind), as the
+// user and with the capabilities of its securityContext (setpriv, after the mounts).
 func (r *podRuntime) launcher(c corev1.Container, argv []string) ([]string, error) {
 	r.mu.Lock()
-	netns, mounts := r.netns, r.mounts
+	netns, mounts, pod := r.netns, r.mounts, r.pod
 	r.mu.Unlock()
+	argv = append(securityWrapper(pod, c), argv...)
 	var script strings.Builder
 	for _, m := range c.VolumeMounts {
 		src, ok := mounts[m.Name]
@@ -762,4 +769,56 @@ func (c *cluster) imageBinary(image string, command []string) (string, error) {
 		return "", fmt.Errorf("image %s: command %q is not available locally (the image maps to %s): %w", image, command[0], name, errNoMapping)
 	}
 	return filepath.Join(c.cfg.binDir, name), nil
+}
+
+// liveness runs a container's liveness probe: after failureThreshold failures in a row the
+// container is stopped (SIGTERM, SIGKILL after the pod's grace period) and supervise
+// restarts it by the pod's restart policy.
+func (r *podRuntime) liveness(cs *containerState) {
+	pr := cs.spec.LivenessProbe
+	period := time.Duration(max(pr.PeriodSeconds, 1)) * time.Second
+	if pr.PeriodSeconds == 0 {
+		period = 10 * time.Second
+	}
+	timeout := time.Duration(max(pr.TimeoutSeconds, 1)) * time.Second
+	failThreshold := max(pr.FailureThreshold, 1)
+	if pr.FailureThreshold == 0 {
+		failThreshold = 3
+	}
+	var fail int32
+	var lastStart metav1.Time
+	for {
+		r.mu.Lock()
+		running, started, proc := cs.running, cs.started, cs.proc
+		grace := time.Duration(ptrDeref(r.pod.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
+		r.mu.Unlock()
+		if running && started != lastStart { // (re)started: wait the initial delay again
+			lastStart, fail = started, 0
+			if !sleepCtx(r.ctx, time.Duration(pr.InitialDelaySeconds)*time.Second) {
+				return
+			}
+		}
+		if running {
+			if err := r.probeOnce(cs, pr, timeout); err != nil {
+				fail++
+				if fail >= failThreshold {
+					logf("pod %s: container %s failed its liveness probe %d times (%v); restarting it", r.key, cs.spec.Name, fail, err)
+					fail = 0
+					proc.stop(grace)
+				}
+			} else {
+				fail = 0
+			}
+		}
+		if !sleepCtx(r.ctx, period) {
+			return
+		}
+	}
+}
+
+func ptrDeref[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }

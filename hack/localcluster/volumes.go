@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,15 @@ func (r *podRuntime) containerEnv(c corev1.Container) ([]string, error) {
 	set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	set("HOSTNAME", pod.Name)
 	set("HOME", "/root")
+	if pod.Spec.HostNetwork {
+		// In-cluster config, as the kubelet gives every pod. Only host-network pods can
+		// reach the API server (it listens on the host's 127.0.0.1, which its serving
+		// certificate covers).
+		port := strconv.Itoa(r.a.c.apiPort)
+		set("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+		set("KUBERNETES_SERVICE_PORT", port)
+		set("KUBERNETES_SERVICE_PORT_HTTPS", port)
+	}
 	for _, ef := range c.EnvFrom {
 		var data map[string]string
 		switch {
@@ -206,9 +216,13 @@ func (r *podRuntime) writeVolumes(pod *corev1.Pod) (map[string]string, error) {
 		var err error
 		switch {
 		case v.HostPath != nil:
+			if err := ensureHostPath(r.a.c.cfg.dir, v.HostPath); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
 			out[v.Name] = v.HostPath.Path
 			continue
 		case v.EmptyDir != nil:
+			mode = 0o777 // the folder, as the kubelet makes it: writable by any user
 		case v.ConfigMap != nil:
 			mode = ptr.Deref(v.ConfigMap.DefaultMode, mode)
 			err = r.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, ptr.Deref(v.ConfigMap.Optional, false), files)
@@ -242,6 +256,11 @@ func (r *podRuntime) writeVolumes(pod *corev1.Pod) (map[string]string, error) {
 		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
+		}
+		if v.EmptyDir != nil {
+			if err := os.Chmod(dir, 0o777); err != nil {
+				return nil, err
+			}
 		}
 		for name, b := range files {
 			p := filepath.Join(dir, name)
@@ -414,4 +433,74 @@ func removeEmpty(path string) {
 	if fi.Mode().IsRegular() && fi.Size() == 0 {
 		_ = os.Remove(path)
 	}
+}
+
+// Host paths that a DirectoryOrCreate or FileOrCreate hostPath volume created are listed
+// in this file of the state folder; teardown removes them with their content, so a pod
+// that writes to the host (the Flax chart's seccomp profile installer) leaves nothing
+// behind on this machine.
+const createdHostPathsFile = "created-hostpaths"
+
+// ensureHostPath creates a hostPath volume's path for the *OrCreate types and checks the
+// type of an existing path for Directory and File, as the kubelet does.
+func ensureHostPath(stateDir string, hp *corev1.HostPathVolumeSource) error {
+	t := ptr.Deref(hp.Type, corev1.HostPathUnset)
+	fi, err := os.Stat(hp.Path)
+	switch {
+	case err == nil && (t == corev1.HostPathDirectory || t == corev1.HostPathDirectoryOrCreate) && !fi.IsDir():
+		return fmt.Errorf("hostPath %s is not a directory", hp.Path)
+	case err == nil && (t == corev1.HostPathFile || t == corev1.HostPathFileOrCreate) && !fi.Mode().IsRegular():
+		return fmt.Errorf("hostPath %s is not a file", hp.Path)
+	case err == nil:
+		return nil
+	case !os.IsNotExist(err):
+		return err
+	case t == corev1.HostPathDirectory || t == corev1.HostPathFile:
+		return fmt.Errorf("hostPath %s does not exist", hp.Path)
+	case t != corev1.HostPathDirectoryOrCreate && t != corev1.HostPathFileOrCreate:
+		return nil // unset: the bind mount of a missing path fails the container
+	}
+	mountpointMu.Lock()
+	defer mountpointMu.Unlock()
+	top := hp.Path
+	for p := filepath.Dir(hp.Path); p != "/"; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		}
+		top = p
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, createdHostPathsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(f, top)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	if t == corev1.HostPathDirectoryOrCreate {
+		return os.MkdirAll(hp.Path, 0o755)
+	}
+	if err := os.MkdirAll(filepath.Dir(hp.Path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(hp.Path, nil, 0o644)
+}
+
+// removeCreatedHostPaths removes the recorded host paths with everything in them.
+func removeCreatedHostPaths(stateDir string) {
+	mountpointMu.Lock()
+	defer mountpointMu.Unlock()
+	list := filepath.Join(stateDir, createdHostPathsFile)
+	b, err := os.ReadFile(list)
+	if err != nil {
+		return
+	}
+	for _, top := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// Only paths at least two levels deep: never /, /var or the like.
+		if filepath.IsAbs(top) && strings.Count(filepath.Clean(top), "/") >= 2 {
+			_ = os.RemoveAll(top)
+		}
+	}
+	_ = os.Remove(list)
 }
