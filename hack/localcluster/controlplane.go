@@ -28,21 +28,28 @@ import (
 // pki holds the files of the control plane's credentials.
 type pki struct {
 	caCert, servingCert, servingKey string
-	saKey, saPub                    string
-	tokenFile, token                string
-	caPEM                           []byte
+	// kubeletClientCert and kubeletClientKey authenticate the API server to the node
+	// agent's kubelet endpoint (pod logs).
+	kubeletClientCert, kubeletClientKey string
+	saKey, saPub                        string
+	tokenFile, token                    string
+	caPEM                               []byte
 }
 
-// writePKI generates a CA, an API server serving certificate signed by it, the
-// service-account signing key pair and a static admin token.
+// writePKI generates a CA, an API server serving certificate signed by it (the node
+// agent's kubelet endpoint serves with it too: it names the node address), the API
+// server's client certificate for that endpoint, the service-account signing key pair
+// and a static admin token.
 func writePKI(dir string, nodeIP string) (*pki, error) {
 	p := &pki{
-		caCert:      filepath.Join(dir, "ca.crt"),
-		servingCert: filepath.Join(dir, "apiserver.crt"),
-		servingKey:  filepath.Join(dir, "apiserver.key"),
-		saKey:       filepath.Join(dir, "sa.key"),
-		saPub:       filepath.Join(dir, "sa.pub"),
-		tokenFile:   filepath.Join(dir, "tokens.csv"),
+		caCert:            filepath.Join(dir, "ca.crt"),
+		servingCert:       filepath.Join(dir, "apiserver.crt"),
+		servingKey:        filepath.Join(dir, "apiserver.key"),
+		kubeletClientCert: filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientKey:  filepath.Join(dir, "apiserver-kubelet-client.key"),
+		saKey:             filepath.Join(dir, "sa.key"),
+		saPub:             filepath.Join(dir, "sa.pub"),
+		tokenFile:         filepath.Join(dir, "tokens.csv"),
 	}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -81,6 +88,22 @@ func writePKI(dir string, nodeIP string) (*pki, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the serving certificate: %w", err)
 	}
+	cliKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cliDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		NotBefore:    now,
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, &cliKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("creating the kubelet client certificate: %w", err)
+	}
+	cliKeyDER, _ := x509.MarshalECPrivateKey(cliKey)
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -92,11 +115,13 @@ func writePKI(dir string, nodeIP string) (*pki, error) {
 	p.token = hex.EncodeToString(tok)
 	p.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	files := map[string][]byte{
-		p.caCert:      p.caPEM,
-		p.servingCert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
-		p.servingKey:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}),
-		p.saKey:       pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}),
-		p.saPub:       pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
+		p.caCert:            p.caPEM,
+		p.servingCert:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
+		p.servingKey:        pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER}),
+		p.kubeletClientCert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cliDER}),
+		p.kubeletClientKey:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: cliKeyDER}),
+		p.saKey:             pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)}),
+		p.saPub:             pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
 		// token,user,uid,"group1,group2"
 		p.tokenFile: []byte(p.token + ",admin,admin,\"system:masters\"\n"),
 	}
@@ -172,6 +197,13 @@ func (c *cluster) startControlPlane(ctx context.Context) error {
 		"--service-account-signing-key-file=" + p.saKey,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--allow-privileged=true",
+		// Pod logs: the API server reaches the node agent's kubelet endpoint on the
+		// node's InternalIP, verifying it with the cluster CA and presenting its client
+		// certificate.
+		"--kubelet-preferred-address-types=InternalIP",
+		"--kubelet-certificate-authority=" + p.caCert,
+		"--kubelet-client-certificate=" + p.kubeletClientCert,
+		"--kubelet-client-key=" + p.kubeletClientKey,
 		"--profiling=false",
 	})
 	if err != nil {

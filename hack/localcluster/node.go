@@ -33,6 +33,8 @@ type nodeAgent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	kubelet *kubeletServer
+
 	mu      sync.Mutex
 	pods    map[types.UID]*podRuntime
 	binding map[types.UID]bool
@@ -45,6 +47,11 @@ func newNodeAgent(c *cluster) *nodeAgent {
 // start registers the node, starts the lease loop and the pod informer.
 func (a *nodeAgent) start(ctx context.Context) error {
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	ks, err := a.startKubeletServer()
+	if err != nil {
+		return err
+	}
+	a.kubelet = ks
 	if err := a.register(ctx); err != nil {
 		return err
 	}
@@ -55,7 +62,7 @@ func (a *nodeAgent) start(ctx context.Context) error {
 	}()
 	factory := informers.NewSharedInformerFactory(a.client, 0)
 	inf := factory.Core().V1().Pods().Informer()
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { a.onPod(o.(*corev1.Pod)) },
 		UpdateFunc: func(_, o any) { a.onPod(o.(*corev1.Pod)) },
 		DeleteFunc: func(o any) {
@@ -99,6 +106,9 @@ func (a *nodeAgent) stop() {
 	}
 	wg.Wait()
 	a.wg.Wait()
+	if a.kubelet != nil {
+		a.kubelet.stop()
+	}
 }
 
 func (a *nodeAgent) nodeConditions(now metav1.Time) []corev1.NodeCondition {
@@ -145,6 +155,7 @@ func (a *nodeAgent) register(ctx context.Context) error {
 			KubeletVersion: "v1.37.2-localcluster", ContainerRuntimeVersion: "local-process://1",
 			KernelVersion: kernelVersion(),
 		},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(a.kubelet.port())}},
 	}
 	updated, err := a.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
 	if err != nil {

@@ -346,12 +346,11 @@ func shellQuote(s string) string {
 
 // start starts a container's process once.
 func (r *podRuntime) start(cs *containerState) error {
-	logPath := filepath.Join(r.dir, cs.spec.Name+".log")
 	dir := cs.dir
 	if _, err := os.Stat(dir); err != nil {
 		dir = r.dir
 	}
-	p, err := startProcess(r.key+"/"+cs.spec.Name, r.a.c.cfg.dir, logPath, dir, cs.env, cs.argv)
+	p, err := startContainer(r.key+"/"+cs.spec.Name, r.a.c.cfg.dir, containerLogPath(r.dir, cs.spec.Name), dir, cs.env, cs.argv)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {

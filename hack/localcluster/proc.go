@@ -29,6 +29,21 @@ type process struct {
 // startProcess starts argv with stdout and stderr appended to logPath. env is the full
 // environment (the marker is added); dir is the working folder ("" keeps ours).
 func startProcess(name, stateDir, logPath, dir string, env, argv []string) (*process, error) {
+	return spawn(name, stateDir, logPath, dir, env, argv, false)
+}
+
+// startContainer is startProcess for a container: its output is written in the CRI
+// logging format (see kubelet.go), after moving an earlier instance's log aside.
+func startContainer(name, stateDir, logPath, dir string, env, argv []string) (*process, error) {
+	if fi, err := os.Stat(logPath); err == nil && fi.Size() > 0 {
+		if err := os.Rename(logPath, logPath+".previous"); err != nil {
+			return nil, err
+		}
+	}
+	return spawn(name, stateDir, logPath, dir, env, argv, true)
+}
+
+func spawn(name, stateDir, logPath, dir string, env, argv []string, cri bool) (*process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -39,8 +54,18 @@ func startProcess(name, stateDir, logPath, dir string, env, argv []string) (*pro
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append([]string{}, env...), markerEnv+"="+stateDir)
 	cmd.Dir = dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	var streams []*logStream
+	if cri {
+		l := &containerLog{f: logFile}
+		streams = []*logStream{l.stream("stdout"), l.stream("stderr")}
+		cmd.Stdout, cmd.Stderr = streams[0], streams[1]
+		// Output is copied through pipes; a leftover child holding them open must not
+		// keep Wait from returning once the process has ended.
+		cmd.WaitDelay = 2 * time.Second
+	} else {
+		cmd.Stdout = logFile
+		cmd.Stderr = logFile
+	}
 	// Own process group, so that stop reaches forked children; SIGKILL if we die.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -50,6 +75,9 @@ func startProcess(name, stateDir, logPath, dir string, env, argv []string) (*pro
 	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
+		for _, s := range streams {
+			s.flush()
+		}
 		logFile.Close()
 		p.mu.Lock()
 		p.err = err
