@@ -12,8 +12,7 @@ import (
 // ReferenceGrant profiles and the extended ones the translator expresses fully in
 // the snapshot. Features the snapshot cannot express (CORS, external auth, h2c and
 // WebSocket backends, destination port matching) and experimental ones (retry,
-// session persistence) are left out even where they are partly translated, and so is
-// request mirroring: the translator expresses it, but the dataplane does not mirror yet.
+// session persistence) are left out even where they are partly translated.
 var SupportedFeatures = sortedFeatures(
 	// Core.
 	features.SupportGateway,
@@ -39,6 +38,9 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportHTTPRoute303RedirectStatusCode,
 	features.SupportHTTPRoute307RedirectStatusCode,
 	features.SupportHTTPRoute308RedirectStatusCode,
+	features.SupportHTTPRouteRequestMirror,
+	features.SupportHTTPRouteRequestMultipleMirrors,
+	features.SupportHTTPRouteRequestPercentageMirror,
 )
 
 // sortedFeatures returns the features as SupportedFeature values sorted by name,
