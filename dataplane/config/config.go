@@ -319,7 +319,7 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		Index:              index,
 		Stats:              reg.GroupID(pg.GetName()),
 		ConnectTimeout:     orDefault(pg.GetConnectTimeout().AsDuration(), DefaultConnectTimeout),
-		IdleTimeout:        orDefault(pg.GetIdleTimeout().AsDuration(), DefaultIdleTimeout),
+		IdleTimeout:        pg.GetIdleTimeout().AsDuration(), // zero: kept until the endpoint closes them
 		MaxIdlePerEndpoint: int(pg.GetMaxIdleConnectionsPerEndpoint()),
 	}
 	if pg.GetConnectTimeout() == nil {

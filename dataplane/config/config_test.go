@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -244,5 +245,27 @@ func TestDefaultRetryOnConnectFailure(t *testing.T) {
 	r = c.Listeners[0].Match(view("api.example.com", "/v1")).Route
 	if r.Retry.Attempts != 0 || r.Retry.OnConnectFailure {
 		t.Errorf("route with an empty retry policy got %+v, want no retries", r.Retry)
+	}
+}
+
+func TestGroupTimeouts(t *testing.T) {
+	c, _ := compile(t, `
+backendGroups:
+- name: unset
+- name: zero-idle
+  idleTimeout: 0s
+- name: set
+  connectTimeout: 250ms
+  idleTimeout: 5s
+`)
+	want := map[string][2]time.Duration{
+		"unset":     {DefaultConnectTimeout, DefaultIdleTimeout},
+		"zero-idle": {DefaultConnectTimeout, 0}, // kept until the endpoint closes them
+		"set":       {250 * time.Millisecond, 5 * time.Second},
+	}
+	for _, g := range c.Groups {
+		if got := [2]time.Duration{g.ConnectTimeout, g.IdleTimeout}; got != want[g.Name] {
+			t.Errorf("group %s: connect, idle = %v, want %v", g.Name, got, want[g.Name])
+		}
 	}
 }
