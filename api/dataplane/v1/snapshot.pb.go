@@ -3104,8 +3104,11 @@ func (x *CircuitBreakers) GetMaxRetries() uint32 {
 
 // RetryBudget allows a retry only while the group's retries in flight stay below
 // max(min_retry_concurrency, percent% of the group's requests in flight), counted over
-// all cores of the dataplane. A retry over budget is not made: the failed attempt's
-// result goes to the client.
+// all cores of the dataplane. A request counts as a retry in flight from its first
+// retry until it ends. The budget bounds every retry, the default retry of a failed
+// connect included, except the immediate retry of a request that failed on a pooled
+// connection the endpoint had already closed. A retry over budget is not made: the
+// failed attempt's result goes to the client.
 type RetryBudget struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Percent of the requests in flight that may be retries, 0-100. Zero with
