@@ -374,6 +374,13 @@ func ensureMountpoint(stateDir, path string, file bool) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
+	return createRecorded(filepath.Join(stateDir, createdMountpointsFile), path, file)
+}
+
+// createRecorded creates the missing path (a folder, or an empty file if file) with its
+// missing parents, after appending the topmost path it creates to the list file.
+// Callers hold mountpointMu.
+func createRecorded(list, path string, file bool) error {
 	top := path
 	for p := filepath.Dir(path); p != "/"; p = filepath.Dir(p) {
 		if _, err := os.Lstat(p); err == nil {
@@ -381,7 +388,7 @@ func ensureMountpoint(stateDir, path string, file bool) error {
 		}
 		top = p
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, createdMountpointsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(list, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -462,29 +469,7 @@ func ensureHostPath(stateDir string, hp *corev1.HostPathVolumeSource) error {
 	}
 	mountpointMu.Lock()
 	defer mountpointMu.Unlock()
-	top := hp.Path
-	for p := filepath.Dir(hp.Path); p != "/"; p = filepath.Dir(p) {
-		if _, err := os.Lstat(p); err == nil {
-			break
-		}
-		top = p
-	}
-	f, err := os.OpenFile(filepath.Join(stateDir, createdHostPathsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(f, top)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	if t == corev1.HostPathDirectoryOrCreate {
-		return os.MkdirAll(hp.Path, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(hp.Path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(hp.Path, nil, 0o644)
+	return createRecorded(filepath.Join(stateDir, createdHostPathsFile), hp.Path, t == corev1.HostPathFileOrCreate)
 }
 
 // removeCreatedHostPaths removes the recorded host paths with everything in them.
