@@ -155,6 +155,14 @@ func TestRenderRefusesInconsistentValues(t *testing.T) {
 			"ports collide",
 			"dataplane:\n  adminPort: 9903\n", "must differ",
 		},
+		{
+			"no surge and no unavailable node",
+			"updateStrategy:\n  maxSurge: 0\n", "maxUnavailable and maxSurge cannot both be 0",
+		},
+		{
+			"no surge and no unavailable node, as percentages",
+			"updateStrategy:\n  maxSurge: 0%\n  maxUnavailable: 0%\n", "maxUnavailable and maxSurge cannot both be 0",
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

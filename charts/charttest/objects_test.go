@@ -194,10 +194,17 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 				socketDirs = append(socketDirs, m.MountPath)
 			}
 		}
+		// A surge pod shares the node's 127.0.0.1 ports with the old pod: probes must ask
+		// this pod's processes through its own socket volume, and no container port may
+		// be declared (on the host network it is a host port, which keeps the surge pod
+		// off the node).
 		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
-			if p == nil || p.HTTPGet == nil || p.HTTPGet.Host != "127.0.0.1" {
-				fail("%s: readiness and liveness must be httpGet probes on 127.0.0.1", c.Name)
+			if p == nil || p.Exec == nil || len(p.Exec.Command) < 3 || p.Exec.Command[0] != c.Command[0] || p.Exec.Command[1] != "probe" {
+				fail("%s: readiness and liveness must be exec probes running %s probe", c.Name, c.Command)
 			}
+		}
+		if len(c.Ports) != 0 {
+			fail("%s: declares ports %v; on the host network they are host ports that block a surge pod", c.Name, c.Ports)
 		}
 	}
 	if len(socketDirs) != 2 || socketDirs[0] != socketDirs[1] {
@@ -209,9 +216,21 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 		fail("controller and dataplane must use the socket %s: %v / %v", socket, spec.Containers[0].Args, dp.Args)
 	}
 	adminArg := fmt.Sprintf("--admin-address=127.0.0.1:%d", v.Dataplane.AdminPort)
-	if !slices.Contains(dp.Args, adminArg) || dp.ReadinessProbe.HTTPGet.Path != "/readyz" || dp.ReadinessProbe.HTTPGet.Port.IntValue() != int(v.Dataplane.AdminPort) ||
-		dp.LivenessProbe.HTTPGet.Path != "/healthz" {
-		fail("dataplane: want %s probed on /readyz and /healthz", adminArg)
+	if !slices.Contains(dp.Args, adminArg) || !slices.Contains(dp.Args, "--admin-reuse-port=true") {
+		fail("dataplane: want %s with --admin-reuse-port=true", adminArg)
+	}
+	if !slices.Equal(probeArgs(dp.ReadinessProbe), []string{"--socket=" + socket, "--service=readiness"}) ||
+		!slices.Equal(probeArgs(dp.LivenessProbe), []string{"--socket=" + socket, "--service=liveness"}) {
+		fail("dataplane: probes must ask readiness and liveness on %s: %v / %v", socket, dp.ReadinessProbe.Exec, dp.LivenessProbe.Exec)
+	}
+	ctrlSocket := socketDirs[0] + "/controller-health.sock"
+	ct := spec.Containers[0]
+	if !slices.Contains(ct.Args, "--health-probe-socket="+ctrlSocket) || !slices.Contains(ct.Args, "--reuse-port=true") {
+		fail("controller: want --health-probe-socket=%s and --reuse-port=true: %v", ctrlSocket, ct.Args)
+	}
+	if !slices.Equal(probeArgs(ct.ReadinessProbe), []string{"--socket=" + ctrlSocket, "--path=/readyz"}) ||
+		!slices.Equal(probeArgs(ct.LivenessProbe), []string{"--socket=" + ctrlSocket, "--path=/healthz"}) {
+		fail("controller: probes must GET /readyz and /healthz on %s: %v / %v", ctrlSocket, ct.ReadinessProbe.Exec, ct.LivenessProbe.Exec)
 	}
 	// The image's flax-dataplane carries the file capability cap_net_bind_service+ep: every
 	// container running it must keep NET_BIND_SERVICE in its bounding set, or exec fails.
@@ -256,11 +275,20 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 	}
 	if v.UpdateStrategy.Type == "RollingUpdate" {
 		ru := ds.Spec.UpdateStrategy.RollingUpdate
-		if ru == nil || ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 0 || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != v.UpdateStrategy.MaxUnavailable {
-			fail("rolling update must have maxSurge 0 and maxUnavailable %s: %+v", v.UpdateStrategy.MaxUnavailable, ru)
+		if ru == nil || ru.MaxSurge == nil || ru.MaxSurge.String() != v.UpdateStrategy.MaxSurge || ru.MaxUnavailable == nil || ru.MaxUnavailable.String() != v.UpdateStrategy.MaxUnavailable {
+			fail("rolling update must have maxSurge %s and maxUnavailable %s: %+v", v.UpdateStrategy.MaxSurge, v.UpdateStrategy.MaxUnavailable, ru)
 		}
 	}
 	return problems
+}
+
+// probeArgs returns the arguments after "BINARY probe" of an exec probe, nil for any
+// other probe.
+func probeArgs(p *corev1.Probe) []string {
+	if p == nil || p.Exec == nil || len(p.Exec.Command) < 2 {
+		return nil
+	}
+	return p.Exec.Command[2:]
 }
 
 func hasEnvFromField(c corev1.Container, name, field string) bool {

@@ -55,6 +55,8 @@ type chartValues struct {
 		Type           string `json:"type"`
 		MaxUnavailable string `json:"-"`
 		Raw            scalar `json:"maxUnavailable"`
+		MaxSurge       string `json:"-"`
+		RawSurge       scalar `json:"maxSurge"`
 	} `json:"updateStrategy"`
 }
 
@@ -74,6 +76,7 @@ func loadValues(t *testing.T, files ...string) chartValues {
 		t.Fatalf("decoding values: %v", err)
 	}
 	v.UpdateStrategy.MaxUnavailable = string(v.UpdateStrategy.Raw)
+	v.UpdateStrategy.MaxSurge = string(v.UpdateStrategy.RawSurge)
 	return v
 }
 

@@ -35,6 +35,8 @@ const leaderElectionID = "flax-controller-leader"
 type config struct {
 	metricsAddr     string
 	probeAddr       string
+	probeSocket     string
+	reusePort       bool
 	leaderElect     bool
 	leaderNamespace string
 	controllerName  string
@@ -46,6 +48,15 @@ type config struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		if err := probeCmd(os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(os.Stderr, "flax-controller probe: %v\n", err)
+			}
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "flax-controller: %v\n", err)
 		os.Exit(1)
@@ -61,6 +72,10 @@ func run() error {
 		"address of the Prometheus /metrics endpoint (the dataplane's admin server uses 9901); \"0\" disables it")
 	fs.StringVar(&cfg.probeAddr, "health-probe-bind-address", ":9903",
 		"address of the /healthz and /readyz endpoints; /readyz fails until the local dataplane has applied a configuration")
+	fs.StringVar(&cfg.probeSocket, "health-probe-socket", "",
+		"unix socket that also serves /healthz and /readyz, for exec probes (flax-controller probe --socket PATH) that must reach this process and no other")
+	fs.BoolVar(&cfg.reusePort, "reuse-port", false,
+		"bind the metrics and health probe addresses with SO_REUSEPORT, so that a controller replacing this one on the node can bind them before this one exits")
 	fs.BoolVar(&cfg.leaderElect, "leader-elect", false,
 		"compete for the leader Lease; only the leader writes status (every replica still configures its own dataplane)")
 	fs.StringVar(&cfg.leaderNamespace, "leader-election-namespace", "",
@@ -88,6 +103,10 @@ Gateways, HTTPRoutes, ReferenceGrants) and the Services, EndpointSlices, TLS Sec
 Namespaces and Nodes they use, translates them into a dataplane snapshot and streams
 it to the dataplane at --dataplane-socket. With --leader-elect, only the replica
 holding the leader Lease writes status.
+
+Usage: flax-controller probe --socket PATH [--path /readyz|/healthz]
+  asks a running flax-controller's health over its --health-probe-socket; exits 0
+  only on a 2xx answer (the chart's exec probes).
 
 Flags:
 `)
@@ -130,11 +149,26 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	metricsOpts := metricsserver.Options{BindAddress: cfg.metricsAddr}
+	if cfg.reusePort {
+		metricsOpts.ListenConfig.Control = setReusePort
+	}
+	// The health endpoints are served by healthServer (TCP and the unix socket),
+	// not by the manager.
+	healthListeners, err := listen(cfg.probeAddr, cfg.probeSocket, cfg.reusePort)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range healthListeners {
+			_ = l.Close()
+		}
+	}()
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        scheme,
 		Cache:                         controllers.CacheOptions(),
-		Metrics:                       metricsserver.Options{BindAddress: cfg.metricsAddr},
-		HealthProbeBindAddress:        cfg.probeAddr,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        "0",
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       cfg.leaderNamespace,
@@ -157,14 +191,11 @@ Flags:
 	if err != nil {
 		return err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("dataplane", c.Delivery.ReadyCheck); err != nil {
-		return fmt.Errorf("adding readiness check: %w", err)
-	}
+	health := newHealthServer(map[string]healthz.Checker{"ping": healthz.Ping},
+		map[string]healthz.Checker{"dataplane": c.Delivery.ReadyCheck})
+	go health.serve(ctx, healthListeners)
 	log.Info("starting", "controllerName", cfg.controllerName, "node", cfg.nodeName, "dataplaneSocket", cfg.socket,
-		"leaderElection", cfg.leaderElect, "leaseNamespace", leaseNamespace)
+		"leaderElection", cfg.leaderElect, "leaseNamespace", leaseNamespace, "healthProbeSocket", cfg.probeSocket)
 	if err := mgr.Start(ctx); err != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("running manager: %w", err)
 	}

@@ -32,6 +32,9 @@ Usage:
   flax-dataplane proxy --listen ADDR --to ADDR [--to ADDR ...] [--lb POLICY] [flags]
                                                one listener, one backend group: a one-line reverse proxy
   flax-dataplane validate --config FILE        check a config file and exit
+  flax-dataplane probe --socket PATH [--service readiness|liveness]
+                                               ask a dataplane's health over its socket; exits 0 only
+                                               when it is SERVING (the chart's exec probes)
   flax-dataplane seccomp-profile (print | install --dir DIR)
                                                the seccomp profile that allows io_uring: print it, or
                                                install it for the kubelet (the chart's init container)
@@ -74,6 +77,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return proxyCmd(args[1:], stderr)
 	case "validate":
 		return validateCmd(args[1:], stdout, stderr)
+	case "probe":
+		return probeCmd(args[1:], stdout, stderr)
 	case "seccomp-profile":
 		return seccompCmd(args[1:], stdout, stderr)
 	default:
@@ -87,6 +92,7 @@ type common struct {
 	workers      int
 	engine       string
 	admin        string
+	adminReuse   bool
 	pprof        bool
 	drainGrace   time.Duration
 	drainTimeout time.Duration
@@ -98,6 +104,7 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 0, "worker threads, one per core (default: the CPUs this process may use)")
 	fs.StringVar(&c.engine, "engine", daemon.EngineAuto, "I/O engine: uring, netpoll, or auto (uring when the kernel and seccomp allow it)")
 	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump); empty disables it")
+	fs.BoolVar(&c.adminReuse, "admin-reuse-port", false, "bind the admin address with SO_REUSEPORT, so that a dataplane replacing this one on the node can bind it before this one exits")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve pprof on the admin server under /debug/pprof/")
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
@@ -108,7 +115,7 @@ func (c *common) bind(fs *flag.FlagSet) {
 func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(stderr, obj) }, funcr.Options{Verbosity: c.verbosity, LogTimestamp: true})
 	d, err := daemon.New(daemon.Options{
-		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, Pprof: c.pprof,
+		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Log: log,
 	})
 	return d, log, err
@@ -167,10 +174,15 @@ func runCmd(args []string, stderr io.Writer) error {
 		}
 		return d.Run(ctx)
 	}
-	srv := snapshot.NewServer(d, snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log})
+	srv := snapshot.NewServer(d, snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log, Ready: d.Ready})
+	// The socket outlives the drain, so that probes hear "not ready" rather than
+	// nothing while the dataplane drains.
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	defer stopSrv()
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ctx, *socket) }()
+	go func() { srvErr <- srv.Serve(srvCtx, *socket) }()
 	runErr := d.Run(ctx)
+	stopSrv()
 	if err := <-srvErr; err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("snapshot server on %s: %w", *socket, err)
 	}

@@ -13,11 +13,13 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 )
 
 // Options configures the admin server.
@@ -30,6 +32,14 @@ type Options struct {
 	ConfigDump func() ([]byte, error)
 	// Pprof mounts net/http/pprof under /debug/pprof/.
 	Pprof bool
+	// ReusePort binds Addr with SO_REUSEPORT, so that a second dataplane of the same
+	// user (a DaemonSet pod replacing this one on the same node) can bind it too;
+	// the kernel then spreads connections between both. Probes that must judge one
+	// process should not go through a shared port.
+	ReusePort bool
+	// Ready decides /readyz: nil when the dataplane is ready, else why not. When nil,
+	// /readyz follows SetApplied and SetDraining.
+	Ready func() error
 }
 
 // Server is the admin HTTP server.
@@ -73,7 +83,11 @@ func New(opts Options) (*Server, error) {
 
 // Start binds the listen address and serves in the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
+	var lc net.ListenConfig
+	if s.opts.ReusePort {
+		lc.Control = reusePort
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", s.opts.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen on %s: %w", s.opts.Addr, err)
 	}
@@ -98,7 +112,26 @@ func (s *Server) SetApplied() { s.applied.Store(true) }
 // SetDraining makes /readyz fail from now on.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
+// reusePort sets SO_REUSEPORT on a socket before it is bound.
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = fmt.Fprintln(w, "ok")
+		return
+	}
 	switch {
 	case s.draining.Load():
 		http.Error(w, "draining", http.StatusServiceUnavailable)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -79,5 +80,52 @@ func TestConfigDumpLoopbackOnly(t *testing.T) {
 		if rec.Code != want {
 			t.Errorf("config_dump from %s = %d, want %d", addr, rec.Code, want)
 		}
+	}
+}
+
+func TestReadyFunc(t *testing.T) {
+	var why error = errors.New("no config applied yet")
+	s, err := New(Options{Addr: "127.0.0.1:0", Ready: func() error { return why }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	base := "http://" + s.Addr()
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "no config applied yet") {
+		t.Errorf("/readyz = %d %q, want 503 with the reason", code, body)
+	}
+	s.SetApplied() // ignored: Ready decides
+	why = nil
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d, want 200 once Ready returns nil", code)
+	}
+}
+
+func TestReusePort(t *testing.T) {
+	start := func(reuse bool, addr string) (*Server, error) {
+		s, err := New(Options{Addr: addr, ReusePort: reuse})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, s.Start()
+	}
+	first, err := start(true, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Shutdown(context.Background())
+	second, err := start(true, first.Addr())
+	if err != nil {
+		t.Fatalf("second server with ReusePort on %s: %v", first.Addr(), err)
+	}
+	defer second.Shutdown(context.Background())
+	if _, err := start(false, first.Addr()); err == nil {
+		t.Errorf("a server without ReusePort bound %s, which two servers hold", first.Addr())
+	}
+	if code, _ := get(t, "http://"+first.Addr()+"/healthz"); code != 200 {
+		t.Errorf("/healthz on the shared port = %d", code)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +50,9 @@ type Options struct {
 	AdminAddr string
 	// Pprof mounts pprof on the admin server.
 	Pprof bool
+	// AdminReusePort binds the admin address with SO_REUSEPORT, so that a dataplane
+	// replacing this one on the same node can start before this one exits.
+	AdminReusePort bool
 	// DrainGrace is how long /readyz fails before listeners stop accepting, so that
 	// load balancers in front notice first.
 	DrainGrace time.Duration
@@ -75,6 +79,27 @@ type Daemon struct {
 	mu      sync.Mutex // serialises Apply and ApplyEndpoints
 	current *dataplanev1.Snapshot
 	config  *config.Config
+
+	// applied, serving and draining make up Ready.
+	applied  atomic.Bool
+	serving  atomic.Bool
+	draining atomic.Bool
+}
+
+// Ready returns nil when the dataplane serves traffic on its own: a config is
+// applied (its listeners are bound, see Apply), the engine runs and the dataplane is
+// not draining. Otherwise it says why not. /readyz and the socket's health service
+// answer with it.
+func (d *Daemon) Ready() error {
+	switch {
+	case d.draining.Load():
+		return errors.New("draining")
+	case !d.applied.Load():
+		return errors.New("no config applied yet")
+	case !d.serving.Load():
+		return errors.New("engine not started yet")
+	}
+	return nil
 }
 
 // New selects the engine and prepares the admin server; Run starts them.
@@ -122,6 +147,8 @@ func New(opts Options) (*Daemon, error) {
 			Collectors: collectors,
 			ConfigDump: d.configDump,
 			Pprof:      opts.Pprof,
+			ReusePort:  opts.AdminReusePort,
+			Ready:      d.Ready,
 		})
 		if err != nil {
 			_ = d.alog.Close()
@@ -196,9 +223,7 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*datapl
 	statuses := engine.Proto(st)
 	d.current, d.config = snap, cfg
 	d.metrics.ConfigApplied(snap.GetVersion())
-	if d.admin != nil {
-		d.admin.SetApplied()
-	}
+	d.applied.Store(true)
 	d.log.Info("config applied", "version", snap.GetVersion(), "hash", snap.GetHash(), "listeners", len(cfg.Listeners),
 		"backendGroups", len(cfg.Groups), "took", time.Since(start))
 	for _, s := range statuses {
@@ -271,6 +296,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runCtx, stopEngine := context.WithCancel(context.Background())
 	defer stopEngine()
 	go func() { errc <- d.engine.Run(runCtx) }()
+	d.serving.Store(true)
 
 	select {
 	case err := <-errc:
@@ -279,9 +305,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	d.log.Info("draining", "grace", d.opts.DrainGrace, "timeout", d.opts.DrainTimeout)
-	if d.admin != nil {
-		d.admin.SetDraining()
-	}
+	d.draining.Store(true)
 	if d.opts.DrainGrace > 0 {
 		time.Sleep(d.opts.DrainGrace)
 	}

@@ -14,7 +14,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
@@ -37,7 +40,22 @@ type ServerOptions struct {
 	// MaxMessageBytes is the largest message received; zero means
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// Ready is the dataplane's readiness (nil: ready, else why not), reported by the
+	// gRPC health service for ReadinessService. Nil means ready once a snapshot is
+	// applied.
+	Ready func() error
 }
+
+// Services of the standard gRPC health service (grpc.health.v1.Health) on the
+// socket. Probes ask through the socket in the pod's own volume rather than through a
+// TCP port, which a replacement pod on the same node may share.
+const (
+	// ReadinessService is SERVING while the dataplane serves traffic on its own (see
+	// ServerOptions.Ready). The empty service name answers the same.
+	ReadinessService = "readiness"
+	// LivenessService is SERVING whenever the server answers.
+	LivenessService = "liveness"
+)
 
 // Server serves the Dataplane gRPC service: it validates the snapshots the
 // controller sends, hands them to an Applier and answers Ack or Nack. It keeps the
@@ -89,6 +107,7 @@ func (s *Server) Serve(ctx context.Context, socketPath string) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	dataplanev1.RegisterDataplaneServer(gs, s)
+	healthpb.RegisterHealthServer(gs, healthServer{s: s})
 	done := make(chan error, 1)
 	go func() { done <- gs.Serve(lis) }()
 	s.log.Info("serving dataplane api", "socket", socketPath)
@@ -101,6 +120,38 @@ func (s *Server) Serve(ctx context.Context, socketPath string) error {
 		_ = lis.Close()
 		return fmt.Errorf("serving dataplane api on %s: %w", socketPath, err)
 	}
+}
+
+// healthServer answers grpc.health.v1.Health checks for a Server.
+type healthServer struct {
+	healthpb.UnimplementedHealthServer
+	s *Server
+}
+
+// Check reports ReadinessService (or "") and LivenessService.
+func (h healthServer) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	switch req.GetService() {
+	case LivenessService:
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	case ReadinessService, "":
+		if err := h.s.ready(); err != nil {
+			return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
+		}
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	default:
+		return nil, status.Errorf(codes.NotFound, "unknown service %q", req.GetService())
+	}
+}
+
+// ready returns nil when the dataplane is ready, else why not.
+func (s *Server) ready() error {
+	if s.opts.Ready != nil {
+		return s.opts.Ready()
+	}
+	if s.Current() == nil {
+		return errors.New("no snapshot applied yet")
+	}
+	return nil
 }
 
 // Stream serves one controller session: it sends Hello, then answers every

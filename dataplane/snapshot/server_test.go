@@ -8,11 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
@@ -404,4 +408,70 @@ func TestListenWaitsForDyingServer(t *testing.T) {
 		t.Fatalf("Listen after the old server went away: %v", err)
 	}
 	_ = l.Close()
+}
+
+func TestServerHealth(t *testing.T) {
+	ts := startServer(t)
+	conn, err := grpc.NewClient("unix://"+ts.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	check := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", service, err)
+		}
+		return resp.GetStatus()
+	}
+	if got := check(ReadinessService); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("readiness before any snapshot = %v, want NOT_SERVING", got)
+	}
+	if got := check(LivenessService); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness = %v, want SERVING", got)
+	}
+	stream, _ := ts.open(t)
+	wantAck(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7)
+	for _, svc := range []string{ReadinessService, ""} {
+		if got := check(svc); got != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("Check(%q) after a snapshot = %v, want SERVING", svc, got)
+		}
+	}
+	if _, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("Check of an unknown service: %v, want NotFound", err)
+	}
+
+	// With Ready set, it alone decides.
+	var draining atomic.Bool
+	draining.Store(true)
+	srv := NewServer(&fakeApplier{}, ServerOptions{Ready: func() error {
+		if draining.Load() {
+			return errors.New("draining")
+		}
+		return nil
+	}})
+	socket := filepath.Join(t.TempDir(), "ready.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, socket) }()
+	defer func() { cancel(); <-served }()
+	conn2, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	hc = healthpb.NewHealthClient(conn2)
+	eventually(t, "the second server answers", func() bool {
+		_, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: LivenessService})
+		return err == nil
+	})
+	if got := check(ReadinessService); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("readiness while Ready fails = %v, want NOT_SERVING", got)
+	}
+	draining.Store(false)
+	if got := check(ReadinessService); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("readiness once Ready passes = %v, want SERVING (no snapshot needed: Ready decides)", got)
+	}
 }

@@ -33,6 +33,8 @@ type cluster struct {
 	flaxProcs  []*process // dataplane and controller
 	agent      *nodeAgent
 	hostSetup  bool
+	// migrateReqPrev is the value of tcp_migrate_req before up set it; empty if untouched.
+	migrateReqPrev string
 }
 
 // up starts everything and returns when the cluster is ready (and, with --sample, when
@@ -54,6 +56,14 @@ func (c *cluster) up(ctx context.Context) error {
 	}
 	logf("pod bridge %s at %s (pods get %s addresses, no default route); local route %s on lo for Gateway addresses",
 		bridgeName, c.net.nodeIP, c.net.podPrefix, c.net.pool)
+	if c.cfg.migrateReq {
+		prev, err := setSysctl(migrateReqSysctl, "1")
+		if err != nil {
+			return err
+		}
+		c.migrateReqPrev = prev
+		logf("%s=1 (was %s; restored at teardown)", migrateReqSysctl, prev)
+	}
 	if err := c.startControlPlane(ctx); err != nil {
 		return err
 	}
@@ -126,6 +136,11 @@ func (c *cluster) teardown() {
 	killMarked(c.cfg.dir)
 	c.net.cleanStale()
 	c.net.teardownHost()
+	if c.migrateReqPrev != "" {
+		if _, err := setSysctl(migrateReqSysctl, c.migrateReqPrev); err != nil {
+			logf("restoring %s: %v", migrateReqSysctl, err)
+		}
+	}
 	removeCreatedMountpoints(c.cfg.dir)
 	removeCreatedHostPaths(c.cfg.dir)
 }
@@ -428,4 +443,23 @@ Sample (namespace demo), served by flax-dataplane on every address, port %[1]d:
 `, c.cfg.gatewayPort, c.net.nodeIP, k, filepath.Join(c.cfg.dir, "sample-route.yaml"))
 	}
 	fmt.Printf("\nGateways with spec.addresses may use %s (routed to this machine). Ctrl-C stops everything.\n\n", c.net.pool)
+}
+
+// migrateReqSysctl makes the kernel move the connections queued on a closing
+// SO_REUSEPORT listener to another listener of its group (Linux 5.14+), so that a
+// dataplane handing its Gateway ports over to a new one resets none. Flax's chart
+// documents it as a node prerequisite; this node sets it as a node image would.
+const migrateReqSysctl = "net/ipv4/tcp_migrate_req"
+
+// setSysctl writes value to /proc/sys/NAME and returns the previous value.
+func setSysctl(name, value string) (string, error) {
+	p := filepath.Join("/proc/sys", name)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("reading sysctl %s: %w", name, err)
+	}
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+		return "", fmt.Errorf("setting sysctl %s=%s: %w", name, value, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

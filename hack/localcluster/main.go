@@ -60,6 +60,7 @@ type config struct {
 	flax        string
 	nodeName    string
 	gatewayPort int
+	migrateReq  bool
 }
 
 func main() {
@@ -79,6 +80,7 @@ func main() {
 	fs.BoolVar(&cfg.sample, "sample", false, "deploy the sample (namespace demo: echo Deployment, Service, Gateway on port 8080, HTTPRoute)")
 	fs.StringVar(&cfg.nodeName, "node-name", "flax-local", "name of the Node")
 	fs.StringVar(&cfg.flax, "flax", flaxProcess, "how Flax runs: process (flax-controller and flax-dataplane as host processes with the admin kubeconfig, plus the CRDs and GatewayClass) or none (only the Gateway API CRDs: install Flax with helm, whose DaemonSet pods the node agent runs)")
+	fs.BoolVar(&cfg.migrateReq, "tcp-migrate-req", true, "set net.ipv4.tcp_migrate_req=1 while the cluster runs (restored at teardown), as a node image would for Flax's surge updates: a closing SO_REUSEPORT listener hands its queued connections to another of its group; false leaves the host's setting")
 	fs.Usage = usage
 	switch cmd {
 	case "up", "down":

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -518,7 +519,7 @@ func (r *podRuntime) probe(cs *containerState) {
 
 func (r *podRuntime) probeOnce(cs *containerState, pr *corev1.Probe, timeout time.Duration) error {
 	r.mu.Lock()
-	ip, netns := r.ip.String(), r.netns
+	ip := r.ip.String()
 	r.mu.Unlock()
 	switch {
 	case pr.HTTPGet != nil:
@@ -569,9 +570,16 @@ func (r *podRuntime) probeOnce(cs *containerState, pr *corev1.Probe, timeout tim
 	case pr.Exec != nil && len(pr.Exec.Command) > 0:
 		ctx, cancel := context.WithTimeout(r.ctx, timeout)
 		defer cancel()
-		argv := pr.Exec.Command
-		if netns != "" {
-			argv = append([]string{"nsenter", "--net=/run/netns/" + netns, "--"}, argv...)
+		// As a kubelet runs it in the container: the command's binary from the
+		// container's image (mapped to bin/ like the container's own command), with the
+		// container's volumes, network namespace, user and capabilities.
+		argv := slices.Clone(pr.Exec.Command)
+		if bin, err := r.a.c.imageBinary(cs.spec.Image, argv[:1]); err == nil {
+			argv[0] = bin
+		}
+		argv, err := r.launcher(cs.spec, argv)
+		if err != nil {
+			return err
 		}
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = cs.env

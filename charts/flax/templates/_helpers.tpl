@@ -114,6 +114,10 @@ Checks across values that the schema cannot express. Fails the render with a mes
 naming the values to change.
 */}}
 {{- define "flax.validate" -}}
+{{- $u := .Values.updateStrategy }}
+{{- if and (eq $u.type "RollingUpdate") (has (toString $u.maxUnavailable) (list "0" "0%")) (has (toString $u.maxSurge) (list "0" "0%")) }}
+{{- fail "updateStrategy: maxUnavailable and maxSurge cannot both be 0 (the rollout could never replace a pod). Use maxSurge 1 with maxUnavailable 0 (the default), or maxSurge 0 with maxUnavailable 1." }}
+{{- end }}
 {{- if and (eq .Values.seccomp.mode "runtimeDefault") (eq .Values.dataplane.engine "uring") }}
 {{- fail "dataplane.engine=uring cannot start under seccomp.mode=runtimeDefault: the runtime's default profile blocks io_uring. Use seccomp.mode=localhost (or unconfined), or dataplane.engine=auto to fall back to netpoll." }}
 {{- end }}

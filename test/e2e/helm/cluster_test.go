@@ -24,6 +24,7 @@ import (
 const markerEnv = "FLAX_LOCALCLUSTER_DIR"
 
 var (
+	migrateReq  = flag.Bool("e2e.tcp-migrate-req", true, "let the local cluster set net.ipv4.tcp_migrate_req=1, as the chart README asks of nodes (false measures the upgrade without it; zero failures are then not required)")
 	keepCluster = flag.Bool("e2e.keep", false, "leave the local cluster running after the test (stop it with SIGTERM to the localcluster process or `localcluster down`)")
 	upTimeout   = flag.Duration("e2e.up-timeout", 4*time.Minute, "how long the local cluster may take to start")
 )
@@ -71,7 +72,7 @@ func startCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(c.lcBin, "up", "--flax=none", "--dir", c.dir)
+	cmd := exec.Command(c.lcBin, "up", "--flax=none", "--dir", c.dir, fmt.Sprintf("--tcp-migrate-req=%v", *migrateReq))
 	cmd.Dir = root
 	// The cluster tears itself down on SIGTERM, also when this test binary dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
