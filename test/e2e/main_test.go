@@ -3,14 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,6 +21,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flaxlb/flax/test/e2e/lctest"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -48,9 +46,7 @@ var env struct {
 	dir        string // localcluster state folder
 	kubeconfig string
 	client     client.Client
-	lc         *exec.Cmd // the localcluster process
-	lcLog      string
-	lcDone     chan struct{}
+	lc         *lctest.Cluster
 
 	mu        sync.Mutex
 	restarted []*exec.Cmd // flax processes the tests restarted (not children of localcluster)
@@ -70,60 +66,30 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "e2e: starting the local cluster: %v\n", err)
 	}
 	if *keepCluster && err == nil {
-		fmt.Fprintf(os.Stderr, "e2e: -e2e.keep: cluster left running (pid %d, dir %s, KUBECONFIG=%s)\n", env.lc.Process.Pid, env.dir, env.kubeconfig)
+		fmt.Fprintf(os.Stderr, "e2e: -e2e.keep: cluster left running (pid %d, dir %s, KUBECONFIG=%s)\n", env.lc.Pid(), env.dir, env.kubeconfig)
 		os.Exit(code)
 	}
 	stopCluster()
 	os.Exit(code)
 }
 
-// startCluster builds hack/localcluster, runs `up --sample` and waits for its
-// "sample ready" line, then builds a client from its kubeconfig.
+// startCluster starts `localcluster up --sample` and waits until the sample serves,
+// then builds a client from its kubeconfig.
 func startCluster() error {
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	env.root = filepath.Clean(filepath.Join(wd, "..", ".."))
-	env.binDir = filepath.Join(env.root, "bin")
-	if err := preflight(); err != nil {
-		return err
-	}
-	env.dir = filepath.Join(env.root, "_out", "e2e")
-	if err := os.MkdirAll(filepath.Join(env.root, "_out"), 0o755); err != nil {
-		return err
-	}
-	bin := filepath.Join(env.root, "_out", "e2e-localcluster")
 	t0 := time.Now()
-	build := exec.Command("go", "build", "-ldflags=-checklinkname=0", "-o", bin, "./hack/localcluster")
-	build.Dir = env.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building hack/localcluster: %w: %s", err, out)
-	}
-	env.lcLog = filepath.Join(env.root, "_out", "e2e-localcluster.log")
-	logFile, err := os.Create(env.lcLog)
+	lc, err := lctest.Start(lctest.Options{
+		Name:      "e2e",
+		Args:      []string{"--sample"},
+		ReadyLine: "sample ready",
+		Timeout:   *upTimeout,
+		Binaries:  []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "echo-basic", "flax-controller", "flax-dataplane"},
+		Ports:     []string{"8080"},
+	})
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "up", "--sample", "--dir", env.dir)
-	cmd.Dir = env.root
-	// The cluster tears itself down on SIGTERM, also when this test binary dies
-	// (a `go test -timeout` panic, a kill).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	pr, pw := io.Pipe()
-	cmd.Stdout = io.MultiWriter(logFile, pw)
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting localcluster: %w", err)
-	}
-	env.lc = cmd
-	env.lcDone = make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		pw.Close()
-		logFile.Close()
-		close(env.lcDone)
-	}()
+	env.lc = lc
+	env.root, env.binDir, env.dir, env.kubeconfig = lc.Root, lc.BinDir, lc.Dir, lc.Kubeconfig
 	// Tear down on Ctrl-C as well.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -133,27 +99,7 @@ func startCluster() error {
 		stopCluster()
 		os.Exit(1)
 	}()
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		signalled := false
-		for sc.Scan() {
-			if !signalled && strings.Contains(sc.Text(), "sample ready") {
-				signalled = true
-				close(ready)
-			}
-		}
-		_, _ = io.Copy(io.Discard, pr)
-	}()
-	select {
-	case <-ready:
-	case <-env.lcDone:
-		return fmt.Errorf("localcluster exited before the sample was ready; log %s:\n%s", env.lcLog, tail(env.lcLog, 30))
-	case <-time.After(*upTimeout):
-		return fmt.Errorf("localcluster: sample not ready after %v; log %s:\n%s", *upTimeout, env.lcLog, tail(env.lcLog, 30))
-	}
-	fmt.Fprintf(os.Stderr, "e2e: local cluster with sample ready in %.1fs (state %s, log %s)\n", time.Since(t0).Seconds(), env.dir, env.lcLog)
-	env.kubeconfig = filepath.Join(env.dir, "kubeconfig")
+	fmt.Fprintf(os.Stderr, "e2e: local cluster with sample ready in %.1fs (state %s, log %s)\n", time.Since(t0).Seconds(), env.dir, lc.Log)
 	restCfg, err := clientcmd.BuildConfigFromFlags("", env.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("loading %s: %w", env.kubeconfig, err)
@@ -169,25 +115,6 @@ func startCluster() error {
 	return err
 }
 
-// preflight fails early, with a clear message, when the binaries are missing or another
-// local cluster (whose port 8080 and bridge this one would fight over) is running.
-func preflight() error {
-	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "echo-basic", "flax-controller", "flax-dataplane"} {
-		if _, err := os.Stat(filepath.Join(env.binDir, b)); err != nil {
-			return fmt.Errorf("%s missing in %s: run `make tools build` (or `make e2e`)", b, env.binDir)
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:8080")
-	if err != nil {
-		return fmt.Errorf("port 8080 is in use (another local cluster, `make run`?): %w", err)
-	}
-	l.Close()
-	if _, err := net.InterfaceByName("flaxlc0"); err == nil {
-		return errors.New("the bridge flaxlc0 exists: another local cluster is running (or a crashed one left it; `go run ./hack/localcluster down`)")
-	}
-	return nil
-}
-
 // stopCluster stops the processes the tests restarted, then SIGTERMs localcluster and
 // waits for its teardown (SIGKILL and `down` after 60 s).
 func stopCluster() {
@@ -198,21 +125,8 @@ func stopCluster() {
 	for _, p := range procs {
 		stopGroup(p, 5*time.Second)
 	}
-	if env.lc == nil || env.lc.Process == nil {
-		return
-	}
-	_ = env.lc.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-env.lcDone:
-		fmt.Fprintln(os.Stderr, "e2e: local cluster stopped")
-	case <-time.After(60 * time.Second):
-		fmt.Fprintln(os.Stderr, "e2e: localcluster did not stop in 60s; killing it and running `down`")
-		_ = syscall.Kill(-env.lc.Process.Pid, syscall.SIGKILL)
-		<-env.lcDone
-		down := exec.Command(env.lc.Path, "down", "--dir", env.dir)
-		down.Dir = env.root
-		out, err := down.CombinedOutput()
-		fmt.Fprintf(os.Stderr, "e2e: down: %v %s\n", err, out)
+	if env.lc != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", env.lc.Stop())
 	}
 }
 
@@ -230,19 +144,6 @@ func stopGroup(c *exec.Cmd, grace time.Duration) {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // kubectl runs bin/kubectl with the cluster's kubeconfig (stdin may be empty) and
