@@ -11,6 +11,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
+
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
 // document is one YAML document of a multi-document stream.
@@ -75,6 +77,7 @@ type renderedObjects struct {
 	clusterRole    *rbacv1.ClusterRole
 	role           *rbacv1.Role
 	gatewayClass   *gatewayv1.GatewayClass
+	classParams    *flaxv1alpha1.GatewayClassParameters
 	configMaps     []*corev1.ConfigMap
 	serviceAccount *corev1.ServiceAccount
 	kinds          []string
@@ -111,6 +114,9 @@ func decodeRendering(t *testing.T, out string) renderedObjects {
 		case "GatewayClass":
 			r.gatewayClass = &gatewayv1.GatewayClass{}
 			decodeStrict(t, d.raw, r.gatewayClass)
+		case "GatewayClassParameters":
+			r.classParams = &flaxv1alpha1.GatewayClassParameters{}
+			decodeStrict(t, d.raw, r.classParams)
 		default:
 			t.Errorf("unexpected kind %s (%s): add it to decodeRendering", d.kind, d.name)
 		}
@@ -138,6 +144,23 @@ func TestRenderedObjects(t *testing.T) {
 			}
 			if r.gatewayClass != nil && (r.gatewayClass.Name != values.GatewayClass.Name || string(r.gatewayClass.Spec.ControllerName) != values.GatewayClass.ControllerName) {
 				t.Errorf("GatewayClass %s/%s, want %s/%s", r.gatewayClass.Name, r.gatewayClass.Spec.ControllerName, values.GatewayClass.Name, values.GatewayClass.ControllerName)
+			}
+			// The class comes with its parameters, which it names, holding the pools.
+			if (r.classParams != nil) != (r.gatewayClass != nil) {
+				t.Errorf("GatewayClassParameters rendered = %v, GatewayClass rendered = %v", r.classParams != nil, r.gatewayClass != nil)
+			}
+			if r.gatewayClass != nil && r.classParams != nil {
+				ref := r.gatewayClass.Spec.ParametersRef
+				if ref == nil || ref.Group != "flaxlb.io" || ref.Kind != "GatewayClassParameters" || ref.Name != r.classParams.Name || ref.Namespace != nil {
+					t.Errorf("GatewayClass parametersRef %+v does not name GatewayClassParameters %s", ref, r.classParams.Name)
+				}
+				var pools []string
+				for _, p := range r.classParams.Spec.AddressPools {
+					pools = append(pools, string(p))
+				}
+				if !slices.Equal(pools, values.GatewayClass.AddressPools) {
+					t.Errorf("addressPools %v, want the values' %v", pools, values.GatewayClass.AddressPools)
+				}
 			}
 			if (r.clusterRole != nil) != values.RBAC.Create || (r.role != nil) != values.RBAC.Create {
 				t.Errorf("rbac.create=%v but ClusterRole rendered=%v, Role rendered=%v", values.RBAC.Create, r.clusterRole != nil, r.role != nil)

@@ -32,7 +32,8 @@ type chartValues struct {
 	GatewayClass struct {
 		Create         scalar `json:"create"`
 		Name           string `json:"name"`
-		ControllerName string `json:"controllerName"`
+		ControllerName string   `json:"controllerName"`
+		AddressPools   []string `json:"addressPools"`
 	} `json:"gatewayClass"`
 	RBAC struct {
 		Create bool `json:"create"`

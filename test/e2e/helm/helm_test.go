@@ -429,7 +429,7 @@ func describe(kinds map[string]int) string {
 
 // uninstall records what the release created (helm get manifest), runs the README's
 // uninstall block, and checks that every object, the pods and their processes are gone
-// and the Gateway port is closed. The CRD from the chart's crds/ stays: Helm never
+// and the Gateway port is closed. The CRDs from the chart's crds/ stay: Helm never
 // deletes those.
 func (c *cluster) uninstall(t *testing.T, readme string) {
 	manifest, err := c.run("", filepath.Join(c.binDir, "helm"), "get", "manifest", "flax", "-n", releaseNS)
@@ -490,8 +490,10 @@ func (c *cluster) uninstall(t *testing.T, readme string) {
 	if code, _, err := get(cl); err == nil || code != 0 {
 		t.Errorf("the Gateway port still answers after uninstall: %d %v", code, err)
 	}
-	if _, err := c.run("", kubectl, "get", "crd", "gatewayclassparameters.flaxlb.io"); err != nil {
-		t.Errorf("the CRD from charts/flax/crds should stay after uninstall (helm keeps crds/): %v", err)
+	for _, crd := range []string{"gatewayclassparameters.flaxlb.io", "backendpolicies.flaxlb.io", "routepolicies.flaxlb.io"} {
+		if _, err := c.run("", kubectl, "get", "crd", crd); err != nil {
+			t.Errorf("CRD %s from charts/flax/crds should stay after uninstall (helm keeps crds/): %v", crd, err)
+		}
 	}
-	t.Log("helm uninstall: every object of the release, its pod and processes are gone and port 8080 is closed; CRD gatewayclassparameters.flaxlb.io stays (helm never deletes crds/)")
+	t.Log("helm uninstall: every object of the release, its pod and processes are gone and port 8080 is closed; the flaxlb.io CRDs stay (helm never deletes crds/)")
 }
