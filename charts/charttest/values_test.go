@@ -30,8 +30,8 @@ func (s *scalar) UnmarshalJSON(b []byte) error {
 type chartValues struct {
 	RunAsUser    int64 `json:"runAsUser"`
 	GatewayClass struct {
-		Create         scalar `json:"create"`
-		Name           string `json:"name"`
+		Create         scalar   `json:"create"`
+		Name           string   `json:"name"`
 		ControllerName string   `json:"controllerName"`
 		AddressPools   []string `json:"addressPools"`
 	} `json:"gatewayClass"`
