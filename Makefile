@@ -33,11 +33,12 @@ demo: build ## Start the standalone dataplane demo (no Kubernetes): three local 
 	$(GO) run ./hack/demo --dataplane $(LOCALBIN)/flax-dataplane --config examples/standalone.yaml
 
 .PHONY: generate
-generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1; deepcopy in api/v1alpha1, its CRDs in config/crd/bases and charts/flax/crds).
+generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1; deepcopy in api/v1alpha1, its CRDs in config/crd/bases and charts/flax/crds; the controller's ClusterRole in config/rbac/role.yaml).
 	PATH=$(LOCALBIN):$$PATH hack/gen-proto.sh
 	rm -f config/crd/bases/*.yaml
 	$(LOCALBIN)/controller-gen object paths=./api/v1alpha1/... crd paths=./api/v1alpha1/... output:crd:dir=config/crd/bases
 	mkdir -p charts/flax/crds && rm -f charts/flax/crds/*.yaml && cp config/crd/bases/*.yaml charts/flax/crds/
+	$(LOCALBIN)/controller-gen rbac:roleName=flax-controller paths=./controllers/... output:rbac:dir=config/rbac
 
 .PHONY: lint
 lint: tools ## Run golangci-lint (config in .golangci.yml).

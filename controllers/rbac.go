@@ -1,0 +1,26 @@
+package controllers
+
+// The cluster-wide permissions flax-controller needs. `make generate` turns these markers
+// into config/rbac/role.yaml (ClusterRole flax-controller); the Helm chart's ClusterRole
+// must grant the same (charts/charttest checks it). The Lease permissions (leader
+// election and the per-node flax-node-<node> Leases) are namespaced and live in
+// config/rbac/leader_election_role.yaml.
+//
+// Gateway API objects: the controller watches them all and handles those of its classes.
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;referencegrants,verbs=get;list;watch
+//
+// Flax's own API: GatewayClass parameters (address pools), BackendPolicies, RoutePolicies.
+// +kubebuilder:rbac:groups=flaxlb.io,resources=gatewayclassparameters;backendpolicies;routepolicies,verbs=get;list;watch
+//
+// Status, written by the leader only.
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;httproutes/status,verbs=update;patch
+// +kubebuilder:rbac:groups=flaxlb.io,resources=backendpolicies/status;routepolicies/status,verbs=update;patch
+//
+// Backends, listener certificates (TLS Secrets in any namespace: a Gateway may reference
+// one across namespaces with a ReferenceGrant, and RBAC cannot restrict by Secret type),
+// namespace labels for allowedRoutes, and node addresses for Gateway addresses.
+// +kubebuilder:rbac:groups="",resources=services;secrets;namespaces;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+//
+// Events about dataplane rejections and bind failures.
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch
