@@ -9,15 +9,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/daemon"
@@ -208,16 +211,19 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "proxy --listen ADDR --to ADDR [--to ADDR ...] [flags]", stderr)
 	var c common
 	c.bind(fs)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to accept HTTP on (IP:port)")
-	var to stringList
-	fs.Var(&to, "to", "backend address IP:port (repeat for several)")
-	lb := fs.String("lb", "round-robin", "load-balancing policy: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev")
-	hashHeader := fs.String("hash-header", "", "for ring-hash and maglev: hash on this request header (default: the client's IP)")
-	tcp := fs.Bool("tcp", false, "proxy raw TCP instead of HTTP")
+	var o proxyOptions
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to accept HTTP on (IP:port)")
+	fs.Var(&o.to, "to", "backend address IP:port (repeat for several)")
+	fs.StringVar(&o.lb, "lb", "round-robin", "load-balancing policy: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev")
+	fs.StringVar(&o.hashHeader, "hash-header", "", "for ring-hash and maglev: hash on this request header (default: the client's IP)")
+	fs.BoolVar(&o.tcp, "tcp", false, "proxy raw TCP instead of HTTP")
+	fs.StringVar(&o.rateLimit, "rate-limit", "", "answer 429 to requests over this rate, REQUESTS/INTERVAL (e.g. 100/1s, 5/1m); one bucket for the process, shared by its cores")
+	fs.UintVar(&o.rateBurst, "rate-limit-burst", 0, "with --rate-limit: bucket size (default: REQUESTS)")
+	fs.BoolVar(&o.ratePerClient, "rate-limit-per-client", false, "with --rate-limit: one bucket per client address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	snap, err := proxySnapshot(*listen, to, *lb, *hashHeader, *tcp)
+	snap, err := proxySnapshot(o)
 	if err != nil {
 		fs.Usage()
 		return err
@@ -241,8 +247,21 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	return d.Run(ctx)
 }
 
+// proxyOptions are the flags of the one-line proxy command.
+type proxyOptions struct {
+	listen        string
+	to            stringList
+	lb            string
+	hashHeader    string
+	tcp           bool
+	rateLimit     string // REQUESTS/INTERVAL; empty: none
+	rateBurst     uint
+	ratePerClient bool
+}
+
 // proxySnapshot builds the snapshot of the one-line proxy command.
-func proxySnapshot(listen string, to []string, lb, hashHeader string, tcp bool) (*dataplanev1.Snapshot, error) {
+func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
+	listen, to, lb, hashHeader, tcp := o.listen, o.to, o.lb, o.hashHeader, o.tcp
 	la, err := netip.ParseAddrPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("--listen %q: want IP:port: %w", listen, err)
@@ -272,15 +291,31 @@ func proxySnapshot(listen string, to []string, lb, hashHeader string, tcp bool) 
 			Conditions: &dataplanev1.EndpointConditions{Ready: true, Serving: true},
 		})
 	}
+	var limit *dataplanev1.LocalRateLimit
+	if o.rateLimit != "" {
+		if tcp {
+			return nil, errors.New("--rate-limit: HTTP only, not with --tcp")
+		}
+		if limit, err = parseRateLimit(o.rateLimit); err != nil {
+			return nil, err
+		}
+		if o.rateBurst > math.MaxUint32 {
+			return nil, fmt.Errorf("--rate-limit-burst %d: too large", o.rateBurst)
+		}
+		limit.Burst, limit.PerClientIp = uint32(o.rateBurst), o.ratePerClient
+	} else if o.rateBurst != 0 || o.ratePerClient {
+		return nil, errors.New("--rate-limit-burst and --rate-limit-per-client need --rate-limit")
+	}
 	l := &dataplanev1.Listener{Name: "proxy", Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
 	if tcp {
 		l.Protocol = dataplanev1.Listener_TCP
 		l.TcpRoute = &dataplanev1.TCPRoute{Name: "proxy", Backends: []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}}}
 	} else {
 		l.VirtualHosts = []*dataplanev1.VirtualHost{{Name: "all", Routes: []*dataplanev1.Route{{
-			Name:     "proxy",
-			Matches:  []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_PATH_PREFIX, Value: "/"}}},
-			Backends: []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}},
+			Name:      "proxy",
+			Matches:   []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_PATH_PREFIX, Value: "/"}}},
+			Backends:  []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}},
+			RateLimit: limit,
 		}}}}
 	}
 	snap := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}, BackendGroups: []*dataplanev1.BackendGroup{group}}
@@ -289,6 +324,20 @@ func proxySnapshot(listen string, to []string, lb, hashHeader string, tcp bool) 
 		return nil, fmt.Errorf("invalid proxy settings: %w", err)
 	}
 	return snap, nil
+}
+
+// parseRateLimit parses --rate-limit, REQUESTS/INTERVAL.
+func parseRateLimit(v string) (*dataplanev1.LocalRateLimit, error) {
+	n, d, ok := strings.Cut(v, "/")
+	requests, err := strconv.ParseUint(n, 10, 32)
+	if !ok || err != nil || requests == 0 {
+		return nil, fmt.Errorf("--rate-limit %q: want REQUESTS/INTERVAL with REQUESTS at least 1, e.g. 100/1s", v)
+	}
+	interval, err := time.ParseDuration(d)
+	if err != nil {
+		return nil, fmt.Errorf("--rate-limit %q: interval: %w", v, err)
+	}
+	return &dataplanev1.LocalRateLimit{Bucket: "proxy", Requests: uint32(requests), Interval: durationpb.New(interval)}, nil
 }
 
 func validateCmd(args []string, stdout, stderr io.Writer) error {

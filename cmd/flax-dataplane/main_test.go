@@ -6,12 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 func TestProxySnapshot(t *testing.T) {
-	s, err := proxySnapshot("127.0.0.1:8080", []string{"127.0.0.1:9001", "[::1]:9002"}, "maglev", "x-user", false)
+	s, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:8080", to: []string{"127.0.0.1:9001", "[::1]:9002"}, lb: "maglev", hashHeader: "x-user"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func TestProxySnapshot(t *testing.T) {
 	if g.GetLoadBalancing().GetPolicy() != dataplanev1.LoadBalancing_MAGLEV || g.GetLoadBalancing().GetHashOn().GetHeader() != "x-user" {
 		t.Errorf("load balancing = %v", g.GetLoadBalancing())
 	}
-	tcp, err := proxySnapshot("0.0.0.0:5432", []string{"10.0.0.1:5432"}, "round-robin", "", true)
+	tcp, err := proxySnapshot(proxyOptions{listen: "0.0.0.0:5432", to: []string{"10.0.0.1:5432"}, lb: "round-robin", tcp: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,22 +37,43 @@ func TestProxySnapshot(t *testing.T) {
 }
 
 func TestProxySnapshotErrors(t *testing.T) {
+	ok := proxyOptions{listen: "127.0.0.1:80", to: []string{"127.0.0.1:1"}, lb: "round-robin"}
+	with := func(f func(o *proxyOptions)) proxyOptions {
+		o := ok
+		f(&o)
+		return o
+	}
 	for _, tc := range []struct {
-		listen string
-		to     []string
-		lb     string
-		want   string
+		o    proxyOptions
+		want string
 	}{
-		{"localhost:80", []string{"127.0.0.1:1"}, "round-robin", "--listen"},
-		{"127.0.0.1:80", nil, "round-robin", "--to: at least one"},
-		{"127.0.0.1:80", []string{"backend:80"}, "round-robin", `--to "backend:80"`},
-		{"127.0.0.1:80", []string{"127.0.0.1:1"}, "fastest", `--lb "fastest": unknown policy`},
-		{"127.0.0.1:0", []string{"127.0.0.1:1"}, "random", "port"},
+		{with(func(o *proxyOptions) { o.listen = "localhost:80" }), "--listen"},
+		{with(func(o *proxyOptions) { o.to = nil }), "--to: at least one"},
+		{with(func(o *proxyOptions) { o.to = []string{"backend:80"} }), `--to "backend:80"`},
+		{with(func(o *proxyOptions) { o.lb = "fastest" }), `--lb "fastest": unknown policy`},
+		{with(func(o *proxyOptions) { o.listen = "127.0.0.1:0" }), "port"},
+		{with(func(o *proxyOptions) { o.rateLimit = "100" }), `--rate-limit "100": want REQUESTS/INTERVAL`},
+		{with(func(o *proxyOptions) { o.rateLimit = "0/1s" }), `--rate-limit "0/1s"`},
+		{with(func(o *proxyOptions) { o.rateLimit = "10/soon" }), `--rate-limit "10/soon": interval`},
+		{with(func(o *proxyOptions) { o.rateLimit = "10/1ns" }), "interval"}, // below the 1ms the snapshot allows
+		{with(func(o *proxyOptions) { o.rateLimit, o.tcp = "10/1s", true }), "not with --tcp"},
+		{with(func(o *proxyOptions) { o.ratePerClient = true }), "need --rate-limit"},
 	} {
-		_, err := proxySnapshot(tc.listen, tc.to, tc.lb, "", false)
+		_, err := proxySnapshot(tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("proxy %s %v %s: err = %v, want it to mention %q", tc.listen, tc.to, tc.lb, err, tc.want)
+			t.Errorf("proxy %+v: err = %v, want it to mention %q", tc.o, err, tc.want)
 		}
+	}
+}
+
+func TestProxySnapshotRateLimit(t *testing.T) {
+	s, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:80", to: []string{"127.0.0.1:1"}, lb: "round-robin", rateLimit: "100/1m", rateBurst: 20, ratePerClient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := s.GetListeners()[0].GetVirtualHosts()[0].GetRoutes()[0].GetRateLimit()
+	if rl.GetRequests() != 100 || rl.GetInterval().AsDuration() != time.Minute || rl.GetBurst() != 20 || !rl.GetPerClientIp() || rl.GetBucket() == "" {
+		t.Errorf("rate limit = %v", rl)
 	}
 }
 
