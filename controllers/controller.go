@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -98,9 +99,15 @@ type Controller struct {
 	leaseNamespace string
 	leaser         *nodeLeaser
 
+	// configs are the Gateways' config hashes of recently published snapshots.
+	configs configBook
+
 	mu sync.Mutex
 	// latest is the latest translator output.
 	latest *translate.Output
+	// lastResult is the local result onResult saw last (its node report, without
+	// version and hash).
+	lastResult string
 
 	// reportMu serializes report, which runs after translations and after results.
 	reportMu sync.Mutex
@@ -159,7 +166,7 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		node:      opts.NodeName,
 		duration:  cmp.Or(opts.NodeLeaseDuration, DefaultNodeLeaseDuration),
 		renew:     cmp.Or(opts.NodeLeaseRenewInterval, DefaultNodeLeaseRenewInterval),
-		result:    c.Delivery.Result,
+		result:    c.localResult,
 		log:       log.WithName("lease"),
 		wake:      make(chan struct{}, 1),
 	}
@@ -350,6 +357,8 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	c.mu.Lock()
 	c.latest = out
 	c.mu.Unlock()
+	// Before publishing: the Ack may come at once.
+	c.configs.add(out)
 	c.Delivery.Publish(out.Snapshot, b.endpointsChangedAt)
 	c.Status.Update(out)
 	c.report(ctx)
@@ -569,12 +578,40 @@ func nodeAddresses(n *corev1.Node) []string {
 	return out
 }
 
-// onResult runs when the dataplane's result changed: it announces new problems and
-// has the status writer fold the result into conditions.
+// onResult runs when the dataplane's result changed. When something the node
+// Lease reports changed, other than the applied version and hash (a change of
+// endpoints alone changes those), it rewrites the Lease, announces new problems
+// and has the status writer fold the result into conditions.
 func (c *Controller) onResult() {
+	rep := reportOf(c.localResult())
+	rep.Version, rep.Hash = 0, ""
+	raw, _ := json.Marshal(rep) // plain strings, numbers and maps: cannot fail
+	c.mu.Lock()
+	changed := string(raw) != c.lastResult
+	c.lastResult = string(raw)
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
 	c.leaser.changed()
 	c.report(context.Background())
 	c.Status.Trigger()
+}
+
+// localResult returns the local dataplane's result with the config hashes of the
+// configuration it runs. Once the dataplane is Synced they are never nil: a
+// configuration this controller cannot tell (not published recently) has none, so
+// the node is waited for until it runs the current one.
+func (c *Controller) localResult() DataplaneResult {
+	r := c.Delivery.Result()
+	if r.Synced {
+		configs, ok := c.configs.lookup(r.AppliedHash)
+		if !ok {
+			configs = map[types.NamespacedName]string{}
+		}
+		r.Configs = configs
+	}
+	return r
 }
 
 // report emits a Warning Event on a Gateway for every dataplane problem that was

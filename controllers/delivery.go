@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"k8s.io/apimachinery/pkg/types"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/snapshot"
@@ -44,7 +45,8 @@ type DeliveryOptions struct {
 	NodeName string
 	// Log receives what the delivery does.
 	Log logr.Logger
-	// OnResult, if set, is called (without locks held) whenever Result changes.
+	// OnResult, if set, is called (without locks held) whenever Result changes,
+	// except for a new AppliedVersion of the content the dataplane already ran.
 	OnResult func()
 	// MinBackoff and MaxBackoff bound the capped exponential wait between attempts
 	// to reach the dataplane; zero means 100ms and 5s.
@@ -100,6 +102,13 @@ type DataplaneResult struct {
 	Rejection *Rejection
 	// Listeners are the listener states of the last Ack.
 	Listeners []ListenerResult
+	// Configs are the config hashes (translate.GatewayStatus.ConfigHash) of the
+	// Gateways in the configuration the dataplane runs, by Gateway; Gateways with
+	// no part in it are absent. Nil means not known, as from a node whose
+	// controller does not report them: such a node is waited for only until it is
+	// Synced. The Delivery does not set it (it knows snapshots, not Gateways); the
+	// Controller fills it in. Treat it as read-only.
+	Configs map[types.NamespacedName]string
 }
 
 // Delivery streams snapshots to the local dataplane over its unix socket: a full
@@ -514,7 +523,7 @@ func (d *Delivery) recordAck(ack *dataplanev1.Ack, hash string, changedAt time.T
 		endpointChangeToAck.Observe(time.Since(changedAt).Seconds())
 	}
 	d.log.V(1).Info("dataplane applied configuration", "version", ack.GetVersion(), "hash", hash)
-	if !prev.Synced || prev.Rejection != nil || !slices.Equal(prev.Listeners, listeners) {
+	if !prev.Synced || prev.Rejection != nil || prev.AppliedHash != hash || !slices.Equal(prev.Listeners, listeners) {
 		d.notify()
 	}
 }

@@ -59,6 +59,20 @@
 //     Each node's controller also emits Warning Events on the Gateways concerned
 //     (ConfigurationRejected, ListenerNotBound), once per new problem.
 //
+//   - Config hashes (configs.go). The translator gives every Gateway a config
+//     hash (translate.GatewayStatus.ConfigHash): a digest of the dataplane
+//     listeners serving it and of the settings of the backend groups they use,
+//     endpoints left out, with nothing node-specific in it, so every node's
+//     translation of the same objects agrees. Each controller remembers the
+//     config hashes of the snapshots it published recently by snapshot hash, so
+//     that the hash its dataplane acknowledges tells which configuration of each
+//     Gateway the node runs (DataplaneResult.Configs; unknown, and so waited
+//     for, when the acknowledged snapshot is no longer remembered). A Gateway is
+//     Programmed only when every node whose results count runs the config hash
+//     the leader computed for it; otherwise Programmed is False with reason
+//     Pending, naming the nodes it waits for. Endpoint changes alone do not
+//     change config hashes, so they never turn Programmed False.
+//
 //   - Status writer (status.go, conditions.go). A manager runnable that needs
 //     leader election, so only the leader writes. It compares each computed status
 //     with the object's current one ignoring LastTransitionTime and writes only on
@@ -85,14 +99,18 @@
 // else "default"): holderIdentity is the node, it is renewed every 10s with
 // leaseDurationSeconds 40, and the annotation flaxlb.io/dataplane-result holds a
 // JSON summary of the local DataplaneResult (applied version and hash, connected,
-// synced, rejection, unbound listeners), rewritten when the result changes. Nothing
-// is deleted on shutdown: the Lease expires. Every controller watches the Leases of
-// that namespace (a separate namespaced cache); a changed result, or a Lease coming
-// back from expiry, queues the world key, and a translation requeues itself at the
-// earliest expiry of a fresh Lease. The status writer's ResultSource is the local
-// Delivery plus every other node whose Lease has not expired and whose Node the
-// node selector picks, so a rejection or an unbound listener on any live node shows
-// in the leader's conditions, naming the node. Gateway addresses are those of Ready
+// synced, rejection, unbound listeners, and the config hash of every Gateway it
+// runs), rewritten when the result changes other than in version and hash (so not
+// for endpoint updates, which the renewals carry). Nothing is deleted on shutdown:
+// the Lease expires. Every controller watches the Leases of that namespace (a
+// separate namespaced cache); a changed result, or a Lease coming back from expiry,
+// queues the world key, and a translation requeues itself at the earliest expiry
+// of a fresh Lease. The status writer's ResultSource is the local Delivery plus
+// every other node whose Lease has not expired and whose Node is Ready and picked
+// by the node selector, so a rejection, an unbound listener or a configuration
+// not yet applied on any live node shows in the leader's conditions, naming the
+// node. A node whose Lease carries no config hashes (a controller that predates
+// them) is waited for only until it is synced. Gateway addresses are those of Ready
 // selected nodes whose fresh Lease says the dataplane is connected (the local node:
 // its Delivery); while no node Lease exists at all (fresh install), every Ready
 // selected node counts, as before. Events need no such path: every node emits them

@@ -210,8 +210,8 @@ func (w *world) startNode(node, socket string, edit func(*controllers.Options), 
 }
 
 // fakeDataplane is a snapshot.Applier that records what it applies. It can refuse
-// snapshots with a listener on rejectPort and report listeners on unbound ports as
-// not bound.
+// snapshots with a listener on rejectPort, report listeners on unbound ports as
+// not bound, and hold every apply until released (a slow dataplane).
 type fakeDataplane struct {
 	mu         sync.Mutex
 	full       []*dataplanev1.Snapshot
@@ -219,6 +219,40 @@ type fakeDataplane struct {
 	current    *dataplanev1.Snapshot
 	rejectPort uint32
 	unbound    map[uint32]string
+	gate       chan struct{}
+}
+
+// hold makes every apply wait until the returned release is called.
+func (f *fakeDataplane) hold() (release func()) {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			f.gate = nil
+			f.mu.Unlock()
+			close(gate)
+		})
+	}
+}
+
+// wait blocks while the dataplane is held.
+func (f *fakeDataplane) wait(ctx context.Context) error {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // endpointApply is one ApplyEndpoints call.
@@ -229,7 +263,10 @@ type endpointApply struct {
 }
 
 // Apply implements snapshot.Applier.
-func (f *fakeDataplane) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+func (f *fakeDataplane) Apply(ctx context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+	if err := f.wait(ctx); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []*dataplanev1.ListenerStatus
@@ -249,7 +286,10 @@ func (f *fakeDataplane) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]
 }
 
 // ApplyEndpoints implements snapshot.Applier.
-func (f *fakeDataplane) ApplyEndpoints(_ context.Context, group string, snap *dataplanev1.Snapshot) error {
+func (f *fakeDataplane) ApplyEndpoints(ctx context.Context, group string, snap *dataplanev1.Snapshot) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0

@@ -8,9 +8,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/controllers/translate"
 )
 
 func TestMergeConditions(t *testing.T) {
@@ -203,11 +205,12 @@ func TestFoldResults(t *testing.T) {
 			{Name: "alt", Conditions: []metav1.Condition{programmed("Programmed", "Programmed")}},
 		},
 	}
+	gs := translate.GatewayStatus{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "web"}, Status: st, BindAddresses: []string{""}}
 	synced := DataplaneResult{Node: "node-a", Connected: true, Synced: true, Listeners: []ListenerResult{
 		{Name: "ns/web/80", Port: 80, Bound: true},
 		{Name: "ns/web/8081", Port: 8081, Error: "address already in use"},
 	}}
-	got := foldResults(gw, st, []string{""}, []DataplaneResult{synced})
+	got := foldResults(gw, gs, []DataplaneResult{synced})
 	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
 		t.Errorf("gateway Programmed = %+v, want True despite one unbound listener", c)
 	}
@@ -226,14 +229,87 @@ func TestFoldResults(t *testing.T) {
 	rejected := synced
 	rejected.Listeners = nil
 	rejected.Rejection = &Rejection{Version: 9, Code: dataplanev1.Nack_INVALID, Reason: "listeners[0].port: must be 1-65535"}
-	got = foldResults(gw, st, []string{""}, []DataplaneResult{rejected})
+	got = foldResults(gw, gs, []DataplaneResult{rejected})
 	c = meta.FindStatusCondition(got.Conditions, "Programmed")
 	if c.Status != metav1.ConditionFalse || c.Reason != "Invalid" || !strings.Contains(c.Message, "listeners[0].port: must be 1-65535") {
 		t.Errorf("after a rejection, gateway Programmed = %+v, want False/Invalid with the reason", c)
 	}
 
-	got = foldResults(gw, st, []string{""}, []DataplaneResult{{Node: "node-a"}})
+	got = foldResults(gw, gs, []DataplaneResult{{Node: "node-a"}})
 	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionFalse || c.Reason != "Pending" {
 		t.Errorf("before any Ack, gateway Programmed = %+v, want False/Pending", c)
+	}
+}
+
+// TestFoldResultsWaitsForEveryNode checks that a Gateway is Programmed only once
+// every node runs its current configuration, and that the condition names the
+// nodes it waits for.
+func TestFoldResultsWaitsForEveryNode(t *testing.T) {
+	web := types.NamespacedName{Namespace: "ns", Name: "web"}
+	other := types.NamespacedName{Namespace: "ns", Name: "other"}
+	gw := &gatewayv1.Gateway{Spec: gatewayv1.GatewaySpec{Listeners: []gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}}}
+	gw.Namespace, gw.Name = web.Namespace, web.Name
+	programmed := metav1.Condition{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", Message: "ok", ObservedGeneration: 4}
+	gs := translate.GatewayStatus{
+		NamespacedName: web,
+		Status: gatewayv1.GatewayStatus{
+			Conditions: []metav1.Condition{programmed},
+			Listeners:  []gatewayv1.ListenerStatus{{Name: "http", Conditions: []metav1.Condition{programmed}}},
+		},
+		BindAddresses: []string{""},
+		ConfigHash:    "new",
+	}
+	node := func(name string, configs map[types.NamespacedName]string) DataplaneResult {
+		return DataplaneResult{Node: name, Connected: true, Synced: true, Configs: configs}
+	}
+	check := func(what string, results []DataplaneResult, status metav1.ConditionStatus, reason string, names, notNames []string) {
+		t.Helper()
+		got := foldResults(gw, gs, results)
+		c := meta.FindStatusCondition(got.Conditions, "Programmed")
+		if c.Status != status || c.Reason != reason || c.ObservedGeneration != 4 {
+			t.Errorf("%s: Programmed = %+v, want %s/%s", what, c, status, reason)
+		}
+		for _, n := range names {
+			if !strings.Contains(c.Message, n) {
+				t.Errorf("%s: Programmed message %q does not name %s", what, c.Message, n)
+			}
+		}
+		for _, n := range notNames {
+			if strings.Contains(c.Message, n) {
+				t.Errorf("%s: Programmed message %q names %s", what, c.Message, n)
+			}
+		}
+		if l := meta.FindStatusCondition(got.Listeners[0].Conditions, "Programmed"); l.Status != metav1.ConditionTrue {
+			t.Errorf("%s: listener Programmed = %+v, want True (a lagging node is a Gateway matter)", what, l)
+		}
+	}
+	current := map[types.NamespacedName]string{web: "new", other: "x"}
+	stale := map[types.NamespacedName]string{web: "old", other: "x"}
+
+	check("one node lags", []DataplaneResult{node("node-a", current), node("node-b", stale)},
+		metav1.ConditionFalse, "Pending", []string{"node node-b", "current configuration"}, []string{"node-a"})
+	check("a node does not know what it runs", []DataplaneResult{node("node-a", current), node("node-b", map[types.NamespacedName]string{})},
+		metav1.ConditionFalse, "Pending", []string{"node-b"}, []string{"node-a"})
+	check("a node lacks the new Gateway", []DataplaneResult{node("node-a", current), node("node-b", map[types.NamespacedName]string{other: "x"})},
+		metav1.ConditionFalse, "Pending", []string{"node-b"}, []string{"node-a"})
+	check("two nodes lag", []DataplaneResult{node("node-a", current), node("node-b", stale), node("node-c", stale)},
+		metav1.ConditionFalse, "Pending", []string{"nodes node-b, node-c"}, []string{"node-a"})
+	check("a node never acknowledged", []DataplaneResult{node("node-a", current), {Node: "node-b", Connected: true}},
+		metav1.ConditionFalse, "Pending", []string{"node-b"}, []string{"node-a"})
+	check("every node caught up", []DataplaneResult{node("node-a", current), node("node-b", current)},
+		metav1.ConditionTrue, "Programmed", nil, []string{"node-a", "node-b"})
+	check("a node without config hashes counts once synced", []DataplaneResult{node("node-a", current), node("node-b", nil)},
+		metav1.ConditionTrue, "Programmed", nil, nil)
+
+	rejected := node("node-b", stale)
+	rejected.Rejection = &Rejection{Version: 9, Code: dataplanev1.Nack_INVALID, Reason: "bad port"}
+	check("a lagging node that rejected the configuration", []DataplaneResult{node("node-a", current), rejected},
+		metav1.ConditionFalse, "Invalid", []string{"bad port", "node-b"}, nil)
+
+	unserved := gs
+	unserved.ConfigHash = ""
+	got := foldResults(gw, unserved, []DataplaneResult{node("node-a", map[types.NamespacedName]string{other: "x"})})
+	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
+		t.Errorf("a Gateway with nothing in the snapshot waits for a node that runs nothing of it: %+v", c)
 	}
 }

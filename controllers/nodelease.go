@@ -39,13 +39,16 @@ const (
 )
 
 // nodeReport is the compact JSON summary of a DataplaneResult in a node Lease.
+// Configs ("namespace/name" to config hash) is written even when empty: a report
+// without it comes from a controller that does not report config hashes.
 type nodeReport struct {
-	Version   uint64           `json:"version,omitempty"`
-	Hash      string           `json:"hash,omitempty"`
-	Connected bool             `json:"connected"`
-	Synced    bool             `json:"synced"`
-	Rejection *reportRejection `json:"rejection,omitempty"`
-	Unbound   []reportListener `json:"unbound,omitempty"`
+	Version   uint64            `json:"version,omitempty"`
+	Hash      string            `json:"hash,omitempty"`
+	Connected bool              `json:"connected"`
+	Synced    bool              `json:"synced"`
+	Rejection *reportRejection  `json:"rejection,omitempty"`
+	Unbound   []reportListener  `json:"unbound,omitempty"`
+	Configs   map[string]string `json:"configs"`
 }
 
 // reportRejection is a rejected configuration in a nodeReport.
@@ -73,6 +76,12 @@ func reportOf(r DataplaneResult) nodeReport {
 			rep.Unbound = append(rep.Unbound, reportListener{Address: l.Address, Port: l.Port, Error: truncate(l.Error, maxReportReason)})
 		}
 	}
+	if r.Configs != nil {
+		rep.Configs = make(map[string]string, len(r.Configs))
+		for gw, h := range r.Configs {
+			rep.Configs[gw.String()] = h
+		}
+	}
 	return rep
 }
 
@@ -84,6 +93,14 @@ func (rep nodeReport) result(node string) DataplaneResult {
 	}
 	for _, l := range rep.Unbound {
 		r.Listeners = append(r.Listeners, ListenerResult{Address: l.Address, Port: l.Port, Error: l.Error})
+	}
+	if rep.Configs != nil {
+		r.Configs = make(map[types.NamespacedName]string, len(rep.Configs))
+		for gw, h := range rep.Configs {
+			if ns, name, ok := strings.Cut(gw, "/"); ok {
+				r.Configs[types.NamespacedName{Namespace: ns, Name: name}] = h
+			}
+		}
 	}
 	return r
 }
@@ -200,21 +217,21 @@ func (n *nodeLeaser) fill(l *coordinationv1.Lease, report string, now metav1.Mic
 }
 
 // leaseResults is the ResultSource of the status writer: the local dataplane's
-// result, straight from the Delivery, and the result of every other node whose
-// Lease has not expired and whose Node the node selector picks.
+// result (see Controller.localResult) and the result of every other node whose
+// Lease has not expired and whose Node is Ready and picked by the node selector.
 type leaseResults struct {
 	c *Controller
 }
 
 // Results implements ResultSource.
 func (s leaseResults) Results() []DataplaneResult {
-	out := []DataplaneResult{s.c.Delivery.Result()}
+	out := []DataplaneResult{s.c.localResult()}
 	leases, _ := s.c.nodeLeases(context.Background())
 	now := time.Now()
 	for i := range leases {
 		l := &leases[i]
 		node := leaseNode(l)
-		if node == s.c.opts.NodeName || !leaseFresh(l, now) || !s.c.nodeNameSelected(context.Background(), node) {
+		if node == s.c.opts.NodeName || !leaseFresh(l, now) || !s.c.nodeNameServes(context.Background(), node) {
 			continue
 		}
 		var rep nodeReport
@@ -242,13 +259,15 @@ func (c *Controller) nodeLeases(ctx context.Context) ([]coordinationv1.Lease, er
 	return out, nil
 }
 
-// nodeNameSelected reports whether the Node name exists and runs a dataplane.
-func (c *Controller) nodeNameSelected(ctx context.Context, name string) bool {
+// nodeNameServes reports whether the Node name exists, runs a dataplane and is
+// Ready: a node that is not Ready is left out of the Gateway addresses, and its
+// results are not folded into conditions.
+func (c *Controller) nodeNameServes(ctx context.Context, name string) bool {
 	var n corev1.Node
 	if err := c.client.Get(ctx, types.NamespacedName{Name: name}, &n); err != nil {
 		return false
 	}
-	return c.nodeSelected(&n)
+	return c.nodeSelected(&n) && nodeReady(&n)
 }
 
 // liveNodes returns which nodes have a dataplane that is connected by their fresh

@@ -1,15 +1,19 @@
 package controllers
 
 import (
+	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/controllers/translate"
 )
 
 // TestNodeReportRoundTrip checks that a node Lease carries what the status writer
@@ -22,15 +26,82 @@ func TestNodeReportRoundTrip(t *testing.T) {
 			{Name: "a", Address: "10.0.0.1", Port: 80, Bound: true},
 			{Name: "b", Port: 443, Error: "in use"},
 		},
+		Configs: map[types.NamespacedName]string{{Namespace: "ns", Name: "web"}: "0123456789abcdef"},
 	}
-	got := reportOf(in).result("n1")
+	raw, err := json.Marshal(reportOf(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep nodeReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := rep.result("n1")
 	want := DataplaneResult{
 		Node: "n1", Connected: true, Synced: true, AppliedVersion: 7, AppliedHash: "h",
 		Rejection: &Rejection{Version: 8, Code: dataplanev1.Nack_Code(1), Reason: "bad"},
 		Listeners: []ListenerResult{{Port: 443, Error: "in use"}},
+		Configs:   map[types.NamespacedName]string{{Namespace: "ns", Name: "web"}: "0123456789abcdef"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestNodeReportConfigs checks that "no config hashes known" (an empty map, the
+// node is waited for) survives the Lease and stays apart from "not reported" (a
+// controller that predates config hashes).
+func TestNodeReportConfigs(t *testing.T) {
+	raw, err := json.Marshal(reportOf(DataplaneResult{Synced: true, Configs: map[types.NamespacedName]string{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep nodeReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.result("n1").Configs; c == nil || len(c) != 0 {
+		t.Errorf("empty config hashes came back as %#v from %s, want an empty map", c, raw)
+	}
+	var old nodeReport
+	if err := json.Unmarshal([]byte(`{"version":3,"hash":"h","connected":true,"synced":true}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if c := old.result("n1").Configs; c != nil {
+		t.Errorf("a report without configs gave config hashes %#v, want nil", c)
+	}
+}
+
+// TestConfigBook checks that the config hashes of an acknowledged snapshot are
+// found while it is recent, and kept while the dataplane runs it.
+func TestConfigBook(t *testing.T) {
+	web := types.NamespacedName{Namespace: "ns", Name: "web"}
+	output := func(i int) *translate.Output {
+		return &translate.Output{
+			Snapshot: &dataplanev1.Snapshot{Hash: fmt.Sprintf("snap-%d", i)},
+			Gateways: []translate.GatewayStatus{{NamespacedName: web, ConfigHash: fmt.Sprintf("gw-%d", i)}, {NamespacedName: types.NamespacedName{Namespace: "ns", Name: "unserved"}}},
+		}
+	}
+	var b configBook
+	b.add(output(0))
+	b.add(output(1))
+	if c, ok := b.lookup("snap-0"); !ok || !reflect.DeepEqual(c, map[types.NamespacedName]string{web: "gw-0"}) {
+		t.Errorf("lookup(snap-0) = %v, %v; want web's hash only", c, ok)
+	}
+	for i := 2; i < 2+maxRecentConfigs; i++ {
+		b.add(output(i))
+	}
+	if c, ok := b.lookup("snap-0"); !ok || c[web] != "gw-0" {
+		t.Errorf("the applied snapshot was forgotten: %v, %v", c, ok)
+	}
+	if _, ok := b.lookup("snap-1"); ok {
+		t.Errorf("snap-1 is still held after %d newer snapshots", maxRecentConfigs)
+	}
+	if c, ok := b.lookup(fmt.Sprintf("snap-%d", 1+maxRecentConfigs)); !ok || c[web] != fmt.Sprintf("gw-%d", 1+maxRecentConfigs) {
+		t.Errorf("latest snapshot not found: %v, %v", c, ok)
+	}
+	if _, ok := b.lookup("unknown"); ok {
+		t.Error("an unknown snapshot was found")
 	}
 }
 

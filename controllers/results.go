@@ -7,7 +7,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/controllers/translate"
 )
 
 // ResultSource supplies what the dataplanes reported, one DataplaneResult per node.
@@ -76,17 +79,18 @@ func problemsOf(gw *gatewayv1.Gateway, binds []string, results []DataplaneResult
 	return out
 }
 
-// foldResults returns the status st the translator computed for gw, whose
-// listeners it bound on binds, with the dataplane results folded in; st is not
-// modified. A Programmed condition that the
-// translator set True turns False when a dataplane rejected the configuration
-// (reason Invalid) or has not applied any configuration yet (reason Pending); a
-// listener's Programmed turns False (reason Pending) when a dataplane cannot bind
-// its socket.
-func foldResults(gw *gatewayv1.Gateway, st gatewayv1.GatewayStatus, binds []string, results []DataplaneResult) gatewayv1.GatewayStatus {
-	st = *st.DeepCopy()
+// foldResults returns the status gs.Status the translator computed for gw, with
+// the dataplane results folded in; gs is not modified. A Programmed condition
+// that the translator set True turns False when a dataplane rejected the
+// configuration (reason Invalid), or, with reason Pending, when a dataplane has
+// not applied any configuration yet or does not run the Gateway's current
+// configuration (gs.ConfigHash); a listener's Programmed turns False (reason
+// Pending) when a dataplane cannot bind its socket. Listeners are matched to
+// dataplane listeners through gs.BindAddresses.
+func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []DataplaneResult) gatewayv1.GatewayStatus {
+	st := *gs.Status.DeepCopy()
 	var gatewayMsgs []string
-	for _, p := range problemsOf(gw, binds, results) {
+	for _, p := range problemsOf(gw, gs.BindAddresses, results) {
 		if p.listener == "" {
 			gatewayMsgs = append(gatewayMsgs, p.message)
 			continue
@@ -101,11 +105,30 @@ func foldResults(gw *gatewayv1.Gateway, st gatewayv1.GatewayStatus, binds []stri
 	if len(gatewayMsgs) > 0 {
 		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonInvalid),
 			truncate(strings.Join(gatewayMsgs, "; "), maxConditionMessage))
-	} else if waiting := unsynced(results); len(waiting) > 0 {
+	} else if waiting := waitingNodes(gs.NamespacedName, gs.ConfigHash, results); len(waiting) > 0 {
+		what := "node " + waiting[0]
+		if len(waiting) > 1 {
+			what = "nodes " + strings.Join(waiting, ", ")
+		}
 		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonPending),
-			fmt.Sprintf("Waiting for the dataplane on node %s to apply the configuration", strings.Join(waiting, ", ")))
+			truncate(fmt.Sprintf("Waiting for the dataplane on %s to apply the current configuration of this Gateway", what), maxConditionMessage))
 	}
 	return st
+}
+
+// waitingNodes returns the nodes whose dataplane does not run configHash, the
+// current configuration of the Gateway gw ("" when nothing of it is served): those
+// that have not acknowledged any configuration from their controller yet, and
+// those whose config hash for gw differs. A result without config hashes (nil
+// Configs) counts as running it once Synced.
+func waitingNodes(gw types.NamespacedName, configHash string, results []DataplaneResult) []string {
+	var nodes []string
+	for _, r := range results {
+		if !r.Synced || (r.Configs != nil && r.Configs[gw] != configHash) {
+			nodes = append(nodes, nodeLabel(r.Node))
+		}
+	}
+	return nodes
 }
 
 // demote sets the condition of type typ to False with reason and message if it is
@@ -125,18 +148,6 @@ func demote(conds *[]metav1.Condition, typ, reason, message string) {
 	c.Status = metav1.ConditionFalse
 	c.Reason = reason
 	c.Message = message
-}
-
-// unsynced returns the nodes whose dataplane has not acknowledged any
-// configuration from this controller yet.
-func unsynced(results []DataplaneResult) []string {
-	var nodes []string
-	for _, r := range results {
-		if !r.Synced {
-			nodes = append(nodes, nodeLabel(r.Node))
-		}
-	}
-	return nodes
 }
 
 // nodeLabel names a node in messages.

@@ -211,7 +211,7 @@ func (w *StatusWriter) writeGateway(ctx context.Context, gs translate.GatewaySta
 	return writeStatus(ctx, w, "Gateway", gs.NamespacedName,
 		func() *gatewayv1.Gateway { return &gatewayv1.Gateway{} },
 		func(gw *gatewayv1.Gateway) bool {
-			next := mergeGatewayStatus(gw.Status, foldResults(gw, gs.Status, gs.BindAddresses, results), w.opts.Now())
+			next := mergeGatewayStatus(gw.Status, foldResults(gw, gs, results), w.opts.Now())
 			if equalIgnoringTransitionTimes(gw.Status, next, gatewayStatusWithoutTimes) {
 				return false
 			}

@@ -28,6 +28,9 @@ type bind struct {
 	members []*listenerInfo
 	// vhosts are the virtual hosts by hostname ("" for the catch-all).
 	vhosts map[string]*vhost
+	// built is the dataplane listener of the bind in the snapshot; nil until the
+	// snapshot is built, and when no member is programmed.
+	built *dataplanev1.Listener
 }
 
 // vhost is one virtual host being built.

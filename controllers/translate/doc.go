@@ -70,8 +70,11 @@
 //
 // Conditions carry the object's generation as observedGeneration and leave
 // LastTransitionTime zero. Programmed means "expressed in the snapshot": the
-// controller is expected to turn it False when the dataplanes reject the snapshot
-// or fail to bind a listener (Ack.listeners). HTTPRoute statuses hold only the
+// controller is expected to turn it False when the dataplanes reject the snapshot,
+// fail to bind a listener (Ack.listeners) or do not run the Gateway's
+// configuration yet, which GatewayStatus.ConfigHash identifies (a digest of the
+// dataplane listeners serving the Gateway and of the settings, not the endpoints,
+// of the backend groups they use; the same on every node). HTTPRoute statuses hold only the
 // parent entries of Flax's Gateways, for the status writer to merge with those of
 // other controllers.
 //

@@ -458,11 +458,12 @@ func listenerNames(ls []*listenerInfo) string {
 	return strings.Join(names, ", ")
 }
 
-// gatewayStatuses returns the status of every Gateway of Flax's classes.
-func (t *translator) gatewayStatuses() []GatewayStatus {
+// gatewayStatuses returns the status of every Gateway of Flax's classes, with the
+// config hashes of configHashes.
+func (t *translator) gatewayStatuses(configHashes map[*gatewayInfo]string) []GatewayStatus {
 	out := make([]GatewayStatus, 0, len(t.gateways))
 	for _, g := range t.gateways {
-		gs := GatewayStatus{NamespacedName: g.key, Status: g.status()}
+		gs := GatewayStatus{NamespacedName: g.key, Status: g.status(), ConfigHash: configHashes[g]}
 		if g.accepted() {
 			gs.BindAddresses = slices.Clone(g.bindAddresses)
 		}

@@ -28,7 +28,7 @@ func Translate(in *Input) *Output {
 	return &Output{
 		Snapshot:        snap,
 		GatewayClasses:  t.classStatuses(),
-		Gateways:        t.gatewayStatuses(),
+		Gateways:        t.gatewayStatuses(t.configHashes(snap)),
 		HTTPRoutes:      t.routeStatuses(),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
@@ -128,8 +128,9 @@ func (t *translator) namespaceLabels(ns string) map[string]string {
 func (t *translator) buildSnapshot() *dataplanev1.Snapshot {
 	snap := &dataplanev1.Snapshot{}
 	for _, b := range t.bindOrder {
-		if l := b.listener(); l != nil {
-			snap.Listeners = append(snap.Listeners, l)
+		b.built = b.listener()
+		if b.built != nil {
+			snap.Listeners = append(snap.Listeners, b.built)
 		}
 	}
 	slices.SortFunc(snap.Listeners, func(a, b *dataplanev1.Listener) int { return compareStrings(a.Name, b.Name) })

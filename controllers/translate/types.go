@@ -93,6 +93,16 @@ type GatewayStatus struct {
 	// ("" binds every address of the node), for matching the dataplane's listener
 	// results to the Gateway; empty when nothing of it is served.
 	BindAddresses []string
+	// ConfigHash identifies the part of the snapshot that serves the Gateway: the
+	// dataplane listeners its programmed listeners are served by (with every
+	// virtual host, route and certificate on them, so also those of Gateways
+	// merged onto the same address and port) and the settings of the backend
+	// groups their routes and mirrors use, without the groups' endpoints. It
+	// depends on nothing node-specific, so every node's translation of the same
+	// objects gives the same hash, and it changes when anything the Gateway's
+	// traffic meets changes, but not when endpoints alone do. 16 hex digits;
+	// empty when nothing of the Gateway is in the snapshot.
+	ConfigHash string
 }
 
 // RouteStatus is the status Flax computed for one HTTPRoute.
