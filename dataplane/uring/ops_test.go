@@ -637,3 +637,73 @@ func TestCloseDrains(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 }
+
+// TestSubmitAndWaitNoBlock checks SubmitAndWait with a zero timeout: it
+// still submits (inline completions are posted at once) and runs deferred
+// task work (a receive completed by data that arrived after the receive was
+// armed), interleaved with Submit and blocking waits.
+func TestSubmitAndWaitNoBlock(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := mustRing(t, 8, Options{})
+	defer closeRing(t, r)
+	br, err := r.NewBufRing(1, 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, client := tcpPair(t)
+	if _, err := r.PrepareRecvMultishot(fd, br, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PrepareNop(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SubmitAndWait(0); err != nil {
+		t.Fatal(err)
+	}
+	if c := one(t, r.Completions(), 2); c.Res != 0 {
+		t.Fatalf("nop: %+v", c)
+	}
+	for round := 0; round < 3; round++ {
+		if _, err := client.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		var got []CQE
+		deadline := time.Now().Add(5 * time.Second)
+		for len(got) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: receive not completed by non-blocking SubmitAndWait", round)
+			}
+			if err := r.SubmitAndWait(0); err != nil {
+				t.Fatal(err)
+			}
+			got = r.Completions()
+			if len(got) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		c := one(t, got, 1)
+		buf, bid, ok := br.Buffer(c)
+		if !ok || string(buf) != "ping" {
+			t.Fatalf("round %d: recv %+v %q", round, c, buf)
+		}
+		if err := br.Recycle(bid); err != nil {
+			t.Fatal(err)
+		}
+		// Alternate with the blocking path (giouring publishes the tail
+		// itself there).
+		for i := 0; i < 10; i++ {
+			if _, err := r.PrepareNop(uint64(100 + i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round%2 == 0 {
+			if err := r.Submit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cs := collect(t, r, 10, 5*time.Second); len(cs) != 10 {
+			t.Fatalf("round %d: %d nop completions", round, len(cs))
+		}
+	}
+}
