@@ -48,26 +48,7 @@ func TestNodeLeases(t *testing.T) {
 	socketB := filepath.Join(filepath.Dir(w.socket), "b.sock")
 	w.startDataplaneAt(dpB, nodeB, socketB)
 
-	leader := func(o *ctrl.Options) {
-		o.LeaderElection = true
-		o.LeaderElectionID = "flax-test-nodes"
-		o.LeaderElectionNamespace = w.name
-		o.LeaseDuration = ptr.To(30 * time.Second)
-		o.RenewDeadline = ptr.To(20 * time.Second)
-		o.RetryPeriod = ptr.To(200 * time.Millisecond)
-	}
-	w.startNode(nodeA, w.socket, nil, leader)
-	// node-a leads before node-b starts.
-	eventually(t, 30*time.Second, "node-a leads", func() error {
-		var l coordinationv1.Lease
-		if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "flax-test-nodes"}, &l); err != nil {
-			return err
-		}
-		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h == "" {
-			return fmt.Errorf("no holder")
-		}
-		return nil
-	})
+	leader := startLeadingNode(t, w, nodeA, w.socket, "flax-test-nodes")
 	_, stopB := w.startNode(nodeB, socketB, func(o *controllers.Options) {
 		o.NodeLeaseDuration = 2 * time.Second
 		o.NodeLeaseRenewInterval = 300 * time.Millisecond
@@ -173,25 +154,7 @@ func TestProgrammedWaitsForEveryNode(t *testing.T) {
 	w.startDataplaneAt(dpA, nodeA, w.socket)
 	socketB := filepath.Join(filepath.Dir(w.socket), "b.sock")
 	w.startDataplaneAt(dpB, nodeB, socketB)
-	leader := func(o *ctrl.Options) {
-		o.LeaderElection = true
-		o.LeaderElectionID = "flax-test-lagging"
-		o.LeaderElectionNamespace = w.name
-		o.LeaseDuration = ptr.To(30 * time.Second)
-		o.RenewDeadline = ptr.To(20 * time.Second)
-		o.RetryPeriod = ptr.To(200 * time.Millisecond)
-	}
-	w.startNode(nodeA, w.socket, nil, leader)
-	eventually(t, 30*time.Second, "node-a leads", func() error {
-		var l coordinationv1.Lease
-		if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "flax-test-lagging"}, &l); err != nil {
-			return err
-		}
-		if ptr.Deref(l.Spec.HolderIdentity, "") == "" {
-			return fmt.Errorf("no holder")
-		}
-		return nil
-	})
+	leader := startLeadingNode(t, w, nodeA, w.socket, "flax-test-lagging")
 	w.startNode(nodeB, socketB, func(o *controllers.Options) {
 		o.NodeLeaseDuration = 5 * time.Second
 		o.NodeLeaseRenewInterval = 300 * time.Millisecond
@@ -265,4 +228,31 @@ func TestProgrammedWaitsForEveryNode(t *testing.T) {
 	if c := gw.Status.Conditions[slices.IndexFunc(gw.Status.Conditions, func(c metav1.Condition) bool { return c.Type == "Programmed" })]; strings.Contains(c.Message, nodeB) {
 		t.Errorf("web's Programmed message still names node-b: %q", c.Message)
 	}
+}
+
+// startLeadingNode starts the controller of node with leader election on the Lease
+// leaseID and waits until some controller leads; it returns the manager options that
+// make another node's controller compete for the same Lease.
+func startLeadingNode(t *testing.T, w *world, node, socket, leaseID string) func(o *ctrl.Options) {
+	t.Helper()
+	leader := func(o *ctrl.Options) {
+		o.LeaderElection = true
+		o.LeaderElectionID = leaseID
+		o.LeaderElectionNamespace = w.name
+		o.LeaseDuration = ptr.To(30 * time.Second)
+		o.RenewDeadline = ptr.To(20 * time.Second)
+		o.RetryPeriod = ptr.To(200 * time.Millisecond)
+	}
+	w.startNode(node, socket, nil, leader)
+	eventually(t, 30*time.Second, node+" leads", func() error {
+		var l coordinationv1.Lease
+		if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: leaseID}, &l); err != nil {
+			return err
+		}
+		if ptr.Deref(l.Spec.HolderIdentity, "") == "" {
+			return fmt.Errorf("no holder")
+		}
+		return nil
+	})
+	return leader
 }
