@@ -18,17 +18,9 @@ import (
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
-// Defaults of the BackendPolicy fields that the dataplane cannot leave to its own
-// defaults, as the API documents them.
-const (
-	// defaultHealthCheckPath is the probe path of a health check without path.
-	defaultHealthCheckPath = "/"
-	// defaultRetryBudgetPercent is the share of a retry budget without percent.
-	defaultRetryBudgetPercent = 20
-	// defaultMinRetryConcurrency is the floor of a retry budget without
-	// minRetryConcurrency.
-	defaultMinRetryConcurrency = 3
-)
+// defaultHealthCheckPath is the probe path of a health check without path, as the
+// API documents it (the dataplane requires a path).
+const defaultHealthCheckPath = "/"
 
 // minPolicyDuration is the shortest timeout, interval or ejection time a policy
 // may set.
@@ -199,7 +191,10 @@ func backendSettings(spec *flaxv1alpha1.BackendPolicySpec) (*dataplanev1.Backend
 		}
 	}
 	if rb := spec.RetryBudget; rb != nil {
-		g.RetryBudget = &dataplanev1.RetryBudget{Percent: defaultRetryBudgetPercent, MinRetryConcurrency: defaultMinRetryConcurrency}
+		// A field left out keeps the dataplane's default: the snapshot cannot leave
+		// one field of a budget unset.
+		def := config.DefaultRetryBudget
+		g.RetryBudget = &dataplanev1.RetryBudget{Percent: uint32(def.Percent), MinRetryConcurrency: uint32(def.MinConcurrency)}
 		if rb.Percent != nil {
 			g.RetryBudget.Percent = count(&fp, "retryBudget.percent", rb.Percent, 0, 100)
 		}

@@ -3,14 +3,9 @@ package translate
 import (
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
-	corev1 "k8s.io/api/core/v1"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
-	"sigs.k8s.io/yaml"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
@@ -39,57 +34,23 @@ func TestPolicySamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
-			if strings.TrimSpace(stripComments(doc)) == "" {
-				continue
-			}
-			var meta struct {
-				Kind string `json:"kind"`
-			}
-			if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			decode := func(into any) {
-				t.Helper()
-				if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
-					t.Fatalf("%s (%s): %v", f, meta.Kind, err)
-				}
-			}
-			switch meta.Kind {
-			case "GatewayClass":
-				var o gatewayv1.GatewayClass
-				decode(&o)
-				in.GatewayClasses = append(in.GatewayClasses, o)
-			case "Gateway":
-				var o gatewayv1.Gateway
-				decode(&o)
-				o.Namespace = ns
-				in.Gateways = append(in.Gateways, o)
-			case "HTTPRoute":
-				var o gatewayv1.HTTPRoute
-				decode(&o)
-				o.Namespace = ns
-				in.HTTPRoutes = append(in.HTTPRoutes, o)
-			case "Service":
-				var o corev1.Service
-				decode(&o)
-				o.Namespace = ns
-				in.Services = append(in.Services, o)
-			case "BackendPolicy":
-				var o flaxv1alpha1.BackendPolicy
-				decode(&o)
-				o.Namespace = ns
-				in.BackendPolicies = append(in.BackendPolicies, o)
-			case "RoutePolicy":
-				var o flaxv1alpha1.RoutePolicy
-				decode(&o)
-				o.Namespace = ns
-				in.RoutePolicies = append(in.RoutePolicies, o)
-			case "Deployment":
-			default:
-				t.Fatalf("%s: unexpected kind %s", f, meta.Kind)
-			}
-		}
+		addDocuments(t, in, f, string(data), "Deployment")
+	}
+	// The samples carry no namespace: they are applied into one.
+	for i := range in.Gateways {
+		in.Gateways[i].Namespace = ns
+	}
+	for i := range in.HTTPRoutes {
+		in.HTTPRoutes[i].Namespace = ns
+	}
+	for i := range in.Services {
+		in.Services[i].Namespace = ns
+	}
+	for i := range in.BackendPolicies {
+		in.BackendPolicies[i].Namespace = ns
+	}
+	for i := range in.RoutePolicies {
+		in.RoutePolicies[i].Namespace = ns
 	}
 	if len(in.BackendPolicies) == 0 || len(in.RoutePolicies) == 0 {
 		t.Fatalf("want BackendPolicy and RoutePolicy samples, got %d and %d", len(in.BackendPolicies), len(in.RoutePolicies))

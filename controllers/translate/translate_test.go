@@ -136,6 +136,15 @@ func loadInput(t testing.TB, path string) *Input {
 	if err != nil {
 		t.Fatal(err)
 	}
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
+	addDocuments(t, in, path, string(data))
+	return in
+}
+
+// addDocuments decodes the documents of a multi-document YAML (see loadInput) into
+// in; documents of the kinds in ignore are skipped.
+func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) {
+	t.Helper()
 	placeholders := map[string]string{}
 	files := []struct{ name, file string }{
 		{"<test-cert>", "tls.crt"},
@@ -150,8 +159,7 @@ func loadInput(t testing.TB, path string) *Input {
 		}
 		placeholders[f.name] = string(pem)
 	}
-	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
-	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(data, -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
 		}
@@ -160,6 +168,9 @@ func loadInput(t testing.TB, path string) *Input {
 		}
 		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
 			t.Fatalf("%s: document %d: %v", path, i, err)
+		}
+		if slices.Contains(ignore, meta.Kind) {
+			continue
 		}
 		decode := func(into any) {
 			t.Helper()
@@ -235,7 +246,6 @@ func loadInput(t testing.TB, path string) *Input {
 			t.Fatalf("%s: document %d: unsupported kind %q", path, i, meta.Kind)
 		}
 	}
-	return in
 }
 
 // stripComments removes comment lines from a YAML document.

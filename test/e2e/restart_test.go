@@ -12,33 +12,9 @@ import (
 	"time"
 )
 
-// v2RouteYAML is the sample's second route (DIR/sample-route.yaml): host
-// v2.example.com, path /v2, a request header filter.
-const v2RouteYAML = `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: echo-v2
-  namespace: demo
-spec:
-  parentRefs:
-  - name: demo
-  hostnames:
-  - v2.example.com
-  rules:
-  - matches:
-    - path:
-        type: PathPrefix
-        value: /v2
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier:
-        add:
-        - name: X-Via
-          value: flax-sample
-    backendRefs:
-    - name: echo
-      port: 80
-`
+// sampleRoutePath is the sample's second route as localcluster writes it: HTTPRoute
+// echo-v2, host v2.example.com, path /v2, a request header filter.
+func sampleRoutePath() string { return filepath.Join(env.dir, "sample-route.yaml") }
 
 // checkV2Route checks one request to the echo-v2 route.
 func checkV2Route() error {
@@ -117,7 +93,7 @@ func TestControllerRestart(t *testing.T) {
 // is reported, and the first success must come with the full configuration (both
 // routes, with their filters).
 func TestDataplaneRestart(t *testing.T) {
-	kubectl(t, v2RouteYAML, "apply", "-f", "-")
+	kubectl(t, "", "apply", "-f", sampleRoutePath())
 	t.Cleanup(func() {
 		_, _ = kubectlErr("", "-n", demoNS, "delete", "httproute", "echo-v2", "--ignore-not-found")
 	})
