@@ -14,7 +14,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -193,7 +193,7 @@ func backendSettings(spec *flaxv1alpha1.BackendPolicySpec) (*dataplanev1.Backend
 	if rb := spec.RetryBudget; rb != nil {
 		// A field left out keeps the dataplane's default: the snapshot cannot leave
 		// one field of a budget unset.
-		def := config.DefaultRetryBudget
+		def := compiled.DefaultRetryBudget
 		g.RetryBudget = &dataplanev1.RetryBudget{Percent: uint32(def.Percent), MinRetryConcurrency: uint32(def.MinConcurrency)}
 		if rb.Percent != nil {
 			g.RetryBudget.Percent = count(&fp, "retryBudget.percent", rb.Percent, 0, 100)
@@ -282,7 +282,7 @@ func healthCheck(hc *flaxv1alpha1.HealthCheck, fp *fieldProblems) *dataplanev1.H
 		}
 		out.ExpectedStatuses = append(out.ExpectedStatuses, &dataplanev1.StatusRange{Min: lo, Max: hi})
 	}
-	interval, intervalFrom := config.DefaultHealthInterval, "the default interval"
+	interval, intervalFrom := compiled.DefaultHealthInterval, "the default interval"
 	if out.Interval != nil {
 		interval, intervalFrom = out.Interval.AsDuration(), "interval"
 	}

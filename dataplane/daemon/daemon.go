@@ -25,7 +25,7 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/admin"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/health"
@@ -78,7 +78,7 @@ type Daemon struct {
 
 	mu      sync.Mutex // serialises Apply and ApplyEndpoints
 	current *dataplanev1.Snapshot
-	config  *config.Config
+	config  *compiled.Config
 
 	// applied, serving and draining make up Ready.
 	applied  atomic.Bool
@@ -204,7 +204,7 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*datapl
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now()
-	cfg, err := config.Compile(snap, d.metrics)
+	cfg, err := compiled.Compile(snap, d.metrics)
 	if err != nil {
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)

@@ -8,8 +8,8 @@ import (
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"github.com/flaxlb/flax/dataplane/uring"
 )
 
 // selectEngine creates the engine asked for. With EngineAuto it probes io_uring and falls
@@ -20,7 +20,7 @@ func selectEngine(name string, workers int, reg *metrics.Registry, al *accesslog
 		e, err := newNetpoll(workers, reg, al, log)
 		return e, "", err
 	case EngineUring, EngineAuto:
-		probeErr := uring.Probe()
+		probeErr := iouring.Probe()
 		if probeErr == nil {
 			e, err := newUring(workers, reg, al, log)
 			if err == nil {

@@ -1,7 +1,7 @@
 // Package engine defines the interface between the dataplane runtime and its
 // I/O engines, and the parts every engine shares.
 //
-// An Engine serves the listeners of the running config.Config with N
+// An Engine serves the listeners of the running compiled.Config with N
 // workers. The runtime compiles a snapshot and calls Apply, which binds the
 // listeners that are new, keeps the sockets of addresses that stay (their
 // listener, routes and TLS settings are swapped through an atomic pointer),

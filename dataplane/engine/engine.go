@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
 // Engine serves a dataplane configuration.
@@ -24,11 +24,11 @@ type Engine interface {
 	// not as an error; an error means nothing was applied and the previous
 	// configuration is still running. Apply may be called before Run (the
 	// sockets are bound, and accept once Run starts) and while running.
-	Apply(cfg *config.Config) ([]ListenerStatus, error)
+	Apply(cfg *compiled.Config) ([]ListenerStatus, error)
 	// Current returns the running configuration, nil before the first
 	// Apply. Endpoint-only updates are applied to it in place
-	// (config.Config.UpdateEndpoints).
-	Current() *config.Config
+	// (compiled.Config.UpdateEndpoints).
+	Current() *compiled.Config
 	// Run serves until ctx is done, then closes every listener and
 	// connection and returns.
 	Run(ctx context.Context) error
@@ -78,13 +78,13 @@ type Slot struct {
 	// Addr is the bound address.
 	Addr netip.AddrPort
 	// Listener is the listener served on Addr.
-	Listener atomic.Pointer[config.Listener]
+	Listener atomic.Pointer[compiled.Listener]
 }
 
 // Binding pairs a slot with the listener it should serve.
 type Binding struct {
 	Slot     *Slot
-	Listener *config.Listener
+	Listener *compiled.Listener
 }
 
 // Plan is what Apply must do to move from the bound addresses to a
@@ -114,7 +114,7 @@ var ErrDuplicateAddress = errors.New("address already used by another listener")
 
 // Plan diffs cfg's listeners against the bound addresses. It changes
 // nothing: apply the plan with Commit.
-func (s *ListenerSet) Plan(cfg *config.Config) *Plan {
+func (s *ListenerSet) Plan(cfg *compiled.Config) *Plan {
 	p := &Plan{}
 	used := map[netip.AddrPort]string{}
 	for _, l := range cfg.Listeners {
@@ -172,7 +172,7 @@ func (s *ListenerSet) Slots() []*Slot {
 
 // Statuses assembles the listener statuses of cfg from a plan and the bind
 // errors of its new addresses (nil for those bound).
-func Statuses(cfg *config.Config, p *Plan, bindErr map[netip.AddrPort]error) []ListenerStatus {
+func Statuses(cfg *compiled.Config, p *Plan, bindErr map[netip.AddrPort]error) []ListenerStatus {
 	rejected := map[string]ListenerStatus{}
 	for _, r := range p.Rejected {
 		rejected[r.Name] = r
@@ -194,11 +194,11 @@ func Statuses(cfg *config.Config, p *Plan, bindErr map[netip.AddrPort]error) []L
 
 // ConfigHolder holds the running configuration.
 type ConfigHolder struct {
-	p atomic.Pointer[config.Config]
+	p atomic.Pointer[compiled.Config]
 }
 
 // Load returns the running configuration.
-func (h *ConfigHolder) Load() *config.Config { return h.p.Load() }
+func (h *ConfigHolder) Load() *compiled.Config { return h.p.Load() }
 
 // Store makes c the running configuration.
-func (h *ConfigHolder) Store(c *config.Config) { h.p.Store(c) }
+func (h *ConfigHolder) Store(c *compiled.Config) { h.p.Store(c) }

@@ -6,12 +6,12 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
-func compile(t *testing.T, listeners ...string) *config.Config {
+func compile(t *testing.T, listeners ...string) *compiled.Config {
 	t.Helper()
 	y := "listeners:\n"
 	for i, l := range listeners {
@@ -21,7 +21,7 @@ func compile(t *testing.T, listeners ...string) *config.Config {
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	c, err := config.Compile(snap, metrics.NewRegistry(1))
+	c, err := compiled.Compile(snap, metrics.NewRegistry(1))
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
 // Split serves one configuration with two engines: listeners that terminate TLS go to
@@ -15,7 +15,7 @@ import (
 // an endpoint-only update reaches both at once.
 type Split struct {
 	Plain, TLS Engine
-	cur        atomic.Pointer[config.Config]
+	cur        atomic.Pointer[compiled.Config]
 }
 
 var _ Engine = (*Split)(nil)
@@ -27,16 +27,16 @@ func NewSplit(plain, tls Engine) *Split { return &Split{Plain: plain, TLS: tls} 
 func (s *Split) Name() string { return s.Plain.Name() }
 
 // Current returns the last applied configuration.
-func (s *Split) Current() *config.Config { return s.cur.Load() }
+func (s *Split) Current() *compiled.Config { return s.cur.Load() }
 
 // Apply gives each engine its share of cfg's listeners and returns the statuses in cfg's
 // listener order. When the TLS engine refuses its share after the plain engine took
 // its own, the error says so: the plain listeners then already serve cfg.
-func (s *Split) Apply(cfg *config.Config) ([]ListenerStatus, error) {
+func (s *Split) Apply(cfg *compiled.Config) ([]ListenerStatus, error) {
 	plain, tls := *cfg, *cfg
 	plain.Listeners, tls.Listeners = nil, nil
 	for _, l := range cfg.Listeners {
-		if l.Protocol == config.ProtocolHTTPS {
+		if l.Protocol == compiled.ProtocolHTTPS {
 			tls.Listeners = append(tls.Listeners, l)
 		} else {
 			plain.Listeners = append(plain.Listeners, l)
@@ -51,7 +51,7 @@ func (s *Split) Apply(cfg *config.Config) ([]ListenerStatus, error) {
 		return nil, errors.Join(errors.New("plain listeners applied, TLS listeners kept their previous config"), err)
 	}
 	s.cur.Store(cfg)
-	byListener := make(map[*config.Listener]ListenerStatus, len(cfg.Listeners))
+	byListener := make(map[*compiled.Listener]ListenerStatus, len(cfg.Listeners))
 	for i, st := range pst {
 		if i < len(plain.Listeners) {
 			byListener[plain.Listeners[i]] = st

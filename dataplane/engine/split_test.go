@@ -6,21 +6,21 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
 // recorder is an Engine that records what it is given and reports every listener bound.
 type recorder struct {
 	name     string
-	got      []*config.Listener
+	got      []*compiled.Listener
 	applyErr error
 	runErr   error
 	drained  bool
 }
 
-func (r *recorder) Name() string            { return r.name }
-func (r *recorder) Current() *config.Config { return nil }
-func (r *recorder) Apply(cfg *config.Config) ([]ListenerStatus, error) {
+func (r *recorder) Name() string              { return r.name }
+func (r *recorder) Current() *compiled.Config { return nil }
+func (r *recorder) Apply(cfg *compiled.Config) ([]ListenerStatus, error) {
 	if r.applyErr != nil {
 		return nil, r.applyErr
 	}
@@ -45,10 +45,10 @@ func (r *recorder) Drain(context.Context) error { r.drained = true; return nil }
 func TestSplitRoutesTLSListeners(t *testing.T) {
 	plain, tls := &recorder{name: "uring"}, &recorder{name: "netpoll"}
 	s := NewSplit(plain, tls)
-	cfg := &config.Config{Listeners: []*config.Listener{
-		{Name: "a", Protocol: config.ProtocolHTTP, Addr: netip.MustParseAddrPort("127.0.0.1:80")},
-		{Name: "b", Protocol: config.ProtocolHTTPS, Addr: netip.MustParseAddrPort("127.0.0.1:443")},
-		{Name: "c", Protocol: config.ProtocolTCP, Addr: netip.MustParseAddrPort("127.0.0.1:5432")},
+	cfg := &compiled.Config{Listeners: []*compiled.Listener{
+		{Name: "a", Protocol: compiled.ProtocolHTTP, Addr: netip.MustParseAddrPort("127.0.0.1:80")},
+		{Name: "b", Protocol: compiled.ProtocolHTTPS, Addr: netip.MustParseAddrPort("127.0.0.1:443")},
+		{Name: "c", Protocol: compiled.ProtocolTCP, Addr: netip.MustParseAddrPort("127.0.0.1:5432")},
 	}}
 	st, err := s.Apply(cfg)
 	if err != nil {
@@ -80,7 +80,7 @@ func TestSplitRoutesTLSListeners(t *testing.T) {
 func TestSplitErrors(t *testing.T) {
 	boom := errors.New("boom")
 	s := NewSplit(&recorder{name: "p"}, &recorder{name: "t", applyErr: boom})
-	if _, err := s.Apply(&config.Config{}); !errors.Is(err, boom) {
+	if _, err := s.Apply(&compiled.Config{}); !errors.Is(err, boom) {
 		t.Errorf("apply: %v", err)
 	}
 	if s.Current() != nil {

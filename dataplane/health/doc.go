@@ -7,21 +7,21 @@
 // A Manager runs one goroutine per backend group that has a health check or outlier
 // detection configured, not one per worker: a node probes each endpoint once per
 // interval whatever its core count. Manager.Apply is called with every new
-// config.Config before the engine swaps it in; it starts the goroutines of groups that
+// compiled.Config before the engine swaps it in; it starts the goroutines of groups that
 // appeared, stops those of groups that went away, and publishes each group's health
 // into the new config's groups at once, so the first request on the new config
 // already avoids known-bad endpoints.
 //
 // # Publication
 //
-// For each group the Manager publishes a config.EndpointHealth through an atomic
-// pointer of the config.Group: the endpoint set it was computed for, a
+// For each group the Manager publishes a compiled.EndpointHealth through an atomic
+// pointer of the compiled.Group: the endpoint set it was computed for, a
 // balancer.Bitset of the endpoints to avoid (failing health checks, or ejected) and
 // the outlier counters. A worker's picker passes the bitset to balancer.Picker.Pick
 // only when the set it picks from is the one the bitset was computed for, so indexes
 // never refer to the wrong endpoints; the balancer's panic threshold ignores health
 // when too few endpoints are left. Endpoint-only updates
-// (config.Config.UpdateEndpoints) call a hook that republishes for the new set
+// (compiled.Config.UpdateEndpoints) call a hook that republishes for the new set
 // before returning.
 //
 // # State survives swaps
@@ -46,7 +46,7 @@
 //
 // # Outlier detection
 //
-// Workers report every attempt's outcome through config.Group.Report into per
+// Workers report every attempt's outcome through compiled.Group.Report into per
 // endpoint atomic counters shared by all workers: a success resets them (reading
 // first, so the common case writes nothing and the cache line stays shared), a 5xx,
 // reset, timeout or malformed response counts a server error, a failed connect a

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -183,7 +183,7 @@ func startScripted(t *testing.T, status int) *scripted {
 
 func (s *scripted) addr() netip.AddrPort { return netip.MustParseAddrPort(s.ln.Addr().String()) }
 
-func compile(t *testing.T, reg *metrics.Registry, y string) *config.Config {
+func compile(t *testing.T, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
 	snap, err := snapshot.Parse([]byte(y))
 	if err != nil {
@@ -192,7 +192,7 @@ func compile(t *testing.T, reg *metrics.Registry, y string) *config.Config {
 	if err := snapshot.Validate(snap); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	cfg, err := config.Compile(snap, reg)
+	cfg, err := compiled.Compile(snap, reg)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
@@ -212,7 +212,7 @@ const fastCheck = `  healthCheck: {path: /healthz, interval: 0.02s, timeout: 0.0
 `
 
 // unhealthyAddrs returns the addresses of g's endpoints published unhealthy.
-func unhealthyAddrs(g *config.Group) []netip.AddrPort {
+func unhealthyAddrs(g *compiled.Group) []netip.AddrPort {
 	eps := g.Endpoints()
 	bad := g.Unhealthy(eps)
 	var out []netip.AddrPort
@@ -318,7 +318,7 @@ func TestProbeTimeoutAndHost(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	hc := &config.HealthCheck{Path: "/", Timeout: 50 * time.Millisecond, Expected: []config.StatusRange{{Min: 200, Max: 299}}}
+	hc := &compiled.HealthCheck{Path: "/", Timeout: 50 * time.Millisecond, Expected: []compiled.StatusRange{{Min: 200, Max: 299}}}
 	start := time.Now()
 	err = Probe(context.Background(), netip.MustParseAddrPort(ln.Addr().String()), hc)
 	if err == nil || time.Since(start) > time.Second {
@@ -333,7 +333,7 @@ func TestProbeTimeoutAndHost(t *testing.T) {
 	if err := Probe(context.Background(), s.addr(), hc); !errors.Is(err, ErrUnexpectedStatus) {
 		t.Fatalf("302 with 2xx expected: %v", err)
 	}
-	hc.Expected = append(hc.Expected, config.StatusRange{Min: 300, Max: 302})
+	hc.Expected = append(hc.Expected, compiled.StatusRange{Min: 300, Max: 302})
 	if err := Probe(context.Background(), s.addr(), hc); err != nil {
 		t.Fatalf("302 expected: %v", err)
 	}
@@ -357,22 +357,22 @@ func TestOutlierEjection(t *testing.T) {
 		t.Fatal("no outcome counters published")
 	}
 	// Two errors then a success: no ejection.
-	g.Report(eps, 0, config.OutcomeServerError)
-	g.Report(eps, 0, config.OutcomeServerError)
-	g.Report(eps, 0, config.OutcomeSuccess)
-	g.Report(eps, 0, config.OutcomeServerError)
-	g.Report(eps, 0, config.OutcomeServerError)
+	g.Report(eps, 0, compiled.OutcomeServerError)
+	g.Report(eps, 0, compiled.OutcomeServerError)
+	g.Report(eps, 0, compiled.OutcomeSuccess)
+	g.Report(eps, 0, compiled.OutcomeServerError)
+	g.Report(eps, 0, compiled.OutcomeServerError)
 	time.Sleep(20 * time.Millisecond)
 	if len(unhealthyAddrs(g)) != 0 {
 		t.Fatal("ejected without consecutive errors")
 	}
 	start := time.Now()
-	g.Report(eps, 0, config.OutcomeServerError)
+	g.Report(eps, 0, compiled.OutcomeServerError)
 	waitFor(t, "ejection", func() bool { return len(unhealthyAddrs(g)) == 1 })
 	// Connect failures of two more endpoints: only one more may go (50% of 4).
 	for _, i := range []int{1, 2} {
-		g.Report(eps, i, config.OutcomeConnectFailure)
-		g.Report(eps, i, config.OutcomeConnectFailure)
+		g.Report(eps, i, compiled.OutcomeConnectFailure)
+		g.Report(eps, i, compiled.OutcomeConnectFailure)
 	}
 	waitFor(t, "second ejection", func() bool { return len(unhealthyAddrs(g)) == 2 })
 	time.Sleep(20 * time.Millisecond)
@@ -389,7 +389,7 @@ func TestOutlierEjection(t *testing.T) {
 	}
 	// Ejected again at once: twice as long.
 	for range 3 {
-		g.Report(eps, 0, config.OutcomeServerError)
+		g.Report(eps, 0, compiled.OutcomeServerError)
 	}
 	waitFor(t, "second ejection of endpoint 0", func() bool { return len(unhealthyAddrs(g)) == 1 })
 	start = time.Now()
@@ -400,7 +400,7 @@ func TestOutlierEjection(t *testing.T) {
 	// Reports for another endpoint set are ignored.
 	other := compile(t, reg, "backendGroups:\n"+groupYAML("app", addrs, od)).Group("app").Endpoints()
 	for range 5 {
-		g.Report(other, 3, config.OutcomeServerError)
+		g.Report(other, 3, compiled.OutcomeServerError)
 	}
 	time.Sleep(20 * time.Millisecond)
 	if len(unhealthyAddrs(g)) != 0 {
@@ -418,8 +418,8 @@ func TestReportDoesNotAllocate(t *testing.T) {
 	m.Apply(cfg)
 	eps := g.Endpoints()
 	if a := testing.AllocsPerRun(1000, func() {
-		g.Report(eps, 1, config.OutcomeServerError)
-		g.Report(eps, 0, config.OutcomeSuccess)
+		g.Report(eps, 1, compiled.OutcomeServerError)
+		g.Report(eps, 0, compiled.OutcomeSuccess)
 		_ = g.Unhealthy(eps)
 	}); a != 0 {
 		t.Fatalf("Report allocates %v", a)

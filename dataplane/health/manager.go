@@ -15,7 +15,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/flaxlb/flax/dataplane/balancer"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -44,7 +44,7 @@ func NewManager(opts Options) *Manager {
 // groups that appeared and stopping those of groups that are gone or no longer
 // configure a health check or outlier detection. Call it before cfg is swapped into
 // the engine.
-func (m *Manager) Apply(cfg *config.Config) {
+func (m *Manager) Apply(cfg *compiled.Config) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -112,19 +112,19 @@ type groupState struct {
 	m    *Manager
 	name string
 
-	wake    chan struct{} // outlier thresholds reached (config.Outcomes)
+	wake    chan struct{} // outlier thresholds reached (compiled.Outcomes)
 	kick    chan struct{} // settings or endpoints changed
 	results chan probeResult
 	quit    chan struct{}
 	done    chan struct{}
 
 	mu       sync.Mutex // guards the fields below
-	group    *config.Group
-	hc       *config.HealthCheck
-	od       *config.OutlierDetection
+	group    *compiled.Group
+	hc       *compiled.HealthCheck
+	od       *compiled.OutlierDetection
 	shared   *metrics.Shared
 	eps      map[netip.AddrPort]*endpointState
-	pub      *config.EndpointHealth
+	pub      *compiled.EndpointHealth
 	byIdx    []*endpointState // indexed like pub.Endpoints
 	rebuild  bool             // the next publication must rebuild pub.Outcomes
 	inFlight int              // probes of the current round not yet answered
@@ -146,7 +146,7 @@ func newGroupState(m *Manager, name string) *groupState {
 }
 
 // attach makes g the group's current config and publishes its health at once.
-func (gs *groupState) attach(g *config.Group) {
+func (gs *groupState) attach(g *compiled.Group) {
 	gs.mu.Lock()
 	prevHC := gs.hc
 	gs.group, gs.hc, gs.od, gs.shared = g, g.HealthCheck, g.Outlier, g.Shared
@@ -173,7 +173,7 @@ func (gs *groupState) attach(g *config.Group) {
 }
 
 // endpointsChanged republishes health for the new endpoint set of g.
-func (gs *groupState) endpointsChanged(g *config.Group, _ *balancer.Group) {
+func (gs *groupState) endpointsChanged(g *compiled.Group, _ *balancer.Group) {
 	gs.mu.Lock()
 	if gs.group == g {
 		gs.publishLocked(time.Now())
@@ -222,11 +222,11 @@ func (gs *groupState) publishLocked(now time.Time) {
 		}
 		gs.eps = keep
 	}
-	h := &config.EndpointHealth{Endpoints: eps}
+	h := &compiled.EndpointHealth{Endpoints: eps}
 	switch {
 	case gs.od == nil:
 	case rebuild:
-		h.Outcomes = config.NewOutcomes(eps.Len(), gs.od, gs.wake)
+		h.Outcomes = compiled.NewOutcomes(eps.Len(), gs.od, gs.wake)
 	default:
 		h.Outcomes = gs.pub.Outcomes
 	}
@@ -392,7 +392,7 @@ var ErrUnexpectedStatus = errors.New("unexpected status")
 
 // Probe sends one health check request to addr on its own connection and reads the
 // status line. It returns nil when the status is expected.
-func Probe(ctx context.Context, addr netip.AddrPort, hc *config.HealthCheck) error {
+func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) error {
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	var d net.Dialer

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
 // lockedBuffer is an io.Writer safe for the access log's writer goroutine.
@@ -156,7 +156,7 @@ func TestExchangeDoesNotAllocateWithAccessLog(t *testing.T) {
 	}
 	defer al.Close()
 	cfg, reg := compileTest(t, testSnapshot)
-	slot := new(atomic.Pointer[config.Listener])
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
 	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{AccessLog: al.Worker(0)})
@@ -203,7 +203,7 @@ func BenchmarkKeepAliveExchangeAccessLog(b *testing.B) {
 	}
 	defer al.Close()
 	cfg, reg := compileTest(b, testSnapshot)
-	slot := new(atomic.Pointer[config.Listener])
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
 	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{AccessLog: al.Worker(0)})

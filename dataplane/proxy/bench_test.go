@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
 // loopback performs a session's actions the way an engine would, with an
@@ -34,7 +34,7 @@ func loopback(tb testing.TB, s *Session) (toClient, toUpstream int) {
 
 func benchSession(tb testing.TB) (*Session, func() (int, int)) {
 	cfg, reg := compileTest(tb, testSnapshot)
-	slot := new(atomic.Pointer[config.Listener])
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
 	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{})
@@ -82,7 +82,7 @@ func BenchmarkKeepAliveExchange(b *testing.B) {
 // BenchmarkPipelined runs 16 pipelined requests per client read.
 func BenchmarkPipelined(b *testing.B) {
 	cfg, reg := compileTest(b, testSnapshot)
-	slot := new(atomic.Pointer[config.Listener])
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { return 1 }, Options{})
 	s := new(Session)

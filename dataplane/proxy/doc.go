@@ -81,7 +81,7 @@
 // balancer's panic threshold says too few are left; session affinity gives
 // way to the picker when its endpoint is unhealthy. Each attempt's outcome
 // (success, server error, connect failure) is reported once to the group's
-// outlier counters (config.Group.Report). Backend groups' circuit breakers
+// outlier counters (compiled.Group.Report). Backend groups' circuit breakers
 // (max connections, pending requests, requests, retries) are node-wide and
 // answer 503 with metrics.ReasonOverflow and a body naming the limit. Every
 // group has a node-wide retry budget: a retry is made only while the group's
@@ -92,7 +92,7 @@
 // request reaches a backend. See resilience.go for the exact semantics.
 // Routes' request mirrors send a copy
 // of the request head (and of a small body that arrived with it; otherwise
-// the copy is bodiless) through the group's config.MirrorSender without
+// the copy is bodiless) through the group's compiled.MirrorSender without
 // ever delaying or failing the primary. None of this allocates per request,
 // and a group or route that configures none of it pays nothing for it.
 //

@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
@@ -135,11 +135,11 @@ type Exchange struct {
 	replayOff   int // offset in in.buf of the request body for a replay, -1 when lost
 
 	// Route.
-	listener *config.Listener
-	route    *config.Route
+	listener *compiled.Listener
+	route    *compiled.Route
 	prefix   string
-	backend  *config.Backend
-	group    *config.Group
+	backend  *compiled.Backend
+	group    *compiled.Group
 
 	// Session affinity.
 	reqToken    uint64

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,8 +98,8 @@ backendGroups:
 type harness struct {
 	t    *testing.T
 	reg  *metrics.Registry
-	cfg  *config.Config
-	slot atomic.Pointer[config.Listener]
+	cfg  *compiled.Config
+	slot atomic.Pointer[compiled.Listener]
 	w    *Worker
 	s    Session
 	now  int64
@@ -122,7 +122,7 @@ type harness struct {
 	shutUp, shutCli      bool
 }
 
-func compileTest(t testing.TB, y string) (*config.Config, *metrics.Registry) {
+func compileTest(t testing.TB, y string) (*compiled.Config, *metrics.Registry) {
 	t.Helper()
 	snap, err := snapshot.Parse([]byte(y))
 	if err != nil {
@@ -132,7 +132,7 @@ func compileTest(t testing.TB, y string) (*config.Config, *metrics.Registry) {
 		t.Fatalf("validate snapshot: %v", err)
 	}
 	reg := metrics.NewRegistry(1)
-	cfg, err := config.Compile(snap, reg)
+	cfg, err := compiled.Compile(snap, reg)
 	if err != nil {
 		t.Fatalf("compile snapshot: %v", err)
 	}
@@ -151,7 +151,7 @@ func newHarnessOpts(t *testing.T, opts Options, listener int) *harness {
 
 // openHarness opens a session from remote on listener of cfg, with a worker
 // counting in reg.
-func openHarness(t *testing.T, cfg *config.Config, reg *metrics.Registry, opts Options, listener int, remote string) *harness {
+func openHarness(t *testing.T, cfg *compiled.Config, reg *metrics.Registry, opts Options, listener int, remote string) *harness {
 	t.Helper()
 	h := &harness{t: t, autoSend: true, now: int64(time.Hour), cfg: cfg, reg: reg}
 	h.slot.Store(h.cfg.Listeners[listener])

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 )
 
@@ -112,7 +112,7 @@ func removeDotSegments(b []byte) []byte {
 // with the matched prefix replaced (Gateway API ReplacePrefixMatch: the
 // prefix matches whole path elements and a trailing slash is not
 // significant).
-func rewritePath(dst, p []byte, m *config.PathModifier, prefix string) []byte {
+func rewritePath(dst, p []byte, m *compiled.PathModifier, prefix string) []byte {
 	if !m.IsPrefix {
 		return append(dst, m.FullPath...)
 	}

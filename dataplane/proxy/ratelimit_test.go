@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -161,7 +161,7 @@ func limitedSession(tb testing.TB, path string) (*metrics.Registry, func()) {
 	y := strings.NewReplacer("requests: 1, interval: 60s, burst: 2", "requests: 4000000000, interval: 1ms, burst: 1000000",
 		"requests: 1, interval: 60s, burst: 1,", "requests: 4000000000, interval: 1ms, burst: 1000000,").Replace(limitedSnapshot)
 	cfg, reg := compileTest(tb, y)
-	slot := new(atomic.Pointer[config.Listener])
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
 	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{})
@@ -234,7 +234,7 @@ GROUP  endpoints: [{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80},
 
 // budgetHarnesses compiles budgetSnapshot with group settings and opens n
 // sessions, alternating between the two workers of the registry.
-func budgetHarnesses(t *testing.T, group string, n int) ([]*harness, *config.Group) {
+func budgetHarnesses(t *testing.T, group string, n int) ([]*harness, *compiled.Group) {
 	t.Helper()
 	snap, err := snapshot.Parse([]byte(strings.Replace(budgetSnapshot, "GROUP", group, 1)))
 	if err != nil {
@@ -244,7 +244,7 @@ func budgetHarnesses(t *testing.T, group string, n int) ([]*harness, *config.Gro
 		t.Fatal(err)
 	}
 	reg := metrics.NewRegistry(2)
-	cfg, err := config.Compile(snap, reg)
+	cfg, err := compiled.Compile(snap, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

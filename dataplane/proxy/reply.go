@@ -3,7 +3,7 @@ package proxy
 import (
 	"strconv"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -89,7 +89,7 @@ func (s *Session) stepLocal() bool {
 
 // appendFields appends a header modifier's Set and Add fields to a reply
 // head.
-func appendFields(h []byte, m *config.HeaderModifier) []byte {
+func appendFields(h []byte, m *compiled.HeaderModifier) []byte {
 	for i := range m.Set {
 		h = appendField(h, m.Set[i].Name, m.Set[i].Value)
 	}
@@ -107,7 +107,7 @@ func appendField(h []byte, name, value string) []byte {
 }
 
 // directResponse answers with a backend's direct response.
-func (s *Session) directResponse(b *config.Backend) {
+func (s *Session) directResponse(b *compiled.Backend) {
 	x := s.x
 	status := 500
 	var body []byte

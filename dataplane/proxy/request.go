@@ -5,7 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
@@ -77,7 +77,7 @@ func (s *Session) beginRequest(n int) {
 	x.view.Query = r.Query.Bytes(x.hbuf)
 	x.view.Method = r.MethodSpan.Bytes(x.hbuf)
 	x.view.Headers = x
-	var m *config.Matched
+	var m *compiled.Matched
 	if x.listener != nil {
 		m = x.listener.Match(&x.view)
 	}
@@ -275,7 +275,7 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 
 // appendModifier adds a header modifier's removals (Set names included) and
 // additions to the rewrite lists.
-func appendModifier(remove [][]byte, add []http1.HeaderField, m *config.HeaderModifier) ([][]byte, []http1.HeaderField) {
+func appendModifier(remove [][]byte, add []http1.HeaderField, m *compiled.HeaderModifier) ([][]byte, []http1.HeaderField) {
 	for _, n := range m.Remove {
 		remove = append(remove, bytesOf(n))
 	}
@@ -449,7 +449,7 @@ func (s *Session) abandonAttempt() bool {
 // upstreamGone handles an upstream that closed or failed before a complete
 // response head.
 func (s *Session) upstreamGone() {
-	s.report(config.OutcomeServerError)
+	s.report(compiled.OutcomeServerError)
 	s.markAvoid()
 	s.closeUpstream()
 	if !s.retry(causeReset, 0) {

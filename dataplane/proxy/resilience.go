@@ -4,14 +4,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
 // Circuit breakers.
 //
-// A backend group's limits (config.CircuitBreakers) are node-wide, as the
+// A backend group's limits (compiled.CircuitBreakers) are node-wide, as the
 // snapshot contract says: the in-flight counts they are compared with live
 // in the group's metrics.Shared, shared by every worker through atomics, and
 // are only touched for the limits a group sets, so a group without limits
@@ -40,7 +40,7 @@ import (
 //
 // Retry budget.
 //
-// Every group also has a retry budget (config.RetryBudget, 20% and at least
+// Every group also has a retry budget (compiled.RetryBudget, 20% and at least
 // 3 by default): the retries slot above is counted in every group, limit or
 // not, so its gauge is the group's retries in flight, and a request may take
 // it only while that count stays within max(min, percent% of the group's
@@ -56,7 +56,7 @@ import (
 //
 // Rate limits.
 //
-// A route's rate limit (config.RateLimit, node-wide token buckets, per
+// A route's rate limit (compiled.RateLimit, node-wide token buckets, per
 // client address if asked) is checked once a request is routed, before
 // anything else the route does: a request over the limit gets 429 Too Many
 // Requests with Retry-After (whole seconds until a token is back, at least
@@ -126,7 +126,7 @@ const rateLimitedBody = "rate limited: too many requests for this route, retry l
 
 // rateLimited takes a token of the route's rate limit for the request, and
 // answers 429 when there is none. It reports whether it answered.
-func (s *Session) rateLimited(rl *config.RateLimit) bool {
+func (s *Session) rateLimited(rl *compiled.RateLimit) bool {
 	ok, wait := rl.Allow(s.remote.Addr())
 	if ok {
 		return false
@@ -198,7 +198,7 @@ func (s *Session) connectionSlot() bool {
 
 // report hands the outcome of the current attempt to the group's outlier
 // detection, once per attempt.
-func (s *Session) report(o config.Outcome) {
+func (s *Session) report(o compiled.Outcome) {
 	x := s.x
 	if x == nil || !x.hasEP || x.reported || x.group == nil || x.group.Outlier == nil || x.ep.Set == nil {
 		return
@@ -209,16 +209,16 @@ func (s *Session) report(o config.Outcome) {
 
 // Request mirroring.
 //
-// A route's RequestMirror filters (config.Route.Mirrors) send a copy of a
+// A route's RequestMirror filters (compiled.Route.Mirrors) send a copy of a
 // share of its requests to another backend group, fire and forget. The
 // session decides (a random draw against the mirror's fraction) and builds
 // the copy while routing: the request head as rewritten for the primary
 // upstream (filters, X-Forwarded-*), with Connection: close, followed by the
 // body when the whole body has already arrived with the head and is at most
-// config.DefaultMaxMirrorBody bytes. Otherwise the copy is the head alone,
+// compiled.DefaultMaxMirrorBody bytes. Otherwise the copy is the head alone,
 // its Content-Length and Transfer-Encoding dropped (so a bodiless request),
 // because bodies stream through the session and are never buffered whole.
-// The group's config.MirrorSender copies the bytes and sends them from its
+// The group's compiled.MirrorSender copies the bytes and sends them from its
 // own goroutines; it never blocks the session, and drops (and counts) what
 // it cannot queue. Nothing about the mirror changes the primary request, its
 // response or its timing beyond that copy. A route without mirrors does
@@ -247,7 +247,7 @@ func (s *Session) mirror() {
 		o.Close = true
 		o.KeepUpgrade = false
 		var body []byte
-		if in := &x.in; x.reqBodyDone && x.replayOff >= 0 && in.proc-x.replayOff <= config.DefaultMaxMirrorBody {
+		if in := &x.in; x.reqBodyDone && x.replayOff >= 0 && in.proc-x.replayOff <= compiled.DefaultMaxMirrorBody {
 			body = in.buf[x.replayOff:in.proc]
 		} else {
 			o.DropFraming = true

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/flaxlb/flax/dataplane/balancer"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -39,7 +39,7 @@ type sinkMirror struct {
 	last []byte
 }
 
-func (m *sinkMirror) Mirror(_ *config.Group, head, body []byte) bool {
+func (m *sinkMirror) Mirror(_ *compiled.Group, head, body []byte) bool {
 	m.n++
 	m.last = append(append(m.last[:0], head...), body...)
 	return true
@@ -57,9 +57,9 @@ func TestResilientExchangeDoesNotAllocate(t *testing.T) {
 	bad := balancer.NewBitset(eps.Len())
 	bad.Set(1)
 	wake := make(chan struct{}, 1)
-	g.SetHealth(&config.EndpointHealth{Endpoints: eps, Unhealthy: bad, Outcomes: config.NewOutcomes(eps.Len(), g.Outlier, wake)})
+	g.SetHealth(&compiled.EndpointHealth{Endpoints: eps, Unhealthy: bad, Outcomes: compiled.NewOutcomes(eps.Len(), g.Outlier, wake)})
 
-	slot := new(atomic.Pointer[config.Listener])
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
 	var picked [3]int
@@ -100,7 +100,7 @@ type recordingPicker struct {
 	picked *[3]int
 }
 
-func (r *recordingPicker) Pick(g *config.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
+func (r *recordingPicker) Pick(g *compiled.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
 	e, ok := r.EndpointPicker.Pick(g, key, avoid)
 	if ok && g.Name == "guarded" {
 		r.picked[e.Index]++
@@ -115,9 +115,9 @@ func TestOutcomesReported(t *testing.T) {
 	g := cfg.Group("guarded")
 	eps := g.Endpoints()
 	wake := make(chan struct{}, 1)
-	oc := config.NewOutcomes(eps.Len(), g.Outlier, wake)
-	g.SetHealth(&config.EndpointHealth{Endpoints: eps, Outcomes: oc})
-	slot := new(atomic.Pointer[config.Listener])
+	oc := compiled.NewOutcomes(eps.Len(), g.Outlier, wake)
+	g.SetHealth(&compiled.EndpointHealth{Endpoints: eps, Outcomes: oc})
+	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { return 1 }, Options{})
 	s := new(Session)

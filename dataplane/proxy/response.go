@@ -3,7 +3,7 @@ package proxy
 import (
 	"errors"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -27,7 +27,7 @@ func (s *Session) processResponse() {
 			return
 		}
 		if err != nil {
-			s.report(config.OutcomeServerError)
+			s.report(compiled.OutcomeServerError)
 			s.markAvoid()
 			s.closeUpstream()
 			s.fail(502, metrics.ReasonBadResponse)
@@ -122,9 +122,9 @@ func (s *Session) responseHead(n int) bool {
 		return false
 	}
 	if res.Status >= 500 {
-		s.report(config.OutcomeServerError)
+		s.report(compiled.OutcomeServerError)
 	} else if !res.Interim() {
-		s.report(config.OutcomeSuccess)
+		s.report(compiled.OutcomeSuccess)
 	}
 	if res.Interim() {
 		if x.version == http1.HTTP11 {
@@ -251,7 +251,7 @@ func (s *Session) stepTunnel() {
 }
 
 // openTCP starts a TCP listener's session: pick a backend and connect.
-func (s *Session) openTCP(l *config.Listener, now int64) {
+func (s *Session) openTCP(l *compiled.Listener, now int64) {
 	x := s.exchange()
 	x.listener = l
 	x.route = l.TCP
@@ -260,7 +260,7 @@ func (s *Session) openTCP(l *config.Listener, now int64) {
 	x.reqBodyDone = true
 	x.status = 200
 	x.began = true
-	var b *config.Backend
+	var b *compiled.Backend
 	if l.TCP != nil {
 		b = l.TCP.PickBackend(s.rand())
 	}

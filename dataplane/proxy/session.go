@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -27,7 +27,7 @@ var ErrShortSend = errors.New("proxy: short send")
 type Target struct {
 	// Group is the backend group (connect timeout, idle pool settings,
 	// metrics).
-	Group *config.Group
+	Group *compiled.Group
 	// Addr is the endpoint to connect to.
 	Addr netip.AddrPort
 	// Fresh forbids handing out an idle pooled connection: the previous
@@ -48,7 +48,7 @@ type Target struct {
 // has closed it. It is not safe for concurrent use.
 type Session struct {
 	w      *Worker
-	lref   *atomic.Pointer[config.Listener]
+	lref   *atomic.Pointer[compiled.Listener]
 	remote netip.AddrPort
 	secure bool
 	x      *Exchange
@@ -70,7 +70,7 @@ type Session struct {
 // current listener is loaded at the start of every request, so that a new
 // configuration applies from the next request on) from remote. secure
 // tells whether the connection is TLS (X-Forwarded-Proto, redirects).
-func (s *Session) Open(w *Worker, l *atomic.Pointer[config.Listener], remote netip.AddrPort, secure bool) {
+func (s *Session) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote netip.AddrPort, secure bool) {
 	*s = Session{w: w, lref: l, remote: remote, secure: secure, state: sOpen}
 	s.rng = w.Seed ^ uint32(remote.Port())<<16 ^ uint32(w.Now())
 	if s.rng == 0 {
@@ -79,7 +79,7 @@ func (s *Session) Open(w *Worker, l *atomic.Pointer[config.Listener], remote net
 	w.Metrics.ConnOpened()
 	now := w.Now()
 	s.hdrDeadline = now + int64(w.opts.HeaderTimeout)
-	if lst := l.Load(); lst != nil && lst.Protocol == config.ProtocolTCP {
+	if lst := l.Load(); lst != nil && lst.Protocol == compiled.ProtocolTCP {
 		s.openTCP(lst, now)
 	}
 	s.syncTimer()
@@ -241,7 +241,7 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		if gc != nil {
 			s.w.Metrics.ConnectError(gc)
 		}
-		s.report(config.OutcomeConnectFailure)
+		s.report(compiled.OutcomeConnectFailure)
 		x.upState = upNone
 		s.failAttempt()
 		if x.phase == phConnect {
@@ -374,7 +374,7 @@ func (s *Session) Timer(now int64) {
 	if x.phase == phProxy {
 		if (x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline) {
 			if !x.respHeadDone {
-				s.report(config.OutcomeServerError)
+				s.report(compiled.OutcomeServerError)
 			}
 			s.closeUpstream()
 			s.fail(504, metrics.ReasonTimeout)

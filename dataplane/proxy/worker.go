@@ -6,7 +6,7 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/balancer"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -97,7 +97,7 @@ type EndpointPicker interface {
 	// empty) and avoid the endpoint indexes to skip if possible (endpoints
 	// that failed earlier attempts of the same request; may be nil). It
 	// returns false when g has no usable endpoint.
-	Pick(g *config.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool)
+	Pick(g *compiled.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool)
 	// Done reports the end of an attempt on an endpoint returned by Pick.
 	Done(e Endpoint)
 }
@@ -107,21 +107,21 @@ type EndpointPicker interface {
 // it in a lock otherwise.
 //
 // Pick skips the endpoints the node's health checker published as
-// unhealthy for the set it picks from (config.Group.Unhealthy), merged with
+// unhealthy for the set it picks from (compiled.Group.Unhealthy), merged with
 // the endpoints the request asks to avoid, unless too few are left (the
 // balancer's panic threshold).
 type Pickers struct {
-	cache   *config.PickerCache
+	cache   *compiled.PickerCache
 	scratch balancer.Bitset
 }
 
-// NewPickers returns an EndpointPicker over a fresh config.PickerCache.
+// NewPickers returns an EndpointPicker over a fresh compiled.PickerCache.
 func NewPickers(seed uint64) *Pickers {
-	return &Pickers{cache: config.NewPickerCache(seed)}
+	return &Pickers{cache: compiled.NewPickerCache(seed)}
 }
 
 // Pick implements EndpointPicker.
-func (p *Pickers) Pick(g *config.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
+func (p *Pickers) Pick(g *compiled.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
 	pk := p.cache.Picker(g)
 	eps := pk.Group()
 	skip := avoid

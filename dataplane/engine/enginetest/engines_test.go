@@ -13,7 +13,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -86,7 +86,7 @@ func (te *testEngine) stop() {
 }
 
 // apply makes cfg the engine's configuration; every listener must bind.
-func (te *testEngine) apply(cfg *config.Config) {
+func (te *testEngine) apply(cfg *compiled.Config) {
 	te.t.Helper()
 	st, err := te.Apply(cfg)
 	if err != nil {
@@ -99,7 +99,7 @@ func (te *testEngine) apply(cfg *config.Config) {
 	}
 }
 
-func compileYAML(t testing.TB, reg *metrics.Registry, y string) *config.Config {
+func compileYAML(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
 	snap, err := snapshot.Parse([]byte(y))
 	if err != nil {
@@ -108,7 +108,7 @@ func compileYAML(t testing.TB, reg *metrics.Registry, y string) *config.Config {
 	if err := snapshot.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v\n%s", err, y)
 	}
-	cfg, err := config.Compile(snap, reg)
+	cfg, err := compiled.Compile(snap, reg)
 	if err != nil {
 		t.Fatalf("compile snapshot: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -20,7 +20,7 @@ import (
 
 // startResilient runs an engine of kind k whose config passes through a health
 // Manager and gets a mirror sender, as the daemon does.
-func startResilient(t *testing.T, k kind, y string) (*testEngine, *config.Config) {
+func startResilient(t *testing.T, k kind, y string) (*testEngine, *compiled.Config) {
 	t.Helper()
 	te := startEngine(t, k)
 	hm := health.NewManager(health.Options{})
@@ -177,7 +177,7 @@ func testFailingEndpoint(t *testing.T, k kind, mode int32) {
 	}
 }
 
-func healthyAll(g *config.Group) bool {
+func healthyAll(g *compiled.Group) bool {
 	bad := g.Unhealthy(g.Endpoints())
 	for _, w := range bad {
 		if w != 0 {

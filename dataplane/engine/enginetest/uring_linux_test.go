@@ -7,8 +7,8 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/uring"
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 func init() { engines = append(engines, kind{name: "uring", new: newUring}) }
@@ -16,7 +16,7 @@ func init() { engines = append(engines, kind{name: "uring", new: newUring}) }
 // newUring returns an io_uring engine, or skips the test where io_uring is
 // unusable (an old kernel, seccomp, kernel.io_uring_disabled).
 func newUring(t *testing.T, reg *metrics.Registry) engine.Engine {
-	if err := iou.Probe(); err != nil {
+	if err := iouring.Probe(); err != nil {
 		t.Skipf("io_uring unavailable: %v", err)
 	}
 	e, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: testr.New(t)})

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
@@ -135,7 +135,7 @@ func (c *conn) serve() {
 	}
 	c.client = c.raw
 	secure := false
-	if l.Protocol == config.ProtocolHTTPS && l.TLS != nil {
+	if l.Protocol == compiled.ProtocolHTTPS && l.TLS != nil {
 		tc := tls.Server(c.raw, l.TLS)
 		tc.SetDeadline(time.Now().Add(c.e.opts.Proxy.HeaderTimeout))
 		if err := tc.Handshake(); err != nil {

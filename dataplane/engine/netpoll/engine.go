@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -101,7 +101,7 @@ func New(reg *metrics.Registry, opts Options) (*Engine, error) {
 func (e *Engine) Name() string { return "netpoll" }
 
 // Current implements engine.Engine.
-func (e *Engine) Current() *config.Config { return e.cfg.Load() }
+func (e *Engine) Current() *compiled.Config { return e.cfg.Load() }
 
 // now is the workers' clock: nanoseconds since the engine started.
 func (e *Engine) now() int64 { return int64(time.Since(e.start)) }
@@ -110,7 +110,7 @@ func (e *Engine) now() int64 { return int64(time.Since(e.start)) }
 func (e *Engine) timeAt(d int64) time.Time { return e.start.Add(time.Duration(d)) }
 
 // Apply implements engine.Engine.
-func (e *Engine) Apply(cfg *config.Config) ([]engine.ListenerStatus, error) {
+func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	if cfg == nil {
 		return nil, errors.New("netpoll engine: apply: nil configuration")
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -51,7 +51,7 @@ type testEngine struct {
 	done   chan error
 }
 
-func compileYAML(t testing.TB, reg *metrics.Registry, y string) *config.Config {
+func compileYAML(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
 	snap, err := snapshot.Parse([]byte(y))
 	if err != nil {
@@ -60,7 +60,7 @@ func compileYAML(t testing.TB, reg *metrics.Registry, y string) *config.Config {
 	if err := snapshot.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v\n%s", err, y)
 	}
-	cfg, err := config.Compile(snap, reg)
+	cfg, err := compiled.Compile(snap, reg)
 	if err != nil {
 		t.Fatalf("compile snapshot: %v", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -30,7 +30,7 @@ type MirrorOptions struct {
 	Timeout time.Duration
 }
 
-// MirrorSender is a node's config.MirrorSender on Go's net package, usable
+// MirrorSender is a node's compiled.MirrorSender on Go's net package, usable
 // with any engine: a bounded queue served by a few goroutines. Each copy
 // goes to a ready endpoint of its group (round robin, skipping those the
 // health checker marks unhealthy while any other is left) on a connection
@@ -47,11 +47,11 @@ type MirrorSender struct {
 	once  sync.Once
 }
 
-var _ config.MirrorSender = (*MirrorSender)(nil)
+var _ compiled.MirrorSender = (*MirrorSender)(nil)
 
 // mirrorJob is one queued copy.
 type mirrorJob struct {
-	g   *config.Group
+	g   *compiled.Group
 	buf []byte
 }
 
@@ -78,9 +78,9 @@ func NewMirrorSender(opts MirrorOptions) *MirrorSender {
 	return m
 }
 
-// Mirror implements config.MirrorSender. It copies head and body and never
+// Mirror implements compiled.MirrorSender. It copies head and body and never
 // blocks; it does not allocate once its job pool is warm.
-func (m *MirrorSender) Mirror(g *config.Group, head, body []byte) bool {
+func (m *MirrorSender) Mirror(g *compiled.Group, head, body []byte) bool {
 	j := m.jobs.Get().(*mirrorJob)
 	j.g = g
 	j.buf = append(append(j.buf[:0], head...), body...)

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flaxlb/flax/dataplane/balancer"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -58,7 +58,7 @@ type lockedPickers struct {
 	p  *proxy.Pickers
 }
 
-func (l *lockedPickers) Pick(g *config.Group, key []byte, avoid balancer.Bitset) (proxy.Endpoint, bool) {
+func (l *lockedPickers) Pick(g *compiled.Group, key []byte, avoid balancer.Bitset) (proxy.Endpoint, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.p.Pick(g, key, avoid)

@@ -70,7 +70,7 @@
 //
 // # user_data
 //
-// Every SQE carries uring.Pack(op, generation, index): op names the
+// Every SQE carries iouring.Pack(op, generation, index): op names the
 // operation (accept, client receive/send/close/shutdown, upstream
 // receive/send/connect/linked timeout/close/shutdown, wake, cancel), index
 // the listener, session slot or upstream slot, and generation the
@@ -83,6 +83,6 @@
 //
 // # Building
 //
-// The package links giouring through dataplane/uring, so builds and tests
+// The package links giouring through dataplane/iouring, so builds and tests
 // need -ldflags=-checklinkname=0.
 package uring

@@ -16,11 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // Name is the engine's name in metrics and logs.
@@ -96,10 +96,10 @@ type boundSock struct {
 	removed bool
 }
 
-// New checks that io_uring is usable (uring.Probe) and returns an engine.
-// When it is not, the error wraps uring.ErrUnsupported.
+// New checks that io_uring is usable (iouring.Probe) and returns an engine.
+// When it is not, the error wraps iouring.ErrUnsupported.
 func New(opts Options) (*Engine, error) {
-	if err := iou.Probe(); err != nil {
+	if err := iouring.Probe(); err != nil {
 		return nil, fmt.Errorf("io_uring engine: %w", err)
 	}
 	reg := opts.Metrics
@@ -148,7 +148,7 @@ func allowedCPUs() []int {
 func (e *Engine) Name() string { return Name }
 
 // Current implements engine.Engine.
-func (e *Engine) Current() *config.Config { return e.cfg.Load() }
+func (e *Engine) Current() *compiled.Config { return e.cfg.Load() }
 
 // now is the workers' clock: nanoseconds since the engine was created.
 func (e *Engine) now() int64 { return int64(time.Since(e.start)) }
@@ -159,7 +159,7 @@ func (e *Engine) now() int64 { return int64(time.Since(e.start)) }
 // the listeners of the addresses that stay and publishes cfg. Running
 // workers pick up the changes through their Waker. HTTPS listeners are
 // reported as not bound with ErrHTTPS.
-func (e *Engine) Apply(cfg *config.Config) ([]engine.ListenerStatus, error) {
+func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	if cfg == nil {
 		return nil, errors.New("io_uring engine: apply: nil configuration")
 	}
@@ -169,9 +169,9 @@ func (e *Engine) Apply(cfg *config.Config) ([]engine.ListenerStatus, error) {
 		return nil, errors.New("io_uring engine: apply: engine is draining")
 	}
 	// The listeners this engine serves; Plan and Statuses read only these.
-	served := &config.Config{Listeners: make([]*config.Listener, 0, len(cfg.Listeners))}
+	served := &compiled.Config{Listeners: make([]*compiled.Listener, 0, len(cfg.Listeners))}
 	for _, l := range cfg.Listeners {
-		if l.Protocol != config.ProtocolHTTPS {
+		if l.Protocol != compiled.ProtocolHTTPS {
 			served.Listeners = append(served.Listeners, l)
 		}
 	}
@@ -207,7 +207,7 @@ func (e *Engine) Apply(cfg *config.Config) ([]engine.ListenerStatus, error) {
 	out := make([]engine.ListenerStatus, 0, len(cfg.Listeners))
 	j := 0
 	for _, l := range cfg.Listeners {
-		if l.Protocol == config.ProtocolHTTPS {
+		if l.Protocol == compiled.ProtocolHTTPS {
 			out = append(out, engine.ListenerStatus{Name: l.Name, Addr: l.Addr, Err: ErrHTTPS})
 			continue
 		}
@@ -223,9 +223,9 @@ func (e *Engine) bind(sl *engine.Slot) (*boundSock, error) {
 	n := e.opts.Workers
 	bs := &boundSock{slot: sl, addr: sl.Addr, fds: make([]int, 0, n), adopted: make([]bool, n)}
 	for i := 0; i < n; i++ {
-		fd, err := iou.ListenTCP(bs.addr, 0)
+		fd, err := iouring.ListenTCP(bs.addr, 0)
 		if err == nil {
-			err = iou.SetNoDelay(fd, true) // inherited by accepted sockets
+			err = iouring.SetNoDelay(fd, true) // inherited by accepted sockets
 			if err != nil {
 				_ = unix.Close(fd)
 			}
@@ -237,7 +237,7 @@ func (e *Engine) bind(sl *engine.Slot) (*boundSock, error) {
 			return nil, fmt.Errorf("bind %s: %w", sl.Addr, err)
 		}
 		if i == 0 && bs.addr.Port() == 0 {
-			if a, err := iou.LocalAddr(fd); err == nil {
+			if a, err := iouring.LocalAddr(fd); err == nil {
 				bs.addr = netip.AddrPortFrom(bs.addr.Addr(), a.Port())
 			}
 		}

@@ -29,7 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -604,7 +604,7 @@ func TestHTTPSListenerNotServed(t *testing.T) {
 	if err := snapshot.Validate(snap); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Compile(snap, te.reg)
+	cfg, err := compiled.Compile(snap, te.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,18 +18,18 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/snapshot"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // skipWithoutUring skips tests on machines where io_uring is unusable.
 func skipWithoutUring(t testing.TB) {
 	t.Helper()
-	if err := iou.Probe(); err != nil {
+	if err := iouring.Probe(); err != nil {
 		t.Skipf("io_uring unavailable: %v", err)
 	}
 }
@@ -93,7 +93,7 @@ backendGroups:
 `, port, extra, eps.String(), dead.Addr(), dead.Port())
 }
 
-func compile(t testing.TB, reg *metrics.Registry, y string) *config.Config {
+func compile(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
 	snap, err := snapshot.Parse([]byte(y))
 	if err != nil {
@@ -102,7 +102,7 @@ func compile(t testing.TB, reg *metrics.Registry, y string) *config.Config {
 	if err := snapshot.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v", err)
 	}
-	cfg, err := config.Compile(snap, reg)
+	cfg, err := compiled.Compile(snap, reg)
 	if err != nil {
 		t.Fatalf("compile snapshot: %v", err)
 	}
@@ -141,7 +141,7 @@ func (te *testEngine) stop() {
 	}
 }
 
-func (te *testEngine) apply(t testing.TB, cfg *config.Config) []engine.ListenerStatus {
+func (te *testEngine) apply(t testing.TB, cfg *compiled.Config) []engine.ListenerStatus {
 	t.Helper()
 	st, err := te.Apply(cfg)
 	if err != nil {

@@ -5,7 +5,7 @@ package uring
 import (
 	"golang.org/x/sys/unix"
 
-	iou "github.com/flaxlb/flax/dataplane/uring"
+	"github.com/flaxlb/flax/dataplane/iouring"
 )
 
 // Listener states in a worker.
@@ -26,7 +26,7 @@ type wlistener struct {
 	retryAt int64 // when to re-arm an accept that ended (0: not waiting)
 }
 
-func (w *worker) acceptUD(k int32) uint64 { return iou.Pack(opAccept, w.lis[k].gen, uint32(k)) }
+func (w *worker) acceptUD(k int32) uint64 { return iouring.Pack(opAccept, w.lis[k].gen, uint32(k)) }
 
 // syncListeners reconciles the worker's listeners with the engine's bound
 // addresses: it adopts the sockets of new ones and closes those of removed
@@ -81,7 +81,7 @@ func (w *worker) newListener(bs *boundSock) int32 {
 		k = len(w.lis) - 1
 	}
 	l := &w.lis[k]
-	*l = wlistener{bs: bs, fd: bs.fds[w.id], gen: iou.NextGen(l.gen), state: lActive}
+	*l = wlistener{bs: bs, fd: bs.fds[w.id], gen: iouring.NextGen(l.gen), state: lActive}
 	return int32(k)
 }
 
@@ -127,7 +127,7 @@ func (w *worker) finishListenerLocked(k int32) {
 }
 
 // onAccept handles a multishot accept completion of listener k.
-func (w *worker) onAccept(c iou.CQE, gen uint32, k int32) {
+func (w *worker) onAccept(c iouring.CQE, gen uint32, k int32) {
 	if int(k) >= len(w.lis) || w.lis[k].gen != gen || w.lis[k].state == lFree {
 		if c.Res >= 0 {
 			_ = unix.Close(int(c.Res))

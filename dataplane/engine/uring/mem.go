@@ -6,8 +6,8 @@ import (
 	"errors"
 	"sync/atomic"
 
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // slabChunkBits sets the number of entries per slab chunk (256).
@@ -39,13 +39,13 @@ func (s *slab[T]) grow() int32 {
 // msghdrs, scratch buffers) out of arenas of the worker's ring, mapping a
 // new arena when the current one is full.
 type arenaAlloc struct {
-	r   *iou.Ring
-	cur *iou.Arena
+	r   *iouring.Ring
+	cur *iouring.Arena
 }
 
 // with runs f on an arena with room, mapping a new one once if f finds the
 // current arena full.
-func with[T any](a *arenaAlloc, f func(*iou.Arena) (T, error)) (T, error) {
+func with[T any](a *arenaAlloc, f func(*iouring.Arena) (T, error)) (T, error) {
 	if a.cur == nil {
 		ar, err := a.r.NewArena(miscArenaSize)
 		if err != nil {
@@ -55,7 +55,7 @@ func with[T any](a *arenaAlloc, f func(*iou.Arena) (T, error)) (T, error) {
 		a.cur = ar
 	}
 	v, err := f(a.cur)
-	if err == nil || !errors.Is(err, iou.ErrArenaFull) {
+	if err == nil || !errors.Is(err, iouring.ErrArenaFull) {
 		return v, err
 	}
 	ar, err := a.r.NewArena(miscArenaSize)
@@ -69,7 +69,7 @@ func with[T any](a *arenaAlloc, f func(*iou.Arena) (T, error)) (T, error) {
 
 // bytes allocates n bytes aligned to 64.
 func (a *arenaAlloc) bytes(n int) ([]byte, error) {
-	return with(a, func(ar *iou.Arena) ([]byte, error) { return ar.Alloc(n, 64) })
+	return with(a, func(ar *iouring.Arena) ([]byte, error) { return ar.Alloc(n, 64) })
 }
 
 // exchangePool is the proxy.ExchangePool of a worker: Exchanges whose four
@@ -82,7 +82,7 @@ type exchangePool struct {
 	size   int
 	grow   int
 	free   []*proxy.Exchange
-	arenas []*iou.Arena
+	arenas []*iouring.Arena
 	heap   bool // arenas failed: fall back to heap buffers (sends then copy)
 }
 

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // Slot states.
@@ -43,9 +43,9 @@ type slot struct {
 	pendErr  uint16 // errno of pendFailed
 }
 
-func (w *worker) cRecvUD(i int32, sl *slot) uint64 { return iou.Pack(opCRecv, sl.gen, uint32(i)) }
-func (w *worker) cSendUD(i int32, sl *slot) uint64 { return iou.Pack(opCSend, sl.gen, uint32(i)) }
-func (w *worker) cShutUD(i int32, sl *slot) uint64 { return iou.Pack(opCShut, sl.gen, uint32(i)) }
+func (w *worker) cRecvUD(i int32, sl *slot) uint64 { return iouring.Pack(opCRecv, sl.gen, uint32(i)) }
+func (w *worker) cSendUD(i int32, sl *slot) uint64 { return iouring.Pack(opCSend, sl.gen, uint32(i)) }
+func (w *worker) cShutUD(i int32, sl *slot) uint64 { return iouring.Pack(opCShut, sl.gen, uint32(i)) }
 
 // openSession starts serving a connection accepted on listener k.
 func (w *worker) openSession(fd int, k int32) {
@@ -57,7 +57,7 @@ func (w *worker) openSession(fd int, k int32) {
 		i = w.slots.grow()
 	}
 	sl := w.slots.at(i)
-	sl.gen = iou.NextGen(sl.gen)
+	sl.gen = iouring.NextGen(sl.gen)
 	sl.sk = newSock(fd)
 	sl.deadline = 0
 	sl.up = -1
@@ -286,7 +286,7 @@ func (w *worker) hardClose(i int32, sl *slot) {
 		sl.up = -1
 	}
 	sl.pend = pendNone
-	w.closeSock(&sl.sk, iou.Pack(opCClose, sl.gen, uint32(i)))
+	w.closeSock(&sl.sk, iouring.Pack(opCClose, sl.gen, uint32(i)))
 	sl.state = stClosed
 	w.maybeFinalize(i, sl)
 }
@@ -318,7 +318,7 @@ func (w *worker) slotOf(gen uint32, i int32) *slot {
 }
 
 // onClientRecv handles a multishot receive completion on a client socket.
-func (w *worker) onClientRecv(c iou.CQE, gen uint32, i int32) {
+func (w *worker) onClientRecv(c iouring.CQE, gen uint32, i int32) {
 	sl := w.slotOf(gen, i)
 	if sl == nil {
 		if c.HasBuffer() {
@@ -361,7 +361,7 @@ func (w *worker) onClientRecv(c iou.CQE, gen uint32, i int32) {
 }
 
 // onClientSend handles a send completion on a client socket.
-func (w *worker) onClientSend(c iou.CQE, gen uint32, i int32) {
+func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 	sl := w.slotOf(gen, i)
 	if sl == nil {
 		return
@@ -394,7 +394,7 @@ func (w *worker) onClientSend(c iou.CQE, gen uint32, i int32) {
 
 // onClientOp handles the completion of a close or shutdown of a client
 // socket.
-func (w *worker) onClientOp(_ iou.CQE, gen uint32, i int32) {
+func (w *worker) onClientOp(_ iouring.CQE, gen uint32, i int32) {
 	sl := w.slotOf(gen, i)
 	if sl == nil {
 		return

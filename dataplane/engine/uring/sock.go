@@ -5,8 +5,8 @@ package uring
 import (
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // sock flags.
@@ -278,7 +278,7 @@ const maxSegs = 8
 type sendState struct {
 	segs     [maxSegs][]byte
 	iov      [maxSegs][]byte
-	msg      *iou.Msg
+	msg      *iouring.Msg
 	scratch  []byte
 	off      int // bytes of the first segment already sent
 	head, n  uint8
@@ -354,7 +354,7 @@ func (w *worker) startSend(sk *sock, st *sendState, ud uint64) {
 			st.scratch = w.getScratch()
 		}
 		if st.scratch == nil {
-			err = iou.ErrArenaFull
+			err = iouring.ErrArenaFull
 			break
 		}
 		w.e.copiedSends.Add(1)
@@ -376,7 +376,7 @@ func (w *worker) startSend(sk *sock, st *sendState, ud uint64) {
 			_, err = w.ring.PrepareSend(fd, rest, unix.MSG_WAITALL, ud)
 		} else {
 			if st.msg == nil {
-				st.msg, err = with(&w.mem, func(a *iou.Arena) (*iou.Msg, error) { return a.NewMsg(maxSegs) })
+				st.msg, err = with(&w.mem, func(a *iouring.Arena) (*iouring.Msg, error) { return a.NewMsg(maxSegs) })
 			}
 			if err == nil {
 				err = st.msg.Set(st.iov[:cnt]...)

@@ -7,10 +7,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/flaxlb/flax/dataplane/config"
+	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // Upstream connection states.
@@ -33,10 +33,10 @@ const sqeIOLink = 1 << 2
 type upConn struct {
 	sk      sock
 	addr    netip.AddrPort
-	grp     *config.Group
+	grp     *compiled.Group
 	gc      *metrics.GroupCounters // non-nil while counted as an open connection
-	sa      *iou.Sockaddr          // connect address, in ring memory
-	ts      *iou.Timespec          // connect timeout, in ring memory
+	sa      *iouring.Sockaddr      // connect address, in ring memory
+	ts      *iouring.Timespec      // connect timeout, in ring memory
 	expires int64                  // idle expiry while pooled
 	gen     uint32
 	owner   int32 // session slot while upOwned or upConnecting, else -1
@@ -46,9 +46,9 @@ type upConn struct {
 	state   uint8
 }
 
-func (w *worker) uRecvUD(ui int32, u *upConn) uint64 { return iou.Pack(opURecv, u.gen, uint32(ui)) }
-func (w *worker) uSendUD(ui int32, u *upConn) uint64 { return iou.Pack(opUSend, u.gen, uint32(ui)) }
-func (w *worker) uShutUD(ui int32, u *upConn) uint64 { return iou.Pack(opUShut, u.gen, uint32(ui)) }
+func (w *worker) uRecvUD(ui int32, u *upConn) uint64 { return iouring.Pack(opURecv, u.gen, uint32(ui)) }
+func (w *worker) uSendUD(ui int32, u *upConn) uint64 { return iouring.Pack(opUSend, u.gen, uint32(ui)) }
+func (w *worker) uShutUD(ui int32, u *upConn) uint64 { return iouring.Pack(opUShut, u.gen, uint32(ui)) }
 
 // allocUp takes a free upstream slot, with its ring memory.
 func (w *worker) allocUp() (int32, *upConn, error) {
@@ -61,7 +61,7 @@ func (w *worker) allocUp() (int32, *upConn, error) {
 	}
 	u := w.ups.at(ui)
 	if u.sa == nil {
-		sa, err := with(&w.mem, (*iou.Arena).NewSockaddr)
+		sa, err := with(&w.mem, (*iouring.Arena).NewSockaddr)
 		if err != nil {
 			w.upFree = append(w.upFree, ui)
 			return 0, nil, err
@@ -69,14 +69,14 @@ func (w *worker) allocUp() (int32, *upConn, error) {
 		u.sa = sa
 	}
 	if u.ts == nil {
-		ts, err := with(&w.mem, (*iou.Arena).NewTimespec)
+		ts, err := with(&w.mem, (*iouring.Arena).NewTimespec)
 		if err != nil {
 			w.upFree = append(w.upFree, ui)
 			return 0, nil, err
 		}
 		u.ts = ts
 	}
-	u.gen = iou.NextGen(u.gen)
+	u.gen = iouring.NextGen(u.gen)
 	u.owner, u.ep, u.prev, u.next = -1, -1, -1, -1
 	u.gc, u.grp, u.expires = nil, nil, 0
 	return ui, u, nil
@@ -101,7 +101,7 @@ func (w *worker) connect(i int32, sl *slot) {
 			return
 		}
 	}
-	fd, err := iou.NewTCPSocket(t.Addr)
+	fd, err := iouring.NewTCPSocket(t.Addr)
 	if err != nil {
 		w.connectFailed(sl, err)
 		return
@@ -127,14 +127,14 @@ func (w *worker) connect(i int32, sl *slot) {
 		w.abortConnect(ui, u, sl, err)
 		return
 	}
-	sqe, err := w.ring.PrepareConnect(fd, u.sa, iou.Pack(opUConnect, u.gen, uint32(ui)))
+	sqe, err := w.ring.PrepareConnect(fd, u.sa, iouring.Pack(opUConnect, u.gen, uint32(ui)))
 	if err != nil {
 		w.abortConnect(ui, u, sl, err)
 		return
 	}
 	u.sk.ops++
 	sqe.Link()
-	if _, err := w.ring.PrepareLinkTimeout(u.ts, iou.Pack(opULinkTimeout, u.gen, uint32(ui))); err != nil {
+	if _, err := w.ring.PrepareLinkTimeout(u.ts, iouring.Pack(opULinkTimeout, u.gen, uint32(ui))); err != nil {
 		sqe.Flags &^= sqeIOLink
 		w.log.Error(err, "cannot bound upstream connect")
 	} else {
@@ -200,7 +200,7 @@ func (w *worker) ownerOf(ui int32, u *upConn) *slot {
 }
 
 // onUpConnect handles a connect completion.
-func (w *worker) onUpConnect(c iou.CQE, gen uint32, ui int32) {
+func (w *worker) onUpConnect(c iouring.CQE, gen uint32, ui int32) {
 	u := w.upOf(gen, ui)
 	if u == nil {
 		return
@@ -244,7 +244,7 @@ func (w *worker) onUpConnect(c iou.CQE, gen uint32, ui int32) {
 }
 
 // onUpRecv handles a multishot receive completion on an upstream socket.
-func (w *worker) onUpRecv(c iou.CQE, gen uint32, ui int32) {
+func (w *worker) onUpRecv(c iouring.CQE, gen uint32, ui int32) {
 	u := w.upOf(gen, ui)
 	if u == nil {
 		if c.HasBuffer() {
@@ -309,7 +309,7 @@ func (w *worker) onUpRecv(c iou.CQE, gen uint32, ui int32) {
 }
 
 // onUpSend handles a send completion on an upstream socket.
-func (w *worker) onUpSend(c iou.CQE, gen uint32, ui int32) {
+func (w *worker) onUpSend(c iouring.CQE, gen uint32, ui int32) {
 	u := w.upOf(gen, ui)
 	if u == nil {
 		return
@@ -338,7 +338,7 @@ func (w *worker) onUpSend(c iou.CQE, gen uint32, ui int32) {
 
 // onUpOp handles the completion of a linked timeout, close or shutdown on
 // an upstream socket.
-func (w *worker) onUpOp(_ iou.CQE, gen uint32, ui int32) {
+func (w *worker) onUpOp(_ iouring.CQE, gen uint32, ui int32) {
 	u := w.upOf(gen, ui)
 	if u == nil {
 		return
@@ -364,7 +364,7 @@ func (w *worker) release(sl *slot) {
 		w.closeUp(ui, u)
 		return
 	}
-	maxIdle, idle := config.DefaultMaxIdlePerEndpoint, config.DefaultIdleTimeout
+	maxIdle, idle := compiled.DefaultMaxIdlePerEndpoint, compiled.DefaultIdleTimeout
 	if g := u.grp; g != nil {
 		maxIdle, idle = g.MaxIdlePerEndpoint, g.IdleTimeout
 	}
@@ -403,7 +403,7 @@ func (w *worker) closeUp(ui int32, u *upConn) {
 		w.pool.unlink(w, ui, u)
 	}
 	w.uncount(u)
-	w.closeSock(&u.sk, iou.Pack(opUClose, u.gen, uint32(ui)))
+	w.closeSock(&u.sk, iouring.Pack(opUClose, u.gen, uint32(ui)))
 	u.state, u.owner, u.grp = upClosed, -1, nil
 	w.maybeFreeUp(ui, u)
 }

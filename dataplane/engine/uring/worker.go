@@ -12,9 +12,9 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	iou "github.com/flaxlb/flax/dataplane/uring"
 )
 
 // Ring and buffer sizing of one worker.
@@ -53,7 +53,7 @@ const (
 var testBufCount atomic.Int32
 
 // cancelUD tags cancel requests; their completions are ignored.
-var cancelUD = iou.Pack(opCancel, 0, 0)
+var cancelUD = iouring.Pack(opCancel, 0, 0)
 
 // worker is one engine worker. Everything but activeN and waker is used by
 // the worker's own goroutine (locked to its OS thread) only.
@@ -63,12 +63,12 @@ type worker struct {
 	log     logr.Logger
 	metrics *metrics.Worker
 
-	waker   atomic.Pointer[iou.Waker]
+	waker   atomic.Pointer[iouring.Waker]
 	activeN atomic.Int64 // client connections not yet released, for Drain
 	tid     atomic.Int32 // the worker thread's id (benchmarks read its CPU time)
 
-	ring *iou.Ring
-	br   *iou.BufRing
+	ring *iouring.Ring
+	br   *iouring.BufRing
 	pw   *proxy.Worker
 	xp   *exchangePool
 	mem  arenaAlloc
@@ -159,7 +159,7 @@ func (w *worker) serve() (err error) {
 }
 
 func (w *worker) setup() error {
-	r, err := iou.New(sqEntries, iou.Options{CQEntries: cqEntries, ArenaSize: 64 << 10})
+	r, err := iouring.New(sqEntries, iouring.Options{CQEntries: cqEntries, ArenaSize: 64 << 10})
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (w *worker) setup() error {
 	w.pool.init()
 	w.now = w.e.now()
 	w.nextSweep = w.now + int64(sweepInterval)
-	wk, err := r.NewWaker(iou.Pack(opWake, 0, 0))
+	wk, err := r.NewWaker(iouring.Pack(opWake, 0, 0))
 	if err != nil {
 		return err
 	}
@@ -260,8 +260,8 @@ func (w *worker) waitTimeout() time.Duration {
 }
 
 // dispatch routes one completion to its owner.
-func (w *worker) dispatch(c iou.CQE) {
-	op, gen, idx := iou.Unpack(c.UserData)
+func (w *worker) dispatch(c iouring.CQE) {
+	op, gen, idx := iouring.Unpack(c.UserData)
 	switch op {
 	case opWake:
 		if wk := w.waker.Load(); wk != nil {
@@ -294,7 +294,7 @@ func (w *worker) dispatch(c iou.CQE) {
 
 // dropBuffer recycles the provided buffer of a completion whose data is
 // not wanted.
-func (w *worker) dropBuffer(c iou.CQE) {
+func (w *worker) dropBuffer(c iouring.CQE) {
 	if _, bid, ok := w.br.Buffer(c); ok {
 		w.recycle(bid)
 	}

@@ -1,4 +1,4 @@
-// Package uring is a small, deliberately strict layer over
+// Package iouring is a small, deliberately strict layer over
 // github.com/pawelgaczynski/giouring for Flax's per-core io_uring workers.
 //
 // A worker owns exactly one Ring. The package gives it: ring setup with the
@@ -45,7 +45,7 @@
 //	for {
 //		if err := r.SubmitAndWait(timeout); err != nil { ... }
 //		for _, c := range r.Completions() {
-//			op, gen, slot := uring.Unpack(c.UserData)
+//			op, gen, slot := iouring.Unpack(c.UserData)
 //			...
 //		}
 //	}
@@ -74,4 +74,4 @@
 // giouring reaches syscall.mmap and syscall.munmap through go:linkname, so
 // every binary or test linking this package must be built with
 // -ldflags=-checklinkname=0.
-package uring
+package iouring

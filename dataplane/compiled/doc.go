@@ -1,4 +1,4 @@
-// Package config compiles a dataplane snapshot (api/dataplane/v1) into the immutable
+// Package compiled compiles a dataplane snapshot (api/dataplane/v1) into the immutable
 // structures the proxy's workers read: per listener a router.Table and the routes its
 // actions point to, and per backend group its settings and a balancer.Group of endpoints.
 //
@@ -24,4 +24,4 @@
 //
 // Compile assumes the snapshot passed dataplane/snapshot.Validate; it still returns an
 // error instead of panicking on anything it cannot compile.
-package config
+package compiled

@@ -1,4 +1,4 @@
-package uring
+package iouring
 
 // user_data layout (64 bits):
 //

@@ -1,4 +1,4 @@
-package config
+package compiled
 
 import (
 	"crypto/tls"
