@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -61,7 +62,7 @@ type Rejection struct {
 	// Version of the rejected snapshot.
 	Version uint64
 	// Code is the Nack code.
-	Code dataplanev1.Nack_Code
+	Code rpc.Nack_Code
 	// Reason is the dataplane's explanation.
 	Reason string
 	// Hash is the content hash of the rejected snapshot.
@@ -279,11 +280,11 @@ func (d *Delivery) session(ctx context.Context) (acked bool, err error) {
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := dataplanev1.NewDataplaneClient(conn).Stream(sctx)
+	stream, err := rpc.NewDataplaneClient(conn).Stream(sctx)
 	if err != nil {
 		return false, fmt.Errorf("opening stream to dataplane socket %s: %w", d.opts.Socket, err)
 	}
-	replies := make(chan *dataplanev1.DataplaneMessage, 1)
+	replies := make(chan *rpc.DataplaneMessage, 1)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -381,8 +382,8 @@ type delivery struct {
 // send sends msgs, which move the dataplane to desired, one at a time, each after
 // the answer to the previous one, and records the answers. An error means the
 // session is broken.
-func (d *Delivery) send(ctx context.Context, stream dataplanev1.Dataplane_StreamClient, replies <-chan *dataplanev1.DataplaneMessage,
-	recvErr <-chan error, msgs []*dataplanev1.ControllerMessage, desired *dataplanev1.Snapshot, changedAt time.Time,
+func (d *Delivery) send(ctx context.Context, stream rpc.Dataplane_StreamClient, replies <-chan *rpc.DataplaneMessage,
+	recvErr <-chan error, msgs []*rpc.ControllerMessage, desired *dataplanev1.Snapshot, changedAt time.Time,
 ) (delivery, error) {
 	for i, msg := range msgs {
 		kind, version := pushFull, msg.GetSnapshot().GetVersion()
@@ -400,7 +401,7 @@ func (d *Delivery) send(ctx context.Context, stream dataplanev1.Dataplane_Stream
 			return delivery{}, fmt.Errorf("waiting for the answer to version %d: %w", version, err)
 		}
 		switch r := reply.GetMessage().(type) {
-		case *dataplanev1.DataplaneMessage_Ack:
+		case *rpc.DataplaneMessage_Ack:
 			ack := r.Ack
 			if ack.GetVersion() != version {
 				d.restoreChangedAt(changedAt)
@@ -415,7 +416,7 @@ func (d *Delivery) send(ctx context.Context, stream dataplanev1.Dataplane_Stream
 			}
 			d.recordAck(ack, desired.GetHash(), changedAt)
 			return delivery{outcome: outcomeApplied, version: version}, nil
-		case *dataplanev1.DataplaneMessage_Nack:
+		case *rpc.DataplaneMessage_Nack:
 			nack := r.Nack
 			snapshotRejections.WithLabelValues(kind, nack.GetCode().String()).Inc()
 			d.restoreChangedAt(changedAt)
@@ -438,7 +439,7 @@ func (d *Delivery) send(ctx context.Context, stream dataplanev1.Dataplane_Stream
 }
 
 // await returns the next message from the dataplane.
-func await(ctx context.Context, replies <-chan *dataplanev1.DataplaneMessage, recvErr <-chan error, timeout time.Duration) (*dataplanev1.DataplaneMessage, error) {
+func await(ctx context.Context, replies <-chan *rpc.DataplaneMessage, recvErr <-chan error, timeout time.Duration) (*rpc.DataplaneMessage, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
@@ -462,7 +463,7 @@ func (d *Delivery) nextVersion() uint64 {
 }
 
 // connected records a new session.
-func (d *Delivery) connected(hello *dataplanev1.Hello) {
+func (d *Delivery) connected(hello *rpc.Hello) {
 	d.mu.Lock()
 	// Never reuse a version the dataplane has seen, even if the clock went back.
 	d.lastVersion = max(d.lastVersion, hello.GetLastAppliedVersion())
@@ -500,7 +501,7 @@ func (d *Delivery) restoreChangedAt(t time.Time) {
 }
 
 // recordAck records that the dataplane runs the snapshot of hash hash.
-func (d *Delivery) recordAck(ack *dataplanev1.Ack, hash string, changedAt time.Time) {
+func (d *Delivery) recordAck(ack *rpc.Ack, hash string, changedAt time.Time) {
 	listeners := make([]ListenerResult, 0, len(ack.GetListeners()))
 	for _, l := range ack.GetListeners() {
 		listeners = append(listeners, ListenerResult{
@@ -529,7 +530,7 @@ func (d *Delivery) recordAck(ack *dataplanev1.Ack, hash string, changedAt time.T
 }
 
 // recordNack records that the dataplane refused the snapshot of hash hash.
-func (d *Delivery) recordNack(nack *dataplanev1.Nack, hash string) {
+func (d *Delivery) recordNack(nack *rpc.Nack, hash string) {
 	rej := &Rejection{Version: nack.GetVersion(), Code: nack.GetCode(), Reason: nack.GetReason(), Hash: hash}
 	d.mu.Lock()
 	d.result.Rejection = rej

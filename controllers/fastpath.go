@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -69,10 +70,10 @@ func equalEndpoints(a, b []*dataplanev1.Endpoint) bool {
 // full snapshot. next allocates versions. The last message carries desired's hash so
 // that the dataplane checks that it ends up where the controller expects; desired is
 // not modified.
-func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired *dataplanev1.Snapshot, next func() uint64) []*dataplanev1.ControllerMessage {
+func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired *dataplanev1.Snapshot, next func() uint64) []*rpc.ControllerMessage {
 	if applied != nil && appliedVersion != 0 {
 		if groups, ok := changedEndpointGroups(applied, desired); ok && len(groups) > 0 && len(groups) <= maxEndpointUpdates {
-			msgs := make([]*dataplanev1.ControllerMessage, 0, len(groups))
+			msgs := make([]*rpc.ControllerMessage, 0, len(groups))
 			base := appliedVersion
 			for n, i := range groups {
 				g := desired.GetBackendGroups()[i]
@@ -86,8 +87,8 @@ func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired 
 					upd.Hash = desired.GetHash()
 				}
 				base = upd.GetVersion()
-				msgs = append(msgs, &dataplanev1.ControllerMessage{
-					Message: &dataplanev1.ControllerMessage_EndpointUpdate{EndpointUpdate: upd},
+				msgs = append(msgs, &rpc.ControllerMessage{
+					Message: &rpc.ControllerMessage_EndpointUpdate{EndpointUpdate: upd},
 				})
 			}
 			return msgs
@@ -95,5 +96,5 @@ func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired 
 	}
 	full := snapshot.ShallowCopy(desired)
 	full.Version = next()
-	return []*dataplanev1.ControllerMessage{{Message: &dataplanev1.ControllerMessage_Snapshot{Snapshot: full}}}
+	return []*rpc.ControllerMessage{{Message: &rpc.ControllerMessage_Snapshot{Snapshot: full}}}
 }

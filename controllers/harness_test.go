@@ -30,6 +30,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/controllers"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 	"github.com/flaxlb/flax/test/envtest"
@@ -263,18 +264,18 @@ type endpointApply struct {
 }
 
 // Apply implements snapshot.Applier.
-func (f *fakeDataplane) Apply(ctx context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+func (f *fakeDataplane) Apply(ctx context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
 	if err := f.wait(ctx); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*dataplanev1.ListenerStatus
+	var out []*rpc.ListenerStatus
 	for _, l := range snap.GetListeners() {
 		if l.GetPort() == f.rejectPort {
 			return nil, fmt.Errorf("port %d refused by the test dataplane", l.GetPort())
 		}
-		st := &dataplanev1.ListenerStatus{Name: l.GetName(), Address: l.GetAddress(), Port: l.GetPort(), Bound: true}
+		st := &rpc.ListenerStatus{Name: l.GetName(), Address: l.GetAddress(), Port: l.GetPort(), Bound: true}
 		if msg, ok := f.unbound[l.GetPort()]; ok {
 			st.Bound, st.Error = false, msg
 		}

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
@@ -228,7 +228,7 @@ func TestFoldResults(t *testing.T) {
 
 	rejected := synced
 	rejected.Listeners = nil
-	rejected.Rejection = &Rejection{Version: 9, Code: dataplanev1.Nack_INVALID, Reason: "listeners[0].port: must be 1-65535"}
+	rejected.Rejection = &Rejection{Version: 9, Code: rpc.Nack_INVALID, Reason: "listeners[0].port: must be 1-65535"}
 	got = foldResults(gw, gs, []DataplaneResult{rejected})
 	c = meta.FindStatusCondition(got.Conditions, "Programmed")
 	if c.Status != metav1.ConditionFalse || c.Reason != "Invalid" || !strings.Contains(c.Message, "listeners[0].port: must be 1-65535") {
@@ -302,7 +302,7 @@ func TestFoldResultsWaitsForEveryNode(t *testing.T) {
 		metav1.ConditionTrue, "Programmed", nil, nil)
 
 	rejected := node("node-b", stale)
-	rejected.Rejection = &Rejection{Version: 9, Code: dataplanev1.Nack_INVALID, Reason: "bad port"}
+	rejected.Rejection = &Rejection{Version: 9, Code: rpc.Nack_INVALID, Reason: "bad port"}
 	check("a lagging node that rejected the configuration", []DataplaneResult{node("node-a", current), rejected},
 		metav1.ConditionFalse, "Invalid", []string{"bad port", "node-b"}, nil)
 

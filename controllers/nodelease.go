@@ -18,7 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
 // Node Lease defaults and names.
@@ -89,7 +89,7 @@ func reportOf(r DataplaneResult) nodeReport {
 func (rep nodeReport) result(node string) DataplaneResult {
 	r := DataplaneResult{Node: node, Connected: rep.Connected, Synced: rep.Synced, AppliedVersion: rep.Version, AppliedHash: rep.Hash}
 	if rej := rep.Rejection; rej != nil {
-		r.Rejection = &Rejection{Version: rej.Version, Code: dataplanev1.Nack_Code(dataplanev1.Nack_Code_value[rej.Code]), Reason: rej.Reason}
+		r.Rejection = &Rejection{Version: rej.Version, Code: rpc.Nack_Code(rpc.Nack_Code_value[rej.Code]), Reason: rej.Reason}
 	}
 	for _, l := range rep.Unbound {
 		r.Listeners = append(r.Listeners, ListenerResult{Address: l.Address, Port: l.Port, Error: l.Error})

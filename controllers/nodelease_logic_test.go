@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestNodeReportRoundTrip(t *testing.T) {
 	in := DataplaneResult{
 		Node: "n1", Connected: true, Synced: true, AppliedVersion: 7, AppliedHash: "h",
-		Rejection: &Rejection{Version: 8, Code: dataplanev1.Nack_Code(1), Reason: "bad"},
+		Rejection: &Rejection{Version: 8, Code: rpc.Nack_Code(1), Reason: "bad"},
 		Listeners: []ListenerResult{
 			{Name: "a", Address: "10.0.0.1", Port: 80, Bound: true},
 			{Name: "b", Port: 443, Error: "in use"},
@@ -39,7 +40,7 @@ func TestNodeReportRoundTrip(t *testing.T) {
 	got := rep.result("n1")
 	want := DataplaneResult{
 		Node: "n1", Connected: true, Synced: true, AppliedVersion: 7, AppliedHash: "h",
-		Rejection: &Rejection{Version: 8, Code: dataplanev1.Nack_Code(1), Reason: "bad"},
+		Rejection: &Rejection{Version: 8, Code: rpc.Nack_Code(1), Reason: "bad"},
 		Listeners: []ListenerResult{{Port: 443, Error: "in use"}},
 		Configs:   map[types.NamespacedName]string{{Namespace: "ns", Name: "web"}: "0123456789abcdef"},
 	}

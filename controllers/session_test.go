@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/controllers"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -92,8 +93,8 @@ func TestDeliveryFullSnapshotRequired(t *testing.T) {
 
 	other := proto.CloneOf(first)
 	other.Version = 1
-	if reply := srv.Handle(context.Background(), &dataplanev1.ControllerMessage{
-		Message: &dataplanev1.ControllerMessage_Snapshot{Snapshot: other},
+	if reply := srv.Handle(context.Background(), &rpc.ControllerMessage{
+		Message: &rpc.ControllerMessage_Snapshot{Snapshot: other},
 	}); reply.GetAck() == nil {
 		t.Fatalf("out-of-band snapshot not acknowledged: %v", reply)
 	}
@@ -134,7 +135,7 @@ func TestDeliveryInvalidSnapshot(t *testing.T) {
 		if r.Rejection == nil {
 			return fmt.Errorf("no rejection in %+v", r)
 		}
-		if r.Rejection.Code != dataplanev1.Nack_INVALID || !strings.Contains(r.Rejection.Reason, "port") {
+		if r.Rejection.Code != rpc.Nack_INVALID || !strings.Contains(r.Rejection.Reason, "port") {
 			return fmt.Errorf("rejection %+v, want INVALID naming the port", r.Rejection)
 		}
 		return nil

@@ -29,6 +29,6 @@ done
 	--go_out="$root" --go_opt=paths=source_relative \
 	--go-grpc_out="$root" --go-grpc_opt=paths=source_relative \
 	api/dataplane/v1/snapshot.proto \
-	api/dataplane/v1/service.proto
+	api/dataplane/v1/rpc/service.proto
 
-echo "generated: $(cd "$root" && ls api/dataplane/v1/*.pb.go | tr '\n' ' ')" >&2
+echo "generated: $(cd "$root" && ls api/dataplane/v1/*.pb.go api/dataplane/v1/rpc/*.pb.go | tr '\n' ' ')" >&2

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // noApplier accepts nothing; the probe test needs only the health service.
 type noApplier struct{}
 
-func (noApplier) Apply(context.Context, *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+func (noApplier) Apply(context.Context, *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
 	return nil, errors.New("not applied")
 }
 

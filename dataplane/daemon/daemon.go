@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/admin"
 	"github.com/flaxlb/flax/dataplane/compiled"
@@ -200,7 +201,7 @@ func (d *Daemon) ReopenOnSignal(ctx context.Context, sigs ...os.Signal) {
 
 // Apply implements snapshot.Applier: it compiles snap and swaps it into the engine. On
 // error the previous config keeps serving.
-func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now()

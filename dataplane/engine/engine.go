@@ -8,7 +8,7 @@ import (
 	"sort"
 	"sync/atomic"
 
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
@@ -54,10 +54,10 @@ type ListenerStatus struct {
 }
 
 // Proto converts statuses to their API form.
-func Proto(st []ListenerStatus) []*dataplanev1.ListenerStatus {
-	out := make([]*dataplanev1.ListenerStatus, 0, len(st))
+func Proto(st []ListenerStatus) []*rpc.ListenerStatus {
+	out := make([]*rpc.ListenerStatus, 0, len(st))
 	for _, s := range st {
-		p := &dataplanev1.ListenerStatus{
+		p := &rpc.ListenerStatus{
 			Name:    s.Name,
 			Address: s.Addr.Addr().String(),
 			Port:    uint32(s.Addr.Port()),

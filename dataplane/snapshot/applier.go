@@ -4,6 +4,7 @@ import (
 	"context"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
 // Applier is the dataplane's compile-and-swap step: it turns a validated snapshot
@@ -15,7 +16,7 @@ type Applier interface {
 	// its listeners. A listener that cannot be bound is reported in its
 	// ListenerStatus, not as an error; an error means the snapshot was not applied
 	// at all and the previous configuration is still running.
-	Apply(ctx context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error)
+	Apply(ctx context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error)
 	// ApplyEndpoints makes snap the running configuration when it differs from the
 	// running one only in the endpoints of the backend group named group, so that
 	// the dataplane can update that group without recompiling routes. An error means

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
 var (
@@ -272,16 +273,16 @@ type fakeApplier struct {
 }
 
 // Apply records snap and reports every listener bound, except those on port 1.
-func (a *fakeApplier) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*dataplanev1.ListenerStatus, error) {
+func (a *fakeApplier) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.applyErr != nil {
 		return nil, a.applyErr
 	}
 	a.applied = append(a.applied, snap)
-	var statuses []*dataplanev1.ListenerStatus
+	var statuses []*rpc.ListenerStatus
 	for _, l := range snap.GetListeners() {
-		st := &dataplanev1.ListenerStatus{Name: l.GetName(), Address: l.GetAddress(), Port: l.GetPort(), Bound: true}
+		st := &rpc.ListenerStatus{Name: l.GetName(), Address: l.GetAddress(), Port: l.GetPort(), Bound: true}
 		if l.GetPort() == 1 {
 			st.Bound, st.Error = false, "permission denied"
 		}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
 // DefaultMaxMessageBytes is the default largest ControllerMessage the Server
@@ -62,7 +63,7 @@ const (
 // last snapshot applied successfully ("last good"); a rejected snapshot or update
 // never replaces it. Messages from all streams are processed one at a time.
 type Server struct {
-	dataplanev1.UnimplementedDataplaneServer
+	rpc.UnimplementedDataplaneServer
 
 	applier Applier
 	opts    ServerOptions
@@ -73,7 +74,7 @@ type Server struct {
 	// current is the last good snapshot, with its Hash set; nil if none.
 	current *dataplanev1.Snapshot
 	// listeners are the listener statuses reported when current was applied.
-	listeners []*dataplanev1.ListenerStatus
+	listeners []*rpc.ListenerStatus
 }
 
 // NewServer returns a Server that applies snapshots with applier.
@@ -106,7 +107,7 @@ func (s *Server) Serve(ctx context.Context, socketPath string) error {
 		// The controller may ping an idle stream to detect a dead dataplane.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
-	dataplanev1.RegisterDataplaneServer(gs, s)
+	rpc.RegisterDataplaneServer(gs, s)
 	healthpb.RegisterHealthServer(gs, healthServer{s: s})
 	done := make(chan error, 1)
 	go func() { done <- gs.Serve(lis) }()
@@ -156,7 +157,7 @@ func (s *Server) ready() error {
 
 // Stream serves one controller session: it sends Hello, then answers every
 // ControllerMessage with Ack or Nack until the controller closes the stream.
-func (s *Server) Stream(stream dataplanev1.Dataplane_StreamServer) error {
+func (s *Server) Stream(stream rpc.Dataplane_StreamServer) error {
 	ctx := stream.Context()
 	if err := stream.Send(s.hello()); err != nil {
 		return fmt.Errorf("sending hello: %w", err)
@@ -176,11 +177,11 @@ func (s *Server) Stream(stream dataplanev1.Dataplane_StreamServer) error {
 }
 
 // hello describes this dataplane and the snapshot in effect.
-func (s *Server) hello() *dataplanev1.DataplaneMessage {
+func (s *Server) hello() *rpc.DataplaneMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &dataplanev1.DataplaneMessage{Message: &dataplanev1.DataplaneMessage_Hello{Hello: &dataplanev1.Hello{
-		Node: &dataplanev1.NodeInfo{
+	return &rpc.DataplaneMessage{Message: &rpc.DataplaneMessage_Hello{Hello: &rpc.Hello{
+		Node: &rpc.NodeInfo{
 			NodeName:     s.opts.NodeName,
 			Engine:       s.opts.Engine,
 			BuildVersion: s.opts.BuildVersion,
@@ -193,26 +194,26 @@ func (s *Server) hello() *dataplanev1.DataplaneMessage {
 // Handle processes one ControllerMessage and returns the Ack or Nack answering it.
 // Stream calls it for every message received; it is exported for dataplanes that
 // receive messages some other way.
-func (s *Server) Handle(ctx context.Context, msg *dataplanev1.ControllerMessage) *dataplanev1.DataplaneMessage {
+func (s *Server) Handle(ctx context.Context, msg *rpc.ControllerMessage) *rpc.DataplaneMessage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch m := msg.GetMessage().(type) {
-	case *dataplanev1.ControllerMessage_Snapshot:
+	case *rpc.ControllerMessage_Snapshot:
 		return s.applySnapshot(ctx, m.Snapshot)
-	case *dataplanev1.ControllerMessage_EndpointUpdate:
+	case *rpc.ControllerMessage_EndpointUpdate:
 		return s.applyEndpoints(ctx, m.EndpointUpdate)
 	default:
-		return s.nack(0, dataplanev1.Nack_INVALID, errors.New("message has neither snapshot nor endpointUpdate set"))
+		return s.nack(0, rpc.Nack_INVALID, errors.New("message has neither snapshot nor endpointUpdate set"))
 	}
 }
 
 // applySnapshot validates and applies a full snapshot. s.mu is held.
-func (s *Server) applySnapshot(ctx context.Context, snap *dataplanev1.Snapshot) *dataplanev1.DataplaneMessage {
+func (s *Server) applySnapshot(ctx context.Context, snap *dataplanev1.Snapshot) *rpc.DataplaneMessage {
 	if snap == nil {
-		return s.nack(0, dataplanev1.Nack_INVALID, errors.New("snapshot is empty"))
+		return s.nack(0, rpc.Nack_INVALID, errors.New("snapshot is empty"))
 	}
 	if err := Validate(snap); err != nil {
-		return s.nack(snap.GetVersion(), dataplanev1.Nack_INVALID, fmt.Errorf("invalid snapshot: %w", err))
+		return s.nack(snap.GetVersion(), rpc.Nack_INVALID, fmt.Errorf("invalid snapshot: %w", err))
 	}
 	snap = withHash(snap, Hash(snap))
 	if s.current != nil && s.current.GetHash() == snap.GetHash() {
@@ -223,7 +224,7 @@ func (s *Server) applySnapshot(ctx context.Context, snap *dataplanev1.Snapshot) 
 	}
 	listeners, err := s.applier.Apply(ctx, snap)
 	if err != nil {
-		return s.nack(snap.GetVersion(), dataplanev1.Nack_APPLY_FAILED, fmt.Errorf("applying snapshot: %w", err))
+		return s.nack(snap.GetVersion(), rpc.Nack_APPLY_FAILED, fmt.Errorf("applying snapshot: %w", err))
 	}
 	s.current, s.listeners = snap, listeners
 	s.log.Info("applied snapshot", "version", snap.GetVersion(), "hash", snap.GetHash(),
@@ -234,20 +235,20 @@ func (s *Server) applySnapshot(ctx context.Context, snap *dataplanev1.Snapshot) 
 
 // applyEndpoints applies an endpoint update on top of the last good snapshot. s.mu
 // is held.
-func (s *Server) applyEndpoints(ctx context.Context, upd *dataplanev1.EndpointUpdate) *dataplanev1.DataplaneMessage {
+func (s *Server) applyEndpoints(ctx context.Context, upd *dataplanev1.EndpointUpdate) *rpc.DataplaneMessage {
 	if s.current == nil {
-		return s.nack(upd.GetVersion(), dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED,
+		return s.nack(upd.GetVersion(), rpc.Nack_FULL_SNAPSHOT_REQUIRED,
 			errors.New("no snapshot is applied yet; send a full snapshot"))
 	}
 	next, err := ApplyEndpointUpdate(s.current, upd)
 	switch {
 	case errors.Is(err, ErrBaseVersionMismatch), errors.Is(err, ErrUnknownBackendGroup), errors.Is(err, ErrHashMismatch):
-		return s.nack(upd.GetVersion(), dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED, fmt.Errorf("%w; send a full snapshot", err))
+		return s.nack(upd.GetVersion(), rpc.Nack_FULL_SNAPSHOT_REQUIRED, fmt.Errorf("%w; send a full snapshot", err))
 	case err != nil:
-		return s.nack(upd.GetVersion(), dataplanev1.Nack_INVALID, err)
+		return s.nack(upd.GetVersion(), rpc.Nack_INVALID, err)
 	}
 	if err := s.applier.ApplyEndpoints(ctx, upd.GetBackendGroup(), next); err != nil {
-		return s.nack(upd.GetVersion(), dataplanev1.Nack_APPLY_FAILED,
+		return s.nack(upd.GetVersion(), rpc.Nack_APPLY_FAILED,
 			fmt.Errorf("applying endpoints of backend group %q: %w", upd.GetBackendGroup(), err))
 	}
 	s.current = next
@@ -257,8 +258,8 @@ func (s *Server) applyEndpoints(ctx context.Context, upd *dataplanev1.EndpointUp
 }
 
 // ack acknowledges the snapshot in effect. s.mu is held.
-func (s *Server) ack() *dataplanev1.DataplaneMessage {
-	return &dataplanev1.DataplaneMessage{Message: &dataplanev1.DataplaneMessage_Ack{Ack: &dataplanev1.Ack{
+func (s *Server) ack() *rpc.DataplaneMessage {
+	return &rpc.DataplaneMessage{Message: &rpc.DataplaneMessage_Ack{Ack: &rpc.Ack{
 		Version:   s.current.GetVersion(),
 		Hash:      s.current.GetHash(),
 		Listeners: s.listeners,
@@ -266,8 +267,8 @@ func (s *Server) ack() *dataplanev1.DataplaneMessage {
 }
 
 // nack rejects a message of version version. s.mu is held.
-func (s *Server) nack(version uint64, code dataplanev1.Nack_Code, err error) *dataplanev1.DataplaneMessage {
-	if code == dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED {
+func (s *Server) nack(version uint64, code rpc.Nack_Code, err error) *rpc.DataplaneMessage {
+	if code == rpc.Nack_FULL_SNAPSHOT_REQUIRED {
 		// Routine resynchronization, not a fault.
 		s.log.Info("asking the controller for a full snapshot", "version", version,
 			"appliedVersion", s.current.GetVersion(), "reason", err.Error())
@@ -275,7 +276,7 @@ func (s *Server) nack(version uint64, code dataplanev1.Nack_Code, err error) *da
 		s.log.Error(err, "rejected controller message; keeping the last good snapshot",
 			"version", version, "code", code.String(), "appliedVersion", s.current.GetVersion())
 	}
-	return &dataplanev1.DataplaneMessage{Message: &dataplanev1.DataplaneMessage_Nack{Nack: &dataplanev1.Nack{
+	return &rpc.DataplaneMessage{Message: &rpc.DataplaneMessage_Nack{Nack: &rpc.Nack{
 		Version:        version,
 		Reason:         err.Error(),
 		Code:           code,
@@ -284,7 +285,7 @@ func (s *Server) nack(version uint64, code dataplanev1.Nack_Code, err error) *da
 }
 
 // logListenerProblems logs every listener that is not bound.
-func logListenerProblems(log logr.Logger, listeners []*dataplanev1.ListenerStatus) {
+func logListenerProblems(log logr.Logger, listeners []*rpc.ListenerStatus) {
 	for _, l := range listeners {
 		if !l.GetBound() {
 			log.Info("listener not bound", "listener", l.GetName(), "address", l.GetAddress(),

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
 // testServer is a Server serving on a unix socket in a temporary directory, and a
@@ -27,7 +28,7 @@ type testServer struct {
 	srv     *Server
 	applier *fakeApplier
 	socket  string
-	client  dataplanev1.DataplaneClient
+	client  rpc.DataplaneClient
 	logs    *logSink
 }
 
@@ -47,7 +48,7 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatalf("grpc.NewClient: %v", err)
 	}
-	ts.client = dataplanev1.NewDataplaneClient(conn)
+	ts.client = rpc.NewDataplaneClient(conn)
 	t.Cleanup(func() {
 		_ = conn.Close()
 		cancel()
@@ -67,7 +68,7 @@ func startServer(t *testing.T) *testServer {
 }
 
 // open opens a stream and returns it with the Hello it received.
-func (ts *testServer) open(t *testing.T) (dataplanev1.Dataplane_StreamClient, *dataplanev1.Hello) {
+func (ts *testServer) open(t *testing.T) (rpc.Dataplane_StreamClient, *rpc.Hello) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -87,7 +88,7 @@ func (ts *testServer) open(t *testing.T) (dataplanev1.Dataplane_StreamClient, *d
 }
 
 // send sends msg on stream and returns the reply.
-func send(t *testing.T, stream dataplanev1.Dataplane_StreamClient, msg *dataplanev1.ControllerMessage) *dataplanev1.DataplaneMessage {
+func send(t *testing.T, stream rpc.Dataplane_StreamClient, msg *rpc.ControllerMessage) *rpc.DataplaneMessage {
 	t.Helper()
 	if err := stream.Send(msg); err != nil {
 		t.Fatalf("Send: %v", err)
@@ -100,17 +101,17 @@ func send(t *testing.T, stream dataplanev1.Dataplane_StreamClient, msg *dataplan
 }
 
 // snapshotMsg wraps s in a ControllerMessage.
-func snapshotMsg(s *dataplanev1.Snapshot) *dataplanev1.ControllerMessage {
-	return &dataplanev1.ControllerMessage{Message: &dataplanev1.ControllerMessage_Snapshot{Snapshot: s}}
+func snapshotMsg(s *dataplanev1.Snapshot) *rpc.ControllerMessage {
+	return &rpc.ControllerMessage{Message: &rpc.ControllerMessage_Snapshot{Snapshot: s}}
 }
 
 // updateMsg wraps u in a ControllerMessage.
-func updateMsg(u *dataplanev1.EndpointUpdate) *dataplanev1.ControllerMessage {
-	return &dataplanev1.ControllerMessage{Message: &dataplanev1.ControllerMessage_EndpointUpdate{EndpointUpdate: u}}
+func updateMsg(u *dataplanev1.EndpointUpdate) *rpc.ControllerMessage {
+	return &rpc.ControllerMessage{Message: &rpc.ControllerMessage_EndpointUpdate{EndpointUpdate: u}}
 }
 
 // wantAck fails unless reply is an Ack of version and returns it.
-func wantAck(t *testing.T, reply *dataplanev1.DataplaneMessage, version uint64) *dataplanev1.Ack {
+func wantAck(t *testing.T, reply *rpc.DataplaneMessage, version uint64) *rpc.Ack {
 	t.Helper()
 	ack := reply.GetAck()
 	if ack == nil {
@@ -124,7 +125,7 @@ func wantAck(t *testing.T, reply *dataplanev1.DataplaneMessage, version uint64) 
 
 // wantNack fails unless reply is a Nack of version with code whose reason holds
 // every one of reasons, and returns it.
-func wantNack(t *testing.T, reply *dataplanev1.DataplaneMessage, version uint64, code dataplanev1.Nack_Code, reasons ...string) *dataplanev1.Nack {
+func wantNack(t *testing.T, reply *rpc.DataplaneMessage, version uint64, code rpc.Nack_Code, reasons ...string) *rpc.Nack {
 	t.Helper()
 	nack := reply.GetNack()
 	if nack == nil {
@@ -191,7 +192,7 @@ func TestServerStream(t *testing.T) {
 	bad.Version = 8
 	bad.Listeners[0].VirtualHosts[0].Routes[1].Matches[0].Path.Value = "api"
 	bad.Listeners[2].Port = 0
-	nack := wantNack(t, send(t, stream, snapshotMsg(bad)), 8, dataplanev1.Nack_INVALID,
+	nack := wantNack(t, send(t, stream, snapshotMsg(bad)), 8, rpc.Nack_INVALID,
 		`listeners[0].virtualHosts[0].routes[1].matches[0].path.value: must start with "/"`,
 		"listeners[2].port: must be between 1 and 65535")
 	if nack.GetAppliedVersion() != 7 {
@@ -210,7 +211,7 @@ func TestServerStream(t *testing.T) {
 	// A snapshot whose hash does not match its content is rejected.
 	wrongHash := validSnapshot(t)
 	wrongHash.Version, wrongHash.Hash = 9, strings.Repeat("a", 64)
-	wantNack(t, send(t, stream, snapshotMsg(wrongHash)), 9, dataplanev1.Nack_INVALID, "hash: does not match")
+	wantNack(t, send(t, stream, snapshotMsg(wrongHash)), 9, rpc.Nack_INVALID, "hash: does not match")
 
 	// An endpoint update on top of the applied version is applied.
 	upd := &dataplanev1.EndpointUpdate{
@@ -233,15 +234,15 @@ func TestServerStream(t *testing.T) {
 
 	// An update on top of another version asks for a full snapshot.
 	stale := &dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 11, BackendGroup: "web"}
-	wantNack(t, send(t, stream, updateMsg(stale)), 11, dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED,
+	wantNack(t, send(t, stream, updateMsg(stale)), 11, rpc.Nack_FULL_SNAPSHOT_REQUIRED,
 		"version 7", "send a full snapshot")
 	unknown := &dataplanev1.EndpointUpdate{BaseVersion: 10, Version: 11, BackendGroup: "nope"}
-	wantNack(t, send(t, stream, updateMsg(unknown)), 11, dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED, `"nope"`)
+	wantNack(t, send(t, stream, updateMsg(unknown)), 11, rpc.Nack_FULL_SNAPSHOT_REQUIRED, `"nope"`)
 	invalid := &dataplanev1.EndpointUpdate{
 		BaseVersion: 10, Version: 11, BackendGroup: "web",
 		Endpoints: []*dataplanev1.Endpoint{{Address: "10.0.0.9"}},
 	}
-	wantNack(t, send(t, stream, updateMsg(invalid)), 11, dataplanev1.Nack_INVALID, "backendGroups[0].endpoints[0].port")
+	wantNack(t, send(t, stream, updateMsg(invalid)), 11, rpc.Nack_INVALID, "backendGroups[0].endpoints[0].port")
 	if ts.srv.Current().GetVersion() != 10 {
 		t.Errorf("current version = %d after rejected updates, want 10", ts.srv.Current().GetVersion())
 	}
@@ -265,7 +266,7 @@ func TestServerStream(t *testing.T) {
 	}
 
 	// A message with nothing in it is rejected.
-	wantNack(t, send(t, stream, &dataplanev1.ControllerMessage{}), 0, dataplanev1.Nack_INVALID, "neither")
+	wantNack(t, send(t, stream, &rpc.ControllerMessage{}), 0, rpc.Nack_INVALID, "neither")
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
@@ -277,10 +278,10 @@ func TestServerApplierFailures(t *testing.T) {
 
 	// Nothing applied yet: an endpoint update needs a full snapshot first.
 	wantNack(t, send(t, stream, updateMsg(&dataplanev1.EndpointUpdate{Version: 1, BackendGroup: "web"})), 1,
-		dataplanev1.Nack_FULL_SNAPSHOT_REQUIRED, "no snapshot is applied yet")
+		rpc.Nack_FULL_SNAPSHOT_REQUIRED, "no snapshot is applied yet")
 
 	ts.applier.setErrors(errors.New("compile failed"), nil)
-	wantNack(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7, dataplanev1.Nack_APPLY_FAILED, "compile failed")
+	wantNack(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7, rpc.Nack_APPLY_FAILED, "compile failed")
 	if ts.srv.Current() != nil {
 		t.Fatal("a snapshot the applier rejected became current")
 	}
@@ -290,7 +291,7 @@ func TestServerApplierFailures(t *testing.T) {
 
 	ts.applier.setErrors(nil, errors.New("pool busy"))
 	wantNack(t, send(t, stream, updateMsg(&dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 8, BackendGroup: "web"})), 8,
-		dataplanev1.Nack_APPLY_FAILED, `backend group "web"`, "pool busy")
+		rpc.Nack_APPLY_FAILED, `backend group "web"`, "pool busy")
 	if v := ts.srv.Current().GetVersion(); v != 7 {
 		t.Errorf("current version = %d, want 7", v)
 	}

@@ -1,7 +1,7 @@
 // The snapshot is the whole configuration of one Flax dataplane: every listener it
 // binds, every virtual host and route those listeners serve, and every backend group
 // (cluster) the routes send traffic to. The controller builds it from Gateway API
-// objects and streams it to the dataplane (see service.proto); a standalone dataplane
+// objects and streams it to the dataplane (see rpc/service.proto); a standalone dataplane
 // reads the same message from a YAML file whose keys are the protojson (lowerCamelCase)
 // names of the fields below.
 //
@@ -3313,6 +3313,91 @@ func (x *EndpointConditions) GetTerminating() bool {
 	return false
 }
 
+// EndpointUpdate replaces the endpoints of one backend group, on top of the snapshot
+// the dataplane runs. The result is a new snapshot with version `version`.
+type EndpointUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// BaseVersion is the version the update applies to. If the dataplane runs another
+	// version it answers Nack with code FULL_SNAPSHOT_REQUIRED.
+	BaseVersion uint64 `protobuf:"varint,1,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
+	// Version of the resulting snapshot; greater than base_version.
+	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// BackendGroup names the group whose endpoints are replaced.
+	BackendGroup string `protobuf:"bytes,3,opt,name=backend_group,json=backendGroup,proto3" json:"backend_group,omitempty"`
+	// Endpoints are the group's new endpoints, all of them.
+	Endpoints []*Endpoint `protobuf:"bytes,4,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// Hash, if set, is the expected Snapshot.hash of the result; a mismatch is
+	// answered with Nack code FULL_SNAPSHOT_REQUIRED.
+	Hash          string `protobuf:"bytes,5,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointUpdate) Reset() {
+	*x = EndpointUpdate{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointUpdate) ProtoMessage() {}
+
+func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
+func (*EndpointUpdate) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *EndpointUpdate) GetBaseVersion() uint64 {
+	if x != nil {
+		return x.BaseVersion
+	}
+	return 0
+}
+
+func (x *EndpointUpdate) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *EndpointUpdate) GetBackendGroup() string {
+	if x != nil {
+		return x.BackendGroup
+	}
+	return ""
+}
+
+func (x *EndpointUpdate) GetEndpoints() []*Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *EndpointUpdate) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
 var File_api_dataplane_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
@@ -3546,7 +3631,13 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x12EndpointConditions\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
 	"\aserving\x18\x02 \x01(\bR\aserving\x12 \n" +
-	"\vterminating\x18\x03 \x01(\bR\vterminatingB5Z3github.com/flaxlb/flax/api/dataplane/v1;dataplanev1b\x06proto3"
+	"\vterminating\x18\x03 \x01(\bR\vterminating\"\xc1\x01\n" +
+	"\x0eEndpointUpdate\x12!\n" +
+	"\fbase_version\x18\x01 \x01(\x04R\vbaseVersion\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12#\n" +
+	"\rbackend_group\x18\x03 \x01(\tR\fbackendGroup\x129\n" +
+	"\tendpoints\x18\x04 \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\x12\x12\n" +
+	"\x04hash\x18\x05 \x01(\tR\x04hashB5Z3github.com/flaxlb/flax/api/dataplane/v1;dataplanev1b\x06proto3"
 
 var (
 	file_api_dataplane_v1_snapshot_proto_rawDescOnce sync.Once
@@ -3561,7 +3652,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -3606,7 +3697,8 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(*RetryBudget)(nil),         // 40: flax.dataplane.v1.RetryBudget
 	(*Endpoint)(nil),            // 41: flax.dataplane.v1.Endpoint
 	(*EndpointConditions)(nil),  // 42: flax.dataplane.v1.EndpointConditions
-	(*durationpb.Duration)(nil), // 43: google.protobuf.Duration
+	(*EndpointUpdate)(nil),      // 43: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 44: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	6,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
@@ -3626,7 +3718,7 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	29, // 14: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
 	30, // 15: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
 	12, // 16: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	43, // 17: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	44, // 17: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
 	15, // 18: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
 	16, // 19: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
 	17, // 20: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
@@ -3645,34 +3737,35 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	25, // 33: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
 	27, // 34: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
 	18, // 35: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	43, // 36: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	43, // 37: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	43, // 38: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	43, // 39: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	44, // 36: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	44, // 37: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	44, // 38: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	44, // 39: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
 	31, // 40: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
 	32, // 41: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	43, // 42: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	44, // 42: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
 	34, // 43: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
 	36, // 44: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
 	38, // 45: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
 	39, // 46: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
 	40, // 47: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	43, // 48: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	43, // 49: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	44, // 48: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	44, // 49: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
 	41, // 50: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
 	4,  // 51: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
 	35, // 52: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
 	37, // 53: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	43, // 54: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	43, // 55: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	43, // 56: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	43, // 57: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	44, // 54: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	44, // 55: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	44, // 56: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	44, // 57: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
 	42, // 58: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	41, // 59: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	60, // [60:60] is the sub-list for method output_type
+	60, // [60:60] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -3718,7 +3811,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

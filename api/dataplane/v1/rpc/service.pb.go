@@ -14,11 +14,12 @@
 // versions:
 // 	protoc-gen-go v1.36.12
 // 	protoc        v3.21.12
-// source: api/dataplane/v1/service.proto
+// source: api/dataplane/v1/rpc/service.proto
 
-package dataplanev1
+package rpc
 
 import (
+	v1 "github.com/flaxlb/flax/api/dataplane/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -74,11 +75,11 @@ func (x Nack_Code) String() string {
 }
 
 func (Nack_Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_dataplane_v1_service_proto_enumTypes[0].Descriptor()
+	return file_api_dataplane_v1_rpc_service_proto_enumTypes[0].Descriptor()
 }
 
 func (Nack_Code) Type() protoreflect.EnumType {
-	return &file_api_dataplane_v1_service_proto_enumTypes[0]
+	return &file_api_dataplane_v1_rpc_service_proto_enumTypes[0]
 }
 
 func (x Nack_Code) Number() protoreflect.EnumNumber {
@@ -87,7 +88,7 @@ func (x Nack_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Nack_Code.Descriptor instead.
 func (Nack_Code) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{7, 0}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{6, 0}
 }
 
 // ControllerMessage is sent by the controller. Exactly one field is set.
@@ -104,7 +105,7 @@ type ControllerMessage struct {
 
 func (x *ControllerMessage) Reset() {
 	*x = ControllerMessage{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[0]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +117,7 @@ func (x *ControllerMessage) String() string {
 func (*ControllerMessage) ProtoMessage() {}
 
 func (x *ControllerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[0]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +130,7 @@ func (x *ControllerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControllerMessage.ProtoReflect.Descriptor instead.
 func (*ControllerMessage) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{0}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ControllerMessage) GetMessage() isControllerMessage_Message {
@@ -139,7 +140,7 @@ func (x *ControllerMessage) GetMessage() isControllerMessage_Message {
 	return nil
 }
 
-func (x *ControllerMessage) GetSnapshot() *Snapshot {
+func (x *ControllerMessage) GetSnapshot() *v1.Snapshot {
 	if x != nil {
 		if x, ok := x.Message.(*ControllerMessage_Snapshot); ok {
 			return x.Snapshot
@@ -148,7 +149,7 @@ func (x *ControllerMessage) GetSnapshot() *Snapshot {
 	return nil
 }
 
-func (x *ControllerMessage) GetEndpointUpdate() *EndpointUpdate {
+func (x *ControllerMessage) GetEndpointUpdate() *v1.EndpointUpdate {
 	if x != nil {
 		if x, ok := x.Message.(*ControllerMessage_EndpointUpdate); ok {
 			return x.EndpointUpdate
@@ -163,103 +164,18 @@ type isControllerMessage_Message interface {
 
 type ControllerMessage_Snapshot struct {
 	// Snapshot replaces the whole configuration.
-	Snapshot *Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3,oneof"`
+	Snapshot *v1.Snapshot `protobuf:"bytes,1,opt,name=snapshot,proto3,oneof"`
 }
 
 type ControllerMessage_EndpointUpdate struct {
 	// EndpointUpdate replaces the endpoints of one backend group of the applied
 	// snapshot.
-	EndpointUpdate *EndpointUpdate `protobuf:"bytes,2,opt,name=endpoint_update,json=endpointUpdate,proto3,oneof"`
+	EndpointUpdate *v1.EndpointUpdate `protobuf:"bytes,2,opt,name=endpoint_update,json=endpointUpdate,proto3,oneof"`
 }
 
 func (*ControllerMessage_Snapshot) isControllerMessage_Message() {}
 
 func (*ControllerMessage_EndpointUpdate) isControllerMessage_Message() {}
-
-// EndpointUpdate replaces the endpoints of one backend group, on top of the snapshot
-// the dataplane runs. The result is a new snapshot with version `version`.
-type EndpointUpdate struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// BaseVersion is the version the update applies to. If the dataplane runs another
-	// version it answers Nack with code FULL_SNAPSHOT_REQUIRED.
-	BaseVersion uint64 `protobuf:"varint,1,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
-	// Version of the resulting snapshot; greater than base_version.
-	Version uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// BackendGroup names the group whose endpoints are replaced.
-	BackendGroup string `protobuf:"bytes,3,opt,name=backend_group,json=backendGroup,proto3" json:"backend_group,omitempty"`
-	// Endpoints are the group's new endpoints, all of them.
-	Endpoints []*Endpoint `protobuf:"bytes,4,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
-	// Hash, if set, is the expected Snapshot.hash of the result; a mismatch is
-	// answered with Nack code FULL_SNAPSHOT_REQUIRED.
-	Hash          string `protobuf:"bytes,5,opt,name=hash,proto3" json:"hash,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *EndpointUpdate) Reset() {
-	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *EndpointUpdate) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*EndpointUpdate) ProtoMessage() {}
-
-func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
-func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *EndpointUpdate) GetBaseVersion() uint64 {
-	if x != nil {
-		return x.BaseVersion
-	}
-	return 0
-}
-
-func (x *EndpointUpdate) GetVersion() uint64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *EndpointUpdate) GetBackendGroup() string {
-	if x != nil {
-		return x.BackendGroup
-	}
-	return ""
-}
-
-func (x *EndpointUpdate) GetEndpoints() []*Endpoint {
-	if x != nil {
-		return x.Endpoints
-	}
-	return nil
-}
-
-func (x *EndpointUpdate) GetHash() string {
-	if x != nil {
-		return x.Hash
-	}
-	return ""
-}
 
 // DataplaneMessage is sent by the dataplane. Exactly one field is set.
 type DataplaneMessage struct {
@@ -276,7 +192,7 @@ type DataplaneMessage struct {
 
 func (x *DataplaneMessage) Reset() {
 	*x = DataplaneMessage{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +204,7 @@ func (x *DataplaneMessage) String() string {
 func (*DataplaneMessage) ProtoMessage() {}
 
 func (x *DataplaneMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +217,7 @@ func (x *DataplaneMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataplaneMessage.ProtoReflect.Descriptor instead.
 func (*DataplaneMessage) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{2}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *DataplaneMessage) GetMessage() isDataplaneMessage_Message {
@@ -378,7 +294,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +306,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +319,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{3}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Hello) GetNode() *NodeInfo {
@@ -442,7 +358,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +370,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +383,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{4}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *NodeInfo) GetNodeName() string {
@@ -506,7 +422,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +434,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +447,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{5}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Ack) GetVersion() uint64 {
@@ -574,7 +490,7 @@ type ListenerStatus struct {
 
 func (x *ListenerStatus) Reset() {
 	*x = ListenerStatus{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +502,7 @@ func (x *ListenerStatus) String() string {
 func (*ListenerStatus) ProtoMessage() {}
 
 func (x *ListenerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +515,7 @@ func (x *ListenerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerStatus.ProtoReflect.Descriptor instead.
 func (*ListenerStatus) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{6}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListenerStatus) GetName() string {
@@ -654,7 +570,7 @@ type Nack struct {
 
 func (x *Nack) Reset() {
 	*x = Nack{}
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +582,7 @@ func (x *Nack) String() string {
 func (*Nack) ProtoMessage() {}
 
 func (x *Nack) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_service_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_rpc_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +595,7 @@ func (x *Nack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nack.ProtoReflect.Descriptor instead.
 func (*Nack) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_service_proto_rawDescGZIP(), []int{7}
+	return file_api_dataplane_v1_rpc_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Nack) GetVersion() uint64 {
@@ -710,21 +626,15 @@ func (x *Nack) GetAppliedVersion() uint64 {
 	return 0
 }
 
-var File_api_dataplane_v1_service_proto protoreflect.FileDescriptor
+var File_api_dataplane_v1_rpc_service_proto protoreflect.FileDescriptor
 
-const file_api_dataplane_v1_service_proto_rawDesc = "" +
+const file_api_dataplane_v1_rpc_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1eapi/dataplane/v1/service.proto\x12\x11flax.dataplane.v1\x1a\x1fapi/dataplane/v1/snapshot.proto\"\xa7\x01\n" +
+	"\"api/dataplane/v1/rpc/service.proto\x12\x11flax.dataplane.v1\x1a\x1fapi/dataplane/v1/snapshot.proto\"\xa7\x01\n" +
 	"\x11ControllerMessage\x129\n" +
 	"\bsnapshot\x18\x01 \x01(\v2\x1b.flax.dataplane.v1.SnapshotH\x00R\bsnapshot\x12L\n" +
 	"\x0fendpoint_update\x18\x02 \x01(\v2!.flax.dataplane.v1.EndpointUpdateH\x00R\x0eendpointUpdateB\t\n" +
-	"\amessage\"\xc1\x01\n" +
-	"\x0eEndpointUpdate\x12!\n" +
-	"\fbase_version\x18\x01 \x01(\x04R\vbaseVersion\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion\x12#\n" +
-	"\rbackend_group\x18\x03 \x01(\tR\fbackendGroup\x129\n" +
-	"\tendpoints\x18\x04 \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\x12\x12\n" +
-	"\x04hash\x18\x05 \x01(\tR\x04hash\"\xaa\x01\n" +
+	"\amessage\"\xaa\x01\n" +
 	"\x10DataplaneMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.flax.dataplane.v1.HelloH\x00R\x05hello\x12*\n" +
 	"\x03ack\x18\x02 \x01(\v2\x16.flax.dataplane.v1.AckH\x00R\x03ack\x12-\n" +
@@ -759,65 +669,62 @@ const file_api_dataplane_v1_service_proto_rawDesc = "" +
 	"\fAPPLY_FAILED\x10\x02\x12\x1a\n" +
 	"\x16FULL_SNAPSHOT_REQUIRED\x10\x032d\n" +
 	"\tDataplane\x12W\n" +
-	"\x06Stream\x12$.flax.dataplane.v1.ControllerMessage\x1a#.flax.dataplane.v1.DataplaneMessage(\x010\x01B5Z3github.com/flaxlb/flax/api/dataplane/v1;dataplanev1b\x06proto3"
+	"\x06Stream\x12$.flax.dataplane.v1.ControllerMessage\x1a#.flax.dataplane.v1.DataplaneMessage(\x010\x01B1Z/github.com/flaxlb/flax/api/dataplane/v1/rpc;rpcb\x06proto3"
 
 var (
-	file_api_dataplane_v1_service_proto_rawDescOnce sync.Once
-	file_api_dataplane_v1_service_proto_rawDescData []byte
+	file_api_dataplane_v1_rpc_service_proto_rawDescOnce sync.Once
+	file_api_dataplane_v1_rpc_service_proto_rawDescData []byte
 )
 
-func file_api_dataplane_v1_service_proto_rawDescGZIP() []byte {
-	file_api_dataplane_v1_service_proto_rawDescOnce.Do(func() {
-		file_api_dataplane_v1_service_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_service_proto_rawDesc), len(file_api_dataplane_v1_service_proto_rawDesc)))
+func file_api_dataplane_v1_rpc_service_proto_rawDescGZIP() []byte {
+	file_api_dataplane_v1_rpc_service_proto_rawDescOnce.Do(func() {
+		file_api_dataplane_v1_rpc_service_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_rpc_service_proto_rawDesc), len(file_api_dataplane_v1_rpc_service_proto_rawDesc)))
 	})
-	return file_api_dataplane_v1_service_proto_rawDescData
+	return file_api_dataplane_v1_rpc_service_proto_rawDescData
 }
 
-var file_api_dataplane_v1_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_api_dataplane_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
-var file_api_dataplane_v1_service_proto_goTypes = []any{
+var file_api_dataplane_v1_rpc_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_api_dataplane_v1_rpc_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_api_dataplane_v1_rpc_service_proto_goTypes = []any{
 	(Nack_Code)(0),            // 0: flax.dataplane.v1.Nack.Code
 	(*ControllerMessage)(nil), // 1: flax.dataplane.v1.ControllerMessage
-	(*EndpointUpdate)(nil),    // 2: flax.dataplane.v1.EndpointUpdate
-	(*DataplaneMessage)(nil),  // 3: flax.dataplane.v1.DataplaneMessage
-	(*Hello)(nil),             // 4: flax.dataplane.v1.Hello
-	(*NodeInfo)(nil),          // 5: flax.dataplane.v1.NodeInfo
-	(*Ack)(nil),               // 6: flax.dataplane.v1.Ack
-	(*ListenerStatus)(nil),    // 7: flax.dataplane.v1.ListenerStatus
-	(*Nack)(nil),              // 8: flax.dataplane.v1.Nack
-	(*Snapshot)(nil),          // 9: flax.dataplane.v1.Snapshot
-	(*Endpoint)(nil),          // 10: flax.dataplane.v1.Endpoint
+	(*DataplaneMessage)(nil),  // 2: flax.dataplane.v1.DataplaneMessage
+	(*Hello)(nil),             // 3: flax.dataplane.v1.Hello
+	(*NodeInfo)(nil),          // 4: flax.dataplane.v1.NodeInfo
+	(*Ack)(nil),               // 5: flax.dataplane.v1.Ack
+	(*ListenerStatus)(nil),    // 6: flax.dataplane.v1.ListenerStatus
+	(*Nack)(nil),              // 7: flax.dataplane.v1.Nack
+	(*v1.Snapshot)(nil),       // 8: flax.dataplane.v1.Snapshot
+	(*v1.EndpointUpdate)(nil), // 9: flax.dataplane.v1.EndpointUpdate
 }
-var file_api_dataplane_v1_service_proto_depIdxs = []int32{
-	9,  // 0: flax.dataplane.v1.ControllerMessage.snapshot:type_name -> flax.dataplane.v1.Snapshot
-	2,  // 1: flax.dataplane.v1.ControllerMessage.endpoint_update:type_name -> flax.dataplane.v1.EndpointUpdate
-	10, // 2: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 3: flax.dataplane.v1.DataplaneMessage.hello:type_name -> flax.dataplane.v1.Hello
-	6,  // 4: flax.dataplane.v1.DataplaneMessage.ack:type_name -> flax.dataplane.v1.Ack
-	8,  // 5: flax.dataplane.v1.DataplaneMessage.nack:type_name -> flax.dataplane.v1.Nack
-	5,  // 6: flax.dataplane.v1.Hello.node:type_name -> flax.dataplane.v1.NodeInfo
-	7,  // 7: flax.dataplane.v1.Ack.listeners:type_name -> flax.dataplane.v1.ListenerStatus
-	0,  // 8: flax.dataplane.v1.Nack.code:type_name -> flax.dataplane.v1.Nack.Code
-	1,  // 9: flax.dataplane.v1.Dataplane.Stream:input_type -> flax.dataplane.v1.ControllerMessage
-	3,  // 10: flax.dataplane.v1.Dataplane.Stream:output_type -> flax.dataplane.v1.DataplaneMessage
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+var file_api_dataplane_v1_rpc_service_proto_depIdxs = []int32{
+	8, // 0: flax.dataplane.v1.ControllerMessage.snapshot:type_name -> flax.dataplane.v1.Snapshot
+	9, // 1: flax.dataplane.v1.ControllerMessage.endpoint_update:type_name -> flax.dataplane.v1.EndpointUpdate
+	3, // 2: flax.dataplane.v1.DataplaneMessage.hello:type_name -> flax.dataplane.v1.Hello
+	5, // 3: flax.dataplane.v1.DataplaneMessage.ack:type_name -> flax.dataplane.v1.Ack
+	7, // 4: flax.dataplane.v1.DataplaneMessage.nack:type_name -> flax.dataplane.v1.Nack
+	4, // 5: flax.dataplane.v1.Hello.node:type_name -> flax.dataplane.v1.NodeInfo
+	6, // 6: flax.dataplane.v1.Ack.listeners:type_name -> flax.dataplane.v1.ListenerStatus
+	0, // 7: flax.dataplane.v1.Nack.code:type_name -> flax.dataplane.v1.Nack.Code
+	1, // 8: flax.dataplane.v1.Dataplane.Stream:input_type -> flax.dataplane.v1.ControllerMessage
+	2, // 9: flax.dataplane.v1.Dataplane.Stream:output_type -> flax.dataplane.v1.DataplaneMessage
+	9, // [9:10] is the sub-list for method output_type
+	8, // [8:9] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
-func init() { file_api_dataplane_v1_service_proto_init() }
-func file_api_dataplane_v1_service_proto_init() {
-	if File_api_dataplane_v1_service_proto != nil {
+func init() { file_api_dataplane_v1_rpc_service_proto_init() }
+func file_api_dataplane_v1_rpc_service_proto_init() {
+	if File_api_dataplane_v1_rpc_service_proto != nil {
 		return
 	}
-	file_api_dataplane_v1_snapshot_proto_init()
-	file_api_dataplane_v1_service_proto_msgTypes[0].OneofWrappers = []any{
+	file_api_dataplane_v1_rpc_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*ControllerMessage_Snapshot)(nil),
 		(*ControllerMessage_EndpointUpdate)(nil),
 	}
-	file_api_dataplane_v1_service_proto_msgTypes[2].OneofWrappers = []any{
+	file_api_dataplane_v1_rpc_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*DataplaneMessage_Hello)(nil),
 		(*DataplaneMessage_Ack)(nil),
 		(*DataplaneMessage_Nack)(nil),
@@ -826,18 +733,18 @@ func file_api_dataplane_v1_service_proto_init() {
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_service_proto_rawDesc), len(file_api_dataplane_v1_service_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_rpc_service_proto_rawDesc), len(file_api_dataplane_v1_rpc_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_api_dataplane_v1_service_proto_goTypes,
-		DependencyIndexes: file_api_dataplane_v1_service_proto_depIdxs,
-		EnumInfos:         file_api_dataplane_v1_service_proto_enumTypes,
-		MessageInfos:      file_api_dataplane_v1_service_proto_msgTypes,
+		GoTypes:           file_api_dataplane_v1_rpc_service_proto_goTypes,
+		DependencyIndexes: file_api_dataplane_v1_rpc_service_proto_depIdxs,
+		EnumInfos:         file_api_dataplane_v1_rpc_service_proto_enumTypes,
+		MessageInfos:      file_api_dataplane_v1_rpc_service_proto_msgTypes,
 	}.Build()
-	File_api_dataplane_v1_service_proto = out.File
-	file_api_dataplane_v1_service_proto_goTypes = nil
-	file_api_dataplane_v1_service_proto_depIdxs = nil
+	File_api_dataplane_v1_rpc_service_proto = out.File
+	file_api_dataplane_v1_rpc_service_proto_goTypes = nil
+	file_api_dataplane_v1_rpc_service_proto_depIdxs = nil
 }

@@ -14,9 +14,9 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             v3.21.12
-// source: api/dataplane/v1/service.proto
+// source: api/dataplane/v1/rpc/service.proto
 
-package dataplanev1
+package rpc
 
 import (
 	context "context"
@@ -129,5 +129,5 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 			ClientStreams: true,
 		},
 	},
-	Metadata: "api/dataplane/v1/service.proto",
+	Metadata: "api/dataplane/v1/rpc/service.proto",
 }
