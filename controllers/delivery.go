@@ -19,14 +19,13 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // Delivery defaults.
 const (
 	// DefaultMaxSendBytes is the largest message sent to the dataplane; the
 	// dataplane's snapshot server accepts up to the same size.
-	DefaultMaxSendBytes = snapshot.DefaultMaxMessageBytes
+	DefaultMaxSendBytes = rpc.DefaultMaxMessageBytes
 	// defaultMinBackoff and defaultMaxBackoff bound the wait between two attempts to
 	// reach the dataplane; the wait doubles after each failed attempt.
 	defaultMinBackoff = 100 * time.Millisecond
@@ -170,8 +169,8 @@ func (d *Delivery) Publish(snap *dataplanev1.Snapshot, endpointsChangedAt time.T
 		snap = &dataplanev1.Snapshot{}
 	}
 	if snap.GetHash() == "" {
-		snap = snapshot.ShallowCopy(snap)
-		snap.Hash = snapshot.Hash(snap)
+		snap = dataplanev1.ShallowCopy(snap)
+		snap.Hash = dataplanev1.Hash(snap)
 	}
 	d.mu.Lock()
 	if d.desired != nil && d.desired.GetHash() == snap.GetHash() && d.result.AppliedHash == snap.GetHash() {

@@ -5,7 +5,6 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // maxEndpointUpdates is the largest number of changed backend groups sent as
@@ -39,12 +38,12 @@ func changedEndpointGroups(prev, next *dataplanev1.Snapshot) (groups []int, ok b
 // skeleton returns a shallow copy of snap without version, hash and endpoints: what
 // must be equal for two snapshots to differ only in endpoints. snap is not modified.
 func skeleton(snap *dataplanev1.Snapshot) *dataplanev1.Snapshot {
-	s := snapshot.ShallowCopy(snap)
+	s := dataplanev1.ShallowCopy(snap)
 	s.Version = 0
 	s.Hash = ""
 	s.BackendGroups = make([]*dataplanev1.BackendGroup, len(snap.GetBackendGroups()))
 	for i, g := range snap.GetBackendGroups() {
-		c := snapshot.ShallowCopy(g)
+		c := dataplanev1.ShallowCopy(g)
 		c.Endpoints = nil
 		s.BackendGroups[i] = c
 	}
@@ -94,7 +93,7 @@ func planMessages(applied *dataplanev1.Snapshot, appliedVersion uint64, desired 
 			return msgs
 		}
 	}
-	full := snapshot.ShallowCopy(desired)
+	full := dataplanev1.ShallowCopy(desired)
 	full.Version = next()
 	return []*rpc.ControllerMessage{{Message: &rpc.ControllerMessage_Snapshot{Snapshot: full}}}
 }

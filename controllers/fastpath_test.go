@@ -7,7 +7,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // testSnapshot returns a snapshot with one HTTP listener and one backend group per
@@ -26,13 +25,13 @@ func testSnapshot(groups ...string) *dataplanev1.Snapshot {
 			Endpoints: []*dataplanev1.Endpoint{{Address: "10.0.0." + string(rune('1'+i)), Port: 8080}},
 		})
 	}
-	snap.Hash = snapshot.Hash(snap)
+	snap.Hash = dataplanev1.Hash(snap)
 	return snap
 }
 
 // rehash returns snap with its hash recomputed.
 func rehash(snap *dataplanev1.Snapshot) *dataplanev1.Snapshot {
-	snap.Hash = snapshot.Hash(snap)
+	snap.Hash = dataplanev1.Hash(snap)
 	return snap
 }
 
@@ -127,7 +126,7 @@ func TestPlanMessages(t *testing.T) {
 		cur := proto.CloneOf(applied)
 		cur.Version = 7
 		for _, m := range msgs {
-			next, err := snapshot.ApplyEndpointUpdate(cur, m.GetEndpointUpdate())
+			next, err := dataplanev1.ApplyEndpointUpdate(cur, m.GetEndpointUpdate())
 			if err != nil {
 				t.Fatalf("ApplyEndpointUpdate: %v", err)
 			}

@@ -65,7 +65,7 @@ func validSnapshot(port uint32, addresses ...string) *dataplanev1.Snapshot {
 		}},
 		BackendGroups: []*dataplanev1.BackendGroup{g},
 	}
-	snap.Hash = snapshot.Hash(snap)
+	snap.Hash = dataplanev1.Hash(snap)
 	return snap
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
+
 	"context"
 	"errors"
 	"flag"
@@ -14,8 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // healthServer serves /healthz and /readyz on a TCP address and on a unix socket.
@@ -57,7 +57,7 @@ func listen(addr, socket string, reusePort bool) ([]net.Listener, error) {
 	if socket != "" {
 		// Listen removes a socket left by a previous run and creates the new one
 		// with mode 0600: the probe runs as the container's user.
-		ln, err := snapshot.Listen(socket)
+		ln, err := rpc.Listen(socket)
 		if err != nil {
 			for _, l := range lns {
 				_ = l.Close()

@@ -319,8 +319,8 @@ func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
 		}}}}
 	}
 	snap := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}, BackendGroups: []*dataplanev1.BackendGroup{group}}
-	snap.Hash = snapshot.Hash(snap)
-	if err := snapshot.Validate(snap); err != nil {
+	snap.Hash = dataplanev1.Hash(snap)
+	if err := dataplanev1.Validate(snap); err != nil {
 		return nil, fmt.Errorf("invalid proxy settings: %w", err)
 	}
 	return snap, nil
@@ -350,14 +350,14 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("validate needs --config")
 	}
-	snap, err := snapshot.Load(*file)
+	snap, err := dataplanev1.Load(*file)
 	if err != nil {
 		return err
 	}
 	if snap.GetHash() == "" {
-		snap.Hash = snapshot.Hash(snap)
+		snap.Hash = dataplanev1.Hash(snap)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		return fmt.Errorf("%s: %w", *file, err)
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d listeners, %d backend groups)\n", *file, len(snap.GetListeners()), len(snap.GetBackendGroups()))

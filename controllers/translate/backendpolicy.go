@@ -14,8 +14,6 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
-	"github.com/flaxlb/flax/dataplane/compiled"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // defaultHealthCheckPath is the probe path of a health check without path, as the
@@ -193,8 +191,10 @@ func backendSettings(spec *flaxv1alpha1.BackendPolicySpec) (*dataplanev1.Backend
 	if rb := spec.RetryBudget; rb != nil {
 		// A field left out keeps the dataplane's default: the snapshot cannot leave
 		// one field of a budget unset.
-		def := compiled.DefaultRetryBudget
-		g.RetryBudget = &dataplanev1.RetryBudget{Percent: uint32(def.Percent), MinRetryConcurrency: uint32(def.MinConcurrency)}
+		g.RetryBudget = &dataplanev1.RetryBudget{
+			Percent:             dataplanev1.DefaultRetryBudgetPercent,
+			MinRetryConcurrency: dataplanev1.DefaultRetryBudgetMinConcurrency,
+		}
 		if rb.Percent != nil {
 			g.RetryBudget.Percent = count(&fp, "retryBudget.percent", rb.Percent, 0, 100)
 		}
@@ -209,9 +209,9 @@ func backendSettings(spec *flaxv1alpha1.BackendPolicySpec) (*dataplanev1.Backend
 	// The dataplane's validation of the group, for what the API does not say.
 	check := proto.CloneOf(g)
 	check.Name = "check"
-	if err := snapshot.Validate(&dataplanev1.Snapshot{BackendGroups: []*dataplanev1.BackendGroup{check}}); err != nil {
+	if err := dataplanev1.Validate(&dataplanev1.Snapshot{BackendGroups: []*dataplanev1.BackendGroup{check}}); err != nil {
 		for _, e := range unjoin(err) {
-			var fe *snapshot.FieldError
+			var fe *dataplanev1.FieldError
 			if !errors.As(e, &fe) {
 				fp.add("spec", "%v", e)
 				continue
@@ -282,7 +282,7 @@ func healthCheck(hc *flaxv1alpha1.HealthCheck, fp *fieldProblems) *dataplanev1.H
 		}
 		out.ExpectedStatuses = append(out.ExpectedStatuses, &dataplanev1.StatusRange{Min: lo, Max: hi})
 	}
-	interval, intervalFrom := compiled.DefaultHealthInterval, "the default interval"
+	interval, intervalFrom := dataplanev1.DefaultHealthInterval, "the default interval"
 	if out.Interval != nil {
 		interval, intervalFrom = out.Interval.AsDuration(), "interval"
 	}

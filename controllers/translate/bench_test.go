@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/flaxlb/flax/dataplane/snapshot"
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 // benchInput builds a cluster of routes routes spread over services Services with
@@ -109,7 +109,7 @@ func benchInput(routes, services, endpointsPerService int) *Input {
 func BenchmarkTranslate1000Routes(b *testing.B) {
 	in := benchInput(1000, 100, 100)
 	out := Translate(in)
-	if err := snapshot.Validate(out.Snapshot); err != nil {
+	if err := dataplanev1.Validate(out.Snapshot); err != nil {
 		b.Fatal(err)
 	}
 	if n := len(out.Snapshot.BackendGroups); n != 100 {

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // configHashLen is the length of a Gateway's config hash in hex digits (64 bits):
@@ -33,7 +32,7 @@ func (t *translator) configHashes(snap *dataplanev1.Snapshot) map[*gatewayInfo]s
 		if g := groups[name]; g != nil {
 			// Endpoints travel on their own (EndpointUpdate): they are not part of
 			// the configuration a Gateway waits for.
-			g = snapshot.ShallowCopy(g)
+			g = dataplanev1.ShallowCopy(g)
 			g.Endpoints = nil
 			h = digest(g)
 		}
@@ -88,7 +87,7 @@ func writeHashPart(w interface{ Write([]byte) (int, error) }, kind, name string,
 }
 
 // digest returns the SHA-256 of the deterministic serialization of m; a message
-// that cannot be serialized (invalid UTF-8, which snapshot.Validate reports) gets
+// that cannot be serialized (invalid UTF-8, which dataplanev1.Validate reports) gets
 // the hash of nothing.
 func digest(m proto.Message) []byte {
 	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)

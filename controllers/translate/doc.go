@@ -85,6 +85,6 @@
 // rule that cannot be translated answers 500 for the requests it matches (or is
 // dropped when its matches themselves cannot be expressed); every such problem is
 // reported in the route's conditions with a message saying how to fix it. The
-// snapshot the translator builds always passes snapshot.Validate: rules are checked
+// snapshot the translator builds always passes dataplanev1.Validate: rules are checked
 // against the dataplane's own validation before they are admitted.
 package translate

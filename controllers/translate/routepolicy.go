@@ -13,7 +13,6 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // maxRateLimitInterval is the longest rate-limit interval.
@@ -158,9 +157,9 @@ func rateLimit(rl *flaxv1alpha1.RateLimit) (*dataplanev1.LocalRateLimit, []strin
 		Name: "check", Port: 1, Protocol: dataplanev1.Listener_HTTP,
 		VirtualHosts: []*dataplanev1.VirtualHost{{Name: "check", Routes: []*dataplanev1.Route{check}}},
 	}}}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		for _, e := range unjoin(err) {
-			var fe *snapshot.FieldError
+			var fe *dataplanev1.FieldError
 			if !errors.As(e, &fe) {
 				fp.add("rateLimit", "%v", e)
 				continue

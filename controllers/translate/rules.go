@@ -11,7 +11,6 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // Defaults for fields the Gateway API leaves to the implementation.
@@ -203,7 +202,7 @@ func checkRoutes(routes []*dataplanev1.Route) []error {
 	for _, g := range slices.Compact(groups) {
 		snap.BackendGroups = append(snap.BackendGroups, &dataplanev1.BackendGroup{Name: g})
 	}
-	err := snapshot.Validate(snap)
+	err := dataplanev1.Validate(snap)
 	if err == nil {
 		return out
 	}
@@ -215,7 +214,7 @@ func checkRoutes(routes []*dataplanev1.Route) []error {
 	}
 	msgs := make([][]string, len(routes))
 	for _, e := range errs {
-		var fe *snapshot.FieldError
+		var fe *dataplanev1.FieldError
 		pos, field, ok := -1, "", errors.As(e, &fe)
 		if ok {
 			pos, field, ok = routeField(fe.Field)
@@ -593,9 +592,9 @@ func (rb *ruleBuilder) retry(r *gatewayv1.HTTPRouteRetry) *dataplanev1.RetryPoli
 	rp := &dataplanev1.RetryPolicy{Attempts: defaultRetryAttempts, RetryOnConnectFailure: true}
 	if r.Attempts != nil {
 		a := max(*r.Attempts, 0)
-		if a > snapshot.MaxRetryAttempts {
-			rb.ri.notes = append(rb.ri.notes, fmt.Sprintf("%s.retry.attempts %d is capped at %d", rb.where, a, snapshot.MaxRetryAttempts))
-			a = snapshot.MaxRetryAttempts
+		if a > dataplanev1.MaxRetryAttempts {
+			rb.ri.notes = append(rb.ri.notes, fmt.Sprintf("%s.retry.attempts %d is capped at %d", rb.where, a, dataplanev1.MaxRetryAttempts))
+			a = dataplanev1.MaxRetryAttempts
 		}
 		rp.Attempts = uint32(a)
 	}

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // Translate computes the dataplane snapshot and the statuses for in. It is pure
@@ -24,7 +23,7 @@ func Translate(in *Input) *Output {
 	t.translateBackendPolicies()
 	t.translateRoutePolicies()
 	snap := t.buildSnapshot()
-	snap.Hash = snapshot.Hash(snap)
+	snap.Hash = dataplanev1.Hash(snap)
 	return &Output{
 		Snapshot:        snap,
 		GatewayClasses:  t.classStatuses(),

@@ -1,6 +1,8 @@
 package translate
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,7 +23,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.out.yaml from the translator's output")
@@ -34,7 +35,7 @@ var testNodeAddresses = []string{"192.0.2.10"}
 
 // TestGolden translates every testdata/*.in.yaml and compares the result with
 // testdata/*.out.yaml (rewritten with -update). Every snapshot must pass
-// snapshot.Validate, and shuffling the order of the input objects must not change
+// dataplanev1.Validate, and shuffling the order of the input objects must not change
 // the output.
 func TestGolden(t *testing.T) {
 	inputs, err := filepath.Glob("testdata/*.in.yaml")
@@ -49,13 +50,13 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			in := loadInput(t, inPath)
 			out := Translate(in)
-			if err := snapshot.Validate(out.Snapshot); err != nil {
+			if err := dataplanev1.Validate(out.Snapshot); err != nil {
 				t.Errorf("snapshot fails validation:\n%v", err)
 			}
 			if out.Snapshot.GetVersion() != 0 {
 				t.Errorf("snapshot version = %d, want 0", out.Snapshot.GetVersion())
 			}
-			if want := snapshot.Hash(out.Snapshot); out.Snapshot.GetHash() != want {
+			if want := dataplanev1.Hash(out.Snapshot); out.Snapshot.GetHash() != want {
 				t.Errorf("snapshot hash = %q, want %q", out.Snapshot.GetHash(), want)
 			}
 			got := renderOutput(t, out)
@@ -108,7 +109,7 @@ func TestInputNotModified(t *testing.T) {
 // TestEmptyInput checks that nothing in gives an empty, valid snapshot.
 func TestEmptyInput(t *testing.T) {
 	out := Translate(&Input{ControllerName: testControllerName})
-	if err := snapshot.Validate(out.Snapshot); err != nil {
+	if err := dataplanev1.Validate(out.Snapshot); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.Snapshot.Listeners)+len(out.Snapshot.BackendGroups)+len(out.GatewayClasses)+len(out.Gateways)+len(out.HTTPRoutes) != 0 {
@@ -290,7 +291,7 @@ func reversed[T any](s []T) []T {
 // appear only when the input has policies.
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
-	snapYAML, err := snapshot.MarshalYAML(out.Snapshot)
+	snapYAML, err := dataplanev1.MarshalYAML(out.Snapshot)
 	if err != nil {
 		t.Fatal(err)
 	}

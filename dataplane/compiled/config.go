@@ -281,13 +281,6 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 // replaces it.
 var DefaultRetry = RetryPolicy{Attempts: 1, OnConnectFailure: true}
 
-// Default settings for fields a snapshot leaves unset.
-const (
-	DefaultConnectTimeout     = 2 * time.Second
-	DefaultIdleTimeout        = 60 * time.Second
-	DefaultMaxIdlePerEndpoint = 64
-)
-
 // Compile builds a Config from a snapshot. Route and group names are interned in reg so
 // that their metrics survive config swaps.
 func Compile(s *dataplanev1.Snapshot, reg *metrics.Registry) (*Config, error) {
@@ -318,18 +311,18 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		Name:               pg.GetName(),
 		Index:              index,
 		Stats:              reg.GroupID(pg.GetName()),
-		ConnectTimeout:     orDefault(pg.GetConnectTimeout().AsDuration(), DefaultConnectTimeout),
+		ConnectTimeout:     orDefault(pg.GetConnectTimeout().AsDuration(), dataplanev1.DefaultConnectTimeout),
 		IdleTimeout:        pg.GetIdleTimeout().AsDuration(), // zero: kept until the endpoint closes them
 		MaxIdlePerEndpoint: int(pg.GetMaxIdleConnectionsPerEndpoint()),
 	}
 	if pg.GetConnectTimeout() == nil {
-		g.ConnectTimeout = DefaultConnectTimeout
+		g.ConnectTimeout = dataplanev1.DefaultConnectTimeout
 	}
 	if pg.GetIdleTimeout() == nil {
-		g.IdleTimeout = DefaultIdleTimeout
+		g.IdleTimeout = dataplanev1.DefaultIdleTimeout
 	}
 	if g.MaxIdlePerEndpoint == 0 {
-		g.MaxIdlePerEndpoint = DefaultMaxIdlePerEndpoint
+		g.MaxIdlePerEndpoint = dataplanev1.DefaultMaxIdlePerEndpoint
 	}
 	lb := pg.GetLoadBalancing()
 	switch lb.GetPolicy() {

@@ -8,7 +8,6 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 const snap = `
@@ -56,7 +55,7 @@ backendGroups:
 
 func compile(t *testing.T, y string) (*Config, *metrics.Registry) {
 	t.Helper()
-	s, err := snapshot.Parse([]byte(y))
+	s, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
@@ -194,7 +193,7 @@ func TestMatchAndPickDoNotAllocate(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	bad := strings.Replace(snap, "{backendGroup: missing-is-direct, weight: 1}", "{backendGroup: nope, weight: 1}", 1)
-	s, err := snapshot.Parse([]byte(bad))
+	s, err := dataplanev1.Parse([]byte(bad))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +204,7 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func TestExampleCompiles(t *testing.T) {
-	s, err := snapshot.Load("../../examples/standalone.yaml")
+	s, err := dataplanev1.Load("../../examples/standalone.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +258,8 @@ backendGroups:
   idleTimeout: 5s
 `)
 	want := map[string][2]time.Duration{
-		"unset":     {DefaultConnectTimeout, DefaultIdleTimeout},
-		"zero-idle": {DefaultConnectTimeout, 0}, // kept until the endpoint closes them
+		"unset":     {dataplanev1.DefaultConnectTimeout, dataplanev1.DefaultIdleTimeout},
+		"zero-idle": {dataplanev1.DefaultConnectTimeout, 0}, // kept until the endpoint closes them
 		"set":       {250 * time.Millisecond, 5 * time.Second},
 	}
 	for _, g := range c.Groups {

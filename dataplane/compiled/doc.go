@@ -22,6 +22,6 @@
 // config to the next one when their limit is unchanged, so that a snapshot push does
 // not refill them.
 //
-// Compile assumes the snapshot passed dataplane/snapshot.Validate; it still returns an
+// Compile assumes the snapshot passed dataplane/dataplanev1.Validate; it still returns an
 // error instead of panicking on anything it cannot compile.
 package compiled

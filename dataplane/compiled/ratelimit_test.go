@@ -9,9 +9,10 @@ import (
 	"time"
 	"unsafe"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 var anyClient = netip.MustParseAddr("192.0.2.1")

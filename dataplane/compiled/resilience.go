@@ -10,19 +10,8 @@ import (
 	"github.com/flaxlb/flax/dataplane/balancer"
 )
 
-// Defaults of health checking and outlier detection for fields a snapshot leaves unset.
-const (
-	DefaultHealthInterval            = 5 * time.Second
-	DefaultHealthTimeout             = time.Second
-	DefaultHealthyThreshold          = 1
-	DefaultUnhealthyThreshold        = 3
-	DefaultBaseEjectionTime          = 30 * time.Second
-	DefaultMaxEjectionTime           = 300 * time.Second
-	DefaultMaxEjectionPercent        = 10
-	DefaultMaxMirrorBody             = 64 << 10
-	DefaultHealthCheckPath           = "/"
-	healthStatusMin, healthStatusMax = 200, 299
-)
+// The status range a health check expects when its snapshot names none.
+const healthStatusMin, healthStatusMax = 200, 299
 
 // HealthCheck is a backend group's active health check: an HTTP/1.1 GET of Path
 // every Interval (plus up to Jitter) with Timeout, whose status must fall in one of
@@ -98,7 +87,10 @@ type RetryBudget struct {
 }
 
 // DefaultRetryBudget is the budget of a group whose snapshot sets none.
-var DefaultRetryBudget = RetryBudget{Percent: 20, MinConcurrency: 3}
+var DefaultRetryBudget = RetryBudget{
+	Percent:        dataplanev1.DefaultRetryBudgetPercent,
+	MinConcurrency: dataplanev1.DefaultRetryBudgetMinConcurrency,
+}
 
 // Allowance returns how many retries may be in flight while inFlight requests are.
 func (b RetryBudget) Allowance(inFlight int64) int64 {
@@ -110,23 +102,23 @@ func compileResilience(g *Group, pg *dataplanev1.BackendGroup) error {
 		h := &HealthCheck{
 			Path:               hc.GetPath(),
 			Host:               hc.GetHost(),
-			Interval:           orDefault(hc.GetInterval().AsDuration(), DefaultHealthInterval),
-			Timeout:            orDefault(hc.GetTimeout().AsDuration(), DefaultHealthTimeout),
+			Interval:           orDefault(hc.GetInterval().AsDuration(), dataplanev1.DefaultHealthInterval),
+			Timeout:            orDefault(hc.GetTimeout().AsDuration(), dataplanev1.DefaultHealthTimeout),
 			Jitter:             max(hc.GetJitter().AsDuration(), 0),
 			HealthyThreshold:   int(hc.GetHealthyThreshold()),
 			UnhealthyThreshold: int(hc.GetUnhealthyThreshold()),
 		}
 		if h.Path == "" {
-			h.Path = DefaultHealthCheckPath
+			h.Path = dataplanev1.DefaultHealthCheckPath
 		}
 		if h.Path[0] != '/' {
 			return fmt.Errorf("healthCheck.path: %q does not start with /", h.Path)
 		}
 		if h.HealthyThreshold <= 0 {
-			h.HealthyThreshold = DefaultHealthyThreshold
+			h.HealthyThreshold = dataplanev1.DefaultHealthyThreshold
 		}
 		if h.UnhealthyThreshold <= 0 {
-			h.UnhealthyThreshold = DefaultUnhealthyThreshold
+			h.UnhealthyThreshold = dataplanev1.DefaultUnhealthyThreshold
 		}
 		if h.Timeout > h.Interval {
 			h.Timeout = h.Interval
@@ -146,12 +138,12 @@ func compileResilience(g *Group, pg *dataplanev1.BackendGroup) error {
 		o := &OutlierDetection{
 			ConsecutiveServerErrors:    od.GetConsecutiveServerErrors(),
 			ConsecutiveConnectFailures: od.GetConsecutiveConnectFailures(),
-			BaseEjectionTime:           orDefault(od.GetBaseEjectionTime().AsDuration(), DefaultBaseEjectionTime),
-			MaxEjectionTime:            DefaultMaxEjectionTime,
+			BaseEjectionTime:           orDefault(od.GetBaseEjectionTime().AsDuration(), dataplanev1.DefaultBaseEjectionTime),
+			MaxEjectionTime:            dataplanev1.DefaultMaxEjectionTime,
 			MaxEjectionPercent:         int(od.GetMaxEjectionPercent()),
 		}
 		if o.MaxEjectionPercent == 0 {
-			o.MaxEjectionPercent = DefaultMaxEjectionPercent
+			o.MaxEjectionPercent = dataplanev1.DefaultMaxEjectionPercent
 		}
 		if o.MaxEjectionPercent > 100 {
 			return errors.New("outlierDetection.maxEjectionPercent: must not exceed 100")

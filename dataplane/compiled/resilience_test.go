@@ -4,10 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestCompileResilienceDefaults(t *testing.T) {
@@ -27,13 +28,13 @@ func TestCompileResilienceDefaults(t *testing.T) {
 	}
 	a := c.Group("a")
 	hc := a.HealthCheck
-	if hc == nil || hc.Path != "/" || hc.Interval != 2*time.Second || hc.Timeout != DefaultHealthTimeout ||
-		hc.HealthyThreshold != DefaultHealthyThreshold || hc.UnhealthyThreshold != DefaultUnhealthyThreshold ||
+	if hc == nil || hc.Path != "/" || hc.Interval != 2*time.Second || hc.Timeout != dataplanev1.DefaultHealthTimeout ||
+		hc.HealthyThreshold != dataplanev1.DefaultHealthyThreshold || hc.UnhealthyThreshold != dataplanev1.DefaultUnhealthyThreshold ||
 		!hc.Expects(200) || !hc.Expects(299) || hc.Expects(300) {
 		t.Fatalf("health check %+v", hc)
 	}
 	od := a.Outlier
-	if od == nil || od.BaseEjectionTime != DefaultBaseEjectionTime || od.MaxEjectionPercent != DefaultMaxEjectionPercent || od.MaxEjectionTime != DefaultMaxEjectionTime {
+	if od == nil || od.BaseEjectionTime != dataplanev1.DefaultBaseEjectionTime || od.MaxEjectionPercent != dataplanev1.DefaultMaxEjectionPercent || od.MaxEjectionTime != dataplanev1.DefaultMaxEjectionTime {
 		t.Fatalf("outlier detection %+v", od)
 	}
 	if a.Breakers != (CircuitBreakers{MaxConnections: 3, MaxRetries: 2}) || !a.Breakers.Any() {

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 func backend(t *testing.T, name string) (string, uint32) {
@@ -53,7 +52,7 @@ func snap(version uint64, port uint32, eps ...*dataplanev1.Endpoint) *dataplanev
 		}},
 		BackendGroups: []*dataplanev1.BackendGroup{{Name: "be", Endpoints: eps}},
 	}
-	s.Hash = snapshot.Hash(s)
+	s.Hash = dataplanev1.Hash(s)
 	return s
 }
 
@@ -190,7 +189,7 @@ func TestRateLimitKeptAcrossApply(t *testing.T) {
 				DirectResponse: &dataplanev1.DirectResponse{Status: 200},
 			})
 		}
-		s.Hash = snapshot.Hash(s)
+		s.Hash = dataplanev1.Hash(s)
 		return s
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"errors"
 	"fmt"
 	"net/netip"
@@ -8,7 +10,6 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 func compile(t *testing.T, listeners ...string) *compiled.Config {
@@ -17,7 +18,7 @@ func compile(t *testing.T, listeners ...string) *compiled.Config {
 	for i, l := range listeners {
 		y += fmt.Sprintf("- {name: l%d, address: 127.0.0.1, port: %s, protocol: HTTP, virtualHosts: [{name: v, routes: [{name: r, directResponse: {status: 200}}]}]}\n", i, l)
 	}
-	snap, err := snapshot.Parse([]byte(y))
+	snap, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}

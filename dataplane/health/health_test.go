@@ -16,7 +16,6 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 func TestObserveThresholds(t *testing.T) {
@@ -185,11 +184,11 @@ func (s *scripted) addr() netip.AddrPort { return netip.MustParseAddrPort(s.ln.A
 
 func compile(t *testing.T, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
-	snap, err := snapshot.Parse([]byte(y))
+	snap, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
 	cfg, err := compiled.Compile(snap, reg)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"bytes"
 	"fmt"
 	"net/netip"
@@ -9,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"github.com/flaxlb/flax/dataplane/snapshot"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 const testSnapshot = `
@@ -124,11 +126,11 @@ type harness struct {
 
 func compileTest(t testing.TB, y string) (*compiled.Config, *metrics.Registry) {
 	t.Helper()
-	snap, err := snapshot.Parse([]byte(y))
+	snap, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse snapshot: %v", err)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v", err)
 	}
 	reg := metrics.NewRegistry(1)

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"errors"
 	"net/netip"
 	"strconv"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // Rate limits here are one request per minute with a small burst, so that no
@@ -236,11 +237,11 @@ GROUP  endpoints: [{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80},
 // sessions, alternating between the two workers of the registry.
 func budgetHarnesses(t *testing.T, group string, n int) ([]*harness, *compiled.Group) {
 	t.Helper()
-	snap, err := snapshot.Parse([]byte(strings.Replace(budgetSnapshot, "GROUP", group, 1)))
+	snap, err := dataplanev1.Parse([]byte(strings.Replace(budgetSnapshot, "GROUP", group, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatal(err)
 	}
 	reg := metrics.NewRegistry(2)

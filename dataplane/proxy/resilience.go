@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"strconv"
 	"time"
 
@@ -247,7 +249,7 @@ func (s *Session) mirror() {
 		o.Close = true
 		o.KeepUpgrade = false
 		var body []byte
-		if in := &x.in; x.reqBodyDone && x.replayOff >= 0 && in.proc-x.replayOff <= compiled.DefaultMaxMirrorBody {
+		if in := &x.in; x.reqBodyDone && x.replayOff >= 0 && in.proc-x.replayOff <= dataplanev1.DefaultMaxMirrorBody {
 			body = in.buf[x.replayOff:in.proc]
 		} else {
 			o.DropFraming = true

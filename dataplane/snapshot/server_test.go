@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/dataplanetest"
 	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
@@ -175,20 +175,20 @@ func TestServerStream(t *testing.T) {
 	}
 
 	// A good snapshot is applied and acknowledged with its listeners' status.
-	good := validSnapshot(t)
+	good := dataplanetest.ValidSnapshot(t)
 	ack := wantAck(t, send(t, stream, snapshotMsg(good)), 7)
-	if ack.GetHash() != Hash(good) {
-		t.Errorf("Ack hash = %s, want %s", ack.GetHash(), Hash(good))
+	if ack.GetHash() != dataplanev1.Hash(good) {
+		t.Errorf("Ack hash = %s, want %s", ack.GetHash(), dataplanev1.Hash(good))
 	}
 	if len(ack.GetListeners()) != 3 || ack.GetListeners()[0].GetName() != "default/gw/http" || !ack.GetListeners()[0].GetBound() {
 		t.Errorf("Ack listeners = %v", ack.GetListeners())
 	}
-	if ts.applier.count() != 1 || ts.applier.last().GetHash() != Hash(good) {
+	if ts.applier.count() != 1 || ts.applier.last().GetHash() != dataplanev1.Hash(good) {
 		t.Errorf("applier got %d snapshots, last hash %s", ts.applier.count(), ts.applier.last().GetHash())
 	}
 
 	// A bad snapshot is rejected with the field at fault; the good one stays.
-	bad := validSnapshot(t)
+	bad := dataplanetest.ValidSnapshot(t)
 	bad.Version = 8
 	bad.Listeners[0].VirtualHosts[0].Routes[1].Matches[0].Path.Value = "api"
 	bad.Listeners[2].Port = 0
@@ -201,7 +201,7 @@ func TestServerStream(t *testing.T) {
 	if ts.applier.count() != 1 {
 		t.Errorf("applier called for a bad snapshot")
 	}
-	if cur := ts.srv.Current(); cur.GetVersion() != 7 || cur.GetHash() != Hash(good) {
+	if cur := ts.srv.Current(); cur.GetVersion() != 7 || cur.GetHash() != dataplanev1.Hash(good) {
 		t.Errorf("current = version %d hash %s, want the good snapshot", cur.GetVersion(), cur.GetHash())
 	}
 	if ts.logs.count("rejected controller message", "listeners[2].port") != 1 {
@@ -209,7 +209,7 @@ func TestServerStream(t *testing.T) {
 	}
 
 	// A snapshot whose hash does not match its content is rejected.
-	wrongHash := validSnapshot(t)
+	wrongHash := dataplanetest.ValidSnapshot(t)
 	wrongHash.Version, wrongHash.Hash = 9, strings.Repeat("a", 64)
 	wantNack(t, send(t, stream, snapshotMsg(wrongHash)), 9, rpc.Nack_INVALID, "hash: does not match")
 
@@ -219,7 +219,7 @@ func TestServerStream(t *testing.T) {
 		Endpoints: []*dataplanev1.Endpoint{{Address: "10.0.0.9", Port: 8080}},
 	}
 	ack = wantAck(t, send(t, stream, updateMsg(upd)), 10)
-	if ack.GetHash() == Hash(good) || ack.GetHash() != ts.srv.Current().GetHash() {
+	if ack.GetHash() == dataplanev1.Hash(good) || ack.GetHash() != ts.srv.Current().GetHash() {
 		t.Errorf("Ack hash after update = %s, want the new snapshot's", ack.GetHash())
 	}
 	if len(ack.GetListeners()) != 3 {
@@ -261,7 +261,7 @@ func TestServerStream(t *testing.T) {
 	if ts.applier.count() != applied {
 		t.Errorf("unchanged snapshot was reapplied")
 	}
-	if ack.GetHash() != Hash(same) || len(ack.GetListeners()) != 3 {
+	if ack.GetHash() != dataplanev1.Hash(same) || len(ack.GetListeners()) != 3 {
 		t.Errorf("Ack for unchanged snapshot = %v", ack)
 	}
 
@@ -281,13 +281,13 @@ func TestServerApplierFailures(t *testing.T) {
 		rpc.Nack_FULL_SNAPSHOT_REQUIRED, "no snapshot is applied yet")
 
 	ts.applier.setErrors(errors.New("compile failed"), nil)
-	wantNack(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7, rpc.Nack_APPLY_FAILED, "compile failed")
+	wantNack(t, send(t, stream, snapshotMsg(dataplanetest.ValidSnapshot(t))), 7, rpc.Nack_APPLY_FAILED, "compile failed")
 	if ts.srv.Current() != nil {
 		t.Fatal("a snapshot the applier rejected became current")
 	}
 
 	ts.applier.setErrors(nil, nil)
-	wantAck(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7)
+	wantAck(t, send(t, stream, snapshotMsg(dataplanetest.ValidSnapshot(t))), 7)
 
 	ts.applier.setErrors(nil, errors.New("pool busy"))
 	wantNack(t, send(t, stream, updateMsg(&dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 8, BackendGroup: "web"})), 8,
@@ -298,7 +298,7 @@ func TestServerApplierFailures(t *testing.T) {
 
 	// A listener that cannot be bound is reported in the Ack, not as a failure.
 	ts.applier.setErrors(nil, nil)
-	s := validSnapshot(t)
+	s := dataplanetest.ValidSnapshot(t)
 	s.Version = 9
 	s.Listeners[0].Port = 1
 	ack := wantAck(t, send(t, stream, snapshotMsg(s)), 9)
@@ -308,107 +308,6 @@ func TestServerApplierFailures(t *testing.T) {
 	if ts.logs.count("listener not bound", "permission denied") != 1 {
 		t.Errorf("unbound listener not logged:\n%s", ts.logs)
 	}
-}
-
-func TestListen(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "s.sock")
-
-	// A stale socket, left by a process that is gone, is replaced.
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	_ = stale.Close()
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatalf("Listen over a stale socket: %v", err)
-	}
-	if l.Addr().String() != path {
-		t.Errorf("Addr = %s, want %s", l.Addr(), path)
-	}
-	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("socket mode = %v (%v), want 0600", fi.Mode(), err)
-	}
-
-	// A socket in use is not taken over (after waiting for it to go quiet).
-	defer func(d time.Duration) { staleSocketWait = d }(staleSocketWait)
-	staleSocketWait = 300 * time.Millisecond
-	if l2, err := Listen(path); err == nil {
-		_ = l2.Close()
-		t.Error("Listen took over a socket in use")
-	} else if !strings.Contains(err.Error(), "in use") {
-		t.Errorf("Listen on a socket in use: %v", err)
-	}
-
-	// Closing removes the socket.
-	_ = l.Close()
-	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("socket exists after Close: %v", err)
-	}
-
-	// A file that is not a socket is left alone.
-	file := filepath.Join(dir, "file")
-	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Listen(file); err == nil || !strings.Contains(err.Error(), "not a socket") {
-		t.Errorf("Listen on a regular file: %v", err)
-	}
-	if data, _ := os.ReadFile(file); string(data) != "keep" {
-		t.Error("Listen changed a regular file")
-	}
-
-	// A missing directory is an error.
-	if _, err := Listen(filepath.Join(dir, "missing", "s.sock")); err == nil {
-		t.Error("Listen in a missing directory succeeded")
-	}
-}
-
-func TestListenLongPath(t *testing.T) {
-	// A path short enough for a socket but too long for the detour through a
-	// temporary directory still gets a 0600 socket.
-	dir := t.TempDir()
-	pad := 95 - len(dir) - 1
-	if pad < 1 {
-		t.Skipf("temporary directory %s is too long for this test", dir)
-	}
-	dir = filepath.Join(dir, strings.Repeat("d", pad))
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "s.sock")
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatalf("Listen(%d-byte path): %v", len(path), err)
-	}
-	defer l.Close()
-	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != fs.ModeSocket {
-		t.Errorf("socket mode = %v (%v), want a 0600 socket", fi.Mode(), err)
-	}
-	conn, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatalf("dialing the socket: %v", err)
-	}
-	_ = conn.Close()
-}
-
-// TestListenWaitsForDyingServer: a server that still accepts for a moment (a dataplane
-// whose threads are exiting) does not stop a restart from taking the socket.
-func TestListenWaitsForDyingServer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "dp.sock")
-	old, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.(*net.UnixListener).SetUnlinkOnClose(false) // a killed process leaves its file behind
-	time.AfterFunc(300*time.Millisecond, func() { _ = old.Close() })
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatalf("Listen after the old server went away: %v", err)
-	}
-	_ = l.Close()
 }
 
 func TestServerHealth(t *testing.T) {
@@ -434,7 +333,7 @@ func TestServerHealth(t *testing.T) {
 		t.Errorf("liveness = %v, want SERVING", got)
 	}
 	stream, _ := ts.open(t)
-	wantAck(t, send(t, stream, snapshotMsg(validSnapshot(t))), 7)
+	wantAck(t, send(t, stream, snapshotMsg(dataplanetest.ValidSnapshot(t))), 7)
 	for _, svc := range []string{ReadinessService, ""} {
 		if got := check(svc); got != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("Check(%q) after a snapshot = %v, want SERVING", svc, got)

@@ -174,23 +174,23 @@ func (w *Watcher) check(ctx context.Context, force bool) error {
 
 // apply parses, validates and applies data, the content of the file.
 func (w *Watcher) apply(ctx context.Context, data []byte, force bool) error {
-	snap, err := Parse(data)
+	snap, err := dataplanev1.Parse(data)
 	if err != nil {
 		return w.fail(err)
 	}
-	if err := Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		return w.fail(fmt.Errorf("invalid config: %w", err))
 	}
 	current := w.Current()
-	hash := Hash(snap)
+	hash := dataplanev1.Hash(snap)
 	if !force && current != nil && current.GetHash() == hash {
 		w.succeed(current)
 		w.log.V(1).Info("config content unchanged; not reapplied", "version", current.GetVersion())
 		return nil
 	}
-	snap = withHash(snap, hash)
+	snap = dataplanev1.WithHash(snap, hash)
 	if snap.GetVersion() == 0 {
-		snap = ShallowCopy(snap)
+		snap = dataplanev1.ShallowCopy(snap)
 		snap.Version = current.GetVersion() + 1
 	}
 	listeners, err := w.applier.Apply(ctx, snap)

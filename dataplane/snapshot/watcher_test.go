@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 // runWatcher starts a watcher of path polling every few milliseconds; it is
@@ -38,7 +40,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func TestWatcher(t *testing.T) {
-	example, err := os.ReadFile(exampleYAMLPath)
+	example, err := os.ReadFile("../../examples/standalone.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestWatcher(t *testing.T) {
 	// The good file is applied, with a version assigned.
 	eventually(t, "the first config is applied", func() bool { return applier.count() == 1 })
 	first := w.Current()
-	if first.GetVersion() != 1 || first.GetHash() != Hash(first) || w.LastError() != nil {
+	if first.GetVersion() != 1 || first.GetHash() != dataplanev1.Hash(first) || w.LastError() != nil {
 		t.Fatalf("after the first config: version %d, hash %q, last error %v", first.GetVersion(), first.GetHash(), w.LastError())
 	}
 	if logs.count("applied config", `"version"=1`) != 1 {

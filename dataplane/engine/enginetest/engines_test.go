@@ -1,6 +1,8 @@
 package enginetest
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"bufio"
 	"context"
 	"io"
@@ -17,7 +19,6 @@ import (
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/metrics"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // workers is the number of workers of every engine under test: more than one,
@@ -101,11 +102,11 @@ func (te *testEngine) apply(cfg *compiled.Config) {
 
 func compileYAML(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
-	snap, err := snapshot.Parse([]byte(y))
+	snap, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse snapshot: %v\n%s", err, y)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v\n%s", err, y)
 	}
 	cfg, err := compiled.Compile(snap, reg)

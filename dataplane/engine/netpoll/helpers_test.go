@@ -1,6 +1,8 @@
 package netpoll
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"bufio"
 	"context"
 	"crypto/ecdsa"
@@ -28,7 +30,6 @@ import (
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // freePort returns a TCP port free on 127.0.0.1 right now.
@@ -53,11 +54,11 @@ type testEngine struct {
 
 func compileYAML(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
-	snap, err := snapshot.Parse([]byte(y))
+	snap, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse snapshot: %v\n%s", err, y)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v\n%s", err, y)
 	}
 	cfg, err := compiled.Compile(snap, reg)

@@ -31,7 +31,6 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // setup starts an engine (2 workers), one backend and applies the test
@@ -593,7 +592,7 @@ func TestTCPListener(t *testing.T) {
 
 func TestHTTPSListenerNotServed(t *testing.T) {
 	te := startEngine(t, 1, proxy.Options{})
-	snap, err := snapshot.Parse([]byte(snapshotYAML(freePort(t), []netip.AddrPort{deadAddr(t)}, deadAddr(t), "")))
+	snap, err := dataplanev1.Parse([]byte(snapshotYAML(freePort(t), []netip.AddrPort{deadAddr(t)}, deadAddr(t), "")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,7 +600,7 @@ func TestHTTPSListenerNotServed(t *testing.T) {
 	l := snap.Listeners[0]
 	l.Protocol = dataplanev1.Listener_HTTPS
 	l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := compiled.Compile(snap, te.reg)

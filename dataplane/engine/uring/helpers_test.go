@@ -18,12 +18,12 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // skipWithoutUring skips tests on machines where io_uring is unusable.
@@ -95,11 +95,11 @@ backendGroups:
 
 func compile(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
 	t.Helper()
-	snap, err := snapshot.Parse([]byte(y))
+	snap, err := dataplanev1.Parse([]byte(y))
 	if err != nil {
 		t.Fatalf("parse snapshot: %v\n%s", err, y)
 	}
-	if err := snapshot.Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("validate snapshot: %v", err)
 	}
 	cfg, err := compiled.Compile(snap, reg)

@@ -3,6 +3,8 @@
 package uring
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -364,7 +366,7 @@ func (w *worker) release(sl *slot) {
 		w.closeUp(ui, u)
 		return
 	}
-	maxIdle, idle := compiled.DefaultMaxIdlePerEndpoint, compiled.DefaultIdleTimeout
+	maxIdle, idle := dataplanev1.DefaultMaxIdlePerEndpoint, dataplanev1.DefaultIdleTimeout
 	if g := u.grp; g != nil {
 		maxIdle, idle = g.MaxIdlePerEndpoint, g.IdleTimeout
 	}

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1
 
 import (
 	"bytes"
@@ -16,13 +16,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"sigs.k8s.io/yaml"
-
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 // Load reads the YAML snapshot file at path and decodes it with Parse. It does not
 // validate the snapshot; call Validate for that.
-func Load(path string) (*dataplanev1.Snapshot, error) {
+func Load(path string) (*Snapshot, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading snapshot file: %w", err)
@@ -40,7 +38,7 @@ func Load(path string) (*dataplanev1.Snapshot, error) {
 // ("0.250s"). Unknown fields, duplicate keys and values of the wrong type are
 // errors naming the field's path. Parse does not validate the snapshot; call
 // Validate for that.
-func Parse(data []byte) (*dataplanev1.Snapshot, error) {
+func Parse(data []byte) (*Snapshot, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("snapshot document is empty")
 	}
@@ -64,7 +62,7 @@ func Parse(data []byte) (*dataplanev1.Snapshot, error) {
 	if js, err = json.Marshal(doc); err != nil {
 		return nil, fmt.Errorf("decoding snapshot: %w", err)
 	}
-	snap := &dataplanev1.Snapshot{}
+	snap := &Snapshot{}
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(js, snap); err != nil {
 		return nil, fmt.Errorf("decoding snapshot: %s", trimProtojsonError(err))
 	}
@@ -73,7 +71,7 @@ func Parse(data []byte) (*dataplanev1.Snapshot, error) {
 
 // MarshalYAML encodes snap in the YAML form that Parse decodes, with durations
 // written as Go durations ("1m30s").
-func MarshalYAML(snap *dataplanev1.Snapshot) ([]byte, error) {
+func MarshalYAML(snap *Snapshot) ([]byte, error) {
 	js, err := protojson.Marshal(snap)
 	if err != nil {
 		return nil, fmt.Errorf("encoding snapshot: %w", err)
@@ -94,7 +92,7 @@ func MarshalYAML(snap *dataplanev1.Snapshot) ([]byte, error) {
 
 // snapshotDescriptor describes the Snapshot message.
 func snapshotDescriptor() protoreflect.MessageDescriptor {
-	return (&dataplanev1.Snapshot{}).ProtoReflect().Descriptor()
+	return (&Snapshot{}).ProtoReflect().Descriptor()
 }
 
 // decodeJSON decodes js into maps, slices and json.Numbers.

@@ -1,6 +1,8 @@
-package snapshot
+package dataplanev1_test
 
 import (
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +11,7 @@ import (
 // The YAML form of rate limits and retry budgets: protojson and proto field names,
 // durations as strings.
 func TestParseRateLimitAndRetryBudget(t *testing.T) {
-	snap, err := Parse([]byte(`
+	snap, err := dataplanev1.Parse([]byte(`
 listeners:
 - name: l
   port: 80
@@ -33,7 +35,7 @@ backendGroups:
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if err := Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	routes := snap.GetListeners()[0].GetVirtualHosts()[0].GetRoutes()
@@ -52,7 +54,7 @@ backendGroups:
 	if h.GetRetryBudget() == nil {
 		t.Error("empty retry budget parsed as unset")
 	}
-	y, err := MarshalYAML(snap)
+	y, err := dataplanev1.MarshalYAML(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +108,11 @@ backendGroups:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			y := strings.NewReplacer("LIMIT_A", tc.a, "LIMIT_B", tc.b, "BUDGET", tc.budget).Replace(base)
-			snap, err := Parse([]byte(y))
+			snap, err := dataplanev1.Parse([]byte(y))
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			lines := errorLines(Validate(snap))
+			lines := errorLines(dataplanev1.Validate(snap))
 			if len(lines) != len(tc.want) {
 				t.Fatalf("errors:\n%s\nwant %d", strings.Join(lines, "\n"), len(tc.want))
 			}
@@ -125,11 +127,11 @@ backendGroups:
 
 // The rate limit example is a valid snapshot that uses what it describes.
 func TestLoadRateLimitExample(t *testing.T) {
-	snap, err := Load("../../examples/ratelimit.yaml")
+	snap, err := dataplanev1.Load("../../../examples/ratelimit.yaml")
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if err := Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	buckets := map[string]int{}

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1
 
 import (
 	"crypto/sha256"
@@ -7,8 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 // Hash returns the content hash of snap: the lowercase hex SHA-256 of the
@@ -16,7 +14,7 @@ import (
 // snapshots that differ only in Version or Hash have the same hash. snap is not
 // modified. Hash returns "" if snap cannot be serialized (a string field holds
 // invalid UTF-8), which Validate reports as an error.
-func Hash(snap *dataplanev1.Snapshot) string {
+func Hash(snap *Snapshot) string {
 	h, err := computeHash(snap)
 	if err != nil {
 		return ""
@@ -25,7 +23,7 @@ func Hash(snap *dataplanev1.Snapshot) string {
 }
 
 // computeHash is Hash with the serialization error.
-func computeHash(snap *dataplanev1.Snapshot) (string, error) {
+func computeHash(snap *Snapshot) (string, error) {
 	content := ShallowCopy(snap)
 	content.Version = 0
 	content.Hash = ""
@@ -53,9 +51,9 @@ func ShallowCopy[T proto.Message](m T) T {
 	return dst.Interface().(T)
 }
 
-// withHash returns a shallow copy of snap with Hash set to hash, or snap itself if
+// WithHash returns a shallow copy of snap with Hash set to hash, or snap itself if
 // it already carries that hash.
-func withHash(snap *dataplanev1.Snapshot, hash string) *dataplanev1.Snapshot {
+func WithHash(snap *Snapshot, hash string) *Snapshot {
 	if snap.GetHash() == hash {
 		return snap
 	}

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1
 
 import (
 	"errors"
@@ -6,8 +6,6 @@ import (
 	"slices"
 
 	"google.golang.org/protobuf/proto"
-
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 // Errors of ApplyEndpointUpdate that mean the update does not fit the base
@@ -30,7 +28,7 @@ var (
 // rest of base is assumed valid. base and upd are not modified; the result shares
 // every sub-message except the updated group with base (and copies the endpoints
 // of upd), so neither may be modified afterwards.
-func ApplyEndpointUpdate(base *dataplanev1.Snapshot, upd *dataplanev1.EndpointUpdate) (*dataplanev1.Snapshot, error) {
+func ApplyEndpointUpdate(base *Snapshot, upd *EndpointUpdate) (*Snapshot, error) {
 	if base == nil {
 		return nil, errors.New("applying endpoint update: base snapshot is nil")
 	}
@@ -45,14 +43,14 @@ func ApplyEndpointUpdate(base *dataplanev1.Snapshot, upd *dataplanev1.EndpointUp
 		return nil, fmt.Errorf("applying endpoint update: version %d must be greater than base version %d",
 			upd.GetVersion(), upd.GetBaseVersion())
 	}
-	idx := slices.IndexFunc(base.GetBackendGroups(), func(g *dataplanev1.BackendGroup) bool {
+	idx := slices.IndexFunc(base.GetBackendGroups(), func(g *BackendGroup) bool {
 		return g.GetName() == upd.GetBackendGroup()
 	})
 	if idx < 0 {
 		return nil, fmt.Errorf("applying endpoint update: %w: %q in snapshot version %d",
 			ErrUnknownBackendGroup, upd.GetBackendGroup(), base.GetVersion())
 	}
-	endpoints := make([]*dataplanev1.Endpoint, len(upd.GetEndpoints()))
+	endpoints := make([]*Endpoint, len(upd.GetEndpoints()))
 	for i, e := range upd.GetEndpoints() {
 		endpoints[i] = proto.CloneOf(e)
 	}

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1_test
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 // appliedSnapshot returns validSnapshot with its hash set, as a Server keeps it.
 func appliedSnapshot(t *testing.T) *dataplanev1.Snapshot {
 	s := validSnapshot(t)
-	s.Hash = Hash(s)
+	s.Hash = dataplanev1.Hash(s)
 	return s
 }
 
@@ -29,7 +29,7 @@ func TestApplyEndpointUpdate(t *testing.T) {
 			{Address: "fd00::3", Port: 9000},
 		},
 	}
-	next, err := ApplyEndpointUpdate(base, upd)
+	next, err := dataplanev1.ApplyEndpointUpdate(base, upd)
 	if err != nil {
 		t.Fatalf("ApplyEndpointUpdate: %v", err)
 	}
@@ -39,10 +39,10 @@ func TestApplyEndpointUpdate(t *testing.T) {
 	if next.GetVersion() != 8 {
 		t.Errorf("version = %d, want 8", next.GetVersion())
 	}
-	if next.GetHash() != Hash(next) || next.GetHash() == base.GetHash() {
-		t.Errorf("hash = %s, want the new content's hash %s (base %s)", next.GetHash(), Hash(next), base.GetHash())
+	if next.GetHash() != dataplanev1.Hash(next) || next.GetHash() == base.GetHash() {
+		t.Errorf("hash = %s, want the new content's hash %s (base %s)", next.GetHash(), dataplanev1.Hash(next), base.GetHash())
 	}
-	if err := Validate(next); err != nil {
+	if err := dataplanev1.Validate(next); err != nil {
 		t.Errorf("Validate(result) = %v", err)
 	}
 	if got := next.GetBackendGroups()[1].GetEndpoints(); len(got) != 2 || !proto.Equal(got[0], upd.Endpoints[0]) || !proto.Equal(got[1], upd.Endpoints[1]) {
@@ -64,7 +64,7 @@ func TestApplyEndpointUpdate(t *testing.T) {
 	}
 
 	// An update may remove all endpoints, and chain on the previous result.
-	next2, err := ApplyEndpointUpdate(next, &dataplanev1.EndpointUpdate{BaseVersion: 8, Version: 9, BackendGroup: "web"})
+	next2, err := dataplanev1.ApplyEndpointUpdate(next, &dataplanev1.EndpointUpdate{BaseVersion: 8, Version: 9, BackendGroup: "web"})
 	if err != nil {
 		t.Fatalf("second ApplyEndpointUpdate: %v", err)
 	}
@@ -77,9 +77,9 @@ func TestApplyEndpointUpdate(t *testing.T) {
 	expected.BackendGroups[0].Endpoints = before.BackendGroups[0].Endpoints
 	upd3 := &dataplanev1.EndpointUpdate{
 		BaseVersion: 9, Version: 10, BackendGroup: "web",
-		Endpoints: before.BackendGroups[0].Endpoints, Hash: Hash(expected),
+		Endpoints: before.BackendGroups[0].Endpoints, Hash: dataplanev1.Hash(expected),
 	}
-	if next3, err := ApplyEndpointUpdate(next2, upd3); err != nil {
+	if next3, err := dataplanev1.ApplyEndpointUpdate(next2, upd3); err != nil {
 		t.Errorf("update with the right expected hash: %v", err)
 	} else if next3.GetHash() != upd3.Hash {
 		t.Errorf("hash = %s, want %s", next3.GetHash(), upd3.Hash)
@@ -95,7 +95,7 @@ func TestApplyEndpointUpdateErrors(t *testing.T) {
 	}{
 		{
 			"base version mismatch", &dataplanev1.EndpointUpdate{BaseVersion: 6, Version: 8, BackendGroup: "api"},
-			ErrBaseVersionMismatch, "the update is for version 6, the snapshot is version 7",
+			dataplanev1.ErrBaseVersionMismatch, "the update is for version 6, the snapshot is version 7",
 		},
 		{
 			"version not newer", &dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 7, BackendGroup: "api"},
@@ -103,7 +103,7 @@ func TestApplyEndpointUpdateErrors(t *testing.T) {
 		},
 		{
 			"unknown group", &dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 8, BackendGroup: "nope"},
-			ErrUnknownBackendGroup, `"nope"`,
+			dataplanev1.ErrUnknownBackendGroup, `"nope"`,
 		},
 		{
 			"invalid endpoint", &dataplanev1.EndpointUpdate{
@@ -121,13 +121,13 @@ func TestApplyEndpointUpdateErrors(t *testing.T) {
 		},
 		{
 			"hash mismatch", &dataplanev1.EndpointUpdate{BaseVersion: 7, Version: 8, BackendGroup: "api", Hash: "abc"},
-			ErrHashMismatch, "the update expects abc",
+			dataplanev1.ErrHashMismatch, "the update expects abc",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base := appliedSnapshot(t)
 			before := clone(base)
-			next, err := ApplyEndpointUpdate(base, tc.upd)
+			next, err := dataplanev1.ApplyEndpointUpdate(base, tc.upd)
 			if err == nil {
 				t.Fatalf("ApplyEndpointUpdate succeeded with %v", next)
 			}
@@ -142,10 +142,10 @@ func TestApplyEndpointUpdateErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ApplyEndpointUpdate(nil, &dataplanev1.EndpointUpdate{}); err == nil {
+	if _, err := dataplanev1.ApplyEndpointUpdate(nil, &dataplanev1.EndpointUpdate{}); err == nil {
 		t.Error("nil base accepted")
 	}
-	if _, err := ApplyEndpointUpdate(appliedSnapshot(t), nil); err == nil {
+	if _, err := dataplanev1.ApplyEndpointUpdate(appliedSnapshot(t), nil); err == nil {
 		t.Error("nil update accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1_test
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ func TestRoundTripYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := Parse(exampleYAML)
+	example, err := dataplanev1.Parse(exampleYAML)
 	if err != nil {
 		t.Fatalf("Parse(example): %v", err)
 	}
@@ -30,11 +30,11 @@ func TestRoundTripYAML(t *testing.T) {
 		"empty":   {},
 	} {
 		t.Run(name, func(t *testing.T) {
-			y1, err := MarshalYAML(snap)
+			y1, err := dataplanev1.MarshalYAML(snap)
 			if err != nil {
 				t.Fatalf("MarshalYAML: %v", err)
 			}
-			got, err := Parse(y1)
+			got, err := dataplanev1.Parse(y1)
 			if name == "empty" {
 				// An empty snapshot marshals to "{}", which is a valid document.
 				if err != nil {
@@ -47,7 +47,7 @@ func TestRoundTripYAML(t *testing.T) {
 				t.Fatalf("YAML -> proto -> YAML -> proto changed the snapshot:\n%s\nYAML:\n%s",
 					cmpDiff(snap, got), y1)
 			}
-			y2, err := MarshalYAML(got)
+			y2, err := dataplanev1.MarshalYAML(got)
 			if err != nil {
 				t.Fatalf("MarshalYAML: %v", err)
 			}
@@ -59,7 +59,7 @@ func TestRoundTripYAML(t *testing.T) {
 }
 
 func TestParseForms(t *testing.T) {
-	snap, err := Parse([]byte(`
+	snap, err := dataplanev1.Parse([]byte(`
 version: 3
 listeners:
   - name: l
@@ -97,7 +97,7 @@ backendGroups:
 	if snap.GetVersion() != 3 || !snap.GetBackendGroups()[0].GetEndpoints()[0].GetConditions().GetReady() {
 		t.Errorf("unexpected snapshot %v", snap)
 	}
-	if err := Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
 }
@@ -133,7 +133,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad base64", "listeners:\n- certificates:\n  - certPem: '!!not base64!!'\n", []string{"decoding snapshot", "certPem"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.yaml))
+			_, err := dataplanev1.Parse([]byte(tc.yaml))
 			if err == nil {
 				t.Fatalf("Parse succeeded, want error containing %q", tc.want)
 			}
@@ -150,11 +150,11 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestLoadExample(t *testing.T) {
-	snap, err := Load(exampleYAMLPath)
+	snap, err := dataplanev1.Load(exampleYAMLPath)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if err := Validate(snap); err != nil {
+	if err := dataplanev1.Validate(snap); err != nil {
 		t.Fatalf("Validate(example): %v", err)
 	}
 	if n := len(snap.GetListeners()); n != 1 {
@@ -212,14 +212,14 @@ func TestLoadExample(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "reading snapshot file") {
+	if _, err := dataplanev1.Load(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "reading snapshot file") {
 		t.Errorf("Load(missing) error = %v, want a read error", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("listeners:\n- nme: x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Load(bad)
+	_, err := dataplanev1.Load(bad)
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "listeners[0].nme: unknown field") {
 		t.Errorf("Load(bad) error = %v, want it to name the file and the field", err)
 	}

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1_test
 
 import (
 	"crypto/sha256"
@@ -15,7 +15,7 @@ func TestHashEmpty(t *testing.T) {
 	sum := sha256.Sum256(nil)
 	want := hex.EncodeToString(sum[:])
 	for _, s := range []*dataplanev1.Snapshot{nil, {}, {Version: 9, Hash: "x"}} {
-		if got := Hash(s); got != want {
+		if got := dataplanev1.Hash(s); got != want {
 			t.Errorf("Hash(%v) = %s, want %s", s, got, want)
 		}
 	}
@@ -23,47 +23,47 @@ func TestHashEmpty(t *testing.T) {
 
 func TestHashDeterministic(t *testing.T) {
 	s := validSnapshot(t)
-	h := Hash(s)
+	h := dataplanev1.Hash(s)
 	if len(h) != 64 {
 		t.Fatalf("Hash = %q, want 64 hex digits", h)
 	}
 	for i := 0; i < 20; i++ {
-		if got := Hash(s); got != h {
+		if got := dataplanev1.Hash(s); got != h {
 			t.Fatalf("Hash changed between calls: %s then %s", h, got)
 		}
 	}
-	if got := Hash(clone(s)); got != h {
+	if got := dataplanev1.Hash(clone(s)); got != h {
 		t.Errorf("Hash(clone) = %s, want %s", got, h)
 	}
 	// A snapshot built separately, and one that went through YAML, hash the same.
-	if got := Hash(validSnapshot(t)); got != h {
+	if got := dataplanev1.Hash(validSnapshot(t)); got != h {
 		t.Errorf("Hash(rebuilt) = %s, want %s", got, h)
 	}
-	y, err := MarshalYAML(s)
+	y, err := dataplanev1.MarshalYAML(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := Parse(y)
+	parsed, err := dataplanev1.Parse(y)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Hash(parsed); got != h {
+	if got := dataplanev1.Hash(parsed); got != h {
 		t.Errorf("Hash(after YAML round trip) = %s, want %s", got, h)
 	}
 	// Version and hash are not part of the content.
 	other := clone(s)
 	other.Version, other.Hash = 12345, "whatever"
-	if got := Hash(other); got != h {
+	if got := dataplanev1.Hash(other); got != h {
 		t.Errorf("Hash with another version/hash = %s, want %s", got, h)
 	}
-	// Hash does not modify its argument.
+	// dataplanev1.Hash does not modify its argument.
 	if s.Version != 7 || s.Hash != "" || !proto.Equal(s, validSnapshot(t)) {
 		t.Errorf("Hash modified its argument")
 	}
 }
 
 func TestHashSensitive(t *testing.T) {
-	base := Hash(validSnapshot(t))
+	base := dataplanev1.Hash(validSnapshot(t))
 	seen := map[string]string{base: "base"}
 	for name, mutate := range map[string]func(s *dataplanev1.Snapshot){
 		"listener port":  func(s *dataplanev1.Snapshot) { s.Listeners[0].Port++ },
@@ -85,7 +85,7 @@ func TestHashSensitive(t *testing.T) {
 	} {
 		s := validSnapshot(t)
 		mutate(s)
-		h := Hash(s)
+		h := dataplanev1.Hash(s)
 		if prev, dup := seen[h]; dup {
 			t.Errorf("%s: hash %s equals the hash of %s", name, h, prev)
 		}

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1
 
 import (
 	"crypto/sha256"
@@ -11,34 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-)
-
-// MaxValidationErrors is the number of problems Validate reports at most; further
-// problems are summarized in one last error.
-const MaxValidationErrors = 50
-
-// Limits enforced by Validate.
-const (
-	// MaxWeight is the largest backend or endpoint weight.
-	MaxWeight = 1_000_000
-	// MaxRetryAttempts is the largest RetryPolicy.attempts.
-	MaxRetryAttempts = 10
-	// maxPathLength bounds path values and regular expressions.
-	maxPathLength = 1024
-	// maxHeaderValueLength bounds header values in matches and modifiers.
-	maxHeaderValueLength = 4096
-	// maxDirectResponseBody bounds DirectResponse.body.
-	maxDirectResponseBody = 1 << 20
-	// MinRateLimitInterval and MaxRateLimitInterval bound LocalRateLimit.interval.
-	MinRateLimitInterval = time.Millisecond
-	MaxRateLimitInterval = 24 * time.Hour
 )
 
 // FieldError is one problem with one field of a snapshot. Field is the path of the
@@ -66,7 +42,7 @@ func (e *FieldError) Error() string {
 // unknown to this dataplane, and Hash, if set,
 // matches the content. It returns nil or the errors.Join of up to
 // MaxValidationErrors *FieldError values, each naming the path of its field.
-func Validate(snap *dataplanev1.Snapshot) error {
+func Validate(snap *Snapshot) error {
 	if snap == nil {
 		return errors.New("snapshot is nil")
 	}
@@ -89,7 +65,7 @@ func Validate(snap *dataplanev1.Snapshot) error {
 
 // validateEndpoints validates the endpoints of the backend group at index group,
 // as ApplyEndpointUpdate replaced them.
-func validateEndpoints(group int, endpoints []*dataplanev1.Endpoint) error {
+func validateEndpoints(group int, endpoints []*Endpoint) error {
 	v := &validator{}
 	p := root.item("backendGroups", group)
 	for i, e := range endpoints {
@@ -139,7 +115,7 @@ type validator struct {
 // bucketUse is the first rate limit naming a bucket.
 type bucketUse struct {
 	path  fieldPath
-	limit *dataplanev1.LocalRateLimit
+	limit *LocalRateLimit
 }
 
 // add records a problem with the field at p.
@@ -206,7 +182,7 @@ func (v *validator) enumValue(p fieldPath, ed protoreflect.EnumDescriptor, n pro
 }
 
 // listeners validates the listeners of a snapshot.
-func (v *validator) listeners(ls []*dataplanev1.Listener) {
+func (v *validator) listeners(ls []*Listener) {
 	names := map[string]int{}
 	binds := map[string]int{}
 	for i, l := range ls {
@@ -234,17 +210,17 @@ func (v *validator) listeners(ls []*dataplanev1.Listener) {
 		}
 
 		switch l.GetProtocol() {
-		case dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
+		case Listener_PROTOCOL_UNSPECIFIED:
 			v.add(p.child("protocol"), "must be set to HTTP, HTTPS or TCP")
-		case dataplanev1.Listener_HTTP:
+		case Listener_HTTP:
 			if len(l.GetCertificates()) > 0 {
 				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS")
 			}
-		case dataplanev1.Listener_HTTPS:
+		case Listener_HTTPS:
 			if len(l.GetCertificates()) == 0 {
 				v.add(p.child("certificates"), "an HTTPS listener needs at least one certificate")
 			}
-		case dataplanev1.Listener_TCP:
+		case Listener_TCP:
 			if len(l.GetCertificates()) > 0 {
 				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS")
 			}
@@ -255,7 +231,7 @@ func (v *validator) listeners(ls []*dataplanev1.Listener) {
 				v.add(p.child("tcpRoute"), "a TCP listener needs a tcpRoute")
 			}
 		}
-		if l.GetTcpRoute() != nil && l.GetProtocol() != dataplanev1.Listener_TCP {
+		if l.GetTcpRoute() != nil && l.GetProtocol() != Listener_TCP {
 			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
 		}
 		v.certificates(p, l.GetCertificates())
@@ -281,7 +257,7 @@ func (v *validator) uniqueName(p fieldPath, name string, seen map[string]int, i 
 }
 
 // certificates validates the certificates of listener p.
-func (v *validator) certificates(p fieldPath, certs []*dataplanev1.TLSCertificate) {
+func (v *validator) certificates(p fieldPath, certs []*TLSCertificate) {
 	names := map[string]int{}
 	defaultCert := -1
 	for i, c := range certs {
@@ -360,7 +336,7 @@ func checkKeyPair(certPEM, keyPEM []byte) error {
 }
 
 // virtualHosts validates the virtual hosts of listener p.
-func (v *validator) virtualHosts(p fieldPath, vhs []*dataplanev1.VirtualHost) {
+func (v *validator) virtualHosts(p fieldPath, vhs []*VirtualHost) {
 	names := map[string]int{}
 	hosts := map[string]int{}
 	catchAll := -1
@@ -393,7 +369,7 @@ func (v *validator) virtualHosts(p fieldPath, vhs []*dataplanev1.VirtualHost) {
 }
 
 // route validates one route.
-func (v *validator) route(p fieldPath, r *dataplanev1.Route) {
+func (v *validator) route(p fieldPath, r *Route) {
 	if r.GetName() == "" {
 		v.add(p.child("name"), "must not be empty")
 	}
@@ -404,9 +380,9 @@ func (v *validator) route(p fieldPath, r *dataplanev1.Route) {
 	for i, b := range r.GetBackends() {
 		bp := p.item("backends", i)
 		switch t := b.GetTarget().(type) {
-		case *dataplanev1.WeightedBackend_BackendGroup:
+		case *WeightedBackend_BackendGroup:
 			v.groupRef(bp.child("backendGroup"), t.BackendGroup)
-		case *dataplanev1.WeightedBackend_DirectResponse:
+		case *WeightedBackend_DirectResponse:
 			v.directResponse(bp.child("directResponse"), t.DirectResponse)
 		default:
 			v.add(bp, "must set backendGroup or directResponse")
@@ -440,10 +416,10 @@ func (v *validator) route(p fieldPath, r *dataplanev1.Route) {
 	if sa := r.GetSessionAffinity(); sa != nil {
 		sp := p.child("sessionAffinity")
 		switch k := sa.GetKind().(type) {
-		case *dataplanev1.SessionAffinity_Cookie:
+		case *SessionAffinity_Cookie:
 			v.token(sp.child("cookie").child("name"), k.Cookie.GetName())
 			v.duration(sp.child("cookie").child("ttl"), k.Cookie.GetTtl())
-		case *dataplanev1.SessionAffinity_Header:
+		case *SessionAffinity_Header:
 			v.token(sp.child("header").child("name"), k.Header.GetName())
 		default:
 			v.add(sp, "must set cookie or header")
@@ -452,17 +428,17 @@ func (v *validator) route(p fieldPath, r *dataplanev1.Route) {
 }
 
 // match validates one route match.
-func (v *validator) match(p fieldPath, m *dataplanev1.RouteMatch) {
+func (v *validator) match(p fieldPath, m *RouteMatch) {
 	if pm := m.GetPath(); pm != nil {
 		pp := p.child("path")
 		switch pm.GetType() {
-		case dataplanev1.PathMatch_TYPE_UNSPECIFIED:
+		case PathMatch_TYPE_UNSPECIFIED:
 			v.add(pp.child("type"), "must be set to EXACT, PATH_PREFIX or REGULAR_EXPRESSION")
-		case dataplanev1.PathMatch_EXACT, dataplanev1.PathMatch_PATH_PREFIX:
+		case PathMatch_EXACT, PathMatch_PATH_PREFIX:
 			if problem := checkMatchPath(pm.GetValue()); problem != "" {
 				v.add(pp.child("value"), problem)
 			}
-		case dataplanev1.PathMatch_REGULAR_EXPRESSION:
+		case PathMatch_REGULAR_EXPRESSION:
 			v.regex(pp.child("value"), pm.GetValue())
 		}
 	}
@@ -478,11 +454,11 @@ func (v *validator) match(p fieldPath, m *dataplanev1.RouteMatch) {
 			}
 		}
 		switch h.GetType() {
-		case dataplanev1.HeaderMatch_TYPE_UNSPECIFIED:
+		case HeaderMatch_TYPE_UNSPECIFIED:
 			v.add(hp.child("type"), "must be set to EXACT or REGULAR_EXPRESSION")
-		case dataplanev1.HeaderMatch_EXACT:
+		case HeaderMatch_EXACT:
 			v.headerValue(hp.child("value"), h.GetValue())
-		case dataplanev1.HeaderMatch_REGULAR_EXPRESSION:
+		case HeaderMatch_REGULAR_EXPRESSION:
 			v.regex(hp.child("value"), h.GetValue())
 		}
 	}
@@ -504,13 +480,13 @@ func (v *validator) match(p fieldPath, m *dataplanev1.RouteMatch) {
 			}
 		}
 		switch q.GetType() {
-		case dataplanev1.QueryParamMatch_TYPE_UNSPECIFIED:
+		case QueryParamMatch_TYPE_UNSPECIFIED:
 			v.add(qp.child("type"), "must be set to EXACT or REGULAR_EXPRESSION")
-		case dataplanev1.QueryParamMatch_EXACT:
+		case QueryParamMatch_EXACT:
 			if strings.ContainsFunc(q.GetValue(), isControl) {
 				v.add(qp.child("value"), "must not contain control characters")
 			}
-		case dataplanev1.QueryParamMatch_REGULAR_EXPRESSION:
+		case QueryParamMatch_REGULAR_EXPRESSION:
 			v.regex(qp.child("value"), q.GetValue())
 		}
 	}
@@ -521,7 +497,7 @@ func (v *validator) match(p fieldPath, m *dataplanev1.RouteMatch) {
 
 // filters validates the filters of route r (or of one of its backends when
 // onRoute is false) at p.
-func (v *validator) filters(p fieldPath, fs []*dataplanev1.RouteFilter, r *dataplanev1.Route, onRoute bool) {
+func (v *validator) filters(p fieldPath, fs []*RouteFilter, r *Route, onRoute bool) {
 	seen := map[string]int{}
 	once := func(fp fieldPath, kind string, i int) {
 		if j, dup := seen[kind]; dup {
@@ -533,13 +509,13 @@ func (v *validator) filters(p fieldPath, fs []*dataplanev1.RouteFilter, r *datap
 	for i, f := range fs {
 		fp := p.at(i)
 		switch k := f.GetFilter().(type) {
-		case *dataplanev1.RouteFilter_RequestHeaderModifier:
+		case *RouteFilter_RequestHeaderModifier:
 			once(fp.child("requestHeaderModifier"), "requestHeaderModifier", i)
 			v.headerModifier(fp.child("requestHeaderModifier"), k.RequestHeaderModifier)
-		case *dataplanev1.RouteFilter_ResponseHeaderModifier:
+		case *RouteFilter_ResponseHeaderModifier:
 			once(fp.child("responseHeaderModifier"), "responseHeaderModifier", i)
 			v.headerModifier(fp.child("responseHeaderModifier"), k.ResponseHeaderModifier)
-		case *dataplanev1.RouteFilter_RequestRedirect:
+		case *RouteFilter_RequestRedirect:
 			rp := fp.child("requestRedirect")
 			once(rp, "requestRedirect", i)
 			if !onRoute {
@@ -548,7 +524,7 @@ func (v *validator) filters(p fieldPath, fs []*dataplanev1.RouteFilter, r *datap
 				v.add(rp, "must not be used together with backends")
 			}
 			v.redirect(rp, k.RequestRedirect, r)
-		case *dataplanev1.RouteFilter_UrlRewrite:
+		case *RouteFilter_UrlRewrite:
 			up := fp.child("urlRewrite")
 			once(up, "urlRewrite", i)
 			if h := k.UrlRewrite.GetHostname(); h != "" {
@@ -559,15 +535,15 @@ func (v *validator) filters(p fieldPath, fs []*dataplanev1.RouteFilter, r *datap
 			if pm := k.UrlRewrite.GetPath(); pm != nil {
 				v.pathModifier(up.child("path"), pm, r)
 			}
-		case *dataplanev1.RouteFilter_RequestMirror:
+		case *RouteFilter_RequestMirror:
 			mp := fp.child("requestMirror")
 			v.groupRef(mp.child("backendGroup"), k.RequestMirror.GetBackendGroup())
 			switch s := k.RequestMirror.GetShare().(type) {
-			case *dataplanev1.RequestMirror_Percent:
+			case *RequestMirror_Percent:
 				if s.Percent > 100 {
 					v.addf(mp.child("percent"), "must be between 0 and 100, got %d", s.Percent)
 				}
-			case *dataplanev1.RequestMirror_Fraction:
+			case *RequestMirror_Fraction:
 				den := s.Fraction.GetDenominator()
 				if den == 0 {
 					den = 100
@@ -588,10 +564,10 @@ func (v *validator) filters(p fieldPath, fs []*dataplanev1.RouteFilter, r *datap
 }
 
 // headerModifier validates a header modifier.
-func (v *validator) headerModifier(p fieldPath, hm *dataplanev1.HeaderModifier) {
+func (v *validator) headerModifier(p fieldPath, hm *HeaderModifier) {
 	for _, list := range []struct {
 		name    string
-		headers []*dataplanev1.Header
+		headers []*Header
 	}{{"set", hm.GetSet()}, {"add", hm.GetAdd()}} {
 		seen := map[string]int{}
 		for i, h := range list.headers {
@@ -622,7 +598,7 @@ func (v *validator) headerModifier(p fieldPath, hm *dataplanev1.HeaderModifier) 
 }
 
 // redirect validates a request redirect of route r.
-func (v *validator) redirect(p fieldPath, rr *dataplanev1.RequestRedirect, r *dataplanev1.Route) {
+func (v *validator) redirect(p fieldPath, rr *RequestRedirect, r *Route) {
 	switch rr.GetScheme() {
 	case "", "http", "https":
 	default:
@@ -647,18 +623,18 @@ func (v *validator) redirect(p fieldPath, rr *dataplanev1.RequestRedirect, r *da
 }
 
 // pathModifier validates a path modifier of route r.
-func (v *validator) pathModifier(p fieldPath, pm *dataplanev1.PathModifier, r *dataplanev1.Route) {
+func (v *validator) pathModifier(p fieldPath, pm *PathModifier, r *Route) {
 	switch m := pm.GetModifier().(type) {
-	case *dataplanev1.PathModifier_ReplaceFullPath:
+	case *PathModifier_ReplaceFullPath:
 		if problem := checkPathChars(m.ReplaceFullPath); problem != "" {
 			v.add(p.child("replaceFullPath"), problem)
 		}
-	case *dataplanev1.PathModifier_ReplacePrefixMatch:
+	case *PathModifier_ReplacePrefixMatch:
 		if problem := checkPathChars(m.ReplacePrefixMatch); problem != "" {
 			v.add(p.child("replacePrefixMatch"), problem)
 		}
 		for i, match := range r.GetMatches() {
-			if t := match.GetPath().GetType(); match.GetPath() != nil && t != dataplanev1.PathMatch_PATH_PREFIX {
+			if t := match.GetPath().GetType(); match.GetPath() != nil && t != PathMatch_PATH_PREFIX {
 				v.addf(p.child("replacePrefixMatch"), "needs every match of the route to be a PATH_PREFIX match, but matches[%d] is %s", i, t)
 				break
 			}
@@ -669,7 +645,7 @@ func (v *validator) pathModifier(p fieldPath, pm *dataplanev1.PathModifier, r *d
 }
 
 // directResponse validates a direct response.
-func (v *validator) directResponse(p fieldPath, dr *dataplanev1.DirectResponse) {
+func (v *validator) directResponse(p fieldPath, dr *DirectResponse) {
 	if dr.GetStatus() < 200 || dr.GetStatus() > 599 {
 		v.addf(p.child("status"), "must be between 200 and 599, got %d", dr.GetStatus())
 	}
@@ -679,7 +655,7 @@ func (v *validator) directResponse(p fieldPath, dr *dataplanev1.DirectResponse) 
 }
 
 // retry validates a retry policy.
-func (v *validator) retry(p fieldPath, rp *dataplanev1.RetryPolicy) {
+func (v *validator) retry(p fieldPath, rp *RetryPolicy) {
 	if rp.GetAttempts() > MaxRetryAttempts {
 		v.addf(p.child("attempts"), "must be at most %d, got %d", MaxRetryAttempts, rp.GetAttempts())
 	}
@@ -697,7 +673,7 @@ func (v *validator) retry(p fieldPath, rp *dataplanev1.RetryPolicy) {
 
 // rateLimit validates a route's rate limit; routes naming the same bucket must
 // limit alike.
-func (v *validator) rateLimit(p fieldPath, rl *dataplanev1.LocalRateLimit) {
+func (v *validator) rateLimit(p fieldPath, rl *LocalRateLimit) {
 	if rl.GetRequests() < 1 {
 		v.add(p.child("requests"), "must be at least 1")
 	}
@@ -731,7 +707,7 @@ func (v *validator) rateLimit(p fieldPath, rl *dataplanev1.LocalRateLimit) {
 }
 
 // burstOf returns a rate limit's capacity: burst, or requests when burst is 0.
-func burstOf(rl *dataplanev1.LocalRateLimit) uint32 {
+func burstOf(rl *LocalRateLimit) uint32 {
 	if rl.GetBurst() == 0 {
 		return rl.GetRequests()
 	}
@@ -739,7 +715,7 @@ func burstOf(rl *dataplanev1.LocalRateLimit) uint32 {
 }
 
 // describeLimit returns a rate limit in words.
-func describeLimit(rl *dataplanev1.LocalRateLimit) string {
+func describeLimit(rl *LocalRateLimit) string {
 	s := fmt.Sprintf("%d requests per %s, burst %d", rl.GetRequests(), rl.GetInterval().AsDuration(), burstOf(rl))
 	if rl.GetPerClientIp() {
 		s += ", per client IP"
@@ -748,16 +724,16 @@ func describeLimit(rl *dataplanev1.LocalRateLimit) string {
 }
 
 // tcpRoute validates the route of a TCP listener.
-func (v *validator) tcpRoute(p fieldPath, r *dataplanev1.TCPRoute) {
+func (v *validator) tcpRoute(p fieldPath, r *TCPRoute) {
 	if r.GetName() == "" {
 		v.add(p.child("name"), "must not be empty")
 	}
 	for i, b := range r.GetBackends() {
 		bp := p.item("backends", i)
 		switch t := b.GetTarget().(type) {
-		case *dataplanev1.TCPBackend_BackendGroup:
+		case *TCPBackend_BackendGroup:
 			v.groupRef(bp.child("backendGroup"), t.BackendGroup)
-		case *dataplanev1.TCPBackend_Reject:
+		case *TCPBackend_Reject:
 			if !t.Reject {
 				v.add(bp.child("reject"), "must be true when set")
 			}
@@ -782,14 +758,14 @@ func (v *validator) groupRef(p fieldPath, name string) {
 }
 
 // backendGroups validates the backend groups of a snapshot.
-func (v *validator) backendGroups(gs []*dataplanev1.BackendGroup) {
+func (v *validator) backendGroups(gs []*BackendGroup) {
 	names := map[string]int{}
 	for i, g := range gs {
 		p := root.item("backendGroups", i)
 		v.uniqueName(p.child("name"), g.GetName(), names, i, "backendGroups")
 		if lb := g.GetLoadBalancing(); lb != nil {
 			lp := p.child("loadBalancing")
-			hashed := lb.GetPolicy() == dataplanev1.LoadBalancing_RING_HASH || lb.GetPolicy() == dataplanev1.LoadBalancing_MAGLEV
+			hashed := lb.GetPolicy() == LoadBalancing_RING_HASH || lb.GetPolicy() == LoadBalancing_MAGLEV
 			switch {
 			case hashed && lb.GetHashOn() == nil:
 				v.addf(lp.child("hashOn"), "must be set for policy %s", lb.GetPolicy())
@@ -799,11 +775,11 @@ func (v *validator) backendGroups(gs []*dataplanev1.BackendGroup) {
 			if h := lb.GetHashOn(); h != nil {
 				hp := lp.child("hashOn")
 				switch k := h.GetKey().(type) {
-				case *dataplanev1.HashOn_Header:
+				case *HashOn_Header:
 					v.token(hp.child("header"), k.Header)
-				case *dataplanev1.HashOn_Cookie:
+				case *HashOn_Cookie:
 					v.token(hp.child("cookie"), k.Cookie)
-				case *dataplanev1.HashOn_SourceIp:
+				case *HashOn_SourceIp:
 					if !k.SourceIp {
 						v.add(hp.child("sourceIp"), "must be true when set")
 					}
@@ -832,7 +808,7 @@ func (v *validator) backendGroups(gs []*dataplanev1.BackendGroup) {
 }
 
 // healthCheck validates a health check.
-func (v *validator) healthCheck(p fieldPath, hc *dataplanev1.HealthCheck) {
+func (v *validator) healthCheck(p fieldPath, hc *HealthCheck) {
 	if problem := checkPathChars(hc.GetPath()); problem != "" {
 		v.add(p.child("path"), problem)
 	}
@@ -861,7 +837,7 @@ func (v *validator) healthCheck(p fieldPath, hc *dataplanev1.HealthCheck) {
 }
 
 // endpoints validates the endpoints of the backend group at p.
-func (v *validator) endpoints(p fieldPath, es []*dataplanev1.Endpoint) {
+func (v *validator) endpoints(p fieldPath, es []*Endpoint) {
 	seen := map[netip.AddrPort]int{}
 	for i, e := range es {
 		ep := p.item("endpoints", i)

@@ -1,4 +1,4 @@
-package snapshot
+package dataplanev1_test
 
 import (
 	"errors"
@@ -14,13 +14,13 @@ import (
 )
 
 func TestValidateValid(t *testing.T) {
-	if err := Validate(validSnapshot(t)); err != nil {
+	if err := dataplanev1.Validate(validSnapshot(t)); err != nil {
 		t.Fatalf("Validate(validSnapshot) = %v", err)
 	}
-	if err := Validate(&dataplanev1.Snapshot{}); err != nil {
+	if err := dataplanev1.Validate(&dataplanev1.Snapshot{}); err != nil {
 		t.Fatalf("Validate(empty) = %v", err)
 	}
-	if err := Validate(nil); err == nil {
+	if err := dataplanev1.Validate(nil); err == nil {
 		t.Fatal("Validate(nil) succeeded")
 	}
 }
@@ -305,7 +305,7 @@ func TestValidateErrors(t *testing.T) {
 			fullRoutePath + ".backends[0]", "must set backendGroup or directResponse",
 		},
 		{
-			"backend weight too large", func(s *dataplanev1.Snapshot) { fullRoute(s).Backends[0].Weight = MaxWeight + 1 },
+			"backend weight too large", func(s *dataplanev1.Snapshot) { fullRoute(s).Backends[0].Weight = dataplanev1.MaxWeight + 1 },
 			fullRoutePath + ".backends[0].weight", "at most 1000000",
 		},
 		{"backend direct response status", func(s *dataplanev1.Snapshot) {
@@ -517,7 +517,7 @@ func TestValidateErrors(t *testing.T) {
 			"backendGroups[0].endpoints[1].port", "between 1 and 65535",
 		},
 		{
-			"endpoint weight", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Weight = MaxWeight + 1 },
+			"endpoint weight", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Weight = dataplanev1.MaxWeight + 1 },
 			"backendGroups[0].endpoints[1].weight", "at most 1000000",
 		},
 		{
@@ -595,7 +595,7 @@ func TestValidateErrors(t *testing.T) {
 			checkFieldPath(t, tc.field)
 			s := validSnapshot(t)
 			tc.mutate(s)
-			err := Validate(s)
+			err := dataplanev1.Validate(s)
 			if err == nil {
 				t.Fatalf("Validate succeeded, want an error for %s", tc.field)
 			}
@@ -608,7 +608,7 @@ func TestValidateErrors(t *testing.T) {
 			if !found {
 				t.Fatalf("Validate error does not have %q with %q; got:\n%v", tc.field, tc.detail, err)
 			}
-			var fe *FieldError
+			var fe *dataplanev1.FieldError
 			if tc.field != "" && !errors.As(err, &fe) {
 				t.Errorf("error %v holds no *FieldError", err)
 			}
@@ -621,7 +621,7 @@ func TestValidateCollectsAllErrors(t *testing.T) {
 	httpL(s).Port = 0
 	s.BackendGroups[0].Endpoints[0].Port = 0
 	fullRoute(s).Matches[0].Method = "bad method"
-	lines := errorLines(Validate(s))
+	lines := errorLines(dataplanev1.Validate(s))
 	want := []string{
 		"listeners[0].port: ",
 		fullRoutePath + ".matches[0].method: ",
@@ -639,14 +639,14 @@ func TestValidateCollectsAllErrors(t *testing.T) {
 
 func TestValidateCapsErrors(t *testing.T) {
 	s := &dataplanev1.Snapshot{}
-	for i := 0; i < 2*MaxValidationErrors; i++ {
+	for i := 0; i < 2*dataplanev1.MaxValidationErrors; i++ {
 		s.Listeners = append(s.Listeners, &dataplanev1.Listener{Name: fmt.Sprint(i), Port: 80 + uint32(i), Protocol: 99})
 	}
-	lines := errorLines(Validate(s))
-	if len(lines) != MaxValidationErrors+1 {
-		t.Fatalf("got %d errors, want %d", len(lines), MaxValidationErrors+1)
+	lines := errorLines(dataplanev1.Validate(s))
+	if len(lines) != dataplanev1.MaxValidationErrors+1 {
+		t.Fatalf("got %d errors, want %d", len(lines), dataplanev1.MaxValidationErrors+1)
 	}
-	want := fmt.Sprintf("and %d more problems", 2*MaxValidationErrors-MaxValidationErrors)
+	want := fmt.Sprintf("and %d more problems", 2*dataplanev1.MaxValidationErrors-dataplanev1.MaxValidationErrors)
 	if last := lines[len(lines)-1]; last != want {
 		t.Errorf("last error = %q, want %q", last, want)
 	}

@@ -1,0 +1,24 @@
+package dataplanev1
+
+import "time"
+
+// MaxValidationErrors is the number of problems Validate reports at most; further
+// problems are summarized in one last error.
+const MaxValidationErrors = 50
+
+// Limits enforced by Validate.
+const (
+	// MaxWeight is the largest backend or endpoint weight.
+	MaxWeight = 1_000_000
+	// MaxRetryAttempts is the largest RetryPolicy.attempts.
+	MaxRetryAttempts = 10
+	// maxPathLength bounds path values and regular expressions.
+	maxPathLength = 1024
+	// maxHeaderValueLength bounds header values in matches and modifiers.
+	maxHeaderValueLength = 4096
+	// maxDirectResponseBody bounds DirectResponse.body.
+	maxDirectResponseBody = 1 << 20
+	// MinRateLimitInterval and MaxRateLimitInterval bound LocalRateLimit.interval.
+	MinRateLimitInterval = time.Millisecond
+	MaxRateLimitInterval = 24 * time.Hour
+)

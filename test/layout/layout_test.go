@@ -1,0 +1,75 @@
+// Package layout holds tests of the repository's import graph: the dataplane contract
+// (api/dataplane/v1) is the only thing the controller and the dataplane share, and
+// the controller's pure translator stays free of I/O machinery.
+package layout
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/flaxlb/flax"
+
+// deps returns the packages that the given packages import, directly or not, in
+// their non-test code.
+func deps(t *testing.T, pkgs ...string) []string {
+	t.Helper()
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, pkgs...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return strings.Fields(string(out))
+}
+
+// forbid fails for every dependency of pkgs that starts with one of the prefixes.
+func forbid(t *testing.T, pkgs []string, why string, prefixes ...string) {
+	t.Helper()
+	got := deps(t, pkgs...)
+	if len(got) < len(pkgs) {
+		t.Fatalf("go list returned %d packages for %v", len(got), pkgs)
+	}
+	for _, d := range got {
+		for _, p := range prefixes {
+			if d == p || strings.HasPrefix(d, p+"/") {
+				t.Errorf("%v depends on %s: %s", pkgs, d, why)
+			}
+		}
+	}
+}
+
+func TestControllerImportsNoDataplane(t *testing.T) {
+	forbid(t, []string{"./controllers/...", "./cmd/flax-controller"},
+		"the controller shares only the contract (api/dataplane/v1) with the dataplane",
+		module+"/dataplane")
+}
+
+func TestDataplaneImportsNoController(t *testing.T) {
+	forbid(t, []string{"./dataplane/...", "./cmd/flax-dataplane"},
+		"the dataplane shares only the contract (api/dataplane/v1) with the controller",
+		module+"/controllers", module+"/api/v1alpha1")
+}
+
+func TestContractIsProtobufOnly(t *testing.T) {
+	forbid(t, []string{"./api/dataplane/v1"},
+		"the snapshot contract needs protobuf alone; the gRPC transport is api/dataplane/v1/rpc",
+		"google.golang.org/grpc", module+"/dataplane", module+"/controllers")
+}
+
+func TestTranslatorIsPure(t *testing.T) {
+	forbid(t, []string{"./controllers/translate"},
+		"the translator turns objects into a snapshot; it needs no transport, metrics or system calls",
+		"google.golang.org/grpc",
+		"github.com/prometheus",
+		"golang.org/x/sys/unix",
+		"sigs.k8s.io/controller-runtime",
+		module+"/api/dataplane/v1/rpc",
+		module+"/dataplane")
+}
