@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/flaxlb/flax/controllers/internal/clip"
 )
 
 // worldKey is the only key the controller's queue ever holds: every relevant event
@@ -115,12 +117,12 @@ func (c *coalescer) putBack(b batch) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.first = earliest(c.first, b.first)
+	c.first = clip.Earliest(c.first, b.first)
 	if c.last.IsZero() {
 		c.last = b.first
 	}
 	c.pending += b.events
-	c.endpointsChangedAt = earliest(c.endpointsChangedAt, b.endpointsChangedAt)
+	c.endpointsChangedAt = clip.Earliest(c.endpointsChangedAt, b.endpointsChangedAt)
 	queueDepth.Set(float64(c.pending))
 }
 

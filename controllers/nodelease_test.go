@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flaxlb/flax/controllers"
+	"github.com/flaxlb/flax/controllers/nodes"
 )
 
 // TestNodeLeases runs two nodes' controllers: node-a leads and writes status,
@@ -105,7 +106,7 @@ func TestNodeLeases(t *testing.T) {
 	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != nodeB {
 		t.Errorf("node-b lease holder %q", h)
 	}
-	if a := lease.Annotations[controllers.NodeResultAnnotation]; !strings.Contains(a, "address already in use") {
+	if a := lease.Annotations[nodes.ResultAnnotation]; !strings.Contains(a, "address already in use") {
 		t.Errorf("node-b lease result %q lacks the bind error", a)
 	}
 
@@ -185,7 +186,7 @@ func TestProgrammedWaitsForEveryNode(t *testing.T) {
 			if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "flax-node-" + n}, &l); err != nil {
 				return err
 			}
-			if a := l.Annotations[controllers.NodeResultAnnotation]; !strings.Contains(a, w.name+"/web") {
+			if a := l.Annotations[nodes.ResultAnnotation]; !strings.Contains(a, w.name+"/web") {
 				return fmt.Errorf("lease of %s reports no config hash for web: %s", n, a)
 			}
 		}

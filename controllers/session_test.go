@@ -13,7 +13,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
-	"github.com/flaxlb/flax/controllers"
+	"github.com/flaxlb/flax/controllers/deliver"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -21,7 +21,7 @@ import (
 // unix socket, without an API server.
 
 // deliverySetup starts a snapshot server with dp and a Delivery to it.
-func deliverySetup(t *testing.T, dp *fakeDataplane) (*controllers.Delivery, *snapshot.Server) {
+func deliverySetup(t *testing.T, dp *fakeDataplane) (*deliver.Delivery, *snapshot.Server) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "flax-")
 	if err != nil {
@@ -33,7 +33,7 @@ func deliverySetup(t *testing.T, dp *fakeDataplane) (*controllers.Delivery, *sna
 	srv := snapshot.NewServer(dp, snapshot.ServerOptions{NodeName: "node", Log: testLogger().WithName("dataplane")})
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx, sock) }()
-	d := controllers.NewDelivery(controllers.DeliveryOptions{Socket: sock, NodeName: "node", Log: testLogger().WithName("delivery")})
+	d := deliver.New(deliver.Options{Socket: sock, NodeName: "node", Log: testLogger().WithName("delivery")})
 	dDone := make(chan error, 1)
 	go func() { dDone <- d.Start(ctx) }()
 	t.Cleanup(func() {

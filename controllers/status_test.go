@@ -12,21 +12,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/flaxlb/flax/controllers"
+	"github.com/flaxlb/flax/controllers/deliver"
+	"github.com/flaxlb/flax/controllers/status"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
 // cond returns a condition without transition time, as the translator makes them.
-func cond(typ string, status metav1.ConditionStatus, reason string, gen int64) metav1.Condition {
-	return metav1.Condition{Type: typ, Status: status, Reason: reason, Message: reason, ObservedGeneration: gen}
+func cond(typ string, st metav1.ConditionStatus, reason string, gen int64) metav1.Condition {
+	return metav1.Condition{Type: typ, Status: st, Reason: reason, Message: reason, ObservedGeneration: gen}
 }
 
 // syncedResults is a ResultSource whose dataplane has applied everything.
 type syncedResults struct{}
 
-// Results implements controllers.ResultSource.
-func (syncedResults) Results() []controllers.DataplaneResult {
-	return []controllers.DataplaneResult{{Node: "node", Connected: true, Synced: true, InSync: true}}
+// Results implements status.ResultSource.
+func (syncedResults) Results() []deliver.Result {
+	return []deliver.Result{{Node: "node", Connected: true, Synced: true, InSync: true}}
 }
 
 // statusFixture creates a GatewayClass, a Gateway and an HTTPRoute, and returns the
@@ -93,7 +94,7 @@ func TestStatusWriterKeepsTransitionTimes(t *testing.T) {
 		t.Fatalf("set other controller's route status: %v", err)
 	}
 
-	writer := controllers.NewStatusWriter(controllers.StatusWriterOptions{
+	writer := status.NewWriter(status.WriterOptions{
 		Client: w.c, Reader: w.c, ControllerName: w.controllerName, Results: syncedResults{},
 	})
 	writer.Update(output(true, 1))
@@ -169,7 +170,7 @@ func TestStatusWriterRetriesConflicts(t *testing.T) {
 	gw, _, output := statusFixture(w)
 
 	cc := &conflictingClient{Client: w.c, raw: w.c}
-	writer := controllers.NewStatusWriter(controllers.StatusWriterOptions{
+	writer := status.NewWriter(status.WriterOptions{
 		Client: cc, Reader: w.c, ControllerName: w.controllerName, Results: syncedResults{},
 	})
 	out := output(true, 1)

@@ -26,6 +26,7 @@ import (
 
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/controllers"
+	"github.com/flaxlb/flax/controllers/nodes"
 )
 
 // leaderElectionID names the Lease the replicas compete for.
@@ -217,5 +218,5 @@ func controllerNamespace(flagValue string) string {
 			return ns
 		}
 	}
-	return controllers.DefaultLeaseNamespace
+	return nodes.DefaultNamespace
 }

@@ -1,4 +1,9 @@
-package controllers
+// Package status tells users what became of their objects: the leader's Writer
+// writes the statuses the translator computed, with every counted node's dataplane
+// results folded into the Gateways' Programmed conditions (results.go, merged with
+// the existing conditions in conditions.go); every node's EventReporter emits
+// Warning Events about its own dataplane's problems.
+package status
 
 import (
 	"context"
@@ -17,11 +22,12 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
+	"github.com/flaxlb/flax/controllers/deliver"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
-// StatusWriterOptions configure a StatusWriter.
-type StatusWriterOptions struct {
+// WriterOptions configure a Writer.
+type WriterOptions struct {
 	// Client reads objects (normally from the manager's cache) and writes status.
 	Client client.Client
 	// Reader reads objects from the API server, bypassing the cache; it is used to
@@ -44,15 +50,21 @@ type StatusWriterOptions struct {
 	Now func() metav1.Time
 }
 
-// StatusWriter writes the statuses the translator computed, with the dataplane
+// Writer writes the statuses the translator computed, with the dataplane
 // results folded in, to GatewayClasses, Gateways and HTTPRoutes, and the ancestor
-// entries of BackendPolicies and RoutePolicies. It runs on the
-// leader only. It compares each status with the object's current one ignoring
-// LastTransitionTime and writes only when they differ; it keeps a condition's
-// LastTransitionTime when the condition's status did not change; it retries a
-// write that conflicts, re-reading the object from the API server.
-type StatusWriter struct {
-	opts    StatusWriterOptions
+// entries of BackendPolicies and RoutePolicies. It is a manager runnable that
+// needs leader election, so only the leader writes. It compares each status with
+// the object's current one ignoring LastTransitionTime and writes only when they
+// differ; it keeps a condition's LastTransitionTime when the condition's status
+// did not change; it retries a write that conflicts (client-go
+// retry.RetryOnConflict), re-reading the object from the API server. On
+// HTTPRoutes it owns only the parent statuses carrying its controllerName, and
+// removes them from routes that no longer attach to its Gateways. On
+// BackendPolicies and RoutePolicies it owns the status.ancestors entries carrying
+// its controllerName, keeps those of other controllers, and never writes more than
+// the API's 16 entries.
+type Writer struct {
+	opts    WriterOptions
 	log     logr.Logger
 	trigger chan struct{}
 
@@ -60,8 +72,8 @@ type StatusWriter struct {
 	latest *translate.Output
 }
 
-// NewStatusWriter returns a StatusWriter; run it with Start.
-func NewStatusWriter(opts StatusWriterOptions) *StatusWriter {
+// NewWriter returns a Writer; run it with Start.
+func NewWriter(opts WriterOptions) *Writer {
 	if opts.Reader == nil {
 		opts.Reader = opts.Client
 	}
@@ -71,15 +83,15 @@ func NewStatusWriter(opts StatusWriterOptions) *StatusWriter {
 	if opts.Now == nil {
 		opts.Now = metav1.Now
 	}
-	return &StatusWriter{opts: opts, log: opts.Log, trigger: make(chan struct{}, 1)}
+	return &Writer{opts: opts, log: opts.Log, trigger: make(chan struct{}, 1)}
 }
 
 // NeedLeaderElection returns true: only the leader writes status.
-func (w *StatusWriter) NeedLeaderElection() bool { return true }
+func (w *Writer) NeedLeaderElection() bool { return true }
 
 // Update makes out the statuses to write and schedules a write. It is cheap and
 // is called on every node; only the leader's writer runs.
-func (w *StatusWriter) Update(out *translate.Output) {
+func (w *Writer) Update(out *translate.Output) {
 	w.mu.Lock()
 	w.latest = out
 	w.mu.Unlock()
@@ -88,7 +100,7 @@ func (w *StatusWriter) Update(out *translate.Output) {
 
 // Trigger schedules a write of the latest statuses, e.g. after the dataplane
 // results changed.
-func (w *StatusWriter) Trigger() {
+func (w *Writer) Trigger() {
 	select {
 	case w.trigger <- struct{}{}:
 	default:
@@ -97,7 +109,7 @@ func (w *StatusWriter) Trigger() {
 
 // Start writes statuses whenever triggered until ctx is done; a failed write is
 // retried with capped exponential backoff.
-func (w *StatusWriter) Start(ctx context.Context) error {
+func (w *Writer) Start(ctx context.Context) error {
 	w.log.Info("writing status as the leader")
 	const minRetry, maxRetry = time.Second, time.Minute
 	retryIn := minRetry
@@ -125,14 +137,14 @@ func (w *StatusWriter) Start(ctx context.Context) error {
 
 // Sync writes the latest statuses now and returns the errors of the writes that
 // failed.
-func (w *StatusWriter) Sync(ctx context.Context) error {
+func (w *Writer) Sync(ctx context.Context) error {
 	w.mu.Lock()
 	out := w.latest
 	w.mu.Unlock()
 	if out == nil {
 		return nil
 	}
-	var results []DataplaneResult
+	var results []deliver.Result
 	if w.opts.Results != nil {
 		results = w.opts.Results.Results()
 	}
@@ -169,7 +181,7 @@ func (w *StatusWriter) Sync(ctx context.Context) error {
 
 // writePolicy writes our ancestor entries of one BackendPolicy or RoutePolicy,
 // keeping those of other controllers.
-func writePolicy[T client.Object](ctx context.Context, w *StatusWriter, kind string, ps translate.PolicyStatus, newObj func() T, status func(T) *gatewayv1.PolicyStatus) error {
+func writePolicy[T client.Object](ctx context.Context, w *Writer, kind string, ps translate.PolicyStatus, newObj func() T, status func(T) *gatewayv1.PolicyStatus) error {
 	controller := gatewayv1.GatewayController(w.opts.ControllerName)
 	var ours []gatewayv1.PolicyAncestorStatus
 	for _, a := range ps.Status.Ancestors {
@@ -189,7 +201,7 @@ func writePolicy[T client.Object](ctx context.Context, w *StatusWriter, kind str
 }
 
 // writeClass writes the status of one of our GatewayClasses.
-func (w *StatusWriter) writeClass(ctx context.Context, cs translate.ClassStatus) error {
+func (w *Writer) writeClass(ctx context.Context, cs translate.ClassStatus) error {
 	return writeStatus(ctx, w, "GatewayClass", types.NamespacedName{Name: cs.Name},
 		func() *gatewayv1.GatewayClass { return &gatewayv1.GatewayClass{} },
 		func(gc *gatewayv1.GatewayClass) bool {
@@ -207,7 +219,7 @@ func (w *StatusWriter) writeClass(ctx context.Context, cs translate.ClassStatus)
 
 // writeGateway writes the status of one Gateway, with the dataplane results folded
 // in.
-func (w *StatusWriter) writeGateway(ctx context.Context, gs translate.GatewayStatus, results []DataplaneResult) error {
+func (w *Writer) writeGateway(ctx context.Context, gs translate.GatewayStatus, results []deliver.Result) error {
 	return writeStatus(ctx, w, "Gateway", gs.NamespacedName,
 		func() *gatewayv1.Gateway { return &gatewayv1.Gateway{} },
 		func(gw *gatewayv1.Gateway) bool {
@@ -223,7 +235,7 @@ func (w *StatusWriter) writeGateway(ctx context.Context, gs translate.GatewaySta
 // writeRoutes writes our parent statuses of the HTTPRoutes in statuses and
 // removes our parent statuses from every other HTTPRoute (routes that no longer
 // attach to our Gateways).
-func (w *StatusWriter) writeRoutes(ctx context.Context, statuses []translate.RouteStatus) error {
+func (w *Writer) writeRoutes(ctx context.Context, statuses []translate.RouteStatus) error {
 	controller := gatewayv1.GatewayController(w.opts.ControllerName)
 	want := make(map[types.NamespacedName][]gatewayv1.RouteParentStatus, len(statuses))
 	for _, rs := range statuses {
@@ -275,7 +287,7 @@ func (w *StatusWriter) writeRoutes(ctx context.Context, statuses []translate.Rou
 // current object and returns whether it changed its status. The first attempt
 // reads from Client (the cache); after a conflict the object is read again from
 // Reader (the API server) and mutate runs again. A missing object is not an error.
-func writeStatus[T client.Object](ctx context.Context, w *StatusWriter, kind string, key types.NamespacedName, newObj func() T, mutate func(T) bool) error {
+func writeStatus[T client.Object](ctx context.Context, w *Writer, kind string, key types.NamespacedName, newObj func() T, mutate func(T) bool) error {
 	attempt := 0
 	err := retry.RetryOnConflict(w.opts.Backoff, func() error {
 		attempt++

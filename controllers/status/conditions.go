@@ -1,4 +1,4 @@
-package controllers
+package status
 
 import (
 	"reflect"
@@ -180,18 +180,4 @@ func policyStatusWithoutTimes(s *gatewayv1.PolicyStatus) {
 	for i := range s.Ancestors {
 		clearConditionTimes(s.Ancestors[i].Conditions)
 	}
-}
-
-// truncate shortens s to at most n bytes, marking the cut, without splitting a
-// UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + mark
 }

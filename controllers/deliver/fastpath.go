@@ -1,4 +1,4 @@
-package controllers
+package deliver
 
 import (
 	"google.golang.org/protobuf/proto"

@@ -1,4 +1,23 @@
-package controllers
+// Package deliver is the gRPC client of the local dataplane (Dataplane.Stream over
+// its unix socket). On every (re)connect it sends the full snapshot; afterwards, if
+// the new snapshot differs from the one the dataplane acknowledged only in the
+// endpoints of some backend groups, it sends one EndpointUpdate per changed group
+// (chained by version, the last one carrying the expected hash; more than 64 groups
+// go as a full snapshot), otherwise a full snapshot. Each message waits for its Ack
+// or Nack. A Nack with FULL_SNAPSHOT_REQUIRED (or any refusal of endpoints) is
+// answered with the full snapshot; a refused full snapshot is recorded and not
+// resent until the configuration changes or the session restarts. Versions start at
+// the wall clock in microseconds and grow by one per message, so they keep
+// increasing across controller restarts (and never fall below the version a
+// reconnecting dataplane reports). Lost sessions are retried with capped
+// exponential backoff (100ms doubling to 5s, jittered). The largest message is
+// 128 MiB, as on the server side.
+//
+// What the dataplane answered is kept as a Result: whether it has applied
+// anything, the rejection of the latest configuration (version, Nack code, reason)
+// and the listener states of the last Ack. Every node delivers to its own
+// dataplane, leader or not.
+package deliver
 
 import (
 	"context"
@@ -15,10 +34,10 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
-	"k8s.io/apimachinery/pkg/types"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
+	"github.com/flaxlb/flax/controllers/internal/clip"
 )
 
 // Delivery defaults.
@@ -37,8 +56,8 @@ const (
 	helloTimeout = 10 * time.Second
 )
 
-// DeliveryOptions configure a Delivery.
-type DeliveryOptions struct {
+// Options configure a Delivery.
+type Options struct {
 	// Socket is the path of the dataplane's unix socket.
 	Socket string
 	// NodeName names this node in results, logs and conditions.
@@ -55,70 +74,14 @@ type DeliveryOptions struct {
 	ReplyTimeout time.Duration
 }
 
-// Rejection is a configuration the dataplane refused; it keeps running the last
-// configuration it accepted.
-type Rejection struct {
-	// Version of the rejected snapshot.
-	Version uint64
-	// Code is the Nack code.
-	Code rpc.Nack_Code
-	// Reason is the dataplane's explanation.
-	Reason string
-	// Hash is the content hash of the rejected snapshot.
-	Hash string
-}
-
-// ListenerResult is the state of one dataplane listener as the dataplane reported it
-// in its last Ack.
-type ListenerResult struct {
-	// Name is the snapshot listener's name ("<namespace>/<gateway>/<listener>").
-	Name string
-	// Address and Port are what the listener binds.
-	Address string
-	Port    uint32
-	// Bound is true if the socket is bound and accepting.
-	Bound bool
-	// Error says why it is not bound.
-	Error string
-}
-
-// DataplaneResult is what one node's dataplane reported about the configuration the
-// controller sends it.
-type DataplaneResult struct {
-	// Node is the node the dataplane runs on.
-	Node string
-	// Connected is true while a session with the dataplane is open.
-	Connected bool
-	// Synced is true once the dataplane has acknowledged a configuration from this
-	// controller process.
-	Synced bool
-	// InSync is true when the dataplane runs the latest configuration.
-	InSync bool
-	// AppliedVersion and AppliedHash identify the configuration the dataplane
-	// acknowledged last.
-	AppliedVersion uint64
-	AppliedHash    string
-	// Rejection is set while the latest configuration is rejected.
-	Rejection *Rejection
-	// Listeners are the listener states of the last Ack.
-	Listeners []ListenerResult
-	// Configs are the config hashes (translate.GatewayStatus.ConfigHash) of the
-	// Gateways in the configuration the dataplane runs, by Gateway; Gateways with
-	// no part in it are absent. Nil means not known, as from a node whose
-	// controller does not report them: such a node is waited for only until it is
-	// Synced. The Delivery does not set it (it knows snapshots, not Gateways); the
-	// Controller fills it in. Treat it as read-only.
-	Configs map[types.NamespacedName]string
-}
-
 // Delivery streams snapshots to the local dataplane over its unix socket: a full
 // snapshot whenever a session starts, then, for every new snapshot, EndpointUpdates
 // when only endpoints changed and a full snapshot otherwise. It waits for the Ack or
 // Nack of every message before sending the next, reconnects with capped exponential
-// backoff, and records what the dataplane reported in a DataplaneResult. It runs on
+// backoff, and records what the dataplane reported in a Result. It runs on
 // every node, leader or not.
 type Delivery struct {
-	opts DeliveryOptions
+	opts Options
 	log  logr.Logger
 	wake chan struct{}
 
@@ -133,11 +96,11 @@ type Delivery struct {
 	// restarts (every message waits for its answer, so a process never allocates
 	// one per microsecond) and stay exact in float64 metrics and JSON.
 	lastVersion uint64
-	result      DataplaneResult
+	result      Result
 }
 
-// NewDelivery returns a Delivery; run it with Start.
-func NewDelivery(opts DeliveryOptions) *Delivery {
+// New returns a Delivery; run it with Start.
+func New(opts Options) *Delivery {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = defaultMinBackoff
 	}
@@ -152,7 +115,7 @@ func NewDelivery(opts DeliveryOptions) *Delivery {
 		log:         opts.Log,
 		wake:        make(chan struct{}, 1),
 		lastVersion: uint64(time.Now().UnixMicro()),
-		result:      DataplaneResult{Node: opts.NodeName},
+		result:      Result{Node: opts.NodeName},
 	}
 }
 
@@ -189,7 +152,7 @@ func (d *Delivery) Publish(snap *dataplanev1.Snapshot, endpointsChangedAt time.T
 		d.endpointsChangedAt = time.Time{}
 	} else {
 		d.result.InSync = false
-		d.endpointsChangedAt = earliest(d.endpointsChangedAt, endpointsChangedAt)
+		d.endpointsChangedAt = clip.Earliest(d.endpointsChangedAt, endpointsChangedAt)
 	}
 	d.mu.Unlock()
 	select {
@@ -202,7 +165,7 @@ func (d *Delivery) Publish(snap *dataplanev1.Snapshot, endpointsChangedAt time.T
 }
 
 // Result returns what the dataplane reported last.
-func (d *Delivery) Result() DataplaneResult {
+func (d *Delivery) Result() Result {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r := d.result
@@ -214,8 +177,8 @@ func (d *Delivery) Result() DataplaneResult {
 	return r
 }
 
-// Results returns the local result as a one-element list (see ResultSource).
-func (d *Delivery) Results() []DataplaneResult { return []DataplaneResult{d.Result()} }
+// Results returns the local result as a one-element list (a status.ResultSource).
+func (d *Delivery) Results() []Result { return []Result{d.Result()} }
 
 // ReadyCheck is a healthz.Checker that fails until the dataplane has acknowledged a
 // configuration from this controller.
@@ -495,7 +458,7 @@ func (d *Delivery) restoreChangedAt(t time.Time) {
 		return
 	}
 	d.mu.Lock()
-	d.endpointsChangedAt = earliest(d.endpointsChangedAt, t)
+	d.endpointsChangedAt = clip.Earliest(d.endpointsChangedAt, t)
 	d.mu.Unlock()
 }
 
@@ -545,18 +508,6 @@ func (d *Delivery) recordNack(nack *rpc.Nack, hash string) {
 func (d *Delivery) notify() {
 	if d.opts.OnResult != nil {
 		d.opts.OnResult()
-	}
-}
-
-// earliest returns the earlier of two times, ignoring zero times.
-func earliest(a, b time.Time) time.Time {
-	switch {
-	case a.IsZero():
-		return b
-	case b.IsZero() || a.Before(b):
-		return a
-	default:
-		return b
 	}
 }
 

@@ -1,4 +1,4 @@
-package controllers
+package status
 
 import (
 	"fmt"
@@ -10,16 +10,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/flaxlb/flax/controllers/deliver"
+	"github.com/flaxlb/flax/controllers/internal/clip"
 	"github.com/flaxlb/flax/controllers/translate"
 )
 
-// ResultSource supplies what the dataplanes reported, one DataplaneResult per node.
-// The status writer folds the results into Gateway conditions. The Controller's
-// source is the local Delivery plus the other nodes' results read from their node
-// Leases (see nodelease.go and the package documentation).
+// ResultSource supplies what the dataplanes reported, one deliver.Result per node.
+// The Writer folds the results into Gateway conditions. The Controller's source is
+// nodes.Leases: the local Delivery plus the other nodes' results read from their
+// node Leases.
 type ResultSource interface {
 	// Results returns the latest result of every known dataplane.
-	Results() []DataplaneResult
+	Results() []deliver.Result
 }
 
 // Reasons and messages Flax writes from dataplane results.
@@ -49,13 +51,13 @@ type gatewayProblem struct {
 // listeners are per address and port (Gateway listeners sharing a port share one),
 // so they are matched to gw's listeners by port and by binds, the addresses the
 // translator bound gw's listeners on ("" for every address of the node).
-func problemsOf(gw *gatewayv1.Gateway, binds []string, results []DataplaneResult) []gatewayProblem {
+func problemsOf(gw *gatewayv1.Gateway, binds []string, results []deliver.Result) []gatewayProblem {
 	var out []gatewayProblem
 	for _, r := range results {
 		if rej := r.Rejection; rej != nil {
 			out = append(out, gatewayProblem{
 				reason: eventReasonRejected,
-				message: truncate(fmt.Sprintf("The dataplane on node %s rejected configuration version %d (%s) and keeps serving the last one it accepted: %s",
+				message: clip.Truncate(fmt.Sprintf("The dataplane on node %s rejected configuration version %d (%s) and keeps serving the last one it accepted: %s",
 					nodeLabel(r.Node), rej.Version, rej.Code, rej.Reason), maxConditionMessage),
 			})
 		}
@@ -70,7 +72,7 @@ func problemsOf(gw *gatewayv1.Gateway, binds []string, results []DataplaneResult
 				out = append(out, gatewayProblem{
 					listener: l.Name,
 					reason:   eventReasonNotBound,
-					message: truncate(fmt.Sprintf("The dataplane on node %s cannot bind %s: %s",
+					message: clip.Truncate(fmt.Sprintf("The dataplane on node %s cannot bind %s: %s",
 						nodeLabel(r.Node), hostPort(dl.Address, dl.Port), dl.Error), maxConditionMessage),
 				})
 			}
@@ -87,7 +89,7 @@ func problemsOf(gw *gatewayv1.Gateway, binds []string, results []DataplaneResult
 // configuration (gs.ConfigHash); a listener's Programmed turns False (reason
 // Pending) when a dataplane cannot bind its socket. Listeners are matched to
 // dataplane listeners through gs.BindAddresses.
-func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []DataplaneResult) gatewayv1.GatewayStatus {
+func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []deliver.Result) gatewayv1.GatewayStatus {
 	st := *gs.Status.DeepCopy()
 	var gatewayMsgs []string
 	for _, p := range problemsOf(gw, gs.BindAddresses, results) {
@@ -104,14 +106,14 @@ func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []Da
 	}
 	if len(gatewayMsgs) > 0 {
 		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonInvalid),
-			truncate(strings.Join(gatewayMsgs, "; "), maxConditionMessage))
+			clip.Truncate(strings.Join(gatewayMsgs, "; "), maxConditionMessage))
 	} else if waiting := waitingNodes(gs.NamespacedName, gs.ConfigHash, results); len(waiting) > 0 {
 		what := "node " + waiting[0]
 		if len(waiting) > 1 {
 			what = "nodes " + strings.Join(waiting, ", ")
 		}
 		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonPending),
-			truncate(fmt.Sprintf("Waiting for the dataplane on %s to apply the current configuration of this Gateway", what), maxConditionMessage))
+			clip.Truncate(fmt.Sprintf("Waiting for the dataplane on %s to apply the current configuration of this Gateway", what), maxConditionMessage))
 	}
 	return st
 }
@@ -121,7 +123,7 @@ func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []Da
 // that have not acknowledged any configuration from their controller yet, and
 // those whose config hash for gw differs. A result without config hashes (nil
 // Configs) counts as running it once Synced.
-func waitingNodes(gw types.NamespacedName, configHash string, results []DataplaneResult) []string {
+func waitingNodes(gw types.NamespacedName, configHash string, results []deliver.Result) []string {
 	var nodes []string
 	for _, r := range results {
 		if !r.Synced || (r.Configs != nil && r.Configs[gw] != configHash) {
@@ -141,7 +143,7 @@ func demote(conds *[]metav1.Condition, typ, reason, message string) {
 	}
 	if c.Status == metav1.ConditionFalse {
 		if !strings.Contains(c.Message, message) {
-			c.Message = truncate(c.Message+"; "+message, maxConditionMessage)
+			c.Message = clip.Truncate(c.Message+"; "+message, maxConditionMessage)
 		}
 		return
 	}

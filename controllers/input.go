@@ -1,0 +1,228 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
+	"github.com/flaxlb/flax/controllers/translate"
+)
+
+// input lists what the translator needs from the cache: every GatewayClass of ours,
+// the GatewayClassParameters they name, their Gateways (whose status.addresses
+// keep pool allocations stable), every HTTPRoute, ReferenceGrant, Namespace,
+// BackendPolicy and RoutePolicy, only the Services, EndpointSlices and Secrets that
+// routes and listeners name (and the Services BackendPolicies target), and the
+// addresses of the Ready nodes that run a dataplane and whose dataplane is
+// connected by their node Lease. It also returns the earliest expiry of a fresh node
+// Lease (zero if none).
+func (c *Controller) input(ctx context.Context) (*translate.Input, time.Time, error) {
+	in, err := c.listInput(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	addresses, nextExpiry, err := c.leases.GatewayAddresses(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	in.NodeAddresses = addresses
+	return in, nextExpiry, nil
+}
+
+// listInput lists everything input needs but the node addresses. Each step reads
+// what the steps before it put into the input.
+func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
+	in := &translate.Input{ControllerName: c.opts.ControllerName}
+	for _, list := range []func(context.Context, *translate.Input) error{
+		c.listClasses,
+		c.listGateways,
+		c.listRoutes,
+		c.listPolicies,
+		c.getServices,
+		c.getSecrets,
+	} {
+		if err := list(ctx, in); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// listClasses adds the GatewayClasses of ours and the GatewayClassParameters they
+// name.
+func (c *Controller) listClasses(ctx context.Context, in *translate.Input) error {
+	var classes gatewayv1.GatewayClassList
+	if err := c.client.List(ctx, &classes); err != nil {
+		return fmt.Errorf("listing gatewayclasses: %w", err)
+	}
+	for _, gc := range classes.Items {
+		if string(gc.Spec.ControllerName) == c.opts.ControllerName {
+			in.GatewayClasses = append(in.GatewayClasses, gc)
+		}
+	}
+	for _, gc := range in.GatewayClasses {
+		ref := gc.Spec.ParametersRef
+		if ref == nil || string(ref.Group) != flaxv1alpha1.GroupName || string(ref.Kind) != flaxv1alpha1.KindGatewayClassParameters ||
+			slices.ContainsFunc(in.Parameters, func(p flaxv1alpha1.GatewayClassParameters) bool { return p.Name == ref.Name }) {
+			continue
+		}
+		var p flaxv1alpha1.GatewayClassParameters
+		switch err := c.client.Get(ctx, types.NamespacedName{Name: ref.Name}, &p); {
+		case err == nil:
+			in.Parameters = append(in.Parameters, p)
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("getting gatewayclassparameters %s: %w", ref.Name, err)
+		}
+	}
+	return nil
+}
+
+// listGateways adds the Gateways of the classes in the input.
+func (c *Controller) listGateways(ctx context.Context, in *translate.Input) error {
+	var gateways gatewayv1.GatewayList
+	if err := c.client.List(ctx, &gateways); err != nil {
+		return fmt.Errorf("listing gateways: %w", err)
+	}
+	for _, gw := range gateways.Items {
+		if slices.ContainsFunc(in.GatewayClasses, func(gc gatewayv1.GatewayClass) bool { return gc.Name == string(gw.Spec.GatewayClassName) }) {
+			in.Gateways = append(in.Gateways, gw)
+		}
+	}
+	return nil
+}
+
+// listRoutes adds every HTTPRoute and ReferenceGrant, and every Namespace (for the
+// listeners' allowedRoutes).
+func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error {
+	var routes gatewayv1.HTTPRouteList
+	if err := c.client.List(ctx, &routes); err != nil {
+		return fmt.Errorf("listing httproutes: %w", err)
+	}
+	in.HTTPRoutes = routes.Items
+	var grants gatewayv1beta1.ReferenceGrantList
+	if err := c.client.List(ctx, &grants); err != nil {
+		return fmt.Errorf("listing referencegrants: %w", err)
+	}
+	in.ReferenceGrants = grants.Items
+	var namespaces corev1.NamespaceList
+	if err := c.client.List(ctx, &namespaces); err != nil {
+		return fmt.Errorf("listing namespaces: %w", err)
+	}
+	in.Namespaces = namespaces.Items
+	return nil
+}
+
+// listPolicies adds every BackendPolicy and RoutePolicy.
+func (c *Controller) listPolicies(ctx context.Context, in *translate.Input) error {
+	var backendPolicies flaxv1alpha1.BackendPolicyList
+	if err := c.client.List(ctx, &backendPolicies); err != nil {
+		return fmt.Errorf("listing backendpolicies: %w", err)
+	}
+	in.BackendPolicies = backendPolicies.Items
+	var routePolicies flaxv1alpha1.RoutePolicyList
+	if err := c.client.List(ctx, &routePolicies); err != nil {
+		return fmt.Errorf("listing routepolicies: %w", err)
+	}
+	in.RoutePolicies = routePolicies.Items
+	return nil
+}
+
+// getServices adds the Services the input's HTTPRoutes name, with their
+// EndpointSlices, then the Services only BackendPolicies target, without theirs:
+// whether those exist and their port names decide the policies' status; their
+// endpoints do not matter.
+func (c *Controller) getServices(ctx context.Context, in *translate.Input) error {
+	var routed, targeted []types.NamespacedName
+	for i := range in.HTTPRoutes {
+		for _, key := range routeServiceRefs(&in.HTTPRoutes[i]) {
+			routed = appendUnique(routed, key)
+		}
+	}
+	for i := range in.BackendPolicies {
+		for _, key := range policyServiceRefs(&in.BackendPolicies[i]) {
+			if !slices.Contains(routed, key) {
+				targeted = appendUnique(targeted, key)
+			}
+		}
+	}
+	for _, key := range routed {
+		if err := c.getService(ctx, in, key); err != nil {
+			return err
+		}
+		var eps discoveryv1.EndpointSliceList
+		if err := c.client.List(ctx, &eps, client.InNamespace(key.Namespace),
+			client.MatchingFields{indexSliceService: key.String()}); err != nil {
+			return fmt.Errorf("listing endpointslices of service %s: %w", key, err)
+		}
+		in.EndpointSlices = append(in.EndpointSlices, eps.Items...)
+	}
+	for _, key := range targeted {
+		if err := c.getService(ctx, in, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getService adds the Service key if it exists.
+func (c *Controller) getService(ctx context.Context, in *translate.Input, key types.NamespacedName) error {
+	var svc corev1.Service
+	switch err := c.client.Get(ctx, key, &svc); {
+	case err == nil:
+		in.Services = append(in.Services, svc)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("getting service %s: %w", key, err)
+	}
+	return nil
+}
+
+// getSecrets adds the Secrets the listeners of the input's Gateways name, those
+// that exist.
+func (c *Controller) getSecrets(ctx context.Context, in *translate.Input) error {
+	var keys []types.NamespacedName
+	for i := range in.Gateways {
+		for _, key := range gatewaySecretRefs(&in.Gateways[i]) {
+			keys = appendUnique(keys, key)
+		}
+	}
+	for _, key := range keys {
+		s, err := c.secret(ctx, key)
+		if err != nil {
+			return err
+		}
+		if s != nil {
+			in.Secrets = append(in.Secrets, *s)
+		}
+	}
+	return nil
+}
+
+// secret returns the Secret key, or nil if it does not exist. The cache holds only
+// kubernetes.io/tls Secrets (see CacheOptions); a referenced Secret missing from it
+// is read from the API server, so that a Secret of the wrong type is reported as
+// such rather than as missing.
+func (c *Controller) secret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	var s corev1.Secret
+	err := c.client.Get(ctx, key, &s)
+	if apierrors.IsNotFound(err) {
+		err = c.apiReader.Get(ctx, key, &s)
+	}
+	switch {
+	case err == nil:
+		return &s, nil
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("getting secret %s: %w", key, err)
+	}
+}
