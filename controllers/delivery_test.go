@@ -10,6 +10,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 )
 
 // TestDeliveryOverUnixSocket drives the delivery against the real snapshot server
@@ -18,7 +20,7 @@ import (
 // conditions, and a dataplane restart.
 func TestDeliveryOverUnixSocket(t *testing.T) {
 	w := newWorld(t, "delivery", "10.11.0.1")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	stopDataplane := w.startDataplane(dp)
 
 	class := gatewayClass("delivery", w.controllerName)
@@ -34,7 +36,7 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 
 	// Every subtest starts from a dataplane that runs the configuration.
 	eventually(t, 30*time.Second, "dataplane runs the echo group", func() error {
-		g, err := backendGroup(dp.running(), group)
+		g, err := backendGroup(dp.Running(), group)
 		if err != nil {
 			return err
 		}
@@ -45,7 +47,7 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 	})
 
 	t.Run("full snapshot on connect", func(t *testing.T) {
-		if full, updates := dp.counts(); full < 1 || updates != 0 {
+		if full, updates := dp.Counts(); full < 1 || updates != 0 {
 			t.Fatalf("%d full snapshots and %d endpoint updates, want the configuration as a full snapshot", full, updates)
 		}
 		eventually(t, 10*time.Second, "Gateway Programmed", func() error {
@@ -60,7 +62,7 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 	t.Run("endpoint change sends an EndpointUpdate", func(t *testing.T) {
 		var fromClient, fromEvent []time.Duration
 		for i := range 5 {
-			fullBefore, updatesBefore := dp.counts()
+			fullBefore, updatesBefore := dp.Counts()
 			count0, sum0 := endpointAckHistogram(t)
 			addresses := []string{"10.21.0.1"}
 			for j := range i + 1 {
@@ -69,16 +71,16 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 			start := time.Now()
 			update(w, slice, func(s *discoveryv1.EndpointSlice) { s.Endpoints = readyEndpoints(addresses...) })
 			eventually(t, 10*time.Second, "endpoint update applied", func() error {
-				u, ok := dp.lastUpdate()
-				if _, n := dp.counts(); !ok || n == updatesBefore {
+				u, ok := dp.LastUpdate()
+				if _, n := dp.Counts(); !ok || n == updatesBefore {
 					return fmt.Errorf("no new endpoint update")
 				}
-				if u.group != group || u.endpoints != len(addresses) {
+				if u.Group != group || u.Endpoints != len(addresses) {
 					return fmt.Errorf("last update %+v, want group %s with %d endpoints", u, group, len(addresses))
 				}
 				return nil
 			})
-			u, _ := dp.lastUpdate()
+			u, _ := dp.LastUpdate()
 			eventually(t, 5*time.Second, "change-to-Ack observed", func() error {
 				if n, _ := endpointAckHistogram(t); n == count0 {
 					return fmt.Errorf("flax_controller_endpoint_change_to_ack_seconds has no new sample")
@@ -86,14 +88,14 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 				return nil
 			})
 			count1, sum1 := endpointAckHistogram(t)
-			if full, _ := dp.counts(); full != fullBefore {
+			if full, _ := dp.Counts(); full != fullBefore {
 				t.Errorf("change %d: %d full snapshots were sent for an endpoint-only change", i, full-fullBefore)
 			}
 			perAck := time.Duration((sum1 - sum0) / float64(count1-count0) * float64(time.Second))
-			fromClient = append(fromClient, u.at.Sub(start))
+			fromClient = append(fromClient, u.At.Sub(start))
 			fromEvent = append(fromEvent, perAck)
 			t.Logf("change %d: client Update call → dataplane ApplyEndpoints %v; controller-measured EndpointSlice event → Ack %v",
-				i, u.at.Sub(start).Round(10*time.Microsecond), perAck.Round(10*time.Microsecond))
+				i, u.At.Sub(start).Round(10*time.Microsecond), perAck.Round(10*time.Microsecond))
 		}
 		slices.Sort(fromClient)
 		slices.Sort(fromEvent)
@@ -104,7 +106,7 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 	})
 
 	t.Run("rejected snapshot sets Programmed False", func(t *testing.T) {
-		dp.set(9999, nil)
+		dp.Set(9999, nil)
 		update(w, gw, func(g *gatewayv1.Gateway) {
 			g.Spec.Listeners = append(g.Spec.Listeners, gatewayv1.Listener{Name: "refused", Port: 9999, Protocol: gatewayv1.HTTPProtocolType})
 		})
@@ -137,7 +139,7 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 	})
 
 	t.Run("unbound listener sets the listener's Programmed False", func(t *testing.T) {
-		dp.set(0, map[uint32]string{8081: "listen tcp :8081: bind: address already in use"})
+		dp.Set(0, map[uint32]string{8081: "listen tcp :8081: bind: address already in use"})
 		update(w, gw, func(g *gatewayv1.Gateway) {
 			g.Spec.Listeners = append(g.Spec.Listeners, gatewayv1.Listener{Name: "alt", Port: 8081, Protocol: gatewayv1.HTTPProtocolType})
 		})
@@ -171,11 +173,11 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 	t.Run("dataplane restart gets the full state at once", func(t *testing.T) {
 		want := c.Delivery.Result().AppliedHash
 		stopDataplane()
-		restarted := &fakeDataplane{}
+		restarted := &fakedataplane.Dataplane{}
 		start := time.Now()
 		w.startDataplane(restarted)
 		eventually(t, 10*time.Second, "restarted dataplane runs the configuration", func() error {
-			if s := restarted.running(); s.GetHash() != want {
+			if s := restarted.Running(); s.GetHash() != want {
 				return fmt.Errorf("restarted dataplane runs hash %q, want %q", s.GetHash(), want)
 			}
 			return nil
@@ -185,7 +187,7 @@ func TestDeliveryOverUnixSocket(t *testing.T) {
 		if took > 2*time.Second {
 			t.Errorf("the restarted dataplane got its configuration after %v, want under 2s", took)
 		}
-		if full, updates := restarted.counts(); full != 1 || updates != 0 {
+		if full, updates := restarted.Counts(); full != 1 || updates != 0 {
 			t.Errorf("restarted dataplane got %d full snapshots and %d endpoint updates, want exactly one full snapshot", full, updates)
 		}
 	})

@@ -30,8 +30,8 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/controllers"
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 	"github.com/flaxlb/flax/test/envtest"
 )
@@ -210,142 +210,17 @@ func (w *world) startNode(node, socket string, edit func(*controllers.Options), 
 	return c, stop
 }
 
-// fakeDataplane is a snapshot.Applier that records what it applies. It can refuse
-// snapshots with a listener on rejectPort, report listeners on unbound ports as
-// not bound, and hold every apply until released (a slow dataplane).
-type fakeDataplane struct {
-	mu         sync.Mutex
-	full       []*dataplanev1.Snapshot
-	updates    []endpointApply
-	current    *dataplanev1.Snapshot
-	rejectPort uint32
-	unbound    map[uint32]string
-	gate       chan struct{}
-}
-
-// hold makes every apply wait until the returned release is called.
-func (f *fakeDataplane) hold() (release func()) {
-	gate := make(chan struct{})
-	f.mu.Lock()
-	f.gate = gate
-	f.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			f.mu.Lock()
-			f.gate = nil
-			f.mu.Unlock()
-			close(gate)
-		})
-	}
-}
-
-// wait blocks while the dataplane is held.
-func (f *fakeDataplane) wait(ctx context.Context) error {
-	f.mu.Lock()
-	gate := f.gate
-	f.mu.Unlock()
-	if gate == nil {
-		return nil
-	}
-	select {
-	case <-gate:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// endpointApply is one ApplyEndpoints call.
-type endpointApply struct {
-	at        time.Time
-	group     string
-	endpoints int
-}
-
-// Apply implements snapshot.Applier.
-func (f *fakeDataplane) Apply(ctx context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
-	if err := f.wait(ctx); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []*rpc.ListenerStatus
-	for _, l := range snap.GetListeners() {
-		if l.GetPort() == f.rejectPort {
-			return nil, fmt.Errorf("port %d refused by the test dataplane", l.GetPort())
-		}
-		st := &rpc.ListenerStatus{Name: l.GetName(), Address: l.GetAddress(), Port: l.GetPort(), Bound: true}
-		if msg, ok := f.unbound[l.GetPort()]; ok {
-			st.Bound, st.Error = false, msg
-		}
-		out = append(out, st)
-	}
-	f.full = append(f.full, snap)
-	f.current = snap
-	return out, nil
-}
-
-// ApplyEndpoints implements snapshot.Applier.
-func (f *fakeDataplane) ApplyEndpoints(ctx context.Context, group string, snap *dataplanev1.Snapshot) error {
-	if err := f.wait(ctx); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, g := range snap.GetBackendGroups() {
-		if g.GetName() == group {
-			n = len(g.GetEndpoints())
-		}
-	}
-	f.updates = append(f.updates, endpointApply{at: time.Now(), group: group, endpoints: n})
-	f.current = snap
-	return nil
-}
-
-// counts returns the number of full snapshots and endpoint updates applied.
-func (f *fakeDataplane) counts() (full, updates int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.full), len(f.updates)
-}
-
-// lastUpdate returns the last endpoint update.
-func (f *fakeDataplane) lastUpdate() (endpointApply, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.updates) == 0 {
-		return endpointApply{}, false
-	}
-	return f.updates[len(f.updates)-1], true
-}
-
-// running returns the snapshot in effect.
-func (f *fakeDataplane) running() *dataplanev1.Snapshot {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.current
-}
-
-// set changes the refusal and bind-failure settings.
-func (f *fakeDataplane) set(rejectPort uint32, unbound map[uint32]string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.rejectPort, f.unbound = rejectPort, unbound
-}
-
 // startDataplane serves the dataplane API with f on the world's socket; the
 // returned function stops it (as a dataplane restart would), and the test's end
 // stops it too.
-func (w *world) startDataplane(f *fakeDataplane) (stop func()) {
+func (w *world) startDataplane(f *fakedataplane.Dataplane) (stop func()) {
 	w.t.Helper()
 	return w.startDataplaneAt(f, "node-"+w.name, w.socket)
 }
 
 // startDataplaneAt serves the dataplane API of node with f on socket, as
 // startDataplane.
-func (w *world) startDataplaneAt(f *fakeDataplane, node, socket string) (stop func()) {
+func (w *world) startDataplaneAt(f *fakedataplane.Dataplane, node, socket string) (stop func()) {
 	w.t.Helper()
 	ctx, cancel := context.WithCancel(w.ctx)
 	srv := snapshot.NewServer(f, snapshot.ServerOptions{NodeName: node, Engine: "fake", Log: testLogger().WithName("dataplane")})

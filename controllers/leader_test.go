@@ -11,6 +11,8 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 )
 
 // TestStatusOnlyFromLeader runs the controller with leader election while another
@@ -18,7 +20,7 @@ import (
 // no status is written until the lease is free and this replica takes it.
 func TestStatusOnlyFromLeader(t *testing.T) {
 	w := newWorld(t, "leader", "10.15.0.1")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	w.startDataplane(dp)
 	const leaseName = "flax-test-leader"
 	lease := &coordinationv1.Lease{
@@ -47,7 +49,7 @@ func TestStatusOnlyFromLeader(t *testing.T) {
 		o.RetryPeriod = ptr.To(200 * time.Millisecond)
 	})
 	eventually(t, 30*time.Second, "follower delivers to its dataplane", func() error {
-		_, err := backendGroup(dp.running(), w.name+"/echo:80")
+		_, err := backendGroup(dp.Running(), w.name+"/echo:80")
 		return err
 	})
 	// Give a (wrong) status write time to happen.

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flaxlb/flax/controllers"
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 	"github.com/flaxlb/flax/controllers/nodes"
 )
 
@@ -42,10 +43,10 @@ func TestNodeLeases(t *testing.T) {
 	w.create(class)
 	w.create(gateway(w.name, "web", class.Name, 8080))
 
-	dpA := &fakeDataplane{}
+	dpA := &fakedataplane.Dataplane{}
 	w.startDataplaneAt(dpA, nodeA, w.socket)
-	dpB := &fakeDataplane{}
-	dpB.set(0, map[uint32]string{8080: "address already in use"})
+	dpB := &fakedataplane.Dataplane{}
+	dpB.Set(0, map[uint32]string{8080: "address already in use"})
 	socketB := filepath.Join(filepath.Dir(w.socket), "b.sock")
 	w.startDataplaneAt(dpB, nodeB, socketB)
 
@@ -151,7 +152,7 @@ func TestProgrammedWaitsForEveryNode(t *testing.T) {
 	w.create(service(w.name, "echo", 80, 8080))
 	w.create(endpointSlice(w.name, "echo-1", "echo", 8080, "10.26.0.1"))
 
-	dpA, dpB := &fakeDataplane{}, &fakeDataplane{}
+	dpA, dpB := &fakedataplane.Dataplane{}, &fakedataplane.Dataplane{}
 	w.startDataplaneAt(dpA, nodeA, w.socket)
 	socketB := filepath.Join(filepath.Dir(w.socket), "b.sock")
 	w.startDataplaneAt(dpB, nodeB, socketB)
@@ -196,18 +197,18 @@ func TestProgrammedWaitsForEveryNode(t *testing.T) {
 	eventually(t, 10*time.Second, "web Programmed on both nodes", programmed("web", metav1.ConditionTrue, "Programmed", ""))
 	eventually(t, 10*time.Second, "other Programmed on both nodes", programmed("other", metav1.ConditionTrue, "Programmed", ""))
 
-	release := dpB.hold()
+	release := dpB.Hold()
 	defer release()
 	w.create(httpRoute(w.name, "route", "web", "echo", 80))
 	eventually(t, 10*time.Second, "node-a runs the route", func() error {
-		_, err := backendGroup(dpA.running(), w.name+"/echo:80")
+		_, err := backendGroup(dpA.Running(), w.name+"/echo:80")
 		return err
 	})
 	eventually(t, 10*time.Second, "web waits for node-b", programmed("web", metav1.ConditionFalse, "Pending", nodeB))
 	if err := programmed("other", metav1.ConditionTrue, "Programmed", "")(); err != nil {
 		t.Errorf("a Gateway the route does not touch: %v", err)
 	}
-	if _, err := backendGroup(dpB.running(), w.name+"/echo:80"); err == nil {
+	if _, err := backendGroup(dpB.Running(), w.name+"/echo:80"); err == nil {
 		t.Fatal("node-b's held dataplane runs the route already")
 	}
 
@@ -218,7 +219,7 @@ func TestProgrammedWaitsForEveryNode(t *testing.T) {
 
 	release()
 	eventually(t, 10*time.Second, "node-b runs the route", func() error {
-		_, err := backendGroup(dpB.running(), w.name+"/echo:80")
+		_, err := backendGroup(dpB.Running(), w.name+"/echo:80")
 		return err
 	})
 	eventually(t, 10*time.Second, "web Programmed once node-b caught up", programmed("web", metav1.ConditionTrue, "Programmed", ""))

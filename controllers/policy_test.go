@@ -22,6 +22,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 	"github.com/flaxlb/flax/test/envtest"
 )
 
@@ -199,7 +200,7 @@ func TestPolicyCRDs(t *testing.T) {
 // Service is created.
 func TestBackendPolicy(t *testing.T) {
 	w := newWorld(t, "backend-policy", "10.16.0.1")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	w.startDataplane(dp)
 	class := gatewayClass(w.name, w.controllerName)
 	w.create(class)
@@ -231,7 +232,7 @@ func TestBackendPolicy(t *testing.T) {
 
 	group := w.name + "/echo:80"
 	eventually(t, 30*time.Second, "the policy's settings in the dataplane's backend group", func() error {
-		g, err := backendGroup(dp.running(), group)
+		g, err := backendGroup(dp.Running(), group)
 		if err != nil {
 			return err
 		}
@@ -258,7 +259,7 @@ func TestBackendPolicy(t *testing.T) {
 		p.Spec.LoadBalancing = &flaxv1alpha1.LoadBalancing{Type: flaxv1alpha1.LoadBalancingLeastRequest}
 	})
 	eventually(t, 10*time.Second, "the edited policy in the dataplane's backend group", func() error {
-		g, err := backendGroup(dp.running(), group)
+		g, err := backendGroup(dp.Running(), group)
 		if err != nil {
 			return err
 		}
@@ -282,7 +283,7 @@ func TestBackendPolicy(t *testing.T) {
 	eventually(t, 10*time.Second, "the younger policy Conflicted", func() error {
 		return w.policyAccepted(&flaxv1alpha1.BackendPolicy{}, "rival", "Gateway", "web", metav1.ConditionFalse, "Conflicted")
 	})
-	if g, err := backendGroup(dp.running(), group); err != nil || g.GetLoadBalancing().GetPolicy() != dataplanev1.LoadBalancing_LEAST_REQUEST {
+	if g, err := backendGroup(dp.Running(), group); err != nil || g.GetLoadBalancing().GetPolicy() != dataplanev1.LoadBalancing_LEAST_REQUEST {
 		t.Errorf("after a conflicting policy, group %v (%v), want LEAST_REQUEST still", g, err)
 	}
 
@@ -320,7 +321,7 @@ func TestBackendPolicy(t *testing.T) {
 // the Gateway as ancestor, written once; deleting it removes the limit.
 func TestRoutePolicy(t *testing.T) {
 	w := newWorld(t, "route-policy", "10.17.0.1")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	w.startDataplane(dp)
 	class := gatewayClass(w.name, w.controllerName)
 	w.create(class)
@@ -349,7 +350,7 @@ func TestRoutePolicy(t *testing.T) {
 
 	rule0, rule1 := w.name+"/route/rule-0", w.name+"/route/rule-1"
 	eventually(t, 30*time.Second, "the rate limit on the named rule's route", func() error {
-		r0, r1 := dataplaneRoute(dp.running(), rule0), dataplaneRoute(dp.running(), rule1)
+		r0, r1 := dataplaneRoute(dp.Running(), rule0), dataplaneRoute(dp.Running(), rule1)
 		if r0 == nil || r1 == nil {
 			return fmt.Errorf("routes %s and %s not both in the snapshot", rule0, rule1)
 		}
@@ -386,7 +387,7 @@ func TestRoutePolicy(t *testing.T) {
 		t.Fatalf("delete policy: %v", err)
 	}
 	eventually(t, 10*time.Second, "no rate limit once the policy is gone", func() error {
-		if r1 := dataplaneRoute(dp.running(), rule1); r1 == nil || r1.GetRateLimit() != nil {
+		if r1 := dataplaneRoute(dp.Running(), rule1); r1 == nil || r1.GetRateLimit() != nil {
 			return fmt.Errorf("rule 1 is %v, want it without rate limit", r1)
 		}
 		return nil

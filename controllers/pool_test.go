@@ -12,6 +12,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 )
 
 // TestAddressPool runs the controller against a real API server with a
@@ -23,7 +24,7 @@ import (
 // server rejects pools that are not addresses or CIDR prefixes.
 func TestAddressPool(t *testing.T) {
 	w := newWorld(t, "pool", "10.10.0.9")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	w.startDataplane(dp)
 
 	for _, bad := range []string{"198.51.100.1/24", "not-an-ip", "10.0.0.0/33"} {
@@ -86,7 +87,7 @@ func TestAddressPool(t *testing.T) {
 	// per address in addrs, each named after its Gateway.
 	servedOn := func(addrs map[string]string) error {
 		got := map[string]string{}
-		for _, l := range dp.running().GetListeners() {
+		for _, l := range dp.Running().GetListeners() {
 			if l.GetPort() == 8080 {
 				got[l.GetAddress()] = l.GetName()
 			}

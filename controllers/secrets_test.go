@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 )
 
 // TestListenerSecrets checks the Secret path: the cache holds only TLS Secrets, a
@@ -24,7 +26,7 @@ import (
 // such (read past the cache) rather than as missing.
 func TestListenerSecrets(t *testing.T) {
 	w := newWorld(t, "secrets", "10.14.0.1")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	w.startDataplane(dp)
 
 	class := gatewayClass("secrets", w.controllerName)
@@ -72,7 +74,7 @@ func TestListenerSecrets(t *testing.T) {
 	})
 	eventually(t, 10*time.Second, "Secret resolved", listenerRefs("https", metav1.ConditionTrue, "ResolvedRefs", ""))
 	eventually(t, 10*time.Second, "dataplane serves the certificate", func() error {
-		for _, l := range dp.running().GetListeners() {
+		for _, l := range dp.Running().GetListeners() {
 			if l.GetPort() == 8443 {
 				if len(l.GetCertificates()) != 1 || string(l.GetCertificates()[0].GetCertPem()) != string(certPEM) {
 					return fmt.Errorf("listener %s has %d certificates", l.GetName(), len(l.GetCertificates()))

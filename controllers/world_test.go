@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 )
 
 // TestObjectsInConditionsOut runs the controller against a real API server: Gateway
@@ -17,7 +19,7 @@ import (
 // HTTPRoute conditions come out, and the dataplane receives the backends.
 func TestObjectsInConditionsOut(t *testing.T) {
 	w := newWorld(t, "objects", "10.10.0.1")
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	w.startDataplane(dp)
 
 	ours := gatewayClass("objects", w.controllerName)
@@ -106,7 +108,7 @@ func TestObjectsInConditionsOut(t *testing.T) {
 		return hasCondition(p.Conditions, "ResolvedRefs", metav1.ConditionFalse, "BackendNotFound")
 	})
 	eventually(t, 10*time.Second, "dataplane runs the echo endpoints", func() error {
-		g, err := backendGroup(dp.running(), w.name+"/echo:80")
+		g, err := backendGroup(dp.Running(), w.name+"/echo:80")
 		if err != nil {
 			return err
 		}

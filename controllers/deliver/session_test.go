@@ -1,4 +1,4 @@
-package controllers_test
+package deliver_test
 
 import (
 	"context"
@@ -9,19 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/controllers/deliver"
+	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // The tests in this file drive a Delivery against the real snapshot server on a
-// unix socket, without an API server.
+// unix socket, without an API server; controllers' envtest tests run it inside
+// the whole controller.
 
 // deliverySetup starts a snapshot server with dp and a Delivery to it.
-func deliverySetup(t *testing.T, dp *fakeDataplane) (*deliver.Delivery, *snapshot.Server) {
+func deliverySetup(t *testing.T, dp *fakedataplane.Dataplane) (*deliver.Delivery, *snapshot.Server) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "flax-")
 	if err != nil {
@@ -30,10 +33,10 @@ func deliverySetup(t *testing.T, dp *fakeDataplane) (*deliver.Delivery, *snapsho
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "dp.sock")
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := snapshot.NewServer(dp, snapshot.ServerOptions{NodeName: "node", Log: testLogger().WithName("dataplane")})
+	srv := snapshot.NewServer(dp, snapshot.ServerOptions{NodeName: "node", Log: logr.Discard()})
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ctx, sock) }()
-	d := deliver.New(deliver.Options{Socket: sock, NodeName: "node", Log: testLogger().WithName("delivery")})
+	d := deliver.New(deliver.Options{Socket: sock, NodeName: "node", Log: logr.Discard()})
 	dDone := make(chan error, 1)
 	go func() { dDone <- d.Start(ctx) }()
 	t.Cleanup(func() {
@@ -70,10 +73,10 @@ func validSnapshot(port uint32, addresses ...string) *dataplanev1.Snapshot {
 }
 
 // runsHash waits until dp runs the snapshot of hash.
-func runsHash(t *testing.T, dp *fakeDataplane, hash string) {
+func runsHash(t *testing.T, dp *fakedataplane.Dataplane, hash string) {
 	t.Helper()
 	eventually(t, 10*time.Second, "dataplane runs "+hash[:8], func() error {
-		if got := dp.running().GetHash(); got != hash {
+		if got := dp.Running().GetHash(); got != hash {
 			return fmt.Errorf("dataplane runs %q", got)
 		}
 		return nil
@@ -85,7 +88,7 @@ func runsHash(t *testing.T, dp *fakeDataplane, hash string) {
 // longer fits, the dataplane answers FULL_SNAPSHOT_REQUIRED, and the delivery sends
 // the full snapshot.
 func TestDeliveryFullSnapshotRequired(t *testing.T) {
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	d, srv := deliverySetup(t, dp)
 	first := validSnapshot(80, "10.0.0.1")
 	d.Publish(first, time.Time{})
@@ -102,7 +105,7 @@ func TestDeliveryFullSnapshotRequired(t *testing.T) {
 	second := validSnapshot(80, "10.0.0.1", "10.0.0.2")
 	d.Publish(second, time.Now())
 	runsHash(t, dp, second.GetHash())
-	if full, updates := dp.counts(); full != 2 || updates != 0 {
+	if full, updates := dp.Counts(); full != 2 || updates != 0 {
 		t.Errorf("%d full snapshots and %d endpoint updates applied, want 2 and 0 (the update was refused)", full, updates)
 	}
 	if r := d.Result(); r.Rejection != nil || !r.InSync || r.AppliedHash != second.GetHash() {
@@ -113,7 +116,7 @@ func TestDeliveryFullSnapshotRequired(t *testing.T) {
 	third := validSnapshot(80, "10.0.0.2")
 	d.Publish(third, time.Now())
 	runsHash(t, dp, third.GetHash())
-	if full, updates := dp.counts(); full != 2 || updates != 1 {
+	if full, updates := dp.Counts(); full != 2 || updates != 1 {
 		t.Errorf("%d full snapshots and %d endpoint updates applied, want 2 and 1", full, updates)
 	}
 }
@@ -122,7 +125,7 @@ func TestDeliveryFullSnapshotRequired(t *testing.T) {
 // the rejection is recorded with the dataplane's reason, the last good snapshot
 // stays in effect, and the next valid snapshot clears the rejection.
 func TestDeliveryInvalidSnapshot(t *testing.T) {
-	dp := &fakeDataplane{}
+	dp := &fakedataplane.Dataplane{}
 	d, _ := deliverySetup(t, dp)
 	good := validSnapshot(80, "10.0.0.1")
 	d.Publish(good, time.Time{})
@@ -140,7 +143,7 @@ func TestDeliveryInvalidSnapshot(t *testing.T) {
 		}
 		return nil
 	})
-	if got := dp.running().GetHash(); got != good.GetHash() {
+	if got := dp.Running().GetHash(); got != good.GetHash() {
 		t.Errorf("dataplane runs %s after a rejection, want the last good %s", got, good.GetHash())
 	}
 
@@ -153,4 +156,21 @@ func TestDeliveryInvalidSnapshot(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// eventually polls check every 20ms until it returns nil, failing the test with
+// the last error after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
