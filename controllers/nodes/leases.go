@@ -1,10 +1,3 @@
-// Package nodes carries every node's dataplane result to the leader. Each node's
-// controller keeps a coordination.k8s.io/v1 Lease "flax-node-<node>" whose
-// annotation summarises its dataplane's result (publish.go, report.go); every
-// controller reads all node Leases to tell which nodes are live, so that the
-// leader folds their results into conditions and Gateways get the addresses of
-// live nodes (read.go). A ConfigHistory tells which configuration of each Gateway
-// the local dataplane runs; node.go says which Nodes run a dataplane.
 package nodes
 
 import (

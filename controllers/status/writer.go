@@ -1,8 +1,3 @@
-// Package status tells users what became of their objects: the leader's Writer
-// writes the statuses the translator computed, with every counted node's dataplane
-// results folded into the Gateways' Programmed conditions (results.go, merged with
-// the existing conditions in conditions.go); every node's EventReporter emits
-// Warning Events about its own dataplane's problems.
 package status
 
 import (
