@@ -75,8 +75,8 @@ spec() {
 # typical NAME prints a tool's usual cold build time in seconds on 2 idle cores (CPU time
 # halved), used until this machine has built it once. For the hack/tools binaries it is
 # what each adds to a build that includes kube-apiserver (they share most packages);
-# measured: kube-apiserver about 1,100 CPU seconds, then kubectl 80 and
-# kube-controller-manager 300 more. The others are rough figures.
+# measured on 2 busy cores: kube-apiserver about 1,100 CPU seconds, then kubectl 80 and
+# kube-controller-manager over 300 more. The others are rough figures.
 typical() {
 	case "$1" in
 	kube-apiserver) echo 540 ;;
