@@ -1,8 +1,6 @@
 package enginetest
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"bufio"
 	"context"
 	"io"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"

@@ -1,8 +1,6 @@
 package netpoll
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"bufio"
 	"context"
 	"crypto/ecdsa"
@@ -26,6 +24,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
