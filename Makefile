@@ -11,6 +11,10 @@ LDFLAGS       ?= -checklinkname=0
 GOFLAGS_BUILD := -ldflags=$(LDFLAGS)
 export CGO_ENABLED ?= 0
 
+# The packages test-race runs: the dataplane's hot path and the controller, whose
+# goroutines share state.
+RACE_PKGS ?= ./dataplane/... ./controllers/... ./api/...
+
 ROOT     := $(abspath .)
 LOCALBIN := $(ROOT)/bin
 export PATH := $(LOCALBIN):$(PATH)
@@ -61,6 +65,10 @@ lint: ## Run golangci-lint (config in .golangci.yml).
 test: ## Run all tests, including envtest tests on a real kube-apiserver and etcd, and the chart tests with helm.
 	$(INSTALL_TOOLS) $(TOOLS_TEST)
 	KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -count=1 ./...
+
+.PHONY: test-race
+test-race: tools ## Run the hot-path, controller and API tests under the race detector (needs cgo and a C compiler).
+	CGO_ENABLED=1 KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -race -count=1 $(RACE_PKGS)
 
 .PHONY: bench
 bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core (needs nginx, haproxy, wrk).

@@ -29,6 +29,7 @@ import (
 
 	"github.com/flaxlb/flax/controllers"
 	"github.com/flaxlb/flax/dataplane/daemon"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/test/envtest"
 )
 
@@ -90,7 +91,7 @@ func runScenario(t *testing.T, engine string, ns *netns) {
 	// 1. A dataplane, a control plane, and the controller pointed at the socket.
 	dp := startDataplane(t, engine, socket, nodeName, log.WithName("dataplane"))
 	if engine == daemon.EngineAuto && dp.daemon.EngineName() == daemon.EngineNetpoll {
-		t.Skip("skipping: the auto engine selected netpoll here (io_uring unavailable, or its engine not built: " +
+		iouringtest.Unavailable(t, "the auto engine selected netpoll here (io_uring unavailable, or its engine not built: "+
 			"the dataplane logs why), which the netpoll run already covers")
 	}
 	t.Logf("dataplane engine: %s", dp.daemon.EngineName())

@@ -30,6 +30,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -464,7 +465,7 @@ func TestBindFailure(t *testing.T) {
 }
 
 func TestApplyBeforeRun(t *testing.T) {
-	skipWithoutUring(t)
+	iouringtest.Require(t)
 	e, err := New(Options{Workers: 1, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

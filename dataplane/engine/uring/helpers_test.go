@@ -21,18 +21,10 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
-	"github.com/flaxlb/flax/dataplane/iouring"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
-
-// skipWithoutUring skips tests on machines where io_uring is unusable.
-func skipWithoutUring(t testing.TB) {
-	t.Helper()
-	if err := iouring.Probe(); err != nil {
-		t.Skipf("io_uring unavailable: %v", err)
-	}
-}
 
 // freePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func freePort(t testing.TB) int {
@@ -119,7 +111,7 @@ type testEngine struct {
 
 func startEngine(t testing.TB, workers int, popts proxy.Options) *testEngine {
 	t.Helper()
-	skipWithoutUring(t)
+	iouringtest.Require(t)
 	reg := metrics.NewRegistry(workers)
 	e, err := New(Options{Workers: workers, Metrics: reg, Log: testLogger(t), Proxy: popts})
 	if err != nil {
