@@ -45,16 +45,8 @@ func TestEndpoints(t *testing.T) {
 	if code, _ := get(t, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
-	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "no config") {
-		t.Errorf("/readyz before apply = %d %q, want 503 no config", code, body)
-	}
-	s.SetApplied()
 	if code, _ := get(t, base+"/readyz"); code != 200 {
-		t.Errorf("/readyz after apply = %d, want 200", code)
-	}
-	s.SetDraining()
-	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
-		t.Errorf("/readyz while draining = %d %q, want 503 draining", code, body)
+		t.Errorf("/readyz without a Ready func = %d, want 200", code)
 	}
 	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, `flax_engine_info{engine="uring",reason=""} 1`) {
 		t.Errorf("/metrics = %d, missing flax_engine_info:\n%s", code, body)
@@ -97,7 +89,6 @@ func TestReadyFunc(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "no config applied yet") {
 		t.Errorf("/readyz = %d %q, want 503 with the reason", code, body)
 	}
-	s.SetApplied() // ignored: Ready decides
 	why = nil
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d, want 200 once Ready returns nil", code)
