@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -133,17 +134,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestFlushInterval(t *testing.T) {
 	out := &syncBuffer{}
 	l, err := New(Options{Output: out, Workers: 2, FlushInterval: 10 * time.Millisecond})
@@ -154,7 +144,7 @@ func TestFlushInterval(t *testing.T) {
 	l.Worker(0).Log(testRecord())
 	l.Worker(1).Log(testRecord())
 	// A few lines are not enough to fill a buffer: the flusher hands them over.
-	waitFor(t, "two lines", func() bool { return strings.Count(out.String(), "\n") == 2 })
+	enginetest.WaitFor(t, "two lines", 5*time.Second, func() bool { return strings.Count(out.String(), "\n") == 2 })
 }
 
 // blockingWriter blocks every Write until released.
@@ -251,7 +241,7 @@ func TestReopen(t *testing.T) {
 	w := l.Worker(0)
 	w.Log(testRecord())
 	l.Flush()
-	waitFor(t, "first line", func() bool { b, _ := os.ReadFile(path); return bytes.Count(b, []byte("\n")) == 1 })
+	enginetest.WaitFor(t, "first line", 5*time.Second, func() bool { b, _ := os.ReadFile(path); return bytes.Count(b, []byte("\n")) == 1 })
 	// Rotate: move the file away, then reopen.
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
