@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -69,8 +70,8 @@ func TestIdleConnectionMemory(t *testing.T) {
 	// Idle keep-alive connections must outlive the test on a loaded machine.
 	te := startEngine(t, 1, proxy.Options{IdleTimeout: 10 * time.Minute})
 	be := startRawBackend(t)
-	port := freePort(t)
-	if st := te.apply(t, compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), ""))); !st[0].Bound {
+	port := enginetest.FreePort(t)
+	if st := te.apply(t, enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), ""))); !st[0].Bound {
 		t.Fatalf("statuses: %+v", st)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
