@@ -6,5 +6,6 @@
 // checks that values.schema.json rejects bad values, that rendered objects decode strictly
 // into their Kubernetes Go types, that the chart's RBAC equals config/rbac/, that every
 // value in values.yaml carries a comment and a row in the chart README (and the other way
-// round), and that the samples in config/samples line up with the chart's defaults.
+// round), that the samples in config/samples line up with the chart's defaults, and that
+// the local cluster's sample (config/samples/demo) decodes strictly and lines up.
 package charttest

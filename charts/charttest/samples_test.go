@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flaxlb/flax/config/samples/demo"
 )
 
 // TestSamples decodes every manifest in config/samples strictly into its Go type and
@@ -116,4 +118,51 @@ func decode[T any](t *testing.T, d document) T {
 		t.Fatalf("%s %s: %v", d.kind, d.name, err)
 	}
 	return v
+}
+
+// TestDemoSample decodes the local cluster's sample (config/samples/demo) strictly and
+// checks that its names line up: every object is in namespace demo, both routes attach
+// to Gateway demo and send to Service echo's port, and the Service selects the pods.
+func TestDemoSample(t *testing.T) {
+	var (
+		gw     gatewayv1.Gateway
+		routes []gatewayv1.HTTPRoute
+		dep    appsv1.Deployment
+		svc    corev1.Service
+		ns     []string
+	)
+	for _, d := range splitDocuments(t, demo.App+"---\n"+demo.EchoRoute+"---\n"+demo.V2Route) {
+		switch d.kind {
+		case "Namespace":
+			ns = append(ns, decode[corev1.Namespace](t, d).Name)
+		case "Gateway":
+			gw = decode[gatewayv1.Gateway](t, d)
+		case "HTTPRoute":
+			routes = append(routes, decode[gatewayv1.HTTPRoute](t, d))
+		case "Deployment":
+			dep = decode[appsv1.Deployment](t, d)
+		case "Service":
+			svc = decode[corev1.Service](t, d)
+		default:
+			t.Errorf("unexpected kind %s", d.kind)
+		}
+	}
+	if !slices.Equal(ns, []string{"demo"}) || gw.Namespace != "demo" || dep.Namespace != "demo" || svc.Namespace != "demo" {
+		t.Errorf("want everything in namespace demo: namespaces %v, Gateway in %q, Deployment in %q, Service in %q", ns, gw.Namespace, dep.Namespace, svc.Namespace)
+	}
+	if len(routes) != 2 {
+		t.Fatalf("want HTTPRoutes echo and echo-v2, got %d", len(routes))
+	}
+	for _, r := range routes {
+		if r.Namespace != "demo" || len(r.Spec.ParentRefs) != 1 || string(r.Spec.ParentRefs[0].Name) != gw.Name {
+			t.Errorf("HTTPRoute %s/%s must attach to Gateway demo/%s", r.Namespace, r.Name, gw.Name)
+		}
+		b := r.Spec.Rules[0].BackendRefs[0]
+		if string(b.Name) != svc.Name || b.Port == nil || int32(*b.Port) != svc.Spec.Ports[0].Port {
+			t.Errorf("HTTPRoute %s backend %s:%v, want Service %s:%d", r.Name, b.Name, b.Port, svc.Name, svc.Spec.Ports[0].Port)
+		}
+	}
+	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(dep.Spec.Template.Labels)) {
+		t.Errorf("Service selector %v does not select the Deployment's pods %v", svc.Spec.Selector, dep.Spec.Template.Labels)
+	}
 }

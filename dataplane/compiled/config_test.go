@@ -70,7 +70,6 @@ func compile(t *testing.T, y string) (*Config, *metrics.Registry) {
 func view(host, path string) *router.RequestView {
 	return &router.RequestView{
 		Host: []byte(host), Path: []byte(path), Method: []byte("GET"),
-		Headers: router.HeaderFunc(func(string) ([]byte, bool) { return nil, false }),
 	}
 }
 

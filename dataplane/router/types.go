@@ -137,12 +137,6 @@ type Headers interface {
 	Header(name string) ([]byte, bool)
 }
 
-// HeaderFunc adapts a function to the [Headers] interface.
-type HeaderFunc func(name string) ([]byte, bool)
-
-// Header calls f(name).
-func (f HeaderFunc) Header(name string) ([]byte, bool) { return f(name) }
-
 // RequestView is the part of a request the router looks at. The caller
 // fills it from its parser's buffers; the router neither retains nor
 // modifies it.

@@ -51,10 +51,9 @@ type Watcher struct {
 	problem  string
 	lastSeen bool
 
-	// mu guards the fields below.
+	// mu guards current.
 	mu      sync.Mutex
 	current *dataplanev1.Snapshot
-	lastErr error
 }
 
 // fileStamp is what a poll compares to decide whether to read the file.
@@ -139,14 +138,6 @@ func (w *Watcher) Current() *dataplanev1.Snapshot {
 	return w.current
 }
 
-// LastError returns why the file's latest content was not applied, or nil if it
-// was.
-func (w *Watcher) LastError() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.lastErr
-}
-
 // check applies the file if it changed since the last check, or in any case with
 // force, and returns why it could not, if it could not.
 func (w *Watcher) check(ctx context.Context, force bool) error {
@@ -207,7 +198,7 @@ func (w *Watcher) apply(ctx context.Context, data []byte, force bool) error {
 // succeed records snap as the snapshot in effect.
 func (w *Watcher) succeed(snap *dataplanev1.Snapshot) {
 	w.mu.Lock()
-	w.current, w.lastErr = snap, nil
+	w.current = snap
 	w.mu.Unlock()
 	w.problem = ""
 }
@@ -215,10 +206,7 @@ func (w *Watcher) succeed(snap *dataplanev1.Snapshot) {
 // fail records and logs err, once for as long as it stays the same problem, and
 // returns it.
 func (w *Watcher) fail(err error) error {
-	w.mu.Lock()
-	w.lastErr = err
-	current := w.current
-	w.mu.Unlock()
+	current := w.Current()
 	if msg := err.Error(); msg != w.problem {
 		w.problem = msg
 		if current == nil {

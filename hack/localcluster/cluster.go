@@ -14,6 +14,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/flaxlb/flax/config/samples/demo"
 )
 
 // stateMarker marks a folder as a localcluster state folder, which a run may wipe.
@@ -264,120 +266,14 @@ func httpOK(url string) error {
 	return nil
 }
 
-const sampleYAML = `apiVersion: v1
-kind: Namespace
-metadata:
-  name: demo
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: echo
-  namespace: demo
-spec:
-  replicas: 2
-  selector:
-    matchLabels:
-      app: echo
-  template:
-    metadata:
-      labels:
-        app: echo
-    spec:
-      containers:
-      - name: echo
-        image: gcr.io/k8s-staging-gateway-api/echo-basic:v1.6.3
-        ports:
-        - name: http
-          containerPort: 3000
-        env:
-        - name: POD_NAME
-          valueFrom:
-            fieldRef:
-              fieldPath: metadata.name
-        - name: NAMESPACE
-          valueFrom:
-            fieldRef:
-              fieldPath: metadata.namespace
-        readinessProbe:
-          httpGet:
-            path: /
-            port: http
-          periodSeconds: 2
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: echo
-  namespace: demo
-spec:
-  selector:
-    app: echo
-  ports:
-  - name: http
-    port: 80
-    targetPort: http
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: demo
-  namespace: demo
-spec:
-  gatewayClassName: flax
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 8080
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: echo
-  namespace: demo
-spec:
-  parentRefs:
-  - name: demo
-  rules:
-  - backendRefs:
-    - name: echo
-      port: 80
-`
-
-// sampleRouteYAML is the extra route the help text suggests applying.
-const sampleRouteYAML = `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: echo-v2
-  namespace: demo
-spec:
-  parentRefs:
-  - name: demo
-  hostnames:
-  - v2.example.com
-  rules:
-  - matches:
-    - path:
-        type: PathPrefix
-        value: /v2
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier:
-        add:
-        - name: X-Via
-          value: flax-sample
-    backendRefs:
-    - name: echo
-      port: 80
-`
-
-// applySample applies the sample and waits until a request through the Gateway reaches
-// a pod.
+// applySample writes the sample of config/samples/demo into the state folder
+// (sample.yaml, and sample-route.yaml for the help text), applies sample.yaml and waits
+// until a request through the Gateway reaches a pod.
 func (c *cluster) applySample(ctx context.Context) error {
-	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample.yaml"), []byte(sampleYAML), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample.yaml"), []byte(demo.App+"---\n"+demo.EchoRoute), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample-route.yaml"), []byte(sampleRouteYAML), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample-route.yaml"), []byte(demo.V2Route), 0o644); err != nil {
 		return err
 	}
 	if err := c.kubectl("", "apply", "-f", filepath.Join(c.cfg.dir, "sample.yaml")); err != nil {

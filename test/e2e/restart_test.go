@@ -11,12 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flaxlb/flax/config/samples/demo"
 	"github.com/flaxlb/flax/test/e2e/lctest"
 )
-
-// sampleRoutePath is the sample's second route as localcluster writes it: HTTPRoute
-// echo-v2, host v2.example.com, path /v2, a request header filter.
-func sampleRoutePath() string { return filepath.Join(env.dir, "sample-route.yaml") }
 
 // checkV2Route checks one request to the echo-v2 route.
 func checkV2Route() error {
@@ -95,7 +92,7 @@ func TestControllerRestart(t *testing.T) {
 // is reported, and the first success must come with the full configuration (both
 // routes, with their filters).
 func TestDataplaneRestart(t *testing.T) {
-	kubectl(t, "", "apply", "-f", sampleRoutePath())
+	kubectl(t, demo.V2Route, "apply", "-f", "-")
 	t.Cleanup(func() {
 		_, _ = kubectlErr("", "-n", demoNS, "delete", "httproute", "echo-v2", "--ignore-not-found")
 	})

@@ -13,23 +13,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/flaxlb/flax/config/samples/demo"
 	"github.com/flaxlb/flax/test/e2e/lctest"
 )
-
-// echoRouteYAML is the sample's HTTPRoute echo, as localcluster applies it.
-const echoRouteYAML = `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: echo
-  namespace: demo
-spec:
-  parentRefs:
-  - name: demo
-  rules:
-  - backendRefs:
-    - name: echo
-      port: 80
-`
 
 // echoRouteEditedYAML adds a request header filter to HTTPRoute echo.
 const echoRouteEditedYAML = `apiVersion: gateway.networking.k8s.io/v1
@@ -140,7 +126,7 @@ func TestHTTPRouteEdit(t *testing.T) {
 
 // restoreEchoRoute puts the sample's HTTPRoute echo back and waits until / serves.
 func restoreEchoRoute(t testing.TB) {
-	kubectl(t, echoRouteYAML, "apply", "-f", "-")
+	kubectl(t, demo.EchoRoute, "apply", "-f", "-")
 	checkServing(t, "/")
 }
 
