@@ -36,6 +36,7 @@ const (
 	HeaderXForwardedFor
 	HeaderXForwardedProto
 	HeaderXForwardedHost
+	HeaderForwarded
 )
 
 // Field is one header field line: its name and its value with surrounding
