@@ -60,6 +60,11 @@ type Listener struct {
 	TLS *tls.Config
 	// TCP is the route of a TCP listener; only its Backends are used.
 	TCP *Route
+	// TrustedHops, when TrustedHopsSet, is the number of proxies in front
+	// of the listener whose forwarding headers are trusted; otherwise the
+	// dataplane's default applies (proxy.Options.TrustedHops).
+	TrustedHops    int
+	TrustedHopsSet bool
 
 	table   *router.Table
 	matched []Matched // indexed by router action
@@ -406,6 +411,9 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		return nil, fmt.Errorf("port: %d is not in 1-65535", pl.GetPort())
 	}
 	l.Addr = netip.AddrPortFrom(ip, uint16(pl.GetPort()))
+	if pl.TrustedHops != nil {
+		l.TrustedHops, l.TrustedHopsSet = int(pl.GetTrustedHops()), true
+	}
 	switch pl.GetProtocol() {
 	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
 		l.Protocol = ProtocolHTTP

@@ -12,6 +12,8 @@ const (
 	MaxWeight = 1_000_000
 	// MaxRetryAttempts is the largest RetryPolicy.attempts.
 	MaxRetryAttempts = 10
+	// MaxTrustedHops is the largest Listener.trusted_hops.
+	MaxTrustedHops = 16
 	// maxPathLength bounds path values and regular expressions.
 	maxPathLength = 1024
 	// maxHeaderValueLength bounds header values in matches and modifiers.

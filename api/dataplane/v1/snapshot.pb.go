@@ -417,6 +417,16 @@ type Listener struct {
 	Port uint32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
 	// Protocol must be set.
 	Protocol Listener_Protocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=flax.dataplane.v1.Listener_Protocol" json:"protocol,omitempty"`
+	// TrustedHops is the number of proxies in front of this listener whose forwarding
+	// headers are trusted, at most 16 (HTTP and HTTPS listeners). Unset uses the
+	// dataplane's --trusted-hops (default 0). With 0 the X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded fields a client sends are
+	// replaced by the dataplane's own. With N > 0 the received X-Forwarded-For and
+	// Forwarded lists are kept and the dataplane appends its entry (the connection's
+	// peer), received X-Forwarded-Proto and -Host are kept, and the client address used
+	// by per-client rate limits, source-IP hashing and the access log is the N-th
+	// address from the end of X-Forwarded-For (the peer when there is none).
+	TrustedHops *uint32 `protobuf:"varint,45,opt,name=trusted_hops,json=trustedHops,proto3,oneof" json:"trusted_hops,omitempty"`
 	// Certificates are the server certificates of an HTTPS listener, chosen by SNI.
 	// A certificate whose server_names is empty is the default for clients that send
 	// no SNI or an SNI that no other certificate matches; at most one may be empty.
@@ -486,6 +496,13 @@ func (x *Listener) GetProtocol() Listener_Protocol {
 		return x.Protocol
 	}
 	return Listener_PROTOCOL_UNSPECIFIED
+}
+
+func (x *Listener) GetTrustedHops() uint32 {
+	if x != nil && x.TrustedHops != nil {
+		return *x.TrustedHops
+	}
+	return 0
 }
 
 func (x *Listener) GetCertificates() []*TLSCertificate {
@@ -3408,12 +3425,13 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\x98\x03\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xd1\x03\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\rR\x04port\x12@\n" +
-	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12E\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12&\n" +
+	"\ftrusted_hops\x18- \x01(\rH\x00R\vtrustedHops\x88\x01\x01\x12E\n" +
 	"\fcertificates\x18\n" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
@@ -3422,7 +3440,8 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
-	"\x03TCP\x10\x03\"g\n" +
+	"\x03TCP\x10\x03B\x0f\n" +
+	"\r_trusted_hops\"g\n" +
 	"\x0eTLSCertificate\x12!\n" +
 	"\fserver_names\x18\x01 \x03(\tR\vserverNames\x12\x19\n" +
 	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x17\n" +
@@ -3773,6 +3792,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 	if File_api_dataplane_v1_snapshot_proto != nil {
 		return
 	}
+	file_api_dataplane_v1_snapshot_proto_msgTypes[1].OneofWrappers = []any{}
 	file_api_dataplane_v1_snapshot_proto_msgTypes[4].OneofWrappers = []any{
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),

@@ -231,6 +231,13 @@ func (v *validator) listeners(ls []*Listener) {
 				v.add(p.child("tcpRoute"), "a TCP listener needs a tcpRoute")
 			}
 		}
+		if l.TrustedHops != nil {
+			if l.GetProtocol() == Listener_TCP {
+				v.add(p.child("trustedHops"), "must be unset when protocol is TCP (a TCP listener reads no headers)")
+			} else if l.GetTrustedHops() > MaxTrustedHops {
+				v.addf(p.child("trustedHops"), "must be at most %d, got %d", MaxTrustedHops, l.GetTrustedHops())
+			}
+		}
 		if l.GetTcpRoute() != nil && l.GetProtocol() != Listener_TCP {
 			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
 		}
