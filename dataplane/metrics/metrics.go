@@ -150,10 +150,10 @@ func (l Limit) String() string {
 // Retry reasons, each exported as a value of the `reason` label of
 // flax_upstream_retries_total.
 const (
-	RetryConnectFailed RetryReason = iota // the connect to the endpoint failed
-	RetryUpstreamReset                    // the connection failed before a response head (reset, closed, a failed write)
-	RetryStatus                           // the response status is one the route's policy retries
-	RetryStaleConnection                  // a pooled keep-alive connection the upstream had closed
+	RetryConnectFailed   RetryReason = iota // the connect to the endpoint failed
+	RetryUpstreamReset                      // the connection failed before a response head (reset, closed, a failed write)
+	RetryStatus                             // the response status is one the route's policy retries
+	RetryStaleConnection                    // a pooled keep-alive connection the upstream had closed
 	numRetryReasons
 )
 

@@ -13,12 +13,12 @@ import (
 
 // Backend behaviours.
 const (
-	modeOK    int32 = iota // 200 "ok"
-	mode5xx                // 503
-	modeReset              // a partial response head, then a reset
-	modeHang               // reads the request, never answers
-	modeSlow               // 200 after slowDelay
-	modeResetNow           // reads the request, then resets the connection without a byte
+	modeOK       int32 = iota // 200 "ok"
+	mode5xx                   // 503
+	modeReset                 // a partial response head, then a reset
+	modeHang                  // reads the request, never answers
+	modeSlow                  // 200 after slowDelay
+	modeResetNow              // reads the request, then resets the connection without a byte
 )
 
 const slowDelay = 150 * time.Millisecond
