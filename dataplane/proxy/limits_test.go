@@ -432,3 +432,45 @@ func TestDefaultRetryReplaysIdempotent(t *testing.T) {
 		h.expectClient(badGateway)
 	})
 }
+
+// A listener's head limits replace the dataplane's field counts, and lower
+// (never raise) its byte limits.
+func TestListenerHeadLimits(t *testing.T) {
+	fields := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString("X-F" + strconv.Itoa(i) + ": v\r\n")
+		}
+		return b.String()
+	}
+	bigField := "X-Big: " + strings.Repeat("b", 17<<10) + "\r\n"
+	for _, tc := range []struct {
+		name, limits string
+		req, resp    string // extra request fields, response head
+		want         string // status line prefix the client gets
+	}{
+		{"response fields lowered", "{maxResponseHeaders: 10}", "", fieldsHead(11), "HTTP/1.1 502 "},
+		{"response fields at the lowered limit", "{maxResponseHeaders: 10}", "", fieldsHead(10), "HTTP/1.1 200 "},
+		{"response fields raised", "{maxResponseHeaders: 1000}", "", fieldsHead(600), "HTTP/1.1 200 "},
+		{"response bytes lowered", "{maxResponseHeaderBytes: 8192}", "", cookieHead(40), "HTTP/1.1 502 "},
+		{"request fields lowered", "{maxRequestHeaders: 5}", fields(5), "", "HTTP/1.1 431 "},
+		{"request fields raised", "{maxRequestHeaders: 200}", fields(150), fieldsHead(1), "HTTP/1.1 200 "},
+		{"request bytes lowered", "{maxRequestHeaderBytes: 2048}", "X-Pad: " + strings.Repeat("p", 2100) + "\r\n", "", "HTTP/1.1 431 "},
+		{"request bytes not raised over the dataplane's", "{maxRequestHeaderBytes: 65535}", bigField, "", "HTTP/1.1 431 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := strings.Replace(testSnapshot, "  protocol: HTTP\n", "  protocol: HTTP\n  headLimits: "+tc.limits+"\n", 1)
+			cfg, reg := compileTest(t, y)
+			h := openHarness(t, cfg, reg, Options{}, 0, "192.0.2.7:40000")
+			h.autoConnect = true
+			h.client("GET / HTTP/1.1\r\nHost: example.com\r\n" + tc.req + "\r\n")
+			if tc.resp != "" && len(h.connects) == 1 {
+				h.takeUpstream()
+				h.upstream(tc.resp + "ok")
+			}
+			if got := h.takeClient(); !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("client got %.60q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -19,7 +19,7 @@ func (s *Session) processResponse() {
 			}
 			return
 		}
-		n, err := http1.ParseResponse(up.buf[up.r:up.w], &x.res, x.method, s.w.opts.ResponseLimits)
+		n, err := http1.ParseResponse(up.buf[up.r:up.w], &x.res, x.method, s.w.responseLimits(x.listener))
 		if errors.Is(err, http1.ErrNeedMore) {
 			if x.upEOF {
 				s.upstreamGone()
@@ -182,7 +182,7 @@ func (s *Session) responseHead(n int) bool {
 	}
 	up.r += n
 	up.ready, up.proc = up.r, up.r
-	x.resBody.ForResponse(res, s.w.opts.ResponseLimits)
+	x.resBody.ForResponse(res, s.w.responseLimits(x.listener))
 	x.respHeadDone, x.respStarted = true, true
 	x.respDone = x.resBody.Done()
 	x.replayOff = -1

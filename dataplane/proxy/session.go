@@ -696,7 +696,7 @@ func (s *Session) stepHead() bool {
 		}
 		return false
 	}
-	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.opts.Limits)
+	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.requestLimits(s.lref.Load()))
 	if errors.Is(err, http1.ErrNeedMore) {
 		if s.clientEOF {
 			s.closeClient(false)

@@ -120,6 +120,37 @@ func normalizedLimits(l, def http1.Limits) http1.Limits {
 	return l
 }
 
+// requestLimits returns the limits of listener l's request heads: its own
+// where set, else the dataplane's; the byte limit never above the
+// dataplane's, which sized the buffers.
+func (w *Worker) requestLimits(l *compiled.Listener) http1.Limits {
+	lim := w.opts.Limits
+	if l != nil {
+		if n := l.MaxRequestHeaderBytes; n > 0 && n < lim.MaxHeaderBytes {
+			lim.MaxHeaderBytes = n
+		}
+		if n := l.MaxRequestHeaders; n > 0 {
+			lim.MaxHeaderCount = n
+		}
+	}
+	return lim
+}
+
+// responseLimits returns the limits of listener l's response heads, as
+// requestLimits does for requests.
+func (w *Worker) responseLimits(l *compiled.Listener) http1.Limits {
+	lim := w.opts.ResponseLimits
+	if l != nil {
+		if n := l.MaxResponseHeaderBytes; n > 0 && n < lim.MaxHeaderBytes {
+			lim.MaxHeaderBytes = n
+		}
+		if n := l.MaxResponseHeaders; n > 0 {
+			lim.MaxHeaderCount = n
+		}
+	}
+	return lim
+}
+
 // Endpoint is an endpoint chosen for one attempt.
 type Endpoint struct {
 	// Addr is the address to connect to.

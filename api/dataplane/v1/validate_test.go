@@ -21,6 +21,7 @@ func TestValidateValid(t *testing.T) {
 	trusting := validSnapshot(t)
 	httpL(trusting).TrustedHops = proto.Uint32(dataplanev1.MaxTrustedHops)
 	trusting.Listeners[1].TrustedHops = proto.Uint32(0)
+	httpL(trusting).HeadLimits = &dataplanev1.HeadLimits{MaxRequestHeaderBytes: 1024, MaxRequestHeaders: 10000, MaxResponseHeaderBytes: 65535}
 	if err := dataplanev1.Validate(trusting); err != nil {
 		t.Fatalf("Validate(trusted hops 16 and 0) = %v", err)
 	}
@@ -94,6 +95,28 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"trusted hops too many", func(s *dataplanev1.Snapshot) { httpL(s).TrustedHops = proto.Uint32(dataplanev1.MaxTrustedHops + 1) },
 			"listeners[0].trustedHops", "at most 16, got 17",
+		},
+		{
+			"head limits on tcp", func(s *dataplanev1.Snapshot) { s.Listeners[2].HeadLimits = &dataplanev1.HeadLimits{} },
+			"listeners[2].headLimits", "must be unset when protocol is TCP",
+		},
+		{
+			"request head bytes too small", func(s *dataplanev1.Snapshot) {
+				httpL(s).HeadLimits = &dataplanev1.HeadLimits{MaxRequestHeaderBytes: 100}
+			},
+			"listeners[0].headLimits.maxRequestHeaderBytes", "at least 1024, got 100",
+		},
+		{
+			"response head bytes too large", func(s *dataplanev1.Snapshot) {
+				httpL(s).HeadLimits = &dataplanev1.HeadLimits{MaxResponseHeaderBytes: 65536}
+			},
+			"listeners[0].headLimits.maxResponseHeaderBytes", "at most 65535, got 65536",
+		},
+		{
+			"response fields too many", func(s *dataplanev1.Snapshot) {
+				httpL(s).HeadLimits = &dataplanev1.HeadLimits{MaxResponseHeaders: 10001}
+			},
+			"listeners[0].headLimits.maxResponseHeaders", "at most 10000, got 10001",
 		},
 		{
 			"trusted hops on tcp", func(s *dataplanev1.Snapshot) { s.Listeners[2].TrustedHops = proto.Uint32(0) },
