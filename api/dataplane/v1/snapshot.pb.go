@@ -939,7 +939,9 @@ type Route struct {
 	Timeouts *RouteTimeouts `protobuf:"bytes,30,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	// Retry is the retry policy of matched requests. Unset means the dataplane default:
 	// one retry on another endpoint when the connect fails (nothing reached the
-	// backend, so it is safe for every method). Set an empty policy for no retries.
+	// backend, so it is safe for every method), or when the connection of an
+	// idempotent request fails before any response byte (see
+	// retry_on_connect_failure). Set an empty policy for no retries.
 	Retry *RetryPolicy `protobuf:"bytes,31,opt,name=retry,proto3" json:"retry,omitempty"`
 	// SessionAffinity pins a client's requests to one endpoint; unset means none.
 	SessionAffinity *SessionAffinity `protobuf:"bytes,32,opt,name=session_affinity,json=sessionAffinity,proto3" json:"session_affinity,omitempty"`
@@ -2329,6 +2331,9 @@ type RetryPolicy struct {
 	// RetryOnStatusCodes retries on these response status codes (400-599).
 	RetryOnStatusCodes []uint32 `protobuf:"varint,2,rep,packed,name=retry_on_status_codes,json=retryOnStatusCodes,proto3" json:"retry_on_status_codes,omitempty"`
 	// RetryOnConnectFailure retries when a connection to the endpoint cannot be opened.
+	// It also replays an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+	// whose connection failed before any response byte (reset, closed, a failed
+	// write), counted in flax_upstream_retries_total{reason="upstream_reset"}.
 	RetryOnConnectFailure bool `protobuf:"varint,3,opt,name=retry_on_connect_failure,json=retryOnConnectFailure,proto3" json:"retry_on_connect_failure,omitempty"`
 	// RetryOnReset retries when the backend closes or resets the connection before a
 	// response.
