@@ -24,6 +24,8 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/daemon"
+	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -101,6 +103,11 @@ type common struct {
 	drainTimeout time.Duration
 	verbosity    int
 	accessLog    string
+	trustedHops  int
+	reqHeadBytes int
+	reqHeaders   int
+	resHeadBytes int
+	resHeaders   int
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -112,14 +119,48 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.IntVar(&c.verbosity, "v", 0, "log verbosity (0: changes and errors, 1: every config update)")
+	fs.IntVar(&c.trustedHops, "trusted-hops", 0, "proxies in front of the dataplane whose X-Forwarded-* and Forwarded fields are trusted (0-16), for listeners that set no trustedHops: 0 replaces what clients send; N keeps and appends, and takes the client address N entries from the end of X-Forwarded-For")
+	fs.IntVar(&c.reqHeadBytes, "max-request-header-bytes", http1.DefaultMaxHeaderBytes, "longest request head (request line and fields), in bytes; a longer one is answered 431")
+	fs.IntVar(&c.reqHeaders, "max-request-headers", http1.DefaultMaxHeaderCount, "most request header fields; more are answered 431")
+	fs.IntVar(&c.resHeadBytes, "max-response-header-bytes", http1.DefaultMaxResponseHeaderBytes, "longest response head (status line and fields), in bytes, at most 65535; a longer one is answered 502")
+	fs.IntVar(&c.resHeaders, "max-response-headers", http1.DefaultMaxResponseHeaderCount, "most response header fields; more are answered 502")
 	fs.StringVar(&c.accessLog, "access-log", "", "append a JSON access log line per request to this file ('-' for stdout; reopened on SIGHUP for log rotation); empty disables it")
+}
+
+// proxyOptions returns the session options the flags ask for.
+func (c *common) proxyOptions() (proxy.Options, error) {
+	if c.trustedHops < 0 || c.trustedHops > dataplanev1.MaxTrustedHops {
+		return proxy.Options{}, fmt.Errorf("--trusted-hops must be in 0-%d, got %d", dataplanev1.MaxTrustedHops, c.trustedHops)
+	}
+	for _, f := range []struct {
+		name     string
+		v, least int
+	}{
+		{"max-request-header-bytes", c.reqHeadBytes, 1024},
+		{"max-request-headers", c.reqHeaders, 1},
+		{"max-response-header-bytes", c.resHeadBytes, 1024},
+		{"max-response-headers", c.resHeaders, 1},
+	} {
+		if f.v < f.least || f.v > http1.MaxHeaderBytesLimit {
+			return proxy.Options{}, fmt.Errorf("--%s must be in %d-%d, got %d", f.name, f.least, http1.MaxHeaderBytesLimit, f.v)
+		}
+	}
+	return proxy.Options{
+		TrustedHops:    c.trustedHops,
+		Limits:         http1.Limits{MaxHeaderBytes: c.reqHeadBytes, MaxHeaderCount: c.reqHeaders},
+		ResponseLimits: http1.Limits{MaxHeaderBytes: c.resHeadBytes, MaxHeaderCount: c.resHeaders},
+	}, nil
 }
 
 func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(stderr, obj) }, funcr.Options{Verbosity: c.verbosity, LogTimestamp: true})
+	po, err := c.proxyOptions()
+	if err != nil {
+		return nil, log, err
+	}
 	d, err := daemon.New(daemon.Options{
 		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
-		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Log: log,
+		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Proxy: po, Log: log,
 	})
 	return d, log, err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,43 @@ func TestAccessLogFlag(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if err := run([]string{"--help"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "--access-log") {
 		t.Errorf("--help does not mention --access-log: %v", err)
+	}
+}
+
+func TestLimitAndTrustFlags(t *testing.T) {
+	var c common
+	fs := newFlagSet("proxy", "proxy", io.Discard)
+	c.bind(fs)
+	if err := fs.Parse([]string{"--trusted-hops", "2", "--max-request-header-bytes", "32768", "--max-response-headers", "1000"}); err != nil {
+		t.Fatal(err)
+	}
+	po, err := c.proxyOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if po.TrustedHops != 2 || po.Limits.MaxHeaderBytes != 32768 || po.Limits.MaxHeaderCount != 100 ||
+		po.ResponseLimits.MaxHeaderBytes != 65535 || po.ResponseLimits.MaxHeaderCount != 1000 {
+		t.Fatalf("options %+v", po)
+	}
+	for _, args := range [][]string{
+		{"--trusted-hops", "17"},
+		{"--trusted-hops", "-1"},
+		{"--max-response-header-bytes", "65536"},
+		{"--max-request-headers", "0"},
+	} {
+		var c common
+		fs := newFlagSet("proxy", "proxy", io.Discard)
+		c.bind(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.proxyOptions(); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: error %v, want one naming the flag", args, err)
+		}
+	}
+	var out, errOut bytes.Buffer
+	err = run([]string{"proxy", "--trusted-hops", "99", "--to", "127.0.0.1:1", "--admin-address", ""}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "--trusted-hops") {
+		t.Errorf("proxy --trusted-hops 99: %v", err)
 	}
 }

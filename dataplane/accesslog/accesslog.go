@@ -89,7 +89,8 @@ type Record struct {
 	// ResponseBytes and RequestBytes are the bytes sent to and received from the client.
 	ResponseBytes, RequestBytes int64
 	// Upstream is the endpoint of the last attempt (invalid when none); Client the
-	// client's address.
+	// client's address: the connection's peer, or with trusted hops the address taken
+	// from X-Forwarded-For, with port 0 (written without a port).
 	Upstream, Client netip.AddrPort
 	// Attempts is the number of upstream attempts.
 	Attempts int

@@ -60,14 +60,21 @@ func appendMillis(dst []byte, d int64) []byte {
 	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
 
-// appendAddr appends a quoted ip:port, or "" for an invalid address.
+// appendAddr appends a quoted ip:port (ip alone when the port is 0), or ""
+// for an invalid address.
 func appendAddr(dst []byte, a netip.AddrPort) []byte {
 	dst = append(dst, '"')
 	if a.IsValid() {
 		if a.Addr().Is4In6() {
 			a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		}
-		dst = a.AppendTo(dst)
+		if a.Port() == 0 {
+			// An address without a port (a client address taken from
+			// X-Forwarded-For).
+			dst = a.Addr().AppendTo(dst)
+		} else {
+			dst = a.AppendTo(dst)
+		}
 	}
 	return append(dst, '"')
 }

@@ -60,6 +60,16 @@ type Listener struct {
 	TLS *tls.Config
 	// TCP is the route of a TCP listener; only its Backends are used.
 	TCP *Route
+	// TrustedHops, when TrustedHopsSet, is the number of proxies in front
+	// of the listener whose forwarding headers are trusted; otherwise the
+	// dataplane's default applies (proxy.Options.TrustedHops).
+	TrustedHops    int
+	TrustedHopsSet bool
+	// MaxRequestHeaderBytes, MaxRequestHeaders, MaxResponseHeaderBytes and
+	// MaxResponseHeaders are the listener's head limits; zero takes the
+	// dataplane's (proxy.Options), which also caps the byte limits.
+	MaxRequestHeaderBytes, MaxRequestHeaders   int
+	MaxResponseHeaderBytes, MaxResponseHeaders int
 
 	table   *router.Table
 	matched []Matched // indexed by router action
@@ -401,6 +411,13 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		return nil, fmt.Errorf("port: %d is not in 1-65535", pl.GetPort())
 	}
 	l.Addr = netip.AddrPortFrom(ip, uint16(pl.GetPort()))
+	if pl.TrustedHops != nil {
+		l.TrustedHops, l.TrustedHopsSet = int(pl.GetTrustedHops()), true
+	}
+	if hl := pl.GetHeadLimits(); hl != nil {
+		l.MaxRequestHeaderBytes, l.MaxRequestHeaders = int(hl.GetMaxRequestHeaderBytes()), int(hl.GetMaxRequestHeaders())
+		l.MaxResponseHeaderBytes, l.MaxResponseHeaders = int(hl.GetMaxResponseHeaderBytes()), int(hl.GetMaxResponseHeaders())
+	}
 	switch pl.GetProtocol() {
 	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
 		l.Protocol = ProtocolHTTP

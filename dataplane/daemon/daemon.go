@@ -31,6 +31,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
@@ -62,6 +63,9 @@ type Options struct {
 	// AccessLog is the file the JSON access log is appended to, accesslog.Stdout ("-")
 	// for the standard output; empty disables it.
 	AccessLog string
+	// Proxy tunes the sessions of both engines (head limits, trusted hops);
+	// zero fields take their defaults (proxy.Options).
+	Proxy proxy.Options
 	// Log receives structured logs.
 	Log logr.Logger
 }
@@ -126,7 +130,7 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.alog = al
 	}
-	eng, why, err := selectEngine(opts.Engine, opts.Workers, d.metrics, d.alog, opts.Log)
+	eng, why, err := selectEngine(opts.Engine, opts.Workers, opts.Proxy, d.metrics, d.alog, opts.Log)
 	if err != nil {
 		_ = d.alog.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
 func backend(t *testing.T, name string) (string, uint32) {
@@ -203,5 +205,47 @@ func TestRateLimitKeptAcrossApply(t *testing.T) {
 	}
 	if got := statuses(4); got != "200 200 200 429" {
 		t.Fatalf("after a snapshot with a burst of 3: %s", got)
+	}
+}
+
+// Options.Proxy reaches the sessions of both engines: with one trusted hop
+// the client's X-Forwarded-For is kept and appended to.
+func TestProxyOptionsReachEngines(t *testing.T) {
+	for _, eng := range []string{EngineNetpoll, EngineUring} {
+		t.Run(eng, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, r.Header.Get("X-Forwarded-For"))
+			})}
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(func() { srv.Close() })
+			a := ln.Addr().(*net.TCPAddr)
+			port := uint32(enginetest.FreePort(t))
+			d, err := New(Options{Workers: 1, Engine: eng, Proxy: proxy.Options{TrustedHops: 1}, Log: logr.Discard()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			if _, err := d.Apply(ctx, snap(1, port, &dataplanev1.Endpoint{Address: a.IP.String(), Port: uint32(a.Port)})); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", port), nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "203.0.113.9, 127.0.0.1" {
+				t.Fatalf("backend saw X-Forwarded-For %q, want the client's kept", body)
+			}
+		})
 	}
 }

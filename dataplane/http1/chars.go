@@ -160,6 +160,10 @@ func lookupHeaderID(name []byte) HeaderID {
 		if equalFold(name, "trailer") {
 			return HeaderTrailer
 		}
+	case 9:
+		if equalFold(name, "forwarded") {
+			return HeaderForwarded
+		}
 	case 10:
 		if equalFold(name, "connection") {
 			return HeaderConnection

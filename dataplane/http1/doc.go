@@ -14,7 +14,7 @@
 //     the proxy can forward the raw chunked bytes unchanged.
 //   - AppendRequestHead and AppendResponseHead write the head to send to the
 //     other side, with hop-by-hop fields removed, framing fields written in a
-//     canonical form and X-Forwarded-* fields added.
+//     canonical form and X-Forwarded-* and Forwarded fields added.
 //
 // # Design
 //

@@ -76,6 +76,42 @@ func (h *Head) Lookup(buf []byte, name string) (value []byte, ok bool) {
 	return nil, false
 }
 
+// XForwardedFor returns the n-th address from the end (n >= 1) of the
+// X-Forwarded-For list, all its field lines taken as one list, in the
+// parsed buffer buf: with n = 1 the address the nearest proxy appended.
+// Empty elements and fields named by a Connection option are skipped. It
+// reports false when the list has fewer than n elements.
+func (h *Head) XForwardedFor(buf []byte, n int) ([]byte, bool) {
+	if n < 1 {
+		return nil, false
+	}
+	for i := len(h.Fields) - 1; i >= 0; i-- {
+		f := &h.Fields[i]
+		if f.ID != HeaderXForwardedFor || f.ConnListed {
+			continue
+		}
+		v := f.Value.Bytes(buf)
+		end := len(v)
+		for end > 0 {
+			start := bytes.LastIndexByte(v[:end], ',') + 1
+			s, e := start, end
+			for s < e && isOWS(v[s]) {
+				s++
+			}
+			for e > s && isOWS(v[e-1]) {
+				e--
+			}
+			if e > s {
+				if n--; n == 0 {
+					return v[s:e], true
+				}
+			}
+			end = start - 1
+		}
+	}
+	return nil, false
+}
+
 // indexLF returns the index of the first LF in b, or -1.
 func indexLF(b []byte) int { return bytes.IndexByte(b, '\n') }
 

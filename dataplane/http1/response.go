@@ -32,7 +32,8 @@ func (r *Response) Interim() bool { return r.Status < 200 }
 // ParseResponse parses the response head at the start of buf, which holds the
 // bytes received so far from the upstream. reqMethod is the method of the
 // request being answered; it affects body framing. Results are reported as
-// for ParseRequest; errors are *Error values with Status 502.
+// for ParseRequest; errors are *Error values with Status 502. Zero fields of
+// lim take the response defaults (DefaultResponseLimits).
 func ParseResponse(buf []byte, r *Response, reqMethod Method, lim Limits) (n int, err error) {
 	st := &r.st
 	switch st.phase {
@@ -44,7 +45,7 @@ func ParseResponse(buf []byte, r *Response, reqMethod Method, lim Limits) (n int
 		r.Reset()
 		st.phase = phaseStartLine
 	}
-	lim = lim.normalized()
+	lim = lim.normalizedResponse()
 	view, restart := st.window(buf, &lim)
 	if restart {
 		r.Reset()

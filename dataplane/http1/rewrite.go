@@ -1,6 +1,9 @@
 package http1
 
-import "strconv"
+import (
+	"bytes"
+	"strconv"
+)
 
 // HeaderField is a header field to add to a rewritten head. The caller is
 // responsible for the validity of its bytes (a token name, a value without
@@ -31,13 +34,20 @@ type RewriteOptions struct {
 	// form ("Transfer-Encoding: chunked" or "Content-Length: N").
 	DropFraming bool
 	// XForwarded adds X-Forwarded-For (ClientAddr), X-Forwarded-Proto
-	// (Proto) and X-Forwarded-Host (the request's authority), replacing
-	// any received ones. A field whose value would be empty is omitted.
+	// (Proto), X-Forwarded-Host (the request's authority) and a Forwarded
+	// element (RFC 7239: for=ClientAddr;proto=Proto;host=authority),
+	// replacing any received ones. A field or Forwarded parameter whose
+	// value would be empty is omitted.
 	XForwarded bool
-	// TrustXForwarded, with XForwarded, appends ClientAddr to the received
-	// X-Forwarded-For list and keeps received X-Forwarded-Proto and
-	// X-Forwarded-Host values, for a proxy behind a trusted one.
-	TrustXForwarded bool
+	// TrustForwarded, with XForwarded, keeps the received X-Forwarded-For
+	// and Forwarded lists and appends this hop's entry to each, and keeps
+	// received X-Forwarded-Proto and X-Forwarded-Host values, for a proxy
+	// behind a trusted one. Received fields named by a Connection option
+	// are hop-by-hop and never kept.
+	TrustForwarded bool
+	// StripExpectContinue removes "Expect: 100-continue" fields, for a
+	// proxy that answers 100 (Continue) to the client itself.
+	StripExpectContinue bool
 	// ClientAddr is the client IP address for X-Forwarded-For.
 	ClientAddr []byte
 	// Proto is "http" or "https" for X-Forwarded-Proto.
@@ -95,8 +105,12 @@ func AppendRequestHead(dst, buf []byte, r *Request, opts *RewriteOptions) []byte
 			if !keepUpgrade {
 				continue
 			}
-		case HeaderXForwardedFor, HeaderXForwardedProto, HeaderXForwardedHost:
+		case HeaderXForwardedFor, HeaderXForwardedProto, HeaderXForwardedHost, HeaderForwarded:
 			if o.XForwarded || f.ConnListed {
+				continue
+			}
+		case HeaderExpect:
+			if f.ConnListed || (o.StripExpectContinue && equalFold(f.Value.Bytes(buf), "100-continue")) {
 				continue
 			}
 		default:
@@ -136,12 +150,44 @@ func AppendRequestHead(dst, buf []byte, r *Request, opts *RewriteOptions) []byte
 
 func appendXForwarded(dst, buf []byte, h *Head, authority Span, o *RewriteOptions) []byte {
 	mark := len(dst)
-	dst = append(dst, "X-Forwarded-For: "...)
+	dst, sep := appendReceived(dst, buf, h, HeaderXForwardedFor, "X-Forwarded-For: ", o.TrustForwarded)
+	if len(o.ClientAddr) > 0 {
+		if sep {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, o.ClientAddr...)
+		sep = true
+	}
+	dst = endList(dst, mark, sep)
+	if v := trustedValue(buf, h, HeaderXForwardedProto, o.Proto, o.TrustForwarded); len(v) > 0 {
+		dst = appendField(dst, []byte("X-Forwarded-Proto"), v)
+	}
+	host := authority.Bytes(buf)
+	if v := trustedValue(buf, h, HeaderXForwardedHost, host, o.TrustForwarded); len(v) > 0 {
+		dst = appendField(dst, []byte("X-Forwarded-Host"), v)
+	}
+	mark = len(dst)
+	dst, sep = appendReceived(dst, buf, h, HeaderForwarded, "Forwarded: ", o.TrustForwarded)
+	if len(o.ClientAddr) > 0 || len(o.Proto) > 0 || len(host) > 0 {
+		if sep {
+			dst = append(dst, ", "...)
+		}
+		dst = appendForwardedElement(dst, o.ClientAddr, o.Proto, host)
+		sep = true
+	}
+	return endList(dst, mark, sep)
+}
+
+// appendReceived appends prefix ("Name: ") and, when trust is set, the
+// received values of field id joined with commas. It reports whether a
+// value was appended.
+func appendReceived(dst, buf []byte, h *Head, id HeaderID, prefix string, trust bool) ([]byte, bool) {
+	dst = append(dst, prefix...)
 	sep := false
-	if o.TrustXForwarded {
+	if trust {
 		for i := range h.Fields {
 			f := &h.Fields[i]
-			if f.ID != HeaderXForwardedFor || f.Value.Len == 0 {
+			if f.ID != id || f.Value.Len == 0 || f.ConnListed {
 				continue
 			}
 			if sep {
@@ -151,25 +197,66 @@ func appendXForwarded(dst, buf []byte, h *Head, authority Span, o *RewriteOption
 			sep = true
 		}
 	}
-	if len(o.ClientAddr) > 0 {
-		if sep {
-			dst = append(dst, ", "...)
+	return dst, sep
+}
+
+// endList ends the list field started at mark with CRLF, or removes it
+// when it holds no value.
+func endList(dst []byte, mark int, nonEmpty bool) []byte {
+	if !nonEmpty {
+		return dst[:mark]
+	}
+	return append(dst, "\r\n"...)
+}
+
+// appendForwardedElement appends one Forwarded element (RFC 7239 §4):
+// for=addr;proto=proto;host=host, omitting empty parameters. An IPv6
+// address is bracketed and quoted (for="[2001:db8::1]"); any other value
+// that is not a token is quoted.
+func appendForwardedElement(dst, addr, proto, host []byte) []byte {
+	n := len(dst)
+	dst = appendForwardedParam(dst, n, "for=", addr, bytes.IndexByte(addr, ':') >= 0)
+	dst = appendForwardedParam(dst, n, "proto=", proto, false)
+	return appendForwardedParam(dst, n, "host=", host, false)
+}
+
+// appendForwardedParam appends name and the value v of a Forwarded
+// parameter, after a ';' unless it is the first of the element starting at
+// start; an empty v appends nothing.
+func appendForwardedParam(dst []byte, start int, name string, v []byte, bracket bool) []byte {
+	if len(v) == 0 {
+		return dst
+	}
+	if len(dst) > start {
+		dst = append(dst, ';')
+	}
+	dst = append(dst, name...)
+	if !bracket && allToken(v) {
+		return append(dst, v...)
+	}
+	dst = append(dst, '"')
+	if bracket {
+		dst = append(dst, '[')
+	}
+	for _, c := range v {
+		if c == '"' || c == '\\' {
+			dst = append(dst, '\\')
 		}
-		dst = append(dst, o.ClientAddr...)
-		sep = true
+		dst = append(dst, c)
 	}
-	if sep {
-		dst = append(dst, "\r\n"...)
-	} else {
-		dst = dst[:mark]
+	if bracket {
+		dst = append(dst, ']')
 	}
-	if v := trustedValue(buf, h, HeaderXForwardedProto, o.Proto, o.TrustXForwarded); len(v) > 0 {
-		dst = appendField(dst, []byte("X-Forwarded-Proto"), v)
+	return append(dst, '"')
+}
+
+func allToken(b []byte) bool {
+	for _, c := range b {
+		if !isToken(c) {
+			return false
+		}
 	}
-	if v := trustedValue(buf, h, HeaderXForwardedHost, authority.Bytes(buf), o.TrustXForwarded); len(v) > 0 {
-		dst = appendField(dst, []byte("X-Forwarded-Host"), v)
-	}
-	return dst
+	return true
 }
 
 // trustedValue returns the first non-empty received value of field id when

@@ -68,13 +68,65 @@ func TestAppendRequestHead(t *testing.T) {
 			name: "x-forwarded replaces untrusted",
 			in:   "GET / HTTP/1.1\r\nHost: h.example\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n",
 			opts: &RewriteOptions{XForwarded: true, ClientAddr: []byte("10.0.0.1"), Proto: []byte("http")},
-			want: "GET / HTTP/1.1\r\nHost: h.example\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h.example\r\n\r\n",
+			want: "GET / HTTP/1.1\r\nHost: h.example\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h.example\r\n" +
+				"Forwarded: for=10.0.0.1;proto=http;host=h.example\r\n\r\n",
 		},
 		{
 			name: "x-forwarded appends when trusted",
 			in:   "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nx-forwarded-for: 3.3.3.3\r\nX-Forwarded-Proto: https\r\n\r\n",
-			opts: &RewriteOptions{XForwarded: true, TrustXForwarded: true, ClientAddr: []byte("10.0.0.1"), Proto: []byte("http")},
-			want: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h\r\n\r\n",
+			opts: &RewriteOptions{XForwarded: true, TrustForwarded: true, ClientAddr: []byte("10.0.0.1"), Proto: []byte("http")},
+			want: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h\r\n" +
+				"Forwarded: for=10.0.0.1;proto=http;host=h\r\n\r\n",
+		},
+		{
+			name: "forwarded replaced when untrusted",
+			in:   "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=6.6.6.6;proto=https\r\nforwarded: for=7.7.7.7\r\n\r\n",
+			opts: &RewriteOptions{XForwarded: true, ClientAddr: []byte("10.0.0.1"), Proto: []byte("http")},
+			want: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n" +
+				"Forwarded: for=10.0.0.1;proto=http;host=h\r\n\r\n",
+		},
+		{
+			name: "forwarded appended when trusted, both lists",
+			in: "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=192.0.2.1;proto=https, for=\"[2001:db8::1]\"\r\nX-Forwarded-For: 192.0.2.1, 2001:db8::1\r\n" +
+				"Forwarded: for=198.51.100.2\r\n\r\n",
+			opts: &RewriteOptions{XForwarded: true, TrustForwarded: true, ClientAddr: []byte("10.0.0.1"), Proto: []byte("http")},
+			want: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.1, 2001:db8::1, 10.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n" +
+				"Forwarded: for=192.0.2.1;proto=https, for=\"[2001:db8::1]\", for=198.51.100.2, for=10.0.0.1;proto=http;host=h\r\n\r\n",
+		},
+		{
+			name: "forwarded quotes ipv6 and a host with a port",
+			in:   "GET / HTTP/1.1\r\nHost: h.example:8080\r\n\r\n",
+			opts: &RewriteOptions{XForwarded: true, ClientAddr: []byte("2001:db8::7"), Proto: []byte("https")},
+			want: "GET / HTTP/1.1\r\nHost: h.example:8080\r\nX-Forwarded-For: 2001:db8::7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h.example:8080\r\n" +
+				"Forwarded: for=\"[2001:db8::7]\";proto=https;host=\"h.example:8080\"\r\n\r\n",
+		},
+		{
+			name: "hop-by-hop forwarded fields are not trusted",
+			in:   "GET / HTTP/1.1\r\nHost: h\r\nConnection: forwarded, x-forwarded-for\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+			opts: &RewriteOptions{XForwarded: true, TrustForwarded: true, ClientAddr: []byte("10.0.0.1")},
+			want: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Host: h\r\nForwarded: for=10.0.0.1;host=h\r\n\r\n",
+		},
+		{
+			name: "forwarded passed through when not adding",
+			in:   "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=1.1.1.1\r\n\r\n",
+			want: "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=1.1.1.1\r\n\r\n",
+		},
+		{
+			name: "expect 100-continue stripped",
+			in:   "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+			opts: &RewriteOptions{StripExpectContinue: true},
+			want: "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n",
+		},
+		{
+			name: "expect 100-continue kept unless stripped",
+			in:   "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+			want: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+		},
+		{
+			name: "other expectations are not stripped",
+			in:   "PUT / HTTP/1.1\r\nHost: h\r\nExpect: x-other\r\nContent-Length: 1\r\n\r\n",
+			opts: &RewriteOptions{StripExpectContinue: true},
+			want: "PUT / HTTP/1.1\r\nHost: h\r\nExpect: x-other\r\nContent-Length: 1\r\n\r\n",
 		},
 		{
 			name: "x-forwarded empty values omitted",
@@ -172,5 +224,28 @@ func TestAppendResponseHead(t *testing.T) {
 				t.Fatalf("got\n%q\nwant\n%q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestXForwardedFor(t *testing.T) {
+	in := "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.1 , ,2001:db8::1\r\nX-Other: 1\r\nx-forwarded-for: 198.51.100.2,\t203.0.113.3\r\n" +
+		"X-Forwarded-For:\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n"
+	r, buf, _, err := parseReq(t, in, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, want := range []string{0: "", 1: "203.0.113.3", 2: "198.51.100.2", 3: "2001:db8::1", 4: "192.0.2.1", 5: ""} {
+		got, ok := r.XForwardedFor(buf, n)
+		if string(got) != want || ok != (want != "") {
+			t.Errorf("XForwardedFor(%d) = %q, %v; want %q", n, got, ok, want)
+		}
+	}
+	// A list named by Connection is hop-by-hop: it is not consulted.
+	r, buf, _, err = parseReq(t, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.1\r\nConnection: X-Forwarded-For\r\n\r\n", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := r.XForwardedFor(buf, 1); ok {
+		t.Errorf("connection-listed X-Forwarded-For used: %q", got)
 	}
 }

@@ -36,6 +36,7 @@ const (
 	HeaderXForwardedFor
 	HeaderXForwardedProto
 	HeaderXForwardedHost
+	HeaderForwarded
 )
 
 // Field is one header field line: its name and its value with surrounding
@@ -172,7 +173,11 @@ const (
 	FormAsterisk
 )
 
-// Default limits, used for any Limits field left at zero.
+// Default limits, used for any Limits field left at zero. Requests and
+// responses have their own head limits: a request head comes from a client
+// the proxy does not trust and should be small; a response head comes from a
+// backend the operator runs, and some send many fields (one Set-Cookie per
+// cookie).
 const (
 	DefaultMaxHeaderBytes   = 16 << 10
 	DefaultMaxHeaderCount   = 100
@@ -180,17 +185,25 @@ const (
 	DefaultMaxChunkExtBytes = 1 << 10
 	DefaultMaxTrailerBytes  = 8 << 10
 
+	// DefaultMaxResponseHeaderBytes and DefaultMaxResponseHeaderCount are
+	// the head limits of ParseResponse for zero Limits fields: the largest
+	// head a span can address (64 KiB less one byte) and 500 field lines.
+	DefaultMaxResponseHeaderBytes = MaxHeaderBytesLimit
+	DefaultMaxResponseHeaderCount = 500
+
 	// MaxHeaderBytesLimit is the largest accepted MaxHeaderBytes: spans
 	// are 16-bit. Larger values are clamped to it.
 	MaxHeaderBytesLimit = 1<<16 - 1
 )
 
-// Limits bounds what the codec accepts. A zero field selects its default.
+// Limits bounds what the codec accepts. A zero field selects its default,
+// which for the head limits differs between ParseRequest (DefaultLimits)
+// and ParseResponse (DefaultResponseLimits).
 type Limits struct {
 	// MaxHeaderBytes bounds a whole head: start line, field lines and the
-	// final empty line (431 when exceeded by a request).
+	// final empty line (431 when exceeded by a request, 502 by a response).
 	MaxHeaderBytes int
-	// MaxHeaderCount bounds the number of field lines (431).
+	// MaxHeaderCount bounds the number of field lines (431, or 502).
 	MaxHeaderCount int
 	// MaxURIBytes bounds the request target (414). It is checked as the
 	// request line arrives; a target that first overflows MaxHeaderBytes
@@ -203,7 +216,8 @@ type Limits struct {
 	MaxTrailerBytes int
 }
 
-// DefaultLimits returns the limits used for zero Limits fields.
+// DefaultLimits returns the limits ParseRequest uses for zero Limits
+// fields.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxHeaderBytes:   DefaultMaxHeaderBytes,
@@ -214,14 +228,33 @@ func DefaultLimits() Limits {
 	}
 }
 
+// DefaultResponseLimits returns the limits ParseResponse uses for zero
+// Limits fields.
+func DefaultResponseLimits() Limits {
+	l := DefaultLimits()
+	l.MaxHeaderBytes = DefaultMaxResponseHeaderBytes
+	l.MaxHeaderCount = DefaultMaxResponseHeaderCount
+	return l
+}
+
+// normalized returns l with request defaults for zero fields.
 func (l Limits) normalized() Limits {
+	return l.withDefaults(DefaultMaxHeaderBytes, DefaultMaxHeaderCount)
+}
+
+// normalizedResponse returns l with response defaults for zero fields.
+func (l Limits) normalizedResponse() Limits {
+	return l.withDefaults(DefaultMaxResponseHeaderBytes, DefaultMaxResponseHeaderCount)
+}
+
+func (l Limits) withDefaults(headerBytes, headerCount int) Limits {
 	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+		l.MaxHeaderBytes = headerBytes
 	} else if l.MaxHeaderBytes > MaxHeaderBytesLimit {
 		l.MaxHeaderBytes = MaxHeaderBytesLimit
 	}
 	if l.MaxHeaderCount <= 0 {
-		l.MaxHeaderCount = DefaultMaxHeaderCount
+		l.MaxHeaderCount = headerCount
 	}
 	if l.MaxURIBytes <= 0 {
 		l.MaxURIBytes = DefaultMaxURIBytes

@@ -13,8 +13,8 @@
 //   - per reason: local_replies_total{reason} (Reason: rate_limited, overflow, ...);
 //   - per backend group: upstream_requests_total, upstream_connect_errors_total,
 //     upstream_connections_active, upstream_requests_active (requests in flight,
-//     the base of the retry budget), upstream_retries_total (retry attempts
-//     started), upstream_retry_budget_denied_total (retries the budget refused),
+//     the base of the retry budget), upstream_retries_total{reason} (retry
+//     attempts started, by RetryReason), upstream_retry_budget_denied_total (retries the budget refused),
 //     upstream_health_transitions_total{to}, upstream_ejections_total,
 //     upstream_endpoints_unhealthy, circuit_breaker_active{limit} (the retries
 //     gauge counts requests being retried, limit or not),
@@ -147,6 +147,29 @@ func (l Limit) String() string {
 	return "unknown"
 }
 
+// Retry reasons, each exported as a value of the `reason` label of
+// flax_upstream_retries_total.
+const (
+	RetryConnectFailed   RetryReason = iota // the connect to the endpoint failed
+	RetryUpstreamReset                      // the connection failed before a response head (reset, closed, a failed write)
+	RetryStatus                             // the response status is one the route's policy retries
+	RetryStaleConnection                    // a pooled keep-alive connection the upstream had closed
+	numRetryReasons
+)
+
+// RetryReason says why a failed attempt was retried.
+type RetryReason uint8
+
+var retryNames = [numRetryReasons]string{"connect_failed", "upstream_reset", "status", "stale_connection"}
+
+// String returns the label value of r.
+func (r RetryReason) String() string {
+	if r < numRetryReasons {
+		return retryNames[r]
+	}
+	return "unknown"
+}
+
 // Mirror outcomes, each exported as a value of the `result` label of
 // flax_mirror_requests_total.
 const (
@@ -186,8 +209,8 @@ type Shared struct {
 	ejections    atomic.Uint64
 	unhealthy    atomic.Int64
 	mirrors      [numMirrorResults]atomic.Uint64
-	retries      atomic.Uint64 // retry attempts started
-	budgetDenied atomic.Uint64 // retries not made: the retry budget was used up
+	retries      [numRetryReasons]atomic.Uint64 // retry attempts started, by reason
+	budgetDenied atomic.Uint64                  // retries not made: the retry budget was used up
 	// perWorker are the group's counters of every worker, in worker order. Set
 	// when the group's id is interned, before any config naming it exists.
 	perWorker []*GroupCounters
@@ -269,11 +292,20 @@ func (s *Shared) RequestsInFlight() int64 {
 	return n
 }
 
-// Retried counts a retry attempt started.
-func (s *Shared) Retried() { s.retries.Add(1) }
+// Retried counts a retry attempt started for reason r.
+func (s *Shared) Retried(r RetryReason) { s.retries[r].Add(1) }
 
-// Retries returns the retry attempts started so far.
-func (s *Shared) Retries() uint64 { return s.retries.Load() }
+// Retries returns the retry attempts started so far, for every reason.
+func (s *Shared) Retries() uint64 {
+	var n uint64
+	for r := range s.retries {
+		n += s.retries[r].Load()
+	}
+	return n
+}
+
+// RetriesFor returns the retry attempts started so far for reason r.
+func (s *Shared) RetriesFor(r RetryReason) uint64 { return s.retries[r].Load() }
 
 // DenyRetry counts a retry not made because the group's retry budget was used up.
 func (s *Shared) DenyRetry() { s.budgetDenied.Add(1) }
@@ -495,7 +527,7 @@ func newDescs() descs {
 		mirrors:           prometheus.NewDesc("flax_mirror_requests_total", "Mirrored requests, by backend group and result.", []string{"backend_group", "result"}, nil),
 		rateLimited:       prometheus.NewDesc("flax_rate_limited_requests_total", "Requests answered 429 because the route's local rate limit was exceeded, by route.", []string{"route"}, nil),
 		requestsActive:    prometheus.NewDesc("flax_upstream_requests_active", "Requests in flight to a backend group (the base of its retry budget).", []string{"backend_group"}, nil),
-		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default connect-failure retry), by backend group.", []string{"backend_group"}, nil),
+		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection).", []string{"backend_group", "reason"}, nil),
 		retriesDenied:     prometheus.NewDesc("flax_upstream_retry_budget_denied_total", "Retries not made because the backend group's retry budget was used up, by backend group.", []string{"backend_group"}, nil),
 	}
 }
@@ -614,6 +646,8 @@ func (r *Registry) collectShared(ch chan<- prometheus.Metric, sh *Shared, name s
 		ch <- prometheus.MustNewConstMetric(d.mirrors, prometheus.CounterValue, float64(sh.Mirrors(m)), name, m.String())
 	}
 	ch <- prometheus.MustNewConstMetric(d.requestsActive, prometheus.GaugeValue, float64(sh.RequestsInFlight()), name)
-	ch <- prometheus.MustNewConstMetric(d.retries, prometheus.CounterValue, float64(sh.Retries()), name)
+	for rr := range numRetryReasons {
+		ch <- prometheus.MustNewConstMetric(d.retries, prometheus.CounterValue, float64(sh.RetriesFor(rr)), name, rr.String())
+	}
 	ch <- prometheus.MustNewConstMetric(d.retriesDenied, prometheus.CounterValue, float64(sh.RetriesDenied()), name)
 }

@@ -196,8 +196,9 @@ func TestRetryBudgetAndRateLimitSeries(t *testing.T) {
 	if n := sh.Add(LimitRetries); n != 1 {
 		t.Fatalf("Add returned %d, want 1", n)
 	}
-	sh.Retried()
-	sh.Retried()
+	sh.Retried(RetryConnectFailed)
+	sh.Retried(RetryStatus)
+	sh.Retried(RetryStatus)
 	sh.DenyRetry()
 	r.Worker(0).RateLimited(r.Worker(0).Route(route))
 	r.Worker(2).RateLimited(r.Worker(2).Route(route))
@@ -208,10 +209,16 @@ func TestRetryBudgetAndRateLimitSeries(t *testing.T) {
 # TYPE flax_upstream_requests_active gauge
 flax_upstream_requests_active{backend_group="g"} 4
 flax_upstream_requests_active{backend_group="other"} 7
-# HELP flax_upstream_retries_total Retry attempts started by a route's retry policy (or the default connect-failure retry), by backend group.
+# HELP flax_upstream_retries_total Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection).
 # TYPE flax_upstream_retries_total counter
-flax_upstream_retries_total{backend_group="g"} 2
-flax_upstream_retries_total{backend_group="other"} 0
+flax_upstream_retries_total{backend_group="g",reason="connect_failed"} 1
+flax_upstream_retries_total{backend_group="g",reason="stale_connection"} 0
+flax_upstream_retries_total{backend_group="g",reason="status"} 2
+flax_upstream_retries_total{backend_group="g",reason="upstream_reset"} 0
+flax_upstream_retries_total{backend_group="other",reason="connect_failed"} 0
+flax_upstream_retries_total{backend_group="other",reason="stale_connection"} 0
+flax_upstream_retries_total{backend_group="other",reason="status"} 0
+flax_upstream_retries_total{backend_group="other",reason="upstream_reset"} 0
 # HELP flax_upstream_retry_budget_denied_total Retries not made because the backend group's retry budget was used up, by backend group.
 # TYPE flax_upstream_retry_budget_denied_total counter
 flax_upstream_retry_budget_denied_total{backend_group="g"} 1

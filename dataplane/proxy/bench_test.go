@@ -100,3 +100,40 @@ func BenchmarkPipelined(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTrustedLargeResponseHead runs exchanges behind one trusted hop
+// (the client address parsed from X-Forwarded-For, Forwarded appended) whose
+// response head, 150 Set-Cookie fields, needs the worker's large buffers.
+func BenchmarkTrustedLargeResponseHead(b *testing.B) {
+	cfg, reg := compileTest(b, testSnapshot)
+	slot := new(atomic.Pointer[compiled.Listener])
+	slot.Store(cfg.Listeners[0])
+	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { return 1 }, Options{TrustedHops: 1})
+	s := new(Session)
+	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
+	loopback(b, s)
+	req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 203.0.113.9, 2001:db8::1\r\nForwarded: for=203.0.113.9, for=\"[2001:db8::1]\"\r\n\r\n")
+	full := []byte(cookieHead(150) + "ok")
+	run := func() {
+		s.ClientData(req)
+		loopback(b, s)
+		sent := 0
+		for r := full; len(r) > 0; {
+			n := s.UpstreamData(r)
+			c, _ := loopback(b, s)
+			sent += c
+			if n == 0 {
+				b.Fatal("the session takes no more of the response head")
+			}
+			r = r[n:]
+		}
+		if sent != len(full) {
+			b.Fatalf("client got %d bytes, want %d", sent, len(full))
+		}
+	}
+	run()
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
+}

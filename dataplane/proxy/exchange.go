@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"net/netip"
+	"sync"
+
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -115,7 +118,9 @@ type Exchange struct {
 
 	in, up         stream
 	upHead         []byte // rewritten request head (in bufs.UpstreamHead)
-	cliUsed        int    // bytes of bufs.ClientHead referenced by client sends in flight
+	cliHead        []byte // where client-bound heads are built: bufs.ClientHead, or large.head
+	cliUsed        int    // bytes of cliHead referenced by client sends in flight
+	large          *largeBuffers
 	usends, csends sendFIFO
 
 	req              http1.Request
@@ -127,12 +132,15 @@ type Exchange struct {
 	phase uint8
 
 	// Request.
-	start       int64
-	method      http1.Method
-	version     http1.Version
-	upgrade     bool
-	reqBodyDone bool
-	replayOff   int // offset in in.buf of the request body for a replay, -1 when lost
+	start        int64
+	method       http1.Method
+	version      http1.Version
+	upgrade      bool
+	reqBodyDone  bool
+	replayOff    int        // offset in in.buf of the request body for a replay, -1 when lost
+	client       netip.Addr // the client address: the peer's, or taken from X-Forwarded-For
+	expect       bool       // the client waits for 100 (Continue) before sending the body
+	sentContinue bool       // the proxy sent its own 100 (Continue)
 
 	// Route.
 	listener *compiled.Listener
@@ -214,7 +222,7 @@ type Exchange struct {
 
 // NewExchange returns an Exchange over the given buffers.
 func NewExchange(b Buffers) *Exchange {
-	x := &Exchange{bufs: b}
+	x := &Exchange{bufs: b, cliHead: b.ClientHead}
 	x.in.buf = b.ClientIn[:cap(b.ClientIn)]
 	x.up.buf = b.UpstreamIn[:cap(b.UpstreamIn)]
 	x.key = make([]byte, 0, 256)
@@ -234,6 +242,7 @@ func (x *Exchange) Header(name string) ([]byte, bool) { return x.req.Lookup(x.hb
 
 // resetRequest clears the per-request state, keeping the client stream.
 func (x *Exchange) resetRequest() {
+	x.dropLarge()
 	x.up.reset()
 	x.upHead = x.upHead[:0]
 	x.cliUsed = 0
@@ -252,6 +261,8 @@ func (x *Exchange) resetRequest() {
 	x.upgrade = false
 	x.reqBodyDone = false
 	x.replayOff = -1
+	x.client = netip.Addr{}
+	x.expect, x.sentContinue = false, false
 	x.listener, x.route, x.prefix, x.backend, x.group = nil, nil, "", nil, nil
 	x.upState = upNone
 	x.ep = Endpoint{}
@@ -276,6 +287,44 @@ func (x *Exchange) resetRequest() {
 	x.reason, x.hasReason, x.began = 0, false, false
 	x.logMethod = 0
 	x.logLine = x.logLine[:0]
+}
+
+// largeBuffers are the two buffers an Exchange borrows from its Worker
+// while it receives a response head that does not fit its own buffers: up
+// replaces the upstream stream's buffer, head the client-bound head buffer.
+type largeBuffers struct {
+	up, head []byte
+	pool     *sync.Pool
+}
+
+// useLarge moves the upstream stream's bytes (a response head not yet
+// complete, so no send refers to them) into l.up and builds the next
+// client-bound heads in l.head. Heads still being sent from the Exchange's
+// own head buffer stay where they are; nothing writes there any more until
+// the request ends.
+func (x *Exchange) useLarge(l *largeBuffers) {
+	up := &x.up
+	shift := up.r
+	n := copy(l.up, up.buf[up.r:up.w])
+	up.buf = l.up
+	up.r, up.ready, up.proc, up.w = 0, up.ready-shift, up.proc-shift, n
+	x.cliHead = l.head
+	x.cliUsed = 0
+	x.large = l
+}
+
+// dropLarge gives borrowed large buffers back, once no send refers to them
+// (the request is over), and returns to the Exchange's own buffers.
+func (x *Exchange) dropLarge() {
+	l := x.large
+	if l == nil {
+		return
+	}
+	x.large = nil
+	x.up.buf = x.bufs.UpstreamIn[:cap(x.bufs.UpstreamIn)]
+	x.cliHead = x.bufs.ClientHead
+	x.cliUsed = 0
+	l.pool.Put(l)
 }
 
 // resetAttempt clears the state of one upstream attempt.

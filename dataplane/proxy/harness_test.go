@@ -336,9 +336,10 @@ func (h *harness) reasonCount(r metrics.Reason) float64 {
 	return gatherCounter(h.t, h.reg, "flax_local_replies_total", "reason", r.String())
 }
 
-// gatherCounter returns the value of the series of family name whose label
-// has value (or the first series when label is "").
-func gatherCounter(t testing.TB, reg *metrics.Registry, name, label, value string) float64 {
+// gatherCounter returns the value of the first series of family name
+// whose labels have the given values (label, value pairs; a pair with an
+// empty label matches any series).
+func gatherCounter(t testing.TB, reg *metrics.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	pr := prometheus.NewRegistry()
 	if err := pr.Register(reg); err != nil {
@@ -353,11 +354,15 @@ func gatherCounter(t testing.TB, reg *metrics.Registry, name, label, value strin
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			match := label == ""
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					match = true
+			match := true
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := labels[i] == ""
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
 				}
+				match = match && found
 			}
 			if !match {
 				continue

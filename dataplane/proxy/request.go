@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"time"
 	"unsafe"
 
@@ -21,6 +22,17 @@ const (
 	causeReset
 	causeStatus
 )
+
+// retryReasons are the metrics reasons of the retry causes.
+var retryReasons = [...]metrics.RetryReason{
+	causeConnect: metrics.RetryConnectFailed,
+	causeReset:   metrics.RetryUpstreamReset,
+	causeStatus:  metrics.RetryStatus,
+}
+
+// continueHead is the proxy's own interim response to a request that
+// expects 100-continue (the Expect field is not forwarded).
+const continueHead = "HTTP/1.1 100 Continue\r\n\r\n"
 
 // beginRequest acts on a complete request head of n bytes at the start of
 // the client stream: route it, then reply locally or start forwarding.
@@ -50,9 +62,13 @@ func (s *Session) beginRequest(n int) {
 	if x.start == 0 {
 		x.start = s.w.Now()
 	}
+	s.clientAddr()
 	if !s.feedRequestBody() {
 		return
 	}
+	// The proxy answers 100 (Continue) itself once the request goes to an
+	// upstream, unless body bytes came already (RFC 9110 §10.1.1).
+	x.expect = r.ExpectContinue && !x.reqBodyDone && x.in.proc == x.replayOff
 	if r.Method == http1.MethodConnect {
 		s.replyDiscardingBody(501, metrics.ReasonBadRequest)
 		return
@@ -172,6 +188,10 @@ func (s *Session) feedRequestBody() bool {
 		return true
 	}
 	n, done, err := x.reqBody.Feed(in.buf[in.proc:in.w])
+	if n > 0 {
+		// The client sends the body without waiting for 100 (Continue).
+		x.expect = false
+	}
 	in.proc += n
 	x.reqBytes += int64(n)
 	in.ready = in.proc
@@ -222,9 +242,62 @@ func (s *Session) hashKey() {
 			x.key = append(x.key, v...)
 		}
 	case g.HashSourceIP:
-		a := s.remote.Addr().Unmap().As16()
+		a := x.client.As16()
 		x.key = append(x.key, a[:]...)
 	}
+}
+
+// trustedHops returns the number of proxies in front of the listener whose
+// forwarding headers are trusted (Options.TrustedHops).
+func (s *Session) trustedHops() int {
+	if l := s.x.listener; l != nil && l.TrustedHopsSet {
+		return l.TrustedHops
+	}
+	return s.w.opts.TrustedHops
+}
+
+// clientAddr decides the request's client address: the connection's peer,
+// or with N trusted hops the N-th address from the end of X-Forwarded-For
+// when there is one and it parses.
+func (s *Session) clientAddr() {
+	x := s.x
+	x.client = s.remote.Addr().Unmap()
+	if n := s.trustedHops(); n > 0 {
+		if v, ok := x.req.XForwardedFor(x.hbuf, n); ok {
+			if a, ok := parseForwardedAddr(v); ok {
+				x.client = a
+			}
+		}
+	}
+}
+
+// parseForwardedAddr parses an X-Forwarded-For entry: an IP address, or an
+// address and port ("192.0.2.1:80", "[2001:db8::1]:80") as some proxies
+// write. Entries that cannot be an address ("unknown", obfuscated names)
+// are turned down without calling the parser, whose errors allocate.
+func parseForwardedAddr(b []byte) (netip.Addr, bool) {
+	if len(b) == 0 || len(b) > len("[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535") {
+		return netip.Addr{}, false
+	}
+	colons, dots := 0, 0
+	for _, c := range b {
+		switch {
+		case c == ':':
+			colons++
+		case c == '.':
+			dots++
+		case c == '[' || c == ']' || ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F'):
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	str := unsafe.String(&b[0], len(b))
+	if b[0] == '[' || (colons == 1 && dots > 0) {
+		ap, err := netip.ParseAddrPort(str)
+		return ap.Addr().Unmap(), err == nil
+	}
+	a, err := netip.ParseAddr(str)
+	return a.Unmap(), err == nil
 }
 
 // buildUpstreamHead writes the request head to send upstream. path is the
@@ -256,7 +329,8 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	}
 	o.KeepUpgrade = x.upgrade
 	o.XForwarded = true
-	o.TrustXForwarded = s.w.opts.TrustForwarded
+	o.TrustForwarded = s.trustedHops() > 0
+	o.StripExpectContinue = true
 	x.addr = s.remote.Addr().Unmap().AppendTo(x.addr[:0])
 	o.ClientAddr = x.addr
 	o.Proto = bytesOf("http")
@@ -358,7 +432,11 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	case causeConnect:
 		ok = p.OnConnectFailure
 	case causeReset:
-		ok = p.OnReset
+		// A policy retrying failed connects also replays an idempotent
+		// request (RFC 9110 §9.2.2) whose connection failed before any
+		// response byte: the endpoint may be going away, as after a
+		// connect failure, and replaying it is safe.
+		ok = p.OnReset || (p.OnConnectFailure && idempotent(x.method) && !x.upGotBytes)
 	case causeStatus:
 		ok = p.RetriesStatus(status)
 	}
@@ -384,13 +462,16 @@ func (s *Session) retry(cause uint8, status int) bool {
 		// fresh connection, right away.
 		x.staleRetried = true
 		x.freshNext = true
+		if sh := x.group.Shared; sh != nil {
+			sh.Retried(metrics.RetryStaleConnection)
+		}
 		s.connect()
 		return true
 	}
 	p := &x.route.Retry
 	x.retries++
 	if sh := x.group.Shared; sh != nil {
-		sh.Retried()
+		sh.Retried(retryReasons[cause])
 	}
 	base, maxd := p.BackoffBase, p.BackoffMax
 	if base <= 0 {
@@ -484,6 +565,13 @@ func (s *Session) stepProxy() bool {
 	if x.upState == upConnected && !x.upBroken {
 		if !x.headSent {
 			x.headSent = true
+			if x.expect {
+				// An upstream took the request: let the client send
+				// the body.
+				x.expect = false
+				x.sentContinue = true
+				s.sendClientHead(bytesOf(continueHead))
+			}
 			x.usends.push(sendRec{data: x.upHead})
 			s.push(Action{Kind: ActSendUpstream, Data: x.upHead})
 		}

@@ -128,7 +128,7 @@ const rateLimitedBody = "rate limited: too many requests for this route, retry l
 // rateLimited takes a token of the route's rate limit for the request, and
 // answers 429 when there is none. It reports whether it answered.
 func (s *Session) rateLimited(rl *compiled.RateLimit) bool {
-	ok, wait := rl.Allow(s.remote.Addr())
+	ok, wait := rl.Allow(s.x.client)
 	if ok {
 		return false
 	}

@@ -19,10 +19,12 @@ func (s *Session) processResponse() {
 			}
 			return
 		}
-		n, err := http1.ParseResponse(up.buf[up.r:up.w], &x.res, x.method, s.w.opts.Limits)
+		n, err := http1.ParseResponse(up.buf[up.r:up.w], &x.res, x.method, s.w.responseLimits(x.listener))
 		if errors.Is(err, http1.ErrNeedMore) {
 			if x.upEOF {
 				s.upstreamGone()
+			} else if up.r == 0 && up.w == len(up.buf) {
+				s.growForResponseHead()
 			}
 			return
 		}
@@ -68,6 +70,19 @@ func (s *Session) processResponse() {
 	if x.respDone && up.proc < up.w {
 		x.upBroken = true
 	}
+}
+
+// growForResponseHead moves a response head that filled the upstream
+// buffer before it was complete into large buffers lent by the worker
+// (Options.BufferSize), if the response limits allow a longer head than the
+// buffer holds. Otherwise the head is over the limit and the parser will
+// say so.
+func (s *Session) growForResponseHead() {
+	x := s.x
+	if x.large != nil || s.w.largeSize <= len(x.up.buf) {
+		return
+	}
+	x.useLarge(s.w.large.Get().(*largeBuffers))
 }
 
 // dechunkBody decodes a chunked response body in place, for an HTTP/1.0
@@ -127,8 +142,9 @@ func (s *Session) responseHead(n int) bool {
 		s.report(compiled.OutcomeSuccess)
 	}
 	if res.Interim() {
-		if x.version == http1.HTTP11 {
-			// RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+		// RFC 9110 §15.2: no 1xx to an HTTP/1.0 client. And the client
+		// that got the proxy's own 100 (Continue) gets no second one.
+		if x.version == http1.HTTP11 && !(res.Status == 100 && x.sentContinue) {
 			h := http1.AppendResponseHead(s.headRoom(), up.buf[up.r:], res, nil)
 			s.commitHead(h)
 		}
@@ -166,7 +182,7 @@ func (s *Session) responseHead(n int) bool {
 	}
 	up.r += n
 	up.ready, up.proc = up.r, up.r
-	x.resBody.ForResponse(res, s.w.opts.Limits)
+	x.resBody.ForResponse(res, s.w.responseLimits(x.listener))
 	x.respHeadDone, x.respStarted = true, true
 	x.respDone = x.resBody.Done()
 	x.replayOff = -1

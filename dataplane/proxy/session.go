@@ -440,7 +440,8 @@ func (s *Session) appendClient(p []byte) int {
 
 func (s *Session) push(a Action) { s.q.push(a) }
 
-// sendClient queues a send of bytes of bufs.ClientHead (head) to the client.
+// sendClientHead queues a send of a head (in the client head buffer, or
+// immutable) to the client.
 func (s *Session) sendClientHead(b []byte) {
 	s.x.csends.push(sendRec{data: b})
 	s.push(Action{Kind: ActSendClient, Data: b})
@@ -461,10 +462,10 @@ func (s *Session) sendStream(side Side, st *stream) {
 	}
 }
 
-// headRoom returns the free part of bufs.ClientHead, after the heads still
-// in flight.
+// headRoom returns the free part of the client head buffer, after the
+// heads still in flight.
 func (s *Session) headRoom() []byte {
-	h := s.x.bufs.ClientHead
+	h := s.x.cliHead
 	return h[s.x.cliUsed:s.x.cliUsed:cap(h)]
 }
 
@@ -472,7 +473,7 @@ func (s *Session) headRoom() []byte {
 // h outgrew the buffer.
 func (s *Session) commitHead(h []byte) bool {
 	x := s.x
-	if cap(h) != cap(x.bufs.ClientHead)-x.cliUsed {
+	if cap(h) != cap(x.cliHead)-x.cliUsed {
 		return false
 	}
 	x.cliUsed += len(h)
@@ -561,6 +562,10 @@ func (s *Session) logRequest(status int) {
 	}
 	if x.attempts > 0 {
 		r.Upstream = x.ep.Addr
+	}
+	if x.client.IsValid() && x.client != s.remote.Addr().Unmap() {
+		// Taken from X-Forwarded-For (trusted hops): no port.
+		r.Client = netip.AddrPortFrom(x.client, 0)
 	}
 	if x.logMethod > 0 {
 		r.Method = x.logLine[:x.logMethod]
@@ -691,7 +696,7 @@ func (s *Session) stepHead() bool {
 		}
 		return false
 	}
-	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.opts.Limits)
+	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.requestLimits(s.lref.Load()))
 	if errors.Is(err, http1.ErrNeedMore) {
 		if s.clientEOF {
 			s.closeClient(false)

@@ -9,7 +9,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
-const xff = "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\n"
+const xff = "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nForwarded: for=192.0.2.7;proto=http;host=example.com\r\n"
 
 func TestKeepAliveExchange(t *testing.T) {
 	h := newHarness(t)
@@ -167,18 +167,22 @@ func TestNoBodyResponses(t *testing.T) {
 }
 
 func TestExpectContinue(t *testing.T) {
+	// The proxy answers 100 itself once an upstream took the request, and
+	// does not forward the expectation: a backend that ignores Expect
+	// cannot stall the client. A 100 the backend sends anyway is not
+	// repeated to the client; other interim responses are.
 	h := newHarness(t)
-	h.autoConnect = true
 	h.client("PUT /f HTTP/1.1\r\nHost: example.com\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
-	h.expectUpstream("PUT /f HTTP/1.1\r\nHost: example.com\r\nExpect: 100-continue\r\nContent-Length: 4\r\n" + xff + "\r\n")
-	if !h.s.WantClientData() || !h.s.WantUpstreamData() {
-		t.Fatal("both sides should be read while waiting for 100 Continue")
-	}
-	h.upstream("HTTP/1.1 100 Continue\r\n\r\n")
+	h.expectClient("")
+	h.connect(false, nil)
 	h.expectClient("HTTP/1.1 100 Continue\r\n\r\n")
+	h.expectUpstream("PUT /f HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4\r\n" + xff + "\r\n")
+	if !h.s.WantClientData() || !h.s.WantUpstreamData() {
+		t.Fatal("both sides should be read while the body comes")
+	}
 	h.client("data")
 	h.expectUpstream("data")
-	h.upstream("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+	h.upstream("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 	h.expectClient("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 	if h.released != 1 || h.clientClosed {
 		t.Fatalf("released %d, closed %v", h.released, h.clientClosed)
@@ -186,14 +190,14 @@ func TestExpectContinue(t *testing.T) {
 }
 
 func TestExpectContinueRejected(t *testing.T) {
-	// The upstream refuses without 100: the client never sent the body, so
-	// the connection cannot be reused.
+	// The upstream answers before the body came: the client never sent
+	// it, so the connection cannot be reused.
 	h := newHarness(t)
 	h.autoConnect = true
 	h.client("PUT /f HTTP/1.1\r\nHost: example.com\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
 	h.takeUpstream()
-	h.upstream("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
-	h.expectClient("HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	h.upstream("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+	h.expectClient("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	if h.closedUp != 1 || !h.clientClosed || !h.linger {
 		t.Fatalf("closed upstream %d, client %v linger %v", h.closedUp, h.clientClosed, h.linger)
 	}
@@ -222,10 +226,11 @@ func TestHopByHopAndForwardedHeaders(t *testing.T) {
 }
 
 func TestTrustForwarded(t *testing.T) {
-	h := newHarnessOpts(t, Options{TrustForwarded: true}, 0)
+	h := newHarnessOpts(t, Options{TrustedHops: 1}, 0)
 	h.autoConnect = true
 	h.client("GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\r\n")
-	h.expectUpstream("GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n\r\n")
+	h.expectUpstream("GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n" +
+		"Forwarded: for=192.0.2.7;proto=http;host=example.com\r\n\r\n")
 }
 
 func TestWebSocketUpgrade(t *testing.T) {
@@ -683,6 +688,9 @@ func TestStalePooledConnectionRetried(t *testing.T) {
 	h.expectLog("Connect 10.0.0.1:80 fresh=false; SendUpstream; CloseUpstream; Connect 10.0.0.1:80 fresh=true")
 	h.connect(false, nil)
 	h.expectUpstream("GET / HTTP/1.1\r\nHost: example.com\r\n" + xff + "\r\n")
+	if got := gatherCounter(t, h.reg, "flax_upstream_retries_total", "reason", "stale_connection", "backend_group", "one"); got != 1 {
+		t.Fatalf("flax_upstream_retries_total{reason=stale_connection} = %v, want 1", got)
+	}
 	// A fresh connection failing the same way is not retried again.
 	h.s.UpstreamEOF()
 	h.drain()

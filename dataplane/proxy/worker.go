@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/accesslog"
@@ -22,10 +23,21 @@ const (
 
 // Options tune the sessions of a worker. Zero fields take their defaults.
 type Options struct {
-	// Limits bound request and response heads and chunked framing.
+	// Limits bound request heads and chunked request bodies; zero fields
+	// take http1.DefaultLimits (16 KiB heads, 100 field lines).
 	Limits http1.Limits
+	// ResponseLimits bound response heads and chunked response bodies;
+	// zero fields take http1.DefaultResponseLimits (64 KiB heads, 500
+	// field lines).
+	ResponseLimits http1.Limits
 	// BufferSize is the capacity of each of an Exchange's four buffers. It
-	// is raised to hold a whole head (Limits.MaxHeaderBytes) plus 4 KiB.
+	// is raised to hold a whole request head (Limits.MaxHeaderBytes) plus
+	// 4 KiB. A response head that fills its buffer before it is complete
+	// (it may be up to ResponseLimits.MaxHeaderBytes long) moves, with the
+	// heads sent to the client, into two larger buffers of
+	// ResponseLimits.MaxHeaderBytes plus 4 KiB each, lent by the worker for
+	// the rest of that request only: a connection pays for big response
+	// heads only while it receives one.
 	BufferSize int
 	// HeaderTimeout bounds the time from a connection's acceptance, or from
 	// the first byte of a later request, to the end of the request head;
@@ -34,10 +46,18 @@ type Options struct {
 	// IdleTimeout closes a keep-alive connection that has been idle that
 	// long between requests.
 	IdleTimeout time.Duration
-	// TrustForwarded appends to received X-Forwarded-For values and keeps
-	// received X-Forwarded-Proto and -Host, for a dataplane behind a
-	// trusted proxy. Otherwise they are replaced.
-	TrustForwarded bool
+	// TrustedHops is the number of proxies in front of the dataplane whose
+	// forwarding headers are trusted, for listeners that do not set their
+	// own (compiled.Listener.TrustedHops). With 0 the X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded fields a client
+	// sends are replaced by the dataplane's own. With N > 0 the received
+	// X-Forwarded-For and Forwarded lists are kept and the dataplane's
+	// entry appended, received X-Forwarded-Proto and -Host are kept, and
+	// the client address (per-client rate limits, source-IP hashing, the
+	// access log) is the N-th address from the end of X-Forwarded-For: the
+	// one the outermost trusted proxy saw connecting (the connection's
+	// peer when the list is shorter or that entry is not an IP address).
+	TrustedHops int
 	// RetryBackoffBase and RetryBackoffMax are used for routes whose retry
 	// policy leaves them unset.
 	RetryBackoffBase, RetryBackoffMax time.Duration
@@ -48,24 +68,22 @@ type Options struct {
 
 // Normalized returns o with defaults applied.
 func (o Options) Normalized() Options {
-	def := http1.DefaultLimits()
-	if o.Limits.MaxHeaderBytes <= 0 {
-		o.Limits.MaxHeaderBytes = def.MaxHeaderBytes
-	}
-	if o.Limits.MaxHeaderBytes > http1.MaxHeaderBytesLimit {
-		o.Limits.MaxHeaderBytes = http1.MaxHeaderBytesLimit
-	}
+	o.Limits = normalizedLimits(o.Limits, http1.DefaultLimits())
+	o.ResponseLimits = normalizedLimits(o.ResponseLimits, http1.DefaultResponseLimits())
 	if o.BufferSize <= 0 {
 		o.BufferSize = DefaultBufferSize
 	}
-	if o.BufferSize < o.Limits.MaxHeaderBytes+4096 {
-		o.BufferSize = o.Limits.MaxHeaderBytes + 4096
+	if o.BufferSize < o.Limits.MaxHeaderBytes+headSlack {
+		o.BufferSize = o.Limits.MaxHeaderBytes + headSlack
 	}
 	if o.HeaderTimeout <= 0 {
 		o.HeaderTimeout = DefaultHeaderTimeout
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.TrustedHops < 0 {
+		o.TrustedHops = 0
 	}
 	if o.RetryBackoffBase <= 0 {
 		o.RetryBackoffBase = DefaultRetryBackoffBase
@@ -74,6 +92,63 @@ func (o Options) Normalized() Options {
 		o.RetryBackoffMax = max(DefaultRetryBackoffMax, o.RetryBackoffBase)
 	}
 	return o
+}
+
+// headSlack is the room a buffer keeps beyond the longest head it must
+// hold: the start of a body, or the fields the proxy adds to a head.
+const headSlack = 4 << 10
+
+// normalizedLimits fills the zero fields of l from def and clamps the head
+// size to what http1 can address.
+func normalizedLimits(l, def http1.Limits) http1.Limits {
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = def.MaxHeaderBytes
+	}
+	l.MaxHeaderBytes = min(l.MaxHeaderBytes, http1.MaxHeaderBytesLimit)
+	if l.MaxHeaderCount <= 0 {
+		l.MaxHeaderCount = def.MaxHeaderCount
+	}
+	if l.MaxURIBytes <= 0 {
+		l.MaxURIBytes = def.MaxURIBytes
+	}
+	if l.MaxChunkExtBytes <= 0 {
+		l.MaxChunkExtBytes = def.MaxChunkExtBytes
+	}
+	if l.MaxTrailerBytes <= 0 {
+		l.MaxTrailerBytes = def.MaxTrailerBytes
+	}
+	return l
+}
+
+// requestLimits returns the limits of listener l's request heads: its own
+// where set, else the dataplane's; the byte limit never above the
+// dataplane's, which sized the buffers.
+func (w *Worker) requestLimits(l *compiled.Listener) http1.Limits {
+	lim := w.opts.Limits
+	if l != nil {
+		if n := l.MaxRequestHeaderBytes; n > 0 && n < lim.MaxHeaderBytes {
+			lim.MaxHeaderBytes = n
+		}
+		if n := l.MaxRequestHeaders; n > 0 {
+			lim.MaxHeaderCount = n
+		}
+	}
+	return lim
+}
+
+// responseLimits returns the limits of listener l's response heads, as
+// requestLimits does for requests.
+func (w *Worker) responseLimits(l *compiled.Listener) http1.Limits {
+	lim := w.opts.ResponseLimits
+	if l != nil {
+		if n := l.MaxResponseHeaderBytes; n > 0 && n < lim.MaxHeaderBytes {
+			lim.MaxHeaderBytes = n
+		}
+		if n := l.MaxResponseHeaders; n > 0 {
+			lim.MaxHeaderCount = n
+		}
+	}
+	return lim
 }
 
 // Endpoint is an endpoint chosen for one attempt.
@@ -251,12 +326,24 @@ type Worker struct {
 	Seed uint32
 
 	opts Options
+	// large lends the buffers of response heads that outgrow an Exchange's
+	// own (largeBuffers); largeSize is the size of each of the two, 0 when
+	// the Exchange buffers hold any response head already.
+	large     sync.Pool
+	largeSize int
 }
 
 // NewWorker returns a Worker with normalized options. Exchanges may be nil:
 // a FreeList of heap-allocated Exchanges is then used (single goroutine).
 func NewWorker(m *metrics.Worker, ep EndpointPicker, xp ExchangePool, now func() int64, opts Options) *Worker {
 	w := &Worker{Metrics: m, Endpoints: ep, Exchanges: xp, Now: now, opts: opts.Normalized()}
+	if n := w.opts.ResponseLimits.MaxHeaderBytes + headSlack; n > w.opts.BufferSize {
+		w.largeSize = n
+		w.large.New = func() any {
+			b := make([]byte, 2*n)
+			return &largeBuffers{up: b[:n:n], head: b[n:], pool: &w.large}
+		}
+	}
 	if w.Exchanges == nil {
 		size := w.opts.BufferSize
 		w.Exchanges = &FreeList{New: func() *Exchange { return NewExchange(NewBuffers(size)) }}

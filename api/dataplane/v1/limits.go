@@ -12,6 +12,12 @@ const (
 	MaxWeight = 1_000_000
 	// MaxRetryAttempts is the largest RetryPolicy.attempts.
 	MaxRetryAttempts = 10
+	// MaxTrustedHops is the largest Listener.trusted_hops.
+	MaxTrustedHops = 16
+	// MinHeadBytes and MaxHeadBytes bound the byte limits of HeadLimits.
+	MinHeadBytes, MaxHeadBytes = 1024, 65535
+	// MaxHeadFields is the largest field count of HeadLimits.
+	MaxHeadFields = 10000
 	// maxPathLength bounds path values and regular expressions.
 	maxPathLength = 1024
 	// maxHeaderValueLength bounds header values in matches and modifiers.

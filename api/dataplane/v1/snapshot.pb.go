@@ -150,7 +150,7 @@ func (x PathMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PathMatch_Type.Descriptor instead.
 func (PathMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // Type of a header match.
@@ -202,7 +202,7 @@ func (x HeaderMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderMatch_Type.Descriptor instead.
 func (HeaderMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
 }
 
 // Type of a query parameter match.
@@ -254,7 +254,7 @@ func (x QueryParamMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryParamMatch_Type.Descriptor instead.
 func (QueryParamMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13, 0}
 }
 
 // Policy picks endpoints.
@@ -324,7 +324,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -417,6 +417,20 @@ type Listener struct {
 	Port uint32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
 	// Protocol must be set.
 	Protocol Listener_Protocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=flax.dataplane.v1.Listener_Protocol" json:"protocol,omitempty"`
+	// TrustedHops is the number of proxies in front of this listener whose forwarding
+	// headers are trusted, at most 16 (HTTP and HTTPS listeners). Unset uses the
+	// dataplane's --trusted-hops (default 0). With 0 the X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded fields a client sends are
+	// replaced by the dataplane's own. With N > 0 the received X-Forwarded-For and
+	// Forwarded lists are kept and the dataplane appends its entry (the connection's
+	// peer), received X-Forwarded-Proto and -Host are kept, and the client address used
+	// by per-client rate limits, source-IP hashing and the access log is the N-th
+	// address from the end of X-Forwarded-For (the peer when there is none).
+	TrustedHops *uint32 `protobuf:"varint,45,opt,name=trusted_hops,json=trustedHops,proto3,oneof" json:"trusted_hops,omitempty"`
+	// HeadLimits bound the request and response heads of an HTTP or HTTPS
+	// listener; unset fields take the dataplane's (flax-dataplane
+	// --max-request-header-bytes and friends).
+	HeadLimits *HeadLimits `protobuf:"bytes,46,opt,name=head_limits,json=headLimits,proto3" json:"head_limits,omitempty"`
 	// Certificates are the server certificates of an HTTPS listener, chosen by SNI.
 	// A certificate whose server_names is empty is the default for clients that send
 	// no SNI or an SNI that no other certificate matches; at most one may be empty.
@@ -488,6 +502,20 @@ func (x *Listener) GetProtocol() Listener_Protocol {
 	return Listener_PROTOCOL_UNSPECIFIED
 }
 
+func (x *Listener) GetTrustedHops() uint32 {
+	if x != nil && x.TrustedHops != nil {
+		return *x.TrustedHops
+	}
+	return 0
+}
+
+func (x *Listener) GetHeadLimits() *HeadLimits {
+	if x != nil {
+		return x.HeadLimits
+	}
+	return nil
+}
+
 func (x *Listener) GetCertificates() []*TLSCertificate {
 	if x != nil {
 		return x.Certificates
@@ -509,6 +537,88 @@ func (x *Listener) GetTcpRoute() *TCPRoute {
 	return nil
 }
 
+// HeadLimits bound the heads a listener's connections carry. Zero fields take
+// the dataplane's limits: by default 16 KiB and 100 fields for a request head,
+// 64 KiB and 500 fields for a response head (nginx passes response heads up to
+// its proxy buffer, 4 or 8 KiB). A request head over its limit is answered 431,
+// a response head over its limit 502 (flax_local_replies_total{reason="bad_response"}).
+type HeadLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// MaxRequestHeaderBytes bounds the request line and fields, 1024-65535. It is
+	// also capped by the dataplane's --max-request-header-bytes, which sizes the
+	// buffers of every connection: a listener may lower it, not raise it.
+	MaxRequestHeaderBytes uint32 `protobuf:"varint,1,opt,name=max_request_header_bytes,json=maxRequestHeaderBytes,proto3" json:"max_request_header_bytes,omitempty"`
+	// MaxRequestHeaders bounds the number of request fields, at most 10000.
+	MaxRequestHeaders uint32 `protobuf:"varint,2,opt,name=max_request_headers,json=maxRequestHeaders,proto3" json:"max_request_headers,omitempty"`
+	// MaxResponseHeaderBytes bounds the status line and fields of a response,
+	// 1024-65535, capped by the dataplane's --max-response-header-bytes (65535 by
+	// default). A response head longer than a connection's own buffers moves into
+	// larger buffers lent by the worker while it is received.
+	MaxResponseHeaderBytes uint32 `protobuf:"varint,3,opt,name=max_response_header_bytes,json=maxResponseHeaderBytes,proto3" json:"max_response_header_bytes,omitempty"`
+	// MaxResponseHeaders bounds the number of response fields, at most 10000.
+	MaxResponseHeaders uint32 `protobuf:"varint,4,opt,name=max_response_headers,json=maxResponseHeaders,proto3" json:"max_response_headers,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *HeadLimits) Reset() {
+	*x = HeadLimits{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeadLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeadLimits) ProtoMessage() {}
+
+func (x *HeadLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeadLimits.ProtoReflect.Descriptor instead.
+func (*HeadLimits) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HeadLimits) GetMaxRequestHeaderBytes() uint32 {
+	if x != nil {
+		return x.MaxRequestHeaderBytes
+	}
+	return 0
+}
+
+func (x *HeadLimits) GetMaxRequestHeaders() uint32 {
+	if x != nil {
+		return x.MaxRequestHeaders
+	}
+	return 0
+}
+
+func (x *HeadLimits) GetMaxResponseHeaderBytes() uint32 {
+	if x != nil {
+		return x.MaxResponseHeaderBytes
+	}
+	return 0
+}
+
+func (x *HeadLimits) GetMaxResponseHeaders() uint32 {
+	if x != nil {
+		return x.MaxResponseHeaders
+	}
+	return 0
+}
+
 // TLSCertificate is a certificate chain and its private key.
 type TLSCertificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -526,7 +636,7 @@ type TLSCertificate struct {
 
 func (x *TLSCertificate) Reset() {
 	*x = TLSCertificate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +648,7 @@ func (x *TLSCertificate) String() string {
 func (*TLSCertificate) ProtoMessage() {}
 
 func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +661,7 @@ func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSCertificate.ProtoReflect.Descriptor instead.
 func (*TLSCertificate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TLSCertificate) GetServerNames() []string {
@@ -588,7 +698,7 @@ type TCPRoute struct {
 
 func (x *TCPRoute) Reset() {
 	*x = TCPRoute{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +710,7 @@ func (x *TCPRoute) String() string {
 func (*TCPRoute) ProtoMessage() {}
 
 func (x *TCPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +723,7 @@ func (x *TCPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPRoute.ProtoReflect.Descriptor instead.
 func (*TCPRoute) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{3}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TCPRoute) GetName() string {
@@ -646,7 +756,7 @@ type TCPBackend struct {
 
 func (x *TCPBackend) Reset() {
 	*x = TCPBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +768,7 @@ func (x *TCPBackend) String() string {
 func (*TCPBackend) ProtoMessage() {}
 
 func (x *TCPBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +781,7 @@ func (x *TCPBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPBackend.ProtoReflect.Descriptor instead.
 func (*TCPBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TCPBackend) GetTarget() isTCPBackend_Target {
@@ -753,7 +863,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +875,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +888,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VirtualHost) GetName() string {
@@ -829,7 +939,9 @@ type Route struct {
 	Timeouts *RouteTimeouts `protobuf:"bytes,30,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	// Retry is the retry policy of matched requests. Unset means the dataplane default:
 	// one retry on another endpoint when the connect fails (nothing reached the
-	// backend, so it is safe for every method). Set an empty policy for no retries.
+	// backend, so it is safe for every method), or when the connection of an
+	// idempotent request fails before any response byte (see
+	// retry_on_connect_failure). Set an empty policy for no retries.
 	Retry *RetryPolicy `protobuf:"bytes,31,opt,name=retry,proto3" json:"retry,omitempty"`
 	// SessionAffinity pins a client's requests to one endpoint; unset means none.
 	SessionAffinity *SessionAffinity `protobuf:"bytes,32,opt,name=session_affinity,json=sessionAffinity,proto3" json:"session_affinity,omitempty"`
@@ -842,7 +954,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +966,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +979,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Route) GetName() string {
@@ -963,7 +1075,7 @@ type LocalRateLimit struct {
 
 func (x *LocalRateLimit) Reset() {
 	*x = LocalRateLimit{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1087,7 @@ func (x *LocalRateLimit) String() string {
 func (*LocalRateLimit) ProtoMessage() {}
 
 func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1100,7 @@ func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
 func (*LocalRateLimit) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LocalRateLimit) GetBucket() string {
@@ -1044,7 +1156,7 @@ type RouteOrder struct {
 
 func (x *RouteOrder) Reset() {
 	*x = RouteOrder{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1168,7 @@ func (x *RouteOrder) String() string {
 func (*RouteOrder) ProtoMessage() {}
 
 func (x *RouteOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1181,7 @@ func (x *RouteOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteOrder.ProtoReflect.Descriptor instead.
 func (*RouteOrder) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RouteOrder) GetCreationTimestampUnixNanos() int64 {
@@ -1117,7 +1229,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1241,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1254,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RouteMatch) GetPath() *PathMatch {
@@ -1186,7 +1298,7 @@ type PathMatch struct {
 
 func (x *PathMatch) Reset() {
 	*x = PathMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1310,7 @@ func (x *PathMatch) String() string {
 func (*PathMatch) ProtoMessage() {}
 
 func (x *PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1323,7 @@ func (x *PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMatch.ProtoReflect.Descriptor instead.
 func (*PathMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PathMatch) GetType() PathMatch_Type {
@@ -1244,7 +1356,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1368,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1381,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeaderMatch) GetType() HeaderMatch_Type {
@@ -1309,7 +1421,7 @@ type QueryParamMatch struct {
 
 func (x *QueryParamMatch) Reset() {
 	*x = QueryParamMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1433,7 @@ func (x *QueryParamMatch) String() string {
 func (*QueryParamMatch) ProtoMessage() {}
 
 func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1446,7 @@ func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *QueryParamMatch) GetType() QueryParamMatch_Type {
@@ -1375,7 +1487,7 @@ type RouteFilter struct {
 
 func (x *RouteFilter) Reset() {
 	*x = RouteFilter{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1499,7 @@ func (x *RouteFilter) String() string {
 func (*RouteFilter) ProtoMessage() {}
 
 func (x *RouteFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1512,7 @@ func (x *RouteFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteFilter.ProtoReflect.Descriptor instead.
 func (*RouteFilter) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RouteFilter) GetFilter() isRouteFilter_Filter {
@@ -1510,7 +1622,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1634,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1647,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -1572,7 +1684,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1696,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1709,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Header) GetName() string {
@@ -1636,7 +1748,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1760,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1773,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -1712,7 +1824,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1836,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1849,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -1768,7 +1880,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1892,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1905,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -1858,7 +1970,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +1982,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +1995,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -1949,7 +2061,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2073,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2086,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -2010,7 +2122,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2134,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2147,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -2110,7 +2222,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2234,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2247,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -2168,7 +2280,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2292,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2305,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -2219,6 +2331,9 @@ type RetryPolicy struct {
 	// RetryOnStatusCodes retries on these response status codes (400-599).
 	RetryOnStatusCodes []uint32 `protobuf:"varint,2,rep,packed,name=retry_on_status_codes,json=retryOnStatusCodes,proto3" json:"retry_on_status_codes,omitempty"`
 	// RetryOnConnectFailure retries when a connection to the endpoint cannot be opened.
+	// It also replays an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+	// whose connection failed before any response byte (reset, closed, a failed
+	// write), counted in flax_upstream_retries_total{reason="upstream_reset"}.
 	RetryOnConnectFailure bool `protobuf:"varint,3,opt,name=retry_on_connect_failure,json=retryOnConnectFailure,proto3" json:"retry_on_connect_failure,omitempty"`
 	// RetryOnReset retries when the backend closes or resets the connection before a
 	// response.
@@ -2234,7 +2349,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2361,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2374,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2319,7 +2434,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2446,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2459,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -2404,7 +2519,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2531,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2544,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -2457,7 +2572,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2584,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2597,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -2528,7 +2643,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2655,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2668,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -2639,7 +2754,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2766,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2779,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -2697,7 +2812,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +2824,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +2837,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -2812,7 +2927,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +2939,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +2952,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -2909,7 +3024,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3036,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3049,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -2972,7 +3087,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3099,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3112,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -3046,7 +3161,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3173,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3186,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -3123,7 +3238,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3250,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3263,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -3184,7 +3299,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3311,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3324,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -3264,7 +3379,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3391,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3404,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -3335,7 +3450,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3462,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3475,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -3408,12 +3523,15 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\x98\x03\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\x91\x04\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\rR\x04port\x12@\n" +
-	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12E\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12&\n" +
+	"\ftrusted_hops\x18- \x01(\rH\x00R\vtrustedHops\x88\x01\x01\x12>\n" +
+	"\vhead_limits\x18. \x01(\v2\x1d.flax.dataplane.v1.HeadLimitsR\n" +
+	"headLimits\x12E\n" +
 	"\fcertificates\x18\n" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
@@ -3422,7 +3540,14 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
-	"\x03TCP\x10\x03\"g\n" +
+	"\x03TCP\x10\x03B\x0f\n" +
+	"\r_trusted_hops\"\xe2\x01\n" +
+	"\n" +
+	"HeadLimits\x127\n" +
+	"\x18max_request_header_bytes\x18\x01 \x01(\rR\x15maxRequestHeaderBytes\x12.\n" +
+	"\x13max_request_headers\x18\x02 \x01(\rR\x11maxRequestHeaders\x129\n" +
+	"\x19max_response_header_bytes\x18\x03 \x01(\rR\x16maxResponseHeaderBytes\x120\n" +
+	"\x14max_response_headers\x18\x04 \x01(\rR\x12maxResponseHeaders\"g\n" +
 	"\x0eTLSCertificate\x12!\n" +
 	"\fserver_names\x18\x01 \x03(\tR\vserverNames\x12\x19\n" +
 	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x17\n" +
@@ -3652,7 +3777,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -3661,111 +3786,113 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(LoadBalancing_Policy)(0),   // 4: flax.dataplane.v1.LoadBalancing.Policy
 	(*Snapshot)(nil),            // 5: flax.dataplane.v1.Snapshot
 	(*Listener)(nil),            // 6: flax.dataplane.v1.Listener
-	(*TLSCertificate)(nil),      // 7: flax.dataplane.v1.TLSCertificate
-	(*TCPRoute)(nil),            // 8: flax.dataplane.v1.TCPRoute
-	(*TCPBackend)(nil),          // 9: flax.dataplane.v1.TCPBackend
-	(*VirtualHost)(nil),         // 10: flax.dataplane.v1.VirtualHost
-	(*Route)(nil),               // 11: flax.dataplane.v1.Route
-	(*LocalRateLimit)(nil),      // 12: flax.dataplane.v1.LocalRateLimit
-	(*RouteOrder)(nil),          // 13: flax.dataplane.v1.RouteOrder
-	(*RouteMatch)(nil),          // 14: flax.dataplane.v1.RouteMatch
-	(*PathMatch)(nil),           // 15: flax.dataplane.v1.PathMatch
-	(*HeaderMatch)(nil),         // 16: flax.dataplane.v1.HeaderMatch
-	(*QueryParamMatch)(nil),     // 17: flax.dataplane.v1.QueryParamMatch
-	(*RouteFilter)(nil),         // 18: flax.dataplane.v1.RouteFilter
-	(*HeaderModifier)(nil),      // 19: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 20: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 21: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 22: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 23: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 24: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 25: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 26: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 27: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 28: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 29: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 30: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 31: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 32: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 33: flax.dataplane.v1.BackendGroup
-	(*LoadBalancing)(nil),       // 34: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 35: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 36: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 37: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 38: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 39: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 40: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 41: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 42: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 43: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 44: google.protobuf.Duration
+	(*HeadLimits)(nil),          // 7: flax.dataplane.v1.HeadLimits
+	(*TLSCertificate)(nil),      // 8: flax.dataplane.v1.TLSCertificate
+	(*TCPRoute)(nil),            // 9: flax.dataplane.v1.TCPRoute
+	(*TCPBackend)(nil),          // 10: flax.dataplane.v1.TCPBackend
+	(*VirtualHost)(nil),         // 11: flax.dataplane.v1.VirtualHost
+	(*Route)(nil),               // 12: flax.dataplane.v1.Route
+	(*LocalRateLimit)(nil),      // 13: flax.dataplane.v1.LocalRateLimit
+	(*RouteOrder)(nil),          // 14: flax.dataplane.v1.RouteOrder
+	(*RouteMatch)(nil),          // 15: flax.dataplane.v1.RouteMatch
+	(*PathMatch)(nil),           // 16: flax.dataplane.v1.PathMatch
+	(*HeaderMatch)(nil),         // 17: flax.dataplane.v1.HeaderMatch
+	(*QueryParamMatch)(nil),     // 18: flax.dataplane.v1.QueryParamMatch
+	(*RouteFilter)(nil),         // 19: flax.dataplane.v1.RouteFilter
+	(*HeaderModifier)(nil),      // 20: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 21: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 22: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 23: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 24: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 25: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 26: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 27: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 28: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 29: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 30: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 31: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 32: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 33: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 34: flax.dataplane.v1.BackendGroup
+	(*LoadBalancing)(nil),       // 35: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 36: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 37: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 38: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 39: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 40: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 41: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 42: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 43: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 44: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 45: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	6,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	33, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	34, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
 	0,  // 2: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
-	7,  // 3: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
-	10, // 4: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
-	8,  // 5: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
-	9,  // 6: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	11, // 7: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	13, // 8: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	14, // 9: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	18, // 10: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	26, // 11: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	27, // 12: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	28, // 13: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	29, // 14: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	30, // 15: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	12, // 16: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	44, // 17: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
-	15, // 18: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	16, // 19: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	17, // 20: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 21: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 22: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 23: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	19, // 24: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	19, // 25: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	21, // 26: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	22, // 27: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	24, // 28: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	20, // 29: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	20, // 30: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	23, // 31: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	23, // 32: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	25, // 33: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	27, // 34: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	18, // 35: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	44, // 36: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	44, // 37: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	44, // 38: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	44, // 39: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	31, // 40: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	32, // 41: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	44, // 42: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	34, // 43: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	36, // 44: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	38, // 45: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	39, // 46: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	40, // 47: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	44, // 48: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	44, // 49: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	41, // 50: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 51: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	35, // 52: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	37, // 53: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	44, // 54: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	44, // 55: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	44, // 56: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	44, // 57: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	42, // 58: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	41, // 59: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	7,  // 3: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
+	8,  // 4: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
+	11, // 5: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
+	9,  // 6: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
+	10, // 7: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	12, // 8: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
+	14, // 9: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	15, // 10: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	19, // 11: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	27, // 12: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	28, // 13: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	29, // 14: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	30, // 15: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	31, // 16: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	13, // 17: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	45, // 18: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	16, // 19: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	17, // 20: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	18, // 21: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 22: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 23: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 24: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	20, // 25: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	20, // 26: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	22, // 27: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	23, // 28: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	25, // 29: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	21, // 30: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	21, // 31: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	24, // 32: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	24, // 33: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	26, // 34: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	28, // 35: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	19, // 36: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	45, // 37: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	45, // 38: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	45, // 39: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	45, // 40: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	32, // 41: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	33, // 42: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	45, // 43: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	35, // 44: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	37, // 45: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	39, // 46: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	40, // 47: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	41, // 48: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	45, // 49: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	45, // 50: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	42, // 51: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	4,  // 52: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	36, // 53: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	38, // 54: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	45, // 55: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	45, // 56: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	45, // 57: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	45, // 58: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	43, // 59: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	42, // 60: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -3773,34 +3900,35 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 	if File_api_dataplane_v1_snapshot_proto != nil {
 		return
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[4].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[1].OneofWrappers = []any{}
+	file_api_dataplane_v1_snapshot_proto_msgTypes[5].OneofWrappers = []any{
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[13].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[14].OneofWrappers = []any{
 		(*RouteFilter_RequestHeaderModifier)(nil),
 		(*RouteFilter_ResponseHeaderModifier)(nil),
 		(*RouteFilter_RequestRedirect)(nil),
 		(*RouteFilter_UrlRewrite)(nil),
 		(*RouteFilter_RequestMirror)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[18].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[19].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[19].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[21].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[22].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[25].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[26].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[30].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[31].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -3811,7 +3939,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

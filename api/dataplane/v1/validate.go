@@ -231,6 +231,36 @@ func (v *validator) listeners(ls []*Listener) {
 				v.add(p.child("tcpRoute"), "a TCP listener needs a tcpRoute")
 			}
 		}
+		if l.TrustedHops != nil {
+			if l.GetProtocol() == Listener_TCP {
+				v.add(p.child("trustedHops"), "must be unset when protocol is TCP (a TCP listener reads no headers)")
+			} else if l.GetTrustedHops() > MaxTrustedHops {
+				v.addf(p.child("trustedHops"), "must be at most %d, got %d", MaxTrustedHops, l.GetTrustedHops())
+			}
+		}
+		if hl := l.GetHeadLimits(); hl != nil {
+			hp := p.child("headLimits")
+			if l.GetProtocol() == Listener_TCP {
+				v.add(hp, "must be unset when protocol is TCP (a TCP listener reads no headers)")
+			}
+			for _, f := range []struct {
+				name     string
+				val, max uint32
+				bytes    bool
+			}{
+				{"maxRequestHeaderBytes", hl.GetMaxRequestHeaderBytes(), MaxHeadBytes, true},
+				{"maxRequestHeaders", hl.GetMaxRequestHeaders(), MaxHeadFields, false},
+				{"maxResponseHeaderBytes", hl.GetMaxResponseHeaderBytes(), MaxHeadBytes, true},
+				{"maxResponseHeaders", hl.GetMaxResponseHeaders(), MaxHeadFields, false},
+			} {
+				switch {
+				case f.val > f.max:
+					v.addf(hp.child(f.name), "must be at most %d, got %d", f.max, f.val)
+				case f.bytes && f.val != 0 && f.val < MinHeadBytes:
+					v.addf(hp.child(f.name), "must be 0 (the dataplane's) or at least %d, got %d", MinHeadBytes, f.val)
+				}
+			}
+		}
 		if l.GetTcpRoute() != nil && l.GetProtocol() != Listener_TCP {
 			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
@@ -16,6 +17,13 @@ import (
 func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(validSnapshot(t)); err != nil {
 		t.Fatalf("Validate(validSnapshot) = %v", err)
+	}
+	trusting := validSnapshot(t)
+	httpL(trusting).TrustedHops = proto.Uint32(dataplanev1.MaxTrustedHops)
+	trusting.Listeners[1].TrustedHops = proto.Uint32(0)
+	httpL(trusting).HeadLimits = &dataplanev1.HeadLimits{MaxRequestHeaderBytes: 1024, MaxRequestHeaders: 10000, MaxResponseHeaderBytes: 65535}
+	if err := dataplanev1.Validate(trusting); err != nil {
+		t.Fatalf("Validate(trusted hops 16 and 0) = %v", err)
 	}
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{}); err != nil {
 		t.Fatalf("Validate(empty) = %v", err)
@@ -83,6 +91,36 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"protocol unknown", func(s *dataplanev1.Snapshot) { httpL(s).Protocol = 42 },
 			"listeners[0].protocol", "unknown value 42",
+		},
+		{
+			"trusted hops too many", func(s *dataplanev1.Snapshot) { httpL(s).TrustedHops = proto.Uint32(dataplanev1.MaxTrustedHops + 1) },
+			"listeners[0].trustedHops", "at most 16, got 17",
+		},
+		{
+			"head limits on tcp", func(s *dataplanev1.Snapshot) { s.Listeners[2].HeadLimits = &dataplanev1.HeadLimits{} },
+			"listeners[2].headLimits", "must be unset when protocol is TCP",
+		},
+		{
+			"request head bytes too small", func(s *dataplanev1.Snapshot) {
+				httpL(s).HeadLimits = &dataplanev1.HeadLimits{MaxRequestHeaderBytes: 100}
+			},
+			"listeners[0].headLimits.maxRequestHeaderBytes", "at least 1024, got 100",
+		},
+		{
+			"response head bytes too large", func(s *dataplanev1.Snapshot) {
+				httpL(s).HeadLimits = &dataplanev1.HeadLimits{MaxResponseHeaderBytes: 65536}
+			},
+			"listeners[0].headLimits.maxResponseHeaderBytes", "at most 65535, got 65536",
+		},
+		{
+			"response fields too many", func(s *dataplanev1.Snapshot) {
+				httpL(s).HeadLimits = &dataplanev1.HeadLimits{MaxResponseHeaders: 10001}
+			},
+			"listeners[0].headLimits.maxResponseHeaders", "at most 10000, got 10001",
+		},
+		{
+			"trusted hops on tcp", func(s *dataplanev1.Snapshot) { s.Listeners[2].TrustedHops = proto.Uint32(0) },
+			"listeners[2].trustedHops", "must be unset when protocol is TCP",
 		},
 		{
 			"https without certificates", func(s *dataplanev1.Snapshot) { s.Listeners[1].Certificates = nil },

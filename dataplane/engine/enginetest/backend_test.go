@@ -13,11 +13,12 @@ import (
 
 // Backend behaviours.
 const (
-	modeOK    int32 = iota // 200 "ok"
-	mode5xx                // 503
-	modeReset              // a partial response head, then a reset
-	modeHang               // reads the request, never answers
-	modeSlow               // 200 after slowDelay
+	modeOK       int32 = iota // 200 "ok"
+	mode5xx                   // 503
+	modeReset                 // a partial response head, then a reset
+	modeHang                  // reads the request, never answers
+	modeSlow                  // 200 after slowDelay
+	modeResetNow              // reads the request, then resets the connection without a byte
 )
 
 const slowDelay = 150 * time.Millisecond
@@ -122,6 +123,11 @@ func (b *scriptedBackend) respond(c net.Conn, probe bool) bool {
 		return err == nil
 	case modeReset:
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Le")
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		return false
+	case modeResetNow:
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetLinger(0)
 		}
