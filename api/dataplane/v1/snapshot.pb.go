@@ -150,7 +150,7 @@ func (x PathMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PathMatch_Type.Descriptor instead.
 func (PathMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // Type of a header match.
@@ -202,7 +202,7 @@ func (x HeaderMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderMatch_Type.Descriptor instead.
 func (HeaderMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
 }
 
 // Type of a query parameter match.
@@ -254,7 +254,7 @@ func (x QueryParamMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryParamMatch_Type.Descriptor instead.
 func (QueryParamMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13, 0}
 }
 
 // Policy picks endpoints.
@@ -324,7 +324,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -425,7 +425,10 @@ type Listener struct {
 	// Host header (see VirtualHost for precedence).
 	VirtualHosts []*VirtualHost `protobuf:"bytes,20,rep,name=virtual_hosts,json=virtualHosts,proto3" json:"virtual_hosts,omitempty"`
 	// TCPRoute is what a TCP listener forwards its connections to.
-	TcpRoute      *TCPRoute `protobuf:"bytes,30,opt,name=tcp_route,json=tcpRoute,proto3" json:"tcp_route,omitempty"`
+	TcpRoute *TCPRoute `protobuf:"bytes,30,opt,name=tcp_route,json=tcpRoute,proto3" json:"tcp_route,omitempty"`
+	// Timeouts bound how long the listener's connections wait on their clients; unset
+	// uses the dataplane defaults.
+	Timeouts      *ListenerTimeouts `protobuf:"bytes,40,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,6 +512,97 @@ func (x *Listener) GetTcpRoute() *TCPRoute {
 	return nil
 }
 
+func (x *Listener) GetTimeouts() *ListenerTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+// ListenerTimeouts bound the waits of a listener's client connections. Each field
+// unset takes the dataplane default given with it; a set value must be between 1ms
+// and 24h (there is no way to wait forever). The timers that measure progress
+// restart whenever a byte moves, so a transfer that is slow but moving is never cut.
+type ListenerTimeouts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RequestHead bounds receiving a request head, from the connection's acceptance
+	// (or the first byte of a later request) to the end of the head. A client that sent
+	// part of a head by then is answered 408, one that sent nothing is closed. Default
+	// 10s. HTTP and HTTPS listeners (HTTPS: the TLS handshake too).
+	RequestHead *durationpb.Duration `protobuf:"bytes,1,opt,name=request_head,json=requestHead,proto3" json:"request_head,omitempty"`
+	// RequestBodyIdle bounds the wait for the next byte of a request body while the
+	// dataplane is ready to take it: 408 (reason request_body_timeout) if no response
+	// was started, else the connection is closed. Default 60s.
+	RequestBodyIdle *durationpb.Duration `protobuf:"bytes,2,opt,name=request_body_idle,json=requestBodyIdle,proto3" json:"request_body_idle,omitempty"`
+	// SendStall closes the connection when a send to the client makes no progress for
+	// this long (the client stopped reading). In tunnels (101 upgrades, TCP listeners)
+	// it applies to sends to the upstream too. Default 60s.
+	SendStall *durationpb.Duration `protobuf:"bytes,3,opt,name=send_stall,json=sendStall,proto3" json:"send_stall,omitempty"`
+	// KeepAliveIdle closes a keep-alive connection that stays idle this long between
+	// requests. Default 60s. HTTP and HTTPS listeners.
+	KeepAliveIdle *durationpb.Duration `protobuf:"bytes,4,opt,name=keep_alive_idle,json=keepAliveIdle,proto3" json:"keep_alive_idle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListenerTimeouts) Reset() {
+	*x = ListenerTimeouts{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListenerTimeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListenerTimeouts) ProtoMessage() {}
+
+func (x *ListenerTimeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListenerTimeouts.ProtoReflect.Descriptor instead.
+func (*ListenerTimeouts) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListenerTimeouts) GetRequestHead() *durationpb.Duration {
+	if x != nil {
+		return x.RequestHead
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetRequestBodyIdle() *durationpb.Duration {
+	if x != nil {
+		return x.RequestBodyIdle
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetSendStall() *durationpb.Duration {
+	if x != nil {
+		return x.SendStall
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetKeepAliveIdle() *durationpb.Duration {
+	if x != nil {
+		return x.KeepAliveIdle
+	}
+	return nil
+}
+
 // TLSCertificate is a certificate chain and its private key.
 type TLSCertificate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -526,7 +620,7 @@ type TLSCertificate struct {
 
 func (x *TLSCertificate) Reset() {
 	*x = TLSCertificate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +632,7 @@ func (x *TLSCertificate) String() string {
 func (*TLSCertificate) ProtoMessage() {}
 
 func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +645,7 @@ func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSCertificate.ProtoReflect.Descriptor instead.
 func (*TLSCertificate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TLSCertificate) GetServerNames() []string {
@@ -588,7 +682,7 @@ type TCPRoute struct {
 
 func (x *TCPRoute) Reset() {
 	*x = TCPRoute{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +694,7 @@ func (x *TCPRoute) String() string {
 func (*TCPRoute) ProtoMessage() {}
 
 func (x *TCPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +707,7 @@ func (x *TCPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPRoute.ProtoReflect.Descriptor instead.
 func (*TCPRoute) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{3}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TCPRoute) GetName() string {
@@ -646,7 +740,7 @@ type TCPBackend struct {
 
 func (x *TCPBackend) Reset() {
 	*x = TCPBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +752,7 @@ func (x *TCPBackend) String() string {
 func (*TCPBackend) ProtoMessage() {}
 
 func (x *TCPBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +765,7 @@ func (x *TCPBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPBackend.ProtoReflect.Descriptor instead.
 func (*TCPBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TCPBackend) GetTarget() isTCPBackend_Target {
@@ -753,7 +847,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +859,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +872,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VirtualHost) GetName() string {
@@ -842,7 +936,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +948,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +961,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Route) GetName() string {
@@ -963,7 +1057,7 @@ type LocalRateLimit struct {
 
 func (x *LocalRateLimit) Reset() {
 	*x = LocalRateLimit{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1069,7 @@ func (x *LocalRateLimit) String() string {
 func (*LocalRateLimit) ProtoMessage() {}
 
 func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1082,7 @@ func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
 func (*LocalRateLimit) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LocalRateLimit) GetBucket() string {
@@ -1044,7 +1138,7 @@ type RouteOrder struct {
 
 func (x *RouteOrder) Reset() {
 	*x = RouteOrder{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1150,7 @@ func (x *RouteOrder) String() string {
 func (*RouteOrder) ProtoMessage() {}
 
 func (x *RouteOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1163,7 @@ func (x *RouteOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteOrder.ProtoReflect.Descriptor instead.
 func (*RouteOrder) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RouteOrder) GetCreationTimestampUnixNanos() int64 {
@@ -1117,7 +1211,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1223,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1236,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RouteMatch) GetPath() *PathMatch {
@@ -1186,7 +1280,7 @@ type PathMatch struct {
 
 func (x *PathMatch) Reset() {
 	*x = PathMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1292,7 @@ func (x *PathMatch) String() string {
 func (*PathMatch) ProtoMessage() {}
 
 func (x *PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1305,7 @@ func (x *PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMatch.ProtoReflect.Descriptor instead.
 func (*PathMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PathMatch) GetType() PathMatch_Type {
@@ -1244,7 +1338,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1350,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1363,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeaderMatch) GetType() HeaderMatch_Type {
@@ -1309,7 +1403,7 @@ type QueryParamMatch struct {
 
 func (x *QueryParamMatch) Reset() {
 	*x = QueryParamMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1415,7 @@ func (x *QueryParamMatch) String() string {
 func (*QueryParamMatch) ProtoMessage() {}
 
 func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1428,7 @@ func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *QueryParamMatch) GetType() QueryParamMatch_Type {
@@ -1375,7 +1469,7 @@ type RouteFilter struct {
 
 func (x *RouteFilter) Reset() {
 	*x = RouteFilter{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1481,7 @@ func (x *RouteFilter) String() string {
 func (*RouteFilter) ProtoMessage() {}
 
 func (x *RouteFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1494,7 @@ func (x *RouteFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteFilter.ProtoReflect.Descriptor instead.
 func (*RouteFilter) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RouteFilter) GetFilter() isRouteFilter_Filter {
@@ -1510,7 +1604,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1616,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1629,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -1572,7 +1666,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1678,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1691,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Header) GetName() string {
@@ -1636,7 +1730,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1742,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1755,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -1712,7 +1806,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1818,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1831,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -1768,7 +1862,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1874,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1887,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -1858,7 +1952,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +1964,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +1977,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -1949,7 +2043,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2055,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1974,7 +2068,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -2010,7 +2104,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2022,7 +2116,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2035,7 +2129,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -2110,7 +2204,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2216,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2229,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -2168,7 +2262,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2274,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2287,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -2234,7 +2328,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2340,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2353,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2319,7 +2413,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2425,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2438,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -2404,7 +2498,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2510,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2523,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -2457,7 +2551,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2563,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2576,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -2519,6 +2613,17 @@ type BackendGroup struct {
 	// MaxIdleConnectionsPerEndpoint is the size of the keep-alive pool kept per
 	// endpoint; zero uses the dataplane default.
 	MaxIdleConnectionsPerEndpoint uint32 `protobuf:"varint,22,opt,name=max_idle_connections_per_endpoint,json=maxIdleConnectionsPerEndpoint,proto3" json:"max_idle_connections_per_endpoint,omitempty"`
+	// ResponseHeaderTimeout bounds the wait for a response head once the request is
+	// being sent: when neither a response head arrives nor a request byte is taken by
+	// the endpoint for this long, the request is answered 504 (reason
+	// upstream_header_timeout) and counts as a failure for outlier detection. Unset uses
+	// the dataplane default (60s); set, 1ms to 24h.
+	ResponseHeaderTimeout *durationpb.Duration `protobuf:"bytes,23,opt,name=response_header_timeout,json=responseHeaderTimeout,proto3" json:"response_header_timeout,omitempty"`
+	// ResponseBodyIdleTimeout closes the client and upstream connections when no byte
+	// of the response body arrives for this long while the dataplane is ready to take
+	// it (the client connection is not the one stalling). Unset uses the dataplane
+	// default (60s); set, 1ms to 24h.
+	ResponseBodyIdleTimeout *durationpb.Duration `protobuf:"bytes,24,opt,name=response_body_idle_timeout,json=responseBodyIdleTimeout,proto3" json:"response_body_idle_timeout,omitempty"`
 	// Endpoints of the group; addresses are unique. The controller may replace them
 	// alone with an EndpointUpdate.
 	Endpoints     []*Endpoint `protobuf:"bytes,30,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
@@ -2528,7 +2633,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2645,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +2658,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -2619,6 +2724,20 @@ func (x *BackendGroup) GetMaxIdleConnectionsPerEndpoint() uint32 {
 	return 0
 }
 
+func (x *BackendGroup) GetResponseHeaderTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ResponseHeaderTimeout
+	}
+	return nil
+}
+
+func (x *BackendGroup) GetResponseBodyIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ResponseBodyIdleTimeout
+	}
+	return nil
+}
+
 func (x *BackendGroup) GetEndpoints() []*Endpoint {
 	if x != nil {
 		return x.Endpoints
@@ -2639,7 +2758,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2770,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2783,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -2697,7 +2816,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +2828,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +2841,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -2812,7 +2931,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +2943,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +2956,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -2909,7 +3028,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3040,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3053,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -2972,7 +3091,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3103,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3116,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -3046,7 +3165,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3177,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3190,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -3123,7 +3242,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3135,7 +3254,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3148,7 +3267,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -3184,7 +3303,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3315,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3328,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -3264,7 +3383,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3395,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3408,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -3335,7 +3454,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3466,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3479,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -3408,7 +3527,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\x98\x03\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xd9\x03\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -3417,12 +3536,19 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fcertificates\x18\n" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
-	"\ttcp_route\x18\x1e \x01(\v2\x1b.flax.dataplane.v1.TCPRouteR\btcpRoute\"B\n" +
+	"\ttcp_route\x18\x1e \x01(\v2\x1b.flax.dataplane.v1.TCPRouteR\btcpRoute\x12?\n" +
+	"\btimeouts\x18( \x01(\v2#.flax.dataplane.v1.ListenerTimeoutsR\btimeouts\"B\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
-	"\x03TCP\x10\x03\"g\n" +
+	"\x03TCP\x10\x03\"\x94\x02\n" +
+	"\x10ListenerTimeouts\x12<\n" +
+	"\frequest_head\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vrequestHead\x12E\n" +
+	"\x11request_body_idle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0frequestBodyIdle\x128\n" +
+	"\n" +
+	"send_stall\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tsendStall\x12A\n" +
+	"\x0fkeep_alive_idle\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rkeepAliveIdle\"g\n" +
 	"\x0eTLSCertificate\x12!\n" +
 	"\fserver_names\x18\x01 \x03(\tR\vserverNames\x12\x19\n" +
 	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x17\n" +
@@ -3563,7 +3689,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"$\n" +
 	"\x0eHeaderAffinity\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x99\x05\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xc4\x06\n" +
 	"\fBackendGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12G\n" +
 	"\x0eload_balancing\x18\n" +
@@ -3574,7 +3700,9 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fretry_budget\x18\x0e \x01(\v2\x1e.flax.dataplane.v1.RetryBudgetR\vretryBudget\x12B\n" +
 	"\x0fconnect_timeout\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x12<\n" +
 	"\fidle_timeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12H\n" +
-	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x129\n" +
+	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x12Q\n" +
+	"\x17response_header_timeout\x18\x17 \x01(\v2\x19.google.protobuf.DurationR\x15responseHeaderTimeout\x12V\n" +
+	"\x1aresponse_body_idle_timeout\x18\x18 \x01(\v2\x19.google.protobuf.DurationR\x17responseBodyIdleTimeout\x129\n" +
 	"\tendpoints\x18\x1e \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\"\x8c\x02\n" +
 	"\rLoadBalancing\x12?\n" +
 	"\x06policy\x18\x01 \x01(\x0e2'.flax.dataplane.v1.LoadBalancing.PolicyR\x06policy\x122\n" +
@@ -3652,7 +3780,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -3661,111 +3789,119 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(LoadBalancing_Policy)(0),   // 4: flax.dataplane.v1.LoadBalancing.Policy
 	(*Snapshot)(nil),            // 5: flax.dataplane.v1.Snapshot
 	(*Listener)(nil),            // 6: flax.dataplane.v1.Listener
-	(*TLSCertificate)(nil),      // 7: flax.dataplane.v1.TLSCertificate
-	(*TCPRoute)(nil),            // 8: flax.dataplane.v1.TCPRoute
-	(*TCPBackend)(nil),          // 9: flax.dataplane.v1.TCPBackend
-	(*VirtualHost)(nil),         // 10: flax.dataplane.v1.VirtualHost
-	(*Route)(nil),               // 11: flax.dataplane.v1.Route
-	(*LocalRateLimit)(nil),      // 12: flax.dataplane.v1.LocalRateLimit
-	(*RouteOrder)(nil),          // 13: flax.dataplane.v1.RouteOrder
-	(*RouteMatch)(nil),          // 14: flax.dataplane.v1.RouteMatch
-	(*PathMatch)(nil),           // 15: flax.dataplane.v1.PathMatch
-	(*HeaderMatch)(nil),         // 16: flax.dataplane.v1.HeaderMatch
-	(*QueryParamMatch)(nil),     // 17: flax.dataplane.v1.QueryParamMatch
-	(*RouteFilter)(nil),         // 18: flax.dataplane.v1.RouteFilter
-	(*HeaderModifier)(nil),      // 19: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 20: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 21: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 22: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 23: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 24: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 25: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 26: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 27: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 28: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 29: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 30: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 31: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 32: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 33: flax.dataplane.v1.BackendGroup
-	(*LoadBalancing)(nil),       // 34: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 35: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 36: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 37: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 38: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 39: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 40: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 41: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 42: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 43: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 44: google.protobuf.Duration
+	(*ListenerTimeouts)(nil),    // 7: flax.dataplane.v1.ListenerTimeouts
+	(*TLSCertificate)(nil),      // 8: flax.dataplane.v1.TLSCertificate
+	(*TCPRoute)(nil),            // 9: flax.dataplane.v1.TCPRoute
+	(*TCPBackend)(nil),          // 10: flax.dataplane.v1.TCPBackend
+	(*VirtualHost)(nil),         // 11: flax.dataplane.v1.VirtualHost
+	(*Route)(nil),               // 12: flax.dataplane.v1.Route
+	(*LocalRateLimit)(nil),      // 13: flax.dataplane.v1.LocalRateLimit
+	(*RouteOrder)(nil),          // 14: flax.dataplane.v1.RouteOrder
+	(*RouteMatch)(nil),          // 15: flax.dataplane.v1.RouteMatch
+	(*PathMatch)(nil),           // 16: flax.dataplane.v1.PathMatch
+	(*HeaderMatch)(nil),         // 17: flax.dataplane.v1.HeaderMatch
+	(*QueryParamMatch)(nil),     // 18: flax.dataplane.v1.QueryParamMatch
+	(*RouteFilter)(nil),         // 19: flax.dataplane.v1.RouteFilter
+	(*HeaderModifier)(nil),      // 20: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 21: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 22: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 23: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 24: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 25: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 26: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 27: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 28: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 29: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 30: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 31: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 32: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 33: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 34: flax.dataplane.v1.BackendGroup
+	(*LoadBalancing)(nil),       // 35: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 36: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 37: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 38: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 39: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 40: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 41: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 42: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 43: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 44: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 45: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	6,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	33, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	34, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
 	0,  // 2: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
-	7,  // 3: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
-	10, // 4: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
-	8,  // 5: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
-	9,  // 6: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	11, // 7: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	13, // 8: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	14, // 9: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	18, // 10: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	26, // 11: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	27, // 12: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	28, // 13: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	29, // 14: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	30, // 15: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	12, // 16: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	44, // 17: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
-	15, // 18: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	16, // 19: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	17, // 20: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 21: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 22: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 23: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	19, // 24: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	19, // 25: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	21, // 26: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	22, // 27: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	24, // 28: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	20, // 29: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	20, // 30: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	23, // 31: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	23, // 32: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	25, // 33: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	27, // 34: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	18, // 35: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	44, // 36: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	44, // 37: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	44, // 38: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	44, // 39: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	31, // 40: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	32, // 41: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	44, // 42: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	34, // 43: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	36, // 44: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	38, // 45: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	39, // 46: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	40, // 47: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	44, // 48: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	44, // 49: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	41, // 50: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 51: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	35, // 52: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	37, // 53: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	44, // 54: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	44, // 55: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	44, // 56: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	44, // 57: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	42, // 58: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	41, // 59: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	8,  // 3: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
+	11, // 4: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
+	9,  // 5: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
+	7,  // 6: flax.dataplane.v1.Listener.timeouts:type_name -> flax.dataplane.v1.ListenerTimeouts
+	45, // 7: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	45, // 8: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	45, // 9: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	45, // 10: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	10, // 11: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	12, // 12: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
+	14, // 13: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	15, // 14: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	19, // 15: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	27, // 16: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	28, // 17: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	29, // 18: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	30, // 19: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	31, // 20: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	13, // 21: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	45, // 22: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	16, // 23: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	17, // 24: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	18, // 25: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 26: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 27: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 28: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	20, // 29: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	20, // 30: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	22, // 31: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	23, // 32: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	25, // 33: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	21, // 34: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	21, // 35: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	24, // 36: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	24, // 37: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	26, // 38: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	28, // 39: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	19, // 40: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	45, // 41: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	45, // 42: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	45, // 43: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	45, // 44: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	32, // 45: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	33, // 46: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	45, // 47: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	35, // 48: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	37, // 49: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	39, // 50: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	40, // 51: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	41, // 52: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	45, // 53: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	45, // 54: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	45, // 55: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	45, // 56: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	42, // 57: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	4,  // 58: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	36, // 59: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	38, // 60: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	45, // 61: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	45, // 62: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	45, // 63: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	45, // 64: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	43, // 65: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	42, // 66: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -3773,34 +3909,34 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 	if File_api_dataplane_v1_snapshot_proto != nil {
 		return
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[4].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[5].OneofWrappers = []any{
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[13].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[14].OneofWrappers = []any{
 		(*RouteFilter_RequestHeaderModifier)(nil),
 		(*RouteFilter_ResponseHeaderModifier)(nil),
 		(*RouteFilter_RequestRedirect)(nil),
 		(*RouteFilter_UrlRewrite)(nil),
 		(*RouteFilter_RequestMirror)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[18].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[19].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[19].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[21].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[22].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[25].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[26].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[30].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[31].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -3811,7 +3947,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
