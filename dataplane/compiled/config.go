@@ -60,9 +60,17 @@ type Listener struct {
 	TLS *tls.Config
 	// TCP is the route of a TCP listener; only its Backends are used.
 	TCP *Route
+	// Timeouts bound the waits of the listener's client connections.
+	Timeouts ListenerTimeouts
 
 	table   *router.Table
 	matched []Matched // indexed by router action
+}
+
+// ListenerTimeouts are the timeouts a listener sets (dataplanev1.ListenerTimeouts);
+// a zero field was left unset, and the engine's default applies (proxy.Options).
+type ListenerTimeouts struct {
+	RequestHead, RequestBodyIdle, SendStall, KeepAliveIdle time.Duration
 }
 
 // Matched is a route lookup's result.
@@ -244,6 +252,11 @@ type Group struct {
 	// mirror counters); it is the same object in every config that has the group.
 	Shared *metrics.Shared
 
+	// ResponseHeaderTimeout and ResponseBodyIdleTimeout bound the waits on the
+	// group's endpoints for a response head and for the next byte of a response
+	// body; zero when unset, and the engine's default applies (proxy.Options).
+	ResponseHeaderTimeout, ResponseBodyIdleTimeout time.Duration
+
 	lb     balancer.Config
 	eps    atomic.Pointer[balancer.Group]
 	health atomic.Pointer[EndpointHealth]
@@ -314,6 +327,9 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		ConnectTimeout:     orDefault(pg.GetConnectTimeout().AsDuration(), dataplanev1.DefaultConnectTimeout),
 		IdleTimeout:        pg.GetIdleTimeout().AsDuration(), // zero: kept until the endpoint closes them
 		MaxIdlePerEndpoint: int(pg.GetMaxIdleConnectionsPerEndpoint()),
+
+		ResponseHeaderTimeout:   pg.GetResponseHeaderTimeout().AsDuration(),
+		ResponseBodyIdleTimeout: pg.GetResponseBodyIdleTimeout().AsDuration(),
 	}
 	if pg.GetConnectTimeout() == nil {
 		g.ConnectTimeout = dataplanev1.DefaultConnectTimeout
@@ -406,6 +422,14 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		return nil, fmt.Errorf("port: %d is not in 1-65535", pl.GetPort())
 	}
 	l.Addr = netip.AddrPortFrom(ip, uint16(pl.GetPort()))
+	if t := pl.GetTimeouts(); t != nil {
+		l.Timeouts = ListenerTimeouts{
+			RequestHead:     t.GetRequestHead().AsDuration(),
+			RequestBodyIdle: t.GetRequestBodyIdle().AsDuration(),
+			SendStall:       t.GetSendStall().AsDuration(),
+			KeepAliveIdle:   t.GetKeepAliveIdle().AsDuration(),
+		}
+	}
 	switch pl.GetProtocol() {
 	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
 		l.Protocol = ProtocolHTTP
