@@ -139,7 +139,12 @@ func (c *conn) serve() {
 	if l.Protocol == compiled.ProtocolHTTPS && l.TLS != nil {
 		c.stall = &stallConn{Conn: c.raw, c: c}
 		tc := tls.Server(c.stall, l.TLS)
-		tc.SetDeadline(time.Now().Add(c.e.opts.Proxy.HeaderTimeout))
+		// The handshake counts against the request head timeout.
+		head := c.e.opts.Proxy.HeaderTimeout
+		if l.Timeouts.RequestHead > 0 {
+			head = l.Timeouts.RequestHead
+		}
+		tc.SetDeadline(time.Now().Add(head))
 		if err := tc.Handshake(); err != nil {
 			c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
 			c.raw.Close()
