@@ -66,7 +66,8 @@
 // Failures map to local replies, each counted by metrics.Reason: no route
 // 404, no backend 500, no usable endpoint 503, connect failure 502,
 // upstream reset before a complete response head 502, malformed response
-// 502, backend or request timeout 504, slow request head 408. Failed
+// 502, backend or request timeout 504, no response head in time 504, slow
+// request head or stalled request body 408 (the timeouts: timeout.go). Failed
 // attempts are retried on another endpoint when the route's retry policy
 // allows it and nothing was sent to the client yet; an idempotent request
 // that fails on a pooled connection before any response byte is retried

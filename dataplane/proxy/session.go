@@ -355,7 +355,7 @@ func (s *Session) Sent(side Side, n int, err error) {
 // SendProgress reports that the oldest send in flight to side has written
 // some of its bytes but not all yet. Engines that see partial writes report
 // them, so that a slow reader that keeps reading is not taken for one that
-// stopped (see "Timeouts" in the package documentation).
+// stopped (see the "Timeouts" comment in timeout.go).
 func (s *Session) SendProgress(side Side) {
 	if s.state == sOpen && s.x != nil {
 		s.x.moved = s.coarse()

@@ -42,8 +42,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// RequestBodyIdleTimeout bounds the wait for the next byte of a request
 	// body; SendStallTimeout the time a send to the client (in a tunnel, to
-	// either side) may go without progress. See "Timeouts" in the package
-	// documentation.
+	// either side) may go without progress. See the "Timeouts" comment in
+	// timeout.go.
 	RequestBodyIdleTimeout, SendStallTimeout time.Duration
 	// ResponseHeaderTimeout and ResponseBodyIdleTimeout bound the waits on
 	// an upstream for a response head and for the next byte of a response
