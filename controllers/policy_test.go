@@ -161,6 +161,8 @@ func TestPolicyCRDs(t *testing.T) {
 		}), "max must not be below min"},
 		{"malformed duration", backend(func(s *flaxv1alpha1.BackendPolicySpec) { s.ConnectTimeout = dur("1.5s") }), "spec.connectTimeout"},
 		{"zero idle timeout", backend(func(s *flaxv1alpha1.BackendPolicySpec) { s.IdleTimeout = dur("0s") }), "idleTimeout must be at least 1ms"},
+		{"response header timeout above 24h", backend(func(s *flaxv1alpha1.BackendPolicySpec) { s.ResponseHeaderTimeout = dur("25h") }), "responseHeaderTimeout must be between 1ms and 24h"},
+		{"zero response body idle timeout", backend(func(s *flaxv1alpha1.BackendPolicySpec) { s.ResponseBodyIdleTimeout = dur("0s") }), "responseBodyIdleTimeout must be between 1ms and 24h"},
 		{"outlier detection without trigger", backend(func(s *flaxv1alpha1.BackendPolicySpec) {
 			s.OutlierDetection = &flaxv1alpha1.OutlierDetection{BaseEjectionTime: dur("10s")}
 		}), "set consecutiveServerErrors, consecutiveConnectFailures or both"},

@@ -96,6 +96,21 @@ type BackendPolicySpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="idleTimeout must be at least 1ms"
 	IdleTimeout *gatewayv1.Duration `json:"idleTimeout,omitempty"`
 
+	// ResponseHeaderTimeout bounds the wait for a response head once the request
+	// is sent (and while the backend does not take the request): the client is
+	// answered 504 and the endpoint's failure counts for outlier detection; the
+	// request is not retried. Between 1ms and 24h. Unset: 60s.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('24h')",message="responseHeaderTimeout must be between 1ms and 24h"
+	ResponseHeaderTimeout *gatewayv1.Duration `json:"responseHeaderTimeout,omitempty"`
+
+	// ResponseBodyIdleTimeout closes the connections of a response whose body
+	// stops arriving: no byte for this long. A body that is slow but moving is
+	// never cut. Between 1ms and 24h. Unset: 60s.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms') && duration(self) <= duration('24h')",message="responseBodyIdleTimeout must be between 1ms and 24h"
+	ResponseBodyIdleTimeout *gatewayv1.Duration `json:"responseBodyIdleTimeout,omitempty"`
+
 	// MaxIdleConnectionsPerEndpoint is the number of idle keep-alive connections
 	// the dataplane keeps to each endpoint. Unset: 64.
 	// +optional

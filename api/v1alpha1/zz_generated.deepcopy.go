@@ -113,6 +113,16 @@ func (in *BackendPolicySpec) DeepCopyInto(out *BackendPolicySpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.ResponseHeaderTimeout != nil {
+		in, out := &in.ResponseHeaderTimeout, &out.ResponseHeaderTimeout
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.ResponseBodyIdleTimeout != nil {
+		in, out := &in.ResponseBodyIdleTimeout, &out.ResponseBodyIdleTimeout
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.MaxIdleConnectionsPerEndpoint != nil {
 		in, out := &in.MaxIdleConnectionsPerEndpoint, &out.MaxIdleConnectionsPerEndpoint
 		*out = new(int32)

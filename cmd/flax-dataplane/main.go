@@ -261,6 +261,12 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.rateLimit, "rate-limit", "", "answer 429 to requests over this rate, REQUESTS/INTERVAL (e.g. 100/1s, 5/1m); one bucket for the process, shared by its cores")
 	fs.UintVar(&o.rateBurst, "rate-limit-burst", 0, "with --rate-limit: bucket size (default: REQUESTS)")
 	fs.BoolVar(&o.ratePerClient, "rate-limit-per-client", false, "with --rate-limit: one bucket per client address")
+	fs.DurationVar(&o.requestHead, "request-head-timeout", 0, "HTTP: answer 408 to a request head not received whole in this time (default "+dataplanev1.DefaultRequestHeadTimeout.String()+")")
+	fs.DurationVar(&o.requestBodyIdle, "request-body-idle-timeout", 0, "HTTP: give up on a request body when no byte of it comes for this long (default "+dataplanev1.DefaultRequestBodyIdleTimeout.String()+")")
+	fs.DurationVar(&o.sendStall, "send-stall-timeout", 0, "close a connection when a send to the client (with --tcp, to either side) makes no progress for this long (default "+dataplanev1.DefaultSendStallTimeout.String()+")")
+	fs.DurationVar(&o.keepAliveIdle, "keepalive-idle-timeout", 0, "HTTP: close a keep-alive connection idle this long between requests (default "+dataplanev1.DefaultKeepAliveIdleTimeout.String()+")")
+	fs.DurationVar(&o.responseHeader, "response-header-timeout", 0, "HTTP: answer 504 when a backend sends no response head this long after taking the request (default "+dataplanev1.DefaultResponseHeaderTimeout.String()+")")
+	fs.DurationVar(&o.responseBodyIdle, "response-body-idle-timeout", 0, "HTTP: close both connections when no byte of a response body comes for this long (default "+dataplanev1.DefaultResponseBodyIdleTimeout.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -298,6 +304,18 @@ type proxyOptions struct {
 	rateLimit     string // REQUESTS/INTERVAL; empty: none
 	rateBurst     uint
 	ratePerClient bool
+
+	// Timeouts; zero leaves the dataplane default.
+	requestHead, requestBodyIdle, sendStall, keepAliveIdle time.Duration
+	responseHeader, responseBodyIdle                       time.Duration
+}
+
+// optDuration returns d as a protobuf duration, nil for zero (unset).
+func optDuration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
 }
 
 // proxySnapshot builds the snapshot of the one-line proxy command.
@@ -347,7 +365,14 @@ func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
 	} else if o.rateBurst != 0 || o.ratePerClient {
 		return nil, errors.New("--rate-limit-burst and --rate-limit-per-client need --rate-limit")
 	}
+	group.ResponseHeaderTimeout, group.ResponseBodyIdleTimeout = optDuration(o.responseHeader), optDuration(o.responseBodyIdle)
 	l := &dataplanev1.Listener{Name: "proxy", Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
+	if o.requestHead != 0 || o.requestBodyIdle != 0 || o.sendStall != 0 || o.keepAliveIdle != 0 {
+		l.Timeouts = &dataplanev1.ListenerTimeouts{
+			RequestHead: optDuration(o.requestHead), RequestBodyIdle: optDuration(o.requestBodyIdle),
+			SendStall: optDuration(o.sendStall), KeepAliveIdle: optDuration(o.keepAliveIdle),
+		}
+	}
 	if tcp {
 		l.Protocol = dataplanev1.Listener_TCP
 		l.TcpRoute = &dataplanev1.TCPRoute{Name: "proxy", Backends: []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}}}

@@ -59,6 +59,9 @@ func TestProxySnapshotErrors(t *testing.T) {
 		{with(func(o *proxyOptions) { o.rateLimit = "10/1ns" }), "interval"}, // below the 1ms the snapshot allows
 		{with(func(o *proxyOptions) { o.rateLimit, o.tcp = "10/1s", true }), "not with --tcp"},
 		{with(func(o *proxyOptions) { o.ratePerClient = true }), "need --rate-limit"},
+		{with(func(o *proxyOptions) { o.sendStall = time.Microsecond }), "sendStall"},
+		{with(func(o *proxyOptions) { o.responseHeader = 25 * time.Hour }), "responseHeaderTimeout"},
+		{with(func(o *proxyOptions) { o.keepAliveIdle = -time.Second }), "keepAliveIdle"},
 	} {
 		_, err := proxySnapshot(tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -75,6 +78,42 @@ func TestProxySnapshotRateLimit(t *testing.T) {
 	rl := s.GetListeners()[0].GetVirtualHosts()[0].GetRoutes()[0].GetRateLimit()
 	if rl.GetRequests() != 100 || rl.GetInterval().AsDuration() != time.Minute || rl.GetBurst() != 20 || !rl.GetPerClientIp() || rl.GetBucket() == "" {
 		t.Errorf("rate limit = %v", rl)
+	}
+}
+
+func TestProxySnapshotTimeouts(t *testing.T) {
+	s, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:80", to: []string{"127.0.0.1:1"}, lb: "round-robin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.GetListeners()[0].GetTimeouts() != nil || s.GetBackendGroups()[0].GetResponseHeaderTimeout() != nil || s.GetBackendGroups()[0].GetResponseBodyIdleTimeout() != nil {
+		t.Errorf("timeouts set without flags: %v", s)
+	}
+	s, err = proxySnapshot(proxyOptions{
+		listen: "127.0.0.1:80", to: []string{"127.0.0.1:1"}, lb: "round-robin",
+		requestHead: time.Second, requestBodyIdle: 2 * time.Second, sendStall: 3 * time.Second, keepAliveIdle: 4 * time.Second,
+		responseHeader: 5 * time.Second, responseBodyIdle: 6 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, g := s.GetListeners()[0].GetTimeouts(), s.GetBackendGroups()[0]
+	got := []time.Duration{
+		lt.GetRequestHead().AsDuration(), lt.GetRequestBodyIdle().AsDuration(), lt.GetSendStall().AsDuration(), lt.GetKeepAliveIdle().AsDuration(),
+		g.GetResponseHeaderTimeout().AsDuration(), g.GetResponseBodyIdleTimeout().AsDuration(),
+	}
+	for i, d := range got {
+		if want := time.Duration(i+1) * time.Second; d != want {
+			t.Errorf("timeout %d = %v, want %v", i, d, want)
+		}
+	}
+	// A flag not given stays unset.
+	s, err = proxySnapshot(proxyOptions{listen: "127.0.0.1:80", to: []string{"127.0.0.1:1"}, lb: "round-robin", sendStall: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lt := s.GetListeners()[0].GetTimeouts(); lt.GetSendStall().AsDuration() != time.Second || lt.GetRequestHead() != nil || lt.GetKeepAliveIdle() != nil {
+		t.Errorf("listener timeouts = %v", lt)
 	}
 }
 

@@ -152,6 +152,8 @@ func (t *translator) applyBackendPolicy(g *groupInfo, bg *dataplanev1.BackendGro
 	bg.RetryBudget = proto.CloneOf(s.RetryBudget)
 	bg.ConnectTimeout = proto.CloneOf(s.ConnectTimeout)
 	bg.IdleTimeout = proto.CloneOf(s.IdleTimeout)
+	bg.ResponseHeaderTimeout = proto.CloneOf(s.ResponseHeaderTimeout)
+	bg.ResponseBodyIdleTimeout = proto.CloneOf(s.ResponseBodyIdleTimeout)
 	bg.MaxIdleConnectionsPerEndpoint = s.MaxIdleConnectionsPerEndpoint
 }
 
@@ -204,6 +206,8 @@ func backendSettings(spec *flaxv1alpha1.BackendPolicySpec) (*dataplanev1.Backend
 	}
 	g.ConnectTimeout = policyDuration(&fp, "connectTimeout", spec.ConnectTimeout, minPolicyDuration)
 	g.IdleTimeout = policyDuration(&fp, "idleTimeout", spec.IdleTimeout, minPolicyDuration)
+	g.ResponseHeaderTimeout = policyDuration(&fp, "responseHeaderTimeout", spec.ResponseHeaderTimeout, minPolicyDuration)
+	g.ResponseBodyIdleTimeout = policyDuration(&fp, "responseBodyIdleTimeout", spec.ResponseBodyIdleTimeout, minPolicyDuration)
 	g.MaxIdleConnectionsPerEndpoint = count(&fp, "maxIdleConnectionsPerEndpoint", spec.MaxIdleConnectionsPerEndpoint, 1, 65535)
 
 	// The dataplane's validation of the group, for what the API does not say.

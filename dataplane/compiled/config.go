@@ -70,9 +70,17 @@ type Listener struct {
 	// dataplane's (proxy.Options), which also caps the byte limits.
 	MaxRequestHeaderBytes, MaxRequestHeaders   int
 	MaxResponseHeaderBytes, MaxResponseHeaders int
+	// Timeouts bound the waits of the listener's client connections.
+	Timeouts ListenerTimeouts
 
 	table   *router.Table
 	matched []Matched // indexed by router action
+}
+
+// ListenerTimeouts are the timeouts a listener sets (dataplanev1.ListenerTimeouts);
+// a zero field was left unset, and the engine's default applies (proxy.Options).
+type ListenerTimeouts struct {
+	RequestHead, RequestBodyIdle, SendStall, KeepAliveIdle time.Duration
 }
 
 // Matched is a route lookup's result.
@@ -249,6 +257,11 @@ type Group struct {
 	// mirror counters); it is the same object in every config that has the group.
 	Shared *metrics.Shared
 
+	// ResponseHeaderTimeout and ResponseBodyIdleTimeout bound the waits on the
+	// group's endpoints for a response head and for the next byte of a response
+	// body; zero when unset, and the engine's default applies (proxy.Options).
+	ResponseHeaderTimeout, ResponseBodyIdleTimeout time.Duration
+
 	lb     balancer.Config
 	eps    atomic.Pointer[balancer.Group]
 	health atomic.Pointer[EndpointHealth]
@@ -319,6 +332,9 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		ConnectTimeout:     orDefault(pg.GetConnectTimeout().AsDuration(), dataplanev1.DefaultConnectTimeout),
 		IdleTimeout:        pg.GetIdleTimeout().AsDuration(), // zero: kept until the endpoint closes them
 		MaxIdlePerEndpoint: int(pg.GetMaxIdleConnectionsPerEndpoint()),
+
+		ResponseHeaderTimeout:   pg.GetResponseHeaderTimeout().AsDuration(),
+		ResponseBodyIdleTimeout: pg.GetResponseBodyIdleTimeout().AsDuration(),
 	}
 	if pg.GetConnectTimeout() == nil {
 		g.ConnectTimeout = dataplanev1.DefaultConnectTimeout
@@ -417,6 +433,14 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 	if hl := pl.GetHeadLimits(); hl != nil {
 		l.MaxRequestHeaderBytes, l.MaxRequestHeaders = int(hl.GetMaxRequestHeaderBytes()), int(hl.GetMaxRequestHeaders())
 		l.MaxResponseHeaderBytes, l.MaxResponseHeaders = int(hl.GetMaxResponseHeaderBytes()), int(hl.GetMaxResponseHeaders())
+	}
+	if t := pl.GetTimeouts(); t != nil {
+		l.Timeouts = ListenerTimeouts{
+			RequestHead:     t.GetRequestHead().AsDuration(),
+			RequestBodyIdle: t.GetRequestBodyIdle().AsDuration(),
+			SendStall:       t.GetSendStall().AsDuration(),
+			KeepAliveIdle:   t.GetKeepAliveIdle().AsDuration(),
+		}
 	}
 	switch pl.GetProtocol() {
 	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:

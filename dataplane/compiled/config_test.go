@@ -267,3 +267,35 @@ backendGroups:
 		}
 	}
 }
+
+func TestListenerAndResponseTimeouts(t *testing.T) {
+	c, _ := compile(t, `
+listeners:
+- name: unset
+  port: 8080
+  protocol: HTTP
+- name: set
+  port: 8081
+  protocol: HTTP
+  timeouts: {requestHead: 1s, requestBodyIdle: 2s, sendStall: 3s, keepAliveIdle: 4s}
+backendGroups:
+- name: unset
+- name: set
+  responseHeaderTimeout: 5s
+  responseBodyIdleTimeout: 6s
+`)
+	// Unset stays zero: the engine's defaults (proxy.Options) apply.
+	if got := c.Listeners[0].Timeouts; got != (ListenerTimeouts{}) {
+		t.Errorf("unset listener timeouts = %+v, want zero", got)
+	}
+	want := ListenerTimeouts{RequestHead: time.Second, RequestBodyIdle: 2 * time.Second, SendStall: 3 * time.Second, KeepAliveIdle: 4 * time.Second}
+	if got := c.Listeners[1].Timeouts; got != want {
+		t.Errorf("listener timeouts = %+v, want %+v", got, want)
+	}
+	if g := c.Group("unset"); g.ResponseHeaderTimeout != 0 || g.ResponseBodyIdleTimeout != 0 {
+		t.Errorf("unset group: response timeouts %v, %v, want zero", g.ResponseHeaderTimeout, g.ResponseBodyIdleTimeout)
+	}
+	if g := c.Group("set"); g.ResponseHeaderTimeout != 5*time.Second || g.ResponseBodyIdleTimeout != 6*time.Second {
+		t.Errorf("group: response timeouts %v, %v, want 5s, 6s", g.ResponseHeaderTimeout, g.ResponseBodyIdleTimeout)
+	}
+}

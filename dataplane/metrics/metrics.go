@@ -11,6 +11,7 @@
 //   - per route: requests_total{route,code}, request_duration_seconds{route},
 //     rate_limited_requests_total{route} (429s of the route's local rate limit);
 //   - per reason: local_replies_total{reason} (Reason: rate_limited, overflow, ...);
+//   - per kind: timeouts_total{kind} (TimeoutKind: request_head, send_stall, ...);
 //   - per backend group: upstream_requests_total, upstream_connect_errors_total,
 //     upstream_connections_active, upstream_requests_active (requests in flight,
 //     the base of the retry budget), upstream_retries_total{reason} (retry
@@ -58,19 +59,53 @@ const (
 	ReasonHeaderTimeout                // client too slow to send its request head (408)
 	ReasonOverflow                     // circuit breaker limit reached (503)
 	ReasonRateLimited                  // the route's local rate limit is exceeded (429)
+	// Timeouts after the request head (TimeoutKind says which fired). Those that close
+	// the connection instead of replying are only the access log's reason.
+	ReasonRequestBodyTimeout    // the request body stopped arriving (408, or close)
+	ReasonUpstreamHeaderTimeout // no response head from the backend in time (504)
+	ReasonUpstreamBodyTimeout   // the response body stopped arriving (close)
+	ReasonSendStall             // the client stopped reading (close)
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
-	"rate_limited",
+	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
+	"send_stall",
 }
 
 // String returns the label value of r.
 func (r Reason) String() string {
 	if r < numReasons {
 		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// TimeoutKind names one of the waits every connection bounds, each exported as a
+// value of the `kind` label of flax_timeouts_total.
+type TimeoutKind uint8
+
+// Timeout kinds.
+const (
+	TimeoutRequestHead            TimeoutKind = iota // a request head not received in time (408, or close when nothing came)
+	TimeoutKeepAliveIdle                             // a keep-alive connection idle between requests (close)
+	TimeoutRequestBodyIdle                           // a request body that stopped arriving (408, or close)
+	TimeoutSendStall                                 // a send to the client (or, in a tunnel, either side) that stopped progressing (close)
+	TimeoutUpstreamResponseHeader                    // no response head from the backend (504)
+	TimeoutUpstreamBodyIdle                          // a response body that stopped arriving (close)
+	numTimeoutKinds
+)
+
+var timeoutNames = [numTimeoutKinds]string{
+	"request_head", "keepalive_idle", "request_body_idle", "send_stall", "upstream_response_header", "upstream_body_idle",
+}
+
+// String returns the label value of k.
+func (k TimeoutKind) String() string {
+	if k < numTimeoutKinds {
+		return timeoutNames[k]
 	}
 	return "unknown"
 }
@@ -324,6 +359,7 @@ type Worker struct {
 	routes      table[RouteCounters]
 	groups      table[GroupCounters]
 	reasons     [numReasons]atomic.Uint64
+	timeouts    [numTimeoutKinds]atomic.Uint64
 	connsActive atomic.Int64
 	connsTotal  atomic.Uint64
 	_           [64]byte // keep the next worker's hot fields off this cache line
@@ -361,6 +397,9 @@ func (w *Worker) ObserveRequest(r *RouteCounters, status int, d time.Duration) {
 
 // LocalReply counts a response the proxy produced itself, by reason.
 func (w *Worker) LocalReply(reason Reason) { w.reasons[reason].Add(1) }
+
+// Timeout counts a wait that ran out, by kind.
+func (w *Worker) Timeout(k TimeoutKind) { w.timeouts[k].Add(1) }
 
 // RateLimited counts a request on route r answered 429 by the route's rate limit.
 func (w *Worker) RateLimited(r *RouteCounters) {
@@ -424,6 +463,15 @@ func (r *Registry) LocalReplies(reason Reason) uint64 {
 	var n uint64
 	for _, w := range r.workers {
 		n += w.reasons[reason].Load()
+	}
+	return n
+}
+
+// Timeouts returns the timeouts counted with kind k, summed over the workers.
+func (r *Registry) Timeouts(k TimeoutKind) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		n += w.timeouts[k].Load()
 	}
 	return n
 }
@@ -502,6 +550,7 @@ type descs struct {
 	healthTransitions, ejections, unhealthy                   *prometheus.Desc
 	breakerActive, breakerOverflows, mirrors                  *prometheus.Desc
 	rateLimited, requestsActive, retries, retriesDenied       *prometheus.Desc
+	timeouts                                                  *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -529,6 +578,7 @@ func newDescs() descs {
 		requestsActive:    prometheus.NewDesc("flax_upstream_requests_active", "Requests in flight to a backend group (the base of its retry budget).", []string{"backend_group"}, nil),
 		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection).", []string{"backend_group", "reason"}, nil),
 		retriesDenied:     prometheus.NewDesc("flax_upstream_retry_budget_denied_total", "Retries not made because the backend group's retry budget was used up, by backend group.", []string{"backend_group"}, nil),
+		timeouts:          prometheus.NewDesc("flax_timeouts_total", "Waits that ran out (the connection got 408 or 504, or was closed), by kind.", []string{"kind"}, nil),
 	}
 }
 
@@ -538,7 +588,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors,
 		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
-		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied,
+		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied, d.timeouts,
 	} {
 		ch <- x
 	}
@@ -610,17 +660,24 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	var reasons [numReasons]uint64
+	var timeouts [numTimeoutKinds]uint64
 	var active int64
 	var total uint64
 	for _, w := range r.workers {
 		for i := range reasons {
 			reasons[i] += w.reasons[i].Load()
 		}
+		for i := range timeouts {
+			timeouts[i] += w.timeouts[i].Load()
+		}
 		active += w.connsActive.Load()
 		total += w.connsTotal.Load()
 	}
 	for i, v := range reasons {
 		ch <- prometheus.MustNewConstMetric(d.localReplies, prometheus.CounterValue, float64(v), Reason(i).String())
+	}
+	for i, v := range timeouts {
+		ch <- prometheus.MustNewConstMetric(d.timeouts, prometheus.CounterValue, float64(v), TimeoutKind(i).String())
 	}
 	ch <- prometheus.MustNewConstMetric(d.connsActive, prometheus.GaugeValue, float64(active))
 	ch <- prometheus.MustNewConstMetric(d.connsTotal, prometheus.CounterValue, float64(total))

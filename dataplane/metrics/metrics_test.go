@@ -247,3 +247,39 @@ flax_rate_limited_requests_total{route="limited"} 2
 		}
 	}
 }
+
+func TestTimeoutsByKind(t *testing.T) {
+	r := NewRegistry(2)
+	r.Worker(0).Timeout(TimeoutSendStall)
+	r.Worker(1).Timeout(TimeoutSendStall)
+	r.Worker(1).Timeout(TimeoutUpstreamResponseHeader)
+	if n := r.Timeouts(TimeoutSendStall); n != 2 {
+		t.Fatalf("send_stall timeouts summed to %d, want 2", n)
+	}
+	want := `
+# HELP flax_timeouts_total Waits that ran out (the connection got 408 or 504, or was closed), by kind.
+# TYPE flax_timeouts_total counter
+flax_timeouts_total{kind="keepalive_idle"} 0
+flax_timeouts_total{kind="request_body_idle"} 0
+flax_timeouts_total{kind="request_head"} 0
+flax_timeouts_total{kind="send_stall"} 2
+flax_timeouts_total{kind="upstream_body_idle"} 0
+flax_timeouts_total{kind="upstream_response_header"} 1
+`
+	if err := testutil.CollectAndCompare(r, strings.NewReader(want), "flax_timeouts_total"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		r    Reason
+		want string
+	}{
+		{ReasonRequestBodyTimeout, "request_body_timeout"},
+		{ReasonUpstreamHeaderTimeout, "upstream_header_timeout"},
+		{ReasonUpstreamBodyTimeout, "upstream_body_timeout"},
+		{ReasonSendStall, "send_stall"},
+	} {
+		if got := c.r.String(); got != c.want {
+			t.Errorf("reason %d = %q, want %q", c.r, got, c.want)
+		}
+	}
+}

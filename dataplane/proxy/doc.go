@@ -21,7 +21,8 @@
 // with retries, timeouts, circuit breakers, rate limits and mirrors as resilience.go
 // describes. Bodies stream through the buffers and are never held whole; a 101 upgrade
 // or a TCP listener turns the session into a byte tunnel. Requests are served one at a
-// time: pipelined requests wait in the client buffer.
+// time: pipelined requests wait in the client buffer. Every wait on a peer is bounded by
+// a timeout that restarts on progress (timeout.go lists them with their defaults).
 //
 // Invariants that matter:
 //

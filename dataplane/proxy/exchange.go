@@ -206,6 +206,11 @@ type Exchange struct {
 	// Tunnel.
 	shutUp, shutCli bool
 
+	// Waits for progress (timeout.go): what the exchange waits on, and when
+	// a byte last moved (or the wait began) on the worker's coarse clock.
+	wait  uint8
+	moved int64
+
 	// Rewrite options of the upstream head, kept for mirrors while routing.
 	rwo http1.RewriteOptions
 
@@ -282,6 +287,7 @@ func (x *Exchange) resetRequest() {
 	x.respStarted = false
 	x.status = 0
 	x.shutUp, x.shutCli = false, false
+	x.wait, x.moved = waitNone, 0
 	x.replyRest = nil
 	x.reqBytes, x.respBytes, x.attempts = 0, 0, 0
 	x.reason, x.hasReason, x.began = 0, false, false

@@ -119,6 +119,7 @@ type harness struct {
 	clientClosed, linger bool
 	released, closedUp   int
 	timer                int64
+	arms                 int // ActArmTimer actions seen
 	tunnel               bool
 	shutUp, shutCli      bool
 }
@@ -204,6 +205,7 @@ func (h *harness) drain() {
 			h.linger = a.Linger
 		case ActArmTimer:
 			h.timer = a.Deadline
+			h.arms++
 		case ActStartTunnel:
 			h.log = append(h.log, "StartTunnel")
 			h.tunnel = true

@@ -11,8 +11,13 @@ import (
 // localReply answers the current request with status and a short text body
 // naming it (none for 1xx, 204 and 304).
 func (s *Session) localReply(status int, reason metrics.Reason) {
+	s.localReplyText(status, reason, statusBody(status))
+}
+
+// localReplyText answers the current request with status and body.
+func (s *Session) localReplyText(status int, reason metrics.Reason, body string) {
 	h := s.replyStart(status)
-	s.replyEnd(h, status, reason, bytesOf(statusBody(status)))
+	s.replyEnd(h, status, reason, bytesOf(body))
 }
 
 // replyStart begins a reply head in the free part of the client head

@@ -60,6 +60,7 @@ type Session struct {
 	linger      bool
 	draining    bool
 	idleWait    bool // between requests: the head timer is the idle timer
+	armedProg   bool // the armed deadline is a wait for progress (see syncTimer)
 	hdrDeadline int64
 	armed       int64
 	rng         uint32
@@ -78,8 +79,9 @@ func (s *Session) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote n
 	}
 	w.Metrics.ConnOpened()
 	now := w.Now()
-	s.hdrDeadline = now + int64(w.opts.HeaderTimeout)
-	if lst := l.Load(); lst != nil && lst.Protocol == compiled.ProtocolTCP {
+	lst := l.Load()
+	s.hdrDeadline = now + s.headTimeout(lst)
+	if lst != nil && lst.Protocol == compiled.ProtocolTCP {
 		s.openTCP(lst, now)
 	}
 	s.syncTimer()
@@ -191,13 +193,17 @@ func (s *Session) ClientData(p []byte) int {
 		return 0
 	}
 	x := s.exchange()
-	if x.phase == phHead && x.in.w == x.in.r {
-		now := s.w.Now()
-		if s.idleWait {
-			s.idleWait = false
-			s.hdrDeadline = now + int64(s.w.opts.HeaderTimeout)
+	if x.phase == phHead {
+		if x.in.w == x.in.r {
+			now := s.w.Now()
+			if s.idleWait {
+				s.idleWait = false
+				s.hdrDeadline = now + s.headTimeout(s.lref.Load())
+			}
+			x.start = now
 		}
-		x.start = now
+	} else {
+		x.moved = s.coarse()
 	}
 	n := s.appendClient(p)
 	s.run()
@@ -269,6 +275,7 @@ func (s *Session) UpstreamData(p []byte) int {
 		return len(p)
 	}
 	x.upGotBytes = true
+	x.moved = s.coarse()
 	if x.phase == phProxy && x.respDone {
 		// Bytes after a complete response: the connection cannot be reused.
 		x.upBroken = true
@@ -317,6 +324,7 @@ func (s *Session) Sent(side Side, n int, err error) {
 	if !ok {
 		return
 	}
+	x.moved = s.coarse()
 	if err == nil && n < len(rec.data) {
 		err = ErrShortSend
 	}
@@ -344,42 +352,73 @@ func (s *Session) Sent(side Side, n int, err error) {
 	s.run()
 }
 
+// SendProgress reports that the oldest send in flight to side has written
+// some of its bytes but not all yet. Engines that see partial writes report
+// them, so that a slow reader that keeps reading is not taken for one that
+// stopped (see the "Timeouts" comment in timeout.go).
+func (s *Session) SendProgress(side Side) {
+	if s.state == sOpen && s.x != nil {
+		s.x.moved = s.coarse()
+	}
+}
+
+// Sending reports whether the session still waits for a send to side to
+// complete. It turns false when the session gives up on that side (a
+// timeout closed it, say): an engine that performs a send in several
+// writes, reporting SendProgress and Timer in between, stops then.
+func (s *Session) Sending(side Side) bool {
+	x := s.x
+	if s.state != sOpen || x == nil {
+		return false
+	}
+	if side == Upstream {
+		return !x.usends.empty()
+	}
+	return !x.csends.empty()
+}
+
 // Timer reports that the armed deadline has passed; now is the current
-// time on the worker clock.
+// time on the worker clock. A call before the deadline, or after events
+// moved it, does nothing but arm the timer again.
 func (s *Session) Timer(now int64) {
 	if s.state != sOpen {
 		return
 	}
 	s.armed = 0
 	x := s.x
-	if x == nil || x.phase == phHead {
-		if now >= s.hdrDeadline {
-			if x != nil && x.in.w > x.in.r {
-				s.closeAfter = true
-				s.linger = true
-				x.began = true
-				x.reqBytes = int64(x.in.w - x.in.r)
-				s.localReply(408, metrics.ReasonHeaderTimeout)
-			} else {
-				s.closeClient(false)
-			}
+	switch {
+	case (x == nil || x.phase == phHead) && now >= s.hdrDeadline:
+		switch {
+		case x != nil && x.in.w > x.in.r:
+			s.w.Metrics.Timeout(metrics.TimeoutRequestHead)
+			s.closeAfter = true
+			s.linger = true
+			x.began = true
+			x.reqBytes = int64(x.in.w - x.in.r)
+			s.localReply(408, metrics.ReasonHeaderTimeout)
+		case s.idleWait:
+			s.w.Metrics.Timeout(metrics.TimeoutKeepAliveIdle)
+			s.closeClient(false)
+		default:
+			s.w.Metrics.Timeout(metrics.TimeoutRequestHead)
+			s.closeClient(false)
 		}
-		s.run()
-		return
-	}
-	if x.phase == phProxy {
-		if (x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline) {
-			if !x.respHeadDone {
-				s.report(compiled.OutcomeServerError)
-			}
-			s.closeUpstream()
-			s.fail(504, metrics.ReasonTimeout)
-		} else if x.upState == upBackoff && now >= x.backoffUntil {
-			x.backoffUntil = 0
-			x.upState = upNone
-			s.connect()
-		} else if x.upState == upPending && now >= x.pollAt {
-			s.connect()
+	case x == nil:
+	case x.phase == phProxy && ((x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline)):
+		if !x.respHeadDone {
+			s.report(compiled.OutcomeServerError)
+		}
+		s.closeUpstream()
+		s.fail(504, metrics.ReasonTimeout)
+	case x.phase == phProxy && x.upState == upBackoff && now >= x.backoffUntil:
+		x.backoffUntil = 0
+		x.upState = upNone
+		s.connect()
+	case x.phase == phProxy && x.upState == upPending && now >= x.pollAt:
+		s.connect()
+	default:
+		if w, d := s.progressWait(); w != waitNone && now >= x.moved+d {
+			s.progressTimeout(w)
 		}
 	}
 	s.run()
@@ -609,8 +648,15 @@ func (s *Session) step() bool {
 }
 
 // syncTimer arms the session's timer on the earliest pending deadline.
+//
+// The deadline of a wait for progress moves with every byte, so it is
+// armed lazily: while the armed deadline is such a wait's and not later
+// than the current one, it is left alone, fires early, and Timer arms the
+// current one. A connection moving bytes thus touches its timer about once
+// per timeout rather than once per event.
 func (s *Session) syncTimer() {
 	var d int64
+	prog := false
 	if s.state == sOpen {
 		x := s.x
 		switch {
@@ -625,11 +671,26 @@ func (s *Session) syncTimer() {
 				d = earliest(d, x.pollAt)
 			}
 		}
+		if x != nil {
+			w, t := s.progressWait()
+			if w != x.wait {
+				// A new wait starts now.
+				x.wait = w
+				x.moved = s.coarse()
+			}
+			if w != waitNone {
+				if p := x.moved + t; d == 0 || p < d {
+					d, prog = p, true
+				}
+			}
+		}
 	}
-	if d != s.armed {
-		s.armed = d
-		s.push(Action{Kind: ActArmTimer, Deadline: d})
+	if d == s.armed || (prog && s.armedProg && s.armed != 0 && s.armed < d) {
+		return
 	}
+	s.armed = d
+	s.armedProg = prog
+	s.push(Action{Kind: ActArmTimer, Deadline: d})
 }
 
 func earliest(a, b int64) int64 {
@@ -671,13 +732,14 @@ func (s *Session) finishExchange() {
 	in.compact()
 	x.resetRequest()
 	now := s.w.Now()
+	lst := s.lref.Load()
 	if in.w > 0 {
 		x.start = now
 		s.idleWait = false
-		s.hdrDeadline = now + int64(s.w.opts.HeaderTimeout)
+		s.hdrDeadline = now + s.headTimeout(lst)
 	} else {
 		s.idleWait = true
-		s.hdrDeadline = now + int64(s.w.opts.IdleTimeout)
+		s.hdrDeadline = now + s.keepAliveTimeout(lst)
 		if s.clientEOF {
 			s.closeClient(false)
 		}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/compiled"
@@ -15,10 +16,15 @@ import (
 // Defaults for zero Options fields.
 const (
 	DefaultBufferSize       = 20 << 10
-	DefaultHeaderTimeout    = 10 * time.Second
-	DefaultIdleTimeout      = 60 * time.Second
+	DefaultHeaderTimeout    = dataplanev1.DefaultRequestHeadTimeout
+	DefaultIdleTimeout      = dataplanev1.DefaultKeepAliveIdleTimeout
 	DefaultRetryBackoffBase = 25 * time.Millisecond
 	DefaultRetryBackoffMax  = 250 * time.Millisecond
+
+	DefaultRequestBodyIdleTimeout  = dataplanev1.DefaultRequestBodyIdleTimeout
+	DefaultSendStallTimeout        = dataplanev1.DefaultSendStallTimeout
+	DefaultResponseHeaderTimeout   = dataplanev1.DefaultResponseHeaderTimeout
+	DefaultResponseBodyIdleTimeout = dataplanev1.DefaultResponseBodyIdleTimeout
 )
 
 // Options tune the sessions of a worker. Zero fields take their defaults.
@@ -58,6 +64,18 @@ type Options struct {
 	// one the outermost trusted proxy saw connecting (the connection's
 	// peer when the list is shorter or that entry is not an IP address).
 	TrustedHops int
+	// RequestBodyIdleTimeout bounds the wait for the next byte of a request
+	// body; SendStallTimeout the time a send to the client (in a tunnel, to
+	// either side) may go without progress. See the "Timeouts" comment in
+	// timeout.go.
+	RequestBodyIdleTimeout, SendStallTimeout time.Duration
+	// ResponseHeaderTimeout and ResponseBodyIdleTimeout bound the waits on
+	// an upstream for a response head and for the next byte of a response
+	// body.
+	ResponseHeaderTimeout, ResponseBodyIdleTimeout time.Duration
+	// The six timeouts above are the defaults of listeners and backend
+	// groups that do not set their own (compiled.ListenerTimeouts,
+	// compiled.Group.ResponseHeaderTimeout and ResponseBodyIdleTimeout).
 	// RetryBackoffBase and RetryBackoffMax are used for routes whose retry
 	// policy leaves them unset.
 	RetryBackoffBase, RetryBackoffMax time.Duration
@@ -84,6 +102,18 @@ func (o Options) Normalized() Options {
 	}
 	if o.TrustedHops < 0 {
 		o.TrustedHops = 0
+	}
+	if o.RequestBodyIdleTimeout <= 0 {
+		o.RequestBodyIdleTimeout = DefaultRequestBodyIdleTimeout
+	}
+	if o.SendStallTimeout <= 0 {
+		o.SendStallTimeout = DefaultSendStallTimeout
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if o.ResponseBodyIdleTimeout <= 0 {
+		o.ResponseBodyIdleTimeout = DefaultResponseBodyIdleTimeout
 	}
 	if o.RetryBackoffBase <= 0 {
 		o.RetryBackoffBase = DefaultRetryBackoffBase
@@ -322,6 +352,11 @@ type Worker struct {
 	// Now returns the current time in nanoseconds of a monotonic clock;
 	// timer deadlines are expressed in it.
 	Now func() int64
+	// Coarse, when set, returns the time of the same clock more cheaply and
+	// possibly a little behind (the io_uring engine gives the time its
+	// current batch of completions arrived). Sessions read it whenever bytes
+	// move, to time the waits for progress. Nil uses Now.
+	Coarse func() int64
 	// Seed varies each session's random draws (backend weights, jitter).
 	Seed uint32
 

@@ -15,6 +15,21 @@ const (
 	// per endpoint.
 	DefaultMaxIdlePerEndpoint = 64
 
+	// Timeouts of a listener's client connections (ListenerTimeouts) and of a backend
+	// group's responses. Like nginx's (client_header_timeout aside, which is shorter
+	// here: a head is small, and a slow head is the cheapest attack), each waits for
+	// progress: a transfer that keeps moving is never cut.
+	DefaultRequestHeadTimeout     = 10 * time.Second
+	DefaultRequestBodyIdleTimeout = 60 * time.Second
+	DefaultSendStallTimeout       = 60 * time.Second
+	DefaultKeepAliveIdleTimeout   = 60 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for a response head
+	// (BackendGroup.response_header_timeout).
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	// DefaultResponseBodyIdleTimeout bounds the wait for the next byte of a response
+	// body (BackendGroup.response_body_idle_timeout).
+	DefaultResponseBodyIdleTimeout = 60 * time.Second
+
 	// Active health checks (HealthCheck).
 	DefaultHealthInterval     = 5 * time.Second
 	DefaultHealthTimeout      = time.Second

@@ -27,4 +27,8 @@ const (
 	// MinRateLimitInterval and MaxRateLimitInterval bound LocalRateLimit.interval.
 	MinRateLimitInterval = time.Millisecond
 	MaxRateLimitInterval = 24 * time.Hour
+	// MinTimeout and MaxTimeout bound the timeouts of ListenerTimeouts and the
+	// response timeouts of BackendGroup.
+	MinTimeout = time.Millisecond
+	MaxTimeout = 24 * time.Hour
 )

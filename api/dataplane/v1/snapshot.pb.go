@@ -150,7 +150,7 @@ func (x PathMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PathMatch_Type.Descriptor instead.
 func (PathMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
 }
 
 // Type of a header match.
@@ -202,7 +202,7 @@ func (x HeaderMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderMatch_Type.Descriptor instead.
 func (HeaderMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13, 0}
 }
 
 // Type of a query parameter match.
@@ -254,7 +254,7 @@ func (x QueryParamMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryParamMatch_Type.Descriptor instead.
 func (QueryParamMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14, 0}
 }
 
 // Policy picks endpoints.
@@ -324,7 +324,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -439,7 +439,10 @@ type Listener struct {
 	// Host header (see VirtualHost for precedence).
 	VirtualHosts []*VirtualHost `protobuf:"bytes,20,rep,name=virtual_hosts,json=virtualHosts,proto3" json:"virtual_hosts,omitempty"`
 	// TCPRoute is what a TCP listener forwards its connections to.
-	TcpRoute      *TCPRoute `protobuf:"bytes,30,opt,name=tcp_route,json=tcpRoute,proto3" json:"tcp_route,omitempty"`
+	TcpRoute *TCPRoute `protobuf:"bytes,30,opt,name=tcp_route,json=tcpRoute,proto3" json:"tcp_route,omitempty"`
+	// Timeouts bound how long the listener's connections wait on their clients; unset
+	// uses the dataplane defaults.
+	Timeouts      *ListenerTimeouts `protobuf:"bytes,40,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -537,6 +540,97 @@ func (x *Listener) GetTcpRoute() *TCPRoute {
 	return nil
 }
 
+func (x *Listener) GetTimeouts() *ListenerTimeouts {
+	if x != nil {
+		return x.Timeouts
+	}
+	return nil
+}
+
+// ListenerTimeouts bound the waits of a listener's client connections. Each field
+// unset takes the dataplane default given with it; a set value must be between 1ms
+// and 24h (there is no way to wait forever). The timers that measure progress
+// restart whenever a byte moves, so a transfer that is slow but moving is never cut.
+type ListenerTimeouts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// RequestHead bounds receiving a request head, from the connection's acceptance
+	// (or the first byte of a later request) to the end of the head. A client that sent
+	// part of a head by then is answered 408, one that sent nothing is closed. Default
+	// 10s. HTTP and HTTPS listeners (HTTPS: the TLS handshake too).
+	RequestHead *durationpb.Duration `protobuf:"bytes,1,opt,name=request_head,json=requestHead,proto3" json:"request_head,omitempty"`
+	// RequestBodyIdle bounds the wait for the next byte of a request body while the
+	// dataplane is ready to take it: 408 (reason request_body_timeout) if no response
+	// was started, else the connection is closed. Default 60s.
+	RequestBodyIdle *durationpb.Duration `protobuf:"bytes,2,opt,name=request_body_idle,json=requestBodyIdle,proto3" json:"request_body_idle,omitempty"`
+	// SendStall closes the connection when a send to the client makes no progress for
+	// this long (the client stopped reading). In tunnels (101 upgrades, TCP listeners)
+	// it applies to sends to the upstream too. Default 60s.
+	SendStall *durationpb.Duration `protobuf:"bytes,3,opt,name=send_stall,json=sendStall,proto3" json:"send_stall,omitempty"`
+	// KeepAliveIdle closes a keep-alive connection that stays idle this long between
+	// requests. Default 60s. HTTP and HTTPS listeners.
+	KeepAliveIdle *durationpb.Duration `protobuf:"bytes,4,opt,name=keep_alive_idle,json=keepAliveIdle,proto3" json:"keep_alive_idle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListenerTimeouts) Reset() {
+	*x = ListenerTimeouts{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListenerTimeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListenerTimeouts) ProtoMessage() {}
+
+func (x *ListenerTimeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListenerTimeouts.ProtoReflect.Descriptor instead.
+func (*ListenerTimeouts) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListenerTimeouts) GetRequestHead() *durationpb.Duration {
+	if x != nil {
+		return x.RequestHead
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetRequestBodyIdle() *durationpb.Duration {
+	if x != nil {
+		return x.RequestBodyIdle
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetSendStall() *durationpb.Duration {
+	if x != nil {
+		return x.SendStall
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetKeepAliveIdle() *durationpb.Duration {
+	if x != nil {
+		return x.KeepAliveIdle
+	}
+	return nil
+}
+
 // HeadLimits bound the heads a listener's connections carry. Zero fields take
 // the dataplane's limits: by default 16 KiB and 100 fields for a request head,
 // 64 KiB and 500 fields for a response head (nginx passes response heads up to
@@ -563,7 +657,7 @@ type HeadLimits struct {
 
 func (x *HeadLimits) Reset() {
 	*x = HeadLimits{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +669,7 @@ func (x *HeadLimits) String() string {
 func (*HeadLimits) ProtoMessage() {}
 
 func (x *HeadLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[2]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +682,7 @@ func (x *HeadLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadLimits.ProtoReflect.Descriptor instead.
 func (*HeadLimits) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HeadLimits) GetMaxRequestHeaderBytes() uint32 {
@@ -636,7 +730,7 @@ type TLSCertificate struct {
 
 func (x *TLSCertificate) Reset() {
 	*x = TLSCertificate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -648,7 +742,7 @@ func (x *TLSCertificate) String() string {
 func (*TLSCertificate) ProtoMessage() {}
 
 func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[3]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -661,7 +755,7 @@ func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSCertificate.ProtoReflect.Descriptor instead.
 func (*TLSCertificate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{3}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TLSCertificate) GetServerNames() []string {
@@ -698,7 +792,7 @@ type TCPRoute struct {
 
 func (x *TCPRoute) Reset() {
 	*x = TCPRoute{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +804,7 @@ func (x *TCPRoute) String() string {
 func (*TCPRoute) ProtoMessage() {}
 
 func (x *TCPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +817,7 @@ func (x *TCPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPRoute.ProtoReflect.Descriptor instead.
 func (*TCPRoute) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TCPRoute) GetName() string {
@@ -756,7 +850,7 @@ type TCPBackend struct {
 
 func (x *TCPBackend) Reset() {
 	*x = TCPBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +862,7 @@ func (x *TCPBackend) String() string {
 func (*TCPBackend) ProtoMessage() {}
 
 func (x *TCPBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +875,7 @@ func (x *TCPBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPBackend.ProtoReflect.Descriptor instead.
 func (*TCPBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TCPBackend) GetTarget() isTCPBackend_Target {
@@ -863,7 +957,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +969,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +982,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VirtualHost) GetName() string {
@@ -954,7 +1048,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1060,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1073,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Route) GetName() string {
@@ -1075,7 +1169,7 @@ type LocalRateLimit struct {
 
 func (x *LocalRateLimit) Reset() {
 	*x = LocalRateLimit{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1181,7 @@ func (x *LocalRateLimit) String() string {
 func (*LocalRateLimit) ProtoMessage() {}
 
 func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1194,7 @@ func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
 func (*LocalRateLimit) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LocalRateLimit) GetBucket() string {
@@ -1156,7 +1250,7 @@ type RouteOrder struct {
 
 func (x *RouteOrder) Reset() {
 	*x = RouteOrder{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1262,7 @@ func (x *RouteOrder) String() string {
 func (*RouteOrder) ProtoMessage() {}
 
 func (x *RouteOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1275,7 @@ func (x *RouteOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteOrder.ProtoReflect.Descriptor instead.
 func (*RouteOrder) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RouteOrder) GetCreationTimestampUnixNanos() int64 {
@@ -1229,7 +1323,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1335,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1348,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RouteMatch) GetPath() *PathMatch {
@@ -1298,7 +1392,7 @@ type PathMatch struct {
 
 func (x *PathMatch) Reset() {
 	*x = PathMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1404,7 @@ func (x *PathMatch) String() string {
 func (*PathMatch) ProtoMessage() {}
 
 func (x *PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1417,7 @@ func (x *PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMatch.ProtoReflect.Descriptor instead.
 func (*PathMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PathMatch) GetType() PathMatch_Type {
@@ -1356,7 +1450,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1462,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1475,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeaderMatch) GetType() HeaderMatch_Type {
@@ -1421,7 +1515,7 @@ type QueryParamMatch struct {
 
 func (x *QueryParamMatch) Reset() {
 	*x = QueryParamMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1527,7 @@ func (x *QueryParamMatch) String() string {
 func (*QueryParamMatch) ProtoMessage() {}
 
 func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1540,7 @@ func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *QueryParamMatch) GetType() QueryParamMatch_Type {
@@ -1487,7 +1581,7 @@ type RouteFilter struct {
 
 func (x *RouteFilter) Reset() {
 	*x = RouteFilter{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1593,7 @@ func (x *RouteFilter) String() string {
 func (*RouteFilter) ProtoMessage() {}
 
 func (x *RouteFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1606,7 @@ func (x *RouteFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteFilter.ProtoReflect.Descriptor instead.
 func (*RouteFilter) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RouteFilter) GetFilter() isRouteFilter_Filter {
@@ -1622,7 +1716,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1728,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1741,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -1684,7 +1778,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1790,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1803,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Header) GetName() string {
@@ -1748,7 +1842,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1854,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1867,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -1824,7 +1918,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +1930,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +1943,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -1880,7 +1974,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1986,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1999,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -1970,7 +2064,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2076,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2089,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -2061,7 +2155,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2167,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2180,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -2122,7 +2216,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2228,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2241,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -2222,7 +2316,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2328,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2341,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -2280,7 +2374,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2386,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2399,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -2349,7 +2443,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2455,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2468,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2434,7 +2528,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2540,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2553,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -2519,7 +2613,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2625,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2638,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -2572,7 +2666,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2678,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2691,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -2634,6 +2728,17 @@ type BackendGroup struct {
 	// MaxIdleConnectionsPerEndpoint is the size of the keep-alive pool kept per
 	// endpoint; zero uses the dataplane default.
 	MaxIdleConnectionsPerEndpoint uint32 `protobuf:"varint,22,opt,name=max_idle_connections_per_endpoint,json=maxIdleConnectionsPerEndpoint,proto3" json:"max_idle_connections_per_endpoint,omitempty"`
+	// ResponseHeaderTimeout bounds the wait for a response head once the request is
+	// being sent: when neither a response head arrives nor a request byte is taken by
+	// the endpoint for this long, the request is answered 504 (reason
+	// upstream_header_timeout) and counts as a failure for outlier detection. Unset uses
+	// the dataplane default (60s); set, 1ms to 24h.
+	ResponseHeaderTimeout *durationpb.Duration `protobuf:"bytes,23,opt,name=response_header_timeout,json=responseHeaderTimeout,proto3" json:"response_header_timeout,omitempty"`
+	// ResponseBodyIdleTimeout closes the client and upstream connections when no byte
+	// of the response body arrives for this long while the dataplane is ready to take
+	// it (the client connection is not the one stalling). Unset uses the dataplane
+	// default (60s); set, 1ms to 24h.
+	ResponseBodyIdleTimeout *durationpb.Duration `protobuf:"bytes,24,opt,name=response_body_idle_timeout,json=responseBodyIdleTimeout,proto3" json:"response_body_idle_timeout,omitempty"`
 	// Endpoints of the group; addresses are unique. The controller may replace them
 	// alone with an EndpointUpdate.
 	Endpoints     []*Endpoint `protobuf:"bytes,30,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
@@ -2643,7 +2748,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2760,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2773,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -2734,6 +2839,20 @@ func (x *BackendGroup) GetMaxIdleConnectionsPerEndpoint() uint32 {
 	return 0
 }
 
+func (x *BackendGroup) GetResponseHeaderTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ResponseHeaderTimeout
+	}
+	return nil
+}
+
+func (x *BackendGroup) GetResponseBodyIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.ResponseBodyIdleTimeout
+	}
+	return nil
+}
+
 func (x *BackendGroup) GetEndpoints() []*Endpoint {
 	if x != nil {
 		return x.Endpoints
@@ -2754,7 +2873,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2766,7 +2885,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2779,7 +2898,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -2812,7 +2931,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +2943,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +2956,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -2927,7 +3046,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3058,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3071,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -3024,7 +3143,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3155,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3168,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -3087,7 +3206,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3218,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3112,7 +3231,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -3161,7 +3280,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3292,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3305,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -3238,7 +3357,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3250,7 +3369,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3263,7 +3382,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -3299,7 +3418,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3311,7 +3430,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3324,7 +3443,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -3379,7 +3498,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3391,7 +3510,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3404,7 +3523,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -3450,7 +3569,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3581,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3594,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -3523,7 +3642,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\x91\x04\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xd2\x04\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -3535,13 +3654,20 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fcertificates\x18\n" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
-	"\ttcp_route\x18\x1e \x01(\v2\x1b.flax.dataplane.v1.TCPRouteR\btcpRoute\"B\n" +
+	"\ttcp_route\x18\x1e \x01(\v2\x1b.flax.dataplane.v1.TCPRouteR\btcpRoute\x12?\n" +
+	"\btimeouts\x18( \x01(\v2#.flax.dataplane.v1.ListenerTimeoutsR\btimeouts\"B\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
 	"\x03TCP\x10\x03B\x0f\n" +
-	"\r_trusted_hops\"\xe2\x01\n" +
+	"\r_trusted_hops\"\x94\x02\n" +
+	"\x10ListenerTimeouts\x12<\n" +
+	"\frequest_head\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vrequestHead\x12E\n" +
+	"\x11request_body_idle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0frequestBodyIdle\x128\n" +
+	"\n" +
+	"send_stall\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tsendStall\x12A\n" +
+	"\x0fkeep_alive_idle\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rkeepAliveIdle\"\xe2\x01\n" +
 	"\n" +
 	"HeadLimits\x127\n" +
 	"\x18max_request_header_bytes\x18\x01 \x01(\rR\x15maxRequestHeaderBytes\x12.\n" +
@@ -3688,7 +3814,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"$\n" +
 	"\x0eHeaderAffinity\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x99\x05\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xc4\x06\n" +
 	"\fBackendGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12G\n" +
 	"\x0eload_balancing\x18\n" +
@@ -3699,7 +3825,9 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fretry_budget\x18\x0e \x01(\v2\x1e.flax.dataplane.v1.RetryBudgetR\vretryBudget\x12B\n" +
 	"\x0fconnect_timeout\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x12<\n" +
 	"\fidle_timeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12H\n" +
-	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x129\n" +
+	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x12Q\n" +
+	"\x17response_header_timeout\x18\x17 \x01(\v2\x19.google.protobuf.DurationR\x15responseHeaderTimeout\x12V\n" +
+	"\x1aresponse_body_idle_timeout\x18\x18 \x01(\v2\x19.google.protobuf.DurationR\x17responseBodyIdleTimeout\x129\n" +
 	"\tendpoints\x18\x1e \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\"\x8c\x02\n" +
 	"\rLoadBalancing\x12?\n" +
 	"\x06policy\x18\x01 \x01(\x0e2'.flax.dataplane.v1.LoadBalancing.PolicyR\x06policy\x122\n" +
@@ -3777,7 +3905,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -3786,113 +3914,121 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(LoadBalancing_Policy)(0),   // 4: flax.dataplane.v1.LoadBalancing.Policy
 	(*Snapshot)(nil),            // 5: flax.dataplane.v1.Snapshot
 	(*Listener)(nil),            // 6: flax.dataplane.v1.Listener
-	(*HeadLimits)(nil),          // 7: flax.dataplane.v1.HeadLimits
-	(*TLSCertificate)(nil),      // 8: flax.dataplane.v1.TLSCertificate
-	(*TCPRoute)(nil),            // 9: flax.dataplane.v1.TCPRoute
-	(*TCPBackend)(nil),          // 10: flax.dataplane.v1.TCPBackend
-	(*VirtualHost)(nil),         // 11: flax.dataplane.v1.VirtualHost
-	(*Route)(nil),               // 12: flax.dataplane.v1.Route
-	(*LocalRateLimit)(nil),      // 13: flax.dataplane.v1.LocalRateLimit
-	(*RouteOrder)(nil),          // 14: flax.dataplane.v1.RouteOrder
-	(*RouteMatch)(nil),          // 15: flax.dataplane.v1.RouteMatch
-	(*PathMatch)(nil),           // 16: flax.dataplane.v1.PathMatch
-	(*HeaderMatch)(nil),         // 17: flax.dataplane.v1.HeaderMatch
-	(*QueryParamMatch)(nil),     // 18: flax.dataplane.v1.QueryParamMatch
-	(*RouteFilter)(nil),         // 19: flax.dataplane.v1.RouteFilter
-	(*HeaderModifier)(nil),      // 20: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 21: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 22: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 23: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 24: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 25: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 26: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 27: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 28: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 29: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 30: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 31: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 32: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 33: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 34: flax.dataplane.v1.BackendGroup
-	(*LoadBalancing)(nil),       // 35: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 36: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 37: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 38: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 39: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 40: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 41: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 42: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 43: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 44: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 45: google.protobuf.Duration
+	(*ListenerTimeouts)(nil),    // 7: flax.dataplane.v1.ListenerTimeouts
+	(*HeadLimits)(nil),          // 8: flax.dataplane.v1.HeadLimits
+	(*TLSCertificate)(nil),      // 9: flax.dataplane.v1.TLSCertificate
+	(*TCPRoute)(nil),            // 10: flax.dataplane.v1.TCPRoute
+	(*TCPBackend)(nil),          // 11: flax.dataplane.v1.TCPBackend
+	(*VirtualHost)(nil),         // 12: flax.dataplane.v1.VirtualHost
+	(*Route)(nil),               // 13: flax.dataplane.v1.Route
+	(*LocalRateLimit)(nil),      // 14: flax.dataplane.v1.LocalRateLimit
+	(*RouteOrder)(nil),          // 15: flax.dataplane.v1.RouteOrder
+	(*RouteMatch)(nil),          // 16: flax.dataplane.v1.RouteMatch
+	(*PathMatch)(nil),           // 17: flax.dataplane.v1.PathMatch
+	(*HeaderMatch)(nil),         // 18: flax.dataplane.v1.HeaderMatch
+	(*QueryParamMatch)(nil),     // 19: flax.dataplane.v1.QueryParamMatch
+	(*RouteFilter)(nil),         // 20: flax.dataplane.v1.RouteFilter
+	(*HeaderModifier)(nil),      // 21: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 22: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 23: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 24: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 25: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 26: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 27: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 28: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 29: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 30: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 31: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 32: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 33: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 34: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 35: flax.dataplane.v1.BackendGroup
+	(*LoadBalancing)(nil),       // 36: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 37: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 38: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 39: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 40: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 41: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 42: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 43: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 44: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 45: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 46: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	6,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	34, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	35, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
 	0,  // 2: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
-	7,  // 3: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
-	8,  // 4: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
-	11, // 5: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
-	9,  // 6: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
-	10, // 7: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	12, // 8: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	14, // 9: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	15, // 10: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	19, // 11: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	27, // 12: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	28, // 13: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	29, // 14: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	30, // 15: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	31, // 16: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	13, // 17: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	45, // 18: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
-	16, // 19: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	17, // 20: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	18, // 21: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 22: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 23: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 24: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	20, // 25: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	20, // 26: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	22, // 27: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	23, // 28: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	25, // 29: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	21, // 30: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	21, // 31: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	24, // 32: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	24, // 33: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	26, // 34: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	28, // 35: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	19, // 36: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	45, // 37: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	45, // 38: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	45, // 39: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	45, // 40: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	32, // 41: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	33, // 42: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	45, // 43: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	35, // 44: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	37, // 45: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	39, // 46: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	40, // 47: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	41, // 48: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	45, // 49: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	45, // 50: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	42, // 51: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 52: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	36, // 53: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	38, // 54: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	45, // 55: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	45, // 56: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	45, // 57: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	45, // 58: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	43, // 59: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	42, // 60: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	8,  // 3: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
+	9,  // 4: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
+	12, // 5: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
+	10, // 6: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
+	7,  // 7: flax.dataplane.v1.Listener.timeouts:type_name -> flax.dataplane.v1.ListenerTimeouts
+	46, // 8: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	46, // 9: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	46, // 10: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	46, // 11: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	11, // 12: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	13, // 13: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
+	15, // 14: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	16, // 15: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	20, // 16: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	28, // 17: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	29, // 18: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	30, // 19: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	31, // 20: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	32, // 21: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	14, // 22: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	46, // 23: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	17, // 24: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	18, // 25: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	19, // 26: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 27: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 28: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 29: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	21, // 30: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	21, // 31: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	23, // 32: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	24, // 33: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	26, // 34: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	22, // 35: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	22, // 36: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	25, // 37: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	25, // 38: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	27, // 39: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	29, // 40: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	20, // 41: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	46, // 42: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	46, // 43: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	46, // 44: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	46, // 45: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	33, // 46: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	34, // 47: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	46, // 48: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	36, // 49: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	38, // 50: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	40, // 51: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	41, // 52: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	42, // 53: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	46, // 54: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	46, // 55: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	46, // 56: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	46, // 57: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	43, // 58: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	4,  // 59: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	37, // 60: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	39, // 61: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	46, // 62: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	46, // 63: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	46, // 64: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	46, // 65: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	44, // 66: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	43, // 67: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	68, // [68:68] is the sub-list for method output_type
+	68, // [68:68] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -3901,34 +4037,34 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		return
 	}
 	file_api_dataplane_v1_snapshot_proto_msgTypes[1].OneofWrappers = []any{}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[5].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[6].OneofWrappers = []any{
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[14].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[15].OneofWrappers = []any{
 		(*RouteFilter_RequestHeaderModifier)(nil),
 		(*RouteFilter_ResponseHeaderModifier)(nil),
 		(*RouteFilter_RequestRedirect)(nil),
 		(*RouteFilter_UrlRewrite)(nil),
 		(*RouteFilter_RequestMirror)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[19].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[21].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[22].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[23].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[26].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[27].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[31].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[32].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -3939,7 +4075,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -264,6 +264,13 @@ func (v *validator) listeners(ls []*Listener) {
 		if l.GetTcpRoute() != nil && l.GetProtocol() != Listener_TCP {
 			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
 		}
+		if t := l.GetTimeouts(); t != nil {
+			tp := p.child("timeouts")
+			v.timeout(tp.child("requestHead"), t.GetRequestHead())
+			v.timeout(tp.child("requestBodyIdle"), t.GetRequestBodyIdle())
+			v.timeout(tp.child("sendStall"), t.GetSendStall())
+			v.timeout(tp.child("keepAliveIdle"), t.GetKeepAliveIdle())
+		}
 		v.certificates(p, l.GetCertificates())
 		v.virtualHosts(p, l.GetVirtualHosts())
 		if r := l.GetTcpRoute(); r != nil {
@@ -833,6 +840,8 @@ func (v *validator) backendGroups(gs []*BackendGroup) {
 		}
 		v.duration(p.child("connectTimeout"), g.GetConnectTimeout())
 		v.duration(p.child("idleTimeout"), g.GetIdleTimeout())
+		v.timeout(p.child("responseHeaderTimeout"), g.GetResponseHeaderTimeout())
+		v.timeout(p.child("responseBodyIdleTimeout"), g.GetResponseBodyIdleTimeout())
 		v.endpoints(p, g.GetEndpoints())
 	}
 }
@@ -904,6 +913,18 @@ func (v *validator) duration(p fieldPath, d *durationpb.Duration) {
 	}
 	if d.AsDuration() < 0 {
 		v.addf(p, "must not be negative, got %s", d.AsDuration())
+	}
+}
+
+// timeout reports a timeout outside MinTimeout..MaxTimeout; nil (the default) is
+// valid.
+func (v *validator) timeout(p fieldPath, d *durationpb.Duration) {
+	switch {
+	case d == nil:
+	case d.CheckValid() != nil:
+		v.addf(p, "invalid duration: %v", d.CheckValid())
+	case d.AsDuration() < MinTimeout || d.AsDuration() > MaxTimeout:
+		v.addf(p, "must be between %s and %s, got %s (leave it unset for the default)", MinTimeout, MaxTimeout, d.AsDuration())
 	}
 }
 

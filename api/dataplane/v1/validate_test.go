@@ -547,6 +547,31 @@ func TestValidateErrors(t *testing.T) {
 			"backendGroups[0].idleTimeout", "must not be negative",
 		},
 		{
+			"zero response header timeout", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].ResponseHeaderTimeout = dur(0) },
+			"backendGroups[0].responseHeaderTimeout", "must be between 1ms and 24h0m0s, got 0s",
+		},
+		{
+			"response body idle timeout too long", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].ResponseBodyIdleTimeout = dur(25 * 3600e9) },
+			"backendGroups[0].responseBodyIdleTimeout", "must be between 1ms and 24h0m0s, got 25h0m0s",
+		},
+		{
+			"listener request head timeout", func(s *dataplanev1.Snapshot) { s.Listeners[0].Timeouts.RequestHead = dur(999e3) },
+			"listeners[0].timeouts.requestHead", "must be between 1ms and 24h0m0s",
+		},
+		{
+			"listener body idle timeout", func(s *dataplanev1.Snapshot) { s.Listeners[0].Timeouts.RequestBodyIdle = dur(-1) },
+			"listeners[0].timeouts.requestBodyIdle", "must be between 1ms and 24h0m0s",
+		},
+		{
+			"listener send stall timeout", func(s *dataplanev1.Snapshot) {
+				s.Listeners[0].Timeouts.SendStall = &durationpb.Duration{Seconds: 1, Nanos: -1}
+			}, "listeners[0].timeouts.sendStall", "invalid duration",
+		},
+		{
+			"listener keep-alive idle timeout", func(s *dataplanev1.Snapshot) { s.Listeners[0].Timeouts.KeepAliveIdle = dur(0) },
+			"listeners[0].timeouts.keepAliveIdle", "must be between 1ms and 24h0m0s",
+		},
+		{
 			"endpoint address", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Endpoints[1].Address = "web-1" },
 			"backendGroups[0].endpoints[1].address", "IPv4 or IPv6 address",
 		},

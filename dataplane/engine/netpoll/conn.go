@@ -77,6 +77,7 @@ type conn struct {
 	wtmp  net.Buffers // consumed by WriteTo
 	wlens [maxGather]int
 
+	stall   *stallConn      // under the TLS connection, when client is one
 	rawc    syscall.RawConn // of tcp, for waitReadable
 	readyFn func(uintptr) bool
 }
@@ -136,8 +137,14 @@ func (c *conn) serve() {
 	c.client = c.raw
 	secure := false
 	if l.Protocol == compiled.ProtocolHTTPS && l.TLS != nil {
-		tc := tls.Server(c.raw, l.TLS)
-		tc.SetDeadline(time.Now().Add(c.e.opts.Proxy.HeaderTimeout))
+		c.stall = &stallConn{Conn: c.raw, c: c}
+		tc := tls.Server(c.stall, l.TLS)
+		// The handshake counts against the request head timeout.
+		head := c.e.opts.Proxy.HeaderTimeout
+		if l.Timeouts.RequestHead > 0 {
+			head = l.Timeouts.RequestHead
+		}
+		tc.SetDeadline(time.Now().Add(head))
 		if err := tc.Handshake(); err != nil {
 			c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
 			c.raw.Close()
@@ -243,9 +250,23 @@ func (c *conn) send(side proxy.Side, a proxy.Action) {
 		c.wbufs = append(c.wbufs, b.Data)
 	}
 	n := len(c.wbufs)
-	nc.SetWriteDeadline(time.Now().Add(c.e.opts.WriteTimeout))
 	c.wtmp = c.wbufs
-	_, err := c.wtmp.WriteTo(nc)
+	var err error
+	tlsc := side == proxy.Client && c.stall != nil
+	if tlsc {
+		c.stall.sending.Store(true)
+	}
+	for {
+		c.setWriteDeadline(nc)
+		var m int64
+		m, err = c.wtmp.WriteTo(nc)
+		if err == nil || tlsc || !c.resumeWrite(side, m > 0, err) {
+			break
+		}
+	}
+	if tlsc {
+		c.stall.sending.Store(false)
+	}
 	clear(c.wbufs[:n])
 	for i := 0; i < n; i++ {
 		if err != nil {
@@ -253,6 +274,63 @@ func (c *conn) send(side proxy.Side, a proxy.Action) {
 			return
 		}
 		c.s.Sent(side, c.wlens[i], nil)
+	}
+}
+
+// Writes and the send stall timeout: a write blocks the driver, so its
+// deadline is the session's (which, while a send is in flight, includes
+// the send stall timeout). When it passes, resumeWrite reports the bytes
+// written meanwhile as progress and the deadline to the session, and the
+// write goes on, with the session's new deadline, for as long as the
+// session still waits for it. A client that reads slowly but steadily is
+// thus never cut; one that stops is, a send stall timeout (at most two)
+// after its last progress.
+
+// setWriteDeadline sets nc's write deadline to the session's deadline (or
+// WriteTimeout from now if it has none).
+func (c *conn) setWriteDeadline(nc net.Conn) {
+	if d := c.s.Deadline(); d != 0 {
+		nc.SetWriteDeadline(c.e.timeAt(d))
+		return
+	}
+	nc.SetWriteDeadline(time.Now().Add(c.e.opts.WriteTimeout))
+}
+
+// resumeWrite handles a write to side that failed with err after writing
+// some bytes (progressed) or none: it reports whether to go on writing.
+func (c *conn) resumeWrite(side proxy.Side, progressed bool, err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	if progressed {
+		c.s.SendProgress(side)
+	}
+	c.fireTimer()
+	return c.s.Sending(side)
+}
+
+// stallConn is the socket under a TLS client connection: its writes go on
+// past their deadline while the client makes progress, as resumeWrite
+// decides (a timed out TLS write cannot be resumed, so the TLS layer
+// must not see the timeout).
+type stallConn struct {
+	net.Conn
+	c *conn
+	// sending is set while the driver writes through the TLS connection:
+	// only then may a write resume (a write of the TLS layer from a
+	// pump's Read must not touch the session).
+	sending atomic.Bool
+}
+
+func (sc *stallConn) Write(p []byte) (int, error) {
+	n := 0
+	for {
+		m, err := sc.Conn.Write(p[n:])
+		n += m
+		if err == nil || !sc.sending.Load() || !sc.c.resumeWrite(proxy.Client, m > 0, err) {
+			return n, err
+		}
+		sc.c.setWriteDeadline(sc.Conn)
 	}
 }
 

@@ -40,7 +40,9 @@ type Options struct {
 	AccessLog *accesslog.Logger
 	// ReadBufferSize is the size of each read buffer.
 	ReadBufferSize int
-	// WriteTimeout bounds one write (a client or upstream not reading).
+	// WriteTimeout bounds a write when the session has no deadline (it
+	// always has one while it sends: the send stall timeout of
+	// proxy.Options and the listener, or a wait on the upstream).
 	WriteTimeout time.Duration
 	// LingerTimeout bounds how long input is discarded after a reply sent
 	// to a client that may still be sending.

@@ -37,7 +37,11 @@
 //
 // Sending: each socket has at most one send in flight (sends complete in
 // order); the queue behind it is gathered into one sendmsg when it holds
-// several segments. Sends use MSG_WAITALL and resume after a short send.
+// several segments. Sends do not use MSG_WAITALL: a short send completes,
+// is reported to the session as progress (Session.SendProgress, which
+// restarts the send stall timeout) and the rest is sent next. A session
+// that gives up on a stalled send closes the socket; closeSock shuts it
+// down first so the kernel lets go of the Exchange's memory.
 // A session's sends refer to its Exchange buffers, which the worker's
 // ExchangePool carves out of ring arenas, so they go to the kernel without
 // a copy. Data outside ring memory is copied into a scratch buffer piece by

@@ -379,6 +379,9 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 			w.run(i)
 		}
 		if k == 0 {
+			if c.Res > 0 {
+				sl.s.SendProgress(proxy.Client)
+			}
 			w.run(i)
 		}
 	case stLingerWait:

@@ -335,6 +335,13 @@ func (w *worker) queueSend(sk *sock, data []byte) {
 	st.n++
 }
 
+// sendFlags are the flags of every send. Not MSG_WAITALL: a send completes
+// as soon as the socket took some of its bytes, so that a slow reader's
+// progress reaches the session (proxy.Session.SendProgress) and only a
+// reader that stopped runs into the send stall timeout; kick resumes the
+// rest.
+const sendFlags = 0
+
 // startSend issues one send for the front of the queue.
 func (w *worker) startSend(sk *sock, st *sendState, ud uint64) {
 	fd := int(sk.fd)
@@ -359,7 +366,7 @@ func (w *worker) startSend(sk *sock, st *sendState, ud uint64) {
 		}
 		w.e.copiedSends.Add(1)
 		k := copy(st.scratch, rest)
-		_, err = w.ring.PrepareSend(fd, st.scratch[:k], unix.MSG_WAITALL, ud)
+		_, err = w.ring.PrepareSend(fd, st.scratch[:k], sendFlags, ud)
 		st.inflight, st.copied = 1, true
 	default:
 		st.iov[0] = rest
@@ -373,7 +380,7 @@ func (w *worker) startSend(sk *sock, st *sendState, ud uint64) {
 			cnt++
 		}
 		if cnt == 1 {
-			_, err = w.ring.PrepareSend(fd, rest, unix.MSG_WAITALL, ud)
+			_, err = w.ring.PrepareSend(fd, rest, sendFlags, ud)
 		} else {
 			if st.msg == nil {
 				st.msg, err = with(&w.mem, func(a *iouring.Arena) (*iouring.Msg, error) { return a.NewMsg(maxSegs) })
@@ -382,7 +389,7 @@ func (w *worker) startSend(sk *sock, st *sendState, ud uint64) {
 				err = st.msg.Set(st.iov[:cnt]...)
 			}
 			if err == nil {
-				_, err = w.ring.PrepareSendmsg(fd, st.msg, unix.MSG_WAITALL, ud)
+				_, err = w.ring.PrepareSendmsg(fd, st.msg, sendFlags, ud)
 			}
 		}
 		for j := range st.iov[:cnt] {

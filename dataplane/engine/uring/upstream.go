@@ -334,8 +334,13 @@ func (w *worker) onUpSend(c iouring.CQE, gen uint32, ui int32) {
 		sl.s.Sent(proxy.Upstream, lens[j], err)
 		w.run(owner)
 	}
-	if k == 0 && w.ownerOf(ui, u) != nil {
-		w.run(owner)
+	if k == 0 {
+		if sl := w.ownerOf(ui, u); sl != nil {
+			if c.Res > 0 {
+				sl.s.SendProgress(proxy.Upstream)
+			}
+			w.run(owner)
+		}
 	}
 }
 

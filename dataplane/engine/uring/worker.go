@@ -181,6 +181,9 @@ func (w *worker) setup() error {
 	po.AccessLog = w.e.opts.AccessLog.Worker(w.id)
 	w.pw = proxy.NewWorker(w.metrics, proxy.NewPickers(seed), w.xp, w.e.now, po)
 	w.pw.Seed = uint32(w.id+1) * 0x85ebca6b
+	// Bytes that move are timed with the time of their batch of
+	// completions (the timeouts of progress are seconds long).
+	w.pw.Coarse = w.coarse
 	w.pool.init()
 	w.now = w.e.now()
 	w.nextSweep = w.now + int64(sweepInterval)
@@ -194,6 +197,9 @@ func (w *worker) setup() error {
 	w.syncListeners()
 	return nil
 }
+
+// coarse returns the time the current batch of completions arrived.
+func (w *worker) coarse() int64 { return w.now }
 
 // loop is the worker's event loop: the engine's requests first (they are
 // signalled through the Waker, which is published before the loop starts,

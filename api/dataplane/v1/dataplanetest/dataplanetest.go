@@ -154,6 +154,10 @@ func ValidSnapshot(t *testing.T) *dataplanev1.Snapshot {
 		Listeners: []*dataplanev1.Listener{
 			{
 				Name: "default/gw/http", Address: "127.0.0.1", Port: 8080, Protocol: dataplanev1.Listener_HTTP,
+				Timeouts: &dataplanev1.ListenerTimeouts{
+					RequestHead: d(5 * time.Second), RequestBodyIdle: d(30 * time.Second),
+					SendStall: d(30 * time.Second), KeepAliveIdle: d(2 * time.Minute),
+				},
 				VirtualHosts: []*dataplanev1.VirtualHost{
 					{Name: "app", Hostnames: []string{"app.example.com", "*.app.example.com"}, Routes: []*dataplanev1.Route{
 						route("default/app/rule-0", prefix("/")), full, direct,
@@ -187,6 +191,8 @@ func ValidSnapshot(t *testing.T) *dataplanev1.Snapshot {
 				ConnectTimeout:                d(time.Second),
 				IdleTimeout:                   d(time.Minute),
 				MaxIdleConnectionsPerEndpoint: 16,
+				ResponseHeaderTimeout:         d(15 * time.Second),
+				ResponseBodyIdleTimeout:       d(20 * time.Second),
 				HealthCheck: &dataplanev1.HealthCheck{
 					Path: "/healthz", Host: "web.internal",
 					ExpectedStatuses: []*dataplanev1.StatusRange{{Min: 200, Max: 299}, {Min: 301, Max: 301}},
