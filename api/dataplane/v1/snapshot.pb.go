@@ -417,6 +417,14 @@ type Listener struct {
 	Port uint32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
 	// Protocol must be set.
 	Protocol Listener_Protocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=flax.dataplane.v1.Listener_Protocol" json:"protocol,omitempty"`
+	// MaxConnections caps the client connections open on this listener at once
+	// (all workers together). A connection over the cap is accepted and closed at
+	// once, not left waiting in the listen queue, and counted in
+	// flax_downstream_connections_overflow_total{listener,reason="cap"}. Zero means
+	// no cap of the listener's own; the dataplane's node-wide cap (flax-dataplane
+	// --max-connections, by default derived from its open files limit) applies to
+	// every listener either way.
+	MaxConnections uint32 `protobuf:"varint,5,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
 	// Certificates are the server certificates of an HTTPS listener, chosen by SNI.
 	// A certificate whose server_names is empty is the default for clients that send
 	// no SNI or an SNI that no other certificate matches; at most one may be empty.
@@ -486,6 +494,13 @@ func (x *Listener) GetProtocol() Listener_Protocol {
 		return x.Protocol
 	}
 	return Listener_PROTOCOL_UNSPECIFIED
+}
+
+func (x *Listener) GetMaxConnections() uint32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
 }
 
 func (x *Listener) GetCertificates() []*TLSCertificate {
@@ -3408,12 +3423,13 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\x98\x03\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xc1\x03\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\rR\x04port\x12@\n" +
-	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12E\n" +
+	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12'\n" +
+	"\x0fmax_connections\x18\x05 \x01(\rR\x0emaxConnections\x12E\n" +
 	"\fcertificates\x18\n" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
