@@ -247,10 +247,6 @@ func NewExchange(b Buffers) *Exchange {
 	return x
 }
 
-// Buffers returns the buffers the Exchange holds, for an engine recycling
-// them when it drops the Exchange.
-func (x *Exchange) Buffers() Buffers { return x.bufs }
-
 // buffer returns *b, taking it from p (or the Go heap when p is nil) the
 // first time; bit marks it lent.
 func (x *Exchange) buffer(b *[]byte, bit uint8, p BufferPool, size int) []byte {

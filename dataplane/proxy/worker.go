@@ -248,9 +248,6 @@ func (f *FreeList) Get() *Exchange {
 // Put implements ExchangePool.
 func (f *FreeList) Put(x *Exchange) { f.free = append(f.free, x) }
 
-// Len returns the number of Exchanges in the list.
-func (f *FreeList) Len() int { return len(f.free) }
-
 // BufferFreeList is a BufferPool for a single goroutine: a stack of
 // returned buffers of Size bytes, refilled from the Go heap.
 type BufferFreeList struct {
@@ -317,6 +314,3 @@ func NewWorker(m *metrics.Worker, ep EndpointPicker, xp ExchangePool, now func()
 	}
 	return w
 }
-
-// Options returns the worker's normalized options.
-func (w *Worker) Options() Options { return w.opts }
