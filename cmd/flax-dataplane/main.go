@@ -101,6 +101,8 @@ type common struct {
 	drainTimeout time.Duration
 	verbosity    int
 	accessLog    string
+	maxConns     int64
+	memBudget    int64
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -112,6 +114,8 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.IntVar(&c.verbosity, "v", 0, "log verbosity (0: changes and errors, 1: every config update)")
+	fs.Int64Var(&c.maxConns, "max-connections", 0, "client connections open at once on the node; more are accepted and closed at once (0: (RLIMIT_NOFILE - 256) / 2, leaving descriptors for upstream, health check and admin connections; -1: no cap)")
+	fs.Int64Var(&c.memBudget, "memory-budget", 0, "memory budget of each worker in bytes; from 80% of it idle keep-alive connections are closed, from 90% new connections refused, from 100% requests answered 503 (0: half the cgroup's or the machine's memory, shared by the workers; -1: none)")
 	fs.StringVar(&c.accessLog, "access-log", "", "append a JSON access log line per request to this file ('-' for stdout; reopened on SIGHUP for log rotation); empty disables it")
 }
 
@@ -120,6 +124,7 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	d, err := daemon.New(daemon.Options{
 		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Log: log,
+		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})
 	return d, log, err
 }

@@ -28,6 +28,7 @@ const (
 	maxWait        = time.Second // longest SubmitAndWait, so housekeeping runs
 	sweepInterval  = time.Second // idle upstream pool expiry check
 	acceptRetry    = 50 * time.Millisecond
+	shedInterval   = 100 * time.Millisecond // between passes closing idle connections over the budget
 	lingerTimeout  = 2 * time.Second
 	defaultConnect = 5 * time.Second
 )
@@ -102,6 +103,7 @@ type worker struct {
 
 	now       int64
 	nextSweep int64
+	nextShed  int64 // earliest time of the next pass closing idle connections
 	draining  bool
 	forced    bool
 
@@ -118,6 +120,10 @@ func newWorker(e *Engine, id int) *worker {
 		metrics: e.reg.Worker(id),
 	}
 }
+
+// connCost is what a memory budget counts per open client connection
+// besides its buffers: its session, engine state and send bookkeeping.
+const connCost = 2 << 10
 
 // wake interrupts the worker's wait; any goroutine may call it.
 func (w *worker) wake() {
@@ -175,12 +181,14 @@ func (w *worker) setup() error {
 	w.mem = arenaAlloc{r: r}
 	w.bnext = make([]uint16, nbuf)
 	w.blen = make([]uint32, nbuf)
-	w.xp = &exchangePool{w: w, size: w.e.opts.Proxy.BufferSize, grow: 4, heap: heapExchanges.Load()}
+	w.metrics.SetMemoryBudget(w.e.opts.Limits.MemoryBudget, connCost)
+	w.xp = newExchangePool(w, w.e.opts.Proxy.BufferSize)
 	seed := uint64(w.id+1) * 0x9e3779b97f4a7c15
 	po := w.e.opts.Proxy
 	po.AccessLog = w.e.opts.AccessLog.Worker(w.id)
 	w.pw = proxy.NewWorker(w.metrics, proxy.NewPickers(seed), w.xp, w.e.now, po)
 	w.pw.Seed = uint32(w.id+1) * 0x85ebca6b
+	w.pw.Buffers = w.xp
 	w.pool.init()
 	w.now = w.e.now()
 	w.nextSweep = w.now + int64(sweepInterval)
@@ -228,6 +236,11 @@ func (w *worker) loop() error {
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
+			w.xp.trim(w.now - int64(e.opts.Limits.ReleaseDelay()))
+		}
+		if w.now >= w.nextShed && w.metrics.Pressure() >= metrics.PressureCloseIdle {
+			w.nextShed = w.now + int64(shedInterval)
+			w.shedIdle()
 		}
 		if len(w.starved) > 0 {
 			w.rearmStarved()
@@ -380,6 +393,7 @@ func (w *worker) teardown() {
 			sl.s.Close()
 			sl.state = stFree
 			w.activeN.Add(-1)
+			w.releaseConn(sl.lis)
 		}
 	}
 	if wk := w.waker.Load(); wk != nil {
