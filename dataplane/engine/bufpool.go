@@ -1,6 +1,11 @@
 package engine
 
-import "github.com/flaxlb/flax/dataplane/metrics"
+import (
+	"runtime/debug"
+	"sync/atomic"
+
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
 
 // BufStack is the core of an engine's proxy.BufferPool: a stack of free
 // connection buffers of Size bytes that gives back to the system the ones
@@ -109,5 +114,22 @@ func (s *BufStack) Resident() int { return len(s.free) - s.released }
 func (s *BufStack) count(inUse, free int64) {
 	if s.Metrics != nil {
 		s.Metrics.BufferBytes(inUse, free)
+	}
+}
+
+// returning is set while ReturnHeap's collection runs.
+var returning atomic.Bool
+
+// ReturnHeap asks the Go runtime, on a goroutine of its own, to collect
+// garbage and give free heap pages back to the system now, as an engine does
+// after dropping a burst's worth of buffers or Exchanges: the runtime's own
+// scavenger would take minutes. It does nothing while a previous call's
+// collection still runs.
+func ReturnHeap() {
+	if returning.CompareAndSwap(false, true) {
+		go func() {
+			debug.FreeOSMemory()
+			returning.Store(false)
+		}()
 	}
 }

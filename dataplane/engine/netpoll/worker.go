@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -143,8 +142,8 @@ func (w *worker) housekeep(ctx context.Context) {
 				if w.xbufs.trim(w.e.now()-int64(w.e.opts.Limits.ReleaseDelay())) > 0 {
 					// Dropped buffers are garbage: let the collector
 					// find them and give the pages back now rather than
-					// whenever the heap next grows.
-					debug.FreeOSMemory()
+					// whenever the scavenger gets to them.
+					engine.ReturnHeap()
 				}
 			}
 		}

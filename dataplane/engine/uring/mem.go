@@ -177,7 +177,7 @@ func (p *exchangePool) release(b []byte) []byte {
 // trim gives back the buffers and drops the Exchanges left free since
 // cutoff or longer.
 func (p *exchangePool) trim(cutoff int64) {
-	p.bufs.Trim(cutoff)
+	dropped := p.bufs.Trim(cutoff) // heap fallback buffers only are garbage
 	n := 0
 	for n < len(p.free) && p.free[n].at <= cutoff {
 		n++
@@ -187,7 +187,15 @@ func (p *exchangePool) trim(cutoff int64) {
 		clear(p.free[k:])
 		p.free = p.free[:k]
 	}
+	if n >= minReturnHeap || (p.heap && dropped >= minReturnHeap) {
+		engine.ReturnHeap()
+	}
 }
+
+// minReturnHeap is the number of Exchanges (a few KiB of Go heap each)
+// dropped at once from which the worker has the heap returned to the system
+// at once (engine.ReturnHeap).
+const minReturnHeap = 64
 
 // owns reports whether b lies in the buffer arenas.
 func (p *exchangePool) owns(b []byte) bool {

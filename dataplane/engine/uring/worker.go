@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -19,18 +20,19 @@ import (
 
 // Ring and buffer sizing of one worker.
 const (
-	sqEntries      = 2048
-	cqEntries      = 16384
-	bufCount       = 1024    // provided receive buffers
-	bufSize        = 8 << 10 // bytes per provided buffer
-	miscArenaSize  = 256 << 10
-	scratchSize    = 16 << 10
-	maxWait        = time.Second // longest SubmitAndWait, so housekeeping runs
-	sweepInterval  = time.Second // idle upstream pool expiry check
-	acceptRetry    = 50 * time.Millisecond
-	shedInterval   = 100 * time.Millisecond // between passes closing idle connections over the budget
-	lingerTimeout  = 2 * time.Second
-	defaultConnect = 5 * time.Second
+	sqEntries        = 2048
+	cqEntries        = 16384
+	bufCount         = 1024    // provided receive buffers
+	bufSize          = 8 << 10 // bytes per provided buffer
+	miscArenaSize    = 256 << 10
+	scratchSize      = 16 << 10
+	scratchArenaBufs = 256         // scratch buffers per reserved arena
+	maxWait          = time.Second // longest SubmitAndWait, so housekeeping runs
+	sweepInterval    = time.Second // idle upstream pool expiry check
+	acceptRetry      = 50 * time.Millisecond
+	shedInterval     = 100 * time.Millisecond // between passes closing idle connections over the budget
+	lingerTimeout    = 2 * time.Second
+	defaultConnect   = 5 * time.Second
 )
 
 // Operation codes in user_data (see the package documentation).
@@ -87,7 +89,10 @@ type worker struct {
 	// Send queues and scratch buffers.
 	sends    []*sendState
 	sendFree []int32
-	scratch  [][]byte
+	scratch  engine.BufStack // copies of sends not in ring memory
+	// Arenas of the scratch buffers, the last one being carved.
+	scratchArenas []*iouring.Arena
+	scratchArena  *iouring.Arena
 
 	// Receive stashes: per provided buffer, the next buffer of the same
 	// stash and the number of bytes it holds.
@@ -179,6 +184,7 @@ func (w *worker) setup() error {
 	}
 	w.starveAt = max(1, nbuf/8)
 	w.mem = arenaAlloc{r: r}
+	w.scratch = engine.BufStack{Size: scratchSize, New: w.newScratch, Release: w.releaseScratch}
 	w.bnext = make([]uint16, nbuf)
 	w.blen = make([]uint32, nbuf)
 	w.metrics.SetMemoryBudget(w.e.opts.Limits.MemoryBudget, connCost)
@@ -236,7 +242,9 @@ func (w *worker) loop() error {
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
-			w.xp.trim(w.now - int64(e.opts.Limits.ReleaseDelay()))
+			cutoff := w.now - int64(e.opts.Limits.ReleaseDelay())
+			w.xp.trim(cutoff)
+			w.scratch.Trim(cutoff)
 		}
 		if w.now >= w.nextShed && w.metrics.Pressure() >= metrics.PressureCloseIdle {
 			w.nextShed = w.now + int64(shedInterval)
