@@ -4,6 +4,7 @@ package uring
 
 import (
 	"errors"
+	"os"
 	"sync/atomic"
 
 	"github.com/flaxlb/flax/dataplane/engine"
@@ -98,6 +99,13 @@ type freeExchange struct {
 	at int64
 }
 
+// pageSize aligns the buffers of reserved arenas: a buffer given back then
+// frees all of its pages (Arena.Release frees only whole pages).
+var pageSize = os.Getpagesize()
+
+// pageRound rounds n up to whole pages.
+func pageRound(n int) int { return (n + pageSize - 1) &^ (pageSize - 1) }
+
 // exchangeArenaBufs is the number of buffers whose address space one
 // reserved arena holds.
 const exchangeArenaBufs = 1024
@@ -141,11 +149,11 @@ func (p *exchangePool) newBuffer() []byte {
 		return make([]byte, p.size)
 	}
 	if p.cur != nil {
-		if b, err := p.cur.Alloc(p.size, 64); err == nil {
+		if b, err := p.cur.Alloc(p.size, pageSize); err == nil {
 			return b
 		}
 	}
-	a, err := p.w.ring.ReserveArena(exchangeArenaBufs * (p.size + 64))
+	a, err := p.w.ring.ReserveArena(exchangeArenaBufs * pageRound(p.size))
 	if err != nil {
 		p.heap = true
 		p.w.log.Error(err, "cannot map exchange buffers, falling back to heap buffers")
@@ -153,7 +161,7 @@ func (p *exchangePool) newBuffer() []byte {
 	}
 	p.arenas = append(p.arenas, a)
 	p.cur = a
-	b, err := a.Alloc(p.size, 64)
+	b, err := a.Alloc(p.size, pageSize)
 	if err != nil {
 		return make([]byte, p.size)
 	}

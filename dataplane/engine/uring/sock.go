@@ -499,18 +499,18 @@ func (w *worker) getScratch() []byte { return w.scratch.Get() }
 // exchangePool.trim); nil when none can be mapped.
 func (w *worker) newScratch() []byte {
 	if w.scratchArena != nil {
-		if b, err := w.scratchArena.Alloc(scratchSize, 64); err == nil {
+		if b, err := w.scratchArena.Alloc(scratchSize, pageSize); err == nil {
 			return b
 		}
 	}
-	a, err := w.ring.ReserveArena(scratchArenaBufs * (scratchSize + 64))
+	a, err := w.ring.ReserveArena(scratchArenaBufs * pageRound(scratchSize))
 	if err != nil {
 		w.log.Error(err, "cannot allocate a scratch send buffer")
 		return nil
 	}
 	w.scratchArena = a
 	w.scratchArenas = append(w.scratchArenas, a)
-	b, err := a.Alloc(scratchSize, 64)
+	b, err := a.Alloc(scratchSize, pageSize)
 	if err != nil {
 		w.log.Error(err, "cannot allocate a scratch send buffer")
 		return nil
