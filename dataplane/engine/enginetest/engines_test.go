@@ -108,6 +108,10 @@ func (te *testEngine) stop() {
 		if err != nil {
 			te.t.Errorf("run: %v", err)
 		}
+		// Every connection is closed: every buffer lent must be back.
+		if in, _ := te.reg.BufferBytes(); in != 0 {
+			te.t.Errorf("%d buffer bytes still lent after the engine stopped", in)
+		}
 	case <-time.After(10 * time.Second):
 		te.t.Errorf("engine did not stop")
 	}

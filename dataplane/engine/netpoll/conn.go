@@ -334,6 +334,7 @@ func (c *conn) detach(keep bool) {
 			// Its goroutine still reads into the buffer.
 			keep = false
 			c.rbuf[u] = nil
+			c.w.dropBuf()
 		}
 		c.pumps[u] = nil
 	}
@@ -406,6 +407,7 @@ func (c *conn) cleanup() {
 		close(p.permit)
 		if p.outstanding {
 			c.rbuf[proxy.Client] = nil
+			c.w.dropBuf()
 		}
 		c.pumps[proxy.Client] = nil
 	}

@@ -53,9 +53,21 @@ func newWorker(e *Engine, id int) *worker {
 	return w
 }
 
-// getBuf returns a read buffer; putBuf gives it back.
-func (w *worker) getBuf() *[]byte  { return w.bufs.Get().(*[]byte) }
-func (w *worker) putBuf(b *[]byte) { w.bufs.Put(b) }
+// getBuf returns a read buffer; putBuf gives it back, and dropBuf counts
+// one left to a reading goroutine (and then the collector). Read buffers
+// lent count in the worker's buffer bytes in use, which its memory budget
+// reads; free ones are the sync.Pool's, which the collector empties.
+func (w *worker) getBuf() *[]byte {
+	w.metrics.BufferBytes(int64(w.e.opts.ReadBufferSize), 0)
+	return w.bufs.Get().(*[]byte)
+}
+
+func (w *worker) putBuf(b *[]byte) {
+	w.metrics.BufferBytes(-int64(w.e.opts.ReadBufferSize), 0)
+	w.bufs.Put(b)
+}
+
+func (w *worker) dropBuf() { w.metrics.BufferBytes(-int64(w.e.opts.ReadBufferSize), 0) }
 
 // lockedPickers shares a worker's pickers between its goroutines.
 type lockedPickers struct {
@@ -85,8 +97,7 @@ func (x *exchangePool) Get() *proxy.Exchange   { return x.p.Get().(*proxy.Exchan
 func (x *exchangePool) Put(ex *proxy.Exchange) { x.p.Put(ex) }
 
 // connCost is what a memory budget counts per open client connection
-// besides its Exchange buffers: its goroutine's stack, session, read buffer
-// share and bookkeeping.
+// besides its buffers: its goroutine's stack, session and bookkeeping.
 const connCost = 8 << 10
 
 // lockedBufs is the worker's proxy.BufferPool, shared by its connections'
