@@ -100,9 +100,8 @@ func closedAtOnce(t *testing.T, c net.Conn) {
 
 // memSample is the process's memory at one moment.
 type memSample struct {
-	heap, rss    int64 // Go heap in use after a collection; resident set
-	inUse, free  int64 // engine buffer bytes
-	heapReleased int64
+	heap, rss   int64 // Go heap in use after a collection; resident set
+	inUse, free int64 // engine buffer bytes
 }
 
 func sampleMemory(t *testing.T, reg *metrics.Registry) memSample {
@@ -244,7 +243,7 @@ func TestMemoryBudgetShedOrder(t *testing.T) {
 		_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if b, err := ibr.ReadByte(); err == nil {
 			t.Fatalf("idle connection got %q, want it closed", b)
-		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 			t.Fatal("idle connection not closed over the budget")
 		}
 		// 2. A new connection is refused.

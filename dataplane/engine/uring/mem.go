@@ -69,11 +69,6 @@ func with[T any](a *arenaAlloc, f func(*iouring.Arena) (T, error)) (T, error) {
 	return f(a.cur)
 }
 
-// bytes allocates n bytes aligned to 64.
-func (a *arenaAlloc) bytes(n int) ([]byte, error) {
-	return with(a, func(ar *iouring.Arena) ([]byte, error) { return ar.Alloc(n, 64) })
-}
-
 // exchangePool is the proxy.ExchangePool and proxy.BufferPool of a
 // worker. Its Exchanges are made without buffers: a session borrows each of
 // the four buffers only when its traffic needs it and gives them back when
