@@ -252,8 +252,13 @@ func TestMemoryPressureAndOverloadSeries(t *testing.T) {
 		inUse int64
 		want  Pressure
 	}{
-		{0, PressureNone}, {699, PressureNone}, {700, PressureCloseIdle}, {799, PressureCloseIdle},
-		{800, PressureRefuseConnections}, {899, PressureRefuseConnections}, {900, PressureRejectRequests},
+		{0, PressureNone},
+		{699, PressureNone},
+		{700, PressureCloseIdle},
+		{799, PressureCloseIdle},
+		{800, PressureRefuseConnections},
+		{899, PressureRefuseConnections},
+		{900, PressureRejectRequests},
 	} {
 		w.ConnOpened() // 100 bytes per connection
 		w.BufferBytes(tc.inUse, 0)
