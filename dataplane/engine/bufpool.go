@@ -117,19 +117,30 @@ func (s *BufStack) count(inUse, free int64) {
 	}
 }
 
-// returning is set while ReturnHeap's collection runs.
-var returning atomic.Bool
+// ReturnHeap's state: a collection runs, another was asked for meanwhile.
+var returning, returnAgain atomic.Bool
 
 // ReturnHeap asks the Go runtime, on a goroutine of its own, to collect
 // garbage and give free heap pages back to the system now, as an engine does
 // after dropping a burst's worth of buffers or Exchanges: the runtime's own
-// scavenger would take minutes. It does nothing while a previous call's
-// collection still runs.
+// scavenger would take minutes. Calls made while a collection runs are
+// served by one more collection after it.
 func ReturnHeap() {
-	if returning.CompareAndSwap(false, true) {
-		go func() {
-			debug.FreeOSMemory()
-			returning.Store(false)
-		}()
+	returnAgain.Store(true)
+	if !returning.CompareAndSwap(false, true) {
+		return
 	}
+	go func() {
+		for {
+			for returnAgain.Swap(false) {
+				debug.FreeOSMemory()
+			}
+			returning.Store(false)
+			// A call between the last Swap and the Store found the
+			// collection running: serve it unless another goroutine does.
+			if !returnAgain.Load() || !returning.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
