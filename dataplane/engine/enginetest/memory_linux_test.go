@@ -269,10 +269,11 @@ func TestMemoryBudgetShedOrder(t *testing.T) {
 }
 
 // TestAcceptFdExhaustion runs each engine in a child process whose open files
-// limit is then lowered, fills it with client connections until accepts fail
-// with EMFILE, and asserts that the failures are counted, logged once per
-// interval, and that the engine accepts again once descriptors are free (the
-// io_uring engine re-arms its multishot accept).
+// limit is then lowered, uses up the descriptors left but one, which a client
+// connection takes, so that the engine's accept fails with EMFILE, and
+// asserts that the failures are counted, logged once per interval, and that
+// the engine accepts the waiting connection and new ones once descriptors
+// are free (the io_uring engine re-arms its multishot accept).
 func TestAcceptFdExhaustion(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		if os.Getenv("FLAX_FD_CHILD") == "" {
@@ -323,23 +324,38 @@ func fdExhaustionChild(t *testing.T, k kind) {
 	te.apply(cfg)
 	mustServe(t, port)
 
-	var conns []net.Conn
-	for range 200 {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
+	// Take every descriptor left, then free one for a client connection:
+	// the engine has none left to accept it with.
+	var fill []*os.File
+	for {
+		f, err := os.Open("/dev/null")
 		if err != nil {
-			break // this process is out of descriptors too
+			break
 		}
-		conns = append(conns, c)
+		fill = append(fill, f)
 	}
-	t.Logf("%d client connections open", len(conns))
+	if len(fill) == 0 {
+		t.Fatal("no descriptor left to fill")
+	}
+	fill[len(fill)-1].Close()
+	fill = fill[:len(fill)-1]
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 2*time.Second)
+	if err != nil {
+		t.Fatalf("dial with the last descriptor: %v", err)
+	}
 	id := te.reg.ListenerID("web")
 	WaitFor(t, "an accept failing for lack of descriptors", 10*time.Second, func() bool {
 		return te.reg.Overflows(id, metrics.OverflowFdExhausted) > 0
 	})
 	time.Sleep(300 * time.Millisecond) // let the accept retry and fail again
-	for _, c := range conns {
-		c.Close()
+	for _, f := range fill {
+		f.Close()
 	}
+	// The connection waited in the listen queue: it is served now.
+	if st, err := request(c, bufio.NewReader(c)); err != nil || st != http.StatusOK {
+		t.Fatalf("connection accepted once descriptors were free: status %d, %v", st, err)
+	}
+	c.Close()
 	eventuallyServed(t, port, "a connection served once descriptors are free")
 	n, lines := te.reg.Overflows(id, metrics.OverflowFdExhausted), logged.Load()
 	t.Logf("fd_exhausted overflows %d, log lines %d", n, lines)
