@@ -108,6 +108,8 @@ type common struct {
 	reqHeaders   int
 	resHeadBytes int
 	resHeaders   int
+	maxConns     int64
+	memBudget    int64
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -124,6 +126,8 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.reqHeaders, "max-request-headers", http1.DefaultMaxHeaderCount, "most request header fields; more are answered 431")
 	fs.IntVar(&c.resHeadBytes, "max-response-header-bytes", http1.DefaultMaxResponseHeaderBytes, "longest response head (status line and fields), in bytes, at most 65535; a longer one is answered 502")
 	fs.IntVar(&c.resHeaders, "max-response-headers", http1.DefaultMaxResponseHeaderCount, "most response header fields; more are answered 502")
+	fs.Int64Var(&c.maxConns, "max-connections", 0, "client connections open at once on the node; more are accepted and closed at once (0: (RLIMIT_NOFILE - 256) / 2, leaving descriptors for upstream, health check and admin connections; -1: no cap)")
+	fs.Int64Var(&c.memBudget, "memory-budget", 0, "memory budget of each worker in bytes; from 80% of it idle keep-alive connections are closed, from 90% new connections refused, from 100% requests answered 503 (0: half the cgroup's or the machine's memory, shared by the workers; -1: none)")
 	fs.StringVar(&c.accessLog, "access-log", "", "append a JSON access log line per request to this file ('-' for stdout; reopened on SIGHUP for log rotation); empty disables it")
 }
 
@@ -161,6 +165,7 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	d, err := daemon.New(daemon.Options{
 		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Proxy: po, Log: log,
+		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})
 	return d, log, err
 }

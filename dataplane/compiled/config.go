@@ -53,6 +53,11 @@ func (p Protocol) String() string {
 // Listener is one bound address and what it serves.
 type Listener struct {
 	Name string
+	// Stats is the metrics listener id (metrics.Worker.Listener).
+	Stats uint32
+	// MaxConnections caps the connections open on the listener at once (0:
+	// no cap of its own).
+	MaxConnections int64
 	// Addr is the address to bind; an unspecified IP means every address.
 	Addr     netip.AddrPort
 	Protocol Protocol
@@ -414,7 +419,7 @@ func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.G
 }
 
 func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry) (*Listener, error) {
-	l := &Listener{Name: pl.GetName()}
+	l := &Listener{Name: pl.GetName(), Stats: reg.ListenerID(pl.GetName()), MaxConnections: int64(pl.GetMaxConnections())}
 	ip := netip.IPv6Unspecified()
 	if a := pl.GetAddress(); a != "" {
 		p, err := netip.ParseAddr(a)

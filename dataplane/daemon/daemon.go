@@ -66,6 +66,16 @@ type Options struct {
 	// Proxy tunes the sessions of both engines (head limits, trusted hops);
 	// zero fields take their defaults (proxy.Options).
 	Proxy proxy.Options
+	// MaxConnections caps the client connections open on the node at once
+	// (connections over it are accepted and closed at once); 0 means
+	// engine.DefaultMaxConnections (derived from RLIMIT_NOFILE), a negative
+	// value no cap.
+	MaxConnections int64
+	// MemoryBudget is each worker's memory budget in bytes, past which it
+	// sheds load (see metrics.Pressure); 0 means engine.DefaultMemoryBudget
+	// (half the cgroup's or the machine's memory, shared by the workers), a
+	// negative value none.
+	MemoryBudget int64
 	// Log receives structured logs.
 	Log logr.Logger
 }
@@ -107,6 +117,26 @@ func (d *Daemon) Ready() error {
 	return nil
 }
 
+// limitsFor returns the engine limits of opts, with their defaults.
+func limitsFor(opts Options) engine.Limits {
+	var lim engine.Limits
+	switch n := opts.MaxConnections; {
+	case n > 0:
+		lim.Connections = engine.NewConnCounter(n)
+	case n == 0:
+		lim.Connections = engine.NewConnCounter(engine.DefaultMaxConnections())
+	default:
+		lim.Connections = engine.NewConnCounter(0) // counted, no cap
+	}
+	switch b := opts.MemoryBudget; {
+	case b > 0:
+		lim.MemoryBudget = b
+	case b == 0:
+		lim.MemoryBudget = engine.DefaultMemoryBudget(opts.Workers)
+	}
+	return lim
+}
+
 // New selects the engine and prepares the admin server; Run starts them.
 func New(opts Options) (*Daemon, error) {
 	if opts.Workers <= 0 {
@@ -130,7 +160,9 @@ func New(opts Options) (*Daemon, error) {
 		}
 		d.alog = al
 	}
-	eng, why, err := selectEngine(opts.Engine, opts.Workers, opts.Proxy, d.metrics, d.alog, opts.Log)
+	lim := limitsFor(opts)
+	d.log.Info("limits", "maxConnections", lim.Connections.Max(), "memoryBudgetPerWorker", lim.MemoryBudget)
+	eng, why, err := selectEngine(opts.Engine, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
 	if err != nil {
 		_ = d.alog.Close()
 		return nil, err

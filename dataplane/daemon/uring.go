@@ -14,12 +14,12 @@ import (
 
 // newUring returns the io_uring engine for plain HTTP and TCP listeners, with the netpoll
 // engine beside it for HTTPS listeners (TLS terminates in user space with crypto/tls).
-func newUring(workers int, po proxy.Options, reg *metrics.Registry, al *accesslog.Logger, log logr.Logger) (engine.Engine, error) {
-	u, err := uring.New(uring.Options{Workers: workers, Proxy: po, Metrics: reg, AccessLog: al, Log: log.WithName("uring")})
+func newUring(workers int, po proxy.Options, reg *metrics.Registry, al *accesslog.Logger, lim engine.Limits, log logr.Logger) (engine.Engine, error) {
+	u, err := uring.New(uring.Options{Workers: workers, Proxy: po, Metrics: reg, AccessLog: al, Limits: lim, Log: log.WithName("uring")})
 	if err != nil {
 		return nil, err
 	}
-	tls, err := newNetpoll(workers, po, reg, al, log)
+	tls, err := newNetpoll(workers, po, reg, al, lim, log)
 	if err != nil {
 		return nil, fmt.Errorf("netpoll engine for TLS listeners: %w", err)
 	}

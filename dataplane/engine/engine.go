@@ -79,7 +79,12 @@ type Slot struct {
 	Addr netip.AddrPort
 	// Listener is the listener served on Addr.
 	Listener atomic.Pointer[compiled.Listener]
+
+	conns atomic.Int64 // open client connections (Admit, Release)
 }
+
+// Conns returns the number of client connections open on the slot.
+func (s *Slot) Conns() int64 { return s.conns.Load() }
 
 // Binding pairs a slot with the listener it should serve.
 type Binding struct {

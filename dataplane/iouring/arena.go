@@ -28,18 +28,45 @@ type Arena struct {
 	base uintptr
 }
 
-func newArena(size int) (*Arena, error) {
+func newArena(size int) (*Arena, error) { return mapArena(size, unix.MAP_POPULATE) }
+
+// mapArena maps an arena of size bytes (rounded up to pages) with the
+// extra mmap flags.
+func mapArena(size, flags int) (*Arena, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("invalid size %d", size)
 	}
 	page := os.Getpagesize()
 	size = (size + page - 1) &^ (page - 1)
 	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|flags)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes: %w", size, err)
 	}
 	return &Arena{mem: mem, base: uintptr(unsafe.Pointer(unsafe.SliceData(mem)))}, nil
+}
+
+// Release gives the pages that lie entirely inside b, which must be arena
+// memory, back to the kernel (madvise MADV_DONTNEED): the process's
+// resident memory shrinks at once, and the bytes read as zero when next
+// touched, which maps fresh pages again. Nothing the kernel may still
+// access (a send in flight) may lie in b.
+func (a *Arena) Release(b []byte) error {
+	if !a.Contains(b) {
+		return fmt.Errorf("uring: arena release: %d bytes outside the arena", len(b))
+	}
+	page := uintptr(os.Getpagesize())
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	start := (p + page - 1) &^ (page - 1)
+	end := (p + uintptr(len(b))) &^ (page - 1)
+	if end <= start {
+		return nil
+	}
+	off := int(start - a.base)
+	if err := unix.Madvise(a.mem[off:off+int(end-start)], unix.MADV_DONTNEED); err != nil {
+		return fmt.Errorf("uring: arena release: %w", err)
+	}
+	return nil
 }
 
 func (a *Arena) free() error {

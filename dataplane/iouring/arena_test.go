@@ -5,10 +5,13 @@ package iouring
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"runtime"
 	"testing"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestArenaAlloc(t *testing.T) {
@@ -139,4 +142,69 @@ func TestRejectForeignMemory(t *testing.T) {
 		t.Errorf("in flight %d, want 1", got)
 	}
 	collect(t, r, 1, 5*time.Second)
+}
+
+// resident counts the pages of b that are in memory.
+func resident(t *testing.T, b []byte) int {
+	t.Helper()
+	vec := make([]byte, (len(b)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+		uintptr(unsafe.Pointer(unsafe.SliceData(vec)))); errno != 0 {
+		t.Fatalf("mincore: %v", errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
+}
+
+func TestReserveArenaRelease(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := mustRing(t, 8, Options{})
+	defer closeRing(t, r)
+	const size = 64 << 20
+	a, err := r.ReserveArena(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := a.Alloc(size, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := os.Getpagesize()
+	if n := resident(t, mem); n != 0 {
+		t.Fatalf("%d pages resident before any was touched", n)
+	}
+	chunk := mem[:4<<20]
+	for i := 0; i < len(chunk); i += page {
+		chunk[i] = 1
+	}
+	if n := resident(t, mem); n != len(chunk)/page {
+		t.Fatalf("%d pages resident after touching %d", n, len(chunk)/page)
+	}
+	if !r.owns(chunk) {
+		t.Fatal("reserved arena memory is not ring memory")
+	}
+	// Only whole pages inside the range go: an unaligned range keeps its
+	// partial pages.
+	if err := a.Release(chunk[1 : len(chunk)-1]); err != nil {
+		t.Fatal(err)
+	}
+	if n := resident(t, mem); n != 2 {
+		t.Fatalf("%d pages resident after releasing all but the partial first and last, want 2", n)
+	}
+	if err := a.Release(chunk); err != nil {
+		t.Fatal(err)
+	}
+	if n := resident(t, mem); n != 0 {
+		t.Fatalf("%d pages resident after release", n)
+	}
+	if chunk[0] != 0 || chunk[page] != 0 {
+		t.Fatal("released memory does not read as zero")
+	}
+	if err := a.Release(make([]byte, 8192)); err == nil {
+		t.Fatal("release of memory outside the arena accepted")
+	}
 }

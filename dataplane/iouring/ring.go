@@ -218,6 +218,23 @@ func (r *Ring) NewArena(size int) (*Arena, error) {
 	return a, nil
 }
 
+// ReserveArena maps an additional arena of at least size bytes owned by
+// the ring, like NewArena, but only reserves its address space
+// (MAP_NORESERVE, no MAP_POPULATE): a page takes memory when it is first
+// touched, and gives it back on Arena.Release. For pools that grow and
+// shrink with load inside one address range.
+func (r *Ring) ReserveArena(size int) (*Arena, error) {
+	if r.closed {
+		return nil, fmt.Errorf("uring: reserve arena: %w", ErrClosed)
+	}
+	a, err := mapArena(size, unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("uring: reserve arena: %w", err)
+	}
+	r.arenas = append(r.arenas, a)
+	return a, nil
+}
+
 // Arena returns the ring's default arena (Options.ArenaSize bytes).
 func (r *Ring) Arena() *Arena { return r.arena }
 

@@ -21,6 +21,11 @@
 //     gauge counts requests being retried, limit or not),
 //     circuit_breaker_overflows_total{limit}, mirror_requests_total{result};
 //   - the process: downstream_connections_active, downstream_connections_total,
+//     downstream_connections_overflow_total{listener,reason} (connections closed at
+//     once over a connection cap, and accepts that failed for lack of descriptors),
+//     buffer_bytes{state} (connection buffers lent and kept free),
+//     memory_budget_bytes, memory_used_bytes (what the budget counts),
+//     overload_actions_total{action} (load shed over the memory budget),
 //     engine_info{engine,reason}, config_version, config_applied_total,
 //     config_apply_errors_total;
 //   - registered by dataplane/accesslog: access_log_dropped_total,
@@ -65,6 +70,7 @@ const (
 	ReasonUpstreamHeaderTimeout // no response head from the backend in time (504)
 	ReasonUpstreamBodyTimeout   // the response body stopped arriving (close)
 	ReasonSendStall             // the client stopped reading (close)
+	ReasonOverload              // the worker's memory budget is used up (503)
 	numReasons
 )
 
@@ -72,7 +78,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall",
+	"send_stall", "overload",
 }
 
 // String returns the label value of r.
@@ -227,6 +233,72 @@ func (r MirrorResult) String() string {
 	return "unknown"
 }
 
+// Overload actions, each exported as a value of the `action` label of
+// flax_overload_actions_total, in the order a worker takes them as its memory use
+// rises (see Pressure).
+const (
+	OverloadCloseIdle        OverloadAction = iota // an idle keep-alive connection closed
+	OverloadRefuseConnection                       // a new connection accepted and closed at once
+	OverloadRejectRequest                          // a new request answered 503
+	numOverloadActions
+)
+
+// OverloadAction is one way a worker sheds load over its memory budget.
+type OverloadAction uint8
+
+var overloadNames = [numOverloadActions]string{"close_idle", "refuse_connection", "reject_request"}
+
+// String returns the label value of a.
+func (a OverloadAction) String() string {
+	if a < numOverloadActions {
+		return overloadNames[a]
+	}
+	return "unknown"
+}
+
+// Pressure is how close a worker's memory use is to its budget, and so which
+// overload actions apply: each level includes the ones below it.
+type Pressure uint8
+
+// Pressure levels, by share of the budget used.
+const (
+	PressureNone Pressure = iota
+	// PressureCloseIdle (80% of the budget): idle keep-alive connections are
+	// closed, and responses say Connection: close.
+	PressureCloseIdle
+	// PressureRefuseConnections (90%): new connections are accepted and closed
+	// at once.
+	PressureRefuseConnections
+	// PressureRejectRequests (100%): new requests are answered 503.
+	PressureRejectRequests
+)
+
+// Overflow reasons, each exported as a value of the `reason` label of
+// flax_downstream_connections_overflow_total.
+const (
+	OverflowCap         OverflowReason = iota // over the global or the listener's connection cap
+	OverflowFdExhausted                       // accept failed: out of file descriptors (EMFILE, ENFILE)
+	numOverflowReasons
+)
+
+// OverflowReason says why a client connection was not served.
+type OverflowReason uint8
+
+var overflowNames = [numOverflowReasons]string{"cap", "fd_exhausted"}
+
+// String returns the label value of r.
+func (r OverflowReason) String() string {
+	if r < numOverflowReasons {
+		return overflowNames[r]
+	}
+	return "unknown"
+}
+
+// ListenerCounters are one worker's counters for one listener.
+type ListenerCounters struct {
+	overflows [numOverflowReasons]atomic.Uint64
+}
+
 // Shared is the node-wide state of one backend group that every worker shares: the
 // circuit breakers' in-flight gauges (compared with the group's limits, so they must be
 // node-wide), the retry budget's counters and the counters of the node's health
@@ -358,12 +430,87 @@ func (s *Shared) Mirrors(r MirrorResult) uint64 { return s.mirrors[r].Load() }
 type Worker struct {
 	routes      table[RouteCounters]
 	groups      table[GroupCounters]
+	listeners   table[ListenerCounters]
 	reasons     [numReasons]atomic.Uint64
 	timeouts    [numTimeoutKinds]atomic.Uint64
 	connsActive atomic.Int64
 	connsTotal  atomic.Uint64
-	_           [64]byte // keep the next worker's hot fields off this cache line
+	// Memory: buffer bytes lent to connections and kept free by the worker's
+	// pools, the budget (0: none) and the bytes counted per open connection
+	// besides its buffers.
+	bufInUse, bufFree atomic.Int64
+	memLimit          atomic.Int64
+	connCost          atomic.Int64
+	overload          [numOverloadActions]atomic.Uint64
+	_                 [64]byte // keep the next worker's hot fields off this cache line
 }
+
+// Listener returns the counters of listener id; the id must come from
+// Registry.ListenerID.
+func (w *Worker) Listener(id uint32) *ListenerCounters { return w.listeners.at(id) }
+
+// Overflow counts a client connection of listener l (may be nil) not served for
+// reason r.
+func (w *Worker) Overflow(l *ListenerCounters, r OverflowReason) {
+	if l != nil {
+		l.overflows[r].Add(1)
+	}
+}
+
+// BufferBytes adds to the buffer bytes lent to connections (inUse) and kept free
+// in the worker's pools (free); deltas may be negative.
+func (w *Worker) BufferBytes(inUse, free int64) {
+	if inUse != 0 {
+		w.bufInUse.Add(inUse)
+	}
+	if free != 0 {
+		w.bufFree.Add(free)
+	}
+}
+
+// BufferBytesInUse returns the buffer bytes lent to connections.
+func (w *Worker) BufferBytesInUse() int64 { return w.bufInUse.Load() }
+
+// BufferBytesFree returns the buffer bytes kept free in the worker's pools.
+func (w *Worker) BufferBytesFree() int64 { return w.bufFree.Load() }
+
+// SetMemoryBudget sets the worker's memory budget in bytes (0: none) and the bytes
+// counted per open client connection besides its buffers.
+func (w *Worker) SetMemoryBudget(limit, connCost int64) {
+	w.memLimit.Store(max(limit, 0))
+	w.connCost.Store(max(connCost, 0))
+}
+
+// MemoryBudget returns the worker's memory budget in bytes, 0 when it has none.
+func (w *Worker) MemoryBudget() int64 { return w.memLimit.Load() }
+
+// MemoryUsed returns what the worker's budget counts: the buffer bytes lent to
+// connections plus the cost of every open client connection.
+func (w *Worker) MemoryUsed() int64 {
+	return w.bufInUse.Load() + w.connsActive.Load()*w.connCost.Load()
+}
+
+// Pressure returns the worker's pressure level: PressureCloseIdle from 80% of the
+// budget, PressureRefuseConnections from 90%, PressureRejectRequests from 100%.
+func (w *Worker) Pressure() Pressure {
+	limit := w.memLimit.Load()
+	if limit <= 0 {
+		return PressureNone
+	}
+	u := w.MemoryUsed()
+	switch {
+	case u >= limit:
+		return PressureRejectRequests
+	case u*10 >= limit*9:
+		return PressureRefuseConnections
+	case u*10 >= limit*8:
+		return PressureCloseIdle
+	}
+	return PressureNone
+}
+
+// OverloadAction counts one overload action taken.
+func (w *Worker) OverloadAction(a OverloadAction) { w.overload[a].Add(1) }
 
 // Route returns the counters of route id; the id must come from Registry.RouteID.
 func (w *Worker) Route(id uint32) *RouteCounters { return w.routes.at(id) }
@@ -428,8 +575,10 @@ type Registry struct {
 	mu      sync.Mutex
 	routes  map[string]uint32
 	groups  map[string]uint32
+	lists   map[string]uint32
 	rnames  []string
 	gnames  []string
+	lnames  []string
 	workers []*Worker
 	shared  table[Shared]
 
@@ -444,7 +593,7 @@ type Registry struct {
 
 // NewRegistry returns a registry with counters for n workers.
 func NewRegistry(n int) *Registry {
-	r := &Registry{routes: map[string]uint32{}, groups: map[string]uint32{}}
+	r := &Registry{routes: map[string]uint32{}, groups: map[string]uint32{}, lists: map[string]uint32{}}
 	for range n {
 		r.workers = append(r.workers, &Worker{})
 	}
@@ -497,6 +646,42 @@ func (r *Registry) GroupID(name string) uint32 {
 	})
 }
 
+// ListenerID interns a listener name, like RouteID.
+func (r *Registry) ListenerID(name string) uint32 {
+	return r.intern(name, r.lists, &r.lnames, func(w *Worker, id uint32) { w.listeners.ensure(id) })
+}
+
+// Overflows returns the connections of listener id not served for reason, summed
+// over the workers.
+func (r *Registry) Overflows(id uint32, reason OverflowReason) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		if c := w.Listener(id); c != nil {
+			n += c.overflows[reason].Load()
+		}
+	}
+	return n
+}
+
+// OverloadActions returns the overload actions a taken, summed over the workers.
+func (r *Registry) OverloadActions(a OverloadAction) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		n += w.overload[a].Load()
+	}
+	return n
+}
+
+// BufferBytes returns the buffer bytes lent to connections and kept free, summed
+// over the workers.
+func (r *Registry) BufferBytes() (inUse, free int64) {
+	for _, w := range r.workers {
+		inUse += w.bufInUse.Load()
+		free += w.bufFree.Load()
+	}
+	return inUse, free
+}
+
 // RateLimited returns the requests of route id answered 429 by its rate limit, summed
 // over the workers.
 func (r *Registry) RateLimited(id uint32) uint64 {
@@ -544,13 +729,13 @@ func (r *Registry) ConfigApplied(version uint64) {
 func (r *Registry) ConfigRejected() { r.applyErrors.Add(1) }
 
 type descs struct {
-	requests, duration, localReplies, connsActive, connsTotal *prometheus.Desc
-	upstreamRequests, connectErrors, upstreamConns            *prometheus.Desc
-	engine, configVersion, configApplied, configErrors        *prometheus.Desc
-	healthTransitions, ejections, unhealthy                   *prometheus.Desc
-	breakerActive, breakerOverflows, mirrors                  *prometheus.Desc
-	rateLimited, requestsActive, retries, retriesDenied       *prometheus.Desc
-	timeouts                                                  *prometheus.Desc
+	requests, duration, localReplies, connsActive, connsTotal          *prometheus.Desc
+	upstreamRequests, connectErrors, upstreamConns                     *prometheus.Desc
+	engine, configVersion, configApplied, configErrors                 *prometheus.Desc
+	healthTransitions, ejections, unhealthy                            *prometheus.Desc
+	breakerActive, breakerOverflows, mirrors                           *prometheus.Desc
+	rateLimited, requestsActive, retries, retriesDenied                *prometheus.Desc
+	timeouts, connOverflows, bufferBytes, memBudget, memUsed, overload *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -579,6 +764,11 @@ func newDescs() descs {
 		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection).", []string{"backend_group", "reason"}, nil),
 		retriesDenied:     prometheus.NewDesc("flax_upstream_retry_budget_denied_total", "Retries not made because the backend group's retry budget was used up, by backend group.", []string{"backend_group"}, nil),
 		timeouts:          prometheus.NewDesc("flax_timeouts_total", "Waits that ran out (the connection got 408 or 504, or was closed), by kind.", []string{"kind"}, nil),
+		connOverflows:     prometheus.NewDesc("flax_downstream_connections_overflow_total", "Client connections not served, by listener and reason: closed at once over a connection cap (cap), or accepts that failed for lack of file descriptors (fd_exhausted).", []string{"listener", "reason"}, nil),
+		bufferBytes:       prometheus.NewDesc("flax_buffer_bytes", "Bytes of connection buffers, by state: lent to connections (in_use) or kept free in the workers' pools (free).", []string{"state"}, nil),
+		memBudget:         prometheus.NewDesc("flax_memory_budget_bytes", "Sum of the workers' memory budgets (0: none).", nil, nil),
+		memUsed:           prometheus.NewDesc("flax_memory_used_bytes", "What the memory budgets count, summed over the workers: buffers lent to connections plus a fixed cost per open connection.", nil, nil),
+		overload:          prometheus.NewDesc("flax_overload_actions_total", "Load shed because a worker's memory use neared or passed its budget, by action: close_idle, refuse_connection, reject_request.", []string{"action"}, nil),
 	}
 }
 
@@ -589,6 +779,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 		d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors,
 		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
 		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied, d.timeouts,
+		d.connOverflows, d.bufferBytes, d.memBudget, d.memUsed, d.overload,
 	} {
 		ch <- x
 	}
@@ -601,6 +792,7 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
 	rnames := r.rnames
 	gnames := r.gnames
+	lnames := r.lnames
 	r.mu.Unlock()
 	d := r.descs
 
@@ -659,9 +851,15 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			r.collectShared(ch, sh, name)
 		}
 	}
+	for id, name := range lnames {
+		for reason := range numOverflowReasons {
+			ch <- prometheus.MustNewConstMetric(d.connOverflows, prometheus.CounterValue, float64(r.Overflows(uint32(id), reason)), name, reason.String())
+		}
+	}
 	var reasons [numReasons]uint64
 	var timeouts [numTimeoutKinds]uint64
-	var active int64
+	var overload [numOverloadActions]uint64
+	var active, budget, used int64
 	var total uint64
 	for _, w := range r.workers {
 		for i := range reasons {
@@ -670,8 +868,21 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		for i := range timeouts {
 			timeouts[i] += w.timeouts[i].Load()
 		}
+		for i := range overload {
+			overload[i] += w.overload[i].Load()
+		}
 		active += w.connsActive.Load()
 		total += w.connsTotal.Load()
+		budget += w.MemoryBudget()
+		used += w.MemoryUsed()
+	}
+	inUse, free := r.BufferBytes()
+	ch <- prometheus.MustNewConstMetric(d.bufferBytes, prometheus.GaugeValue, float64(inUse), "in_use")
+	ch <- prometheus.MustNewConstMetric(d.bufferBytes, prometheus.GaugeValue, float64(free), "free")
+	ch <- prometheus.MustNewConstMetric(d.memBudget, prometheus.GaugeValue, float64(budget))
+	ch <- prometheus.MustNewConstMetric(d.memUsed, prometheus.GaugeValue, float64(used))
+	for i, v := range overload {
+		ch <- prometheus.MustNewConstMetric(d.overload, prometheus.CounterValue, float64(v), OverloadAction(i).String())
 	}
 	for i, v := range reasons {
 		ch <- prometheus.MustNewConstMetric(d.localReplies, prometheus.CounterValue, float64(v), Reason(i).String())

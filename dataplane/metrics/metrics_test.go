@@ -283,3 +283,66 @@ flax_timeouts_total{kind="upstream_response_header"} 1
 		}
 	}
 }
+
+func TestMemoryPressureAndOverloadSeries(t *testing.T) {
+	r := NewRegistry(2)
+	w := r.Worker(0)
+	if p := w.Pressure(); p != PressureNone {
+		t.Fatalf("pressure without a budget = %v", p)
+	}
+	w.SetMemoryBudget(1000, 100)
+	for _, tc := range []struct {
+		inUse int64
+		want  Pressure
+	}{
+		{0, PressureNone},
+		{699, PressureNone},
+		{700, PressureCloseIdle},
+		{799, PressureCloseIdle},
+		{800, PressureRefuseConnections},
+		{899, PressureRefuseConnections},
+		{900, PressureRejectRequests},
+	} {
+		w.ConnOpened() // 100 bytes per connection
+		w.BufferBytes(tc.inUse, 0)
+		if got := w.Pressure(); got != tc.want || w.MemoryUsed() != tc.inUse+100 {
+			t.Errorf("%d buffer bytes and one connection: pressure %v, used %d; want %v, %d", tc.inUse, got, w.MemoryUsed(), tc.want, tc.inUse+100)
+		}
+		w.BufferBytes(-tc.inUse, 0)
+		w.ConnClosed()
+	}
+	w.BufferBytes(4096, 8192)
+	r.Worker(1).BufferBytes(0, 1024)
+	w.OverloadAction(OverloadCloseIdle)
+	w.OverloadAction(OverloadCloseIdle)
+	r.Worker(1).OverloadAction(OverloadRejectRequest)
+	id := r.ListenerID("web")
+	w.Overflow(w.Listener(id), OverflowCap)
+	r.Worker(1).Overflow(r.Worker(1).Listener(id), OverflowFdExhausted)
+
+	want := `
+# HELP flax_buffer_bytes Bytes of connection buffers, by state: lent to connections (in_use) or kept free in the workers' pools (free).
+# TYPE flax_buffer_bytes gauge
+flax_buffer_bytes{state="free"} 9216
+flax_buffer_bytes{state="in_use"} 4096
+# HELP flax_downstream_connections_overflow_total Client connections not served, by listener and reason: closed at once over a connection cap (cap), or accepts that failed for lack of file descriptors (fd_exhausted).
+# TYPE flax_downstream_connections_overflow_total counter
+flax_downstream_connections_overflow_total{listener="web",reason="cap"} 1
+flax_downstream_connections_overflow_total{listener="web",reason="fd_exhausted"} 1
+# HELP flax_memory_budget_bytes Sum of the workers' memory budgets (0: none).
+# TYPE flax_memory_budget_bytes gauge
+flax_memory_budget_bytes 1000
+# HELP flax_memory_used_bytes What the memory budgets count, summed over the workers: buffers lent to connections plus a fixed cost per open connection.
+# TYPE flax_memory_used_bytes gauge
+flax_memory_used_bytes 4096
+# HELP flax_overload_actions_total Load shed because a worker's memory use neared or passed its budget, by action: close_idle, refuse_connection, reject_request.
+# TYPE flax_overload_actions_total counter
+flax_overload_actions_total{action="close_idle"} 2
+flax_overload_actions_total{action="refuse_connection"} 0
+flax_overload_actions_total{action="reject_request"} 1
+`
+	if err := testutil.CollectAndCompare(r, strings.NewReader(want), "flax_buffer_bytes", "flax_downstream_connections_overflow_total",
+		"flax_memory_budget_bytes", "flax_memory_used_bytes", "flax_overload_actions_total"); err != nil {
+		t.Fatal(err)
+	}
+}

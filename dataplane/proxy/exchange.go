@@ -31,8 +31,11 @@ func (st *stream) reset() {
 	*st = stream{buf: b}
 }
 
-// hasRoom reports whether more bytes can be received now.
-func (st *stream) hasRoom() bool { return st.w < len(st.buf) || (st.r > 0 && !st.busy) }
+// hasRoom reports whether more bytes can be received now (a stream
+// without a buffer takes one when bytes arrive).
+func (st *stream) hasRoom() bool {
+	return st.buf == nil || st.w < len(st.buf) || (st.r > 0 && !st.busy)
+}
 
 // compact moves buf[r:w] to the start of buf when no send is in flight and
 // returns by how much the offsets moved.
@@ -115,6 +118,7 @@ const (
 // when bytes arrive and give it back when the connection is idle again.
 type Exchange struct {
 	bufs Buffers
+	lent uint8 // the buffers of bufs taken from the Worker's BufferPool (lent* bits)
 
 	in, up         stream
 	upHead         []byte // rewritten request head (in bufs.UpstreamHead)
@@ -225,11 +229,25 @@ type Exchange struct {
 	add        []http1.HeaderField
 }
 
-// NewExchange returns an Exchange over the given buffers.
+// Buffers of an Exchange lent by a BufferPool (Exchange.lent).
+const (
+	lentClientIn uint8 = 1 << iota
+	lentUpstreamIn
+	lentUpstreamHead
+	lentClientHead
+)
+
+// NewExchange returns an Exchange over the given buffers. Buffers left nil
+// are taken from the Worker's BufferPool when first needed and given back
+// when the Exchange is.
 func NewExchange(b Buffers) *Exchange {
 	x := &Exchange{bufs: b, cliHead: b.ClientHead}
-	x.in.buf = b.ClientIn[:cap(b.ClientIn)]
-	x.up.buf = b.UpstreamIn[:cap(b.UpstreamIn)]
+	if b.ClientIn != nil {
+		x.in.buf = b.ClientIn[:cap(b.ClientIn)]
+	}
+	if b.UpstreamIn != nil {
+		x.up.buf = b.UpstreamIn[:cap(b.UpstreamIn)]
+	}
 	x.key = make([]byte, 0, 256)
 	x.path = make([]byte, 0, 1024)
 	x.target = make([]byte, 0, 1024)
@@ -240,6 +258,45 @@ func NewExchange(b Buffers) *Exchange {
 	x.req.Reset()
 	x.res.Reset()
 	return x
+}
+
+// buffer returns *b, taking it from p (or the Go heap when p is nil) the
+// first time; bit marks it lent.
+func (x *Exchange) buffer(b *[]byte, bit uint8, p BufferPool, size int) []byte {
+	if *b == nil {
+		if p != nil {
+			*b = p.GetBuffer()
+			x.lent |= bit
+		} else {
+			*b = make([]byte, size)
+		}
+	}
+	return *b
+}
+
+// giveBack returns the buffers lent by p; the Exchange holds none of them
+// any more.
+func (x *Exchange) giveBack(p BufferPool) {
+	if x.lent == 0 {
+		return
+	}
+	if x.lent&lentClientIn != 0 {
+		p.PutBuffer(x.bufs.ClientIn)
+		x.bufs.ClientIn, x.in.buf = nil, nil
+	}
+	if x.lent&lentUpstreamIn != 0 {
+		p.PutBuffer(x.bufs.UpstreamIn)
+		x.bufs.UpstreamIn, x.up.buf = nil, nil
+	}
+	if x.lent&lentUpstreamHead != 0 {
+		p.PutBuffer(x.bufs.UpstreamHead)
+		x.bufs.UpstreamHead = nil
+	}
+	if x.lent&lentClientHead != 0 {
+		p.PutBuffer(x.bufs.ClientHead)
+		x.bufs.ClientHead, x.cliHead = nil, nil
+	}
+	x.lent = 0
 }
 
 // Header implements router.Headers over the request being routed.

@@ -69,6 +69,17 @@ func (s *Session) beginRequest(n int) {
 	// The proxy answers 100 (Continue) itself once the request goes to an
 	// upstream, unless body bytes came already (RFC 9110 §10.1.1).
 	x.expect = r.ExpectContinue && !x.reqBodyDone && x.in.proc == x.replayOff
+	if p := s.w.Metrics.Pressure(); p != metrics.PressureNone {
+		// The worker sheds load (metrics.Pressure): from 80% of its memory
+		// budget on connections are not kept alive, from 100% new
+		// requests are refused.
+		s.closeAfter = true
+		if p >= metrics.PressureRejectRequests {
+			s.w.Metrics.OverloadAction(metrics.OverloadRejectRequest)
+			s.replyDiscardingBody(503, metrics.ReasonOverload)
+			return
+		}
+	}
 	if r.Method == http1.MethodConnect {
 		s.replyDiscardingBody(501, metrics.ReasonBadRequest)
 		return
@@ -338,7 +349,7 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 		o.Proto = bytesOf("https")
 	}
 	x.rwo = o
-	buf := x.bufs.UpstreamHead
+	buf := s.buffer(&x.bufs.UpstreamHead, lentUpstreamHead)
 	h := http1.AppendRequestHead(buf[:0:cap(buf)], x.hbuf, r, &o)
 	if cap(h) != cap(buf) {
 		return false

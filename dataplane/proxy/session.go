@@ -143,6 +143,18 @@ func (s *Session) Idle() bool {
 	return s.state == sOpen && (s.x == nil || (s.x.phase == phHead && s.x.in.w == s.x.in.r && s.x.csends.empty()))
 }
 
+// Shed closes the connection if it is an idle keep-alive connection (it
+// has served a request and is between requests with nothing buffered), as
+// a worker over its memory budget does first, and reports whether it did.
+func (s *Session) Shed() bool {
+	if s.requests == 0 || !s.Idle() {
+		return false
+	}
+	s.closeClient(false)
+	s.run()
+	return true
+}
+
 // Tunnel reports whether the session is a byte tunnel.
 func (s *Session) Tunnel() bool { return s.x != nil && s.x.phase == phTunnel }
 
@@ -282,6 +294,9 @@ func (s *Session) UpstreamData(p []byte) int {
 		return len(p)
 	}
 	st := &x.up
+	if st.buf == nil {
+		st.buf = s.buffer(&x.bufs.UpstreamIn, lentUpstreamIn)
+	}
 	if len(st.buf)-st.w < len(p) {
 		st.compact()
 	}
@@ -441,20 +456,32 @@ func (s *Session) Drain() {
 	s.run()
 }
 
-// exchange returns the session's Exchange, borrowing one if needed.
+// exchange returns the session's Exchange, borrowing one (and its client
+// buffer) if needed.
 func (s *Session) exchange() *Exchange {
 	if s.x == nil {
 		x := s.w.Exchanges.Get()
 		x.clear()
 		s.x = x
+		if x.in.buf == nil {
+			x.in.buf = s.buffer(&x.bufs.ClientIn, lentClientIn)
+		}
 	}
 	return s.x
 }
 
-// releaseExchange gives the Exchange back to the pool.
+// buffer returns the Exchange buffer *b, taking it from the worker's
+// BufferPool the first time (bit names it in Exchange.lent).
+func (s *Session) buffer(b *[]byte, bit uint8) []byte {
+	return s.x.buffer(b, bit, s.w.Buffers, s.w.opts.BufferSize)
+}
+
+// releaseExchange gives the Exchange, and the buffers it borrowed, back to
+// the pools.
 func (s *Session) releaseExchange() {
 	if x := s.x; x != nil {
 		x.clear()
+		x.giveBack(s.w.Buffers)
 		s.x = nil
 		s.w.Exchanges.Put(x)
 	}
@@ -504,8 +531,12 @@ func (s *Session) sendStream(side Side, st *stream) {
 // headRoom returns the free part of the client head buffer, after the
 // heads still in flight.
 func (s *Session) headRoom() []byte {
-	h := s.x.cliHead
-	return h[s.x.cliUsed:s.x.cliUsed:cap(h)]
+	x := s.x
+	if x.cliHead == nil {
+		x.cliHead = s.buffer(&x.bufs.ClientHead, lentClientHead)
+	}
+	h := x.cliHead
+	return h[x.cliUsed:x.cliUsed:cap(h)]
 }
 
 // commitHead queues h, built in headRoom, for sending; it reports false if

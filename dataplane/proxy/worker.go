@@ -307,6 +307,22 @@ func NewBuffers(size int) Buffers {
 	}
 }
 
+// BufferPool lends the buffers of Exchanges, one at a time. An Exchange
+// made without buffers (NewExchange(Buffers{})) takes each of its four
+// buffers from its Worker's BufferPool when it first needs it (the client
+// buffer when bytes arrive, the upstream head when a request is forwarded,
+// the upstream buffer when the response arrives, the client head when a
+// reply is written) and gives them back with the Exchange, so a connection
+// holds only the buffers its traffic has used.
+type BufferPool interface {
+	// GetBuffer returns a buffer of the worker's Options.BufferSize (length
+	// and capacity).
+	GetBuffer() []byte
+	// PutBuffer takes back a buffer from GetBuffer; the caller no longer
+	// refers to it.
+	PutBuffer([]byte)
+}
+
 // ExchangePool lends Exchanges to a worker's sessions. A session holds one
 // only while a request is in progress or bytes are buffered, so an idle
 // keep-alive connection costs only its Session.
@@ -337,8 +353,39 @@ func (f *FreeList) Get() *Exchange {
 // Put implements ExchangePool.
 func (f *FreeList) Put(x *Exchange) { f.free = append(f.free, x) }
 
-// Worker is what the sessions of one engine worker share: counters,
-// endpoint pickers, the Exchange pool, the clock and the options. The
+// BufferFreeList is a BufferPool for a single goroutine: a stack of
+// returned buffers of Size bytes, refilled from the Go heap.
+type BufferFreeList struct {
+	Size int
+	free [][]byte
+	lent int
+}
+
+// GetBuffer implements BufferPool.
+func (f *BufferFreeList) GetBuffer() []byte {
+	f.lent++
+	if n := len(f.free); n > 0 {
+		b := f.free[n-1]
+		f.free[n-1] = nil
+		f.free = f.free[:n-1]
+		return b
+	}
+	return make([]byte, f.Size)
+}
+
+// PutBuffer implements BufferPool.
+func (f *BufferFreeList) PutBuffer(b []byte) {
+	f.lent--
+	f.free = append(f.free, b)
+}
+
+// Lent returns the number of buffers lent and not yet returned.
+func (f *BufferFreeList) Lent() int { return f.lent }
+
+// Worker is what the sessions of one engine worker share: counters (and
+// the memory budget, whose pressure level sessions read at the start of
+// every request: see metrics.Worker.Pressure), endpoint pickers, the
+// Exchange and buffer pools, the clock and the options. The
 // io_uring engine uses it from its worker thread only; the netpoll engine
 // shares it between goroutines and supplies goroutine-safe Endpoints and
 // Exchanges (metrics counters are atomic).
@@ -349,6 +396,9 @@ type Worker struct {
 	Endpoints EndpointPicker
 	// Exchanges lends per-request state and buffers.
 	Exchanges ExchangePool
+	// Buffers lends the buffers of Exchanges made without them; nil
+	// allocates them on the Go heap (and never takes them back).
+	Buffers BufferPool
 	// Now returns the current time in nanoseconds of a monotonic clock;
 	// timer deadlines are expressed in it.
 	Now func() int64
@@ -369,7 +419,8 @@ type Worker struct {
 }
 
 // NewWorker returns a Worker with normalized options. Exchanges may be nil:
-// a FreeList of heap-allocated Exchanges is then used (single goroutine).
+// a FreeList of Exchanges without buffers, which borrow them from a
+// BufferFreeList, is then used (single goroutine).
 func NewWorker(m *metrics.Worker, ep EndpointPicker, xp ExchangePool, now func() int64, opts Options) *Worker {
 	w := &Worker{Metrics: m, Endpoints: ep, Exchanges: xp, Now: now, opts: opts.Normalized()}
 	if n := w.opts.ResponseLimits.MaxHeaderBytes + headSlack; n > w.opts.BufferSize {
@@ -380,8 +431,8 @@ func NewWorker(m *metrics.Worker, ep EndpointPicker, xp ExchangePool, now func()
 		}
 	}
 	if w.Exchanges == nil {
-		size := w.opts.BufferSize
-		w.Exchanges = &FreeList{New: func() *Exchange { return NewExchange(NewBuffers(size)) }}
+		w.Exchanges = &FreeList{New: func() *Exchange { return NewExchange(Buffers{}) }}
+		w.Buffers = &BufferFreeList{Size: w.opts.BufferSize}
 	}
 	return w
 }

@@ -431,6 +431,14 @@ type Listener struct {
 	// listener; unset fields take the dataplane's (flax-dataplane
 	// --max-request-header-bytes and friends).
 	HeadLimits *HeadLimits `protobuf:"bytes,46,opt,name=head_limits,json=headLimits,proto3" json:"head_limits,omitempty"`
+	// MaxConnections caps the client connections open on this listener at once
+	// (all workers together). A connection over the cap is accepted and closed at
+	// once, not left waiting in the listen queue, and counted in
+	// flax_downstream_connections_overflow_total{listener,reason="cap"}. Zero means
+	// no cap of the listener's own; the dataplane's node-wide cap (flax-dataplane
+	// --max-connections, by default derived from its open files limit) applies to
+	// every listener either way.
+	MaxConnections uint32 `protobuf:"varint,5,opt,name=max_connections,json=maxConnections,proto3" json:"max_connections,omitempty"`
 	// Certificates are the server certificates of an HTTPS listener, chosen by SNI.
 	// A certificate whose server_names is empty is the default for clients that send
 	// no SNI or an SNI that no other certificate matches; at most one may be empty.
@@ -517,6 +525,13 @@ func (x *Listener) GetHeadLimits() *HeadLimits {
 		return x.HeadLimits
 	}
 	return nil
+}
+
+func (x *Listener) GetMaxConnections() uint32 {
+	if x != nil {
+		return x.MaxConnections
+	}
+	return 0
 }
 
 func (x *Listener) GetCertificates() []*TLSCertificate {
@@ -3642,7 +3657,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xd2\x04\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xfb\x04\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -3650,7 +3665,8 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\bprotocol\x18\x04 \x01(\x0e2$.flax.dataplane.v1.Listener.ProtocolR\bprotocol\x12&\n" +
 	"\ftrusted_hops\x18- \x01(\rH\x00R\vtrustedHops\x88\x01\x01\x12>\n" +
 	"\vhead_limits\x18. \x01(\v2\x1d.flax.dataplane.v1.HeadLimitsR\n" +
-	"headLimits\x12E\n" +
+	"headLimits\x12'\n" +
+	"\x0fmax_connections\x18\x05 \x01(\rR\x0emaxConnections\x12E\n" +
 	"\fcertificates\x18\n" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +

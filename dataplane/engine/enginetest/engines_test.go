@@ -5,12 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/testr"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
 // workers is the number of workers of every engine under test: more than one,
@@ -23,10 +25,27 @@ type kind struct {
 	// new returns an engine counting in reg; it skips the test when the
 	// engine cannot run here.
 	new func(t *testing.T, reg *metrics.Registry) engine.Engine
+	// limited returns an engine of reg.Workers() workers with limits and
+	// log, and 24 KiB session buffers.
+	limited func(t *testing.T, reg *metrics.Registry, lim engine.Limits, log logr.Logger) engine.Engine
 }
 
 // engines are the engines every test runs on; uring_linux_test.go adds io_uring.
-var engines = []kind{{name: "netpoll", new: newNetpoll}}
+var engines = []kind{{name: "netpoll", new: newNetpoll, limited: newNetpollLimited}}
+
+// limitedBufferSize is the session buffer size of kind.limited engines.
+const limitedBufferSize = 24 << 10
+
+func newNetpollLimited(t *testing.T, reg *metrics.Registry, lim engine.Limits, log logr.Logger) engine.Engine {
+	e, err := netpoll.New(reg, netpoll.Options{
+		Workers: reg.Workers(), Logger: log, LingerTimeout: 200 * time.Millisecond,
+		Limits: lim, Proxy: proxy.Options{BufferSize: limitedBufferSize},
+	})
+	if err != nil {
+		t.Fatalf("new netpoll engine: %v", err)
+	}
+	return e
+}
 
 func newNetpoll(t *testing.T, reg *metrics.Registry) engine.Engine {
 	e, err := netpoll.New(reg, netpoll.Options{Workers: workers, Logger: testr.New(t), LingerTimeout: 200 * time.Millisecond})
@@ -58,7 +77,23 @@ type testEngine struct {
 func startEngine(t *testing.T, k kind) *testEngine {
 	t.Helper()
 	reg := metrics.NewRegistry(workers)
-	e := k.new(t, reg)
+	return runEngine(t, reg, k.new(t, reg))
+}
+
+// startLimited runs an engine of kind k with n workers and limits lim, logging
+// to log (nil: the test's log), until the test ends.
+func startLimited(t *testing.T, k kind, n int, lim engine.Limits, log *logr.Logger) *testEngine {
+	t.Helper()
+	reg := metrics.NewRegistry(n)
+	l := testr.New(t)
+	if log != nil {
+		l = *log
+	}
+	return runEngine(t, reg, k.limited(t, reg, lim, l))
+}
+
+func runEngine(t *testing.T, reg *metrics.Registry, e engine.Engine) *testEngine {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	te := &testEngine{Engine: e, t: t, reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { te.done <- e.Run(ctx) }()
@@ -72,6 +107,10 @@ func (te *testEngine) stop() {
 	case err := <-te.done:
 		if err != nil {
 			te.t.Errorf("run: %v", err)
+		}
+		// Every connection is closed: every buffer lent must be back.
+		if in, _ := te.reg.BufferBytes(); in != 0 {
+			te.t.Errorf("%d buffer bytes still lent after the engine stopped", in)
 		}
 	case <-time.After(10 * time.Second):
 		te.t.Errorf("engine did not stop")

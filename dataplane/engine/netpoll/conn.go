@@ -17,6 +17,7 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -71,6 +72,7 @@ type conn struct {
 	timer    *time.Timer
 	drained  bool
 	drainAck atomic.Bool // the session knows about the drain
+	shedReq  atomic.Bool // the worker asks an idle connection to close (askShed)
 	closed   bool
 
 	wbufs net.Buffers
@@ -109,6 +111,19 @@ func (c *conn) kick() {
 		c.upNC.SetReadDeadline(now)
 	}
 	c.upMu.Unlock()
+}
+
+// askShed asks the driver to close the connection if it is idle, as a
+// worker over its memory budget does. It may be called from any goroutine.
+func (c *conn) askShed() {
+	if c.shedReq.Swap(true) {
+		return
+	}
+	select {
+	case c.kickCh <- struct{}{}:
+	default:
+	}
+	c.raw.SetReadDeadline(time.Now())
 }
 
 // forceClose closes both connections. It may be called from any goroutine;
@@ -178,6 +193,10 @@ func (c *conn) loop() {
 			c.drained = true
 			c.drainAck.Store(true)
 			c.s.Drain()
+			continue
+		}
+		if c.shedReq.Swap(false) && c.s.Shed() {
+			c.w.metrics.OverloadAction(metrics.OverloadCloseIdle)
 			continue
 		}
 		if c.offer() {
@@ -393,6 +412,7 @@ func (c *conn) detach(keep bool) {
 			// Its goroutine still reads into the buffer.
 			keep = false
 			c.rbuf[u] = nil
+			c.w.dropBuf()
 		}
 		c.pumps[u] = nil
 	}
@@ -465,6 +485,7 @@ func (c *conn) cleanup() {
 		close(p.permit)
 		if p.outstanding {
 			c.rbuf[proxy.Client] = nil
+			c.w.dropBuf()
 		}
 		c.pumps[proxy.Client] = nil
 	}
@@ -608,8 +629,9 @@ func (c *conn) directRead(side proxy.Side) {
 		nc.SetReadDeadline(dl)
 		c.rdl[side] = dl
 	}
-	if c.e.draining.Load() && !c.drained {
-		// A drain kick may have been overwritten by the deadline above.
+	if (c.e.draining.Load() && !c.drained) || c.shedReq.Load() {
+		// A drain or shed kick may have been overwritten by the deadline
+		// above.
 		return
 	}
 	if side == proxy.Client && c.tcp != nil && c.rbuf[side] == nil && c.s.Idle() {

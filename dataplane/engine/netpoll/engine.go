@@ -49,6 +49,8 @@ type Options struct {
 	LingerTimeout time.Duration
 	// Logger receives the engine's logs.
 	Logger logr.Logger
+	// Limits cap the client connections and each worker's memory.
+	Limits engine.Limits
 }
 
 // Engine is the netpoll engine. Create it with New.
@@ -67,9 +69,11 @@ type Engine struct {
 	running bool
 	runCtx  context.Context
 
-	draining atomic.Bool
-	conns    sync.WaitGroup // connection goroutines
-	loops    sync.WaitGroup // accept loops and reapers
+	draining  atomic.Bool
+	fdLog     engine.LogLimiter // accepts failing for lack of descriptors
+	acceptLog engine.LogLimiter // other accept failures
+	conns     sync.WaitGroup    // connection goroutines
+	loops     sync.WaitGroup    // accept loops and reapers
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -206,6 +210,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		go func() {
 			defer e.loops.Done()
 			w.pool.reap(ctx)
+		}()
+		e.loops.Add(1)
+		go func() {
+			defer e.loops.Done()
+			w.housekeep(ctx)
 		}()
 	}
 	e.mu.Unlock()

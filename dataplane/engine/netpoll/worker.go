@@ -27,6 +27,7 @@ type worker struct {
 	metrics *metrics.Worker
 	pool    *upstreamPool
 	bufs    sync.Pool // read buffers
+	xbufs   lockedBufs
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -35,22 +36,38 @@ type worker struct {
 func newWorker(e *Engine, id int) *worker {
 	w := &worker{id: id, e: e, metrics: e.reg.Worker(id), conns: map[*conn]struct{}{}}
 	size := e.opts.Proxy.BufferSize
+	w.metrics.SetMemoryBudget(e.opts.Limits.MemoryBudget, connCost)
+	w.xbufs.s = engine.BufStack{Size: size, New: func() []byte { return make([]byte, size) }, Metrics: w.metrics}
+	w.xbufs.now = e.now
 	xp := &exchangePool{}
-	xp.p.New = func() any { return proxy.NewExchange(proxy.NewBuffers(size)) }
+	xp.p.New = func() any { return proxy.NewExchange(proxy.Buffers{}) }
 	pk := &lockedPickers{p: proxy.NewPickers(uint64(id+1) * 0x9e3779b97f4a7c15)}
 	po := e.opts.Proxy
 	po.AccessLog = e.opts.AccessLog.Worker(id)
 	w.pw = proxy.NewWorker(w.metrics, pk, xp, e.now, po)
 	w.pw.Seed = uint32(id+1) * 0x85ebca6b
+	w.pw.Buffers = &w.xbufs
 	w.pool = &upstreamPool{w: w, idle: map[netip.AddrPort][]*upConn{}}
 	rb := e.opts.ReadBufferSize
 	w.bufs.New = func() any { b := make([]byte, rb); return &b }
 	return w
 }
 
-// getBuf returns a read buffer; putBuf gives it back.
-func (w *worker) getBuf() *[]byte  { return w.bufs.Get().(*[]byte) }
-func (w *worker) putBuf(b *[]byte) { w.bufs.Put(b) }
+// getBuf returns a read buffer; putBuf gives it back, and dropBuf counts
+// one left to a reading goroutine (and then the collector). Read buffers
+// lent count in the worker's buffer bytes in use, which its memory budget
+// reads; free ones are the sync.Pool's, which the collector empties.
+func (w *worker) getBuf() *[]byte {
+	w.metrics.BufferBytes(int64(w.e.opts.ReadBufferSize), 0)
+	return w.bufs.Get().(*[]byte)
+}
+
+func (w *worker) putBuf(b *[]byte) {
+	w.metrics.BufferBytes(-int64(w.e.opts.ReadBufferSize), 0)
+	w.bufs.Put(b)
+}
+
+func (w *worker) dropBuf() { w.metrics.BufferBytes(-int64(w.e.opts.ReadBufferSize), 0) }
 
 // lockedPickers shares a worker's pickers between its goroutines.
 type lockedPickers struct {
@@ -79,6 +96,105 @@ type exchangePool struct{ p sync.Pool }
 func (x *exchangePool) Get() *proxy.Exchange   { return x.p.Get().(*proxy.Exchange) }
 func (x *exchangePool) Put(ex *proxy.Exchange) { x.p.Put(ex) }
 
+// connCost is what a memory budget counts per open client connection
+// besides its buffers: its goroutine's stack, session and bookkeeping.
+const connCost = 8 << 10
+
+// lockedBufs is the worker's proxy.BufferPool, shared by its connections'
+// goroutines: buffers are Go heap memory, dropped for the garbage collector
+// once left free for Limits.ReleaseAfter (trim).
+type lockedBufs struct {
+	mu  sync.Mutex
+	s   engine.BufStack
+	now func() int64
+}
+
+// GetBuffer implements proxy.BufferPool.
+func (l *lockedBufs) GetBuffer() []byte {
+	l.mu.Lock()
+	b := l.s.Get()
+	l.mu.Unlock()
+	return b
+}
+
+// PutBuffer implements proxy.BufferPool.
+func (l *lockedBufs) PutBuffer(b []byte) {
+	now := l.now()
+	l.mu.Lock()
+	l.s.Put(b, now)
+	l.mu.Unlock()
+}
+
+// trim drops the buffers left free since cutoff or longer.
+func (l *lockedBufs) trim(cutoff int64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.Trim(cutoff)
+}
+
+// housekeep runs the worker's periodic work until ctx is done: it gives
+// back buffers left unused for Limits.ReleaseAfter, and closes idle
+// keep-alive connections while the worker is past the first level of its
+// memory budget.
+func (w *worker) housekeep(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	nextTrim := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if w.metrics.Pressure() >= metrics.PressureCloseIdle {
+				w.shedIdle()
+			}
+			if now.After(nextTrim) {
+				nextTrim = now.Add(time.Second)
+				if w.xbufs.trim(w.e.now()-int64(w.e.opts.Limits.ReleaseDelay())) > 0 {
+					// Dropped buffers are garbage: let the collector
+					// find them and give the pages back now rather than
+					// whenever the scavenger gets to them.
+					engine.ReturnHeap()
+				}
+			}
+		}
+	}
+}
+
+// shedIdle asks every connection to close if it is an idle keep-alive
+// connection (each does it on its own goroutine, see conn.loop).
+func (w *worker) shedIdle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.conns {
+		c.askShed()
+	}
+}
+
+// admit decides whether a connection accepted on sl is served: not when the
+// worker is past the refuse level of its memory budget, nor when it is over
+// the node-wide or the listener's connection cap. A connection admitted is
+// counted until it ends (engine.Release).
+func (w *worker) admit(sl *engine.Slot) bool {
+	if w.metrics.Pressure() >= metrics.PressureRefuseConnections {
+		w.metrics.OverloadAction(metrics.OverloadRefuseConnection)
+		return false
+	}
+	if !engine.Admit(w.e.opts.Limits.Connections, sl) {
+		w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowCap)
+		return false
+	}
+	return true
+}
+
+// listenerCounters returns the counters of the listener served on sl.
+func (w *worker) listenerCounters(sl *engine.Slot) *metrics.ListenerCounters {
+	if l := sl.Listener.Load(); l != nil {
+		return w.metrics.Listener(l.Stats)
+	}
+	return nil
+}
+
 // accept serves one listening socket until it is closed.
 func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
 	delay := time.Duration(0)
@@ -88,9 +204,18 @@ func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
 				return
 			}
-			// Out of descriptors and the like: back off and retry.
+			// Out of descriptors and the like: back off and retry (the
+			// connection waits in the backlog meanwhile).
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			w.e.log.Error(err, "accept failed", "address", sl.Addr.String(), "worker", w.id)
+			if engine.FdExhausted(err) {
+				w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowFdExhausted)
+				if ok, suppressed := w.e.fdLog.Allow(); ok {
+					w.e.log.Error(err, "accept failed: out of file descriptors; raise the open files limit (RLIMIT_NOFILE) or lower --max-connections",
+						"address", sl.Addr.String(), "worker", w.id, "suppressed", suppressed)
+				}
+			} else if ok, suppressed := w.e.acceptLog.Allow(); ok {
+				w.e.log.Error(err, "accept failed", "address", sl.Addr.String(), "worker", w.id, "suppressed", suppressed)
+			}
 			select {
 			case <-time.After(delay):
 			case <-ctx.Done():
@@ -103,10 +228,15 @@ func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
 			c.Close()
 			continue
 		}
+		if !w.admit(sl) {
+			c.Close() // refused: closed at once, not left in the backlog
+			continue
+		}
 		cn := w.newConn(c, sl)
 		w.e.conns.Add(1)
 		go func() {
 			defer w.e.conns.Done()
+			defer engine.Release(w.e.opts.Limits.Connections, sl)
 			cn.serve()
 		}()
 	}

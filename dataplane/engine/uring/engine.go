@@ -46,6 +46,8 @@ type Options struct {
 	// AccessLog, when set, receives a line per finished request; worker i
 	// logs through AccessLog.Worker(i).
 	AccessLog *accesslog.Logger
+	// Limits cap the client connections and each worker's memory.
+	Limits engine.Limits
 }
 
 // Engine is the io_uring engine: N workers, each a locked OS thread pinned
@@ -80,6 +82,8 @@ type Engine struct {
 	// full (flow control); starvations counts receives that ran out of
 	// provided buffers.
 	recvPauses, starvations atomic.Uint64
+
+	fdLog engine.LogLimiter // accepts failing for lack of descriptors
 }
 
 var _ engine.Engine = (*Engine)(nil)

@@ -5,7 +5,9 @@ package uring
 import (
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/iouring"
+	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
 // Listener states in a worker.
@@ -24,6 +26,12 @@ type wlistener struct {
 	state   uint8
 	armed   bool
 	retryAt int64 // when to re-arm an accept that ended (0: not waiting)
+	// es is the address served, whose connection count (engine.Admit)
+	// holds the sessions accepted here; sessions counts them. The entry is
+	// not reused while it has sessions, so a session's slot.lis stays valid
+	// after its listener closes.
+	es       *engine.Slot
+	sessions int32
 }
 
 func (w *worker) acceptUD(k int32) uint64 { return iouring.Pack(opAccept, w.lis[k].gen, uint32(k)) }
@@ -71,7 +79,7 @@ func (w *worker) syncListeners() {
 func (w *worker) newListener(bs *boundSock) int32 {
 	k := -1
 	for j := range w.lis {
-		if w.lis[j].state == lFree {
+		if w.lis[j].state == lFree && w.lis[j].sessions == 0 {
 			k = j
 			break
 		}
@@ -81,7 +89,7 @@ func (w *worker) newListener(bs *boundSock) int32 {
 		k = len(w.lis) - 1
 	}
 	l := &w.lis[k]
-	*l = wlistener{bs: bs, fd: bs.fds[w.id], gen: iouring.NextGen(l.gen), state: lActive}
+	*l = wlistener{bs: bs, es: bs.slot, fd: bs.fds[w.id], gen: iouring.NextGen(l.gen), state: lActive}
 	return int32(k)
 }
 
@@ -139,9 +147,13 @@ func (w *worker) onAccept(c iouring.CQE, gen uint32, k int32) {
 		fd := int(c.Res)
 		if l.state != lActive || w.draining {
 			_ = unix.Close(fd)
-		} else {
+		} else if w.admit(l.bs.slot) {
 			w.openSession(fd, k)
+		} else {
+			_ = unix.Close(fd) // refused: closed at once, not left in the backlog
 		}
+	} else if engine.FdExhausted(errnoOf(c.Res)) {
+		w.fdExhausted(l.bs.slot, errnoOf(c.Res))
 	}
 	if c.More() {
 		return
@@ -156,7 +168,7 @@ func (w *worker) onAccept(c iouring.CQE, gen uint32, k int32) {
 	// The accept ended (an error such as EMFILE, or the socket was shut
 	// down by Apply or Drain, which the next sync will notice): re-arm
 	// after a pause.
-	if c.Res < 0 && c.Res != -int32(unix.ECANCELED) {
+	if c.Res < 0 && c.Res != -int32(unix.ECANCELED) && !engine.FdExhausted(errnoOf(c.Res)) {
 		w.log.V(1).Info("accept ended", "address", l.bs.addr.String(), "error", errnoOf(c.Res).Error())
 	}
 	l.retryAt = w.now + int64(acceptRetry)
@@ -171,6 +183,64 @@ func (w *worker) rearmListeners() {
 				return // sync first: the listener may be gone
 			}
 			w.armAccept(int32(k))
+		}
+	}
+}
+
+// releaseConn uncounts a session accepted on listener k once its slot is
+// freed.
+func (w *worker) releaseConn(k int32) {
+	l := &w.lis[k]
+	engine.Release(w.e.opts.Limits.Connections, l.es)
+	l.sessions--
+	if l.sessions == 0 && l.state == lFree {
+		l.es = nil
+	}
+}
+
+// admit decides whether a connection accepted on sl is served: not when the
+// worker is past the refuse level of its memory budget, nor when it is over
+// the node-wide or the listener's connection cap. A connection admitted is
+// counted until its slot is freed (engine.Release).
+func (w *worker) admit(sl *engine.Slot) bool {
+	if w.metrics.Pressure() >= metrics.PressureRefuseConnections {
+		w.metrics.OverloadAction(metrics.OverloadRefuseConnection)
+		return false
+	}
+	if !engine.Admit(w.e.opts.Limits.Connections, sl) {
+		w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowCap)
+		return false
+	}
+	return true
+}
+
+// listenerCounters returns the counters of the listener served on sl.
+func (w *worker) listenerCounters(sl *engine.Slot) *metrics.ListenerCounters {
+	if l := sl.Listener.Load(); l != nil {
+		return w.metrics.Listener(l.Stats)
+	}
+	return nil
+}
+
+// fdExhausted counts an accept that failed for lack of descriptors and logs
+// it, at most once per interval for the engine; the accept is re-armed
+// after a pause (the connection waits in the backlog meanwhile).
+func (w *worker) fdExhausted(sl *engine.Slot, err error) {
+	w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowFdExhausted)
+	if ok, suppressed := w.e.fdLog.Allow(); ok {
+		w.log.Error(err, "accept failed: out of file descriptors; raise the open files limit (RLIMIT_NOFILE) or lower --max-connections",
+			"address", sl.Addr.String(), "suppressed", suppressed)
+	}
+}
+
+// shedIdle closes the idle keep-alive connections of the worker, the first
+// overload action past its memory budget (metrics.PressureCloseIdle).
+func (w *worker) shedIdle() {
+	for i := int32(0); i < w.slots.n; i++ {
+		sl := w.slots.at(i)
+		if sl.state == stOpen && sl.s.Shed() {
+			w.metrics.OverloadAction(metrics.OverloadCloseIdle)
+			w.run(i)
 		}
 	}
 }

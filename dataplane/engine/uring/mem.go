@@ -4,8 +4,10 @@ package uring
 
 import (
 	"errors"
+	"os"
 	"sync/atomic"
 
+	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
@@ -67,76 +69,138 @@ func with[T any](a *arenaAlloc, f func(*iouring.Arena) (T, error)) (T, error) {
 	return f(a.cur)
 }
 
-// bytes allocates n bytes aligned to 64.
-func (a *arenaAlloc) bytes(n int) ([]byte, error) {
-	return with(a, func(ar *iouring.Arena) ([]byte, error) { return ar.Alloc(n, 64) })
-}
-
-// exchangePool is the proxy.ExchangePool of a worker: Exchanges whose four
-// buffers are carved out of ring arenas, so sends go to the kernel straight
-// from them. It grows by arenas holding grow Exchanges (doubling up to
-// maxExchangeChunk) and never shrinks; an Exchange costs memory only while
-// a connection is active, because sessions give it back when idle.
+// exchangePool is the proxy.ExchangePool and proxy.BufferPool of a
+// worker. Its Exchanges are made without buffers: a session borrows each of
+// the four buffers only when its traffic needs it and gives them back when
+// it goes idle (proxy.BufferPool). Buffers are carved out of reserved ring
+// arenas (address space only: a page takes memory when first touched), so
+// sends go to the kernel straight from them; buffers left free for
+// Limits.ReleaseAfter give their pages back (Arena.Release), and Exchanges
+// left free as long are dropped for the garbage collector, so the worker's
+// memory returns near its baseline after a burst (trim).
 type exchangePool struct {
 	w      *worker
 	size   int
-	grow   int
-	free   []*proxy.Exchange
+	bufs   engine.BufStack
 	arenas []*iouring.Arena
+	cur    *iouring.Arena
 	heap   bool // arenas failed: fall back to heap buffers (sends then copy)
+
+	free []freeExchange // oldest first
 }
 
-const maxExchangeChunk = 256
+type freeExchange struct {
+	x  *proxy.Exchange
+	at int64
+}
 
-// heapExchanges makes new workers lend heap-allocated Exchanges, as when
+// pageSize aligns the buffers of reserved arenas: a buffer given back then
+// frees all of its pages (Arena.Release frees only whole pages).
+var pageSize = os.Getpagesize()
+
+// pageRound rounds n up to whole pages.
+func pageRound(n int) int { return (n + pageSize - 1) &^ (pageSize - 1) }
+
+// exchangeArenaBufs is the number of buffers whose address space one
+// reserved arena holds.
+const exchangeArenaBufs = 1024
+
+// heapExchanges makes new workers lend heap-allocated buffers, as when
 // arenas cannot be mapped (tests exercise the copying send path with it).
 var heapExchanges atomic.Bool
+
+func newExchangePool(w *worker, size int) *exchangePool {
+	p := &exchangePool{w: w, size: size, heap: heapExchanges.Load()}
+	p.bufs = engine.BufStack{Size: size, New: p.newBuffer, Release: p.release, Metrics: w.metrics}
+	return p
+}
 
 // Get implements proxy.ExchangePool.
 func (p *exchangePool) Get() *proxy.Exchange {
 	if n := len(p.free); n > 0 {
-		x := p.free[n-1]
-		p.free[n-1] = nil
+		x := p.free[n-1].x
+		p.free[n-1] = freeExchange{}
 		p.free = p.free[:n-1]
 		return x
 	}
-	if !p.heap && p.refill() {
-		return p.Get()
-	}
-	return proxy.NewExchange(proxy.NewBuffers(p.size))
+	return proxy.NewExchange(proxy.Buffers{})
 }
 
 // Put implements proxy.ExchangePool.
-func (p *exchangePool) Put(x *proxy.Exchange) { p.free = append(p.free, x) }
+func (p *exchangePool) Put(x *proxy.Exchange) {
+	p.free = append(p.free, freeExchange{x: x, at: p.w.now})
+}
 
-// refill maps an arena for the next chunk of Exchanges.
-func (p *exchangePool) refill() bool {
-	n := p.grow
-	a, err := p.w.ring.NewArena(n * 4 * (p.size + 64))
+// GetBuffer implements proxy.BufferPool.
+func (p *exchangePool) GetBuffer() []byte { return p.bufs.Get() }
+
+// PutBuffer implements proxy.BufferPool.
+func (p *exchangePool) PutBuffer(b []byte) { p.bufs.Put(b, p.w.now) }
+
+// newBuffer carves a buffer out of the current reserved arena, reserving
+// another when it is full; a heap buffer when none can be reserved.
+func (p *exchangePool) newBuffer() []byte {
+	if p.heap {
+		return make([]byte, p.size)
+	}
+	if p.cur != nil {
+		if b, err := p.cur.Alloc(p.size, pageSize); err == nil {
+			return b
+		}
+	}
+	a, err := p.w.ring.ReserveArena(exchangeArenaBufs * pageRound(p.size))
 	if err != nil {
 		p.heap = true
 		p.w.log.Error(err, "cannot map exchange buffers, falling back to heap buffers")
-		return false
+		return make([]byte, p.size)
 	}
-	p.grow = min(2*p.grow, maxExchangeChunk)
 	p.arenas = append(p.arenas, a)
-	for k := 0; k < n; k++ {
-		var b [4][]byte
-		for j := range b {
-			buf, err := a.Alloc(p.size, 64)
-			if err != nil {
-				return k > 0
-			}
-			b[j] = buf
-		}
-		p.free = append(p.free, proxy.NewExchange(proxy.Buffers{
-			ClientIn: b[0], UpstreamIn: b[1], UpstreamHead: b[2], ClientHead: b[3],
-		}))
+	p.cur = a
+	b, err := a.Alloc(p.size, pageSize)
+	if err != nil {
+		return make([]byte, p.size)
 	}
-	return true
+	return b
 }
 
-// owns reports whether b lies in the Exchange arenas.
+// release gives a free buffer's pages back to the kernel; heap buffers are
+// dropped.
+func (p *exchangePool) release(b []byte) []byte {
+	for _, a := range p.arenas {
+		if a.Contains(b) {
+			if err := a.Release(b); err != nil {
+				p.w.log.Error(err, "cannot release exchange buffer")
+			}
+			return b
+		}
+	}
+	return nil
+}
+
+// trim gives back the buffers and drops the Exchanges left free since
+// cutoff or longer.
+func (p *exchangePool) trim(cutoff int64) {
+	dropped := p.bufs.Trim(cutoff) // heap fallback buffers only are garbage
+	n := 0
+	for n < len(p.free) && p.free[n].at <= cutoff {
+		n++
+	}
+	if n > 0 {
+		k := copy(p.free, p.free[n:])
+		clear(p.free[k:])
+		p.free = p.free[:k]
+	}
+	if n >= minReturnHeap || (p.heap && dropped >= minReturnHeap) {
+		engine.ReturnHeap()
+	}
+}
+
+// minReturnHeap is the number of Exchanges (a few KiB of Go heap each)
+// dropped at once from which the worker has the heap returned to the system
+// at once (engine.ReturnHeap).
+const minReturnHeap = 64
+
+// owns reports whether b lies in the buffer arenas.
 func (p *exchangePool) owns(b []byte) bool {
 	for _, a := range p.arenas {
 		if a.Contains(b) {

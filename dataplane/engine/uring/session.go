@@ -65,6 +65,7 @@ func (w *worker) openSession(fd int, k int32) {
 	sl.up = -1
 	sl.hidx = -1
 	sl.lis = k
+	w.lis[k].sessions++
 	sl.state = stOpen
 	sl.pend = pendNone
 	w.activeN.Add(1)
@@ -305,6 +306,7 @@ func (w *worker) maybeFinalize(i int32, sl *slot) {
 	sl.state = stFree
 	w.free = append(w.free, i)
 	w.activeN.Add(-1)
+	w.releaseConn(sl.lis)
 }
 
 // slotOf validates a completion's slot and generation.

@@ -491,7 +491,7 @@ func (w *worker) freeSendState(sk *sock) {
 	}
 	st.head, st.off, st.inflight, st.copied = 0, 0, 0, false
 	if st.scratch != nil {
-		w.scratch = append(w.scratch, st.scratch)
+		w.scratch.Put(st.scratch, w.now)
 		st.scratch = nil
 	}
 	w.sendFree = append(w.sendFree, sk.send)
@@ -499,17 +499,40 @@ func (w *worker) freeSendState(sk *sock) {
 }
 
 // getScratch returns a scratch send buffer in ring memory.
-func (w *worker) getScratch() []byte {
-	if n := len(w.scratch); n > 0 {
-		b := w.scratch[n-1]
-		w.scratch[n-1] = nil
-		w.scratch = w.scratch[:n-1]
-		return b
+func (w *worker) getScratch() []byte { return w.scratch.Get() }
+
+// newScratch carves a scratch buffer out of a reserved arena (pages taken
+// when touched, given back when the buffer is left free: see
+// exchangePool.trim); nil when none can be mapped.
+func (w *worker) newScratch() []byte {
+	if w.scratchArena != nil {
+		if b, err := w.scratchArena.Alloc(scratchSize, pageSize); err == nil {
+			return b
+		}
 	}
-	b, err := w.mem.bytes(scratchSize)
+	a, err := w.ring.ReserveArena(scratchArenaBufs * pageRound(scratchSize))
 	if err != nil {
 		w.log.Error(err, "cannot allocate a scratch send buffer")
 		return nil
+	}
+	w.scratchArena = a
+	w.scratchArenas = append(w.scratchArenas, a)
+	b, err := a.Alloc(scratchSize, pageSize)
+	if err != nil {
+		w.log.Error(err, "cannot allocate a scratch send buffer")
+		return nil
+	}
+	return b
+}
+
+// releaseScratch gives a free scratch buffer's pages back to the kernel.
+func (w *worker) releaseScratch(b []byte) []byte {
+	for _, a := range w.scratchArenas {
+		if a.Contains(b) {
+			if err := a.Release(b); err != nil {
+				w.log.Error(err, "cannot release a scratch buffer")
+			}
+		}
 	}
 	return b
 }

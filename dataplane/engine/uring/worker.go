@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -19,17 +20,19 @@ import (
 
 // Ring and buffer sizing of one worker.
 const (
-	sqEntries      = 2048
-	cqEntries      = 16384
-	bufCount       = 1024    // provided receive buffers
-	bufSize        = 8 << 10 // bytes per provided buffer
-	miscArenaSize  = 256 << 10
-	scratchSize    = 16 << 10
-	maxWait        = time.Second // longest SubmitAndWait, so housekeeping runs
-	sweepInterval  = time.Second // idle upstream pool expiry check
-	acceptRetry    = 50 * time.Millisecond
-	lingerTimeout  = 2 * time.Second
-	defaultConnect = 5 * time.Second
+	sqEntries        = 2048
+	cqEntries        = 16384
+	bufCount         = 1024    // provided receive buffers
+	bufSize          = 8 << 10 // bytes per provided buffer
+	miscArenaSize    = 256 << 10
+	scratchSize      = 16 << 10
+	scratchArenaBufs = 256         // scratch buffers per reserved arena
+	maxWait          = time.Second // longest SubmitAndWait, so housekeeping runs
+	sweepInterval    = time.Second // idle upstream pool expiry check
+	acceptRetry      = 50 * time.Millisecond
+	shedInterval     = 100 * time.Millisecond // between passes closing idle connections over the budget
+	lingerTimeout    = 2 * time.Second
+	defaultConnect   = 5 * time.Second
 )
 
 // Operation codes in user_data (see the package documentation).
@@ -86,7 +89,10 @@ type worker struct {
 	// Send queues and scratch buffers.
 	sends    []*sendState
 	sendFree []int32
-	scratch  [][]byte
+	scratch  engine.BufStack // copies of sends not in ring memory
+	// Arenas of the scratch buffers, the last one being carved.
+	scratchArenas []*iouring.Arena
+	scratchArena  *iouring.Arena
 
 	// Receive stashes: per provided buffer, the next buffer of the same
 	// stash and the number of bytes it holds.
@@ -102,6 +108,7 @@ type worker struct {
 
 	now       int64
 	nextSweep int64
+	nextShed  int64 // earliest time of the next pass closing idle connections
 	draining  bool
 	forced    bool
 
@@ -118,6 +125,10 @@ func newWorker(e *Engine, id int) *worker {
 		metrics: e.reg.Worker(id),
 	}
 }
+
+// connCost is what a memory budget counts per open client connection
+// besides its buffers: its session, engine state and send bookkeeping.
+const connCost = 2 << 10
 
 // wake interrupts the worker's wait; any goroutine may call it.
 func (w *worker) wake() {
@@ -173,9 +184,11 @@ func (w *worker) setup() error {
 	}
 	w.starveAt = max(1, nbuf/8)
 	w.mem = arenaAlloc{r: r}
+	w.scratch = engine.BufStack{Size: scratchSize, New: w.newScratch, Release: w.releaseScratch}
 	w.bnext = make([]uint16, nbuf)
 	w.blen = make([]uint32, nbuf)
-	w.xp = &exchangePool{w: w, size: w.e.opts.Proxy.BufferSize, grow: 4, heap: heapExchanges.Load()}
+	w.metrics.SetMemoryBudget(w.e.opts.Limits.MemoryBudget, connCost)
+	w.xp = newExchangePool(w, w.e.opts.Proxy.BufferSize)
 	seed := uint64(w.id+1) * 0x9e3779b97f4a7c15
 	po := w.e.opts.Proxy
 	po.AccessLog = w.e.opts.AccessLog.Worker(w.id)
@@ -184,6 +197,7 @@ func (w *worker) setup() error {
 	// Bytes that move are timed with the time of their batch of
 	// completions (the timeouts of progress are seconds long).
 	w.pw.Coarse = w.coarse
+	w.pw.Buffers = w.xp
 	w.pool.init()
 	w.now = w.e.now()
 	w.nextSweep = w.now + int64(sweepInterval)
@@ -234,6 +248,13 @@ func (w *worker) loop() error {
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
+			cutoff := w.now - int64(e.opts.Limits.ReleaseDelay())
+			w.xp.trim(cutoff)
+			w.scratch.Trim(cutoff)
+		}
+		if w.now >= w.nextShed && w.metrics.Pressure() >= metrics.PressureCloseIdle {
+			w.nextShed = w.now + int64(shedInterval)
+			w.shedIdle()
 		}
 		if len(w.starved) > 0 {
 			w.rearmStarved()
@@ -386,6 +407,7 @@ func (w *worker) teardown() {
 			sl.s.Close()
 			sl.state = stFree
 			w.activeN.Add(-1)
+			w.releaseConn(sl.lis)
 		}
 	}
 	if wk := w.waker.Load(); wk != nil {
