@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -16,13 +17,20 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StartPinned starts name with args on one CPU (taskset execs in place, so the returned
 // command's pid is the program's), in its own process group, its output on stderr.
 func StartPinned(cpu int, name string, args ...string) (*exec.Cmd, error) {
+	return StartPinnedTo(os.Stderr, cpu, name, args...)
+}
+
+// StartPinnedTo is StartPinned with the program's output going to out.
+func StartPinnedTo(out io.Writer, cpu int, name string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.Command("taskset", append([]string{"-c", strconv.Itoa(cpu), name}, args...)...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -117,21 +125,29 @@ func TreeRSS(pid int) (int64, error) {
 		if err != nil {
 			return err
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				if err != nil {
-					return fmt.Errorf("VmRSS %q: %w", v, err)
-				}
-				total += kb << 10
-			}
-		}
-		return nil
+		rss, err := parseVmRSS(string(b))
+		total += rss
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read rss of pid %d: %w", pid, err)
 	}
 	return total, nil
+}
+
+// parseVmRSS returns the VmRSS line of a /proc/PID/status file in bytes, 0 when there is
+// none (a zombie, a kernel thread).
+func parseVmRSS(status string) (int64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("VmRSS %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, nil
 }
 
 // walkTree calls read for pid and each of its descendants. An error reading pid itself
@@ -180,4 +196,26 @@ func children(pid int) ([]int, error) {
 		f.Close()
 	}
 	return out, nil
+}
+
+// PinSelf pins every thread of the calling process to cpu. Threads the Go runtime
+// creates later inherit the mask of the thread that creates them, so the whole process
+// stays on cpu.
+func PinSelf(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("pin thread %d to cpu %d: %w", tid, cpu, err)
+		}
+	}
+	return nil
 }
