@@ -11,10 +11,24 @@ LDFLAGS       ?= -checklinkname=0
 GOFLAGS_BUILD := -ldflags=$(LDFLAGS)
 export CGO_ENABLED ?= 0
 
+# The packages test-race runs: the dataplane's hot path and the controller, whose
+# goroutines share state.
+RACE_PKGS ?= ./dataplane/... ./controllers/... ./api/...
+
 ROOT     := $(abspath .)
 LOCALBIN := $(ROOT)/bin
 export PATH := $(LOCALBIN):$(PATH)
 
+# The pinned tools each target needs; hack/tools/install.sh builds those missing from bin/
+# (in parallel: FLAX_TOOLS_JOBS, default 2). `make tools` builds all of them.
+INSTALL_TOOLS     := hack/tools/install.sh
+TOOLS_CLUSTER     := kube-apiserver etcd kube-controller-manager kubectl echo-basic
+TOOLS_RUN         := $(TOOLS_CLUSTER)
+TOOLS_TEST        := kube-apiserver etcd helm
+TOOLS_E2E         := $(TOOLS_CLUSTER) helm
+TOOLS_CONFORMANCE := $(TOOLS_CLUSTER) coredns
+TOOLS_LINT        := golangci-lint
+TOOLS_GENERATE    := protoc-gen-go protoc-gen-go-grpc controller-gen
 
 ##@ General
 
@@ -25,7 +39,8 @@ help: ## Show this list of targets.
 ##@ Development
 
 .PHONY: run
-run: tools build ## Start a local one-node cluster (pods as processes) with Flax and a sample Gateway, HTTPRoute and echo Deployment (needs root).
+run: build ## Start a local one-node cluster (pods as processes) with Flax and a sample Gateway, HTTPRoute and echo Deployment (needs root).
+	$(INSTALL_TOOLS) $(TOOLS_RUN)
 	$(GO) run ./hack/localcluster up --sample
 
 .PHONY: demo
@@ -33,7 +48,8 @@ demo: build ## Start the standalone dataplane demo (no Kubernetes): three local 
 	$(GO) run ./hack/demo --dataplane $(LOCALBIN)/flax-dataplane --config examples/standalone.yaml
 
 .PHONY: generate
-generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1; deepcopy in api/v1alpha1, its CRDs in config/crd/bases and charts/flax/crds; the controller's ClusterRole in config/rbac/role.yaml).
+generate: ## Regenerate committed code (protobuf Go in api/dataplane/v1; deepcopy in api/v1alpha1, its CRDs in config/crd/bases and charts/flax/crds; the controller's ClusterRole in config/rbac/role.yaml).
+	$(INSTALL_TOOLS) $(TOOLS_GENERATE)
 	PATH=$(LOCALBIN):$$PATH hack/gen-proto.sh
 	rm -f config/crd/bases/*.yaml
 	$(LOCALBIN)/controller-gen object paths=./api/v1alpha1/... crd paths=./api/v1alpha1/... output:crd:dir=config/crd/bases
@@ -41,12 +57,18 @@ generate: tools ## Regenerate committed code (protobuf Go in api/dataplane/v1; d
 	$(LOCALBIN)/controller-gen rbac:roleName=flax-controller paths=./controllers/... output:rbac:dir=config/rbac
 
 .PHONY: lint
-lint: tools ## Run golangci-lint (config in .golangci.yml).
+lint: ## Run golangci-lint (config in .golangci.yml).
+	$(INSTALL_TOOLS) $(TOOLS_LINT)
 	$(LOCALBIN)/golangci-lint run ./...
 
 .PHONY: test
-test: tools ## Run all tests, including envtest tests on a real kube-apiserver and etcd.
+test: ## Run all tests, including envtest tests on a real kube-apiserver and etcd, and the chart tests with helm.
+	$(INSTALL_TOOLS) $(TOOLS_TEST)
 	KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -count=1 ./...
+
+.PHONY: test-race
+test-race: tools ## Run the hot-path, controller and API tests under the race detector (needs cgo and a C compiler).
+	CGO_ENABLED=1 KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -race -count=1 $(RACE_PKGS)
 
 .PHONY: bench
 bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core (needs nginx, haproxy, wrk).
@@ -61,11 +83,13 @@ bench-go: ## Run the Go benchmarks of the hot-path packages (allocations per req
 	$(GO) test $(GOFLAGS_BUILD) -run='^$$' -bench=. -benchmem ./dataplane/...
 
 .PHONY: e2e
-e2e: tools build ## Run the end-to-end tests on local clusters: test/e2e (Flax as processes), then test/e2e/helm (helm install of the chart) (needs root; about 3-4 minutes warm).
+e2e: build ## Run the end-to-end tests on local clusters: test/e2e (Flax as processes), then test/e2e/helm (helm install of the chart) (needs root; about 3-4 minutes warm).
+	$(INSTALL_TOOLS) $(TOOLS_E2E)
 	$(GO) test $(GOFLAGS_BUILD) -tags=e2e -count=1 -v -p 1 -timeout=15m ./test/e2e/... $(E2E_FLAGS)
 
 .PHONY: conformance
-conformance: tools build ## Run the Gateway API conformance suite (GATEWAY-HTTP profile) on a fresh local cluster; report in test/conformance/reports/ (needs root).
+conformance: build ## Run the Gateway API conformance suite (GATEWAY-HTTP profile) on a fresh local cluster; report in test/conformance/reports/ (needs root).
+	$(INSTALL_TOOLS) $(TOOLS_CONFORMANCE)
 	GO=$(GO) test/conformance/run.sh
 
 ##@ Build
@@ -82,8 +106,8 @@ docker-build: ## Build the container image (needs a Docker engine with BuildKit,
 ##@ Tools
 
 .PHONY: tools
-tools: ## Build the pinned tools into bin/ (only what is missing or out of date; see hack/tools/README.md).
-	hack/tools/install.sh
+tools: ## Build all pinned tools into bin/ (only what is missing or out of date; each target above builds just the ones it needs; see hack/tools/README.md).
+	$(INSTALL_TOOLS)
 	@echo "tools: all up to date in bin/"
 
 .PHONY: clean

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
-
 	"context"
 	"errors"
 	"flag"
@@ -16,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+
+	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 )
 
 // healthServer serves /healthz and /readyz on a TCP address and on a unix socket.

@@ -1,8 +1,6 @@
 package translate
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -22,6 +20,7 @@ import (
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 

@@ -229,9 +229,6 @@ func (l *Logger) Worker(i int) *Worker {
 	return l.workers[i]
 }
 
-// Workers returns the number of Workers.
-func (l *Logger) Workers() int { return len(l.workers) }
-
 // Log appends r's line to the worker's buffer. It never blocks on I/O and does not
 // allocate; when the buffer is full and no spare one is left, the line is dropped and
 // counted.
@@ -252,9 +249,6 @@ func (w *Worker) Log(r *Record) {
 	w.cur.b = append(w.cur.b, w.line...)
 	w.mu.Unlock()
 }
-
-// Dropped returns the lines this worker dropped.
-func (w *Worker) Dropped() uint64 { return w.dropped.Load() }
 
 // handOff queues the current buffer for the writer and takes a spare one; it reports
 // false when none is spare. w.mu is held.

@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 )
 
 func TestAppendJSONString(t *testing.T) {
@@ -31,9 +33,9 @@ func TestAppendJSONString(t *testing.T) {
 		{"ls\u2028ps\u2029", `"ls\u2028ps\u2029"`},
 		{"</script>", `"</script>"`},
 	} {
-		got := string(AppendJSONString(nil, []byte(tc.in)))
+		got := string(appendBytes(nil, []byte(tc.in), len(tc.in)))
 		if got != tc.want {
-			t.Errorf("AppendJSONString(%q) = %s, want %s", tc.in, got, tc.want)
+			t.Errorf("appendBytes(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 		var back string
 		if err := json.Unmarshal([]byte(got), &back); err != nil {
@@ -52,7 +54,7 @@ func FuzzAppendJSONString(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		out := AppendJSONString(nil, in)
+		out := appendBytes(nil, in, len(in))
 		var back string
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("%q → %s: %v", in, out, err)
@@ -80,7 +82,7 @@ func testRecord() *Record {
 
 func TestAppendRecord(t *testing.T) {
 	now := time.Date(2026, 1, 2, 4, 4, 5, 0, time.FixedZone("CET", 3600))
-	got := string(AppendRecord(nil, testRecord(), now))
+	got := string(appendRecord(nil, testRecord(), now))
 	want := `{"time":"2026-01-02T03:04:04.987Z","listener":"web","route":"ns/app\u0001","method":"GET","path":"/a\"b\\c?q=\ufffd",` +
 		`"protocol":"HTTP/1.1","status":502,"response_bytes":123,"request_bytes":45,"duration_ms":12.345,"upstream":"10.0.0.1:8080",` +
 		`"backend_group":"ns/svc:80","attempts":2,"client":"[2001:db8::1]:5555","reason":"upstream_reset"}` + "\n"
@@ -97,7 +99,7 @@ func TestAppendRecord(t *testing.T) {
 	// Long paths are cut at MaxPathBytes.
 	r := testRecord()
 	r.Path = bytes.Repeat([]byte{'\n'}, 2*MaxPathBytes)
-	line := AppendRecord(nil, r, now)
+	line := appendRecord(nil, r, now)
 	if n := bytes.Count(line, []byte(`\n`)); n != MaxPathBytes {
 		t.Errorf("long path: %d escaped newlines, want %d", n, MaxPathBytes)
 	}
@@ -110,7 +112,7 @@ func TestAppendRecordDoesNotAllocate(t *testing.T) {
 	r := testRecord()
 	buf := make([]byte, 0, maxLine)
 	now := time.Now()
-	if n := testing.AllocsPerRun(100, func() { buf = AppendRecord(buf[:0], r, now) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { buf = appendRecord(buf[:0], r, now) }); n != 0 {
 		t.Fatalf("%v allocations per line", n)
 	}
 }
@@ -133,17 +135,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestFlushInterval(t *testing.T) {
 	out := &syncBuffer{}
 	l, err := New(Options{Output: out, Workers: 2, FlushInterval: 10 * time.Millisecond})
@@ -154,7 +145,7 @@ func TestFlushInterval(t *testing.T) {
 	l.Worker(0).Log(testRecord())
 	l.Worker(1).Log(testRecord())
 	// A few lines are not enough to fill a buffer: the flusher hands them over.
-	waitFor(t, "two lines", func() bool { return strings.Count(out.String(), "\n") == 2 })
+	enginetest.WaitFor(t, "two lines", 5*time.Second, func() bool { return strings.Count(out.String(), "\n") == 2 })
 }
 
 // blockingWriter blocks every Write until released.
@@ -188,7 +179,7 @@ func TestDropsWhenWriterBlocked(t *testing.T) {
 	}
 	w := l.Worker(0)
 	r := testRecord()
-	lineLen := len(AppendRecord(nil, r, time.Now()))
+	lineLen := len(appendRecord(nil, r, time.Now()))
 	perBuf := DefaultBufferSize / lineLen
 	total := 10 * perBuf
 	done := make(chan struct{})
@@ -251,7 +242,7 @@ func TestReopen(t *testing.T) {
 	w := l.Worker(0)
 	w.Log(testRecord())
 	l.Flush()
-	waitFor(t, "first line", func() bool { b, _ := os.ReadFile(path); return bytes.Count(b, []byte("\n")) == 1 })
+	enginetest.WaitFor(t, "first line", 5*time.Second, func() bool { b, _ := os.ReadFile(path); return bytes.Count(b, []byte("\n")) == 1 })
 	// Rotate: move the file away, then reopen.
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)

@@ -11,12 +11,8 @@ import (
 // timeLayout is RFC 3339 with milliseconds, for UTC times.
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
-// AppendRecord appends r's JSON line (with its newline) to dst; now is the wall clock
+// appendRecord appends r's JSON line (with its newline) to dst; now is the wall clock
 // time at r.End. It does not allocate when dst has room.
-func AppendRecord(dst []byte, r *Record, now time.Time) []byte {
-	return appendRecord(dst, r, now)
-}
-
 func appendRecord(dst []byte, r *Record, now time.Time) []byte {
 	d := r.End - r.Start
 	if d < 0 {
@@ -83,12 +79,9 @@ func appendString(dst []byte, s string, limit int) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// AppendJSONString appends s as a JSON string: quotes, backslashes, control characters,
-// U+2028 and U+2029 escaped, invalid UTF-8 replaced by \ufffd.
-func AppendJSONString(dst, s []byte) []byte { return appendBytes(dst, s, len(s)) }
-
 // appendBytes appends s as a JSON string, escaped, of at most limit bytes of s (a
-// character cut in two at the limit becomes \ufffd).
+// character cut in two at the limit becomes \ufffd): quotes, backslashes, control
+// characters, U+2028 and U+2029 escaped, invalid UTF-8 replaced by \ufffd.
 func appendBytes(dst, s []byte, limit int) []byte {
 	if len(s) > limit {
 		s = s[:limit]

@@ -1,6 +1,6 @@
 // Package admin serves the dataplane's operational HTTP endpoints: Prometheus /metrics,
-// /healthz (the process is alive), /readyz (a config is applied and the dataplane is not
-// draining), /config_dump (the snapshot being served, to loopback clients only) and,
+// /healthz (the process is alive), /readyz (what Options.Ready says; the daemon's says a
+// config is applied, the engine serves and the dataplane is not draining), /config_dump (the snapshot being served, to loopback clients only) and,
 // when enabled, pprof. It runs on Go's net/http, apart from the proxy's workers.
 package admin
 
@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,18 +36,16 @@ type Options struct {
 	// the kernel then spreads connections between both. Probes that must judge one
 	// process should not go through a shared port.
 	ReusePort bool
-	// Ready decides /readyz: nil when the dataplane is ready, else why not. When nil,
-	// /readyz follows SetApplied and SetDraining.
+	// Ready decides /readyz: nil when the dataplane is ready, else why not. Without
+	// it, /readyz answers like /healthz.
 	Ready func() error
 }
 
 // Server is the admin HTTP server.
 type Server struct {
-	opts     Options
-	srv      *http.Server
-	ln       net.Listener
-	applied  atomic.Bool
-	draining atomic.Bool
+	opts Options
+	srv  *http.Server
+	ln   net.Listener
 }
 
 // New creates a server; Start binds it.
@@ -106,12 +103,6 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Shutdown stops the server.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
-// SetApplied marks that a config has been applied: /readyz may pass.
-func (s *Server) SetApplied() { s.applied.Store(true) }
-
-// SetDraining makes /readyz fail from now on.
-func (s *Server) SetDraining() { s.draining.Store(true) }
-
 // reusePort sets SO_REUSEPORT on a socket before it is bound.
 func reusePort(_, _ string, c syscall.RawConn) error {
 	var serr error
@@ -129,17 +120,8 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		_, _ = fmt.Fprintln(w, "ok")
-		return
 	}
-	switch {
-	case s.draining.Load():
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-	case !s.applied.Load():
-		http.Error(w, "no config applied yet", http.StatusServiceUnavailable)
-	default:
-		_, _ = fmt.Fprintln(w, "ok")
-	}
+	_, _ = fmt.Fprintln(w, "ok")
 }
 
 func (s *Server) configDump(w http.ResponseWriter, r *http.Request) {

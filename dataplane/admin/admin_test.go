@@ -3,27 +3,15 @@ package admin
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 func TestEndpoints(t *testing.T) {
 	reg := metrics.NewRegistry(1)
@@ -42,27 +30,19 @@ func TestEndpoints(t *testing.T) {
 	defer s.Shutdown(context.Background())
 	base := "http://" + s.Addr()
 
-	if code, _ := get(t, base+"/healthz"); code != 200 {
+	if code, _ := enginetest.Get(t, nil, base+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d, want 200", code)
 	}
-	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "no config") {
-		t.Errorf("/readyz before apply = %d %q, want 503 no config", code, body)
+	if code, _ := enginetest.Get(t, nil, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz without a Ready func = %d, want 200", code)
 	}
-	s.SetApplied()
-	if code, _ := get(t, base+"/readyz"); code != 200 {
-		t.Errorf("/readyz after apply = %d, want 200", code)
-	}
-	s.SetDraining()
-	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "draining") {
-		t.Errorf("/readyz while draining = %d %q, want 503 draining", code, body)
-	}
-	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, `flax_engine_info{engine="uring",reason=""} 1`) {
+	if code, body := enginetest.Get(t, nil, base+"/metrics"); code != 200 || !strings.Contains(body, `flax_engine_info{engine="uring",reason=""} 1`) {
 		t.Errorf("/metrics = %d, missing flax_engine_info:\n%s", code, body)
 	}
-	if code, body := get(t, base+"/config_dump"); code != 200 || body != `{"version":"3"}` {
+	if code, body := enginetest.Get(t, nil, base+"/config_dump"); code != 200 || body != `{"version":"3"}` {
 		t.Errorf("/config_dump = %d %q", code, body)
 	}
-	if code, _ := get(t, base+"/debug/pprof/"); code != 404 {
+	if code, _ := enginetest.Get(t, nil, base+"/debug/pprof/"); code != 404 {
 		t.Errorf("pprof served without the flag: %d", code)
 	}
 }
@@ -94,12 +74,11 @@ func TestReadyFunc(t *testing.T) {
 	}
 	defer s.Shutdown(context.Background())
 	base := "http://" + s.Addr()
-	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "no config applied yet") {
+	if code, body := enginetest.Get(t, nil, base+"/readyz"); code != 503 || !strings.Contains(body, "no config applied yet") {
 		t.Errorf("/readyz = %d %q, want 503 with the reason", code, body)
 	}
-	s.SetApplied() // ignored: Ready decides
 	why = nil
-	if code, _ := get(t, base+"/readyz"); code != 200 {
+	if code, _ := enginetest.Get(t, nil, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d, want 200 once Ready returns nil", code)
 	}
 }
@@ -125,7 +104,7 @@ func TestReusePort(t *testing.T) {
 	if _, err := start(false, first.Addr()); err == nil {
 		t.Errorf("a server without ReusePort bound %s, which two servers hold", first.Addr())
 	}
-	if code, _ := get(t, "http://"+first.Addr()+"/healthz"); code != 200 {
+	if code, _ := enginetest.Get(t, nil, "http://"+first.Addr()+"/healthz"); code != 200 {
 		t.Errorf("/healthz on the shared port = %d", code)
 	}
 }

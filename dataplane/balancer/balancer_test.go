@@ -112,15 +112,6 @@ func TestBitset(t *testing.T) {
 	if b.Has(1000) {
 		t.Error("Has beyond capacity")
 	}
-	b.Clear(64)
-	b.Clear(1000) // no panic
-	if b.Has(64) {
-		t.Error("Clear")
-	}
-	b.Reset()
-	if b.Has(0) || b.Has(129) {
-		t.Error("Reset")
-	}
 	var nilSet Bitset
 	if nilSet.Has(3) {
 		t.Error("nil set has members")
@@ -768,27 +759,138 @@ func BenchmarkPickUnhealthy(b *testing.B) {
 	}
 }
 
-// A Group is shared by all workers, each with its own Picker (run with
-// -race).
+// TestConcurrentPickers shares one Group between four goroutines, each with its
+// own Picker, as workers do. Every pick must be a healthy endpoint, each
+// goroutine's sequence must equal the one a picker with the same seed gives
+// when run alone (so pickers share no mutable state, and under -race, which
+// make test-race runs, the Group is read without data races), and the counts
+// over all picks must follow the policy: round robin spreads picks evenly,
+// weighted round robin and random in proportion to the weights, least request
+// (with no request left in flight) toward the heavier of two random draws.
 func TestConcurrentPickers(t *testing.T) {
+	const (
+		workers = 4
+		picks   = 20000
+		bad     = 7
+	)
+	e := eps(50)
+	for i := range e {
+		e[i].Weight = uint32(1 + i%3)
+	}
+	unhealthy := NewBitset(len(e))
+	unhealthy.Set(bad)
+	keys := make([][]byte, picks)
+	for i := range keys {
+		keys[i] = []byte(strconv.Itoa(i))
+	}
+	run := func(g *Group, seed uint64) []int {
+		p := g.NewPicker(seed)
+		out := make([]int, picks)
+		for i := range out {
+			idx, ok := p.Pick(keys[i], unhealthy)
+			if !ok {
+				idx = -1
+			} else {
+				p.Done(idx)
+			}
+			out[i] = idx
+		}
+		return out
+	}
 	for _, pol := range allPolicies {
-		g := mustGroup(t, eps(50), Config{Policy: pol})
-		bad := NewBitset(50)
-		bad.Set(7)
+		g := mustGroup(t, e, Config{Policy: pol})
+		want := make([][]int, workers)
+		for w := range workers {
+			want[w] = run(g, uint64(w))
+		}
+		got := make([][]int, workers)
 		done := make(chan bool)
-		for w := range 4 {
+		for w := range workers {
 			go func() {
-				p := g.NewPicker(uint64(w))
-				for i := range 2000 {
-					if idx, ok := p.Pick([]byte(strconv.Itoa(i)), bad); ok {
-						p.Done(idx)
-					}
-				}
+				got[w] = run(g, uint64(w))
 				done <- true
 			}()
 		}
-		for range 4 {
+		for range workers {
 			<-done
 		}
+		counts := make([]int, len(e))
+		for w := range workers {
+			for i, idx := range got[w] {
+				if idx < 0 || idx >= len(e) || idx == bad {
+					t.Fatalf("%v: worker %d pick %d: endpoint %d, want a healthy one of %d", pol, w, i, idx, len(e))
+				}
+				if idx != want[w][i] {
+					t.Fatalf("%v: worker %d pick %d: %d, but a picker with the same seed alone picks %d", pol, w, i, idx, want[w][i])
+				}
+				counts[idx]++
+			}
+		}
+		share, tolerance := expectedShares(pol, e, bad)
+		for idx, c := range counts {
+			if idx == bad {
+				continue
+			}
+			if c == 0 {
+				t.Errorf("%v: endpoint %d never picked in %d picks", pol, idx, workers*picks)
+			}
+			if share == nil {
+				continue
+			}
+			if exp := share[idx] * workers * picks; math.Abs(float64(c)-exp) > tolerance*exp {
+				t.Errorf("%v: endpoint %d (weight %d) picked %d times, want %.0f ± %.0f%%", pol, idx, e[idx].Weight, c, exp, 100*tolerance)
+			}
+		}
+	}
+}
+
+// expectedShares returns each endpoint's expected share of the picks under pol
+// when endpoint bad is unhealthy and no request stays in flight, and the
+// relative tolerance of a count; nil for the hash policies, whose shares
+// depend on the keys.
+func expectedShares(pol Policy, e []Endpoint, bad int) ([]float64, float64) {
+	share := make([]float64, len(e))
+	var healthy, total float64
+	for i := range e {
+		if i != bad {
+			healthy++
+			total += float64(e[i].Weight)
+		}
+	}
+	for i := range e {
+		if i == bad {
+			continue
+		}
+		switch pol {
+		case RoundRobin:
+			share[i] = 1 / healthy
+		case WeightedRoundRobin, Random:
+			share[i] = float64(e[i].Weight) / total
+		case LeastRequest:
+			// Two distinct uniform draws a, b; b wins only when strictly
+			// heavier. i wins as a against every b not heavier, as b against
+			// every a strictly lighter.
+			var wins float64
+			for j := range e {
+				if j == i || j == bad {
+					continue
+				}
+				if e[j].Weight <= e[i].Weight {
+					wins++
+				}
+				if e[j].Weight < e[i].Weight {
+					wins++
+				}
+			}
+			share[i] = wins / (healthy * (healthy - 1))
+		default:
+			return nil, 0
+		}
+	}
+	switch pol {
+	case RoundRobin, WeightedRoundRobin:
+		return share, 0.02 // a schedule: each picker is off by at most a turn
+	default:
+		return share, 0.15 // random draws: 3.5 standard deviations of the smallest count
 	}
 }

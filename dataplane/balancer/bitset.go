@@ -13,21 +13,11 @@ func NewBitset(n int) Bitset { return make(Bitset, (n+63)/64) }
 // Set adds i to the set; i must be below the capacity given to NewBitset.
 func (b Bitset) Set(i int) { b[i/64] |= 1 << (uint(i) % 64) }
 
-// Clear removes i from the set.
-func (b Bitset) Clear(i int) {
-	if w := i / 64; w < len(b) {
-		b[w] &^= 1 << (uint(i) % 64)
-	}
-}
-
 // Has reports whether i is in the set.
 func (b Bitset) Has(i int) bool {
 	w := i / 64
 	return w < len(b) && b[w]&(1<<(uint(i)%64)) != 0
 }
-
-// Reset empties the set.
-func (b Bitset) Reset() { clear(b) }
 
 // countAnd returns the number of indexes in both b and mask.
 func (b Bitset) countAnd(mask Bitset) int {

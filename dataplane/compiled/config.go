@@ -151,11 +151,6 @@ type HeaderModifier struct {
 	Remove []string
 }
 
-// Empty reports whether m changes nothing.
-func (m *HeaderModifier) Empty() bool {
-	return len(m.Set) == 0 && len(m.Add) == 0 && len(m.Remove) == 0
-}
-
 // Header is a header field to set or add.
 type Header struct {
 	Name, Value string

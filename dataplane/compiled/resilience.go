@@ -71,11 +71,6 @@ type CircuitBreakers struct {
 	MaxRetries int64
 }
 
-// Any reports whether some limit is set.
-func (c *CircuitBreakers) Any() bool {
-	return c.MaxConnections > 0 || c.MaxPendingRequests > 0 || c.MaxRequests > 0 || c.MaxRetries > 0
-}
-
 // RetryBudget allows a retry only while the group's retries in flight stay below
 // max(MinConcurrency, Percent% of the group's requests in flight), both counted
 // over every worker of the dataplane.
@@ -309,9 +304,6 @@ func (o *Outcomes) Tripped(idx int) bool {
 	}
 	return tripped
 }
-
-// Len returns the number of endpoints counted.
-func (o *Outcomes) Len() int { return len(o.serverErrors) }
 
 // MirrorSender sends copies of requests to a backend group, off the hot path.
 type MirrorSender interface {

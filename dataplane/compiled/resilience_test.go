@@ -37,13 +37,13 @@ func TestCompileResilienceDefaults(t *testing.T) {
 	if od == nil || od.BaseEjectionTime != dataplanev1.DefaultBaseEjectionTime || od.MaxEjectionPercent != dataplanev1.DefaultMaxEjectionPercent || od.MaxEjectionTime != dataplanev1.DefaultMaxEjectionTime {
 		t.Fatalf("outlier detection %+v", od)
 	}
-	if a.Breakers != (CircuitBreakers{MaxConnections: 3, MaxRetries: 2}) || !a.Breakers.Any() {
+	if a.Breakers != (CircuitBreakers{MaxConnections: 3, MaxRetries: 2}) {
 		t.Fatalf("breakers %+v", a.Breakers)
 	}
 	if a.Shared == nil || a.Shared != reg.Shared(a.Stats) {
 		t.Fatal("group without its shared state")
 	}
-	if b := c.Group("b"); b.Outlier != nil || b.HealthCheck != nil || b.Breakers.Any() {
+	if b := c.Group("b"); b.Outlier != nil || b.HealthCheck != nil || b.Breakers != (CircuitBreakers{}) {
 		t.Fatalf("group b: %+v %+v %+v", b.Outlier, b.HealthCheck, b.Breakers)
 	}
 	// Health is only used for the endpoint set it was computed for.

@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 )
 
 // TestAccessLog turns the access log on through Options on each engine,
@@ -34,7 +35,7 @@ func countLines(path string) int {
 
 func testAccessLog(t *testing.T, eng string) {
 	ip, bport := backend(t, "a")
-	port := freePort(t)
+	port := uint32(enginetest.FreePort(t))
 	path := filepath.Join(t.TempDir(), "access.log")
 	d, err := New(Options{Workers: 2, Engine: eng, AccessLog: path, Log: logr.Discard()})
 	if err != nil {

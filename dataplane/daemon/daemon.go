@@ -166,9 +166,6 @@ func (d *Daemon) EngineName() string { return d.engine.Name() }
 // Metrics returns the dataplane's counters.
 func (d *Daemon) Metrics() *metrics.Registry { return d.metrics }
 
-// AccessLog returns the access log, nil when it is off.
-func (d *Daemon) AccessLog() *accesslog.Logger { return d.alog }
-
 // ReopenAccessLog reopens the access log file, for log rotation (SIGHUP). It does
 // nothing when the log is off or goes to stdout.
 func (d *Daemon) ReopenAccessLog() error {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 )
 
 func backend(t *testing.T, name string) (string, uint32) {
@@ -28,16 +28,6 @@ func backend(t *testing.T, name string) (string, uint32) {
 	t.Cleanup(func() { srv.Close() })
 	a := ln.Addr().(*net.TCPAddr)
 	return a.IP.String(), uint32(a.Port)
-}
-
-func freePort(t *testing.T) uint32 {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return uint32(ln.Addr().(*net.TCPAddr).Port)
 }
 
 func snap(version uint64, port uint32, eps ...*dataplanev1.Endpoint) *dataplanev1.Snapshot {
@@ -56,15 +46,11 @@ func snap(version uint64, port uint32, eps ...*dataplanev1.Endpoint) *dataplanev
 	return s
 }
 
+// get returns the status and body of url as "200 body".
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+	code, body := enginetest.Get(t, nil, url)
+	return fmt.Sprintf("%d %s", code, body)
 }
 
 // TestApplyEndpointsAndDrain drives the daemon as cmd/flax-dataplane does: apply a
@@ -79,7 +65,7 @@ func TestApplyEndpointsAndDrain(t *testing.T) {
 func testApplyEndpointsAndDrain(t *testing.T, eng string) {
 	aIP, aPort := backend(t, "a")
 	bIP, bPort := backend(t, "b")
-	port := freePort(t)
+	port := uint32(enginetest.FreePort(t))
 	d, err := New(Options{Workers: 2, Engine: eng, AdminAddr: "127.0.0.1:0", Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +152,7 @@ func TestSelectEngine(t *testing.T) {
 // that changes the limit starts the bucket full.
 func TestRateLimitKeptAcrossApply(t *testing.T) {
 	ip, bport := backend(t, "a")
-	port := freePort(t)
+	port := uint32(enginetest.FreePort(t))
 	d, err := New(Options{Workers: 2, Engine: EngineNetpoll, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)

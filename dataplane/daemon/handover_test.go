@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 )
 
 // TestHandOver runs two dataplanes on the same Gateway and admin ports, as a
@@ -26,8 +27,8 @@ func TestHandOver(t *testing.T) {
 
 func testHandOver(t *testing.T, eng string) {
 	ip, port := backend(t, "a")
-	gw := freePort(t)
-	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	gw := uint32(enginetest.FreePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", enginetest.FreePort(t))
 	start := func() (*Daemon, context.CancelFunc, chan error) {
 		d, err := New(Options{
 			Workers: 2, Engine: eng, AdminAddr: admin, AdminReusePort: true,

@@ -15,6 +15,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -182,22 +183,6 @@ func startScripted(t *testing.T, status int) *scripted {
 
 func (s *scripted) addr() netip.AddrPort { return netip.MustParseAddrPort(s.ln.Addr().String()) }
 
-func compile(t *testing.T, reg *metrics.Registry, y string) *compiled.Config {
-	t.Helper()
-	snap, err := dataplanev1.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("parse: %v", err)
-	}
-	if err := dataplanev1.Validate(snap); err != nil {
-		t.Fatalf("validate: %v", err)
-	}
-	cfg, err := compiled.Compile(snap, reg)
-	if err != nil {
-		t.Fatalf("compile: %v", err)
-	}
-	return cfg
-}
-
 func groupYAML(name string, addrs []netip.AddrPort, extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "- name: %s\n%s  endpoints:\n", name, extra)
@@ -223,17 +208,6 @@ func unhealthyAddrs(g *compiled.Group) []netip.AddrPort {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestManagerActiveChecks(t *testing.T) {
 	good := startScripted(t, 200)
 	bad := startScripted(t, 503)
@@ -247,13 +221,13 @@ func TestManagerActiveChecks(t *testing.T) {
 	m := NewManager(Options{})
 	defer m.Close()
 	addrs := []netip.AddrPort{good.addr(), bad.addr(), refused}
-	cfg := compile(t, reg, "backendGroups:\n"+groupYAML("app", addrs, fastCheck))
+	cfg := enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("app", addrs, fastCheck))
 	g := cfg.Group("app")
 	m.Apply(cfg)
 	if h := g.Health(); h == nil || h.Endpoints != g.Endpoints() || h.Unhealthy != nil {
 		t.Fatalf("initial health %+v: want published, every endpoint healthy", h)
 	}
-	waitFor(t, "two unhealthy endpoints", func() bool { return len(unhealthyAddrs(g)) == 2 })
+	enginetest.WaitFor(t, "two unhealthy endpoints", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 2 })
 	if u := unhealthyAddrs(g); u[0] != bad.addr() || u[1] != refused {
 		t.Fatalf("unhealthy %v", u)
 	}
@@ -263,7 +237,7 @@ func TestManagerActiveChecks(t *testing.T) {
 	}
 
 	// A new snapshot with the same endpoints keeps their state at once.
-	cfg2 := compile(t, reg, "backendGroups:\n"+groupYAML("app", addrs, fastCheck))
+	cfg2 := enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("app", addrs, fastCheck))
 	m.Apply(cfg2)
 	g2 := cfg2.Group("app")
 	if u := unhealthyAddrs(g2); len(u) != 2 {
@@ -284,13 +258,13 @@ func TestManagerActiveChecks(t *testing.T) {
 	}
 	// The bad endpoint recovers after two good probes.
 	bad.status.Store(204)
-	waitFor(t, "recovery", func() bool { return len(unhealthyAddrs(g2)) == 0 })
+	enginetest.WaitFor(t, "recovery", 5*time.Second, func() bool { return len(unhealthyAddrs(g2)) == 0 })
 	if up, _ := sh.Transitions(); up != 1 {
 		t.Fatalf("transitions to healthy %d, want 1", up)
 	}
 
 	// Removing the group stops its checker and withdraws its health.
-	m.Apply(compile(t, reg, "backendGroups:\n"+groupYAML("other", addrs[:1], "")))
+	m.Apply(enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("other", addrs[:1], "")))
 	if len(m.Groups()) != 0 || g2.Health() != nil {
 		t.Fatalf("groups %v health %v after removal", m.Groups(), g2.Health())
 	}
@@ -347,7 +321,7 @@ func TestOutlierEjection(t *testing.T) {
 		addrs = append(addrs, netip.MustParseAddrPort(fmt.Sprintf("10.0.0.%d:80", i+1)))
 	}
 	od := "  outlierDetection: {consecutiveServerErrors: 3, consecutiveConnectFailures: 2, baseEjectionTime: 0.1s, maxEjectionPercent: 50}\n"
-	cfg := compile(t, reg, "backendGroups:\n"+groupYAML("app", addrs, od))
+	cfg := enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("app", addrs, od))
 	g := cfg.Group("app")
 	m.Apply(cfg)
 	eps := g.Endpoints()
@@ -367,13 +341,13 @@ func TestOutlierEjection(t *testing.T) {
 	}
 	start := time.Now()
 	g.Report(eps, 0, compiled.OutcomeServerError)
-	waitFor(t, "ejection", func() bool { return len(unhealthyAddrs(g)) == 1 })
+	enginetest.WaitFor(t, "ejection", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 1 })
 	// Connect failures of two more endpoints: only one more may go (50% of 4).
 	for _, i := range []int{1, 2} {
 		g.Report(eps, i, compiled.OutcomeConnectFailure)
 		g.Report(eps, i, compiled.OutcomeConnectFailure)
 	}
-	waitFor(t, "second ejection", func() bool { return len(unhealthyAddrs(g)) == 2 })
+	enginetest.WaitFor(t, "second ejection", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 2 })
 	time.Sleep(20 * time.Millisecond)
 	if u := unhealthyAddrs(g); len(u) != 2 || u[0] != addrs[0] {
 		t.Fatalf("unhealthy %v: want endpoint 0 and one more, capped at 50%%", u)
@@ -382,7 +356,7 @@ func TestOutlierEjection(t *testing.T) {
 		t.Fatalf("ejections %d, want 2", n)
 	}
 	// They return after base ejection time.
-	waitFor(t, "return", func() bool { return len(unhealthyAddrs(g)) == 0 })
+	enginetest.WaitFor(t, "return", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 0 })
 	if took := time.Since(start); took < 90*time.Millisecond {
 		t.Fatalf("returned after %v, before the base ejection time", took)
 	}
@@ -390,14 +364,14 @@ func TestOutlierEjection(t *testing.T) {
 	for range 3 {
 		g.Report(eps, 0, compiled.OutcomeServerError)
 	}
-	waitFor(t, "second ejection of endpoint 0", func() bool { return len(unhealthyAddrs(g)) == 1 })
+	enginetest.WaitFor(t, "second ejection of endpoint 0", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 1 })
 	start = time.Now()
-	waitFor(t, "second return", func() bool { return len(unhealthyAddrs(g)) == 0 })
+	enginetest.WaitFor(t, "second return", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 0 })
 	if took := time.Since(start); took < 150*time.Millisecond {
 		t.Fatalf("second ejection lasted %v, want about 200ms", took)
 	}
 	// Reports for another endpoint set are ignored.
-	other := compile(t, reg, "backendGroups:\n"+groupYAML("app", addrs, od)).Group("app").Endpoints()
+	other := enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("app", addrs, od)).Group("app").Endpoints()
 	for range 5 {
 		g.Report(other, 3, compiled.OutcomeServerError)
 	}
@@ -412,7 +386,7 @@ func TestReportDoesNotAllocate(t *testing.T) {
 	m := NewManager(Options{})
 	defer m.Close()
 	addrs := []netip.AddrPort{netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:80")}
-	cfg := compile(t, reg, "backendGroups:\n"+groupYAML("app", addrs, "  outlierDetection: {consecutiveServerErrors: 1000000}\n"))
+	cfg := enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("app", addrs, "  outlierDetection: {consecutiveServerErrors: 1000000}\n"))
 	g := cfg.Group("app")
 	m.Apply(cfg)
 	eps := g.Endpoints()

@@ -19,6 +19,14 @@ func FuzzDifferentialRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// A known, deliberate difference: net/http rejects Content-Length
+		// lists of identical values, valid per RFC 9110 (and forwarded
+		// upstream as one canonical Content-Length).
+		for _, f := range r.Fields {
+			if f.ID == HeaderContentLength && bytes.IndexByte(f.Value.Bytes(data), ',') >= 0 {
+				return
+			}
+		}
 		// net/http's server skips leading empty lines before ReadRequest.
 		head := data[r.MethodSpan.Off:n]
 		hr, herr := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))

@@ -78,9 +78,6 @@ func (a *Arena) Alloc(size, align int) ([]byte, error) {
 // Size is the arena's capacity in bytes.
 func (a *Arena) Size() int { return len(a.mem) }
 
-// Remaining is the number of bytes not yet allocated (ignoring alignment).
-func (a *Arena) Remaining() int { return len(a.mem) - a.off }
-
 // Contains reports whether b lies entirely inside the arena.
 func (a *Arena) Contains(b []byte) bool {
 	if len(b) == 0 {
@@ -102,7 +99,7 @@ func (a *Arena) allocPtr(size, align uintptr) (unsafe.Pointer, error) {
 }
 
 // Timespec mirrors the kernel's struct __kernel_timespec. Obtain one from
-// Arena.NewTimespec; the timeout Prepare methods reject any other.
+// Arena.NewTimespec; PrepareLinkTimeout rejects any other.
 type Timespec struct {
 	Sec  int64
 	Nsec int64
@@ -115,11 +112,6 @@ func (t *Timespec) Set(d time.Duration) {
 	}
 	t.Sec = int64(d / time.Second)
 	t.Nsec = int64(d % time.Second)
-}
-
-// Duration returns the stored value as a time.Duration.
-func (t *Timespec) Duration() time.Duration {
-	return time.Duration(t.Sec)*time.Second + time.Duration(t.Nsec)
 }
 
 // NewTimespec allocates a zero Timespec in the arena.
@@ -193,9 +185,6 @@ func (s *Sockaddr) AddrPort() (ap netip.AddrPort, ok bool) {
 	return netip.AddrPort{}, false
 }
 
-// Len is the length of the stored sockaddr in bytes (0 when unset).
-func (s *Sockaddr) Len() uint32 { return s.n }
-
 func putPort(p *uint16, port uint16) {
 	b := (*[2]byte)(unsafe.Pointer(p))
 	b[0], b[1] = byte(port>>8), byte(port)
@@ -263,33 +252,4 @@ func (m *Msg) Set(bufs ...[]byte) error {
 	}
 	m.hdr.iovlen = uint64(len(bufs))
 	return nil
-}
-
-// Len is the total number of bytes described by the message's iovecs.
-func (m *Msg) Len() int {
-	n := 0
-	for _, v := range m.iov[:m.hdr.iovlen] {
-		n += int(v.len)
-	}
-	return n
-}
-
-// Advance drops the first n bytes from the message, for resubmitting after a
-// short send. Fully consumed iovecs are removed from the front.
-func (m *Msg) Advance(n int) {
-	cnt := int(m.hdr.iovlen)
-	i := 0
-	for i < cnt && n > 0 {
-		if uint64(n) < m.iov[i].len {
-			m.iov[i].base += uint64(n)
-			m.iov[i].len -= uint64(n)
-			break
-		}
-		n -= int(m.iov[i].len)
-		i++
-	}
-	if i > 0 {
-		copy(m.iov, m.iov[i:cnt])
-		m.hdr.iovlen = uint64(cnt - i)
-	}
 }

@@ -39,7 +39,7 @@ type bufReg struct {
 // BufRing is a provided-buffer ring registered with IORING_REGISTER_PBUF_RING:
 // entries buffers of size bytes each, carved from one anonymous mmap region
 // together with the ring itself. Operations prepared with IOSQE_BUFFER_SELECT
-// on its group id (PrepareRecvMultishot, PrepareRecvSelect) let the kernel
+// on its group id (PrepareRecvMultishot) let the kernel
 // pick a buffer when data arrives.
 //
 // Lifecycle of a buffer: the kernel reports it in a CQE with F_BUFFER; the
@@ -152,15 +152,6 @@ func (b *BufRing) publish() {
 	atomic.StoreUint32(word, *(*uint32)(unsafe.Pointer(&v)))
 	b.staged = 0
 }
-
-// GroupID returns the buffer group id used with IOSQE_BUFFER_SELECT.
-func (b *BufRing) GroupID() uint16 { return b.bgid }
-
-// BufferSize returns the size of each buffer.
-func (b *BufRing) BufferSize() int { return int(b.size) }
-
-// Entries returns the number of buffers.
-func (b *BufRing) Entries() int { return int(b.count) }
 
 // Available returns how many buffers the kernel can currently pick from.
 func (b *BufRing) Available() int { return int(b.count) - b.nheld - b.staged }

@@ -298,118 +298,6 @@ func TestConnect(t *testing.T) {
 	}
 }
 
-func TestTimeout(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	r := mustRing(t, 16, Options{})
-	defer closeRing(t, r)
-	ts, _ := r.Arena().NewTimespec()
-	ts.Set(30 * time.Millisecond)
-
-	start := time.Now()
-	const slot = 4
-	gen := NextGen(0)
-	ud := Pack(9, gen, slot)
-	if _, err := r.PrepareTimeout(ts, 0, 0, ud); err != nil {
-		t.Fatal(err)
-	}
-	// The slot is reused before the timeout fires.
-	gen = NextGen(gen)
-	c := collect(t, r, 1, 5*time.Second)[0]
-	if el := time.Since(start); el < 30*time.Millisecond {
-		t.Errorf("timeout fired after %v", el)
-	}
-	if c.UserData != ud || c.Res != errnoRes(unix.ETIME) {
-		t.Fatalf("timeout: %+v", c)
-	}
-	if SameGen(c.UserData, gen) {
-		t.Error("late completion for the previous slot occupant not detected")
-	}
-
-	// Count-based completion: satisfied by one other completion.
-	ts.Set(10 * time.Second)
-	if _, err := r.PrepareTimeout(ts, 1, 0, 20); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Submit(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.PrepareNop(21); err != nil {
-		t.Fatal(err)
-	}
-	cs := collect(t, r, 2, 5*time.Second)
-	if c := one(t, cs, 20); c.Res != 0 {
-		t.Fatalf("count timeout: %+v", c)
-	}
-
-	// Multishot: three expiries, F_MORE on all but the last.
-	ts.Set(5 * time.Millisecond)
-	if _, err := r.PrepareTimeout(ts, 3, TimeoutMultishot, 30); err != nil {
-		t.Fatal(err)
-	}
-	cs = collect(t, r, 3, 5*time.Second)
-	for i, c := range cs {
-		if c.UserData != 30 || c.Res != errnoRes(unix.ETIME) || c.More() != (i < 2) {
-			t.Fatalf("multishot timeout %d: %+v", i, c)
-		}
-	}
-	if _, err := r.PrepareTimeout(ts, 0, 1<<20, 1); err == nil {
-		t.Error("invalid timeout flags accepted")
-	}
-	if r.InFlight() != 0 {
-		t.Errorf("in flight %d", r.InFlight())
-	}
-}
-
-func TestTimeoutRemoveAndUpdate(t *testing.T) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	r := mustRing(t, 16, Options{})
-	defer closeRing(t, r)
-	long, _ := r.Arena().NewTimespec()
-	long.Set(time.Hour)
-	short, _ := r.Arena().NewTimespec()
-	short.Set(10 * time.Millisecond)
-
-	if _, err := r.PrepareTimeout(long, 0, 0, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.PrepareTimeoutRemove(1, 2); err != nil {
-		t.Fatal(err)
-	}
-	cs := collect(t, r, 2, 5*time.Second)
-	if c := one(t, cs, 2); c.Res != 0 {
-		t.Fatalf("remove: %+v", c)
-	}
-	if c := one(t, cs, 1); c.Res != errnoRes(unix.ECANCELED) {
-		t.Fatalf("removed timeout: %+v", c)
-	}
-	if _, err := r.PrepareTimeoutRemove(1, 3); err != nil {
-		t.Fatal(err)
-	}
-	if c := collect(t, r, 1, 5*time.Second)[0]; c.Res != errnoRes(unix.ENOENT) {
-		t.Fatalf("remove of unknown timeout: %+v", c)
-	}
-
-	start := time.Now()
-	if _, err := r.PrepareTimeout(long, 0, 0, 4); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.PrepareTimeoutUpdate(4, short, 5); err != nil {
-		t.Fatal(err)
-	}
-	cs = collect(t, r, 2, 5*time.Second)
-	if c := one(t, cs, 5); c.Res != 0 {
-		t.Fatalf("update: %+v", c)
-	}
-	if c := one(t, cs, 4); c.Res != errnoRes(unix.ETIME) {
-		t.Fatalf("updated timeout: %+v", c)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("updated timeout fired after %v", el)
-	}
-}
-
 func TestLinkTimeout(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -613,11 +501,10 @@ func TestCloseDrains(t *testing.T) {
 	br, _ := r.NewBufRing(1, 4, 64)
 	lfd, _ := listen(t)
 	fd, _ := tcpPair(t)
-	ts, _ := r.Arena().NewTimespec()
-	ts.Set(time.Hour)
+	buf, _ := r.Arena().Alloc(16, 0)
 	r.PrepareAcceptMultishot(lfd, 1)
 	r.PrepareRecvMultishot(fd, br, 2)
-	r.PrepareTimeout(ts, 0, 0, 3)
+	r.PrepareRecv(fd, buf, 3)
 	if err := r.Submit(); err != nil {
 		t.Fatal(err)
 	}

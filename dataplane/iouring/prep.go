@@ -26,33 +26,6 @@ type SQE giouring.SubmissionQueueEntry
 // (a PrepareLinkTimeout placed next bounds this operation's duration).
 func (s *SQE) Link() *SQE { s.Flags |= giouring.SqeIOLink; return s }
 
-// HardLink sets IOSQE_IO_HARDLINK: like Link, but the chain continues even if
-// this operation fails.
-func (s *SQE) HardLink() *SQE { s.Flags |= giouring.SqeIOHardlink; return s }
-
-// Async sets IOSQE_ASYNC: always execute from the kernel's worker pool instead
-// of trying a non-blocking attempt inline first.
-func (s *SQE) Async() *SQE { s.Flags |= giouring.SqeAsync; return s }
-
-// Timeout flags for PrepareTimeout.
-const (
-	// TimeoutAbs makes the timespec an absolute time instead of relative.
-	TimeoutAbs = giouring.TimeoutAbs
-	// TimeoutBoottime measures the timeout on CLOCK_BOOTTIME.
-	TimeoutBoottime = giouring.TimeoutBoottime
-	// TimeoutRealtime measures the timeout on CLOCK_REALTIME.
-	TimeoutRealtime = giouring.TimeoutRealtime
-	// TimeoutEtimeSuccess reports expiry with res -ETIME but without failing
-	// a link chain.
-	TimeoutEtimeSuccess = giouring.TimeoutETimeSuccess
-	// TimeoutMultishot re-arms the timeout after each expiry: count
-	// expiries (0 = until cancelled), each posting a CQE with F_MORE except
-	// the last. Linux 6.4+.
-	TimeoutMultishot = giouring.TimeoutMultishot
-)
-
-const timeoutFlagsAllowed = TimeoutAbs | TimeoutBoottime | TimeoutRealtime | TimeoutEtimeSuccess | TimeoutMultishot
-
 // sqe grabs a free SQE, submitting pending ones first if the queue is full,
 // zeroes it and counts it as in flight.
 func (r *Ring) sqe() (*SQE, error) {
@@ -171,21 +144,7 @@ func (r *Ring) PrepareAcceptMultishot(fd int, userData uint64) (*SQE, error) {
 // stays armed while CQEs carry F_MORE; the final CQE lacks it, for example
 // with -ENOBUFS when br ran dry: recycle buffers and re-arm.
 func (r *Ring) PrepareRecvMultishot(fd int, br *BufRing, userData uint64) (*SQE, error) {
-	s, err := r.prepRecvSelect("prepare recv multishot", fd, br, userData)
-	if err != nil {
-		return nil, err
-	}
-	s.IoPrio = giouring.RecvMultishot
-	return s, nil
-}
-
-// PrepareRecvSelect queues a single receive on fd into a buffer picked from
-// br (IOSQE_BUFFER_SELECT).
-func (r *Ring) PrepareRecvSelect(fd int, br *BufRing, userData uint64) (*SQE, error) {
-	return r.prepRecvSelect("prepare recv select", fd, br, userData)
-}
-
-func (r *Ring) prepRecvSelect(what string, fd int, br *BufRing, userData uint64) (*SQE, error) {
+	const what = "prepare recv multishot"
 	if err := r.checkBufRing(what, br); err != nil {
 		return nil, err
 	}
@@ -196,6 +155,7 @@ func (r *Ring) prepRecvSelect(what string, fd int, br *BufRing, userData uint64)
 	s.OpCode = giouring.OpRecv
 	s.Fd = int32(fd)
 	s.Flags = giouring.SqeBufferSelect
+	s.IoPrio = giouring.RecvMultishot
 	s.BufIG = br.bgid
 	s.UserData = userData
 	return s, nil
@@ -381,69 +341,6 @@ func (r *Ring) PrepareCancelFd(fd int, userData uint64) (*SQE, error) {
 	return s, nil
 }
 
-// PrepareTimeout queues a timeout. ts must come from one of the ring's
-// arenas (Arena.NewTimespec) and is relative unless flags has TimeoutAbs.
-// With count > 0 the timeout also completes (Res 0) once count other
-// completions were posted; on expiry Res is -ETIME. With TimeoutMultishot it
-// fires every ts, count times (0 = until cancelled). Remove it early with
-// PrepareTimeoutRemove (Res -ECANCELED).
-func (r *Ring) PrepareTimeout(ts *Timespec, count uint32, flags uint32, userData uint64) (*SQE, error) {
-	const what = "prepare timeout"
-	if err := r.checkTimespec(what, ts); err != nil {
-		return nil, err
-	}
-	if flags&^timeoutFlagsAllowed != 0 {
-		return nil, fmt.Errorf("uring: %s: invalid flags %#x", what, flags)
-	}
-	s, err := r.sqe()
-	if err != nil {
-		return nil, wrapPrep(what, err)
-	}
-	s.OpCode = giouring.OpTimeout
-	s.Fd = -1
-	s.Addr = uint64(uintptr(unsafe.Pointer(ts)))
-	s.Len = 1
-	s.Off = uint64(count)
-	s.OpcodeFlags = flags
-	s.UserData = userData
-	return s, nil
-}
-
-// PrepareTimeoutRemove queues removal of the timeout whose user_data is
-// target. Res is 0 on success, -ENOENT if it was not found and -EALREADY if it
-// is already firing; the removed timeout completes with -ECANCELED.
-func (r *Ring) PrepareTimeoutRemove(target uint64, userData uint64) (*SQE, error) {
-	s, err := r.sqe()
-	if err != nil {
-		return nil, wrapPrep("prepare timeout remove", err)
-	}
-	s.OpCode = giouring.OpTimeoutRemove
-	s.Fd = -1
-	s.Addr = target
-	s.UserData = userData
-	return s, nil
-}
-
-// PrepareTimeoutUpdate re-arms the pending timeout whose user_data is target
-// with the relative duration in ts (ring memory).
-func (r *Ring) PrepareTimeoutUpdate(target uint64, ts *Timespec, userData uint64) (*SQE, error) {
-	const what = "prepare timeout update"
-	if err := r.checkTimespec(what, ts); err != nil {
-		return nil, err
-	}
-	s, err := r.sqe()
-	if err != nil {
-		return nil, wrapPrep(what, err)
-	}
-	s.OpCode = giouring.OpTimeoutRemove
-	s.Fd = -1
-	s.Addr = target
-	s.Off = uint64(uintptr(unsafe.Pointer(ts))) // addr2
-	s.OpcodeFlags = giouring.TimeoutUpdate
-	s.UserData = userData
-	return s, nil
-}
-
 // PrepareLinkTimeout bounds the operation prepared just before it, which must
 // have been marked with SQE.Link. If ts (ring memory, relative) expires first
 // the operation completes with -ECANCELED and this CQE with -ETIME; if the
@@ -453,7 +350,7 @@ func (r *Ring) PrepareLinkTimeout(ts *Timespec, userData uint64) (*SQE, error) {
 	if err := r.checkTimespec(what, ts); err != nil {
 		return nil, err
 	}
-	if r.last == nil || r.last.Flags&(giouring.SqeIOLink|giouring.SqeIOHardlink) == 0 ||
+	if r.last == nil || r.last.Flags&giouring.SqeIOLink == 0 ||
 		r.ring.SQSpaceLeft() == 0 {
 		return nil, fmt.Errorf("uring: %s: must directly follow an unsubmitted SQE marked with Link "+
 			"(use Reserve(2) so both fit in the queue)", what)

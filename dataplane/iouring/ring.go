@@ -86,7 +86,6 @@ type Ring struct {
 	ring     *giouring.Ring
 	sqSize   uint32
 	cqSize   uint32
-	features uint32
 	arena    *Arena
 	arenas   []*Arena
 	bufRings []*BufRing
@@ -132,10 +131,6 @@ func (c CQE) HasBuffer() bool { return c.Flags&giouring.CQEFBuffer != 0 }
 // BufferID is the provided-buffer id (meaningful only when HasBuffer).
 func (c CQE) BufferID() uint16 { return uint16(c.Flags >> giouring.CQEBufferShift) }
 
-// SockNonEmpty reports IORING_CQE_F_SOCK_NONEMPTY: more data was queued on
-// the socket when the receive completed.
-func (c CQE) SockNonEmpty() bool { return c.Flags&giouring.CQEFSockNonempty != 0 }
-
 // Err returns the errno carried by a negative Res, or nil.
 func (c CQE) Err() error {
 	if c.Res >= 0 {
@@ -174,7 +169,7 @@ func newRing(entries uint32, opts Options) (*Ring, error) {
 		}
 		return nil, err
 	}
-	r := &Ring{ring: gr, sqSize: p.sqEntries, cqSize: p.cqEntries, features: p.features, ownerTID: unix.Gettid()}
+	r := &Ring{ring: gr, sqSize: p.sqEntries, cqSize: p.cqEntries, ownerTID: unix.Gettid()}
 	if p.features&giouring.FeatExtArg == 0 || p.features&giouring.FeatNoDrop == 0 {
 		gr.QueueExit()
 		return nil, fmt.Errorf("%w: kernel lacks IORING_FEAT_EXT_ARG or IORING_FEAT_NODROP (Linux 5.11+)",
@@ -234,9 +229,6 @@ func (r *Ring) SQEntries() uint32 { return r.sqSize }
 
 // CQEntries returns the completion queue size chosen by the kernel.
 func (r *Ring) CQEntries() uint32 { return r.cqSize }
-
-// Features returns the IORING_FEAT_* bits reported by io_uring_setup.
-func (r *Ring) Features() uint32 { return r.features }
 
 // InFlight returns the number of prepared operations whose final completion
 // (the CQE without F_MORE) has not yet been returned by Completions.

@@ -42,9 +42,3 @@ func NextGen(gen uint32) uint32 {
 	}
 	return gen
 }
-
-// SameGen reports whether a completion's user_data was issued for the slot's
-// current generation.
-func SameGen(userData uint64, current uint32) bool {
-	return uint32(userData>>genShift)&GenMask == current&GenMask
-}

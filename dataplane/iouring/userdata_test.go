@@ -34,11 +34,11 @@ func TestGenerationMismatchDetection(t *testing.T) {
 	const slot = 17
 	gen := NextGen(0)
 	old := Pack(2, gen, slot) // operation issued for the first occupant
-	if !SameGen(old, gen) {
+	if _, g, _ := Unpack(old); g != gen {
 		t.Fatal("completion for current generation not recognised")
 	}
 	gen = NextGen(gen) // slot reused
-	if SameGen(old, gen) {
+	if _, g, _ := Unpack(old); g == gen {
 		t.Fatal("late completion for previous occupant not detected")
 	}
 	if _, g, s := Unpack(old); s != slot || g == gen {

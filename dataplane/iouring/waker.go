@@ -63,9 +63,6 @@ func (w *Waker) arm() error {
 	return nil
 }
 
-// UserData returns the user_data carried by the Waker's completions.
-func (w *Waker) UserData() uint64 { return w.ud }
-
 // Wake makes the owner's next (or current) SubmitAndWait return. It is safe to
 // call from any goroutine, concurrently with everything else, and does not
 // allocate. After Close it returns ErrClosed.

@@ -229,10 +229,6 @@ func NewExchange(b Buffers) *Exchange {
 	return x
 }
 
-// Buffers returns the buffers the Exchange was made with, for an engine
-// recycling them when it drops the Exchange.
-func (x *Exchange) Buffers() Buffers { return x.bufs }
-
 // Header implements router.Headers over the request being routed.
 func (x *Exchange) Header(name string) ([]byte, bool) { return x.req.Lookup(x.hbuf, name) }
 

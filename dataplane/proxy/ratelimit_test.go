@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"errors"
 	"net/netip"
 	"strconv"
@@ -11,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )

@@ -44,7 +44,7 @@ func (s *Session) beginRequest(n int) {
 	}
 	x.reqBody.ForRequest(r, s.w.opts.Limits)
 	x.reqBodyDone = x.reqBody.Done()
-	x.upgrade = r.Version == http1.HTTP11 && r.HasUpgrade && r.Connection&http1.ConnUpgrade != 0 &&
+	x.upgrade = r.Version == http1.HTTP11 && r.UpgradeRequested() &&
 		!equalFold(r.Upgrade.Bytes(x.hbuf), "h2c")
 	x.listener = s.lref.Load()
 	if x.start == 0 {

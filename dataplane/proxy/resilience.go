@@ -1,11 +1,10 @@
 package proxy
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"strconv"
 	"time"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"

@@ -110,10 +110,6 @@ func (s *Session) Close() {
 	*s = Session{}
 }
 
-// Closed reports whether the session has asked for its client connection
-// to be closed (or was never opened).
-func (s *Session) Closed() bool { return s.state != sOpen }
-
 // Next returns the next action to perform, in order.
 func (s *Session) Next() (Action, bool) { return s.q.pop() }
 

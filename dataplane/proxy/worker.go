@@ -232,9 +232,6 @@ func (f *FreeList) Get() *Exchange {
 // Put implements ExchangePool.
 func (f *FreeList) Put(x *Exchange) { f.free = append(f.free, x) }
 
-// Len returns the number of Exchanges in the list.
-func (f *FreeList) Len() int { return len(f.free) }
-
 // Worker is what the sessions of one engine worker share: counters,
 // endpoint pickers, the Exchange pool, the clock and the options. The
 // io_uring engine uses it from its worker thread only; the netpoll engine
@@ -266,6 +263,3 @@ func NewWorker(m *metrics.Worker, ep EndpointPicker, xp ExchangePool, now func()
 	}
 	return w
 }
-
-// Options returns the worker's normalized options.
-func (w *Worker) Options() Options { return w.opts }

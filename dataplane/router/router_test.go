@@ -684,21 +684,46 @@ func BenchmarkMatchKinds(b *testing.B) {
 	}
 }
 
-// A Table is shared read-only by all workers (run with -race).
+// TestConcurrentMatch runs Match on one Table from four goroutines, as the
+// workers do, over requests that reach every kind of match (regular
+// expressions on query values included, which borrow decoding buffers from a
+// sync.Pool): every result must equal the sequential one. Under -race (make
+// test-race) it also checks that Match only reads the table.
 func TestConcurrentMatch(t *testing.T) {
 	tbl, views := allocTable(t)
-	done := make(chan bool)
-	for range 4 {
+	type result struct {
+		action, route int
+		ok            bool
+	}
+	want := make([]result, len(views))
+	for i, v := range views {
+		a, r, ok := tbl.Match(v)
+		want[i] = result{a, r, ok}
+	}
+	if want[len(want)-1].ok || !want[0].ok {
+		t.Fatalf("reference results %v: the first view must match, the last must not", want)
+	}
+	const goroutines, rounds = 4, 1000
+	errs := make(chan string, goroutines)
+	for g := range goroutines {
 		go func() {
-			for range 500 {
-				for _, v := range views {
-					tbl.Match(v)
+			for range rounds {
+				for j := range views {
+					// Start each goroutine at another view, so that they run
+					// different kinds of match at the same time.
+					i := (j + g) % len(views)
+					if a, r, ok := tbl.Match(views[i]); (result{a, r, ok}) != want[i] {
+						errs <- fmt.Sprintf("goroutine %d, view %d: got %v, sequential %v", g, i, result{a, r, ok}, want[i])
+						return
+					}
 				}
 			}
-			done <- true
+			errs <- ""
 		}()
 	}
-	for range 4 {
-		<-done
+	for range goroutines {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh runs the Gateway API conformance suite (GATEWAY-HTTP profile) against Flax on a
 # fresh local cluster (hack/localcluster), then stops the cluster, whatever happened.
-# `make conformance` calls it after `make tools build`.
+# `make conformance` calls it after `make build` and building the tools it needs.
 #
 # Environment:
 #   CONFORMANCE_DIR   state folder (default _out/conformance): cluster state, logs

@@ -169,23 +169,6 @@ func kubectlErr(stdin string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// eventually calls f every interval until it returns nil or timeout passes, then fails
-// the test with f's last error.
-func eventually(t testing.TB, timeout, interval time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flaxlb/flax/test/e2e/lctest"
 )
 
 // sampleRoutePath is the sample's second route as localcluster writes it: HTTPRoute
@@ -51,7 +53,7 @@ func TestControllerRestart(t *testing.T) {
 	tStart := time.Now()
 	restartFlaxProcess(t, "flax-controller", p)
 	health := flagValue(p.argv, "health-probe-bind-address")
-	eventually(t, 60*time.Second, 100*time.Millisecond, "restarted flax-controller /readyz", func() error {
+	lctest.Eventually(t, 60*time.Second, 100*time.Millisecond, "restarted flax-controller /readyz", func() error {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err != nil {
 			return err
@@ -75,7 +77,7 @@ func TestControllerRestart(t *testing.T) {
 	// The new controller drives the dataplane: a route edit takes effect.
 	t.Cleanup(func() { restoreEchoRoute(t) })
 	kubectl(t, echoRouteEditedYAML, "apply", "-f", "-")
-	eventually(t, 30*time.Second, 100*time.Millisecond, "a route edit through the restarted controller", func() error {
+	lctest.Eventually(t, 30*time.Second, 100*time.Millisecond, "a route edit through the restarted controller", func() error {
 		_, e, err := getEcho(gatewayURL+"/", nil)
 		if err != nil {
 			return err
@@ -98,7 +100,7 @@ func TestDataplaneRestart(t *testing.T) {
 		_, _ = kubectlErr("", "-n", demoNS, "delete", "httproute", "echo-v2", "--ignore-not-found")
 	})
 	checkServing(t, "/")
-	eventually(t, 30*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
+	lctest.Eventually(t, 30*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
 
 	l := startLoad(t, gatewayURL+"/", 4, 2*time.Minute)
 	time.Sleep(time.Second)
@@ -122,7 +124,7 @@ func TestDataplaneRestart(t *testing.T) {
 
 	// Poll with fresh connections until the first success.
 	var firstOK time.Time
-	eventually(t, 60*time.Second, 5*time.Millisecond, "the restarted dataplane answers GET /", func() error {
+	lctest.Eventually(t, 60*time.Second, 5*time.Millisecond, "the restarted dataplane answers GET /", func() error {
 		code, _, err := getEcho(gatewayURL+"/", nil)
 		if err != nil {
 			return err
@@ -166,5 +168,5 @@ func TestDataplaneRestart(t *testing.T) {
 	if s := summarize(before); s.failed != 0 {
 		t.Errorf("requests failed before the kill: %s", s)
 	}
-	eventually(t, 10*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
+	lctest.Eventually(t, 10*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
 }

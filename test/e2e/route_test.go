@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/flaxlb/flax/test/e2e/lctest"
 )
 
 // echoRouteYAML is the sample's HTTPRoute echo, as localcluster applies it.
@@ -96,7 +98,7 @@ func TestHTTPRouteEdit(t *testing.T) {
 
 	tEdit := time.Now()
 	kubectl(t, echoRouteEditedYAML, "apply", "-f", "-")
-	eventually(t, 30*time.Second, 50*time.Millisecond, "the added request header reaches the backend", func() error {
+	lctest.Eventually(t, 30*time.Second, 50*time.Millisecond, "the added request header reaches the backend", func() error {
 		code, e, err := getEcho(gatewayURL+"/edit", nil)
 		if err != nil {
 			return err
@@ -113,7 +115,7 @@ func TestHTTPRouteEdit(t *testing.T) {
 
 	tEdit = time.Now()
 	kubectl(t, echoRoutePathYAML, "apply", "-f", "-")
-	eventually(t, 30*time.Second, 50*time.Millisecond, "the path match /only takes effect", func() error {
+	lctest.Eventually(t, 30*time.Second, 50*time.Millisecond, "the path match /only takes effect", func() error {
 		code, _, err := getEcho(gatewayURL+"/", nil)
 		if err != nil {
 			return err
@@ -153,7 +155,7 @@ func TestInvalidHTTPRoute(t *testing.T) {
 	})
 	kubectl(t, missingBackendRouteYAML, "apply", "-f", "-")
 
-	eventually(t, 30*time.Second, 200*time.Millisecond, "ResolvedRefs=False/BackendNotFound on e2e-missing-backend", func() error {
+	lctest.Eventually(t, 30*time.Second, 200*time.Millisecond, "ResolvedRefs=False/BackendNotFound on e2e-missing-backend", func() error {
 		var r gatewayv1.HTTPRoute
 		if err := env.client.Get(ctx(t), client.ObjectKey{Namespace: demoNS, Name: "e2e-missing-backend"}, &r); err != nil {
 			return err
@@ -180,7 +182,7 @@ func TestInvalidHTTPRoute(t *testing.T) {
 		return nil
 	})
 	// Gateway API: requests matching a rule whose backends are all invalid get a 500.
-	eventually(t, 20*time.Second, 100*time.Millisecond, "GET /missing answers 500", func() error {
+	lctest.Eventually(t, 20*time.Second, 100*time.Millisecond, "GET /missing answers 500", func() error {
 		code, _, err := getEcho(gatewayURL+"/missing", nil)
 		if err != nil {
 			return err

@@ -29,6 +29,8 @@ import (
 
 	"github.com/flaxlb/flax/controllers"
 	"github.com/flaxlb/flax/dataplane/daemon"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/test/envtest"
 )
 
@@ -90,7 +92,7 @@ func runScenario(t *testing.T, engine string, ns *netns) {
 	// 1. A dataplane, a control plane, and the controller pointed at the socket.
 	dp := startDataplane(t, engine, socket, nodeName, log.WithName("dataplane"))
 	if engine == daemon.EngineAuto && dp.daemon.EngineName() == daemon.EngineNetpoll {
-		t.Skip("skipping: the auto engine selected netpoll here (io_uring unavailable, or its engine not built: " +
+		iouringtest.Unavailable(t, "the auto engine selected netpoll here (io_uring unavailable, or its engine not built: "+
 			"the dataplane logs why), which the netpoll run already covers")
 	}
 	t.Logf("dataplane engine: %s", dp.daemon.EngineName())
@@ -99,7 +101,7 @@ func runScenario(t *testing.T, engine string, ns *netns) {
 	t.Cleanup(cancel)
 	s := &scenario{
 		t: t, ctx: ctx, c: env.Client,
-		listener: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+		listener: net.JoinHostPort("127.0.0.1", strconv.Itoa(enginetest.FreePort(t))),
 	}
 	s.flax = startController(t, env, socket, log.WithName("controller"))
 	// The controller syncs its caches before its first translation: wait for the
@@ -450,17 +452,6 @@ func (s *scenario) waitSwitch(start time.Time, path, from, to string, timeout ti
 	}
 	s.t.Fatalf("no response from %s within %s after the EndpointSlice update (unexpected answers: %v)", to, timeout, failures)
 	return 0, nil
-}
-
-// freePort returns a TCP port that is free on 127.0.0.1 now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // counter returns the value of the controller's counter name with the label, from

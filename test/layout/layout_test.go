@@ -4,6 +4,7 @@
 package layout
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,7 +22,8 @@ func deps(t *testing.T, pkgs ...string) []string {
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			stderr = string(ee.Stderr)
 		}
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, stderr)

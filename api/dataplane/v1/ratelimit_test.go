@@ -1,11 +1,11 @@
 package dataplanev1_test
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"strings"
 	"testing"
 	"time"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
 // The YAML form of rate limits and retry budgets: protojson and proto field names,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,12 +133,12 @@ func TestRetryBudgetBoundsRetries(t *testing.T) {
 func testRetryBudget(t *testing.T, k kind, budget string, maxRetrying int64) {
 	const clients = 10
 	be := startBudgetBackend(t, clients, 30*time.Millisecond)
-	port := freePort(t)
+	port := FreePort(t)
 	y := `
 listeners:
 - name: web
   address: 127.0.0.1
-  port: ` + itoa(port) + `
+  port: ` + strconv.Itoa(port) + `
   protocol: HTTP
   virtualHosts:
   - name: all
@@ -158,9 +159,9 @@ backendGroups:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := dial(t, port, "")
+			c := Dial(t, port)
 			io.WriteString(c, fmt.Sprintf("GET /r HTTP/1.1\r\nHost: x\r\nX-Req: %d\r\n\r\n", i))
-			resp, body := readResponse(t, bufio.NewReader(c), "GET")
+			resp, body := ReadResponse(t, bufio.NewReader(c), "GET")
 			if body != "busy\n" {
 				t.Errorf("request %d: %d %q, want the backend's 503", i, resp.StatusCode, body)
 			}
@@ -200,7 +201,7 @@ backendGroups:
 	if n := sh.Retries(); n != uint64(3*retried) {
 		t.Fatalf("retries counter %d, want %d", n, 3*retried)
 	}
-	waitUntil(t, "retries and requests no longer in flight", func() bool {
+	WaitFor(t, "retries and requests no longer in flight", 5*time.Second, func() bool {
 		return sh.Active(metrics.LimitRetries) == 0 && sh.RequestsInFlight() == 0
 	})
 }
@@ -212,7 +213,7 @@ func TestRetryBudgetHealthyEndpointLeft(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		good := startRaw(t, modeOK)
 		bad := startRaw(t, mode5xx)
-		port := freePort(t)
+		port := FreePort(t)
 		_, cfg := startResilient(t, k, withRetry(resilientSnapshot(port, "", "", "", good, bad)))
 		sh := cfg.Group("app").Shared
 		var mu sync.Mutex
@@ -224,12 +225,12 @@ func TestRetryBudgetHealthyEndpointLeft(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := dial(t, port, "")
+				c := Dial(t, port)
 				br := bufio.NewReader(c)
 				for n := 0; time.Now().Before(stop); n++ {
 					body := fmt.Sprintf("client %d request %d", i, n)
 					fmt.Fprintf(c, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-					resp, got := readResponse(t, br, "POST")
+					resp, got := ReadResponse(t, br, "POST")
 					mu.Lock()
 					if resp.StatusCode != 200 || got != "ok" {
 						failures = append(failures, fmt.Sprintf("%d %q", resp.StatusCode, got))

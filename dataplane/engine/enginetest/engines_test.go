@@ -1,15 +1,7 @@
 package enginetest
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
-	"bufio"
 	"context"
-	"io"
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -97,77 +89,5 @@ func (te *testEngine) apply(cfg *compiled.Config) {
 		if !s.Bound {
 			te.t.Fatalf("listener %s not bound: %v", s.Name, s.Err)
 		}
-	}
-}
-
-func compileYAML(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
-	t.Helper()
-	snap, err := dataplanev1.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("parse snapshot: %v\n%s", err, y)
-	}
-	if err := dataplanev1.Validate(snap); err != nil {
-		t.Fatalf("validate snapshot: %v\n%s", err, y)
-	}
-	cfg, err := compiled.Compile(snap, reg)
-	if err != nil {
-		t.Fatalf("compile snapshot: %v", err)
-	}
-	return cfg
-}
-
-// freePort returns a TCP port free on 127.0.0.1 right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func itoa(i int) string { return strconv.Itoa(i) }
-
-// dial opens a raw client connection to the proxy from the local address from
-// ("" for any), with a deadline.
-func dial(t testing.TB, port int, from string) net.Conn {
-	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if from != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
-	}
-	c, err := d.Dial("tcp", "127.0.0.1:"+itoa(port))
-	if err != nil {
-		t.Fatalf("dial proxy from %q: %v", from, err)
-	}
-	c.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// readResponse reads one response from br for a request with method.
-func readResponse(t testing.TB, br *bufio.Reader, method string) (*http.Response, string) {
-	t.Helper()
-	resp, err := http.ReadResponse(br, &http.Request{Method: method})
-	if err != nil {
-		t.Fatalf("read response: %v", err)
-	}
-	var body strings.Builder
-	if _, err := io.Copy(&body, resp.Body); err != nil {
-		t.Fatalf("read body: %v", err)
-	}
-	resp.Body.Close()
-	return resp, body.String()
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

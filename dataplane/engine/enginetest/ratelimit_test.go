@@ -35,12 +35,12 @@ const limitedRoutes = `    - name: limited
 // address from, and returns the statuses. Every 429 must say when to come back.
 func getAll(t *testing.T, port int, from string, paths ...string) []int {
 	t.Helper()
-	c := dial(t, port, from)
+	c := DialFrom(t, port, from)
 	br := bufio.NewReader(c)
 	var codes []int
 	for _, p := range paths {
 		io.WriteString(c, "GET "+p+" HTTP/1.1\r\nHost: x\r\n\r\n")
-		resp, body := readResponse(t, br, "GET")
+		resp, body := ReadResponse(t, br, "GET")
 		if resp.StatusCode == 429 && (resp.Header.Get("Retry-After") != "60" || !strings.HasPrefix(body, "rate limited")) {
 			t.Errorf("429 with Retry-After %q and body %q", resp.Header.Get("Retry-After"), body)
 		}
@@ -80,7 +80,7 @@ func backendSaw(b *scriptedBackend, prefix string) int {
 func TestRateLimit(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		be := startRaw(t, modeOK)
-		port := freePort(t)
+		port := FreePort(t)
 		y := resilientSnapshot(port, "", strings.Replace(limitedRoutes, "BURST", "3", 1), "", be)
 		te, cfg := startResilient(t, k, y)
 		reg := te.reg
@@ -135,13 +135,13 @@ func TestRateLimit(t *testing.T) {
 
 		// A new config with the same limits keeps the buckets: still empty.
 		// One whose per-client burst changed starts that bucket full.
-		cfg2 := compileYAML(t, reg, y)
+		cfg2 := CompileYAML(t, reg, y)
 		cfg2.KeepState(cfg)
 		te.apply(cfg2)
 		if got := getAll(t, port, "", "/limited", "/a", "/client"); fmt.Sprint(got) != "[429 429 429]" {
 			t.Fatalf("after a config push with the same limits: %v", got)
 		}
-		cfg3 := compileYAML(t, reg, resilientSnapshot(port, "", strings.Replace(limitedRoutes, "BURST", "2", 1), "", be))
+		cfg3 := CompileYAML(t, reg, resilientSnapshot(port, "", strings.Replace(limitedRoutes, "BURST", "2", 1), "", be))
 		cfg3.KeepState(cfg2)
 		te.apply(cfg3)
 		if got := getAll(t, port, "127.0.0.2", "/client", "/client", "/client", "/limited"); fmt.Sprint(got) != "[200 200 429 429]" {

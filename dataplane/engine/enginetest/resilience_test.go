@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +27,7 @@ func startResilient(t *testing.T, k kind, y string) (*testEngine, *compiled.Conf
 	hm := health.NewManager(health.Options{})
 	ms := netpoll.NewMirrorSender(netpoll.MirrorOptions{Timeout: time.Second})
 	t.Cleanup(func() { hm.Close(); ms.Close() })
-	cfg := compileYAML(t, te.reg, y)
+	cfg := CompileYAML(t, te.reg, y)
 	cfg.SetMirrorSender(ms)
 	hm.Apply(cfg)
 	te.apply(cfg)
@@ -34,27 +35,11 @@ func startResilient(t *testing.T, k kind, y string) (*testEngine, *compiled.Conf
 }
 
 func resilientSnapshot(port int, group string, extraRoute, extraGroups string, backends ...*scriptedBackend) string {
-	var eps strings.Builder
-	for _, b := range backends {
-		host, p, _ := net.SplitHostPort(b.addr())
-		eps.WriteString("  - {address: " + host + ", port: " + p + "}\n")
+	eps := make([]string, len(backends))
+	for i, b := range backends {
+		eps[i] = b.addr()
 	}
-	return `
-listeners:
-- name: web
-  address: 127.0.0.1
-  port: ` + itoa(port) + `
-  protocol: HTTP
-  virtualHosts:
-  - name: all
-    routes:
-    - name: default
-      backends: [{backendGroup: app, weight: 1}]
-` + extraRoute + `
-backendGroups:
-- name: app
-` + group + `  endpoints:
-` + eps.String() + extraGroups
+	return HTTPSnapshot(port, eps, group, extraRoute, extraGroups)
 }
 
 // load runs clients GETting through the proxy for d and returns the statuses
@@ -72,7 +57,7 @@ func load(t *testing.T, port, clients int, d time.Duration) (ok int, failures []
 			defer tr.CloseIdleConnections()
 			cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 			for time.Now().Before(stop) {
-				resp, err := cl.Get("http://127.0.0.1:" + itoa(port) + "/x")
+				resp, err := cl.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/x")
 				mu.Lock()
 				if err != nil {
 					failures = append(failures, err.Error())
@@ -128,7 +113,7 @@ func testFailingEndpoint(t *testing.T, k kind, mode int32) {
 	} else {
 		bad.mode.Store(mode)
 	}
-	port := freePort(t)
+	port := FreePort(t)
 	// The four clients may all be retrying at once: a budget of 100% lets
 	// them, so that the retry budget is not what this test measures.
 	group := `  healthCheck: {path: /healthz, interval: 0.05s, timeout: 0.05s, healthyThreshold: 1, unhealthyThreshold: 2}
@@ -193,7 +178,7 @@ func TestResilienceHangingEndpoint(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		good := startRaw(t, modeSlow)
 		hang := startRaw(t, modeHang)
-		port := freePort(t)
+		port := FreePort(t)
 		group := "  healthCheck: {path: /healthz, interval: 0.03s, timeout: 0.03s, jitter: 0.01s, healthyThreshold: 1, unhealthyThreshold: 2}\n"
 		_, cfg := startResilient(t, k, resilientSnapshot(port, group, "", "", good, hang))
 		g := cfg.Group("app")
@@ -221,7 +206,7 @@ func TestResilienceHangingEndpoint(t *testing.T) {
 func TestCircuitBreakers(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		slow := startRaw(t, modeSlow)
-		port := freePort(t)
+		port := FreePort(t)
 		group := "  circuitBreakers: {maxConnections: 2, maxPendingRequests: 1, maxRequests: 10}\n"
 		te, cfg := startResilient(t, k, resilientSnapshot(port, group, "", "", slow))
 		g := cfg.Group("app")
@@ -242,7 +227,7 @@ func TestCircuitBreakers(t *testing.T) {
 			t.Fatalf("connection limit reached %d times, want 3", n)
 		}
 		for _, l := range []metrics.Limit{metrics.LimitConnections, metrics.LimitPending, metrics.LimitRequests, metrics.LimitRetries} {
-			waitUntil(t, l.String()+" slots released", func() bool { return g.Shared.Active(l) == 0 })
+			WaitFor(t, l.String()+" slots released", 5*time.Second, func() bool { return g.Shared.Active(l) == 0 })
 		}
 		if n := te.reg.LocalReplies(metrics.ReasonOverflow); n != 2 {
 			t.Fatalf("overflow local replies %d, want 2", n)
@@ -250,7 +235,7 @@ func TestCircuitBreakers(t *testing.T) {
 
 		// Max requests: with a larger pending limit, six at once: four admitted
 		// (two wait), two turned away at once.
-		te.apply(compileYAML(t, te.reg, resilientSnapshot(port, "  circuitBreakers: {maxConnections: 2, maxPendingRequests: 10, maxRequests: 4}\n", "", "", slow)))
+		te.apply(CompileYAML(t, te.reg, resilientSnapshot(port, "  circuitBreakers: {maxConnections: 2, maxPendingRequests: 10, maxRequests: 4}\n", "", "", slow)))
 		codes = fire(t, port, 6)
 		if codes[200] != 4 || codes[503] != 2 {
 			t.Fatalf("statuses %v, want 4×200 and 2×503", codes)
@@ -265,14 +250,14 @@ func TestCircuitBreakers(t *testing.T) {
 func TestCircuitBreakerRetries(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		slow := startRaw(t, mode5xx)
-		port := freePort(t)
+		port := FreePort(t)
 		_, cfg := startResilient(t, k, withRetry(resilientSnapshot(port, "  circuitBreakers: {maxRetries: 1}\n", "", "", slow)))
 		codes := fire(t, port, 4)
 		if codes[503] != 4 {
 			t.Fatalf("statuses %v", codes)
 		}
 		g := cfg.Group("app")
-		waitUntil(t, "retry slots released", func() bool { return g.Shared.Active(metrics.LimitRetries) == 0 })
+		WaitFor(t, "retry slots released", 5*time.Second, func() bool { return g.Shared.Active(metrics.LimitRetries) == 0 })
 		// Sequential requests each get their retries.
 		before := slow.reqs.Load()
 		fire(t, port, 1)
@@ -293,7 +278,7 @@ func fire(t *testing.T, port, n int) map[int]int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", "127.0.0.1:"+itoa(port))
+			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 			if err != nil {
 				t.Errorf("dial: %v", err)
 				return
@@ -331,7 +316,7 @@ func testMirrors(t *testing.T, k kind) {
 	shadow2 := startRaw(t, modeOK)
 	dead := startRaw(t, modeOK)
 	dead.close()
-	port := freePort(t)
+	port := FreePort(t)
 	deadHost, deadPort, _ := net.SplitHostPort(dead.addr())
 	shadowHost, shadowPort, _ := net.SplitHostPort(shadow.addr())
 	shadow2Host, shadow2Port, _ := net.SplitHostPort(shadow2.addr())
@@ -358,10 +343,10 @@ func testMirrors(t *testing.T, k kind) {
   - {address: ` + deadHost + `, port: ` + deadPort + `}
 `
 	_, cfg := startResilient(t, k, resilientSnapshot(port, "", route, groups, primary))
-	c := dial(t, port, "")
+	c := Dial(t, port)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "POST /m/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
-	if resp, body := readResponse(t, br, "POST"); resp.StatusCode != 200 || body != "ok" {
+	if resp, body := ReadResponse(t, br, "POST"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("primary: %d %q", resp.StatusCode, body)
 	}
 	// A body that arrives after the head is not mirrored: the copy is
@@ -369,10 +354,10 @@ func testMirrors(t *testing.T, k kind) {
 	io.WriteString(c, "POST /m/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
 	time.Sleep(30 * time.Millisecond)
 	io.WriteString(c, "world")
-	if resp, body := readResponse(t, br, "POST"); resp.StatusCode != 200 || body != "ok" {
+	if resp, body := ReadResponse(t, br, "POST"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("primary: %d %q", resp.StatusCode, body)
 	}
-	waitUntil(t, "two mirrored requests", func() bool { return shadow.reqs.Load() == 2 })
+	WaitFor(t, "two mirrored requests", 5*time.Second, func() bool { return shadow.reqs.Load() == 2 })
 	// The mirror sender runs several goroutines: copies may arrive in any order.
 	shadow.mu.Lock()
 	bodies := slices.Clone(shadow.bodies)
@@ -389,7 +374,7 @@ func testMirrors(t *testing.T, k kind) {
 		t.Fatalf("primary saw %q", pgot)
 	}
 	sh, dg := cfg.Group("shadow").Shared, cfg.Group("dead").Shared
-	waitUntil(t, "mirror outcomes counted", func() bool {
+	WaitFor(t, "mirror outcomes counted", 5*time.Second, func() bool {
 		return sh.Mirrors(metrics.MirrorSent) == 2 && dg.Mirrors(metrics.MirrorFailed) == 2
 	})
 
@@ -404,9 +389,9 @@ func testMirrors(t *testing.T, k kind) {
 	sh2 := cfg.Group("shadow2").Shared
 	for range 200 {
 		io.WriteString(c, "GET /half HTTP/1.1\r\nHost: x\r\n\r\n")
-		readResponse(t, br, "GET")
+		ReadResponse(t, br, "GET")
 	}
-	waitUntil(t, "half mirrors", func() bool {
+	WaitFor(t, "half mirrors", 5*time.Second, func() bool {
 		return shadow2.reqs.Load() > 60 && sh2.Mirrors(metrics.MirrorSent) == uint64(shadow2.reqs.Load())
 	})
 	time.Sleep(20 * time.Millisecond)
@@ -431,7 +416,7 @@ func loadPath(t *testing.T, port, clients int, d time.Duration, path string) (in
 			cl := &http.Client{Transport: tr, Timeout: 2 * time.Second}
 			for time.Now().Before(stop) {
 				start := time.Now()
-				resp, err := cl.Get("http://127.0.0.1:" + itoa(port) + path)
+				resp, err := cl.Get("http://127.0.0.1:" + strconv.Itoa(port) + path)
 				mu.Lock()
 				switch {
 				case err != nil:

@@ -7,18 +7,17 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/uring"
-	"github.com/flaxlb/flax/dataplane/iouring"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
 func init() { engines = append(engines, kind{name: "uring", new: newUring}) }
 
 // newUring returns an io_uring engine, or skips the test where io_uring is
-// unusable (an old kernel, seccomp, kernel.io_uring_disabled).
+// unusable (an old kernel, seccomp, kernel.io_uring_disabled; a failure with
+// FLAX_REQUIRE_IOURING=1).
 func newUring(t *testing.T, reg *metrics.Registry) engine.Engine {
-	if err := iouring.Probe(); err != nil {
-		t.Skipf("io_uring unavailable: %v", err)
-	}
+	iouringtest.Require(t)
 	e, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: testr.New(t)})
 	if err != nil {
 		t.Fatalf("new io_uring engine: %v", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -38,9 +39,9 @@ func BenchmarkKeepAlive(b *testing.B) {
 			}()
 		}
 	}()
-	port := freePort(b)
-	startEngine(b, httpSnapshot(port, []string{ln.Addr().String()}, "", ""), proxy.Options{})
-	c := dial(b, port)
+	port := enginetest.FreePort(b)
+	startEngine(b, enginetest.HTTPSnapshot(port, []string{ln.Addr().String()}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(b, port)
 	br := bufio.NewReader(c)
 	req := []byte("GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\n\r\n")
 	want := len(resp)

@@ -16,37 +16,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
 func TestKeepAliveAndPipelining(t *testing.T) {
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "path=%s xff=%s proto=%s", r.URL.Path, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
 	}))
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{be.addr()}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	// Three pipelined requests in one write, then one more on the same
 	// connection.
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
 	for _, p := range []string{"/a", "/b", "/c"} {
-		resp, body := readResponse(t, br, "GET")
+		resp, body := enginetest.ReadResponse(t, br, "GET")
 		if resp.StatusCode != 200 || body != "path="+p+" xff=127.0.0.1 proto=http" {
 			t.Fatalf("%s: %d %q", p, resp.StatusCode, body)
 		}
 	}
 	io.WriteString(c, "GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || !strings.HasPrefix(body, "path=/d ") {
+	if resp, body := enginetest.ReadResponse(t, br, "GET"); resp.StatusCode != 200 || !strings.HasPrefix(body, "path=/d ") {
 		t.Fatalf("/d: %d %q", resp.StatusCode, body)
 	}
-	if conns, reqs := be.counts(); conns != 1 || reqs != 4 {
+	if conns, reqs := be.Counts(); conns != 1 || reqs != 4 {
 		t.Fatalf("backend saw %d connections, %d requests; want 1 connection reused", conns, reqs)
 	}
 }
 
 func TestChunkedBothWays(t *testing.T) {
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if len(r.TransferEncoding) != 1 || r.TransferEncoding[0] != "chunked" {
 			http.Error(w, "request not chunked", 400)
@@ -57,14 +58,14 @@ func TestChunkedBothWays(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	}))
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{be.addr()}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n")
 	time.Sleep(20 * time.Millisecond)
 	io.WriteString(c, "5\r\nworld\r\n0\r\n\r\n")
-	resp, body := readResponse(t, br, "POST")
+	resp, body := enginetest.ReadResponse(t, br, "POST")
 	if resp.StatusCode != 200 || body != "helloworld" || len(resp.TransferEncoding) == 0 || resp.TransferEncoding[0] != "chunked" {
 		t.Fatalf("status %d body %q transfer-encoding %v", resp.StatusCode, body, resp.TransferEncoding)
 	}
@@ -77,7 +78,7 @@ func TestLargeBodiesStream(t *testing.T) {
 		payload[i] = byte(i * 7)
 	}
 	want := sha256.Sum256(payload)
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "PUT" {
 			h := sha256.New()
 			n, err := io.Copy(h, r.Body)
@@ -91,8 +92,8 @@ func TestLargeBodiesStream(t *testing.T) {
 		w.Header().Set("Content-Length", fmt.Sprint(size))
 		w.Write(payload)
 	}))
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{be.addr()}, "", ""), proxy.Options{})
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), proxy.Options{})
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
 	url := fmt.Sprintf("http://127.0.0.1:%d/big", port)
@@ -196,9 +197,9 @@ func TestWebSocketUpgrade(t *testing.T) {
 			}
 		}
 	})
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{addr}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{addr}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	head, err := readHead(br)
@@ -229,9 +230,9 @@ func TestBackendDiesMidResponse(t *testing.T) {
 		readHead(bufio.NewReader(c))
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
 	})
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{addr}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{addr}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	got, err := io.ReadAll(c)
 	if err != nil {
@@ -243,19 +244,19 @@ func TestBackendDiesMidResponse(t *testing.T) {
 }
 
 func TestRefusedConnect(t *testing.T) {
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{dead}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	dead := fmt.Sprintf("127.0.0.1:%d", enginetest.FreePort(t))
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{dead}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, body := readResponse(t, br, "GET")
+	resp, body := enginetest.ReadResponse(t, br, "GET")
 	if resp.StatusCode != 502 || body != "bad gateway\n" {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
 	// The connection stays usable.
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 502 {
+	if resp, _ := enginetest.ReadResponse(t, br, "GET"); resp.StatusCode != 502 {
 		t.Fatalf("second request got %d", resp.StatusCode)
 	}
 }
@@ -265,28 +266,28 @@ func TestHangingBackendTimesOut(t *testing.T) {
 		readHead(bufio.NewReader(c))
 		time.Sleep(5 * time.Second)
 	})
-	port := freePort(t)
+	port := enginetest.FreePort(t)
 	route := `    - name: slow
       matches: [{path: {type: PATH_PREFIX, value: /slow}}]
       timeouts: {backendRequest: 300ms}
       backends: [{backendGroup: app, weight: 1}]
 `
-	startEngine(t, httpSnapshot(port, []string{addr}, route, ""), proxy.Options{})
-	c := dial(t, port)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{addr}, "", route, ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	start := time.Now()
 	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, _ := readResponse(t, br, "GET")
+	resp, _ := enginetest.ReadResponse(t, br, "GET")
 	if el := time.Since(start); resp.StatusCode != 504 || el < 250*time.Millisecond || el > 3*time.Second {
 		t.Fatalf("got %d after %v, want 504 after 300ms", resp.StatusCode, el)
 	}
 }
 
 func TestSlowClientGets408(t *testing.T) {
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{be.addr()}, "", ""), proxy.Options{HeaderTimeout: 300 * time.Millisecond})
-	c := dial(t, port)
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), proxy.Options{HeaderTimeout: 300 * time.Millisecond})
+	c := enginetest.Dial(t, port)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHo")
 	start := time.Now()
 	got, err := io.ReadAll(c)
@@ -299,16 +300,16 @@ func TestSlowClientGets408(t *testing.T) {
 	if el := time.Since(start); el > 3*time.Second {
 		t.Fatalf("408 after %v", el)
 	}
-	if _, reqs := be.counts(); reqs != 0 {
+	if _, reqs := be.Counts(); reqs != 0 {
 		t.Fatal("the backend saw the slow request")
 	}
 }
 
 func TestSmugglingRejected(t *testing.T) {
 	addr, accepted := rawBackend(t, func(c net.Conn) { io.Copy(io.Discard, c) })
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{addr}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{addr}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n")
 	got, err := io.ReadAll(c)
 	if err != nil {
@@ -323,13 +324,13 @@ func TestSmugglingRejected(t *testing.T) {
 }
 
 func TestHTTPSWithSNI(t *testing.T) {
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "host=%s proto=%s", r.Host, r.Header.Get("X-Forwarded-Proto"))
 	}))
-	certA, keyA := selfSigned(t, "a.example.com")
-	certB, keyB := selfSigned(t, "b.example.com")
-	port := freePort(t)
-	host, bport, _ := net.SplitHostPort(be.addr())
+	certA, keyA := enginetest.SelfSigned(t, "a.example.com")
+	certB, keyB := enginetest.SelfSigned(t, "b.example.com")
+	port := enginetest.FreePort(t)
+	host, bport, _ := net.SplitHostPort(be.Addr())
 	y := fmt.Sprintf(`
 listeners:
 - name: tls
@@ -360,7 +361,7 @@ backendGroups:
 		br := bufio.NewReader(tc)
 		for range 2 {
 			fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", name)
-			resp, body := readResponse(t, br, "GET")
+			resp, body := enginetest.ReadResponse(t, br, "GET")
 			if resp.StatusCode != 200 || body != "host="+name+" proto=https" {
 				t.Fatalf("%s: %d %q", name, resp.StatusCode, body)
 			}
@@ -372,34 +373,34 @@ backendGroups:
 func TestConfigSwapWhileInFlight(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/wait" {
 			started <- struct{}{}
 			<-release
 		}
 		io.WriteString(w, "old backend")
 	}))
-	port := freePort(t)
-	te := startEngine(t, httpSnapshot(port, []string{be.addr()}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	te := startEngine(t, enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
 	// Swap to a configuration that answers directly.
-	swapped := strings.Replace(httpSnapshot(port, []string{be.addr()}, "", ""),
+	swapped := strings.Replace(enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""),
 		"      backends: [{backendGroup: app, weight: 1}]\n", "      directResponse: {status: 200, body: new config}\n", 1)
 	te.apply(swapped)
 	close(release)
-	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "old backend" {
+	if resp, body := enginetest.ReadResponse(t, br, "GET"); resp.StatusCode != 200 || body != "old backend" {
 		t.Fatalf("in-flight request: %d %q", resp.StatusCode, body)
 	}
 	io.WriteString(c, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "new config" {
+	if resp, body := enginetest.ReadResponse(t, br, "GET"); resp.StatusCode != 200 || body != "new config" {
 		t.Fatalf("next request on the same connection: %d %q", resp.StatusCode, body)
 	}
-	c2 := dial(t, port)
+	c2 := enginetest.Dial(t, port)
 	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	if resp, body := readResponse(t, bufio.NewReader(c2), "GET"); body != "new config" {
+	if resp, body := enginetest.ReadResponse(t, bufio.NewReader(c2), "GET"); body != "new config" {
 		t.Fatalf("new connection: %d %q", resp.StatusCode, body)
 	}
 }
@@ -407,20 +408,20 @@ func TestConfigSwapWhileInFlight(t *testing.T) {
 func TestDrain(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
-	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/wait" {
 			started <- struct{}{}
 			<-release
 		}
 		io.WriteString(w, "done")
 	}))
-	port := freePort(t)
-	te := startEngine(t, httpSnapshot(port, []string{be.addr()}, "", ""), proxy.Options{})
-	idle := dial(t, port)
+	port := enginetest.FreePort(t)
+	te := startEngine(t, enginetest.HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), proxy.Options{})
+	idle := enginetest.Dial(t, port)
 	ibr := bufio.NewReader(idle)
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	readResponse(t, ibr, "GET")
-	busy := dial(t, port)
+	enginetest.ReadResponse(t, ibr, "GET")
+	busy := enginetest.Dial(t, port)
 	bbr := bufio.NewReader(busy)
 	io.WriteString(busy, "GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-started
@@ -454,7 +455,7 @@ func TestDrain(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	close(release)
-	resp, body := readResponse(t, bbr, "GET")
+	resp, body := enginetest.ReadResponse(t, bbr, "GET")
 	if resp.StatusCode != 200 || body != "done" || !resp.Close {
 		t.Fatalf("in-flight request: %d %q close=%v", resp.StatusCode, body, resp.Close)
 	}
@@ -468,7 +469,7 @@ func TestTCPListener(t *testing.T) {
 		io.WriteString(c, "hello;")
 		io.Copy(c, c)
 	})
-	port := freePort(t)
+	port := enginetest.FreePort(t)
 	host, bport, _ := net.SplitHostPort(addr)
 	y := fmt.Sprintf(`
 listeners:
@@ -482,7 +483,7 @@ backendGroups:
   endpoints: [{address: %s, port: %s}]
 `, port, host, bport)
 	startEngine(t, y, proxy.Options{})
-	c := dial(t, port)
+	c := enginetest.Dial(t, port)
 	io.WriteString(c, "ping")
 	got := make([]byte, len("hello;ping"))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hello;ping" {
@@ -501,8 +502,8 @@ func TestBindFailureReported(t *testing.T) {
 	}
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
-	reg := startEngine(t, httpSnapshot(freePort(t), []string{"127.0.0.1:1"}, "", ""), proxy.Options{})
-	st, err := reg.Apply(compileYAML(t, reg.reg, httpSnapshot(port, []string{"127.0.0.1:1"}, "", "")))
+	reg := startEngine(t, enginetest.HTTPSnapshot(enginetest.FreePort(t), []string{"127.0.0.1:1"}, "", "", ""), proxy.Options{})
+	st, err := reg.Apply(enginetest.CompileYAML(t, reg.reg, enginetest.HTTPSnapshot(port, []string{"127.0.0.1:1"}, "", "", "")))
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
@@ -523,13 +524,13 @@ func TestStalePooledConnectionRetried(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		readHead(br)
 	})
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{addr}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{addr}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	br := bufio.NewReader(c)
 	for i := range 3 {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		if resp, body := enginetest.ReadResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
 	}
@@ -547,9 +548,9 @@ func TestEarlyReplyWhileBodyStreams(t *testing.T) {
 		io.CopyN(io.Discard, br, 1000)
 		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig")
 	})
-	port := freePort(t)
-	startEngine(t, httpSnapshot(port, []string{addr}, "", ""), proxy.Options{})
-	c := dial(t, port)
+	port := enginetest.FreePort(t)
+	startEngine(t, enginetest.HTTPSnapshot(port, []string{addr}, "", "", ""), proxy.Options{})
+	c := enginetest.Dial(t, port)
 	io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n")
 	go func() {
 		chunk := make([]byte, 64<<10)
@@ -560,7 +561,7 @@ func TestEarlyReplyWhileBodyStreams(t *testing.T) {
 		}
 	}()
 	br := bufio.NewReader(c)
-	resp, body := readResponse(t, br, "POST")
+	resp, body := enginetest.ReadResponse(t, br, "POST")
 	if resp.StatusCode != 413 || body != "big" || !resp.Close {
 		t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -140,8 +141,8 @@ func (bc *benchClient) do() error {
 func benchSetup(t testing.TB) (*testEngine, string) {
 	te := startEngine(t, 1, proxy.Options{})
 	be := startRawBackend(t)
-	port := freePort(t)
-	st := te.apply(t, compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
+	port := enginetest.FreePort(t)
+	st := te.apply(t, enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
 	if !st[0].Bound {
 		t.Fatalf("statuses: %+v", st)
 	}

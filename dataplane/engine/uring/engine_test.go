@@ -6,16 +6,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand"
 	"net"
 	"net/http"
@@ -30,17 +23,19 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
 // setup starts an engine (2 workers), one backend and applies the test
 // snapshot; it returns the engine, the backend and the listener's base URL.
-func setup(t *testing.T, popts proxy.Options, extraRoutes string) (*testEngine, *backend, string) {
+func setup(t *testing.T, popts proxy.Options, extraRoutes string) (*testEngine, *enginetest.Backend, string) {
 	t.Helper()
 	te := startEngine(t, 2, popts)
-	be := startBackend(t, appHandler())
-	port := freePort(t)
-	st := te.apply(t, compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), extraRoutes)))
+	be := enginetest.StartBackend(t, appHandler())
+	port := enginetest.FreePort(t)
+	st := te.apply(t, enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.AddrPort()}, deadAddr(t), extraRoutes)))
 	if len(st) != 1 || !st[0].Bound || st[0].Err != nil {
 		t.Fatalf("statuses: %+v", st)
 	}
@@ -50,19 +45,19 @@ func setup(t *testing.T, popts proxy.Options, extraRoutes string) (*testEngine, 
 func TestGetKeepAlive(t *testing.T) {
 	te := startEngine(t, 2, proxy.Options{})
 	var conns atomic.Int32
-	be := startBackendWith(t, appHandler(), func(s *http.Server) {
+	be := enginetest.StartBackendWith(t, appHandler(), func(s *http.Server) {
 		s.ConnState = func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
 				conns.Add(1)
 			}
 		}
 	})
-	port := freePort(t)
-	te.apply(t, compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
+	port := enginetest.FreePort(t)
+	te.apply(t, enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.AddrPort()}, deadAddr(t), "")))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	c := newClient()
 	for i := 0; i < 50; i++ {
-		code, body := get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, i))
+		code, body := enginetest.Get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, i))
 		if code != 200 || body != fmt.Sprintf("hello %d", i) {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}
@@ -205,22 +200,22 @@ func TestLocalReplies(t *testing.T) {
 `, big)
 	te, _, base := setup(t, proxy.Options{}, extra)
 	c := newClient()
-	if code, body := get(t, c, base+"/dead"); code != 502 {
+	if code, body := enginetest.Get(t, c, base+"/dead"); code != 502 {
 		t.Errorf("refused backend: %d %q, want 502", code, body)
 	}
-	if code, body := get(t, c, base+"/nothing"); code != 404 {
+	if code, body := enginetest.Get(t, c, base+"/nothing"); code != 404 {
 		t.Errorf("no route: %d %q, want 404", code, body)
 	}
-	if code, body := get(t, c, base+"/direct"); code != 200 || body != "direct body\n" {
+	if code, body := enginetest.Get(t, c, base+"/direct"); code != 200 || body != "direct body\n" {
 		t.Errorf("direct: %d %q", code, body)
 	}
 	for i := 0; i < 3; i++ {
-		if code, body := get(t, c, base+"/big"); code != 200 || body != big {
+		if code, body := enginetest.Get(t, c, base+"/big"); code != 200 || body != big {
 			t.Fatalf("big direct response: %d, %d bytes", code, len(body))
 		}
 	}
 	for i := 0; i < 10; i++ {
-		get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, i))
+		enginetest.Get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, i))
 	}
 	// Everything went out of the Exchange arenas without copies.
 	if n := te.copiedSends.Load(); n != 0 {
@@ -247,7 +242,7 @@ func TestHeapExchanges(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, payload) {
 			t.Fatalf("echo: %d, %d bytes, %v", resp.StatusCode, len(got), err)
 		}
-		if code, body := get(t, c, base+"/app/hello?n=3"); code != 200 || body != "hello 3" {
+		if code, body := enginetest.Get(t, c, base+"/app/hello?n=3"); code != 200 || body != "hello 3" {
 			t.Fatalf("get: %d %q", code, body)
 		}
 	}
@@ -281,13 +276,13 @@ func TestApplyWhileInFlight(t *testing.T) {
 	// finishes on the old one, new requests see the new one.
 	var p int
 	fmt.Sscan(port, &p)
-	y := strings.Replace(snapshotYAML(p, []netip.AddrPort{be.addr}, deadAddr(t), ""), "value: /app}", "value: /moved}", 1)
+	y := strings.Replace(snapshotYAML(p, []netip.AddrPort{be.AddrPort()}, deadAddr(t), ""), "value: /app}", "value: /moved}", 1)
 	y = strings.Replace(y, "version: 1", "version: 2", 1)
-	st := te.apply(t, compile(t, te.reg, y))
+	st := te.apply(t, enginetest.CompileYAML(t, te.reg, y))
 	if !st[0].Bound {
 		t.Fatalf("kept listener not bound: %+v", st[0])
 	}
-	if code, _ := get(t, newClient(), base+"/app/hello"); code != 404 {
+	if code, _ := enginetest.Get(t, newClient(), base+"/app/hello"); code != 404 {
 		t.Errorf("request after apply: %d, want 404 (route removed)", code)
 	}
 	r := <-res
@@ -301,8 +296,8 @@ func TestApplyWhileInFlight(t *testing.T) {
 
 func TestListenerRemoved(t *testing.T) {
 	te := startEngine(t, 2, proxy.Options{})
-	be := startBackend(t, appHandler())
-	p1, p2 := freePort(t), freePort(t)
+	be := enginetest.StartBackend(t, appHandler())
+	p1, p2 := enginetest.FreePort(t), enginetest.FreePort(t)
 	second := fmt.Sprintf(`- name: web2
   address: 127.0.0.1
   port: %d
@@ -313,14 +308,14 @@ func TestListenerRemoved(t *testing.T) {
     - name: app2
       backends: [{backendGroup: app, weight: 1}]
 `, p2)
-	base := snapshotYAML(p1, []netip.AddrPort{be.addr}, deadAddr(t), "")
+	base := snapshotYAML(p1, []netip.AddrPort{be.AddrPort()}, deadAddr(t), "")
 	withSecond := strings.Replace(base, "backendGroups:", second+"backendGroups:", 1)
-	st := te.apply(t, compile(t, te.reg, withSecond))
+	st := te.apply(t, enginetest.CompileYAML(t, te.reg, withSecond))
 	if len(st) != 2 || !st[0].Bound || !st[1].Bound {
 		t.Fatalf("statuses: %+v", st)
 	}
 	addr2 := fmt.Sprintf("127.0.0.1:%d", p2)
-	if code, body := get(t, newClient(), "http://"+addr2+"/app/hello?n=7"); code != 200 || body != "hello 7" {
+	if code, body := enginetest.Get(t, newClient(), "http://"+addr2+"/app/hello?n=7"); code != 200 || body != "hello 7" {
 		t.Fatalf("second listener: %d %q", code, body)
 	}
 	// A keep-alive connection on the listener that goes away.
@@ -338,7 +333,7 @@ func TestListenerRemoved(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 
-	st = te.apply(t, compile(t, te.reg, strings.Replace(base, "version: 1", "version: 2", 1)))
+	st = te.apply(t, enginetest.CompileYAML(t, te.reg, strings.Replace(base, "version: 1", "version: 2", 1)))
 	if len(st) != 1 || !st[0].Bound {
 		t.Fatalf("statuses after removal: %+v", st)
 	}
@@ -347,13 +342,13 @@ func TestListenerRemoved(t *testing.T) {
 		c.Close()
 		t.Errorf("removed listener still accepts right after Apply")
 	}
-	waitFor(t, "removed listener to refuse", 2*time.Second, func() bool { return refused(addr2) })
+	enginetest.WaitFor(t, "removed listener to refuse", 2*time.Second, func() bool { return refused(addr2) })
 	// Its idle keep-alive connection is closed.
 	_ = kc.SetReadDeadline(time.Now().Add(3 * time.Second))
 	if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Errorf("idle connection of a removed listener: read %d, %v; want EOF", n, err)
 	}
-	if code, _ := get(t, newClient(), fmt.Sprintf("http://127.0.0.1:%d/app/hello", p1)); code != 200 {
+	if code, _ := enginetest.Get(t, newClient(), fmt.Sprintf("http://127.0.0.1:%d/app/hello", p1)); code != 200 {
 		t.Errorf("remaining listener: %d", code)
 	}
 }
@@ -398,7 +393,7 @@ func TestDrain(t *testing.T) {
 	start := time.Now()
 	drained := make(chan error, 1)
 	go func() { drained <- te.Drain(ctx) }()
-	waitFor(t, "listener to refuse while draining", 2*time.Second, func() bool { return refused(strings.TrimPrefix(base, "http://")) })
+	enginetest.WaitFor(t, "listener to refuse while draining", 2*time.Second, func() bool { return refused(strings.TrimPrefix(base, "http://")) })
 	_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if n, err := ibr.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Errorf("idle connection during drain: read %d, %v; want EOF", n, err)
@@ -451,7 +446,7 @@ func TestBindFailure(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	st, err := te.Apply(compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{deadAddr(t)}, deadAddr(t), "")))
+	st, err := te.Apply(enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{deadAddr(t)}, deadAddr(t), "")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,14 +459,14 @@ func TestBindFailure(t *testing.T) {
 }
 
 func TestApplyBeforeRun(t *testing.T) {
-	skipWithoutUring(t)
+	iouringtest.Require(t)
 	e, err := New(Options{Workers: 1, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	be := startBackend(t, appHandler())
-	port := freePort(t)
-	st, err := e.Apply(compile(t, e.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
+	be := enginetest.StartBackend(t, appHandler())
+	port := enginetest.FreePort(t)
+	st, err := e.Apply(enginetest.CompileYAML(t, e.reg, snapshotYAML(port, []netip.AddrPort{be.AddrPort()}, deadAddr(t), "")))
 	if err != nil || !st[0].Bound {
 		t.Fatalf("apply: %v %+v", err, st)
 	}
@@ -543,13 +538,13 @@ func TestTimeouts(t *testing.T) {
 
 func TestStalePooledConnection(t *testing.T) {
 	te := startEngine(t, 1, proxy.Options{})
-	be := startBackendWith(t, appHandler(), func(s *http.Server) { s.IdleTimeout = 100 * time.Millisecond })
-	port := freePort(t)
-	te.apply(t, compile(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
+	be := enginetest.StartBackendWith(t, appHandler(), func(s *http.Server) { s.IdleTimeout = 100 * time.Millisecond })
+	port := enginetest.FreePort(t)
+	te.apply(t, enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.AddrPort()}, deadAddr(t), "")))
 	c := newClient()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for i := 0; i < 5; i++ {
-		if code, body := get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, i)); code != 200 || body != fmt.Sprintf("hello %d", i) {
+		if code, body := enginetest.Get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, i)); code != 200 || body != fmt.Sprintf("hello %d", i) {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}
 		// The backend closes its idle connection meanwhile: the pooled
@@ -560,8 +555,8 @@ func TestStalePooledConnection(t *testing.T) {
 
 func TestTCPListener(t *testing.T) {
 	te := startEngine(t, 2, proxy.Options{})
-	be := startBackend(t, appHandler())
-	port, tport := freePort(t), freePort(t)
+	be := enginetest.StartBackend(t, appHandler())
+	port, tport := enginetest.FreePort(t), enginetest.FreePort(t)
 	tcp := fmt.Sprintf(`- name: tcp
   address: 127.0.0.1
   port: %d
@@ -570,8 +565,8 @@ func TestTCPListener(t *testing.T) {
     name: tcp-route
     backends: [{backendGroup: app, weight: 1}]
 `, tport)
-	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), ""), "backendGroups:", tcp+"backendGroups:", 1)
-	st := te.apply(t, compile(t, te.reg, y))
+	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{be.AddrPort()}, deadAddr(t), ""), "backendGroups:", tcp+"backendGroups:", 1)
+	st := te.apply(t, enginetest.CompileYAML(t, te.reg, y))
 	if len(st) != 2 || !st[1].Bound {
 		t.Fatalf("statuses: %+v", st)
 	}
@@ -592,11 +587,11 @@ func TestTCPListener(t *testing.T) {
 
 func TestHTTPSListenerNotServed(t *testing.T) {
 	te := startEngine(t, 1, proxy.Options{})
-	snap, err := dataplanev1.Parse([]byte(snapshotYAML(freePort(t), []netip.AddrPort{deadAddr(t)}, deadAddr(t), "")))
+	snap, err := dataplanev1.Parse([]byte(snapshotYAML(enginetest.FreePort(t), []netip.AddrPort{deadAddr(t)}, deadAddr(t), "")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, key := selfSigned(t)
+	cert, key := enginetest.SelfSigned(t, "test")
 	l := snap.Listeners[0]
 	l.Protocol = dataplanev1.Listener_HTTPS
 	l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
@@ -611,28 +606,6 @@ func TestHTTPSListenerNotServed(t *testing.T) {
 	if len(st) != 1 || st[0].Bound || !errors.Is(st[0].Err, ErrHTTPS) {
 		t.Fatalf("statuses: %+v", st)
 	}
-}
-
-func selfSigned(t *testing.T) (cert, key []byte) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"test"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 }
 
 func TestConnectTimeout(t *testing.T) {
@@ -660,11 +633,11 @@ func TestConnectTimeout(t *testing.T) {
 		}
 		fill = append(fill, c)
 	}
-	port := freePort(t)
+	port := enginetest.FreePort(t)
 	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{black}, deadAddr(t), ""), "connectTimeout: 2s", "connectTimeout: 300ms", 1)
-	te.apply(t, compile(t, te.reg, y))
+	te.apply(t, enginetest.CompileYAML(t, te.reg, y))
 	start := time.Now()
-	code, _ := get(t, newClient(), fmt.Sprintf("http://127.0.0.1:%d/app/hello", port))
+	code, _ := enginetest.Get(t, newClient(), fmt.Sprintf("http://127.0.0.1:%d/app/hello", port))
 	d := time.Since(start)
 	if code != 502 {
 		t.Errorf("connect timeout: %d, want 502", code)
@@ -677,7 +650,7 @@ func TestConnectTimeout(t *testing.T) {
 func TestPoolBounds(t *testing.T) {
 	te := startEngine(t, 1, proxy.Options{})
 	var open, total atomic.Int32
-	be := startBackendWith(t, appHandler(), func(s *http.Server) {
+	be := enginetest.StartBackendWith(t, appHandler(), func(s *http.Server) {
 		s.ConnState = func(_ net.Conn, st http.ConnState) {
 			switch st {
 			case http.StateNew:
@@ -688,17 +661,17 @@ func TestPoolBounds(t *testing.T) {
 			}
 		}
 	})
-	port := freePort(t)
-	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), ""), "connectTimeout: 2s",
+	port := enginetest.FreePort(t)
+	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{be.AddrPort()}, deadAddr(t), ""), "connectTimeout: 2s",
 		"connectTimeout: 2s\n  idleTimeout: 300ms\n  maxIdleConnectionsPerEndpoint: 2", 1)
-	te.apply(t, compile(t, te.reg, y))
+	te.apply(t, enginetest.CompileYAML(t, te.reg, y))
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if code, _ := get(t, newClient(), base+"/app/slow?d=300ms"); code != 200 {
+			if code, _ := enginetest.Get(t, newClient(), base+"/app/slow?d=300ms"); code != 200 {
 				t.Errorf("slow request: %d", code)
 			}
 		}()
@@ -707,8 +680,8 @@ func TestPoolBounds(t *testing.T) {
 	if n := total.Load(); n < 3 {
 		t.Fatalf("only %d backend connections for 8 concurrent requests", n)
 	}
-	waitFor(t, "pool to keep at most 2 idle connections", 2*time.Second, func() bool { return open.Load() <= 2 })
-	waitFor(t, "idle connections to expire", 3*time.Second, func() bool { return open.Load() == 0 })
+	enginetest.WaitFor(t, "pool to keep at most 2 idle connections", 2*time.Second, func() bool { return open.Load() <= 2 })
+	enginetest.WaitFor(t, "idle connections to expire", 3*time.Second, func() bool { return open.Load() == 0 })
 }
 
 func TestBackpressure(t *testing.T) {
@@ -768,7 +741,7 @@ func TestBackpressure(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "client connections to close", 5*time.Second, func() bool {
+	enginetest.WaitFor(t, "client connections to close", 5*time.Second, func() bool {
 		return te.activeConns() == 0
 	})
 	if te.recvPauses.Load() == 0 {
@@ -796,8 +769,8 @@ func TestClientAbort(t *testing.T) {
 		}
 		conn.Close()
 	}
-	waitFor(t, "aborted connections to be released", 5*time.Second, func() bool { return te.activeConns() == 0 })
-	if code, body := get(t, newClient(), base+"/app/hello?n=1"); code != 200 || body != "hello 1" {
+	enginetest.WaitFor(t, "aborted connections to be released", 5*time.Second, func() bool { return te.activeConns() == 0 })
+	if code, body := enginetest.Get(t, newClient(), base+"/app/hello?n=1"); code != 200 || body != "hello 1" {
 		t.Fatalf("after aborts: %d %q", code, body)
 	}
 }
@@ -829,7 +802,7 @@ func TestBufferStarvation(t *testing.T) {
 					t.Errorf("echo: %d bytes, %v", len(got), err)
 					return
 				}
-				if code, body := get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, r)); code != 200 || body != fmt.Sprintf("hello %d", r) {
+				if code, body := enginetest.Get(t, c, fmt.Sprintf("%s/app/hello?n=%d", base, r)); code != 200 || body != fmt.Sprintf("hello %d", r) {
 					t.Errorf("get: %d %q", code, body)
 					return
 				}
@@ -837,7 +810,7 @@ func TestBufferStarvation(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "client connections to close", 5*time.Second, func() bool { return te.activeConns() == 0 })
+	enginetest.WaitFor(t, "client connections to close", 5*time.Second, func() bool { return te.activeConns() == 0 })
 	if te.starvations.Load() == 0 {
 		t.Errorf("no receive ran out of buffers")
 	}

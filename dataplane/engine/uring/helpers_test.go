@@ -11,39 +11,19 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
-	"github.com/flaxlb/flax/dataplane/iouring"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
-
-// skipWithoutUring skips tests on machines where io_uring is unusable.
-func skipWithoutUring(t testing.TB) {
-	t.Helper()
-	if err := iouring.Probe(); err != nil {
-		t.Skipf("io_uring unavailable: %v", err)
-	}
-}
-
-// freePort returns a TCP port that was free a moment ago on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // testLogger logs through t when -v is given.
 func testLogger(t testing.TB) logr.Logger {
@@ -93,22 +73,6 @@ backendGroups:
 `, port, extra, eps.String(), dead.Addr(), dead.Port())
 }
 
-func compile(t testing.TB, reg *metrics.Registry, y string) *compiled.Config {
-	t.Helper()
-	snap, err := dataplanev1.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("parse snapshot: %v\n%s", err, y)
-	}
-	if err := dataplanev1.Validate(snap); err != nil {
-		t.Fatalf("validate snapshot: %v", err)
-	}
-	cfg, err := compiled.Compile(snap, reg)
-	if err != nil {
-		t.Fatalf("compile snapshot: %v", err)
-	}
-	return cfg
-}
-
 // testEngine is a running engine with a cancel func.
 type testEngine struct {
 	*Engine
@@ -119,7 +83,7 @@ type testEngine struct {
 
 func startEngine(t testing.TB, workers int, popts proxy.Options) *testEngine {
 	t.Helper()
-	skipWithoutUring(t)
+	iouringtest.Require(t)
 	reg := metrics.NewRegistry(workers)
 	e, err := New(Options{Workers: workers, Metrics: reg, Log: testLogger(t), Proxy: popts})
 	if err != nil {
@@ -148,42 +112,6 @@ func (te *testEngine) apply(t testing.TB, cfg *compiled.Config) []engine.Listene
 		t.Fatalf("apply: %v", err)
 	}
 	return st
-}
-
-// backend is an HTTP test backend on 127.0.0.1.
-type backend struct {
-	srv  *http.Server
-	addr netip.AddrPort
-	mu   sync.Mutex
-	hits int
-}
-
-func startBackend(t testing.TB, h http.Handler) *backend {
-	t.Helper()
-	return startBackendWith(t, h, nil)
-}
-
-// startBackendWith is startBackend with a hook that adjusts the server
-// before it starts.
-func startBackendWith(t testing.TB, h http.Handler, configure func(*http.Server)) *backend {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &backend{addr: netip.MustParseAddrPort(l.Addr().String())}
-	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b.mu.Lock()
-		b.hits++
-		b.mu.Unlock()
-		h.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
-	if configure != nil {
-		configure(b.srv)
-	}
-	go func() { _ = b.srv.Serve(l) }()
-	t.Cleanup(func() { _ = b.srv.Close() })
-	return b
 }
 
 // appHandler answers the test routes.
@@ -244,7 +172,7 @@ func appHandler() http.Handler {
 
 // deadAddr returns an address on which nothing listens.
 func deadAddr(t testing.TB) netip.AddrPort {
-	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freePort(t)))
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(enginetest.FreePort(t)))
 }
 
 // newClient returns an HTTP client with keep-alive to the engine.
@@ -252,32 +180,6 @@ func newClient() *http.Client {
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		MaxIdleConnsPerHost: 64, DisableCompression: true,
 	}}
-}
-
-func get(t testing.TB, c *http.Client, url string) (int, string) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: read body: %v", url, err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // refused reports whether connecting to addr fails.

@@ -44,7 +44,9 @@ type slot struct {
 }
 
 func (w *worker) cRecvUD(i int32, sl *slot) uint64 { return iouring.Pack(opCRecv, sl.gen, uint32(i)) }
+
 func (w *worker) cSendUD(i int32, sl *slot) uint64 { return iouring.Pack(opCSend, sl.gen, uint32(i)) }
+
 func (w *worker) cShutUD(i int32, sl *slot) uint64 { return iouring.Pack(opCShut, sl.gen, uint32(i)) }
 
 // openSession starts serving a connection accepted on listener k.

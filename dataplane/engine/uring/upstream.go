@@ -3,12 +3,11 @@
 package uring
 
 import (
-	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-
 	"net/netip"
 
 	"golang.org/x/sys/unix"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -49,7 +48,9 @@ type upConn struct {
 }
 
 func (w *worker) uRecvUD(ui int32, u *upConn) uint64 { return iouring.Pack(opURecv, u.gen, uint32(ui)) }
+
 func (w *worker) uSendUD(ui int32, u *upConn) uint64 { return iouring.Pack(opUSend, u.gen, uint32(ui)) }
+
 func (w *worker) uShutUD(ui int32, u *upConn) uint64 { return iouring.Pack(opUShut, u.gen, uint32(ui)) }
 
 // allocUp takes a free upstream slot, with its ring memory.

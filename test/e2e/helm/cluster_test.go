@@ -102,20 +102,3 @@ func (c *cluster) kubectl(t *testing.T, args ...string) string {
 	}
 	return out
 }
-
-// eventually calls f every interval until it returns nil or timeout passes, then fails
-// the test with f's last error.
-func eventually(t *testing.T, timeout, interval time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}

@@ -2,7 +2,8 @@
 
 // Package lctest runs hack/localcluster for the end-to-end tests: it checks what a
 // cluster needs, builds and starts `localcluster up`, waits for its ready line and
-// tears it down (SIGTERM, then SIGKILL and `down` after a minute).
+// tears it down (SIGTERM, then SIGKILL and `down` after a minute). It also holds
+// what both end-to-end packages (test/e2e, test/e2e/helm) need besides: Eventually.
 package lctest
 
 import (
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -192,4 +194,21 @@ func Tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Eventually calls f every interval until it returns nil or timeout passes, then
+// fails the test with f's last error.
+func Eventually(t testing.TB, timeout, interval time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %v: %v", what, timeout, err)
+		}
+		time.Sleep(interval)
+	}
 }
