@@ -33,46 +33,58 @@ type outcome struct {
 }
 
 var allAttacks = []attack{
-	{"slowloris",
+	{
+		"slowloris",
 		func(c *config) string {
 			return fmt.Sprintf("%d connections send a request head one byte every %s", c.conns, c.interval)
 		},
 		func(ctx context.Context, c *config) outcome {
 			return trickle(ctx, c.conns, c.interval, "GET / HTTP/1.1\r\nHost: bench\r\nX-Slow: ")
-		}},
-	{"slow-body",
+		},
+	},
+	{
+		"slow-body",
 		func(c *config) string {
 			return fmt.Sprintf("%d POSTs with Content-Length 1000000 (under nginx's 1 MiB client_max_body_size) send one body byte every %s", c.conns, c.interval)
 		},
 		func(ctx context.Context, c *config) outcome {
 			return trickle(ctx, c.conns, c.interval, "POST / HTTP/1.1\r\nHost: bench\r\nContent-Length: 1000000\r\n\r\n")
-		}},
-	{"silent",
+		},
+	},
+	{
+		"silent",
 		func(c *config) string {
 			return fmt.Sprintf("%d requests routed to a backend that accepts and never answers", c.conns)
 		},
 		func(ctx context.Context, c *config) outcome {
 			return hold(ctx, c.conns, 0, "GET /silent HTTP/1.1\r\nHost: bench\r\n\r\n", true)
-		}},
-	{"stalled",
+		},
+	},
+	{
+		"stalled",
 		func(c *config) string {
 			return fmt.Sprintf("%d requests for a %s response, never read (4 KiB receive buffer)", c.stalledConns, mib(c.largeSize))
 		},
 		func(ctx context.Context, c *config) outcome {
 			return hold(ctx, c.stalledConns, 4096, "GET /large?n="+strconv.FormatInt(c.largeSize, 10)+" HTTP/1.1\r\nHost: bench\r\n\r\n", false)
-		}},
-	{"one-byte",
+		},
+	},
+	{
+		"one-byte",
 		func(c *config) string {
 			return fmt.Sprintf("%d connections each send one byte and close", c.floodConns)
 		},
-		oneByte},
-	{"conn-flood",
+		oneByte,
+	},
+	{
+		"conn-flood",
 		func(c *config) string {
 			return fmt.Sprintf("%d idle connections held open (cap %d + %d; nginx worker_connections %d)", c.capConns+c.overCap, c.capConns, c.overCap, c.capConns)
 		},
 		func(ctx context.Context, c *config) outcome {
 			return hold(ctx, c.capConns+c.overCap, 0, "", true)
-		}},
+		},
+	},
 }
 
 // conn is one attacker connection and when the proxy released it.
@@ -161,7 +173,7 @@ func isTimeout(err error) bool {
 // the proxy's side of each in the socket table.
 func hold(ctx context.Context, n, rcvbuf int, head string, read bool) outcome {
 	conns, failed := dialMany(ctx, n, rcvbuf, head)
-	stop := watch(conns)
+	stop := watch(listenPort(), conns)
 	if read {
 		for _, a := range conns {
 			go readUntilReleased(a)
@@ -175,7 +187,7 @@ func hold(ctx context.Context, n, rcvbuf int, head string, read bool) outcome {
 // interval until ctx is done or the proxy releases the connection.
 func trickle(ctx context.Context, n int, interval time.Duration, head string) outcome {
 	conns, failed := dialMany(ctx, n, 0, head)
-	stop := watch(conns)
+	stop := watch(listenPort(), conns)
 	for _, a := range conns {
 		go readUntilReleased(a)
 	}
@@ -220,10 +232,9 @@ func finish(n, failed int, conns []*conn, stopWatch func()) outcome {
 // watch polls the socket table every 100 ms and releases each connection whose proxy
 // side is closing or gone (which also catches a proxy closing a connection whose
 // receive window is full, where no FIN reaches the attacker).
-func watch(conns []*conn) (stop func()) {
+func watch(port int, conns []*conn) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
-	port := listenPort()
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(100 * time.Millisecond)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -65,8 +67,10 @@ func TestFormatRelease(t *testing.T) {
 func TestFormatTables(t *testing.T) {
 	c := &config{duration: 8 * time.Second, settle: 3 * time.Second, conns: 500, interval: 2 * time.Second, probeTimeout: 2 * time.Second}
 	out := formatTables(c, []result{
-		{attack: "slowloris", proxy: "flax-uring", rssIdle: 10 << 20, rssPeak: 30 << 20, rssAfter: 12 << 20, probeOK: 9, probeTotal: 10,
-			release: outcome{attempted: 500, open: 500}},
+		{
+			attack: "slowloris", proxy: "flax-uring", rssIdle: 10 << 20, rssPeak: 30 << 20, rssAfter: 12 << 20, probeOK: 9, probeTotal: 10,
+			release: outcome{attempted: 500, open: 500},
+		},
 		{attack: "slowloris", proxy: "nginx", skipped: "a|b"},
 		{attack: "silent", proxy: "nginx", probeOK: 0, probeTotal: 0, socketsLeft: 3, release: outcome{attempted: 500, released: 500, lastRelease: time.Second}},
 	})
@@ -84,4 +88,66 @@ func TestFormatTables(t *testing.T) {
 	if n := strings.Count(out, "| proxy | RSS idle"); n != 2 {
 		t.Errorf("%d table headers, want one per attack (2):\n%s", n, out)
 	}
+}
+
+// TestWatchSeesCloseBehindFullWindow: a server fills a client's receive buffer, which
+// never reads, and closes; its FIN cannot reach the client, but the watcher sees the
+// server's side leave the established state. A connection the server keeps stays open.
+func TestWatchSeesCloseBehindFullWindow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	kept := make(chan net.Conn, 1)
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if i == 1 {
+				kept <- c
+				continue
+			}
+			// Write until the client's window and this side's send buffer are full.
+			buf := make([]byte, 64<<10)
+			for {
+				c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := c.Write(buf); err != nil {
+					break
+				}
+			}
+			c.Close()
+		}
+	}()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	var conns []*conn
+	for range 2 {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, &conn{c: c, port: c.LocalAddr().(*net.TCPAddr).Port, start: time.Now()})
+		time.Sleep(50 * time.Millisecond) // accepted in this order
+	}
+	stop := watch(ln.Addr().(*net.TCPAddr).Port, conns)
+	deadline := time.Now().Add(10 * time.Second)
+	for conns[0].released.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // three more polls of the socket table
+	stop()
+	if conns[0].released.Load() == 0 {
+		t.Error("the connection the server closed behind a full window was not seen released")
+	}
+	if conns[1].released.Load() != 0 {
+		t.Error("the connection the server keeps was seen released")
+	}
+	(<-kept).Close()
 }

@@ -125,7 +125,7 @@ func TreeRSS(pid int) (int64, error) {
 		if err != nil {
 			return err
 		}
-		rss, err := parseVmRSS(string(b))
+		rss, err := parseVMRSS(string(b))
 		total += rss
 		return err
 	})
@@ -135,9 +135,9 @@ func TreeRSS(pid int) (int64, error) {
 	return total, nil
 }
 
-// parseVmRSS returns the VmRSS line of a /proc/PID/status file in bytes, 0 when there is
+// parseVMRSS returns the VmRSS line of a /proc/PID/status file in bytes, 0 when there is
 // none (a zombie, a kernel thread).
-func parseVmRSS(status string) (int64, error) {
+func parseVMRSS(status string) (int64, error) {
 	for _, line := range strings.Split(status, "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)

@@ -5,16 +5,16 @@ import (
 	"testing"
 )
 
-func TestParseVmRSS(t *testing.T) {
+func TestParseVMRSS(t *testing.T) {
 	status := "Name:\tnginx\nVmPeak:\t   20000 kB\nVmRSS:\t    1234 kB\nRssAnon:\t     500 kB\n"
-	got, err := parseVmRSS(status)
+	got, err := parseVMRSS(status)
 	if err != nil || got != 1234<<10 {
-		t.Fatalf("parseVmRSS = %d, %v; want %d", got, err, 1234<<10)
+		t.Fatalf("parseVMRSS = %d, %v; want %d", got, err, 1234<<10)
 	}
-	if got, err := parseVmRSS("Name:\tzombie\nState:\tZ (zombie)\n"); err != nil || got != 0 {
+	if got, err := parseVMRSS("Name:\tzombie\nState:\tZ (zombie)\n"); err != nil || got != 0 {
 		t.Fatalf("no VmRSS line: got %d, %v; want 0, nil", got, err)
 	}
-	if _, err := parseVmRSS("VmRSS:\tlots kB\n"); err == nil {
+	if _, err := parseVMRSS("VmRSS:\tlots kB\n"); err == nil {
 		t.Fatal("a malformed VmRSS parsed without error")
 	}
 }
