@@ -6,8 +6,8 @@
 // The proxies are flax-dataplane on io_uring, flax-dataplane on netpoll (both in
 // `proxy` mode, except for the silent-backend attack, which needs a second route and
 // runs `run --config` with the same single-listener config plus a /silent route) and
-// nginx (a generated config in a temp dir, its own prefix, not a daemon, stock timeouts,
-// worker_connections set to -cap). All sit in front of the same small Go HTTP backend,
+// nginx (a generated config in a temp dir, its own prefix, not a daemon, stock timeouts
+// unless -nginx-timeout, worker_connections set to -cap). All sit in front of the same small Go HTTP backend,
 // which this program serves itself in a child process. Each proxy is started fresh for
 // each attack, alone, pinned to -proxy-cpu; the backend, the attackers and the probe
 // client run on -load-cpu.
@@ -69,6 +69,7 @@ type config struct {
 	capConns     int // nginx worker_connections; conn-flood opens capConns+overCap
 	overCap      int
 	probeTimeout time.Duration
+	nginxTimeout time.Duration // 0: nginx's stock timeouts
 }
 
 type proxy struct {
@@ -94,6 +95,7 @@ func main() {
 	flag.IntVar(&c.floodConns, "flood-conns", 5000, "one-byte: connections that send one byte and close")
 	flag.IntVar(&c.capConns, "cap", 1024, "connection cap: nginx worker_connections; conn-flood opens cap+over-cap connections")
 	flag.IntVar(&c.overCap, "over-cap", 1024, "conn-flood: connections beyond the cap")
+	flag.DurationVar(&c.nginxTimeout, "nginx-timeout", 0, "nginx's client_header, client_body, send, proxy_read and proxy_send timeouts (0: nginx's stock 60s)")
 	flag.DurationVar(&c.probeTimeout, "probe-timeout", 2*time.Second, "timeout of one probe request")
 	flag.StringVar(&only, "only", "", "comma-separated subset of proxies (flax-uring,flax-netpoll,nginx)")
 	flag.StringVar(&attacks, "attacks", "", "comma-separated subset of attacks (slowloris,slow-body,silent,stalled,one-byte,conn-flood)")
@@ -218,7 +220,7 @@ func proxies() []proxy {
 		{"nginx", func(dir string, c *config, _ bool) (*exec.Cmd, error) {
 			return benchproc.StartNginx(filepath.Join(dir, "nginx"), c.proxyCPU,
 				fmt.Sprintf("worker_rlimit_nofile %d; events { worker_connections %d; }", 2*c.capConns+64, c.capConns),
-				nginxServer(listenAddr, backendAddr, silentAddr))
+				nginxTimeouts(c.nginxTimeout)+nginxServer(listenAddr, backendAddr, silentAddr))
 		}},
 	}
 }
@@ -266,6 +268,16 @@ server { listen %s backlog=4096;
   location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
   location /silent { proxy_pass http://silent; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
 		backend, silent, listen)
+}
+
+// nginxTimeouts sets nginx's client and upstream timeouts to d, or leaves them at their
+// defaults when d is 0.
+func nginxTimeouts(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	ms := d.Milliseconds()
+	return fmt.Sprintf("client_header_timeout %[1]dms; client_body_timeout %[1]dms; send_timeout %[1]dms; proxy_read_timeout %[1]dms; proxy_send_timeout %[1]dms;\n", ms)
 }
 
 func splitAddr(a string) (host, port string) {

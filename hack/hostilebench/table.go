@@ -22,6 +22,12 @@ func formatTables(c *config, rs []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nloopback; proxy pinned to CPU %d, backend, attackers and probes to CPU %d; each attack bounded to %s, RSS after read %s after it; probes: GET / every 100 ms on a new connection, %s timeout\n",
 		c.proxyCPU, c.loadCPU, c.duration, c.settle, c.probeTimeout)
+	if c.nginxTimeout > 0 {
+		fmt.Fprintf(&b, "nginx client and upstream timeouts %s\n", c.nginxTimeout)
+	}
+	if len(c.flaxArgs) > 0 {
+		fmt.Fprintf(&b, "flax flags: %s\n", strings.Join(c.flaxArgs, " "))
+	}
 	descs := map[string]string{}
 	for _, a := range allAttacks {
 		descs[a.name] = a.desc(c)
