@@ -74,6 +74,10 @@ test-race: tools ## Run the hot-path, controller and API tests under the race de
 bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core (needs nginx, haproxy, wrk).
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane
 
+.PHONY: bench-hostile
+bench-hostile: build ## Hostile-load benchmark: slowloris, slow body, silent backend, stalled reader, floods against flax (io_uring, netpoll) and nginx, about 5 minutes (HOSTILE_FLAGS=-quick: about 1; needs nginx).
+	$(GO) run ./hack/hostilebench --flax $(LOCALBIN)/flax-dataplane $(HOSTILE_FLAGS)
+
 .PHONY: bench-go
 bench-go: ## Run the Go benchmarks of the hot-path packages (allocations per request, ns/op).
 	$(GO) test $(GOFLAGS_BUILD) -run='^$$' -bench=. -benchmem ./dataplane/...

@@ -10,20 +10,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/flaxlb/flax/hack/internal/benchproc"
 )
 
 type result struct {
@@ -35,6 +33,8 @@ type result struct {
 	errors    string
 	skipped   string
 }
+
+const nginxEvents = "events { worker_connections 20000; }"
 
 type proxy struct {
 	name  string
@@ -73,26 +73,26 @@ func run(flaxBin string, d time.Duration, conns, proxyCPU, loadCPU int, only str
 
 	const backend = "127.0.0.1:18090"
 	const listen = "127.0.0.1:18080"
-	be, err := startNginx(filepath.Join(dir, "backend"), loadCPU, fmt.Sprintf(`
+	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), loadCPU, nginxEvents, fmt.Sprintf(`
 server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
   location / { default_type text/plain; return 200 "%s"; } }`, backend, strings.Repeat("x", 99)+"\n"))
 	if err != nil {
 		return fmt.Errorf("start backend: %w", err)
 	}
-	defer stop(be)
-	if err := waitListen(backend); err != nil {
+	defer benchproc.Stop(be)
+	if err := benchproc.WaitListen(backend); err != nil {
 		return err
 	}
 
 	proxies := []proxy{
 		{"flax-uring", func(_ string, l, b string) (*exec.Cmd, error) {
-			return startPinned(proxyCPU, flaxBin, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "uring")
+			return benchproc.StartPinned(proxyCPU, flaxBin, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "uring")
 		}},
 		{"flax-netpoll", func(_ string, l, b string) (*exec.Cmd, error) {
-			return startPinned(proxyCPU, flaxBin, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "netpoll")
+			return benchproc.StartPinned(proxyCPU, flaxBin, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "netpoll")
 		}},
 		{"nginx", func(dir string, l, b string) (*exec.Cmd, error) {
-			return startNginx(filepath.Join(dir, "nginx"), proxyCPU, fmt.Sprintf(`
+			return benchproc.StartNginx(filepath.Join(dir, "nginx"), proxyCPU, nginxEvents, fmt.Sprintf(`
 upstream be { server %s; keepalive 128; keepalive_requests 1000000; }
 server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
   location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, b, l))
@@ -116,7 +116,7 @@ backend be
 `, l, b)), 0o644); err != nil {
 				return nil, err
 			}
-			return startPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
+			return benchproc.StartPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
 		}},
 	}
 
@@ -148,8 +148,8 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
-	defer stop(cmd)
-	if err := waitListen(listen); err != nil {
+	defer benchproc.Stop(cmd)
+	if err := benchproc.WaitListen(listen); err != nil {
 		r.skipped = err.Error()
 		return r
 	}
@@ -158,7 +158,7 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
-	cpu0, err := treeCPU(cmd.Process.Pid)
+	cpu0, err := benchproc.TreeCPU(cmd.Process.Pid)
 	if err != nil {
 		r.skipped = err.Error()
 		return r
@@ -168,7 +168,7 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
-	cpu1, err := treeCPU(cmd.Process.Pid)
+	cpu1, err := benchproc.TreeCPU(cmd.Process.Pid)
 	if err != nil {
 		r.skipped = err.Error()
 		return r
@@ -220,122 +220,6 @@ func wrk(cpu int, addr string, conns int, d time.Duration) (string, error) {
 		return "", fmt.Errorf("wrk: %w: %s", err, out)
 	}
 	return string(out), nil
-}
-
-func startPinned(cpu int, name string, args ...string) (*exec.Cmd, error) {
-	cmd := exec.Command("taskset", append([]string{"-c", strconv.Itoa(cpu), name}, args...)...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	return cmd, nil
-}
-
-func startNginx(dir string, cpu int, server string) (*exec.Cmd, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf(`daemon off; master_process on; worker_processes 1; user root;
-pid %[1]s/nginx.pid; error_log %[1]s/error.log warn;
-events { worker_connections 20000; }
-http { access_log off; client_body_temp_path %[1]s; proxy_temp_path %[1]s;
-  fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-%[2]s
-}
-`, dir, server)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
-	return startPinned(cpu, "nginx", "-p", dir, "-c", path)
-}
-
-func stop(cmd *exec.Cmd) {
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-	// Let the listening port go before the next proxy binds it.
-	time.Sleep(200 * time.Millisecond)
-}
-
-func waitListen(addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on %s after 10s", addr)
-}
-
-// treeCPU returns the user+system CPU time of pid and all its descendants (nginx's
-// workers are children of its master; taskset execs in place).
-func treeCPU(pid int) (time.Duration, error) {
-	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	var total time.Duration
-	pids := []int{pid}
-	for len(pids) > 0 {
-		p := pids[0]
-		pids = pids[1:]
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			if p == pid {
-				return 0, fmt.Errorf("read cpu time of pid %d: %w", p, err)
-			}
-			continue
-		}
-		// Fields after the command name, which is in parentheses and may hold spaces.
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(ut+st) * tick
-		kids, err := children(p)
-		if err != nil {
-			return 0, err
-		}
-		pids = append(pids, kids...)
-	}
-	return total, nil
-}
-
-func children(pid int) ([]int, error) {
-	var out []int
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	for _, t := range tasks {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Split(bufio.ScanWords)
-		for sc.Scan() {
-			if c, err := strconv.Atoi(sc.Text()); err == nil {
-				out = append(out, c)
-			}
-		}
-		f.Close()
-	}
-	return out, nil
 }
 
 func printTable(rs []result, proxyCPU, conns int, d time.Duration) {
