@@ -299,10 +299,13 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 	return nil
 }
 
-// DefaultRetry is the retry policy of a route whose snapshot sets none: one retry, on
-// another endpoint, when the connect fails. An explicit policy, even an empty one,
-// replaces it.
-var DefaultRetry = RetryPolicy{Attempts: 1, OnConnectFailure: true}
+// DefaultRetry is the retry policy of a route whose snapshot sets none: up to two
+// retries, each on an endpoint not tried yet, when the connect fails or when an
+// idempotent request's connection fails before any response byte (see
+// proxy.Session). Two, because during a scale-down several endpoints of a group can
+// refuse connections at once until the endpoint update arrives; the group's retry
+// budget bounds the extra load. An explicit policy, even an empty one, replaces it.
+var DefaultRetry = RetryPolicy{Attempts: 2, OnConnectFailure: true}
 
 // Compile builds a Config from a snapshot. Route and group names are interned in reg so
 // that their metrics survive config swaps.

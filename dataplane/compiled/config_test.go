@@ -235,8 +235,8 @@ func TestPickerCacheAcrossConfigSwap(t *testing.T) {
 func TestDefaultRetryOnConnectFailure(t *testing.T) {
 	c, _ := compile(t, snap)
 	r := c.Listeners[0].Match(view("api.example.com", "/v1")).Route
-	if r.Retry.Attempts != 1 || !r.Retry.OnConnectFailure || r.Retry.OnReset || len(r.Retry.OnStatus) != 0 {
-		t.Errorf("route without a retry policy got %+v, want one retry on connect failure only", r.Retry)
+	if r.Retry.Attempts != 2 || !r.Retry.OnConnectFailure || r.Retry.OnReset || len(r.Retry.OnStatus) != 0 {
+		t.Errorf("route without a retry policy got %+v, want two retries on connect failure only", r.Retry)
 	}
 	explicit := strings.Replace(snap, "      backends:\n      - {backendGroup: api, weight: 3}", "      retry: {}\n      backends:\n      - {backendGroup: api, weight: 3}", 1)
 	c, _ = compile(t, explicit)

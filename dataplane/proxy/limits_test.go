@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -406,18 +407,18 @@ func TestDefaultRetryReplaysIdempotent(t *testing.T) {
 		}
 		h.expectClient(badGateway)
 	})
-	t.Run("one replay only", func(t *testing.T) {
+	t.Run("replays within the policy's attempts", func(t *testing.T) {
 		h := newHarness(t)
 		h.autoConnect = true
 		h.client("DELETE /default-retry/x HTTP/1.1\r\nHost: example.com\r\n\r\n")
-		for range 2 {
+		for range 1 + compiled.DefaultRetry.Attempts {
 			h.takeUpstream()
 			h.s.UpstreamEOF()
 			h.drain()
 			h.advance(time.Second)
 		}
-		if len(h.connects) != 2 {
-			t.Fatalf("%d connects, want 2", len(h.connects))
+		if want := 1 + compiled.DefaultRetry.Attempts; len(h.connects) != want {
+			t.Fatalf("%d connects, want %d", len(h.connects), want)
 		}
 		h.expectClient(badGateway)
 	})

@@ -525,8 +525,8 @@ func TestConnectFailure(t *testing.T) {
 	}
 }
 
-// A route without a retry policy gets the dataplane default: one retry, on another
-// endpoint, when the connect fails.
+// A route without a retry policy gets the dataplane default: two retries, on
+// endpoints not tried yet, when the connect fails.
 func TestConnectFailureDefaultRetry(t *testing.T) {
 	h := newHarness(t)
 	h.client("POST /default-retry HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\n\r\nhi")
@@ -536,14 +536,16 @@ func TestConnectFailureDefaultRetry(t *testing.T) {
 	if len(h.connects) != 2 || h.connects[1].Addr == first {
 		t.Fatalf("connects %v: want a second attempt on another endpoint", h.connects)
 	}
-	h.connect(false, errors.New("connection refused"))
-	h.advance(time.Second)
-	if len(h.connects) != 2 {
-		t.Fatalf("connects %v: the default policy retries once", h.connects)
+	for range 2 {
+		h.connect(false, errors.New("connection refused"))
+		h.advance(time.Second)
+	}
+	if len(h.connects) != 3 {
+		t.Fatalf("connects %v: the default policy retries twice", h.connects)
 	}
 	h.expectClient("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nbad gateway\n")
-	if got := gatherCounter(t, h.reg, "flax_upstream_connect_errors_total", "backend_group", "two"); got != 2 {
-		t.Fatalf("connect errors = %v, want 2", got)
+	if got := gatherCounter(t, h.reg, "flax_upstream_connect_errors_total", "backend_group", "two"); got != 3 {
+		t.Fatalf("connect errors = %v, want 3", got)
 	}
 }
 

@@ -1047,7 +1047,7 @@ type Route struct {
 	// Timeouts of matched requests.
 	Timeouts *RouteTimeouts `protobuf:"bytes,30,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	// Retry is the retry policy of matched requests. Unset means the dataplane default:
-	// one retry on another endpoint when the connect fails (nothing reached the
+	// up to two retries, each on an endpoint not tried yet, when the connect fails (nothing reached the
 	// backend, so it is safe for every method), or when the connection of an
 	// idempotent request fails before any response byte (see
 	// retry_on_connect_failure). Set an empty policy for no retries.
