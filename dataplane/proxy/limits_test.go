@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -227,35 +227,47 @@ func TestTrustedHops(t *testing.T) {
 		client   string // the client address decided
 	}{
 		{
-			"0 hops: replaced", Options{}, "",
+			"0 hops: replaced",
+			Options{},
+			"",
 			"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nForwarded: for=192.0.2.7;proto=http;host=example.com\r\n",
 			"192.0.2.7",
 		},
 		{
-			"1 hop: appended, client from the last entry", Options{TrustedHops: 1}, "",
+			"1 hop: appended, client from the last entry",
+			Options{TrustedHops: 1},
+			"",
 			"X-Forwarded-For: 203.0.113.9, 198.51.100.4, 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n" +
 				"Forwarded: for=203.0.113.9;proto=https, for=198.51.100.4, for=192.0.2.7;proto=http;host=example.com\r\n",
 			"198.51.100.4",
 		},
 		{
-			"2 hops: client from the second entry from the end", Options{TrustedHops: 2}, "",
+			"2 hops: client from the second entry from the end",
+			Options{TrustedHops: 2},
+			"",
 			"X-Forwarded-For: 203.0.113.9, 198.51.100.4, 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n" +
 				"Forwarded: for=203.0.113.9;proto=https, for=198.51.100.4, for=192.0.2.7;proto=http;host=example.com\r\n",
 			"203.0.113.9",
 		},
 		{
-			"3 hops: list too short, the peer", Options{TrustedHops: 3}, "",
+			"3 hops: list too short, the peer",
+			Options{TrustedHops: 3},
+			"",
 			"X-Forwarded-For: 203.0.113.9, 198.51.100.4, 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n" +
 				"Forwarded: for=203.0.113.9;proto=https, for=198.51.100.4, for=192.0.2.7;proto=http;host=example.com\r\n",
 			"192.0.2.7",
 		},
 		{
-			"listener 0 overrides the dataplane's 1", Options{TrustedHops: 1}, "  trustedHops: 0\n",
+			"listener 0 overrides the dataplane's 1",
+			Options{TrustedHops: 1},
+			"  trustedHops: 0\n",
 			"X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nForwarded: for=192.0.2.7;proto=http;host=example.com\r\n",
 			"192.0.2.7",
 		},
 		{
-			"listener 1 overrides the dataplane's 0", Options{}, "  trustedHops: 1\n",
+			"listener 1 overrides the dataplane's 0",
+			Options{},
+			"  trustedHops: 1\n",
 			"X-Forwarded-For: 203.0.113.9, 198.51.100.4, 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: example.com\r\n" +
 				"Forwarded: for=203.0.113.9;proto=https, for=198.51.100.4, for=192.0.2.7;proto=http;host=example.com\r\n",
 			"198.51.100.4",

@@ -14,8 +14,10 @@ const (
 	MaxRetryAttempts = 10
 	// MaxTrustedHops is the largest Listener.trusted_hops.
 	MaxTrustedHops = 16
-	// MinHeadBytes and MaxHeadBytes bound the byte limits of HeadLimits.
-	MinHeadBytes, MaxHeadBytes = 1024, 65535
+	// MinHeadBytes is the smallest byte limit of HeadLimits.
+	MinHeadBytes = 1024
+	// MaxHeadBytes is the largest byte limit of HeadLimits.
+	MaxHeadBytes = 65535
 	// MaxHeadFields is the largest field count of HeadLimits.
 	MaxHeadFields = 10000
 	// maxPathLength bounds path values and regular expressions.
