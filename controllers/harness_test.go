@@ -34,6 +34,7 @@ import (
 	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 	"github.com/flaxlb/flax/test/envtest"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 // The control plane is shared by the tests of this package: it starts on first use
@@ -239,21 +240,10 @@ func (w *world) startDataplaneAt(f *fakedataplane.Dataplane, node, socket string
 	return stop
 }
 
-// eventually polls check every 20ms until it returns nil, failing the test with
-// the last error after timeout.
+// eventually polls check every 20ms until it returns nil (poll.Eventually).
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, 20*time.Millisecond, what, check)
 }
 
 // hasCondition returns an error unless conds holds typ with status and, if not

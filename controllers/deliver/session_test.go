@@ -17,6 +17,7 @@ import (
 	"github.com/flaxlb/flax/controllers/deliver"
 	"github.com/flaxlb/flax/controllers/internal/fakedataplane"
 	"github.com/flaxlb/flax/dataplane/snapshot"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 // The tests in this file drive a Delivery against the real snapshot server on a
@@ -158,19 +159,8 @@ func TestDeliveryInvalidSnapshot(t *testing.T) {
 	})
 }
 
-// eventually polls check every 20ms until it returns nil, failing the test with
-// the last error after timeout.
+// eventually polls check every 20ms until it returns nil (poll.Eventually).
 func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, 20*time.Millisecond, what, check)
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
 // Limits bound what an engine holds: client connections, and each worker's
@@ -102,6 +104,32 @@ func Admit(c *ConnCounter, sl *Slot) bool {
 		return false
 	}
 	return true
+}
+
+// AdmitConn decides whether a connection accepted on sl by the worker whose
+// metrics are m is served: not when the worker is past the refuse level of its
+// memory budget (an overload action), nor when it is over the node-wide cap c or
+// the listener's (an overflow); both are counted. A connection admitted is
+// counted until Release.
+func AdmitConn(m *metrics.Worker, c *ConnCounter, sl *Slot) bool {
+	if m.Pressure() >= metrics.PressureRefuseConnections {
+		m.OverloadAction(metrics.OverloadRefuseConnection)
+		return false
+	}
+	if !Admit(c, sl) {
+		m.Overflow(ListenerCounters(m, sl), metrics.OverflowCap)
+		return false
+	}
+	return true
+}
+
+// ListenerCounters returns m's counters of the listener served on sl, nil when
+// the slot serves none.
+func ListenerCounters(m *metrics.Worker, sl *Slot) *metrics.ListenerCounters {
+	if l := sl.Listener.Load(); l != nil {
+		return m.Listener(l.Stats)
+	}
+	return nil
 }
 
 // Release uncounts a connection that Admit counted.

@@ -151,32 +151,32 @@ func normalizedLimits(l, def http1.Limits) http1.Limits {
 }
 
 // requestLimits returns the limits of listener l's request heads: its own
-// where set, else the dataplane's; the byte limit never above the
-// dataplane's, which sized the buffers.
+// where set, else the dataplane's.
 func (w *Worker) requestLimits(l *compiled.Listener) http1.Limits {
-	lim := w.opts.Limits
-	if l != nil {
-		if n := l.MaxRequestHeaderBytes; n > 0 && n < lim.MaxHeaderBytes {
-			lim.MaxHeaderBytes = n
-		}
-		if n := l.MaxRequestHeaders; n > 0 {
-			lim.MaxHeaderCount = n
-		}
+	if l == nil {
+		return w.opts.Limits
 	}
-	return lim
+	return narrowed(w.opts.Limits, l.MaxRequestHeaderBytes, l.MaxRequestHeaders)
 }
 
 // responseLimits returns the limits of listener l's response heads, as
 // requestLimits does for requests.
 func (w *Worker) responseLimits(l *compiled.Listener) http1.Limits {
-	lim := w.opts.ResponseLimits
-	if l != nil {
-		if n := l.MaxResponseHeaderBytes; n > 0 && n < lim.MaxHeaderBytes {
-			lim.MaxHeaderBytes = n
-		}
-		if n := l.MaxResponseHeaders; n > 0 {
-			lim.MaxHeaderCount = n
-		}
+	if l == nil {
+		return w.opts.ResponseLimits
+	}
+	return narrowed(w.opts.ResponseLimits, l.MaxResponseHeaderBytes, l.MaxResponseHeaders)
+}
+
+// narrowed applies a listener's head limits (zero: unset) to the dataplane's
+// lim: the field count replaces lim's, the byte limit may only lower lim's,
+// which sized the buffers.
+func narrowed(lim http1.Limits, headBytes, fields int) http1.Limits {
+	if headBytes > 0 && headBytes < lim.MaxHeaderBytes {
+		lim.MaxHeaderBytes = headBytes
+	}
+	if fields > 0 {
+		lim.MaxHeaderCount = fields
 	}
 	return lim
 }

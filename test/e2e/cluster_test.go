@@ -20,7 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flaxlb/flax/test/e2e/lctest"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 // echoPods lists the sample's echo pods.
@@ -59,7 +59,7 @@ func readyPodNames(t testing.TB) []string {
 // pods and no other echo pod exists (terminated pods are gone).
 func waitDeploymentSettled(t testing.TB, replicas int, timeout time.Duration) {
 	t.Helper()
-	lctest.Eventually(t, timeout, 250*time.Millisecond, fmt.Sprintf("deployment echo settled at %d ready pods", replicas), func() error {
+	poll.Eventually(t, timeout, 250*time.Millisecond, fmt.Sprintf("deployment echo settled at %d ready pods", replicas), func() error {
 		var d appsv1.Deployment
 		if err := env.client.Get(ctx(t), client.ObjectKey{Namespace: demoNS, Name: "echo"}, &d); err != nil {
 			return err
@@ -87,7 +87,7 @@ func waitDeploymentSettled(t testing.TB, replicas int, timeout time.Duration) {
 func waitTrafficMatchesReadyPods(t testing.TB, l *load, timeout time.Duration) []string {
 	t.Helper()
 	var pods []string
-	lctest.Eventually(t, timeout, 0, "traffic reaches exactly the ready pods", func() error {
+	poll.Eventually(t, timeout, 0, "traffic reaches exactly the ready pods", func() error {
 		mark := time.Now()
 		before := readyPodNames(t)
 		time.Sleep(2 * time.Second)
@@ -112,7 +112,7 @@ func waitTrafficMatchesReadyPods(t testing.TB, l *load, timeout time.Duration) [
 // checkServing fails unless a GET of path through the Gateway answers 2xx.
 func checkServing(t testing.TB, path string) {
 	t.Helper()
-	lctest.Eventually(t, 20*time.Second, 200*time.Millisecond, "GET "+path+" answers 200", func() error {
+	poll.Eventually(t, 20*time.Second, 200*time.Millisecond, "GET "+path+" answers 200", func() error {
 		code, _, err := getEcho(gatewayURL+path, nil)
 		if err != nil {
 			return err
@@ -172,7 +172,7 @@ func killAndWait(t testing.TB, pid int, sig syscall.Signal) {
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatalf("kill %d: %v", pid, err)
 	}
-	lctest.Eventually(t, 30*time.Second, 10*time.Millisecond, fmt.Sprintf("process %d gone", pid), func() error {
+	poll.Eventually(t, 30*time.Second, 10*time.Millisecond, fmt.Sprintf("process %d gone", pid), func() error {
 		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil || strings.Contains(string(st), ") Z ") {
 			return nil

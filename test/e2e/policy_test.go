@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flaxlb/flax/test/e2e/lctest"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 // rateLimitPolicyYAML limits HTTPRoute echo to 5 requests per minute per client
@@ -52,7 +52,7 @@ spec:
 // policyAccepted waits until the policy reports Accepted=True for an ancestor.
 func policyAccepted(t testing.TB, kind, name string) {
 	t.Helper()
-	lctest.Eventually(t, 30*time.Second, 200*time.Millisecond, kind+" "+name+" Accepted=True", func() error {
+	poll.Eventually(t, 30*time.Second, 200*time.Millisecond, kind+" "+name+" Accepted=True", func() error {
 		out, err := kubectlErr("", "-n", demoNS, "get", kind, name, "-o",
 			`jsonpath={range .status.ancestors[*]}{.ancestorRef.kind}/{.ancestorRef.name}={.conditions[?(@.type=="Accepted")].status}:{.conditions[?(@.type=="Accepted")].reason}{"\n"}{end}`)
 		if err != nil {
@@ -97,7 +97,7 @@ func TestRoutePolicyRateLimit(t *testing.T) {
 	kubectl(t, rateLimitPolicyYAML, "apply", "-f", "-")
 	policyAccepted(t, "routepolicy", "e2e-rate-limit")
 	// 127.0.0.2 probes until the limit is in force in the dataplane.
-	lctest.Eventually(t, 30*time.Second, 100*time.Millisecond, "a 429 from the rate limit", func() error {
+	poll.Eventually(t, 30*time.Second, 100*time.Millisecond, "a 429 from the rate limit", func() error {
 		code, _, err := getFrom("127.0.0.2", nil)
 		if err != nil {
 			return err
@@ -132,7 +132,7 @@ func TestRoutePolicyRateLimit(t *testing.T) {
 	}
 
 	kubectl(t, "", "-n", demoNS, "delete", "routepolicy", "e2e-rate-limit")
-	lctest.Eventually(t, 30*time.Second, 100*time.Millisecond, "the limit is lifted", func() error {
+	poll.Eventually(t, 30*time.Second, 100*time.Millisecond, "the limit is lifted", func() error {
 		for range 8 {
 			code, _, err := getFrom("127.0.0.3", nil)
 			if err != nil {
@@ -180,7 +180,7 @@ func TestBackendPolicyConsistentHash(t *testing.T) {
 
 	kubectl(t, hashPolicyYAML, "apply", "-f", "-")
 	policyAccepted(t, "backendpolicy", "e2e-hash")
-	lctest.Eventually(t, 30*time.Second, 200*time.Millisecond, "alice sticks to one pod", func() error {
+	poll.Eventually(t, 30*time.Second, 200*time.Millisecond, "alice sticks to one pod", func() error {
 		if pods := podsFor(t, "alice", 12); len(pods) != 1 {
 			return fmt.Errorf("alice reached %v", pods)
 		}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/flaxlb/flax/config/samples/demo"
-	"github.com/flaxlb/flax/test/e2e/lctest"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 // checkV2Route checks one request to the echo-v2 route.
@@ -50,7 +50,7 @@ func TestControllerRestart(t *testing.T) {
 	tStart := time.Now()
 	restartFlaxProcess(t, "flax-controller", p)
 	health := flagValue(p.argv, "health-probe-bind-address")
-	lctest.Eventually(t, 60*time.Second, 100*time.Millisecond, "restarted flax-controller /readyz", func() error {
+	poll.Eventually(t, 60*time.Second, 100*time.Millisecond, "restarted flax-controller /readyz", func() error {
 		resp, err := http.Get("http://" + health + "/readyz")
 		if err != nil {
 			return err
@@ -74,7 +74,7 @@ func TestControllerRestart(t *testing.T) {
 	// The new controller drives the dataplane: a route edit takes effect.
 	t.Cleanup(func() { restoreEchoRoute(t) })
 	kubectl(t, echoRouteEditedYAML, "apply", "-f", "-")
-	lctest.Eventually(t, 30*time.Second, 100*time.Millisecond, "a route edit through the restarted controller", func() error {
+	poll.Eventually(t, 30*time.Second, 100*time.Millisecond, "a route edit through the restarted controller", func() error {
 		_, e, err := getEcho(gatewayURL+"/", nil)
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ func TestDataplaneRestart(t *testing.T) {
 		_, _ = kubectlErr("", "-n", demoNS, "delete", "httproute", "echo-v2", "--ignore-not-found")
 	})
 	checkServing(t, "/")
-	lctest.Eventually(t, 30*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
+	poll.Eventually(t, 30*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
 
 	l := startLoad(t, gatewayURL+"/", 4, 2*time.Minute)
 	time.Sleep(time.Second)
@@ -121,7 +121,7 @@ func TestDataplaneRestart(t *testing.T) {
 
 	// Poll with fresh connections until the first success.
 	var firstOK time.Time
-	lctest.Eventually(t, 60*time.Second, 5*time.Millisecond, "the restarted dataplane answers GET /", func() error {
+	poll.Eventually(t, 60*time.Second, 5*time.Millisecond, "the restarted dataplane answers GET /", func() error {
 		code, _, err := getEcho(gatewayURL+"/", nil)
 		if err != nil {
 			return err
@@ -165,5 +165,5 @@ func TestDataplaneRestart(t *testing.T) {
 	if s := summarize(before); s.failed != 0 {
 		t.Errorf("requests failed before the kill: %s", s)
 	}
-	lctest.Eventually(t, 10*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
+	poll.Eventually(t, 10*time.Second, 100*time.Millisecond, "route echo-v2 serves", checkV2Route)
 }

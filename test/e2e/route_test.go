@@ -14,7 +14,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flaxlb/flax/config/samples/demo"
-	"github.com/flaxlb/flax/test/e2e/lctest"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 // echoRouteEditedYAML adds a request header filter to HTTPRoute echo.
@@ -84,7 +84,7 @@ func TestHTTPRouteEdit(t *testing.T) {
 
 	tEdit := time.Now()
 	kubectl(t, echoRouteEditedYAML, "apply", "-f", "-")
-	lctest.Eventually(t, 30*time.Second, 50*time.Millisecond, "the added request header reaches the backend", func() error {
+	poll.Eventually(t, 30*time.Second, 50*time.Millisecond, "the added request header reaches the backend", func() error {
 		code, e, err := getEcho(gatewayURL+"/edit", nil)
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func TestHTTPRouteEdit(t *testing.T) {
 
 	tEdit = time.Now()
 	kubectl(t, echoRoutePathYAML, "apply", "-f", "-")
-	lctest.Eventually(t, 30*time.Second, 50*time.Millisecond, "the path match /only takes effect", func() error {
+	poll.Eventually(t, 30*time.Second, 50*time.Millisecond, "the path match /only takes effect", func() error {
 		code, _, err := getEcho(gatewayURL+"/", nil)
 		if err != nil {
 			return err
@@ -141,7 +141,7 @@ func TestInvalidHTTPRoute(t *testing.T) {
 	})
 	kubectl(t, missingBackendRouteYAML, "apply", "-f", "-")
 
-	lctest.Eventually(t, 30*time.Second, 200*time.Millisecond, "ResolvedRefs=False/BackendNotFound on e2e-missing-backend", func() error {
+	poll.Eventually(t, 30*time.Second, 200*time.Millisecond, "ResolvedRefs=False/BackendNotFound on e2e-missing-backend", func() error {
 		var r gatewayv1.HTTPRoute
 		if err := env.client.Get(ctx(t), client.ObjectKey{Namespace: demoNS, Name: "e2e-missing-backend"}, &r); err != nil {
 			return err
@@ -168,7 +168,7 @@ func TestInvalidHTTPRoute(t *testing.T) {
 		return nil
 	})
 	// Gateway API: requests matching a rule whose backends are all invalid get a 500.
-	lctest.Eventually(t, 20*time.Second, 100*time.Millisecond, "GET /missing answers 500", func() error {
+	poll.Eventually(t, 20*time.Second, 100*time.Millisecond, "GET /missing answers 500", func() error {
 		code, _, err := getEcho(gatewayURL+"/missing", nil)
 		if err != nil {
 			return err

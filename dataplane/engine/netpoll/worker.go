@@ -171,30 +171,6 @@ func (w *worker) shedIdle() {
 	}
 }
 
-// admit decides whether a connection accepted on sl is served: not when the
-// worker is past the refuse level of its memory budget, nor when it is over
-// the node-wide or the listener's connection cap. A connection admitted is
-// counted until it ends (engine.Release).
-func (w *worker) admit(sl *engine.Slot) bool {
-	if w.metrics.Pressure() >= metrics.PressureRefuseConnections {
-		w.metrics.OverloadAction(metrics.OverloadRefuseConnection)
-		return false
-	}
-	if !engine.Admit(w.e.opts.Limits.Connections, sl) {
-		w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowCap)
-		return false
-	}
-	return true
-}
-
-// listenerCounters returns the counters of the listener served on sl.
-func (w *worker) listenerCounters(sl *engine.Slot) *metrics.ListenerCounters {
-	if l := sl.Listener.Load(); l != nil {
-		return w.metrics.Listener(l.Stats)
-	}
-	return nil
-}
-
 // accept serves one listening socket until it is closed.
 func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
 	delay := time.Duration(0)
@@ -208,7 +184,7 @@ func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
 			// connection waits in the backlog meanwhile).
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			if engine.FdExhausted(err) {
-				w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowFdExhausted)
+				w.metrics.Overflow(engine.ListenerCounters(w.metrics, sl), metrics.OverflowFdExhausted)
 				if ok, suppressed := w.e.fdLog.Allow(); ok {
 					w.e.log.Error(err, "accept failed: out of file descriptors; raise the open files limit (RLIMIT_NOFILE) or lower --max-connections",
 						"address", sl.Addr.String(), "worker", w.id, "suppressed", suppressed)
@@ -228,7 +204,7 @@ func (w *worker) accept(ctx context.Context, ln net.Listener, sl *engine.Slot) {
 			c.Close()
 			continue
 		}
-		if !w.admit(sl) {
+		if !engine.AdmitConn(w.metrics, w.e.opts.Limits.Connections, sl) {
 			c.Close() // refused: closed at once, not left in the backlog
 			continue
 		}

@@ -147,7 +147,7 @@ func (w *worker) onAccept(c iouring.CQE, gen uint32, k int32) {
 		fd := int(c.Res)
 		if l.state != lActive || w.draining {
 			_ = unix.Close(fd)
-		} else if w.admit(l.bs.slot) {
+		} else if engine.AdmitConn(w.metrics, w.e.opts.Limits.Connections, l.bs.slot) {
 			w.openSession(fd, k)
 		} else {
 			_ = unix.Close(fd) // refused: closed at once, not left in the backlog
@@ -198,35 +198,11 @@ func (w *worker) releaseConn(k int32) {
 	}
 }
 
-// admit decides whether a connection accepted on sl is served: not when the
-// worker is past the refuse level of its memory budget, nor when it is over
-// the node-wide or the listener's connection cap. A connection admitted is
-// counted until its slot is freed (engine.Release).
-func (w *worker) admit(sl *engine.Slot) bool {
-	if w.metrics.Pressure() >= metrics.PressureRefuseConnections {
-		w.metrics.OverloadAction(metrics.OverloadRefuseConnection)
-		return false
-	}
-	if !engine.Admit(w.e.opts.Limits.Connections, sl) {
-		w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowCap)
-		return false
-	}
-	return true
-}
-
-// listenerCounters returns the counters of the listener served on sl.
-func (w *worker) listenerCounters(sl *engine.Slot) *metrics.ListenerCounters {
-	if l := sl.Listener.Load(); l != nil {
-		return w.metrics.Listener(l.Stats)
-	}
-	return nil
-}
-
 // fdExhausted counts an accept that failed for lack of descriptors and logs
 // it, at most once per interval for the engine; the accept is re-armed
 // after a pause (the connection waits in the backlog meanwhile).
 func (w *worker) fdExhausted(sl *engine.Slot, err error) {
-	w.metrics.Overflow(w.listenerCounters(sl), metrics.OverflowFdExhausted)
+	w.metrics.Overflow(engine.ListenerCounters(w.metrics, sl), metrics.OverflowFdExhausted)
 	if ok, suppressed := w.e.fdLog.Allow(); ok {
 		w.log.Error(err, "accept failed: out of file descriptors; raise the open files limit (RLIMIT_NOFILE) or lower --max-connections",
 			"address", sl.Addr.String(), "suppressed", suppressed)

@@ -21,7 +21,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/flaxlb/flax/test/e2e/lctest"
+	"github.com/flaxlb/flax/test/poll"
 )
 
 const (
@@ -318,14 +318,14 @@ func (c *cluster) upgradeUnderLoad(t *testing.T, readme string) {
 	c.runBlock(t, readme, "upgrade")
 	tRolled := time.Now()
 	cl := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	lctest.Eventually(t, 60*time.Second, 100*time.Millisecond, "serving after the upgrade", func() error {
+	poll.Eventually(t, 60*time.Second, 100*time.Millisecond, "serving after the upgrade", func() error {
 		_, _, err := get(cl)
 		return err
 	})
 	tServing := time.Now()
 	// The rollout is done once the new pod is ready; the old one drains and exits
 	// after that, still under load.
-	lctest.Eventually(t, 90*time.Second, 200*time.Millisecond, "the old pod and its processes gone", func() error {
+	poll.Eventually(t, 90*time.Second, 200*time.Millisecond, "the old pod and its processes gone", func() error {
 		out, err := c.run("", filepath.Join(c.binDir, "kubectl"), "-n", releaseNS, "get", "pods", "-l", "app.kubernetes.io/instance=flax", "-o", "jsonpath={.items[*].metadata.uid}")
 		if err != nil {
 			return err
@@ -468,7 +468,7 @@ func (c *cluster) uninstall(t *testing.T, readme string) {
 	c.runBlock(t, readme, "uninstall")
 
 	kubectl := filepath.Join(c.binDir, "kubectl")
-	lctest.Eventually(t, 90*time.Second, 500*time.Millisecond, "every object of the release deleted", func() error {
+	poll.Eventually(t, 90*time.Second, 500*time.Millisecond, "every object of the release deleted", func() error {
 		out, err := c.run("", kubectl, "get", "-f", manifestFile, "-n", releaseNS, "--ignore-not-found", "-o", "name")
 		if err != nil {
 			return err
