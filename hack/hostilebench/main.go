@@ -7,7 +7,7 @@
 // `proxy` mode, except for the silent-backend attack, which needs a second route and
 // runs `run --config` with the same single-listener config plus a /silent route) and
 // nginx (a generated config in a temp dir, its own prefix, not a daemon, stock timeouts
-// unless -nginx-timeout, worker_connections set to -cap). All sit in front of the same small Go HTTP backend,
+// unless -timeout, worker_connections set to -cap). All sit in front of the same small Go HTTP backend,
 // which this program serves itself in a child process. Each proxy is started fresh for
 // each attack, alone, pinned to -proxy-cpu; the backend, the attackers and the probe
 // client run on -load-cpu.
@@ -29,8 +29,9 @@
 // them), or how many were still open at the end of the bound; and the proxy's sockets
 // on the listen port still open after the settle time (a leak when not 0).
 //
-// The timeouts, caps and memory limits flax grows may need flags: pass them with
-// -flax-args. The machine is shared and noisy; the figures are for comparing the
+// -timeout sets every proxy's client and upstream timeouts alike (flax through its
+// proxy flags or, for the silent attack, its config), and -cap both nginx's
+// worker_connections and flax's --max-connections; -flax-args adds other flags. The machine is shared and noisy; the figures are for comparing the
 // proxies within one run.
 package main
 
@@ -41,6 +42,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,7 +71,7 @@ type config struct {
 	capConns     int // nginx worker_connections; conn-flood opens capConns+overCap
 	overCap      int
 	probeTimeout time.Duration
-	nginxTimeout time.Duration // 0: nginx's stock timeouts
+	timeout      time.Duration // 0: each proxy's own defaults
 }
 
 type proxy struct {
@@ -95,7 +97,7 @@ func main() {
 	flag.IntVar(&c.floodConns, "flood-conns", 5000, "one-byte: connections that send one byte and close")
 	flag.IntVar(&c.capConns, "cap", 1024, "connection cap: nginx worker_connections; conn-flood opens cap+over-cap connections")
 	flag.IntVar(&c.overCap, "over-cap", 1024, "conn-flood: connections beyond the cap")
-	flag.DurationVar(&c.nginxTimeout, "nginx-timeout", 0, "nginx's client_header, client_body, send, proxy_read and proxy_send timeouts (0: nginx's stock 60s)")
+	flag.DurationVar(&c.timeout, "timeout", 0, "every proxy's client and upstream timeouts: nginx's client_header, client_body, send, proxy_read and proxy_send; flax's request head, request body idle, send stall, response header and response body idle (0: each proxy's defaults, 60s for most of both)")
 	flag.DurationVar(&c.probeTimeout, "probe-timeout", 2*time.Second, "timeout of one probe request")
 	flag.StringVar(&only, "only", "", "comma-separated subset of proxies (flax-uring,flax-netpoll,nginx)")
 	flag.StringVar(&attacks, "attacks", "", "comma-separated subset of attacks (slowloris,slow-body,silent,stalled,one-byte,conn-flood)")
@@ -201,13 +203,14 @@ func proxies() []proxy {
 				return nil, err
 			}
 			defer log.Close() // the child has its own copy
-			common := []string{"--engine", engine, "--workers", "1", "--admin-address=", "--drain-timeout", "1s"}
+			common := []string{"--engine", engine, "--workers", "1", "--admin-address=", "--drain-timeout", "1s", "--max-connections", strconv.Itoa(c.capConns)}
 			if !silentRoute {
 				args := append([]string{"proxy", "--listen", listenAddr, "--to", backendAddr}, common...)
+				args = append(args, flaxTimeoutFlags(c.timeout)...)
 				return benchproc.StartPinnedTo(log, c.proxyCPU, c.flaxBin, append(args, c.flaxArgs...)...)
 			}
 			cfg := filepath.Join(dir, "flax.yaml")
-			if err := os.WriteFile(cfg, []byte(flaxConfig(listenAddr, backendAddr, silentAddr)), 0o644); err != nil {
+			if err := os.WriteFile(cfg, []byte(flaxConfig(listenAddr, backendAddr, silentAddr, c.timeout)), 0o644); err != nil {
 				return nil, err
 			}
 			args := append([]string{"run", "--config", cfg}, common...)
@@ -220,23 +223,42 @@ func proxies() []proxy {
 		{"nginx", func(dir string, c *config, _ bool) (*exec.Cmd, error) {
 			return benchproc.StartNginx(filepath.Join(dir, "nginx"), c.proxyCPU,
 				fmt.Sprintf("worker_rlimit_nofile %d; events { worker_connections %d; }", 2*c.capConns+64, c.capConns),
-				nginxTimeouts(c.nginxTimeout)+nginxServer(listenAddr, backendAddr, silentAddr))
+				nginxTimeouts(c.timeout)+nginxServer(listenAddr, backendAddr, silentAddr))
 		}},
 	}
 }
 
-// flaxConfig is what `flax-dataplane proxy --listen L --to B` applies, plus a /silent
-// route to the silent backend.
-func flaxConfig(listen, backend, silent string) string {
+// flaxTimeoutFlags are the `flax-dataplane proxy` flags that set its timeouts to d,
+// none when d is 0.
+func flaxTimeoutFlags(d time.Duration) []string {
+	if d <= 0 {
+		return nil
+	}
+	var args []string
+	for _, f := range []string{"request-head", "request-body-idle", "send-stall", "response-header", "response-body-idle"} {
+		args = append(args, "--"+f+"-timeout", d.String())
+	}
+	return args
+}
+
+// flaxConfig is what `flax-dataplane proxy --listen L --to B` applies (with the
+// timeouts flaxTimeoutFlags sets), plus a /silent route to the silent backend.
+func flaxConfig(listen, backend, silent string, timeout time.Duration) string {
 	host, port := splitAddr(listen)
 	bh, bp := splitAddr(backend)
 	sh, sp := splitAddr(silent)
+	lt, gt := "", ""
+	if timeout > 0 {
+		d := timeout.String()
+		lt = fmt.Sprintf("    timeouts: {requestHead: %[1]s, requestBodyIdle: %[1]s, sendStall: %[1]s}\n", d)
+		gt = fmt.Sprintf("    responseHeaderTimeout: %[1]s\n    responseBodyIdleTimeout: %[1]s\n", d)
+	}
 	return fmt.Sprintf(`listeners:
   - name: proxy
     address: %s
     port: %s
     protocol: HTTP
-    virtualHosts:
+%s    virtualHosts:
       - name: all
         routes:
           - name: silent
@@ -252,13 +274,13 @@ func flaxConfig(listen, backend, silent string) string {
 backendGroups:
   - name: backends
     loadBalancing: {policy: ROUND_ROBIN}
-    endpoints:
+%s    endpoints:
       - {address: %s, port: %s, conditions: {ready: true, serving: true}}
   - name: silent
     loadBalancing: {policy: ROUND_ROBIN}
-    endpoints:
+%s    endpoints:
       - {address: %s, port: %s, conditions: {ready: true, serving: true}}
-`, host, port, bh, bp, sh, sp)
+`, host, port, lt, gt, bh, bp, gt, sh, sp)
 }
 
 func nginxServer(listen, backend, silent string) string {

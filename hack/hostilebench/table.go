@@ -22,8 +22,8 @@ func formatTables(c *config, rs []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nloopback; proxy pinned to CPU %d, backend, attackers and probes to CPU %d; each attack bounded to %s, RSS after read %s after it; probes: GET / every 100 ms on a new connection, %s timeout\n",
 		c.proxyCPU, c.loadCPU, c.duration, c.settle, c.probeTimeout)
-	if c.nginxTimeout > 0 {
-		fmt.Fprintf(&b, "nginx client and upstream timeouts %s\n", c.nginxTimeout)
+	if c.timeout > 0 {
+		fmt.Fprintf(&b, "client and upstream timeouts of every proxy: %s\n", c.timeout)
 	}
 	if len(c.flaxArgs) > 0 {
 		fmt.Fprintf(&b, "flax flags: %s\n", strings.Join(c.flaxArgs, " "))
