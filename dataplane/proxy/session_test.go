@@ -532,7 +532,10 @@ func TestConnectFailureDefaultRetry(t *testing.T) {
 	h.client("POST /default-retry HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\n\r\nhi")
 	first := h.connects[0].Addr
 	h.connect(false, errors.New("connection refused"))
-	h.advance(time.Second)
+	if h.timer == 0 || h.timer > h.now+int64(time.Millisecond) {
+		t.Fatalf("default retry in +%v, want within a millisecond", time.Duration(h.timer-h.now))
+	}
+	h.advance(time.Millisecond)
 	if len(h.connects) != 2 || h.connects[1].Addr == first {
 		t.Fatalf("connects %v: want a second attempt on another endpoint", h.connects)
 	}
