@@ -5,8 +5,14 @@
 // turn (flax on io_uring, flax on the portable netpoll engine, nginx, HAProxy; all with
 // upstream keep-alive) runs alone on the other core. For each it reports requests/s,
 // latency p50/p99 from wrk, and the proxy's CPU time per request read from /proc, plus
-// each figure's ratio to nginx's. The machine is shared and noisy, so only the ratios of
-// one run mean much.
+// each figure's ratio to nginx's.
+//
+// The machine is shared and noisy, with slow and fast periods lasting minutes, so the
+// proxies take turns in short slots (-duration) for several rounds (-rounds), in an
+// order that rotates every round, and a ratio to nginx is taken within each round
+// (each proxy's slot against nginx's slot of the same round): the table shows the
+// median over rounds of those paired ratios, and each round's, next to the medians of
+// the raw figures.
 package main
 
 import (
@@ -17,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,19 +50,20 @@ type proxy struct {
 
 func main() {
 	flaxBin := flag.String("flax", "bin/flax-dataplane", "flax-dataplane binary")
-	duration := flag.Duration("duration", 10*time.Second, "wrk run time per proxy")
+	duration := flag.Duration("duration", 3*time.Second, "wrk run time of one proxy's slot in a round")
+	rounds := flag.Int("rounds", 5, "rounds: every proxy takes one slot per round, in an order rotated every round")
 	conns := flag.Int("connections", 64, "wrk connections")
 	proxyCPU := flag.Int("proxy-cpu", 0, "CPU the proxy under test is pinned to")
 	loadCPU := flag.Int("load-cpu", 1, "CPU wrk and the backend are pinned to")
 	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy)")
 	flag.Parse()
-	if err := run(*flaxBin, *duration, *conns, *proxyCPU, *loadCPU, *only); err != nil {
+	if err := run(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(flaxBin string, d time.Duration, conns, proxyCPU, loadCPU int, only string) error {
+func run(flaxBin string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string) error {
 	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
@@ -120,20 +128,36 @@ backend be
 		}},
 	}
 
-	var results []result
+	var picked []proxy
 	for _, p := range proxies {
-		if only != "" && !strings.Contains(","+only+",", ","+p.name+",") {
-			continue
+		if only == "" || strings.Contains(","+only+",", ","+p.name+",") {
+			picked = append(picked, p)
 		}
-		fmt.Fprintf(os.Stderr, "loadbench: %s: starting, then wrk -c%d for %s\n", p.name, conns, d)
-		r := measure(p, dir, listen, backend, d, conns, loadCPU)
-		if r.skipped != "" {
-			fmt.Fprintf(os.Stderr, "loadbench: %s: skipped: %s\n", p.name, r.skipped)
-		}
-		results = append(results, r)
 	}
-	printTable(results, proxyCPU, conns, d)
+	var all [][]result
+	for round := range max(rounds, 1) {
+		var rs []result
+		for i := range picked {
+			p := picked[(i+round)%len(picked)]
+			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then wrk -c%d for %s\n", round+1, rounds, p.name, conns, d)
+			r := measure(p, dir, listen, backend, d, conns, loadCPU)
+			if r.skipped != "" {
+				fmt.Fprintf(os.Stderr, "loadbench: %s: skipped: %s\n", p.name, r.skipped)
+			}
+			rs = append(rs, r)
+		}
+		all = append(all, rs)
+	}
+	printTable(summarize(all, names(picked)), proxyCPU, conns, d, len(all))
 	return nil
+}
+
+func names(ps []proxy) []string {
+	var n []string
+	for _, p := range ps {
+		n = append(n, p.name)
+	}
+	return n
 }
 
 func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadCPU int) result {
@@ -222,37 +246,97 @@ func wrk(cpu int, addr string, conns int, d time.Duration) (string, error) {
 	return string(out), nil
 }
 
-func printTable(rs []result, proxyCPU, conns int, d time.Duration) {
-	var base *result
+// summary is one proxy's figures over all rounds: medians of the raw figures, and the
+// median and per-round values of the ratios to nginx's slot in the same round.
+type summary struct {
+	result              // medians of rps, p50, p99, cpuPerReq; errors of every round
+	rpsX, cpuX, perCPUX float64
+	rpsRounds           []float64
+	skippedRounds       int
+}
+
+// summarize pairs every proxy's slot with nginx's slot of the same round and takes
+// medians over the rounds; rounds where either was skipped do not count.
+func summarize(rounds [][]result, order []string) []summary {
+	var out []summary
+	for _, name := range order {
+		s := summary{result: result{name: name}}
+		var rps, p50, p99, cpu, rpsX, cpuX, perCPUX []float64
+		errs := map[string]bool{}
+		for _, rs := range rounds {
+			r, base := find(rs, name), find(rs, "nginx")
+			if r == nil || r.skipped != "" {
+				s.skippedRounds++
+				if r != nil && s.result.skipped == "" {
+					s.result.skipped = r.skipped
+				}
+				continue
+			}
+			rps, p50, p99, cpu = append(rps, r.rps), append(p50, float64(r.p50)), append(p99, float64(r.p99)), append(cpu, float64(r.cpuPerReq))
+			if r.errors != "" {
+				errs[r.errors] = true
+			}
+			if base == nil || base.skipped != "" || base.rps == 0 || base.cpuPerReq == 0 || r.cpuPerReq == 0 {
+				continue
+			}
+			rpsX = append(rpsX, r.rps/base.rps)
+			cpuX = append(cpuX, float64(r.cpuPerReq)/float64(base.cpuPerReq))
+			perCPUX = append(perCPUX, float64(base.cpuPerReq)/float64(r.cpuPerReq))
+		}
+		s.rps, s.p50, s.p99, s.cpuPerReq = median(rps), time.Duration(median(p50)), time.Duration(median(p99)), time.Duration(median(cpu))
+		s.rpsX, s.cpuX, s.perCPUX, s.rpsRounds = median(rpsX), median(cpuX), median(perCPUX), rpsX
+		for e := range errs {
+			s.errors = strings.TrimPrefix(s.errors+"; "+e, "; ")
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func find(rs []result, name string) *result {
 	for i := range rs {
-		if rs[i].name == "nginx" && rs[i].skipped == "" {
-			base = &rs[i]
+		if rs[i].name == name {
+			return &rs[i]
 		}
 	}
-	ratio := func(v, b float64) string {
-		if base == nil || b == 0 || v == 0 {
+	return nil
+}
+
+// median returns the median of v (the mean of the middle two for an even count), 0
+// for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int) {
+	x := func(v float64) string {
+		if v == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.2f", v/b)
+		return fmt.Sprintf("%.2f", v)
 	}
-	fmt.Printf("\nloopback, proxy pinned to CPU %d, wrk -t1 -c%d -d%s, backend nginx 100 B replies\n", proxyCPU, conns, d)
-	fmt.Printf("%-13s %10s %6s %9s %9s %11s %6s %6s  %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "errors")
-	for _, r := range rs {
-		if r.skipped != "" {
-			fmt.Printf("%-13s skipped: %s\n", r.name, r.skipped)
+	fmt.Printf("\nloopback, proxy pinned to CPU %d, wrk -t1 -c%d, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", proxyCPU, conns, rounds, d)
+	fmt.Printf("medians over the rounds; x: ratio to nginx's slot in the same round (median; each round's in the last column)\n")
+	fmt.Printf("%-13s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
+	for _, s := range ss {
+		if s.rps == 0 {
+			fmt.Printf("%-13s skipped: %s\n", s.name, s.result.skipped)
 			continue
 		}
-		var brps, bcpu float64
-		if base != nil {
-			brps, bcpu = base.rps, float64(base.cpuPerReq)
+		var per []string
+		for _, v := range s.rpsRounds {
+			per = append(per, fmt.Sprintf("%.2f", v))
 		}
-		// Requests per CPU-second relative to nginx: the inverse ratio of CPU per request.
-		perCPU := "-"
-		if base != nil && r.cpuPerReq > 0 {
-			perCPU = fmt.Sprintf("%.2f", bcpu/float64(r.cpuPerReq))
-		}
-		fmt.Printf("%-13s %10.0f %6s %9s %9s %9.1fµs %6s %6s       %s\n", r.name, r.rps, ratio(r.rps, brps),
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
-			float64(r.cpuPerReq)/float64(time.Microsecond), ratio(float64(r.cpuPerReq), bcpu), perCPU, r.errors)
+		fmt.Printf("%-13s %10.0f %6s %9s %9s %9.1fµs %6s %11s  %-30s %s\n", s.name, s.rps, x(s.rpsX),
+			s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond),
+			float64(s.cpuPerReq)/float64(time.Microsecond), x(s.cpuX), x(s.perCPUX), strings.Join(per, " "), s.errors)
 	}
 }
