@@ -49,6 +49,117 @@ type GatewayClassParametersSpec struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=64
 	AddressPools []AddressPool `json:"addressPools,omitempty"`
+
+	// ClientTraffic sets how the dataplane listeners of the class's Gateways
+	// treat their clients: timeouts, trusted proxy hops and head limits. It
+	// applies to every dataplane listener serving a Gateway of the class; where
+	// Gateways of several classes share an address and port, the settings of the
+	// oldest programmed Gateway's class apply. Unset fields take the dataplane's
+	// own (flax-dataplane flags and defaults).
+	//
+	// +optional
+	ClientTraffic *ClientTraffic `json:"clientTraffic,omitempty"`
+}
+
+// ClientTraffic holds the client-side settings of a class's listeners.
+type ClientTraffic struct {
+	// Timeouts bound how long the listeners' connections wait on their clients.
+	//
+	// +optional
+	Timeouts *ClientTimeouts `json:"timeouts,omitempty"`
+
+	// TrustedHops is the number of proxies in front of the listeners whose
+	// forwarding headers (X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host,
+	// Forwarded) are trusted, 0-16. With 0 the fields a client sends are replaced
+	// by the dataplane's own; with N > 0 they are kept, the dataplane appends its
+	// entry, and the client address used by per-client rate limits, source-IP
+	// hashing and the access log is the N-th address from the end of
+	// X-Forwarded-For. HTTP and HTTPS listeners only; unset uses flax-dataplane
+	// --trusted-hops (default 0).
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=16
+	TrustedHops *int32 `json:"trustedHops,omitempty"`
+
+	// HeadLimits bound the request and response heads of HTTP and HTTPS
+	// listeners.
+	//
+	// +optional
+	HeadLimits *HeadLimits `json:"headLimits,omitempty"`
+}
+
+// ClientTimeouts bound how long a listener's connections wait on their clients.
+// Each is a duration such as "10s" or "1m30s", between 1ms and 24h; unset uses
+// the dataplane's default.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.requestHead) || (duration(self.requestHead) >= duration('1ms') && duration(self.requestHead) <= duration('24h'))",message="requestHead must be between 1ms and 24h"
+// +kubebuilder:validation:XValidation:rule="!has(self.requestBodyIdle) || (duration(self.requestBodyIdle) >= duration('1ms') && duration(self.requestBodyIdle) <= duration('24h'))",message="requestBodyIdle must be between 1ms and 24h"
+// +kubebuilder:validation:XValidation:rule="!has(self.sendStall) || (duration(self.sendStall) >= duration('1ms') && duration(self.sendStall) <= duration('24h'))",message="sendStall must be between 1ms and 24h"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepAliveIdle) || (duration(self.keepAliveIdle) >= duration('1ms') && duration(self.keepAliveIdle) <= duration('24h'))",message="keepAliveIdle must be between 1ms and 24h"
+type ClientTimeouts struct {
+	// RequestHead bounds receiving a request head, from the connection's
+	// acceptance (or the first byte of a later request) to the end of the head;
+	// for HTTPS it includes the TLS handshake. Default 10s.
+	//
+	// +optional
+	RequestHead *metav1.Duration `json:"requestHead,omitempty"`
+
+	// RequestBodyIdle bounds the wait for the next byte of a request body.
+	// Default 60s.
+	//
+	// +optional
+	RequestBodyIdle *metav1.Duration `json:"requestBodyIdle,omitempty"`
+
+	// SendStall closes a connection when a send to the client makes no progress
+	// for this long (the client stopped reading); in tunnels and on TCP
+	// listeners it applies to sends to the upstream too. Default 60s.
+	//
+	// +optional
+	SendStall *metav1.Duration `json:"sendStall,omitempty"`
+
+	// KeepAliveIdle closes a keep-alive connection idle this long between
+	// requests. Default 60s.
+	//
+	// +optional
+	KeepAliveIdle *metav1.Duration `json:"keepAliveIdle,omitempty"`
+}
+
+// HeadLimits bound the heads a listener's connections carry. Unset fields take
+// the dataplane's limits: by default 16 KiB and 100 fields for a request head,
+// 64 KiB and 500 fields for a response head. A request head over its limit is
+// answered 431, a response head over its limit 502.
+type HeadLimits struct {
+	// MaxRequestHeaderBytes bounds the request line and fields, 1024-65535. The
+	// dataplane's --max-request-header-bytes caps it: a class may lower the
+	// limit, not raise it.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=65535
+	MaxRequestHeaderBytes *int32 `json:"maxRequestHeaderBytes,omitempty"`
+
+	// MaxRequestHeaders bounds the number of request fields, 1-10000.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxRequestHeaders *int32 `json:"maxRequestHeaders,omitempty"`
+
+	// MaxResponseHeaderBytes bounds the status line and fields of a response,
+	// 1024-65535, capped by the dataplane's --max-response-header-bytes.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=65535
+	MaxResponseHeaderBytes *int32 `json:"maxResponseHeaderBytes,omitempty"`
+
+	// MaxResponseHeaders bounds the number of response fields, 1-10000.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxResponseHeaders *int32 `json:"maxResponseHeaders,omitempty"`
 }
 
 // AddressPool is an IPv4 or IPv6 prefix in CIDR form with no bits set after the
