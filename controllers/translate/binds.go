@@ -178,6 +178,9 @@ func (b *bind) listener() *dataplanev1.Listener {
 		Port:     uint32(b.key.port),
 		Protocol: b.protocol,
 	}
+	// The class of the oldest programmed Gateway sets how the listener treats
+	// its clients.
+	programmed[0].gateway.clientTraffic.apply(dl)
 	if b.protocol == dataplanev1.Listener_HTTPS {
 		// One certificate per hostname; the oldest Gateway's wins when merged
 		// Gateways serve the same hostname.

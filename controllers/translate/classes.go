@@ -19,6 +19,9 @@ type classInfo struct {
 	// pool holds the addresses of the class's parameters; nil when the class has
 	// no parameters or they set no address pool.
 	pool *addressPool
+	// clientTraffic holds the listener settings of the class's parameters; nil
+	// when it has none.
+	clientTraffic *clientTraffic
 }
 
 // translateClasses picks the GatewayClasses of Flax's controller and checks them
@@ -36,7 +39,7 @@ func (t *translator) translateClasses() {
 		}
 		ci := &classInfo{class: gc}
 		if ref := gc.Spec.ParametersRef; ref != nil {
-			ci.pool, ci.invalid = classParameters(ref, params)
+			ci.pool, ci.clientTraffic, ci.invalid = classParameters(ref, params)
 		}
 		t.classes[gc.Name] = ci
 		t.classOrder = append(t.classOrder, ci)
@@ -44,35 +47,40 @@ func (t *translator) translateClasses() {
 	slices.SortFunc(t.classOrder, func(a, b *classInfo) int { return compareStrings(a.class.Name, b.class.Name) })
 }
 
-// classParameters resolves a class's parametersRef: the address pool of the
-// GatewayClassParameters it names (nil if it sets none), or why the reference or
-// the parameters are invalid.
-func classParameters(ref *gatewayv1.ParametersReference, params map[string]*flaxv1alpha1.GatewayClassParameters) (*addressPool, *problem) {
+// classParameters resolves a class's parametersRef: the address pool and the
+// client traffic settings of the GatewayClassParameters it names (each nil if it
+// sets none), or why the reference or the parameters are invalid.
+func classParameters(ref *gatewayv1.ParametersReference, params map[string]*flaxv1alpha1.GatewayClassParameters) (*addressPool, *clientTraffic, *problem) {
 	invalid := func(format string, args ...any) *problem {
 		return &problem{reason: string(gatewayv1.GatewayClassReasonInvalidParameters), message: fmt.Sprintf(format, args...)}
 	}
 	if string(ref.Group) != flaxv1alpha1.GroupName || string(ref.Kind) != flaxv1alpha1.KindGatewayClassParameters {
-		return nil, invalid("parametersRef refers to %s %s, but Flax takes only %s/%s parameters: refer to one of those, or remove spec.parametersRef",
+		return nil, nil, invalid("parametersRef refers to %s %s, but Flax takes only %s/%s parameters: refer to one of those, or remove spec.parametersRef",
 			describeKind(string(ref.Group), string(ref.Kind)), ref.Name, flaxv1alpha1.GroupName, flaxv1alpha1.KindGatewayClassParameters)
 	}
 	if ref.Namespace != nil && *ref.Namespace != "" {
-		return nil, invalid("parametersRef sets namespace %s, but %s/%s is cluster-scoped: remove parametersRef.namespace",
+		return nil, nil, invalid("parametersRef sets namespace %s, but %s/%s is cluster-scoped: remove parametersRef.namespace",
 			*ref.Namespace, flaxv1alpha1.GroupName, flaxv1alpha1.KindGatewayClassParameters)
 	}
 	p, ok := params[ref.Name]
 	if !ok {
-		return nil, invalid("parametersRef refers to %s %s, which does not exist: create it (its CRD is in Flax's config/crd/bases) or fix the reference",
+		return nil, nil, invalid("parametersRef refers to %s %s, which does not exist: create it (its CRD is in Flax's config/crd/bases) or fix the reference",
 			flaxv1alpha1.KindGatewayClassParameters, ref.Name)
 	}
-	if len(p.Spec.AddressPools) == 0 {
-		return nil, nil
+	var pool *addressPool
+	var errs []string
+	if len(p.Spec.AddressPools) > 0 {
+		pool, errs = parseAddressPool(p.Spec.AddressPools)
 	}
-	pool, errs := parseAddressPool(p.Spec.AddressPools)
+	ct, ctErrs := parseClientTraffic(p.Spec.ClientTraffic)
+	errs = append(errs, ctErrs...)
 	if len(errs) > 0 {
-		return nil, invalid("%s %s is invalid: %s", flaxv1alpha1.KindGatewayClassParameters, ref.Name, strings.Join(errs, "; "))
+		return nil, nil, invalid("%s %s is invalid: %s", flaxv1alpha1.KindGatewayClassParameters, ref.Name, strings.Join(errs, "; "))
 	}
-	pool.parameters = ref.Name
-	return pool, nil
+	if pool != nil {
+		pool.parameters = ref.Name
+	}
+	return pool, ct, nil
 }
 
 // classStatuses returns the status of every class of Flax's controller.

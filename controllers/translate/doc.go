@@ -24,7 +24,12 @@
 // (InvalidParameters). When it sets spec.addressPools, every Gateway of the class
 // without spec.addresses gets one address of its own from the pool and binds only
 // that address (see allocateAddresses for the order); a Gateway the pool cannot
-// serve is accepted but not programmed (AddressNotAssigned).
+// serve is accepted but not programmed (AddressNotAssigned). When it sets
+// spec.clientTraffic, its timeouts, trusted hops and head limits go on every
+// dataplane listener serving the class's Gateways (see clientTraffic.apply); a
+// listener shared by Gateways of several classes takes those of the oldest
+// programmed Gateway's class. Values the CRD's schema should have refused are
+// checked with the dataplane's validation and make the class InvalidParameters.
 //
 // A request is served only by the routes of the Gateway listener whose hostname
 // matches its Host most specifically (listener isolation): every accepted listener

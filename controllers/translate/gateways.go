@@ -35,6 +35,9 @@ type gatewayInfo struct {
 	pool *addressPool
 	// noAddress, when set, is why the pool gave the Gateway no address.
 	noAddress *problem
+	// clientTraffic holds the listener settings of the Gateway's class; nil when
+	// it has none.
+	clientTraffic *clientTraffic
 	listeners []*listenerInfo
 }
 
@@ -101,7 +104,7 @@ func (t *translator) translateGateways() {
 		if !ok {
 			continue
 		}
-		g := &gatewayInfo{gw: gw, key: key(gw)}
+		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic}
 		if ci.invalid != nil {
 			g.invalid = &problem{
 				reason:  string(gatewayv1.GatewayReasonInvalid),
