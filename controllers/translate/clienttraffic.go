@@ -120,4 +120,3 @@ func (c *clientTraffic) apply(l *dataplanev1.Listener) {
 		l.HeadLimits = proto.CloneOf(c.headLimits)
 	}
 }
-

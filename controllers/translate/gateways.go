@@ -38,7 +38,7 @@ type gatewayInfo struct {
 	// clientTraffic holds the listener settings of the Gateway's class; nil when
 	// it has none.
 	clientTraffic *clientTraffic
-	listeners []*listenerInfo
+	listeners     []*listenerInfo
 }
 
 // listenerInfo is one listener of a Gateway and what was found about it.
