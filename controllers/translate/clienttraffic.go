@@ -57,8 +57,10 @@ func parseClientTraffic(ct *flaxv1alpha1.ClientTraffic) (*clientTraffic, []strin
 	}
 
 	// The dataplane's validation of an HTTP listener with the settings.
-	check := &dataplanev1.Listener{Name: "check", Port: 1, Protocol: dataplanev1.Listener_HTTP,
-		VirtualHosts: []*dataplanev1.VirtualHost{{Name: "check"}}}
+	check := &dataplanev1.Listener{
+		Name: "check", Port: 1, Protocol: dataplanev1.Listener_HTTP,
+		VirtualHosts: []*dataplanev1.VirtualHost{{Name: "check"}},
+	}
 	out.apply(check)
 	const prefix = "listeners[0]."
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{Listeners: []*dataplanev1.Listener{check}}); err != nil {
