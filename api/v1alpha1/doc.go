@@ -1,8 +1,9 @@
 // Package v1alpha1 holds Flax's own Kubernetes API, group flaxlb.io, version v1alpha1:
 //
 //   - GatewayClassParameters (cluster-scoped), the object a GatewayClass's
-//     spec.parametersRef names to configure the Gateways of that class (today: the
-//     pools their addresses come from);
+//     spec.parametersRef names to configure the Gateways of that class: the pools
+//     their addresses come from, and the client-side timeouts, trusted proxy hops
+//     and head limits of their listeners (spec.clientTraffic);
 //   - BackendPolicy (namespaced), a Gateway API direct policy attached to Services
 //     (optionally one port): load balancing, health checks, outlier detection,
 //     circuit breakers, retry budget, connection timeouts and pooling;
