@@ -42,6 +42,7 @@ type freeBuf struct {
 // (nil when New has none either).
 func (s *BufStack) Get() []byte {
 	var b []byte
+	var free int64 // change of the free bytes counted
 	if n := len(s.free); n > 0 {
 		b = s.free[n-1].b
 		s.free[n-1] = freeBuf{}
@@ -49,17 +50,18 @@ func (s *BufStack) Get() []byte {
 		if n-1 < s.released {
 			s.released = n - 1
 		} else {
-			s.count(0, -int64(s.Size))
+			free = -int64(s.Size)
 		}
 	}
 	if b == nil && s.New != nil {
 		b = s.New()
 	}
 	if b == nil {
+		s.count(0, free)
 		return nil
 	}
 	s.lent++
-	s.count(int64(s.Size), 0)
+	s.count(int64(s.Size), free)
 	return b
 }
 

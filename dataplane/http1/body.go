@@ -68,7 +68,7 @@ func (b *BodyReader) ForResponse(r *Response, lim Limits) {
 }
 
 func (b *BodyReader) reset(f Framing, contentLength int64, lim Limits, errs *[numErrCodes]*Error) {
-	lim = lim.normalized()
+	lim = lim.Normalized()
 	*b = BodyReader{framing: f, errs: errs, maxExt: lim.MaxChunkExtBytes, maxTrail: lim.MaxTrailerBytes}
 	switch f {
 	case FramingNone:

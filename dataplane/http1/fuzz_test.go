@@ -85,7 +85,7 @@ func FuzzParseRequest(f *testing.F) {
 			if err := checkSpansErr(n, &r.Head, requestSpans(&r)...); err != nil {
 				t.Fatal(err)
 			}
-			if n > len(data) || n > lim.normalized().MaxHeaderBytes {
+			if n > len(data) || n > lim.Normalized().MaxHeaderBytes {
 				t.Fatalf("n=%d beyond input or limit", n)
 			}
 			// What goes upstream parses back to the same request.

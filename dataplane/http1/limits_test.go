@@ -107,7 +107,7 @@ func TestResponseLimitsIncremental(t *testing.T) {
 }
 
 func TestDefaultResponseLimits(t *testing.T) {
-	if DefaultResponseLimits() != (Limits{}).normalizedResponse() {
+	if DefaultResponseLimits() != (Limits{}).NormalizedResponse() {
 		t.Error("DefaultResponseLimits differs from the zero Limits of a response")
 	}
 	l := DefaultResponseLimits()

@@ -77,7 +77,7 @@ func ParseRequest(buf []byte, r *Request, lim Limits) (n int, err error) {
 		r.Reset()
 		st.phase = phaseStartLine
 	}
-	lim = lim.normalized()
+	lim = lim.Normalized()
 	view, restart := st.window(buf, &lim)
 	if restart {
 		r.Reset()

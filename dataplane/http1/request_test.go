@@ -463,7 +463,7 @@ func TestParseRequestLimitBoundaries(t *testing.T) {
 		t.Fatalf("target over limit, incomplete: %v", err)
 	}
 	// Limits above 64 KiB are clamped.
-	if l := (Limits{MaxHeaderBytes: 1 << 20}).normalized(); l.MaxHeaderBytes != MaxHeaderBytesLimit {
+	if l := (Limits{MaxHeaderBytes: 1 << 20}).Normalized(); l.MaxHeaderBytes != MaxHeaderBytesLimit {
 		t.Fatalf("clamp: %d", l.MaxHeaderBytes)
 	}
 }
@@ -526,7 +526,7 @@ func TestErrorsAndDefaults(t *testing.T) {
 	if StatusOf(nil) != 0 || StatusOf(ErrNeedMore) != 0 || StatusOf(errors.New("x")) != 0 {
 		t.Error("StatusOf of a foreign error")
 	}
-	if DefaultLimits() != (Limits{}).normalized() {
+	if DefaultLimits() != (Limits{}).Normalized() {
 		t.Error("DefaultLimits differs from the zero Limits")
 	}
 }

@@ -45,7 +45,7 @@ func ParseResponse(buf []byte, r *Response, reqMethod Method, lim Limits) (n int
 		r.Reset()
 		st.phase = phaseStartLine
 	}
-	lim = lim.normalizedResponse()
+	lim = lim.NormalizedResponse()
 	view, restart := st.window(buf, &lim)
 	if restart {
 		r.Reset()

@@ -237,13 +237,14 @@ func DefaultResponseLimits() Limits {
 	return l
 }
 
-// normalized returns l with request defaults for zero fields.
-func (l Limits) normalized() Limits {
+// Normalized returns l with the request defaults in its zero fields and the head
+// size clamped to MaxHeaderBytesLimit.
+func (l Limits) Normalized() Limits {
 	return l.withDefaults(DefaultMaxHeaderBytes, DefaultMaxHeaderCount)
 }
 
-// normalizedResponse returns l with response defaults for zero fields.
-func (l Limits) normalizedResponse() Limits {
+// NormalizedResponse is Normalized with the response defaults.
+func (l Limits) NormalizedResponse() Limits {
 	return l.withDefaults(DefaultMaxResponseHeaderBytes, DefaultMaxResponseHeaderCount)
 }
 

@@ -86,8 +86,8 @@ type Options struct {
 
 // Normalized returns o with defaults applied.
 func (o Options) Normalized() Options {
-	o.Limits = normalizedLimits(o.Limits, http1.DefaultLimits())
-	o.ResponseLimits = normalizedLimits(o.ResponseLimits, http1.DefaultResponseLimits())
+	o.Limits = o.Limits.Normalized()
+	o.ResponseLimits = o.ResponseLimits.NormalizedResponse()
 	if o.BufferSize <= 0 {
 		o.BufferSize = DefaultBufferSize
 	}
@@ -127,28 +127,6 @@ func (o Options) Normalized() Options {
 // headSlack is the room a buffer keeps beyond the longest head it must
 // hold: the start of a body, or the fields the proxy adds to a head.
 const headSlack = 4 << 10
-
-// normalizedLimits fills the zero fields of l from def and clamps the head
-// size to what http1 can address.
-func normalizedLimits(l, def http1.Limits) http1.Limits {
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = def.MaxHeaderBytes
-	}
-	l.MaxHeaderBytes = min(l.MaxHeaderBytes, http1.MaxHeaderBytesLimit)
-	if l.MaxHeaderCount <= 0 {
-		l.MaxHeaderCount = def.MaxHeaderCount
-	}
-	if l.MaxURIBytes <= 0 {
-		l.MaxURIBytes = def.MaxURIBytes
-	}
-	if l.MaxChunkExtBytes <= 0 {
-		l.MaxChunkExtBytes = def.MaxChunkExtBytes
-	}
-	if l.MaxTrailerBytes <= 0 {
-		l.MaxTrailerBytes = def.MaxTrailerBytes
-	}
-	return l
-}
 
 // requestLimits returns the limits of listener l's request heads: its own
 // where set, else the dataplane's.

@@ -89,3 +89,22 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// ReadSlowly reads r to its end in reads of at most chunk bytes with a pause of
+// gap after each, as a client that reads slowly but steadily does, and returns the
+// bytes read and the error that ended it other than io.EOF.
+func ReadSlowly(r io.Reader, chunk int, gap time.Duration) (int, error) {
+	buf := make([]byte, chunk)
+	total := 0
+	for {
+		n, err := r.Read(buf)
+		total += n
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		time.Sleep(gap)
+	}
+}

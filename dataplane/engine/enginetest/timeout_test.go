@@ -332,18 +332,9 @@ func TestTimeoutSlowReaderNotCut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 1<<10)
-		total := 0
-		for {
-			n, err := resp.Body.Read(buf)
-			total += n
-			if err != nil {
-				if err != io.EOF {
-					t.Fatalf("after %d bytes: %v", total, err)
-				}
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
+		total, err := ReadSlowly(resp.Body, 1<<10, 50*time.Millisecond)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", total, err)
 		}
 		if total != size || te.reg.Timeouts(metrics.TimeoutSendStall) != 0 {
 			t.Fatalf("read %d of %d bytes, %d send stalls", total, size, te.reg.Timeouts(metrics.TimeoutSendStall))

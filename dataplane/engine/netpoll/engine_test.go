@@ -641,18 +641,9 @@ backendGroups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 1<<10)
-	total := 0
-	for {
-		n, err := resp.Body.Read(buf)
-		total += n
-		if err != nil {
-			if err != io.EOF {
-				t.Fatalf("slow TLS reader cut after %d bytes: %v", total, err)
-			}
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	total, err := enginetest.ReadSlowly(resp.Body, 1<<10, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("slow TLS reader cut after %d bytes: %v", total, err)
 	}
 	if total != 65536 {
 		t.Fatalf("read %d bytes, want 65536", total)
