@@ -524,3 +524,27 @@ func waitDone(t *testing.T, c *Conn, notify chan struct{}) {
 		}
 	}
 }
+
+// A client resuming with a ticket from an earlier connection of the same
+// Server gets a PSK handshake, and the record layer still takes over (the
+// ticket itself was sealed by crypto/tls under the key the record layer
+// checks).
+func TestResumption(t *testing.T) {
+	f := newFixture(t)
+	srv, notify := newServer(f.server, Options{})
+	ccfg := f.client.Clone()
+	ccfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	first := dial(t, srv, notify, ccfg)
+	if first.srv.wr.seq == 0 {
+		t.Fatal("no NewSessionTicket counted under the application key")
+	}
+	echo(t, first, []byte("first")) // the client reads its ticket here
+	second := dial(t, srv, notify, ccfg)
+	if !second.client.ConnectionState().DidResume || !second.srv.ConnectionState().DidResume {
+		t.Fatal("second connection did not resume")
+	}
+	if !second.srv.RecordLayer() {
+		t.Fatal("resumed connection not on the record layer")
+	}
+	echo(t, second, pattern(30000, 4))
+}
