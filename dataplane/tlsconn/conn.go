@@ -147,7 +147,6 @@ func (c *Conn) Done() (bool, error) {
 		c.mode, c.rd, c.wr = modeRecord, h.rd, h.wr
 	} else {
 		c.mode, c.tc = modeCryptoTLS, h.tc
-		c.plain = make([]byte, MaxPlaintext)
 	}
 	return true, nil
 }
@@ -531,6 +530,9 @@ func (c *Conn) openCryptoTLS(in []byte) ([]byte, int, error) {
 		if _, err := c.hs.feed(in); err != nil {
 			return nil, 0, c.fail(err)
 		}
+	}
+	if c.plain == nil {
+		c.plain = make([]byte, MaxPlaintext)
 	}
 	n, err := c.tc.Read(c.plain)
 	if err != nil {
