@@ -156,20 +156,30 @@ func dialRaw(t testing.TB) rawConns {
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
 	rx := make(chan []byte, 64)
-	go func() {
-		defer close(rx)
-		for {
-			b := make([]byte, 64<<10)
-			n, err := server.Read(b)
-			if n > 0 {
-				rx <- b[:n]
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
+	go readInto(server, rx)
 	return rawConns{client, server, rx}
+}
+
+// readInto sends what c receives to rx, in chunks, and closes rx at the end.
+func readInto(c net.Conn, rx chan<- []byte) {
+	defer close(rx)
+	for {
+		b := make([]byte, 64<<10)
+		n, err := c.Read(b)
+		if n > 0 {
+			rx <- b[:n]
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// serverSide is a pair for a client other than Go's on the far end of sock.
+func serverSide(t testing.TB, sock net.Conn, srv *Server, notify chan struct{}) *pair {
+	p := &pair{t: t, srv: srv.NewConn(), sock: sock, rx: make(chan []byte, 64), notify: notify}
+	go readInto(sock, p.rx)
+	return p
 }
 
 // serverHandshake is the worker's handshake loop: feed what arrives, send what

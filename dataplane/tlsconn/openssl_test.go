@@ -72,20 +72,7 @@ func TestOpenSSLClient(t *testing.T) {
 			}
 			defer sock.Close()
 			srv, notify := newServer(f.server, Options{})
-			p := &pair{t: t, srv: srv.NewConn(), sock: sock, rx: make(chan []byte, 64), notify: notify}
-			go func() {
-				defer close(p.rx)
-				for {
-					b := make([]byte, 64<<10)
-					n, err := sock.Read(b)
-					if n > 0 {
-						p.rx <- b[:n]
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
+			p := serverSide(t, sock, srv, notify)
 			if err := p.serverHandshake(nil); err != nil {
 				t.Fatalf("handshake: %v\n%s", err, stdout.String())
 			}
