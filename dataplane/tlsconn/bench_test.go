@@ -284,11 +284,11 @@ func BenchmarkHandshake(b *testing.B) {
 			c := srv.NewConn()
 			rx := make(chan []byte, 8)
 			go func() {
+				buf := make([]byte, 16<<10)
 				for {
-					buf := make([]byte, 16<<10)
 					n, err := a.Read(buf)
 					if n > 0 {
-						rx <- buf[:n]
+						rx <- append([]byte(nil), buf[:n]...)
 					}
 					if err != nil {
 						close(rx)

@@ -34,4 +34,18 @@
 //
 // The record layer speaks only for the server: the client may send KeyUpdate
 // and nothing else after its Finished.
+//
+// A worker drives a Conn like this: NewConn at accept; Feed every received
+// chunk and send what Output returns (also when Notify fires) until Done
+// reports true; send Output once more, take Leftover back as received bytes;
+// from then on call Open over the receive buffer until it takes nothing, send
+// AppendPending when HasPending, and Seal each response into the send buffer
+// (SealedLen bounds its size). On an *Error from Open, send AppendAlert and
+// close; on io.EOF the client sent close_notify.
+//
+// Kernel TLS: ProbeKTLS says whether the kernel offers the "tls" ULP and
+// EnableKTLS hands a record-layer connection's keys to it. Not used by the
+// engines yet: KeyUpdate and alerts arrive as control messages under kernel
+// TLS, and that handling is still to be written (the machines this was built
+// on have no "tls" ULP, so the userspace record layer is the tested path).
 package tlsconn
