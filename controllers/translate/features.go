@@ -10,9 +10,14 @@ import (
 // SupportedFeatures are the Gateway API features Flax's GatewayClasses advertise in
 // status.supportedFeatures: the core features of the Gateway, HTTPRoute and
 // ReferenceGrant profiles and the extended ones the translator expresses fully in
-// the snapshot. Features the snapshot cannot express (CORS, external auth, h2c and
-// WebSocket backends, destination port matching) and experimental ones (retry,
-// session persistence) are left out even where they are partly translated.
+// the snapshot and that pass their conformance tests (make conformance runs the
+// tests of exactly these). Left out: features the snapshot cannot express (CORS,
+// external auth, h2c backends, destination port matching), and HTTPRoute retry
+// (HTTPRouteRetry and its sub-features), which the translator handles but whose
+// spec.rules[].retry field exists only in the experimental channel's CRDs: with
+// the standard channel the API server drops it and the conformance test fails.
+// Session persistence, also translated, has no feature name or test in Gateway
+// API v1.6.3.
 var SupportedFeatures = sortedFeatures(
 	// Core.
 	features.SupportGateway,
@@ -21,6 +26,8 @@ var SupportedFeatures = sortedFeatures(
 	// Gateway extended.
 	features.SupportGatewayPort8080,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGatewayStaticAddresses,
+	features.SupportGatewayAddressEmpty,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportHTTPRouteQueryParamMatching,
@@ -41,6 +48,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportHTTPRouteRequestMirror,
 	features.SupportHTTPRouteRequestMultipleMirrors,
 	features.SupportHTTPRouteRequestPercentageMirror,
+	features.SupportHTTPRouteBackendProtocolWebSocket,
 )
 
 // sortedFeatures returns the features as SupportedFeature values sorted by name,
