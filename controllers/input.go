@@ -90,8 +90,8 @@ func (c *Controller) listClasses(ctx context.Context, in *translate.Input) error
 	return nil
 }
 
-// listCRDs adds the installed Gateway API CRDs and their bundle versions (from the
-// cache of CRD metadata).
+// listCRDs adds the installed Gateway API CRDs with their bundle versions and
+// channels (from the cache of CRD metadata).
 func (c *Controller) listCRDs(ctx context.Context, in *translate.Input) error {
 	crds := crdMetadataList()
 	if err := c.client.List(ctx, crds); err != nil {
@@ -100,7 +100,9 @@ func (c *Controller) listCRDs(ctx context.Context, in *translate.Input) error {
 	for _, crd := range crds.Items {
 		if translate.IsGatewayAPICRD(crd.Name) {
 			in.GatewayAPICRDs = append(in.GatewayAPICRDs, translate.CRD{
-				Name: crd.Name, BundleVersion: crd.Annotations[translate.BundleVersionAnnotation],
+				Name:          crd.Name,
+				BundleVersion: crd.Annotations[translate.BundleVersionAnnotation],
+				Channel:       crd.Annotations[translate.ChannelAnnotation],
 			})
 		}
 	}

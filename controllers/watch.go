@@ -49,13 +49,16 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 			enqueue[*flaxv1alpha1.GatewayClassParameters](co, false, nil),
 			predicate.TypedGenerationChangedPredicate[*flaxv1alpha1.GatewayClassParameters]{}),
 		// Gateway API CRDs (metadata only): their bundle versions decide the classes'
-		// SupportedVersion condition.
+		// SupportedVersion condition, the HTTPRoute CRD's channel some of their
+		// supported features.
 		source.Kind(cache, crdMetadata(),
 			enqueue(co, false, func(_ context.Context, o *metav1.PartialObjectMetadata) bool {
 				return translate.IsGatewayAPICRD(o.Name)
 			}),
 			predicate.TypedFuncs[*metav1.PartialObjectMetadata]{UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
-				return e.ObjectOld.Annotations[translate.BundleVersionAnnotation] != e.ObjectNew.Annotations[translate.BundleVersionAnnotation]
+				o, n := e.ObjectOld.Annotations, e.ObjectNew.Annotations
+				return o[translate.BundleVersionAnnotation] != n[translate.BundleVersionAnnotation] ||
+					o[translate.ChannelAnnotation] != n[translate.ChannelAnnotation]
 			}}),
 		source.Kind(cache, &gatewayv1.Gateway{},
 			enqueue(co, false, c.gatewayIsOurs),

@@ -100,7 +100,7 @@ func (t *translator) classStatuses() []ClassStatus {
 					accepted,
 					supportedVersion(t.in.GatewayAPICRDs, gen),
 				},
-				SupportedFeatures: slices.Clone(SupportedFeatures),
+				SupportedFeatures: supportedFeatures(t.in.GatewayAPICRDs),
 			},
 		})
 	}

@@ -35,10 +35,10 @@ var testNodeAddresses = []string{"192.0.2.10"}
 // testGatewayAPICRDs are the installed Gateway API CRDs of golden inputs that do
 // not set them: the standard channel's of the version Flax is built for.
 var testGatewayAPICRDs = []CRD{
-	{Name: "gatewayclasses.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion},
-	{Name: "gateways.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion},
-	{Name: "httproutes.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion},
-	{Name: "referencegrants.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion},
+	{Name: "gatewayclasses.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+	{Name: "gateways.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+	{Name: "httproutes.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+	{Name: "referencegrants.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
 }
 
 // TestGolden translates every testdata/*.in.yaml and compares the result with

@@ -63,6 +63,9 @@ type CRD struct {
 	// BundleVersion is its gateway.networking.k8s.io/bundle-version annotation,
 	// e.g. "v1.6.3"; empty when the CRD has none.
 	BundleVersion string `json:"bundleVersion,omitempty"`
+	// Channel is its gateway.networking.k8s.io/channel annotation, "standard" or
+	// "experimental"; empty when the CRD has none.
+	Channel string `json:"channel,omitempty"`
 }
 
 // Output is the result of Translate. Every list is sorted: classes by name,

@@ -19,6 +19,10 @@ const GatewayAPIVersion = consts.BundleVersion
 // bundle version.
 const BundleVersionAnnotation = consts.BundleVersionAnnotation
 
+// ChannelAnnotation is the annotation of Gateway API CRDs that holds their release
+// channel, "standard" or "experimental".
+const ChannelAnnotation = consts.ChannelAnnotation
+
 // GatewayAPIGroups are the API groups of the Gateway API CRDs: the standard one
 // and the experimental channel's x-k8s.io one.
 var GatewayAPIGroups = []string{gatewayv1.GroupName, "gateway.networking.x-k8s.io"}
