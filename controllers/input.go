@@ -21,12 +21,12 @@ import (
 )
 
 // input lists what the translator needs from the cache: every GatewayClass of ours,
-// the GatewayClassParameters they name, the Gateway API CRDs' bundle versions, their Gateways (whose status.addresses
-// keep pool allocations stable), every HTTPRoute, ReferenceGrant, Namespace,
-// BackendPolicy and RoutePolicy, only the Services, EndpointSlices and Secrets that
-// routes and listeners name (and the Services BackendPolicies target), and the
-// addresses of the Ready nodes that run a dataplane and whose dataplane is
-// connected by their node Lease. It also returns the earliest expiry of a fresh node
+// the GatewayClassParameters they name, the Gateway API CRDs (bundle version and
+// channel), their Gateways (whose status.addresses keep pool allocations stable),
+// every HTTPRoute, ReferenceGrant, Namespace, BackendPolicy and RoutePolicy, only
+// the Services, EndpointSlices and Secrets that routes and listeners name (and the
+// Services BackendPolicies target), and the addresses of the Ready nodes that run a
+// dataplane and whose dataplane is connected by their node Lease. It also returns the earliest expiry of a fresh node
 // Lease (zero if none).
 func (c *Controller) input(ctx context.Context) (*translate.Input, time.Time, error) {
 	in, err := c.listInput(ctx)
