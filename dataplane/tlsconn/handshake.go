@@ -137,8 +137,8 @@ type handshake struct {
 	suite        *suite
 }
 
-// errWouldBlock tells crypto/tls there is no input yet; being temporary, it
-// does not poison the tls.Conn (used only after the handshake).
+// wouldBlock tells crypto/tls there is no input yet; being temporary, it does
+// not poison the tls.Conn (used only after the handshake).
 type wouldBlock struct{}
 
 func (wouldBlock) Error() string   { return "tlsconn: no input" }

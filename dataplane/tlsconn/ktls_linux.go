@@ -1,6 +1,7 @@
 package tlsconn
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -75,4 +76,4 @@ func (c *Conn) EnableKTLS(fd int) error {
 	return nil
 }
 
-var errKernelTLS = fmt.Errorf("tlsconn: records are protected by the kernel")
+var errKernelTLS = errors.New("tlsconn: records are protected by the kernel")
