@@ -245,23 +245,33 @@ func BenchmarkCryptoTLSRead(b *testing.B) {
 }
 
 // BenchmarkCryptoTLSOnlyMode is Seal on the path TLS 1.2 takes: tls.Conn
-// driven by the worker over the in-memory conn.
+// driven by the worker over the in-memory conn (TLS 1.2, and TLS 1.3 with
+// Options.CryptoTLSOnly).
 func BenchmarkCryptoTLSOnlyMode(b *testing.B) {
-	for _, size := range []int{100, MaxPlaintext} {
-		b.Run(fmt.Sprintf("AES128GCM/%d", size), func(b *testing.B) {
-			f := newFixture(b)
-			p := f.dial(b, Options{CryptoTLSOnly: true})
-			msg := pattern(size, 1)
-			out := make([]byte, 0, 2*size+1024)
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				if out, err = p.srv.Seal(out[:0], msg, nil); err != nil {
-					b.Fatal(err)
+	for _, v := range []struct {
+		name string
+		max  uint16
+	}{{"TLS12", tls.VersionTLS12}, {"TLS13", tls.VersionTLS13}} {
+		for _, size := range []int{100, MaxPlaintext} {
+			b.Run(fmt.Sprintf("%s/AES128GCM/%d", v.name, size), func(b *testing.B) {
+				f := newFixture(b)
+				f.client.MaxVersion = v.max
+				p := f.dial(b, Options{CryptoTLSOnly: true})
+				if s := p.srv.ConnectionState().CipherSuite; s != tls.TLS_AES_128_GCM_SHA256 && s != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+					b.Fatalf("suite %x", s)
 				}
-			}
-		})
+				msg := pattern(size, 1)
+				out := make([]byte, 0, 2*size+1024)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					if out, err = p.srv.Seal(out[:0], msg, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 
