@@ -76,6 +76,26 @@ func TestHandshakeAndRequests(t *testing.T) {
 	}
 }
 
+// The handshake works whatever the pieces the bytes arrive in, down to one
+// byte at a time (record headers split included).
+func TestHandshakeInPieces(t *testing.T) {
+	f := newFixture(t)
+	for _, piece := range []int{1, 3, 7, 100} {
+		srv, notify := newServer(f.server, Options{})
+		ln := dialRaw(t)
+		p := &pair{t: t, srv: srv.NewConn(), client: tls.Client(ln.client, f.client), sock: ln.server, rx: ln.rx, notify: notify, piece: piece}
+		cerr := make(chan error, 1)
+		go func() { cerr <- p.client.Handshake() }()
+		if err := p.serverHandshake(nil); err != nil {
+			t.Fatalf("pieces of %d: %v", piece, err)
+		}
+		if err := <-cerr; err != nil {
+			t.Fatalf("pieces of %d: client: %v", piece, err)
+		}
+		echo(t, p, []byte("in pieces"))
+	}
+}
+
 func TestLargePayloadsSpanRecords(t *testing.T) {
 	f := newFixture(t)
 	for _, only := range []bool{false, true} {

@@ -59,6 +59,7 @@ type pair struct {
 	notify chan struct{}  // Options.Notify
 	out    [][]byte       // every write the server made after the handshake, as sent
 	secret *clientSecrets // the client's traffic secrets (its KeyLogWriter)
+	piece  int            // when > 0, handshake bytes are fed this many at a time
 }
 
 // clientSecrets captures the client's key log, so tests can forge records
@@ -236,7 +237,7 @@ func (p *pair) serverHandshake(hold chan struct{}) error {
 				p.srv.CloseRead()
 				continue
 			}
-			if err := p.srv.Feed(b); err != nil {
+			if err := p.feed(b); err != nil {
 				return err
 			}
 		case <-p.notify:
@@ -244,6 +245,16 @@ func (p *pair) serverHandshake(hold chan struct{}) error {
 			return errors.New("test: handshake timed out")
 		}
 	}
+}
+
+func (p *pair) feed(b []byte) error {
+	for p.piece > 0 && len(b) > p.piece {
+		if err := p.srv.Feed(b[:p.piece]); err != nil {
+			return err
+		}
+		b = b[p.piece:]
+	}
+	return p.srv.Feed(b)
 }
 
 // recvRaw waits until the server's buffer holds at least n bytes.
