@@ -17,6 +17,10 @@ func TestScale(t *testing.T) {
 	waitDeploymentSettled(t, 1, 60*time.Second)
 
 	l := startLoad(t, gatewayURL+"/", 4, 3*time.Minute)
+	// Clients opening a connection per request: each request makes a new upstream
+	// connection, so a scale-down's vanishing addresses meet connects, not pooled
+	// connections.
+	fresh := startLoadConns(t, gatewayURL+"/", 4, 3*time.Minute, false)
 	initial := waitTrafficMatchesReadyPods(t, l, 30*time.Second)
 	t.Logf("1 replica: traffic reaches %v", initial)
 
@@ -63,12 +67,20 @@ func TestScale(t *testing.T) {
 	t.Logf("2 replicas: traffic reaches exactly the ready pods %v", two)
 	// Failures during scale-down are reported, not asserted: TestRollingUpdate asserts
 	// zero failures while pods terminate.
-	if sd := summarize(l.since(tDown)); sd.failed > 0 {
-		t.Logf("scale 5→2: load during scale-down: %s", sd)
-		logFailureTimeline(t, l.since(tDown), tDown)
+	for _, c := range []struct {
+		name string
+		l    *load
+	}{{"keep-alive", l}, {"connection per request", fresh}} {
+		sd := summarize(c.l.since(tDown))
+		t.Logf("scale 5→2: load during scale-down (%s clients): %s", c.name, sd)
+		if sd.failed > 0 {
+			logFailureTimeline(t, c.l.since(tDown), tDown)
+		}
+	}
+	logDataplaneReplies(t)
+	if summarize(l.since(tDown)).failed+summarize(fresh.since(tDown)).failed > 0 {
 		logAccessLogFailures(t, tDown)
-	} else {
-		t.Logf("scale 5→2: load during scale-down: %s", sd)
 	}
 	l.Stop()
+	fresh.Stop()
 }
