@@ -272,6 +272,7 @@ type Group struct {
 	health atomic.Pointer[EndpointHealth]
 	hook   atomic.Pointer[func(*balancer.Group)]
 	mirror atomic.Pointer[mirrorHolder]
+	failed atomic.Pointer[connectFailures]
 }
 
 // Endpoints returns the group's current endpoints.

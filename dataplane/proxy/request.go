@@ -398,7 +398,7 @@ func (s *Session) connect() {
 		x.affinityHit = ok
 	}
 	if !ok {
-		ep, ok = s.w.Endpoints.Pick(x.group, x.key, x.avoid[:])
+		ep, ok = s.pick()
 	}
 	if !ok {
 		s.fail(503, metrics.ReasonNoEndpoint)
@@ -419,6 +419,52 @@ func (s *Session) connect() {
 		x.in.busy = false
 	}
 	s.push(Action{Kind: ActConnectUpstream})
+}
+
+// maxRepicks bounds how many more picks pick makes for one attempt.
+const maxRepicks = 8
+
+// pick chooses the endpoint of the next attempt with the worker's picker,
+// passing over endpoints whose connect failed moments ago
+// (compiled.Group.RecentlyFailed): while it gets a marked one, it asks
+// again, and the picker moves on (round robin's next, another random draw),
+// keeping its own rules (health, the endpoints the request avoids). A
+// picker that offers the same endpoint again (a hash policy) is asked once
+// more with that endpoint added to those to avoid. When every offer is
+// marked, the last one is used: nothing else is left. Without marks in the
+// group it costs one atomic load.
+func (s *Session) pick() (Endpoint, bool) {
+	x := s.x
+	g := x.group
+	p := s.w.Endpoints
+	ep, ok := p.Pick(g, x.key, x.avoid[:])
+	if !ok || !g.AnyConnectFailed(ep.Set) {
+		return ep, ok
+	}
+	skip, skipping := x.avoid[:], false
+	for range min(ep.Set.NumEligible(), maxRepicks) {
+		i := ep.Index
+		if !g.RecentlyFailed(ep.Set, i) {
+			break
+		}
+		next, ok := p.Pick(g, x.key, skip)
+		if !ok {
+			break
+		}
+		if next.Index == i {
+			p.Done(next)
+			if skipping || i < 0 || i >= 64*len(x.pickSkip) {
+				break
+			}
+			x.pickSkip = x.avoid
+			x.pickSkip[i/64] |= 1 << (uint(i) % 64)
+			skip, skipping = x.pickSkip[:], true
+			continue
+		}
+		p.Done(ep)
+		ep = next
+	}
+	return ep, true
 }
 
 // retryAllowed reports whether a failed attempt may be retried: by the

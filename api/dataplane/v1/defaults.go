@@ -8,6 +8,10 @@ import "time"
 const (
 	// DefaultConnectTimeout bounds an upstream connect (BackendGroup.connect_timeout).
 	DefaultConnectTimeout = 2 * time.Second
+	// DefaultConnectFailureAvoidance is how long workers pass over an endpoint after a
+	// connect to it failed, while the group has another one (passive avoidance, always
+	// on): longer than an endpoint update takes to arrive after a pod goes away.
+	DefaultConnectFailureAvoidance = 5 * time.Second
 	// DefaultIdleTimeout closes pooled upstream connections idle this long
 	// (BackendGroup.idle_timeout).
 	DefaultIdleTimeout = 60 * time.Second
