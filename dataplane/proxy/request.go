@@ -487,7 +487,10 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	ok := false
 	switch cause {
 	case causeConnect:
-		ok = p.OnConnectFailure
+		// Nothing has reached a backend: the retry adds no load to any, so
+		// it takes no slot of the group's retry limit and budget (a request
+		// whose earlier attempt did reach one already holds its slot).
+		return p.OnConnectFailure
 	case causeReset:
 		// A policy retrying failed connects also replays an idempotent
 		// request (RFC 9110 §9.2.2) whose connection failed before any
