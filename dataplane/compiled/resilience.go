@@ -326,13 +326,17 @@ type connectFailures struct {
 }
 
 // ConnectFailed marks endpoint idx of eps as just having failed a connect. It
-// allocates once per endpoint set, on its first failure.
+// allocates once per endpoint set, on its first failure; a failure on a set the
+// group no longer uses is dropped.
 func (g *Group) ConnectFailed(eps *balancer.Group, idx int) {
 	if eps == nil || idx < 0 || idx >= eps.Len() {
 		return
 	}
 	f := g.failed.Load()
 	if f == nil || f.eps != eps {
+		if eps != g.eps.Load() {
+			return // picked before an endpoint update: its indexes are stale
+		}
 		nf := &connectFailures{eps: eps, until: make([]atomic.Int64, eps.Len())}
 		if g.failed.CompareAndSwap(f, nf) {
 			f = nf
