@@ -20,7 +20,7 @@ func init() { engines = append(engines, kind{name: "uring", new: newUring, limit
 // FLAX_REQUIRE_IOURING=1).
 func newUring(t *testing.T, reg *metrics.Registry) engine.Engine {
 	iouringtest.Require(t)
-	e, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: testr.New(t)})
+	e, err := uring.New(uring.Options{Workers: workers, Metrics: reg, Log: testr.New(t), HTTPS: true})
 	if err != nil {
 		t.Fatalf("new io_uring engine: %v", err)
 	}
@@ -31,7 +31,7 @@ func newUringLimited(t *testing.T, reg *metrics.Registry, lim engine.Limits, log
 	iouringtest.Require(t)
 	e, err := uring.New(uring.Options{
 		Workers: reg.Workers(), Metrics: reg, Log: log,
-		Limits: lim, Proxy: proxy.Options{BufferSize: limitedBufferSize},
+		Limits: lim, Proxy: proxy.Options{BufferSize: limitedBufferSize}, HTTPS: true,
 	})
 	if err != nil {
 		t.Fatalf("new io_uring engine: %v", err)

@@ -26,8 +26,8 @@ import (
 // Name is the engine's name in metrics and logs.
 const Name = "io_uring"
 
-// ErrHTTPS is the bind error reported for HTTPS listeners: TLS is
-// terminated in user space by the netpoll engine, not by this one.
+// ErrHTTPS is the bind error reported for HTTPS listeners when
+// Options.HTTPS is off: they are left to the netpoll engine.
 var ErrHTTPS = errors.New("HTTPS listeners are served by the netpoll engine")
 
 // Options configure an Engine. The zero value is usable.
@@ -48,6 +48,10 @@ type Options struct {
 	AccessLog *accesslog.Logger
 	// Limits cap the client connections and each worker's memory.
 	Limits engine.Limits
+	// HTTPS makes the workers serve HTTPS listeners themselves (TLS by
+	// dataplane/tlsconn, see tls.go). Off, HTTPS listeners are reported as
+	// not bound with ErrHTTPS, for engine.Split to give them to netpoll.
+	HTTPS bool
 }
 
 // Engine is the io_uring engine: N workers, each a locked OS thread pinned
@@ -82,6 +86,9 @@ type Engine struct {
 	// full (flow control); starvations counts receives that ran out of
 	// provided buffers.
 	recvPauses, starvations atomic.Uint64
+	// tlsFailures counts TLS connections closed for a failed handshake or
+	// record (bad record, alert from the client).
+	tlsFailures atomic.Uint64
 
 	fdLog engine.LogLimiter // accepts failing for lack of descriptors
 }
@@ -161,8 +168,8 @@ func (e *Engine) now() int64 { return int64(time.Since(e.start)) }
 // SO_REUSEPORT socket per worker), shuts down the sockets of addresses no
 // longer configured (so they stop accepting before Apply returns), swaps
 // the listeners of the addresses that stay and publishes cfg. Running
-// workers pick up the changes through their Waker. HTTPS listeners are
-// reported as not bound with ErrHTTPS.
+// workers pick up the changes through their Waker. Without Options.HTTPS,
+// HTTPS listeners are reported as not bound with ErrHTTPS.
 func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	if cfg == nil {
 		return nil, errors.New("io_uring engine: apply: nil configuration")
@@ -175,7 +182,7 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	// The listeners this engine serves; Plan and Statuses read only these.
 	served := &compiled.Config{Listeners: make([]*compiled.Listener, 0, len(cfg.Listeners))}
 	for _, l := range cfg.Listeners {
-		if l.Protocol != compiled.ProtocolHTTPS {
+		if e.opts.HTTPS || l.Protocol != compiled.ProtocolHTTPS {
 			served.Listeners = append(served.Listeners, l)
 		}
 	}
@@ -211,7 +218,7 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	out := make([]engine.ListenerStatus, 0, len(cfg.Listeners))
 	j := 0
 	for _, l := range cfg.Listeners {
-		if l.Protocol == compiled.ProtocolHTTPS {
+		if !e.opts.HTTPS && l.Protocol == compiled.ProtocolHTTPS {
 			out = append(out, engine.ListenerStatus{Name: l.Name, Addr: l.Addr, Err: ErrHTTPS})
 			continue
 		}

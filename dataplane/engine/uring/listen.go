@@ -5,9 +5,11 @@ package uring
 import (
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/tlsconn"
 )
 
 // Listener states in a worker.
@@ -32,6 +34,9 @@ type wlistener struct {
 	// after its listener closes.
 	es       *engine.Slot
 	sessions int32
+	// The tlsconn server of an HTTPS listener's configuration tlsFor.
+	tlsFor *compiled.Listener
+	tlsSrv *tlsconn.Server
 }
 
 func (w *worker) acceptUD(k int32) uint64 { return iouring.Pack(opAccept, w.lis[k].gen, uint32(k)) }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
@@ -33,6 +34,7 @@ const (
 type slot struct {
 	s        proxy.Session
 	sk       sock
+	tls      *tlsState // HTTPS listeners only
 	deadline int64 // timer: the session's (stOpen) or the linger deadline
 	gen      uint32
 	up       int32 // index in worker.ups, -1 when none
@@ -69,7 +71,13 @@ func (w *worker) openSession(fd int, k int32) {
 	sl.state = stOpen
 	sl.pend = pendNone
 	w.activeN.Add(1)
-	sl.s.Open(w.pw, &w.lis[k].bs.slot.Listener, w.peer(fd), false)
+	es := w.lis[k].bs.slot
+	secure := false
+	if l := es.Listener.Load(); l != nil && l.Protocol == compiled.ProtocolHTTPS && l.TLS != nil {
+		w.tlsOpen(i, sl, k, l)
+		secure = true
+	}
+	sl.s.Open(w.pw, &es.Listener, w.peer(fd), secure)
 	w.run(i)
 }
 
@@ -121,10 +129,20 @@ func (w *worker) run(i int32) {
 			}
 			continue
 		}
+		if sl.state == stOpen && sl.tls != nil && sl.tls.fatal {
+			w.tlsFail(i, sl)
+			continue
+		}
 		if sl.state == stOpen && w.pump(sl) {
 			continue
 		}
 		break
+	}
+	if sl.state == stOpen && sl.tls != nil {
+		w.tlsFlush(i, sl)
+		if sl.tls.fatal {
+			w.tlsFail(i, sl)
+		}
 	}
 	switch sl.state {
 	case stOpen:
@@ -146,7 +164,11 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 	switch a.Kind {
 	case proxy.ActSendClient:
 		if sl.state == stOpen {
-			w.queueSend(&sl.sk, a.Data)
+			if sl.tls != nil {
+				w.tlsQueue(sl, a.Data)
+			} else {
+				w.queueSend(&sl.sk, a.Data)
+			}
 		}
 	case proxy.ActSendUpstream:
 		if sl.up >= 0 {
@@ -168,7 +190,12 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 			w.shutdownWhenSent(&u.sk, w.uShutUD(sl.up, u))
 		}
 	case proxy.ActShutdownClient:
-		w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
+		if t := sl.tls; t != nil {
+			// close_notify first, after the data queued before it.
+			t.notify, t.shut = true, true
+		} else {
+			w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
+		}
 	case proxy.ActCloseClient:
 		w.closeClient(i, sl, a.Linger)
 	case proxy.ActArmTimer:
@@ -184,7 +211,11 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 // that it can take now, and reports whether it did.
 func (w *worker) pump(sl *slot) bool {
 	sk := &sl.sk
-	if sk.hasStash() {
+	if sl.tls != nil {
+		if w.tlsPump(sl) {
+			return true
+		}
+	} else if sk.hasStash() {
 		if sl.s.WantClientData() {
 			n := sl.s.ClientData(w.stashBytes(sk))
 			w.stashConsume(sk, n)
@@ -224,7 +255,7 @@ func (w *worker) pump(sl *slot) bool {
 // syncRecv arms the receives session i wants and lacks.
 func (w *worker) syncRecv(i int32, sl *slot) {
 	sk := &sl.sk
-	if sk.flags&(fArmed|fEOF|fStarved|fClosed) == 0 && !sk.hasStash() && sl.s.WantClientData() {
+	if sk.flags&(fArmed|fEOF|fStarved|fClosed) == 0 && !sk.hasStash() && w.wantClient(sl) {
 		w.armRecv(sk, w.cRecvUD(i, sl))
 	}
 	if sl.up < 0 {
@@ -235,6 +266,14 @@ func (w *worker) syncRecv(i int32, sl *slot) {
 	if u.state == upOwned && sk.flags&(fArmed|fEOF|fStarved|fClosed) == 0 && !sk.hasStash() && sl.s.WantUpstreamData() {
 		w.armRecv(sk, w.uRecvUD(sl.up, u))
 	}
+}
+
+// wantClient reports whether slot sl wants to receive from its client.
+func (w *worker) wantClient(sl *slot) bool {
+	if sl.tls != nil {
+		return w.tlsWant(sl)
+	}
+	return sl.s.WantClientData()
 }
 
 // closeClient performs ActCloseClient.
@@ -252,6 +291,13 @@ func (w *worker) closeClient(i int32, sl *slot, linger bool) {
 		return
 	}
 	w.stashFree(&sl.sk)
+	if t := sl.tls; t != nil {
+		w.tlsAbort(sl)
+		if !t.hs {
+			t.notify = true
+			w.tlsFlush(i, sl)
+		}
+	}
 	if w.sendsPending(&sl.sk) {
 		sl.state = stLingerWait
 		w.setTimer(sl, i, w.now+int64(lingerTimeout))
@@ -284,6 +330,7 @@ func (w *worker) hardClose(i int32, sl *slot) {
 		return
 	}
 	w.clearTimer(sl)
+	w.tlsAbort(sl)
 	if sl.up >= 0 {
 		w.abandonUp(sl.up)
 		sl.up = -1
@@ -303,6 +350,7 @@ func (w *worker) maybeFinalize(i int32, sl *slot) {
 	}
 	w.freeSendState(&sl.sk)
 	sl.s.Close()
+	w.tlsRelease(sl)
 	sl.state = stFree
 	w.free = append(w.free, i)
 	w.activeN.Add(-1)
@@ -376,6 +424,10 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 	k, err := w.sendDone(sk, c.Res, &lens)
 	switch sl.state {
 	case stOpen:
+		if sl.tls != nil {
+			w.tlsSendDone(i, sl, c.Res, k, err)
+			return
+		}
 		for j := 0; j < k && sl.state == stOpen; j++ {
 			sl.s.Sent(proxy.Client, lens[j], err)
 			w.run(i)
@@ -387,6 +439,9 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 			w.run(i)
 		}
 	case stLingerWait:
+		if sl.tls != nil {
+			w.tlsLingerSendDone(i, sl, k, err)
+		}
 		if err != nil {
 			w.hardClose(i, sl)
 		} else if !w.sendsPending(sk) {

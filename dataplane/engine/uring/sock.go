@@ -141,9 +141,12 @@ func (w *worker) offer(sl *slot, sk *sock, side proxy.Side, buf []byte, bid uint
 		return
 	}
 	var n int
-	if side == proxy.Client {
+	switch {
+	case side == proxy.Client && sl.tls != nil:
+		n = w.tlsIn(sl, buf)
+	case side == proxy.Client:
 		n = sl.s.ClientData(buf)
-	} else {
+	default:
 		n = sl.s.UpstreamData(buf)
 	}
 	if n >= len(buf) {

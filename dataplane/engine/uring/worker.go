@@ -16,6 +16,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
+	"github.com/flaxlb/flax/dataplane/tlsconn"
 )
 
 // Ring and buffer sizing of one worker.
@@ -112,6 +113,17 @@ type worker struct {
 	draining  bool
 	forced    bool
 
+	// TLS (HTTPS listeners): handshake news from their goroutines, the
+	// slot of each connection, handshakes in progress and waiting, recycled
+	// states and a scratch buffer for alerts.
+	notes      tlsNotes
+	noteBuf    []*tlsconn.Conn
+	tlsConns   map[*tlsconn.Conn]int32
+	tlsFree    tlsPool
+	handshakes int
+	hsWaiting  []starvedRef
+	tlsScratch []byte
+
 	// getpeername scratch (heap, so syscalls may point at it).
 	rsa    unix.RawSockaddrAny
 	rsaLen uint32
@@ -122,7 +134,8 @@ func newWorker(e *Engine, id int) *worker {
 		e:       e,
 		id:      id,
 		log:     e.log.WithValues("worker", id),
-		metrics: e.reg.Worker(id),
+		metrics:  e.reg.Worker(id),
+		tlsConns: map[*tlsconn.Conn]int32{},
 	}
 }
 
@@ -245,6 +258,9 @@ func (w *worker) loop() error {
 		}
 		w.now = e.now()
 		w.fireTimers()
+		if len(w.hsWaiting) > 0 && w.handshakes < maxHandshakes {
+			w.admitHandshakes()
+		}
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
@@ -296,6 +312,7 @@ func (w *worker) dispatch(c iouring.CQE) {
 				w.log.Error(err, "waker failed")
 			}
 		}
+		w.drainNotes()
 	case opAccept:
 		w.onAccept(c, gen, int32(idx))
 	case opCRecv:
@@ -405,6 +422,7 @@ func (w *worker) teardown() {
 		sl := w.slots.at(i)
 		if sl.state != stFree {
 			sl.s.Close()
+			w.tlsRelease(sl)
 			sl.state = stFree
 			w.activeN.Add(-1)
 			w.releaseConn(sl.lis)

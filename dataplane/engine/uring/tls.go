@@ -1,0 +1,536 @@
+//go:build linux
+
+package uring
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/proxy"
+	"github.com/flaxlb/flax/dataplane/tlsconn"
+)
+
+// TLS on HTTPS listeners. A connection accepted on an HTTPS listener gets a
+// tlsState between its socket and its Session: received ciphertext goes to
+// the tlsconn.Conn (fed to the handshake goroutine, then opened record by
+// record in a buffer lent by the exchange pool), plaintext to
+// Session.ClientData; the session's sends queue as plaintext and are sealed,
+// in order, into one send buffer (also lent by the pool, so it goes to the
+// kernel without a copy), one send in flight at a time; a send's completion
+// reports Sent for the plaintext sends it carried. The session is opened at
+// accept, so its request head timeout covers the handshake.
+
+// maxHandshakes bounds the handshakes in progress per worker (each holds a
+// goroutine and some 40 KB); connections beyond it wait, unread, for a free
+// place or their head timeout.
+const maxHandshakes = 256
+
+// tlsBufMin is the smallest TLS buffer: a receive buffer must hold a whole
+// record for Open to make progress.
+const tlsBufMin = tlsconn.MaxRecordLen
+
+// tlsState is the TLS layer of one client connection.
+type tlsState struct {
+	c *tlsconn.Conn
+	// in[inR:inW] is ciphertext received and not opened yet; in is lent
+	// only while it holds bytes.
+	in       []byte
+	inR, inW int
+	// plain is opened application data the session has not taken yet.
+	plain []byte
+	// outBuf is the send buffer, lent while a send is in flight.
+	outBuf []byte
+	// q holds the session's sends (plaintext) not reported yet, oldest
+	// first: sealed of them are wholly in the send in flight, and qoff
+	// bytes of the next one were sealed already.
+	q      [maxSegs][]byte
+	qh, qn uint8
+	sealed uint8
+	qoff   int
+	alert  error // the fatal error to answer with an alert
+
+	inPooled, outPooled bool
+	hs                  bool // handshake in progress (counted in worker.handshakes unless waiting)
+	waiting             bool // waiting for a handshake place
+	busy                bool // a send of outBuf is queued or in flight
+	eof                 bool // close_notify received
+	fatal               bool // TLS failed: the connection closes
+	notify              bool // send close_notify once the queued data is sealed
+	notified            bool
+	shut                bool // half-close once close_notify is sent
+}
+
+// tlsNotes is the queue of connections whose handshake goroutine has news
+// (tlsconn.Options.Notify), drained by the worker when woken.
+type tlsNotes struct {
+	mu    sync.Mutex
+	conns []*tlsconn.Conn
+}
+
+// tlsNotify is the Notify of the worker's tlsconn servers: called from a
+// handshake goroutine, it queues c and wakes the worker, never blocking
+// for longer than the queue's lock.
+func (w *worker) tlsNotify(c *tlsconn.Conn) {
+	w.notes.mu.Lock()
+	w.notes.conns = append(w.notes.conns, c)
+	w.notes.mu.Unlock()
+	w.wake()
+}
+
+// drainNotes runs the sessions whose handshake progressed.
+func (w *worker) drainNotes() {
+	w.notes.mu.Lock()
+	w.noteBuf, w.notes.conns = w.notes.conns, w.noteBuf[:0]
+	w.notes.mu.Unlock()
+	for _, c := range w.noteBuf {
+		i, ok := w.tlsConns[c]
+		if !ok {
+			continue
+		}
+		if sl := w.slots.at(i); sl.state == stOpen && sl.tls != nil && sl.tls.c == c {
+			w.run(i)
+		}
+	}
+	clear(w.noteBuf)
+}
+
+// tlsServer returns the tlsconn server of listener k's current
+// configuration l: a new configuration (new certificates) gets a new server
+// for the handshakes that follow, established connections keep their keys.
+func (w *worker) tlsServer(k int32, l *compiled.Listener) *tlsconn.Server {
+	wl := &w.lis[k]
+	if wl.tlsFor != l {
+		head := w.e.opts.Proxy.HeaderTimeout
+		if l.Timeouts.RequestHead > 0 {
+			head = l.Timeouts.RequestHead
+		}
+		// The session's head timer closes a slow handshake first; this is a
+		// backstop for the goroutine.
+		wl.tlsSrv = tlsconn.NewServer(l.TLS, tlsconn.Options{HandshakeTimeout: head + time.Second, Notify: w.tlsNotify})
+		wl.tlsFor = l
+	}
+	return wl.tlsSrv
+}
+
+// tlsOpen gives slot i, accepted on listener k, its TLS layer.
+func (w *worker) tlsOpen(i int32, sl *slot, k int32, l *compiled.Listener) {
+	t := w.tlsFree.get()
+	t.c = w.tlsServer(k, l).NewConn()
+	t.hs = true
+	if w.handshakes >= maxHandshakes {
+		t.waiting = true
+		w.hsWaiting = append(w.hsWaiting, starvedRef{idx: i, gen: sl.gen})
+	} else {
+		w.handshakes++
+	}
+	w.tlsConns[t.c] = i
+	sl.tls = t
+}
+
+// tlsRelease ends slot sl's TLS layer (the connection is closed and its
+// last operation completed).
+func (w *worker) tlsRelease(sl *slot) {
+	t := sl.tls
+	if t == nil {
+		return
+	}
+	sl.tls = nil
+	t.c.Abort()
+	if t.hs && !t.waiting {
+		w.handshakes--
+	}
+	delete(w.tlsConns, t.c)
+	w.tlsPutIn(t)
+	w.tlsPutOut(t)
+	w.tlsFree.put(t)
+}
+
+// tlsAbort stops a handshake in progress at once (the connection closes).
+func (w *worker) tlsAbort(sl *slot) {
+	if t := sl.tls; t != nil && t.hs {
+		t.c.Abort()
+	}
+}
+
+// admitHandshakes lets connections waiting for a handshake place start.
+func (w *worker) admitHandshakes() {
+	n := 0
+	for n < len(w.hsWaiting) && w.handshakes < maxHandshakes {
+		r := w.hsWaiting[n]
+		n++
+		sl := w.slotOf(r.gen, r.idx)
+		if sl == nil || sl.state != stOpen || sl.tls == nil || !sl.tls.waiting {
+			continue
+		}
+		sl.tls.waiting = false
+		w.handshakes++
+		w.run(r.idx)
+	}
+	w.hsWaiting = append(w.hsWaiting[:0], w.hsWaiting[n:]...)
+}
+
+// tlsBuf lends a TLS buffer: an exchange pool buffer (ring memory, sent
+// without a copy) when those can hold a record, else a heap one.
+func (w *worker) tlsBuf() ([]byte, bool) {
+	if w.xp.size >= tlsBufMin {
+		if b := w.xp.GetBuffer(); b != nil {
+			return b, true
+		}
+	}
+	return make([]byte, tlsBufMin), false
+}
+
+func (w *worker) tlsPutIn(t *tlsState) {
+	if t.in != nil && t.inPooled {
+		w.xp.PutBuffer(t.in)
+	}
+	t.in, t.inR, t.inW, t.inPooled = nil, 0, 0, false
+}
+
+func (w *worker) tlsPutOut(t *tlsState) {
+	if t.outBuf != nil && t.outPooled {
+		w.xp.PutBuffer(t.outBuf)
+	}
+	t.outBuf, t.outPooled = nil, false
+}
+
+// tlsIn takes received bytes for the TLS layer and returns how many it
+// took: all of them during the handshake (tlsconn bounds its input), as
+// many as the receive buffer has room for after it.
+func (w *worker) tlsIn(sl *slot, p []byte) int {
+	t := sl.tls
+	if t.fatal || t.eof {
+		return len(p) // nothing more is read
+	}
+	if t.hs {
+		if t.waiting {
+			return 0
+		}
+		if err := t.c.Feed(p); err != nil {
+			t.fatal = true
+		}
+		return len(p)
+	}
+	if t.in == nil {
+		t.in, t.inPooled = w.tlsBuf()
+		t.inR, t.inW = 0, 0
+	}
+	if len(t.in)-t.inW < len(p) && t.inR > 0 && len(t.plain) == 0 {
+		t.inW = copy(t.in, t.in[t.inR:t.inW])
+		t.inR = 0
+	}
+	n := copy(t.in[t.inW:], p)
+	t.inW += n
+	return n
+}
+
+// tlsWant reports whether the TLS layer wants to receive.
+func (w *worker) tlsWant(sl *slot) bool {
+	t := sl.tls
+	switch {
+	case t.fatal || t.eof:
+		return false
+	case t.hs:
+		return !t.waiting
+	case t.in == nil:
+		return true
+	}
+	return t.inW < len(t.in) || (t.inR > 0 && len(t.plain) == 0)
+}
+
+// tlsPump moves the client side of a TLS connection one step: the end of
+// the handshake, plaintext to the session, the next record opened, stashed
+// ciphertext taken in, or the end of the stream. It reports whether it did
+// something.
+func (w *worker) tlsPump(sl *slot) bool {
+	t := sl.tls
+	sk := &sl.sk
+	if t.fatal {
+		return false
+	}
+	if t.hs {
+		if t.waiting {
+			return false
+		}
+		done, err := t.c.Done()
+		if done {
+			return w.tlsEstablished(t, err)
+		}
+		if sk.hasStash() {
+			m := w.tlsIn(sl, w.stashBytes(sk))
+			w.stashConsume(sk, m)
+			return m > 0
+		}
+		if sk.flags&(fEOF|fEOFDone) == fEOF {
+			// The client left during the handshake.
+			sk.flags |= fEOFDone
+			t.c.CloseRead()
+			sl.s.ClientEOF()
+			return true
+		}
+		return false
+	}
+	if len(t.plain) > 0 {
+		if !sl.s.WantClientData() {
+			return false
+		}
+		n := sl.s.ClientData(t.plain)
+		t.plain = t.plain[n:]
+		return n > 0
+	}
+	if !t.eof {
+		var in []byte
+		if t.in != nil {
+			in = t.in[t.inR:t.inW]
+		}
+		p, n, err := t.c.Open(in)
+		t.inR += n
+		switch {
+		case errors.Is(err, io.EOF):
+			t.eof = true
+			return true
+		case err != nil:
+			t.fatal, t.alert = true, err
+			return true
+		}
+		if t.inR == t.inW {
+			t.inR, t.inW = 0, 0
+		}
+		if n > 0 || len(p) > 0 {
+			t.plain = p
+			return true
+		}
+		if t.in != nil && t.inW == 0 {
+			w.tlsPutIn(t) // idle: the buffer goes back
+		}
+		if sk.hasStash() && w.tlsWant(sl) {
+			m := w.tlsIn(sl, w.stashBytes(sk))
+			w.stashConsume(sk, m)
+			if m > 0 {
+				return true
+			}
+		}
+	}
+	if (t.eof || (sk.flags&fEOF != 0 && !sk.hasStash())) && sk.flags&fEOFDone == 0 {
+		sk.flags |= fEOFDone
+		sl.s.ClientEOF()
+		return true
+	}
+	return false
+}
+
+// tlsEstablished ends the handshake phase: on success the bytes the client
+// sent after its Finished become the first ciphertext to open.
+func (w *worker) tlsEstablished(t *tlsState, err error) bool {
+	t.hs = false
+	w.handshakes--
+	if err != nil {
+		t.fatal = true
+		return true
+	}
+	t.in, t.inPooled = w.tlsBuf()
+	in := t.c.Leftover(t.in[:0])
+	if cap(in) != cap(t.in) {
+		// More than a buffer arrived with the handshake: keep it on the heap.
+		if t.inPooled {
+			w.xp.PutBuffer(t.in)
+		}
+		t.inPooled = false
+	}
+	t.in, t.inR, t.inW = in[:cap(in)], 0, len(in)
+	return true
+}
+
+// tlsQueue queues a session send for sealing.
+func (w *worker) tlsQueue(sl *slot, data []byte) {
+	t := sl.tls
+	if t.qn == maxSegs {
+		// Cannot happen with the proxy's limits; fail the connection
+		// rather than lose data.
+		w.log.Error(nil, "TLS send queue overflow, closing the connection")
+		t.fatal = true
+		return
+	}
+	t.q[(t.qh+t.qn)%maxSegs] = data
+	t.qn++
+}
+
+// tlsFlush seals what is queued into the send buffer and queues it on the
+// socket, unless a send is already in flight: handshake output, the
+// session's sends (a response head and body in one record when they fit),
+// records the record layer made itself, close_notify when asked for.
+func (w *worker) tlsFlush(i int32, sl *slot) {
+	t := sl.tls
+	if t.busy || t.fatal {
+		return
+	}
+	if t.outBuf == nil {
+		t.outBuf, t.outPooled = w.tlsBuf()
+	}
+	out := t.c.Output(t.outBuf[:0])
+	if !t.hs {
+		for t.sealed < t.qn {
+			room := cap(out) - len(out)
+			k := room - t.c.SealedLen(0) - tlsconn.RecordOverhead*(room/tlsconn.MaxPlaintext+1)
+			if k <= 0 {
+				break
+			}
+			a := t.q[(t.qh+t.sealed)%maxSegs][t.qoff:]
+			var b []byte
+			two := false
+			if len(a) < k && t.sealed+1 < t.qn {
+				if next := t.q[(t.qh+t.sealed+1)%maxSegs]; len(a)+len(next) <= k {
+					b, two = next, true
+				}
+			}
+			whole := len(a) <= k
+			if !whole {
+				a = a[:k]
+			}
+			var err error
+			if out, err = t.c.Seal(out, a, b); err != nil {
+				t.fatal, t.alert = true, err
+				return
+			}
+			switch {
+			case two:
+				t.sealed += 2
+				t.qoff = 0
+			case whole:
+				t.sealed++
+				t.qoff = 0
+			default:
+				t.qoff += k
+			}
+			if !whole {
+				break
+			}
+		}
+		if t.sealed == t.qn && t.qoff == 0 {
+			if t.c.HasPending() {
+				out = t.c.AppendPending(out)
+			}
+			if t.notify && !t.notified {
+				out = t.c.CloseNotify(out)
+				t.notified = true
+			}
+		}
+	}
+	if len(out) == 0 {
+		w.tlsPutOut(t)
+	} else {
+		t.busy = true
+		w.queueSend(&sl.sk, out)
+	}
+	if t.shut && t.notified && t.sealed == t.qn {
+		t.shut = false
+		w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
+	}
+}
+
+// tlsSendDone accounts the completion of the send of the TLS buffer (k
+// segments completed, err its failure) on an open connection and reports
+// the session's sends it carried.
+func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
+	t := sl.tls
+	if k == 0 && err == nil {
+		if res > 0 && t.qn > 0 {
+			sl.s.SendProgress(proxy.Client)
+		}
+		w.run(i)
+		return
+	}
+	t.busy = false
+	w.tlsPutOut(t)
+	if err != nil {
+		for t.qn > 0 {
+			w.tlsPop(t)
+		}
+		t.sealed, t.qoff = 0, 0
+		sl.s.Sent(proxy.Client, 0, err)
+		w.run(i)
+		return
+	}
+	var lens [maxSegs]int
+	n := int(t.sealed)
+	for j := range n {
+		lens[j] = len(w.tlsPop(t))
+	}
+	t.sealed = 0
+	if n == 0 && t.qn > 0 {
+		sl.s.SendProgress(proxy.Client) // part of a long send went out
+	}
+	for j := 0; j < n && sl.state == stOpen; j++ {
+		sl.s.Sent(proxy.Client, lens[j], nil)
+		w.run(i)
+	}
+	if n == 0 {
+		w.run(i)
+	}
+}
+
+// tlsLingerSendDone is tlsSendDone for a connection closing after its
+// queued sends (stLingerWait): the session hears nothing any more.
+func (w *worker) tlsLingerSendDone(i int32, sl *slot, k int, err error) {
+	t := sl.tls
+	if k == 0 && err == nil {
+		return
+	}
+	t.busy = false
+	w.tlsPutOut(t)
+	for range t.sealed {
+		w.tlsPop(t)
+	}
+	t.sealed = 0
+	if err == nil {
+		w.tlsFlush(i, sl)
+	}
+}
+
+func (w *worker) tlsPop(t *tlsState) []byte {
+	d := t.q[t.qh]
+	t.q[t.qh] = nil
+	t.qh = (t.qh + 1) % maxSegs
+	t.qn--
+	return d
+}
+
+// tlsFail closes a connection whose TLS failed: its alert (or the one
+// crypto/tls made in the handshake) is sent at once when nothing else is
+// in flight, without waiting, and the connection closes.
+func (w *worker) tlsFail(i int32, sl *slot) {
+	t := sl.tls
+	w.e.tlsFailures.Add(1)
+	out := t.c.Output(w.tlsScratch[:0])
+	var te *tlsconn.Error
+	if errors.As(t.alert, &te) && !te.Remote {
+		out = t.c.AppendAlert(out, te.Alert)
+	}
+	if len(out) > 0 && !w.sendsPending(&sl.sk) {
+		_ = unix.Sendto(int(sl.sk.fd), out, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
+	}
+	w.tlsScratch = out[:0]
+	w.hardClose(i, sl)
+}
+
+// tlsPool recycles tlsStates.
+type tlsPool struct{ free []*tlsState }
+
+func (p *tlsPool) get() *tlsState {
+	if n := len(p.free); n > 0 {
+		t := p.free[n-1]
+		p.free = p.free[:n-1]
+		return t
+	}
+	return &tlsState{}
+}
+
+func (p *tlsPool) put(t *tlsState) {
+	*t = tlsState{}
+	p.free = append(p.free, t)
+}
