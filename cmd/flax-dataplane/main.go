@@ -96,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 type common struct {
 	workers      int
 	engine       string
+	httpsEngine  string
 	admin        string
 	adminReuse   bool
 	pprof        bool
@@ -115,6 +116,7 @@ type common struct {
 func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 0, "worker threads, one per core (default: the CPUs this process may use)")
 	fs.StringVar(&c.engine, "engine", daemon.EngineAuto, "I/O engine: uring, netpoll, or auto (uring when the kernel and seccomp allow it)")
+	fs.StringVar(&c.httpsEngine, "https-engine", daemon.DefaultHTTPSEngine, "with the uring engine, who terminates TLS on HTTPS listeners: uring (its workers) or netpoll (a netpoll engine beside it)")
 	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump); empty disables it")
 	fs.BoolVar(&c.adminReuse, "admin-reuse-port", false, "bind the admin address with SO_REUSEPORT, so that a dataplane replacing this one on the node can bind it before this one exits")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve pprof on the admin server under /debug/pprof/")
@@ -163,7 +165,7 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 		return nil, log, err
 	}
 	d, err := daemon.New(daemon.Options{
-		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
+		Workers: c.workers, Engine: c.engine, HTTPSEngine: c.httpsEngine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Proxy: po, Log: log,
 		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})

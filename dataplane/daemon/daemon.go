@@ -42,12 +42,20 @@ const (
 	EngineNetpoll = "netpoll"
 )
 
+// DefaultHTTPSEngine is the engine of HTTPS listeners when Options.HTTPSEngine is empty.
+const DefaultHTTPSEngine = EngineNetpoll
+
 // Options configure a Daemon.
 type Options struct {
 	// Workers is the number of worker threads; 0 means the CPUs this process may use.
 	Workers int
 	// Engine is EngineAuto, EngineUring or EngineNetpoll.
 	Engine string
+	// HTTPSEngine says which engine terminates TLS on HTTPS listeners when the
+	// io_uring engine runs: EngineUring (its workers, dataplane/tlsconn) or
+	// EngineNetpoll (a netpoll engine beside it, crypto/tls per connection);
+	// empty means DefaultHTTPSEngine. The netpoll engine always serves its own.
+	HTTPSEngine string
 	// AdminAddr is the admin server's address; empty disables it.
 	AdminAddr string
 	// Pprof mounts pprof on the admin server.
@@ -162,7 +170,13 @@ func New(opts Options) (*Daemon, error) {
 	}
 	lim := limitsFor(opts)
 	d.log.Info("limits", "maxConnections", lim.Connections.Max(), "memoryBudgetPerWorker", lim.MemoryBudget)
-	eng, why, err := selectEngine(opts.Engine, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
+	if opts.HTTPSEngine == "" {
+		opts.HTTPSEngine = DefaultHTTPSEngine
+	}
+	if opts.HTTPSEngine != EngineUring && opts.HTTPSEngine != EngineNetpoll {
+		return nil, fmt.Errorf("unknown HTTPS engine %q (want %s or %s)", opts.HTTPSEngine, EngineUring, EngineNetpoll)
+	}
+	eng, why, err := selectEngine(opts.Engine, opts.HTTPSEngine == EngineUring, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
 	if err != nil {
 		_ = d.alog.Close()
 		return nil, err

@@ -15,7 +15,7 @@ import (
 
 // selectEngine creates the engine asked for. With EngineAuto it probes io_uring and falls
 // back to netpoll, returning why. Asking for uring explicitly fails when the probe fails.
-func selectEngine(name string, workers int, po proxy.Options, reg *metrics.Registry, al *accesslog.Logger, lim engine.Limits, log logr.Logger) (engine.Engine, string, error) {
+func selectEngine(name string, httpsUring bool, workers int, po proxy.Options, reg *metrics.Registry, al *accesslog.Logger, lim engine.Limits, log logr.Logger) (engine.Engine, string, error) {
 	switch name {
 	case EngineNetpoll:
 		e, err := newNetpoll(workers, po, reg, al, lim, log)
@@ -23,7 +23,7 @@ func selectEngine(name string, workers int, po proxy.Options, reg *metrics.Regis
 	case EngineUring, EngineAuto:
 		probeErr := iouring.Probe()
 		if probeErr == nil {
-			e, err := newUring(workers, po, reg, al, lim, log)
+			e, err := newUring(httpsUring, workers, po, reg, al, lim, log)
 			if err == nil {
 				return e, "", nil
 			}

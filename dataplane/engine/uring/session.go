@@ -34,12 +34,12 @@ const (
 type slot struct {
 	s        proxy.Session
 	sk       sock
-	tls      *tlsState // HTTPS listeners only
 	deadline int64 // timer: the session's (stOpen) or the linger deadline
 	gen      uint32
-	up       int32 // index in worker.ups, -1 when none
-	hidx     int32 // position in the timer heap, -1 when not armed
-	lis      int32 // listener the connection was accepted on
+	up       int32  // index in worker.ups, -1 when none
+	hidx     int32  // position in the timer heap, -1 when not armed
+	lis      int32  // listener the connection was accepted on
+	tlsi     uint32 // TLS layer (HTTPS listeners): index+1 in worker.tlsStates, 0 when none
 	state    uint8
 	pend     uint8
 	pendErr  uint16 // errno of pendFailed
@@ -129,7 +129,7 @@ func (w *worker) run(i int32) {
 			}
 			continue
 		}
-		if sl.state == stOpen && sl.tls != nil && sl.tls.fatal {
+		if t := w.tlsOf(sl); t != nil && sl.state == stOpen && t.fatal {
 			w.tlsFail(i, sl)
 			continue
 		}
@@ -138,9 +138,9 @@ func (w *worker) run(i int32) {
 		}
 		break
 	}
-	if sl.state == stOpen && sl.tls != nil {
+	if t := w.tlsOf(sl); t != nil && sl.state == stOpen {
 		w.tlsFlush(i, sl)
-		if sl.tls.fatal {
+		if t.fatal {
 			w.tlsFail(i, sl)
 		}
 	}
@@ -164,8 +164,8 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 	switch a.Kind {
 	case proxy.ActSendClient:
 		if sl.state == stOpen {
-			if sl.tls != nil {
-				w.tlsQueue(sl, a.Data)
+			if t := w.tlsOf(sl); t != nil {
+				w.tlsQueue(t, a.Data)
 			} else {
 				w.queueSend(&sl.sk, a.Data)
 			}
@@ -190,7 +190,7 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 			w.shutdownWhenSent(&u.sk, w.uShutUD(sl.up, u))
 		}
 	case proxy.ActShutdownClient:
-		if t := sl.tls; t != nil {
+		if t := w.tlsOf(sl); t != nil {
 			// close_notify first, after the data queued before it.
 			t.notify, t.shut = true, true
 		} else {
@@ -211,7 +211,7 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 // that it can take now, and reports whether it did.
 func (w *worker) pump(sl *slot) bool {
 	sk := &sl.sk
-	if sl.tls != nil {
+	if sl.tlsi != 0 {
 		if w.tlsPump(sl) {
 			return true
 		}
@@ -270,7 +270,7 @@ func (w *worker) syncRecv(i int32, sl *slot) {
 
 // wantClient reports whether slot sl wants to receive from its client.
 func (w *worker) wantClient(sl *slot) bool {
-	if sl.tls != nil {
+	if sl.tlsi != 0 {
 		return w.tlsWant(sl)
 	}
 	return sl.s.WantClientData()
@@ -291,7 +291,7 @@ func (w *worker) closeClient(i int32, sl *slot, linger bool) {
 		return
 	}
 	w.stashFree(&sl.sk)
-	if t := sl.tls; t != nil {
+	if t := w.tlsOf(sl); t != nil {
 		w.tlsAbort(sl)
 		if !t.hs {
 			t.notify = true
@@ -424,7 +424,7 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 	k, err := w.sendDone(sk, c.Res, &lens)
 	switch sl.state {
 	case stOpen:
-		if sl.tls != nil {
+		if sl.tlsi != 0 {
 			w.tlsSendDone(i, sl, c.Res, k, err)
 			return
 		}
@@ -439,7 +439,7 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 			w.run(i)
 		}
 	case stLingerWait:
-		if sl.tls != nil {
+		if sl.tlsi != 0 {
 			w.tlsLingerSendDone(i, sl, k, err)
 		}
 		if err != nil {

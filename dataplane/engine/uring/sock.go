@@ -142,7 +142,7 @@ func (w *worker) offer(sl *slot, sk *sock, side proxy.Side, buf []byte, bid uint
 	}
 	var n int
 	switch {
-	case side == proxy.Client && sl.tls != nil:
+	case side == proxy.Client && sl.tlsi != 0:
 		n = w.tlsIn(sl, buf)
 	case side == proxy.Client:
 		n = sl.s.ClientData(buf)

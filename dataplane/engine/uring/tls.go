@@ -92,7 +92,7 @@ func (w *worker) drainNotes() {
 		if !ok {
 			continue
 		}
-		if sl := w.slots.at(i); sl.state == stOpen && sl.tls != nil && sl.tls.c == c {
+		if sl := w.slots.at(i); sl.state == stOpen && sl.tlsi != 0 && w.tlsOf(sl).c == c {
 			w.run(i)
 		}
 	}
@@ -119,7 +119,7 @@ func (w *worker) tlsServer(k int32, l *compiled.Listener) *tlsconn.Server {
 
 // tlsOpen gives slot i, accepted on listener k, its TLS layer.
 func (w *worker) tlsOpen(i int32, sl *slot, k int32, l *compiled.Listener) {
-	t := w.tlsFree.get()
+	t, ti := w.tlsGet()
 	t.c = w.tlsServer(k, l).NewConn()
 	t.hs = true
 	if w.handshakes >= maxHandshakes {
@@ -129,17 +129,18 @@ func (w *worker) tlsOpen(i int32, sl *slot, k int32, l *compiled.Listener) {
 		w.handshakes++
 	}
 	w.tlsConns[t.c] = i
-	sl.tls = t
+	sl.tlsi = ti
 }
 
 // tlsRelease ends slot sl's TLS layer (the connection is closed and its
 // last operation completed).
 func (w *worker) tlsRelease(sl *slot) {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	if t == nil {
 		return
 	}
-	sl.tls = nil
+	ti := sl.tlsi
+	sl.tlsi = 0
 	t.c.Abort()
 	if t.hs && !t.waiting {
 		w.handshakes--
@@ -147,12 +148,13 @@ func (w *worker) tlsRelease(sl *slot) {
 	delete(w.tlsConns, t.c)
 	w.tlsPutIn(t)
 	w.tlsPutOut(t)
-	w.tlsFree.put(t)
+	*t = tlsState{}
+	w.tlsFreeIdx = append(w.tlsFreeIdx, ti)
 }
 
 // tlsAbort stops a handshake in progress at once (the connection closes).
 func (w *worker) tlsAbort(sl *slot) {
-	if t := sl.tls; t != nil && t.hs {
+	if t := w.tlsOf(sl); t != nil && t.hs {
 		t.c.Abort()
 	}
 }
@@ -164,10 +166,10 @@ func (w *worker) admitHandshakes() {
 		r := w.hsWaiting[n]
 		n++
 		sl := w.slotOf(r.gen, r.idx)
-		if sl == nil || sl.state != stOpen || sl.tls == nil || !sl.tls.waiting {
+		if sl == nil || sl.state != stOpen || sl.tlsi == 0 || !w.tlsOf(sl).waiting {
 			continue
 		}
-		sl.tls.waiting = false
+		w.tlsOf(sl).waiting = false
 		w.handshakes++
 		w.run(r.idx)
 	}
@@ -203,7 +205,7 @@ func (w *worker) tlsPutOut(t *tlsState) {
 // took: all of them during the handshake (tlsconn bounds its input), as
 // many as the receive buffer has room for after it.
 func (w *worker) tlsIn(sl *slot, p []byte) int {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	if t.fatal || t.eof {
 		return len(p) // nothing more is read
 	}
@@ -231,7 +233,7 @@ func (w *worker) tlsIn(sl *slot, p []byte) int {
 
 // tlsWant reports whether the TLS layer wants to receive.
 func (w *worker) tlsWant(sl *slot) bool {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	switch {
 	case t.fatal || t.eof:
 		return false
@@ -248,7 +250,7 @@ func (w *worker) tlsWant(sl *slot) bool {
 // ciphertext taken in, or the end of the stream. It reports whether it did
 // something.
 func (w *worker) tlsPump(sl *slot) bool {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	sk := &sl.sk
 	if t.fatal {
 		return false
@@ -347,8 +349,7 @@ func (w *worker) tlsEstablished(t *tlsState, err error) bool {
 }
 
 // tlsQueue queues a session send for sealing.
-func (w *worker) tlsQueue(sl *slot, data []byte) {
-	t := sl.tls
+func (w *worker) tlsQueue(t *tlsState, data []byte) {
 	if t.qn == maxSegs {
 		// Cannot happen with the proxy's limits; fail the connection
 		// rather than lose data.
@@ -365,7 +366,7 @@ func (w *worker) tlsQueue(sl *slot, data []byte) {
 // session's sends (a response head and body in one record when they fit),
 // records the record layer made itself, close_notify when asked for.
 func (w *worker) tlsFlush(i int32, sl *slot) {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	if t.busy || t.fatal {
 		return
 	}
@@ -437,7 +438,7 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 // segments completed, err its failure) on an open connection and reports
 // the session's sends it carried.
 func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	if k == 0 && err == nil {
 		if res > 0 && t.qn > 0 {
 			sl.s.SendProgress(proxy.Client)
@@ -477,7 +478,7 @@ func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
 // tlsLingerSendDone is tlsSendDone for a connection closing after its
 // queued sends (stLingerWait): the session hears nothing any more.
 func (w *worker) tlsLingerSendDone(i int32, sl *slot, k int, err error) {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	if k == 0 && err == nil {
 		return
 	}
@@ -504,7 +505,7 @@ func (w *worker) tlsPop(t *tlsState) []byte {
 // crypto/tls made in the handshake) is sent at once when nothing else is
 // in flight, without waiting, and the connection closes.
 func (w *worker) tlsFail(i int32, sl *slot) {
-	t := sl.tls
+	t := w.tlsOf(sl)
 	w.e.tlsFailures.Add(1)
 	out := t.c.Output(w.tlsScratch[:0])
 	var te *tlsconn.Error
@@ -518,19 +519,22 @@ func (w *worker) tlsFail(i int32, sl *slot) {
 	w.hardClose(i, sl)
 }
 
-// tlsPool recycles tlsStates.
-type tlsPool struct{ free []*tlsState }
-
-func (p *tlsPool) get() *tlsState {
-	if n := len(p.free); n > 0 {
-		t := p.free[n-1]
-		p.free = p.free[:n-1]
-		return t
+// tlsOf returns slot sl's TLS layer, nil when it has none.
+func (w *worker) tlsOf(sl *slot) *tlsState {
+	if sl.tlsi == 0 {
+		return nil
 	}
-	return &tlsState{}
+	return w.tlsStates.at(int32(sl.tlsi - 1))
 }
 
-func (p *tlsPool) put(t *tlsState) {
-	*t = tlsState{}
-	p.free = append(p.free, t)
+// tlsGet takes a free TLS state and returns it with its slot reference.
+func (w *worker) tlsGet() (*tlsState, uint32) {
+	var ti uint32
+	if n := len(w.tlsFreeIdx); n > 0 {
+		ti = w.tlsFreeIdx[n-1]
+		w.tlsFreeIdx = w.tlsFreeIdx[:n-1]
+	} else {
+		ti = uint32(w.tlsStates.grow()) + 1
+	}
+	return w.tlsStates.at(int32(ti - 1)), ti
 }

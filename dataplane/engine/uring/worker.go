@@ -119,7 +119,8 @@ type worker struct {
 	notes      tlsNotes
 	noteBuf    []*tlsconn.Conn
 	tlsConns   map[*tlsconn.Conn]int32
-	tlsFree    tlsPool
+	tlsStates  slab[tlsState] // referred to by slot.tlsi
+	tlsFreeIdx []uint32
 	handshakes int
 	hsWaiting  []starvedRef
 	tlsScratch []byte
@@ -131,9 +132,9 @@ type worker struct {
 
 func newWorker(e *Engine, id int) *worker {
 	return &worker{
-		e:       e,
-		id:      id,
-		log:     e.log.WithValues("worker", id),
+		e:        e,
+		id:       id,
+		log:      e.log.WithValues("worker", id),
 		metrics:  e.reg.Worker(id),
 		tlsConns: map[*tlsconn.Conn]int32{},
 	}
