@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -324,53 +322,6 @@ func TestSmugglingRejected(t *testing.T) {
 	}
 }
 
-func TestHTTPSWithSNI(t *testing.T) {
-	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "host=%s proto=%s", r.Host, r.Header.Get("X-Forwarded-Proto"))
-	}))
-	certA, keyA := enginetest.SelfSigned(t, "a.example.com")
-	certB, keyB := enginetest.SelfSigned(t, "b.example.com")
-	port := enginetest.FreePort(t)
-	host, bport, _ := net.SplitHostPort(be.Addr())
-	y := fmt.Sprintf(`
-listeners:
-- name: tls
-  address: 127.0.0.1
-  port: %d
-  protocol: HTTPS
-  certificates:
-  - {serverNames: [a.example.com], certPem: %s, keyPem: %s}
-  - {serverNames: [b.example.com], certPem: %s, keyPem: %s}
-  virtualHosts:
-  - name: all
-    routes:
-    - name: default
-      backends: [{backendGroup: app, weight: 1}]
-backendGroups:
-- name: app
-  endpoints: [{address: %s, port: %s}]
-`, port, b64(certA), b64(keyA), b64(certB), b64(keyB), host, bport)
-	startEngine(t, y, proxy.Options{})
-	for _, name := range []string{"a.example.com", "b.example.com"} {
-		tc, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{ServerName: name, InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatalf("%s: tls dial: %v", name, err)
-		}
-		if cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != name {
-			t.Fatalf("SNI %s got the certificate of %s", name, cn)
-		}
-		br := bufio.NewReader(tc)
-		for range 2 {
-			fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", name)
-			resp, body := enginetest.ReadResponse(t, br, "GET")
-			if resp.StatusCode != 200 || body != "host="+name+" proto=https" {
-				t.Fatalf("%s: %d %q", name, resp.StatusCode, body)
-			}
-		}
-		tc.Close()
-	}
-}
-
 func TestConfigSwapWhileInFlight(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
@@ -565,99 +516,5 @@ func TestEarlyReplyWhileBodyStreams(t *testing.T) {
 	resp, body := enginetest.ReadResponse(t, br, "POST")
 	if resp.StatusCode != 413 || body != "big" || !resp.Close {
 		t.Fatalf("got %d %q close=%v", resp.StatusCode, body, resp.Close)
-	}
-}
-
-// TestHTTPSTimeouts: on a TLS listener the listener's request head timeout
-// bounds the handshake, a TLS client that reads slowly but steadily gets
-// its whole response, and one that stops reading is closed after the send
-// stall timeout, with its backend connection (writes resume below TLS).
-func TestHTTPSTimeouts(t *testing.T) {
-	var ended atomic.Int32
-	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1024)
-	be := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer ended.Add(1)
-		if r.URL.Path == "/small" {
-			w.Header().Set("Content-Length", "65536")
-			for range 4 {
-				w.Write(chunk)
-			}
-			return
-		}
-		for {
-			if _, err := w.Write(chunk); err != nil {
-				return
-			}
-		}
-	}))
-	cert, key := enginetest.SelfSigned(t, "a.example.com")
-	port := enginetest.FreePort(t)
-	host, bport, _ := net.SplitHostPort(be.Addr())
-	startEngine(t, fmt.Sprintf(`
-listeners:
-- name: tls
-  address: 127.0.0.1
-  port: %d
-  protocol: HTTPS
-  timeouts: {requestHead: 0.5s, sendStall: 0.5s}
-  certificates:
-  - {serverNames: [a.example.com], certPem: %s, keyPem: %s}
-  virtualHosts:
-  - name: all
-    routes:
-    - name: default
-      backends: [{backendGroup: app, weight: 1}]
-backendGroups:
-- name: app
-  endpoints: [{address: %s, port: %s}]
-`, port, b64(cert), b64(key), host, bport), proxy.Options{})
-
-	// No handshake: closed after the listener's 0.5s, not the 10s default.
-	raw := enginetest.Dial(t, port)
-	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := raw.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Fatalf("silent TLS client: read error %v, want EOF", err)
-	}
-
-	dial := func() *tls.Conn {
-		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-			return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
-		}}
-		nc, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc := tls.Client(nc, &tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true})
-		tc.SetDeadline(time.Now().Add(20 * time.Second))
-		t.Cleanup(func() { tc.Close() })
-		return tc
-	}
-
-	// Slow but moving: 1 KiB every 50ms, gaps ten times shorter than the
-	// send stall timeout, about 3s in all.
-	tc := dial()
-	io.WriteString(tc, "GET /small HTTP/1.1\r\nHost: a\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReaderSize(tc, 1<<10), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total, err := enginetest.ReadSlowly(resp.Body, 1<<10, 50*time.Millisecond)
-	if err != nil {
-		t.Fatalf("slow TLS reader cut after %d bytes: %v", total, err)
-	}
-	if total != 65536 {
-		t.Fatalf("read %d bytes, want 65536", total)
-	}
-
-	// Stopped: the backend's write fails once the proxy gives up.
-	before := ended.Load()
-	tc = dial()
-	io.WriteString(tc, "GET /endless HTTP/1.1\r\nHost: a\r\n\r\n")
-	enginetest.WaitFor(t, "the backend connection closed", 10*time.Second, func() bool { return ended.Load() > before })
-	tc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.Copy(io.Discard, tc)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("stalled TLS client still open")
 	}
 }

@@ -2,7 +2,6 @@ package netpoll
 
 import (
 	"context"
-	"encoding/base64"
 	"syscall"
 	"testing"
 	"time"
@@ -75,8 +74,6 @@ func (te *testEngine) stop() {
 		te.t.Errorf("engine did not stop")
 	}
 }
-
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func errAddrInUse() error { return syscallEADDRINUSE }
 
