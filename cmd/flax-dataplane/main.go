@@ -265,6 +265,8 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.lb, "lb", "round-robin", "load-balancing policy: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev")
 	fs.StringVar(&o.hashHeader, "hash-header", "", "for ring-hash and maglev: hash on this request header (default: the client's IP)")
 	fs.BoolVar(&o.tcp, "tcp", false, "proxy raw TCP instead of HTTP")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate chain file: accept HTTPS instead of HTTP (with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.StringVar(&o.rateLimit, "rate-limit", "", "answer 429 to requests over this rate, REQUESTS/INTERVAL (e.g. 100/1s, 5/1m); one bucket for the process, shared by its cores")
 	fs.UintVar(&o.rateBurst, "rate-limit-burst", 0, "with --rate-limit: bucket size (default: REQUESTS)")
 	fs.BoolVar(&o.ratePerClient, "rate-limit-per-client", false, "with --rate-limit: one bucket per client address")
@@ -312,6 +314,8 @@ type proxyOptions struct {
 	rateLimit     string // REQUESTS/INTERVAL; empty: none
 	rateBurst     uint
 	ratePerClient bool
+	// tlsCert and tlsKey are PEM files: set, the listener is HTTPS.
+	tlsCert, tlsKey string
 
 	// Timeouts; zero leaves the dataplane default.
 	requestHead, requestBodyIdle, sendStall, keepAliveIdle, tunnelIdle time.Duration
@@ -381,6 +385,24 @@ func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
 			SendStall: optDuration(o.sendStall), KeepAliveIdle: optDuration(o.keepAliveIdle),
 			TunnelIdle: optDuration(o.tunnelIdle),
 		}
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.tlsCert != "" {
+		if tcp {
+			return nil, errors.New("--tls-cert: HTTP only, not with --tcp")
+		}
+		cert, err := os.ReadFile(o.tlsCert)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert: %w", err)
+		}
+		key, err := os.ReadFile(o.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-key: %w", err)
+		}
+		l.Protocol = dataplanev1.Listener_HTTPS
+		l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
 	}
 	if tcp {
 		l.Protocol = dataplanev1.Listener_TCP

@@ -13,11 +13,24 @@
 // (each proxy's slot against nginx's slot of the same round): the table shows the
 // median over rounds of those paired ratios, and each round's, next to the medians of
 // the raw figures.
+//
+// With -https the proxies terminate TLS (a self-signed ECDSA P-256 certificate made for
+// the run) and wrk connects over https, keeping its connections: the figures are the
+// record layer's, one handshake per connection. flax-uring then serves TLS on its
+// io_uring workers (--https-engine uring); flax-uring-split is the io_uring engine with
+// HTTPS handed to a netpoll engine beside it (--https-engine netpoll).
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
+	"math/big"
 	"fmt"
 	"os"
 	"os/exec"
@@ -55,15 +68,16 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	proxyCPU := flag.Int("proxy-cpu", 0, "CPU the proxy under test is pinned to")
 	loadCPU := flag.Int("load-cpu", 1, "CPU wrk and the backend are pinned to")
-	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy)")
+	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-uring-split,flax-netpoll,nginx,haproxy)")
+	https := flag.Bool("https", false, "terminate TLS in the proxies and load them over https (keep-alive connections)")
 	flag.Parse()
-	if err := run(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
+	if err := run(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only, *https); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(flaxBin string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string) error {
+func run(flaxBin string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string, https bool) error {
 	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
@@ -92,18 +106,34 @@ server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
 		return err
 	}
 
+	// TLS settings of each proxy, empty without -https.
+	var flaxTLS []string
+	var nginxTLS, haproxyTLS string
+	scheme = "http"
+	if https {
+		certFile, keyFile, bothFile, err := writeCert(dir)
+		if err != nil {
+			return err
+		}
+		flaxTLS = []string{"--tls-cert", certFile, "--tls-key", keyFile}
+		nginxTLS = fmt.Sprintf(" ssl; ssl_certificate %s; ssl_certificate_key %s", certFile, keyFile)
+		haproxyTLS = " ssl crt " + bothFile
+		scheme = "https"
+	}
+	flax := func(args ...string) func(string, string, string) (*exec.Cmd, error) {
+		return func(_ string, l, b string) (*exec.Cmd, error) {
+			a := append([]string{"proxy", "--listen", l, "--to", b, "--workers", "1"}, args...)
+			return benchproc.StartPinned(proxyCPU, flaxBin, append(a, flaxTLS...)...)
+		}
+	}
 	proxies := []proxy{
-		{"flax-uring", func(_ string, l, b string) (*exec.Cmd, error) {
-			return benchproc.StartPinned(proxyCPU, flaxBin, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "uring")
-		}},
-		{"flax-netpoll", func(_ string, l, b string) (*exec.Cmd, error) {
-			return benchproc.StartPinned(proxyCPU, flaxBin, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "netpoll")
-		}},
+		{"flax-uring", flax("--engine", "uring", "--https-engine", "uring")},
+		{"flax-netpoll", flax("--engine", "netpoll")},
 		{"nginx", func(dir string, l, b string) (*exec.Cmd, error) {
 			return benchproc.StartNginx(filepath.Join(dir, "nginx"), proxyCPU, nginxEvents, fmt.Sprintf(`
 upstream be { server %s; keepalive 128; keepalive_requests 1000000; }
-server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
-  location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, b, l))
+server { listen %s backlog=4096%s; access_log off; keepalive_requests 1000000;
+  location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, b, l, nginxTLS))
 		}},
 		{"haproxy", func(dir string, l, b string) (*exec.Cmd, error) {
 			cfg := filepath.Join(dir, "haproxy.cfg")
@@ -117,17 +147,20 @@ defaults
   timeout server 30s
   http-reuse always
 frontend fe
-  bind %s
+  bind %s%s
   default_backend be
 backend be
   server s1 %s
-`, l, b)), 0o644); err != nil {
+`, l, haproxyTLS, b)), 0o644); err != nil {
 				return nil, err
 			}
 			return benchproc.StartPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
 		}},
 	}
 
+	if https {
+		proxies = slices.Insert(proxies, 1, proxy{"flax-uring-split", flax("--engine", "uring", "--https-engine", "netpoll")})
+	}
 	var picked []proxy
 	for _, p := range proxies {
 		if only == "" || strings.Contains(","+only+",", ","+p.name+",") {
@@ -239,7 +272,7 @@ func wrk(cpu int, addr string, conns int, d time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "taskset", "-c", strconv.Itoa(cpu), "wrk", "-t1",
-		"-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "http://"+addr+"/").CombinedOutput()
+		"-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", scheme+"://"+addr+"/").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("wrk: %w: %s", err, out)
 	}
@@ -323,20 +356,58 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int) 
 		}
 		return fmt.Sprintf("%.2f", v)
 	}
-	fmt.Printf("\nloopback, proxy pinned to CPU %d, wrk -t1 -c%d, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", proxyCPU, conns, rounds, d)
+	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, wrk -t1 -c%d, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", scheme, proxyCPU, conns, rounds, d)
 	fmt.Printf("medians over the rounds; x: ratio to nginx's slot in the same round (median; each round's in the last column)\n")
-	fmt.Printf("%-13s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
+	fmt.Printf("%-17s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
 	for _, s := range ss {
 		if s.rps == 0 {
-			fmt.Printf("%-13s skipped: %s\n", s.name, s.result.skipped)
+			fmt.Printf("%-17s skipped: %s\n", s.name, s.result.skipped)
 			continue
 		}
 		var per []string
 		for _, v := range s.rpsRounds {
 			per = append(per, fmt.Sprintf("%.2f", v))
 		}
-		fmt.Printf("%-13s %10.0f %6s %9s %9s %9.1fµs %6s %11s  %-30s %s\n", s.name, s.rps, x(s.rpsX),
+		fmt.Printf("%-17s %10.0f %6s %9s %9s %9.1fµs %6s %11s  %-30s %s\n", s.name, s.rps, x(s.rpsX),
 			s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond),
 			float64(s.cpuPerReq)/float64(time.Microsecond), x(s.cpuX), x(s.perCPUX), strings.Join(per, " "), s.errors)
 	}
+}
+
+// scheme is the scheme of wrk's URL: https with -https.
+var scheme = "http"
+
+// writeCert writes a self-signed ECDSA P-256 certificate for 127.0.0.1 and its key
+// into dir, as PEM files: the certificate, the key, and both in one (HAProxy's form).
+func writeCert(dir string) (certFile, keyFile, bothFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "loadbench"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", "", err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", "", err
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kpem := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	certFile, keyFile, bothFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "both.pem")
+	for f, b := range map[string][]byte{certFile: cert, keyFile: kpem, bothFile: append(append([]byte{}, cert...), kpem...)} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			return "", "", "", err
+		}
+	}
+	return certFile, keyFile, bothFile, nil
 }
