@@ -5,11 +5,14 @@ package uring
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +20,6 @@ import (
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/engine/enginetest"
-	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
 // rawBackend is an HTTP/1.1 backend that answers every GET with the same
@@ -93,6 +95,13 @@ func newBenchClient(t testing.TB, addr string) *benchClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if benchTLS {
+		tc := tls.Client(c, &tls.Config{ServerName: "bench", InsecureSkipVerify: true})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		c = tc
+	}
 	bc := &benchClient{c: c, req: []byte("GET /app/x HTTP/1.1\r\nHost: bench\r\n\r\n")}
 	if _, err := c.Write(bc.req); err != nil {
 		t.Fatal(err)
@@ -137,12 +146,29 @@ func (bc *benchClient) do() error {
 	return err
 }
 
+// benchTLS makes benchSetup's listener HTTPS (TLS 1.3 on the record layer)
+// and the bench clients TLS clients.
+var benchTLS bool
+
+// withTLS runs f with benchTLS set.
+func withTLS(f func()) {
+	benchTLS = true
+	defer func() { benchTLS = false }()
+	f()
+}
+
 // benchSetup starts a one-worker engine in front of a raw backend.
 func benchSetup(t testing.TB) (*testEngine, string) {
-	te := startEngine(t, 1, proxy.Options{})
+	te := startEngineWith(t, Options{Workers: 1, HTTPS: benchTLS})
 	be := startRawBackend(t)
 	port := enginetest.FreePort(t)
-	st := te.apply(t, enginetest.CompileYAML(t, te.reg, snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")))
+	y := snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), "")
+	if benchTLS {
+		cert, key := enginetest.SelfSigned(t, "bench")
+		y = strings.Replace(y, "  protocol: HTTP\n", fmt.Sprintf("  protocol: HTTPS\n  certificates:\n  - {certPem: %s, keyPem: %s}\n",
+			base64.StdEncoding.EncodeToString(cert), base64.StdEncoding.EncodeToString(key)), 1)
+	}
+	st := te.apply(t, enginetest.CompileYAML(t, te.reg, y))
 	if !st[0].Bound {
 		t.Fatalf("statuses: %+v", st)
 	}
@@ -170,7 +196,13 @@ func (te *testEngine) workerCPU(t testing.TB) time.Duration {
 // keep-alive connections to a non-allocating backend. allocs/op counts the
 // whole process (client and backend do not allocate); worker-µs/op is the
 // engine thread's CPU time per request.
-func BenchmarkProxyKeepAlive(b *testing.B) {
+func BenchmarkProxyKeepAlive(b *testing.B) { benchmarkProxyKeepAlive(b) }
+
+// BenchmarkProxyKeepAliveTLS is BenchmarkProxyKeepAlive over TLS 1.3
+// (AES-128-GCM) terminated by the workers.
+func BenchmarkProxyKeepAliveTLS(b *testing.B) { withTLS(func() { benchmarkProxyKeepAlive(b) }) }
+
+func benchmarkProxyKeepAlive(b *testing.B) {
 	for _, conns := range []int{1, 16} {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
 			te, addr := benchSetup(b)
@@ -222,7 +254,85 @@ func BenchmarkProxyKeepAlive(b *testing.B) {
 // TestSteadyStateAllocs checks that proxying a keep-alive request does not
 // allocate once the pools are warm: AllocsPerRun counts every allocation
 // of the process, and neither the raw client nor the raw backend allocates.
-func TestSteadyStateAllocs(t *testing.T) {
+func TestSteadyStateAllocs(t *testing.T) { testSteadyStateAllocs(t) }
+
+// TestSteadyStateAllocsTLS checks the same over TLS 1.3 terminated by the
+// worker. crypto/tls's client allocates once per read, so the allocations
+// are counted from the memory profile, by the stacks that made them.
+func TestSteadyStateAllocsTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	benchTLS = true
+	defer func() { benchTLS = false }()
+	_, addr := benchSetup(t)
+	bc := newBenchClient(t, addr)
+	for range 2000 {
+		if err := bc.do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 1
+	before := serverAllocs()
+	const n = 2000
+	for range n {
+		if err := bc.do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := serverAllocs() - before
+	if all != 0 {
+		t.Errorf("%.3f allocations per proxied TLS request outside the client, want 0", float64(all)/n)
+	}
+	if !bytes.Equal(bc.buf, bc.resp) {
+		t.Errorf("response changed:\n%q\n%q", bc.buf, bc.resp)
+	}
+}
+
+// serverAllocs returns the objects allocated so far, per the memory profile,
+// by Flax's code (the engine's worker and the handshake goroutines), leaving
+// out the bench client's, this function's and the runtime's own (its
+// scavenger's timers).
+func serverAllocs() int64 {
+	// The profile is published by garbage collections: two make sure it
+	// holds every allocation made before the call.
+	runtime.GC()
+	runtime.GC()
+	var recs []runtime.MemProfileRecord
+	for {
+		n, ok := runtime.MemProfile(recs, true)
+		if ok {
+			recs = recs[:n]
+			break
+		}
+		recs = make([]runtime.MemProfileRecord, n+64)
+	}
+	var total int64
+	for _, r := range recs {
+		fr := runtime.CallersFrames(r.Stack())
+		ours := false
+		for {
+			f, more := fr.Next()
+			if strings.Contains(f.Function, "(*benchClient).do") || strings.Contains(f.Function, "uring.serverAllocs") {
+				ours = false
+				break
+			}
+			if strings.HasPrefix(f.Function, "github.com/flaxlb/flax/") {
+				ours = true
+			}
+			if !more {
+				break
+			}
+		}
+		if ours {
+			total += r.AllocObjects
+		}
+	}
+	return total
+}
+
+func testSteadyStateAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}

@@ -83,9 +83,17 @@ type testEngine struct {
 
 func startEngine(t testing.TB, workers int, popts proxy.Options) *testEngine {
 	t.Helper()
+	return startEngineWith(t, Options{Workers: workers, Proxy: popts})
+}
+
+// startEngineWith runs an engine with opts (its registry and log set here)
+// until the test ends.
+func startEngineWith(t testing.TB, opts Options) *testEngine {
+	t.Helper()
 	iouringtest.Require(t)
-	reg := metrics.NewRegistry(workers)
-	e, err := New(Options{Workers: workers, Metrics: reg, Log: testLogger(t), Proxy: popts})
+	reg := metrics.NewRegistry(opts.Workers)
+	opts.Metrics, opts.Log = reg, testLogger(t)
+	e, err := New(opts)
 	if err != nil {
 		t.Fatalf("new engine: %v", err)
 	}

@@ -370,6 +370,10 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 	if t.busy || t.fatal {
 		return
 	}
+	if !t.hs && t.sealed == t.qn && (!t.notify || t.notified) && !t.c.HasPending() {
+		w.tlsShut(i, sl, t) // nothing to seal
+		return
+	}
 	if t.outBuf == nil {
 		t.outBuf, t.outPooled = w.tlsBuf()
 	}
@@ -428,6 +432,12 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 		t.busy = true
 		w.queueSend(&sl.sk, out)
 	}
+	w.tlsShut(i, sl, t)
+}
+
+// tlsShut half-closes the connection once close_notify is sealed after
+// everything the session sent (ActShutdownClient).
+func (w *worker) tlsShut(i int32, sl *slot, t *tlsState) {
 	if t.shut && t.notified && t.sealed == t.qn {
 		t.shut = false
 		w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
