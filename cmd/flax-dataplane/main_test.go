@@ -10,6 +10,7 @@ import (
 	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 )
 
 func TestProxySnapshot(t *testing.T) {
@@ -34,6 +35,36 @@ func TestProxySnapshot(t *testing.T) {
 	}
 	if tcp.GetListeners()[0].GetProtocol() != dataplanev1.Listener_TCP {
 		t.Errorf("--tcp gave protocol %v", tcp.GetListeners()[0].GetProtocol())
+	}
+}
+
+func TestProxySnapshotTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, []byte("CERT"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, []byte("KEY"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:8443", to: []string{"127.0.0.1:1"}, lb: "round-robin", tlsCert: cert, tlsKey: key})
+	if err == nil {
+		t.Fatalf("a certificate that is not PEM was accepted: %v", s)
+	}
+	pc, pk := enginetest.SelfSigned(t, "proxy")
+	if err := os.WriteFile(cert, pc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = proxySnapshot(proxyOptions{listen: "127.0.0.1:8443", to: []string{"127.0.0.1:1"}, lb: "round-robin", tlsCert: cert, tlsKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.GetListeners()[0]
+	if l.GetProtocol() != dataplanev1.Listener_HTTPS || len(l.GetCertificates()) != 1 || !bytes.Equal(l.GetCertificates()[0].GetCertPem(), pc) {
+		t.Errorf("listener = %v", l)
 	}
 }
 
@@ -62,6 +93,9 @@ func TestProxySnapshotErrors(t *testing.T) {
 		{with(func(o *proxyOptions) { o.sendStall = time.Microsecond }), "sendStall"},
 		{with(func(o *proxyOptions) { o.responseHeader = 25 * time.Hour }), "responseHeaderTimeout"},
 		{with(func(o *proxyOptions) { o.keepAliveIdle = -time.Second }), "keepAliveIdle"},
+		{with(func(o *proxyOptions) { o.tlsCert = "cert.pem" }), "--tls-cert and --tls-key go together"},
+		{with(func(o *proxyOptions) { o.tlsCert, o.tlsKey = "/nonexistent/cert.pem", "/nonexistent/key.pem" }), "--tls-cert"},
+		{with(func(o *proxyOptions) { o.tlsCert, o.tlsKey, o.tcp = "c", "k", true }), "not with --tcp"},
 	} {
 		_, err := proxySnapshot(tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
