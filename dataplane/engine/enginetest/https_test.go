@@ -376,3 +376,61 @@ func TestHTTPSTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPSUpgrade: a WebSocket-style upgrade over TLS becomes a tunnel in
+// both directions; the client's close_notify reaches the backend as EOF, and
+// the backend's close reaches the client as close_notify after its last
+// bytes.
+func TestHTTPSUpgrade(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		be := startRawBackend(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			req, err := http.ReadRequest(br)
+			if err != nil || req.Header.Get("Upgrade") != "websocket" {
+				io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nwelcome;")
+			buf := make([]byte, 4096)
+			for {
+				n, err := br.Read(buf)
+				if n > 0 {
+					c.Write(bytes.ToUpper(buf[:n]))
+				}
+				if err != nil {
+					io.WriteString(c, "bye;") // after the client's EOF
+					return
+				}
+			}
+		})
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, httpsSnapshot(port, be.addr(), "", newTLSCert(t, "a.example.com"))))
+		tc := dialTLS(t, port, "a.example.com", 0)
+		br := bufio.NewReader(tc)
+		io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		got := make([]byte, len("welcome;"))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "welcome;" {
+			t.Fatalf("server bytes %q: %v", got, err)
+		}
+		for i := range 50 {
+			msg := fmt.Sprintf("message %d;", i) + strings.Repeat("x", i*300)
+			io.WriteString(tc, msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(br, got); err != nil || string(got) != strings.ToUpper(msg) {
+				t.Fatalf("echo %d: %v", i, err)
+			}
+		}
+		if err := tc.CloseWrite(); err != nil { // close_notify
+			t.Fatal(err)
+		}
+		rest, err := io.ReadAll(br)
+		if err != nil || string(rest) != "bye;" {
+			t.Fatalf("after close_notify: %q, %v (want the backend's last bytes, then close_notify)", rest, err)
+		}
+	})
+}

@@ -6,9 +6,10 @@
 // configuration reaches them by atomic pointer swaps (a per-address
 // engine.Slot that sessions load their listener from at every request, so
 // requests in flight finish on the configuration they started with).
-// Engine implements engine.Engine. It serves HTTP and TCP listeners; HTTPS
-// listeners (TLS in user space) are reported as not bound with ErrHTTPS and
-// left to the netpoll engine.
+// Engine implements engine.Engine. It serves HTTP and TCP listeners, and
+// HTTPS listeners with Options.HTTPS (TLS by dataplane/tlsconn: see
+// "TLS" below); without it they are reported as not bound with ErrHTTPS and
+// left to the netpoll engine (engine.Split).
 //
 // # Worker loop
 //
@@ -71,6 +72,24 @@
 // slot and a heap entry; its Exchange is back in the pool. Send queues are
 // taken from a pool only while a socket has sends queued. Nothing is
 // allocated per request once the pools are warm.
+//
+// # TLS
+//
+// A connection accepted on an HTTPS listener has a TLS state (tls.go)
+// between its socket and its Session, which is opened at accept so that its
+// request head timeout covers the handshake. The handshake runs on
+// crypto/tls in a short-lived goroutine (tlsconn), fed the received bytes;
+// it reports progress through a queue and the worker's Waker, and the worker
+// sends its output. At most maxHandshakes run at once per worker; further
+// connections wait, unread. Afterwards received ciphertext is copied into a
+// receive buffer lent by the exchange pool and opened in place, record by
+// record, plaintext going to Session.ClientData; the session's sends queue
+// as plaintext and are sealed in order into one send buffer from the same
+// pool, one send in flight per connection, whose completion reports Sent for
+// the sends it carried. Both buffers go back to the pool when empty. A
+// failed record or handshake sends its alert, when nothing else is in
+// flight, with a non-blocking send and closes; a session's close with linger
+// or its half-close seals close_notify after its last data.
 //
 // # user_data
 //

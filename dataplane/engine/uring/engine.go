@@ -86,9 +86,6 @@ type Engine struct {
 	// full (flow control); starvations counts receives that ran out of
 	// provided buffers.
 	recvPauses, starvations atomic.Uint64
-	// tlsFailures counts TLS connections closed for a failed handshake or
-	// record (bad record, alert from the client).
-	tlsFailures atomic.Uint64
 
 	fdLog engine.LogLimiter // accepts failing for lack of descriptors
 }

@@ -516,7 +516,6 @@ func (w *worker) tlsPop(t *tlsState) []byte {
 // in flight, without waiting, and the connection closes.
 func (w *worker) tlsFail(i int32, sl *slot) {
 	t := w.tlsOf(sl)
-	w.e.tlsFailures.Add(1)
 	out := t.c.Output(w.tlsScratch[:0])
 	var te *tlsconn.Error
 	if errors.As(t.alert, &te) && !te.Remote {
