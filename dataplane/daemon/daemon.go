@@ -42,8 +42,10 @@ const (
 	EngineNetpoll = "netpoll"
 )
 
-// DefaultHTTPSEngine is the engine of HTTPS listeners when Options.HTTPSEngine is empty.
-const DefaultHTTPSEngine = EngineNetpoll
+// DefaultHTTPSEngine is the engine of HTTPS listeners when Options.HTTPSEngine is empty:
+// the io_uring workers, which spend half the CPU of a netpoll engine per request on
+// keep-alive connections (DESIGN.md, "TLS on the io_uring workers").
+const DefaultHTTPSEngine = EngineUring
 
 // Options configure a Daemon.
 type Options struct {
