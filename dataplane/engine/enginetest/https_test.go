@@ -205,7 +205,7 @@ func TestHTTPSHandshakeTimeout(t *testing.T) {
 		te.apply(CompileYAML(t, te.reg, httpsSnapshot(port, be.Addr(), "  timeouts: {requestHead: "+tHead+"}\n", newTLSCert(t, "a.example.com"))))
 
 		// A real ClientHello, cut short.
-		hello := captureClientHello(t)
+		hello := ClientHello(t)
 		for _, sent := range [][]byte{nil, hello[:len(hello)/2]} {
 			c := Dial(t, port)
 			start := time.Now()
@@ -226,25 +226,6 @@ func TestHTTPSHandshakeTimeout(t *testing.T) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 	})
-}
-
-// captureClientHello returns the first flight of a crypto/tls client.
-func captureClientHello(t *testing.T) []byte {
-	a, b := net.Pipe()
-	go func() {
-		tc := tls.Client(a, &tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true})
-		tc.SetDeadline(time.Now().Add(2 * time.Second))
-		_ = tc.Handshake()
-		a.Close()
-	}()
-	b.SetReadDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 16<<10)
-	n, err := b.Read(buf)
-	b.Close()
-	if err != nil || n < 100 {
-		t.Fatalf("capture ClientHello: %d bytes, %v", n, err)
-	}
-	return buf[:n]
 }
 
 // corruptConn flips a bit in the next write after arm is set.

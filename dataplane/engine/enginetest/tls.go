@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"testing"
 	"time"
 )
@@ -39,4 +41,25 @@ func SelfSigned(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// ClientHello returns the first flight of a crypto/tls client (its
+// ClientHello record), to play a client that stops in its handshake.
+func ClientHello(t testing.TB) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	go func() {
+		tc := tls.Client(a, &tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true})
+		_ = tc.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = tc.Handshake()
+		a.Close()
+	}()
+	_ = b.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 16<<10)
+	n, err := b.Read(buf)
+	b.Close()
+	if err != nil || n < 100 {
+		t.Fatalf("capture ClientHello: %d bytes, %v", n, err)
+	}
+	return buf[:n]
 }

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -815,4 +817,54 @@ func TestBufferStarvation(t *testing.T) {
 		t.Errorf("no receive ran out of buffers")
 	}
 	t.Logf("receive pauses %d, buffer starvations %d", te.recvPauses.Load(), te.starvations.Load())
+}
+
+// TestHandshakeCap: over maxHandshakes handshakes in progress, a new
+// connection closes the oldest one, so clients that stall in their
+// handshake cannot keep others from starting theirs.
+func TestHandshakeCap(t *testing.T) {
+	defer func(n int) { maxHandshakes = n }(maxHandshakes)
+	maxHandshakes = 4
+	te := startEngineWith(t, Options{Workers: 1, HTTPS: true})
+	port := enginetest.FreePort(t)
+	cert, key := enginetest.SelfSigned(t, "a.example.com")
+	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{deadAddr(t)}, deadAddr(t), ""), "  protocol: HTTP\n",
+		fmt.Sprintf("  protocol: HTTPS\n  timeouts: {requestHead: 10s}\n  certificates:\n  - {certPem: %s, keyPem: %s}\n",
+			base64.StdEncoding.EncodeToString(cert), base64.StdEncoding.EncodeToString(key)), 1)
+	te.apply(t, enginetest.CompileYAML(t, te.reg, y))
+	hello := enginetest.ClientHello(t)
+	var stalled []net.Conn
+	for range 4 {
+		c := enginetest.Dial(t, port)
+		if _, err := c.Write(hello[:len(hello)/2]); err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+		time.Sleep(20 * time.Millisecond) // in this order
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", fmt.Sprintf("127.0.0.1:%d", port),
+		&tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("handshake with %d stalled ones in progress: %v", len(stalled), err)
+	}
+	defer tc.Close()
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("handshake took %v", el)
+	}
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	if !closed(stalled[0]) {
+		t.Fatal("the oldest stalled handshake is still open")
+	}
+	for i, c := range stalled[1:] {
+		if closed(c) {
+			t.Fatalf("stalled handshake %d closed, only the oldest should be", i+1)
+		}
+	}
 }

@@ -26,9 +26,11 @@ import (
 // accept, so its request head timeout covers the handshake.
 
 // maxHandshakes bounds the handshakes in progress per worker (each holds a
-// goroutine and some 40 KB); connections beyond it wait, unread, for a free
-// place or their head timeout.
-const maxHandshakes = 256
+// goroutine and up to some 40 KB). A connection over it closes the oldest
+// handshake in progress: an honest handshake takes a round trip, so the
+// oldest are those whose client stalled, and stalled clients cannot keep new
+// ones from starting (they would if new connections waited for a place).
+var maxHandshakes = 256
 
 // tlsBufMin is the smallest TLS buffer: a receive buffer must hold a whole
 // record for Open to make progress.
@@ -55,8 +57,8 @@ type tlsState struct {
 	alert  error // the fatal error to answer with an alert
 
 	inPooled, outPooled bool
-	hs                  bool // handshake in progress (counted in worker.handshakes unless waiting)
-	waiting             bool // waiting for a handshake place
+	hs                  bool // handshake in progress
+	counted             bool // counted in worker.handshakes
 	busy                bool // a send of outBuf is queued or in flight
 	eof                 bool // close_notify received
 	fatal               bool // TLS failed: the connection closes
@@ -122,12 +124,14 @@ func (w *worker) tlsOpen(i int32, sl *slot, k int32, l *compiled.Listener) {
 	t, ti := w.tlsGet()
 	t.c = w.tlsServer(k, l).NewConn()
 	t.hs = true
-	if w.handshakes >= maxHandshakes {
-		t.waiting = true
-		w.hsWaiting = append(w.hsWaiting, starvedRef{idx: i, gen: sl.gen})
-	} else {
-		w.handshakes++
+	for w.handshakes >= maxHandshakes && w.evictHandshake() {
 	}
+	t.counted = true
+	w.handshakes++
+	if len(w.hsOrder)-w.hsHead > 2*maxHandshakes+64 {
+		w.compactHandshakes()
+	}
+	w.hsOrder = append(w.hsOrder, starvedRef{idx: i, gen: sl.gen})
 	w.tlsConns[t.c] = i
 	sl.tlsi = ti
 }
@@ -142,9 +146,7 @@ func (w *worker) tlsRelease(sl *slot) {
 	ti := sl.tlsi
 	sl.tlsi = 0
 	t.c.Abort()
-	if t.hs && !t.waiting {
-		w.handshakes--
-	}
+	w.tlsUncount(t)
 	delete(w.tlsConns, t.c)
 	w.tlsPutIn(t)
 	w.tlsPutOut(t)
@@ -156,24 +158,55 @@ func (w *worker) tlsRelease(sl *slot) {
 func (w *worker) tlsAbort(sl *slot) {
 	if t := w.tlsOf(sl); t != nil && t.hs {
 		t.c.Abort()
+		w.tlsUncount(t)
 	}
 }
 
-// admitHandshakes lets connections waiting for a handshake place start.
-func (w *worker) admitHandshakes() {
-	n := 0
-	for n < len(w.hsWaiting) && w.handshakes < maxHandshakes {
-		r := w.hsWaiting[n]
-		n++
-		sl := w.slotOf(r.gen, r.idx)
-		if sl == nil || sl.state != stOpen || sl.tlsi == 0 || !w.tlsOf(sl).waiting {
-			continue
-		}
-		w.tlsOf(sl).waiting = false
-		w.handshakes++
-		w.run(r.idx)
+// tlsUncount takes a handshake that ended out of worker.handshakes.
+func (w *worker) tlsUncount(t *tlsState) {
+	if t.counted {
+		t.counted = false
+		w.handshakes--
 	}
-	w.hsWaiting = append(w.hsWaiting[:0], w.hsWaiting[n:]...)
+}
+
+// hsLive reports whether r is a handshake still in progress and counted.
+func (w *worker) hsLive(r starvedRef) (*slot, bool) {
+	sl := w.slotOf(r.gen, r.idx)
+	if sl == nil || sl.state != stOpen {
+		return nil, false
+	}
+	t := w.tlsOf(sl)
+	return sl, t != nil && t.hs && t.counted
+}
+
+// evictHandshake closes the oldest handshake in progress and reports
+// whether there was one.
+func (w *worker) evictHandshake() bool {
+	for w.hsHead < len(w.hsOrder) {
+		r := w.hsOrder[w.hsHead]
+		w.hsHead++
+		if sl, ok := w.hsLive(r); ok {
+			w.hardClose(r.idx, sl)
+			return true
+		}
+	}
+	w.hsOrder, w.hsHead = w.hsOrder[:0], 0
+	return false
+}
+
+// compactHandshakes drops the entries of ended handshakes from the list of
+// handshakes in start order.
+func (w *worker) compactHandshakes() {
+	k := 0
+	for _, r := range w.hsOrder[w.hsHead:] {
+		if _, ok := w.hsLive(r); ok {
+			w.hsOrder[k] = r
+			k++
+		}
+	}
+	clear(w.hsOrder[k:])
+	w.hsOrder, w.hsHead = w.hsOrder[:k], 0
 }
 
 // tlsBuf lends a TLS buffer: an exchange pool buffer (ring memory, sent
@@ -210,9 +243,6 @@ func (w *worker) tlsIn(sl *slot, p []byte) int {
 		return len(p) // nothing more is read
 	}
 	if t.hs {
-		if t.waiting {
-			return 0
-		}
 		if err := t.c.Feed(p); err != nil {
 			t.fatal = true
 		}
@@ -238,7 +268,7 @@ func (w *worker) tlsWant(sl *slot) bool {
 	case t.fatal || t.eof:
 		return false
 	case t.hs:
-		return !t.waiting
+		return true
 	case t.in == nil:
 		return true
 	}
@@ -256,9 +286,6 @@ func (w *worker) tlsPump(sl *slot) bool {
 		return false
 	}
 	if t.hs {
-		if t.waiting {
-			return false
-		}
 		done, err := t.c.Done()
 		if done {
 			return w.tlsEstablished(t, err)
@@ -330,7 +357,7 @@ func (w *worker) tlsPump(sl *slot) bool {
 // sent after its Finished become the first ciphertext to open.
 func (w *worker) tlsEstablished(t *tlsState, err error) bool {
 	t.hs = false
-	w.handshakes--
+	w.tlsUncount(t)
 	if err != nil {
 		t.fatal = true
 		return true

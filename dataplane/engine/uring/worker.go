@@ -114,7 +114,8 @@ type worker struct {
 	forced    bool
 
 	// TLS (HTTPS listeners): handshake news from their goroutines, the
-	// slot of each connection, handshakes in progress and waiting, recycled
+	// slot of each connection, the handshakes in progress (count, and in
+	// start order from hsOrder[hsHead], ended ones among them), recycled
 	// states and a scratch buffer for alerts.
 	notes      tlsNotes
 	noteBuf    []*tlsconn.Conn
@@ -122,7 +123,8 @@ type worker struct {
 	tlsStates  slab[tlsState] // referred to by slot.tlsi
 	tlsFreeIdx []uint32
 	handshakes int
-	hsWaiting  []starvedRef
+	hsOrder    []starvedRef
+	hsHead     int
 	tlsScratch []byte
 
 	// getpeername scratch (heap, so syscalls may point at it).
@@ -259,9 +261,6 @@ func (w *worker) loop() error {
 		}
 		w.now = e.now()
 		w.fireTimers()
-		if len(w.hsWaiting) > 0 && w.handshakes < maxHandshakes {
-			w.admitHandshakes()
-		}
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
