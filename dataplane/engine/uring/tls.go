@@ -32,6 +32,12 @@ import (
 // ones from starting (they would if new connections waited for a place).
 var maxHandshakes = 256
 
+// hsFeedMax bounds the bytes fed to a handshake: a client may send its
+// first request right after its Finished, before the worker hears that the
+// handshake is over, and what comes after is left in the socket's stash
+// until then (tlsconn would fail a handshake fed over its own limit).
+const hsFeedMax = tlsconn.DefaultMaxHandshakeInput / 2
+
 // tlsBufMin is the smallest TLS buffer: a receive buffer must hold a whole
 // record for Open to make progress.
 const tlsBufMin = tlsconn.MaxRecordLen
@@ -56,6 +62,7 @@ type tlsState struct {
 	qoff   int
 	alert  error // the fatal error to answer with an alert
 
+	fed                 int // bytes fed to the handshake
 	inPooled, outPooled bool
 	hs                  bool // handshake in progress
 	counted             bool // counted in worker.handshakes
@@ -235,18 +242,24 @@ func (w *worker) tlsPutOut(t *tlsState) {
 }
 
 // tlsIn takes received bytes for the TLS layer and returns how many it
-// took: all of them during the handshake (tlsconn bounds its input), as
-// many as the receive buffer has room for after it.
+// took: during the handshake, up to hsFeedMax in all; after it, as many as
+// the receive buffer has room for.
 func (w *worker) tlsIn(sl *slot, p []byte) int {
 	t := w.tlsOf(sl)
 	if t.fatal || t.eof {
 		return len(p) // nothing more is read
 	}
 	if t.hs {
-		if err := t.c.Feed(p); err != nil {
-			t.fatal = true
+		k := min(len(p), hsFeedMax-t.fed)
+		if k <= 0 {
+			return 0
 		}
-		return len(p)
+		if err := t.c.Feed(p[:k]); err != nil {
+			t.fatal = true
+			return len(p)
+		}
+		t.fed += k
+		return k
 	}
 	if t.in == nil {
 		t.in, t.inPooled = w.tlsBuf()
@@ -268,7 +281,7 @@ func (w *worker) tlsWant(sl *slot) bool {
 	case t.fatal || t.eof:
 		return false
 	case t.hs:
-		return true
+		return t.fed < hsFeedMax
 	case t.in == nil:
 		return true
 	}
@@ -317,7 +330,17 @@ func (w *worker) tlsPump(sl *slot) bool {
 		if t.in != nil {
 			in = t.in[t.inR:t.inW]
 		}
-		p, n, err := t.c.Open(in)
+		var p []byte
+		var n int
+		var err error
+		if !t.c.RecordLayer() {
+			// crypto/tls (TLS 1.2) takes all it is given: give it more only
+			// once what it holds is read, so its queue stays bounded.
+			p, _, err = t.c.Open(nil)
+		}
+		if err == nil && len(p) == 0 {
+			p, n, err = t.c.Open(in)
+		}
 		t.inR += n
 		switch {
 		case errors.Is(err, io.EOF):
@@ -327,15 +350,14 @@ func (w *worker) tlsPump(sl *slot) bool {
 			t.fatal, t.alert = true, err
 			return true
 		}
-		if t.inR == t.inW {
-			t.inR, t.inW = 0, 0
-		}
 		if n > 0 || len(p) > 0 {
+			// p may lie in t.in (opened in place): t.in[:t.inR] stays as it
+			// is until the session has taken p.
 			t.plain = p
 			return true
 		}
-		if t.in != nil && t.inW == 0 {
-			w.tlsPutIn(t) // idle: the buffer goes back
+		if t.in != nil && t.inR == t.inW {
+			w.tlsPutIn(t) // nothing left: the buffer goes back
 		}
 		if sk.hasStash() && w.tlsWant(sl) {
 			m := w.tlsIn(sl, w.stashBytes(sk))
