@@ -400,6 +400,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.Group, error) {
 	eps := make([]balancer.Endpoint, 0, len(pe))
+	seen := make(map[netip.AddrPort]int, len(pe))
 	for i, e := range pe {
 		addr, err := netip.ParseAddr(e.GetAddress())
 		if err != nil {
@@ -414,6 +415,10 @@ func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.G
 			Weight: e.GetWeight(),
 			Zone:   e.GetZone(),
 		}
+		if j, dup := seen[ep.Addr]; dup {
+			return nil, fmt.Errorf("endpoints[%d]: duplicate endpoint %s (also endpoints[%d])", i, ep.Addr, j)
+		}
+		seen[ep.Addr] = i
 		if c == nil {
 			// No conditions given (a hand-written standalone file): the endpoint is ready.
 			ep.Ready, ep.Serving = true, true

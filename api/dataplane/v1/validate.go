@@ -429,6 +429,7 @@ func (v *validator) route(p fieldPath, r *Route) {
 		}
 		v.filters(bp.child("filters"), b.GetFilters(), r, false)
 	}
+	v.someWeight(p.child("backends"), len(r.GetBackends()), func(i int) uint32 { return r.GetBackends()[i].GetWeight() })
 	if dr := r.GetDirectResponse(); dr != nil {
 		v.directResponse(p.child("directResponse"), dr)
 		if len(r.GetBackends()) > 0 {
@@ -780,6 +781,21 @@ func (v *validator) tcpRoute(p fieldPath, r *TCPRoute) {
 		if b.GetWeight() > MaxWeight {
 			v.addf(bp.child("weight"), "must be at most %d, got %d", MaxWeight, b.GetWeight())
 		}
+	}
+	v.someWeight(p.child("backends"), len(r.GetBackends()), func(i int) uint32 { return r.GetBackends()[i].GetWeight() })
+}
+
+// someWeight reports a list of n weighted backends whose weights are all zero:
+// zero sends a backend nothing, so such a list could serve nothing, and a weight
+// left out (zero) is the usual cause. An empty list is not reported here.
+func (v *validator) someWeight(p fieldPath, n int, weight func(int) uint32) {
+	for i := range n {
+		if weight(i) > 0 {
+			return
+		}
+	}
+	if n > 0 {
+		v.add(p, "every weight is 0, so no backend would get any traffic; give at least one backend a weight of 1 or more (a weight left out is 0)")
 	}
 }
 

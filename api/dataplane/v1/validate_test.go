@@ -346,6 +346,16 @@ func TestValidateErrors(t *testing.T) {
 			"backend weight too large", func(s *dataplanev1.Snapshot) { fullRoute(s).Backends[0].Weight = dataplanev1.MaxWeight + 1 },
 			fullRoutePath + ".backends[0].weight", "at most 1000000",
 		},
+		{"backend weights all zero", func(s *dataplanev1.Snapshot) {
+			for _, b := range fullRoute(s).Backends {
+				b.Weight = 0
+			}
+		}, fullRoutePath + ".backends", "every weight is 0"},
+		{"tcp backend weights all zero", func(s *dataplanev1.Snapshot) {
+			for _, b := range s.Listeners[2].TcpRoute.Backends {
+				b.Weight = 0
+			}
+		}, "listeners[2].tcpRoute.backends", "every weight is 0"},
 		{"backend direct response status", func(s *dataplanev1.Snapshot) {
 			fullRoute(s).Backends[1].GetDirectResponse().Status = 99
 		}, fullRoutePath + ".backends[1].directResponse.status", "between 200 and 599"},
