@@ -25,6 +25,7 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/daemon"
 	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/lb"
 	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -244,15 +245,6 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-var lbPolicies = map[string]dataplanev1.LoadBalancing_Policy{
-	"round-robin":          dataplanev1.LoadBalancing_ROUND_ROBIN,
-	"weighted-round-robin": dataplanev1.LoadBalancing_WEIGHTED_ROUND_ROBIN,
-	"least-request":        dataplanev1.LoadBalancing_LEAST_REQUEST,
-	"random":               dataplanev1.LoadBalancing_RANDOM,
-	"ring-hash":            dataplanev1.LoadBalancing_RING_HASH,
-	"maglev":               dataplanev1.LoadBalancing_MAGLEV,
-}
-
 func proxyCmd(args []string, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "proxy --listen ADDR --to ADDR [--to ADDR ...] [flags]", stderr)
 	var c common
@@ -315,86 +307,54 @@ type proxyOptions struct {
 	responseHeader, responseBodyIdle                       time.Duration
 }
 
-// optDuration returns d as a protobuf duration, nil for zero (unset).
-func optDuration(d time.Duration) *durationpb.Duration {
-	if d == 0 {
-		return nil
+// proxySpec turns the flags of the one-line proxy command into the builder's Proxy;
+// Snapshot builds and validates it.
+func proxySpec(o proxyOptions) (lb.Proxy, error) {
+	p := lb.Proxy{
+		Listen: o.listen, Backends: o.to, TCP: o.tcp, HashHeader: o.hashHeader,
+		RequestHead: o.requestHead, RequestBodyIdle: o.requestBodyIdle, SendStall: o.sendStall, KeepAliveIdle: o.keepAliveIdle,
+		ResponseHeader: o.responseHeader, ResponseBodyIdle: o.responseBodyIdle,
 	}
-	return durationpb.New(d)
-}
-
-// proxySnapshot builds the snapshot of the one-line proxy command.
-func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
-	listen, to, lb, hashHeader, tcp := o.listen, o.to, o.lb, o.hashHeader, o.tcp
-	la, err := netip.ParseAddrPort(listen)
+	if _, err := netip.ParseAddrPort(o.listen); err != nil {
+		return p, fmt.Errorf("--listen %q: want IP:port: %w", o.listen, err)
+	}
+	if len(o.to) == 0 {
+		return p, errors.New("--to: at least one backend address is required")
+	}
+	for _, t := range o.to {
+		if _, err := netip.ParseAddrPort(t); err != nil {
+			return p, fmt.Errorf("--to %q: want IP:port: %w", t, err)
+		}
+	}
+	policy, err := lb.ParsePolicy(o.lb)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: want IP:port: %w", listen, err)
+		return p, fmt.Errorf("--lb %w", err)
 	}
-	if len(to) == 0 {
-		return nil, errors.New("--to: at least one backend address is required")
-	}
-	policy, ok := lbPolicies[lb]
-	if !ok {
-		return nil, fmt.Errorf("--lb %q: unknown policy (known: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev)", lb)
-	}
-	group := &dataplanev1.BackendGroup{Name: "backends", LoadBalancing: &dataplanev1.LoadBalancing{Policy: policy}}
-	if policy == dataplanev1.LoadBalancing_RING_HASH || policy == dataplanev1.LoadBalancing_MAGLEV {
-		if hashHeader != "" {
-			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_Header{Header: hashHeader}}
-		} else {
-			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_SourceIp{SourceIp: true}}
-		}
-	}
-	for _, t := range to {
-		ap, err := netip.ParseAddrPort(t)
-		if err != nil {
-			return nil, fmt.Errorf("--to %q: want IP:port: %w", t, err)
-		}
-		group.Endpoints = append(group.Endpoints, &dataplanev1.Endpoint{
-			Address: ap.Addr().String(), Port: uint32(ap.Port()),
-			Conditions: &dataplanev1.EndpointConditions{Ready: true, Serving: true},
-		})
-	}
-	var limit *dataplanev1.LocalRateLimit
+	p.Policy = policy
 	if o.rateLimit != "" {
-		if tcp {
-			return nil, errors.New("--rate-limit: HTTP only, not with --tcp")
+		if o.tcp {
+			return p, errors.New("--rate-limit: HTTP only, not with --tcp")
 		}
-		if limit, err = parseRateLimit(o.rateLimit); err != nil {
-			return nil, err
+		if p.RateLimit, err = parseRateLimit(o.rateLimit); err != nil {
+			return p, err
 		}
 		if o.rateBurst > math.MaxUint32 {
-			return nil, fmt.Errorf("--rate-limit-burst %d: too large", o.rateBurst)
+			return p, fmt.Errorf("--rate-limit-burst %d: too large", o.rateBurst)
 		}
-		limit.Burst, limit.PerClientIp = uint32(o.rateBurst), o.ratePerClient
+		p.RateLimit.Burst, p.RateLimit.PerClientIp = uint32(o.rateBurst), o.ratePerClient
 	} else if o.rateBurst != 0 || o.ratePerClient {
-		return nil, errors.New("--rate-limit-burst and --rate-limit-per-client need --rate-limit")
+		return p, errors.New("--rate-limit-burst and --rate-limit-per-client need --rate-limit")
 	}
-	group.ResponseHeaderTimeout, group.ResponseBodyIdleTimeout = optDuration(o.responseHeader), optDuration(o.responseBodyIdle)
-	l := &dataplanev1.Listener{Name: "proxy", Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
-	if o.requestHead != 0 || o.requestBodyIdle != 0 || o.sendStall != 0 || o.keepAliveIdle != 0 {
-		l.Timeouts = &dataplanev1.ListenerTimeouts{
-			RequestHead: optDuration(o.requestHead), RequestBodyIdle: optDuration(o.requestBodyIdle),
-			SendStall: optDuration(o.sendStall), KeepAliveIdle: optDuration(o.keepAliveIdle),
-		}
+	return p, nil
+}
+
+// proxySnapshot returns the snapshot of the one-line proxy command.
+func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
+	p, err := proxySpec(o)
+	if err != nil {
+		return nil, err
 	}
-	if tcp {
-		l.Protocol = dataplanev1.Listener_TCP
-		l.TcpRoute = &dataplanev1.TCPRoute{Name: "proxy", Backends: []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}}}
-	} else {
-		l.VirtualHosts = []*dataplanev1.VirtualHost{{Name: "all", Routes: []*dataplanev1.Route{{
-			Name:      "proxy",
-			Matches:   []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_PATH_PREFIX, Value: "/"}}},
-			Backends:  []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}},
-			RateLimit: limit,
-		}}}}
-	}
-	snap := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}, BackendGroups: []*dataplanev1.BackendGroup{group}}
-	snap.Hash = dataplanev1.Hash(snap)
-	if err := dataplanev1.Validate(snap); err != nil {
-		return nil, fmt.Errorf("invalid proxy settings: %w", err)
-	}
-	return snap, nil
+	return p.Snapshot()
 }
 
 // parseRateLimit parses --rate-limit, REQUESTS/INTERVAL.
