@@ -210,7 +210,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	go d.ReopenOnSignal(ctx, syscall.SIGHUP)
 
 	if *file != "" {
-		w := snapshot.NewWatcher(*file, d, snapshot.WatcherOptions{Log: log})
+		w := snapshot.NewWatcher(*file, snapshot.Adapt(d), snapshot.WatcherOptions{Log: log})
 		go w.ReloadOnSignal(ctx, syscall.SIGHUP)
 		watchErr := make(chan error, 1)
 		go func() { watchErr <- w.Run(ctx) }()
@@ -224,7 +224,7 @@ func runCmd(args []string, stderr io.Writer) error {
 		}
 		return d.Run(ctx)
 	}
-	srv := snapshot.NewServer(d, snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log, Ready: d.Ready})
+	srv := snapshot.NewServer(snapshot.Adapt(d), snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log, Ready: d.Ready})
 	// The socket outlives the drain, so that probes hear "not ready" rather than
 	// nothing while the dataplane drains.
 	srvCtx, stopSrv := context.WithCancel(context.Background())
@@ -281,8 +281,8 @@ func proxyCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	for _, s := range statuses {
-		if !s.GetBound() {
-			return fmt.Errorf("listen on %s:%d: %s", s.GetAddress(), s.GetPort(), s.GetError())
+		if !s.Bound {
+			return fmt.Errorf("listen on %s: %w", s.Addr, s.Err)
 		}
 	}
 	ctx, cancel := signalContext()

@@ -3,7 +3,9 @@
 // swaps it into the engine, takes the endpoint-only fast path, runs the admin server and
 // the optional JSON access log (dataplane/accesslog, reopened by ReopenAccessLog on
 // SIGHUP), and drains on shutdown. cmd/flax-dataplane feeds it from a YAML file, the controller's gRPC
-// socket or a one-line proxy command; programs that embed Flax can do the same.
+// socket (through snapshot.Adapt) or a one-line proxy command; programs that embed Flax
+// can do the same, or build a snapshot with dataplane/lb and change a backend group's
+// endpoints at run time through a Pool. The daemon does not link gRPC.
 package daemon
 
 import (
@@ -21,9 +23,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/admin"
 	"github.com/flaxlb/flax/dataplane/compiled"
@@ -32,7 +34,6 @@ import (
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // Engine names accepted by Options.Engine.
@@ -91,9 +92,10 @@ type Daemon struct {
 	mirrors *netpoll.MirrorSender
 	alog    *accesslog.Logger
 
-	mu      sync.Mutex // serialises Apply and ApplyEndpoints
+	mu      sync.Mutex // serialises Apply, ApplyEndpoints and Pool changes
 	current *dataplanev1.Snapshot
 	config  *compiled.Config
+	pools   map[string]*Pool // by backend group, created by Pool
 
 	// applied, serving and draining make up Ready.
 	applied  atomic.Bool
@@ -232,9 +234,25 @@ func (d *Daemon) ReopenOnSignal(ctx context.Context, sigs ...os.Signal) {
 	}
 }
 
-// Apply implements snapshot.Applier: it compiles snap and swaps it into the engine. On
-// error the previous config keeps serving.
-func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
+// Apply validates snap (dataplanev1.Validate; a snapshot without a hash gets one),
+// compiles it and swaps it into the engine, and reports each listener's state: a
+// listener that cannot be bound is reported there, not as an error. On error the
+// previous config keeps serving. A full config replaces whatever the runtime API
+// (Pool) changed in the previous one. snap must not be modified afterwards: the
+// daemon keeps it as its current config. snapshot.Adapt turns a Daemon into the
+// snapshot.Applier that the socket server and the file watcher take.
+func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]engine.ListenerStatus, error) {
+	if snap == nil {
+		return nil, errors.New("apply: snapshot is nil")
+	}
+	if snap.GetHash() == "" {
+		snap = proto.CloneOf(snap)
+		snap.Hash = dataplanev1.Hash(snap)
+	}
+	if err := dataplanev1.Validate(snap); err != nil {
+		d.metrics.ConfigRejected()
+		return nil, fmt.Errorf("snapshot version %d: %w", snap.GetVersion(), err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now()
@@ -254,39 +272,48 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.Li
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("apply snapshot version %d: %w", snap.GetVersion(), err)
 	}
-	statuses := engine.Proto(st)
 	d.current, d.config = snap, cfg
+	d.resetPools()
 	d.metrics.ConfigApplied(snap.GetVersion())
 	d.applied.Store(true)
 	d.log.Info("config applied", "version", snap.GetVersion(), "hash", snap.GetHash(), "listeners", len(cfg.Listeners),
 		"backendGroups", len(cfg.Groups), "took", time.Since(start))
-	for _, s := range statuses {
-		if !s.GetBound() {
-			d.log.Info("listener not bound", "listener", s.GetName(), "address", s.GetAddress(), "port", s.GetPort(), "error", s.GetError())
+	for _, s := range st {
+		if !s.Bound {
+			d.log.Info("listener not bound", "listener", s.Name, "address", s.Addr.Addr().String(), "port", s.Addr.Port(), "error", s.Err)
 		}
 	}
-	return statuses, nil
+	return st, nil
 }
 
-// ApplyEndpoints implements snapshot.Applier's fast path: it replaces one group's
-// endpoints in the running config without recompiling routes.
+// ApplyEndpoints is the fast path: snap must differ from the current config only
+// in the endpoints of backend group group, which it replaces in the running config
+// without recompiling routes. Those endpoints are validated
+// (dataplanev1.ValidateGroupEndpoints); the rest of snap is taken as the caller
+// says. An error means nothing changed. Like Apply, it replaces what the runtime
+// API changed in that group.
 func (d *Daemon) ApplyEndpoints(_ context.Context, group string, snap *dataplanev1.Snapshot) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.applyEndpointsLocked(group, snap); err != nil {
+		return err
+	}
+	if p := d.pools[group]; p != nil {
+		p.reset()
+	}
+	return nil
+}
+
+// applyEndpointsLocked is ApplyEndpoints with d.mu held.
+func (d *Daemon) applyEndpointsLocked(group string, snap *dataplanev1.Snapshot) error {
 	if d.config == nil {
 		return errors.New("apply endpoints: no config applied yet")
 	}
-	var eps []*dataplanev1.Endpoint
-	found := false
-	for _, g := range snap.GetBackendGroups() {
-		if g.GetName() == group {
-			eps, found = g.GetEndpoints(), true
-			break
-		}
+	if err := dataplanev1.ValidateGroupEndpoints(snap, group); err != nil {
+		d.metrics.ConfigRejected()
+		return fmt.Errorf("apply endpoints: %w", err)
 	}
-	if !found {
-		return fmt.Errorf("apply endpoints: backend group %q is not in the snapshot", group)
-	}
+	eps := groupOf(snap, group).GetEndpoints()
 	if err := d.config.UpdateEndpoints(group, eps); err != nil {
 		d.metrics.ConfigRejected()
 		return err
@@ -297,7 +324,24 @@ func (d *Daemon) ApplyEndpoints(_ context.Context, group string, snap *dataplane
 	return nil
 }
 
-var _ snapshot.Applier = (*Daemon)(nil)
+// groupOf returns the backend group named name in snap, or nil.
+func groupOf(snap *dataplanev1.Snapshot, name string) *dataplanev1.BackendGroup {
+	for _, g := range snap.GetBackendGroups() {
+		if g.GetName() == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// Current returns the config being served, with the runtime API's changes, or nil
+// before the first Apply. It is shared with the daemon: read it, do not modify it
+// (proto.CloneOf gives a copy to change and Apply).
+func (d *Daemon) Current() *dataplanev1.Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.current
+}
 
 func (d *Daemon) configDump() ([]byte, error) {
 	d.mu.Lock()

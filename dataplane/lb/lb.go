@@ -12,8 +12,8 @@ package lb
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 

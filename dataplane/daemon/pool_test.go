@@ -1,0 +1,319 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/lb"
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
+
+// named starts a backend that answers its name.
+func named(t *testing.T, name string) string {
+	t.Helper()
+	return enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) })).Addr()
+}
+
+// startDaemon runs a daemon (netpoll engine, 2 workers) serving snap until the test
+// ends.
+func startDaemon(t *testing.T, opts Options, snap *dataplanev1.Snapshot) *Daemon {
+	t.Helper()
+	opts.Workers, opts.Engine, opts.Log = 2, EngineNetpoll, logr.Discard()
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	if snap != nil {
+		if _, err := d.Apply(ctx, snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// spread sends n requests to url and counts the answers by body.
+func spread(t *testing.T, url string, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for range n {
+		code, body := enginetest.Get(t, nil, url)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", url, code, body)
+		}
+		got[body]++
+	}
+	return got
+}
+
+func addrs(bs []Backend) string {
+	var s []string
+	for _, b := range bs {
+		s = append(s, b.Address+"/"+b.State)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestApplyValidates(t *testing.T) {
+	d := startDaemon(t, Options{}, nil)
+	port := enginetest.FreePort(t)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), named(t, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A weight left out: rejected with the field named, instead of answering 500.
+	bad := dataplanev1.ShallowCopy(s)
+	bad.Listeners = []*dataplanev1.Listener{dataplanev1.ShallowCopy(s.GetListeners()[0])}
+	bad.Listeners[0].VirtualHosts = []*dataplanev1.VirtualHost{{Name: "all", Routes: []*dataplanev1.Route{{
+		Name:     "r",
+		Backends: []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: lb.DefaultGroup}}},
+	}}}}
+	bad.Hash = ""
+	if _, err := d.Apply(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "routes[0].backends: every weight is 0") {
+		t.Fatalf("snapshot without weights: err = %v", err)
+	}
+	if d.Current() != nil {
+		t.Fatal("a rejected snapshot became current")
+	}
+	if err := d.ApplyEndpoints(context.Background(), lb.DefaultGroup, s); err == nil {
+		t.Error("endpoint update before any config succeeded")
+	}
+	if _, err := d.Apply(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if d.Current() != s {
+		t.Error("Current is not the applied snapshot")
+	}
+	// The fast path validates the group's endpoints: no endpoint twice.
+	dup := dataplanev1.ShallowCopy(s)
+	g := dataplanev1.ShallowCopy(s.GetBackendGroups()[0])
+	g.Endpoints = append(g.GetEndpoints()[:1:1], g.GetEndpoints()[0])
+	dup.BackendGroups = []*dataplanev1.BackendGroup{g}
+	if err := d.ApplyEndpoints(context.Background(), lb.DefaultGroup, dup); err == nil || !strings.Contains(err.Error(), "duplicate endpoint") {
+		t.Errorf("duplicate endpoints: err = %v", err)
+	}
+	if d.Current() != s {
+		t.Error("a rejected endpoint update became current")
+	}
+	if _, err := d.Pool("nope"); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("Pool of an unknown group: err = %v", err)
+	}
+}
+
+func TestPoolAddRemoveList(t *testing.T) {
+	a, b, c, x := named(t, "a"), named(t, "b"), named(t, "c"), named(t, "x")
+	port := enginetest.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), a, b, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{}, s)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := d.Pool(lb.DefaultGroup); again != p {
+		t.Error("a second Pool of the same group is another handle")
+	}
+	list, err := p.List()
+	if err != nil || len(list) != 3 || list[0] != (Backend{Address: a, Weight: 1, State: StateReady}) {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	if got := spread(t, url, 6); got["a"] != 2 || got["b"] != 2 || got["c"] != 2 {
+		t.Fatalf("round robin over three: %v", got)
+	}
+
+	if err := p.Add(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(x); !errors.Is(err, ErrBackendExists) {
+		t.Errorf("adding twice: err = %v", err)
+	}
+	if err := p.Add("backend:80"); err == nil {
+		t.Error("a host name was accepted")
+	}
+	if got := spread(t, url, 8); got["x"] != 2 || len(got) != 4 {
+		t.Fatalf("after adding x: %v", got)
+	}
+	if err := p.Remove(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Remove(a); !errors.Is(err, ErrBackendNotFound) {
+		t.Errorf("removing twice: err = %v", err)
+	}
+	if got := spread(t, url, 6); got["a"] != 0 || got["b"] != 2 || got["c"] != 2 || got["x"] != 2 {
+		t.Fatalf("after removing a: %v", got)
+	}
+	if list, _ := p.List(); addrs(list) != b+"/ready "+c+"/ready "+x+"/ready" {
+		t.Errorf("List = %s", addrs(list))
+	}
+	cur := d.Current()
+	if cur.GetVersion() != s.GetVersion() || cur.GetHash() == s.GetHash() || cur.GetHash() != dataplanev1.Hash(cur) || len(cur.GetBackendGroups()[0].GetEndpoints()) != 3 {
+		t.Errorf("current config: version %d hash %s, %d endpoints", cur.GetVersion(), cur.GetHash(), len(cur.GetBackendGroups()[0].GetEndpoints()))
+	}
+	if len(s.GetBackendGroups()[0].GetEndpoints()) != 3 || s.GetBackendGroups()[0].GetEndpoints()[0].GetPort() == 0 {
+		t.Error("the runtime changes modified the applied snapshot")
+	}
+	dump, err := d.configDump()
+	if err != nil || !strings.Contains(string(dump), x[strings.LastIndex(x, ":")+1:]) {
+		t.Errorf("config dump does not show the added backend: %s", dump)
+	}
+	if n := d.Metrics().RuntimeChanges(metrics.RuntimeAdd); n != 1 {
+		t.Errorf("adds counted: %d", n)
+	}
+	if n := d.Metrics().RuntimeChanges(metrics.RuntimeRemove); n != 1 {
+		t.Errorf("removes counted: %d", n)
+	}
+
+	// A later config wins over runtime changes.
+	if _, err := d.Apply(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := p.List(); addrs(list) != a+"/ready "+b+"/ready "+c+"/ready" {
+		t.Errorf("after a reload: List = %s", addrs(list))
+	}
+	if got := spread(t, url, 3); got["a"] != 1 || got["x"] != 0 {
+		t.Errorf("after a reload: %v", got)
+	}
+}
+
+func TestPoolDrain(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		fmt.Fprint(w, "slow")
+	})).Addr()
+	fast := named(t, "fast")
+	port := enginetest.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{DrainTimeout: time.Minute}, s)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request in flight on the endpoint to drain.
+	inflight := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(url + "slow")
+		if err != nil {
+			inflight <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = fmt.Fprint(&b, resp.StatusCode, " ")
+		buf := make([]byte, 64)
+		n, _ := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		inflight <- b.String()
+	}()
+	<-entered
+	if err := p.Add(fast); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drain(slow); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drain(slow); err != nil {
+		t.Errorf("draining twice: %v", err)
+	}
+	if err := p.Drain("127.0.0.1:1"); !errors.Is(err, ErrBackendNotFound) {
+		t.Errorf("draining an unknown backend: err = %v", err)
+	}
+	if list, _ := p.List(); addrs(list) != slow+"/draining "+fast+"/ready" {
+		t.Fatalf("List = %s", addrs(list))
+	}
+	if got := spread(t, url, 5); got["fast"] != 5 {
+		t.Fatalf("new requests while draining: %v", got)
+	}
+	// The finished requests leave the gauge just after their responses.
+	enginetest.WaitFor(t, "one request in flight", 5*time.Second, func() bool { return p.InFlight() == 1 })
+	// The endpoint stays while its request is in flight.
+	time.Sleep(5 * drainPoll)
+	if list, _ := p.List(); addrs(list) != slow+"/draining "+fast+"/ready" {
+		t.Fatalf("with a request in flight: List = %s", addrs(list))
+	}
+	close(release)
+	if got := <-inflight; got != "200 slow" {
+		t.Fatalf("the in-flight request got %q", got)
+	}
+	enginetest.WaitFor(t, "the drained endpoint to leave", 5*time.Second, func() bool {
+		list, _ := p.List()
+		return addrs(list) == fast+"/ready"
+	})
+	if n := d.Metrics().RuntimeChanges(metrics.RuntimeDrained); n != 1 {
+		t.Errorf("drained counted: %d", n)
+	}
+}
+
+func TestPoolDrainTimeoutAndReload(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	entered := make(chan struct{}, 1)
+	slow := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})).Addr()
+	port := enginetest.FreePort(t)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{DrainTimeout: 200 * time.Millisecond}, s)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	// A reload while draining: the config wins and the drain is forgotten.
+	if err := p.Drain(slow); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Apply(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if list, _ := p.List(); addrs(list) != slow+"/ready" {
+		t.Fatalf("after a reload during a drain: List = %s", addrs(list))
+	}
+	// A drain that never sees the group idle ends at DrainTimeout.
+	if err := p.Drain(slow); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.WaitFor(t, "the drain to time out", 5*time.Second, func() bool {
+		list, _ := p.List()
+		return len(list) == 0
+	})
+	if p.InFlight() != 1 {
+		t.Errorf("in flight = %d, want the stuck request", p.InFlight())
+	}
+}
