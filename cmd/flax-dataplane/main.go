@@ -56,6 +56,14 @@ Examples:
   flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --to 127.0.0.1:9002
   flax-dataplane run --config examples/standalone.yaml --admin-address 127.0.0.1:9901
   flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --access-log /var/log/flax/access.log
+
+At run time, the admin server lists, adds, removes and drains the backends of a group
+(loopback clients only unless --runtime-api says otherwise; the proxy command's group
+is "backends"):
+  curl 127.0.0.1:9901/backends/backends
+  curl -X POST '127.0.0.1:9901/backends/backends?address=127.0.0.1:9003'
+  curl -X POST '127.0.0.1:9901/backends/backends/drain?address=127.0.0.1:9001'
+  curl -X DELETE '127.0.0.1:9901/backends/backends?address=127.0.0.1:9002'
 `
 
 func main() {
@@ -100,6 +108,7 @@ type common struct {
 	admin        string
 	adminReuse   bool
 	pprof        bool
+	runtimeAPI   string
 	drainGrace   time.Duration
 	drainTimeout time.Duration
 	verbosity    int
@@ -116,7 +125,8 @@ type common struct {
 func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 0, "worker threads, one per core (default: the CPUs this process may use)")
 	fs.StringVar(&c.engine, "engine", daemon.EngineAuto, "I/O engine: uring, netpoll, or auto (uring when the kernel and seccomp allow it)")
-	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump); empty disables it")
+	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump, /backends); empty disables it")
+	fs.StringVar(&c.runtimeAPI, "runtime-api", daemon.RuntimeAPILoopback, "who may list, add, remove and drain backends at run time on the admin server (/backends): loopback (clients on a loopback address), any, or off; a later config reload replaces runtime changes")
 	fs.BoolVar(&c.adminReuse, "admin-reuse-port", false, "bind the admin address with SO_REUSEPORT, so that a dataplane replacing this one on the node can bind it before this one exits")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve pprof on the admin server under /debug/pprof/")
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
@@ -164,7 +174,7 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 		return nil, log, err
 	}
 	d, err := daemon.New(daemon.Options{
-		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
+		Workers: c.workers, Engine: c.engine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof, RuntimeAPI: c.runtimeAPI,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Proxy: po, Log: log,
 		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})

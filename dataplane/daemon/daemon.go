@@ -53,6 +53,11 @@ type Options struct {
 	AdminAddr string
 	// Pprof mounts pprof on the admin server.
 	Pprof bool
+	// RuntimeAPI says who may use the admin server's runtime API (/backends: list,
+	// add, remove and drain backends, see Pool): RuntimeAPILoopback (also "", the
+	// default) for loopback clients only, RuntimeAPIAny for every client,
+	// RuntimeAPIOff for none.
+	RuntimeAPI string
 	// AdminReusePort binds the admin address with SO_REUSEPORT, so that a dataplane
 	// replacing this one on the same node can start before this one exits.
 	AdminReusePort bool
@@ -150,6 +155,11 @@ func New(opts Options) (*Daemon, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	switch opts.RuntimeAPI {
+	case "", RuntimeAPILoopback, RuntimeAPIAny, RuntimeAPIOff:
+	default:
+		return nil, fmt.Errorf("runtime API access %q: want %s, %s or %s", opts.RuntimeAPI, RuntimeAPILoopback, RuntimeAPIAny, RuntimeAPIOff)
+	}
 	d := &Daemon{
 		opts: opts, log: opts.Log, metrics: metrics.NewRegistry(opts.Workers),
 		health:  health.NewManager(health.Options{Logger: opts.Log.WithName("health")}),
@@ -177,6 +187,10 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Info("engine selected", "engine", eng.Name(), "workers", opts.Workers)
 	}
 	if opts.AdminAddr != "" {
+		var routes []admin.Route
+		if opts.RuntimeAPI != RuntimeAPIOff {
+			routes = d.runtimeRoutes(opts.RuntimeAPI != RuntimeAPIAny)
+		}
 		collectors := []prometheus.Collector{d.metrics}
 		if d.alog != nil {
 			collectors = append(collectors, d.alog)
@@ -188,6 +202,7 @@ func New(opts Options) (*Daemon, error) {
 			Pprof:      opts.Pprof,
 			ReusePort:  opts.AdminReusePort,
 			Ready:      d.Ready,
+			Routes:     routes,
 		})
 		if err != nil {
 			_ = d.alog.Close()
