@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -301,22 +302,52 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]engine.
 	return st, nil
 }
 
-// ApplyEndpoints is the fast path: snap must differ from the current config only
-// in the endpoints of backend group group, which it replaces in the running config
-// without recompiling routes. Those endpoints are validated
+// ApplyEndpoints is the fast path: snap must differ from the config last applied
+// only in the endpoints of backend group group, which it replaces in the running
+// config without recompiling routes. Those endpoints are validated
 // (dataplanev1.ValidateGroupEndpoints); the rest of snap is taken as the caller
-// says. An error means nothing changed. Like Apply, it replaces what the runtime
-// API changed in that group.
+// says. An error means nothing changed. It replaces what the runtime API (Pool)
+// changed in that group; the runtime changes of other groups stay, and Current
+// shows them on top of snap (with its own hash).
 func (d *Daemon) ApplyEndpoints(_ context.Context, group string, snap *dataplanev1.Snapshot) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.applyEndpointsLocked(group, snap); err != nil {
+	if err := d.applyEndpointsLocked(group, d.withRuntimeChanges(group, snap)); err != nil {
 		return err
 	}
 	if p := d.pools[group]; p != nil {
 		p.reset()
 	}
 	return nil
+}
+
+// withRuntimeChanges returns snap with the endpoints of the groups other than
+// group that the runtime API changed taken from the current config (d.mu held),
+// so that Current keeps matching what runs; snap itself when there are none.
+func (d *Daemon) withRuntimeChanges(group string, snap *dataplanev1.Snapshot) *dataplanev1.Snapshot {
+	var out *dataplanev1.Snapshot
+	for name, p := range d.pools {
+		if !p.changed || name == group {
+			continue
+		}
+		live := groupOf(d.current, name)
+		i := slices.IndexFunc(snap.GetBackendGroups(), func(g *dataplanev1.BackendGroup) bool { return g.GetName() == name })
+		if live == nil || i < 0 {
+			continue
+		}
+		if out == nil {
+			out = dataplanev1.ShallowCopy(snap)
+			out.BackendGroups = slices.Clone(snap.GetBackendGroups())
+		}
+		g := dataplanev1.ShallowCopy(out.BackendGroups[i])
+		g.Endpoints = live.GetEndpoints()
+		out.BackendGroups[i] = g
+	}
+	if out == nil {
+		return snap
+	}
+	out.Hash = dataplanev1.Hash(out)
+	return out
 }
 
 // applyEndpointsLocked is ApplyEndpoints with d.mu held.

@@ -68,6 +68,7 @@ type Pool struct {
 	// Guarded by d.mu.
 	draining map[netip.AddrPort]uint64 // endpoint → token of its drain (never 0)
 	drains   uint64                    // drains started: the last token given
+	changed  bool                      // the group's endpoints differ from the last config's
 }
 
 // Pool returns the live handle on backend group group of the current config.
@@ -99,8 +100,12 @@ func (d *Daemon) resetPools() {
 	}
 }
 
-// reset forgets the pool's drains (d.mu held); their goroutines see it and stop.
-func (p *Pool) reset() { clear(p.draining) }
+// reset forgets the pool's changes and drains (d.mu held): a config replaced the
+// group. Pending drain goroutines see it and stop.
+func (p *Pool) reset() {
+	clear(p.draining)
+	p.changed = false
+}
 
 // Group returns the name of the pool's backend group.
 func (p *Pool) Group() string { return p.group }
@@ -319,6 +324,7 @@ func (p *Pool) changeLocked(op metrics.RuntimeOp, edit func([]*dataplanev1.Endpo
 		p.draining = drainingBefore
 		return err
 	}
+	p.changed = true
 	p.d.metrics.RuntimeChange(op)
 	p.d.log.Info("backend group changed at run time", "group", p.group, "op", op.String(), "endpoints", len(eps))
 	return nil

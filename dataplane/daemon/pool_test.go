@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,61 @@ func TestPoolDrainTimeoutAndReload(t *testing.T) {
 	})
 	if p.InFlight() != 1 {
 		t.Errorf("in flight = %d, want the stuck request", p.InFlight())
+	}
+}
+
+// TestPoolAndEndpointUpdates: an endpoint update of a group replaces that group's
+// runtime changes and keeps the other groups', and Current shows what runs.
+func TestPoolAndEndpointUpdates(t *testing.T) {
+	a, b, x := named(t, "a"), named(t, "b"), named(t, "x")
+	port := enginetest.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second group, "spare", that no route uses.
+	spare, _ := lb.Endpoint(b, 1)
+	s.BackendGroups = append(s.BackendGroups, &dataplanev1.BackendGroup{Name: "spare", Endpoints: []*dataplanev1.Endpoint{spare}})
+	s.Hash = dataplanev1.Hash(s)
+	d := startDaemon(t, Options{}, s)
+	be, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := d.Pool("spare")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Add(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Remove(b); err != nil {
+		t.Fatal(err)
+	}
+	// The controller (or a caller) updates "spare" from its own base, s.
+	upd := dataplanev1.ShallowCopy(s)
+	upd.BackendGroups = slices.Clone(s.BackendGroups)
+	g := dataplanev1.ShallowCopy(s.BackendGroups[1])
+	c, _ := lb.Endpoint(a, 1)
+	g.Endpoints = []*dataplanev1.Endpoint{spare, c}
+	upd.BackendGroups[1] = g
+	upd.Version++
+	upd.Hash = dataplanev1.Hash(upd)
+	if err := d.ApplyEndpoints(context.Background(), "spare", upd); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := sp.List(); addrs(list) != b+"/ready "+a+"/ready" {
+		t.Errorf("spare after the update: %s", addrs(list))
+	}
+	if list, _ := be.List(); addrs(list) != a+"/ready "+x+"/ready" {
+		t.Errorf("the other group lost its runtime change: %s", addrs(list))
+	}
+	if got := spread(t, url, 4); got["x"] != 2 {
+		t.Errorf("traffic after the update: %v", got)
+	}
+	cur := d.Current()
+	if cur.GetVersion() != upd.GetVersion() || cur.GetHash() != dataplanev1.Hash(cur) || len(cur.GetBackendGroups()[0].GetEndpoints()) != 2 {
+		t.Errorf("current: version %d, group %v", cur.GetVersion(), cur.GetBackendGroups()[0])
 	}
 }
