@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -373,4 +375,91 @@ func TestPoolAndEndpointUpdates(t *testing.T) {
 	if cur.GetVersion() != upd.GetVersion() || cur.GetHash() != dataplanev1.Hash(cur) || len(cur.GetBackendGroups()[0].GetEndpoints()) != 2 {
 		t.Errorf("current: version %d, group %v", cur.GetVersion(), cur.GetBackendGroups()[0])
 	}
+}
+
+// greeter starts a TCP backend that writes its name to every connection and then
+// echoes.
+func greeter(t *testing.T, name string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.WriteString(c, name)
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// greeting connects to the proxy and returns the connection and the backend's name.
+func greeting(t *testing.T, port int) (net.Conn, string) {
+	t.Helper()
+	c := enginetest.Dial(t, port)
+	buf := make([]byte, 1)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("no greeting: %v", err)
+	}
+	return c, string(buf)
+}
+
+// TestPoolDrainTCP: a drained endpoint of a TCP group stays while a tunnel to it is
+// open and leaves when it closes.
+func TestPoolDrainTCP(t *testing.T) {
+	a, b := greeter(t, "a"), greeter(t, "b")
+	port := enginetest.FreePort(t)
+	s, err := lb.TCPProxy(fmt.Sprintf("127.0.0.1:%d", port), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{DrainTimeout: time.Minute}, s)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tunnel, name := greeting(t, port)
+	if name != "a" {
+		t.Fatalf("first tunnel went to %q", name)
+	}
+	if err := p.Add(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drain(a); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c, name := greeting(t, port)
+		c.Close()
+		if name != "b" {
+			t.Fatalf("a new tunnel went to %q while a drains", name)
+		}
+	}
+	// The open tunnel still works and keeps a in the group.
+	if _, err := tunnel.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := io.ReadFull(tunnel, buf); err != nil || buf[0] != 'x' {
+		t.Fatalf("echo through the draining tunnel: %q %v", buf, err)
+	}
+	time.Sleep(5 * drainPoll)
+	if list, _ := p.List(); addrs(list) != a+"/draining "+b+"/ready" {
+		t.Fatalf("with a tunnel open: List = %s", addrs(list))
+	}
+	tunnel.Close()
+	enginetest.WaitFor(t, "the drained endpoint to leave", 5*time.Second, func() bool {
+		list, _ := p.List()
+		return addrs(list) == b+"/ready"
+	})
 }
