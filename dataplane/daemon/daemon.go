@@ -85,6 +85,22 @@ type Options struct {
 	MemoryBudget int64
 	// Log receives structured logs.
 	Log logr.Logger
+	// NewEngine, when set, creates the engine the daemon runs instead of choosing one
+	// (Engine is then ignored): an engine of the program's own, or one of Flax's with
+	// options beyond these (netpoll.New with its own netpoll.Options, say).
+	NewEngine func(EngineDeps) (engine.Engine, error)
+}
+
+// EngineDeps is what the daemon hands Options.NewEngine: the engine must count in
+// Metrics (the admin server's /metrics and the runtime API read it), log finished
+// requests to AccessLog when it is not nil, and honour Limits.
+type EngineDeps struct {
+	Workers   int
+	Proxy     proxy.Options
+	Metrics   *metrics.Registry
+	AccessLog *accesslog.Logger
+	Limits    engine.Limits
+	Log       logr.Logger
 }
 
 // Daemon runs one dataplane.
@@ -175,7 +191,17 @@ func New(opts Options) (*Daemon, error) {
 	}
 	lim := limitsFor(opts)
 	d.log.Info("limits", "maxConnections", lim.Connections.Max(), "memoryBudgetPerWorker", lim.MemoryBudget)
-	eng, why, err := selectEngine(opts.Engine, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
+	var eng engine.Engine
+	var why string
+	var err error
+	if opts.NewEngine != nil {
+		eng, err = opts.NewEngine(EngineDeps{Workers: opts.Workers, Proxy: opts.Proxy, Metrics: d.metrics, AccessLog: d.alog, Limits: lim, Log: opts.Log})
+		if err == nil && eng == nil {
+			err = errors.New("new engine: Options.NewEngine returned nil")
+		}
+	} else {
+		eng, why, err = selectEngine(opts.Engine, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
+	}
 	if err != nil {
 		_ = d.alog.Close()
 		return nil, err

@@ -15,7 +15,9 @@ import (
 	"github.com/go-logr/logr"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/lb"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -462,4 +464,32 @@ func TestPoolDrainTCP(t *testing.T) {
 		list, _ := p.List()
 		return addrs(list) == b+"/ready"
 	})
+}
+
+// TestNewEngine: a daemon runs the engine its program made, with the daemon's
+// metrics, and serves through it.
+func TestNewEngine(t *testing.T) {
+	var got EngineDeps
+	opts := Options{NewEngine: func(deps EngineDeps) (engine.Engine, error) {
+		got = deps
+		return netpoll.New(deps.Metrics, netpoll.Options{Workers: 1, Proxy: deps.Proxy, Limits: deps.Limits, Logger: deps.Log})
+	}}
+	port := enginetest.FreePort(t)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), named(t, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, opts, s)
+	if got.Metrics != d.Metrics() || got.Workers != 2 || got.Limits.Connections == nil {
+		t.Errorf("engine deps = %+v", got)
+	}
+	if d.EngineName() != "netpoll" {
+		t.Errorf("engine = %s", d.EngineName())
+	}
+	if r := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); r != "200 a" {
+		t.Errorf("through the injected engine: %s", r)
+	}
+	if _, err := New(Options{NewEngine: func(EngineDeps) (engine.Engine, error) { return nil, nil }, Log: logr.Discard()}); err == nil {
+		t.Error("a nil engine was accepted")
+	}
 }
