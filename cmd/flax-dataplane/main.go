@@ -272,6 +272,7 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.requestBodyIdle, "request-body-idle-timeout", 0, "HTTP: give up on a request body when no byte of it comes for this long (default "+dataplanev1.DefaultRequestBodyIdleTimeout.String()+")")
 	fs.DurationVar(&o.sendStall, "send-stall-timeout", 0, "close a connection when a send to the client (with --tcp, to either side) makes no progress for this long (default "+dataplanev1.DefaultSendStallTimeout.String()+")")
 	fs.DurationVar(&o.keepAliveIdle, "keepalive-idle-timeout", 0, "HTTP: close a keep-alive connection idle this long between requests (default "+dataplanev1.DefaultKeepAliveIdleTimeout.String()+")")
+	fs.DurationVar(&o.tunnelIdle, "tunnel-idle-timeout", 0, "close a tunnel (with --tcp every connection; else WebSocket and other upgrades) when nothing moves either way for this long (default "+dataplanev1.DefaultTunnelIdleTimeout.String()+")")
 	fs.DurationVar(&o.responseHeader, "response-header-timeout", 0, "HTTP: answer 504 when a backend sends no response head this long after taking the request (default "+dataplanev1.DefaultResponseHeaderTimeout.String()+")")
 	fs.DurationVar(&o.responseBodyIdle, "response-body-idle-timeout", 0, "HTTP: close both connections when no byte of a response body comes for this long (default "+dataplanev1.DefaultResponseBodyIdleTimeout.String()+")")
 	if err := fs.Parse(args); err != nil {
@@ -313,8 +314,8 @@ type proxyOptions struct {
 	ratePerClient bool
 
 	// Timeouts; zero leaves the dataplane default.
-	requestHead, requestBodyIdle, sendStall, keepAliveIdle time.Duration
-	responseHeader, responseBodyIdle                       time.Duration
+	requestHead, requestBodyIdle, sendStall, keepAliveIdle, tunnelIdle time.Duration
+	responseHeader, responseBodyIdle                                   time.Duration
 }
 
 // proxySpec turns the flags of the one-line proxy command into the builder's Proxy;
@@ -323,7 +324,7 @@ func proxySpec(o proxyOptions) (lb.Proxy, error) {
 	p := lb.Proxy{
 		Listen: o.listen, Backends: o.to, TCP: o.tcp, HashHeader: o.hashHeader,
 		RequestHead: o.requestHead, RequestBodyIdle: o.requestBodyIdle, SendStall: o.sendStall, KeepAliveIdle: o.keepAliveIdle,
-		ResponseHeader: o.responseHeader, ResponseBodyIdle: o.responseBodyIdle,
+		TunnelIdle: o.tunnelIdle, ResponseHeader: o.responseHeader, ResponseBodyIdle: o.responseBodyIdle,
 	}
 	if _, err := netip.ParseAddrPort(o.listen); err != nil {
 		return p, fmt.Errorf("--listen %q: want IP:port: %w", o.listen, err)

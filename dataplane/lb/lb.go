@@ -57,8 +57,8 @@ type Proxy struct {
 
 	// Timeouts of client connections (ListenerTimeouts) and of responses
 	// (BackendGroup); zero leaves the dataplane default (dataplanev1.Default*).
-	RequestHead, RequestBodyIdle, SendStall, KeepAliveIdle time.Duration
-	ResponseHeader, ResponseBodyIdle                       time.Duration
+	RequestHead, RequestBodyIdle, SendStall, KeepAliveIdle, TunnelIdle time.Duration
+	ResponseHeader, ResponseBodyIdle                                   time.Duration
 }
 
 // HTTPProxy returns the snapshot of an HTTP reverse proxy on listen that sends
@@ -112,10 +112,11 @@ func (p Proxy) Snapshot() (*dataplanev1.Snapshot, error) {
 		group.Endpoints = append(group.Endpoints, e)
 	}
 	l := &dataplanev1.Listener{Name: DefaultListener, Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
-	if p.RequestHead != 0 || p.RequestBodyIdle != 0 || p.SendStall != 0 || p.KeepAliveIdle != 0 {
+	if p.RequestHead != 0 || p.RequestBodyIdle != 0 || p.SendStall != 0 || p.KeepAliveIdle != 0 || p.TunnelIdle != 0 {
 		l.Timeouts = &dataplanev1.ListenerTimeouts{
 			RequestHead: optDuration(p.RequestHead), RequestBodyIdle: optDuration(p.RequestBodyIdle),
 			SendStall: optDuration(p.SendStall), KeepAliveIdle: optDuration(p.KeepAliveIdle),
+			TunnelIdle: optDuration(p.TunnelIdle),
 		}
 	}
 	if p.TCP {

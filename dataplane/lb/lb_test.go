@@ -55,7 +55,7 @@ func TestProxyOptions(t *testing.T) {
 	s, err := lb.Proxy{
 		Listen: "127.0.0.1:80", Group: "api", Policy: dataplanev1.LoadBalancing_MAGLEV, HashHeader: "x-user",
 		RateLimit: &dataplanev1.LocalRateLimit{Requests: 10, Interval: durationpb.New(time.Second)},
-		SendStall: 3 * time.Second, ResponseHeader: 5 * time.Second,
+		SendStall: 3 * time.Second, TunnelIdle: time.Hour, ResponseHeader: 5 * time.Second,
 	}.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestProxyOptions(t *testing.T) {
 		t.Errorf("group = %v", g)
 	}
 	l := s.GetListeners()[0]
-	if l.GetTimeouts().GetSendStall().AsDuration() != 3*time.Second || l.GetTimeouts().GetRequestHead() != nil {
+	if l.GetTimeouts().GetSendStall().AsDuration() != 3*time.Second || l.GetTimeouts().GetTunnelIdle().AsDuration() != time.Hour || l.GetTimeouts().GetRequestHead() != nil {
 		t.Errorf("listener timeouts = %v", l.GetTimeouts())
 	}
 	if rl := l.GetVirtualHosts()[0].GetRoutes()[0].GetRateLimit(); rl.GetBucket() != lb.DefaultListener || rl.GetRequests() != 10 {
