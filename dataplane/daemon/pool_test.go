@@ -493,3 +493,25 @@ func TestNewEngine(t *testing.T) {
 		t.Error("a nil engine was accepted")
 	}
 }
+
+// TestPoolWithAlgorithm: a group balanced by a registered algorithm (here the
+// built-in round robin by its registered name) changes at run time like any other.
+func TestPoolWithAlgorithm(t *testing.T) {
+	a, b := named(t, "a"), named(t, "b")
+	port := enginetest.FreePort(t)
+	s, err := lb.Proxy{Listen: fmt.Sprintf("127.0.0.1:%d", port), Backends: []string{a}, Algorithm: "round_robin"}.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{}, s)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(b); err != nil {
+		t.Fatal(err)
+	}
+	if got := spread(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 4); got["a"] != 2 || got["b"] != 2 {
+		t.Errorf("traffic: %v", got)
+	}
+}

@@ -46,10 +46,15 @@ type Proxy struct {
 	TCP bool
 	// Group names the backend group; empty means DefaultGroup.
 	Group string
-	// Policy is the load-balancing policy; POLICY_UNSPECIFIED means ROUND_ROBIN.
+	// Policy is the load-balancing policy; POLICY_UNSPECIFIED means ROUND_ROBIN
+	// unless Algorithm is set.
 	Policy dataplanev1.LoadBalancing_Policy
+	// Algorithm names a selection algorithm registered in the dataplane
+	// (balancer.Register) to use instead of Policy, which must then be unset.
+	Algorithm string
 	// HashHeader is the request header RING_HASH and MAGLEV hash on; empty means
-	// the client's IP address. Other policies ignore it.
+	// the client's IP address. With an Algorithm it is the pick key, if set. Other
+	// policies ignore it.
 	HashHeader string
 	// RateLimit answers 429 to requests over it (HTTP only); nil means none. Its
 	// Bucket defaults to the listener's name.
@@ -88,16 +93,21 @@ func (p Proxy) Snapshot() (*dataplanev1.Snapshot, error) {
 		return nil, fmt.Errorf("listen address %q: want IP:port: %w", p.Listen, err)
 	}
 	policy := p.Policy
-	if policy == dataplanev1.LoadBalancing_POLICY_UNSPECIFIED {
+	if policy == dataplanev1.LoadBalancing_POLICY_UNSPECIFIED && p.Algorithm == "" {
 		policy = dataplanev1.LoadBalancing_ROUND_ROBIN
 	}
 	group := &dataplanev1.BackendGroup{
 		Name:                    p.GroupName(),
-		LoadBalancing:           &dataplanev1.LoadBalancing{Policy: policy},
+		LoadBalancing:           &dataplanev1.LoadBalancing{Policy: policy, Algorithm: p.Algorithm},
 		ResponseHeaderTimeout:   optDuration(p.ResponseHeader),
 		ResponseBodyIdleTimeout: optDuration(p.ResponseBodyIdle),
 	}
-	if policy == dataplanev1.LoadBalancing_RING_HASH || policy == dataplanev1.LoadBalancing_MAGLEV {
+	switch {
+	case p.Algorithm != "":
+		if p.HashHeader != "" {
+			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_Header{Header: p.HashHeader}}
+		}
+	case policy == dataplanev1.LoadBalancing_RING_HASH || policy == dataplanev1.LoadBalancing_MAGLEV:
 		if p.HashHeader != "" {
 			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_Header{Header: p.HashHeader}}
 		} else {

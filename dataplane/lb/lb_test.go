@@ -124,3 +124,17 @@ func TestParsePolicy(t *testing.T) {
 		t.Errorf("unknown policy: err = %v", err)
 	}
 }
+
+func TestProxyAlgorithm(t *testing.T) {
+	s, err := lb.Proxy{Listen: "127.0.0.1:80", Backends: []string{"127.0.0.1:1"}, Algorithm: "least_request", HashHeader: "x-user"}.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.GetBackendGroups()[0].GetLoadBalancing()
+	if l.GetAlgorithm() != "least_request" || l.GetPolicy() != dataplanev1.LoadBalancing_POLICY_UNSPECIFIED || l.GetHashOn().GetHeader() != "x-user" {
+		t.Errorf("load balancing = %v", l)
+	}
+	if _, err := (lb.Proxy{Listen: "127.0.0.1:80", Algorithm: "least_request", Policy: dataplanev1.LoadBalancing_MAGLEV}).Snapshot(); err == nil {
+		t.Error("an algorithm together with a policy was accepted")
+	}
+}
