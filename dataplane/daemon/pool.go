@@ -60,7 +60,8 @@ type Backend struct {
 //
 // A Pool is safe for concurrent use; Daemon.Pool returns the same Pool for a group
 // every time, so drains started through one handle (the admin API, say) show in
-// every other.
+// every other. A config without the group retires its Pool (ErrUnknownGroup from
+// then on, even if the group comes back: ask Pool again).
 type Pool struct {
 	d     *Daemon
 	group string
@@ -69,6 +70,7 @@ type Pool struct {
 	draining map[netip.AddrPort]uint64 // endpoint → token of its drain (never 0)
 	drains   uint64                    // drains started: the last token given
 	changed  bool                      // the group's endpoints differ from the last config's
+	gone     bool                      // a config without the group replaced the one it was made for
 }
 
 // Pool returns the live handle on backend group group of the current config.
@@ -92,11 +94,16 @@ func (d *Daemon) Pool(group string) (*Pool, error) {
 	return p, nil
 }
 
-// resetPools forgets the drains of every pool (d.mu held): a new config replaced
-// the groups.
+// resetPools forgets the changes and drains of every pool (d.mu held): a new
+// config replaced the groups. The pools of groups it lacks are retired: they fail
+// with ErrUnknownGroup from then on, and Pool makes a new one if the group returns.
 func (d *Daemon) resetPools() {
-	for _, p := range d.pools {
+	for name, p := range d.pools {
 		p.reset()
+		if groupOf(d.current, name) == nil {
+			p.gone = true
+			delete(d.pools, name)
+		}
 	}
 }
 
@@ -304,7 +311,7 @@ func (p *Pool) changeLocked(op metrics.RuntimeOp, edit func([]*dataplanev1.Endpo
 		return ErrNoConfig
 	}
 	idx := slices.IndexFunc(base.GetBackendGroups(), func(g *dataplanev1.BackendGroup) bool { return g.GetName() == p.group })
-	if idx < 0 {
+	if idx < 0 || p.gone {
 		return fmt.Errorf("%w: %q", ErrUnknownGroup, p.group)
 	}
 	// Snapshots are shared read-only: copy the spine down to the endpoint list.
@@ -336,7 +343,7 @@ func (p *Pool) groupLocked() (*dataplanev1.BackendGroup, error) {
 		return nil, ErrNoConfig
 	}
 	g := groupOf(p.d.current, p.group)
-	if g == nil {
+	if g == nil || p.gone {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, p.group)
 	}
 	return g, nil

@@ -515,3 +515,43 @@ func TestPoolWithAlgorithm(t *testing.T) {
 		t.Errorf("traffic: %v", got)
 	}
 }
+
+// TestPoolOfRemovedGroup: a config without the group retires its pool.
+func TestPoolOfRemovedGroup(t *testing.T) {
+	a := named(t, "a")
+	port := enginetest.FreePort(t)
+	listen := fmt.Sprintf("127.0.0.1:%d", port)
+	s1, err := lb.HTTPProxy(listen, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{}, s1)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := lb.Proxy{Listen: listen, Backends: []string{a}, Group: "other"}.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Apply(context.Background(), s2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.List(); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("List of a removed group: err = %v", err)
+	}
+	// The group comes back: the old handle stays retired, a new one works.
+	if _, err := d.Apply(context.Background(), s1); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(named(t, "b")); !errors.Is(err, ErrUnknownGroup) {
+		t.Errorf("Add through a retired handle: err = %v", err)
+	}
+	p2, err := d.Pool(lb.DefaultGroup)
+	if err != nil || p2 == p {
+		t.Fatalf("Pool after the group returned: %v, same handle %v", err, p2 == p)
+	}
+	if list, err := p2.List(); err != nil || len(list) != 1 {
+		t.Errorf("List = %v, %v", list, err)
+	}
+}
