@@ -202,7 +202,17 @@ func (p *Pool) Remove(addr string) error {
 // endpoint's are over; under steady traffic that moment may not come, and the
 // endpoint is removed after the daemon's DrainTimeout instead. Draining an
 // endpoint that is already draining does nothing.
-func (p *Pool) Drain(addr string) error {
+func (p *Pool) Drain(addr string) error { return p.DrainWithin(addr, 0) }
+
+// DrainWithin is Drain with its own bound on the wait for requests in flight; 0
+// means the daemon's DrainTimeout.
+func (p *Pool) DrainWithin(addr string, timeout time.Duration) error {
+	if timeout < 0 {
+		return fmt.Errorf("drain timeout %s: must not be negative", timeout)
+	}
+	if timeout == 0 {
+		timeout = p.d.opts.DrainTimeout
+	}
 	ap, err := parseAddr(addr)
 	if err != nil {
 		return err
@@ -230,7 +240,7 @@ func (p *Pool) Drain(addr string) error {
 	if err != nil {
 		return err
 	}
-	go p.finishDrain(ap, token)
+	go p.finishDrain(ap, token, timeout)
 	return nil
 }
 
@@ -241,9 +251,9 @@ var errAlreadyDraining = errors.New("already draining")
 const drainPoll = 20 * time.Millisecond
 
 // finishDrain removes the draining endpoint ap once the group has nothing in
-// flight, or after DrainTimeout, unless a newer config or a Remove got there first.
-func (p *Pool) finishDrain(ap netip.AddrPort, token uint64) {
-	deadline := time.Now().Add(p.d.opts.DrainTimeout)
+// flight, or after timeout, unless a newer config or a Remove got there first.
+func (p *Pool) finishDrain(ap netip.AddrPort, token uint64, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
 	for {
 		time.Sleep(drainPoll)
 		p.d.mu.Lock()

@@ -293,6 +293,7 @@ func TestPoolDrainTimeoutAndReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One request stays in flight for the whole test.
 	go func() {
 		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
 			resp.Body.Close()
@@ -310,14 +311,21 @@ func TestPoolDrainTimeoutAndReload(t *testing.T) {
 	if list, _ := p.List(); addrs(list) != slow+"/ready" {
 		t.Fatalf("after a reload during a drain: List = %s", addrs(list))
 	}
-	// A drain that never sees the group idle ends at DrainTimeout.
-	if err := p.Drain(slow); err != nil {
+	// A drain that never sees the group idle ends at its timeout.
+	if err := p.DrainWithin(slow, -time.Second); err == nil {
+		t.Error("a negative drain timeout was accepted")
+	}
+	start := time.Now()
+	if err := p.DrainWithin(slow, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	enginetest.WaitFor(t, "the drain to time out", 5*time.Second, func() bool {
 		list, _ := p.List()
 		return len(list) == 0
 	})
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Errorf("the drain ended after %s, before its timeout", took)
+	}
 	if p.InFlight() != 1 {
 		t.Errorf("in flight = %d, want the stuck request", p.InFlight())
 	}

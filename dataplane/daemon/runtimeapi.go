@@ -3,8 +3,10 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/flaxlb/flax/dataplane/admin"
 )
@@ -36,7 +38,7 @@ type GroupStatus struct {
 //	GET    /backends/{group}                     one group
 //	POST   /backends/{group}?address=IP:PORT[&weight=N]   add (201)
 //	DELETE /backends/{group}?address=IP:PORT     remove at once
-//	POST   /backends/{group}/drain?address=IP:PORT        drain (202)
+//	POST   /backends/{group}/drain?address=IP:PORT[&timeout=D]   drain (202)
 //
 // Answers are JSON: the group's GroupStatus after the change, or {"error": "..."}
 // with 400 (bad address or weight), 404 (no such group or backend), 409 (backend
@@ -81,7 +83,13 @@ func (d *Daemon) RuntimeHandler() http.Handler {
 		if err != nil {
 			return 0, err
 		}
-		return http.StatusAccepted, p.Drain(addr)
+		var timeout time.Duration
+		if t := r.FormValue("timeout"); t != "" {
+			if timeout, err = time.ParseDuration(t); err != nil || timeout <= 0 {
+				return 0, fmt.Errorf("timeout %q: want a positive duration such as 10s", t)
+			}
+		}
+		return http.StatusAccepted, p.DrainWithin(addr, timeout)
 	}))
 	return mux
 }

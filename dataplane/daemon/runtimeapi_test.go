@@ -102,6 +102,8 @@ func TestRuntimeAPI(t *testing.T) {
 		{"POST", api + "?address=" + x, 409, "already in the group"},
 		{"DELETE", api + "?address=" + a, 404, "not in the group"},
 		{"POST", api + "/drain?address=127.0.0.1:1", 404, "not in the group"},
+		{"POST", api + "/drain?address=" + x + "&timeout=soon", 400, `timeout \"soon\"`},
+		{"POST", api + "/drain?address=" + x + "&timeout=-1s", 400, "positive duration"},
 		{"GET", adminBase + "/backends/nope", 404, "backend group does not exist"},
 		{"PUT", api, 405, ""},
 	} {
