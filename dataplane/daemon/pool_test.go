@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,11 +29,14 @@ func named(t *testing.T, name string) string {
 	return enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) })).Addr()
 }
 
-// startDaemon runs a daemon (netpoll engine, 2 workers) serving snap until the test
-// ends.
+// startDaemon runs a daemon (2 workers; netpoll unless opts names an engine)
+// serving snap until the test ends.
 func startDaemon(t *testing.T, opts Options, snap *dataplanev1.Snapshot) *Daemon {
 	t.Helper()
-	opts.Workers, opts.Engine, opts.Log = 2, EngineNetpoll, logr.Discard()
+	opts.Workers, opts.Log = 2, logr.Discard()
+	if opts.Engine == "" {
+		opts.Engine = EngineNetpoll
+	}
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +203,12 @@ func TestPoolAddRemoveList(t *testing.T) {
 }
 
 func TestPoolDrain(t *testing.T) {
+	for _, eng := range []string{EngineNetpoll, EngineUring} {
+		t.Run(eng, func(t *testing.T) { testPoolDrain(t, eng) })
+	}
+}
+
+func testPoolDrain(t *testing.T, eng string) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
 	slow := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +225,7 @@ func TestPoolDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, Options{DrainTimeout: time.Minute}, s)
+	d := startDaemon(t, Options{Engine: eng, DrainTimeout: time.Minute}, s)
 	p, err := d.Pool(lb.DefaultGroup)
 	if err != nil {
 		t.Fatal(err)
@@ -276,28 +286,42 @@ func TestPoolDrain(t *testing.T) {
 }
 
 func TestPoolDrainTimeoutAndReload(t *testing.T) {
+	for _, eng := range []string{EngineNetpoll, EngineUring} {
+		t.Run(eng, func(t *testing.T) { testPoolDrainTimeoutAndReload(t, eng) })
+	}
+}
+
+func testPoolDrainTimeoutAndReload(t *testing.T, eng string) {
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	entered := make(chan struct{}, 1)
 	slow := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		entered <- struct{}{}
 		<-release
+		fmt.Fprint(w, "slow")
 	})).Addr()
 	port := enginetest.FreePort(t)
 	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), slow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, Options{DrainTimeout: 200 * time.Millisecond}, s)
+	d := startDaemon(t, Options{Engine: eng, DrainTimeout: 200 * time.Millisecond}, s)
 	p, err := d.Pool(lb.DefaultGroup)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One request stays in flight for the whole test.
+	// One request stays in flight until the end.
+	result := make(chan string, 1)
 	go func() {
-		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
-			resp.Body.Close()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			result <- err.Error()
+			return
 		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		result <- fmt.Sprint(resp.StatusCode, " ", string(b))
 	}()
 	<-entered
 	// A reload while draining: the config wins and the drain is forgotten.
@@ -328,6 +352,11 @@ func TestPoolDrainTimeoutAndReload(t *testing.T) {
 	}
 	if p.InFlight() != 1 {
 		t.Errorf("in flight = %d, want the stuck request", p.InFlight())
+	}
+	// Removing its endpoint did not cut it.
+	once.Do(func() { close(release) })
+	if got := <-result; got != "200 slow" {
+		t.Errorf("the request in flight on the removed endpoint got %q", got)
 	}
 }
 
