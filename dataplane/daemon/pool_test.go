@@ -592,3 +592,28 @@ func TestPoolOfRemovedGroup(t *testing.T) {
 		t.Errorf("List = %v, %v", list, err)
 	}
 }
+
+// TestPoolStartsEmpty: a proxy built without backends answers 503 until the first
+// is added.
+func TestPoolStartsEmpty(t *testing.T) {
+	port := enginetest.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, Options{}, s)
+	if code, _ := enginetest.Get(t, nil, url); code != http.StatusServiceUnavailable {
+		t.Errorf("without backends: %d, want 503", code)
+	}
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Add(named(t, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(t, url); r != "200 a" {
+		t.Errorf("after the first add: %s", r)
+	}
+}
