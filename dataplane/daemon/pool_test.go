@@ -19,6 +19,8 @@ import (
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/enginetest"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
+	"github.com/flaxlb/flax/dataplane/iouring"
+	"github.com/flaxlb/flax/dataplane/iouring/iouringtest"
 	"github.com/flaxlb/flax/dataplane/lb"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -36,6 +38,11 @@ func startDaemon(t *testing.T, opts Options, snap *dataplanev1.Snapshot) *Daemon
 	opts.Workers, opts.Log = 2, logr.Discard()
 	if opts.Engine == "" {
 		opts.Engine = EngineNetpoll
+	}
+	if opts.Engine == EngineUring {
+		if err := iouring.Probe(); err != nil {
+			iouringtest.Unavailable(t, "io_uring: %v", err)
+		}
 	}
 	d, err := New(opts)
 	if err != nil {
