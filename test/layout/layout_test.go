@@ -77,7 +77,7 @@ func TestTranslatorIsPure(t *testing.T) {
 }
 
 func TestEmbeddedDataplaneLinksNoGRPC(t *testing.T) {
-	forbid(t, []string{"./dataplane/daemon", "./dataplane/lb", "./dataplane/engine/..."},
+	forbid(t, []string{"./dataplane/daemon", "./dataplane/lb", "./dataplane/engine/...", "./examples/pool"},
 		"a program embedding the dataplane (daemon, builders, engines) does not link the controller's gRPC transport; snapshot.Adapt connects a daemon to it",
 		"google.golang.org/grpc", module+"/api/dataplane/v1/rpc", module+"/dataplane/snapshot")
 }
