@@ -48,6 +48,9 @@ type Backend struct {
 	Weight uint32 `json:"weight"`
 	// State is StateReady, StateDraining or StateNotReady.
 	State string `json:"state"`
+	// Healthy is false while active health checks or outlier detection keep the
+	// endpoint out of load balancing.
+	Healthy bool `json:"healthy"`
 }
 
 // Pool is a live handle on one backend group of the running config: it lists, adds,
@@ -125,10 +128,11 @@ func (p *Pool) List() ([]Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	unhealthy := p.unhealthyLocked()
 	out := make([]Backend, 0, len(g.GetEndpoints()))
 	for _, e := range g.GetEndpoints() {
 		ap := addrOf(e)
-		b := Backend{Address: ap.String(), Weight: max(e.GetWeight(), 1), State: StateReady}
+		b := Backend{Address: ap.String(), Weight: max(e.GetWeight(), 1), State: StateReady, Healthy: !unhealthy[ap]}
 		switch c := e.GetConditions(); {
 		case p.draining[ap] != 0:
 			b.State = StateDraining
@@ -138,6 +142,27 @@ func (p *Pool) List() ([]Backend, error) {
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// unhealthyLocked returns the endpoints that health checks or outlier detection
+// keep out of load balancing (d.mu held).
+func (p *Pool) unhealthyLocked() map[netip.AddrPort]bool {
+	g := p.d.config.Group(p.group)
+	if g == nil {
+		return nil
+	}
+	eps := g.Endpoints()
+	bits := g.Unhealthy(eps)
+	if bits == nil {
+		return nil
+	}
+	out := map[netip.AddrPort]bool{}
+	for i := range eps.Len() {
+		if bits.Has(i) {
+			out[eps.Endpoint(i).Addr] = true
+		}
+	}
+	return out
 }
 
 // InFlight returns the requests in flight to the group, over all its endpoints

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/engine"
@@ -148,7 +149,7 @@ func TestPoolAddRemoveList(t *testing.T) {
 		t.Error("a second Pool of the same group is another handle")
 	}
 	list, err := p.List()
-	if err != nil || len(list) != 3 || list[0] != (Backend{Address: a, Weight: 1, State: StateReady}) {
+	if err != nil || len(list) != 3 || list[0] != (Backend{Address: a, Weight: 1, State: StateReady, Healthy: true}) {
 		t.Fatalf("List = %+v, %v", list, err)
 	}
 	if got := spread(t, url, 6); got["a"] != 2 || got["b"] != 2 || got["c"] != 2 {
@@ -623,4 +624,30 @@ func TestPoolStartsEmpty(t *testing.T) {
 	if r := get(t, url); r != "200 a" {
 		t.Errorf("after the first add: %s", r)
 	}
+}
+
+// TestPoolListsHealth: List says which backends health checks keep out.
+func TestPoolListsHealth(t *testing.T) {
+	good := named(t, "good")
+	bad := enginetest.StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	})).Addr()
+	port := enginetest.FreePort(t)
+	s, err := lb.HTTPProxy(fmt.Sprintf("127.0.0.1:%d", port), good, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.BackendGroups[0].HealthCheck = &dataplanev1.HealthCheck{
+		Path: "/health", Interval: durationpb.New(20 * time.Millisecond), Timeout: durationpb.New(20 * time.Millisecond), UnhealthyThreshold: 1,
+	}
+	s.Hash = dataplanev1.Hash(s)
+	d := startDaemon(t, Options{}, s)
+	p, err := d.Pool(lb.DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enginetest.WaitFor(t, "the failing backend to be unhealthy", 5*time.Second, func() bool {
+		list, _ := p.List()
+		return len(list) == 2 && list[0].Healthy && !list[1].Healthy
+	})
 }

@@ -57,7 +57,7 @@ func TestRuntimeAPI(t *testing.T) {
 	code, body := call(t, "GET", api)
 	var st GroupStatus
 	if code != 200 || json.Unmarshal([]byte(body), &st) != nil || st.Group != lb.DefaultGroup || len(st.Backends) != 2 ||
-		st.Backends[1] != (Backend{Address: b, Weight: 1, State: StateReady}) {
+		st.Backends[1] != (Backend{Address: b, Weight: 1, State: StateReady, Healthy: true}) {
 		t.Fatalf("GET %s = %d %s", api, code, body)
 	}
 	code, body = call(t, "GET", adminBase+"/backends")
