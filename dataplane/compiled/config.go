@@ -86,8 +86,13 @@ type Listener struct {
 	ConnFilters []filter.ConnFilter
 
 	table   *router.Table
-	matched []Matched // indexed by router action
+	matched []Matched         // indexed by router action
+	groups  map[string]*Group // the config's, for Group
 }
+
+// Group returns the backend group of the listener's config with the given name,
+// or nil. It does not allocate.
+func (l *Listener) Group(name string) *Group { return l.groups[name] }
 
 // ListenerTimeouts are the timeouts a listener sets (dataplanev1.ListenerTimeouts);
 // a zero field was left unset, and the engine's default applies (proxy.Options).
@@ -496,7 +501,7 @@ func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.G
 }
 
 func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry) (*Listener, error) {
-	l := &Listener{Name: pl.GetName(), Stats: reg.ListenerID(pl.GetName()), MaxConnections: int64(pl.GetMaxConnections())}
+	l := &Listener{Name: pl.GetName(), Stats: reg.ListenerID(pl.GetName()), MaxConnections: int64(pl.GetMaxConnections()), groups: c.groups}
 	ip := netip.IPv6Unspecified()
 	if a := pl.GetAddress(); a != "" {
 		p, err := netip.ParseAddr(a)

@@ -16,8 +16,10 @@ type Request interface {
 	// Host returns the request's authority (the Host field, or the host of an
 	// absolute-form target), port included when one was sent.
 	Host() []byte
-	// Path returns the path the request was routed by: normalized (dot
-	// segments resolved, duplicate slashes merged), without the query.
+	// Path returns the path the request was routed by, without the query:
+	// normalized (percent-encoded unreserved characters decoded, dot
+	// segments removed), "/" for an empty path and "*" for an asterisk-form
+	// target.
 	Path() []byte
 	// Query returns the query without its "?", or nothing.
 	Query() []byte

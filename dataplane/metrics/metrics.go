@@ -71,6 +71,7 @@ const (
 	ReasonUpstreamBodyTimeout   // the response body stopped arriving (close)
 	ReasonSendStall             // the client stopped reading (close)
 	ReasonOverload              // the worker's memory budget is used up (503)
+	ReasonFilter                // an extension filter answered the request or rejected the connection
 	numReasons
 )
 
@@ -78,7 +79,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload",
+	"send_stall", "overload", "filter",
 }
 
 // String returns the label value of r.
