@@ -28,6 +28,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/admin"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -76,6 +77,9 @@ type Options struct {
 	// (half the cgroup's or the machine's memory, shared by the workers), a
 	// negative value none.
 	MemoryBudget int64
+	// Filters is the registry the extension filters a snapshot names are
+	// resolved in; nil means filter.Default.
+	Filters *filter.Registry
 	// Log receives structured logs.
 	Log logr.Logger
 }
@@ -238,7 +242,11 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.Li
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now()
-	cfg, err := compiled.Compile(snap, d.metrics)
+	filters := d.opts.Filters
+	if filters == nil {
+		filters = filter.Default
+	}
+	cfg, err := compiled.CompileWith(snap, d.metrics, filters)
 	if err != nil {
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)
