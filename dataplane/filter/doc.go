@@ -24,9 +24,12 @@
 //	- name: default/app/rule-0
 //	  extensionFilters: [tenant-tag]
 //
-// The dataplane resolves the names when it compiles a snapshot; a name that is
-// not registered rejects the whole snapshot, and the last good one stays in
-// force.
+// The dataplane resolves the names when it compiles a snapshot, in Default
+// unless the program says otherwise (dataplane/daemon's Options.Filters,
+// compiled.CompileWith); a name that is not registered rejects the whole
+// snapshot, and the last good one stays in force. Filters are Go code, so a
+// program that uses them builds its own dataplane binary around
+// dataplane/daemon; the stock flax-dataplane registers none.
 //
 // # When hooks run
 //
@@ -35,8 +38,9 @@
 //  1. OnRequest, after routing and the route's rate limit, before the route's
 //     redirect, its backend choice and its direct response. Respond answers
 //     the request here; UseBackendGroup sends it to another backend group
-//     (which skips the route's weighted backend choice and the backend's own
-//     header modifiers).
+//     (which skips the route's redirect, weighted backend choice and direct
+//     response, and the chosen backend's own header modifiers; the route's
+//     header modifiers and URL rewrite still apply).
 //  2. OnUpstreamRequest, once the backend group is chosen, while the head sent
 //     upstream is built (once per request, however many attempts follow).
 //  3. OnResponse, when the response head from the backend is rewritten for the
@@ -58,9 +62,11 @@
 // for responses) after the built-in header modifiers of the route and the
 // backend (Gateway API RequestHeaderModifier and ResponseHeaderModifier): a
 // filter's SetHeader replaces a field a built-in modifier set or added, and its
-// RemoveHeader removes it. Hop-by-hop fields and the forwarding fields
-// (X-Forwarded-*, Forwarded) are the proxy's own and are written after the
-// edits.
+// RemoveHeader removes it. The proxy owns the Host field and the fields that
+// frame a message or manage its connection (Content-Length, Transfer-Encoding,
+// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade): edits of
+// them are dropped. The request's forwarding fields (X-Forwarded-*, Forwarded)
+// are written before the edits' additions.
 //
 // # Rules for filters
 //
@@ -70,8 +76,9 @@
 // received it; byte slices it returns refer to the request's buffers and must
 // not be kept or modified. Strings given to SetHeader, AddHeader and Respond are
 // used without copying until the request ends, so they must not be built on
-// unsafe memory that changes. A hook must not block: there is no I/O to wait on
-// in a worker. With these rules, a filter that only reads and sets headers does
+// unsafe memory that changes. A hook must not block (a worker serves many
+// connections on one thread) and must not panic (a panic in a worker ends the
+// dataplane process). With these rules, a filter that only reads and sets headers does
 // not allocate.
 //
 // Header names given to SetHeader, AddHeader and RemoveHeader must be HTTP
