@@ -63,6 +63,26 @@
 // Hash policies take the key bytes (a header or cookie value, a source IP)
 // and return a random endpoint when the key is empty.
 //
+// # Registered algorithms
+//
+// Every policy is an [Algorithm]: it makes one [Selector] per worker and
+// group, which picks an endpoint index from the request's key and the set
+// of endpoints to avoid. The built-in policies are Algorithms ([Policy]'s
+// selector is the [Picker] above), and a program adds its own with
+// [Register]; a snapshot's backend group names one in
+// loadBalancing.algorithm. The engines give a registered algorithm what the
+// built-in ones get: the endpoints failing health checks or ejected by
+// outlier detection, and those earlier attempts of the request failed on,
+// arrive in the unhealthy set ([Group.Usable] applies the panic threshold
+// to it), and retries, circuit breakers and in-flight accounting (Done)
+// work alike. An algorithm that implements [Keyer] reads the request
+// ([Request]: method, host, path, query, headers, client address) once,
+// while its head is available, and turns it into the key every attempt is
+// picked with; otherwise the key is what the group hashes on (hashOn), if
+// anything. Selectors run on the worker's thread: they must not block, and
+// to keep the request path free of allocations, Pick, Done and AppendKey
+// (appending within dst's capacity) must not allocate.
+//
 // # Hash function
 //
 // Consistent hashing must agree across worker threads, processes and nodes,

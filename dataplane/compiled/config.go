@@ -293,6 +293,12 @@ type Group struct {
 	MaxIdlePerEndpoint          int
 	HashHeader, HashCookie      string
 	HashSourceIP                bool
+	// Algorithm makes the group's per-worker selectors: a built-in
+	// balancer.Policy or an algorithm registered by name. Keyer is set when
+	// the algorithm computes the pick key from the request itself (it then
+	// replaces the hash-on setting).
+	Algorithm balancer.Algorithm
+	Keyer     balancer.Keyer
 	// HealthCheck configures active health checks; nil disables them.
 	HealthCheck *HealthCheck
 	// Outlier configures passive outlier detection; nil disables it.
@@ -448,6 +454,19 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		g.lb.Policy = balancer.Maglev
 	default:
 		return nil, fmt.Errorf("loadBalancing.policy: unknown policy %v", lb.GetPolicy())
+	}
+	g.Algorithm = g.lb.Policy
+	if name := lb.GetAlgorithm(); name != "" {
+		a, ok := balancer.Lookup(name)
+		if !ok {
+			return nil, fmt.Errorf("loadBalancing.algorithm: no algorithm %q is registered in this dataplane (registered: %s)",
+				name, strings.Join(balancer.Registered(), ", "))
+		}
+		if p, builtin := a.(balancer.Policy); builtin {
+			g.lb.Policy = p
+		}
+		g.Algorithm = a
+		g.Keyer, _ = a.(balancer.Keyer)
 	}
 	if h := lb.GetHashOn(); h != nil {
 		g.HashHeader = strings.ToLower(h.GetHeader())
@@ -849,15 +868,17 @@ type PickerCache struct {
 type pickerSlot struct {
 	group  *Group
 	eps    *balancer.Group
-	picker *balancer.Picker
+	picker balancer.Selector
 }
 
 // NewPickerCache returns an empty cache; seed makes each worker's random draws differ.
 func NewPickerCache(seed uint64) *PickerCache { return &PickerCache{seed: seed} }
 
-// Picker returns the worker's picker for g's current endpoints. It allocates only when
-// g's endpoints changed since the last call or the group is new to this worker.
-func (pc *PickerCache) Picker(g *Group) *balancer.Picker {
+// Picker returns the worker's selector for g's current endpoints, made by g's
+// Algorithm, and those endpoints (the indexes it picks refer to them). It allocates
+// only when g's endpoints changed since the last call or the group is new to this
+// worker.
+func (pc *PickerCache) Picker(g *Group) (balancer.Selector, *balancer.Group) {
 	if g.Index >= len(pc.slots) {
 		pc.slots = append(pc.slots, make([][2]pickerSlot, g.Index+1-len(pc.slots))...)
 	}
@@ -874,7 +895,11 @@ func (pc *PickerCache) Picker(g *Group) *balancer.Picker {
 	s := &pair[0]
 	if s.eps != eps {
 		s.eps = eps
-		s.picker = eps.NewPicker(pc.seed + uint64(g.Index)*0x9e3779b97f4a7c15)
+		alg := g.Algorithm
+		if alg == nil {
+			alg = g.lb.Policy
+		}
+		s.picker = alg.NewSelector(eps, pc.seed+uint64(g.Index)*0x9e3779b97f4a7c15)
 	}
-	return s.picker
+	return s.picker, s.eps
 }

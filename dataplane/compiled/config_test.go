@@ -6,6 +6,7 @@ import (
 	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
 )
@@ -147,7 +148,7 @@ func TestUpdateEndpointsFastPath(t *testing.T) {
 	before := g.Endpoints()
 	routeBefore := c.Listeners[0].Match(view("api.example.com", "/v1")).Route
 	pc := NewPickerCache(1)
-	p1 := pc.Picker(g)
+	p1, _ := pc.Picker(g)
 	if err := c.UpdateEndpoints("api", []*dataplanev1.Endpoint{{Address: "10.0.0.7", Port: 80}, {Address: "10.0.0.8", Port: 80}, {Address: "10.0.0.9", Port: 80}}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestUpdateEndpointsFastPath(t *testing.T) {
 	if c.Listeners[0].Match(view("api.example.com", "/v1")).Route != routeBefore {
 		t.Error("an endpoint update recompiled routes")
 	}
-	if p2 := pc.Picker(g); p2 == p1 || p2.Group() != g.Endpoints() {
+	if p2, eps := pc.Picker(g); p2 == p1 || eps != g.Endpoints() || p2.(*balancer.Picker).Group() != eps {
 		t.Error("picker cache did not follow the endpoint update")
 	}
 	if err := c.UpdateEndpoints("nope", nil); err == nil || !strings.Contains(err.Error(), "unknown backend group") {
@@ -180,7 +181,7 @@ func TestMatchAndPickDoNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		m := l.Match(v)
 		b := m.Route.PickBackend(99)
-		p := pc.Picker(b.Group)
+		p, _ := pc.Picker(b.Group)
 		if i, ok := p.Pick(nil, nil); ok {
 			p.Done(i)
 		}
@@ -217,13 +218,17 @@ func TestPickerCacheAcrossConfigSwap(t *testing.T) {
 	newCfg, _ := compile(t, snap)
 	pc := NewPickerCache(3)
 	oldG, newG := oldCfg.Group("api"), newCfg.Group("api")
-	pOld, pNew := pc.Picker(oldG), pc.Picker(newG)
+	pOld, _ := pc.Picker(oldG)
+	pNew, _ := pc.Picker(newG)
 	if pOld == pNew {
 		t.Fatal("two configs' groups share a picker")
 	}
 	// Requests of both configs interleave after a swap: no picker is rebuilt.
 	allocs := testing.AllocsPerRun(100, func() {
-		if pc.Picker(oldG) != pOld || pc.Picker(newG) != pNew {
+		if a, _ := pc.Picker(oldG); a != pOld {
+			t.Fatal("old group's picker rebuilt")
+		}
+		if b, _ := pc.Picker(newG); b != pNew {
 			t.Fatal("picker rebuilt while configs interleave")
 		}
 	})

@@ -248,12 +248,16 @@ func (s *Session) replyDiscardingBody(status int, reason metrics.Reason) {
 	s.localReply(status, reason)
 }
 
-// hashKey computes the consistent-hash key of the request for its group.
+// hashKey computes the pick key of the request for its group: the group's
+// algorithm computes it when it is a balancer.Keyer, else it is the value
+// the group hashes on.
 func (s *Session) hashKey() {
 	x := s.x
 	g := x.group
 	x.key = x.key[:0]
 	switch {
+	case g.Keyer != nil:
+		x.key = g.Keyer.AppendKey(x.key, (*requestView)(x))
 	case g.HashHeader != "":
 		if v, ok := x.req.Lookup(x.hbuf, g.HashHeader); ok {
 			x.key = append(x.key, v...)

@@ -165,9 +165,9 @@ type Endpoint struct {
 	Addr netip.AddrPort
 	// Index is the endpoint's index in the group's balancer.Group.
 	Index int
-	// Picker is the picker that chose it, to which Done is reported; nil
-	// when the endpoint was chosen without a picker.
-	Picker *balancer.Picker
+	// Picker is the selector that chose it, to which Done is reported; nil
+	// when the endpoint was chosen without one.
+	Picker balancer.Selector
 	// Set is the endpoint set Index refers to, to which outlier detection
 	// outcomes are reported; nil when unknown.
 	Set *balancer.Group
@@ -205,8 +205,7 @@ func NewPickers(seed uint64) *Pickers {
 
 // Pick implements EndpointPicker.
 func (p *Pickers) Pick(g *compiled.Group, key []byte, avoid balancer.Bitset) (Endpoint, bool) {
-	pk := p.cache.Picker(g)
-	eps := pk.Group()
+	pk, eps := p.cache.Picker(g)
 	skip := avoid
 	if bad := g.Unhealthy(eps); bad != nil {
 		skip = p.merge(bad, avoid)

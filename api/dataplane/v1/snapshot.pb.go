@@ -2906,8 +2906,16 @@ type LoadBalancing struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Policy of the group.
 	Policy LoadBalancing_Policy `protobuf:"varint,1,opt,name=policy,proto3,enum=flax.dataplane.v1.LoadBalancing_Policy" json:"policy,omitempty"`
-	// HashOn is the key of RING_HASH and MAGLEV, and must be unset for other policies.
-	HashOn        *HashOn `protobuf:"bytes,2,opt,name=hash_on,json=hashOn,proto3" json:"hash_on,omitempty"`
+	// HashOn is the key of RING_HASH and MAGLEV, and must be unset for the other
+	// built-in policies. With an algorithm it is optional: the request property that
+	// algorithm's pick key is taken from.
+	HashOn *HashOn `protobuf:"bytes,2,opt,name=hash_on,json=hashOn,proto3" json:"hash_on,omitempty"`
+	// Algorithm names a selection algorithm registered in the dataplane by the program
+	// that embeds it (balancer.Register), instead of a built-in policy: policy must then
+	// be unspecified. The built-in policies are registered too, as "round_robin",
+	// "weighted_round_robin", "least_request", "random", "ring_hash" and "maglev". A name
+	// the dataplane does not know rejects the snapshot.
+	Algorithm     string `protobuf:"bytes,3,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2954,6 +2962,13 @@ func (x *LoadBalancing) GetHashOn() *HashOn {
 		return x.HashOn
 	}
 	return nil
+}
+
+func (x *LoadBalancing) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
 }
 
 // HashOn is the request property a consistent hash is computed from. Exactly one
@@ -3872,10 +3887,11 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x12Q\n" +
 	"\x17response_header_timeout\x18\x17 \x01(\v2\x19.google.protobuf.DurationR\x15responseHeaderTimeout\x12V\n" +
 	"\x1aresponse_body_idle_timeout\x18\x18 \x01(\v2\x19.google.protobuf.DurationR\x17responseBodyIdleTimeout\x129\n" +
-	"\tendpoints\x18\x1e \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\"\x8c\x02\n" +
+	"\tendpoints\x18\x1e \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\"\xaa\x02\n" +
 	"\rLoadBalancing\x12?\n" +
 	"\x06policy\x18\x01 \x01(\x0e2'.flax.dataplane.v1.LoadBalancing.PolicyR\x06policy\x122\n" +
-	"\ahash_on\x18\x02 \x01(\v2\x19.flax.dataplane.v1.HashOnR\x06hashOn\"\x85\x01\n" +
+	"\ahash_on\x18\x02 \x01(\v2\x19.flax.dataplane.v1.HashOnR\x06hashOn\x12\x1c\n" +
+	"\talgorithm\x18\x03 \x01(\tR\talgorithm\"\x85\x01\n" +
 	"\x06Policy\x12\x16\n" +
 	"\x12POLICY_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROUND_ROBIN\x10\x01\x12\x18\n" +

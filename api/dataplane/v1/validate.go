@@ -809,6 +809,21 @@ func (v *validator) groupRef(p fieldPath, name string) {
 	}
 }
 
+// algorithmName checks the name of a registered selection algorithm: 1 to 63
+// characters of lower-case letters, digits, '_', '-' and '.'.
+func (v *validator) algorithmName(p fieldPath, name string) {
+	if len(name) > 63 {
+		v.add(p, "must be at most 63 characters")
+		return
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.') {
+			v.addf(p, "%q: only lower-case letters, digits, '_', '-' and '.' are allowed", name)
+			return
+		}
+	}
+}
+
 // backendGroups validates the backend groups of a snapshot.
 func (v *validator) backendGroups(gs []*BackendGroup) {
 	names := map[string]int{}
@@ -819,6 +834,11 @@ func (v *validator) backendGroups(gs []*BackendGroup) {
 			lp := p.child("loadBalancing")
 			hashed := lb.GetPolicy() == LoadBalancing_RING_HASH || lb.GetPolicy() == LoadBalancing_MAGLEV
 			switch {
+			case lb.GetAlgorithm() != "":
+				if lb.GetPolicy() != LoadBalancing_POLICY_UNSPECIFIED {
+					v.addf(lp.child("policy"), "must be unspecified with algorithm %q", lb.GetAlgorithm())
+				}
+				v.algorithmName(lp.child("algorithm"), lb.GetAlgorithm())
 			case hashed && lb.GetHashOn() == nil:
 				v.addf(lp.child("hashOn"), "must be set for policy %s", lb.GetPolicy())
 			case !hashed && lb.GetHashOn() != nil:

@@ -27,6 +27,13 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(trusting); err != nil {
 		t.Fatalf("Validate(trusted hops 16 and 0) = %v", err)
 	}
+	custom := validSnapshot(t)
+	custom.BackendGroups[0].LoadBalancing = &dataplanev1.LoadBalancing{Algorithm: "shard-v2.1"}
+	custom.BackendGroups[1].LoadBalancing.Policy = dataplanev1.LoadBalancing_POLICY_UNSPECIFIED
+	custom.BackendGroups[1].LoadBalancing.Algorithm = "shard" // hashOn is the algorithm's key
+	if err := dataplanev1.Validate(custom); err != nil {
+		t.Fatalf("Validate(custom algorithms) = %v", err)
+	}
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{}); err != nil {
 		t.Fatalf("Validate(empty) = %v", err)
 	}
@@ -517,6 +524,16 @@ func TestValidateErrors(t *testing.T) {
 		{"hash on header not a token", func(s *dataplanev1.Snapshot) {
 			s.BackendGroups[1].LoadBalancing.HashOn.Key = &dataplanev1.HashOn_Header{Header: "x user"}
 		}, "backendGroups[1].loadBalancing.hashOn.header", "HTTP token"},
+		{
+			"algorithm with a policy", func(s *dataplanev1.Snapshot) { s.BackendGroups[1].LoadBalancing.Algorithm = "shard" },
+			"backendGroups[1].loadBalancing.policy", `must be unspecified with algorithm "shard"`,
+		},
+		{
+			"algorithm name", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].LoadBalancing = &dataplanev1.LoadBalancing{Algorithm: "Shard!"}
+			},
+			"backendGroups[0].loadBalancing.algorithm", "only lower-case letters",
+		},
 		{"hash on source ip false", func(s *dataplanev1.Snapshot) {
 			s.BackendGroups[2].LoadBalancing.HashOn.Key = &dataplanev1.HashOn_SourceIp{}
 		}, "backendGroups[2].loadBalancing.hashOn.sourceIp", "must be true"},
