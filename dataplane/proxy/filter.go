@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/netip"
 
+	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/http1"
@@ -28,6 +29,15 @@ type (
 	reqHandle  filterCall
 	respHandle filterCall
 	connHandle filterCall
+)
+
+var (
+	_ filter.Request  = (*reqHandle)(nil)
+	_ filter.Response = (*respHandle)(nil)
+	_ filter.Conn     = (*connHandle)(nil)
+	// A request filter's handle reads a request as a selection algorithm's
+	// Keyer does.
+	_ balancer.Request = (*reqHandle)(nil)
 )
 
 // runRequestFilters runs the route's request hooks. It reports true when a
