@@ -45,8 +45,9 @@ type Request interface {
 	// RemoveHeader removes every field named name from the head sent
 	// upstream.
 	RemoveHeader(name string)
-	// Respond answers the request with status and a text body; the request
-	// never reaches a backend and the filters after this one do not run.
+	// Respond answers the request with status (200-599; any other answers
+	// 500) and a text/plain body; the request never reaches a backend and
+	// the filters after this one do not run. Only the first call counts.
 	Respond(status int, body string)
 	// UseBackendGroup sends the request to the backend group of the snapshot
 	// with this name. It reports false, changing nothing, when there is no
