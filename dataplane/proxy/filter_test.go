@@ -123,6 +123,10 @@ func (f responseTag) OnResponse(r filter.Response) {
 }
 
 func (guard) OnRequest(r filter.Request) {
+	if _, ok := r.Header("x-odd"); ok {
+		r.Respond(99, "odd\n")
+		return
+	}
 	if _, ok := r.Header("x-block"); ok {
 		r.Respond(403, "blocked by filter\n")
 		r.Respond(500, "only the first answer counts\n")
@@ -232,9 +236,13 @@ func TestRequestFilterResponds(t *testing.T) {
 	if h.clientClosed {
 		t.Fatal("the connection closed after a filter's answer to a request without body")
 	}
+	// A status a final response cannot have answers 500.
+	h.client("GET /guarded HTTP/1.1\r\nHost: example.com\r\nX-Odd: 1\r\n\r\n")
+	h.expectClient("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 4\r\n\r\nodd\n")
+	h.takeLog()
 	// Without the header the request goes on.
 	h.client("GET /guarded HTTP/1.1\r\nHost: example.com\r\n\r\n")
-	h.expectLog("SendClient; Connect 10.0.0.1:80 fresh=false")
+	h.expectLog("Connect 10.0.0.1:80 fresh=false")
 	if seen.route.route != "guarded" {
 		t.Errorf("the second filter did not run on the request that was let through")
 	}
