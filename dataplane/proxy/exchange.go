@@ -375,7 +375,9 @@ func (x *Exchange) resetFilters() {
 		x.fAdd = x.fAdd[:0]
 	}
 	x.fStatus, x.fBody = 0, ""
-	x.fBackend = compiled.Backend{}
+	if x.fBackend.Group != nil {
+		x.fBackend = compiled.Backend{}
+	}
 }
 
 // largeBuffers are the two buffers an Exchange borrows from its Worker
