@@ -66,7 +66,8 @@
 // frame a message or manage its connection (Content-Length, Transfer-Encoding,
 // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade): edits of
 // them are dropped. The request's forwarding fields (X-Forwarded-*, Forwarded)
-// are written before the edits' additions.
+// are written before the edits' additions. Copies of the request sent to a
+// route's mirrors carry the same edits.
 //
 // # Rules for filters
 //
