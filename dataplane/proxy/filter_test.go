@@ -428,3 +428,37 @@ func BenchmarkFilteredExchange(b *testing.B) {
 		exchange()
 	}
 }
+
+// A route's mirrors get the request as the hooks edited it.
+func TestMirrorCarriesFilterEdits(t *testing.T) {
+	fr := &filter.Registry{}
+	fr.MustRegister("listener-tag", listenerTag{})
+	cfg, reg := compileFilters(t, `
+listeners:
+- name: web
+  address: 127.0.0.1
+  port: 8080
+  protocol: HTTP
+  extensionFilters: [listener-tag]
+  virtualHosts:
+  - name: main
+    routes:
+    - name: app
+      filters: [{requestMirror: {backendGroup: shadow}}]
+      backends: [{backendGroup: one, weight: 1}]
+backendGroups:
+- name: one
+  endpoints: [{address: 10.0.0.1, port: 80}]
+- name: shadow
+  endpoints: [{address: 10.0.1.1, port: 80}]
+`, fr)
+	sink := &sinkMirror{}
+	cfg.SetMirrorSender(sink)
+	h := openHarness(t, cfg, reg, Options{}, 0, "192.0.2.7:40000")
+	h.autoConnect = true
+	h.client("GET /m HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	if sink.n != 1 || !strings.Contains(string(sink.last), "\r\nX-Order: listener\r\n") {
+		t.Fatalf("%d mirrored, last %q; want the filter's header in it", sink.n, sink.last)
+	}
+	h.expectUpstream("GET /m HTTP/1.1\r\nHost: example.com\r\n" + xff + "X-Order: listener\r\n\r\n")
+}
