@@ -452,11 +452,12 @@ type Listener struct {
 	// uses the dataplane defaults.
 	Timeouts *ListenerTimeouts `protobuf:"bytes,40,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	// ExtensionFilters name Go filters registered in the dataplane (package
-	// dataplane/filter), run in this order on every connection (TCP listeners: the
-	// connection hook) or request (HTTP and HTTPS: the request, upstream request and
-	// response hooks) of the listener, before the route's own extension filters.
-	// Names must be non-empty and distinct; a name the dataplane has not registered
-	// rejects the snapshot.
+	// dataplane/filter), run in this order: on a TCP listener, their connection
+	// hooks on every connection; on an HTTP or HTTPS listener, their request,
+	// upstream request and response hooks on every request that matches a route,
+	// before the route's own extension filters. Names must be non-empty and
+	// distinct; a name the dataplane has not registered, or a filter without a hook
+	// for the listener's protocol, rejects the snapshot.
 	ExtensionFilters []string `protobuf:"bytes,50,rep,name=extension_filters,json=extensionFilters,proto3" json:"extension_filters,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
