@@ -97,6 +97,7 @@ type ClientTraffic struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.requestBodyIdle) || (duration(self.requestBodyIdle) >= duration('1ms') && duration(self.requestBodyIdle) <= duration('24h'))",message="requestBodyIdle must be between 1ms and 24h"
 // +kubebuilder:validation:XValidation:rule="!has(self.sendStall) || (duration(self.sendStall) >= duration('1ms') && duration(self.sendStall) <= duration('24h'))",message="sendStall must be between 1ms and 24h"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepAliveIdle) || (duration(self.keepAliveIdle) >= duration('1ms') && duration(self.keepAliveIdle) <= duration('24h'))",message="keepAliveIdle must be between 1ms and 24h"
+// +kubebuilder:validation:XValidation:rule="!has(self.tunnelIdle) || (duration(self.tunnelIdle) >= duration('1ms') && duration(self.tunnelIdle) <= duration('24h'))",message="tunnelIdle must be between 1ms and 24h"
 type ClientTimeouts struct {
 	// RequestHead bounds receiving a request head, from the connection's
 	// acceptance (or the first byte of a later request) to the end of the head;
@@ -123,6 +124,13 @@ type ClientTimeouts struct {
 	//
 	// +optional
 	KeepAliveIdle *metav1.Duration `json:"keepAliveIdle,omitempty"`
+
+	// TunnelIdle closes a tunnel (a WebSocket or other upgraded connection, a
+	// TCP listener's connection) when no byte moves either way for this long.
+	// Default 1h.
+	//
+	// +optional
+	TunnelIdle *metav1.Duration `json:"tunnelIdle,omitempty"`
 }
 
 // HeadLimits bound the heads a listener's connections carry. Unset fields take

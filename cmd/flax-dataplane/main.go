@@ -270,6 +270,7 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.requestBodyIdle, "request-body-idle-timeout", 0, "HTTP: give up on a request body when no byte of it comes for this long (default "+dataplanev1.DefaultRequestBodyIdleTimeout.String()+")")
 	fs.DurationVar(&o.sendStall, "send-stall-timeout", 0, "close a connection when a send to the client (with --tcp, to either side) makes no progress for this long (default "+dataplanev1.DefaultSendStallTimeout.String()+")")
 	fs.DurationVar(&o.keepAliveIdle, "keepalive-idle-timeout", 0, "HTTP: close a keep-alive connection idle this long between requests (default "+dataplanev1.DefaultKeepAliveIdleTimeout.String()+")")
+	fs.DurationVar(&o.tunnelIdle, "tunnel-idle-timeout", 0, "close a tunnel (with --tcp every connection; else WebSocket and other upgrades) when nothing moves either way for this long (default "+dataplanev1.DefaultTunnelIdleTimeout.String()+")")
 	fs.DurationVar(&o.responseHeader, "response-header-timeout", 0, "HTTP: answer 504 when a backend sends no response head this long after taking the request (default "+dataplanev1.DefaultResponseHeaderTimeout.String()+")")
 	fs.DurationVar(&o.responseBodyIdle, "response-body-idle-timeout", 0, "HTTP: close both connections when no byte of a response body comes for this long (default "+dataplanev1.DefaultResponseBodyIdleTimeout.String()+")")
 	if err := fs.Parse(args); err != nil {
@@ -311,8 +312,8 @@ type proxyOptions struct {
 	ratePerClient bool
 
 	// Timeouts; zero leaves the dataplane default.
-	requestHead, requestBodyIdle, sendStall, keepAliveIdle time.Duration
-	responseHeader, responseBodyIdle                       time.Duration
+	requestHead, requestBodyIdle, sendStall, keepAliveIdle, tunnelIdle time.Duration
+	responseHeader, responseBodyIdle                                   time.Duration
 }
 
 // optDuration returns d as a protobuf duration, nil for zero (unset).
@@ -372,10 +373,11 @@ func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
 	}
 	group.ResponseHeaderTimeout, group.ResponseBodyIdleTimeout = optDuration(o.responseHeader), optDuration(o.responseBodyIdle)
 	l := &dataplanev1.Listener{Name: "proxy", Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
-	if o.requestHead != 0 || o.requestBodyIdle != 0 || o.sendStall != 0 || o.keepAliveIdle != 0 {
+	if o.requestHead != 0 || o.requestBodyIdle != 0 || o.sendStall != 0 || o.keepAliveIdle != 0 || o.tunnelIdle != 0 {
 		l.Timeouts = &dataplanev1.ListenerTimeouts{
 			RequestHead: optDuration(o.requestHead), RequestBodyIdle: optDuration(o.requestBodyIdle),
 			SendStall: optDuration(o.sendStall), KeepAliveIdle: optDuration(o.keepAliveIdle),
+			TunnelIdle: optDuration(o.tunnelIdle),
 		}
 	}
 	if tcp {

@@ -92,7 +92,7 @@ func TestProxySnapshotTimeouts(t *testing.T) {
 	s, err = proxySnapshot(proxyOptions{
 		listen: "127.0.0.1:80", to: []string{"127.0.0.1:1"}, lb: "round-robin",
 		requestHead: time.Second, requestBodyIdle: 2 * time.Second, sendStall: 3 * time.Second, keepAliveIdle: 4 * time.Second,
-		responseHeader: 5 * time.Second, responseBodyIdle: 6 * time.Second,
+		responseHeader: 5 * time.Second, responseBodyIdle: 6 * time.Second, tunnelIdle: 7 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestProxySnapshotTimeouts(t *testing.T) {
 	lt, g := s.GetListeners()[0].GetTimeouts(), s.GetBackendGroups()[0]
 	got := []time.Duration{
 		lt.GetRequestHead().AsDuration(), lt.GetRequestBodyIdle().AsDuration(), lt.GetSendStall().AsDuration(), lt.GetKeepAliveIdle().AsDuration(),
-		g.GetResponseHeaderTimeout().AsDuration(), g.GetResponseBodyIdleTimeout().AsDuration(),
+		g.GetResponseHeaderTimeout().AsDuration(), g.GetResponseBodyIdleTimeout().AsDuration(), lt.GetTunnelIdle().AsDuration(),
 	}
 	for i, d := range got {
 		if want := time.Duration(i+1) * time.Second; d != want {

@@ -40,6 +40,7 @@ func parseClientTraffic(ct *flaxv1alpha1.ClientTraffic) (*clientTraffic, []strin
 			RequestBodyIdle: listenerTimeout(t.RequestBodyIdle),
 			SendStall:       listenerTimeout(t.SendStall),
 			KeepAliveIdle:   listenerTimeout(t.KeepAliveIdle),
+			TunnelIdle:      listenerTimeout(t.TunnelIdle),
 		}
 	}
 	if ct.TrustedHops != nil {

@@ -97,7 +97,7 @@ func (l *Listener) Group(name string) *Group { return l.groups[name] }
 // ListenerTimeouts are the timeouts a listener sets (dataplanev1.ListenerTimeouts);
 // a zero field was left unset, and the engine's default applies (proxy.Options).
 type ListenerTimeouts struct {
-	RequestHead, RequestBodyIdle, SendStall, KeepAliveIdle time.Duration
+	RequestHead, RequestBodyIdle, SendStall, KeepAliveIdle, TunnelIdle time.Duration
 }
 
 // Matched is a route lookup's result.
@@ -546,6 +546,7 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 			RequestBodyIdle: t.GetRequestBodyIdle().AsDuration(),
 			SendStall:       t.GetSendStall().AsDuration(),
 			KeepAliveIdle:   t.GetKeepAliveIdle().AsDuration(),
+			TunnelIdle:      t.GetTunnelIdle().AsDuration(),
 		}
 	}
 	switch pl.GetProtocol() {

@@ -71,6 +71,7 @@ const (
 	ReasonUpstreamBodyTimeout   // the response body stopped arriving (close)
 	ReasonSendStall             // the client stopped reading (close)
 	ReasonOverload              // the worker's memory budget is used up (503)
+	ReasonTunnelIdle            // nothing moved in a tunnel (close)
 	ReasonFilter                // an extension filter answered the request or rejected the connection
 	numReasons
 )
@@ -79,7 +80,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload", "filter",
+	"send_stall", "overload", "tunnel_idle", "filter",
 }
 
 // String returns the label value of r.
@@ -102,11 +103,13 @@ const (
 	TimeoutSendStall                                 // a send to the client (or, in a tunnel, either side) that stopped progressing (close)
 	TimeoutUpstreamResponseHeader                    // no response head from the backend (504)
 	TimeoutUpstreamBodyIdle                          // a response body that stopped arriving (close)
+	TimeoutTunnelIdle                                // a tunnel where nothing moved either way (close)
 	numTimeoutKinds
 )
 
 var timeoutNames = [numTimeoutKinds]string{
 	"request_head", "keepalive_idle", "request_body_idle", "send_stall", "upstream_response_header", "upstream_body_idle",
+	"tunnel_idle",
 }
 
 // String returns the label value of k.

@@ -263,6 +263,7 @@ flax_timeouts_total{kind="keepalive_idle"} 0
 flax_timeouts_total{kind="request_body_idle"} 0
 flax_timeouts_total{kind="request_head"} 0
 flax_timeouts_total{kind="send_stall"} 2
+flax_timeouts_total{kind="tunnel_idle"} 0
 flax_timeouts_total{kind="upstream_body_idle"} 0
 flax_timeouts_total{kind="upstream_response_header"} 1
 `
@@ -277,6 +278,7 @@ flax_timeouts_total{kind="upstream_response_header"} 1
 		{ReasonUpstreamHeaderTimeout, "upstream_header_timeout"},
 		{ReasonUpstreamBodyTimeout, "upstream_body_timeout"},
 		{ReasonSendStall, "send_stall"},
+		{ReasonTunnelIdle, "tunnel_idle"},
 	} {
 		if got := c.r.String(); got != c.want {
 			t.Errorf("reason %d = %q, want %q", c.r, got, c.want)

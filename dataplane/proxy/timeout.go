@@ -38,6 +38,8 @@ import (
 //     never retried (the backend may have acted on the request).
 //   - the response body is not all in: the group's response body idle
 //     timeout; both connections are closed (reason upstream_body_timeout).
+//   - a tunnel with nothing in flight: the listener's tunnel idle timeout
+//     (default 1h); both connections are closed (reason tunnel_idle).
 //
 // While connecting, backing off before a retry or waiting for a connection
 // slot, the connect timeout, the backoff and the circuit breaker's wait
@@ -59,6 +61,7 @@ const (
 	waitBody             // the next bytes of the request body
 	waitRespHeader       // the upstream: the response head (or taking the request)
 	waitRespBody         // the upstream: the response body (or taking the request)
+	waitTunnel           // either end of a tunnel with nothing in flight
 )
 
 // coarse returns the worker's coarse time.
@@ -113,6 +116,8 @@ func (s *Session) progressWait() (uint8, int64) {
 	switch {
 	case !x.csends.empty() || (x.phase == phTunnel && !x.usends.empty()):
 		return waitSend, timeoutOr(s.listenerTimeouts().SendStall, o.SendStallTimeout)
+	case x.phase == phTunnel:
+		return waitTunnel, timeoutOr(s.listenerTimeouts().TunnelIdle, o.TunnelIdleTimeout)
 	case x.phase != phProxy || x.upState != upConnected:
 		return waitNone, 0
 	case x.usends.empty() && !x.reqBodyDone && !x.upBroken && x.in.hasRoom():
@@ -152,6 +157,10 @@ func (s *Session) progressTimeout(w uint8) {
 	case waitRespBody:
 		m.Timeout(metrics.TimeoutUpstreamBodyIdle)
 		x.setReason(metrics.ReasonUpstreamBodyTimeout)
+		s.abort(x.status)
+	case waitTunnel:
+		m.Timeout(metrics.TimeoutTunnelIdle)
+		x.setReason(metrics.ReasonTunnelIdle)
 		s.abort(x.status)
 	}
 }

@@ -25,7 +25,7 @@ listeners:
 - name: tcp
   port: 9000
   protocol: TCP
-  timeouts: {sendStall: 3s}
+  timeouts: {sendStall: 3s, tunnelIdle: 7s}
   tcpRoute: {name: tcp, backends: [{backendGroup: one, weight: 1}]}
 - name: slow-clients
   port: 8081
@@ -278,15 +278,39 @@ func TestTunnelSendStall(t *testing.T) {
 	}
 }
 
-// TestIdleTunnelIsKept: a tunnel with nothing in flight waits for as long as
-// its ends are quiet.
-func TestIdleTunnelIsKept(t *testing.T) {
+// TestTunnelIdleTimeout: a tunnel with nothing in flight is closed once
+// nothing moved either way for the listener's tunnel idle timeout (default
+// 1h); every byte, in either direction, restarts the wait.
+func TestTunnelIdleTimeout(t *testing.T) {
 	h := newTimeoutHarness(t, 1)
 	h.connect(false, nil)
 	h.client("hello")
-	h.upstream("hi")
-	h.advance(24 * time.Hour)
-	h.expectOpen("in an idle tunnel")
+	for range 3 {
+		h.advance(6 * time.Second)
+		h.upstream("hi")
+		h.advance(6 * time.Second)
+		h.client("again")
+	}
+	h.advance(6999 * time.Millisecond)
+	h.expectOpen("before the listener's 7s tunnel idle timeout")
+	h.advance(time.Millisecond)
+	if !h.clientClosed || h.closedUp != 1 || h.timeouts(metrics.TimeoutTunnelIdle) != 1 {
+		t.Fatalf("client closed %v, upstream closed %d, tunnel_idle %v", h.clientClosed, h.closedUp, h.timeouts(metrics.TimeoutTunnelIdle))
+	}
+
+	// An upgraded HTTP connection takes the default.
+	h = newTimeoutHarness(t, 2)
+	h.client("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+	h.upstream("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+	if !h.tunnel {
+		t.Fatal("no tunnel after 101")
+	}
+	h.advance(DefaultTunnelIdleTimeout - time.Second)
+	h.expectOpen("before the default tunnel idle timeout")
+	h.advance(time.Second)
+	if !h.clientClosed || h.timeouts(metrics.TimeoutTunnelIdle) != 1 {
+		t.Fatalf("WebSocket tunnel not closed after %v idle", DefaultTunnelIdleTimeout)
+	}
 }
 
 // TestTimeoutDefaults: a snapshot that sets no timeouts takes the worker's

@@ -25,6 +25,7 @@ const (
 	DefaultSendStallTimeout        = dataplanev1.DefaultSendStallTimeout
 	DefaultResponseHeaderTimeout   = dataplanev1.DefaultResponseHeaderTimeout
 	DefaultResponseBodyIdleTimeout = dataplanev1.DefaultResponseBodyIdleTimeout
+	DefaultTunnelIdleTimeout       = dataplanev1.DefaultTunnelIdleTimeout
 )
 
 // Options tune the sessions of a worker. Zero fields take their defaults.
@@ -73,7 +74,10 @@ type Options struct {
 	// an upstream for a response head and for the next byte of a response
 	// body.
 	ResponseHeaderTimeout, ResponseBodyIdleTimeout time.Duration
-	// The six timeouts above are the defaults of listeners and backend
+	// TunnelIdleTimeout closes a tunnel (101 upgrade, TCP listener) in which
+	// no byte moved either way for this long.
+	TunnelIdleTimeout time.Duration
+	// The seven timeouts above are the defaults of listeners and backend
 	// groups that do not set their own (compiled.ListenerTimeouts,
 	// compiled.Group.ResponseHeaderTimeout and ResponseBodyIdleTimeout).
 	// RetryBackoffBase and RetryBackoffMax are used for routes whose retry
@@ -114,6 +118,9 @@ func (o Options) Normalized() Options {
 	}
 	if o.ResponseBodyIdleTimeout <= 0 {
 		o.ResponseBodyIdleTimeout = DefaultResponseBodyIdleTimeout
+	}
+	if o.TunnelIdleTimeout <= 0 {
+		o.TunnelIdleTimeout = DefaultTunnelIdleTimeout
 	}
 	if o.RetryBackoffBase <= 0 {
 		o.RetryBackoffBase = DefaultRetryBackoffBase

@@ -23,6 +23,11 @@ const (
 	DefaultRequestBodyIdleTimeout = 60 * time.Second
 	DefaultSendStallTimeout       = 60 * time.Second
 	DefaultKeepAliveIdleTimeout   = 60 * time.Second
+	// DefaultTunnelIdleTimeout closes tunnels (WebSocket, TCP) where nothing moved
+	// either way for this long (ListenerTimeouts.tunnel_idle). Applications keep
+	// quiet tunnels open for minutes (WebSocket pings often come every 30-60s), so
+	// this is far longer than the other waits: it reclaims abandoned connections.
+	DefaultTunnelIdleTimeout = time.Hour
 	// DefaultResponseHeaderTimeout bounds the wait for a response head
 	// (BackendGroup.response_header_timeout).
 	DefaultResponseHeaderTimeout = 60 * time.Second

@@ -599,6 +599,9 @@ type ListenerTimeouts struct {
 	// KeepAliveIdle closes a keep-alive connection that stays idle this long between
 	// requests. Default 60s. HTTP and HTTPS listeners.
 	KeepAliveIdle *durationpb.Duration `protobuf:"bytes,4,opt,name=keep_alive_idle,json=keepAliveIdle,proto3" json:"keep_alive_idle,omitempty"`
+	// TunnelIdle closes a tunnel (a 101 upgrade such as a WebSocket, or a TCP
+	// listener's connection) when no byte moves either way for this long. Default 1h.
+	TunnelIdle    *durationpb.Duration `protobuf:"bytes,5,opt,name=tunnel_idle,json=tunnelIdle,proto3" json:"tunnel_idle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -657,6 +660,13 @@ func (x *ListenerTimeouts) GetSendStall() *durationpb.Duration {
 func (x *ListenerTimeouts) GetKeepAliveIdle() *durationpb.Duration {
 	if x != nil {
 		return x.KeepAliveIdle
+	}
+	return nil
+}
+
+func (x *ListenerTimeouts) GetTunnelIdle() *durationpb.Duration {
+	if x != nil {
+		return x.TunnelIdle
 	}
 	return nil
 }
@@ -3720,13 +3730,15 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
 	"\x03TCP\x10\x03B\x0f\n" +
-	"\r_trusted_hops\"\x94\x02\n" +
+	"\r_trusted_hops\"\xd0\x02\n" +
 	"\x10ListenerTimeouts\x12<\n" +
 	"\frequest_head\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vrequestHead\x12E\n" +
 	"\x11request_body_idle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0frequestBodyIdle\x128\n" +
 	"\n" +
 	"send_stall\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tsendStall\x12A\n" +
-	"\x0fkeep_alive_idle\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rkeepAliveIdle\"\xe2\x01\n" +
+	"\x0fkeep_alive_idle\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\rkeepAliveIdle\x12:\n" +
+	"\vtunnel_idle\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"tunnelIdle\"\xe2\x01\n" +
 	"\n" +
 	"HeadLimits\x127\n" +
 	"\x18max_request_header_bytes\x18\x01 \x01(\rR\x15maxRequestHeaderBytes\x12.\n" +
@@ -4029,67 +4041,68 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	46, // 9: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
 	46, // 10: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
 	46, // 11: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
-	11, // 12: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	13, // 13: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	15, // 14: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	16, // 15: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	20, // 16: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	28, // 17: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	29, // 18: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	30, // 19: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	31, // 20: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	32, // 21: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	14, // 22: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	46, // 23: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
-	17, // 24: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	18, // 25: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	19, // 26: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 27: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 28: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 29: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	21, // 30: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	21, // 31: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	23, // 32: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	24, // 33: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	26, // 34: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	22, // 35: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	22, // 36: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	25, // 37: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	25, // 38: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	27, // 39: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	29, // 40: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	20, // 41: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	46, // 42: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	46, // 43: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	46, // 44: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	46, // 45: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	33, // 46: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	34, // 47: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	46, // 48: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	36, // 49: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	38, // 50: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	40, // 51: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	41, // 52: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	42, // 53: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	46, // 54: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	46, // 55: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	46, // 56: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
-	46, // 57: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
-	43, // 58: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 59: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	37, // 60: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	39, // 61: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	46, // 62: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	46, // 63: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	46, // 64: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	46, // 65: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	44, // 66: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	43, // 67: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	68, // [68:68] is the sub-list for method output_type
-	68, // [68:68] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	46, // 12: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
+	11, // 13: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	13, // 14: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
+	15, // 15: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	16, // 16: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	20, // 17: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	28, // 18: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	29, // 19: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	30, // 20: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	31, // 21: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	32, // 22: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	14, // 23: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	46, // 24: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	17, // 25: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	18, // 26: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	19, // 27: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 28: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 29: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 30: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	21, // 31: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	21, // 32: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	23, // 33: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	24, // 34: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	26, // 35: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	22, // 36: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	22, // 37: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	25, // 38: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	25, // 39: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	27, // 40: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	29, // 41: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	20, // 42: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	46, // 43: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	46, // 44: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	46, // 45: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	46, // 46: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	33, // 47: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	34, // 48: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	46, // 49: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	36, // 50: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	38, // 51: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	40, // 52: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	41, // 53: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	42, // 54: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	46, // 55: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	46, // 56: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	46, // 57: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	46, // 58: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	43, // 59: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	4,  // 60: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	37, // 61: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	39, // 62: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	46, // 63: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	46, // 64: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	46, // 65: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	46, // 66: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	44, // 67: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	43, // 68: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	69, // [69:69] is the sub-list for method output_type
+	69, // [69:69] is the sub-list for method input_type
+	69, // [69:69] is the sub-list for extension type_name
+	69, // [69:69] is the sub-list for extension extendee
+	0,  // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }

@@ -270,6 +270,7 @@ func (v *validator) listeners(ls []*Listener) {
 			v.timeout(tp.child("requestBodyIdle"), t.GetRequestBodyIdle())
 			v.timeout(tp.child("sendStall"), t.GetSendStall())
 			v.timeout(tp.child("keepAliveIdle"), t.GetKeepAliveIdle())
+			v.timeout(tp.child("tunnelIdle"), t.GetTunnelIdle())
 		}
 		v.extensionFilters(p.child("extensionFilters"), l.GetExtensionFilters())
 		v.certificates(p, l.GetCertificates())

@@ -384,3 +384,47 @@ func TestTimeoutKeepAliveIdle(t *testing.T) {
 		waitTimeouts(t, te, metrics.TimeoutKeepAliveIdle, 1)
 	})
 }
+
+// A TCP tunnel is closed once nothing moved either way for the listener's
+// tunnel idle timeout, and kept while bytes keep moving at a slower pace than
+// that.
+func TestTimeoutTunnelIdle(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		b := startRawBackend(t, func(c net.Conn) { _, _ = io.Copy(c, c) })
+		te := startEngine(t, k)
+		port := FreePort(t)
+		host, p, _ := net.SplitHostPort(b.addr())
+		te.apply(CompileYAML(t, te.reg, `
+listeners:
+- name: tcp
+  address: 127.0.0.1
+  port: `+strconv.Itoa(port)+`
+  protocol: TCP
+  timeouts: {tunnelIdle: 0.4s}
+  tcpRoute: {name: echo, backends: [{backendGroup: echo, weight: 1}]}
+backendGroups:
+- name: echo
+  endpoints: [{address: `+host+`, port: `+p+`}]
+`))
+		c := Dial(t, port)
+		buf := make([]byte, 4)
+		start := time.Now()
+		var last time.Time
+		for i := range 6 { // 0.6s of traffic, 4 bytes each way every 0.1s
+			if i > 0 {
+				time.Sleep(100 * time.Millisecond)
+			}
+			io.WriteString(c, "ping")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatalf("echo after %v: %v", time.Since(start), err)
+			}
+			last = time.Now()
+		}
+		expectClosed(t, c, 5*time.Second)
+		if idle := time.Since(last); idle < 350*time.Millisecond {
+			t.Errorf("closed %v after the last bytes moved, before the 0.4s tunnel idle timeout", idle)
+		}
+		waitTimeouts(t, te, metrics.TimeoutTunnelIdle, 1)
+	})
+}
