@@ -1072,7 +1072,8 @@ type Route struct {
 	// ExtensionFilters name Go filters registered in the dataplane (package
 	// dataplane/filter), run in this order on matched requests and their responses,
 	// after the listener's extension filters. Names must be non-empty and distinct;
-	// a name the dataplane has not registered rejects the snapshot.
+	// a name the dataplane has not registered, or a filter with none of those
+	// hooks, rejects the snapshot.
 	ExtensionFilters []string `protobuf:"bytes,23,rep,name=extension_filters,json=extensionFilters,proto3" json:"extension_filters,omitempty"`
 	// Timeouts of matched requests.
 	Timeouts *RouteTimeouts `protobuf:"bytes,30,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
