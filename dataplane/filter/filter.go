@@ -167,8 +167,8 @@ func (r *Registry) Lookup(name string) (any, bool) {
 	return f, ok
 }
 
-// Names returns the registered names, sorted.
-func (r *Registry) Names() []string {
+// Registered returns the registered names, sorted.
+func (r *Registry) Registered() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	names := make([]string, 0, len(r.filters))
@@ -188,6 +188,9 @@ func MustRegister(name string, f any) { Default.MustRegister(name, f) }
 
 // Lookup returns the filter registered under name in the Default registry.
 func Lookup(name string) (any, bool) { return Default.Lookup(name) }
+
+// Registered returns the names registered in the Default registry, sorted.
+func Registered() []string { return Default.Registered() }
 
 func implementsAny(f any) bool {
 	switch f.(type) {

@@ -49,8 +49,8 @@ func TestRegistry(t *testing.T) {
 	if f, _ := r.Lookup("a"); f != (onRequest{id: 1}) {
 		t.Errorf("a failed Register replaced the filter: Lookup(a) = %v", f)
 	}
-	if got := r.Names(); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("Names() = %v, want [a b]", got)
+	if got := r.Registered(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("Registered() = %v, want [a b]", got)
 	}
 }
 
@@ -75,5 +75,8 @@ func TestDefaultRegistry(t *testing.T) {
 	}
 	if _, ok := filter.Default.Lookup(name); !ok {
 		t.Fatal("package Register did not use Default")
+	}
+	if !slices.Contains(filter.Registered(), name) {
+		t.Fatalf("Registered() = %v, want it to hold %s", filter.Registered(), name)
 	}
 }
