@@ -400,7 +400,14 @@ func (c *Config) lookupFilter(name string) (any, error) {
 			return f, nil
 		}
 	}
-	return nil, fmt.Errorf("unknown extension filter %q (not registered in this dataplane)", name)
+	var names []string
+	if c.filters != nil {
+		names = c.filters.Registered()
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("unknown extension filter %q (this dataplane registers none)", name)
+	}
+	return nil, fmt.Errorf("unknown extension filter %q (this dataplane registers %s)", name, strings.Join(names, ", "))
 }
 
 // compileFilters appends the hooks of the named filters to fs.

@@ -151,7 +151,7 @@ func TestCompileFilterErrors(t *testing.T) {
 	}{
 		{
 			"unknown on a route", "[r1, req]", "[r1, nope]",
-			`listeners[0] (web): virtualHosts[0].routes[0] (r0): extensionFilters[1]: unknown extension filter "nope"`,
+			`listeners[0] (web): virtualHosts[0].routes[0] (r0): extensionFilters[1]: unknown extension filter "nope" (this dataplane registers conn, l1, l2, r1, req)`,
 		},
 		{
 			"unknown on a listener", "[l1, l2]", "[l1, gone]",
@@ -182,6 +182,9 @@ func TestCompileFilterErrors(t *testing.T) {
 	s, err := dataplanev1.Parse([]byte(filterSnap))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := CompileWith(s, metrics.NewRegistry(1), &filter.Registry{}); err == nil || !strings.Contains(err.Error(), `unknown extension filter "l1" (this dataplane registers none)`) {
+		t.Fatalf("CompileWith an empty registry = %v, want unknown extension filter l1", err)
 	}
 	if _, err := Compile(s, metrics.NewRegistry(1)); err == nil || !strings.Contains(err.Error(), `unknown extension filter "l1"`) {
 		t.Fatalf("Compile against filter.Default = %v, want unknown extension filter l1", err)
