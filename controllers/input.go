@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -19,12 +21,12 @@ import (
 )
 
 // input lists what the translator needs from the cache: every GatewayClass of ours,
-// the GatewayClassParameters they name, their Gateways (whose status.addresses
-// keep pool allocations stable), every HTTPRoute, ReferenceGrant, Namespace,
-// BackendPolicy and RoutePolicy, only the Services, EndpointSlices and Secrets that
-// routes and listeners name (and the Services BackendPolicies target), and the
-// addresses of the Ready nodes that run a dataplane and whose dataplane is
-// connected by their node Lease. It also returns the earliest expiry of a fresh node
+// the GatewayClassParameters they name, the Gateway API CRDs (bundle version and
+// channel), their Gateways (whose status.addresses keep pool allocations stable),
+// every HTTPRoute, ReferenceGrant, Namespace, BackendPolicy and RoutePolicy, only
+// the Services, EndpointSlices and Secrets that routes and listeners name (and the
+// Services BackendPolicies target), and the addresses of the Ready nodes that run a
+// dataplane and whose dataplane is connected by their node Lease. It also returns the earliest expiry of a fresh node
 // Lease (zero if none).
 func (c *Controller) input(ctx context.Context) (*translate.Input, time.Time, error) {
 	in, err := c.listInput(ctx)
@@ -45,6 +47,7 @@ func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 	in := &translate.Input{ControllerName: c.opts.ControllerName}
 	for _, list := range []func(context.Context, *translate.Input) error{
 		c.listClasses,
+		c.listCRDs,
 		c.listGateways,
 		c.listRoutes,
 		c.listPolicies,
@@ -85,6 +88,43 @@ func (c *Controller) listClasses(ctx context.Context, in *translate.Input) error
 		}
 	}
 	return nil
+}
+
+// listCRDs adds the installed Gateway API CRDs with their bundle versions and
+// channels (from the cache of CRD metadata).
+func (c *Controller) listCRDs(ctx context.Context, in *translate.Input) error {
+	crds := crdMetadataList()
+	if err := c.client.List(ctx, crds); err != nil {
+		return fmt.Errorf("listing customresourcedefinitions: %w", err)
+	}
+	for _, crd := range crds.Items {
+		if translate.IsGatewayAPICRD(crd.Name) {
+			in.GatewayAPICRDs = append(in.GatewayAPICRDs, translate.CRD{
+				Name:          crd.Name,
+				BundleVersion: crd.Annotations[translate.BundleVersionAnnotation],
+				Channel:       crd.Annotations[translate.ChannelAnnotation],
+			})
+		}
+	}
+	return nil
+}
+
+// crdGroupVersion is the API of CustomResourceDefinitions, of which the controller
+// reads (and caches) only the metadata.
+var crdGroupVersion = schema.GroupVersion{Group: "apiextensions.k8s.io", Version: "v1"}
+
+// crdMetadata returns an empty CustomResourceDefinition metadata object.
+func crdMetadata() *metav1.PartialObjectMetadata {
+	o := &metav1.PartialObjectMetadata{}
+	o.SetGroupVersionKind(crdGroupVersion.WithKind("CustomResourceDefinition"))
+	return o
+}
+
+// crdMetadataList returns an empty list of CustomResourceDefinition metadata.
+func crdMetadataList() *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(crdGroupVersion.WithKind("CustomResourceDefinitionList"))
+	return l
 }
 
 // listGateways adds the Gateways of the classes in the input.

@@ -9,6 +9,10 @@ package controllers
 // Gateway API objects: the controller watches them all and handles those of its classes.
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;referencegrants,verbs=get;list;watch
 //
+// The Gateway API CRDs' bundle versions, for the GatewayClass SupportedVersion condition
+// (the controller caches CRD metadata only).
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
+//
 // Flax's own API: GatewayClass parameters (address pools), BackendPolicies, RoutePolicies.
 // +kubebuilder:rbac:groups=flaxlb.io,resources=gatewayclassparameters;backendpolicies;routepolicies,verbs=get;list;watch
 //

@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +24,7 @@ import (
 
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/controllers/nodes"
+	"github.com/flaxlb/flax/controllers/translate"
 )
 
 // watch registers the watches. Every event that can change the translation queues
@@ -46,6 +48,18 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &flaxv1alpha1.GatewayClassParameters{},
 			enqueue[*flaxv1alpha1.GatewayClassParameters](co, false, nil),
 			predicate.TypedGenerationChangedPredicate[*flaxv1alpha1.GatewayClassParameters]{}),
+		// Gateway API CRDs (metadata only): their bundle versions decide the classes'
+		// SupportedVersion condition, the HTTPRoute CRD's channel some of their
+		// supported features.
+		source.Kind(cache, crdMetadata(),
+			enqueue(co, false, func(_ context.Context, o *metav1.PartialObjectMetadata) bool {
+				return translate.IsGatewayAPICRD(o.Name)
+			}),
+			predicate.TypedFuncs[*metav1.PartialObjectMetadata]{UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
+				o, n := e.ObjectOld.Annotations, e.ObjectNew.Annotations
+				return o[translate.BundleVersionAnnotation] != n[translate.BundleVersionAnnotation] ||
+					o[translate.ChannelAnnotation] != n[translate.ChannelAnnotation]
+			}}),
 		source.Kind(cache, &gatewayv1.Gateway{},
 			enqueue(co, false, c.gatewayIsOurs),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.Gateway]{}),

@@ -79,8 +79,8 @@ func (r *EventReporter) Report(ctx context.Context) {
 	r.reported = current
 	for key, ps := range current {
 		for _, p := range ps {
-			if slices.Contains(previous[key], p) {
-				continue
+			if p.addressNotUsable || slices.Contains(previous[key], p) {
+				continue // an unusable address has its listeners' bind Events
 			}
 			action := "Apply"
 			if p.reason == eventReasonNotBound {

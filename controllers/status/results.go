@@ -32,6 +32,10 @@ const (
 	// eventReasonNotBound is the Event reason for a listener the dataplane could
 	// not bind.
 	eventReasonNotBound = "ListenerNotBound"
+	// addressNotAvailable is how a dataplane's bind error reads when the address
+	// is not local on its node (Linux's text for EADDRNOTAVAIL): the Gateway's
+	// address cannot be used there.
+	addressNotAvailable = "cannot assign requested address"
 )
 
 // gatewayProblem is something a dataplane reported that keeps a Gateway, or one of
@@ -43,6 +47,9 @@ type gatewayProblem struct {
 	reason string
 	// message explains the problem.
 	message string
+	// addressNotUsable is set when the problem is an address of the Gateway that
+	// a node cannot bind.
+	addressNotUsable bool
 }
 
 // problemsOf returns what results report against gw: a rejected configuration (it
@@ -65,15 +72,20 @@ func problemsOf(gw *gatewayv1.Gateway, binds []string, results []deliver.Result)
 			if dl.Bound || !slices.Contains(binds, dl.Address) {
 				continue
 			}
+			message := clip.Truncate(fmt.Sprintf("The dataplane on node %s cannot bind %s: %s",
+				nodeLabel(r.Node), hostPort(dl.Address, dl.Port), dl.Error), maxConditionMessage)
 			for _, l := range gw.Spec.Listeners {
 				if uint32(l.Port) != dl.Port {
 					continue
 				}
+				out = append(out, gatewayProblem{listener: l.Name, reason: eventReasonNotBound, message: message})
+			}
+			if dl.Address != "" && strings.Contains(dl.Error, addressNotAvailable) {
 				out = append(out, gatewayProblem{
-					listener: l.Name,
-					reason:   eventReasonNotBound,
-					message: clip.Truncate(fmt.Sprintf("The dataplane on node %s cannot bind %s: %s",
-						nodeLabel(r.Node), hostPort(dl.Address, dl.Port), dl.Error), maxConditionMessage),
+					reason:           eventReasonNotBound,
+					addressNotUsable: true,
+					message: clip.Truncate(fmt.Sprintf("Address %s is not usable on node %s: it is not an address of the node",
+						dl.Address, nodeLabel(r.Node)), maxConditionMessage),
 				})
 			}
 		}
@@ -84,15 +96,23 @@ func problemsOf(gw *gatewayv1.Gateway, binds []string, results []deliver.Result)
 // foldResults returns the status gs.Status the translator computed for gw, with
 // the dataplane results folded in; gs is not modified. A Programmed condition
 // that the translator set True turns False when a dataplane rejected the
-// configuration (reason Invalid), or, with reason Pending, when a dataplane has
+// configuration (reason Invalid), when a dataplane cannot bind an address of the
+// Gateway because it is not an address of its node (reason AddressNotUsable),
+// or, with reason Pending, when a dataplane has
 // not applied any configuration yet or does not run the Gateway's current
 // configuration (gs.ConfigHash); a listener's Programmed turns False (reason
 // Pending) when a dataplane cannot bind its socket. Listeners are matched to
 // dataplane listeners through gs.BindAddresses.
 func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []deliver.Result) gatewayv1.GatewayStatus {
 	st := *gs.Status.DeepCopy()
-	var gatewayMsgs []string
+	var gatewayMsgs, addressMsgs []string
 	for _, p := range problemsOf(gw, gs.BindAddresses, results) {
+		if p.addressNotUsable {
+			if !slices.Contains(addressMsgs, p.message) {
+				addressMsgs = append(addressMsgs, p.message)
+			}
+			continue
+		}
 		if p.listener == "" {
 			gatewayMsgs = append(gatewayMsgs, p.message)
 			continue
@@ -103,6 +123,10 @@ func foldResults(gw *gatewayv1.Gateway, gs translate.GatewayStatus, results []de
 					string(gatewayv1.ListenerReasonPending), p.message)
 			}
 		}
+	}
+	if len(addressMsgs) > 0 {
+		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonAddressNotUsable),
+			clip.Truncate(strings.Join(addressMsgs, "; "), maxConditionMessage))
 	}
 	if len(gatewayMsgs) > 0 {
 		demote(&st.Conditions, string(gatewayv1.GatewayConditionProgrammed), string(gatewayv1.GatewayReasonInvalid),

@@ -66,6 +66,49 @@ func TestFoldResults(t *testing.T) {
 	}
 }
 
+// TestFoldResultsAddressNotUsable checks that a Gateway whose address is not an
+// address of a node is not Programmed, with reason AddressNotUsable naming the
+// address, while another bind failure (a port in use) leaves the Gateway
+// Programmed.
+func TestFoldResultsAddressNotUsable(t *testing.T) {
+	gw := &gatewayv1.Gateway{Spec: gatewayv1.GatewaySpec{Listeners: []gatewayv1.Listener{
+		{Name: "http", Port: 8080, Protocol: gatewayv1.HTTPProtocolType},
+	}}}
+	gw.Namespace, gw.Name = "ns", "static"
+	ok := func(typ string) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: typ, ObservedGeneration: 2}
+	}
+	gs := translate.GatewayStatus{
+		NamespacedName: types.NamespacedName{Namespace: "ns", Name: "static"},
+		Status: gatewayv1.GatewayStatus{
+			Conditions: []metav1.Condition{ok("Accepted"), ok("Programmed")},
+			Listeners:  []gatewayv1.ListenerStatus{{Name: "http", Conditions: []metav1.Condition{ok("Programmed")}}},
+		},
+		BindAddresses: []string{"192.0.2.1", "10.96.0.254"},
+	}
+	result := func(err string) deliver.Result {
+		return deliver.Result{Node: "node-a", Connected: true, Synced: true, Listeners: []deliver.ListenerResult{
+			{Name: "ns/static/192.0.2.1/8080", Address: "192.0.2.1", Port: 8080, Error: err},
+			{Name: "ns/static/10.96.0.254/8080", Address: "10.96.0.254", Port: 8080, Bound: true},
+		}}
+	}
+
+	got := foldResults(gw, gs, []deliver.Result{result("bind 192.0.2.1:8080: uring: listen 192.0.2.1:8080: bind: cannot assign requested address")})
+	c := meta.FindStatusCondition(got.Conditions, "Programmed")
+	if c.Status != metav1.ConditionFalse || c.Reason != "AddressNotUsable" || !strings.Contains(c.Message, "192.0.2.1") ||
+		!strings.Contains(c.Message, "node-a") || c.ObservedGeneration != 2 {
+		t.Errorf("gateway Programmed = %+v, want False/AddressNotUsable naming the address and the node", c)
+	}
+	if c := meta.FindStatusCondition(got.Listeners[0].Conditions, "Programmed"); c.Status != metav1.ConditionFalse || c.Reason != "Pending" {
+		t.Errorf("listener Programmed = %+v, want False/Pending", c)
+	}
+
+	got = foldResults(gw, gs, []deliver.Result{result("bind 192.0.2.1:8080: address already in use")})
+	if c := meta.FindStatusCondition(got.Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
+		t.Errorf("with the port in use, gateway Programmed = %+v, want True (only the listener is not programmed)", c)
+	}
+}
+
 // TestFoldResultsWaitsForEveryNode checks that a Gateway is Programmed only once
 // every node runs its current configuration, and that the condition names the
 // nodes it waits for.

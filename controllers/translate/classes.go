@@ -98,10 +98,9 @@ func (t *translator) classStatuses() []ClassStatus {
 			Status: gatewayv1.GatewayClassStatus{
 				Conditions: []metav1.Condition{
 					accepted,
-					condition(gatewayv1.GatewayClassConditionStatusSupportedVersion, true, gatewayv1.GatewayClassReasonSupportedVersion,
-						"Flax supports the installed Gateway API version", gen),
+					supportedVersion(t.in.GatewayAPICRDs, gen),
 				},
-				SupportedFeatures: slices.Clone(SupportedFeatures),
+				SupportedFeatures: supportedFeatures(t.in.GatewayAPICRDs),
 			},
 		})
 	}

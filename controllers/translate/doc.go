@@ -11,7 +11,9 @@
 // # What is translated
 //
 // GatewayClasses whose spec.controllerName is Input.ControllerName are accepted and
-// advertise SupportedFeatures. Their Gateways become dataplane listeners: one per
+// advertise SupportedFeatures; their SupportedVersion condition is True when every
+// Gateway API CRD in Input.GatewayAPICRDs has a bundle version of GatewayAPIVersion's
+// minor version, else False/UnsupportedVersion (the class stays accepted). Their Gateways become dataplane listeners: one per
 // bound address and port. A Gateway without spec.addresses binds every address of
 // the node (an empty listener address) and reports Input.NodeAddresses in its
 // status. Gateway listeners that share a port are served by one dataplane listener

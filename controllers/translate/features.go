@@ -8,11 +8,13 @@ import (
 )
 
 // SupportedFeatures are the Gateway API features Flax's GatewayClasses advertise in
-// status.supportedFeatures: the core features of the Gateway, HTTPRoute and
-// ReferenceGrant profiles and the extended ones the translator expresses fully in
-// the snapshot. Features the snapshot cannot express (CORS, external auth, h2c and
-// WebSocket backends, destination port matching) and experimental ones (retry,
-// session persistence) are left out even where they are partly translated.
+// status.supportedFeatures whatever the installed CRDs: the core features of the
+// Gateway, HTTPRoute and ReferenceGrant profiles and the extended ones the
+// translator expresses fully in the snapshot and that pass their conformance tests
+// (make conformance runs the tests of exactly the features a class lists). Left
+// out: features the snapshot cannot express (CORS, external auth, h2c backends,
+// destination port matching). Session persistence, also translated, has no
+// feature name or test in Gateway API v1.6.3.
 var SupportedFeatures = sortedFeatures(
 	// Core.
 	features.SupportGateway,
@@ -21,6 +23,8 @@ var SupportedFeatures = sortedFeatures(
 	// Gateway extended.
 	features.SupportGatewayPort8080,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGatewayStaticAddresses,
+	features.SupportGatewayAddressEmpty,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportHTTPRouteQueryParamMatching,
@@ -41,7 +45,36 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportHTTPRouteRequestMirror,
 	features.SupportHTTPRouteRequestMultipleMirrors,
 	features.SupportHTTPRouteRequestPercentageMirror,
+	features.SupportHTTPRouteBackendProtocolWebSocket,
 )
+
+// experimentalHTTPRouteFeatures are claimed in addition when the installed HTTPRoute
+// CRD is of the experimental channel: their fields (spec.rules[].retry) exist only
+// there, and with the standard channel the API server drops them. Not claimed:
+// HTTPRouteRetryBackendTimeout and HTTPRouteRetryConnectionError, which Gateway API
+// v1.6.3 has no conformance test for.
+var experimentalHTTPRouteFeatures = []features.FeatureName{
+	features.SupportHTTPRouteRetry,
+}
+
+// httpRouteCRD is the name of the HTTPRoute CRD.
+const httpRouteCRD = "httproutes." + gatewayv1.GroupName
+
+// supportedFeatures returns the features a class advertises with the installed
+// Gateway API CRDs crds: SupportedFeatures, plus experimentalHTTPRouteFeatures when
+// the HTTPRoute CRD is of the experimental channel.
+func supportedFeatures(crds []CRD) []gatewayv1.SupportedFeature {
+	for _, c := range crds {
+		if c.Name == httpRouteCRD && c.Channel == "experimental" {
+			names := make([]features.FeatureName, 0, len(SupportedFeatures)+len(experimentalHTTPRouteFeatures))
+			for _, f := range SupportedFeatures {
+				names = append(names, features.FeatureName(f.Name))
+			}
+			return sortedFeatures(append(names, experimentalHTTPRouteFeatures...)...)
+		}
+	}
+	return slices.Clone(SupportedFeatures)
+}
 
 // sortedFeatures returns the features as SupportedFeature values sorted by name,
 // as the GatewayClass status lists them.

@@ -119,9 +119,14 @@ func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 	rt.Retry = rb.retry(rule.Retry)
 	rt.SessionAffinity = rb.sessionAffinity(rule.SessionPersistence)
 	switch {
+	case errorFilter:
+		// A filter that must not be skipped cannot run: the rule answers 500 and
+		// runs none of its filters (a redirect would skip it).
+		rt.Filters = nil
+		rt.DirectResponse = &dataplanev1.DirectResponse{Status: errorStatus}
 	case redirect:
 		// The redirect answers; backendRefs are resolved for the status only.
-	case errorFilter, valid == 0 || weight == 0:
+	case valid == 0 || weight == 0:
 		rt.DirectResponse = &dataplanev1.DirectResponse{Status: errorStatus}
 	default:
 		rt.Backends = backends

@@ -32,6 +32,15 @@ const testControllerName = "flaxlb.io/gateway-controller"
 // testNodeAddresses are the node addresses of golden inputs that do not set them.
 var testNodeAddresses = []string{"192.0.2.10"}
 
+// testGatewayAPICRDs are the installed Gateway API CRDs of golden inputs that do
+// not set them: the standard channel's of the version Flax is built for.
+var testGatewayAPICRDs = []CRD{
+	{Name: "gatewayclasses.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+	{Name: "gateways.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+	{Name: "httproutes.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+	{Name: "referencegrants.gateway.networking.k8s.io", BundleVersion: GatewayAPIVersion, Channel: "standard"},
+}
+
 // TestGolden translates every testdata/*.in.yaml and compares the result with
 // testdata/*.out.yaml (rewritten with -update). Every snapshot must pass
 // dataplanev1.Validate, and shuffling the order of the input objects must not change
@@ -123,20 +132,22 @@ type testInput struct {
 	Kind           string    `json:"kind"`
 	ControllerName string    `json:"controllerName,omitempty"`
 	NodeAddresses  *[]string `json:"nodeAddresses,omitempty"`
+	GatewayAPICRDs *[]CRD    `json:"gatewayAPICRDs,omitempty"`
 }
 
 // loadInput reads a golden input: a multi-document YAML of Kubernetes objects.
 // Secrets may use stringData (merged into data, as the API server does), where the
 // values "<test-cert>" and "<test-key>" stand for testdata/tls.crt and tls.key, and
 // "<test-cert-2>" and "<test-key-2>" for testdata/tls2.crt and tls2.key. A
-// document of kind TestInput sets controllerName and nodeAddresses.
+// document of kind TestInput sets controllerName, nodeAddresses and
+// gatewayAPICRDs (default testGatewayAPICRDs).
 func loadInput(t testing.TB, path string) *Input {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
 	addDocuments(t, in, path, string(data))
 	return in
 }
@@ -187,6 +198,9 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			}
 			if ti.NodeAddresses != nil {
 				in.NodeAddresses = *ti.NodeAddresses
+			}
+			if ti.GatewayAPICRDs != nil {
+				in.GatewayAPICRDs = *ti.GatewayAPICRDs
 			}
 		case "GatewayClass":
 			var o gatewayv1.GatewayClass
@@ -274,6 +288,7 @@ func reverseInput(in *Input) *Input {
 	out.BackendPolicies = reversed(in.BackendPolicies)
 	out.RoutePolicies = reversed(in.RoutePolicies)
 	out.NodeAddresses = reversed(in.NodeAddresses)
+	out.GatewayAPICRDs = reversed(in.GatewayAPICRDs)
 	return &out
 }
 

@@ -47,10 +47,25 @@ type Input struct {
 	BackendPolicies []flaxv1alpha1.BackendPolicy
 	// RoutePolicies are all RoutePolicies of the cluster.
 	RoutePolicies []flaxv1alpha1.RoutePolicy
+	// GatewayAPICRDs are the installed CustomResourceDefinitions of the Gateway API
+	// groups (GatewayAPIGroups), for the GatewayClass SupportedVersion condition.
+	GatewayAPICRDs []CRD
 	// NodeAddresses are the addresses of the Ready nodes running a Ready dataplane;
 	// they are the addresses of every Gateway without spec.addresses whose class
 	// has no address pool.
 	NodeAddresses []string
+}
+
+// CRD is an installed Gateway API CustomResourceDefinition.
+type CRD struct {
+	// Name of the CRD, e.g. "httproutes.gateway.networking.k8s.io".
+	Name string `json:"name"`
+	// BundleVersion is its gateway.networking.k8s.io/bundle-version annotation,
+	// e.g. "v1.6.3"; empty when the CRD has none.
+	BundleVersion string `json:"bundleVersion,omitempty"`
+	// Channel is its gateway.networking.k8s.io/channel annotation, "standard" or
+	// "experimental"; empty when the CRD has none.
+	Channel string `json:"channel,omitempty"`
 }
 
 // Output is the result of Translate. Every list is sorted: classes by name,

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/gateway-api/conformance"
 	confv1 "sigs.k8s.io/gateway-api/conformance/apis/v1"
 	"sigs.k8s.io/gateway-api/conformance/utils/suite"
@@ -33,6 +34,15 @@ const (
 )
 
 var reportDir = flag.String("flax.report-dir", "reports", "folder for the conformance report (YAML) and the summary, unless -report-output names a file")
+
+// Addresses for GatewayStaticAddresses, which puts them in a Gateway's spec.addresses:
+// a usable one must be local on the node (run.sh's default pool is, and the pool
+// never hands out an address a Gateway names), an unusable one must not be (a
+// TEST-NET-1 address, which the dataplane cannot bind).
+var (
+	usableAddress   = flag.String("flax.usable-address", "10.96.0.254", "an IP address Gateways may name in spec.addresses and bind (GatewayStaticAddresses)")
+	unusableAddress = flag.String("flax.unusable-address", "192.0.2.1", "an IP address that is not local on the node (GatewayStaticAddresses)")
+)
 
 // TestConformance runs the Gateway API conformance suite against the cluster of
 // KUBECONFIG. Supported features are read from the GatewayClass's
@@ -61,6 +71,9 @@ func TestConformance(t *testing.T) {
 	if !set["contact"] {
 		opts.Implementation.Contact = []string{"https://github.com/flaxlb/flax/issues"}
 	}
+	ipAddress := gatewayv1.IPAddressType
+	opts.UsableNetworkAddresses = []gatewayv1.GatewaySpecAddress{{Type: &ipAddress, Value: *usableAddress}}
+	opts.UnusableNetworkAddresses = []gatewayv1.GatewaySpecAddress{{Type: &ipAddress, Value: *unusableAddress}}
 	stamp := time.Now().UTC().Format("20060102-150405")
 	if !set["report-output"] {
 		if err := os.MkdirAll(*reportDir, 0o755); err != nil {

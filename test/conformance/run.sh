@@ -10,6 +10,8 @@
 #   GATEWAY_POOL      addresses for the Gateways, one each (default 10.96.0.0/24)
 #   CONFORMANCE_TIMEOUT  go test -timeout (default 60m)
 #   LOCALCLUSTER      a prebuilt hack/localcluster binary to use (default: built here)
+#   GATEWAY_API_CHANNEL  standard (default) or experimental: the Gateway API CRDs to install;
+#                     with experimental the class also claims HTTPRouteRetry
 # The report is written to test/conformance/reports/ (git-ignored).
 set -euo pipefail
 
@@ -31,6 +33,25 @@ if [ -z "$LOCALCLUSTER" ]; then
 	(cd "$ROOT" && "$GO" build -ldflags=-checklinkname=0 -o "$LOCALCLUSTER" ./hack/localcluster)
 fi
 
+CRD_ARGS=()
+case "${GATEWAY_API_CHANNEL:-standard}" in
+standard) ;;
+experimental)
+	# The module's folder holds a kustomization.yaml that kubectl apply -f DIR refuses:
+	# copy the CRDs alone.
+	gwapi="$(cd "$ROOT" && "$GO" list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)"
+	rm -rf "$DIR/crds-experimental"
+	mkdir -p "$DIR/crds-experimental"
+	cp "$gwapi"/config/crd/experimental/gateway.networking.*.yaml "$DIR/crds-experimental/"
+	chmod u+w "$DIR"/crds-experimental/*.yaml
+	CRD_ARGS=(--crds "$DIR/crds-experimental")
+	;;
+*)
+	echo "conformance: GATEWAY_API_CHANNEL must be standard or experimental, not ${GATEWAY_API_CHANNEL}" >&2
+	exit 2
+	;;
+esac
+
 # One local cluster per machine: localcluster itself takes a machine-wide lock and
 # fails at once, saying so, when another one (make run, make e2e) is running.
 
@@ -46,9 +67,9 @@ stop_cluster() {
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
-echo "conformance: starting the local cluster (state $CLUSTER_DIR, log $CLUSTER_LOG)"
+echo "conformance: starting the local cluster (state $CLUSTER_DIR, log $CLUSTER_LOG, Gateway API ${GATEWAY_API_CHANNEL:-standard} channel)"
 : >"$CLUSTER_LOG" # before the start, so that the wait below never reads an earlier run's log
-(cd "$ROOT" && exec "$LOCALCLUSTER" up --dir "$CLUSTER_DIR" --gateway-pool "$POOL") >"$CLUSTER_LOG" 2>&1 &
+(cd "$ROOT" && exec "$LOCALCLUSTER" up --dir "$CLUSTER_DIR" --gateway-pool "$POOL" "${CRD_ARGS[@]}") >"$CLUSTER_LOG" 2>&1 &
 cluster_pid=$!
 deadline=$((SECONDS + 300))
 until grep -q "cluster ready" "$CLUSTER_LOG" 2>/dev/null; do
