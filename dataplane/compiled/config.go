@@ -321,6 +321,7 @@ type Group struct {
 	health atomic.Pointer[EndpointHealth]
 	hook   atomic.Pointer[func(*balancer.Group)]
 	mirror atomic.Pointer[mirrorHolder]
+	failed atomic.Pointer[connectFailures]
 }
 
 // Endpoints returns the group's current endpoints.
@@ -353,11 +354,10 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 // idempotent request's connection fails before any response byte (see
 // proxy.Session). Two, because during a scale-down several endpoints of a group can
 // refuse connections at once until the endpoint update arrives; the group's retry
-// budget bounds the extra load. Each retry follows within a millisecond: it goes to
-// another endpoint, so waiting spares no one, and a retry holds its slot in the
-// budget while it waits (with the usual backoff, a burst of refused connects used up
-// the budget's floor and was answered 502). An explicit policy, even an empty one,
-// replaces it.
+// budget bounds the extra load of the replays (a retry after a failed connect adds
+// none and takes no slot). Each retry follows within a millisecond: it goes to
+// another endpoint, so waiting spares no one, and a replay holds its slot in the
+// budget while it waits. An explicit policy, even an empty one, replaces it.
 var DefaultRetry = RetryPolicy{Attempts: 2, OnConnectFailure: true, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond}
 
 // Compile builds a Config from a snapshot. Route and group names are interned in reg so

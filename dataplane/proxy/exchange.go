@@ -163,6 +163,7 @@ type Exchange struct {
 	ep           Endpoint
 	hasEP        bool
 	avoid        [2]uint64
+	pickSkip     [2]uint64 // avoid plus an endpoint pick passes over
 	retries      int
 	staleRetried bool
 	fresh        bool

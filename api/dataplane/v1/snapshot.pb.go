@@ -2773,7 +2773,7 @@ type BackendGroup struct {
 	// dataplane default (20%, at least 3 concurrent retries).
 	RetryBudget *RetryBudget `protobuf:"bytes,14,opt,name=retry_budget,json=retryBudget,proto3" json:"retry_budget,omitempty"`
 	// ConnectTimeout bounds opening a connection to an endpoint; unset uses the
-	// dataplane default (2s).
+	// dataplane default (500ms).
 	ConnectTimeout *durationpb.Duration `protobuf:"bytes,20,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
 	// IdleTimeout closes idle upstream connections; unset uses the dataplane default,
 	// zero keeps them until the endpoint closes them.
