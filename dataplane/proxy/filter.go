@@ -247,18 +247,18 @@ func (x *Exchange) groupName() string {
 	return ""
 }
 
-func (h *reqHandle) Method() []byte { return h.s.x.view.Method }
-func (h *reqHandle) Host() []byte   { return h.s.x.view.Host }
-func (h *reqHandle) Path() []byte   { return h.s.x.view.Path }
-func (h *reqHandle) Query() []byte  { return h.s.x.view.Query }
-func (h *reqHandle) Header(name string) ([]byte, bool) {
-	x := h.s.x
-	return x.req.Lookup(x.hbuf, name)
-}
-func (h *reqHandle) Client() netip.Addr   { return h.s.x.client }
-func (h *reqHandle) Listener() string     { return h.s.x.listener.Name }
-func (h *reqHandle) Route() string        { return h.s.x.route.Name }
-func (h *reqHandle) BackendGroup() string { return h.s.x.groupName() }
+// The read side is the request view a selection algorithm's Keyer gets.
+func (h *reqHandle) view() *requestView { return (*requestView)(h.s.x) }
+
+func (h *reqHandle) Method() []byte                    { return h.view().Method() }
+func (h *reqHandle) Host() []byte                      { return h.view().Host() }
+func (h *reqHandle) Path() []byte                      { return h.view().Path() }
+func (h *reqHandle) Query() []byte                     { return h.view().Query() }
+func (h *reqHandle) Header(name string) ([]byte, bool) { return h.view().Header(name) }
+func (h *reqHandle) Client() netip.Addr                { return h.view().Client() }
+func (h *reqHandle) Listener() string                  { return h.s.x.listener.Name }
+func (h *reqHandle) Route() string                     { return h.s.x.route.Name }
+func (h *reqHandle) BackendGroup() string              { return h.s.x.groupName() }
 
 func (h *reqHandle) SetHeader(name, value string) {
 	x := h.s.x
