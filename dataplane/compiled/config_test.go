@@ -203,7 +203,7 @@ func TestCompileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Compile(s, metrics.NewRegistry(1))
-	if err == nil || !strings.Contains(err.Error(), `listeners[0] (web): virtualHosts[0].routes[0]: backends[1].backendGroup: unknown backend group "nope"`) {
+	if err == nil || !strings.Contains(err.Error(), `listeners[0] (web): virtualHosts[0].routes[0] (default/api/rule-0): backends[1].backendGroup: unknown backend group "nope"`) {
 		t.Fatalf("err = %v", err)
 	}
 }

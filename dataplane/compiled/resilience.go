@@ -305,6 +305,76 @@ func (o *Outcomes) Tripped(idx int) bool {
 	return tripped
 }
 
+// Passive avoidance.
+//
+// A failed connect (refused, unreachable, timed out) marks the endpoint for
+// dataplanev1.DefaultConnectFailureAvoidance: workers pass over it while the group
+// has another endpoint to offer (proxy.Session). This is on in every group,
+// unlike outlier detection: during a scale-down, a deleted pod's address refuses
+// or, once its network is gone, swallows connects until the endpoint update
+// arrives, and without it round robin keeps sending every few requests there,
+// each waiting for the connect timeout. A successful new connection to the
+// endpoint clears the mark. The marks belong to one endpoint set: an endpoint
+// update starts afresh. Both engines' workers share them through atomics, on
+// Clock.
+
+// connectFailures holds, per endpoint of eps, the Clock time until which the
+// endpoint is passed over (0: not marked).
+type connectFailures struct {
+	eps   *balancer.Group
+	until []atomic.Int64
+}
+
+// ConnectFailed marks endpoint idx of eps as just having failed a connect. It
+// allocates once per endpoint set, on its first failure; a failure on a set the
+// group no longer uses is dropped.
+func (g *Group) ConnectFailed(eps *balancer.Group, idx int) {
+	if eps == nil || idx < 0 || idx >= eps.Len() {
+		return
+	}
+	f := g.failed.Load()
+	if f == nil || f.eps != eps {
+		if eps != g.eps.Load() {
+			return // picked before an endpoint update: its indexes are stale
+		}
+		nf := &connectFailures{eps: eps, until: make([]atomic.Int64, eps.Len())}
+		if g.failed.CompareAndSwap(f, nf) {
+			f = nf
+		} else if f = g.failed.Load(); f == nil || f.eps != eps {
+			return // another set took its place meanwhile
+		}
+	}
+	f.until[idx].Store(Clock() + int64(dataplanev1.DefaultConnectFailureAvoidance))
+}
+
+// ConnectSucceeded clears the mark of endpoint idx of eps after a new connection
+// to it succeeded. It does not allocate; without a mark it only reads.
+func (g *Group) ConnectSucceeded(eps *balancer.Group, idx int) {
+	if f := g.failed.Load(); f != nil && f.eps == eps && idx >= 0 && idx < len(f.until) && f.until[idx].Load() != 0 {
+		f.until[idx].Store(0)
+	}
+}
+
+// RecentlyFailed reports whether a connect to endpoint idx of eps failed less
+// than dataplanev1.DefaultConnectFailureAvoidance ago (and no new connection
+// succeeded since). It does not allocate, and reads the clock only for a marked
+// endpoint.
+func (g *Group) RecentlyFailed(eps *balancer.Group, idx int) bool {
+	f := g.failed.Load()
+	if f == nil || f.eps != eps || idx < 0 || idx >= len(f.until) {
+		return false
+	}
+	u := f.until[idx].Load()
+	return u != 0 && Clock() < u
+}
+
+// AnyConnectFailed reports whether an endpoint of eps may be marked: false means
+// RecentlyFailed is false for all of them.
+func (g *Group) AnyConnectFailed(eps *balancer.Group) bool {
+	f := g.failed.Load()
+	return f != nil && f.eps == eps
+}
+
 // MirrorSender sends copies of requests to a backend group, off the hot path.
 type MirrorSender interface {
 	// Mirror queues a copy of a complete HTTP/1.1 request (head, then body, which

@@ -61,3 +61,37 @@ func TestCompileResilienceDefaults(t *testing.T) {
 		t.Fatalf("hook called %d times; stale health used: %v", called, a.Unhealthy(a.Endpoints()))
 	}
 }
+
+// A failed connect marks one endpoint of the group's current set until a new
+// connection to it succeeds; marks belong to that set, and a failure reported on
+// a set the group replaced is dropped.
+func TestConnectFailureMarks(t *testing.T) {
+	c, _ := compile(t, snap)
+	g := c.Group("api")
+	old := g.Endpoints()
+	if g.AnyConnectFailed(old) || g.RecentlyFailed(old, 0) {
+		t.Fatal("marks before any failure")
+	}
+	g.ConnectFailed(old, 1)
+	if !g.AnyConnectFailed(old) || !g.RecentlyFailed(old, 1) || g.RecentlyFailed(old, 0) {
+		t.Fatal("endpoint 1 not marked alone")
+	}
+	g.ConnectFailed(old, 7) // out of range: ignored
+	g.ConnectSucceeded(old, 1)
+	if g.RecentlyFailed(old, 1) {
+		t.Fatal("a successful connect left the mark")
+	}
+	g.ConnectFailed(old, 0)
+	if err := c.UpdateEndpoints("api", []*dataplanev1.Endpoint{{Address: "10.0.0.7", Port: 80}, {Address: "10.0.0.8", Port: 80}}); err != nil {
+		t.Fatal(err)
+	}
+	cur := g.Endpoints()
+	if g.AnyConnectFailed(cur) || g.RecentlyFailed(cur, 0) {
+		t.Fatal("marks carried over to a new endpoint set")
+	}
+	g.ConnectFailed(cur, 1)
+	g.ConnectFailed(old, 0) // a request picked before the update
+	if !g.RecentlyFailed(cur, 1) || g.RecentlyFailed(cur, 0) || g.RecentlyFailed(old, 0) {
+		t.Fatal("a failure on the replaced set changed the marks")
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
+	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -83,6 +84,9 @@ type Options struct {
 	// (half the cgroup's or the machine's memory, shared by the workers), a
 	// negative value none.
 	MemoryBudget int64
+	// Filters is the registry the extension filters a snapshot names are
+	// resolved in; nil means filter.Default.
+	Filters *filter.Registry
 	// Log receives structured logs.
 	Log logr.Logger
 	// NewEngine, when set, creates the engine the daemon runs instead of choosing one
@@ -298,7 +302,11 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]engine.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now()
-	cfg, err := compiled.Compile(snap, d.metrics)
+	filters := d.opts.Filters
+	if filters == nil {
+		filters = filter.Default
+	}
+	cfg, err := compiled.CompileWith(snap, d.metrics, filters)
 	if err != nil {
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)

@@ -72,6 +72,7 @@ const (
 	ReasonSendStall             // the client stopped reading (close)
 	ReasonOverload              // the worker's memory budget is used up (503)
 	ReasonTunnelIdle            // nothing moved in a tunnel (close)
+	ReasonFilter                // an extension filter answered the request or rejected the connection
 	numReasons
 )
 
@@ -79,7 +80,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload", "tunnel_idle",
+	"send_stall", "overload", "tunnel_idle", "filter",
 }
 
 // String returns the label value of r.

@@ -262,20 +262,64 @@ func budgetHarnesses(t *testing.T, group string, n int) ([]*harness, *compiled.G
 
 var errRefused = errors.New("connection refused")
 
-// failConnect fails the pending connect of h and reports whether the session
-// is retrying (backing off) rather than answering.
-func failConnect(t *testing.T, h *harness) (retrying bool) {
+// failAttempt connects h's pending attempt and fails it, with a 503 on a route
+// whose policy retries it, or with a close before any response byte (a replay
+// of the default policy) on /default, and reports whether the session is
+// retrying (backing off) rather than answering.
+func failAttempt(t *testing.T, h *harness, path string) (retrying bool) {
 	t.Helper()
-	h.connect(false, errRefused)
+	h.connect(false, nil)
+	if path == "/default" {
+		h.s.UpstreamEOF()
+		h.drain()
+	} else {
+		h.upstream("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+	}
 	got := h.takeClient()
 	switch {
 	case got == "":
 		return true
-	case strings.HasPrefix(got, "HTTP/1.1 502 "):
+	case strings.HasPrefix(got, "HTTP/1.1 502 "), strings.HasPrefix(got, "HTTP/1.1 503 "):
 		return false
 	}
-	t.Fatalf("after a failed connect the client got %q", got)
+	t.Fatalf("after a failed attempt the client got %q", got)
 	return false
+}
+
+// A retry after a failed connect takes no slot of the retry limit or budget:
+// the request reached no backend. With the budget at zero and every slot of
+// the limit free, each session still retries its failed connect, on both
+// routes, and the retries gauge stays at zero.
+func TestRetryAfterConnectFailureTakesNoSlot(t *testing.T) {
+	for _, path := range []string{"/", "/default"} {
+		hs, g := budgetHarnesses(t, "  retryBudget: {}\n  circuitBreakers: {maxRetries: 1}\n", 4)
+		for _, h := range hs {
+			h.client("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		for i, h := range hs {
+			h.connect(false, errRefused)
+			if got := h.takeClient(); got != "" {
+				t.Fatalf("%s: session %d answered %q after a failed connect", path, i, got)
+			}
+		}
+		if a, d, o := g.Shared.Active(metrics.LimitRetries), g.Shared.RetriesDenied(), g.Shared.Overflows(metrics.LimitRetries); a != 0 || d != 0 || o != 0 {
+			t.Fatalf("%s: retries gauge %d, denied %d, overflows %d; want 0", path, a, d, o)
+		}
+		for i, h := range hs {
+			h.advance(time.Second)
+			if len(h.connects) != 2 {
+				t.Fatalf("%s: session %d: %d connects, want 2", path, i, len(h.connects))
+			}
+			h.connect(false, nil)
+			h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			if got := h.takeClient(); !strings.HasPrefix(got, "HTTP/1.1 200 OK") {
+				t.Fatalf("%s: session %d: %q", path, i, got)
+			}
+		}
+		if n := g.Shared.Retries(); n != 4 {
+			t.Fatalf("%s: %d retries, want 4", path, n)
+		}
+	}
 }
 
 // The budget allows max(min, percent% of the requests in flight) retries at
@@ -290,7 +334,8 @@ func TestRetryBudget(t *testing.T) {
 	}{
 		// Default: 20% of 4 is 0, so the floor of 3 applies.
 		{"default", "", "/", 4, []bool{true, true, true, false}},
-		// The default connect-failure retry is subject to the budget too.
+		// The default policy's replay of a request whose connection failed
+		// before any response byte is subject to the budget too.
 		{"default retry policy", "", "/default", 4, []bool{true, true, true, false}},
 		// Half of 4 in flight: 2; then 3 in flight (the denied one ended): 1.
 		{"percent", "  retryBudget: {percent: 50}\n", "/", 4, []bool{true, true, false, false}},
@@ -312,7 +357,7 @@ func TestRetryBudget(t *testing.T) {
 			}
 			denied := 0
 			for i, h := range hs {
-				if got := failConnect(t, h); got != tc.want[i] {
+				if got := failAttempt(t, h, tc.path); got != tc.want[i] {
 					t.Fatalf("session %d retrying = %v, want %v", i, got, tc.want[i])
 				}
 				if !tc.want[i] {
@@ -398,7 +443,7 @@ func TestRetryBudgetWithMaxRetries(t *testing.T) {
 	}
 	want := []bool{true, false, false}
 	for i, h := range hs {
-		if got := failConnect(t, h); got != want[i] {
+		if got := failAttempt(t, h, "/"); got != want[i] {
 			t.Fatalf("session %d retrying = %v, want %v", i, got, want[i])
 		}
 	}

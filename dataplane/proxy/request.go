@@ -121,16 +121,23 @@ func (s *Session) beginRequest(n int) {
 	if rt.RateLimit != nil && s.rateLimited(rt.RateLimit) {
 		return
 	}
-	if rt.Redirect != nil {
-		s.redirect(path)
+	if len(rt.Filters.Request) > 0 && s.runRequestFilters(rt.Filters.Request) {
 		return
 	}
-	b := rt.PickBackend(s.rand())
+	// A request hook may have chosen the backend group (filter.go).
+	b := x.backend
 	if b == nil {
-		s.replyDiscardingBody(500, metrics.ReasonDirectResponse)
-		return
+		if rt.Redirect != nil {
+			s.redirect(path)
+			return
+		}
+		b = rt.PickBackend(s.rand())
+		if b == nil {
+			s.replyDiscardingBody(500, metrics.ReasonDirectResponse)
+			return
+		}
+		x.backend = b
 	}
-	x.backend = b
 	if b.Group == nil {
 		s.directResponse(b)
 		return
@@ -146,6 +153,9 @@ func (s *Session) beginRequest(n int) {
 	}
 	s.hashKey()
 	s.affinityRequest()
+	if len(rt.Filters.Upstream) > 0 && s.runUpstreamFilters(rt.Filters.Upstream) {
+		return
+	}
 	if !s.buildUpstreamHead(path, normalized) {
 		s.closeAfter = true
 		s.linger = true
@@ -326,6 +336,9 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	x.remove, x.add = x.remove[:0], x.add[:0]
 	x.remove, x.add = appendModifier(x.remove, x.add, &rt.RequestHeaders)
 	x.remove, x.add = appendModifier(x.remove, x.add, &b.RequestHeaders)
+	if len(x.fRemove) > 0 || len(x.fAdd) > 0 {
+		x.remove, x.add = mergeFilterEdits(x.remove, x.add, x.fRemove, x.fAdd)
+	}
 	o.Remove = x.remove
 	o.Add = x.add
 	rw := rt.Rewrite
@@ -402,7 +415,7 @@ func (s *Session) connect() {
 		x.affinityHit = ok
 	}
 	if !ok {
-		ep, ok = s.w.Endpoints.Pick(x.group, x.key, x.avoid[:])
+		ep, ok = s.pick()
 	}
 	if !ok {
 		s.fail(503, metrics.ReasonNoEndpoint)
@@ -425,6 +438,52 @@ func (s *Session) connect() {
 	s.push(Action{Kind: ActConnectUpstream})
 }
 
+// maxRepicks bounds how many more picks pick makes for one attempt.
+const maxRepicks = 8
+
+// pick chooses the endpoint of the next attempt with the worker's picker,
+// passing over endpoints whose connect failed moments ago
+// (compiled.Group.RecentlyFailed): while it gets a marked one, it asks
+// again, and the picker moves on (round robin's next, another random draw),
+// keeping its own rules (health, the endpoints the request avoids). A
+// picker that offers the same endpoint again (a hash policy) is asked once
+// more with that endpoint added to those to avoid. When every offer is
+// marked, the last one is used: nothing else is left. Without marks in the
+// group it costs one atomic load.
+func (s *Session) pick() (Endpoint, bool) {
+	x := s.x
+	g := x.group
+	p := s.w.Endpoints
+	ep, ok := p.Pick(g, x.key, x.avoid[:])
+	if !ok || !g.AnyConnectFailed(ep.Set) {
+		return ep, ok
+	}
+	skip, skipping := x.avoid[:], false
+	for range min(ep.Set.NumEligible(), maxRepicks) {
+		i := ep.Index
+		if !g.RecentlyFailed(ep.Set, i) {
+			break
+		}
+		next, ok := p.Pick(g, x.key, skip)
+		if !ok {
+			break
+		}
+		if next.Index == i {
+			p.Done(next)
+			if skipping || i < 0 || i >= 64*len(x.pickSkip) {
+				break
+			}
+			x.pickSkip = x.avoid
+			x.pickSkip[i/64] |= 1 << (uint(i) % 64)
+			skip, skipping = x.pickSkip[:], true
+			continue
+		}
+		p.Done(ep)
+		ep = next
+	}
+	return ep, true
+}
+
 // retryAllowed reports whether a failed attempt may be retried: by the
 // stale connection rule (an idempotent request that failed on a pooled
 // connection before any response byte) or by the route's retry policy. In
@@ -445,7 +504,10 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	ok := false
 	switch cause {
 	case causeConnect:
-		ok = p.OnConnectFailure
+		// Nothing has reached a backend: the retry adds no load to any, so
+		// it takes no slot of the group's retry limit and budget (a request
+		// whose earlier attempt did reach one already holds its slot).
+		return p.OnConnectFailure
 	case causeReset:
 		// A policy retrying failed connects also replays an idempotent
 		// request (RFC 9110 §9.2.2) whose connection failed before any

@@ -30,10 +30,12 @@ import (
 //     pendingPoll, for at most the group's connect timeout, then gets 503;
 //   - pending requests: taken while waiting for a connection slot; over the
 //     limit the request gets 503 at once;
-//   - retries: taken by the first retry of a request (retry policy; the
-//     single immediate retry of a stale pooled connection is not counted),
-//     held until the request ends; over the limit the request is not
-//     retried and its failure is answered as it is.
+//   - retries: taken by the first retry of a request that reached a
+//     backend (retry policy; a retry after a failed connect, which adds no
+//     load to any backend, and the single immediate retry of a stale pooled
+//     connection are not counted), held until the request ends; over the
+//     limit the request is not retried and its failure is answered as it
+//     is.
 //
 // Every limit reached is counted in flax_circuit_breaker_overflows_total,
 // and the 503s in flax_local_replies_total{reason="overflow"}. TCP

@@ -95,6 +95,57 @@ func TestResilientExchangeDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// An endpoint whose connect just failed is passed over while another is left
+// (passive avoidance), without allocating and without giving up health: with
+// endpoint 0 marked and endpoint 1 unhealthy, every request goes to endpoint 2.
+// A successful connect to it clears the mark.
+func TestConnectFailedEndpointPassedOver(t *testing.T) {
+	cfg, reg := compileTest(t, resilientSnapshot)
+	g := cfg.Group("guarded")
+	eps := g.Endpoints()
+	bad := balancer.NewBitset(eps.Len())
+	bad.Set(1)
+	g.SetHealth(&compiled.EndpointHealth{Endpoints: eps, Unhealthy: bad})
+	g.ConnectFailed(eps, 0)
+
+	slot := new(atomic.Pointer[compiled.Listener])
+	slot.Store(cfg.Listeners[0])
+	now := int64(1)
+	var picked [3]int
+	pk := &recordingPicker{EndpointPicker: NewPickers(0), picked: &picked}
+	w := NewWorker(reg.Worker(0), pk, nil, func() int64 { now += 1000; return now }, Options{})
+	s := new(Session)
+	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
+	loopback(t, s)
+	req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	var got [3]int
+	exchange := func() {
+		s.ClientData(req)
+		got[s.x.ep.Index]++
+		loopback(t, s)
+		s.UpstreamData(resp)
+		loopback(t, s)
+	}
+	for range 3 {
+		exchange()
+	}
+	if n := testing.AllocsPerRun(100, exchange); n != 0 {
+		t.Fatalf("%v allocations per exchange", n)
+	}
+	if got[0] != 0 || got[1] != 0 || got[2] == 0 {
+		t.Fatalf("attempts per endpoint %v: 0 failed a connect, 1 is unhealthy", got)
+	}
+	g.ConnectSucceeded(eps, 0)
+	got = [3]int{}
+	for range 4 {
+		exchange()
+	}
+	if got[0] == 0 || got[1] != 0 {
+		t.Fatalf("attempts per endpoint %v after the mark was cleared", got)
+	}
+}
+
 type recordingPicker struct {
 	EndpointPicker
 	picked *[3]int

@@ -256,6 +256,7 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 			s.w.Metrics.ConnectError(gc)
 		}
 		s.report(compiled.OutcomeConnectFailure)
+		x.group.ConnectFailed(x.ep.Set, x.ep.Index)
 		x.upState = upNone
 		s.failAttempt()
 		if x.phase == phConnect {
@@ -270,6 +271,9 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 	}
 	x.upState = upConnected
 	x.upReused = reused
+	if !reused {
+		x.group.ConnectSucceeded(x.ep.Set, x.ep.Index)
+	}
 	if gc != nil {
 		s.w.Metrics.UpstreamRequest(gc)
 	}

@@ -34,7 +34,8 @@ type result struct {
 func (r result) ok() bool { return r.status >= 200 && r.status < 300 && r.err == "" }
 
 // load is a bounded load loop: workers GET a URL through the Gateway, each on its own
-// keep-alive connection, until stop is called or maxDuration passes.
+// keep-alive connection (or a new connection per request), until stop is called or
+// maxDuration passes.
 type load struct {
 	url  string
 	stop chan struct{}
@@ -45,17 +46,23 @@ type load struct {
 	results []result
 }
 
-// startLoad starts workers that GET url (with a pause of 5 ms between requests, so that
-// a 2-core machine shared with the cluster is not saturated). The loop stops by itself
-// after maxDuration.
+// startLoad starts workers that GET url on keep-alive connections (with a pause of 5 ms
+// between requests, so that a 2-core machine shared with the cluster is not saturated).
+// The loop stops by itself after maxDuration.
 func startLoad(t testing.TB, url string, workers int, maxDuration time.Duration) *load {
+	return startLoadConns(t, url, workers, maxDuration, true)
+}
+
+// startLoadConns is startLoad with a choice: keepAlive false opens a new connection for
+// every request (and so, through the Gateway, a new upstream connection too).
+func startLoadConns(t testing.TB, url string, workers int, maxDuration time.Duration, keepAlive bool) *load {
 	l := &load{url: url, stop: make(chan struct{})}
 	deadline := time.Now().Add(maxDuration)
 	for i := 0; i < workers; i++ {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true, DisableKeepAlives: !keepAlive}
 			defer tr.CloseIdleConnections()
 			c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 			for time.Now().Before(deadline) {

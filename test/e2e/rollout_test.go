@@ -97,8 +97,8 @@ func logFailureTimeline(t testing.TB, rs []result, t0 time.Time) {
 	}
 }
 
-// logDataplaneReplies logs the dataplane's flax_local_replies_total and retry counters,
-// which say why the proxy answered itself.
+// logDataplaneReplies logs the dataplane's flax_local_replies_total, retry and connect
+// error counters that are not zero, which say why the proxy answered itself.
 func logDataplaneReplies(t testing.TB) {
 	p := findFlaxProcess(t, "flax-dataplane")
 	admin := flagValue(p.argv, "admin-address")
@@ -114,7 +114,7 @@ func logDataplaneReplies(t testing.TB) {
 	b, _ := io.ReadAll(resp.Body)
 	var lines []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "#") {
+		if strings.HasPrefix(line, "#") || strings.HasSuffix(line, " 0") {
 			continue
 		}
 		if strings.Contains(line, "local_replies") || strings.Contains(line, "retr") || strings.Contains(line, "upstream_connect") {

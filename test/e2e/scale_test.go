@@ -9,14 +9,20 @@ import (
 	"time"
 )
 
-// TestScale scales Deployment echo 1 → 5 → 2 with kubectl under steady load and checks
-// that, once settled, the pods answering through the Gateway are exactly the Ready
-// pods. It reports the time from `kubectl scale` to the first response from each new pod.
+// TestScale scales Deployment echo 1 → 5 → 2 with kubectl under steady load (keep-alive
+// clients, and clients opening a connection per request) and checks that, once settled,
+// the pods answering through the Gateway are exactly the Ready pods, and that no request
+// of the connection-per-request clients fails during the scale-down. It reports the time from `kubectl scale` to the first
+// response from each new pod.
 func TestScale(t *testing.T) {
 	kubectl(t, "", "-n", demoNS, "scale", "deployment", "echo", "--replicas=1")
 	waitDeploymentSettled(t, 1, 60*time.Second)
 
 	l := startLoad(t, gatewayURL+"/", 4, 3*time.Minute)
+	// Clients opening a connection per request: each request makes a new upstream
+	// connection, so a scale-down's vanishing addresses meet connects, not pooled
+	// connections.
+	fresh := startLoadConns(t, gatewayURL+"/", 4, 3*time.Minute, false)
 	initial := waitTrafficMatchesReadyPods(t, l, 30*time.Second)
 	t.Logf("1 replica: traffic reaches %v", initial)
 
@@ -61,14 +67,34 @@ func TestScale(t *testing.T) {
 	t.Logf("scaled down to 2 (old pods gone) %.2fs after kubectl scale", time.Since(tDown).Seconds())
 	two := waitTrafficMatchesReadyPods(t, l, 30*time.Second)
 	t.Logf("2 replicas: traffic reaches exactly the ready pods %v", two)
-	// Failures during scale-down are reported, not asserted: TestRollingUpdate asserts
-	// zero failures while pods terminate.
-	if sd := summarize(l.since(tDown)); sd.failed > 0 {
-		t.Logf("scale 5→2: load during scale-down: %s", sd)
-		logFailureTimeline(t, l.since(tDown), tDown)
+	// No request of the clients opening a connection per request may fail while the
+	// removed pods go away: connects to a deleted pod's address fail (refused, or
+	// unanswered once its network is gone) until the endpoint update reaches the
+	// dataplane, which retries a failed connect (and replays an idempotent request cut
+	// off by the pod's exit) on another endpoint and passes the failed one over
+	// meanwhile. Keep-alive clients' failures are logged, not asserted: in 1 of 14 runs
+	// one request's three attempts all went to the three exiting pods, each failing
+	// before it was marked, which used up the default two retries (502).
+	logDataplaneReplies(t)
+	failed := false
+	for _, c := range []struct {
+		name   string
+		l      *load
+		assert bool
+	}{{"keep-alive", l, false}, {"connection per request", fresh, true}} {
+		sd := summarize(c.l.since(tDown))
+		t.Logf("scale 5→2: load during scale-down (%s clients): %s", c.name, sd)
+		if sd.failed > 0 {
+			if c.assert {
+				t.Errorf("scale 5→2: %d of %d requests of %s clients failed", sd.failed, sd.total, c.name)
+			}
+			logFailureTimeline(t, c.l.since(tDown), tDown)
+			failed = true
+		}
+	}
+	if failed {
 		logAccessLogFailures(t, tDown)
-	} else {
-		t.Logf("scale 5→2: load during scale-down: %s", sd)
 	}
 	l.Stop()
+	fresh.Stop()
 }

@@ -89,3 +89,15 @@ func TestBuildersNeedOnlyTheContract(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterAPIIsStandardLibraryOnly(t *testing.T) {
+	for _, d := range deps(t, "./dataplane/filter") {
+		if d == module+"/dataplane/filter" {
+			continue
+		}
+		// Standard library packages have no dot in their first element.
+		if first, _, _ := strings.Cut(d, "/"); strings.Contains(first, ".") {
+			t.Errorf("dataplane/filter depends on %s: a filter's API is the standard library alone, so that writing one pulls in nothing", d)
+		}
+	}
+}

@@ -7,7 +7,17 @@ import "time"
 // carry whole.
 const (
 	// DefaultConnectTimeout bounds an upstream connect (BackendGroup.connect_timeout).
-	DefaultConnectTimeout = 2 * time.Second
+	// A connect to a pod takes well under a millisecond, and a lost SYN is only sent
+	// again after a second, so a connect still pending after half a second is to an
+	// address that is gone (a deleted pod's, whose network went away) or to a backend
+	// that cannot take it; the request is better retried on another endpoint (a failed
+	// connect is retried by default, nothing having been sent). Backends far away set
+	// their own (BackendPolicy connectTimeout).
+	DefaultConnectTimeout = 500 * time.Millisecond
+	// DefaultConnectFailureAvoidance is how long workers pass over an endpoint after a
+	// connect to it failed, while the group has another one (passive avoidance, always
+	// on): longer than an endpoint update takes to arrive after a pod goes away.
+	DefaultConnectFailureAvoidance = 5 * time.Second
 	// DefaultIdleTimeout closes pooled upstream connections idle this long
 	// (BackendGroup.idle_timeout).
 	DefaultIdleTimeout = 60 * time.Second

@@ -272,6 +272,7 @@ func (v *validator) listeners(ls []*Listener) {
 			v.timeout(tp.child("keepAliveIdle"), t.GetKeepAliveIdle())
 			v.timeout(tp.child("tunnelIdle"), t.GetTunnelIdle())
 		}
+		v.extensionFilters(p.child("extensionFilters"), l.GetExtensionFilters())
 		v.certificates(p, l.GetCertificates())
 		v.virtualHosts(p, l.GetVirtualHosts())
 		if r := l.GetTcpRoute(); r != nil {
@@ -292,6 +293,19 @@ func (v *validator) uniqueName(p fieldPath, name string, seen map[string]int, i 
 		return
 	}
 	seen[name] = i
+}
+
+// extensionFilters checks the names of a listener's or route's extension filters:
+// each non-empty and named once. Whether the dataplane has registered a name is its
+// own check, made when it compiles the snapshot.
+func (v *validator) extensionFilters(p fieldPath, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	seen := make(map[string]int, len(names))
+	for i, n := range names {
+		v.uniqueName(p.at(i), n, seen, i, p.String())
+	}
 }
 
 // certificates validates the certificates of listener p.
@@ -415,6 +429,7 @@ func (v *validator) route(p fieldPath, r *Route) {
 		v.match(p.item("matches", i), m)
 	}
 	v.filters(p.child("filters"), r.GetFilters(), r, true)
+	v.extensionFilters(p.child("extensionFilters"), r.GetExtensionFilters())
 	for i, b := range r.GetBackends() {
 		bp := p.item("backends", i)
 		switch t := b.GetTarget().(type) {

@@ -22,6 +22,8 @@ func TestValidateValid(t *testing.T) {
 	httpL(trusting).TrustedHops = proto.Uint32(dataplanev1.MaxTrustedHops)
 	trusting.Listeners[1].TrustedHops = proto.Uint32(0)
 	httpL(trusting).HeadLimits = &dataplanev1.HeadLimits{MaxRequestHeaderBytes: 1024, MaxRequestHeaders: 10000, MaxResponseHeaderBytes: 65535}
+	httpL(trusting).ExtensionFilters = []string{"audit", "tag"}
+	fullRoute(trusting).ExtensionFilters = []string{"tag", "audit"}
 	if err := dataplanev1.Validate(trusting); err != nil {
 		t.Fatalf("Validate(trusted hops 16 and 0) = %v", err)
 	}
@@ -242,6 +244,22 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"route name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).Name = "" },
 			fullRoutePath + ".name", "must not be empty",
+		},
+		{
+			"route extension filter name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).ExtensionFilters = []string{"a", ""} },
+			fullRoutePath + ".extensionFilters[1]", "must not be empty",
+		},
+		{
+			"route extension filter named twice", func(s *dataplanev1.Snapshot) { fullRoute(s).ExtensionFilters = []string{"a", "b", "a"} },
+			fullRoutePath + ".extensionFilters[2]", `duplicate name "a" (also ` + fullRoutePath + ".extensionFilters[0])",
+		},
+		{
+			"listener extension filter name empty", func(s *dataplanev1.Snapshot) { httpL(s).ExtensionFilters = []string{""} },
+			"listeners[0].extensionFilters[0]", "must not be empty",
+		},
+		{
+			"listener extension filter named twice", func(s *dataplanev1.Snapshot) { s.Listeners[2].ExtensionFilters = []string{"x", "x"} },
+			"listeners[2].extensionFilters[1]", `duplicate name "x"`,
 		},
 		{"path without leading slash", func(s *dataplanev1.Snapshot) {
 			vhost(s, 1).Routes = append(vhost(s, 1).Routes, &dataplanev1.Route{Name: "filler"}, &dataplanev1.Route{

@@ -1,0 +1,51 @@
+// Package tlsconn is a server-side TLS connection an event-loop worker drives
+// without a goroutine per connection on the data path.
+//
+// The handshake is crypto/tls's own: a Conn runs tls.Server over an in-memory
+// net.Conn whose Read waits for the bytes the worker Feeds and whose Write
+// queues bytes the worker drains with Output. That costs one short-lived
+// goroutine per handshake, started by the first Feed and gone when the
+// handshake ends; the worker learns of progress through Options.Notify and may
+// end a handshake at any time with Abort (Options bound its time and input).
+// Certificates are chosen by the tls.Config given to NewServer
+// (Certificates, GetCertificate, GetConfigForClient for SNI); a new Server, or
+// a new result from those callbacks, serves new handshakes while established
+// connections keep their keys.
+//
+// After a TLS 1.3 handshake with AES-128-GCM, AES-256-GCM or
+// ChaCha20-Poly1305, the record layer here protects the records: each
+// handshake gets a copy of the configuration whose KeyLogWriter captures the
+// application traffic secrets in memory (crypto/tls exposes them no other way),
+// keys and IVs come from HKDF-Expand-Label (RFC 8446 §7.1, §7.3), and the
+// server's write sequence number is learnt by opening again the records
+// crypto/tls sent under the new key (its NewSessionTicket), which also checks
+// the derivation. Open decrypts one record in place; Seal encrypts a response
+// head and body into records appended to the worker's buffer, one record when
+// they fit. Neither allocates. KeyUpdate is handled both ways (RFC 8446
+// §4.6.3), and Seal rekeys on its own before a key protects Options.RekeyAfter
+// records, so sequence numbers never wrap.
+//
+// TLS 1.2 connections (and every connection with Options.CryptoTLSOnly) stay
+// on crypto/tls: after the handshake the in-memory conn stops blocking (it
+// answers "no input yet" with a temporary error, which tls.Conn survives), so
+// Open and Seal drive tls.Conn.Read and Write synchronously from the worker,
+// still without a goroutine. Its cost is measured beside the record layer's in
+// the benchmarks.
+//
+// The record layer speaks only for the server: the client may send KeyUpdate
+// and nothing else after its Finished.
+//
+// A worker drives a Conn like this: NewConn at accept; Feed every received
+// chunk and send what Output returns (also when Notify fires) until Done
+// reports true; send Output once more, take Leftover back as received bytes;
+// from then on call Open over the receive buffer until it takes nothing, send
+// AppendPending when HasPending, and Seal each response into the send buffer
+// (SealedLen bounds its size). On an *Error from Open, send AppendAlert and
+// close; on io.EOF the client sent close_notify.
+//
+// Kernel TLS: ProbeKTLS says whether the kernel offers the "tls" ULP and
+// EnableKTLS hands a record-layer connection's keys to it. Not used by the
+// engines yet: KeyUpdate and alerts arrive as control messages under kernel
+// TLS, and that handling is still to be written (the machines this was built
+// on have no "tls" ULP, so the userspace record layer is the tested path).
+package tlsconn
