@@ -59,6 +59,12 @@ type Proxy struct {
 	// RateLimit answers 429 to requests over it (HTTP only); nil means none. Its
 	// Bucket defaults to the listener's name.
 	RateLimit *dataplanev1.LocalRateLimit
+	// HealthCheck probes the group's endpoints actively; nil means none.
+	HealthCheck *dataplanev1.HealthCheck
+	// Filters name extension filters registered in the dataplane
+	// (filter.Register) that run, in order, on every request (HTTP) or
+	// connection (TCP) of the listener.
+	Filters []string
 
 	// Timeouts of client connections (ListenerTimeouts) and of responses
 	// (BackendGroup); zero leaves the dataplane default (dataplanev1.Default*).
@@ -101,6 +107,7 @@ func (p Proxy) Snapshot() (*dataplanev1.Snapshot, error) {
 		LoadBalancing:           &dataplanev1.LoadBalancing{Policy: policy, Algorithm: p.Algorithm},
 		ResponseHeaderTimeout:   optDuration(p.ResponseHeader),
 		ResponseBodyIdleTimeout: optDuration(p.ResponseBodyIdle),
+		HealthCheck:             p.HealthCheck,
 	}
 	switch {
 	case p.Algorithm != "":
@@ -121,7 +128,10 @@ func (p Proxy) Snapshot() (*dataplanev1.Snapshot, error) {
 		}
 		group.Endpoints = append(group.Endpoints, e)
 	}
-	l := &dataplanev1.Listener{Name: DefaultListener, Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
+	l := &dataplanev1.Listener{
+		Name: DefaultListener, Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP,
+		ExtensionFilters: p.Filters,
+	}
 	if p.RequestHead != 0 || p.RequestBodyIdle != 0 || p.SendStall != 0 || p.KeepAliveIdle != 0 || p.TunnelIdle != 0 {
 		l.Timeouts = &dataplanev1.ListenerTimeouts{
 			RequestHead: optDuration(p.RequestHead), RequestBodyIdle: optDuration(p.RequestBodyIdle),

@@ -56,18 +56,23 @@ func TestProxyOptions(t *testing.T) {
 		Listen: "127.0.0.1:80", Group: "api", Policy: dataplanev1.LoadBalancing_MAGLEV, HashHeader: "x-user",
 		RateLimit: &dataplanev1.LocalRateLimit{Requests: 10, Interval: durationpb.New(time.Second)},
 		SendStall: 3 * time.Second, TunnelIdle: time.Hour, ResponseHeader: 5 * time.Second,
+		HealthCheck: &dataplanev1.HealthCheck{Path: "/healthz"}, Filters: []string{"tag", "audit"},
 	}.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := s.GetBackendGroups()[0]
 	if g.GetName() != "api" || len(g.GetEndpoints()) != 0 || g.GetLoadBalancing().GetHashOn().GetHeader() != "x-user" ||
-		g.GetResponseHeaderTimeout().AsDuration() != 5*time.Second || g.GetResponseBodyIdleTimeout() != nil {
+		g.GetResponseHeaderTimeout().AsDuration() != 5*time.Second || g.GetResponseBodyIdleTimeout() != nil ||
+		g.GetHealthCheck().GetPath() != "/healthz" {
 		t.Errorf("group = %v", g)
 	}
 	l := s.GetListeners()[0]
 	if l.GetTimeouts().GetSendStall().AsDuration() != 3*time.Second || l.GetTimeouts().GetTunnelIdle().AsDuration() != time.Hour || l.GetTimeouts().GetRequestHead() != nil {
 		t.Errorf("listener timeouts = %v", l.GetTimeouts())
+	}
+	if f := l.GetExtensionFilters(); len(f) != 2 || f[0] != "tag" || f[1] != "audit" {
+		t.Errorf("listener filters = %v", f)
 	}
 	if rl := l.GetVirtualHosts()[0].GetRoutes()[0].GetRateLimit(); rl.GetBucket() != lb.DefaultListener || rl.GetRequests() != 10 {
 		t.Errorf("rate limit = %v", rl)
@@ -89,6 +94,8 @@ func TestProxyErrors(t *testing.T) {
 		{lb.Proxy{Listen: "127.0.0.1:80", Backends: []string{"127.0.0.1:1", "127.0.0.1:1"}}, "duplicate endpoint"},
 		{lb.Proxy{Listen: "127.0.0.1:80", TCP: true, RateLimit: &dataplanev1.LocalRateLimit{Requests: 1}}, "HTTP only"},
 		{lb.Proxy{Listen: "127.0.0.1:80", SendStall: time.Microsecond}, "sendStall"},
+		{lb.Proxy{Listen: "127.0.0.1:80", HealthCheck: &dataplanev1.HealthCheck{Path: "healthz"}}, "healthCheck.path"},
+		{lb.Proxy{Listen: "127.0.0.1:80", Filters: []string{"a", "a"}}, "extensionFilters"},
 	} {
 		if _, err := tc.p.Snapshot(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want it to mention %q", tc.p, err, tc.want)
