@@ -74,3 +74,51 @@ func freeAddr() string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// A TCP proxy on the io_uring engine (the portable engine where the kernel does not
+// offer io_uring: Options.Engine auto): every connection to listen is joined to the
+// echo backend.
+func ExampleDaemon_tcpProxy() {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c); c.Close() }()
+		}
+	}()
+	listen := freeAddr()
+	snap, err := lb.TCPProxy(listen, echo.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	d, err := daemon.New(daemon.Options{})
+	if err != nil {
+		panic(err)
+	}
+	if _, err := d.Apply(context.Background(), snap); err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go d.Run(ctx)
+
+	c, err := net.Dial("tcp", listen)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "hello through flax")
+	buf := make([]byte, len("hello through flax"))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		panic(err)
+	}
+	fmt.Println(string(buf))
+	// Output: hello through flax
+}
