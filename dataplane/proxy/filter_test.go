@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
@@ -358,13 +357,7 @@ func filteredSession(tb testing.TB, up, cli *strings.Builder) func() {
 	fr := &filter.Registry{}
 	fr.MustRegister("headers", headerFilter{})
 	cfg, reg := compileFilters(tb, allocSnapshot, fr)
-	slot := new(atomic.Pointer[compiled.Listener])
-	slot.Store(cfg.Listeners[0])
-	now := int64(1)
-	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{})
-	s := new(Session)
-	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
-	loopback(tb, s)
+	s := loopbackSession(tb, cfg, reg)
 	req := []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\n\r\n")
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	return func() {
