@@ -264,7 +264,17 @@ type RetryPolicy struct {
 	OnStatus                  []int
 	OnConnectFailure, OnReset bool
 	BackoffBase, BackoffMax   time.Duration
+	// ConnectEveryEndpoint lets a request whose connects fail go on past Attempts
+	// until it has tried every eligible endpoint of its group once (at most
+	// MaxConnectAttempts), as nginx's proxy_next_upstream does by default: a failed
+	// connect reached no backend, so the extra attempts cost the backends nothing.
+	// DefaultRetry sets it; snapshots cannot.
+	ConnectEveryEndpoint bool
 }
+
+// MaxConnectAttempts bounds the attempts of a request under
+// RetryPolicy.ConnectEveryEndpoint.
+const MaxConnectAttempts = 8
 
 // RetriesStatus reports whether a response status is retryable.
 func (p *RetryPolicy) RetriesStatus(status int) bool {
@@ -352,13 +362,17 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 // DefaultRetry is the retry policy of a route whose snapshot sets none: up to two
 // retries, each on an endpoint not tried yet, when the connect fails or when an
 // idempotent request's connection fails before any response byte (see
-// proxy.Session). Two, because during a scale-down several endpoints of a group can
-// refuse connections at once until the endpoint update arrives; the group's retry
-// budget bounds the extra load of the replays (a retry after a failed connect adds
-// none and takes no slot). Each retry follows within a millisecond: it goes to
+// proxy.Session), and past two while connects fail and endpoints not tried are left
+// (ConnectEveryEndpoint). During a scale-down several endpoints of a group can
+// refuse or swallow connections at once until the endpoint update arrives; the
+// group's retry budget bounds the extra load of the replays (a retry after a failed
+// connect adds none and takes no slot). Each retry follows within a millisecond: it goes to
 // another endpoint, so waiting spares no one, and a replay holds its slot in the
 // budget while it waits. An explicit policy, even an empty one, replaces it.
-var DefaultRetry = RetryPolicy{Attempts: 2, OnConnectFailure: true, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond}
+var DefaultRetry = RetryPolicy{
+	Attempts: 2, OnConnectFailure: true, ConnectEveryEndpoint: true,
+	BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+}
 
 // Compile builds a Config from a snapshot. Route and group names are interned in reg so
 // that their metrics survive config swaps. Extension filter names are resolved in

@@ -498,7 +498,7 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 		return true
 	}
 	p := &x.route.Retry
-	if x.retries >= p.Attempts {
+	if x.retries >= p.Attempts && !(cause == causeConnect && p.ConnectEveryEndpoint && s.untriedEndpoints()) {
 		return false
 	}
 	ok := false
@@ -520,6 +520,13 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	// A retry the policy allows takes a retry slot, within the group's
 	// retry limit and retry budget; it is held until the request ends.
 	return ok && s.retrySlot()
+}
+
+// untriedEndpoints reports whether the request's group may have an eligible
+// endpoint it has not tried yet, within compiled.MaxConnectAttempts.
+func (s *Session) untriedEndpoints() bool {
+	x := s.x
+	return int(x.attempts) < min(compiled.MaxConnectAttempts, x.group.Endpoints().NumEligible())
 }
 
 func (s *Session) staleRetry(cause uint8) bool {
