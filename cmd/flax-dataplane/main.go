@@ -25,6 +25,7 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/daemon"
 	"github.com/flaxlb/flax/dataplane/http1"
+	"github.com/flaxlb/flax/dataplane/lb"
 	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/snapshot"
 )
@@ -55,6 +56,14 @@ Examples:
   flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --to 127.0.0.1:9002
   flax-dataplane run --config examples/standalone.yaml --admin-address 127.0.0.1:9901
   flax-dataplane proxy --listen 127.0.0.1:8080 --to 127.0.0.1:9001 --access-log /var/log/flax/access.log
+
+At run time, the admin server lists, adds, removes and drains the backends of a group
+(loopback clients only unless --runtime-api says otherwise; the proxy command's group
+is "backends"):
+  curl 127.0.0.1:9901/backends/backends
+  curl -X POST '127.0.0.1:9901/backends/backends?address=127.0.0.1:9003'
+  curl -X POST '127.0.0.1:9901/backends/backends/drain?address=127.0.0.1:9001'
+  curl -X DELETE '127.0.0.1:9901/backends/backends?address=127.0.0.1:9002'
 `
 
 func main() {
@@ -100,6 +109,7 @@ type common struct {
 	admin        string
 	adminReuse   bool
 	pprof        bool
+	runtimeAPI   string
 	drainGrace   time.Duration
 	drainTimeout time.Duration
 	verbosity    int
@@ -117,7 +127,8 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 0, "worker threads, one per core (default: the CPUs this process may use)")
 	fs.StringVar(&c.engine, "engine", daemon.EngineAuto, "I/O engine: uring, netpoll, or auto (uring when the kernel and seccomp allow it)")
 	fs.StringVar(&c.httpsEngine, "https-engine", daemon.DefaultHTTPSEngine, "with the uring engine, who terminates TLS on HTTPS listeners: uring (its workers) or netpoll (a netpoll engine beside it)")
-	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump); empty disables it")
+	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump, /backends); empty disables it")
+	fs.StringVar(&c.runtimeAPI, "runtime-api", daemon.RuntimeAPILoopback, "who may list, add, remove and drain backends at run time on the admin server (/backends): loopback (clients on a loopback address), any, or off; a later config reload replaces runtime changes")
 	fs.BoolVar(&c.adminReuse, "admin-reuse-port", false, "bind the admin address with SO_REUSEPORT, so that a dataplane replacing this one on the node can bind it before this one exits")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve pprof on the admin server under /debug/pprof/")
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
@@ -165,7 +176,7 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 		return nil, log, err
 	}
 	d, err := daemon.New(daemon.Options{
-		Workers: c.workers, Engine: c.engine, HTTPSEngine: c.httpsEngine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof,
+		Workers: c.workers, Engine: c.engine, HTTPSEngine: c.httpsEngine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof, RuntimeAPI: c.runtimeAPI,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Proxy: po, Log: log,
 		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})
@@ -211,7 +222,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	go d.ReopenOnSignal(ctx, syscall.SIGHUP)
 
 	if *file != "" {
-		w := snapshot.NewWatcher(*file, d, snapshot.WatcherOptions{Log: log})
+		w := snapshot.NewWatcher(*file, snapshot.Adapt(d), snapshot.WatcherOptions{Log: log})
 		go w.ReloadOnSignal(ctx, syscall.SIGHUP)
 		watchErr := make(chan error, 1)
 		go func() { watchErr <- w.Run(ctx) }()
@@ -225,7 +236,7 @@ func runCmd(args []string, stderr io.Writer) error {
 		}
 		return d.Run(ctx)
 	}
-	srv := snapshot.NewServer(d, snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log, Ready: d.Ready})
+	srv := snapshot.NewServer(snapshot.Adapt(d), snapshot.ServerOptions{NodeName: *node, Engine: d.EngineName(), Log: log, Ready: d.Ready})
 	// The socket outlives the drain, so that probes hear "not ready" rather than
 	// nothing while the dataplane drains.
 	srvCtx, stopSrv := context.WithCancel(context.Background())
@@ -245,15 +256,6 @@ type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-var lbPolicies = map[string]dataplanev1.LoadBalancing_Policy{
-	"round-robin":          dataplanev1.LoadBalancing_ROUND_ROBIN,
-	"weighted-round-robin": dataplanev1.LoadBalancing_WEIGHTED_ROUND_ROBIN,
-	"least-request":        dataplanev1.LoadBalancing_LEAST_REQUEST,
-	"random":               dataplanev1.LoadBalancing_RANDOM,
-	"ring-hash":            dataplanev1.LoadBalancing_RING_HASH,
-	"maglev":               dataplanev1.LoadBalancing_MAGLEV,
-}
 
 func proxyCmd(args []string, stderr io.Writer) error {
 	fs := newFlagSet("proxy", "proxy --listen ADDR --to ADDR [--to ADDR ...] [flags]", stderr)
@@ -294,8 +296,8 @@ func proxyCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	for _, s := range statuses {
-		if !s.GetBound() {
-			return fmt.Errorf("listen on %s:%d: %s", s.GetAddress(), s.GetPort(), s.GetError())
+		if !s.Bound {
+			return fmt.Errorf("listen on %s: %w", s.Addr, s.Err)
 		}
 	}
 	ctx, cancel := signalContext()
@@ -322,100 +324,75 @@ type proxyOptions struct {
 	responseHeader, responseBodyIdle                                   time.Duration
 }
 
-// optDuration returns d as a protobuf duration, nil for zero (unset).
-func optDuration(d time.Duration) *durationpb.Duration {
-	if d == 0 {
-		return nil
+// proxySpec turns the flags of the one-line proxy command into the builder's Proxy;
+// Snapshot builds and validates it.
+func proxySpec(o proxyOptions) (lb.Proxy, error) {
+	p := lb.Proxy{
+		Listen: o.listen, Backends: o.to, TCP: o.tcp, HashHeader: o.hashHeader,
+		RequestHead: o.requestHead, RequestBodyIdle: o.requestBodyIdle, SendStall: o.sendStall, KeepAliveIdle: o.keepAliveIdle,
+		TunnelIdle: o.tunnelIdle, ResponseHeader: o.responseHeader, ResponseBodyIdle: o.responseBodyIdle,
 	}
-	return durationpb.New(d)
-}
-
-// proxySnapshot builds the snapshot of the one-line proxy command.
-func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
-	listen, to, lb, hashHeader, tcp := o.listen, o.to, o.lb, o.hashHeader, o.tcp
-	la, err := netip.ParseAddrPort(listen)
+	if _, err := netip.ParseAddrPort(o.listen); err != nil {
+		return p, fmt.Errorf("--listen %q: want IP:port: %w", o.listen, err)
+	}
+	if len(o.to) == 0 {
+		return p, errors.New("--to: at least one backend address is required")
+	}
+	for _, t := range o.to {
+		if _, err := netip.ParseAddrPort(t); err != nil {
+			return p, fmt.Errorf("--to %q: want IP:port: %w", t, err)
+		}
+	}
+	policy, err := lb.ParsePolicy(o.lb)
 	if err != nil {
-		return nil, fmt.Errorf("--listen %q: want IP:port: %w", listen, err)
+		return p, fmt.Errorf("--lb %w", err)
 	}
-	if len(to) == 0 {
-		return nil, errors.New("--to: at least one backend address is required")
-	}
-	policy, ok := lbPolicies[lb]
-	if !ok {
-		return nil, fmt.Errorf("--lb %q: unknown policy (known: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev)", lb)
-	}
-	group := &dataplanev1.BackendGroup{Name: "backends", LoadBalancing: &dataplanev1.LoadBalancing{Policy: policy}}
-	if policy == dataplanev1.LoadBalancing_RING_HASH || policy == dataplanev1.LoadBalancing_MAGLEV {
-		if hashHeader != "" {
-			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_Header{Header: hashHeader}}
-		} else {
-			group.LoadBalancing.HashOn = &dataplanev1.HashOn{Key: &dataplanev1.HashOn_SourceIp{SourceIp: true}}
-		}
-	}
-	for _, t := range to {
-		ap, err := netip.ParseAddrPort(t)
-		if err != nil {
-			return nil, fmt.Errorf("--to %q: want IP:port: %w", t, err)
-		}
-		group.Endpoints = append(group.Endpoints, &dataplanev1.Endpoint{
-			Address: ap.Addr().String(), Port: uint32(ap.Port()),
-			Conditions: &dataplanev1.EndpointConditions{Ready: true, Serving: true},
-		})
-	}
-	var limit *dataplanev1.LocalRateLimit
+	p.Policy = policy
 	if o.rateLimit != "" {
-		if tcp {
-			return nil, errors.New("--rate-limit: HTTP only, not with --tcp")
+		if o.tcp {
+			return p, errors.New("--rate-limit: HTTP only, not with --tcp")
 		}
-		if limit, err = parseRateLimit(o.rateLimit); err != nil {
-			return nil, err
+		if p.RateLimit, err = parseRateLimit(o.rateLimit); err != nil {
+			return p, err
 		}
 		if o.rateBurst > math.MaxUint32 {
-			return nil, fmt.Errorf("--rate-limit-burst %d: too large", o.rateBurst)
+			return p, fmt.Errorf("--rate-limit-burst %d: too large", o.rateBurst)
 		}
-		limit.Burst, limit.PerClientIp = uint32(o.rateBurst), o.ratePerClient
+		p.RateLimit.Burst, p.RateLimit.PerClientIp = uint32(o.rateBurst), o.ratePerClient
 	} else if o.rateBurst != 0 || o.ratePerClient {
-		return nil, errors.New("--rate-limit-burst and --rate-limit-per-client need --rate-limit")
+		return p, errors.New("--rate-limit-burst and --rate-limit-per-client need --rate-limit")
 	}
-	group.ResponseHeaderTimeout, group.ResponseBodyIdleTimeout = optDuration(o.responseHeader), optDuration(o.responseBodyIdle)
-	l := &dataplanev1.Listener{Name: "proxy", Address: la.Addr().String(), Port: uint32(la.Port()), Protocol: dataplanev1.Listener_HTTP}
-	if o.requestHead != 0 || o.requestBodyIdle != 0 || o.sendStall != 0 || o.keepAliveIdle != 0 || o.tunnelIdle != 0 {
-		l.Timeouts = &dataplanev1.ListenerTimeouts{
-			RequestHead: optDuration(o.requestHead), RequestBodyIdle: optDuration(o.requestBodyIdle),
-			SendStall: optDuration(o.sendStall), KeepAliveIdle: optDuration(o.keepAliveIdle),
-			TunnelIdle: optDuration(o.tunnelIdle),
-		}
+	return p, nil
+}
+
+// proxySnapshot returns the snapshot of the one-line proxy command.
+func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
+	p, err := proxySpec(o)
+	if err != nil {
+		return nil, err
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	var cert, key []byte
 	if o.tlsCert != "" {
-		if tcp {
+		if o.tcp {
 			return nil, errors.New("--tls-cert: HTTP only, not with --tcp")
 		}
-		cert, err := os.ReadFile(o.tlsCert)
-		if err != nil {
+		if cert, err = os.ReadFile(o.tlsCert); err != nil {
 			return nil, fmt.Errorf("--tls-cert: %w", err)
 		}
-		key, err := os.ReadFile(o.tlsKey)
-		if err != nil {
+		if key, err = os.ReadFile(o.tlsKey); err != nil {
 			return nil, fmt.Errorf("--tls-key: %w", err)
 		}
-		l.Protocol = dataplanev1.Listener_HTTPS
-		l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
 	}
-	if tcp {
-		l.Protocol = dataplanev1.Listener_TCP
-		l.TcpRoute = &dataplanev1.TCPRoute{Name: "proxy", Backends: []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}}}
-	} else {
-		l.VirtualHosts = []*dataplanev1.VirtualHost{{Name: "all", Routes: []*dataplanev1.Route{{
-			Name:      "proxy",
-			Matches:   []*dataplanev1.RouteMatch{{Path: &dataplanev1.PathMatch{Type: dataplanev1.PathMatch_PATH_PREFIX, Value: "/"}}},
-			Backends:  []*dataplanev1.WeightedBackend{{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "backends"}, Weight: 1}},
-			RateLimit: limit,
-		}}}}
+	snap, err := p.Snapshot()
+	if err != nil || cert == nil {
+		return snap, err
 	}
-	snap := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}, BackendGroups: []*dataplanev1.BackendGroup{group}}
+	l := snap.GetListeners()[0]
+	l.Protocol = dataplanev1.Listener_HTTPS
+	l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
 	snap.Hash = dataplanev1.Hash(snap)
 	if err := dataplanev1.Validate(snap); err != nil {
 		return nil, fmt.Errorf("invalid proxy settings: %w", err)

@@ -233,3 +233,14 @@ func TestLimitAndTrustFlags(t *testing.T) {
 		t.Errorf("proxy --trusted-hops 99: %v", err)
 	}
 }
+
+func TestRuntimeAPIFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run([]string{"proxy", "--to", "127.0.0.1:1", "--engine", "netpoll", "--admin-address", "127.0.0.1:0", "--runtime-api", "sometimes"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `runtime API access "sometimes"`) {
+		t.Errorf("--runtime-api sometimes: %v", err)
+	}
+	if err := run([]string{"--help"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "/backends/backends/drain?address=") {
+		t.Errorf("--help does not show the runtime API: %v", err)
+	}
+}

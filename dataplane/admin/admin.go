@@ -1,6 +1,7 @@
 // Package admin serves the dataplane's operational HTTP endpoints: Prometheus /metrics,
 // /healthz (the process is alive), /readyz (what Options.Ready says; the daemon's says a
-// config is applied, the engine serves and the dataplane is not draining), /config_dump (the snapshot being served, to loopback clients only) and,
+// config is applied, the engine serves and the dataplane is not draining), /config_dump (the snapshot being served, to loopback clients only),
+// the routes its user adds (Options.Routes: the daemon's runtime API, /backends) and,
 // when enabled, pprof. It runs on Go's net/http, apart from the proxy's workers.
 package admin
 
@@ -39,6 +40,36 @@ type Options struct {
 	// Ready decides /readyz: nil when the dataplane is ready, else why not. Without
 	// it, /readyz answers like /healthz.
 	Ready func() error
+	// Routes are more handlers to serve, such as the daemon's runtime API.
+	Routes []Route
+}
+
+// Route is a handler the admin server serves besides its own.
+type Route struct {
+	// Pattern is an http.ServeMux pattern, such as "GET /backends/{group}".
+	Pattern string
+	// Handler serves it.
+	Handler http.Handler
+	// LoopbackOnly answers 403 to clients that are not on a loopback address,
+	// as /config_dump does.
+	LoopbackOnly bool
+}
+
+// LoopbackOnly wraps h so that it answers 403 to clients not on a loopback address.
+func LoopbackOnly(what string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, what+" is served to loopback clients only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// fromLoopback reports whether r comes from a loopback address.
+func fromLoopback(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // Server is the admin HTTP server.
@@ -67,6 +98,15 @@ func New(opts Options) (*Server, error) {
 	if opts.ConfigDump != nil {
 		mux.HandleFunc("/config_dump", s.configDump)
 	}
+	for _, rt := range opts.Routes {
+		h := rt.Handler
+		if rt.LoopbackOnly {
+			h = LoopbackOnly(rt.Pattern, h)
+		}
+		if err := handle(mux, rt.Pattern, h); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -76,6 +116,18 @@ func New(opts Options) (*Server, error) {
 	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// handle registers h on mux, returning the error ServeMux panics with (a bad or
+// conflicting pattern).
+func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("admin route %q: %v", pattern, r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
 }
 
 // Start binds the listen address and serves in the background.
@@ -99,6 +151,10 @@ func (s *Server) Start() error {
 
 // Addr returns the bound address (useful with port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Handler returns the server's handler, for tests that serve requests without a
+// socket.
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
 // Shutdown stops the server.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
@@ -125,8 +181,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) configDump(w http.ResponseWriter, r *http.Request) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+	if !fromLoopback(r) {
 		http.Error(w, "config_dump is served to loopback clients only", http.StatusForbidden)
 		return
 	}

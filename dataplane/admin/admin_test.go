@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -106,5 +107,38 @@ func TestReusePort(t *testing.T) {
 	}
 	if code, _ := enginetest.Get(t, nil, "http://"+first.Addr()+"/healthz"); code != 200 {
 		t.Errorf("/healthz on the shared port = %d", code)
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hello " + r.PathValue("name"))) })
+	s, err := New(Options{Addr: "127.0.0.1:0", Routes: []Route{
+		{Pattern: "GET /open/{name}", Handler: hello},
+		{Pattern: "POST /local/{name}", Handler: hello, LoopbackOnly: true},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method, path, from string
+		code               int
+		body               string
+	}{
+		{"GET", "/open/a", "10.1.2.3:4000", 200, "hello a"},
+		{"POST", "/local/b", "127.0.0.1:5000", 200, "hello b"},
+		{"POST", "/local/b", "[::ffff:127.0.0.1]:5000", 200, "hello b"},
+		{"POST", "/local/b", "10.1.2.3:4000", 403, "loopback clients only"},
+		{"GET", "/local/b", "127.0.0.1:5000", 405, ""},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.RemoteAddr = tc.from
+		rec := httptest.NewRecorder()
+		s.srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.body) {
+			t.Errorf("%s %s from %s = %d %q, want %d %q", tc.method, tc.path, tc.from, rec.Code, rec.Body.String(), tc.code, tc.body)
+		}
+	}
+	if _, err := New(Options{Addr: "127.0.0.1:0", Routes: []Route{{Pattern: "/metrics", Handler: hello}}}); err == nil {
+		t.Error("a route that conflicts with /metrics was accepted")
 	}
 }

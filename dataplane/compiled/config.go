@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/balancer"
+	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
 )
@@ -25,6 +27,7 @@ type Config struct {
 
 	groups     map[string]*Group
 	rateLimits map[string]*RateLimit // by bucket name
+	filters    *filter.Registry      // while compiling
 }
 
 // Protocol is a listener's protocol.
@@ -77,10 +80,19 @@ type Listener struct {
 	MaxResponseHeaderBytes, MaxResponseHeaders int
 	// Timeouts bound the waits of the listener's client connections.
 	Timeouts ListenerTimeouts
+	// ConnFilters are the connection hooks of a TCP listener's extension
+	// filters, in order. An HTTP listener's filters are compiled into each
+	// of its routes' Filters.
+	ConnFilters []filter.ConnFilter
 
 	table   *router.Table
-	matched []Matched // indexed by router action
+	matched []Matched         // indexed by router action
+	groups  map[string]*Group // the config's, for Group
 }
+
+// Group returns the backend group of the listener's config with the given name,
+// or nil. It does not allocate.
+func (l *Listener) Group(name string) *Group { return l.groups[name] }
 
 // ListenerTimeouts are the timeouts a listener sets (dataplanev1.ListenerTimeouts);
 // a zero field was left unset, and the engine's default applies (proxy.Options).
@@ -124,6 +136,9 @@ type Route struct {
 	// RateLimit bounds the rate of the route's requests; nil means no limit.
 	// Routes naming the same bucket share it.
 	RateLimit *RateLimit
+	// Filters are the hooks of the extension filters that run on the route's
+	// requests: the listener's filters, then the route's.
+	Filters Filters
 
 	cumWeight []uint32 // running sum of Backends' weights
 }
@@ -150,6 +165,34 @@ func (r *Route) PickBackend(rnd uint32) *Backend {
 		}
 	}
 	return &r.Backends[lo]
+}
+
+// Filters are extension filters' hooks, each list in the order the filters
+// are named (see package filter). The lists are typed so that the proxy calls
+// hooks without type assertions.
+type Filters struct {
+	Request  []filter.RequestFilter
+	Upstream []filter.UpstreamRequestFilter
+	Response []filter.ResponseFilter
+}
+
+// add appends the hooks f implements; it reports false when f implements no
+// HTTP hook.
+func (fs *Filters) add(f any) bool {
+	ok := false
+	if h, is := f.(filter.RequestFilter); is {
+		fs.Request = append(fs.Request, h)
+		ok = true
+	}
+	if h, is := f.(filter.UpstreamRequestFilter); is {
+		fs.Upstream = append(fs.Upstream, h)
+		ok = true
+	}
+	if h, is := f.(filter.ResponseFilter); is {
+		fs.Response = append(fs.Response, h)
+		ok = true
+	}
+	return ok
 }
 
 // Backend is one weighted backendRef of a route.
@@ -221,7 +264,17 @@ type RetryPolicy struct {
 	OnStatus                  []int
 	OnConnectFailure, OnReset bool
 	BackoffBase, BackoffMax   time.Duration
+	// ConnectEveryEndpoint lets a request whose connects fail go on past Attempts
+	// until it has tried every eligible endpoint of its group once (at most
+	// MaxConnectAttempts), as nginx's proxy_next_upstream does by default: a failed
+	// connect reached no backend, so the extra attempts cost the backends nothing.
+	// DefaultRetry sets it; snapshots cannot.
+	ConnectEveryEndpoint bool
 }
+
+// MaxConnectAttempts bounds the attempts of a request under
+// RetryPolicy.ConnectEveryEndpoint.
+const MaxConnectAttempts = 8
 
 // RetriesStatus reports whether a response status is retryable.
 func (p *RetryPolicy) RetriesStatus(status int) bool {
@@ -309,18 +362,29 @@ func (c *Config) UpdateEndpoints(group string, eps []*dataplanev1.Endpoint) erro
 // DefaultRetry is the retry policy of a route whose snapshot sets none: up to two
 // retries, each on an endpoint not tried yet, when the connect fails or when an
 // idempotent request's connection fails before any response byte (see
-// proxy.Session). Two, because during a scale-down several endpoints of a group can
-// refuse connections at once until the endpoint update arrives; the group's retry
-// budget bounds the extra load of the replays (a retry after a failed connect adds
-// none and takes no slot). Each retry follows within a millisecond: it goes to
+// proxy.Session), and past two while connects fail and endpoints not tried are left
+// (ConnectEveryEndpoint). During a scale-down several endpoints of a group can
+// refuse or swallow connections at once until the endpoint update arrives; the
+// group's retry budget bounds the extra load of the replays (a retry after a failed
+// connect adds none and takes no slot). Each retry follows within a millisecond: it goes to
 // another endpoint, so waiting spares no one, and a replay holds its slot in the
 // budget while it waits. An explicit policy, even an empty one, replaces it.
-var DefaultRetry = RetryPolicy{Attempts: 2, OnConnectFailure: true, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond}
+var DefaultRetry = RetryPolicy{
+	Attempts: 2, OnConnectFailure: true, ConnectEveryEndpoint: true,
+	BackoffBase: time.Millisecond, BackoffMax: time.Millisecond,
+}
 
 // Compile builds a Config from a snapshot. Route and group names are interned in reg so
-// that their metrics survive config swaps.
+// that their metrics survive config swaps. Extension filter names are resolved in
+// filter.Default.
 func Compile(s *dataplanev1.Snapshot, reg *metrics.Registry) (*Config, error) {
-	c := &Config{Version: s.GetVersion(), Hash: s.GetHash(), groups: map[string]*Group{}}
+	return CompileWith(s, reg, filter.Default)
+}
+
+// CompileWith is Compile resolving extension filter names in filters. A name
+// filters does not hold rejects the snapshot.
+func CompileWith(s *dataplanev1.Snapshot, reg *metrics.Registry, filters *filter.Registry) (*Config, error) {
+	c := &Config{Version: s.GetVersion(), Hash: s.GetHash(), groups: map[string]*Group{}, filters: filters}
 	for i, pg := range s.GetBackendGroups() {
 		g, err := compileGroup(pg, i, reg)
 		if err != nil {
@@ -339,7 +403,39 @@ func Compile(s *dataplanev1.Snapshot, reg *metrics.Registry) (*Config, error) {
 		}
 		c.Listeners = append(c.Listeners, l)
 	}
+	c.filters = nil
 	return c, nil
+}
+
+// lookupFilter resolves an extension filter name.
+func (c *Config) lookupFilter(name string) (any, error) {
+	if c.filters != nil {
+		if f, ok := c.filters.Lookup(name); ok {
+			return f, nil
+		}
+	}
+	var names []string
+	if c.filters != nil {
+		names = c.filters.Registered()
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("unknown extension filter %q (this dataplane registers none)", name)
+	}
+	return nil, fmt.Errorf("unknown extension filter %q (this dataplane registers %s)", name, strings.Join(names, ", "))
+}
+
+// compileFilters appends the hooks of the named filters to fs.
+func (c *Config) compileFilters(fs *Filters, names []string) error {
+	for i, name := range names {
+		f, err := c.lookupFilter(name)
+		if err != nil {
+			return fmt.Errorf("extensionFilters[%d]: %w", i, err)
+		}
+		if !fs.add(f) {
+			return fmt.Errorf("extensionFilters[%d]: filter %q (%T) has no request, upstream request or response hook", i, name, f)
+		}
+	}
+	return nil
 }
 
 func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry) (*Group, error) {
@@ -419,6 +515,7 @@ func orDefault(d, def time.Duration) time.Duration {
 
 func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.Group, error) {
 	eps := make([]balancer.Endpoint, 0, len(pe))
+	seen := make(map[netip.AddrPort]int, len(pe))
 	for i, e := range pe {
 		addr, err := netip.ParseAddr(e.GetAddress())
 		if err != nil {
@@ -433,6 +530,10 @@ func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.G
 			Weight: e.GetWeight(),
 			Zone:   e.GetZone(),
 		}
+		if j, dup := seen[ep.Addr]; dup {
+			return nil, fmt.Errorf("endpoints[%d]: duplicate endpoint %s (also endpoints[%d])", i, ep.Addr, j)
+		}
+		seen[ep.Addr] = i
 		if c == nil {
 			// No conditions given (a hand-written standalone file): the endpoint is ready.
 			ep.Ready, ep.Serving = true, true
@@ -445,7 +546,7 @@ func buildEndpoints(pe []*dataplanev1.Endpoint, lb balancer.Config) (*balancer.G
 }
 
 func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry) (*Listener, error) {
-	l := &Listener{Name: pl.GetName(), Stats: reg.ListenerID(pl.GetName()), MaxConnections: int64(pl.GetMaxConnections())}
+	l := &Listener{Name: pl.GetName(), Stats: reg.ListenerID(pl.GetName()), MaxConnections: int64(pl.GetMaxConnections()), groups: c.groups}
 	ip := netip.IPv6Unspecified()
 	if a := pl.GetAddress(); a != "" {
 		p, err := netip.ParseAddr(a)
@@ -503,19 +604,34 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		}
 		r.index()
 		l.TCP = r
+		for i, name := range pl.GetExtensionFilters() {
+			f, err := c.lookupFilter(name)
+			if err != nil {
+				return nil, fmt.Errorf("extensionFilters[%d]: %w", i, err)
+			}
+			h, ok := f.(filter.ConnFilter)
+			if !ok {
+				return nil, fmt.Errorf("extensionFilters[%d]: filter %q (%T) has no connection hook, the only one a TCP listener runs", i, name, f)
+			}
+			l.ConnFilters = append(l.ConnFilters, h)
+		}
 		return l, nil
 	default:
 		return nil, fmt.Errorf("protocol: unknown protocol %v", pl.GetProtocol())
 	}
 
+	var listenerFilters Filters
+	if err := c.compileFilters(&listenerFilters, pl.GetExtensionFilters()); err != nil {
+		return nil, err
+	}
 	var vhosts []router.VirtualHost
 	for vi, pv := range pl.GetVirtualHosts() {
 		vh := router.VirtualHost{Name: pv.GetName(), Hostnames: pv.GetHostnames()}
 		for ri, pr := range pv.GetRoutes() {
 			path := fmt.Sprintf("virtualHosts[%d].routes[%d]", vi, ri)
-			r, err := c.compileRoute(pr, reg)
+			r, err := c.compileRoute(pr, reg, &listenerFilters)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
+				return nil, fmt.Errorf("%s (%s): %w", path, pr.GetName(), err)
 			}
 			order := router.OrderKey{
 				CreationUnixNano: pr.GetOrder().GetCreationTimestampUnixNanos(),
@@ -603,9 +719,17 @@ func compileMatch(pm *dataplanev1.RouteMatch) (router.Match, string, error) {
 	return m, prefix, nil
 }
 
-func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry) (*Route, error) {
+func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry, listenerFilters *Filters) (*Route, error) {
 	r := &Route{Name: pr.GetName()}
 	r.Stats = reg.RouteID(r.Name)
+	r.Filters = Filters{
+		Request:  slices.Clip(listenerFilters.Request),
+		Upstream: slices.Clip(listenerFilters.Upstream),
+		Response: slices.Clip(listenerFilters.Response),
+	}
+	if err := c.compileFilters(&r.Filters, pr.GetExtensionFilters()); err != nil {
+		return nil, err
+	}
 	if err := c.applyFilters(pr.GetFilters(), &r.RequestHeaders, &r.ResponseHeaders, r, "filters"); err != nil {
 		return nil, err
 	}

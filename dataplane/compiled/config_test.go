@@ -164,6 +164,11 @@ func TestUpdateEndpointsFastPath(t *testing.T) {
 	if err := c.UpdateEndpoints("nope", nil); err == nil || !strings.Contains(err.Error(), "unknown backend group") {
 		t.Errorf("update of unknown group: %v", err)
 	}
+	if err := c.UpdateEndpoints("api", []*dataplanev1.Endpoint{{Address: "10.0.0.7", Port: 80}, {Address: "::ffff:10.0.0.7", Port: 80}}); err == nil || !strings.Contains(err.Error(), "duplicate endpoint 10.0.0.7:80") {
+		t.Errorf("duplicate endpoints: err = %v", err)
+	} else if g.Endpoints().Len() != 3 {
+		t.Error("a rejected update replaced the endpoints")
+	}
 	if err := c.UpdateEndpoints("api", []*dataplanev1.Endpoint{{Address: "not-an-ip", Port: 80}}); err == nil {
 		t.Error("a bad address was accepted")
 	} else if g.Endpoints().Len() != 3 {
@@ -198,7 +203,7 @@ func TestCompileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Compile(s, metrics.NewRegistry(1))
-	if err == nil || !strings.Contains(err.Error(), `listeners[0] (web): virtualHosts[0].routes[0]: backends[1].backendGroup: unknown backend group "nope"`) {
+	if err == nil || !strings.Contains(err.Error(), `listeners[0] (web): virtualHosts[0].routes[0] (default/api/rule-0): backends[1].backendGroup: unknown backend group "nope"`) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -22,6 +22,12 @@
 // config to the next one when their limit is unchanged, so that a snapshot push does
 // not refill them.
 //
+// Routes and TCP listeners carry the hooks of their extension filters (package
+// dataplane/filter), resolved by name in a filter.Registry when the snapshot
+// compiles (CompileWith; Compile uses filter.Default): a route's Filters hold the
+// listener's hooks, then its own, as typed lists, so that the proxy calls them
+// without type assertions. A name the registry lacks fails the compile.
+//
 // Compile assumes the snapshot passed dataplane/dataplanev1.Validate; it still returns an
 // error instead of panicking on anything it cannot compile.
 package compiled

@@ -3,7 +3,9 @@
 // swaps it into the engine, takes the endpoint-only fast path, runs the admin server and
 // the optional JSON access log (dataplane/accesslog, reopened by ReopenAccessLog on
 // SIGHUP), and drains on shutdown. cmd/flax-dataplane feeds it from a YAML file, the controller's gRPC
-// socket or a one-line proxy command; programs that embed Flax can do the same.
+// socket (through snapshot.Adapt) or a one-line proxy command; programs that embed Flax
+// can do the same, or build a snapshot with dataplane/lb and change a backend group's
+// endpoints at run time through a Pool. The daemon does not link gRPC.
 package daemon
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,18 +24,18 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
-	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/admin"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
+	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
-	"github.com/flaxlb/flax/dataplane/snapshot"
 )
 
 // Engine names accepted by Options.Engine.
@@ -62,6 +65,11 @@ type Options struct {
 	AdminAddr string
 	// Pprof mounts pprof on the admin server.
 	Pprof bool
+	// RuntimeAPI says who may use the admin server's runtime API (/backends: list,
+	// add, remove and drain backends, see Pool): RuntimeAPILoopback (also "", the
+	// default) for loopback clients only, RuntimeAPIAny for every client,
+	// RuntimeAPIOff for none.
+	RuntimeAPI string
 	// AdminReusePort binds the admin address with SO_REUSEPORT, so that a dataplane
 	// replacing this one on the same node can start before this one exits.
 	AdminReusePort bool
@@ -86,8 +94,27 @@ type Options struct {
 	// (half the cgroup's or the machine's memory, shared by the workers), a
 	// negative value none.
 	MemoryBudget int64
+	// Filters is the registry the extension filters a snapshot names are
+	// resolved in; nil means filter.Default.
+	Filters *filter.Registry
 	// Log receives structured logs.
 	Log logr.Logger
+	// NewEngine, when set, creates the engine the daemon runs instead of choosing one
+	// (Engine is then ignored): an engine of the program's own, or one of Flax's with
+	// options beyond these (netpoll.New with its own netpoll.Options, say).
+	NewEngine func(EngineDeps) (engine.Engine, error)
+}
+
+// EngineDeps is what the daemon hands Options.NewEngine: the engine must count in
+// Metrics (the admin server's /metrics and the runtime API read it), log finished
+// requests to AccessLog when it is not nil, and honour Limits.
+type EngineDeps struct {
+	Workers   int
+	Proxy     proxy.Options
+	Metrics   *metrics.Registry
+	AccessLog *accesslog.Logger
+	Limits    engine.Limits
+	Log       logr.Logger
 }
 
 // Daemon runs one dataplane.
@@ -101,9 +128,10 @@ type Daemon struct {
 	mirrors *netpoll.MirrorSender
 	alog    *accesslog.Logger
 
-	mu      sync.Mutex // serialises Apply and ApplyEndpoints
+	mu      sync.Mutex // serialises Apply, ApplyEndpoints and Pool changes
 	current *dataplanev1.Snapshot
 	config  *compiled.Config
+	pools   map[string]*Pool // by backend group, created by Pool
 
 	// applied, serving and draining make up Ready.
 	applied  atomic.Bool
@@ -158,6 +186,11 @@ func New(opts Options) (*Daemon, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	switch opts.RuntimeAPI {
+	case "", RuntimeAPILoopback, RuntimeAPIAny, RuntimeAPIOff:
+	default:
+		return nil, fmt.Errorf("runtime API access %q: want %s, %s or %s", opts.RuntimeAPI, RuntimeAPILoopback, RuntimeAPIAny, RuntimeAPIOff)
+	}
 	d := &Daemon{
 		opts: opts, log: opts.Log, metrics: metrics.NewRegistry(opts.Workers),
 		health:  health.NewManager(health.Options{Logger: opts.Log.WithName("health")}),
@@ -178,7 +211,17 @@ func New(opts Options) (*Daemon, error) {
 	if opts.HTTPSEngine != EngineUring && opts.HTTPSEngine != EngineNetpoll {
 		return nil, fmt.Errorf("unknown HTTPS engine %q (want %s or %s)", opts.HTTPSEngine, EngineUring, EngineNetpoll)
 	}
-	eng, why, err := selectEngine(opts.Engine, opts.HTTPSEngine == EngineUring, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
+	var eng engine.Engine
+	var why string
+	var err error
+	if opts.NewEngine != nil {
+		eng, err = opts.NewEngine(EngineDeps{Workers: opts.Workers, Proxy: opts.Proxy, Metrics: d.metrics, AccessLog: d.alog, Limits: lim, Log: opts.Log})
+		if err == nil && eng == nil {
+			err = errors.New("new engine: Options.NewEngine returned nil")
+		}
+	} else {
+		eng, why, err = selectEngine(opts.Engine, opts.HTTPSEngine == EngineUring, opts.Workers, opts.Proxy, d.metrics, d.alog, lim, opts.Log)
+	}
 	if err != nil {
 		_ = d.alog.Close()
 		return nil, err
@@ -191,6 +234,10 @@ func New(opts Options) (*Daemon, error) {
 		d.log.Info("engine selected", "engine", eng.Name(), "workers", opts.Workers)
 	}
 	if opts.AdminAddr != "" {
+		var routes []admin.Route
+		if opts.RuntimeAPI != RuntimeAPIOff {
+			routes = d.runtimeRoutes(opts.RuntimeAPI != RuntimeAPIAny)
+		}
 		collectors := []prometheus.Collector{d.metrics}
 		if d.alog != nil {
 			collectors = append(collectors, d.alog)
@@ -202,6 +249,7 @@ func New(opts Options) (*Daemon, error) {
 			Pprof:      opts.Pprof,
 			ReusePort:  opts.AdminReusePort,
 			Ready:      d.Ready,
+			Routes:     routes,
 		})
 		if err != nil {
 			_ = d.alog.Close()
@@ -248,13 +296,33 @@ func (d *Daemon) ReopenOnSignal(ctx context.Context, sigs ...os.Signal) {
 	}
 }
 
-// Apply implements snapshot.Applier: it compiles snap and swaps it into the engine. On
-// error the previous config keeps serving.
-func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.ListenerStatus, error) {
+// Apply validates snap (dataplanev1.Validate; a snapshot without a hash gets one),
+// compiles it and swaps it into the engine, and reports each listener's state: a
+// listener that cannot be bound is reported there, not as an error. On error the
+// previous config keeps serving. A full config replaces whatever the runtime API
+// (Pool) changed in the previous one. snap must not be modified afterwards: the
+// daemon keeps it as its current config. snapshot.Adapt turns a Daemon into the
+// snapshot.Applier that the socket server and the file watcher take.
+func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]engine.ListenerStatus, error) {
+	if snap == nil {
+		return nil, errors.New("apply: snapshot is nil")
+	}
+	if snap.GetHash() == "" {
+		snap = proto.CloneOf(snap)
+		snap.Hash = dataplanev1.Hash(snap)
+	}
+	if err := dataplanev1.Validate(snap); err != nil {
+		d.metrics.ConfigRejected()
+		return nil, fmt.Errorf("snapshot version %d: %w", snap.GetVersion(), err)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now()
-	cfg, err := compiled.Compile(snap, d.metrics)
+	filters := d.opts.Filters
+	if filters == nil {
+		filters = filter.Default
+	}
+	cfg, err := compiled.CompileWith(snap, d.metrics, filters)
 	if err != nil {
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)
@@ -270,39 +338,78 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]*rpc.Li
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("apply snapshot version %d: %w", snap.GetVersion(), err)
 	}
-	statuses := engine.Proto(st)
 	d.current, d.config = snap, cfg
+	d.resetPools()
 	d.metrics.ConfigApplied(snap.GetVersion())
 	d.applied.Store(true)
 	d.log.Info("config applied", "version", snap.GetVersion(), "hash", snap.GetHash(), "listeners", len(cfg.Listeners),
 		"backendGroups", len(cfg.Groups), "took", time.Since(start))
-	for _, s := range statuses {
-		if !s.GetBound() {
-			d.log.Info("listener not bound", "listener", s.GetName(), "address", s.GetAddress(), "port", s.GetPort(), "error", s.GetError())
+	for _, s := range st {
+		if !s.Bound {
+			d.log.Info("listener not bound", "listener", s.Name, "address", s.Addr.Addr().String(), "port", s.Addr.Port(), "error", s.Err)
 		}
 	}
-	return statuses, nil
+	return st, nil
 }
 
-// ApplyEndpoints implements snapshot.Applier's fast path: it replaces one group's
-// endpoints in the running config without recompiling routes.
+// ApplyEndpoints is the fast path: snap must differ from the config last applied
+// only in the endpoints of backend group group, which it replaces in the running
+// config without recompiling routes. Those endpoints are validated
+// (dataplanev1.ValidateGroupEndpoints); the rest of snap is taken as the caller
+// says. An error means nothing changed. It replaces what the runtime API (Pool)
+// changed in that group; the runtime changes of other groups stay, and Current
+// shows them on top of snap (with its own hash).
 func (d *Daemon) ApplyEndpoints(_ context.Context, group string, snap *dataplanev1.Snapshot) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.applyEndpointsLocked(group, d.withRuntimeChanges(group, snap)); err != nil {
+		return err
+	}
+	if p := d.pools[group]; p != nil {
+		p.reset()
+	}
+	return nil
+}
+
+// withRuntimeChanges returns snap with the endpoints of the groups other than
+// group that the runtime API changed taken from the current config (d.mu held),
+// so that Current keeps matching what runs; snap itself when there are none.
+func (d *Daemon) withRuntimeChanges(group string, snap *dataplanev1.Snapshot) *dataplanev1.Snapshot {
+	var out *dataplanev1.Snapshot
+	for name, p := range d.pools {
+		if !p.changed || name == group {
+			continue
+		}
+		live := groupOf(d.current, name)
+		i := slices.IndexFunc(snap.GetBackendGroups(), func(g *dataplanev1.BackendGroup) bool { return g.GetName() == name })
+		if live == nil || i < 0 {
+			continue
+		}
+		if out == nil {
+			out = dataplanev1.ShallowCopy(snap)
+			out.BackendGroups = slices.Clone(snap.GetBackendGroups())
+		}
+		g := dataplanev1.ShallowCopy(out.BackendGroups[i])
+		g.Endpoints = live.GetEndpoints()
+		out.BackendGroups[i] = g
+	}
+	if out == nil {
+		return snap
+	}
+	out.Hash = dataplanev1.Hash(out)
+	return out
+}
+
+// applyEndpointsLocked is ApplyEndpoints with d.mu held.
+func (d *Daemon) applyEndpointsLocked(group string, snap *dataplanev1.Snapshot) error {
 	if d.config == nil {
 		return errors.New("apply endpoints: no config applied yet")
 	}
-	var eps []*dataplanev1.Endpoint
-	found := false
-	for _, g := range snap.GetBackendGroups() {
-		if g.GetName() == group {
-			eps, found = g.GetEndpoints(), true
-			break
-		}
+	if err := dataplanev1.ValidateGroupEndpoints(snap, group); err != nil {
+		d.metrics.ConfigRejected()
+		return fmt.Errorf("apply endpoints: %w", err)
 	}
-	if !found {
-		return fmt.Errorf("apply endpoints: backend group %q is not in the snapshot", group)
-	}
+	eps := groupOf(snap, group).GetEndpoints()
 	if err := d.config.UpdateEndpoints(group, eps); err != nil {
 		d.metrics.ConfigRejected()
 		return err
@@ -313,7 +420,24 @@ func (d *Daemon) ApplyEndpoints(_ context.Context, group string, snap *dataplane
 	return nil
 }
 
-var _ snapshot.Applier = (*Daemon)(nil)
+// groupOf returns the backend group named name in snap, or nil.
+func groupOf(snap *dataplanev1.Snapshot, name string) *dataplanev1.BackendGroup {
+	for _, g := range snap.GetBackendGroups() {
+		if g.GetName() == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// Current returns the config being served, with the runtime API's changes, or nil
+// before the first Apply. It is shared with the daemon: read it, do not modify it
+// (proto.CloneOf gives a copy to change and Apply).
+func (d *Daemon) Current() *dataplanev1.Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.current
+}
 
 func (d *Daemon) configDump() ([]byte, error) {
 	d.mu.Lock()

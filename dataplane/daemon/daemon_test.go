@@ -81,7 +81,7 @@ func testApplyEndpointsAndDrain(t *testing.T, eng string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 1 || !st[0].GetBound() {
+	if len(st) != 1 || !st[0].Bound {
 		t.Fatalf("listener statuses = %v", st)
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)

@@ -47,7 +47,7 @@ func testHandOver(t *testing.T, eng string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st) != 1 || !st[0].GetBound() {
+		if len(st) != 1 || !st[0].Bound {
 			t.Fatalf("listener statuses = %v, want bound", st)
 		}
 		deadline := time.Now().Add(5 * time.Second)

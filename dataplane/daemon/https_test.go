@@ -65,7 +65,7 @@ func TestHTTPSEngine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(st) != 1 || !st[0].GetBound() {
+			if len(st) != 1 || !st[0].Bound {
 				t.Fatalf("listener statuses = %v", st)
 			}
 			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true}}, Timeout: 5 * time.Second}

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"sync/atomic"
 
-	"github.com/flaxlb/flax/api/dataplane/v1/rpc"
 	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
@@ -51,24 +50,6 @@ type ListenerStatus struct {
 	Bound bool
 	// Err says why it is not bound.
 	Err error
-}
-
-// Proto converts statuses to their API form.
-func Proto(st []ListenerStatus) []*rpc.ListenerStatus {
-	out := make([]*rpc.ListenerStatus, 0, len(st))
-	for _, s := range st {
-		p := &rpc.ListenerStatus{
-			Name:    s.Name,
-			Address: s.Addr.Addr().String(),
-			Port:    uint32(s.Addr.Port()),
-			Bound:   s.Bound,
-		}
-		if s.Err != nil {
-			p.Error = s.Err.Error()
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 // Slot is one bound address. Its Listener is the configuration currently

@@ -81,7 +81,7 @@ func TestPlanAndCommit(t *testing.T) {
 	if n := len(set.Slots()); n != 1 {
 		t.Fatalf("%d slots left, want 1", n)
 	}
-	if pr := Proto(st); pr[1].GetBound() || pr[1].GetError() == "" || pr[0].GetPort() != 8003 {
-		t.Fatalf("proto statuses %v", pr)
+	if st[1].Err == nil || st[0].Addr.Port() != 8003 {
+		t.Fatalf("statuses %+v", st)
 	}
 }

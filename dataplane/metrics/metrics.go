@@ -72,6 +72,7 @@ const (
 	ReasonSendStall             // the client stopped reading (close)
 	ReasonOverload              // the worker's memory budget is used up (503)
 	ReasonTunnelIdle            // nothing moved in a tunnel (close)
+	ReasonFilter                // an extension filter answered the request or rejected the connection
 	numReasons
 )
 
@@ -79,7 +80,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload", "tunnel_idle",
+	"send_stall", "overload", "tunnel_idle", "filter",
 }
 
 // String returns the label value of r.
@@ -590,6 +591,7 @@ type Registry struct {
 	configVersion atomic.Uint64
 	configApplied atomic.Uint64
 	applyErrors   atomic.Uint64
+	runtime       [runtimeOps]atomic.Uint64 // by RuntimeOp
 
 	descs descs
 }
@@ -731,6 +733,42 @@ func (r *Registry) ConfigApplied(version uint64) {
 // ConfigRejected counts a snapshot that failed validation or compilation.
 func (r *Registry) ConfigRejected() { r.applyErrors.Add(1) }
 
+// RuntimeOp is a change the runtime API (daemon.Pool) makes to a backend group.
+type RuntimeOp uint8
+
+// Runtime API changes.
+const (
+	RuntimeAdd     RuntimeOp = iota // an endpoint added
+	RuntimeRemove                   // an endpoint removed at once
+	RuntimeDrain                    // an endpoint set draining
+	RuntimeDrained                  // a draining endpoint removed once it was done
+	runtimeOps
+)
+
+var runtimeOpNames = [runtimeOps]string{"add", "remove", "drain", "drained"}
+
+// String returns the op's label value.
+func (o RuntimeOp) String() string { return runtimeOpNames[o] }
+
+// RuntimeChange counts one change made through the runtime API.
+func (r *Registry) RuntimeChange(op RuntimeOp) { r.runtime[op].Add(1) }
+
+// RuntimeChanges returns the changes of kind op counted so far.
+func (r *Registry) RuntimeChanges(op RuntimeOp) uint64 { return r.runtime[op].Load() }
+
+// UpstreamConnections returns the open connections to the endpoints of group id
+// (pooled HTTP connections and TCP tunnels), summed over every worker; a rare-path
+// read.
+func (r *Registry) UpstreamConnections(id uint32) int64 {
+	var n int64
+	for _, w := range r.workers {
+		if g := w.Group(id); g != nil {
+			n += g.connections.Load()
+		}
+	}
+	return n
+}
+
 type descs struct {
 	requests, duration, localReplies, connsActive, connsTotal          *prometheus.Desc
 	upstreamRequests, connectErrors, upstreamConns                     *prometheus.Desc
@@ -739,6 +777,7 @@ type descs struct {
 	breakerActive, breakerOverflows, mirrors                           *prometheus.Desc
 	rateLimited, requestsActive, retries, retriesDenied                *prometheus.Desc
 	timeouts, connOverflows, bufferBytes, memBudget, memUsed, overload *prometheus.Desc
+	runtimeChanges                                                     *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -771,6 +810,7 @@ func newDescs() descs {
 		bufferBytes:       prometheus.NewDesc("flax_buffer_bytes", "Bytes of connection buffers, by state: lent to connections (in_use) or kept free in the workers' pools (free).", []string{"state"}, nil),
 		memBudget:         prometheus.NewDesc("flax_memory_budget_bytes", "Sum of the workers' memory budgets (0: none).", nil, nil),
 		memUsed:           prometheus.NewDesc("flax_memory_used_bytes", "What the memory budgets count, summed over the workers: buffers lent to connections plus a fixed cost per open connection.", nil, nil),
+		runtimeChanges:    prometheus.NewDesc("flax_runtime_backend_changes_total", "Changes made to backend groups through the runtime API (admin /backends or daemon.Pool), by op: add, remove, drain, drained (a draining endpoint removed once done).", []string{"op"}, nil),
 		overload:          prometheus.NewDesc("flax_overload_actions_total", "Load shed because a worker's memory use neared or passed its budget, by action: close_idle, refuse_connection, reject_request.", []string{"action"}, nil),
 	}
 }
@@ -782,7 +822,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 		d.requests, d.duration, d.localReplies, d.connsActive, d.connsTotal, d.upstreamRequests, d.connectErrors, d.upstreamConns, d.engine, d.configVersion, d.configApplied, d.configErrors,
 		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
 		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied, d.timeouts,
-		d.connOverflows, d.bufferBytes, d.memBudget, d.memUsed, d.overload,
+		d.connOverflows, d.bufferBytes, d.memBudget, d.memUsed, d.overload, d.runtimeChanges,
 	} {
 		ch <- x
 	}
@@ -899,6 +939,9 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.configVersion, prometheus.GaugeValue, float64(r.configVersion.Load()))
 	ch <- prometheus.MustNewConstMetric(d.configApplied, prometheus.CounterValue, float64(r.configApplied.Load()))
 	ch <- prometheus.MustNewConstMetric(d.configErrors, prometheus.CounterValue, float64(r.applyErrors.Load()))
+	for op := range RuntimeOp(runtimeOps) {
+		ch <- prometheus.MustNewConstMetric(d.runtimeChanges, prometheus.CounterValue, float64(r.runtime[op].Load()), op.String())
+	}
 }
 
 // collectShared exports one group's node-wide state.

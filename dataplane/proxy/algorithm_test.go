@@ -3,13 +3,11 @@ package proxy
 import (
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/balancer"
-	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
 // byTenant is a registered algorithm that reads the request: tenants named
@@ -121,13 +119,7 @@ func TestRegisteredAlgorithmReadsRequest(t *testing.T) {
 // A request through a registered algorithm with a Keyer allocates nothing.
 func TestRegisteredAlgorithmDoesNotAllocate(t *testing.T) {
 	cfg, reg := compileTest(t, algorithmSnapshot)
-	slot := new(atomic.Pointer[compiled.Listener])
-	slot.Store(cfg.Listeners[0])
-	now := int64(1)
-	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{})
-	s := new(Session)
-	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
-	loopback(t, s)
+	s := loopbackSession(t, cfg, reg)
 	req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\nX-Tenant: 2\r\n\r\n")
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	exchange := func() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
 // loopback performs a session's actions the way an engine would, with an
@@ -32,8 +33,9 @@ func loopback(tb testing.TB, s *Session) (toClient, toUpstream int) {
 	}
 }
 
-func benchSession(tb testing.TB) (*Session, func() (int, int)) {
-	cfg, reg := compileTest(tb, testSnapshot)
+// loopbackSession returns a session open on cfg's first listener, with a
+// worker of default options whose clock moves 1µs per reading.
+func loopbackSession(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry) *Session {
 	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
@@ -41,6 +43,12 @@ func benchSession(tb testing.TB) (*Session, func() (int, int)) {
 	s := new(Session)
 	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
 	loopback(tb, s)
+	return s
+}
+
+func benchSession(tb testing.TB) (*Session, func() (int, int)) {
+	cfg, reg := compileTest(tb, testSnapshot)
+	s := loopbackSession(tb, cfg, reg)
 	req := []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nAccept-Encoding: gzip\r\n\r\n")
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nServer: up\r\n\r\n" + strings.Repeat("x", 100))
 	return s, func() (int, int) {

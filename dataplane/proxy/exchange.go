@@ -219,6 +219,16 @@ type Exchange struct {
 	// Rewrite options of the upstream head, kept for mirrors while routing.
 	rwo http1.RewriteOptions
 
+	// Extension filters (filter.go): the handle hooks get, the request
+	// hooks' header edits, a hook's local answer (Respond's status and body;
+	// a rejected TCP connection sets fStatus only), the backend a hook chose.
+	fcall    filterCall
+	fRemove  [][]byte
+	fAdd     []http1.HeaderField
+	fStatus  int
+	fBody    string
+	fBackend compiled.Backend
+
 	// Scratch, reused across requests.
 	mirrorHead []byte // grown on first use: only routes with mirrors use it
 	key        []byte
@@ -351,6 +361,24 @@ func (x *Exchange) resetRequest() {
 	x.reason, x.hasReason, x.began = 0, false, false
 	x.logMethod = 0
 	x.logLine = x.logLine[:0]
+	x.resetFilters()
+}
+
+// resetFilters clears the extension filters' state of a request.
+func (x *Exchange) resetFilters() {
+	x.fcall = filterCall{}
+	if len(x.fRemove) > 0 {
+		clear(x.fRemove)
+		x.fRemove = x.fRemove[:0]
+	}
+	if len(x.fAdd) > 0 {
+		clear(x.fAdd)
+		x.fAdd = x.fAdd[:0]
+	}
+	x.fStatus, x.fBody = 0, ""
+	if x.fBackend.Group != nil {
+		x.fBackend = compiled.Backend{}
+	}
 }
 
 // largeBuffers are the two buffers an Exchange borrows from its Worker

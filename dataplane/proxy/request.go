@@ -121,16 +121,23 @@ func (s *Session) beginRequest(n int) {
 	if rt.RateLimit != nil && s.rateLimited(rt.RateLimit) {
 		return
 	}
-	if rt.Redirect != nil {
-		s.redirect(path)
+	if len(rt.Filters.Request) > 0 && s.runRequestFilters(rt.Filters.Request) {
 		return
 	}
-	b := rt.PickBackend(s.rand())
+	// A request hook may have chosen the backend group (filter.go).
+	b := x.backend
 	if b == nil {
-		s.replyDiscardingBody(500, metrics.ReasonDirectResponse)
-		return
+		if rt.Redirect != nil {
+			s.redirect(path)
+			return
+		}
+		b = rt.PickBackend(s.rand())
+		if b == nil {
+			s.replyDiscardingBody(500, metrics.ReasonDirectResponse)
+			return
+		}
+		x.backend = b
 	}
-	x.backend = b
 	if b.Group == nil {
 		s.directResponse(b)
 		return
@@ -146,6 +153,9 @@ func (s *Session) beginRequest(n int) {
 	}
 	s.hashKey()
 	s.affinityRequest()
+	if len(rt.Filters.Upstream) > 0 && s.runUpstreamFilters(rt.Filters.Upstream) {
+		return
+	}
 	if !s.buildUpstreamHead(path, normalized) {
 		s.closeAfter = true
 		s.linger = true
@@ -326,6 +336,9 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	x.remove, x.add = x.remove[:0], x.add[:0]
 	x.remove, x.add = appendModifier(x.remove, x.add, &rt.RequestHeaders)
 	x.remove, x.add = appendModifier(x.remove, x.add, &b.RequestHeaders)
+	if len(x.fRemove) > 0 || len(x.fAdd) > 0 {
+		x.remove, x.add = mergeFilterEdits(x.remove, x.add, x.fRemove, x.fAdd)
+	}
 	o.Remove = x.remove
 	o.Add = x.add
 	rw := rt.Rewrite
@@ -485,7 +498,7 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 		return true
 	}
 	p := &x.route.Retry
-	if x.retries >= p.Attempts {
+	if x.retries >= p.Attempts && !(cause == causeConnect && p.ConnectEveryEndpoint && s.untriedEndpoints()) {
 		return false
 	}
 	ok := false
@@ -507,6 +520,13 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 	// A retry the policy allows takes a retry slot, within the group's
 	// retry limit and retry budget; it is held until the request ends.
 	return ok && s.retrySlot()
+}
+
+// untriedEndpoints reports whether the request's group may have an eligible
+// endpoint it has not tried yet, within compiled.MaxConnectAttempts.
+func (s *Session) untriedEndpoints() bool {
+	x := s.x
+	return int(x.attempts) < min(compiled.MaxConnectAttempts, x.group.Endpoints().NumEligible())
 }
 
 func (s *Session) staleRetry(cause uint8) bool {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/compiled"
@@ -205,3 +206,60 @@ var errConnect = errString("connection refused")
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Under the default retry policy a request whose connects fail goes on to
+// every eligible endpoint once, past the policy's two retries (as after a
+// scale-down that took several endpoints at once); an explicit policy keeps
+// its own count.
+func TestDefaultRetryTriesEveryEndpointOnConnectFailure(t *testing.T) {
+	const y = `
+listeners:
+- name: web
+  port: 8080
+  protocol: HTTP
+  virtualHosts:
+  - name: all
+    routes:
+    - name: explicit
+      matches: [{path: {type: PATH_PREFIX, value: /explicit}}]
+      retry: {attempts: 2, retryOnConnectFailure: true, backoffBase: 1ms, backoffMax: 1ms}
+      backends: [{backendGroup: five, weight: 1}]
+    - name: default
+      backends: [{backendGroup: five, weight: 1}]
+backendGroups:
+- name: five
+  endpoints: [{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80}, {address: 10.0.0.3, port: 80}, {address: 10.0.0.4, port: 80}, {address: 10.0.0.5, port: 80}]
+`
+	for _, tc := range []struct {
+		path     string
+		failures int // connects that fail before the answer
+		connects int
+		want     string
+	}{
+		{"/", 4, 5, "HTTP/1.1 200 "},         // the fifth endpoint answers
+		{"/", 5, 5, "HTTP/1.1 502 "},         // every endpoint tried once
+		{"/explicit", 3, 3, "HTTP/1.1 502 "}, // two retries, as configured
+	} {
+		cfg, reg := compileTest(t, y)
+		h := openHarness(t, cfg, reg, Options{}, 0, "192.0.2.1:5000")
+		h.client("GET " + tc.path + " HTTP/1.1\r\nHost: a\r\n\r\n")
+		for i := 0; i < tc.failures && len(h.connects) == i+1; i++ {
+			h.connect(false, errRefused)
+			h.advance(10 * time.Millisecond)
+		}
+		if len(h.connects) < tc.connects {
+			t.Fatalf("%s, %d failures: %d connects, want %d", tc.path, tc.failures, len(h.connects), tc.connects)
+		}
+		if tc.want == "HTTP/1.1 200 " {
+			h.connect(false, nil)
+			h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+		seen := map[netip.AddrPort]bool{}
+		for _, c := range h.connects {
+			seen[c.Addr] = true
+		}
+		if got := h.takeClient(); !strings.HasPrefix(got, tc.want) || len(h.connects) != tc.connects || len(seen) != tc.connects {
+			t.Fatalf("%s, %d failures: got %q after connects to %d endpoints (%d connects), want %q after %d", tc.path, tc.failures, got, len(seen), len(h.connects), tc.want, tc.connects)
+		}
+	}
+}

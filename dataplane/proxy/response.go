@@ -203,6 +203,9 @@ func (s *Session) responseOptions(dechunk bool) http1.ResponseRewriteOptions {
 	if dechunk {
 		x.remove = append(x.remove, bytesOf("transfer-encoding"))
 	}
+	if x.route != nil && len(x.route.Filters.Response) > 0 {
+		s.runResponseFilters(x.route.Filters.Response)
+	}
 	x.add = s.affinityField(x.add)
 	if !s.closeAfter && x.version == http1.HTTP10 {
 		x.add = append(x.add, http1.HeaderField{Name: bytesOf("Connection"), Value: bytesOf("keep-alive")})
@@ -276,8 +279,16 @@ func (s *Session) openTCP(l *compiled.Listener, now int64) {
 	x.reqBodyDone = true
 	x.status = 200
 	x.began = true
-	var b *compiled.Backend
-	if l.TCP != nil {
+	if len(l.ConnFilters) > 0 && !s.runConnFilters(l.ConnFilters) {
+		s.w.Metrics.LocalReply(metrics.ReasonFilter)
+		x.setReason(metrics.ReasonFilter)
+		s.logEnd(x.fStatus)
+		s.closeClient(false)
+		return
+	}
+	// A connection hook may have chosen the backend group (filter.go).
+	b := x.backend
+	if b == nil && l.TCP != nil {
 		b = l.TCP.PickBackend(s.rand())
 	}
 	if b == nil || b.Group == nil {

@@ -11,6 +11,9 @@
 //     the file when it changes or when Reload is called (on SIGHUP, see
 //     ReloadOnSignal).
 //
+// A dataplane/daemon Daemon becomes an Applier through Adapt, which converts its
+// listener statuses to their gRPC form; the daemon itself does not link gRPC.
+//
 // In both cases a snapshot that fails validation or that the Applier rejects never
 // replaces the last good one. Validation, hashing and the YAML form belong to the
 // contract (package dataplanev1), which the controller uses too.

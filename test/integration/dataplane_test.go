@@ -41,7 +41,7 @@ func startDataplane(t *testing.T, engine, socket, node string, log logr.Logger) 
 	if err != nil {
 		t.Fatalf("create dataplane with engine %s: %v", engine, err)
 	}
-	srv := snapshot.NewServer(d, snapshot.ServerOptions{NodeName: node, Engine: d.EngineName(), Log: log.WithName("snapshot")})
+	srv := snapshot.NewServer(snapshot.Adapt(d), snapshot.ServerOptions{NodeName: node, Engine: d.EngineName(), Log: log.WithName("snapshot")})
 	ctx, cancel := context.WithCancel(context.Background())
 	dp := &dataplane{daemon: d, server: srv, cancel: cancel, runErr: make(chan error, 1), srvErr: make(chan error, 1)}
 	go func() { dp.srvErr <- srv.Serve(ctx, socket) }()

@@ -75,3 +75,29 @@ func TestTranslatorIsPure(t *testing.T) {
 		module+"/api/dataplane/v1/rpc",
 		module+"/dataplane")
 }
+
+func TestEmbeddedDataplaneLinksNoGRPC(t *testing.T) {
+	forbid(t, []string{"./dataplane/daemon", "./dataplane/lb", "./dataplane/engine/...", "./examples/pool"},
+		"a program embedding the dataplane (daemon, builders, engines) does not link the controller's gRPC transport; snapshot.Adapt connects a daemon to it",
+		"google.golang.org/grpc", module+"/api/dataplane/v1/rpc", module+"/dataplane/snapshot")
+}
+
+func TestBuildersNeedOnlyTheContract(t *testing.T) {
+	for _, d := range deps(t, "./dataplane/lb") {
+		if strings.HasPrefix(d, module+"/") && d != module+"/dataplane/lb" && d != module+"/api/dataplane/v1" {
+			t.Errorf("dataplane/lb depends on %s: the builders need only the contract (api/dataplane/v1)", d)
+		}
+	}
+}
+
+func TestFilterAPIIsStandardLibraryOnly(t *testing.T) {
+	for _, d := range deps(t, "./dataplane/filter") {
+		if d == module+"/dataplane/filter" {
+			continue
+		}
+		// Standard library packages have no dot in their first element.
+		if first, _, _ := strings.Cut(d, "/"); strings.Contains(first, ".") {
+			t.Errorf("dataplane/filter depends on %s: a filter's API is the standard library alone, so that writing one pulls in nothing", d)
+		}
+	}
+}

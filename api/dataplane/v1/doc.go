@@ -19,6 +19,8 @@
 // attachment, invalid references) before it builds one, so the dataplane only
 // compiles and runs it. A reference the controller found invalid is expressed in
 // the snapshot itself, e.g. as a weighted DirectResponse of 500, never dropped.
+// A backend of weight 0 gets no traffic, but the backends of a route (or TCP route)
+// may not all weigh 0: Validate rejects that, since weight is 0 when left out.
 //
 // Snapshot.Hash is the hex SHA-256 of the deterministic protobuf serialization of the
 // snapshot with Version and Hash cleared (Hash).

@@ -75,3 +75,15 @@ func ApplyEndpointUpdate(base *Snapshot, upd *EndpointUpdate) (*Snapshot, error)
 	}
 	return next, nil
 }
+
+// ValidateGroupEndpoints validates the endpoints of the backend group named group
+// in snap, the only part an endpoint-only update changes: the checks Validate makes
+// on them (addresses, ports, weights, no endpoint twice). It fails when snap has no
+// such group.
+func ValidateGroupEndpoints(snap *Snapshot, group string) error {
+	idx := slices.IndexFunc(snap.GetBackendGroups(), func(g *BackendGroup) bool { return g.GetName() == group })
+	if idx < 0 {
+		return fmt.Errorf("%w: %q", ErrUnknownBackendGroup, group)
+	}
+	return validateEndpoints(idx, snap.GetBackendGroups()[idx].GetEndpoints())
+}

@@ -2,6 +2,7 @@ package dataplanev1_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,5 +148,20 @@ func TestApplyEndpointUpdateErrors(t *testing.T) {
 	}
 	if _, err := dataplanev1.ApplyEndpointUpdate(appliedSnapshot(t), nil); err == nil {
 		t.Error("nil update accepted")
+	}
+}
+
+func TestValidateGroupEndpoints(t *testing.T) {
+	s := appliedSnapshot(t)
+	if err := dataplanev1.ValidateGroupEndpoints(s, "api"); err != nil {
+		t.Fatalf("valid group: %v", err)
+	}
+	if err := dataplanev1.ValidateGroupEndpoints(s, "nope"); !errors.Is(err, dataplanev1.ErrUnknownBackendGroup) {
+		t.Errorf("unknown group: err = %v", err)
+	}
+	g := s.GetBackendGroups()[slices.IndexFunc(s.GetBackendGroups(), func(g *dataplanev1.BackendGroup) bool { return g.GetName() == "api" })]
+	g.Endpoints = append(g.Endpoints, proto.CloneOf(g.Endpoints[0]))
+	if err := dataplanev1.ValidateGroupEndpoints(s, "api"); err == nil || !strings.Contains(err.Error(), "duplicate endpoint") {
+		t.Errorf("duplicate endpoint: err = %v", err)
 	}
 }

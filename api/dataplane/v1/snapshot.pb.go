@@ -450,9 +450,17 @@ type Listener struct {
 	TcpRoute *TCPRoute `protobuf:"bytes,30,opt,name=tcp_route,json=tcpRoute,proto3" json:"tcp_route,omitempty"`
 	// Timeouts bound how long the listener's connections wait on their clients; unset
 	// uses the dataplane defaults.
-	Timeouts      *ListenerTimeouts `protobuf:"bytes,40,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Timeouts *ListenerTimeouts `protobuf:"bytes,40,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
+	// ExtensionFilters name Go filters registered in the dataplane (package
+	// dataplane/filter), run in this order: on a TCP listener, their connection
+	// hooks on every connection; on an HTTP or HTTPS listener, their request,
+	// upstream request and response hooks on every request that matches a route,
+	// before the route's own extension filters. Names must be non-empty and
+	// distinct; a name the dataplane has not registered, or a filter without a hook
+	// for the listener's protocol, rejects the snapshot.
+	ExtensionFilters []string `protobuf:"bytes,50,rep,name=extension_filters,json=extensionFilters,proto3" json:"extension_filters,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Listener) Reset() {
@@ -558,6 +566,13 @@ func (x *Listener) GetTcpRoute() *TCPRoute {
 func (x *Listener) GetTimeouts() *ListenerTimeouts {
 	if x != nil {
 		return x.Timeouts
+	}
+	return nil
+}
+
+func (x *Listener) GetExtensionFilters() []string {
+	if x != nil {
+		return x.ExtensionFilters
 	}
 	return nil
 }
@@ -1054,6 +1069,12 @@ type Route struct {
 	// DirectResponse answers every matched request without a backend; backends must be
 	// empty when it is set.
 	DirectResponse *DirectResponse `protobuf:"bytes,22,opt,name=direct_response,json=directResponse,proto3" json:"direct_response,omitempty"`
+	// ExtensionFilters name Go filters registered in the dataplane (package
+	// dataplane/filter), run in this order on matched requests and their responses,
+	// after the listener's extension filters. Names must be non-empty and distinct;
+	// a name the dataplane has not registered, or a filter with none of those
+	// hooks, rejects the snapshot.
+	ExtensionFilters []string `protobuf:"bytes,23,rep,name=extension_filters,json=extensionFilters,proto3" json:"extension_filters,omitempty"`
 	// Timeouts of matched requests.
 	Timeouts *RouteTimeouts `protobuf:"bytes,30,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
 	// Retry is the retry policy of matched requests. Unset means the dataplane default:
@@ -1139,6 +1160,13 @@ func (x *Route) GetBackends() []*WeightedBackend {
 func (x *Route) GetDirectResponse() *DirectResponse {
 	if x != nil {
 		return x.DirectResponse
+	}
+	return nil
+}
+
+func (x *Route) GetExtensionFilters() []string {
+	if x != nil {
+		return x.ExtensionFilters
 	}
 	return nil
 }
@@ -3682,7 +3710,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\tR\x04hash\x129\n" +
 	"\tlisteners\x18\n" +
 	" \x03(\v2\x1b.flax.dataplane.v1.ListenerR\tlisteners\x12F\n" +
-	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xfb\x04\n" +
+	"\x0ebackend_groups\x18\v \x03(\v2\x1f.flax.dataplane.v1.BackendGroupR\rbackendGroups\"\xa8\x05\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -3696,7 +3724,8 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	" \x03(\v2!.flax.dataplane.v1.TLSCertificateR\fcertificates\x12C\n" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
 	"\ttcp_route\x18\x1e \x01(\v2\x1b.flax.dataplane.v1.TCPRouteR\btcpRoute\x12?\n" +
-	"\btimeouts\x18( \x01(\v2#.flax.dataplane.v1.ListenerTimeoutsR\btimeouts\"B\n" +
+	"\btimeouts\x18( \x01(\v2#.flax.dataplane.v1.ListenerTimeoutsR\btimeouts\x12+\n" +
+	"\x11extension_filters\x182 \x03(\tR\x10extensionFilters\"B\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
@@ -3733,7 +3762,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\vVirtualHost\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\thostnames\x18\x02 \x03(\tR\thostnames\x120\n" +
-	"\x06routes\x18\x03 \x03(\v2\x18.flax.dataplane.v1.RouteR\x06routes\"\xd4\x04\n" +
+	"\x06routes\x18\x03 \x03(\v2\x18.flax.dataplane.v1.RouteR\x06routes\"\x81\x05\n" +
 	"\x05Route\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\x05order\x18\x02 \x01(\v2\x1d.flax.dataplane.v1.RouteOrderR\x05order\x127\n" +
@@ -3741,7 +3770,8 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	" \x03(\v2\x1d.flax.dataplane.v1.RouteMatchR\amatches\x128\n" +
 	"\afilters\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.RouteFilterR\afilters\x12>\n" +
 	"\bbackends\x18\x15 \x03(\v2\".flax.dataplane.v1.WeightedBackendR\bbackends\x12J\n" +
-	"\x0fdirect_response\x18\x16 \x01(\v2!.flax.dataplane.v1.DirectResponseR\x0edirectResponse\x12<\n" +
+	"\x0fdirect_response\x18\x16 \x01(\v2!.flax.dataplane.v1.DirectResponseR\x0edirectResponse\x12+\n" +
+	"\x11extension_filters\x18\x17 \x03(\tR\x10extensionFilters\x12<\n" +
 	"\btimeouts\x18\x1e \x01(\v2 .flax.dataplane.v1.RouteTimeoutsR\btimeouts\x124\n" +
 	"\x05retry\x18\x1f \x01(\v2\x1e.flax.dataplane.v1.RetryPolicyR\x05retry\x12M\n" +
 	"\x10session_affinity\x18  \x01(\v2\".flax.dataplane.v1.SessionAffinityR\x0fsessionAffinity\x12@\n" +

@@ -272,6 +272,7 @@ func (v *validator) listeners(ls []*Listener) {
 			v.timeout(tp.child("keepAliveIdle"), t.GetKeepAliveIdle())
 			v.timeout(tp.child("tunnelIdle"), t.GetTunnelIdle())
 		}
+		v.extensionFilters(p.child("extensionFilters"), l.GetExtensionFilters())
 		v.certificates(p, l.GetCertificates())
 		v.virtualHosts(p, l.GetVirtualHosts())
 		if r := l.GetTcpRoute(); r != nil {
@@ -292,6 +293,19 @@ func (v *validator) uniqueName(p fieldPath, name string, seen map[string]int, i 
 		return
 	}
 	seen[name] = i
+}
+
+// extensionFilters checks the names of a listener's or route's extension filters:
+// each non-empty and named once. Whether the dataplane has registered a name is its
+// own check, made when it compiles the snapshot.
+func (v *validator) extensionFilters(p fieldPath, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	seen := make(map[string]int, len(names))
+	for i, n := range names {
+		v.uniqueName(p.at(i), n, seen, i, p.String())
+	}
 }
 
 // certificates validates the certificates of listener p.
@@ -415,6 +429,7 @@ func (v *validator) route(p fieldPath, r *Route) {
 		v.match(p.item("matches", i), m)
 	}
 	v.filters(p.child("filters"), r.GetFilters(), r, true)
+	v.extensionFilters(p.child("extensionFilters"), r.GetExtensionFilters())
 	for i, b := range r.GetBackends() {
 		bp := p.item("backends", i)
 		switch t := b.GetTarget().(type) {
@@ -430,6 +445,7 @@ func (v *validator) route(p fieldPath, r *Route) {
 		}
 		v.filters(bp.child("filters"), b.GetFilters(), r, false)
 	}
+	v.someWeight(p.child("backends"), len(r.GetBackends()), func(i int) uint32 { return r.GetBackends()[i].GetWeight() })
 	if dr := r.GetDirectResponse(); dr != nil {
 		v.directResponse(p.child("directResponse"), dr)
 		if len(r.GetBackends()) > 0 {
@@ -781,6 +797,21 @@ func (v *validator) tcpRoute(p fieldPath, r *TCPRoute) {
 		if b.GetWeight() > MaxWeight {
 			v.addf(bp.child("weight"), "must be at most %d, got %d", MaxWeight, b.GetWeight())
 		}
+	}
+	v.someWeight(p.child("backends"), len(r.GetBackends()), func(i int) uint32 { return r.GetBackends()[i].GetWeight() })
+}
+
+// someWeight reports a list of n weighted backends whose weights are all zero:
+// zero sends a backend nothing, so such a list could serve nothing, and a weight
+// left out (zero) is the usual cause. An empty list is not reported here.
+func (v *validator) someWeight(p fieldPath, n int, weight func(int) uint32) {
+	for i := range n {
+		if weight(i) > 0 {
+			return
+		}
+	}
+	if n > 0 {
+		v.add(p, "every weight is 0, so no backend would get any traffic; give at least one backend a weight of 1 or more (a weight left out is 0)")
 	}
 }
 

@@ -22,6 +22,8 @@ func TestValidateValid(t *testing.T) {
 	httpL(trusting).TrustedHops = proto.Uint32(dataplanev1.MaxTrustedHops)
 	trusting.Listeners[1].TrustedHops = proto.Uint32(0)
 	httpL(trusting).HeadLimits = &dataplanev1.HeadLimits{MaxRequestHeaderBytes: 1024, MaxRequestHeaders: 10000, MaxResponseHeaderBytes: 65535}
+	httpL(trusting).ExtensionFilters = []string{"audit", "tag"}
+	fullRoute(trusting).ExtensionFilters = []string{"tag", "audit"}
 	if err := dataplanev1.Validate(trusting); err != nil {
 		t.Fatalf("Validate(trusted hops 16 and 0) = %v", err)
 	}
@@ -243,6 +245,22 @@ func TestValidateErrors(t *testing.T) {
 			"route name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).Name = "" },
 			fullRoutePath + ".name", "must not be empty",
 		},
+		{
+			"route extension filter name empty", func(s *dataplanev1.Snapshot) { fullRoute(s).ExtensionFilters = []string{"a", ""} },
+			fullRoutePath + ".extensionFilters[1]", "must not be empty",
+		},
+		{
+			"route extension filter named twice", func(s *dataplanev1.Snapshot) { fullRoute(s).ExtensionFilters = []string{"a", "b", "a"} },
+			fullRoutePath + ".extensionFilters[2]", `duplicate name "a" (also ` + fullRoutePath + ".extensionFilters[0])",
+		},
+		{
+			"listener extension filter name empty", func(s *dataplanev1.Snapshot) { httpL(s).ExtensionFilters = []string{""} },
+			"listeners[0].extensionFilters[0]", "must not be empty",
+		},
+		{
+			"listener extension filter named twice", func(s *dataplanev1.Snapshot) { s.Listeners[2].ExtensionFilters = []string{"x", "x"} },
+			"listeners[2].extensionFilters[1]", `duplicate name "x"`,
+		},
 		{"path without leading slash", func(s *dataplanev1.Snapshot) {
 			vhost(s, 1).Routes = append(vhost(s, 1).Routes, &dataplanev1.Route{Name: "filler"}, &dataplanev1.Route{
 				Name:    "r",
@@ -353,6 +371,16 @@ func TestValidateErrors(t *testing.T) {
 			"backend weight too large", func(s *dataplanev1.Snapshot) { fullRoute(s).Backends[0].Weight = dataplanev1.MaxWeight + 1 },
 			fullRoutePath + ".backends[0].weight", "at most 1000000",
 		},
+		{"backend weights all zero", func(s *dataplanev1.Snapshot) {
+			for _, b := range fullRoute(s).Backends {
+				b.Weight = 0
+			}
+		}, fullRoutePath + ".backends", "every weight is 0"},
+		{"tcp backend weights all zero", func(s *dataplanev1.Snapshot) {
+			for _, b := range s.Listeners[2].TcpRoute.Backends {
+				b.Weight = 0
+			}
+		}, "listeners[2].tcpRoute.backends", "every weight is 0"},
 		{"backend direct response status", func(s *dataplanev1.Snapshot) {
 			fullRoute(s).Backends[1].GetDirectResponse().Status = 99
 		}, fullRoutePath + ".backends[1].directResponse.status", "between 200 and 599"},
