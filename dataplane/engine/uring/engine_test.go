@@ -868,3 +868,40 @@ func TestHandshakeCap(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSIdleHoldsNoBuffers: TLS keep-alive connections between requests
+// give their receive and send buffers back (an idle one holds its slot and
+// TLS state only), and take them again for the next request.
+func TestTLSIdleHoldsNoBuffers(t *testing.T) {
+	te := startEngineWith(t, Options{Workers: 1, HTTPS: true})
+	be := startRawBackend(t)
+	port := enginetest.FreePort(t)
+	cert, key := enginetest.SelfSigned(t, "a.example.com")
+	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{be.addr}, deadAddr(t), ""), "  protocol: HTTP\n",
+		fmt.Sprintf("  protocol: HTTPS\n  certificates:\n  - {certPem: %s, keyPem: %s}\n",
+			base64.StdEncoding.EncodeToString(cert), base64.StdEncoding.EncodeToString(key)), 1)
+	te.apply(t, enginetest.CompileYAML(t, te.reg, y))
+	var conns []*bufio.Reader
+	var tcs []*tls.Conn
+	for range 20 {
+		tc, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Close()
+		tcs = append(tcs, tc)
+		conns = append(conns, bufio.NewReader(tc))
+	}
+	for round := range 2 {
+		for i, tc := range tcs {
+			io.WriteString(tc, "GET /app/x HTTP/1.1\r\nHost: a\r\n\r\n")
+			if resp, _ := enginetest.ReadResponse(t, conns[i], "GET"); resp.StatusCode != 200 {
+				t.Fatalf("round %d conn %d: status %d", round, i, resp.StatusCode)
+			}
+		}
+		enginetest.WaitFor(t, "idle TLS connections to give their buffers back", 5*time.Second, func() bool {
+			in, _ := te.reg.BufferBytes()
+			return in == 0
+		})
+	}
+}
