@@ -55,15 +55,16 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	proxyCPU := flag.Int("proxy-cpu", 0, "CPU the proxy under test is pinned to")
 	loadCPU := flag.Int("load-cpu", 1, "CPU wrk and the backend are pinned to")
-	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy)")
+	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy; flax-uring-base with -flax-base)")
+	flaxBase := flag.String("flax-base", "", "another flax-dataplane binary (say, built from the commit before a change) that takes its own io_uring slot, flax-uring-base, in every round: the change's cost is its ratio to nginx next to the base's")
 	flag.Parse()
-	if err := run(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
+	if err := run(*flaxBin, *flaxBase, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(flaxBin string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string) error {
+func run(flaxBin, flaxBase string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string) error {
 	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
@@ -128,6 +129,15 @@ backend be
 		}},
 	}
 
+	if flaxBase != "" {
+		base, err := filepath.Abs(flaxBase)
+		if err != nil {
+			return err
+		}
+		proxies = append(proxies, proxy{"flax-uring-base", func(_ string, l, b string) (*exec.Cmd, error) {
+			return benchproc.StartPinned(proxyCPU, base, "proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "uring")
+		}})
+	}
 	var picked []proxy
 	for _, p := range proxies {
 		if only == "" || strings.Contains(","+only+",", ","+p.name+",") {
