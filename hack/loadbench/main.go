@@ -68,16 +68,17 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	proxyCPU := flag.Int("proxy-cpu", 0, "CPU the proxy under test is pinned to")
 	loadCPU := flag.Int("load-cpu", 1, "CPU wrk and the backend are pinned to")
-	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-uring-split,flax-netpoll,nginx,haproxy)")
+	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy; flax-uring-base with -flax-base; flax-uring-split with -https)")
+	flaxBase := flag.String("flax-base", "", "another flax-dataplane binary (say, built from the commit before a change) that takes its own io_uring slot, flax-uring-base, in every round: the change's cost is its ratio to nginx next to the base's")
 	https := flag.Bool("https", false, "terminate TLS in the proxies and load them over https (keep-alive connections)")
 	flag.Parse()
-	if err := run(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only, *https); err != nil {
+	if err := run(*flaxBin, *flaxBase, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only, *https); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(flaxBin string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string, https bool) error {
+func run(flaxBin, flaxBase string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string, https bool) error {
 	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
@@ -160,6 +161,16 @@ backend be
 
 	if https {
 		proxies = slices.Insert(proxies, 1, proxy{"flax-uring-split", flax("--engine", "uring", "--https-engine", "netpoll")})
+	}
+	if flaxBase != "" {
+		base, err := filepath.Abs(flaxBase)
+		if err != nil {
+			return err
+		}
+		proxies = append(proxies, proxy{"flax-uring-base", func(_ string, l, b string) (*exec.Cmd, error) {
+			a := append([]string{"proxy", "--listen", l, "--to", b, "--workers", "1", "--engine", "uring"}, flaxTLS...)
+			return benchproc.StartPinned(proxyCPU, base, a...)
+		}})
 	}
 	var picked []proxy
 	for _, p := range proxies {
