@@ -80,7 +80,7 @@
 // request head timeout covers the handshake. The handshake runs on
 // crypto/tls in a short-lived goroutine (tlsconn), fed the received bytes;
 // it reports progress through a queue and the worker's Waker, and the worker
-// sends its output. At most maxHandshakes run at once per worker; one more
+// sends its output. At most Options.MaxHandshakes (default 256) run at once per worker; one more
 // closes the oldest in progress. Afterwards received ciphertext is copied into a
 // receive buffer lent by the exchange pool and opened in place, record by
 // record, plaintext going to Session.ClientData; the session's sends queue

@@ -52,6 +52,9 @@ type Options struct {
 	// dataplane/tlsconn, see tls.go). Off, HTTPS listeners are reported as
 	// not bound with ErrHTTPS, for engine.Split to give them to netpoll.
 	HTTPS bool
+	// MaxHandshakes bounds the TLS handshakes in progress per worker; one more
+	// closes the oldest (see tls.go). Zero means DefaultMaxHandshakes.
+	MaxHandshakes int
 }
 
 // Engine is the io_uring engine: N workers, each a locked OS thread pinned
@@ -111,6 +114,9 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("io_uring engine: %w", err)
 	}
 	reg := opts.Metrics
+	if opts.MaxHandshakes <= 0 {
+		opts.MaxHandshakes = DefaultMaxHandshakes
+	}
 	if opts.Workers <= 0 {
 		if reg != nil {
 			opts.Workers = reg.Workers()

@@ -819,13 +819,12 @@ func TestBufferStarvation(t *testing.T) {
 	t.Logf("receive pauses %d, buffer starvations %d", te.recvPauses.Load(), te.starvations.Load())
 }
 
-// TestHandshakeCap: over maxHandshakes handshakes in progress, a new
-// connection closes the oldest one, so clients that stall in their
+// TestHandshakeCap: over Options.MaxHandshakes handshakes in progress, a
+// new connection closes the oldest one, so clients that stall in their
 // handshake cannot keep others from starting theirs.
 func TestHandshakeCap(t *testing.T) {
-	defer func(n int) { maxHandshakes = n }(maxHandshakes)
-	maxHandshakes = 4
-	te := startEngineWith(t, Options{Workers: 1, HTTPS: true})
+	const maxHandshakes = 4
+	te := startEngineWith(t, Options{Workers: 1, HTTPS: true, MaxHandshakes: maxHandshakes})
 	port := enginetest.FreePort(t)
 	cert, key := enginetest.SelfSigned(t, "a.example.com")
 	y := strings.Replace(snapshotYAML(port, []netip.AddrPort{deadAddr(t)}, deadAddr(t), ""), "  protocol: HTTP\n",

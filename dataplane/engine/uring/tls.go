@@ -25,12 +25,12 @@ import (
 // reports Sent for the plaintext sends it carried. The session is opened at
 // accept, so its request head timeout covers the handshake.
 
-// maxHandshakes bounds the handshakes in progress per worker (each holds a
+// DefaultMaxHandshakes bounds the handshakes in progress per worker (each holds a
 // goroutine and up to some 40 KB). A connection over it closes the oldest
 // handshake in progress: an honest handshake takes a round trip, so the
 // oldest are those whose client stalled, and stalled clients cannot keep new
 // ones from starting (they would if new connections waited for a place).
-var maxHandshakes = 256
+const DefaultMaxHandshakes = 256
 
 // hsFeedMax bounds the bytes fed to a handshake: a client may send its
 // first request right after its Finished, before the worker hears that the
@@ -131,6 +131,7 @@ func (w *worker) tlsOpen(i int32, sl *slot, k int32, l *compiled.Listener) {
 	t, ti := w.tlsGet()
 	t.c = w.tlsServer(k, l).NewConn()
 	t.hs = true
+	maxHandshakes := w.e.opts.MaxHandshakes
 	for w.handshakes >= maxHandshakes && w.evictHandshake() {
 	}
 	t.counted = true
