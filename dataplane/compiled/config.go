@@ -922,11 +922,7 @@ func (pc *PickerCache) Picker(g *Group) (balancer.Selector, *balancer.Group) {
 	s := &pair[0]
 	if s.eps != eps {
 		s.eps = eps
-		alg := g.Algorithm
-		if alg == nil {
-			alg = g.lb.Policy
-		}
-		s.picker = alg.NewSelector(eps, pc.seed+uint64(g.Index)*0x9e3779b97f4a7c15)
+		s.picker = g.Algorithm.NewSelector(eps, pc.seed+uint64(g.Index)*0x9e3779b97f4a7c15)
 	}
 	return s.picker, s.eps
 }

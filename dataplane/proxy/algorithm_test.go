@@ -120,14 +120,8 @@ func TestRegisteredAlgorithmReadsRequest(t *testing.T) {
 func TestRegisteredAlgorithmDoesNotAllocate(t *testing.T) {
 	cfg, reg := compileTest(t, algorithmSnapshot)
 	s := loopbackSession(t, cfg, reg)
-	req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\nX-Tenant: 2\r\n\r\n")
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	exchange := func() {
-		s.ClientData(req)
-		loopback(t, s)
-		s.UpstreamData(resp)
-		loopback(t, s)
-	}
+	exchange := keepAliveExchange(t, s, "GET / HTTP/1.1\r\nHost: example.com\r\nX-Tenant: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	for range 3 {
 		exchange()
 	}

@@ -36,14 +36,31 @@ func loopback(tb testing.TB, s *Session) (toClient, toUpstream int) {
 // loopbackSession returns a session open on cfg's first listener, with a
 // worker of default options whose clock moves 1µs per reading.
 func loopbackSession(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry) *Session {
+	return loopbackSessionWith(tb, cfg, reg, NewPickers(0))
+}
+
+// loopbackSessionWith is loopbackSession with the worker's endpoint picker.
+func loopbackSessionWith(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, ep EndpointPicker) *Session {
 	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
-	w := NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{})
+	w := NewWorker(reg.Worker(0), ep, nil, func() int64 { now += 1000; return now }, Options{})
 	s := new(Session)
 	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
 	loopback(tb, s)
 	return s
+}
+
+// keepAliveExchange returns a function that runs req and resp through s as
+// one keep-alive exchange, with every action performed at once (loopback).
+func keepAliveExchange(tb testing.TB, s *Session, req, resp string) func() {
+	q, r := []byte(req), []byte(resp)
+	return func() {
+		s.ClientData(q)
+		loopback(tb, s)
+		s.UpstreamData(r)
+		loopback(tb, s)
+	}
 }
 
 func benchSession(tb testing.TB) (*Session, func() (int, int)) {

@@ -60,23 +60,10 @@ func TestResilientExchangeDoesNotAllocate(t *testing.T) {
 	wake := make(chan struct{}, 1)
 	g.SetHealth(&compiled.EndpointHealth{Endpoints: eps, Unhealthy: bad, Outcomes: compiled.NewOutcomes(eps.Len(), g.Outlier, wake)})
 
-	slot := new(atomic.Pointer[compiled.Listener])
-	slot.Store(cfg.Listeners[0])
-	now := int64(1)
 	var picked [3]int
-	pk := &recordingPicker{EndpointPicker: NewPickers(0), picked: &picked}
-	w := NewWorker(reg.Worker(0), pk, nil, func() int64 { now += 1000; return now }, Options{})
-	s := new(Session)
-	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
-	loopback(t, s)
-	req := []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n")
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	exchange := func() {
-		s.ClientData(req)
-		loopback(t, s)
-		s.UpstreamData(resp)
-		loopback(t, s)
-	}
+	s := loopbackSessionWith(t, cfg, reg, &recordingPicker{EndpointPicker: NewPickers(0), picked: &picked})
+	exchange := keepAliveExchange(t, s, "GET /index.html HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	for range 3 {
 		exchange()
 	}
@@ -109,15 +96,8 @@ func TestConnectFailedEndpointPassedOver(t *testing.T) {
 	g.SetHealth(&compiled.EndpointHealth{Endpoints: eps, Unhealthy: bad})
 	g.ConnectFailed(eps, 0)
 
-	slot := new(atomic.Pointer[compiled.Listener])
-	slot.Store(cfg.Listeners[0])
-	now := int64(1)
 	var picked [3]int
-	pk := &recordingPicker{EndpointPicker: NewPickers(0), picked: &picked}
-	w := NewWorker(reg.Worker(0), pk, nil, func() int64 { now += 1000; return now }, Options{})
-	s := new(Session)
-	s.Open(w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false)
-	loopback(t, s)
+	s := loopbackSessionWith(t, cfg, reg, &recordingPicker{EndpointPicker: NewPickers(0), picked: &picked})
 	req := []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	var got [3]int

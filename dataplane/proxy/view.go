@@ -19,6 +19,4 @@ func (v *requestView) Path() []byte       { return v.view.Path }
 func (v *requestView) Query() []byte      { return v.view.Query }
 func (v *requestView) Client() netip.Addr { return v.client }
 
-func (v *requestView) Header(name string) ([]byte, bool) {
-	return v.req.Lookup(v.hbuf, name)
-}
+func (v *requestView) Header(name string) ([]byte, bool) { return (*Exchange)(v).Header(name) }

@@ -98,29 +98,24 @@ func (o Options) Normalized() Options {
 	if o.BufferSize < o.Limits.MaxHeaderBytes+headSlack {
 		o.BufferSize = o.Limits.MaxHeaderBytes + headSlack
 	}
-	if o.HeaderTimeout <= 0 {
-		o.HeaderTimeout = DefaultHeaderTimeout
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = DefaultIdleTimeout
+	for _, t := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&o.HeaderTimeout, DefaultHeaderTimeout},
+		{&o.IdleTimeout, DefaultIdleTimeout},
+		{&o.RequestBodyIdleTimeout, DefaultRequestBodyIdleTimeout},
+		{&o.SendStallTimeout, DefaultSendStallTimeout},
+		{&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout},
+		{&o.ResponseBodyIdleTimeout, DefaultResponseBodyIdleTimeout},
+		{&o.TunnelIdleTimeout, DefaultTunnelIdleTimeout},
+	} {
+		if *t.v <= 0 {
+			*t.v = t.def
+		}
 	}
 	if o.TrustedHops < 0 {
 		o.TrustedHops = 0
-	}
-	if o.RequestBodyIdleTimeout <= 0 {
-		o.RequestBodyIdleTimeout = DefaultRequestBodyIdleTimeout
-	}
-	if o.SendStallTimeout <= 0 {
-		o.SendStallTimeout = DefaultSendStallTimeout
-	}
-	if o.ResponseHeaderTimeout <= 0 {
-		o.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
-	}
-	if o.ResponseBodyIdleTimeout <= 0 {
-		o.ResponseBodyIdleTimeout = DefaultResponseBodyIdleTimeout
-	}
-	if o.TunnelIdleTimeout <= 0 {
-		o.TunnelIdleTimeout = DefaultTunnelIdleTimeout
 	}
 	if o.RetryBackoffBase <= 0 {
 		o.RetryBackoffBase = DefaultRetryBackoffBase
