@@ -3,7 +3,9 @@ package snapshot
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"sync"
@@ -143,7 +145,7 @@ func (w *Watcher) Current() *dataplanev1.Snapshot {
 func (w *Watcher) check(ctx context.Context, force bool) error {
 	fi, err := os.Stat(w.path)
 	if err != nil {
-		return w.fail(fmt.Errorf("reading config file: %w", err))
+		return w.fail(w.readError(err))
 	}
 	stamp := fileStamp{modTime: fi.ModTime(), size: fi.Size()}
 	w.polls++
@@ -152,7 +154,7 @@ func (w *Watcher) check(ctx context.Context, force bool) error {
 	}
 	data, err := os.ReadFile(w.path)
 	if err != nil {
-		return w.fail(fmt.Errorf("reading config file: %w", err))
+		return w.fail(w.readError(err))
 	}
 	digest := sha256.Sum256(data)
 	changed := !w.lastSeen || digest != w.digest
@@ -205,6 +207,17 @@ func (w *Watcher) succeed(snap *dataplanev1.Snapshot) {
 
 // fail records and logs err, once for as long as it stays the same problem, and
 // returns it.
+// readError words a failure to stat or read the file the same way whichever
+// call met it, so that a file removed between the two is reported once, not
+// once per wording (fail reports a problem again only when its message changes).
+func (w *Watcher) readError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Errorf("reading config file %s: %w", w.path, err)
+}
+
 func (w *Watcher) fail(err error) error {
 	current := w.Current()
 	if msg := err.Error(); msg != w.problem {

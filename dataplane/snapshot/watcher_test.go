@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,5 +179,18 @@ func TestWatcherInitialFailure(t *testing.T) {
 				t.Errorf("rejection not logged:\n%s", logs)
 			}
 		})
+	}
+}
+
+// A missing file reads the same whether stat or open met it, so a file
+// removed between the two is reported once.
+func TestWatcherReadErrorWording(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gone.yaml")
+	w := NewWatcher(path, &fakeApplier{}, WatcherOptions{})
+	_, statErr := os.Stat(path)
+	_, openErr := os.ReadFile(path)
+	a, b := w.readError(statErr), w.readError(openErr)
+	if a.Error() != b.Error() || !strings.Contains(a.Error(), "reading config file "+path) || !errors.Is(a, fs.ErrNotExist) {
+		t.Fatalf("stat: %v; open: %v", a, b)
 	}
 }
