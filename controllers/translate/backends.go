@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -33,7 +34,23 @@ var unsupportedAppProtocols = []string{"kubernetes.io/h2c", "h2c", "grpc"}
 // backend group. When it cannot, it records why in the route's ResolvedRefs
 // problems, followed by consequence, and returns false.
 func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, consequence string) (string, bool) {
-	r := rb.ri.route
+	group, p := rb.t.serviceBackend(kindHTTPRoute, rb.ri.route.Namespace, ref, where, consequence)
+	if p != nil {
+		rb.ri.refProblems.add(p.reason, p.message)
+		return "", false
+	}
+	return group, true
+}
+
+// serviceBackend resolves ref, a backend reference of a route of kind from in
+// namespace fromNS, to a Service port and returns its backend group. When it
+// cannot, it returns why (a route condition reason), followed by consequence.
+// HTTPRoutes need a port Flax can speak HTTP/1.1 to; TCP and TLS routes take any
+// TCP port.
+func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1.BackendObjectReference, where, consequence string) (string, *problem) {
+	fail := func(reason gatewayv1.RouteConditionReason, format string, args ...any) (string, *problem) {
+		return "", &problem{reason: string(reason), message: fmt.Sprintf(format, args...)}
+	}
 	group, kind := "", "Service"
 	if ref.Group != nil {
 		group = normalGroup(string(*ref.Group))
@@ -41,64 +58,60 @@ func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, c
 	if ref.Kind != nil {
 		kind = string(*ref.Kind)
 	}
-	ns := r.Namespace
+	ns := fromNS
 	if ref.Namespace != nil && *ref.Namespace != "" {
 		ns = string(*ref.Namespace)
 	}
 	name := string(ref.Name)
 	if (groupKind{group, kind}) != kindService {
-		rb.refProblem(gatewayv1.RouteReasonInvalidKind,
+		return fail(gatewayv1.RouteReasonInvalidKind,
 			"%s refers to %s %s, but Flax supports only core Services as backends: refer to a Service; until then %s",
 			where, describeKind(group, kind), name, consequence)
-		return "", false
 	}
-	if !rb.t.grants.allows(kindHTTPRoute, r.Namespace, kindService, ns, name) {
-		rb.refProblem(gatewayv1.RouteReasonRefNotPermitted,
-			"%s refers to Service %s/%s in another namespace, and no ReferenceGrant in namespace %s allows HTTPRoutes of namespace %s to use it: create one there; until then %s",
-			where, ns, name, ns, r.Namespace, consequence)
-		return "", false
+	if !t.grants.allows(from, fromNS, kindService, ns, name) {
+		return fail(gatewayv1.RouteReasonRefNotPermitted,
+			"%s refers to Service %s/%s in another namespace, and no ReferenceGrant in namespace %s allows %ss of namespace %s to use it: create one there; until then %s",
+			where, ns, name, ns, from.kind, fromNS, consequence)
 	}
-	svc, ok := rb.t.services[types.NamespacedName{Namespace: ns, Name: name}]
+	svc, ok := t.services[types.NamespacedName{Namespace: ns, Name: name}]
 	if !ok {
-		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+		return fail(gatewayv1.RouteReasonBackendNotFound,
 			"%s refers to Service %s/%s, which does not exist: create it or fix the name; until then %s", where, ns, name, consequence)
-		return "", false
 	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
-		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+		return fail(gatewayv1.RouteReasonBackendNotFound,
 			"%s refers to Service %s/%s of type ExternalName, which has no endpoints Flax can use: refer to a Service with a selector or EndpointSlices; until then %s",
 			where, ns, name, consequence)
-		return "", false
 	}
 	if ref.Port == nil {
-		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+		return fail(gatewayv1.RouteReasonBackendNotFound,
 			"%s refers to Service %s/%s without a port: set port to one of its ports (%s); until then %s", where, ns, name, servicePorts(svc), consequence)
-		return "", false
 	}
 	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == *ref.Port })
 	if i < 0 {
-		rb.refProblem(gatewayv1.RouteReasonBackendNotFound,
+		return fail(gatewayv1.RouteReasonBackendNotFound,
 			"%s refers to port %d of Service %s/%s, which has no such port: use one of its ports (%s); until then %s",
 			where, *ref.Port, ns, name, servicePorts(svc), consequence)
-		return "", false
 	}
 	port := svc.Spec.Ports[i]
-	if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
-		rb.refProblem(gatewayv1.RouteReasonUnsupportedProtocol,
-			"%s refers to port %d of Service %s/%s, whose protocol is %s, but HTTP needs a TCP port: use another port; until then %s", where, port.Port, ns, name, port.Protocol, consequence)
-		return "", false
+	needs := "HTTP"
+	if from != kindHTTPRoute {
+		needs = "a " + from.kind
 	}
-	if port.AppProtocol != nil && slices.Contains(unsupportedAppProtocols, strings.ToLower(*port.AppProtocol)) {
-		rb.refProblem(gatewayv1.RouteReasonUnsupportedProtocol,
+	if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
+		return fail(gatewayv1.RouteReasonUnsupportedProtocol,
+			"%s refers to port %d of Service %s/%s, whose protocol is %s, but %s needs a TCP port: use another port; until then %s", where, port.Port, ns, name, port.Protocol, needs, consequence)
+	}
+	if from == kindHTTPRoute && port.AppProtocol != nil && slices.Contains(unsupportedAppProtocols, strings.ToLower(*port.AppProtocol)) {
+		return fail(gatewayv1.RouteReasonUnsupportedProtocol,
 			"%s refers to port %d of Service %s/%s, whose appProtocol is %s, but Flax speaks HTTP/1.1 to backends: use an HTTP/1.1 port; until then %s",
 			where, port.Port, ns, name, *port.AppProtocol, consequence)
-		return "", false
 	}
 	gname := ns + "/" + name + ":" + strconv.Itoa(int(port.Port))
-	if _, ok := rb.t.groups[gname]; !ok {
-		rb.t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, gateways: map[types.NamespacedName]bool{}}
+	if _, ok := t.groups[gname]; !ok {
+		t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, gateways: map[types.NamespacedName]bool{}}
 	}
-	return gname, true
+	return gname, nil
 }
 
 // servicePorts lists the ports of a Service for messages.

@@ -26,8 +26,16 @@ type bind struct {
 	protocol dataplanev1.Listener_Protocol
 	// members are the usable Gateway listeners on the bind, oldest Gateway first.
 	members []*listenerInfo
-	// vhosts are the virtual hosts by hostname ("" for the catch-all).
+	// vhosts are the virtual hosts by hostname ("" for the catch-all) of an HTTP
+	// or HTTPS bind.
 	vhosts map[string]*vhost
+	// tcp is the TCPRoute a TCP bind serves: the oldest attached; nil until one is
+	// placed.
+	tcp *l4Route
+	// tls are the TLS routes of a TLS bind, one per TLSRoute and mode, with the
+	// hostnames each serves; tlsHosts maps every hostname taken to its route.
+	tls      map[tlsEntryKey]*dataplanev1.TLSRoute
+	tlsHosts map[string]*l4Route
 	// built is the dataplane listener of the bind in the snapshot; nil until the
 	// snapshot is built, and when no member is programmed.
 	built *dataplanev1.Listener
@@ -59,11 +67,28 @@ func (t *translator) resolveBinds() {
 				if !ok {
 					continue
 				}
-				if first := b.members[0]; b.protocol != l.protocol && first.gateway != g {
+				first := b.members[0]
+				if b.protocol != l.protocol && first.gateway != g {
 					l.conflict = &problem{
 						reason: string(gatewayv1.ListenerReasonProtocolConflict),
 						message: fmt.Sprintf("port %d%s already serves %s for the older Gateway %s (listener %s); Flax serves one protocol per port and address: use another port, or give this Gateway its own address in spec.addresses",
 							l.spec.Port, describeBindAddress(addr), first.spec.Protocol, first.gateway.key, first.spec.Name),
+					}
+					break
+				}
+				if b.protocol == dataplanev1.Listener_TCP && first.gateway != g {
+					l.conflict = &problem{
+						reason: string(gatewayv1.ListenerReasonProtocolConflict),
+						message: fmt.Sprintf("port %d%s already serves TCP for the older Gateway %s (listener %s), and a TCP port forwards to one route only: use another port, or give this Gateway its own address in spec.addresses",
+							l.spec.Port, describeBindAddress(addr), first.gateway.key, first.spec.Name),
+					}
+					break
+				}
+				if other := b.modeClash(l); other != nil {
+					l.conflict = &problem{
+						reason: string(gatewayv1.ListenerReasonHostnameConflict),
+						message: fmt.Sprintf("the older Gateway %s (listener %s) already serves %s on port %d%s with tls.mode %s; use another hostname or port, or give this Gateway its own address in spec.addresses",
+							other.gateway.key, other.spec.Name, describeHostname(l.hostname), l.spec.Port, describeBindAddress(addr), tlsModeName(other.terminate)),
 					}
 					break
 				}
@@ -83,7 +108,8 @@ func (t *translator) resolveBinds() {
 				k := bindKey{address: addr, port: l.spec.Port}
 				b, ok := t.binds[k]
 				if !ok {
-					b = &bind{key: k, protocol: l.protocol, name: bindName(g, l.spec.Port, addr), vhosts: map[string]*vhost{}}
+					b = &bind{key: k, protocol: l.protocol, name: bindName(g, l.spec.Port, addr), vhosts: map[string]*vhost{},
+						tls: map[tlsEntryKey]*dataplanev1.TLSRoute{}, tlsHosts: map[string]*l4Route{}}
 					t.binds[k] = b
 					t.bindOrder = append(t.bindOrder, b)
 				}
@@ -94,6 +120,9 @@ func (t *translator) resolveBinds() {
 	// Every listener reserves the virtual host of its own hostname, so that requests
 	// for it never reach the routes of a less specific listener.
 	for _, b := range t.bindOrder {
+		if b.protocol != dataplanev1.Listener_HTTP && b.protocol != dataplanev1.Listener_HTTPS {
+			continue
+		}
 		for _, l := range b.members {
 			if l.usable() {
 				b.vhost(l.hostname)
@@ -102,11 +131,34 @@ func (t *translator) resolveBinds() {
 	}
 }
 
+// modeClash returns the member of b of another Gateway that serves the
+// hostname of TLS listener l in the other tls.mode, if any: one server name is
+// either passed through or terminated.
+func (b *bind) modeClash(l *listenerInfo) *listenerInfo {
+	if l.protocol != dataplanev1.Listener_TLS {
+		return nil
+	}
+	for _, m := range b.members {
+		if m.gateway != l.gateway && m.hostname == l.hostname && m.terminate != l.terminate {
+			return m
+		}
+	}
+	return nil
+}
+
+// tlsModeName names the tls.mode of a TLS listener that terminates or not.
+func tlsModeName(terminate bool) gatewayv1.TLSModeType {
+	if terminate {
+		return gatewayv1.TLSModeTerminate
+	}
+	return gatewayv1.TLSModePassthrough
+}
+
 // certificateClash returns the member of b of another Gateway that serves the
-// hostname of HTTPS listener l with a different certificate, if any: merged
-// Gateways cannot both choose the certificate of one server name.
+// hostname of terminating listener l with a different certificate, if any:
+// merged Gateways cannot both choose the certificate of one server name.
 func (b *bind) certificateClash(l *listenerInfo) *listenerInfo {
-	if l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) == 0 {
+	if len(l.certs) == 0 {
 		return nil
 	}
 	for _, m := range b.members {
@@ -181,25 +233,18 @@ func (b *bind) listener() *dataplanev1.Listener {
 	// The class of the oldest programmed Gateway sets how the listener treats
 	// its clients.
 	programmed[0].gateway.clientTraffic.apply(dl)
-	if b.protocol == dataplanev1.Listener_HTTPS {
-		// One certificate per hostname; the oldest Gateway's wins when merged
-		// Gateways serve the same hostname.
-		taken := map[string]bool{}
-		for _, l := range programmed {
-			if taken[l.hostname] {
-				continue
-			}
-			taken[l.hostname] = true
-			c := l.certs[0]
-			cert := &dataplanev1.TLSCertificate{CertPem: c.CertPem, KeyPem: c.KeyPem}
-			if l.hostname != "" {
-				cert.ServerNames = []string{l.hostname}
-			}
-			dl.Certificates = append(dl.Certificates, cert)
+	switch b.protocol {
+	case dataplanev1.Listener_TCP:
+		dl.TcpRoute = b.tcpRoute()
+		return dl
+	case dataplanev1.Listener_TLS:
+		dl.TlsRoutes = b.tlsRoutes(programmed)
+		if slices.ContainsFunc(dl.TlsRoutes, (*dataplanev1.TLSRoute).GetTerminate) {
+			dl.Certificates = certificates(programmed)
 		}
-		slices.SortFunc(dl.Certificates, func(a, b *dataplanev1.TLSCertificate) int {
-			return slices.Compare(a.ServerNames, b.ServerNames)
-		})
+		return dl
+	case dataplanev1.Listener_HTTPS:
+		dl.Certificates = certificates(programmed)
 	}
 	hosts := make([]string, 0, len(b.vhosts))
 	for h := range b.vhosts {
@@ -216,6 +261,30 @@ func (b *bind) listener() *dataplanev1.Listener {
 		dl.VirtualHosts = append(dl.VirtualHosts, dv)
 	}
 	return dl
+}
+
+// certificates returns the certificates of the terminating listeners among
+// programmed, one per hostname; the oldest Gateway's wins when merged Gateways
+// serve the same hostname.
+func certificates(programmed []*listenerInfo) []*dataplanev1.TLSCertificate {
+	var out []*dataplanev1.TLSCertificate
+	taken := map[string]bool{}
+	for _, l := range programmed {
+		if !l.terminate || taken[l.hostname] {
+			continue
+		}
+		taken[l.hostname] = true
+		c := l.certs[0]
+		cert := &dataplanev1.TLSCertificate{CertPem: c.CertPem, KeyPem: c.KeyPem}
+		if l.hostname != "" {
+			cert.ServerNames = []string{l.hostname}
+		}
+		out = append(out, cert)
+	}
+	slices.SortFunc(out, func(a, b *dataplanev1.TLSCertificate) int {
+		return slices.Compare(a.ServerNames, b.ServerNames)
+	})
+	return out
 }
 
 // compareRouteOrder orders routes by the Gateway API tie-break.

@@ -97,7 +97,7 @@ func digest(m proto.Message) []byte {
 
 // appendGroupRefs appends the names of the backend groups l refers to: those of
 // its routes' backends and mirrors (also in backend filters) and of its TCP
-// route. TestGroupRefFields keeps this in step with the snapshot's fields.
+// and TLS routes. TestGroupRefFields keeps this in step with the snapshot's fields.
 func appendGroupRefs(names []string, l *dataplanev1.Listener) []string {
 	mirrors := func(filters []*dataplanev1.RouteFilter) {
 		for _, f := range filters {
@@ -120,6 +120,13 @@ func appendGroupRefs(names []string, l *dataplanev1.Listener) []string {
 	for _, b := range l.GetTcpRoute().GetBackends() {
 		if g := b.GetBackendGroup(); g != "" {
 			names = append(names, g)
+		}
+	}
+	for _, r := range l.GetTlsRoutes() {
+		for _, b := range r.GetBackends() {
+			if g := b.GetBackendGroup(); g != "" {
+				names = append(names, g)
+			}
 		}
 	}
 	return names

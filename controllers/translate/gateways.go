@@ -48,7 +48,13 @@ type listenerInfo struct {
 	// hostname is the lowercase listener hostname; "" matches any.
 	hostname string
 	// protocol is the dataplane protocol; unspecified for unsupported protocols.
-	protocol       dataplanev1.Listener_Protocol
+	protocol dataplanev1.Listener_Protocol
+	// terminate is set on HTTPS listeners and on TLS listeners of mode
+	// Terminate: the dataplane completes the TLS handshake with certs.
+	terminate bool
+	// routeKind is the route kind the protocol takes (HTTPRoute, TCPRoute or
+	// TLSRoute); supportedKinds holds it unless allowedRoutes.kinds leaves it out.
+	routeKind      string
 	supportedKinds []gatewayv1.RouteGroupKind
 	// unsupported, when set, is why the listener is not accepted.
 	unsupported *problem
@@ -56,7 +62,8 @@ type listenerInfo struct {
 	conflict *problem
 	// refProblems are the unresolved references (ResolvedRefs False).
 	refProblems problems
-	// certs are the valid certificates of an HTTPS listener, in reference order.
+	// certs are the valid certificates of a terminating listener, in reference
+	// order.
 	certs []*dataplanev1.TLSCertificate
 	// allowNamespace reports whether routes of a namespace may attach.
 	allowNamespace func(ns string) bool
@@ -66,8 +73,12 @@ type listenerInfo struct {
 	attached map[types.NamespacedName]struct{}
 }
 
-// allowsHTTPRoute reports whether HTTPRoutes may attach to the listener.
-func (l *listenerInfo) allowsHTTPRoute() bool { return len(l.supportedKinds) > 0 }
+// allowsRoutes reports whether the route kind of the listener's protocol may
+// attach to it (allowedRoutes.kinds does not leave it out).
+func (l *listenerInfo) allowsRoutes() bool { return len(l.supportedKinds) > 0 }
+
+// allows reports whether routes of kind (in the Gateway API group) may attach.
+func (l *listenerInfo) allows(kind string) bool { return l.allowsRoutes() && l.routeKind == kind }
 
 // valid reports whether the listener itself is accepted.
 func (l *listenerInfo) valid() bool { return l.unsupported == nil && l.conflict == nil }
@@ -78,8 +89,8 @@ func (l *listenerInfo) usable() bool { return l.valid() && l.gateway.accepted() 
 
 // programmed reports whether the listener is served by the dataplane.
 func (l *listenerInfo) programmed() bool {
-	return l.usable() && l.gateway.noAddress == nil && l.allowsHTTPRoute() &&
-		(l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
+	return l.usable() && l.gateway.noAddress == nil && l.allowsRoutes() &&
+		(!l.terminate || len(l.certs) > 0)
 }
 
 // accepted reports whether the Gateway is accepted: it is valid as a whole and at
@@ -212,13 +223,17 @@ func (t *translator) translateListener(g *gatewayInfo, spec *gatewayv1.Listener)
 	}
 	switch spec.Protocol {
 	case gatewayv1.HTTPProtocolType:
-		l.protocol = dataplanev1.Listener_HTTP
+		l.protocol, l.routeKind = dataplanev1.Listener_HTTP, kindHTTPRoute.kind
 	case gatewayv1.HTTPSProtocolType:
-		l.protocol = dataplanev1.Listener_HTTPS
+		l.protocol, l.routeKind, l.terminate = dataplanev1.Listener_HTTPS, kindHTTPRoute.kind, true
+	case gatewayv1.TCPProtocolType:
+		l.protocol, l.routeKind = dataplanev1.Listener_TCP, kindTCPRoute.kind
+	case gatewayv1.TLSProtocolType:
+		l.protocol, l.routeKind = dataplanev1.Listener_TLS, kindTLSRoute.kind
 	default:
 		l.unsupported = &problem{
 			reason: string(gatewayv1.ListenerReasonUnsupportedProtocol),
-			message: fmt.Sprintf("protocol %s is not supported: Flax serves HTTP and HTTPS listeners; remove the listener or change its protocol",
+			message: fmt.Sprintf("protocol %s is not supported: Flax serves HTTP, HTTPS, TLS and TCP listeners; remove the listener or change its protocol",
 				spec.Protocol),
 		}
 		l.allowNamespace = func(string) bool { return false }
@@ -230,7 +245,7 @@ func (t *translator) translateListener(g *gatewayInfo, spec *gatewayv1.Listener)
 			message: fmt.Sprintf("port %d is not between 1 and 65535; fix it", spec.Port),
 		}
 	}
-	if spec.Hostname != nil && *spec.Hostname != "" {
+	if spec.Hostname != nil && *spec.Hostname != "" && l.protocol != dataplanev1.Listener_TCP {
 		l.hostname = strings.ToLower(string(*spec.Hostname))
 		if !validHostname(l.hostname) {
 			l.unsupported = &problem{
@@ -241,18 +256,46 @@ func (t *translator) translateListener(g *gatewayInfo, spec *gatewayv1.Listener)
 	}
 	t.routeKinds(l)
 	t.routeNamespaces(l)
-	if l.protocol == dataplanev1.Listener_HTTPS {
+	switch l.protocol {
+	case dataplanev1.Listener_HTTPS:
+		if cfg := spec.TLS; cfg != nil && cfg.Mode != nil && *cfg.Mode != gatewayv1.TLSModeTerminate {
+			l.unsupported = &problem{
+				reason: string(gatewayv1.ListenerReasonUnsupportedValue),
+				message: fmt.Sprintf("tls.mode %s is not supported on HTTPS listeners; HTTPS listeners terminate TLS: set tls.mode to Terminate, or use protocol TLS for passthrough",
+					*cfg.Mode),
+			}
+			return l
+		}
 		t.listenerCertificates(l)
+	case dataplanev1.Listener_TLS:
+		mode := gatewayv1.TLSModeTerminate // the API's default
+		if spec.TLS != nil && spec.TLS.Mode != nil && *spec.TLS.Mode != "" {
+			mode = *spec.TLS.Mode
+		}
+		switch mode {
+		case gatewayv1.TLSModeTerminate:
+			l.terminate = true
+			t.listenerCertificates(l)
+		case gatewayv1.TLSModePassthrough:
+			// The backend terminates TLS; certificateRefs are not used.
+		default:
+			l.unsupported = &problem{
+				reason:  string(gatewayv1.ListenerReasonUnsupportedValue),
+				message: fmt.Sprintf("tls.mode %q is not Terminate or Passthrough; fix it", mode),
+			}
+		}
 	}
 	return l
 }
 
 // routeKinds computes the route kinds the listener supports from
-// allowedRoutes.kinds.
+// allowedRoutes.kinds: the one kind its protocol takes (HTTPRoute on HTTP and
+// HTTPS, TCPRoute on TCP, TLSRoute on TLS) unless the list leaves it out. Other
+// kinds listed make ResolvedRefs False (InvalidRouteKinds).
 func (t *translator) routeKinds(l *listenerInfo) {
-	httpRoute := gatewayv1.RouteGroupKind{Group: ptr(gatewayv1.Group(gatewayv1.GroupName)), Kind: "HTTPRoute"}
+	own := gatewayv1.RouteGroupKind{Group: ptr(gatewayv1.Group(gatewayv1.GroupName)), Kind: gatewayv1.Kind(l.routeKind)}
 	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
-		l.supportedKinds = append(l.supportedKinds, httpRoute)
+		l.supportedKinds = append(l.supportedKinds, own)
 		return
 	}
 	var invalid []string
@@ -261,9 +304,9 @@ func (t *translator) routeKinds(l *listenerInfo) {
 		if k.Group != nil {
 			group = string(*k.Group)
 		}
-		if group == gatewayv1.GroupName && k.Kind == "HTTPRoute" {
+		if group == gatewayv1.GroupName && string(k.Kind) == l.routeKind {
 			if len(l.supportedKinds) == 0 {
-				l.supportedKinds = append(l.supportedKinds, httpRoute)
+				l.supportedKinds = append(l.supportedKinds, own)
 			}
 			continue
 		}
@@ -271,8 +314,8 @@ func (t *translator) routeKinds(l *listenerInfo) {
 	}
 	if len(invalid) > 0 {
 		l.refProblems.add(string(gatewayv1.ListenerReasonInvalidRouteKinds), fmt.Sprintf(
-			"allowedRoutes.kinds lists %s, which Flax does not support on %s listeners; Flax supports %s/HTTPRoute: remove the other kinds",
-			strings.Join(invalid, ", "), l.spec.Protocol, gatewayv1.GroupName))
+			"allowedRoutes.kinds lists %s, which Flax does not support on %s listeners; Flax supports %s/%s there: remove the other kinds",
+			strings.Join(invalid, ", "), l.spec.Protocol, gatewayv1.GroupName, l.routeKind))
 	}
 }
 
@@ -326,19 +369,17 @@ func (t *translator) routeNamespaces(l *listenerInfo) {
 	}
 }
 
-// listenerCertificates resolves the certificateRefs of an HTTPS listener.
+// listenerCertificates resolves the certificateRefs of a listener that
+// terminates TLS (HTTPS, or TLS of mode Terminate).
 func (t *translator) listenerCertificates(l *listenerInfo) {
 	cfg := l.spec.TLS
-	if cfg != nil && cfg.Mode != nil && *cfg.Mode != gatewayv1.TLSModeTerminate {
-		l.unsupported = &problem{
-			reason:  string(gatewayv1.ListenerReasonUnsupportedValue),
-			message: fmt.Sprintf("tls.mode %s is not supported on HTTPS listeners; HTTPS listeners terminate TLS: set tls.mode to Terminate", *cfg.Mode),
-		}
-		return
-	}
 	if cfg == nil || len(cfg.CertificateRefs) == 0 {
+		what := "an HTTPS listener"
+		if l.protocol == dataplanev1.Listener_TLS {
+			what = "a TLS listener of tls.mode Terminate"
+		}
 		l.refProblems.add(string(gatewayv1.ListenerReasonInvalidCertificateRef),
-			"an HTTPS listener needs a certificate: add a kubernetes.io/tls Secret to tls.certificateRefs")
+			what+" needs a certificate: add a kubernetes.io/tls Secret to tls.certificateRefs")
 		return
 	}
 	gwNS := l.gateway.gw.Namespace
@@ -419,7 +460,7 @@ func markConflicts(ls []*listenerInfo) {
 			for _, l := range group {
 				l.conflict = &problem{
 					reason: string(gatewayv1.ListenerReasonProtocolConflict),
-					message: fmt.Sprintf("listeners %s share port %d with different protocols; Flax serves one protocol per port: move the HTTP and HTTPS listeners to different ports",
+					message: fmt.Sprintf("listeners %s share port %d with different protocols; Flax serves one protocol per port: give each protocol a port of its own",
 						names, port),
 				}
 			}
@@ -573,7 +614,7 @@ func (l *listenerInfo) status(gen int64) gatewayv1.ListenerStatus {
 	case l.gateway.noAddress != nil:
 		programmed = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonPending,
 			"The Gateway has no address yet; see its Programmed condition", gen)
-	case !l.allowsHTTPRoute():
+	case !l.allowsRoutes():
 		programmed = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonInvalid,
 			"No route kind the listener allows is supported; see the ResolvedRefs condition", gen)
 	default:

@@ -15,6 +15,8 @@ type groupKind struct {
 var (
 	kindGateway   = groupKind{gatewayv1.GroupName, "Gateway"}
 	kindHTTPRoute = groupKind{gatewayv1.GroupName, "HTTPRoute"}
+	kindTCPRoute  = groupKind{gatewayv1.GroupName, "TCPRoute"}
+	kindTLSRoute  = groupKind{gatewayv1.GroupName, "TLSRoute"}
 	kindService   = groupKind{"", "Service"}
 	kindSecret    = groupKind{"", "Secret"}
 )

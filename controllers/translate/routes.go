@@ -194,7 +194,7 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 	var attached []attachment
 	for _, l := range candidates {
 		switch {
-		case l.protocol == dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
+		case l.routeKind != kindHTTPRoute.kind:
 			stage = max(stage, stageNotAllowed)
 			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take HTTPRoutes", l.spec.Name, l.spec.Protocol))
 			continue
@@ -206,7 +206,7 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 			}
 			why = append(why, fmt.Sprintf("listener %s is not accepted (%s)", l.spec.Name, reason.reason))
 			continue
-		case !l.allowsHTTPRoute():
+		case !l.allows(kindHTTPRoute.kind):
 			stage = max(stage, stageNotAllowed)
 			why = append(why, fmt.Sprintf("listener %s does not allow HTTPRoutes (allowedRoutes.kinds)", l.spec.Name))
 			continue

@@ -20,6 +20,7 @@ func Translate(in *Input) *Output {
 	t.allocateAddresses()
 	t.resolveBinds()
 	t.translateRoutes()
+	t.translateL4Routes()
 	t.translateBackendPolicies()
 	t.translateRoutePolicies()
 	snap := t.buildSnapshot()
@@ -29,6 +30,8 @@ func Translate(in *Input) *Output {
 		GatewayClasses:  t.classStatuses(),
 		Gateways:        t.gatewayStatuses(t.configHashes(snap)),
 		HTTPRoutes:      t.routeStatuses(),
+		TCPRoutes:       l4RouteStatuses(t.tcpRoutes),
+		TLSRoutes:       l4RouteStatuses(t.tlsRoutes),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
 	}
@@ -51,6 +54,8 @@ type translator struct {
 	binds        map[bindKey]*bind
 	bindOrder    []*bind
 	routes       []*routeInfo // oldest first
+	tcpRoutes    []*l4Route   // oldest first
+	tlsRoutes    []*l4Route   // oldest first
 	groups       map[string]*groupInfo
 
 	backendPolicies []*policyInfo // oldest first

@@ -218,6 +218,14 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			var o gatewayv1.HTTPRoute
 			decode(&o)
 			in.HTTPRoutes = append(in.HTTPRoutes, o)
+		case "TCPRoute":
+			var o gatewayv1.TCPRoute
+			decode(&o)
+			in.TCPRoutes = append(in.TCPRoutes, o)
+		case "TLSRoute":
+			var o gatewayv1.TLSRoute
+			decode(&o)
+			in.TLSRoutes = append(in.TLSRoutes, o)
 		case "ReferenceGrant":
 			var o gatewayv1beta1.ReferenceGrant
 			decode(&o)
@@ -280,6 +288,8 @@ func reverseInput(in *Input) *Input {
 	out.Parameters = reversed(in.Parameters)
 	out.Gateways = reversed(in.Gateways)
 	out.HTTPRoutes = reversed(in.HTTPRoutes)
+	out.TCPRoutes = reversed(in.TCPRoutes)
+	out.TLSRoutes = reversed(in.TLSRoutes)
 	out.ReferenceGrants = reversed(in.ReferenceGrants)
 	out.Services = reversed(in.Services)
 	out.EndpointSlices = reversed(in.EndpointSlices)
@@ -302,7 +312,8 @@ func reversed[T any](s []T) []T {
 // renderOutput renders out as the golden YAML: the statuses, keyed by object, and
 // the snapshot in its YAML form. PEM data is shown as a digest, and the
 // LastTransitionTime the translator leaves unset is omitted. Policy statuses
-// appear only when the input has policies.
+// appear only when the input has policies, TCPRoute and TLSRoute statuses only
+// when it has such routes.
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
 	snapYAML, err := dataplanev1.MarshalYAML(out.Snapshot)
@@ -332,6 +343,16 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		"gateways":       gateways,
 		"httpRoutes":     routes,
 		"snapshot":       snap,
+	}
+	for name, statuses := range map[string][]RouteStatus{"tcpRoutes": out.TCPRoutes, "tlsRoutes": out.TLSRoutes} {
+		if len(statuses) == 0 {
+			continue
+		}
+		var entries []entry
+		for _, r := range statuses {
+			entries = append(entries, entry{r.NamespacedName.String(), r.Status})
+		}
+		doc[name] = entries
 	}
 	for name, statuses := range map[string][]PolicyStatus{"backendPolicies": out.BackendPolicies, "routePolicies": out.RoutePolicies} {
 		if len(statuses) == 0 {

@@ -29,6 +29,10 @@ type Input struct {
 	Gateways []gatewayv1.Gateway
 	// HTTPRoutes are all HTTPRoutes of the cluster.
 	HTTPRoutes []gatewayv1.HTTPRoute
+	// TCPRoutes are all TCPRoutes of the cluster.
+	TCPRoutes []gatewayv1.TCPRoute
+	// TLSRoutes are all TLSRoutes of the cluster.
+	TLSRoutes []gatewayv1.TLSRoute
 	// ReferenceGrants are all ReferenceGrants of the cluster.
 	ReferenceGrants []gatewayv1beta1.ReferenceGrant
 	// Services are the Services routes may refer to and BackendPolicies may
@@ -84,6 +88,10 @@ type Output struct {
 	// replaces the entries whose controllerName is ControllerName with these and
 	// keeps those of other controllers.
 	HTTPRoutes []RouteStatus
+	// TCPRoutes and TLSRoutes hold the parent entries of every TCPRoute and
+	// TLSRoute of the Input, as HTTPRoutes does for HTTPRoutes.
+	TCPRoutes []RouteStatus
+	TLSRoutes []RouteStatus
 	// BackendPolicies holds the status of every BackendPolicy of the Input.
 	BackendPolicies []PolicyStatus
 	// RoutePolicies holds the status of every RoutePolicy of the Input.
@@ -120,12 +128,14 @@ type GatewayStatus struct {
 	ConfigHash string
 }
 
-// RouteStatus is the status Flax computed for one HTTPRoute.
+// RouteStatus is the status Flax computed for one HTTPRoute, TCPRoute or
+// TLSRoute.
 type RouteStatus struct {
-	// NamespacedName of the HTTPRoute.
+	// NamespacedName of the route.
 	NamespacedName types.NamespacedName
 	// Status holds only the parent entries of Flax's Gateways. Conditions have
-	// LastTransitionTime unset.
+	// LastTransitionTime unset. (The status of every route kind is a
+	// gatewayv1.RouteStatus; HTTPRouteStatus adds nothing to it.)
 	Status gatewayv1.HTTPRouteStatus
 }
 

@@ -1,0 +1,405 @@
+package translate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+)
+
+// l4Route is one TCPRoute or TLSRoute and what was found about it. Both kinds
+// have one rule (the API allows no more) whose weighted backendRefs become the
+// TCP backends of the dataplane route.
+type l4Route struct {
+	kind groupKind
+	obj  metav1.Object
+	key  types.NamespacedName
+	// parentRefs are the route's spec.parentRefs.
+	parentRefs []gatewayv1.ParentReference
+	// specHostnames are the TLSRoute's spec.hostnames; hostnames the valid ones,
+	// lowercase.
+	specHostnames []gatewayv1.Hostname
+	hostnames     []string
+	// backends are the translated backendRefs of the rule; nil when no
+	// connection is to be forwarded (no rule, or every weight 0).
+	backends []*dataplanev1.TCPBackend
+	// groups are the backend groups the backends refer to.
+	groups []string
+	// refProblems are the unresolved references (ResolvedRefs False).
+	refProblems problems
+	// notes are remarks appended to the Accepted condition's message.
+	notes []string
+	// parents are the status entries of Flax's parents.
+	parents []gatewayv1.RouteParentStatus
+}
+
+// name is the name of the route's dataplane route: its rule's, as HTTPRoute rules
+// are named.
+func (r *l4Route) name() string { return r.key.Namespace + "/" + r.key.Name + "/rule-0" }
+
+// tlsEntryKey identifies the dataplane TLS route of one TLSRoute and mode on a
+// bind: a TLSRoute attached to a passthrough and a terminating listener of one
+// port has one of each.
+type tlsEntryKey struct {
+	route     types.NamespacedName
+	terminate bool
+}
+
+// translateL4Routes attaches every TCPRoute and TLSRoute to the listeners of
+// Flax's Gateways and places them on the binds, oldest route first: a TCP
+// listener forwards to its oldest attached TCPRoute, and a server name of a TLS
+// listener goes to the oldest TLSRoute that claims it.
+func (t *translator) translateL4Routes() {
+	for i := range t.in.TCPRoutes {
+		r := &t.in.TCPRoutes[i]
+		ri := &l4Route{kind: kindTCPRoute, obj: r, key: key(r), parentRefs: r.Spec.ParentRefs}
+		if len(r.Spec.Rules) > 0 {
+			ri.backends, ri.groups = t.tcpBackends(ri, r.Spec.Rules[0].BackendRefs)
+		}
+		t.tcpRoutes = append(t.tcpRoutes, ri)
+	}
+	for i := range t.in.TLSRoutes {
+		r := &t.in.TLSRoutes[i]
+		ri := &l4Route{kind: kindTLSRoute, obj: r, key: key(r), parentRefs: r.Spec.ParentRefs, specHostnames: r.Spec.Hostnames}
+		for _, h := range r.Spec.Hostnames {
+			lh := strings.ToLower(string(h))
+			if !validHostname(lh) {
+				ri.notes = append(ri.notes, fmt.Sprintf("hostname %q is not a valid DNS name or wildcard and is ignored", h))
+				continue
+			}
+			if !slices.Contains(ri.hostnames, lh) {
+				ri.hostnames = append(ri.hostnames, lh)
+			}
+		}
+		if len(r.Spec.Rules) > 0 {
+			ri.backends, ri.groups = t.tcpBackends(ri, r.Spec.Rules[0].BackendRefs)
+		}
+		t.tlsRoutes = append(t.tlsRoutes, ri)
+	}
+	for _, list := range [][]*l4Route{t.tcpRoutes, t.tlsRoutes} {
+		slices.SortFunc(list, func(a, b *l4Route) int { return compareAge(a.obj, b.obj) })
+		for _, ri := range list {
+			for i := range ri.parentRefs {
+				t.attachL4(ri, i)
+			}
+		}
+	}
+}
+
+// tcpBackends translates the backendRefs of a TCPRoute or TLSRoute rule. A
+// reference that cannot be resolved keeps its weight as a backend that closes
+// the connections it gets.
+func (t *translator) tcpBackends(ri *l4Route, refs []gatewayv1.BackendRef) ([]*dataplanev1.TCPBackend, []string) {
+	var out []*dataplanev1.TCPBackend
+	var groups []string
+	var total uint64
+	for j := range refs {
+		ref := &refs[j]
+		w := uint32(1)
+		if ref.Weight != nil {
+			w = uint32(max(*ref.Weight, 0))
+		}
+		total += uint64(w)
+		where := fmt.Sprintf("rules[0].backendRefs[%d]", j)
+		group, p := t.serviceBackend(ri.kind, ri.key.Namespace, ref.BackendObjectReference, where,
+			fmt.Sprintf("its share of connections (weight %d) is closed", w))
+		if p != nil {
+			ri.refProblems.add(p.reason, p.message)
+			out = append(out, &dataplanev1.TCPBackend{Target: &dataplanev1.TCPBackend_Reject{Reject: true}, Weight: w})
+			continue
+		}
+		groups = append(groups, group)
+		out = append(out, &dataplanev1.TCPBackend{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: group}, Weight: w})
+	}
+	if total == 0 {
+		// Nothing gets a share: every connection is closed.
+		return nil, nil
+	}
+	slices.Sort(groups)
+	return out, slices.Compact(groups)
+}
+
+// attachL4 evaluates parentRefs[i] of a TCPRoute or TLSRoute: it attaches the
+// route to the listeners it selects, places it on their binds and records the
+// parent's status entry.
+func (t *translator) attachL4(ri *l4Route, i int) {
+	ref := ri.parentRefs[i]
+	g, ok := t.parentGatewayIn(ri.key.Namespace, ref)
+	if !ok {
+		return
+	}
+	for _, prev := range ri.parentRefs[:i] {
+		if sameParentRef(prev, ref, ri.key.Namespace) {
+			return
+		}
+	}
+	gen := ri.obj.GetGeneration()
+	entry := gatewayv1.RouteParentStatus{ParentRef: *ref.DeepCopy(), ControllerName: gatewayv1.GatewayController(t.in.ControllerName)}
+	finish := func(accepted metav1.Condition) {
+		entry.Conditions = []metav1.Condition{accepted, ri.resolvedRefs(gen)}
+		ri.parents = append(ri.parents, entry)
+	}
+	reject := func(reason gatewayv1.RouteConditionReason, msg string) {
+		finish(condition(gatewayv1.RouteConditionAccepted, false, reason, msg, gen))
+	}
+
+	if !g.accepted() {
+		reject(gatewayv1.RouteReasonNoMatchingParent, fmt.Sprintf(
+			"Gateway %s is not accepted, so no route can attach to it; see the Gateway's conditions", g.key))
+		return
+	}
+	var candidates []*listenerInfo
+	for _, l := range g.listeners {
+		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
+			continue
+		}
+		if ref.Port != nil && *ref.Port != 0 && l.spec.Port != *ref.Port {
+			continue
+		}
+		candidates = append(candidates, l)
+	}
+	if len(candidates) == 0 {
+		reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(g, ref, i))
+		return
+	}
+
+	kind := ri.kind.kind
+	stage := -1
+	var why []string
+	var attached []attachment
+	for _, l := range candidates {
+		switch {
+		case l.routeKind != kind:
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take %ss", l.spec.Name, l.spec.Protocol, kind))
+			continue
+		case !l.valid():
+			stage = max(stage, stageListenerInvalid)
+			reason := l.unsupported
+			if reason == nil {
+				reason = l.conflict
+			}
+			why = append(why, fmt.Sprintf("listener %s is not accepted (%s)", l.spec.Name, reason.reason))
+			continue
+		case !l.allows(kind):
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s does not allow %ss (allowedRoutes.kinds)", l.spec.Name, kind))
+			continue
+		case !l.allowNamespace(ri.key.Namespace):
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s allows %s", l.spec.Name, l.namespacePolicy))
+			continue
+		}
+		hs := []string{""}
+		if ri.kind == kindTLSRoute {
+			hs = ri.intersect(l.hostname)
+			if len(hs) == 0 {
+				stage = max(stage, stageHostname)
+				why = append(why, fmt.Sprintf("listener %s serves hostname %s, which matches none of the route's hostnames", l.spec.Name, l.hostname))
+				continue
+			}
+		}
+		attached = append(attached, attachment{listener: l, hostnames: hs})
+	}
+	if len(attached) == 0 {
+		switch stage {
+		case stageHostname:
+			reject(gatewayv1.RouteReasonNoMatchingListenerHostname, strings.Join(why, "; ")+
+				"; add a hostname the listener serves to spec.hostnames, or attach the route to another listener")
+		case stageNotAllowed:
+			reject(gatewayv1.RouteReasonNotAllowedByListeners, strings.Join(why, "; ")+
+				"; change the listener's allowedRoutes or attach the route to another listener")
+		default:
+			reject(gatewayv1.RouteReasonNoMatchingParent, strings.Join(why, "; ")+
+				"; fix the listener (see the Gateway's status) or attach the route to another listener")
+		}
+		return
+	}
+	names := make([]string, len(attached))
+	var notes []string
+	for j, a := range attached {
+		names[j] = string(a.listener.spec.Name)
+		a.listener.attached[ri.key] = struct{}{}
+		notes = append(notes, t.placeL4(ri, a)...)
+	}
+	msg := fmt.Sprintf("The route is attached to listener %s of Gateway %s", strings.Join(names, ", "), g.key)
+	if len(names) > 1 {
+		msg = fmt.Sprintf("The route is attached to listeners %s of Gateway %s", strings.Join(names, ", "), g.key)
+	}
+	for _, n := range append(slices.Clone(ri.notes), slices.Compact(notes)...) {
+		msg += "; " + n
+	}
+	finish(condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg, gen))
+}
+
+// parentGatewayIn returns the Gateway of Flax that ref, a parentRef of a route in
+// namespace ns, refers to.
+func (t *translator) parentGatewayIn(ns string, ref gatewayv1.ParentReference) (*gatewayInfo, bool) {
+	group, kind := gatewayv1.GroupName, "Gateway"
+	if ref.Group != nil {
+		group = string(*ref.Group)
+	}
+	if ref.Kind != nil {
+		kind = string(*ref.Kind)
+	}
+	if (groupKind{group, kind}) != kindGateway {
+		return nil, false
+	}
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		ns = string(*ref.Namespace)
+	}
+	g, ok := t.gatewayByKey[types.NamespacedName{Namespace: ns, Name: string(ref.Name)}]
+	return g, ok
+}
+
+// intersect returns the hostnames a TLSRoute serves on a listener of hostname
+// lh; none means the route does not match the listener.
+func (ri *l4Route) intersect(lh string) []string {
+	if len(ri.specHostnames) == 0 {
+		return []string{lh}
+	}
+	var out []string
+	for _, rh := range ri.hostnames {
+		if h, ok := intersect(lh, rh); ok && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// resolvedRefs is the route's ResolvedRefs condition.
+func (ri *l4Route) resolvedRefs(gen int64) metav1.Condition {
+	if len(ri.refProblems) > 0 {
+		return condition(gatewayv1.RouteConditionResolvedRefs, false, ri.refProblems.reason(), ri.refProblems.message(), gen)
+	}
+	return condition(gatewayv1.RouteConditionResolvedRefs, true, gatewayv1.RouteReasonResolvedRefs, "All references are resolved", gen)
+}
+
+// placeL4 puts an attached route on the binds of the listener, when the
+// listener is programmed, and returns notes on what an older route keeps from
+// it. Routes are placed oldest first, so what is taken is taken by an older
+// route.
+func (t *translator) placeL4(ri *l4Route, a attachment) []string {
+	l := a.listener
+	if !l.programmed() {
+		return nil
+	}
+	var notes []string
+	placed := false
+	for _, addr := range l.gateway.bindAddresses {
+		b := t.binds[bindKey{address: addr, port: l.spec.Port}]
+		if b == nil {
+			continue
+		}
+		switch b.protocol {
+		case dataplanev1.Listener_TCP:
+			switch {
+			case b.tcp == nil:
+				b.tcp = ri
+				placed = true
+			case b.tcp != ri:
+				notes = append(notes, fmt.Sprintf(
+					"listener %s forwards its connections to the older TCPRoute %s only, so this route gets none until that one is removed or detached",
+					l.spec.Name, b.tcp.key))
+			}
+		case dataplanev1.Listener_TLS:
+			hosts := b.hostnames()
+			for _, h := range a.hostnames {
+				if own, ok := owner(hosts, h); !ok || own != l.hostname {
+					continue // a more specific listener serves h
+				}
+				switch holder, taken := b.tlsHosts[h]; {
+				case !taken:
+					b.tlsHosts[h] = ri
+					k := tlsEntryKey{route: ri.key, terminate: l.terminate}
+					e := b.tls[k]
+					if e == nil {
+						e = &dataplanev1.TLSRoute{Name: ri.name(), Terminate: l.terminate, Backends: ri.backends}
+						b.tls[k] = e
+					}
+					if h != "" {
+						e.Hostnames = append(e.Hostnames, h)
+					}
+					placed = true
+				case holder != ri:
+					notes = append(notes, fmt.Sprintf(
+						"%s on listener %s goes to the older TLSRoute %s, which claims it too", describeHostname(h), l.spec.Name, holder.key))
+				}
+			}
+		}
+	}
+	if placed {
+		for _, name := range ri.groups {
+			t.groups[name].used = true
+			t.groups[name].gateways[l.gateway.key] = true
+		}
+	}
+	return notes
+}
+
+// tcpRoute returns the dataplane route of a TCP bind: its oldest attached
+// TCPRoute, or, when none is attached, a route without backends, which closes
+// every connection (the port stays bound, as an HTTP listener without routes
+// answers 404).
+func (b *bind) tcpRoute() *dataplanev1.TCPRoute {
+	if b.tcp == nil {
+		return &dataplanev1.TCPRoute{Name: b.name + "/no-route"}
+	}
+	return &dataplanev1.TCPRoute{Name: b.tcp.name(), Backends: b.tcp.backends}
+}
+
+// tlsRoutes returns the dataplane routes of a TLS bind, sorted by name: those
+// placed, and one without backends for the hostname of every programmed
+// listener that no route serves, so that a server name a listener owns never
+// reaches the routes of a less specific listener (listener isolation). A route
+// placed through both a terminating and a passthrough listener has its
+// terminating part named with a "/terminate" suffix.
+func (b *bind) tlsRoutes(programmed []*listenerInfo) []*dataplanev1.TLSRoute {
+	out := make([]*dataplanev1.TLSRoute, 0, len(b.tls)+len(programmed))
+	for k, e := range b.tls {
+		r := &dataplanev1.TLSRoute{Name: e.Name, Hostnames: slices.Clone(e.Hostnames), Terminate: e.Terminate, Backends: e.Backends}
+		if k.terminate {
+			if _, both := b.tls[tlsEntryKey{route: k.route}]; both {
+				r.Name += "/terminate"
+			}
+		}
+		slices.Sort(r.Hostnames)
+		out = append(out, r)
+	}
+	reserved := map[string]bool{}
+	for _, l := range programmed {
+		if _, taken := b.tlsHosts[l.hostname]; taken || reserved[l.hostname] {
+			continue
+		}
+		reserved[l.hostname] = true
+		r := &dataplanev1.TLSRoute{Name: l.gateway.key.String() + "/" + string(l.spec.Name) + "/no-route"}
+		if l.hostname != "" {
+			r.Hostnames = []string{l.hostname}
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *dataplanev1.TLSRoute) int { return compareStrings(a.Name, b.Name) })
+	return out
+}
+
+// l4RouteStatuses returns the status of every route of list.
+func l4RouteStatuses(list []*l4Route) []RouteStatus {
+	out := make([]RouteStatus, 0, len(list))
+	for _, ri := range list {
+		parents := ri.parents
+		if parents == nil {
+			parents = []gatewayv1.RouteParentStatus{}
+		}
+		out = append(out, RouteStatus{
+			NamespacedName: ri.key,
+			Status:         gatewayv1.HTTPRouteStatus{RouteStatus: gatewayv1.RouteStatus{Parents: parents}},
+		})
+	}
+	slices.SortFunc(out, func(a, b RouteStatus) int { return compareKeys(a.NamespacedName, b.NamespacedName) })
+	return out
+}
