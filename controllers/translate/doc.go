@@ -47,6 +47,25 @@
 // "<namespace>/<service>:<port>" whose endpoints come from the Service's
 // EndpointSlices (pod addresses, never the cluster IP).
 //
+// TCP and TLS listeners take TCPRoutes and TLSRoutes (and HTTP and HTTPS
+// listeners only HTTPRoutes; allowedRoutes.kinds listing another kind makes
+// ResolvedRefs False with reason InvalidRouteKinds). Both route kinds have one
+// rule, whose weighted backendRefs become the TCP backends of one dataplane route
+// named like an HTTPRoute rule; a reference that cannot be resolved keeps its
+// weight as a reject backend, which closes the connections it gets. A TCP
+// listener forwards every connection to its oldest attached TCPRoute: younger
+// ones are attached and Accepted (and counted in attachedRoutes) but get no
+// connections, which their Accepted message says. A TCP port is never shared by
+// Gateways. TLS listeners on one port, of one or several Gateways, make one
+// dataplane TLS listener whose routes are chosen by the ClientHello's server
+// name: a TLSRoute's hostnames are intersected with the listener's as for
+// HTTPRoutes, each server name goes to the oldest TLSRoute that claims it, and
+// the routes attached through a listener of tls.mode Terminate terminate TLS
+// with that listener's certificate (Passthrough and Terminate listeners may
+// share a port, but not a hostname). Listener isolation holds as on HTTP ports:
+// every programmed TLS listener reserves its hostname with a route that closes
+// the connections no route of it serves.
+//
 // # Policies
 //
 // Flax's BackendPolicies (Input.BackendPolicies) target Services, or one port of

@@ -354,9 +354,11 @@ func (b *bind) tcpRoute() *dataplanev1.TCPRoute {
 }
 
 // tlsRoutes returns the dataplane routes of a TLS bind, sorted by name: those
-// placed, and one without backends for the hostname of every programmed
-// listener that no route serves, so that a server name a listener owns never
-// reaches the routes of a less specific listener (listener isolation). A route
+// placed, and, for the hostname of every programmed listener that no route
+// claims as such, a route "<namespace>/<gateway>/<listener>/unrouted" without
+// backends, which closes the connections. It keeps the server names a listener
+// owns, but none of its routes serves, from the routes of a less specific
+// listener (listener isolation). A route
 // placed through both a terminating and a passthrough listener has its
 // terminating part named with a "/terminate" suffix.
 func (b *bind) tlsRoutes(programmed []*listenerInfo) []*dataplanev1.TLSRoute {
@@ -377,7 +379,7 @@ func (b *bind) tlsRoutes(programmed []*listenerInfo) []*dataplanev1.TLSRoute {
 			continue
 		}
 		reserved[l.hostname] = true
-		r := &dataplanev1.TLSRoute{Name: l.gateway.key.String() + "/" + string(l.spec.Name) + "/no-route"}
+		r := &dataplanev1.TLSRoute{Name: l.gateway.key.String() + "/" + string(l.spec.Name) + "/unrouted"}
 		if l.hostname != "" {
 			r.Hostnames = []string{l.hostname}
 		}
