@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/flaxlb/flax/controllers/deliver"
 	"github.com/flaxlb/flax/controllers/nodes"
@@ -86,6 +89,10 @@ type Controller struct {
 	configs nodes.ConfigHistory
 	// events reports the local dataplane's problems on the Gateways.
 	events *status.EventReporter
+	// l4Routes is set when the API server serves TCPRoutes and TLSRoutes
+	// (gateway.networking.k8s.io/v1, standard channel since Gateway API v1.5):
+	// only then are they watched, translated and given status.
+	l4Routes bool
 }
 
 // New creates the Controller and registers its field indexes, its watches, the
@@ -146,7 +153,13 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		Log:            log.WithName("status"),
 	})
 
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer()); err != nil {
+	c.l4Routes = servesL4Routes(mgr.GetRESTMapper())
+	if !c.l4Routes {
+		log.Info("the API server does not serve gateway.networking.k8s.io/v1 TCPRoutes and TLSRoutes: they are not watched; install the Gateway API CRDs of the standard channel v1.5 or later and restart flax-controller to use them")
+	}
+	c.Status.SetL4Routes(c.l4Routes)
+
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer(), c.l4Routes); err != nil {
 		return nil, fmt.Errorf("creating flax controller: %w", err)
 	}
 	ctrl, err := controller.New("flax", mgr, controller.Options{
@@ -178,6 +191,17 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 	return c, nil
 }
 
+// servesL4Routes reports whether the API server serves the v1 TCPRoute and
+// TLSRoute kinds.
+func servesL4Routes(m meta.RESTMapper) bool {
+	for _, kind := range []string{"TCPRoute", "TLSRoute"} {
+		if _, err := m.RESTMapping(schema.GroupKind{Group: gatewayv1.GroupName, Kind: kind}, gatewayv1.GroupVersion.Version); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // reconcile translates the world once the current burst of events is over and
 // hands the result to the delivery, the status writer and the Events.
 func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
@@ -195,7 +219,8 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	elapsed := time.Since(start)
 	translateDuration.Observe(elapsed.Seconds())
 	c.log.V(1).Info("translated", "events", b.events, "duration", elapsed, "hash", out.Snapshot.GetHash(),
-		"gateways", len(out.Gateways), "httpRoutes", len(out.HTTPRoutes))
+		"gateways", len(out.Gateways), "httpRoutes", len(out.HTTPRoutes),
+		"tcpRoutes", len(out.TCPRoutes), "tlsRoutes", len(out.TLSRoutes))
 
 	c.events.Update(out)
 	// Before publishing: the Ack may come at once.

@@ -26,7 +26,8 @@ const (
 	// allowedRoutes select namespaces by label, under the value "true".
 	indexGatewaySelectsNamespaces = "flax.gateway.selectsNamespaces"
 	// indexRouteServices indexes HTTPRoutes by the "namespace/name" of every Service
-	// their backendRefs and requestMirror filters name.
+	// their backendRefs and requestMirror filters name, and TCPRoutes and
+	// TLSRoutes by those of their backendRefs.
 	indexRouteServices = "flax.httproute.services"
 	// indexSliceService indexes EndpointSlices by the "namespace/name" of their
 	// Service (the kubernetes.io/service-name label).
@@ -39,8 +40,9 @@ const (
 // indexTrue is the value of boolean indexes.
 const indexTrue = "true"
 
-// setupIndexes registers the field indexes.
-func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
+// setupIndexes registers the field indexes; those of TCPRoutes and TLSRoutes
+// only when l4 is set (their CRDs are installed).
+func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4 bool) error {
 	indexes := []struct {
 		obj     client.Object
 		field   string
@@ -58,6 +60,14 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		{&gatewayv1.HTTPRoute{}, indexRouteServices, func(o client.Object) []string {
 			return keyStrings(routeServiceRefs(o.(*gatewayv1.HTTPRoute)))
 		}},
+		{&gatewayv1.TCPRoute{}, indexRouteServices, func(o client.Object) []string {
+			r := o.(*gatewayv1.TCPRoute)
+			return keyStrings(l4ServiceRefs(r.Namespace, tcpRouteBackends(r)))
+		}},
+		{&gatewayv1.TLSRoute{}, indexRouteServices, func(o client.Object) []string {
+			r := o.(*gatewayv1.TLSRoute)
+			return keyStrings(l4ServiceRefs(r.Namespace, tlsRouteBackends(r)))
+		}},
 		{&discoveryv1.EndpointSlice{}, indexSliceService, func(o client.Object) []string {
 			if key, ok := sliceService(o.(*discoveryv1.EndpointSlice)); ok {
 				return []string{key.String()}
@@ -69,6 +79,12 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 		}},
 	}
 	for _, i := range indexes {
+		switch i.obj.(type) {
+		case *gatewayv1.TCPRoute, *gatewayv1.TLSRoute:
+			if !l4 {
+				continue
+			}
+		}
 		if err := idx.IndexField(ctx, i.obj, i.field, i.extract); err != nil {
 			return fmt.Errorf("indexing %T by %s: %w", i.obj, i.field, err)
 		}
@@ -137,6 +153,41 @@ func routeServiceRefs(route *gatewayv1.HTTPRoute) []types.NamespacedName {
 			add(b.BackendObjectReference)
 			addFilters(b.Filters)
 		}
+	}
+	return keys
+}
+
+// tcpRouteBackends returns the backendRefs of a TCPRoute's rules.
+func tcpRouteBackends(r *gatewayv1.TCPRoute) []gatewayv1.BackendRef {
+	var refs []gatewayv1.BackendRef
+	for _, rule := range r.Spec.Rules {
+		refs = append(refs, rule.BackendRefs...)
+	}
+	return refs
+}
+
+// tlsRouteBackends returns the backendRefs of a TLSRoute's rules.
+func tlsRouteBackends(r *gatewayv1.TLSRoute) []gatewayv1.BackendRef {
+	var refs []gatewayv1.BackendRef
+	for _, rule := range r.Spec.Rules {
+		refs = append(refs, rule.BackendRefs...)
+	}
+	return refs
+}
+
+// l4ServiceRefs returns the Services named by refs, backendRefs of a route in
+// namespace ns, without duplicates.
+func l4ServiceRefs(ns string, refs []gatewayv1.BackendRef) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, ref := range refs {
+		if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Service") {
+			continue
+		}
+		rns := ns
+		if ref.Namespace != nil {
+			rns = string(*ref.Namespace)
+		}
+		keys = appendUnique(keys, types.NamespacedName{Namespace: rns, Name: string(ref.Name)})
 	}
 	return keys
 }

@@ -141,14 +141,26 @@ func (c *Controller) listGateways(ctx context.Context, in *translate.Input) erro
 	return nil
 }
 
-// listRoutes adds every HTTPRoute and ReferenceGrant, and every Namespace (for the
-// listeners' allowedRoutes).
+// listRoutes adds every HTTPRoute, TCPRoute, TLSRoute and ReferenceGrant, and
+// every Namespace (for the listeners' allowedRoutes).
 func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error {
 	var routes gatewayv1.HTTPRouteList
 	if err := c.client.List(ctx, &routes); err != nil {
 		return fmt.Errorf("listing httproutes: %w", err)
 	}
 	in.HTTPRoutes = routes.Items
+	if c.l4Routes {
+		var tcp gatewayv1.TCPRouteList
+		if err := c.client.List(ctx, &tcp); err != nil {
+			return fmt.Errorf("listing tcproutes: %w", err)
+		}
+		in.TCPRoutes = tcp.Items
+		var tls gatewayv1.TLSRouteList
+		if err := c.client.List(ctx, &tls); err != nil {
+			return fmt.Errorf("listing tlsroutes: %w", err)
+		}
+		in.TLSRoutes = tls.Items
+	}
 	var grants gatewayv1beta1.ReferenceGrantList
 	if err := c.client.List(ctx, &grants); err != nil {
 		return fmt.Errorf("listing referencegrants: %w", err)
@@ -177,7 +189,7 @@ func (c *Controller) listPolicies(ctx context.Context, in *translate.Input) erro
 	return nil
 }
 
-// getServices adds the Services the input's HTTPRoutes name, with their
+// getServices adds the Services the input's routes name, with their
 // EndpointSlices, then the Services only BackendPolicies target, without theirs:
 // whether those exist and their port names decide the policies' status; their
 // endpoints do not matter.
@@ -185,6 +197,18 @@ func (c *Controller) getServices(ctx context.Context, in *translate.Input) error
 	var routed, targeted []types.NamespacedName
 	for i := range in.HTTPRoutes {
 		for _, key := range routeServiceRefs(&in.HTTPRoutes[i]) {
+			routed = appendUnique(routed, key)
+		}
+	}
+	for i := range in.TCPRoutes {
+		r := &in.TCPRoutes[i]
+		for _, key := range l4ServiceRefs(r.Namespace, tcpRouteBackends(r)) {
+			routed = appendUnique(routed, key)
+		}
+	}
+	for i := range in.TLSRoutes {
+		r := &in.TLSRoutes[i]
+		for _, key := range l4ServiceRefs(r.Namespace, tlsRouteBackends(r)) {
 			routed = appendUnique(routed, key)
 		}
 	}

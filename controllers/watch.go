@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
@@ -66,6 +67,17 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &gatewayv1.HTTPRoute{},
 			enqueue[*gatewayv1.HTTPRoute](co, false, nil),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.HTTPRoute]{}),
+	}
+	if c.l4Routes {
+		sources = append(sources,
+			source.Kind(cache, &gatewayv1.TCPRoute{},
+				enqueue[*gatewayv1.TCPRoute](co, false, nil),
+				predicate.TypedGenerationChangedPredicate[*gatewayv1.TCPRoute]{}),
+			source.Kind(cache, &gatewayv1.TLSRoute{},
+				enqueue[*gatewayv1.TLSRoute](co, false, nil),
+				predicate.TypedGenerationChangedPredicate[*gatewayv1.TLSRoute]{}))
+	}
+	sources = append(sources,
 		source.Kind(cache, &gatewayv1beta1.ReferenceGrant{},
 			enqueue[*gatewayv1beta1.ReferenceGrant](co, false, nil),
 			predicate.TypedResourceVersionChangedPredicate[*gatewayv1beta1.ReferenceGrant]{}),
@@ -97,7 +109,7 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &corev1.Namespace{},
 			enqueue(co, false, c.namespacesMatter),
 			predicate.TypedLabelChangedPredicate[*corev1.Namespace]{}),
-	}
+	)
 	sources = append(sources, source.Kind(cache, &corev1.Node{},
 		enqueue(co, false, func(_ context.Context, n *corev1.Node) bool { return nodes.Selected(c.opts.NodeSelector, n) }),
 		// Nodes change often (conditions, images); only their addresses, readiness
@@ -132,13 +144,22 @@ func (c *Controller) gatewayIsOurs(ctx context.Context, gw *gatewayv1.Gateway) b
 	return string(gc.Spec.ControllerName) == c.opts.ControllerName
 }
 
-// serviceIsUsed reports whether an HTTPRoute names the Service key.
+// serviceIsUsed reports whether an HTTPRoute, TCPRoute or TLSRoute names the
+// Service key.
 func (c *Controller) serviceIsUsed(ctx context.Context, key types.NamespacedName) bool {
-	var routes gatewayv1.HTTPRouteList
-	if err := c.client.List(ctx, &routes, client.MatchingFields{indexRouteServices: key.String()}); err != nil {
-		return true // when in doubt, translate
+	lists := []client.ObjectList{&gatewayv1.HTTPRouteList{}}
+	if c.l4Routes {
+		lists = append(lists, &gatewayv1.TCPRouteList{}, &gatewayv1.TLSRouteList{})
 	}
-	return len(routes.Items) > 0
+	for _, routes := range lists {
+		if err := c.client.List(ctx, routes, client.MatchingFields{indexRouteServices: key.String()}); err != nil {
+			return true // when in doubt, translate
+		}
+		if meta.LenList(routes) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // serviceIsTargeted reports whether a BackendPolicy targets the Service key.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -46,14 +48,15 @@ type WriterOptions struct {
 }
 
 // Writer writes the statuses the translator computed, with the dataplane
-// results folded in, to GatewayClasses, Gateways and HTTPRoutes, and the ancestor
+// results folded in, to GatewayClasses, Gateways and HTTPRoutes (TCPRoutes and
+// TLSRoutes too once SetL4Routes says they are served), and the ancestor
 // entries of BackendPolicies and RoutePolicies. It is a manager runnable that
 // needs leader election, so only the leader writes. It compares each status with
 // the object's current one ignoring LastTransitionTime and writes only when they
 // differ; it keeps a condition's LastTransitionTime when the condition's status
 // did not change; it retries a write that conflicts (client-go
 // retry.RetryOnConflict), re-reading the object from the API server. On
-// HTTPRoutes it owns only the parent statuses carrying its controllerName, and
+// routes it owns only the parent statuses carrying its controllerName, and
 // removes them from routes that no longer attach to its Gateways. On
 // BackendPolicies and RoutePolicies it owns the status.ancestors entries carrying
 // its controllerName, keeps those of other controllers, and never writes more than
@@ -63,9 +66,16 @@ type Writer struct {
 	log     logr.Logger
 	trigger chan struct{}
 
+	// l4Routes is set when TCPRoutes and TLSRoutes are served (SetL4Routes).
+	l4Routes atomic.Bool
+
 	mu     sync.Mutex
 	latest *translate.Output
 }
+
+// SetL4Routes tells the writer whether the API server serves TCPRoutes and
+// TLSRoutes; only then does it write their status.
+func (w *Writer) SetL4Routes(served bool) { w.l4Routes.Store(served) }
 
 // NewWriter returns a Writer; run it with Start.
 func NewWriter(opts WriterOptions) *Writer {
@@ -157,6 +167,11 @@ func (w *Writer) Sync(ctx context.Context) error {
 	if err := w.writeRoutes(ctx, out.HTTPRoutes); err != nil {
 		errs = append(errs, err)
 	}
+	if w.l4Routes.Load() {
+		if err := w.writeL4Routes(ctx, out.TCPRoutes, out.TLSRoutes); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, ps := range out.BackendPolicies {
 		if err := writePolicy(ctx, w, flaxv1alpha1.KindBackendPolicy, ps,
 			func() *flaxv1alpha1.BackendPolicy { return &flaxv1alpha1.BackendPolicy{} },
@@ -231,6 +246,52 @@ func (w *Writer) writeGateway(ctx context.Context, gs translate.GatewayStatus, r
 // removes our parent statuses from every other HTTPRoute (routes that no longer
 // attach to our Gateways).
 func (w *Writer) writeRoutes(ctx context.Context, statuses []translate.RouteStatus) error {
+	return writeRouteKind(ctx, w, "HTTPRoute", statuses,
+		func(ctx context.Context) ([]*gatewayv1.HTTPRoute, error) {
+			var l gatewayv1.HTTPRouteList
+			err := w.opts.Client.List(ctx, &l)
+			return pointers(l.Items), err
+		},
+		func() *gatewayv1.HTTPRoute { return &gatewayv1.HTTPRoute{} },
+		func(r *gatewayv1.HTTPRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
+}
+
+// writeL4Routes writes our parent statuses of TCPRoutes and TLSRoutes as
+// writeRoutes does for HTTPRoutes.
+func (w *Writer) writeL4Routes(ctx context.Context, tcp, tls []translate.RouteStatus) error {
+	errTCP := writeRouteKind(ctx, w, "TCPRoute", tcp,
+		func(ctx context.Context) ([]*gatewayv1.TCPRoute, error) {
+			var l gatewayv1.TCPRouteList
+			err := w.opts.Client.List(ctx, &l)
+			return pointers(l.Items), err
+		},
+		func() *gatewayv1.TCPRoute { return &gatewayv1.TCPRoute{} },
+		func(r *gatewayv1.TCPRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
+	errTLS := writeRouteKind(ctx, w, "TLSRoute", tls,
+		func(ctx context.Context) ([]*gatewayv1.TLSRoute, error) {
+			var l gatewayv1.TLSRouteList
+			err := w.opts.Client.List(ctx, &l)
+			return pointers(l.Items), err
+		},
+		func() *gatewayv1.TLSRoute { return &gatewayv1.TLSRoute{} },
+		func(r *gatewayv1.TLSRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
+	return errors.Join(errTCP, errTLS)
+}
+
+// pointers returns pointers to the elements of items.
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// writeRouteKind writes our parent statuses of the routes of one kind in
+// statuses and removes our parent statuses from every other route of the kind
+// that list returns (routes that no longer attach to our Gateways).
+func writeRouteKind[T client.Object](ctx context.Context, w *Writer, kind string, statuses []translate.RouteStatus,
+	list func(context.Context) ([]T, error), newObj func() T, status func(T) *gatewayv1.RouteStatus) error {
 	controller := gatewayv1.GatewayController(w.opts.ControllerName)
 	want := make(map[types.NamespacedName][]gatewayv1.RouteParentStatus, len(statuses))
 	for _, rs := range statuses {
@@ -242,17 +303,16 @@ func (w *Writer) writeRoutes(ctx context.Context, statuses []translate.RouteStat
 		}
 		want[rs.NamespacedName] = ours
 	}
-	var routes gatewayv1.HTTPRouteList
-	if err := w.opts.Client.List(ctx, &routes); err != nil {
-		return fmt.Errorf("listing httproutes: %w", err)
+	routes, err := list(ctx)
+	if err != nil {
+		return fmt.Errorf("listing %ss: %w", strings.ToLower(kind), err)
 	}
-	for i := range routes.Items {
-		r := &routes.Items[i]
+	for _, r := range routes {
 		key := client.ObjectKeyFromObject(r)
 		if _, ok := want[key]; ok {
 			continue
 		}
-		for _, p := range r.Status.Parents {
+		for _, p := range status(r).Parents {
 			if p.ControllerName == controller {
 				want[key] = nil // stale: remove our entries
 				break
@@ -261,14 +321,14 @@ func (w *Writer) writeRoutes(ctx context.Context, statuses []translate.RouteStat
 	}
 	var errs []error
 	for key, ours := range want {
-		err := writeStatus(ctx, w, "HTTPRoute", key,
-			func() *gatewayv1.HTTPRoute { return &gatewayv1.HTTPRoute{} },
-			func(r *gatewayv1.HTTPRoute) bool {
-				next := mergeRouteStatus(r.Status.RouteStatus, ours, controller, w.opts.Now())
-				if equalIgnoringTransitionTimes(r.Status.RouteStatus, next, routeStatusWithoutTimes) {
+		err := writeStatus(ctx, w, kind, key, newObj,
+			func(r T) bool {
+				current := status(r)
+				next := mergeRouteStatus(*current, ours, controller, w.opts.Now())
+				if equalIgnoringTransitionTimes(*current, next, routeStatusWithoutTimes) {
 					return false
 				}
-				r.Status.RouteStatus = next
+				*current = next
 				return true
 			})
 		if err != nil {
