@@ -20,6 +20,8 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGateway,
 	features.SupportHTTPRoute,
 	features.SupportReferenceGrant,
+	// TCPRoute (the GATEWAY-TCP profile).
+	features.SupportTCPRoute,
 	// Gateway extended.
 	features.SupportGatewayPort8080,
 	features.SupportGatewayHTTPListenerIsolation,

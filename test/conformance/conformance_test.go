@@ -30,7 +30,7 @@ import (
 //	go test -tags conformance . -args -run-test HTTPRouteSimpleSameNamespace
 const (
 	defaultGatewayClass = "flax"
-	defaultProfile      = suite.GatewayHTTPConformanceProfileName
+	defaultProfiles     = "GATEWAY-HTTP"
 )
 
 var reportDir = flag.String("flax.report-dir", "reports", "folder for the conformance report (YAML) and the summary, unless -report-output names a file")
@@ -54,7 +54,14 @@ func TestConformance(t *testing.T) {
 		opts.GatewayClassName = defaultGatewayClass
 	}
 	if !set["conformance-profiles"] {
-		opts.ConformanceProfiles = []suite.ConformanceProfileName{defaultProfile}
+		// FLAX_CONFORMANCE_PROFILES lists profiles (comma-separated) for one run
+		// of the suite over all of them, e.g. "GATEWAY-HTTP,GATEWAY-TCP".
+		opts.ConformanceProfiles = nil
+		for _, p := range strings.Split(envOr("FLAX_CONFORMANCE_PROFILES", defaultProfiles), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				opts.ConformanceProfiles = append(opts.ConformanceProfiles, suite.ConformanceProfileName(p))
+			}
+		}
 	}
 	if !set["organization"] {
 		opts.Implementation.Organization = "flaxlb"

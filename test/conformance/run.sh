@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# run.sh runs the Gateway API conformance suite (GATEWAY-HTTP profile) against Flax on a
-# fresh local cluster (hack/localcluster), then stops the cluster, whatever happened.
+# run.sh runs the Gateway API conformance suite (GATEWAY-HTTP profile, or the profiles of
+# FLAX_CONFORMANCE_PROFILES) against Flax on a fresh local cluster (hack/localcluster),
+# then stops the cluster, whatever happened.
 # `make conformance` calls it after `make build` and building the tools it needs.
 #
 # Environment:
+#   FLAX_CONFORMANCE_PROFILES  profiles to run in one suite run, comma-separated (default
+#                     GATEWAY-HTTP), e.g. GATEWAY-HTTP,GATEWAY-TCP; the suite's own
+#                     -conformance-profiles flag in CONFORMANCE_ARGS wins
 #   CONFORMANCE_DIR   state folder (default _out/conformance): cluster state, logs
 #   CONFORMANCE_ARGS  extra flags for the suite, e.g. "-run-test HTTPRouteSimpleSameNamespace"
 #                     or "-debug" (flags of sigs.k8s.io/gateway-api/conformance/utils/flags)
@@ -67,6 +71,8 @@ stop_cluster() {
 trap stop_cluster EXIT
 trap 'exit 130' INT TERM
 
+echo "conformance: profiles ${FLAX_CONFORMANCE_PROFILES:-GATEWAY-HTTP}"
+export FLAX_CONFORMANCE_PROFILES
 echo "conformance: starting the local cluster (state $CLUSTER_DIR, log $CLUSTER_LOG, Gateway API ${GATEWAY_API_CHANNEL:-standard} channel)"
 : >"$CLUSTER_LOG" # before the start, so that the wait below never reads an earlier run's log
 (cd "$ROOT" && exec "$LOCALCLUSTER" up --dir "$CLUSTER_DIR" --gateway-pool "$POOL" "${CRD_ARGS[@]}") >"$CLUSTER_LOG" 2>&1 &
