@@ -110,3 +110,78 @@ func backendSettingsOf(t *testing.T, spec flaxv1alpha1.BackendPolicySpec) *datap
 	}
 	return g
 }
+
+// TestL4Samples translates the TCP and TLS samples of config/samples/l4 with the
+// GatewayClass sample, applied into one namespace: both routes are accepted with
+// their references resolved, the TCP listener forwards to tcp-echo and the TLS
+// listener passes echo.example.com through to tls-echo.
+func TestL4Samples(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
+	files, err := filepath.Glob("../../config/samples/l4/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../../config/samples/gatewayclass.yaml")
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addDocuments(t, in, f, string(data), "Deployment")
+	}
+	for i := range in.Gateways {
+		in.Gateways[i].Namespace = ns
+	}
+	for i := range in.TCPRoutes {
+		in.TCPRoutes[i].Namespace = ns
+	}
+	for i := range in.TLSRoutes {
+		in.TLSRoutes[i].Namespace = ns
+	}
+	for i := range in.Services {
+		in.Services[i].Namespace = ns
+	}
+	if len(in.TCPRoutes) != 1 || len(in.TLSRoutes) != 1 {
+		t.Fatalf("want one TCPRoute and one TLSRoute sample, got %d and %d", len(in.TCPRoutes), len(in.TLSRoutes))
+	}
+	out := Translate(in)
+	if err := dataplanev1.Validate(out.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range append(out.TCPRoutes, out.TLSRoutes...) {
+		if len(rs.Status.Parents) != 1 {
+			t.Fatalf("route %s: parents %+v, want the sample Gateway alone", rs.NamespacedName, rs.Status.Parents)
+		}
+		for _, c := range rs.Status.Parents[0].Conditions {
+			if c.Status != "True" {
+				t.Errorf("route %s: %s is %s: %s", rs.NamespacedName, c.Type, c.Status, c.Message)
+			}
+		}
+	}
+	var tcp, tls *dataplanev1.Listener
+	for _, l := range out.Snapshot.GetListeners() {
+		switch l.GetPort() {
+		case 9000:
+			tcp = l
+		case 9443:
+			tls = l
+		}
+	}
+	if b := tcp.GetTcpRoute().GetBackends(); tcp.GetProtocol() != dataplanev1.Listener_TCP || len(b) != 1 || b[0].GetBackendGroup() != ns+"/tcp-echo:3000" {
+		t.Errorf("listener on 9000: %v, want TCP to %s/tcp-echo:3000", tcp, ns)
+	}
+	found := false
+	for _, r := range tls.GetTlsRoutes() {
+		if len(r.GetHostnames()) == 1 && r.GetHostnames()[0] == "echo.example.com" && !r.GetTerminate() &&
+			len(r.GetBackends()) == 1 && r.GetBackends()[0].GetBackendGroup() == ns+"/tls-echo:8443" {
+			found = true
+		}
+	}
+	if tls.GetProtocol() != dataplanev1.Listener_TLS || !found {
+		t.Errorf("listener on 9443: %v, want TLS passing echo.example.com through to %s/tls-echo:8443", tls, ns)
+	}
+}
