@@ -291,7 +291,8 @@ func pointers[T any](items []T) []*T {
 // statuses and removes our parent statuses from every other route of the kind
 // that list returns (routes that no longer attach to our Gateways).
 func writeRouteKind[T client.Object](ctx context.Context, w *Writer, kind string, statuses []translate.RouteStatus,
-	list func(context.Context) ([]T, error), newObj func() T, status func(T) *gatewayv1.RouteStatus) error {
+	list func(context.Context) ([]T, error), newObj func() T, status func(T) *gatewayv1.RouteStatus,
+) error {
 	controller := gatewayv1.GatewayController(w.opts.ControllerName)
 	want := make(map[types.NamespacedName][]gatewayv1.RouteParentStatus, len(statuses))
 	for _, rs := range statuses {

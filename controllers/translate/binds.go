@@ -108,8 +108,10 @@ func (t *translator) resolveBinds() {
 				k := bindKey{address: addr, port: l.spec.Port}
 				b, ok := t.binds[k]
 				if !ok {
-					b = &bind{key: k, protocol: l.protocol, name: bindName(g, l.spec.Port, addr), vhosts: map[string]*vhost{},
-						tls: map[tlsEntryKey]*dataplanev1.TLSRoute{}, tlsHosts: map[string]*l4Route{}}
+					b = &bind{
+						key: k, protocol: l.protocol, name: bindName(g, l.spec.Port, addr), vhosts: map[string]*vhost{},
+						tls: map[tlsEntryKey]*dataplanev1.TLSRoute{}, tlsHosts: map[string]*l4Route{},
+					}
 					t.binds[k] = b
 					t.bindOrder = append(t.bindOrder, b)
 				}

@@ -40,7 +40,7 @@ type l4Route struct {
 
 // name is the name of the route's dataplane route: its rule's, as HTTPRoute rules
 // are named.
-func (r *l4Route) name() string { return r.key.Namespace + "/" + r.key.Name + "/rule-0" }
+func (ri *l4Route) name() string { return ri.key.Namespace + "/" + ri.key.Name + "/rule-0" }
 
 // tlsEntryKey identifies the dataplane TLS route of one TLSRoute and mode on a
 // bind: a TLSRoute attached to a passthrough and a terminating listener of one
