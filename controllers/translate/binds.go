@@ -240,7 +240,7 @@ func (b *bind) listener() *dataplanev1.Listener {
 		dl.TcpRoute = b.tcpRoute()
 		return dl
 	case dataplanev1.Listener_TLS:
-		dl.TlsRoutes = b.tlsRoutes(programmed)
+		dl.TlsRoutes = b.tlsRoutes()
 		if slices.ContainsFunc(dl.TlsRoutes, (*dataplanev1.TLSRoute).GetTerminate) {
 			dl.Certificates = certificates(programmed)
 		}

@@ -354,15 +354,15 @@ func (b *bind) tcpRoute() *dataplanev1.TCPRoute {
 }
 
 // tlsRoutes returns the dataplane routes of a TLS bind, sorted by name: those
-// placed, and, for the hostname of every programmed listener that no route
-// claims as such, a route "<namespace>/<gateway>/<listener>/unrouted" without
+// placed, and, for the hostname of every usable listener that no route claims
+// as such (one without a valid certificate included, as on HTTP ports), a route "<namespace>/<gateway>/<listener>/unrouted" without
 // backends, which closes the connections. It keeps the server names a listener
 // owns, but none of its routes serves, from the routes of a less specific
 // listener (listener isolation). A route
 // placed through both a terminating and a passthrough listener has its
 // terminating part named with a "/terminate" suffix.
-func (b *bind) tlsRoutes(programmed []*listenerInfo) []*dataplanev1.TLSRoute {
-	out := make([]*dataplanev1.TLSRoute, 0, len(b.tls)+len(programmed))
+func (b *bind) tlsRoutes() []*dataplanev1.TLSRoute {
+	out := make([]*dataplanev1.TLSRoute, 0, len(b.tls)+len(b.members))
 	for k, e := range b.tls {
 		r := &dataplanev1.TLSRoute{Name: e.Name, Hostnames: slices.Clone(e.Hostnames), Terminate: e.Terminate, Backends: e.Backends}
 		if k.terminate {
@@ -374,7 +374,10 @@ func (b *bind) tlsRoutes(programmed []*listenerInfo) []*dataplanev1.TLSRoute {
 		out = append(out, r)
 	}
 	reserved := map[string]bool{}
-	for _, l := range programmed {
+	for _, l := range b.members {
+		if !l.usable() {
+			continue
+		}
 		if _, taken := b.tlsHosts[l.hostname]; taken || reserved[l.hostname] {
 			continue
 		}
