@@ -10,7 +10,8 @@
 //   - controllers (this package): New wires everything into a controller-runtime
 //     manager. One controller watches (watch.go) GatewayClasses of
 //     Options.ControllerName, their Gateways and GatewayClassParameters,
-//     HTTPRoutes, ReferenceGrants, Flax's BackendPolicies and RoutePolicies, the
+//     HTTPRoutes, TCPRoutes and TLSRoutes (when served), ReferenceGrants, Flax's
+//     BackendPolicies and RoutePolicies, the
 //     metadata of the Gateway API CRDs (their bundle versions), and only the Services, EndpointSlices, TLS Secrets, Namespaces and Nodes they
 //     use, found through field indexes (index.go). Status-only updates are dropped,
 //     so the status writer does not wake it. Every event queues one key; a
