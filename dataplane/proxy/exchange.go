@@ -229,6 +229,11 @@ type Exchange struct {
 	fBody    string
 	fBackend compiled.Backend
 
+	// CORS (cors.go): the request's Origin, copied when the route's policy
+	// allows it.
+	corsOrigin  []byte // grown on first use: only routes with a policy use it
+	corsAllowed bool
+
 	// Scratch, reused across requests.
 	mirrorHead []byte // grown on first use: only routes with mirrors use it
 	key        []byte
@@ -361,6 +366,7 @@ func (x *Exchange) resetRequest() {
 	x.reason, x.hasReason, x.began = 0, false, false
 	x.logMethod = 0
 	x.logLine = x.logLine[:0]
+	x.corsOrigin, x.corsAllowed = x.corsOrigin[:0], false
 	x.resetFilters()
 }
 
