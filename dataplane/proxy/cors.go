@@ -19,8 +19,9 @@ import (
 //     lists as the response header modifiers. The backend's own fields of
 //     those names are removed whatever the Origin: the route's policy decides.
 //
-// Every response of a route with a policy carries "Vary: Origin", since what
-// it holds depends on the Origin.
+// The proxy's own replies to routed requests (redirects, direct responses)
+// get the same fields (appendCORS). Every response of a route with a policy
+// carries "Vary: Origin", since what it holds depends on the Origin.
 
 // CORS field names: lowercase for the rewrite lists' removals.
 var (
@@ -103,6 +104,29 @@ func appendFieldBytes(h []byte, prefix string, value []byte) []byte {
 	h = append(h, prefix...)
 	h = append(h, value...)
 	return append(h, "\r\n"...)
+}
+
+// appendCORS appends the CORS fields of the route's policy, if any, to a
+// reply the proxy makes itself for a request it routed (a redirect, a direct
+// response), as corsFields does for a backend's response.
+func (s *Session) appendCORS(h []byte) []byte {
+	x := s.x
+	c := x.route.CORS
+	if c == nil {
+		return h
+	}
+	h = append(h, "Vary: Origin\r\n"...)
+	if !x.corsAllowed {
+		return h
+	}
+	h = appendFieldBytes(h, "Access-Control-Allow-Origin: ", x.corsOrigin)
+	if c.Credentials {
+		h = append(h, "Access-Control-Allow-Credentials: true\r\n"...)
+	}
+	if c.Expose != "" {
+		h = appendField(h, "Access-Control-Expose-Headers", c.Expose)
+	}
+	return h
 }
 
 // corsFields adds the CORS policy's fields to a response head's rewrite lists.

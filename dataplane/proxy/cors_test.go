@@ -36,6 +36,15 @@ listeners:
       matches: [{path: {type: PATH_PREFIX, value: /any}}]
       filters: [{cors: {allowOrigins: ["*"], allowMethods: ["*"], allowHeaders: ["*"], exposeHeaders: ["*"]}}]
       backends: [{backendGroup: one, weight: 1}]
+    - name: redirect
+      matches: [{path: {type: PATH_PREFIX, value: /redirect}}]
+      filters:
+      - cors: {allowOrigins: ["https://www.foo.com"]}
+      - requestRedirect: {scheme: https, hostname: new.example.com}
+    - name: direct
+      matches: [{path: {type: PATH_PREFIX, value: /direct}}]
+      filters: [{cors: {allowOrigins: ["https://www.foo.com"], allowCredentials: true}}]
+      directResponse: {status: 500}
     - name: plain
       backends: [{backendGroup: one, weight: 1}]
 backendGroups:
@@ -214,5 +223,24 @@ func BenchmarkCORSExchange(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		exchange()
+	}
+}
+
+// The proxy's own replies to a routed request carry the CORS fields too, so
+// that a browser can read a redirect or an error answered for the route.
+func TestCORSOnLocalReplies(t *testing.T) {
+	h := corsHarness(t)
+	h.client("GET /redirect HTTP/1.1\r\nHost: a\r\nOrigin: https://www.foo.com\r\n\r\n")
+	h.expectClient("HTTP/1.1 302 Found\r\nLocation: https://new.example.com/redirect\r\n" +
+		"Vary: Origin\r\nAccess-Control-Allow-Origin: https://www.foo.com\r\nContent-Length: 0\r\n\r\n")
+	h.client("GET /redirect HTTP/1.1\r\nHost: a\r\nOrigin: https://foobar.com\r\n\r\n")
+	h.expectClient("HTTP/1.1 302 Found\r\nLocation: https://new.example.com/redirect\r\nVary: Origin\r\nContent-Length: 0\r\n\r\n")
+	h.client("GET /direct HTTP/1.1\r\nHost: a\r\nOrigin: https://www.foo.com\r\n\r\n")
+	if got := h.takeClient(); !strings.HasPrefix(got, "HTTP/1.1 500 Internal Server Error\r\nVary: Origin\r\n"+
+		"Access-Control-Allow-Origin: https://www.foo.com\r\nAccess-Control-Allow-Credentials: true\r\n") {
+		t.Fatalf("direct response: %q", got)
+	}
+	if len(h.connects) != 0 {
+		t.Fatal("a local reply reached a backend")
 	}
 }
