@@ -140,6 +140,8 @@ type Route struct {
 	// RateLimit bounds the rate of the route's requests; nil means no limit.
 	// Routes naming the same bucket share it.
 	RateLimit *RateLimit
+	// CORS is the route's CORS policy; nil means none.
+	CORS *CORS
 	// Filters are the hooks of the extension filters that run on the route's
 	// requests: the listener's filters, then the route's.
 	Filters Filters
@@ -838,7 +840,7 @@ func directResponse(d *dataplanev1.DirectResponse) *DirectResponse {
 }
 
 // applyFilters compiles filters into req/resp header modifiers and, when r is not nil
-// (route level), into r's redirect, rewrite and mirrors.
+// (route level), into r's redirect, rewrite, mirrors and CORS policy.
 func (c *Config) applyFilters(fs []*dataplanev1.RouteFilter, req, resp *HeaderModifier, r *Route, path string) error {
 	for i, f := range fs {
 		at := fmt.Sprintf("%s[%d]", path, i)
@@ -883,6 +885,15 @@ func (c *Config) applyFilters(fs []*dataplanev1.RouteFilter, req, resp *HeaderMo
 				mi.Numerator = m.GetPercent()
 			}
 			r.Mirrors = append(r.Mirrors, mi)
+		case f.GetCors() != nil:
+			if r == nil {
+				return fmt.Errorf("%s.cors: only allowed on a route", at)
+			}
+			c, err := compileCORS(f.GetCors())
+			if err != nil {
+				return fmt.Errorf("%s.cors.%w", at, err)
+			}
+			r.CORS = c
 		}
 	}
 	return nil

@@ -76,6 +76,7 @@ const (
 	ReasonOverload              // the worker's memory budget is used up (503)
 	ReasonTunnelIdle            // nothing moved in a tunnel (close)
 	ReasonFilter                // an extension filter answered the request or rejected the connection
+	ReasonCORSPreflight         // the route's CORS policy answered a preflight request (204)
 	numReasons
 )
 
@@ -83,7 +84,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload", "tunnel_idle", "filter",
+	"send_stall", "overload", "tunnel_idle", "filter", "cors_preflight",
 }
 
 // String returns the label value of r.

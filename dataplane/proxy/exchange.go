@@ -231,6 +231,11 @@ type Exchange struct {
 	fBody    string
 	fBackend compiled.Backend
 
+	// CORS (cors.go): the request's Origin, copied when the route's policy
+	// allows it.
+	corsOrigin  []byte // grown on first use: only routes with a policy use it
+	corsAllowed bool
+
 	// Scratch, reused across requests.
 	mirrorHead []byte // grown on first use: only routes with mirrors use it
 	key        []byte
@@ -364,6 +369,7 @@ func (x *Exchange) resetRequest() {
 	x.logMethod = 0
 	x.logLine = x.logLine[:0]
 	x.trace.active, x.trace.sampled = false, false
+	x.corsOrigin, x.corsAllowed = x.corsOrigin[:0], false
 	x.resetFilters()
 }
 

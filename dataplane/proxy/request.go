@@ -124,6 +124,9 @@ func (s *Session) beginRequest(n int) {
 	if rt.RateLimit != nil && s.rateLimited(rt.RateLimit) {
 		return
 	}
+	if rt.CORS != nil && s.cors(rt.CORS) {
+		return
+	}
 	if len(rt.Filters.Request) > 0 && s.runRequestFilters(rt.Filters.Request) {
 		return
 	}

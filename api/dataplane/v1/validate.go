@@ -659,8 +659,15 @@ func (v *validator) filters(p fieldPath, fs []*RouteFilter, r *Route, onRoute bo
 					v.addf(mp.child("fraction").child("numerator"), "must not exceed the denominator (%d), got %d", den, s.Fraction.GetNumerator())
 				}
 			}
+		case *RouteFilter_Cors:
+			cp := fp.child("cors")
+			once(cp, "cors", i)
+			if !onRoute {
+				v.add(cp, "is not allowed on a backend; put it on the route")
+			}
+			v.corsPolicy(cp, k.Cors)
 		default:
-			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite or requestMirror")
+			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror or cors")
 		}
 	}
 	if i, ok := seen["requestRedirect"]; ok {
