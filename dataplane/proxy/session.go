@@ -51,10 +51,10 @@ type Session struct {
 	lref   *atomic.Pointer[compiled.Listener]
 	lstats *metrics.ListenerCounters // the listener's byte counters
 	remote netip.AddrPort
-	secure bool
 	x      *Exchange
 	q      actionQueue
 
+	secure      bool // among the other small fields: no padding of its own
 	state       uint8
 	clientEOF   bool
 	closeAfter  bool
