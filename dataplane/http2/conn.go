@@ -532,6 +532,10 @@ func (c *Conn) onHeaderBlock(id uint32, block []byte, endStream bool) (Event, *E
 			}
 			newStream = true
 		} else if !c.recentlyReset(id) {
+			if c.isPeerID(id) && id < c.lastPeerID {
+				// A new stream must have the highest id yet (section 5.1.1).
+				return Event{}, errStreamIDDecreased
+			}
 			return Event{}, errClosedStreamConn
 		}
 	}

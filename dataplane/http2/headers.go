@@ -97,7 +97,7 @@ func checkBlock(h *HeaderList, kind blockKind, p *pseudo) bool {
 	var host []byte
 	for i := range h.Len() {
 		name, value := h.Field(i)
-		if name[0] == ':' {
+		if len(name) > 0 && name[0] == ':' {
 			if regular || kind == blockTrailers {
 				return false
 			}
