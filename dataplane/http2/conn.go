@@ -572,9 +572,11 @@ func (c *Conn) onHeaderBlock(id uint32, block []byte, endStream bool) (Event, *E
 			return Event{}, errContentLength
 		}
 		st.remoteEnd = endStream
-		return Event{Kind: EventHeaders, StreamID: id, EndStream: endStream, Header: &c.hdrs,
+		return Event{
+			Kind: EventHeaders, StreamID: id, EndStream: endStream, Header: &c.hdrs,
 			Method: p.method, Scheme: p.scheme, Authority: p.authority, Path: p.path, Protocol: p.protocol,
-			ContentLength: p.contentLength}, nil
+			ContentLength: p.contentLength,
+		}, nil
 	}
 	if st.remoteEnd {
 		return Event{}, errStreamClosed

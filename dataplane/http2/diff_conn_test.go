@@ -2,8 +2,6 @@ package http2
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 type serverReq struct {
@@ -75,7 +71,8 @@ func echoServer(t testing.TB, nc net.Conn, cfg Config) error {
 	return l.run(func() bool { return false })
 }
 
-// TestXNetClientToServerConn: x/net's HTTP/2 client (h2c, prior knowledge)
+// TestXNetClientToServerConn: the Go HTTP/2 client (x/net's, as bundled in
+// net/http; h2c with prior knowledge)
 // sends concurrent requests with bodies and trailers to a server Conn
 // driven over a loopback TCP socket; responses carry bodies larger than
 // the default windows (flow control both ways) and trailers.
@@ -85,25 +82,27 @@ func TestXNetClientToServerConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	srvErr := make(chan error, 1)
+	// net/http may dial more than one connection while its first is being
+	// set up: serve every connection, each with its own Conn.
+	srvErr := make(chan error, 16)
 	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			srvErr <- err
-			return
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				srvErr <- echoServer(t, nc, Config{InitialWindowSize: 65535, ConnWindowSize: 65535})
+			}()
 		}
-		defer nc.Close()
-		srvErr <- echoServer(t, nc, Config{InitialWindowSize: 65535, ConnWindowSize: 65535})
 	}()
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
+	// net/http's HTTP/2 is x/net's implementation, bundled; x/net's own
+	// Transport and Server types are deprecated in its favour.
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	url := "http://" + ln.Addr().String()
 
 	var wg sync.WaitGroup
@@ -159,13 +158,13 @@ func TestXNetClientToServerConn(t *testing.T) {
 			t.Fatalf("server loop: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("server loop did not end after the client closed")
+		t.Fatal("no server loop ended after the client closed its connections")
 	}
 }
 
 // TestClientConnToXNetServer: a client Conn sends concurrent requests with
-// bodies and trailers to x/net's HTTP/2 server (http2.Server.ServeConn,
-// h2c prior knowledge) over loopback TCP.
+// bodies and trailers to the Go HTTP/2 server (x/net's, as bundled in
+// net/http; h2c prior knowledge) over loopback TCP.
 func TestClientConnToXNetServer(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,16 +186,10 @@ func TestClientConnToXNetServer(t *testing.T) {
 		}
 		w.Header().Set("X-Body-Length", strconv.Itoa(2*len(body)))
 	})
-	srv := &http2.Server{}
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.ServeConn(nc, &http2.ServeConnOpts{Handler: h})
-		}
-	}()
+	srv := &http.Server{Handler: h, Protocols: new(http.Protocols)}
+	srv.Protocols.SetUnencryptedHTTP2(true) // h2c with prior knowledge only
+	go srv.Serve(ln)
+	defer srv.Close()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -20,8 +20,10 @@ func TestDiffFramesFromXNet(t *testing.T) {
 	}
 	must(fr.WriteData(1, true, []byte("body")))
 	must(fr.WriteDataPadded(3, false, []byte("padded"), make([]byte, 17)))
-	must(fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: []byte{0x82, 0x86}, EndStream: true, EndHeaders: true, PadLength: 4,
-		Priority: http2.PriorityParam{StreamDep: 1, Exclusive: true, Weight: 99}}))
+	must(fr.WriteHeaders(http2.HeadersFrameParam{
+		StreamID: 5, BlockFragment: []byte{0x82, 0x86}, EndStream: true, EndHeaders: true, PadLength: 4,
+		Priority: http2.PriorityParam{StreamDep: 1, Exclusive: true, Weight: 99},
+	}))
 	must(fr.WritePriority(7, http2.PriorityParam{StreamDep: 5, Weight: 3}))
 	must(fr.WriteRSTStream(9, http2.ErrCodeStreamClosed))
 	must(fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: 1000}))

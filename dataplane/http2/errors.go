@@ -97,7 +97,6 @@ var (
 	errFirstNotSettings   = connErr(ErrCodeProtocol, "first frame is not SETTINGS")
 	errExpectContinuation = connErr(ErrCodeProtocol, "expected CONTINUATION")
 	errUnexpectedCont     = connErr(ErrCodeProtocol, "CONTINUATION without an open header block")
-	errStreamIDParity     = connErr(ErrCodeProtocol, "stream id of the wrong parity")
 	errStreamIDDecreased  = connErr(ErrCodeProtocol, "new stream id not above the previous one")
 	errIdleStream         = connErr(ErrCodeProtocol, "frame on an idle stream")
 	errClosedStreamConn   = connErr(ErrCodeStreamClosed, "HEADERS on a closed stream")

@@ -16,11 +16,14 @@ func requestBlocks(b *testing.B) [][]byte {
 	for i := range 2 {
 		buf.Reset()
 		for _, f := range []hpack.HeaderField{
-			{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+			{Name: ":method", Value: "POST"},
+			{Name: ":scheme", Value: "http"},
 			{Name: ":authority", Value: "backend.default.svc:8080"},
 			{Name: ":path", Value: "/api/v1/items/12345?page=" + string(rune('0'+i))},
-			{Name: "user-agent", Value: "Go-http-client/2.0"}, {Name: "content-type", Value: "application/json"},
-			{Name: "accept-encoding", Value: "gzip"}, {Name: "x-request-id", Value: "8d3c0b9e-5f1a-4c2b-9a7e-2b1f6c3d4e5" + string(rune('0'+i))},
+			{Name: "user-agent", Value: "Go-http-client/2.0"},
+			{Name: "content-type", Value: "application/json"},
+			{Name: "accept-encoding", Value: "gzip"},
+			{Name: "x-request-id", Value: "8d3c0b9e-5f1a-4c2b-9a7e-2b1f6c3d4e5" + string(rune('0'+i))},
 		} {
 			if err := enc.WriteField(f); err != nil {
 				b.Fatal(err)

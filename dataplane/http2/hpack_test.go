@@ -64,12 +64,16 @@ func TestHuffmanRejects(t *testing.T) {
 // Huffman coding, on one connection (the dynamic table carries over).
 func TestDecodeRFC7541Examples(t *testing.T) {
 	for _, blocks := range [][]string{
-		{"828684410f7777772e6578616d706c652e636f6d",
+		{
+			"828684410f7777772e6578616d706c652e636f6d",
 			"828684be58086e6f2d6361636865",
-			"828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"},
-		{"828684418cf1e3c2e5f23a6ba0ab90f4ff",
+			"828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565",
+		},
+		{
+			"828684418cf1e3c2e5f23a6ba0ab90f4ff",
 			"828684be5886a8eb10649cbf",
-			"828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"},
+			"828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf",
+		},
 	} {
 		d := NewDecoder(4096, 1<<16)
 		var h HeaderList

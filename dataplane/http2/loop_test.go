@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 )
 
@@ -25,7 +26,6 @@ type loop struct {
 	out     []byte
 	pending []outgoing
 	handle  func(l *loop, ev Event)
-	err     error
 }
 
 func newLoop(t testing.TB, nc net.Conn, role Role, cfg Config, handle func(*loop, Event)) *loop {
@@ -98,7 +98,7 @@ func (l *loop) run(stop func() bool) error {
 			return ferr
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 				return nil
 			}
 			return err
