@@ -39,6 +39,10 @@ var (
 	huffCount [huffMaxLen + 1]uint32
 	huffStart [huffMaxLen + 1]uint16
 	huffSyms  [257]uint16 // symbols ordered by (length, symbol)
+	// huffFast maps the next 8 bits to the symbol they start with when its
+	// code is at most 8 bits long (the common characters): length<<8 |
+	// symbol, or 0 when the code is longer.
+	huffFast [256]uint16
 )
 
 func init() {
@@ -65,6 +69,11 @@ func init() {
 		}
 		huffCodes[s] = code
 		code++
+		if l <= 8 {
+			for j := range 1 << (8 - l) {
+				huffFast[int(huffCodes[s])<<(8-l)|j] = uint16(l)<<8 | s
+			}
+		}
 	}
 }
 
@@ -112,6 +121,15 @@ func appendHuffmanDecoded(dst, src []byte) ([]byte, bool) {
 		}
 		if nbits == 0 {
 			return dst, true
+		}
+		if nbits >= 8 {
+			if e := huffFast[acc>>56]; e != 0 {
+				l := uint(e >> 8)
+				dst = append(dst, byte(e))
+				acc <<= l
+				nbits -= l
+				continue
+			}
 		}
 		matched := false
 		for l := uint(huffMinLen); l <= huffMaxLen && l <= nbits; l++ {
