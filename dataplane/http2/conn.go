@@ -218,6 +218,7 @@ type Conn struct {
 
 	goAwaySent   bool
 	goAwayLastID uint32
+	shutdownPing bool // Shutdown's PING is in flight
 	goAwayRecv   bool
 	peerLastID   uint32
 	closed       bool
@@ -390,6 +391,13 @@ func (c *Conn) handle(f *Frame) (Event, *Error) {
 		return Event{}, errPushPromise
 	case FramePing:
 		if f.Flags.Has(FlagAck) {
+			if c.shutdownPing && f.PingData() == shutdownPingData {
+				c.shutdownPing = false
+				if !c.goAwaySent {
+					c.ctl = c.GoAway(c.ctl, ErrCodeNo, nil)
+				}
+				return Event{}, nil
+			}
 			return Event{Kind: EventPingAck, Data: f.Data}, nil
 		}
 		if e := c.queueCtl(FrameHeaderLen + 8); e != nil {
@@ -866,7 +874,7 @@ func (c *Conn) WriteRequestHeaders(dst []byte, endStream bool) (uint32, []byte, 
 		return 0, dst, ErrGoingAway
 	case uint32(c.active) >= min(c.peerMaxStreams, c.cfg.MaxConcurrentStreams):
 		return 0, dst, ErrTooManyStreams
-	case c.nextLocalID > MaxWindowSize:
+	case c.nextLocalID > MaxStreamID:
 		return 0, dst, ErrStreamIDsUsedUp
 	}
 	id := c.nextLocalID
@@ -988,6 +996,24 @@ func (c *Conn) GoAway(dst []byte, code ErrCode, debug []byte) []byte {
 	c.goAwaySent = true
 	c.goAwayLastID = c.lastPeerID
 	return AppendGoAway(dst, c.lastPeerID, code, debug)
+}
+
+// shutdownPingData marks the PING of Shutdown.
+var shutdownPingData = [8]byte{'f', 'l', 'a', 'x', 'd', 'o', 'w', 'n'}
+
+// Shutdown starts a graceful shutdown in two steps (RFC 9113 section
+// 6.8): a GOAWAY with the largest stream id tells the peer to open no more
+// streams while those already in flight are still accepted, and a PING
+// measures when they have arrived: its acknowledgement makes the Conn queue
+// the final GOAWAY naming the last stream it accepted. Done then reports
+// when the remaining streams have finished; the engine bounds the wait.
+func (c *Conn) Shutdown(dst []byte) []byte {
+	if c.goAwaySent || c.shutdownPing {
+		return dst
+	}
+	c.shutdownPing = true
+	dst = AppendGoAway(dst, MaxStreamID, ErrCodeNo, nil)
+	return AppendPing(dst, false, shutdownPingData)
 }
 
 // Ping writes a PING; the answer arrives as EventPingAck.

@@ -591,3 +591,44 @@ func TestEncoderDropsConnectionFields(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestShutdownTwoStep(t *testing.T) {
+	p := newServerPeer(t, Config{})
+	p.mustFeed(p.headers(1, false, getReq...))
+	b := p.c.Shutdown(nil)
+	var fs []Frame
+	for len(b) > 0 {
+		f, n, err := ReadFrame(b, MinMaxFrameSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+		b = b[n:]
+	}
+	if len(fs) != 2 || fs[0].Type != FrameGoAway || fs[0].LastStreamID != MaxStreamID || fs[1].Type != FramePing {
+		t.Fatalf("%+v", fs)
+	}
+	// A stream the client opened before it saw the GOAWAY is accepted.
+	if evs := p.mustFeed(p.headers(3, true, getReq...)); len(evs) != 1 {
+		t.Fatalf("in-flight stream refused: %+v", evs)
+	}
+	// The PING's acknowledgement brings the final GOAWAY, naming stream 3.
+	if evs := p.mustFeed(AppendPing(nil, true, fs[1].PingData())); len(evs) != 0 {
+		t.Fatalf("%+v", evs)
+	}
+	out := p.frames()
+	if len(out) != 1 || out[0].Type != FrameGoAway || out[0].LastStreamID != 3 || out[0].Code != ErrCodeNo {
+		t.Fatalf("%+v", out)
+	}
+	p.feed(p.headers(5, true, getReq...))
+	p.expectReset(5, ErrCodeRefusedStream)
+	if p.c.Done() {
+		t.Fatal("done with streams 1 and 3 open")
+	}
+	for _, id := range []uint32{1, 3} {
+		p.c.WriteReset(nil, id, ErrCodeNo)
+	}
+	if !p.c.Done() {
+		t.Fatal("not done")
+	}
+}

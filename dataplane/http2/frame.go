@@ -10,6 +10,7 @@ const (
 	MinMaxFrameSize = 1 << 14   // initial and smallest SETTINGS_MAX_FRAME_SIZE
 	MaxMaxFrameSize = 1<<24 - 1 // largest SETTINGS_MAX_FRAME_SIZE
 	MaxWindowSize   = 1<<31 - 1 // largest flow-control window
+	MaxStreamID     = 1<<31 - 1 // largest stream id
 )
 
 // FrameType is the type of a frame (RFC 9113 section 6).
