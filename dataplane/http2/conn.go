@@ -321,6 +321,9 @@ func (c *Conn) Next(in []byte) (ev Event, n int, err error) {
 		if !e.Stream || c.hbActive || !c.gotSettings {
 			return Event{}, n, c.fail(e)
 		}
+		if f.Type != FramePriority && c.idle(f.StreamID) {
+			return Event{}, n, c.fail(errIdleStream) // section 5.1, idle state
+		}
 		ev, e = c.streamError(f.StreamID, e)
 		if e != nil {
 			return Event{}, n, c.fail(e)

@@ -632,3 +632,16 @@ func TestShutdownTwoStep(t *testing.T) {
 		t.Fatal("not done")
 	}
 }
+
+func TestFrameErrorsOnIdleStreams(t *testing.T) {
+	p := newServerPeer(t, Config{})
+	p.feed(AppendWindowUpdate(nil, 1, 0))
+	p.expectConnError(ErrCodeProtocol) // idle stream: connection error
+	p = newServerPeer(t, Config{})
+	p.mustFeed(p.headers(1, false, getReq...))
+	p.feed(AppendWindowUpdate(nil, 1, 0))
+	p.expectReset(1, ErrCodeProtocol) // open stream: stream error
+	p = newServerPeer(t, Config{})
+	p.feed(AppendHeaders(nil, 1, HeadersParams{EndHeaders: true, HasPriority: true, Priority: Priority{StreamDep: 1}}, p.block(getReq...)))
+	p.expectConnError(ErrCodeProtocol) // HEADERS depending on itself
+}

@@ -200,7 +200,7 @@ func parsePayload(f *Frame, p []byte) *Error {
 			d = d[5:]
 			f.Data = d
 			if f.Priority.StreamDep == f.StreamID {
-				return errSelfDependency
+				return errSelfDependencyHeaders
 			}
 		}
 		f.Data = d

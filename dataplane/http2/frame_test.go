@@ -124,7 +124,7 @@ func TestFrameErrors(t *testing.T) {
 		{"data pad too long", append(AppendFrameHeader(nil, 3, FrameData, FlagPadded, 1), 3, 0, 0), ErrCodeProtocol, false},
 		{"data pad empty", AppendFrameHeader(nil, 0, FrameData, FlagPadded, 1), ErrCodeProtocol, false},
 		{"headers stream 0", AppendHeaders(nil, 0, HeadersParams{}, nil), ErrCodeProtocol, false},
-		{"headers self dep", AppendHeaders(nil, 3, HeadersParams{HasPriority: true, Priority: Priority{StreamDep: 3}}, nil), ErrCodeProtocol, true},
+		{"headers self dep", AppendHeaders(nil, 3, HeadersParams{HasPriority: true, Priority: Priority{StreamDep: 3}}, nil), ErrCodeProtocol, false},
 		{"headers prio short", append(AppendFrameHeader(nil, 2, FrameHeaders, FlagPriority, 1), 0, 0), ErrCodeFrameSize, false},
 		{"priority size", append(AppendFrameHeader(nil, 4, FramePriority, 0, 1), 0, 0, 0, 0), ErrCodeFrameSize, true},
 		{"priority stream 0", AppendPriority(nil, 0, Priority{}), ErrCodeProtocol, false},
