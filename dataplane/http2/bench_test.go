@@ -88,7 +88,7 @@ func (p *pair) serverHandler(tb testing.TB) func(bool, Event) {
 			}
 			s := p.srv
 			s.BeginHeaders()
-			s.AddHeaderString(":status", "200")
+			s.AddStatus(200)
 			s.AddHeaderString("content-type", "application/json")
 			out, err := s.WriteHeaders(p.toCli, ev.StreamID, false)
 			if err != nil {

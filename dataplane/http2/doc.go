@@ -43,6 +43,10 @@
 //   - appends AppendPending's control frames (acknowledgements, window
 //     updates, resets, GOAWAY) to its output before each send.
 //
+// AppendRequestHTTP1 rewrites a request as an HTTP/1.1 head, so the
+// proxy's HTTP/1.1 request path (dataplane/http1, routing, filters) can
+// serve HTTP/2 streams unchanged.
+//
 // A connection error from Next queues a GOAWAY; the caller sends it and
 // closes. Stream errors are handled inside Next: the RST_STREAM is queued
 // and an EventReset with Local set is reported.
