@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,7 @@ func echoServer(t testing.TB, nc net.Conn, cfg Config) error {
 		l.c.AddHeaderString("x-echo-path", r.path)
 		l.c.AddHeaderString("x-echo-authority", r.authority)
 		l.c.AddHeaderString("x-echo-trailer", r.trailers["x-client-trailer"])
+		l.c.AddHeaderString("x-echo-big", strconv.Itoa(len(r.header["x-big"])))
 		l.c.AddHeaderString("trailer", "x-body-length")
 		var err error
 		if l.out, err = l.c.WriteHeaders(l.out, ev.StreamID, false); err != nil {
@@ -141,14 +143,17 @@ func TestXNetClientToServerConn(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// A GET without a body, then the client goes away.
-	resp, err := client.Get(url + "/")
+	// A GET without a body whose 40 KB header block spans CONTINUATION
+	// frames, then the client goes away.
+	req, _ := http.NewRequest(http.MethodGet, url+"/", nil)
+	req.Header.Set("X-Big", strings.Repeat("b", 40000))
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("X-Echo-Method") != "GET" {
+	if resp.StatusCode != 200 || resp.Header.Get("X-Echo-Method") != "GET" || resp.Header.Get("X-Echo-Big") != "40000" {
 		t.Fatalf("GET: %d %v", resp.StatusCode, resp.Header)
 	}
 	tr.CloseIdleConnections()
