@@ -280,7 +280,7 @@ func (d *Decoder) emitIndexed(h *HeaderList, idx uint64) error {
 // account adds a field of n name and value bytes to the list size and
 // reports whether the field fits.
 func (d *Decoder) account(h *HeaderList, n int) bool {
-	h.size += uint32(min(n, 1<<30)) + entryOverhead
+	h.size = uint32(min(uint64(h.size)+uint64(n)+entryOverhead, 1<<32-1)) // saturates
 	if h.overflow || h.size > d.maxListSize {
 		h.overflow = true
 		return false
