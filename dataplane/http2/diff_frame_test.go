@@ -2,6 +2,7 @@ package http2
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -131,4 +132,82 @@ func TestDiffFramesToXNet(t *testing.T) {
 	if f := next().(*http2.ContinuationFrame); !f.HeadersEnded() || !bytes.Equal(f.HeaderBlockFragment(), []byte{0x87}) {
 		t.Errorf("continuation: %v", f)
 	}
+}
+
+// FuzzDiffReadFrame: for any single frame, ReadFrame and x/net's Framer
+// agree on whether it is acceptable and, when both accept it, on its
+// fields. CONTINUATION is left out (x/net checks frame order in its
+// framer, this package in Conn), and so are extension frame types.
+func FuzzDiffReadFrame(f *testing.F) {
+	f.Add(AppendData(nil, 1, true, []byte("x")))
+	f.Add(AppendDataPadded(nil, 1, false, []byte("abc"), 3))
+	f.Add(AppendHeaders(nil, 1, HeadersParams{EndHeaders: true, Pad: 2, HasPriority: true, Priority: Priority{StreamDep: 3, Weight: 1}}, []byte{0x82}))
+	f.Add(AppendSettings(nil, []Setting{{SettingMaxFrameSize, 1 << 14}, {SettingEnablePush, 1}}))
+	f.Add(AppendGoAway(nil, 3, ErrCodeCancel, []byte("d")))
+	f.Add(AppendWindowUpdate(nil, 0, 1))
+	f.Add(AppendPriority(nil, 1, Priority{StreamDep: 0}))
+	f.Add(AppendPushPromise(nil, 1, 2, true, 1, []byte{0x82}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < FrameHeaderLen || FrameType(b[3]) >= FrameContinuation {
+			// Extension types (x/net parses RFC 9218's PRIORITY_UPDATE,
+			// which this package ignores as RFC 9113 section 5.5 allows).
+			return
+		}
+		ours, n, err := ReadFrame(b, MinMaxFrameSize)
+		if errors.Is(err, ErrNeedMore) {
+			return
+		}
+		in := b
+		if n > 0 {
+			in = b[:n]
+		}
+		fr := http2.NewFramer(nil, bytes.NewReader(in))
+		fr.SetMaxReadFrameSize(MinMaxFrameSize)
+		theirs, xerr := fr.ReadFrame()
+		if hf, ok := theirs.(*http2.HeadersFrame); ok && xerr == nil && hf.HasPriority() && hf.Priority.StreamDep == hf.StreamID {
+			// x/net's server checks this, not its Framer.
+			xerr = errors.New("stream depends on itself")
+		}
+		if pf, ok := theirs.(*http2.PriorityFrame); ok && xerr == nil && pf.StreamDep == pf.StreamID {
+			xerr = errors.New("stream depends on itself")
+		}
+		if sf, ok := theirs.(*http2.SettingsFrame); ok && xerr == nil {
+			// x/net's Framer leaves setting values to its server and
+			// client; ReadFrame checks them (RFC 9113 section 6.5.2).
+			xerr = sf.ForeachSetting(func(s http2.Setting) error { return s.Valid() })
+		}
+		if (err == nil) != (xerr == nil) {
+			// x/net reports PRIORITY self-dependency and some stream-level
+			// problems as errors on the frame; so do we (Stream errors).
+			t.Fatalf("frame %x: ours %v, x/net %v", b[:min(len(b), 32)], err, xerr)
+		}
+		if err != nil {
+			return
+		}
+		if theirs.Header().StreamID != ours.StreamID || theirs.Header().Length != ours.Length || uint8(theirs.Header().Type) != uint8(ours.Type) {
+			t.Fatalf("headers differ: %+v vs %+v", theirs.Header(), ours.FrameHeader)
+		}
+		switch x := theirs.(type) {
+		case *http2.DataFrame:
+			if !bytes.Equal(x.Data(), ours.Data) {
+				t.Fatal("DATA payload differs")
+			}
+		case *http2.HeadersFrame:
+			if !bytes.Equal(x.HeaderBlockFragment(), ours.Data) || x.Priority.StreamDep != ours.Priority.StreamDep || x.Priority.Weight != ours.Priority.Weight {
+				t.Fatal("HEADERS differ")
+			}
+		case *http2.GoAwayFrame:
+			if x.LastStreamID != ours.LastStreamID || uint32(x.ErrCode) != uint32(ours.Code) || !bytes.Equal(x.DebugData(), ours.Data) {
+				t.Fatal("GOAWAY differs")
+			}
+		case *http2.WindowUpdateFrame:
+			if x.Increment != ours.Increment {
+				t.Fatal("WINDOW_UPDATE differs")
+			}
+		case *http2.SettingsFrame:
+			if x.NumSettings() != ours.NumSettings() {
+				t.Fatal("SETTINGS differ")
+			}
+		}
+	})
 }
