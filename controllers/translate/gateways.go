@@ -38,6 +38,9 @@ type gatewayInfo struct {
 	// clientTraffic holds the listener settings of the Gateway's class; nil when
 	// it has none.
 	clientTraffic *clientTraffic
+	// tracing holds the tracing settings of the Gateway's class; nil when it
+	// has none.
+	tracing *classTracing
 	listeners     []*listenerInfo
 }
 
@@ -104,7 +107,7 @@ func (t *translator) translateGateways() {
 		if !ok {
 			continue
 		}
-		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic}
+		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic, tracing: ci.tracing}
 		if ci.invalid != nil {
 			g.invalid = &problem{
 				reason:  string(gatewayv1.GatewayReasonInvalid),

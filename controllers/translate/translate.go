@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -133,6 +135,17 @@ func (t *translator) buildSnapshot() *dataplanev1.Snapshot {
 		}
 	}
 	slices.SortFunc(snap.Listeners, func(a, b *dataplanev1.Listener) int { return compareStrings(a.Name, b.Name) })
+	// One span exporter per dataplane: that of the class whose name sorts
+	// first among those whose settings trace a listener.
+	var exporter *classTracing
+	for _, b := range t.bindOrder {
+		if b.built != nil && b.tracing != nil && (exporter == nil || b.tracing.class < exporter.class) {
+			exporter = b.tracing
+		}
+	}
+	if exporter != nil {
+		snap.Tracing = proto.CloneOf(exporter.exporter)
+	}
 	names := make([]string, 0, len(t.groups))
 	for name, g := range t.groups {
 		if g.used {
