@@ -40,8 +40,8 @@ type gatewayInfo struct {
 	clientTraffic *clientTraffic
 	// tracing holds the tracing settings of the Gateway's class; nil when it
 	// has none.
-	tracing *classTracing
-	listeners     []*listenerInfo
+	tracing   *classTracing
+	listeners []*listenerInfo
 }
 
 // listenerInfo is one listener of a Gateway and what was found about it.
