@@ -18,7 +18,8 @@
 // yet, or runs another config hash of a Gateway than the translator computed,
 // makes it False/Pending, naming the nodes it waits for. Endpoint changes alone do
 // not change config hashes, so they never turn Programmed False. A ListenerSet's
-// Programmed turns False (ParentNotProgrammed) when its Gateway's does.
+// Programmed turns False (ParentNotProgrammed) when its Gateway's does, and its
+// listeners' as the Gateway's listeners' do when their port is not bound.
 //
 // The EventReporter (events.go) runs on every node and emits Warning Events
 // (ConfigurationRejected, ListenerNotBound) on the Gateways concerned, once per new

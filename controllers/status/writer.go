@@ -156,8 +156,12 @@ func (w *Writer) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	bindAddresses := make(map[types.NamespacedName][]string, len(out.Gateways))
+	for _, gs := range out.Gateways {
+		bindAddresses[gs.NamespacedName] = gs.BindAddresses
+	}
 	for _, ls := range out.ListenerSets {
-		if err := w.writeListenerSet(ctx, ls, gatewayProgrammed[ls.Gateway]); err != nil {
+		if err := w.writeListenerSet(ctx, foldListenerSetResults(ls, bindAddresses[ls.Gateway], results), gatewayProgrammed[ls.Gateway]); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -96,11 +96,14 @@ func (l *listenerInfo) usable() bool {
 	return l.valid() && l.gateway.accepted() && (l.set == nil || l.set.attached)
 }
 
-// servable reports whether the listener has all it needs to be served: it is
-// usable, takes HTTPRoutes and, for HTTPS, has a certificate.
-func (l *listenerInfo) servable() bool {
-	return l.usable() && l.allowsHTTPRoute() && (l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
+// complete reports whether the listener itself has all it needs to be served: it
+// is valid, takes HTTPRoutes and, for HTTPS, has a certificate.
+func (l *listenerInfo) complete() bool {
+	return l.valid() && l.allowsHTTPRoute() && (l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
 }
+
+// servable reports whether the listener is complete and usable.
+func (l *listenerInfo) servable() bool { return l.complete() && l.usable() }
 
 // programmed reports whether the listener is served by the dataplane.
 func (l *listenerInfo) programmed() bool {

@@ -138,8 +138,7 @@ func (t *translator) attachListenerSet(g *gatewayInfo, s *listenerSetInfo, claim
 		}
 		s.listeners = append(s.listeners, l)
 	}
-	s.attached = true // for servable, which asks whether the set is attached
-	s.attached = slices.ContainsFunc(s.listeners, (*listenerInfo).servable)
+	s.attached = slices.ContainsFunc(s.listeners, (*listenerInfo).complete)
 	if !s.attached {
 		return
 	}
@@ -279,7 +278,11 @@ func (c *portClaims) conflict(l *listenerInfo) *problem {
 func (t *translator) listenerSetStatuses() []ListenerSetStatus {
 	out := make([]ListenerSetStatus, 0, len(t.listenerSets))
 	for _, s := range t.listenerSets {
-		out = append(out, ListenerSetStatus{NamespacedName: s.key, Gateway: s.gateway.key, Status: s.status()})
+		ports := make(map[gatewayv1.SectionName]gatewayv1.PortNumber, len(s.listeners))
+		for _, l := range s.listeners {
+			ports[l.spec.Name] = l.spec.Port
+		}
+		out = append(out, ListenerSetStatus{NamespacedName: s.key, Gateway: s.gateway.key, Status: s.status(), ListenerPorts: ports})
 	}
 	return out
 }

@@ -134,6 +134,9 @@ type ListenerSetStatus struct {
 	Gateway types.NamespacedName
 	// Status to write. Conditions have LastTransitionTime unset.
 	Status gatewayv1.ListenerSetStatus
+	// ListenerPorts are the ports of the listeners in Status, by name, for
+	// matching the dataplane's bind results to them.
+	ListenerPorts map[gatewayv1.SectionName]gatewayv1.PortNumber
 }
 
 // RouteStatus is the status Flax computed for one HTTPRoute.
