@@ -120,14 +120,6 @@ func (l *listenerInfo) namespace() string {
 	return l.gateway.key.Namespace
 }
 
-// owner describes the object the listener is defined in, for messages.
-func (l *listenerInfo) owner() string {
-	if l.set != nil {
-		return "ListenerSet " + l.set.key.String()
-	}
-	return "Gateway " + l.gateway.key.String()
-}
-
 // accepted reports whether the Gateway is accepted: it is valid as a whole and at
 // least one of its listeners is.
 func (g *gatewayInfo) accepted() bool {

@@ -26,8 +26,8 @@ type listenerSetInfo struct {
 	// rejected, when set, is why the set is not attached to its Gateway at all
 	// (NotAllowed, ParentNotAccepted); its listeners are then not checked.
 	rejected *problem
-	// specs are the set's listener entries as Gateway listeners (the fields are
-	// the same).
+	// specs are the set's listener entries as Gateway listeners (the types have
+	// the same fields).
 	specs []gatewayv1.Listener
 	// listeners are the checked listeners, in spec order; none when rejected.
 	listeners []*listenerInfo
@@ -63,9 +63,7 @@ func (t *translator) translateListenerSets() {
 		}
 		s := &listenerSetInfo{ls: ls, key: key(ls), gateway: g}
 		for _, e := range ls.Spec.Listeners {
-			s.specs = append(s.specs, gatewayv1.Listener{
-				Name: e.Name, Hostname: e.Hostname, Port: e.Port, Protocol: e.Protocol, TLS: e.TLS, AllowedRoutes: e.AllowedRoutes,
-			})
+			s.specs = append(s.specs, gatewayv1.Listener(e))
 		}
 		g.sets = append(g.sets, s)
 		t.listenerSets = append(t.listenerSets, s)
@@ -311,9 +309,7 @@ func (s *listenerSetInfo) status() gatewayv1.ListenerSetStatus {
 				}
 			}
 		}
-		st.Listeners = append(st.Listeners, gatewayv1.ListenerEntryStatus{
-			Name: ls.Name, SupportedKinds: ls.SupportedKinds, AttachedRoutes: ls.AttachedRoutes, Conditions: ls.Conditions,
-		})
+		st.Listeners = append(st.Listeners, gatewayv1.ListenerEntryStatus(ls))
 		if !l.servable() {
 			invalid = append(invalid, string(l.spec.Name))
 		}
