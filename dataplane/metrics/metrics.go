@@ -486,6 +486,7 @@ func (s *Shared) Mirrors(r MirrorResult) uint64 { return s.mirrors[r].Load() }
 
 // Worker is one worker's counters. Only its worker writes them.
 type Worker struct {
+	index       int
 	routes      table[RouteCounters]
 	groups      table[GroupCounters]
 	listeners   table[ListenerCounters]
@@ -569,6 +570,9 @@ func (w *Worker) Pressure() Pressure {
 
 // OverloadAction counts one overload action taken.
 func (w *Worker) OverloadAction(a OverloadAction) { w.overload[a].Add(1) }
+
+// Index returns the worker's index in its Registry (0 to Workers()-1).
+func (w *Worker) Index() int { return w.index }
 
 // Route returns the counters of route id; the id must come from Registry.RouteID.
 func (w *Worker) Route(id uint32) *RouteCounters { return w.routes.at(id) }
@@ -665,8 +669,8 @@ type Registry struct {
 // NewRegistry returns a registry with counters for n workers.
 func NewRegistry(n int) *Registry {
 	r := &Registry{routes: map[string]uint32{}, groups: map[string]uint32{}, lists: map[string]uint32{}}
-	for range n {
-		r.workers = append(r.workers, &Worker{})
+	for i := range n {
+		r.workers = append(r.workers, &Worker{index: i})
 	}
 	empty := ""
 	r.engine.Store(&empty)

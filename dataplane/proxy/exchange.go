@@ -208,6 +208,7 @@ type Exchange struct {
 	began               bool // a request is in progress and not yet logged
 	logMethod           int
 	logLine             []byte
+	trace               traceState
 
 	// Tunnel.
 	shutUp, shutCli bool
@@ -362,6 +363,7 @@ func (x *Exchange) resetRequest() {
 	x.reason, x.hasReason, x.began = 0, false, false
 	x.logMethod = 0
 	x.logLine = x.logLine[:0]
+	x.trace.active, x.trace.sampled = false, false
 	x.resetFilters()
 }
 

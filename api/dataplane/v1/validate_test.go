@@ -34,6 +34,13 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(custom); err != nil {
 		t.Fatalf("Validate(custom algorithms) = %v", err)
 	}
+	traced := validSnapshot(t)
+	traced.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "https://collector.example:4318/v1/traces", ServiceName: "edge"}
+	httpL(traced).Tracing = &dataplanev1.ListenerTracing{SamplePerMillion: 1_000_000}
+	traced.Listeners[1].Tracing = &dataplanev1.ListenerTracing{IgnoreParent: true}
+	if err := dataplanev1.Validate(traced); err != nil {
+		t.Fatalf("Validate(tracing) = %v", err)
+	}
 	tls := validSnapshot(t)
 	tlsL(tls)
 	if err := dataplanev1.Validate(tls); err != nil {
@@ -256,6 +263,32 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"tls route weights all zero", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[1].Backends[0].Weight = 0 },
 			"listeners[2].tlsRoutes[1].backends", "every weight is 0",
+		},
+		{
+			"listener tracing without exporter", func(s *dataplanev1.Snapshot) { httpL(s).Tracing = &dataplanev1.ListenerTracing{} },
+			"listeners[0].tracing", "needs the snapshot's tracing",
+		},
+		{
+			"tracing on a tcp listener", func(s *dataplanev1.Snapshot) {
+				s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "http://collector:4318/v1/traces"}
+				s.Listeners[2].Tracing = &dataplanev1.ListenerTracing{}
+			},
+			"listeners[2].tracing", "must be unset when protocol is TCP",
+		},
+		{
+			"sampling over one", func(s *dataplanev1.Snapshot) {
+				s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "http://collector:4318/v1/traces"}
+				httpL(s).Tracing = &dataplanev1.ListenerTracing{SamplePerMillion: 1_000_001}
+			},
+			"listeners[0].tracing.samplePerMillion", "at most 1000000",
+		},
+		{
+			"tracing endpoint missing", func(s *dataplanev1.Snapshot) { s.Tracing = &dataplanev1.Tracing{} },
+			"tracing.otlpEndpoint", "must be set",
+		},
+		{
+			"tracing endpoint not a URL", func(s *dataplanev1.Snapshot) { s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "collector:4318"} },
+			"tracing.otlpEndpoint", "must be an http or https URL",
 		},
 		{"tcp backend missing group", func(s *dataplanev1.Snapshot) {
 			s.Listeners[2].TcpRoute.Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}
