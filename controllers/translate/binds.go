@@ -52,8 +52,8 @@ func (t *translator) resolveBinds() {
 		if !g.accepted() {
 			continue
 		}
-		for _, l := range g.listeners {
-			if !l.valid() {
+		for _, l := range g.allListeners() {
+			if !l.usable() {
 				continue
 			}
 			for _, addr := range g.bindAddresses {

@@ -19,6 +19,7 @@ func Translate(in *Input) *Output {
 	t := newTranslator(in)
 	t.translateClasses()
 	t.translateGateways()
+	t.translateListenerSets()
 	t.allocateAddresses()
 	t.resolveBinds()
 	t.translateRoutes()
@@ -30,6 +31,7 @@ func Translate(in *Input) *Output {
 		Snapshot:        snap,
 		GatewayClasses:  t.classStatuses(),
 		Gateways:        t.gatewayStatuses(t.configHashes(snap)),
+		ListenerSets:    t.listenerSetStatuses(),
 		HTTPRoutes:      t.routeStatuses(),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
@@ -50,10 +52,13 @@ type translator struct {
 	classOrder   []*classInfo
 	gateways     []*gatewayInfo // oldest first
 	gatewayByKey map[types.NamespacedName]*gatewayInfo
-	binds        map[bindKey]*bind
-	bindOrder    []*bind
-	routes       []*routeInfo // oldest first
-	groups       map[string]*groupInfo
+	// listenerSets are the ListenerSets of Flax's Gateways, by namespace/name.
+	listenerSets     []*listenerSetInfo
+	listenerSetByKey map[types.NamespacedName]*listenerSetInfo
+	binds            map[bindKey]*bind
+	bindOrder        []*bind
+	routes           []*routeInfo // oldest first
+	groups           map[string]*groupInfo
 
 	backendPolicies []*policyInfo // oldest first
 	backendHolders  map[policySlot]*policyInfo
