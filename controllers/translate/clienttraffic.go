@@ -105,7 +105,8 @@ func nonNegative(fp *fieldProblems, field string, v *int32) uint32 {
 }
 
 // apply sets the settings on dataplane listener l: all of them on HTTP and
-// HTTPS listeners, only the timeouts on TCP listeners, which read no heads.
+// HTTPS listeners, only the timeouts on TCP and TLS listeners, which read no
+// heads.
 func (c *clientTraffic) apply(l *dataplanev1.Listener) {
 	if c == nil {
 		return
@@ -113,7 +114,7 @@ func (c *clientTraffic) apply(l *dataplanev1.Listener) {
 	if c.timeouts != nil {
 		l.Timeouts = proto.CloneOf(c.timeouts)
 	}
-	if l.GetProtocol() == dataplanev1.Listener_TCP {
+	if l.GetProtocol() == dataplanev1.Listener_TCP || l.GetProtocol() == dataplanev1.Listener_TLS {
 		return
 	}
 	if c.trustedHops != nil {

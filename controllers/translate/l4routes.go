@@ -154,7 +154,7 @@ func (t *translator) attachL4(ri *l4Route, i int) {
 		return
 	}
 	var candidates []*listenerInfo
-	for _, l := range g.listeners {
+	for _, l := range (parent{gateway: g}).listeners() {
 		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
 			continue
 		}
@@ -164,7 +164,7 @@ func (t *translator) attachL4(ri *l4Route, i int) {
 		candidates = append(candidates, l)
 	}
 	if len(candidates) == 0 {
-		reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(g, ref, i))
+		reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(parent{gateway: g}, ref, i))
 		return
 	}
 

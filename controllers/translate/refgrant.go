@@ -13,12 +13,13 @@ type groupKind struct {
 
 // Kinds the translator refers to.
 var (
-	kindGateway   = groupKind{gatewayv1.GroupName, "Gateway"}
-	kindHTTPRoute = groupKind{gatewayv1.GroupName, "HTTPRoute"}
-	kindTCPRoute  = groupKind{gatewayv1.GroupName, "TCPRoute"}
-	kindTLSRoute  = groupKind{gatewayv1.GroupName, "TLSRoute"}
-	kindService   = groupKind{"", "Service"}
-	kindSecret    = groupKind{"", "Secret"}
+	kindGateway     = groupKind{gatewayv1.GroupName, "Gateway"}
+	kindListenerSet = groupKind{gatewayv1.GroupName, "ListenerSet"}
+	kindHTTPRoute   = groupKind{gatewayv1.GroupName, "HTTPRoute"}
+	kindTCPRoute    = groupKind{gatewayv1.GroupName, "TCPRoute"}
+	kindTLSRoute    = groupKind{gatewayv1.GroupName, "TLSRoute"}
+	kindService     = groupKind{"", "Service"}
+	kindSecret      = groupKind{"", "Secret"}
 )
 
 // normalGroup maps the spellings of the core group to "".
