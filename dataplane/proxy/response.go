@@ -275,10 +275,21 @@ func (s *Session) openTCP(l *compiled.Listener, now int64) {
 	x.listener = l
 	x.route = l.TCP
 	x.start = now
+	x.began = true
+	s.connectTunnel()
+}
+
+// connectTunnel starts the tunnel of a TCP listener's connection, or of a
+// TLS listener's once its route is chosen (and, on a terminating route,
+// TLS established): the listener's connection hooks, a backend of
+// x.route by weight, an endpoint, the connect. The client bytes received
+// meanwhile are forwarded once connected (startTunnel).
+func (s *Session) connectTunnel() {
+	x := s.x
+	l := x.listener
 	x.phase = phConnect
 	x.reqBodyDone = true
 	x.status = 200
-	x.began = true
 	if len(l.ConnFilters) > 0 && !s.runConnFilters(l.ConnFilters) {
 		s.w.Metrics.LocalReply(metrics.ReasonFilter)
 		x.setReason(metrics.ReasonFilter)
@@ -288,8 +299,8 @@ func (s *Session) openTCP(l *compiled.Listener, now int64) {
 	}
 	// A connection hook may have chosen the backend group (filter.go).
 	b := x.backend
-	if b == nil && l.TCP != nil {
-		b = l.TCP.PickBackend(s.rand())
+	if b == nil && x.route != nil {
+		b = x.route.PickBackend(s.rand())
 	}
 	if b == nil || b.Group == nil {
 		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)

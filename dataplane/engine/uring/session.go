@@ -39,7 +39,7 @@ type slot struct {
 	up       int32  // index in worker.ups, -1 when none
 	hidx     int32  // position in the timer heap, -1 when not armed
 	lis      int32  // listener the connection was accepted on
-	tlsi     uint32 // TLS layer (HTTPS listeners): index+1 in worker.tlsStates, 0 when none
+	tlsi     uint32 // TLS layer (HTTPS listeners, terminating TLS routes): index+1 in worker.tlsStates, 0 when none
 	state    uint8
 	pend     uint8
 	pendErr  uint16 // errno of pendFailed
@@ -204,6 +204,8 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 		}
 	case proxy.ActStartTunnel:
 		// Nothing to do: the session keeps forwarding what it is given.
+	case proxy.ActTerminateTLS:
+		w.tlsStart(i, sl, a.Data)
 	}
 }
 
