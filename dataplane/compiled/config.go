@@ -126,7 +126,9 @@ func (l *Listener) MatchTLS(serverName []byte) *TLSRoute {
 
 // TerminatesTLS reports whether the listener's connections may need a TLS
 // server: an HTTPS listener, or a TLS listener with a terminating route.
-func (l *Listener) TerminatesTLS() bool { return l.TLS != nil }
+func (l *Listener) TerminatesTLS() bool {
+	return l.Protocol == ProtocolHTTPS || (l.Protocol == ProtocolTLS && l.TLS != nil)
+}
 
 // Group returns the backend group of the listener's config with the given name,
 // or nil. It does not allocate.

@@ -316,17 +316,45 @@ func (s *Session) connectTunnel() {
 		a := s.remote.Addr().Unmap().As16()
 		x.key = append(x.key, a[:]...)
 	}
-	ep, ok := s.w.Endpoints.Pick(x.group, x.key, nil)
-	if !ok {
+	if !s.dialTunnel() {
 		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
 		x.setReason(metrics.ReasonNoEndpoint)
 		s.logEnd(503)
 		s.closeClient(false)
-		return
 	}
+}
+
+// dialTunnel picks an endpoint of the tunnel's group, passing over those
+// whose connect failed moments ago (passive avoidance, pick) and those this
+// connection tried already, and connects to it. It reports false when the
+// group has no endpoint to offer.
+func (s *Session) dialTunnel() bool {
+	x := s.x
+	ep, ok := s.pick()
+	if !ok {
+		return false
+	}
+	x.resetAttempt()
 	x.ep = ep
 	x.hasEP = true
-	x.attempts = 1
+	x.attempts++
 	x.upState = upConnecting
 	s.push(Action{Kind: ActConnectUpstream})
+	return true
+}
+
+// retryTunnel connects a tunnel whose connect failed to another endpoint,
+// while the group has eligible endpoints it has not tried (at most
+// compiled.MaxConnectAttempts in all, as the default HTTP retry does): no
+// byte has reached a backend yet, so the retry adds no load to any. It
+// reports whether it did.
+func (s *Session) retryTunnel() bool {
+	x := s.x
+	if !s.untriedEndpoints() || !s.dialTunnel() {
+		return false
+	}
+	if sh := x.group.Shared; sh != nil {
+		sh.Retried(metrics.RetryConnectFailed)
+	}
+	return true
 }

@@ -264,6 +264,10 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		x.group.ConnectFailed(x.ep.Set, x.ep.Index)
 		x.upState = upNone
 		s.failAttempt()
+		if x.phase == phConnect && s.retryTunnel() {
+			s.run()
+			return
+		}
 		if x.phase == phConnect {
 			x.setReason(metrics.ReasonConnectFailed)
 			s.logEnd(502)

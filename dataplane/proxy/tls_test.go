@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -27,7 +29,10 @@ listeners:
   tlsRoutes:
   - {name: pass, hostnames: [pass.example.com], backends: [{backendGroup: one, weight: 1}]}
   - {name: term, hostnames: ["*.term.example.com"], terminate: true, backends: [{backendGroup: two, weight: 1}]}
+  - {name: three, hostnames: [three.example.com], backends: [{backendGroup: three, weight: 1}]}
 backendGroups:
+- name: three
+  endpoints: [{address: 10.0.0.3, port: 443}, {address: 10.0.0.4, port: 443}, {address: 10.0.0.5, port: 443}]
 - name: one
   endpoints: [{address: 10.0.0.1, port: 443}]
 - name: two
@@ -214,5 +219,48 @@ func TestTLSPassthroughConnectionAllocs(t *testing.T) {
 	conn()
 	if n := testing.AllocsPerRun(200, conn); n != 0 {
 		t.Fatalf("%v allocations per passthrough connection", n)
+	}
+}
+
+// TestTunnelConnectRetries: a tunnel whose connect fails tries the group's
+// other endpoints, each once, with the bytes buffered so far, then closes
+// (502); later connections pass over the endpoints that failed (passive
+// avoidance).
+func TestTunnelConnectRetries(t *testing.T) {
+	cfg, reg := tlsConfig(t)
+	hello := helloFor(t, "three.example.com")
+	h := openHarness(t, cfg, reg, Options{}, 0, "192.0.2.7:40000")
+	h.client(string(hello))
+	seen := map[netip.AddrPort]bool{}
+	for i := range 3 {
+		if len(h.connects) != i+1 {
+			t.Fatalf("after %d failed connects: %d connects", i, len(h.connects))
+		}
+		seen[h.connects[i].Addr] = true
+		h.connect(false, errors.New("refused"))
+	}
+	if len(seen) != 3 || !h.clientClosed || len(h.connects) != 3 {
+		t.Fatalf("tried %v, closed %v", seen, h.clientClosed)
+	}
+
+	// One endpoint fails, the next connect succeeds with the whole hello.
+	cfg, reg = tlsConfig(t)
+	h = openHarness(t, cfg, reg, Options{}, 0, "192.0.2.7:40000")
+	h.client(string(hello))
+	failed := h.connects[0].Addr
+	h.connect(false, errors.New("refused"))
+	if len(h.connects) != 2 || h.connects[1].Addr == failed {
+		t.Fatalf("connects %v", h.connects)
+	}
+	h.connect(false, nil)
+	if got := h.takeUpstream(); got != string(hello) {
+		t.Fatalf("upstream got %d bytes, want the hello's %d", len(got), len(hello))
+	}
+	for i := range 6 {
+		h2 := openHarness(t, cfg, reg, Options{}, 0, fmt.Sprintf("192.0.2.8:%d", 40000+i))
+		h2.client(string(hello))
+		if len(h2.connects) != 1 || h2.connects[0].Addr == failed {
+			t.Fatalf("connection %d went to %v, which failed a connect moments ago", i, h2.connects)
+		}
 	}
 }
