@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -262,5 +264,53 @@ func TestTunnelConnectRetries(t *testing.T) {
 		if len(h2.connects) != 1 || h2.connects[0].Addr == failed {
 			t.Fatalf("connection %d went to %v, which failed a connect moments ago", i, h2.connects)
 		}
+	}
+}
+
+// TestTLSListenerAccessLog: one line per TLS listener connection: the
+// route, backend and bytes of a passthrough tunnel (the ClientHello
+// counted), and the status and reason of a connection refused before a
+// route was chosen.
+func TestTLSListenerAccessLog(t *testing.T) {
+	al, out := newTestLog(t)
+	cfg, reg := tlsConfig(t)
+	opts := Options{AccessLog: al.Worker(0)}
+	hello := helloFor(t, "pass.example.com")
+
+	h := openHarness(t, cfg, reg, opts, 0, "192.0.2.7:40000")
+	h.client(string(hello))
+	h.connect(false, nil)
+	h.upstream("flight")
+	h.s.ClientEOF()
+	h.drain()
+	h.s.UpstreamEOF()
+	h.drain()
+	h.s.Close()
+
+	h = openHarness(t, cfg, reg, opts, 0, "192.0.2.7:40001")
+	h.client("GET / HTTP/1.1\r\n\r\n")
+	h.s.Close()
+	h = openHarness(t, cfg, reg, opts, 0, "192.0.2.7:40002")
+	h.client(string(helloFor(t, "nowhere.example.com")))
+	h.s.Close()
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	want := []string{
+		`"listener":"tls","route":"pass","method":"","path":"","protocol":"","status":200,"response_bytes":6,"request_bytes":` + strconv.Itoa(len(hello)) + `,`,
+		`"status":400,"response_bytes":0,"request_bytes":18,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40001","reason":"bad_request"}`,
+		`"status":404,`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), out.String())
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d:\n%s\nlacks %s", i, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[0], `"upstream":"10.0.0.1:443","backend_group":"one","attempts":1`) || !strings.Contains(lines[2], `"reason":"no_route"`) {
+		t.Errorf("lines:\n%s", out.String())
 	}
 }
