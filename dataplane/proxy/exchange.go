@@ -97,13 +97,13 @@ func (f *sendFIFO) clear() { *f = sendFIFO{} }
 
 // Exchange phases.
 const (
-	phHead    uint8 = iota // reading a request head
-	phLocal                // sending the proxy's own reply
-	phProxy                // forwarding to an upstream
-	phTunnel               // byte tunnel (after 101, or a TCP listener)
-	phConnect              // TCP listener: connecting to the upstream
-	phHello                // TLS listener: reading the ClientHello
-	phHandshake            // TLS listener, terminating route: the engine's TLS handshake
+	phHead      uint8 = iota // reading a request head
+	phLocal                  // sending the proxy's own reply
+	phProxy                  // forwarding to an upstream
+	phTunnel                 // byte tunnel (after 101, or a TCP listener)
+	phConnect                // TCP listener: connecting to the upstream
+	phHello                  // TLS listener: reading the ClientHello
+	phHandshake              // TLS listener, terminating route: the engine's TLS handshake
 )
 
 // Upstream connection states.
