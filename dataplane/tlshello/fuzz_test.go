@@ -3,6 +3,7 @@ package tlshello
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("name %q", name)
 		}
 		r1, done1, err1 := readAll(in, 1)
-		if done1 != done || err1 != err || !bytes.Equal(r1.ServerName(), name) || (done && r1.End() != r.End()) {
+		if done1 != done || !errors.Is(err1, err) || (err1 == nil) != (err == nil) || !bytes.Equal(r1.ServerName(), name) || (done && r1.End() != r.End()) {
 			t.Fatalf("byte by byte: %v %v %q %d; whole: %v %v %q %d", done1, err1, r1.ServerName(), r1.End(), done, err, name, r.End())
 		}
 		if len(in) > MaxBytes || hasEmptyRecord(in) {

@@ -153,11 +153,11 @@ func (r *Reader) parse(b []byte) (bool, error) {
 	// As lenient as crypto/tls: the reader routes; the TLS server behind it
 	// judges the rest of the hello.
 	c.skip(c.u8()) // legacy_session_id
-	if cs := c.u16(); cs%2 != 0 {
+	cs := c.u16()
+	if cs%2 != 0 {
 		return r.fail(ErrMalformed)
-	} else {
-		c.skip(cs) // cipher_suites
 	}
+	c.skip(cs) // cipher_suites
 	c.skip(c.u8()) // legacy_compression_methods
 	if c.bad {
 		return r.fail(ErrMalformed)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -357,7 +358,8 @@ backendGroups:
 		c.Write(ClientHello(t))
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err := io.Copy(io.Discard, c) // the server's flight, then the close
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
 			t.Fatal("connection still open after 5s")
 		}
 		if d := time.Since(start); d < 400*time.Millisecond {
