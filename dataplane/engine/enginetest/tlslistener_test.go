@@ -398,3 +398,48 @@ backendGroups:
 		}
 	})
 }
+
+// TestTLSConnFilter: a TLS listener's connection hooks run once the route
+// is chosen: they reject a client (127.0.0.3) or send it to another group
+// (127.0.0.2), on passthrough and terminating routes alike.
+func TestTLSConnFilter(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		app := startTLSBackend(t, "app", "pass.example.com")
+		other := startTLSBackend(t, "other", "pass.example.com")
+		plain := plainBackend(t, "plain")
+		cert := newTLSCert(t, "term.example.com")
+		te := startEngine(t, k)
+		port := FreePort(t)
+		te.apply(CompileYAML(t, te.reg, tlsListenerYAML(port, `
+  - {name: r-pass, hostnames: [pass.example.com], backends: [{backendGroup: app, weight: 1}]}
+  - {name: r-term, hostnames: [term.example.com], terminate: true, backends: [{backendGroup: plain, weight: 1}]}
+backendGroups:
+`+app.group()+groupYAML("other", other.ln.Addr().String())+groupYAML("plain", plain.addr()),
+			"  extensionFilters: [enginetest/tcp-guard]\n", cert)))
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(app.cert.cert)
+		roots.AppendCertsFromPEM(other.cert.cert)
+		roots.AppendCertsFromPEM(cert.cert)
+		first := func(from, sni string) (string, error) {
+			t.Helper()
+			c := DialFrom(t, port, from)
+			tc := tls.Client(c, &tls.Config{ServerName: sni, RootCAs: roots})
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			return bufio.NewReader(tc).ReadString('\n')
+		}
+		for _, c := range []struct{ from, sni, want string }{
+			{"127.0.0.1", "pass.example.com", "app\n"},
+			{"127.0.0.2", "pass.example.com", "other\n"},
+			{"127.0.0.1", "term.example.com", "plain\n"},
+		} {
+			if got, err := first(c.from, c.sni); err != nil || got != c.want {
+				t.Fatalf("%s from %s: %q, %v; want %q", c.sni, c.from, got, err, c.want)
+			}
+		}
+		for _, sni := range []string{"pass.example.com", "term.example.com"} {
+			if got, err := first("127.0.0.3", sni); err == nil {
+				t.Fatalf("%s from 127.0.0.3 got %q; want the connection closed", sni, got)
+			}
+		}
+	})
+}
