@@ -157,7 +157,7 @@ func (r *Reader) parse(b []byte) (bool, error) {
 	if cs%2 != 0 {
 		return r.fail(ErrMalformed)
 	}
-	c.skip(cs) // cipher_suites
+	c.skip(cs)     // cipher_suites
 	c.skip(c.u8()) // legacy_compression_methods
 	if c.bad {
 		return r.fail(ErrMalformed)
