@@ -97,8 +97,9 @@
 // # user_data
 //
 // Every SQE carries iouring.Pack(op, generation, index): op names the
-// operation (accept, client receive/send/close/shutdown, upstream
-// receive/send/connect/linked timeout/close/shutdown, wake, cancel), index
+// operation (accept, client receive/send/close, upstream
+// receive/send/connect/linked timeout/close, wake, cancel; half-closes are
+// shutdown(2) calls, see shutdownNow), index
 // the listener, session slot or upstream slot, and generation the
 // occupant of that slot, bumped whenever the slot is reused. A completion
 // whose generation is not the slot's current one is dropped, after its

@@ -526,7 +526,7 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 func (w *worker) tlsShut(i int32, sl *slot, t *tlsState) {
 	if t.shut && t.notified && t.sealed == t.qn {
 		t.shut = false
-		w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
+		w.shutdownWhenSent(&sl.sk)
 	}
 }
 
