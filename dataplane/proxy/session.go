@@ -51,10 +51,11 @@ type Session struct {
 	lref   *atomic.Pointer[compiled.Listener]
 	lstats *metrics.ListenerCounters // the listener's byte counters
 	remote netip.AddrPort
-	secure bool
 	x      *Exchange
 	q      actionQueue
 
+	// The flags share one word (secure beside remote would pad it).
+	secure      bool
 	state       uint8
 	clientEOF   bool
 	closeAfter  bool
