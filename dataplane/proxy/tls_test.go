@@ -299,7 +299,7 @@ func TestTLSListenerAccessLog(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{
 		`"listener":"tls","route":"pass","method":"","path":"","protocol":"","status":200,"response_bytes":6,"request_bytes":` + strconv.Itoa(len(hello)) + `,`,
-		`"status":400,"response_bytes":0,"request_bytes":18,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40001","reason":"bad_request"}`,
+		`"status":400,"response_bytes":0,"request_bytes":18,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40001","reason":"bad_request",`,
 		`"status":404,`,
 	}
 	if len(lines) != len(want) {
