@@ -106,6 +106,10 @@ func (s *Session) TLSEstablished() {
 	s.run()
 }
 
+// TLSHandshake counts a TLS handshake of the connection that completed (ok)
+// or failed, for the listener it was accepted on (flax_tls_handshakes_total).
+func (s *Session) TLSHandshake(ok bool) { s.w.Metrics.TLSHandshake(s.lstats, ok) }
+
 // Listener returns the listener configuration the current connection or
 // request was routed with (that of ActTerminateTLS's certificates), nil
 // before routing.

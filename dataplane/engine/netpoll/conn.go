@@ -162,9 +162,13 @@ func (c *conn) serve() {
 		tc.SetDeadline(time.Now().Add(head))
 		if err := tc.Handshake(); err != nil {
 			c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), false)
+			}
 			c.raw.Close()
 			return
 		}
+		c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), true)
 		tc.SetDeadline(time.Time{})
 		c.client = tc
 		secure = true
@@ -392,10 +396,13 @@ func (c *conn) terminateTLS(data []byte) {
 		c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.fireTimer() // the session counts and logs the head timeout
+		} else {
+			c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), false)
 		}
 		c.closeClient(false)
 		return
 	}
+	c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), true)
 	tc.SetDeadline(time.Time{})
 	c.rdl[cl] = time.Time{}
 	c.client = tc

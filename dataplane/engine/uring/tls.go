@@ -333,6 +333,7 @@ func (w *worker) tlsPump(sl *slot) bool {
 	if t.hs {
 		done, err := t.c.Done()
 		if done {
+			sl.s.TLSHandshake(err == nil)
 			w.tlsEstablished(t, err)
 			if !t.fatal {
 				// A TLS listener's session now connects its route.
