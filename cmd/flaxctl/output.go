@@ -229,7 +229,7 @@ func printProblems(w io.Writer, problems []string) error {
 		return nil
 	}
 	sort.Strings(problems)
-	fmt.Fprintln(w, "\nConditions that need attention:")
+	fmt.Fprintln(w, "\nNeeds attention:")
 	for _, p := range problems {
 		fmt.Fprintln(w, "  "+p)
 	}

@@ -37,7 +37,7 @@ type statusOptions struct {
 
 // clusterStatus is what status prints.
 type clusterStatus struct {
-	GatewayClasses []classState  `json:"gatewayClasses"`
+	GatewayClasses []classState   `json:"gatewayClasses"`
 	Gateways       []gatewayState `json:"gateways"`
 	Routes         []routeState   `json:"routes"`
 	Policies       []policyState  `json:"policies"`

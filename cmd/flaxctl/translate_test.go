@@ -134,7 +134,7 @@ items:
 		"Gateway shop/web: Programmed=False AddressNotAssigned",
 		"shop/cart parent Gateway shop/web",
 		"ResolvedRefs=False(BackendNotFound)",
-		"Conditions that need attention:",
+		"Needs attention:",
 		"HTTPRoute shop/cart parent Gateway shop/web: ResolvedRefs=False BackendNotFound:",
 	} {
 		if !strings.Contains(out, want) {

@@ -13,12 +13,12 @@ import (
 
 // validation is the result of validate, as -o yaml|json print it.
 type validation struct {
-	File           string       `json:"file"`
-	Valid          bool         `json:"valid"`
-	Listeners      int          `json:"listeners"`
-	BackendGroups  int          `json:"backendGroups"`
-	Errors         []fieldError `json:"errors,omitempty"`
-	ParseError     string       `json:"parseError,omitempty"`
+	File          string       `json:"file"`
+	Valid         bool         `json:"valid"`
+	Listeners     int          `json:"listeners"`
+	BackendGroups int          `json:"backendGroups"`
+	Errors        []fieldError `json:"errors,omitempty"`
+	ParseError    string       `json:"parseError,omitempty"`
 }
 
 // fieldError is one problem of a config.
