@@ -211,11 +211,11 @@ func parseConfigDump(body []byte) (*dataplanev1.Snapshot, error) {
 	var notYet struct {
 		Error string `json:"error"`
 	}
+	if err := jsonUnmarshal(body, &notYet); err == nil && notYet.Error != "" {
+		return nil, fmt.Errorf("the dataplane serves nothing: %s", notYet.Error)
+	}
 	snap := &dataplanev1.Snapshot{}
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, snap); err != nil {
-		if jerr := jsonUnmarshal(body, &notYet); jerr == nil && notYet.Error != "" {
-			return nil, fmt.Errorf("the dataplane serves nothing: %s", notYet.Error)
-		}
 		return nil, fmt.Errorf("decoding /config_dump: %w", err)
 	}
 	return snap, nil

@@ -87,8 +87,9 @@ Commands that reach the cluster take --kubeconfig and --context as kubectl does
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	if commandName() != "flaxctl" {
-		root.Use = "kubectl flax"
+	if name := commandName(); name != "flaxctl" {
+		// Usage lines and examples read "kubectl flax ..." for the plugin.
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: name}
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
