@@ -326,8 +326,11 @@ func dumpThroughPortForward(ctx context.Context, cfg *rest.Config, pod *corev1.P
 		return nil, fmt.Errorf("port forwarding: %w", ctx.Err())
 	}
 	ports, err := fw.GetPorts()
-	if err != nil || len(ports) == 0 {
-		return nil, fmt.Errorf("port forwarding: no local port: %v", err)
+	if err != nil {
+		return nil, fmt.Errorf("port forwarding: %w", err)
+	}
+	if len(ports) == 0 {
+		return nil, errors.New("port forwarding: no local port")
 	}
 	return fetchConfigDump(ctx, http.DefaultTransport, net.JoinHostPort("127.0.0.1", strconv.Itoa(int(ports[0].Local))))
 }

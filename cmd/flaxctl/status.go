@@ -329,7 +329,7 @@ func (o *statusOptions) nodes(ctx context.Context, c client.Client, st *clusterS
 			names = append(names, ns)
 		}
 		sort.Strings(names)
-		return fmt.Errorf("Flax Leases in several namespaces (%s): name the controller's with --controller-namespace", strings.Join(names, ", "))
+		return fmt.Errorf("the Leases of Flax are in several namespaces (%s): name the controller's with --controller-namespace", strings.Join(names, ", "))
 	}
 	var leader *coordinationv1.Lease
 	for i := range mine {

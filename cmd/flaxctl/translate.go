@@ -256,7 +256,7 @@ func (l *loader) object(js []byte) error {
 			Items []jsonRaw `json:"items"`
 		}
 		if err := yaml.Unmarshal(js, &list); err != nil {
-			return fmt.Errorf("List: %w", err)
+			return fmt.Errorf("kind List: %w", err)
 		}
 		for i, item := range list.Items {
 			if err := l.object(item); err != nil {
