@@ -23,6 +23,7 @@ var renderCases = []renderCase{
 	{name: "seccomp-unconfined", gatewayAPI: true},
 	{name: "scheduling", gatewayAPI: true},
 	{name: "no-rbac", gatewayAPI: true},
+	{name: "operations", gatewayAPI: true},
 }
 
 // valueFiles returns the case's value file, if it has one.

@@ -123,6 +123,12 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"port out of range", "dataplane:\n  adminPort: 70000\n", "/dataplane/adminPort"},
 		{"non-string node selector value", "nodeSelector:\n  edge: true\n", "/nodeSelector/edge"},
 		{"relative seccomp dir", "seccomp:\n  hostDir: var/lib/kubelet/seccomp\n", "/seccomp/hostDir"},
+		{"unknown log format", "dataplane:\n  logFormat: console\n", "/dataplane/logFormat"},
+		{"extra volume without a name", "extraVolumes:\n  - emptyDir: {}\n", "name"},
+		{"volume mount without a path", "controller:\n  extraVolumeMounts:\n    - name: a\n", "mountPath"},
+		{"extra container without an image", "extraContainers:\n  - name: shipper\n", "image"},
+		{"unknown affinity key", "affinity:\n  nodeAfinity: {}\n", "nodeAfinity"},
+		{"bad scrape interval", "metrics:\n  serviceMonitor:\n    interval: 30\n", "/metrics/serviceMonitor/interval"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -154,6 +160,14 @@ func TestRenderRefusesInconsistentValues(t *testing.T) {
 		{
 			"ports collide",
 			"dataplane:\n  adminPort: 9903\n", "must differ",
+		},
+		{
+			"scrape annotations on loopback",
+			"metrics:\n  scrapeAnnotations: true\n", "metrics.scrapeAnnotations needs metrics.bindAddress other than 127.0.0.1",
+		},
+		{
+			"service monitor on loopback",
+			"metrics:\n  bindAddress: \"::1\"\n  serviceMonitor:\n    enabled: true\n", "metrics.serviceMonitor.enabled needs metrics.bindAddress other than ::1",
 		},
 		{
 			"no surge and no unavailable node",

@@ -2,6 +2,7 @@ package charttest
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
@@ -80,7 +82,33 @@ type renderedObjects struct {
 	classParams    *flaxv1alpha1.GatewayClassParameters
 	configMaps     []*corev1.ConfigMap
 	serviceAccount *corev1.ServiceAccount
+	metricsService *corev1.Service
+	serviceMonitor *serviceMonitor
 	kinds          []string
+}
+
+// serviceMonitor is the part of prometheus-operator's monitoring.coreos.com/v1
+// ServiceMonitor the chart renders (the operator's Go types are not a dependency);
+// decoding strictly into it still catches a field the chart misspells.
+type serviceMonitor struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		Selector          metav1.LabelSelector `json:"selector"`
+		NamespaceSelector struct {
+			MatchNames []string `json:"matchNames"`
+		} `json:"namespaceSelector"`
+		Endpoints []struct {
+			Port        string `json:"port"`
+			Path        string `json:"path"`
+			Interval    string `json:"interval,omitempty"`
+			Relabelings []struct {
+				SourceLabels []string `json:"sourceLabels"`
+				TargetLabel  string   `json:"targetLabel"`
+			} `json:"relabelings"`
+		} `json:"endpoints"`
+	} `json:"spec"`
 }
 
 // decodeRendering decodes every rendered document strictly into its Go type, so that a
@@ -114,6 +142,12 @@ func decodeRendering(t *testing.T, out string) renderedObjects {
 		case "GatewayClass":
 			r.gatewayClass = &gatewayv1.GatewayClass{}
 			decodeStrict(t, d.raw, r.gatewayClass)
+		case "Service":
+			r.metricsService = &corev1.Service{}
+			decodeStrict(t, d.raw, r.metricsService)
+		case "ServiceMonitor":
+			r.serviceMonitor = &serviceMonitor{}
+			decodeStrict(t, d.raw, r.serviceMonitor)
 		case "GatewayClassParameters":
 			r.classParams = &flaxv1alpha1.GatewayClassParameters{}
 			decodeStrict(t, d.raw, r.classParams)
@@ -168,9 +202,14 @@ func TestRenderedObjects(t *testing.T) {
 			if (r.serviceAccount != nil) != values.ServiceAccount.Create {
 				t.Errorf("serviceAccount.create=%v but ServiceAccount rendered=%v", values.ServiceAccount.Create, r.serviceAccount != nil)
 			}
-			if len(r.configMaps) != 0 {
-				t.Errorf("%d ConfigMaps rendered; the seccomp profile comes from the image", len(r.configMaps))
+			// The only ConfigMap is the dashboard: the seccomp profile comes from the image.
+			if want := map[bool]int{true: 1}[values.Metrics.Dashboard.Enabled]; len(r.configMaps) != want {
+				t.Errorf("%d ConfigMaps rendered, want %d (metrics.dashboard.enabled=%v)", len(r.configMaps), want, values.Metrics.Dashboard.Enabled)
 			}
+			for _, cm := range r.configMaps {
+				checkDashboard(t, cm)
+			}
+			checkMetricsExposure(t, r, values)
 		})
 	}
 }
@@ -191,16 +230,19 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 	if spec.TerminationGracePeriodSeconds == nil || *spec.TerminationGracePeriodSeconds <= drain {
 		fail("terminationGracePeriodSeconds %v must exceed drain grace + timeout = %d", spec.TerminationGracePeriodSeconds, drain)
 	}
-	names := []string{}
+	names, want := []string{}, []string{"controller", "dataplane"}
 	for _, c := range spec.Containers {
 		names = append(names, c.Name)
 	}
-	if !slices.Equal(names, []string{"controller", "dataplane"}) {
-		fail("containers %v, want controller and dataplane", names)
+	for _, c := range v.ExtraContainers {
+		want = append(want, c.Name)
+	}
+	if !slices.Equal(names, want) {
+		fail("containers %v, want %v (controller, dataplane, then extraContainers)", names, want)
 		return problems
 	}
 	var socketDirs []string
-	for _, c := range spec.Containers {
+	for _, c := range spec.Containers[:2] {
 		sc := c.SecurityContext
 		if sc == nil || sc.RunAsUser != nil || sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot {
 			fail("%s: must inherit the pod's non-root user (the 0600 socket needs one UID)", c.Name)
@@ -238,7 +280,7 @@ func checkDaemonSet(ds *appsv1.DaemonSet, v chartValues) []string {
 	if !slices.Contains(spec.Containers[0].Args, "--dataplane-socket="+socket) || !slices.Contains(dp.Args, "--socket="+socket) {
 		fail("controller and dataplane must use the socket %s: %v / %v", socket, spec.Containers[0].Args, dp.Args)
 	}
-	adminArg := fmt.Sprintf("--admin-address=127.0.0.1:%d", v.Dataplane.AdminPort)
+	adminArg := "--admin-address=" + net.JoinHostPort(v.Metrics.BindAddress, fmt.Sprint(v.Dataplane.AdminPort))
 	if !slices.Contains(dp.Args, adminArg) || !slices.Contains(dp.Args, "--admin-reuse-port=true") {
 		fail("dataplane: want %s with --admin-reuse-port=true", adminArg)
 	}

@@ -41,6 +41,22 @@ type chartValues struct {
 	ServiceAccount struct {
 		Create bool `json:"create"`
 	} `json:"serviceAccount"`
+	Controller struct {
+		MetricsPort int32 `json:"metricsPort"`
+	} `json:"controller"`
+	Metrics struct {
+		BindAddress       string `json:"bindAddress"`
+		ScrapeAnnotations bool   `json:"scrapeAnnotations"`
+		ServiceMonitor    struct {
+			Enabled bool `json:"enabled"`
+		} `json:"serviceMonitor"`
+		Dashboard struct {
+			Enabled bool `json:"enabled"`
+		} `json:"dashboard"`
+	} `json:"metrics"`
+	ExtraContainers []struct {
+		Name string `json:"name"`
+	} `json:"extraContainers"`
 	Dataplane struct {
 		AdminPort int32 `json:"adminPort"`
 		Drain     struct {

@@ -113,6 +113,7 @@ type common struct {
 	drainGrace   time.Duration
 	drainTimeout time.Duration
 	verbosity    int
+	logFormat    string
 	accessLog    string
 	trustedHops  int
 	reqHeadBytes int
@@ -134,6 +135,7 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.drainGrace, "drain-grace", 0, "on SIGTERM, how long /readyz fails before listeners stop accepting")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.IntVar(&c.verbosity, "v", 0, "log verbosity (0: changes and errors, 1: every config update)")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log line format: json (one JSON object per line) or text (key=value pairs)")
 	fs.IntVar(&c.trustedHops, "trusted-hops", 0, "proxies in front of the dataplane whose X-Forwarded-* and Forwarded fields are trusted (0-16), for listeners that set no trustedHops: 0 replaces what clients send; N keeps and appends, and takes the client address N entries from the end of X-Forwarded-For")
 	fs.IntVar(&c.reqHeadBytes, "max-request-header-bytes", http1.DefaultMaxHeaderBytes, "longest request head (request line and fields), in bytes; a longer one is answered 431")
 	fs.IntVar(&c.reqHeaders, "max-request-headers", http1.DefaultMaxHeaderCount, "most request header fields; more are answered 431")
@@ -170,7 +172,10 @@ func (c *common) proxyOptions() (proxy.Options, error) {
 }
 
 func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
-	log := funcr.NewJSON(func(obj string) { fmt.Fprintln(stderr, obj) }, funcr.Options{Verbosity: c.verbosity, LogTimestamp: true})
+	log, err := c.logger(stderr)
+	if err != nil {
+		return nil, log, err
+	}
 	po, err := c.proxyOptions()
 	if err != nil {
 		return nil, log, err
@@ -181,6 +186,21 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})
 	return d, log, err
+}
+
+// logger returns the process logger: one line per entry on stderr, in the
+// --log-format chosen, with --v's verbosity. On a bad format it returns the JSON
+// logger too, to report the error with.
+func (c *common) logger(stderr io.Writer) (logr.Logger, error) {
+	write := func(line string) { fmt.Fprintln(stderr, line) }
+	opts := funcr.Options{Verbosity: c.verbosity, LogTimestamp: true}
+	switch c.logFormat {
+	case "json":
+		return funcr.NewJSON(write, opts), nil
+	case "text":
+		return funcr.New(func(prefix, args string) { write(prefix + args) }, opts), nil
+	}
+	return funcr.NewJSON(write, opts), fmt.Errorf("--log-format %q: must be json or text", c.logFormat)
 }
 
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {

@@ -234,6 +234,34 @@ func TestLimitAndTrustFlags(t *testing.T) {
 	}
 }
 
+func TestLogFormatFlag(t *testing.T) {
+	for format, want := range map[string]string{
+		"json": `"msg":"config applied","version":7}`,
+		"text": `"msg"="config applied" "version"=7`,
+	} {
+		var c common
+		fs := newFlagSet("run", "run", io.Discard)
+		c.bind(fs)
+		if err := fs.Parse([]string{"--log-format", format}); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		log, err := c.logger(&out)
+		if err != nil {
+			t.Fatalf("--log-format %s: %v", format, err)
+		}
+		log.Info("config applied", "version", 7)
+		if line := out.String(); !strings.Contains(line, want) || strings.Count(line, "\n") != 1 {
+			t.Errorf("--log-format %s wrote %q, want one line containing %q", format, line, want)
+		}
+	}
+	var out, errOut bytes.Buffer
+	err := run([]string{"proxy", "--to", "127.0.0.1:1", "--admin-address", "", "--log-format", "xml"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `--log-format "xml": must be json or text`) {
+		t.Errorf("--log-format xml: %v", err)
+	}
+}
+
 func TestRuntimeAPIFlag(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := run([]string{"proxy", "--to", "127.0.0.1:1", "--engine", "netpoll", "--admin-address", "127.0.0.1:0", "--runtime-api", "sometimes"}, &out, &errOut)

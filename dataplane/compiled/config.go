@@ -585,6 +585,8 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 			return nil, err
 		}
 		l.TLS = cfg
+	case dataplanev1.Listener_TLS:
+		return nil, fmt.Errorf("protocol TLS: not served by this dataplane yet")
 	case dataplanev1.Listener_TCP:
 		l.Protocol = ProtocolTCP
 		r := &Route{Name: pl.GetTcpRoute().GetName()}

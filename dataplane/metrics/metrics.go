@@ -12,7 +12,9 @@
 //     rate_limited_requests_total{route} (429s of the route's local rate limit);
 //   - per reason: local_replies_total{reason} (Reason: rate_limited, overflow, ...);
 //   - per kind: timeouts_total{kind} (TimeoutKind: request_head, send_stall, ...);
-//   - per backend group: upstream_requests_total, upstream_connect_errors_total,
+//   - per backend group: upstream_requests_total,
+//     upstream_response_duration_seconds (request head sent to response head, per
+//     attempt), upstream_connect_errors_total,
 //     upstream_connections_active, upstream_requests_active (requests in flight,
 //     the base of the retry budget), upstream_retries_total{reason} (retry
 //     attempts started, by RetryReason), upstream_retry_budget_denied_total (retries the budget refused),
@@ -23,6 +25,7 @@
 //   - the process: downstream_connections_active, downstream_connections_total,
 //     downstream_connections_overflow_total{listener,reason} (connections closed at
 //     once over a connection cap, and accepts that failed for lack of descriptors),
+//     downstream_bytes_received_total{listener}, downstream_bytes_sent_total{listener},
 //     buffer_bytes{state} (connection buffers lent and kept free),
 //     memory_budget_bytes, memory_used_bytes (what the budget counts),
 //     overload_actions_total{action} (load shed over the memory budget),
@@ -123,13 +126,59 @@ func (k TimeoutKind) String() string {
 // RouteCounters are one worker's counters for one route.
 type RouteCounters struct {
 	codes       [5]atomic.Uint64 // 1xx..5xx
-	buckets     [numBuckets]atomic.Uint64
-	overflow    atomic.Uint64 // observations above the last bucket
-	sumNanos    atomic.Uint64
+	duration    histogram
 	rateLimited atomic.Uint64 // requests answered 429 by the route's rate limit
 }
 
 const numBuckets = 14
+
+// histogram is one worker's share of a duration histogram over DurationBuckets.
+type histogram struct {
+	buckets  [numBuckets]atomic.Uint64
+	overflow atomic.Uint64 // observations above the last bucket
+	sumNanos atomic.Uint64
+}
+
+// observe counts one duration.
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < numBuckets && s > DurationBuckets[i] {
+		i++
+	}
+	if i < numBuckets {
+		h.buckets[i].Add(1)
+	} else {
+		h.overflow.Add(1)
+	}
+	h.sumNanos.Add(uint64(d))
+}
+
+// histogramSum adds workers' shares of one histogram up for export.
+type histogramSum struct {
+	buckets  [numBuckets]uint64
+	overflow uint64
+	sumNanos uint64
+}
+
+func (t *histogramSum) add(h *histogram) {
+	for i := range t.buckets {
+		t.buckets[i] += h.buckets[i].Load()
+	}
+	t.overflow += h.overflow.Load()
+	t.sumNanos += h.sumNanos.Load()
+}
+
+// metric returns the Prometheus histogram of the sum.
+func (t *histogramSum) metric(d *prometheus.Desc, labels ...string) prometheus.Metric {
+	cum := make(map[float64]uint64, numBuckets)
+	var count uint64
+	for i, v := range t.buckets {
+		count += v
+		cum[DurationBuckets[i]] = count
+	}
+	return prometheus.MustNewConstHistogram(d, count+t.overflow, float64(t.sumNanos)/1e9, cum, labels...)
+}
 
 // GroupCounters are one worker's counters for one backend group.
 type GroupCounters struct {
@@ -142,6 +191,9 @@ type GroupCounters struct {
 	// retry, so that counting costs a request two adds on a cache line of its
 	// own worker instead of two on a line every core writes.
 	inFlight atomic.Int64
+	// response times the group's backends: from an attempt's request head
+	// sent to its response head received.
+	response histogram
 }
 
 // AddInFlight adds delta (+1 when a request is routed to the group, -1 when it
@@ -301,6 +353,8 @@ func (r OverflowReason) String() string {
 // ListenerCounters are one worker's counters for one listener.
 type ListenerCounters struct {
 	overflows [numOverflowReasons]atomic.Uint64
+	received  atomic.Uint64 // bytes from clients
+	sent      atomic.Uint64 // bytes to clients
 }
 
 // Shared is the node-wide state of one backend group that every worker shares: the
@@ -533,17 +587,29 @@ func (w *Worker) ObserveRequest(r *RouteCounters, status int, d time.Duration) {
 		class = 4
 	}
 	r.codes[class].Add(1)
-	s := d.Seconds()
-	i := 0
-	for i < numBuckets && s > DurationBuckets[i] {
-		i++
+	r.duration.observe(d)
+}
+
+// ObserveUpstream counts one upstream response head from backend group g (may be nil),
+// d after the attempt's request head was sent.
+func (w *Worker) ObserveUpstream(g *GroupCounters, d time.Duration) {
+	if g != nil {
+		g.response.observe(d)
 	}
-	if i < numBuckets {
-		r.buckets[i].Add(1)
-	} else {
-		r.overflow.Add(1)
+}
+
+// ClientBytes counts bytes received from and sent to the clients of listener l (may
+// be nil). On TLS listeners they are the decrypted bytes, as the proxy sees them.
+func (w *Worker) ClientBytes(l *ListenerCounters, received, sent int) {
+	if l == nil {
+		return
 	}
-	r.sumNanos.Add(uint64(d))
+	if received > 0 {
+		l.received.Add(uint64(received))
+	}
+	if sent > 0 {
+		l.sent.Add(uint64(sent))
+	}
 }
 
 // LocalReply counts a response the proxy produced itself, by reason.
@@ -668,6 +734,18 @@ func (r *Registry) Overflows(id uint32, reason OverflowReason) uint64 {
 	return n
 }
 
+// ClientBytes returns the bytes received from and sent to the clients of listener
+// id, summed over the workers.
+func (r *Registry) ClientBytes(id uint32) (received, sent uint64) {
+	for _, w := range r.workers {
+		if c := w.Listener(id); c != nil {
+			received += c.received.Load()
+			sent += c.sent.Load()
+		}
+	}
+	return received, sent
+}
+
 // OverloadActions returns the overload actions a taken, summed over the workers.
 func (r *Registry) OverloadActions(a OverloadAction) uint64 {
 	var n uint64
@@ -772,6 +850,7 @@ func (r *Registry) UpstreamConnections(id uint32) int64 {
 type descs struct {
 	requests, duration, localReplies, connsActive, connsTotal          *prometheus.Desc
 	upstreamRequests, connectErrors, upstreamConns                     *prometheus.Desc
+	upstreamResponse, bytesReceived, bytesSent                         *prometheus.Desc
 	engine, configVersion, configApplied, configErrors                 *prometheus.Desc
 	healthTransitions, ejections, unhealthy                            *prometheus.Desc
 	breakerActive, breakerOverflows, mirrors                           *prometheus.Desc
@@ -788,6 +867,9 @@ func newDescs() descs {
 		connsActive:      prometheus.NewDesc("flax_downstream_connections_active", "Open client connections.", nil, nil),
 		connsTotal:       prometheus.NewDesc("flax_downstream_connections_total", "Accepted client connections.", nil, nil),
 		upstreamRequests: prometheus.NewDesc("flax_upstream_requests_total", "Requests sent to a backend group.", []string{"backend_group"}, nil),
+		upstreamResponse: prometheus.NewDesc("flax_upstream_response_duration_seconds", "Time from a request head sent to a backend group (each attempt) to its response head, by backend group.", []string{"backend_group"}, nil),
+		bytesReceived:    prometheus.NewDesc("flax_downstream_bytes_received_total", "Bytes received from clients, by listener (decrypted bytes on TLS listeners).", []string{"listener"}, nil),
+		bytesSent:        prometheus.NewDesc("flax_downstream_bytes_sent_total", "Bytes sent to clients, by listener (before encryption on TLS listeners).", []string{"listener"}, nil),
 		connectErrors:    prometheus.NewDesc("flax_upstream_connect_errors_total", "Failed connects to a backend group's endpoints.", []string{"backend_group"}, nil),
 		upstreamConns:    prometheus.NewDesc("flax_upstream_connections_active", "Open connections to a backend group's endpoints.", []string{"backend_group"}, nil),
 		engine:           prometheus.NewDesc("flax_engine_info", "The I/O engine in use (value 1), and why when it is a fallback.", []string{"engine", "reason"}, nil),
@@ -823,6 +905,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
 		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied, d.timeouts,
 		d.connOverflows, d.bufferBytes, d.memBudget, d.memUsed, d.overload, d.runtimeChanges,
+		d.upstreamResponse, d.bytesReceived, d.bytesSent,
 	} {
 		ch <- x
 	}
@@ -841,8 +924,8 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 
 	for id, name := range rnames {
 		var codes [5]uint64
-		var buckets [numBuckets]uint64
-		var over, sum, limited uint64
+		var dur histogramSum
+		var limited uint64
 		for _, w := range r.workers {
 			c := w.Route(uint32(id))
 			if c == nil {
@@ -851,11 +934,7 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			for i := range codes {
 				codes[i] += c.codes[i].Load()
 			}
-			for i := range buckets {
-				buckets[i] += c.buckets[i].Load()
-			}
-			over += c.overflow.Load()
-			sum += c.sumNanos.Load()
+			dur.add(&c.duration)
 			limited += c.rateLimited.Load()
 		}
 		for i, v := range codes {
@@ -866,18 +945,12 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		if limited > 0 {
 			ch <- prometheus.MustNewConstMetric(d.rateLimited, prometheus.CounterValue, float64(limited), name)
 		}
-		cum := map[float64]uint64{}
-		var count uint64
-		for i, v := range buckets {
-			count += v
-			cum[DurationBuckets[i]] = count
-		}
-		count += over
-		ch <- prometheus.MustNewConstHistogram(d.duration, count, float64(sum)/1e9, cum, name)
+		ch <- dur.metric(d.duration, name)
 	}
 	for id, name := range gnames {
 		var req, cerr uint64
 		var conns int64
+		var response histogramSum
 		for _, w := range r.workers {
 			g := w.Group(uint32(id))
 			if g == nil {
@@ -886,7 +959,9 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			req += g.requests.Load()
 			cerr += g.connectErrors.Load()
 			conns += g.connections.Load()
+			response.add(&g.response)
 		}
+		ch <- response.metric(d.upstreamResponse, name)
 		ch <- prometheus.MustNewConstMetric(d.upstreamRequests, prometheus.CounterValue, float64(req), name)
 		ch <- prometheus.MustNewConstMetric(d.connectErrors, prometheus.CounterValue, float64(cerr), name)
 		ch <- prometheus.MustNewConstMetric(d.upstreamConns, prometheus.GaugeValue, float64(conns), name)
@@ -898,6 +973,9 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		for reason := range numOverflowReasons {
 			ch <- prometheus.MustNewConstMetric(d.connOverflows, prometheus.CounterValue, float64(r.Overflows(uint32(id), reason)), name, reason.String())
 		}
+		received, sent := r.ClientBytes(uint32(id))
+		ch <- prometheus.MustNewConstMetric(d.bytesReceived, prometheus.CounterValue, float64(received), name)
+		ch <- prometheus.MustNewConstMetric(d.bytesSent, prometheus.CounterValue, float64(sent), name)
 	}
 	var reasons [numReasons]uint64
 	var timeouts [numTimeoutKinds]uint64

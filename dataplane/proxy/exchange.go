@@ -173,6 +173,7 @@ type Exchange struct {
 	upEOF        bool
 	upBroken     bool // not reusable (write failed, extra bytes)
 	headSent     bool
+	sentAt       int64 // when the attempt's request head was queued (Worker.Now)
 	reqDeadline  int64
 	tryDeadline  int64
 	backoffUntil int64

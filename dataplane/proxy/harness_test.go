@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
@@ -380,6 +381,33 @@ func gatherCounter(t testing.TB, reg *metrics.Registry, name string, labels ...s
 		}
 	}
 	return 0
+}
+
+// gatherHistogram returns the histogram of family name whose label has value,
+// nil if there is none.
+func gatherHistogram(t testing.TB, reg *metrics.Registry, name, label, value string) *dto.Histogram {
+	t.Helper()
+	pr := prometheus.NewRegistry()
+	if err := pr.Register(reg); err != nil {
+		t.Fatalf("register metrics: %v", err)
+	}
+	fams, err := pr.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetHistogram()
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // requestsCount returns flax_requests_total for a route and code class.

@@ -649,6 +649,7 @@ func (s *Session) stepProxy() bool {
 	if x.upState == upConnected && !x.upBroken {
 		if !x.headSent {
 			x.headSent = true
+			x.sentAt = s.w.Now()
 			if x.expect {
 				// An upstream took the request: let the client send
 				// the body.

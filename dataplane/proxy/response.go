@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"time"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/http1"
@@ -135,6 +136,10 @@ func (s *Session) responseHead(n int) bool {
 		x.replayOff = -1
 		s.startTunnel()
 		return false
+	}
+	if !res.Interim() && x.group != nil && x.headSent {
+		m := s.w.Metrics
+		m.ObserveUpstream(m.Group(x.group.Stats), time.Duration(s.w.Now()-x.sentAt))
 	}
 	if res.Status >= 500 {
 		s.report(compiled.OutcomeServerError)

@@ -49,6 +49,7 @@ type Target struct {
 type Session struct {
 	w      *Worker
 	lref   *atomic.Pointer[compiled.Listener]
+	lstats *metrics.ListenerCounters // the listener's byte counters
 	remote netip.AddrPort
 	secure bool
 	x      *Exchange
@@ -80,6 +81,9 @@ func (s *Session) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote n
 	w.Metrics.ConnOpened()
 	now := w.Now()
 	lst := l.Load()
+	if lst != nil {
+		s.lstats = w.Metrics.Listener(lst.Stats)
+	}
 	s.hdrDeadline = now + s.headTimeout(lst)
 	if lst != nil && lst.Protocol == compiled.ProtocolTCP {
 		s.openTCP(lst, now)
@@ -218,6 +222,7 @@ func (s *Session) ClientData(p []byte) int {
 		x.moved = s.coarse()
 	}
 	n := s.appendClient(p)
+	s.w.Metrics.ClientBytes(s.lstats, n, 0)
 	s.run()
 	return n
 }
@@ -364,6 +369,7 @@ func (s *Session) Sent(side Side, n int, err error) {
 	}
 	if side == Client {
 		x.respBytes += int64(n)
+		s.w.Metrics.ClientBytes(s.lstats, 0, n)
 		if f.empty() {
 			x.cliUsed = 0
 		}

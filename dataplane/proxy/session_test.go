@@ -905,3 +905,37 @@ func TestEarlyResponseAfterFailedWrite(t *testing.T) {
 		t.Fatalf("client closed %v linger %v, upstream closed %d", h.clientClosed, h.linger, h.closedUp)
 	}
 }
+
+// TestUpstreamResponseTimeAndClientBytes checks the per-group upstream response
+// time (request head sent to response head, interim responses aside) and the
+// listener's byte counters.
+func TestUpstreamResponseTimeAndClientBytes(t *testing.T) {
+	h := newHarness(t)
+	req := "POST /x HTTP/1.1\r\nHost: example.com\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+	h.client(req)
+	h.connect(false, nil)
+	h.advance(30 * time.Millisecond)
+	h.upstream("HTTP/1.1 100 Continue\r\n\r\n")
+	h.client("hi")
+	h.advance(10 * time.Millisecond)
+	h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	got := h.takeClient()
+	if !strings.HasSuffix(got, "hello") {
+		t.Fatalf("client got %q", got)
+	}
+	hist := gatherHistogram(t, h.reg, "flax_upstream_response_duration_seconds", "backend_group", "one")
+	if hist == nil || hist.GetSampleCount() != 1 || hist.GetSampleSum() < 0.0399 || hist.GetSampleSum() > 0.0401 {
+		t.Fatalf("upstream response time %v, want one sample of 40ms (the 100 Continue is not a response head)", hist)
+	}
+	for _, b := range hist.GetBucket() {
+		if want := uint64(map[bool]int{true: 1}[b.GetUpperBound() >= 0.05]); b.GetCumulativeCount() != want {
+			t.Errorf("bucket le=%v holds %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+	if n := gatherCounter(t, h.reg, "flax_downstream_bytes_received_total", "listener", "web"); n != float64(len(req)+2) {
+		t.Errorf("bytes received %v, want %d", n, len(req)+2)
+	}
+	if n := gatherCounter(t, h.reg, "flax_downstream_bytes_sent_total", "listener", "web"); n != float64(len(got)) {
+		t.Errorf("bytes sent %v, want %d (what the client got)", n, len(got))
+	}
+}

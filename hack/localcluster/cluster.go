@@ -316,8 +316,8 @@ The cluster is up. In another shell:
   export KUBECONFIG=%s
   %s get nodes,pods -A -o wide
 
-Pod stdout/stderr go to files under %s (kubectl logs is not served).
-`, c.kubeconfig, k, filepath.Join(c.cfg.dir, "pods"))
+Pod logs: %s logs -n NAMESPACE POD (the files are under %s).
+`, c.kubeconfig, k, k, filepath.Join(c.cfg.dir, "pods"))
 	if c.cfg.flax == flaxNone {
 		fmt.Printf(`
 Flax is not running (--flax=none). Install it from the chart as README.md says

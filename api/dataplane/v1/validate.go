@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,10 +212,10 @@ func (v *validator) listeners(ls []*Listener) {
 
 		switch l.GetProtocol() {
 		case Listener_PROTOCOL_UNSPECIFIED:
-			v.add(p.child("protocol"), "must be set to HTTP, HTTPS or TCP")
+			v.add(p.child("protocol"), "must be set to HTTP, HTTPS, TCP or TLS")
 		case Listener_HTTP:
 			if len(l.GetCertificates()) > 0 {
-				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS")
+				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS or TLS")
 			}
 		case Listener_HTTPS:
 			if len(l.GetCertificates()) == 0 {
@@ -222,7 +223,7 @@ func (v *validator) listeners(ls []*Listener) {
 			}
 		case Listener_TCP:
 			if len(l.GetCertificates()) > 0 {
-				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS")
+				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS or TLS")
 			}
 			if len(l.GetVirtualHosts()) > 0 {
 				v.add(p.child("virtualHosts"), "must be empty when protocol is TCP")
@@ -230,18 +231,33 @@ func (v *validator) listeners(ls []*Listener) {
 			if l.GetTcpRoute() == nil {
 				v.add(p.child("tcpRoute"), "a TCP listener needs a tcpRoute")
 			}
+		case Listener_TLS:
+			if len(l.GetVirtualHosts()) > 0 {
+				v.add(p.child("virtualHosts"), "must be empty when protocol is TLS")
+			}
+			if len(l.GetTlsRoutes()) == 0 {
+				v.add(p.child("tlsRoutes"), "a TLS listener needs at least one tlsRoute")
+			}
+			terminates := slices.ContainsFunc(l.GetTlsRoutes(), (*TLSRoute).GetTerminate)
+			switch {
+			case terminates && len(l.GetCertificates()) == 0:
+				v.add(p.child("certificates"), "a TLS listener with a terminating route needs at least one certificate")
+			case !terminates && len(l.GetCertificates()) > 0:
+				v.add(p.child("certificates"), "must be empty when no tlsRoute terminates (passthrough routes never use them)")
+			}
 		}
+		headless := l.GetProtocol() == Listener_TCP || l.GetProtocol() == Listener_TLS
 		if l.TrustedHops != nil {
-			if l.GetProtocol() == Listener_TCP {
-				v.add(p.child("trustedHops"), "must be unset when protocol is TCP (a TCP listener reads no headers)")
+			if headless {
+				v.addf(p.child("trustedHops"), "must be unset when protocol is %s (the listener reads no headers)", l.GetProtocol())
 			} else if l.GetTrustedHops() > MaxTrustedHops {
 				v.addf(p.child("trustedHops"), "must be at most %d, got %d", MaxTrustedHops, l.GetTrustedHops())
 			}
 		}
 		if hl := l.GetHeadLimits(); hl != nil {
 			hp := p.child("headLimits")
-			if l.GetProtocol() == Listener_TCP {
-				v.add(hp, "must be unset when protocol is TCP (a TCP listener reads no headers)")
+			if headless {
+				v.addf(hp, "must be unset when protocol is %s (the listener reads no headers)", l.GetProtocol())
 			}
 			for _, f := range []struct {
 				name     string
@@ -264,6 +280,9 @@ func (v *validator) listeners(ls []*Listener) {
 		if l.GetTcpRoute() != nil && l.GetProtocol() != Listener_TCP {
 			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
 		}
+		if len(l.GetTlsRoutes()) > 0 && l.GetProtocol() != Listener_TLS {
+			v.add(p.child("tlsRoutes"), "must be empty unless protocol is TLS")
+		}
 		if t := l.GetTimeouts(); t != nil {
 			tp := p.child("timeouts")
 			v.timeout(tp.child("requestHead"), t.GetRequestHead())
@@ -278,6 +297,7 @@ func (v *validator) listeners(ls []*Listener) {
 		if r := l.GetTcpRoute(); r != nil {
 			v.tcpRoute(p.child("tcpRoute"), r)
 		}
+		v.tlsRoutes(p, l.GetTlsRoutes())
 	}
 }
 
@@ -782,7 +802,46 @@ func (v *validator) tcpRoute(p fieldPath, r *TCPRoute) {
 	if r.GetName() == "" {
 		v.add(p.child("name"), "must not be empty")
 	}
-	for i, b := range r.GetBackends() {
+	v.tcpBackends(p, r.GetBackends())
+}
+
+// tlsRoutes validates the routes of a TLS listener: names unique, hostnames as
+// virtual hosts have them (each in one route, one route without any), backends as
+// a TCP route's.
+func (v *validator) tlsRoutes(p fieldPath, routes []*TLSRoute) {
+	names := map[string]int{}
+	hosts := map[string]int{}
+	catchAll := -1
+	for i, r := range routes {
+		rp := p.item("tlsRoutes", i)
+		v.uniqueName(rp.child("name"), r.GetName(), names, i, "tlsRoutes")
+		if len(r.GetHostnames()) == 0 {
+			if catchAll >= 0 {
+				v.addf(rp.child("hostnames"), "only one tlsRoute of a listener may have no hostnames (also tlsRoutes[%d])", catchAll)
+			} else {
+				catchAll = i
+			}
+		}
+		for j, h := range r.GetHostnames() {
+			hp := rp.item("hostnames", j)
+			if problem := checkHostname(h, true); problem != "" {
+				v.add(hp, problem)
+				continue
+			}
+			if k, dup := hosts[h]; dup {
+				v.addf(hp, "hostname %q is also routed by tlsRoutes[%d]", h, k)
+				continue
+			}
+			hosts[h] = i
+		}
+		v.tcpBackends(rp, r.GetBackends())
+	}
+}
+
+// tcpBackends validates the weighted backends of a TCP or TLS route (p is the
+// route's path).
+func (v *validator) tcpBackends(p fieldPath, backends []*TCPBackend) {
+	for i, b := range backends {
 		bp := p.item("backends", i)
 		switch t := b.GetTarget().(type) {
 		case *TCPBackend_BackendGroup:
@@ -798,7 +857,7 @@ func (v *validator) tcpRoute(p fieldPath, r *TCPRoute) {
 			v.addf(bp.child("weight"), "must be at most %d, got %d", MaxWeight, b.GetWeight())
 		}
 	}
-	v.someWeight(p.child("backends"), len(r.GetBackends()), func(i int) uint32 { return r.GetBackends()[i].GetWeight() })
+	v.someWeight(p.child("backends"), len(backends), func(i int) uint32 { return backends[i].GetWeight() })
 }
 
 // someWeight reports a list of n weighted backends whose weights are all zero:

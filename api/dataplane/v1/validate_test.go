@@ -34,6 +34,17 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(custom); err != nil {
 		t.Fatalf("Validate(custom algorithms) = %v", err)
 	}
+	tls := validSnapshot(t)
+	tlsL(tls)
+	if err := dataplanev1.Validate(tls); err != nil {
+		t.Fatalf("Validate(TLS listener) = %v", err)
+	}
+	passthrough := validSnapshot(t)
+	tlsL(passthrough).TlsRoutes[1].Terminate = false
+	passthrough.Listeners[2].Certificates = nil
+	if err := dataplanev1.Validate(passthrough); err != nil {
+		t.Fatalf("Validate(TLS passthrough listener) = %v", err)
+	}
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{}); err != nil {
 		t.Fatalf("Validate(empty) = %v", err)
 	}
@@ -47,6 +58,23 @@ func httpL(s *dataplanev1.Snapshot) *dataplanev1.Listener { return s.Listeners[0
 
 func vhost(s *dataplanev1.Snapshot, i int) *dataplanev1.VirtualHost {
 	return s.Listeners[0].VirtualHosts[i]
+}
+
+// tlsL turns listeners[2] (TCP) into a TLS listener with a passthrough route for
+// db.example.com and a terminating route for every other server name, and returns
+// it.
+func tlsL(s *dataplanev1.Snapshot) *dataplanev1.Listener {
+	l := s.Listeners[2]
+	l.Protocol = dataplanev1.Listener_TLS
+	l.Certificates = s.Listeners[1].Certificates
+	l.TlsRoutes = []*dataplanev1.TLSRoute{
+		{Name: "default/db/rule-0", Hostnames: []string{"db.example.com", "*.db.example.com"}, Backends: l.TcpRoute.Backends},
+		{Name: "default/other/rule-0", Terminate: true, Backends: []*dataplanev1.TCPBackend{
+			{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "db"}, Weight: 1},
+		}},
+	}
+	l.TcpRoute = nil
+	return l
 }
 
 // fullRoute is listeners[0].virtualHosts[0].routes[1], the route with every feature.
@@ -178,6 +206,56 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"http listener with tcp route", func(s *dataplanev1.Snapshot) { httpL(s).TcpRoute = s.Listeners[2].TcpRoute },
 			"listeners[0].tcpRoute", "unless protocol is TCP",
+		},
+		{
+			"tls listener without routes", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes = nil },
+			"listeners[2].tlsRoutes", "needs at least one tlsRoute",
+		},
+		{
+			"tls listener terminating without certificates", func(s *dataplanev1.Snapshot) { tlsL(s).Certificates = nil },
+			"listeners[2].certificates", "terminating route needs at least one certificate",
+		},
+		{
+			"tls passthrough listener with certificates", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[1].Terminate = false },
+			"listeners[2].certificates", "must be empty when no tlsRoute terminates",
+		},
+		{
+			"tls listener with virtual hosts", func(s *dataplanev1.Snapshot) { tlsL(s).VirtualHosts = httpL(s).VirtualHosts },
+			"listeners[2].virtualHosts", "must be empty when protocol is TLS",
+		},
+		{
+			"tls listener with head limits", func(s *dataplanev1.Snapshot) { tlsL(s).HeadLimits = &dataplanev1.HeadLimits{} },
+			"listeners[2].headLimits", "must be unset when protocol is TLS",
+		},
+		{
+			"http listener with tls routes", func(s *dataplanev1.Snapshot) { httpL(s).TlsRoutes = []*dataplanev1.TLSRoute{{Name: "x"}} },
+			"listeners[0].tlsRoutes", "must be empty unless protocol is TLS",
+		},
+		{
+			"tls route names unique", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[1].Name = "default/db/rule-0" },
+			"listeners[2].tlsRoutes[1].name", `duplicate name "default/db/rule-0" (also tlsRoutes[0])`,
+		},
+		{
+			"tls route hostname twice", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[1].Hostnames = []string{"*.db.example.com"} },
+			"listeners[2].tlsRoutes[1].hostnames[0]", `hostname "*.db.example.com" is also routed by tlsRoutes[0]`,
+		},
+		{
+			"tls route hostname invalid", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[0].Hostnames[0] = "DB.example.com" },
+			"listeners[2].tlsRoutes[0].hostnames[0]", "lowercase",
+		},
+		{
+			"two tls routes without hostnames", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[0].Hostnames = nil },
+			"listeners[2].tlsRoutes[1].hostnames", "only one tlsRoute of a listener may have no hostnames (also tlsRoutes[0])",
+		},
+		{
+			"tls route backend missing group", func(s *dataplanev1.Snapshot) {
+				tlsL(s).TlsRoutes[1].Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}
+			},
+			"listeners[2].tlsRoutes[1].backends[0].backendGroup", `backend group "nope" does not exist`,
+		},
+		{
+			"tls route weights all zero", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[1].Backends[0].Weight = 0 },
+			"listeners[2].tlsRoutes[1].backends", "every weight is 0",
 		},
 		{"tcp backend missing group", func(s *dataplanev1.Snapshot) {
 			s.Listeners[2].TcpRoute.Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}

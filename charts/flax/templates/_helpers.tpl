@@ -127,6 +127,33 @@ naming the values to change.
 {{- end }}
 {{- $ports := list (int .Values.dataplane.adminPort) (int .Values.controller.metricsPort) (int .Values.controller.healthPort) }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
-{{- fail (printf "dataplane.adminPort, controller.metricsPort and controller.healthPort must differ (got %v): all three bind 127.0.0.1 on the node." $ports) }}
+{{- fail (printf "dataplane.adminPort, controller.metricsPort and controller.healthPort must differ (got %v): all three bind on the node's host network." $ports) }}
 {{- end }}
+{{- if include "flax.metricsLoopback" . }}
+{{- if .Values.metrics.scrapeAnnotations }}
+{{- fail (printf "metrics.scrapeAnnotations needs metrics.bindAddress other than %s: Prometheus cannot reach a node's loopback address. Set metrics.bindAddress=0.0.0.0." .Values.metrics.bindAddress) }}
+{{- end }}
+{{- if .Values.metrics.serviceMonitor.enabled }}
+{{- fail (printf "metrics.serviceMonitor.enabled needs metrics.bindAddress other than %s: Prometheus cannot reach a node's loopback address. Set metrics.bindAddress=0.0.0.0." .Values.metrics.bindAddress) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Non-empty when metrics.bindAddress is a loopback address (only the node itself can
+scrape it).
+*/}}
+{{- define "flax.metricsLoopback" -}}
+{{- $a := .Values.metrics.bindAddress }}
+{{- if or (hasPrefix "127." $a) (eq $a "::1") (eq $a "localhost") }}true{{ end }}
+{{- end }}
+
+{{/*
+host:port for a port on metrics.bindAddress, with an IPv6 address in brackets.
+Call with (list $ port).
+*/}}
+{{- define "flax.metricsAddress" -}}
+{{- $ctx := index . 0 }}
+{{- $a := $ctx.Values.metrics.bindAddress }}
+{{- if contains ":" $a }}[{{ $a }}]{{ else }}{{ $a }}{{ end }}:{{ index . 1 }}
 {{- end }}
