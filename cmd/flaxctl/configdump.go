@@ -257,9 +257,9 @@ func (o *configDumpOptions) findPod(ctx context.Context, c client.Client) (*core
 	sort.Strings(nodes)
 	switch {
 	case len(found) == 0 && o.node != "":
-		return nil, 0, fmt.Errorf("no running flax-dataplane pod on node %q (nodes with one: %s)", o.node, orNone(strings.Join(nodes, ", ")))
+		return nil, 0, fmt.Errorf("no running flax-dataplane pod on node %q (nodes with one: %s); where flax-dataplane runs outside a pod, use --admin-address on its node", o.node, orNone(strings.Join(nodes, ", ")))
 	case len(found) == 0:
-		return nil, 0, errors.New("no running flax-dataplane pod in the cluster")
+		return nil, 0, errors.New("no running flax-dataplane pod in the cluster; where flax-dataplane runs outside a pod, use --admin-address on its node")
 	case o.node == "" && len(nodes) > 1:
 		return nil, 0, fmt.Errorf("flax-dataplane runs on several nodes (%s): pick one with --node", strings.Join(nodes, ", "))
 	}

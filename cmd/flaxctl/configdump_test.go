@@ -101,7 +101,7 @@ func TestConfigDumpAdminAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"samples/flax-sample/8080", "samples/echo:8080", "LEAST_REQUEST", "10.244.0.7:3000,10.244.0.8:3000", "VERSION 42"} {
+	for _, want := range []string{"samples/flax-sample/8080", "*,echo.example.com", "samples/echo:8080", "LEAST_REQUEST", "10.244.0.7:3000,10.244.0.8:3000", "VERSION 42"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("--gateway table lacks %q:\n%s", want, table)
 		}

@@ -115,12 +115,12 @@ func printSnapshot(w io.Writer, format string, snap *dataplanev1.Snapshot) error
 func snapshotTable(w io.Writer, snap *dataplanev1.Snapshot) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "SNAPSHOT\tHASH %s\tVERSION %d\n\n", orNone(snap.GetHash()), snap.GetVersion())
-	row(tw, "LISTENER", "ADDRESS", "PORT", "PROTOCOL", "HOSTNAMES", "ROUTES")
+	row(tw, "LISTENER", "ADDRESS", "PORT", "PROTOCOL", "VIRTUAL HOSTS", "ROUTES")
 	for _, l := range snap.GetListeners() {
 		var hosts []string
 		routes := 0
 		for _, vh := range l.GetVirtualHosts() {
-			hosts = append(hosts, vh.GetHostnames()...)
+			hosts = append(hosts, vh.GetName())
 			routes += len(vh.GetRoutes())
 		}
 		if l.GetTcpRoute() != nil {
