@@ -23,6 +23,7 @@ import (
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 	"github.com/flaxlb/flax/controllers"
 	"github.com/flaxlb/flax/controllers/nodes"
+	"github.com/flaxlb/flax/controllers/translate"
 )
 
 // leaderLeaseName is the Lease the controller replicas compete for
@@ -173,6 +174,9 @@ func (o *statusOptions) collect(ctx context.Context, c client.Client, now time.T
 	st := &clusterStatus{GatewayClasses: []classState{}, Gateways: []gatewayState{}, Routes: []routeState{}, Policies: []policyState{}, Nodes: []nodeState{}}
 	var classes gatewayv1.GatewayClassList
 	if err := c.List(ctx, &classes); err != nil {
+		if apimeta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("the cluster serves no GatewayClasses: install the Gateway API CRDs (standard channel %s): %w", translate.GatewayAPIVersion, err)
+		}
 		return nil, fmt.Errorf("listing GatewayClasses: %w", err)
 	}
 	ours := map[string]bool{}
