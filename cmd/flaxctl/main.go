@@ -29,7 +29,7 @@ func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if err := run(argsOf(os.Args[0], os.Args[1:]), os.Stdin, os.Stdout, os.Stderr); err != nil {
 		var printed exitError
 		if !errors.As(err, &printed) {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", commandName(), err)
@@ -38,9 +38,22 @@ func main() {
 	}
 }
 
+// argsOf returns the arguments to run for a program called as argv0 with args:
+// kubectl completes "kubectl flax ..." by running kubectl_complete-flax with the
+// words typed so far, which is cobra's completion request.
+func argsOf(argv0 string, args []string) []string {
+	if filepath.Base(argv0) == "kubectl_complete-flax" {
+		return append([]string{cobra.ShellCompRequestCmd}, args...)
+	}
+	return args
+}
+
 // commandName is how the user called flaxctl: "kubectl flax" as a kubectl plugin.
-func commandName() string {
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
+func commandName() string { return commandNameOf(os.Args[0]) }
+
+// commandNameOf returns the command name of a program called as argv0.
+func commandNameOf(argv0 string) string {
+	if strings.HasPrefix(filepath.Base(argv0), "kubectl-") {
 		return "kubectl flax"
 	}
 	return "flaxctl"
@@ -74,8 +87,9 @@ configs, shows the status of Flax's GatewayClasses, Gateways, routes and policie
 and of every node's dataplane, and dumps the configuration a node's dataplane
 serves.
 
-Installed as kubectl-flax on the PATH (make build puts both in bin/), it is a
-kubectl plugin: "kubectl flax status".
+Installed as kubectl-flax on the PATH (make build puts it in bin/, with
+kubectl_complete-flax for kubectl's shell completion), it is a kubectl plugin:
+"kubectl flax status".
 
 Commands that reach the cluster take --kubeconfig and --context as kubectl does
 ($KUBECONFIG, else ~/.kube/config, else the in-cluster config).`,

@@ -43,3 +43,23 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completing -o: %v\n%s", err, out)
 	}
 }
+
+// TestKubectlPlugin checks how flaxctl behaves under kubectl's plugin names:
+// kubectl-flax runs as "kubectl flax", kubectl_complete-flax answers kubectl's
+// completion requests.
+func TestKubectlPlugin(t *testing.T) {
+	if got := commandNameOf("/usr/local/bin/kubectl-flax"); got != "kubectl flax" {
+		t.Errorf("command name of kubectl-flax = %q", got)
+	}
+	if got := commandNameOf("bin/flaxctl"); got != "flaxctl" {
+		t.Errorf("command name of flaxctl = %q", got)
+	}
+	args := argsOf("/home/me/bin/kubectl_complete-flax", []string{"st"})
+	out, _, err := flaxctl(t, "", args...)
+	if err != nil || !strings.HasPrefix(out, "status\t") {
+		t.Errorf("kubectl_complete-flax st: %v\n%s", err, out)
+	}
+	if got := argsOf("flaxctl", []string{"status"}); len(got) != 1 || got[0] != "status" {
+		t.Errorf("argsOf(flaxctl, status) = %v", got)
+	}
+}
