@@ -408,25 +408,35 @@ func (o *statusOptions) nodes(ctx context.Context, c client.Client, st *clusterS
 }
 
 // leaderNode returns the node the leader runs on. The holder identity of the
-// leader Lease is "<hostname>_<uuid>": a hostNetwork pod's hostname is its node's,
-// another pod's is the pod's name.
+// leader Lease is "<hostname>_<uuid>": a hostNetwork pod's hostname is its node's
+// (the node's name, or its kubernetes.io/hostname label), another pod's is the
+// pod's name. Failing those, when a single node Lease is fresh, the leader runs
+// there: every replica keeps its node's Lease.
 func (o *statusOptions) leaderNode(ctx context.Context, c client.Client, st *clusterStatus, leader *coordinationv1.Lease) string {
 	host, _, _ := strings.Cut(ptr.Deref(leader.Spec.HolderIdentity, ""), "_")
-	if host == "" {
-		return ""
-	}
-	for _, n := range st.Nodes {
-		if n.Node == host {
-			return host
+	if host != "" {
+		for _, n := range st.Nodes {
+			if n.Node == host {
+				return host
+			}
+		}
+		var pod corev1.Pod
+		if err := c.Get(ctx, types.NamespacedName{Namespace: leader.Namespace, Name: host}, &pod); err == nil {
+			return pod.Spec.NodeName
+		}
+		var nodeList corev1.NodeList
+		if err := c.List(ctx, &nodeList, client.MatchingLabels{corev1.LabelHostname: host}); err == nil && len(nodeList.Items) == 1 {
+			return nodeList.Items[0].Name
 		}
 	}
-	var pod corev1.Pod
-	if err := c.Get(ctx, types.NamespacedName{Namespace: leader.Namespace, Name: host}, &pod); err == nil {
-		return pod.Spec.NodeName
+	var fresh []string
+	for _, n := range st.Nodes {
+		if n.Fresh {
+			fresh = append(fresh, n.Node)
+		}
 	}
-	var node corev1.Node
-	if err := c.Get(ctx, types.NamespacedName{Name: host}, &node); err == nil {
-		return host
+	if len(fresh) == 1 {
+		return fresh[0]
 	}
 	return ""
 }

@@ -232,6 +232,29 @@ func TestStatus(t *testing.T) {
 		t.Errorf("node-b: %+v", b)
 	}
 
+	// A leader whose hostname is not its node's name is found by the node's
+	// kubernetes.io/hostname label.
+	var leaderLease coordinationv1.Lease
+	if err := c.Get(ctx, client.ObjectKey{Namespace: system, Name: leaderLeaseName}, &leaderLease); err != nil {
+		t.Fatal(err)
+	}
+	leaderLease.Spec.HolderIdentity = ptr.To("ip-10-0-0-2_5f0e3c1e-0000-4000-8000-000000000002")
+	if err := c.Update(ctx, &leaderLease); err != nil {
+		t.Fatal(err)
+	}
+	create(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b", Labels: map[string]string{corev1.LabelHostname: "ip-10-0-0-2"}}})
+	js, _, err = flaxctl(t, "", "status", "--kubeconfig", kubeconfig, "--context", "test", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = clusterStatus{}
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.LeaderNode != "node-b" || !st.Nodes[1].Leader || st.Nodes[1].State != "in sync" || st.Nodes[0].State != "differs from leader" {
+		t.Errorf("leader on node-b by its hostname label: leader node %q, nodes %+v", st.LeaderNode, st.Nodes)
+	}
+
 	// A second set of Flax Leases elsewhere makes the namespace ambiguous.
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "flax-two"}}); err != nil {
 		t.Fatal(err)

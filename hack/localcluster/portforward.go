@@ -21,7 +21,9 @@ const portForwardProtocol = "portforward.k8s.io"
 // server's pods/portforward subresource (kubectl port-forward, flaxctl config
 // dump) reaches. The kubelet dials the port inside the pod's network namespace; a
 // hostNetwork pod's is the node's, so its port is dialled on 127.0.0.1 (from
-// 127.0.0.1, as servers bound to loopback expect); another pod's on its address.
+// 127.0.0.1, as servers bound to loopback expect); another pod's on its address
+// (not inside its namespace: a server bound to the pod's loopback alone is not
+// reached).
 func (ks *kubeletServer) portForward(w http.ResponseWriter, req *http.Request) {
 	r := ks.a.podByName(req.PathValue("namespace"), req.PathValue("pod"))
 	if r == nil {
