@@ -12,9 +12,11 @@ import (
 // Gateway, HTTPRoute and ReferenceGrant profiles and the extended ones the
 // translator expresses fully in the snapshot and that pass their conformance tests
 // (make conformance runs the tests of exactly the features a class lists). Left
-// out: features the snapshot cannot express (CORS, external auth, h2c backends,
-// destination port matching). Session persistence, also translated, has no
-// feature name or test in Gateway API v1.6.3.
+// out: features the snapshot cannot express (external auth, h2c backends).
+// HTTPRouteDestinationPortMatching is what Gateway API v1.6.3 calls a parentRef
+// port that selects no listener (the route is not accepted: NoMatchingParent).
+// Session persistence, also translated, has no feature name or test in Gateway
+// API v1.6.3.
 var SupportedFeatures = sortedFeatures(
 	// Core.
 	features.SupportGateway,
@@ -46,6 +48,8 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportHTTPRouteRequestMultipleMirrors,
 	features.SupportHTTPRouteRequestPercentageMirror,
 	features.SupportHTTPRouteBackendProtocolWebSocket,
+	features.SupportHTTPRouteCORS,
+	features.SupportHTTPRouteDestinationPortMatching,
 )
 
 // experimentalHTTPRouteFeatures are claimed in addition when the installed HTTPRoute

@@ -437,16 +437,62 @@ func (rb *ruleBuilder) filters(fs []gatewayv1.HTTPRouteFilter, where string, onR
 			rb.refProblem(gatewayv1.RouteReasonInvalidKind,
 				"%s: the ExtensionRef filter refers to %s, a kind Flax does not support; remove the filter (requests it applies to are answered 500 until then)", fw, desc)
 			errorFilter = true
-		case gatewayv1.HTTPRouteFilterCORS, gatewayv1.HTTPRouteFilterExternalAuth:
+		case gatewayv1.HTTPRouteFilterCORS:
+			if f.CORS == nil {
+				missing("cors")
+				continue
+			}
+			if !onRoute {
+				rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: a CORS filter is not allowed on a backendRef; move it to the rule's filters", fw)
+				continue
+			}
+			out = append(out, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_Cors{Cors: rb.cors(f.CORS, fw+".cors")}})
+		case gatewayv1.HTTPRouteFilterExternalAuth:
 			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: filter type %s is not supported by Flax yet; remove it", fw, f.Type)
 		default:
-			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: unknown filter type %q; use RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite or RequestMirror", fw, f.Type)
+			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: unknown filter type %q; use RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror or CORS", fw, f.Type)
 		}
 	}
 	if seen[gatewayv1.HTTPRouteFilterRequestRedirect] && seen[gatewayv1.HTTPRouteFilterURLRewrite] {
 		rb.fail(gatewayv1.RouteReasonIncompatibleFilters, "%s: RequestRedirect and URLRewrite filters cannot be used together; remove one of them", where)
 	}
 	return out, redirect, errorFilter
+}
+
+// cors translates a CORS filter. Header names are kept once (compared
+// case-insensitively) and maxAge is capped at a day, as browsers cap it too.
+func (rb *ruleBuilder) cors(f *gatewayv1.HTTPCORSFilter, where string) *dataplanev1.CORSPolicy {
+	c := &dataplanev1.CORSPolicy{}
+	for i, o := range f.AllowOrigins {
+		if _, err := dataplanev1.ParseCORSOrigin(string(o)); err != nil {
+			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s.allowOrigins[%d]: %v", where, i, err)
+			continue
+		}
+		c.AllowOrigins = append(c.AllowOrigins, string(o))
+	}
+	if f.AllowCredentials != nil {
+		c.AllowCredentials = *f.AllowCredentials
+	}
+	for _, m := range f.AllowMethods {
+		if !slices.Contains(c.AllowMethods, string(m)) {
+			c.AllowMethods = append(c.AllowMethods, string(m))
+		}
+	}
+	names := func(in []gatewayv1.HTTPHeaderName) []string {
+		var out []string
+		for _, h := range in {
+			if !slices.ContainsFunc(out, func(s string) bool { return strings.EqualFold(s, string(h)) }) {
+				out = append(out, string(h))
+			}
+		}
+		return out
+	}
+	c.AllowHeaders = names(f.AllowHeaders)
+	c.ExposeHeaders = names(f.ExposeHeaders)
+	if f.MaxAge > 0 {
+		c.MaxAgeSeconds = uint32(min(f.MaxAge, dataplanev1.MaxCORSMaxAge))
+	}
+	return c
 }
 
 // headerModifier translates a header filter. Only the first entry of a name

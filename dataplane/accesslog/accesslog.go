@@ -9,7 +9,7 @@
 //	{"time":"2026-01-02T15:04:05.123Z","listener":"web","route":"app","method":"GET",
 //	 "path":"/index.html?q=1","protocol":"HTTP/1.1","status":200,"response_bytes":612,
 //	 "request_bytes":78,"duration_ms":1.204,"upstream":"10.0.0.1:80","backend_group":"one",
-//	 "attempts":1,"client":"192.0.2.7:40000","reason":""}
+//	 "attempts":1,"client":"192.0.2.7:40000","reason":"","trace_id":""}
 //
 // (on one line). time is when the request's first byte arrived (RFC 3339, UTC,
 // milliseconds); duration_ms runs from then to the end of the response, in milliseconds
@@ -23,7 +23,8 @@
 // made without trying an upstream. reason is "" for a response that came from a backend
 // and otherwise names, with the values of flax_local_replies_total's reason label, why the
 // proxy answered itself or failed: no_route, no_endpoint, connect_failed, upstream_reset,
-// bad_response, timeout, overflow, header_timeout, bad_request, direct_response. Strings
+// bad_response, timeout, overflow, header_timeout, bad_request, direct_response. trace_id
+// is the request's W3C trace id (32 hex digits) on a listener that traces, else "". Strings
 // are escaped for JSON: quotes, backslashes, control characters (and U+2028, U+2029),
 // and invalid UTF-8 becomes \ufffd.
 //
@@ -96,6 +97,9 @@ type Record struct {
 	Attempts int
 	// Reason names why the proxy answered itself or failed; "" otherwise.
 	Reason string
+	// TraceID is the request's W3C trace id when Traced (the listener traces).
+	TraceID [16]byte
+	Traced  bool
 }
 
 // Options configure a Logger.

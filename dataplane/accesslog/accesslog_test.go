@@ -85,7 +85,7 @@ func TestAppendRecord(t *testing.T) {
 	got := string(appendRecord(nil, testRecord(), now))
 	want := `{"time":"2026-01-02T03:04:04.987Z","listener":"web","route":"ns/app\u0001","method":"GET","path":"/a\"b\\c?q=\ufffd",` +
 		`"protocol":"HTTP/1.1","status":502,"response_bytes":123,"request_bytes":45,"duration_ms":12.345,"upstream":"10.0.0.1:8080",` +
-		`"backend_group":"ns/svc:80","attempts":2,"client":"[2001:db8::1]:5555","reason":"upstream_reset"}` + "\n"
+		`"backend_group":"ns/svc:80","attempts":2,"client":"[2001:db8::1]:5555","reason":"upstream_reset","trace_id":""}` + "\n"
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -93,8 +93,14 @@ func TestAppendRecord(t *testing.T) {
 	if err := json.Unmarshal([]byte(got), &m); err != nil {
 		t.Fatal(err)
 	}
-	if len(m) != 15 {
+	if len(m) != 16 {
 		t.Errorf("%d keys", len(m))
+	}
+	// A traced request's line carries its trace id.
+	traced := testRecord()
+	traced.TraceID, traced.Traced = [16]byte{0x4b, 0xf9, 15: 0x36}, true
+	if line := string(appendRecord(nil, traced, now)); !strings.HasSuffix(line, `,"trace_id":"4bf90000000000000000000000000036"}`+"\n") {
+		t.Errorf("traced line %s lacks its trace id", line)
 	}
 	// Long paths are cut at MaxPathBytes.
 	r := testRecord()

@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"encoding/hex"
 	"net/netip"
 	"strconv"
 	"time"
@@ -49,7 +50,11 @@ func appendRecord(dst []byte, r *Record, now time.Time) []byte {
 	dst = appendAddr(dst, r.Client)
 	dst = append(dst, `,"reason":`...)
 	dst = appendString(dst, r.Reason, MaxStringBytes)
-	return append(dst, "}\n"...)
+	dst = append(dst, `,"trace_id":"`...)
+	if r.Traced {
+		dst = hex.AppendEncode(dst, r.TraceID[:])
+	}
+	return append(dst, "\"}\n"...)
 }
 
 // appendMillis appends d nanoseconds as milliseconds with three decimals.

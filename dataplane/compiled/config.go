@@ -15,6 +15,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
+	"github.com/flaxlb/flax/dataplane/tracing"
 )
 
 // Config is a compiled snapshot. It is immutable but for each group's endpoints.
@@ -28,6 +29,7 @@ type Config struct {
 	groups     map[string]*Group
 	rateLimits map[string]*RateLimit // by bucket name
 	filters    *filter.Registry      // while compiling
+	spans      *tracing.Exporter     // while compiling
 }
 
 // Protocol is a listener's protocol.
@@ -80,6 +82,8 @@ type Listener struct {
 	MaxResponseHeaderBytes, MaxResponseHeaders int
 	// Timeouts bound the waits of the listener's client connections.
 	Timeouts ListenerTimeouts
+	// Tracing, when set, traces the listener's requests.
+	Tracing *Tracing
 	// ConnFilters are the connection hooks of a TCP listener's extension
 	// filters, in order. An HTTP listener's filters are compiled into each
 	// of its routes' Filters.
@@ -136,6 +140,8 @@ type Route struct {
 	// RateLimit bounds the rate of the route's requests; nil means no limit.
 	// Routes naming the same bucket share it.
 	RateLimit *RateLimit
+	// CORS is the route's CORS policy; nil means none.
+	CORS *CORS
 	// Filters are the hooks of the extension filters that run on the route's
 	// requests: the listener's filters, then the route's.
 	Filters Filters
@@ -384,7 +390,27 @@ func Compile(s *dataplanev1.Snapshot, reg *metrics.Registry) (*Config, error) {
 // CompileWith is Compile resolving extension filter names in filters. A name
 // filters does not hold rejects the snapshot.
 func CompileWith(s *dataplanev1.Snapshot, reg *metrics.Registry, filters *filter.Registry) (*Config, error) {
-	c := &Config{Version: s.GetVersion(), Hash: s.GetHash(), groups: map[string]*Group{}, filters: filters}
+	return CompileDeps(s, Deps{Metrics: reg, Filters: filters})
+}
+
+// Deps are what a compiled config refers to beyond its snapshot.
+type Deps struct {
+	// Metrics interns route, group and listener names (required).
+	Metrics *metrics.Registry
+	// Filters resolves extension filter names; nil means filter.Default.
+	Filters *filter.Registry
+	// Spans receives the spans of traced requests; a snapshot whose listeners
+	// trace is rejected without it.
+	Spans *tracing.Exporter
+}
+
+// CompileDeps is Compile with every dependency given.
+func CompileDeps(s *dataplanev1.Snapshot, d Deps) (*Config, error) {
+	reg, filters := d.Metrics, d.Filters
+	if filters == nil {
+		filters = filter.Default
+	}
+	c := &Config{Version: s.GetVersion(), Hash: s.GetHash(), groups: map[string]*Group{}, filters: filters, spans: d.Spans}
 	for i, pg := range s.GetBackendGroups() {
 		g, err := compileGroup(pg, i, reg)
 		if err != nil {
@@ -574,6 +600,12 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 			KeepAliveIdle:   t.GetKeepAliveIdle().AsDuration(),
 			TunnelIdle:      t.GetTunnelIdle().AsDuration(),
 		}
+	}
+	if t := pl.GetTracing(); t != nil {
+		if c.spans == nil {
+			return nil, errors.New("tracing: this dataplane exports no spans (compiled without a tracing.Exporter)")
+		}
+		l.Tracing = &Tracing{PerMillion: t.GetSamplePerMillion(), IgnoreParent: t.GetIgnoreParent(), Spans: c.spans}
 	}
 	switch pl.GetProtocol() {
 	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
@@ -808,7 +840,7 @@ func directResponse(d *dataplanev1.DirectResponse) *DirectResponse {
 }
 
 // applyFilters compiles filters into req/resp header modifiers and, when r is not nil
-// (route level), into r's redirect, rewrite and mirrors.
+// (route level), into r's redirect, rewrite, mirrors and CORS policy.
 func (c *Config) applyFilters(fs []*dataplanev1.RouteFilter, req, resp *HeaderModifier, r *Route, path string) error {
 	for i, f := range fs {
 		at := fmt.Sprintf("%s[%d]", path, i)
@@ -853,6 +885,15 @@ func (c *Config) applyFilters(fs []*dataplanev1.RouteFilter, req, resp *HeaderMo
 				mi.Numerator = m.GetPercent()
 			}
 			r.Mirrors = append(r.Mirrors, mi)
+		case f.GetCors() != nil:
+			if r == nil {
+				return fmt.Errorf("%s.cors: only allowed on a route", at)
+			}
+			c, err := compileCORS(f.GetCors())
+			if err != nil {
+				return fmt.Errorf("%s.cors.%w", at, err)
+			}
+			r.CORS = c
 		}
 	}
 	return nil
@@ -927,4 +968,16 @@ func (pc *PickerCache) Picker(g *Group) (balancer.Selector, *balancer.Group) {
 		s.picker = g.Algorithm.NewSelector(eps, pc.seed+uint64(g.Index)*0x9e3779b97f4a7c15)
 	}
 	return s.picker, s.eps
+}
+
+// Tracing is how a listener traces its requests (W3C Trace Context; see
+// dataplanev1.ListenerTracing).
+type Tracing struct {
+	// PerMillion is the share of traces started here that are sampled.
+	PerMillion uint32
+	// IgnoreParent samples by PerMillion alone, ignoring the sampled flag of
+	// an incoming traceparent.
+	IgnoreParent bool
+	// Spans receives the spans of sampled requests.
+	Spans *tracing.Exporter
 }

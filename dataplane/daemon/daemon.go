@@ -36,6 +36,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
+	"github.com/flaxlb/flax/dataplane/tracing"
 )
 
 // Engine names accepted by Options.Engine.
@@ -127,6 +128,7 @@ type Daemon struct {
 	health  *health.Manager
 	mirrors *netpoll.MirrorSender
 	alog    *accesslog.Logger
+	spans   *tracing.Exporter
 
 	mu      sync.Mutex // serialises Apply, ApplyEndpoints and Pool changes
 	current *dataplanev1.Snapshot
@@ -195,6 +197,7 @@ func New(opts Options) (*Daemon, error) {
 		opts: opts, log: opts.Log, metrics: metrics.NewRegistry(opts.Workers),
 		health:  health.NewManager(health.Options{Logger: opts.Log.WithName("health")}),
 		mirrors: netpoll.NewMirrorSender(netpoll.MirrorOptions{}),
+		spans:   tracing.New(tracing.Options{Workers: opts.Workers, Log: opts.Log.WithName("tracing")}),
 	}
 	if opts.AccessLog != "" {
 		al, err := accesslog.New(accesslog.Options{Path: opts.AccessLog, Workers: opts.Workers, Log: opts.Log.WithName("accesslog")})
@@ -238,7 +241,7 @@ func New(opts Options) (*Daemon, error) {
 		if opts.RuntimeAPI != RuntimeAPIOff {
 			routes = d.runtimeRoutes(opts.RuntimeAPI != RuntimeAPIAny)
 		}
-		collectors := []prometheus.Collector{d.metrics}
+		collectors := []prometheus.Collector{d.metrics, d.spans}
 		if d.alog != nil {
 			collectors = append(collectors, d.alog)
 		}
@@ -322,7 +325,7 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]engine.
 	if filters == nil {
 		filters = filter.Default
 	}
-	cfg, err := compiled.CompileWith(snap, d.metrics, filters)
+	cfg, err := compiled.CompileDeps(snap, compiled.Deps{Metrics: d.metrics, Filters: filters, Spans: d.spans})
 	if err != nil {
 		d.metrics.ConfigRejected()
 		return nil, fmt.Errorf("compile snapshot version %d: %w", snap.GetVersion(), err)
@@ -339,6 +342,7 @@ func (d *Daemon) Apply(_ context.Context, snap *dataplanev1.Snapshot) ([]engine.
 		return nil, fmt.Errorf("apply snapshot version %d: %w", snap.GetVersion(), err)
 	}
 	d.current, d.config = snap, cfg
+	d.spans.Configure(snap.GetTracing().GetOtlpEndpoint(), snap.GetTracing().GetServiceName())
 	d.resetPools()
 	d.metrics.ConfigApplied(snap.GetVersion())
 	d.applied.Store(true)
@@ -470,6 +474,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	runCtx, stopEngine := context.WithCancel(context.Background())
 	defer stopEngine()
 	go func() { errc <- d.engine.Run(runCtx) }()
+	spansDone := make(chan struct{})
+	go func() {
+		defer close(spansDone)
+		d.spans.Run(runCtx)
+	}()
+	defer func() { stopEngine(); <-spansDone }()
 	d.serving.Store(true)
 
 	select {

@@ -76,6 +76,7 @@ const (
 	ReasonOverload              // the worker's memory budget is used up (503)
 	ReasonTunnelIdle            // nothing moved in a tunnel (close)
 	ReasonFilter                // an extension filter answered the request or rejected the connection
+	ReasonCORSPreflight         // the route's CORS policy answered a preflight request (204)
 	numReasons
 )
 
@@ -83,7 +84,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload", "tunnel_idle", "filter",
+	"send_stall", "overload", "tunnel_idle", "filter", "cors_preflight",
 }
 
 // String returns the label value of r.
@@ -486,6 +487,7 @@ func (s *Shared) Mirrors(r MirrorResult) uint64 { return s.mirrors[r].Load() }
 
 // Worker is one worker's counters. Only its worker writes them.
 type Worker struct {
+	index       int
 	routes      table[RouteCounters]
 	groups      table[GroupCounters]
 	listeners   table[ListenerCounters]
@@ -569,6 +571,9 @@ func (w *Worker) Pressure() Pressure {
 
 // OverloadAction counts one overload action taken.
 func (w *Worker) OverloadAction(a OverloadAction) { w.overload[a].Add(1) }
+
+// Index returns the worker's index in its Registry (0 to Workers()-1).
+func (w *Worker) Index() int { return w.index }
 
 // Route returns the counters of route id; the id must come from Registry.RouteID.
 func (w *Worker) Route(id uint32) *RouteCounters { return w.routes.at(id) }
@@ -665,8 +670,8 @@ type Registry struct {
 // NewRegistry returns a registry with counters for n workers.
 func NewRegistry(n int) *Registry {
 	r := &Registry{routes: map[string]uint32{}, groups: map[string]uint32{}, lists: map[string]uint32{}}
-	for range n {
-		r.workers = append(r.workers, &Worker{})
+	for i := range n {
+		r.workers = append(r.workers, &Worker{index: i})
 	}
 	empty := ""
 	r.engine.Store(&empty)

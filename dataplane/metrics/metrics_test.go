@@ -279,6 +279,8 @@ flax_timeouts_total{kind="upstream_response_header"} 1
 		{ReasonUpstreamBodyTimeout, "upstream_body_timeout"},
 		{ReasonSendStall, "send_stall"},
 		{ReasonTunnelIdle, "tunnel_idle"},
+		{ReasonFilter, "filter"},
+		{ReasonCORSPreflight, "cors_preflight"},
 	} {
 		if got := c.r.String(); got != c.want {
 			t.Errorf("reason %d = %q, want %q", c.r, got, c.want)

@@ -89,13 +89,13 @@ func TestAccessLogFields(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{
 		`{"time":"2026-03-04T05:06:07.888Z","listener":"web","route":"app","method":"GET","path":"/a/b?x=1&y=\"2\"","protocol":"HTTP/1.1","status":200,` +
-			`"response_bytes":` + itoa(resp200) + `,"request_bytes":` + itoa(len(req)) + `,"duration_ms":1.500,"upstream":"10.0.0.1:80","backend_group":"one","attempts":1,"client":"192.0.2.7:40000","reason":""}`,
+			`"response_bytes":` + itoa(resp200) + `,"request_bytes":` + itoa(len(req)) + `,"duration_ms":1.500,"upstream":"10.0.0.1:80","backend_group":"one","attempts":1,"client":"192.0.2.7:40000","reason":"","trace_id":""}`,
 		`{"time":"2026-03-04T05:06:07.890Z","listener":"web","route":"","method":"GET","path":"/nothing","protocol":"HTTP/1.0","status":404,` +
-			`"response_bytes":` + itoa(resp404) + `,"request_bytes":` + itoa(len(req404)) + `,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40000","reason":"no_route"}`,
+			`"response_bytes":` + itoa(resp404) + `,"request_bytes":` + itoa(len(req404)) + `,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40000","reason":"no_route","trace_id":""}`,
 		`{"time":"2026-03-04T05:06:07.888Z","listener":"web","route":"app","method":"POST","path":"/c","protocol":"HTTP/1.1","status":502,` +
-			`"response_bytes":` + itoa(resp502) + `,"request_bytes":` + itoa(len(req502)) + `,"duration_ms":2.000,"upstream":"10.0.0.1:80","backend_group":"one","attempts":1,"client":"192.0.2.7:40000","reason":"connect_failed"}`,
+			`"response_bytes":` + itoa(resp502) + `,"request_bytes":` + itoa(len(req502)) + `,"duration_ms":2.000,"upstream":"10.0.0.1:80","backend_group":"one","attempts":1,"client":"192.0.2.7:40000","reason":"connect_failed","trace_id":""}`,
 		`{"time":"2026-03-04T05:06:07.890Z","listener":"web","route":"","method":"","path":"","protocol":"","status":400,` +
-			`"response_bytes":` + itoa(resp400) + `,"request_bytes":` + itoa(len(bad)) + `,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40000","reason":"bad_request"}`,
+			`"response_bytes":` + itoa(resp400) + `,"request_bytes":` + itoa(len(bad)) + `,"duration_ms":0.000,"upstream":"","backend_group":"","attempts":0,"client":"192.0.2.7:40000","reason":"bad_request","trace_id":""}`,
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), out.String())
@@ -131,9 +131,9 @@ func TestAccessLogRetriesAndTimeout(t *testing.T) {
 	got := out.String()
 	for _, w := range []string{
 		`"path":"/retry","protocol":"HTTP/1.1","status":502,`,
-		`"backend_group":"two","attempts":3,"client":"192.0.2.7:40000","reason":"connect_failed"}`,
+		`"backend_group":"two","attempts":3,"client":"192.0.2.7:40000","reason":"connect_failed","trace_id":""}`,
 		`"path":"/slow","protocol":"HTTP/1.1","status":504,`,
-		`"duration_ms":3000.000,"upstream":"10.0.0.1:80","backend_group":"one","attempts":1,"client":"192.0.2.7:40000","reason":"timeout"}`,
+		`"duration_ms":3000.000,"upstream":"10.0.0.1:80","backend_group":"one","attempts":1,"client":"192.0.2.7:40000","reason":"timeout","trace_id":""}`,
 	} {
 		if !strings.Contains(got, w) {
 			t.Errorf("log lacks %s:\n%s", w, got)

@@ -208,6 +208,7 @@ type Exchange struct {
 	began               bool // a request is in progress and not yet logged
 	logMethod           int
 	logLine             []byte
+	trace               traceState
 
 	// Tunnel.
 	shutUp, shutCli bool
@@ -229,6 +230,11 @@ type Exchange struct {
 	fStatus  int
 	fBody    string
 	fBackend compiled.Backend
+
+	// CORS (cors.go): the request's Origin, copied when the route's policy
+	// allows it.
+	corsOrigin  []byte // grown on first use: only routes with a policy use it
+	corsAllowed bool
 
 	// Scratch, reused across requests.
 	mirrorHead []byte // grown on first use: only routes with mirrors use it
@@ -362,6 +368,8 @@ func (x *Exchange) resetRequest() {
 	x.reason, x.hasReason, x.began = 0, false, false
 	x.logMethod = 0
 	x.logLine = x.logLine[:0]
+	x.trace.active, x.trace.sampled = false, false
+	x.corsOrigin, x.corsAllowed = x.corsOrigin[:0], false
 	x.resetFilters()
 }
 

@@ -126,6 +126,7 @@ func (s *Session) directResponse(b *compiled.Backend) {
 	h := s.replyStart(status)
 	h = appendFields(h, &x.route.ResponseHeaders)
 	h = appendFields(h, &b.ResponseHeaders)
+	h = s.appendCORS(h)
 	s.replyEnd(h, status, metrics.ReasonDirectResponse, body)
 }
 
@@ -177,6 +178,7 @@ func (s *Session) redirect(path []byte) {
 	h = appendQuery(h, r, x.hbuf)
 	h = append(h, "\r\n"...)
 	h = appendFields(h, &x.route.ResponseHeaders)
+	h = s.appendCORS(h)
 	s.replyEnd(h, rd.Status, metrics.ReasonDirectResponse, nil)
 }
 

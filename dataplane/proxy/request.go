@@ -115,10 +115,16 @@ func (s *Session) beginRequest(n int) {
 	rt := m.Route
 	x.route = rt
 	x.prefix = m.Prefix
+	if t := x.listener.Tracing; t != nil {
+		s.startTrace(t)
+	}
 	if rt.Timeouts.Request > 0 {
 		x.reqDeadline = x.start + int64(rt.Timeouts.Request)
 	}
 	if rt.RateLimit != nil && s.rateLimited(rt.RateLimit) {
+		return
+	}
+	if rt.CORS != nil && s.cors(rt.CORS) {
 		return
 	}
 	if len(rt.Filters.Request) > 0 && s.runRequestFilters(rt.Filters.Request) {
@@ -338,6 +344,12 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	x.remove, x.add = appendModifier(x.remove, x.add, &b.RequestHeaders)
 	if len(x.fRemove) > 0 || len(x.fAdd) > 0 {
 		x.remove, x.add = mergeFilterEdits(x.remove, x.add, x.fRemove, x.fAdd)
+	}
+	if x.trace.active {
+		// The backend's parent is this request's span (the proxy's value
+		// replaces any other edit of the field).
+		x.remove = append(x.remove, bytesOf(traceparentName))
+		x.add = append(x.add, http1.HeaderField{Name: bytesOf(traceparentName), Value: x.trace.header[:]})
 	}
 	o.Remove = x.remove
 	o.Add = x.add

@@ -195,7 +195,8 @@ func (s *Session) responseHead(n int) bool {
 }
 
 // responseOptions builds the rewrite options of a response head: the
-// route's and backend's response header modifiers, the connection fields.
+// route's and backend's response header modifiers, the route's CORS fields,
+// the connection fields.
 func (s *Session) responseOptions(dechunk bool) http1.ResponseRewriteOptions {
 	x := s.x
 	x.remove, x.add = x.remove[:0], x.add[:0]
@@ -207,6 +208,9 @@ func (s *Session) responseOptions(dechunk bool) http1.ResponseRewriteOptions {
 	}
 	if dechunk {
 		x.remove = append(x.remove, bytesOf("transfer-encoding"))
+	}
+	if x.route != nil && x.route.CORS != nil {
+		x.remove, x.add = x.corsFields(x.route.CORS, x.remove, x.add)
 	}
 	if x.route != nil && len(x.route.Filters.Response) > 0 {
 		s.runResponseFilters(x.route.Filters.Response)

@@ -51,10 +51,10 @@ type Session struct {
 	lref   *atomic.Pointer[compiled.Listener]
 	lstats *metrics.ListenerCounters // the listener's byte counters
 	remote netip.AddrPort
-	secure bool
 	x      *Exchange
 	q      actionQueue
 
+	secure      bool // among the other small fields: no padding of its own
 	state       uint8
 	clientEOF   bool
 	closeAfter  bool
@@ -606,6 +606,9 @@ func (s *Session) observe(status int) {
 // logEnd writes the access log line of the request in progress, if the
 // log is on and the line was not written yet; it is a nil check otherwise.
 func (s *Session) logEnd(status int) {
+	if x := s.x; x != nil && x.trace.sampled {
+		s.endSpan(status)
+	}
 	if s.w.opts.AccessLog != nil {
 		s.logRequest(status)
 	}
@@ -654,6 +657,10 @@ func (s *Session) logRequest(status int) {
 	}
 	if x.hasReason {
 		r.Reason = x.reason.String()
+	}
+	if x.trace.active {
+		r.TraceID = x.trace.id
+		r.Traced = true
 	}
 	s.w.opts.AccessLog.Log(&r)
 }

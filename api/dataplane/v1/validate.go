@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -56,6 +57,7 @@ func Validate(snap *Snapshot) error {
 	v.unknownFields(snap.ProtoReflect(), "")
 	v.listeners(snap.GetListeners())
 	v.backendGroups(snap.GetBackendGroups())
+	v.tracing(snap)
 	if h, err := computeHash(snap); err != nil {
 		v.add("", err.Error())
 	} else if snap.GetHash() != "" && snap.GetHash() != h {
@@ -292,12 +294,43 @@ func (v *validator) listeners(ls []*Listener) {
 			v.timeout(tp.child("tunnelIdle"), t.GetTunnelIdle())
 		}
 		v.extensionFilters(p.child("extensionFilters"), l.GetExtensionFilters())
+		if t := l.GetTracing(); t != nil {
+			if l.GetProtocol() != Listener_HTTP && l.GetProtocol() != Listener_HTTPS {
+				v.addf(p.child("tracing"), "must be unset when protocol is %s (only HTTP and HTTPS requests are traced)", l.GetProtocol())
+			}
+			if t.GetSamplePerMillion() > 1_000_000 {
+				v.addf(p.child("tracing").child("samplePerMillion"), "must be at most 1000000 (every request), got %d", t.GetSamplePerMillion())
+			}
+		}
 		v.certificates(p, l.GetCertificates())
 		v.virtualHosts(p, l.GetVirtualHosts())
 		if r := l.GetTcpRoute(); r != nil {
 			v.tcpRoute(p.child("tcpRoute"), r)
 		}
 		v.tlsRoutes(p, l.GetTlsRoutes())
+	}
+}
+
+// tracing checks the span exporter, and that it is set when a listener traces.
+func (v *validator) tracing(snap *Snapshot) {
+	t := snap.GetTracing()
+	if t == nil {
+		for i, l := range snap.GetListeners() {
+			if l.GetTracing() != nil {
+				v.add(root.item("listeners", i).child("tracing"), "needs the snapshot's tracing (the span exporter's otlpEndpoint)")
+				return
+			}
+		}
+		return
+	}
+	p := root.child("tracing")
+	if e := t.GetOtlpEndpoint(); e == "" {
+		v.add(p.child("otlpEndpoint"), "must be set (the OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces)")
+	} else if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		v.addf(p.child("otlpEndpoint"), "must be an http or https URL with a host and no user info, got %q", e)
+	}
+	if n := len(t.GetServiceName()); n > 255 {
+		v.addf(p.child("serviceName"), "must be at most 255 bytes, got %d", n)
 	}
 }
 
@@ -626,8 +659,15 @@ func (v *validator) filters(p fieldPath, fs []*RouteFilter, r *Route, onRoute bo
 					v.addf(mp.child("fraction").child("numerator"), "must not exceed the denominator (%d), got %d", den, s.Fraction.GetNumerator())
 				}
 			}
+		case *RouteFilter_Cors:
+			cp := fp.child("cors")
+			once(cp, "cors", i)
+			if !onRoute {
+				v.add(cp, "is not allowed on a backend; put it on the route")
+			}
+			v.corsPolicy(cp, k.Cors)
 		default:
-			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite or requestMirror")
+			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror or cors")
 		}
 	}
 	if i, ok := seen["requestRedirect"]; ok {

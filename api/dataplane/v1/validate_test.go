@@ -34,6 +34,13 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(custom); err != nil {
 		t.Fatalf("Validate(custom algorithms) = %v", err)
 	}
+	traced := validSnapshot(t)
+	traced.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "https://collector.example:4318/v1/traces", ServiceName: "edge"}
+	httpL(traced).Tracing = &dataplanev1.ListenerTracing{SamplePerMillion: 1_000_000}
+	traced.Listeners[1].Tracing = &dataplanev1.ListenerTracing{IgnoreParent: true}
+	if err := dataplanev1.Validate(traced); err != nil {
+		t.Fatalf("Validate(tracing) = %v", err)
+	}
 	tls := validSnapshot(t)
 	tlsL(tls)
 	if err := dataplanev1.Validate(tls); err != nil {
@@ -256,6 +263,32 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"tls route weights all zero", func(s *dataplanev1.Snapshot) { tlsL(s).TlsRoutes[1].Backends[0].Weight = 0 },
 			"listeners[2].tlsRoutes[1].backends", "every weight is 0",
+		},
+		{
+			"listener tracing without exporter", func(s *dataplanev1.Snapshot) { httpL(s).Tracing = &dataplanev1.ListenerTracing{} },
+			"listeners[0].tracing", "needs the snapshot's tracing",
+		},
+		{
+			"tracing on a tcp listener", func(s *dataplanev1.Snapshot) {
+				s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "http://collector:4318/v1/traces"}
+				s.Listeners[2].Tracing = &dataplanev1.ListenerTracing{}
+			},
+			"listeners[2].tracing", "must be unset when protocol is TCP",
+		},
+		{
+			"sampling over one", func(s *dataplanev1.Snapshot) {
+				s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "http://collector:4318/v1/traces"}
+				httpL(s).Tracing = &dataplanev1.ListenerTracing{SamplePerMillion: 1_000_001}
+			},
+			"listeners[0].tracing.samplePerMillion", "at most 1000000",
+		},
+		{
+			"tracing endpoint missing", func(s *dataplanev1.Snapshot) { s.Tracing = &dataplanev1.Tracing{} },
+			"tracing.otlpEndpoint", "must be set",
+		},
+		{
+			"tracing endpoint not a URL", func(s *dataplanev1.Snapshot) { s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "collector:4318"} },
+			"tracing.otlpEndpoint", "must be an http or https URL",
 		},
 		{"tcp backend missing group", func(s *dataplanev1.Snapshot) {
 			s.Listeners[2].TcpRoute.Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}
@@ -480,7 +513,7 @@ func TestValidateErrors(t *testing.T) {
 		},
 		{"two request header modifiers", func(s *dataplanev1.Snapshot) {
 			fullRoute(s).Filters = append(fullRoute(s).Filters, fullRoute(s).Filters[0])
-		}, fullRoutePath + ".filters[5].requestHeaderModifier", "only one requestHeaderModifier filter is allowed (also [0])"},
+		}, fullRoutePath + ".filters[6].requestHeaderModifier", "only one requestHeaderModifier filter is allowed (also [0])"},
 		{"set header name not a token", func(s *dataplanev1.Snapshot) {
 			fullRoute(s).Filters[0].GetRequestHeaderModifier().Set[0].Name = "x:route"
 		}, fullRoutePath + ".filters[0].requestHeaderModifier.set[0].name", "HTTP token"},
@@ -537,6 +570,47 @@ func TestValidateErrors(t *testing.T) {
 		{"mirror percent", func(s *dataplanev1.Snapshot) {
 			fullRoute(s).Filters[4].GetRequestMirror().Share = &dataplanev1.RequestMirror_Percent{Percent: 101}
 		}, fullRoutePath + ".filters[4].requestMirror.percent", "between 0 and 100"},
+		{"cors origin without scheme", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowOrigins[1] = "www.example.com"
+		}, fullRoutePath + ".filters[5].cors.allowOrigins[1]", "must be \"*\" or scheme://host[:port]"},
+		{"cors origin scheme", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowOrigins[0] = "ftp://www.example.com"
+		}, fullRoutePath + ".filters[5].cors.allowOrigins[0]", "the scheme must be http or https"},
+		{"cors origin port", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowOrigins[0] = "https://www.example.com:0"
+		}, fullRoutePath + ".filters[5].cors.allowOrigins[0]", "from 1 to 65535"},
+		{"cors origin wildcard inside", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowOrigins[0] = "https://www.*.com"
+		}, fullRoutePath + ".filters[5].cors.allowOrigins[0]", "wildcards are not allowed"},
+		{"cors origin path", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowOrigins[0] = "https://www.example.com/app"
+		}, fullRoutePath + ".filters[5].cors.allowOrigins[0]", "'/' is not allowed"},
+		{"cors any origin among others", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowOrigins[2] = "*"
+		}, fullRoutePath + ".filters[5].cors.allowOrigins[2]", `"*" must be the only origin`},
+		{"cors method not a token", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowMethods[1] = "P UT"
+		}, fullRoutePath + ".filters[5].cors.allowMethods[1]", "must be an HTTP token"},
+		{"cors wildcard method among others", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().AllowMethods[1] = "*"
+		}, fullRoutePath + ".filters[5].cors.allowMethods[1]", `"*" must be the only entry`},
+		{"cors duplicate header", func(s *dataplanev1.Snapshot) {
+			c := fullRoute(s).Filters[5].GetCors()
+			c.AllowHeaders = append(c.AllowHeaders, "X-Token")
+		}, fullRoutePath + ".filters[5].cors.allowHeaders[1]", `"X-Token" is already in allowHeaders[0]`},
+		{"cors expose header not a token", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().ExposeHeaders[0] = "x:id"
+		}, fullRoutePath + ".filters[5].cors.exposeHeaders[0]", "must be an HTTP token"},
+		{"cors max age", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters[5].GetCors().MaxAgeSeconds = 86401
+		}, fullRoutePath + ".filters[5].cors.maxAgeSeconds", "at most 86400"},
+		{"cors twice", func(s *dataplanev1.Snapshot) {
+			fullRoute(s).Filters = append(fullRoute(s).Filters, fullRoute(s).Filters[5])
+		}, fullRoutePath + ".filters[6].cors", "only one cors filter is allowed (also [5])"},
+		{"cors on a backend", func(s *dataplanev1.Snapshot) {
+			b := fullRoute(s).Backends[0]
+			b.Filters = append(b.Filters, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_Cors{Cors: &dataplanev1.CORSPolicy{AllowOrigins: []string{"*"}}}})
+		}, fullRoutePath + ".backends[0].filters[1].cors", "is not allowed on a backend"},
 
 		// Timeouts, retries, session affinity.
 		{

@@ -113,6 +113,14 @@ func ValidSnapshot(t *testing.T) *dataplanev1.Snapshot {
 				BackendGroup: "mirror",
 				Share:        &dataplanev1.RequestMirror_Percent{Percent: 5},
 			}}},
+			{Filter: &dataplanev1.RouteFilter_Cors{Cors: &dataplanev1.CORSPolicy{
+				AllowOrigins:     []string{"https://www.example.com", "https://*.example.org:8443", "http://*"},
+				AllowCredentials: true,
+				AllowMethods:     []string{"GET", "PUT"},
+				AllowHeaders:     []string{"x-token"},
+				ExposeHeaders:    []string{"x-request-id"},
+				MaxAgeSeconds:    600,
+			}}},
 		},
 		Backends: []*dataplanev1.WeightedBackend{
 			{Target: &dataplanev1.WeightedBackend_BackendGroup{BackendGroup: "api"}, Weight: 80, Filters: []*dataplanev1.RouteFilter{
