@@ -24,7 +24,7 @@ export PATH := $(LOCALBIN):$(PATH)
 INSTALL_TOOLS     := hack/tools/install.sh
 TOOLS_CLUSTER     := kube-apiserver etcd kube-controller-manager kubectl echo-basic
 TOOLS_RUN         := $(TOOLS_CLUSTER)
-TOOLS_TEST        := kube-apiserver etcd helm
+TOOLS_TEST        := kube-apiserver etcd helm jaeger
 TOOLS_E2E         := $(TOOLS_CLUSTER) helm
 TOOLS_CONFORMANCE := $(TOOLS_CLUSTER) coredns
 TOOLS_LINT        := golangci-lint
@@ -71,8 +71,9 @@ test-race: tools ## Run the hot-path, controller and API tests under the race de
 	CGO_ENABLED=1 KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -race -count=1 $(RACE_PKGS)
 
 .PHONY: bench
-bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core (needs nginx, haproxy, wrk).
+bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http and then https (needs nginx, haproxy, wrk).
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane
+	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -https
 
 .PHONY: bench-hostile
 bench-hostile: build ## Hostile-load benchmark: slowloris, slow body, silent backend, stalled reader, floods against flax (io_uring, netpoll) and nginx, about 5 minutes (HOSTILE_FLAGS=-quick: about 1; needs nginx).

@@ -23,8 +23,15 @@ const (
 	// their listeners' TLS certificateRefs name.
 	indexGatewaySecrets = "flax.gateway.secrets"
 	// indexGatewaySelectsNamespaces indexes Gateways that have a listener whose
-	// allowedRoutes select namespaces by label, under the value "true".
+	// allowedRoutes select namespaces by label, or whose allowedListeners do, under
+	// the value "true".
 	indexGatewaySelectsNamespaces = "flax.gateway.selectsNamespaces"
+	// indexListenerSetSecrets indexes ListenerSets by the "namespace/name" of
+	// every Secret their listeners' TLS certificateRefs name.
+	indexListenerSetSecrets = "flax.listenerset.secrets"
+	// indexListenerSetSelectsNamespaces indexes ListenerSets that have a listener
+	// whose allowedRoutes select namespaces by label, under the value "true".
+	indexListenerSetSelectsNamespaces = "flax.listenerset.selectsNamespaces"
 	// indexRouteServices indexes HTTPRoutes by the "namespace/name" of every Service
 	// their backendRefs and requestMirror filters name.
 	indexRouteServices = "flax.httproute.services"
@@ -55,6 +62,15 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 			}
 			return nil
 		}},
+		{&gatewayv1.ListenerSet{}, indexListenerSetSecrets, func(o client.Object) []string {
+			return keyStrings(listenerSetSecretRefs(o.(*gatewayv1.ListenerSet)))
+		}},
+		{&gatewayv1.ListenerSet{}, indexListenerSetSelectsNamespaces, func(o client.Object) []string {
+			if listenerSetSelectsNamespaces(o.(*gatewayv1.ListenerSet)) {
+				return []string{indexTrue}
+			}
+			return nil
+		}},
 		{&gatewayv1.HTTPRoute{}, indexRouteServices, func(o client.Object) []string {
 			return keyStrings(routeServiceRefs(o.(*gatewayv1.HTTPRoute)))
 		}},
@@ -81,33 +97,86 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer) error {
 func gatewaySecretRefs(gw *gatewayv1.Gateway) []types.NamespacedName {
 	var keys []types.NamespacedName
 	for _, l := range gw.Spec.Listeners {
-		if l.TLS == nil {
+		keys = appendSecretRefs(keys, gw.Namespace, l.TLS)
+	}
+	return keys
+}
+
+// listenerSetSecretRefs returns the Secrets named by the TLS certificateRefs of
+// ls's listeners, without duplicates. References to other kinds are left out.
+func listenerSetSecretRefs(ls *gatewayv1.ListenerSet) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, l := range ls.Spec.Listeners {
+		keys = appendSecretRefs(keys, ls.Namespace, l.TLS)
+	}
+	return keys
+}
+
+// appendSecretRefs appends the Secrets named by the certificateRefs of tls, a
+// listener's TLS configuration in namespace ns, to keys.
+func appendSecretRefs(keys []types.NamespacedName, ns string, tls *gatewayv1.ListenerTLSConfig) []types.NamespacedName {
+	if tls == nil {
+		return keys
+	}
+	for _, ref := range tls.CertificateRefs {
+		if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Secret") {
 			continue
 		}
-		for _, ref := range l.TLS.CertificateRefs {
-			if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Secret") {
-				continue
-			}
-			ns := gw.Namespace
-			if ref.Namespace != nil {
-				ns = string(*ref.Namespace)
-			}
-			keys = appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
+		refNS := ns
+		if ref.Namespace != nil {
+			refNS = string(*ref.Namespace)
 		}
+		keys = appendUnique(keys, types.NamespacedName{Namespace: refNS, Name: string(ref.Name)})
 	}
 	return keys
 }
 
 // gatewaySelectsNamespaces reports whether a listener of gw admits routes from
-// namespaces chosen by a label selector, which makes Namespace labels matter.
+// namespaces chosen by a label selector, or gw admits ListenerSets so, which makes
+// Namespace labels matter.
 func gatewaySelectsNamespaces(gw *gatewayv1.Gateway) bool {
+	if al := gw.Spec.AllowedListeners; al != nil && al.Namespaces != nil && al.Namespaces.From != nil &&
+		*al.Namespaces.From == gatewayv1.NamespacesFromSelector {
+		return true
+	}
 	for _, l := range gw.Spec.Listeners {
-		if ar := l.AllowedRoutes; ar != nil && ar.Namespaces != nil && ar.Namespaces.From != nil &&
-			*ar.Namespaces.From == gatewayv1.NamespacesFromSelector {
+		if selectsNamespaces(l.AllowedRoutes) {
 			return true
 		}
 	}
 	return false
+}
+
+// listenerSetSelectsNamespaces reports whether a listener of ls admits routes
+// from namespaces chosen by a label selector.
+func listenerSetSelectsNamespaces(ls *gatewayv1.ListenerSet) bool {
+	for _, l := range ls.Spec.Listeners {
+		if selectsNamespaces(l.AllowedRoutes) {
+			return true
+		}
+	}
+	return false
+}
+
+// selectsNamespaces reports whether ar admits routes from namespaces chosen by a
+// label selector.
+func selectsNamespaces(ar *gatewayv1.AllowedRoutes) bool {
+	return ar != nil && ar.Namespaces != nil && ar.Namespaces.From != nil &&
+		*ar.Namespaces.From == gatewayv1.NamespacesFromSelector
+}
+
+// listenerSetParent returns the Gateway the parentRef of ls names; false when it
+// names another kind.
+func listenerSetParent(ls *gatewayv1.ListenerSet) (types.NamespacedName, bool) {
+	ref := ls.Spec.ParentRef
+	if (ref.Group != nil && *ref.Group != gatewayv1.GroupName) || (ref.Kind != nil && *ref.Kind != "Gateway") {
+		return types.NamespacedName{}, false
+	}
+	ns := ls.Namespace
+	if ref.Namespace != nil && *ref.Namespace != "" {
+		ns = string(*ref.Namespace)
+	}
+	return types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, true
 }
 
 // routeServiceRefs returns the Services named by route's backendRefs (rule and

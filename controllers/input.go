@@ -23,7 +23,8 @@ import (
 // input lists what the translator needs from the cache: every GatewayClass of ours,
 // the GatewayClassParameters they name, the Gateway API CRDs (bundle version and
 // channel), their Gateways (whose status.addresses keep pool allocations stable),
-// every HTTPRoute, ReferenceGrant, Namespace, BackendPolicy and RoutePolicy, only
+// the ListenerSets of those Gateways, every HTTPRoute, ReferenceGrant, Namespace,
+// BackendPolicy and RoutePolicy, only
 // the Services, EndpointSlices and Secrets that routes and listeners name (and the
 // Services BackendPolicies target), and the addresses of the Ready nodes that run a
 // dataplane and whose dataplane is connected by their node Lease. It also returns the earliest expiry of a fresh node
@@ -49,6 +50,7 @@ func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 		c.listClasses,
 		c.listCRDs,
 		c.listGateways,
+		c.listListenerSets,
 		c.listRoutes,
 		c.listPolicies,
 		c.getServices,
@@ -141,6 +143,24 @@ func (c *Controller) listGateways(ctx context.Context, in *translate.Input) erro
 	return nil
 }
 
+// listListenerSets adds the ListenerSets whose parentRef names a Gateway in the
+// input.
+func (c *Controller) listListenerSets(ctx context.Context, in *translate.Input) error {
+	var sets gatewayv1.ListenerSetList
+	if err := c.client.List(ctx, &sets); err != nil {
+		return fmt.Errorf("listing listenersets: %w", err)
+	}
+	for _, ls := range sets.Items {
+		parent, ok := listenerSetParent(&ls)
+		if ok && slices.ContainsFunc(in.Gateways, func(gw gatewayv1.Gateway) bool {
+			return gw.Namespace == parent.Namespace && gw.Name == parent.Name
+		}) {
+			in.ListenerSets = append(in.ListenerSets, ls)
+		}
+	}
+	return nil
+}
+
 // listRoutes adds every HTTPRoute and ReferenceGrant, and every Namespace (for the
 // listeners' allowedRoutes).
 func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error {
@@ -226,12 +246,17 @@ func (c *Controller) getService(ctx context.Context, in *translate.Input, key ty
 	return nil
 }
 
-// getSecrets adds the Secrets the listeners of the input's Gateways name, those
-// that exist.
+// getSecrets adds the Secrets the listeners of the input's Gateways and
+// ListenerSets name, those that exist.
 func (c *Controller) getSecrets(ctx context.Context, in *translate.Input) error {
 	var keys []types.NamespacedName
 	for i := range in.Gateways {
 		for _, key := range gatewaySecretRefs(&in.Gateways[i]) {
+			keys = appendUnique(keys, key)
+		}
+	}
+	for i := range in.ListenerSets {
+		for _, key := range listenerSetSecretRefs(&in.ListenerSets[i]) {
 			keys = appendUnique(keys, key)
 		}
 	}

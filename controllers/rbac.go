@@ -6,8 +6,9 @@ package controllers
 // election and the per-node flax-node-<node> Leases) are namespaced and live in
 // config/rbac/leader_election_role.yaml.
 //
-// Gateway API objects: the controller watches them all and handles those of its classes.
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;httproutes;referencegrants,verbs=get;list;watch
+// Gateway API objects: the controller watches them all and handles those of its classes
+// (ListenerSets: those whose parent is a Gateway of its classes).
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;listenersets;httproutes;referencegrants,verbs=get;list;watch
 //
 // The Gateway API CRDs' bundle versions, for the GatewayClass SupportedVersion condition
 // (the controller caches CRD metadata only).
@@ -17,7 +18,7 @@ package controllers
 // +kubebuilder:rbac:groups=flaxlb.io,resources=gatewayclassparameters;backendpolicies;routepolicies,verbs=get;list;watch
 //
 // Status, written by the leader only.
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;httproutes/status,verbs=update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;listenersets/status;httproutes/status,verbs=update;patch
 // +kubebuilder:rbac:groups=flaxlb.io,resources=backendpolicies/status;routepolicies/status,verbs=update;patch
 //
 // Backends, listener certificates (TLS Secrets in any namespace: a Gateway may reference

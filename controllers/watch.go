@@ -63,6 +63,12 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &gatewayv1.Gateway{},
 			enqueue(co, false, c.gatewayIsOurs),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.Gateway]{}),
+		// ListenerSets of other controllers' Gateways are dropped when the input is
+		// listed; their status is written by the leader and does not change the
+		// generation.
+		source.Kind(cache, &gatewayv1.ListenerSet{},
+			enqueue[*gatewayv1.ListenerSet](co, false, nil),
+			predicate.TypedGenerationChangedPredicate[*gatewayv1.ListenerSet]{}),
 		source.Kind(cache, &gatewayv1.HTTPRoute{},
 			enqueue[*gatewayv1.HTTPRoute](co, false, nil),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.HTTPRoute]{}),
@@ -151,20 +157,30 @@ func (c *Controller) serviceIsTargeted(ctx context.Context, key types.Namespaced
 	return len(policies.Items) > 0
 }
 
-// secretIsUsed reports whether a Gateway listener names the Secret key.
+// secretIsUsed reports whether a listener of a Gateway or ListenerSet names the
+// Secret key.
 func (c *Controller) secretIsUsed(ctx context.Context, key types.NamespacedName) bool {
 	var gws gatewayv1.GatewayList
-	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewaySecrets: key.String()}); err != nil {
+	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewaySecrets: key.String()}); err != nil || len(gws.Items) > 0 {
 		return true
 	}
-	return len(gws.Items) > 0
+	var sets gatewayv1.ListenerSetList
+	if err := c.client.List(ctx, &sets, client.MatchingFields{indexListenerSetSecrets: key.String()}); err != nil {
+		return true
+	}
+	return len(sets.Items) > 0
 }
 
-// namespacesMatter reports whether a Gateway selects route namespaces by label.
+// namespacesMatter reports whether a Gateway selects route or ListenerSet
+// namespaces by label, or a ListenerSet selects route namespaces so.
 func (c *Controller) namespacesMatter(ctx context.Context, _ *corev1.Namespace) bool {
 	var gws gatewayv1.GatewayList
-	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewaySelectsNamespaces: indexTrue}); err != nil {
+	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewaySelectsNamespaces: indexTrue}); err != nil || len(gws.Items) > 0 {
 		return true
 	}
-	return len(gws.Items) > 0
+	var sets gatewayv1.ListenerSetList
+	if err := c.client.List(ctx, &sets, client.MatchingFields{indexListenerSetSelectsNamespaces: indexTrue}); err != nil {
+		return true
+	}
+	return len(sets.Items) > 0
 }

@@ -59,6 +59,51 @@ type GatewayClassParametersSpec struct {
 	//
 	// +optional
 	ClientTraffic *ClientTraffic `json:"clientTraffic,omitempty"`
+
+	// Tracing traces the requests of the class's Gateways (W3C Trace Context:
+	// an incoming traceparent is continued, the backend gets one naming the
+	// gateway's span as parent) and sends the spans of sampled requests to an
+	// OTLP/HTTP receiver. A dataplane sends to one receiver: where the Gateways
+	// of several classes with tracing share a node, the receiver of the class
+	// whose name sorts first is used, and each class's sampling still applies
+	// to its own listeners.
+	//
+	// +optional
+	Tracing *Tracing `json:"tracing,omitempty"`
+}
+
+// Tracing holds a class's tracing settings.
+type Tracing struct {
+	// OTLPEndpoint is the URL of the OTLP/HTTP traces receiver, e.g.
+	// http://otel-collector.observability:4318/v1/traces. The dataplanes run
+	// on the nodes' host network: name an address the nodes reach.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^/@]+(/.*)?$`
+	OTLPEndpoint string `json:"otlpEndpoint"`
+
+	// ServiceName is the service.name of the spans. Default "flax".
+	//
+	// +optional
+	// +kubebuilder:validation:MaxLength=255
+	ServiceName string `json:"serviceName,omitempty"`
+
+	// SamplePerMillion is the share of the traces that start at these Gateways
+	// (requests without a valid traceparent) that are sampled, in millionths:
+	// 0 none, 1000000 all. Default 10000 (1%).
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000000
+	SamplePerMillion *int32 `json:"samplePerMillion,omitempty"`
+
+	// IgnoreParent samples by SamplePerMillion alone. By default a request
+	// whose traceparent is valid follows its sampled flag (parent-based
+	// sampling), so a trace is recorded whole or not at all.
+	//
+	// +optional
+	IgnoreParent bool `json:"ignoreParent,omitempty"`
 }
 
 // ClientTraffic holds the client-side settings of a class's listeners.

@@ -58,6 +58,24 @@ func mergeGatewayStatus(existing, desired gatewayv1.GatewayStatus, now metav1.Ti
 	return out
 }
 
+// mergeListenerSetStatus returns desired with the transition times of the set's
+// and each listener's conditions merged from existing (listeners matched by name).
+func mergeListenerSetStatus(existing, desired gatewayv1.ListenerSetStatus, now metav1.Time) gatewayv1.ListenerSetStatus {
+	out := *desired.DeepCopy()
+	out.Conditions = mergeConditions(existing.Conditions, desired.Conditions, now)
+	for i := range out.Listeners {
+		var old []metav1.Condition
+		for _, l := range existing.Listeners {
+			if l.Name == out.Listeners[i].Name {
+				old = l.Conditions
+				break
+			}
+		}
+		out.Listeners[i].Conditions = mergeConditions(old, desired.Listeners[i].Conditions, now)
+	}
+	return out
+}
+
 // mergeRouteStatus returns the status of a route with ours as the parent statuses
 // of controller controllerName: the parents other controllers wrote are kept as
 // they are, in their order, and ours follow, with transition times merged from the
@@ -159,6 +177,15 @@ func classStatusWithoutTimes(s *gatewayv1.GatewayClassStatus) {
 
 // gatewayStatusWithoutTimes zeroes the transition times of a copy of s.
 func gatewayStatusWithoutTimes(s *gatewayv1.GatewayStatus) {
+	*s = *s.DeepCopy()
+	clearConditionTimes(s.Conditions)
+	for i := range s.Listeners {
+		clearConditionTimes(s.Listeners[i].Conditions)
+	}
+}
+
+// listenerSetStatusWithoutTimes zeroes the transition times of a copy of s.
+func listenerSetStatusWithoutTimes(s *gatewayv1.ListenerSetStatus) {
 	*s = *s.DeepCopy()
 	clearConditionTimes(s.Conditions)
 	for i := range s.Listeners {

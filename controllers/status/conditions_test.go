@@ -148,3 +148,39 @@ func TestEqualIgnoringTransitionTimes(t *testing.T) {
 		t.Error("statuses differing in attachedRoutes compare equal")
 	}
 }
+
+func TestMergeListenerSetStatus(t *testing.T) {
+	old := metav1.NewTime(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := metav1.NewTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	existing := gatewayv1.ListenerSetStatus{
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", LastTransitionTime: old}},
+		Listeners: []gatewayv1.ListenerEntryStatus{
+			{Name: "a", Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", LastTransitionTime: old}}},
+			{Name: "b", Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", LastTransitionTime: old}}},
+		},
+	}
+	desired := gatewayv1.ListenerSetStatus{
+		Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "ListenersNotValid"}},
+		Listeners: []gatewayv1.ListenerEntryStatus{
+			// Listeners are matched by name, not position.
+			{Name: "b", Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionFalse, Reason: "HostnameConflict"}}},
+			{Name: "a", Conditions: []metav1.Condition{{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed"}}},
+		},
+	}
+	got := mergeListenerSetStatus(existing, desired, now)
+	if c := got.Conditions[0]; !c.LastTransitionTime.Equal(&old) || c.Reason != "ListenersNotValid" {
+		t.Errorf("Accepted = %+v, want the desired reason with the old transition time", c)
+	}
+	if c := got.Listeners[0].Conditions[0]; !c.LastTransitionTime.Equal(&now) {
+		t.Errorf("listener b Programmed turned False at %v, want now", c.LastTransitionTime)
+	}
+	if c := got.Listeners[1].Conditions[0]; !c.LastTransitionTime.Equal(&old) {
+		t.Errorf("listener a Programmed stayed True but got %v, want the old time", c.LastTransitionTime)
+	}
+	if !desired.Conditions[0].LastTransitionTime.IsZero() {
+		t.Error("mergeListenerSetStatus modified desired")
+	}
+	if !equalIgnoringTransitionTimes(got, desired, listenerSetStatusWithoutTimes) {
+		t.Error("merged status differs from desired beyond transition times")
+	}
+}

@@ -2,7 +2,7 @@
 // users what became of their objects.
 //
 // The Writer (writer.go) writes the statuses the translator computed to
-// GatewayClasses, Gateways, HTTPRoutes and the ancestor entries of BackendPolicies
+// GatewayClasses, Gateways, ListenerSets, HTTPRoutes and the ancestor entries of BackendPolicies
 // and RoutePolicies. It needs leader election, so only the leader writes. It writes
 // only when a status differs from the object's ignoring LastTransitionTime, keeps
 // the LastTransitionTime of a condition whose status did not change
@@ -17,7 +17,9 @@
 // Programmed False/Pending with the bind error; a node that has applied nothing
 // yet, or runs another config hash of a Gateway than the translator computed,
 // makes it False/Pending, naming the nodes it waits for. Endpoint changes alone do
-// not change config hashes, so they never turn Programmed False.
+// not change config hashes, so they never turn Programmed False. A ListenerSet's
+// Programmed turns False (ParentNotProgrammed) when its Gateway's does, and its
+// listeners' as the Gateway's listeners' do when their port is not bound.
 //
 // The EventReporter (events.go) runs on every node and emits Warning Events
 // (ConfigurationRejected, ListenerNotBound) on the Gateways concerned, once per new

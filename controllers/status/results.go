@@ -195,3 +195,28 @@ func hostPort(addr string, port uint32) string {
 		return fmt.Sprintf("%s:%d", addr, port)
 	}
 }
+
+// foldListenerSetResults returns ls with the dataplane's bind failures folded in:
+// a listener of the set on a port that a dataplane cannot bind on one of binds,
+// the addresses its Gateway's listeners were bound on, turns Programmed
+// False/Pending. ls is not modified.
+func foldListenerSetResults(ls translate.ListenerSetStatus, binds []string, results []deliver.Result) translate.ListenerSetStatus {
+	out := ls
+	out.Status = *ls.Status.DeepCopy()
+	for _, r := range results {
+		for _, dl := range r.Listeners {
+			if dl.Bound || !slices.Contains(binds, dl.Address) {
+				continue
+			}
+			message := clip.Truncate(fmt.Sprintf("The dataplane on node %s cannot bind %s: %s",
+				nodeLabel(r.Node), hostPort(dl.Address, dl.Port), dl.Error), maxConditionMessage)
+			for i := range out.Status.Listeners {
+				l := &out.Status.Listeners[i]
+				if port, ok := ls.ListenerPorts[l.Name]; ok && uint32(port) == dl.Port {
+					demote(&l.Conditions, string(gatewayv1.ListenerEntryConditionProgrammed), string(gatewayv1.ListenerEntryReasonPending), message)
+				}
+			}
+		}
+	}
+	return out
+}

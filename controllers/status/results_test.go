@@ -181,3 +181,34 @@ func TestFoldResultsWaitsForEveryNode(t *testing.T) {
 		t.Errorf("a Gateway with nothing in the snapshot waits for a node that runs nothing of it: %+v", c)
 	}
 }
+
+func TestFoldListenerSetResults(t *testing.T) {
+	programmed := metav1.Condition{Type: "Programmed", Status: metav1.ConditionTrue, Reason: "Programmed", ObservedGeneration: 2}
+	ls := translate.ListenerSetStatus{
+		NamespacedName: types.NamespacedName{Namespace: "ns", Name: "extra"},
+		Gateway:        types.NamespacedName{Namespace: "ns", Name: "web"},
+		Status: gatewayv1.ListenerSetStatus{
+			Conditions: []metav1.Condition{programmed},
+			Listeners: []gatewayv1.ListenerEntryStatus{
+				{Name: "a", Conditions: []metav1.Condition{programmed}},
+				{Name: "b", Conditions: []metav1.Condition{programmed}},
+			},
+		},
+		ListenerPorts: map[gatewayv1.SectionName]gatewayv1.PortNumber{"a": 8081, "b": 9000},
+	}
+	results := []deliver.Result{{Node: "node-a", Connected: true, Synced: true, Listeners: []deliver.ListenerResult{
+		{Name: "ns/web/8081", Address: "10.0.0.1", Port: 8081, Error: "address already in use"},
+		{Name: "other/gw/9000", Address: "10.0.0.2", Port: 9000, Error: "address already in use"},
+	}}}
+	got := foldListenerSetResults(ls, []string{"10.0.0.1"}, results)
+	c := meta.FindStatusCondition(got.Status.Listeners[0].Conditions, "Programmed")
+	if c.Status != metav1.ConditionFalse || c.Reason != "Pending" || !strings.Contains(c.Message, "10.0.0.1:8081") {
+		t.Errorf("listener a Programmed = %+v, want False/Pending naming the unbound address", c)
+	}
+	if c := meta.FindStatusCondition(got.Status.Listeners[1].Conditions, "Programmed"); c.Status != metav1.ConditionTrue {
+		t.Errorf("listener b Programmed = %+v, want True: the unbound 9000 is on another Gateway's address", c)
+	}
+	if meta.FindStatusCondition(ls.Status.Listeners[0].Conditions, "Programmed").Status != metav1.ConditionTrue {
+		t.Error("foldListenerSetResults modified its input")
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -46,7 +47,7 @@ type WriterOptions struct {
 }
 
 // Writer writes the statuses the translator computed, with the dataplane
-// results folded in, to GatewayClasses, Gateways and HTTPRoutes, and the ancestor
+// results folded in, to GatewayClasses, Gateways, ListenerSets and HTTPRoutes, and the ancestor
 // entries of BackendPolicies and RoutePolicies. It is a manager runnable that
 // needs leader election, so only the leader writes. It compares each status with
 // the object's current one ignoring LastTransitionTime and writes only when they
@@ -149,8 +150,18 @@ func (w *Writer) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	gatewayProgrammed := make(map[types.NamespacedName]*metav1.Condition, len(out.Gateways))
 	for _, gs := range out.Gateways {
-		if err := w.writeGateway(ctx, gs, results); err != nil {
+		if err := w.writeGateway(ctx, gs, results, gatewayProgrammed); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	bindAddresses := make(map[types.NamespacedName][]string, len(out.Gateways))
+	for _, gs := range out.Gateways {
+		bindAddresses[gs.NamespacedName] = gs.BindAddresses
+	}
+	for _, ls := range out.ListenerSets {
+		if err := w.writeListenerSet(ctx, foldListenerSetResults(ls, bindAddresses[ls.Gateway], results), gatewayProgrammed[ls.Gateway]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -213,12 +224,14 @@ func (w *Writer) writeClass(ctx context.Context, cs translate.ClassStatus) error
 }
 
 // writeGateway writes the status of one Gateway, with the dataplane results folded
-// in.
-func (w *Writer) writeGateway(ctx context.Context, gs translate.GatewayStatus, results []deliver.Result) error {
+// in, and records its Programmed condition in programmed.
+func (w *Writer) writeGateway(ctx context.Context, gs translate.GatewayStatus, results []deliver.Result, programmed map[types.NamespacedName]*metav1.Condition) error {
 	return writeStatus(ctx, w, "Gateway", gs.NamespacedName,
 		func() *gatewayv1.Gateway { return &gatewayv1.Gateway{} },
 		func(gw *gatewayv1.Gateway) bool {
-			next := mergeGatewayStatus(gw.Status, foldResults(gw, gs, results), w.opts.Now())
+			folded := foldResults(gw, gs, results)
+			programmed[gs.NamespacedName] = meta.FindStatusCondition(folded.Conditions, string(gatewayv1.GatewayConditionProgrammed))
+			next := mergeGatewayStatus(gw.Status, folded, w.opts.Now())
 			if equalIgnoringTransitionTimes(gw.Status, next, gatewayStatusWithoutTimes) {
 				return false
 			}
@@ -226,6 +239,32 @@ func (w *Writer) writeGateway(ctx context.Context, gs translate.GatewayStatus, r
 			return true
 		})
 }
+
+// writeListenerSet writes the status of one ListenerSet. Its Programmed
+// condition turns False (reason ParentNotProgrammed) when the dataplane results
+// made its Gateway's False: gatewayProgrammed is that condition, nil when
+// unknown.
+func (w *Writer) writeListenerSet(ctx context.Context, ls translate.ListenerSetStatus, gatewayProgrammed *metav1.Condition) error {
+	desired := *ls.Status.DeepCopy()
+	if c := gatewayProgrammed; c != nil && c.Status == metav1.ConditionFalse {
+		demote(&desired.Conditions, string(gatewayv1.ListenerSetConditionProgrammed), reasonParentNotProgrammed,
+			fmt.Sprintf("Gateway %s is not programmed (%s): %s", ls.Gateway, c.Reason, c.Message))
+	}
+	return writeStatus(ctx, w, "ListenerSet", ls.NamespacedName,
+		func() *gatewayv1.ListenerSet { return &gatewayv1.ListenerSet{} },
+		func(obj *gatewayv1.ListenerSet) bool {
+			next := mergeListenerSetStatus(obj.Status, desired, w.opts.Now())
+			if equalIgnoringTransitionTimes(obj.Status, next, listenerSetStatusWithoutTimes) {
+				return false
+			}
+			obj.Status = next
+			return true
+		})
+}
+
+// reasonParentNotProgrammed is the ListenerSet Programmed reason for a parent
+// Gateway that is not programmed (Gateway API v1.6.3 has no constant for it).
+const reasonParentNotProgrammed = "ParentNotProgrammed"
 
 // writeRoutes writes our parent statuses of the HTTPRoutes in statuses and
 // removes our parent statuses from every other HTTPRoute (routes that no longer

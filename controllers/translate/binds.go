@@ -31,6 +31,9 @@ type bind struct {
 	// built is the dataplane listener of the bind in the snapshot; nil until the
 	// snapshot is built, and when no member is programmed.
 	built *dataplanev1.Listener
+	// tracing is the tracing of the class whose settings the built listener
+	// took, when they trace it.
+	tracing *classTracing
 }
 
 // vhost is one virtual host being built.
@@ -49,8 +52,8 @@ func (t *translator) resolveBinds() {
 		if !g.accepted() {
 			continue
 		}
-		for _, l := range g.listeners {
-			if !l.valid() {
+		for _, l := range g.allListeners() {
+			if !l.usable() {
 				continue
 			}
 			for _, addr := range g.bindAddresses {
@@ -181,6 +184,10 @@ func (b *bind) listener() *dataplanev1.Listener {
 	// The class of the oldest programmed Gateway sets how the listener treats
 	// its clients.
 	programmed[0].gateway.clientTraffic.apply(dl)
+	programmed[0].gateway.tracing.apply(dl)
+	if tr := programmed[0].gateway.tracing; dl.Tracing != nil {
+		b.tracing = tr
+	}
 	if b.protocol == dataplanev1.Listener_HTTPS {
 		// One certificate per hostname; the oldest Gateway's wins when merged
 		// Gateways serve the same hostname.

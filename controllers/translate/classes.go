@@ -22,6 +22,9 @@ type classInfo struct {
 	// clientTraffic holds the listener settings of the class's parameters; nil
 	// when it has none.
 	clientTraffic *clientTraffic
+	// tracing holds the tracing settings of the class's parameters; nil when
+	// it has none.
+	tracing *classTracing
 }
 
 // translateClasses picks the GatewayClasses of Flax's controller and checks them
@@ -39,7 +42,7 @@ func (t *translator) translateClasses() {
 		}
 		ci := &classInfo{class: gc}
 		if ref := gc.Spec.ParametersRef; ref != nil {
-			ci.pool, ci.clientTraffic, ci.invalid = classParameters(ref, params)
+			ci.pool, ci.clientTraffic, ci.tracing, ci.invalid = classParameters(gc.Name, ref, params)
 		}
 		t.classes[gc.Name] = ci
 		t.classOrder = append(t.classOrder, ci)
@@ -47,24 +50,24 @@ func (t *translator) translateClasses() {
 	slices.SortFunc(t.classOrder, func(a, b *classInfo) int { return compareStrings(a.class.Name, b.class.Name) })
 }
 
-// classParameters resolves a class's parametersRef: the address pool and the
-// client traffic settings of the GatewayClassParameters it names (each nil if it
-// sets none), or why the reference or the parameters are invalid.
-func classParameters(ref *gatewayv1.ParametersReference, params map[string]*flaxv1alpha1.GatewayClassParameters) (*addressPool, *clientTraffic, *problem) {
+// classParameters resolves class's parametersRef: the address pool, the client
+// traffic and the tracing settings of the GatewayClassParameters it names (each
+// nil if it sets none), or why the reference or the parameters are invalid.
+func classParameters(class string, ref *gatewayv1.ParametersReference, params map[string]*flaxv1alpha1.GatewayClassParameters) (*addressPool, *clientTraffic, *classTracing, *problem) {
 	invalid := func(format string, args ...any) *problem {
 		return &problem{reason: string(gatewayv1.GatewayClassReasonInvalidParameters), message: fmt.Sprintf(format, args...)}
 	}
 	if string(ref.Group) != flaxv1alpha1.GroupName || string(ref.Kind) != flaxv1alpha1.KindGatewayClassParameters {
-		return nil, nil, invalid("parametersRef refers to %s %s, but Flax takes only %s/%s parameters: refer to one of those, or remove spec.parametersRef",
+		return nil, nil, nil, invalid("parametersRef refers to %s %s, but Flax takes only %s/%s parameters: refer to one of those, or remove spec.parametersRef",
 			describeKind(string(ref.Group), string(ref.Kind)), ref.Name, flaxv1alpha1.GroupName, flaxv1alpha1.KindGatewayClassParameters)
 	}
 	if ref.Namespace != nil && *ref.Namespace != "" {
-		return nil, nil, invalid("parametersRef sets namespace %s, but %s/%s is cluster-scoped: remove parametersRef.namespace",
+		return nil, nil, nil, invalid("parametersRef sets namespace %s, but %s/%s is cluster-scoped: remove parametersRef.namespace",
 			*ref.Namespace, flaxv1alpha1.GroupName, flaxv1alpha1.KindGatewayClassParameters)
 	}
 	p, ok := params[ref.Name]
 	if !ok {
-		return nil, nil, invalid("parametersRef refers to %s %s, which does not exist: create it (its CRD is in Flax's config/crd/bases) or fix the reference",
+		return nil, nil, nil, invalid("parametersRef refers to %s %s, which does not exist: create it (its CRD is in Flax's config/crd/bases) or fix the reference",
 			flaxv1alpha1.KindGatewayClassParameters, ref.Name)
 	}
 	var pool *addressPool
@@ -74,13 +77,15 @@ func classParameters(ref *gatewayv1.ParametersReference, params map[string]*flax
 	}
 	ct, ctErrs := parseClientTraffic(p.Spec.ClientTraffic)
 	errs = append(errs, ctErrs...)
+	tr, trErrs := parseTracing(class, p.Spec.Tracing)
+	errs = append(errs, trErrs...)
 	if len(errs) > 0 {
-		return nil, nil, invalid("%s %s is invalid: %s", flaxv1alpha1.KindGatewayClassParameters, ref.Name, strings.Join(errs, "; "))
+		return nil, nil, nil, invalid("%s %s is invalid: %s", flaxv1alpha1.KindGatewayClassParameters, ref.Name, strings.Join(errs, "; "))
 	}
 	if pool != nil {
 		pool.parameters = ref.Name
 	}
-	return pool, ct, nil
+	return pool, ct, tr, nil
 }
 
 // classStatuses returns the status of every class of Flax's controller.

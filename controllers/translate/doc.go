@@ -33,6 +33,15 @@
 // programmed Gateway's class. Values the CRD's schema should have refused are
 // checked with the dataplane's validation and make the class InvalidParameters.
 //
+// ListenerSets (Input.ListenerSets) whose parentRef names one of those Gateways add
+// their listeners to it when its spec.allowedListeners admits their namespace (by
+// default none) and at least one of their listeners can be served (see
+// translateListenerSets). The merged listeners follow the Gateway API precedence:
+// the Gateway's own, then the sets by creation time and namespace/name; a set's
+// listener that conflicts with an earlier one (another protocol on its port, or
+// the same hostname on its port) is not served. Routes reach a set's listeners
+// through parentRefs of kind ListenerSet, never through the Gateway.
+//
 // A request is served only by the routes of the Gateway listener whose hostname
 // matches its Host most specifically (listener isolation): every accepted listener
 // reserves a virtual host for its own hostname, and a route hostname is served on a

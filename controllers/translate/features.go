@@ -27,6 +27,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayHTTPListenerIsolation,
 	features.SupportGatewayStaticAddresses,
 	features.SupportGatewayAddressEmpty,
+	features.SupportListenerSet,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportHTTPRouteQueryParamMatching,

@@ -38,13 +38,34 @@ type gatewayInfo struct {
 	// clientTraffic holds the listener settings of the Gateway's class; nil when
 	// it has none.
 	clientTraffic *clientTraffic
-	listeners     []*listenerInfo
+	// tracing holds the tracing settings of the Gateway's class; nil when it
+	// has none.
+	tracing *classTracing
+	// listeners are the Gateway's own listeners, in spec order.
+	listeners []*listenerInfo
+	// sets are the ListenerSets whose parentRef names the Gateway, in precedence
+	// order (oldest first, then namespace/name).
+	sets []*listenerSetInfo
+	// setListeners are the listeners of the attached sets, in precedence order.
+	setListeners []*listenerInfo
+}
+
+// allListeners returns the Gateway's own listeners followed by those of its
+// attached ListenerSets: the merged list, in precedence order.
+func (g *gatewayInfo) allListeners() []*listenerInfo {
+	if len(g.setListeners) == 0 {
+		return g.listeners
+	}
+	return append(slices.Clip(g.listeners), g.setListeners...)
 }
 
 // listenerInfo is one listener of a Gateway and what was found about it.
 type listenerInfo struct {
 	gateway *gatewayInfo
-	spec    *gatewayv1.Listener
+	// set is the ListenerSet the listener belongs to; nil for a listener of the
+	// Gateway's own spec.
+	set  *listenerSetInfo
+	spec *gatewayv1.Listener
 	// hostname is the lowercase listener hostname; "" matches any.
 	hostname string
 	// protocol is the dataplane protocol; unspecified for unsupported protocols.
@@ -73,13 +94,33 @@ func (l *listenerInfo) allowsHTTPRoute() bool { return len(l.supportedKinds) > 0
 func (l *listenerInfo) valid() bool { return l.unsupported == nil && l.conflict == nil }
 
 // usable reports whether routes may attach to the listener: it and its Gateway
-// are accepted.
-func (l *listenerInfo) usable() bool { return l.valid() && l.gateway.accepted() }
+// are accepted, and so is its ListenerSet if it has one.
+func (l *listenerInfo) usable() bool {
+	return l.valid() && l.gateway.accepted() && (l.set == nil || l.set.attached)
+}
+
+// complete reports whether the listener itself has all it needs to be served: it
+// is valid, takes HTTPRoutes and, for HTTPS, has a certificate.
+func (l *listenerInfo) complete() bool {
+	return l.valid() && l.allowsHTTPRoute() && (l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
+}
+
+// servable reports whether the listener is complete and usable.
+func (l *listenerInfo) servable() bool { return l.complete() && l.usable() }
 
 // programmed reports whether the listener is served by the dataplane.
 func (l *listenerInfo) programmed() bool {
-	return l.usable() && l.gateway.noAddress == nil && l.allowsHTTPRoute() &&
-		(l.protocol != dataplanev1.Listener_HTTPS || len(l.certs) > 0)
+	return l.servable() && l.gateway.noAddress == nil
+}
+
+// namespace is the namespace of the object the listener is defined in: its
+// ListenerSet's, else its Gateway's. allowedRoutes "Same" and certificate
+// references are relative to it.
+func (l *listenerInfo) namespace() string {
+	if l.set != nil {
+		return l.set.key.Namespace
+	}
+	return l.gateway.key.Namespace
 }
 
 // accepted reports whether the Gateway is accepted: it is valid as a whole and at
@@ -104,7 +145,7 @@ func (t *translator) translateGateways() {
 		if !ok {
 			continue
 		}
-		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic}
+		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic, tracing: ci.tracing}
 		if ci.invalid != nil {
 			g.invalid = &problem{
 				reason:  string(gatewayv1.GatewayReasonInvalid),
@@ -116,7 +157,7 @@ func (t *translator) translateGateways() {
 			g.invalid = unsupportedGatewayFields(gw)
 		}
 		for j := range gw.Spec.Listeners {
-			g.listeners = append(g.listeners, t.translateListener(g, &gw.Spec.Listeners[j]))
+			g.listeners = append(g.listeners, t.translateListener(g, nil, &gw.Spec.Listeners[j]))
 		}
 		markConflicts(g.listeners)
 		t.gateways = append(t.gateways, g)
@@ -202,10 +243,12 @@ func (t *translator) gatewayAddresses(g *gatewayInfo, ci *classInfo) {
 	g.bindAddresses = []string{""}
 }
 
-// translateListener checks one listener of g.
-func (t *translator) translateListener(g *gatewayInfo, spec *gatewayv1.Listener) *listenerInfo {
+// translateListener checks one listener of g, defined in g's own spec (set nil)
+// or in ListenerSet set.
+func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spec *gatewayv1.Listener) *listenerInfo {
 	l := &listenerInfo{
 		gateway:        g,
+		set:            set,
 		spec:           spec,
 		supportedKinds: []gatewayv1.RouteGroupKind{},
 		attached:       map[types.NamespacedName]struct{}{},
@@ -287,7 +330,7 @@ func (t *translator) routeNamespaces(l *listenerInfo) {
 		}
 		selector = ar.Namespaces.Selector
 	}
-	gwNS := l.gateway.gw.Namespace
+	gwNS := l.namespace()
 	switch from {
 	case gatewayv1.NamespacesFromAll:
 		l.allowNamespace = func(string) bool { return true }
@@ -341,7 +384,11 @@ func (t *translator) listenerCertificates(l *listenerInfo) {
 			"an HTTPS listener needs a certificate: add a kubernetes.io/tls Secret to tls.certificateRefs")
 		return
 	}
-	gwNS := l.gateway.gw.Namespace
+	gwNS := l.namespace()
+	fromKind, fromKinds := kindGateway, "Gateways"
+	if l.set != nil {
+		fromKind, fromKinds = kindListenerSet, "ListenerSets"
+	}
 	for i, ref := range cfg.CertificateRefs {
 		group, kind := "", "Secret"
 		if ref.Group != nil {
@@ -361,10 +408,10 @@ func (t *translator) listenerCertificates(l *listenerInfo) {
 			continue
 		}
 		name := string(ref.Name)
-		if !t.grants.allows(kindGateway, gwNS, kindSecret, ns, name) {
+		if !t.grants.allows(fromKind, gwNS, kindSecret, ns, name) {
 			l.refProblems.add(string(gatewayv1.ListenerReasonRefNotPermitted), fmt.Sprintf(
-				"%s refers to Secret %s/%s in another namespace, and no ReferenceGrant in namespace %s allows Gateways of namespace %s to use it: create one there, or copy the Secret to namespace %s",
-				where, ns, name, ns, gwNS, gwNS))
+				"%s refers to Secret %s/%s in another namespace, and no ReferenceGrant in namespace %s allows %s of namespace %s to use it: create one there, or copy the Secret to namespace %s",
+				where, ns, name, ns, fromKinds, gwNS, gwNS))
 			continue
 		}
 		secret, ok := t.secrets[types.NamespacedName{Namespace: ns, Name: name}]
@@ -539,6 +586,9 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 			fmt.Sprintf("The Gateway is programmed on %s", where), gen)
 	}
 	st.Conditions = []metav1.Condition{accepted, programmed}
+	if g.allowsListenerSets() || len(g.sets) > 0 {
+		st.AttachedListenerSets = ptr(g.attachedListenerSets())
+	}
 	return st
 }
 
@@ -551,10 +601,13 @@ func (l *listenerInfo) status(gen int64) gatewayv1.ListenerStatus {
 	}
 	var accepted metav1.Condition
 	switch {
+	case l.conflict != nil:
+		// A ListenerSet listener may conflict with a listener that takes
+		// precedence whatever its own protocol; a Gateway's own listener never has
+		// both problems.
+		accepted = condition(gatewayv1.ListenerConditionAccepted, false, l.conflict.reason, l.conflict.message, gen)
 	case l.unsupported != nil:
 		accepted = condition(gatewayv1.ListenerConditionAccepted, false, l.unsupported.reason, l.unsupported.message, gen)
-	case l.conflict != nil:
-		accepted = condition(gatewayv1.ListenerConditionAccepted, false, l.conflict.reason, l.conflict.message, gen)
 	default:
 		accepted = condition(gatewayv1.ListenerConditionAccepted, true, gatewayv1.ListenerReasonAccepted, "The listener is accepted", gen)
 	}

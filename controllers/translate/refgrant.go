@@ -13,10 +13,11 @@ type groupKind struct {
 
 // Kinds the translator refers to.
 var (
-	kindGateway   = groupKind{gatewayv1.GroupName, "Gateway"}
-	kindHTTPRoute = groupKind{gatewayv1.GroupName, "HTTPRoute"}
-	kindService   = groupKind{"", "Service"}
-	kindSecret    = groupKind{"", "Secret"}
+	kindGateway     = groupKind{gatewayv1.GroupName, "Gateway"}
+	kindListenerSet = groupKind{gatewayv1.GroupName, "ListenerSet"}
+	kindHTTPRoute   = groupKind{gatewayv1.GroupName, "HTTPRoute"}
+	kindService     = groupKind{"", "Service"}
+	kindSecret      = groupKind{"", "Secret"}
 )
 
 // normalGroup maps the spellings of the core group to "".

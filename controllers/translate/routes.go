@@ -75,18 +75,52 @@ func (t *translator) translateRoutes() {
 	}
 }
 
-// hasOurParent reports whether a parentRef of r refers to a Gateway of Flax.
+// hasOurParent reports whether a parentRef of r refers to a Gateway of Flax or to
+// a ListenerSet of one.
 func (t *translator) hasOurParent(r *gatewayv1.HTTPRoute) bool {
 	for _, ref := range r.Spec.ParentRefs {
-		if _, ok := t.parentGateway(r, ref); ok {
+		if _, ok := t.parentOf(r, ref); ok {
 			return true
 		}
 	}
 	return false
 }
 
-// parentGateway returns the Gateway of Flax that ref, a parentRef of r, refers to.
-func (t *translator) parentGateway(r *gatewayv1.HTTPRoute, ref gatewayv1.ParentReference) (*gatewayInfo, bool) {
+// parent is what a parentRef of a route refers to: a Gateway of Flax, or a
+// ListenerSet whose parent is one.
+type parent struct {
+	gateway *gatewayInfo
+	// set is the ListenerSet; nil for a Gateway.
+	set *listenerSetInfo
+}
+
+// String names the parent for messages.
+func (p parent) String() string {
+	if p.set != nil {
+		return "ListenerSet " + p.set.key.String()
+	}
+	return "Gateway " + p.gateway.key.String()
+}
+
+// kind is the kind of the parent.
+func (p parent) kind() string {
+	if p.set != nil {
+		return "ListenerSet"
+	}
+	return "Gateway"
+}
+
+// listeners are the listeners a route may attach to through the parent: a
+// Gateway's own listeners (not those of its ListenerSets), or the set's.
+func (p parent) listeners() []*listenerInfo {
+	if p.set != nil {
+		return p.set.listeners
+	}
+	return p.gateway.listeners
+}
+
+// parentOf returns the parent of Flax that ref, a parentRef of r, refers to.
+func (t *translator) parentOf(r *gatewayv1.HTTPRoute, ref gatewayv1.ParentReference) (parent, bool) {
 	group, kind := gatewayv1.GroupName, "Gateway"
 	if ref.Group != nil {
 		group = string(*ref.Group)
@@ -94,15 +128,22 @@ func (t *translator) parentGateway(r *gatewayv1.HTTPRoute, ref gatewayv1.ParentR
 	if ref.Kind != nil {
 		kind = string(*ref.Kind)
 	}
-	if (groupKind{group, kind}) != kindGateway {
-		return nil, false
-	}
 	ns := r.Namespace
 	if ref.Namespace != nil && *ref.Namespace != "" {
 		ns = string(*ref.Namespace)
 	}
-	g, ok := t.gatewayByKey[types.NamespacedName{Namespace: ns, Name: string(ref.Name)}]
-	return g, ok
+	k := types.NamespacedName{Namespace: ns, Name: string(ref.Name)}
+	switch (groupKind{group, kind}) {
+	case kindGateway:
+		if g, ok := t.gatewayByKey[k]; ok {
+			return parent{gateway: g}, true
+		}
+	case kindListenerSet:
+		if s, ok := t.listenerSetByKey[k]; ok {
+			return parent{gateway: s.gateway, set: s}, true
+		}
+	}
+	return parent{}, false
 }
 
 // routeHostnames lowercases the route's hostnames and drops invalid ones.
@@ -154,10 +195,11 @@ const (
 func (t *translator) attach(ri *routeInfo, i int) []attachment {
 	r := ri.route
 	ref := r.Spec.ParentRefs[i]
-	g, ok := t.parentGateway(r, ref)
+	p, ok := t.parentOf(r, ref)
 	if !ok {
 		return nil
 	}
+	g := p.gateway
 	for _, prev := range r.Spec.ParentRefs[:i] {
 		if sameParentRef(prev, ref, r.Namespace) {
 			return nil
@@ -175,8 +217,12 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		return reject(gatewayv1.RouteReasonNoMatchingParent, fmt.Sprintf(
 			"Gateway %s is not accepted, so no route can attach to it; see the Gateway's conditions", g.key))
 	}
+	if p.set != nil && !p.set.attached {
+		return reject(gatewayv1.RouteReasonNoMatchingParent, fmt.Sprintf(
+			"%s is not accepted by Gateway %s, so no route can attach to it; see the ListenerSet's conditions", p, g.key))
+	}
 	var candidates []*listenerInfo
-	for _, l := range g.listeners {
+	for _, l := range p.listeners() {
 		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
 			continue
 		}
@@ -186,7 +232,7 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		candidates = append(candidates, l)
 	}
 	if len(candidates) == 0 {
-		return reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(g, ref, i))
+		return reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(p, ref, i))
 	}
 
 	stage := -1
@@ -233,7 +279,7 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 				"; change the listener's allowedRoutes or attach the route to another listener")
 		default:
 			return reject(gatewayv1.RouteReasonNoMatchingParent, strings.Join(why, "; ")+
-				"; fix the listener (see the Gateway's status) or attach the route to another listener")
+				fmt.Sprintf("; fix the listener (see the %s's status) or attach the route to another listener", p.kind()))
 		}
 	}
 	if ri.allRulesInvalid() {
@@ -245,9 +291,9 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		names[j] = string(a.listener.spec.Name)
 		a.listener.attached[ri.key] = struct{}{}
 	}
-	msg := fmt.Sprintf("The route is attached to listener %s of Gateway %s", strings.Join(names, ", "), g.key)
+	msg := fmt.Sprintf("The route is attached to listener %s of %s", strings.Join(names, ", "), p)
 	if len(names) > 1 {
-		msg = fmt.Sprintf("The route is attached to listeners %s of Gateway %s", strings.Join(names, ", "), g.key)
+		msg = fmt.Sprintf("The route is attached to listeners %s of %s", strings.Join(names, ", "), p)
 	}
 	for _, n := range ri.notes {
 		msg += "; " + n
@@ -258,10 +304,10 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 	return attached
 }
 
-// noCandidateMessage explains why parentRefs[i] selects no listener of g.
-func noCandidateMessage(g *gatewayInfo, ref gatewayv1.ParentReference, i int) string {
+// noCandidateMessage explains why parentRefs[i] selects no listener of p.
+func noCandidateMessage(p parent, ref gatewayv1.ParentReference, i int) string {
 	var names, ports []string
-	for _, l := range g.listeners {
+	for _, l := range p.listeners() {
 		names = append(names, string(l.spec.Name))
 		p := fmt.Sprint(l.spec.Port)
 		if !slices.Contains(ports, p) {
@@ -275,8 +321,8 @@ func noCandidateMessage(g *gatewayInfo, ref gatewayv1.ParentReference, i int) st
 	if ref.Port != nil && *ref.Port != 0 {
 		sel = append(sel, fmt.Sprintf("on port %d", *ref.Port))
 	}
-	return fmt.Sprintf("Gateway %s has no listener %s (its listeners are %s on ports %s); fix parentRefs[%d].sectionName or .port",
-		g.key, strings.Join(sel, " and "), strings.Join(names, ", "), strings.Join(ports, ", "), i)
+	return fmt.Sprintf("%s has no listener %s (its listeners are %s on ports %s); fix parentRefs[%d].sectionName or .port",
+		p, strings.Join(sel, " and "), strings.Join(names, ", "), strings.Join(ports, ", "), i)
 }
 
 // intersect returns the hostnames the route serves on a listener of hostname lh;

@@ -2,14 +2,19 @@ package translate
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
+	"github.com/flaxlb/flax/config/samples/demo"
 )
 
 // samplesGolden is the translation of the samples (TestPolicySamples), rewritten
@@ -125,4 +130,39 @@ func backendSettingsOf(t *testing.T, spec flaxv1alpha1.BackendPolicySpec) *datap
 		t.Fatalf("BackendPolicy sample is invalid: %v", problems)
 	}
 	return g
+}
+
+// TestDemoListenerSetSample translates the local cluster's sample with its
+// ListenerSet (config/samples/demo/listenerset.yaml): the set is accepted by Gateway
+// demo, and HTTPRoute team is served on the set's port 8081 for team.example.com
+// only, not on the Gateway's own listener.
+func TestDemoListenerSetSample(t *testing.T) {
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	addDocuments(t, in, "config/samples/demo", demo.App+"---\n"+demo.EchoRoute+"---\n"+demo.ListenerSet, "Deployment")
+	in.GatewayClasses = append(in.GatewayClasses, gatewayv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "flax"},
+		Spec:       gatewayv1.GatewayClassSpec{ControllerName: testControllerName},
+	})
+	out := Translate(in)
+	if len(out.ListenerSets) != 1 {
+		t.Fatalf("ListenerSet statuses: %+v, want demo/team", out.ListenerSets)
+	}
+	for _, c := range out.ListenerSets[0].Status.Conditions {
+		if c.Status != metav1.ConditionTrue {
+			t.Errorf("ListenerSet demo/team: %s is %s (%s): %s", c.Type, c.Status, c.Reason, c.Message)
+		}
+	}
+	var teamRouteOn []string
+	for _, l := range out.Snapshot.GetListeners() {
+		for _, vh := range l.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if r.GetName() == "demo/team/rule-0" {
+					teamRouteOn = append(teamRouteOn, fmt.Sprintf("%d/%s", l.GetPort(), vh.GetName()))
+				}
+			}
+		}
+	}
+	if want := []string{"8081/team.example.com"}; !slices.Equal(teamRouteOn, want) {
+		t.Errorf("HTTPRoute team served on %v, want %v", teamRouteOn, want)
+	}
 }

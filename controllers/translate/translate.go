@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"google.golang.org/protobuf/proto"
+
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,6 +19,7 @@ func Translate(in *Input) *Output {
 	t := newTranslator(in)
 	t.translateClasses()
 	t.translateGateways()
+	t.translateListenerSets()
 	t.allocateAddresses()
 	t.resolveBinds()
 	t.translateRoutes()
@@ -28,6 +31,7 @@ func Translate(in *Input) *Output {
 		Snapshot:        snap,
 		GatewayClasses:  t.classStatuses(),
 		Gateways:        t.gatewayStatuses(t.configHashes(snap)),
+		ListenerSets:    t.listenerSetStatuses(),
 		HTTPRoutes:      t.routeStatuses(),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
@@ -48,10 +52,13 @@ type translator struct {
 	classOrder   []*classInfo
 	gateways     []*gatewayInfo // oldest first
 	gatewayByKey map[types.NamespacedName]*gatewayInfo
-	binds        map[bindKey]*bind
-	bindOrder    []*bind
-	routes       []*routeInfo // oldest first
-	groups       map[string]*groupInfo
+	// listenerSets are the ListenerSets of Flax's Gateways, by namespace/name.
+	listenerSets     []*listenerSetInfo
+	listenerSetByKey map[types.NamespacedName]*listenerSetInfo
+	binds            map[bindKey]*bind
+	bindOrder        []*bind
+	routes           []*routeInfo // oldest first
+	groups           map[string]*groupInfo
 
 	backendPolicies []*policyInfo // oldest first
 	backendHolders  map[policySlot]*policyInfo
@@ -133,6 +140,17 @@ func (t *translator) buildSnapshot() *dataplanev1.Snapshot {
 		}
 	}
 	slices.SortFunc(snap.Listeners, func(a, b *dataplanev1.Listener) int { return compareStrings(a.Name, b.Name) })
+	// One span exporter per dataplane: that of the class whose name sorts
+	// first among those whose settings trace a listener.
+	var exporter *classTracing
+	for _, b := range t.bindOrder {
+		if b.built != nil && b.tracing != nil && (exporter == nil || b.tracing.class < exporter.class) {
+			exporter = b.tracing
+		}
+	}
+	if exporter != nil {
+		snap.Tracing = proto.CloneOf(exporter.exporter)
+	}
 	names := make([]string, 0, len(t.groups))
 	for name, g := range t.groups {
 		if g.used {

@@ -214,6 +214,10 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			var o gatewayv1.Gateway
 			decode(&o)
 			in.Gateways = append(in.Gateways, o)
+		case "ListenerSet":
+			var o gatewayv1.ListenerSet
+			decode(&o)
+			in.ListenerSets = append(in.ListenerSets, o)
 		case "HTTPRoute":
 			var o gatewayv1.HTTPRoute
 			decode(&o)
@@ -279,6 +283,7 @@ func reverseInput(in *Input) *Input {
 	out.GatewayClasses = reversed(in.GatewayClasses)
 	out.Parameters = reversed(in.Parameters)
 	out.Gateways = reversed(in.Gateways)
+	out.ListenerSets = reversed(in.ListenerSets)
 	out.HTTPRoutes = reversed(in.HTTPRoutes)
 	out.ReferenceGrants = reversed(in.ReferenceGrants)
 	out.Services = reversed(in.Services)
@@ -301,8 +306,8 @@ func reversed[T any](s []T) []T {
 
 // renderOutput renders out as the golden YAML: the statuses, keyed by object, and
 // the snapshot in its YAML form. PEM data is shown as a digest, and the
-// LastTransitionTime the translator leaves unset is omitted. Policy statuses
-// appear only when the input has policies.
+// LastTransitionTime the translator leaves unset is omitted. Policy and
+// ListenerSet statuses appear only when the input has some.
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
 	snapYAML, err := dataplanev1.MarshalYAML(out.Snapshot)
@@ -332,6 +337,13 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		"gateways":       gateways,
 		"httpRoutes":     routes,
 		"snapshot":       snap,
+	}
+	if len(out.ListenerSets) > 0 {
+		var sets []entry
+		for _, s := range out.ListenerSets {
+			sets = append(sets, entry{s.NamespacedName.String() + " (Gateway " + s.Gateway.String() + ")", s.Status})
+		}
+		doc["listenerSets"] = sets
 	}
 	for name, statuses := range map[string][]PolicyStatus{"backendPolicies": out.BackendPolicies, "routePolicies": out.RoutePolicies} {
 		if len(statuses) == 0 {

@@ -27,6 +27,9 @@ type Input struct {
 	// in status.addresses are those a Gateway got last time, which an address
 	// pool keeps giving it while they stay free and in the pool.
 	Gateways []gatewayv1.Gateway
+	// ListenerSets are all ListenerSets of the cluster; those whose parentRef
+	// names a Gateway of Flax's classes add listeners to it.
+	ListenerSets []gatewayv1.ListenerSet
 	// HTTPRoutes are all HTTPRoutes of the cluster.
 	HTTPRoutes []gatewayv1.HTTPRoute
 	// ReferenceGrants are all ReferenceGrants of the cluster.
@@ -79,6 +82,9 @@ type Output struct {
 	GatewayClasses []ClassStatus
 	// Gateways holds the status of every Gateway of those classes.
 	Gateways []GatewayStatus
+	// ListenerSets holds the status of every ListenerSet whose parentRef names
+	// one of those Gateways.
+	ListenerSets []ListenerSetStatus
 	// HTTPRoutes holds, for every HTTPRoute of the Input, the parent entries of its
 	// parentRefs to Gateways of those classes, possibly none. The status writer
 	// replaces the entries whose controllerName is ControllerName with these and
@@ -118,6 +124,19 @@ type GatewayStatus struct {
 	// traffic meets changes, but not when endpoints alone do. 16 hex digits;
 	// empty when nothing of the Gateway is in the snapshot.
 	ConfigHash string
+}
+
+// ListenerSetStatus is the status Flax computed for one ListenerSet.
+type ListenerSetStatus struct {
+	// NamespacedName of the ListenerSet.
+	NamespacedName types.NamespacedName
+	// Gateway is its parent Gateway.
+	Gateway types.NamespacedName
+	// Status to write. Conditions have LastTransitionTime unset.
+	Status gatewayv1.ListenerSetStatus
+	// ListenerPorts are the ports of the listeners in Status, by name, for
+	// matching the dataplane's bind results to them.
+	ListenerPorts map[gatewayv1.SectionName]gatewayv1.PortNumber
 }
 
 // RouteStatus is the status Flax computed for one HTTPRoute.

@@ -267,13 +267,17 @@ func httpOK(url string) error {
 }
 
 // applySample writes the sample of config/samples/demo into the state folder
-// (sample.yaml, and sample-route.yaml for the help text), applies sample.yaml and waits
+// (sample.yaml, and sample-route.yaml and sample-listenerset.yaml for the help text),
+// applies sample.yaml and waits
 // until a request through the Gateway reaches a pod.
 func (c *cluster) applySample(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample.yaml"), []byte(demo.App+"---\n"+demo.EchoRoute), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample-route.yaml"), []byte(demo.V2Route), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.cfg.dir, "sample-listenerset.yaml"), []byte(demo.ListenerSet), 0o644); err != nil {
 		return err
 	}
 	if err := c.kubectl("", "apply", "-f", filepath.Join(c.cfg.dir, "sample.yaml")); err != nil {
@@ -336,7 +340,10 @@ Sample (namespace demo), served by flax-dataplane on every address, port %[1]d:
   for i in $(seq 6); do curl -s http://127.0.0.1:%[1]d/ | grep '"pod"'; done
   %[3]s apply -f %[4]s
   curl -s -H 'Host: v2.example.com' http://127.0.0.1:%[1]d/v2/hello
-`, c.cfg.gatewayPort, c.net.nodeIP, k, filepath.Join(c.cfg.dir, "sample-route.yaml"))
+  %[3]s apply -f %[5]s     # a ListenerSet: port 8081 on Gateway demo
+  %[3]s -n demo get listenerset team
+  curl -s -H 'Host: team.example.com' http://127.0.0.1:8081/ | grep '"pod"'
+`, c.cfg.gatewayPort, c.net.nodeIP, k, filepath.Join(c.cfg.dir, "sample-route.yaml"), filepath.Join(c.cfg.dir, "sample-listenerset.yaml"))
 	}
 	fmt.Printf("\nGateways with spec.addresses may use %s (routed to this machine). Ctrl-C stops everything.\n\n", c.net.pool)
 }

@@ -46,7 +46,7 @@ PROTOC_GEN_GO_GRPC="google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"
 # directives, so `go install` builds it (about 5 minutes cold on 2 cores).
 COREDNS="github.com/coredns/coredns@v1.12.2"
 
-ALL=(kube-apiserver kube-controller-manager kubectl etcd echo-basic helm golangci-lint controller-gen protoc-gen-go protoc-gen-go-grpc coredns)
+ALL=(kube-apiserver kube-controller-manager kubectl etcd echo-basic helm golangci-lint controller-gen protoc-gen-go protoc-gen-go-grpc coredns jaeger)
 
 gover="$("$GO" env GOVERSION)"
 modkey() { # hash of a module's go.mod and go.sum and the Go version
@@ -62,6 +62,10 @@ spec() {
 		printf '%s\t%s\n' "$(modkey "$ROOT/hack/tools")" "module hack/tools go.etcd.io/etcd/server/v3" ;;
 	echo-basic)
 		printf '%s\t%s\n' "$(modkey "$ROOT/test/conformance")" "module test/conformance sigs.k8s.io/gateway-api/conformance/echo-basic" ;;
+	jaeger)
+		# Jaeger's go.mod has replace directives, so it cannot be `go install`ed: the
+		# module hack/tools/jaeger requires it as a tool.
+		printf '%s\t%s\n' "$(modkey "$ROOT/hack/tools/jaeger")" "module hack/tools/jaeger github.com/jaegertracing/jaeger/cmd/jaeger" ;;
 	helm) printf '%s\t%s\n' "$HELM-$gover" "install $HELM" ;;
 	golangci-lint) printf '%s\t%s\n' "$GOLANGCI_LINT-$gover" "install $GOLANGCI_LINT" ;;
 	controller-gen) printf '%s\t%s\n' "$CONTROLLER_GEN-$gover" "install $CONTROLLER_GEN" ;;
@@ -89,6 +93,7 @@ typical() {
 	controller-gen) echo 60 ;;
 	protoc-gen-go | protoc-gen-go-grpc) echo 20 ;;
 	coredns) echo 300 ;;
+	jaeger) echo 360 ;;
 	*) echo 60 ;;
 	esac
 }

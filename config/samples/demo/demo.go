@@ -19,3 +19,9 @@ var EchoRoute string
 //
 //go:embed v2-route.yaml
 var V2Route string
+
+// ListenerSet is ListenerSet team, which adds a listener on port 8081 for
+// team.example.com to Gateway demo, and HTTPRoute team, attached to it.
+//
+//go:embed listenerset.yaml
+var ListenerSet string
