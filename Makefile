@@ -97,9 +97,11 @@ conformance: build ## Run the Gateway API conformance suite (GATEWAY-HTTP profil
 ##@ Build
 
 .PHONY: build
-build: ## Build flax-dataplane and flax-controller into bin/.
+build: ## Build flax-dataplane, flax-controller and flaxctl into bin/, with bin/kubectl-flax and bin/kubectl_complete-flax linking to flaxctl (the kubectl plugin and its completion: `kubectl flax status` with bin/ on the PATH).
 	@mkdir -p $(LOCALBIN)
 	$(GO) build $(GOFLAGS_BUILD) -o $(LOCALBIN)/ ./cmd/...
+	ln -sf flaxctl $(LOCALBIN)/kubectl-flax
+	ln -sf flaxctl $(LOCALBIN)/kubectl_complete-flax
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine with BuildKit, which keeps flax-dataplane's file capability).
@@ -114,4 +116,4 @@ tools: ## Build all pinned tools into bin/ (only what is missing or out of date;
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the tool binaries in bin/).
-	rm -f $(LOCALBIN)/flax-dataplane $(LOCALBIN)/flax-controller
+	rm -f $(LOCALBIN)/flax-dataplane $(LOCALBIN)/flax-controller $(LOCALBIN)/flaxctl $(LOCALBIN)/kubectl-flax $(LOCALBIN)/kubectl_complete-flax
