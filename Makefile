@@ -71,9 +71,10 @@ test-race: tools ## Run the hot-path, controller and API tests under the race de
 	CGO_ENABLED=1 KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -race -count=1 $(RACE_PKGS)
 
 .PHONY: bench
-bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http and then https (needs nginx, haproxy, wrk).
+bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http, then https, then TLS passthrough by SNI (needs nginx, haproxy, wrk).
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -https
+	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -tls-passthrough
 
 .PHONY: bench-hostile
 bench-hostile: build ## Hostile-load benchmark: slowloris, slow body, silent backend, stalled reader, floods against flax (io_uring, netpoll) and nginx, about 5 minutes (HOSTILE_FLAGS=-quick: about 1; needs nginx).
@@ -96,9 +97,11 @@ conformance: build ## Run the Gateway API conformance suite (GATEWAY-HTTP profil
 ##@ Build
 
 .PHONY: build
-build: ## Build flax-dataplane and flax-controller into bin/.
+build: ## Build flax-dataplane, flax-controller and flaxctl into bin/, with bin/kubectl-flax and bin/kubectl_complete-flax linking to flaxctl (the kubectl plugin and its completion: `kubectl flax status` with bin/ on the PATH).
 	@mkdir -p $(LOCALBIN)
 	$(GO) build $(GOFLAGS_BUILD) -o $(LOCALBIN)/ ./cmd/...
+	ln -sf flaxctl $(LOCALBIN)/kubectl-flax
+	ln -sf flaxctl $(LOCALBIN)/kubectl_complete-flax
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine with BuildKit, which keeps flax-dataplane's file capability).
@@ -113,4 +116,4 @@ tools: ## Build all pinned tools into bin/ (only what is missing or out of date;
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the tool binaries in bin/).
-	rm -f $(LOCALBIN)/flax-dataplane $(LOCALBIN)/flax-controller
+	rm -f $(LOCALBIN)/flax-dataplane $(LOCALBIN)/flax-controller $(LOCALBIN)/flaxctl $(LOCALBIN)/kubectl-flax $(LOCALBIN)/kubectl_complete-flax

@@ -127,7 +127,7 @@ type common struct {
 func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 0, "worker threads, one per core (default: the CPUs this process may use)")
 	fs.StringVar(&c.engine, "engine", daemon.EngineAuto, "I/O engine: uring, netpoll, or auto (uring when the kernel and seccomp allow it)")
-	fs.StringVar(&c.httpsEngine, "https-engine", daemon.DefaultHTTPSEngine, "with the uring engine, who terminates TLS on HTTPS listeners: uring (its workers) or netpoll (a netpoll engine beside it)")
+	fs.StringVar(&c.httpsEngine, "https-engine", daemon.DefaultHTTPSEngine, "with the uring engine, who terminates TLS on HTTPS listeners and TLS listeners with a terminating route: uring (its workers) or netpoll (a netpoll engine beside it)")
 	fs.StringVar(&c.admin, "admin-address", "127.0.0.1:9901", "admin server address (/metrics, /healthz, /readyz, /config_dump, /backends); empty disables it")
 	fs.StringVar(&c.runtimeAPI, "runtime-api", daemon.RuntimeAPILoopback, "who may list, add, remove and drain backends at run time on the admin server (/backends): loopback (clients on a loopback address), any, or off; a later config reload replaces runtime changes")
 	fs.BoolVar(&c.adminReuse, "admin-reuse-port", false, "bind the admin address with SO_REUSEPORT, so that a dataplane replacing this one on the node can bind it before this one exits")

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,13 +17,18 @@ import (
 	"github.com/flaxlb/flax/config/samples/demo"
 )
 
+// samplesGolden is the translation of the samples (TestPolicySamples), rewritten
+// with -update. flaxctl's tests check that `flaxctl translate -f config/samples -f
+// config/samples/policies -n samples --node-address 192.0.2.10` prints the same.
+const samplesGolden = "testdata/config-samples.out.yaml"
+
 // TestPolicySamples translates the samples of config/samples with the policy
-// samples of config/samples/policies, applied into one namespace: every policy is
-// accepted for the sample Gateway, and its settings reach the echo backend group
-// and the echo route.
+// samples of config/samples/policies, applied into one namespace, and compares the
+// result with samplesGolden: every policy is accepted for the sample Gateway, and
+// its settings reach the echo backend group and the echo route.
 func TestPolicySamples(t *testing.T) {
 	const ns = "samples"
-	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
 	var files []string
 	for _, pattern := range []string{"../../config/samples/*.yaml", "../../config/samples/policies/*.yaml"} {
 		found, err := filepath.Glob(pattern)
@@ -61,6 +67,16 @@ func TestPolicySamples(t *testing.T) {
 		t.Fatalf("want BackendPolicy and RoutePolicy samples, got %d and %d", len(in.BackendPolicies), len(in.RoutePolicies))
 	}
 	out := Translate(in)
+	got := renderOutput(t, out)
+	if *update {
+		if err := os.WriteFile(samplesGolden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if want, err := os.ReadFile(samplesGolden); err != nil {
+		t.Errorf("%v (run go test ./controllers/translate/ -update to create it)", err)
+	} else if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run with -update to accept):\n%s", samplesGolden, diffLines(string(want), string(got)))
+	}
 
 	for _, ps := range append(out.BackendPolicies, out.RoutePolicies...) {
 		if len(ps.Status.Ancestors) != 1 {

@@ -40,6 +40,9 @@ const (
 	ProtocolHTTP Protocol = iota + 1
 	ProtocolHTTPS
 	ProtocolTCP
+	// ProtocolTLS routes connections by the server name of their ClientHello
+	// to passthrough or terminating TLS routes (Listener.MatchTLS).
+	ProtocolTLS
 )
 
 // String returns the protocol's name.
@@ -51,6 +54,8 @@ func (p Protocol) String() string {
 		return "HTTPS"
 	case ProtocolTCP:
 		return "TCP"
+	case ProtocolTLS:
+		return "TLS"
 	}
 	return "unknown"
 }
@@ -66,10 +71,15 @@ type Listener struct {
 	// Addr is the address to bind; an unspecified IP means every address.
 	Addr     netip.AddrPort
 	Protocol Protocol
-	// TLS terminates HTTPS; SNI picks the certificate. Nil for other protocols.
+	// TLS terminates HTTPS, and the terminating routes of a TLS listener;
+	// SNI picks the certificate. Nil for other protocols, and for a TLS
+	// listener whose routes all pass TLS through.
 	TLS *tls.Config
 	// TCP is the route of a TCP listener; only its Backends are used.
 	TCP *Route
+	// TLSRoutes are the routes of a TLS listener, selected by MatchTLS;
+	// only their Backends are used, as of a TCP route.
+	TLSRoutes []TLSRoute
 	// TrustedHops, when TrustedHopsSet, is the number of proxies in front
 	// of the listener whose forwarding headers are trusted; otherwise the
 	// dataplane's default applies (proxy.Options.TrustedHops).
@@ -84,7 +94,7 @@ type Listener struct {
 	Timeouts ListenerTimeouts
 	// Tracing, when set, traces the listener's requests.
 	Tracing *Tracing
-	// ConnFilters are the connection hooks of a TCP listener's extension
+	// ConnFilters are the connection hooks of a TCP or TLS listener's extension
 	// filters, in order. An HTTP listener's filters are compiled into each
 	// of its routes' Filters.
 	ConnFilters []filter.ConnFilter
@@ -92,6 +102,36 @@ type Listener struct {
 	table   *router.Table
 	matched []Matched         // indexed by router action
 	groups  map[string]*Group // the config's, for Group
+}
+
+// TLSRoute is one route of a TLS listener.
+type TLSRoute struct {
+	*Route
+	// Terminate has the dataplane terminate TLS with the listener's
+	// certificates (Listener.TLS) and tunnel the plaintext; otherwise the
+	// connection's bytes are tunneled unchanged.
+	Terminate bool
+}
+
+// MatchTLS returns the route of a TLS listener for a ClientHello's server
+// name (lowercase; empty when the hello has none): an exact hostname, then
+// the longest wildcard suffix, then the route without hostnames; nil when
+// none matches (the connection is closed). It does not allocate.
+func (l *Listener) MatchTLS(serverName []byte) *TLSRoute {
+	if l.table == nil || l.Protocol != ProtocolTLS {
+		return nil
+	}
+	i, ok := l.table.MatchHost(serverName)
+	if !ok {
+		return nil
+	}
+	return &l.TLSRoutes[i]
+}
+
+// TerminatesTLS reports whether the listener's connections may need a TLS
+// server: an HTTPS listener, or a TLS listener with a terminating route.
+func (l *Listener) TerminatesTLS() bool {
+	return l.Protocol == ProtocolHTTPS || (l.Protocol == ProtocolTLS && l.TLS != nil)
 }
 
 // Group returns the backend group of the listener's config with the given name,
@@ -618,36 +658,27 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		}
 		l.TLS = cfg
 	case dataplanev1.Listener_TLS:
-		return nil, fmt.Errorf("protocol TLS: not served by this dataplane yet")
+		l.Protocol = ProtocolTLS
+		if err := c.compileTLSRoutes(l, pl, reg); err != nil {
+			return nil, err
+		}
+		if err := c.compileConnFilters(l, pl); err != nil {
+			return nil, err
+		}
+		return l, nil
 	case dataplanev1.Listener_TCP:
 		l.Protocol = ProtocolTCP
-		r := &Route{Name: pl.GetTcpRoute().GetName()}
-		if r.Name == "" {
-			r.Name = pl.GetName()
+		name := pl.GetTcpRoute().GetName()
+		if name == "" {
+			name = pl.GetName()
 		}
-		r.Stats = reg.RouteID(r.Name)
-		for i, b := range pl.GetTcpRoute().GetBackends() {
-			be := Backend{Weight: b.GetWeight()}
-			if name := b.GetBackendGroup(); name != "" {
-				be.Group = c.groups[name]
-				if be.Group == nil {
-					return nil, fmt.Errorf("tcpRoute.backends[%d].backendGroup: unknown backend group %q", i, name)
-				}
-			}
-			r.Backends = append(r.Backends, be)
+		r, err := c.compileTunnelRoute(name, pl.GetTcpRoute().GetBackends(), reg, "tcpRoute")
+		if err != nil {
+			return nil, err
 		}
-		r.index()
 		l.TCP = r
-		for i, name := range pl.GetExtensionFilters() {
-			f, err := c.lookupFilter(name)
-			if err != nil {
-				return nil, fmt.Errorf("extensionFilters[%d]: %w", i, err)
-			}
-			h, ok := f.(filter.ConnFilter)
-			if !ok {
-				return nil, fmt.Errorf("extensionFilters[%d]: filter %q (%T) has no connection hook, the only one a TCP listener runs", i, name, f)
-			}
-			l.ConnFilters = append(l.ConnFilters, h)
+		if err := c.compileConnFilters(l, pl); err != nil {
+			return nil, err
 		}
 		return l, nil
 	default:
@@ -701,9 +732,82 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 	return l, nil
 }
 
+// compileTunnelRoute compiles the weighted backends of a TCP route or of a
+// TLS listener's route (path names it in errors).
+func (c *Config) compileTunnelRoute(name string, backends []*dataplanev1.TCPBackend, reg *metrics.Registry, path string) (*Route, error) {
+	r := &Route{Name: name, Stats: reg.RouteID(name)}
+	for i, b := range backends {
+		be := Backend{Weight: b.GetWeight()}
+		if name := b.GetBackendGroup(); name != "" {
+			be.Group = c.groups[name]
+			if be.Group == nil {
+				return nil, fmt.Errorf("%s.backends[%d].backendGroup: unknown backend group %q", path, i, name)
+			}
+		}
+		r.Backends = append(r.Backends, be)
+	}
+	r.index()
+	return r, nil
+}
+
+// compileTLSRoutes compiles a TLS listener's routes into its server-name
+// table (the router's host matching, one virtual host per route) and, when
+// a route terminates, its certificates.
+func (c *Config) compileTLSRoutes(l *Listener, pl *dataplanev1.Listener, reg *metrics.Registry) error {
+	terminates := false
+	vhosts := make([]router.VirtualHost, 0, len(pl.GetTlsRoutes()))
+	for i, pr := range pl.GetTlsRoutes() {
+		path := fmt.Sprintf("tlsRoutes[%d]", i)
+		name := pr.GetName()
+		if name == "" {
+			name = fmt.Sprintf("%s/%s", pl.GetName(), path)
+		}
+		r, err := c.compileTunnelRoute(name, pr.GetBackends(), reg, path)
+		if err != nil {
+			return err
+		}
+		l.TLSRoutes = append(l.TLSRoutes, TLSRoute{Route: r, Terminate: pr.GetTerminate()})
+		terminates = terminates || pr.GetTerminate()
+		vhosts = append(vhosts, router.VirtualHost{
+			Name: name, Hostnames: pr.GetHostnames(),
+			Routes: []router.Route{{Name: name, Action: i}},
+		})
+	}
+	t, err := router.Build(vhosts)
+	if err != nil {
+		return fmt.Errorf("build server name table: %w", err)
+	}
+	l.table = t
+	if terminates {
+		cfg, err := compileTLS(pl.GetCertificates())
+		if err != nil {
+			return err
+		}
+		l.TLS = cfg
+	}
+	return nil
+}
+
+// compileConnFilters resolves the extension filters of a TCP or TLS
+// listener, which run connection hooks only.
+func (c *Config) compileConnFilters(l *Listener, pl *dataplanev1.Listener) error {
+	for i, name := range pl.GetExtensionFilters() {
+		f, err := c.lookupFilter(name)
+		if err != nil {
+			return fmt.Errorf("extensionFilters[%d]: %w", i, err)
+		}
+		h, ok := f.(filter.ConnFilter)
+		if !ok {
+			return fmt.Errorf("extensionFilters[%d]: filter %q (%T) has no connection hook, the only one a %s listener runs", i, name, f, l.Protocol)
+		}
+		l.ConnFilters = append(l.ConnFilters, h)
+	}
+	return nil
+}
+
 func compileTLS(certs []*dataplanev1.TLSCertificate) (*tls.Config, error) {
 	if len(certs) == 0 {
-		return nil, errors.New("certificates: an HTTPS listener needs at least one certificate")
+		return nil, errors.New("certificates: an HTTPS listener, or a TLS listener with a terminating route, needs at least one certificate")
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	for i, pc := range certs {

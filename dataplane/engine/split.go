@@ -9,9 +9,9 @@ import (
 	"github.com/flaxlb/flax/dataplane/compiled"
 )
 
-// Split serves one configuration with two engines: listeners that terminate TLS go to
-// TLS (the netpoll engine, whose connections run crypto/tls), every other listener to
-// Plain (the io_uring engine). Both engines share the configuration's backend groups, so
+// Split serves one configuration with two engines: listeners that terminate TLS (HTTPS,
+// and TLS listeners with a terminating route) go to TLS (the netpoll engine, whose
+// connections run crypto/tls), every other listener to Plain (the io_uring engine). Both engines share the configuration's backend groups, so
 // an endpoint-only update reaches both at once.
 type Split struct {
 	Plain, TLS Engine
@@ -36,7 +36,7 @@ func (s *Split) Apply(cfg *compiled.Config) ([]ListenerStatus, error) {
 	plain, tls := *cfg, *cfg
 	plain.Listeners, tls.Listeners = nil, nil
 	for _, l := range cfg.Listeners {
-		if l.Protocol == compiled.ProtocolHTTPS {
+		if l.TerminatesTLS() {
 			tls.Listeners = append(tls.Listeners, l)
 		} else {
 			plain.Listeners = append(plain.Listeners, l)

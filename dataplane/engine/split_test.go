@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	cryptotls "crypto/tls"
 	"errors"
 	"net/netip"
 	"testing"
@@ -49,13 +50,16 @@ func TestSplitRoutesTLSListeners(t *testing.T) {
 		{Name: "a", Protocol: compiled.ProtocolHTTP, Addr: netip.MustParseAddrPort("127.0.0.1:80")},
 		{Name: "b", Protocol: compiled.ProtocolHTTPS, Addr: netip.MustParseAddrPort("127.0.0.1:443")},
 		{Name: "c", Protocol: compiled.ProtocolTCP, Addr: netip.MustParseAddrPort("127.0.0.1:5432")},
+		{Name: "d", Protocol: compiled.ProtocolTLS, Addr: netip.MustParseAddrPort("127.0.0.1:8443")},
+		{Name: "e", Protocol: compiled.ProtocolTLS, TLS: &cryptotls.Config{}, Addr: netip.MustParseAddrPort("127.0.0.1:9443")},
 	}}
 	st, err := s.Apply(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"a@uring", "b@netpoll", "c@uring"}
-	if len(st) != 3 {
+	// A TLS listener goes to netpoll only when a route terminates TLS.
+	want := []string{"a@uring", "b@netpoll", "c@uring", "d@uring", "e@netpoll"}
+	if len(st) != len(want) {
 		t.Fatalf("statuses = %v", st)
 	}
 	for i, w := range want {
@@ -63,10 +67,10 @@ func TestSplitRoutesTLSListeners(t *testing.T) {
 			t.Errorf("status %d = %s, want %s (statuses keep the config's listener order)", i, st[i].Name, w)
 		}
 	}
-	if len(plain.got) != 2 || len(tls.got) != 1 || tls.got[0].Name != "b" {
+	if len(plain.got) != 3 || len(tls.got) != 2 || tls.got[0].Name != "b" || tls.got[1].Name != "e" {
 		t.Errorf("plain got %d listeners, tls got %v", len(plain.got), tls.got)
 	}
-	if s.Current() != cfg || len(cfg.Listeners) != 3 {
+	if s.Current() != cfg || len(cfg.Listeners) != 5 {
 		t.Error("Apply changed or did not record the config")
 	}
 	if s.Name() != "uring" {

@@ -77,8 +77,8 @@ type Response interface {
 	RemoveHeader(name string)
 }
 
-// Conn is the handle of a TCP listener's connection given to ConnFilter
-// hooks. It is valid only during the call.
+// Conn is the handle of a TCP or TLS listener's connection given to
+// ConnFilter hooks. It is valid only during the call.
 type Conn interface {
 	// Client returns the address of the connection's peer.
 	Client() netip.AddrPort
@@ -115,7 +115,8 @@ type ResponseFilter interface {
 }
 
 // ConnFilter runs on a TCP listener's connection before the upstream
-// connect.
+// connect, and on a TLS listener's once the ClientHello's server name chose
+// the route (after the handshake on a terminating route).
 type ConnFilter interface {
 	OnConn(Conn)
 }

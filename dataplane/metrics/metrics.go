@@ -26,6 +26,7 @@
 //     downstream_connections_overflow_total{listener,reason} (connections closed at
 //     once over a connection cap, and accepts that failed for lack of descriptors),
 //     downstream_bytes_received_total{listener}, downstream_bytes_sent_total{listener},
+//     tls_handshakes_total{listener,result} (listeners that had handshakes),
 //     buffer_bytes{state} (connection buffers lent and kept free),
 //     memory_budget_bytes, memory_used_bytes (what the budget counts),
 //     overload_actions_total{action} (load shed over the memory budget),
@@ -356,6 +357,9 @@ type ListenerCounters struct {
 	overflows [numOverflowReasons]atomic.Uint64
 	received  atomic.Uint64 // bytes from clients
 	sent      atomic.Uint64 // bytes to clients
+	// handshakes counts the TLS handshakes the listener's connections
+	// completed ([0]) and failed ([1]).
+	handshakes [2]atomic.Uint64
 }
 
 // Shared is the node-wide state of one backend group that every worker shares: the
@@ -603,6 +607,20 @@ func (w *Worker) ObserveUpstream(g *GroupCounters, d time.Duration) {
 	}
 }
 
+// TLSHandshake counts a TLS handshake of a client of listener l (may be nil) that
+// completed (ok) or failed. One that ran out of time is counted as a timeout
+// (TimeoutRequestHead), not here.
+func (w *Worker) TLSHandshake(l *ListenerCounters, ok bool) {
+	if l == nil {
+		return
+	}
+	if ok {
+		l.handshakes[0].Add(1)
+	} else {
+		l.handshakes[1].Add(1)
+	}
+}
+
 // ClientBytes counts bytes received from and sent to the clients of listener l (may
 // be nil). On TLS listeners they are the decrypted bytes, as the proxy sees them.
 func (w *Worker) ClientBytes(l *ListenerCounters, received, sent int) {
@@ -739,6 +757,18 @@ func (r *Registry) Overflows(id uint32, reason OverflowReason) uint64 {
 	return n
 }
 
+// TLSHandshakes returns the TLS handshakes of listener id's clients that
+// completed and failed, summed over the workers.
+func (r *Registry) TLSHandshakes(id uint32) (ok, failed uint64) {
+	for _, w := range r.workers {
+		if c := w.Listener(id); c != nil {
+			ok += c.handshakes[0].Load()
+			failed += c.handshakes[1].Load()
+		}
+	}
+	return ok, failed
+}
+
 // ClientBytes returns the bytes received from and sent to the clients of listener
 // id, summed over the workers.
 func (r *Registry) ClientBytes(id uint32) (received, sent uint64) {
@@ -855,7 +885,7 @@ func (r *Registry) UpstreamConnections(id uint32) int64 {
 type descs struct {
 	requests, duration, localReplies, connsActive, connsTotal          *prometheus.Desc
 	upstreamRequests, connectErrors, upstreamConns                     *prometheus.Desc
-	upstreamResponse, bytesReceived, bytesSent                         *prometheus.Desc
+	upstreamResponse, bytesReceived, bytesSent, handshakes             *prometheus.Desc
 	engine, configVersion, configApplied, configErrors                 *prometheus.Desc
 	healthTransitions, ejections, unhealthy                            *prometheus.Desc
 	breakerActive, breakerOverflows, mirrors                           *prometheus.Desc
@@ -875,6 +905,7 @@ func newDescs() descs {
 		upstreamResponse: prometheus.NewDesc("flax_upstream_response_duration_seconds", "Time from a request head sent to a backend group (each attempt) to its response head, by backend group.", []string{"backend_group"}, nil),
 		bytesReceived:    prometheus.NewDesc("flax_downstream_bytes_received_total", "Bytes received from clients, by listener (decrypted bytes on TLS listeners).", []string{"listener"}, nil),
 		bytesSent:        prometheus.NewDesc("flax_downstream_bytes_sent_total", "Bytes sent to clients, by listener (before encryption on TLS listeners).", []string{"listener"}, nil),
+		handshakes:       prometheus.NewDesc("flax_tls_handshakes_total", "TLS handshakes with clients, by listener and result (ok, failed); those that ran out of time count in flax_timeouts_total{kind=\"request_head\"}. Listeners without any are left out.", []string{"listener", "result"}, nil),
 		connectErrors:    prometheus.NewDesc("flax_upstream_connect_errors_total", "Failed connects to a backend group's endpoints.", []string{"backend_group"}, nil),
 		upstreamConns:    prometheus.NewDesc("flax_upstream_connections_active", "Open connections to a backend group's endpoints.", []string{"backend_group"}, nil),
 		engine:           prometheus.NewDesc("flax_engine_info", "The I/O engine in use (value 1), and why when it is a fallback.", []string{"engine", "reason"}, nil),
@@ -910,7 +941,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 		d.healthTransitions, d.ejections, d.unhealthy, d.breakerActive, d.breakerOverflows, d.mirrors,
 		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied, d.timeouts,
 		d.connOverflows, d.bufferBytes, d.memBudget, d.memUsed, d.overload, d.runtimeChanges,
-		d.upstreamResponse, d.bytesReceived, d.bytesSent,
+		d.upstreamResponse, d.bytesReceived, d.bytesSent, d.handshakes,
 	} {
 		ch <- x
 	}
@@ -981,6 +1012,10 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		received, sent := r.ClientBytes(uint32(id))
 		ch <- prometheus.MustNewConstMetric(d.bytesReceived, prometheus.CounterValue, float64(received), name)
 		ch <- prometheus.MustNewConstMetric(d.bytesSent, prometheus.CounterValue, float64(sent), name)
+		if ok, failed := r.TLSHandshakes(uint32(id)); ok+failed > 0 {
+			ch <- prometheus.MustNewConstMetric(d.handshakes, prometheus.CounterValue, float64(ok), name, "ok")
+			ch <- prometheus.MustNewConstMetric(d.handshakes, prometheus.CounterValue, float64(failed), name, "failed")
+		}
 	}
 	var reasons [numReasons]uint64
 	var timeouts [numTimeoutKinds]uint64

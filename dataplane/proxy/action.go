@@ -64,6 +64,16 @@ const (
 	// upstream connected). Engines may ignore it: the session keeps
 	// forwarding the bytes it is given.
 	ActStartTunnel
+	// ActTerminateTLS asks the engine to terminate TLS on the client
+	// connection of a TLS listener whose ClientHello chose a terminating
+	// route: run a TLS server with the certificates of Session.Listener
+	// (its TLS config), first on Data, the bytes received so far (the
+	// ClientHello included; the engine copies them before the next event),
+	// then on what it receives, including what it read but the session did
+	// not take. From then on the session is given plaintext and its client
+	// sends are encrypted. The engine calls Session.TLSEstablished when the
+	// handshake succeeds, and closes the connection when it fails.
+	ActTerminateTLS
 )
 
 var actionNames = [...]string{
@@ -78,6 +88,7 @@ var actionNames = [...]string{
 	ActShutdownClient:   "ShutdownClient",
 	ActArmTimer:         "ArmTimer",
 	ActStartTunnel:      "StartTunnel",
+	ActTerminateTLS:     "TerminateTLS",
 }
 
 // String returns the name of k.
@@ -97,7 +108,8 @@ type Action struct {
 	Kind ActionKind
 	// Linger qualifies ActCloseClient.
 	Linger bool
-	// Data is the bytes to write, for ActSendClient and ActSendUpstream.
+	// Data is the bytes to write, for ActSendClient and ActSendUpstream,
+	// and the bytes received before ActTerminateTLS.
 	Data []byte
 	// Deadline is the timer deadline of ActArmTimer, 0 to disarm.
 	Deadline int64

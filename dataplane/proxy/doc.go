@@ -22,7 +22,9 @@
 // describes. Extension filters (dataplane/filter) hook in after routing, when the
 // upstream head is built, when the response head is rewritten, and when a TCP
 // listener's connection opens; filter.go says where exactly. Bodies stream through the buffers and are never held whole; a 101 upgrade
-// or a TCP listener turns the session into a byte tunnel. Requests are served one at a
+// or a TCP listener turns the session into a byte tunnel, and so does a TLS listener
+// once the server name of the ClientHello chose its route (tls.go: passthrough, or TLS
+// terminated by the engine on ActTerminateTLS). Requests are served one at a
 // time: pipelined requests wait in the client buffer. Every wait on a peer is bounded by
 // a timeout that restarts on progress (timeout.go lists them with their defaults).
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/router"
+	"github.com/flaxlb/flax/dataplane/tlshello"
 )
 
 // stream is one direction's receive buffer. Bytes flow through four
@@ -96,11 +97,13 @@ func (f *sendFIFO) clear() { *f = sendFIFO{} }
 
 // Exchange phases.
 const (
-	phHead    uint8 = iota // reading a request head
-	phLocal                // sending the proxy's own reply
-	phProxy                // forwarding to an upstream
-	phTunnel               // byte tunnel (after 101, or a TCP listener)
-	phConnect              // TCP listener: connecting to the upstream
+	phHead      uint8 = iota // reading a request head
+	phLocal                  // sending the proxy's own reply
+	phProxy                  // forwarding to an upstream
+	phTunnel                 // byte tunnel (after 101, or a TCP listener)
+	phConnect                // TCP listener: connecting to the upstream
+	phHello                  // TLS listener: reading the ClientHello
+	phHandshake              // TLS listener, terminating route: the engine's TLS handshake
 )
 
 // Upstream connection states.
@@ -212,6 +215,8 @@ type Exchange struct {
 
 	// Tunnel.
 	shutUp, shutCli bool
+	// hello reads a TLS listener's ClientHello (phHello).
+	hello tlshello.Reader
 
 	// Waits for progress (timeout.go): what the exchange waits on, and when
 	// a byte last moved (or the wait began) on the worker's coarse clock.

@@ -123,6 +123,7 @@ type harness struct {
 	arms                 int // ActArmTimer actions seen
 	tunnel               bool
 	shutUp, shutCli      bool
+	terminated           []byte // the Data of ActTerminateTLS
 }
 
 func compileTest(t testing.TB, y string) (*compiled.Config, *metrics.Registry) {
@@ -210,6 +211,9 @@ func (h *harness) drain() {
 		case ActStartTunnel:
 			h.log = append(h.log, "StartTunnel")
 			h.tunnel = true
+		case ActTerminateTLS:
+			h.log = append(h.log, "TerminateTLS")
+			h.terminated = append(h.terminated, a.Data...)
 		default:
 			h.t.Fatalf("unexpected action %v", a.Kind)
 		}

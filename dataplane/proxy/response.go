@@ -284,10 +284,21 @@ func (s *Session) openTCP(l *compiled.Listener, now int64) {
 	x.listener = l
 	x.route = l.TCP
 	x.start = now
+	x.began = true
+	s.connectTunnel()
+}
+
+// connectTunnel starts the tunnel of a TCP listener's connection, or of a
+// TLS listener's once its route is chosen (and, on a terminating route,
+// TLS established): the listener's connection hooks, a backend of
+// x.route by weight, an endpoint, the connect. The client bytes received
+// meanwhile are forwarded once connected (startTunnel).
+func (s *Session) connectTunnel() {
+	x := s.x
+	l := x.listener
 	x.phase = phConnect
 	x.reqBodyDone = true
 	x.status = 200
-	x.began = true
 	if len(l.ConnFilters) > 0 && !s.runConnFilters(l.ConnFilters) {
 		s.w.Metrics.LocalReply(metrics.ReasonFilter)
 		x.setReason(metrics.ReasonFilter)
@@ -297,8 +308,8 @@ func (s *Session) openTCP(l *compiled.Listener, now int64) {
 	}
 	// A connection hook may have chosen the backend group (filter.go).
 	b := x.backend
-	if b == nil && l.TCP != nil {
-		b = l.TCP.PickBackend(s.rand())
+	if b == nil && x.route != nil {
+		b = x.route.PickBackend(s.rand())
 	}
 	if b == nil || b.Group == nil {
 		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
@@ -314,17 +325,45 @@ func (s *Session) openTCP(l *compiled.Listener, now int64) {
 		a := s.remote.Addr().Unmap().As16()
 		x.key = append(x.key, a[:]...)
 	}
-	ep, ok := s.w.Endpoints.Pick(x.group, x.key, nil)
-	if !ok {
+	if !s.dialTunnel() {
 		s.w.Metrics.LocalReply(metrics.ReasonNoEndpoint)
 		x.setReason(metrics.ReasonNoEndpoint)
 		s.logEnd(503)
 		s.closeClient(false)
-		return
 	}
+}
+
+// dialTunnel picks an endpoint of the tunnel's group, passing over those
+// whose connect failed moments ago (passive avoidance, pick) and those this
+// connection tried already, and connects to it. It reports false when the
+// group has no endpoint to offer.
+func (s *Session) dialTunnel() bool {
+	x := s.x
+	ep, ok := s.pick()
+	if !ok {
+		return false
+	}
+	x.resetAttempt()
 	x.ep = ep
 	x.hasEP = true
-	x.attempts = 1
+	x.attempts++
 	x.upState = upConnecting
 	s.push(Action{Kind: ActConnectUpstream})
+	return true
+}
+
+// retryTunnel connects a tunnel whose connect failed to another endpoint,
+// while the group has eligible endpoints it has not tried (at most
+// compiled.MaxConnectAttempts in all, as the default HTTP retry does): no
+// byte has reached a backend yet, so the retry adds no load to any. It
+// reports whether it did.
+func (s *Session) retryTunnel() bool {
+	x := s.x
+	if !s.untriedEndpoints() || !s.dialTunnel() {
+		return false
+	}
+	if sh := x.group.Shared; sh != nil {
+		sh.Retried(metrics.RetryConnectFailed)
+	}
+	return true
 }

@@ -85,8 +85,13 @@ func (s *Session) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote n
 		s.lstats = w.Metrics.Listener(lst.Stats)
 	}
 	s.hdrDeadline = now + s.headTimeout(lst)
-	if lst != nil && lst.Protocol == compiled.ProtocolTCP {
-		s.openTCP(lst, now)
+	if lst != nil {
+		switch lst.Protocol {
+		case compiled.ProtocolTCP:
+			s.openTCP(lst, now)
+		case compiled.ProtocolTLS:
+			s.openTLS(lst, now)
+		}
 	}
 	s.syncTimer()
 }
@@ -172,7 +177,7 @@ func (s *Session) WantClientData() bool {
 		return true
 	}
 	switch x.phase {
-	case phHead, phTunnel, phConnect:
+	case phHead, phTunnel, phConnect, phHello:
 		return x.in.hasRoom()
 	case phProxy:
 		return !x.reqBodyDone && x.in.hasRoom()
@@ -264,6 +269,10 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		x.group.ConnectFailed(x.ep.Set, x.ep.Index)
 		x.upState = upNone
 		s.failAttempt()
+		if x.phase == phConnect && s.retryTunnel() {
+			s.run()
+			return
+		}
 		if x.phase == phConnect {
 			x.setReason(metrics.ReasonConnectFailed)
 			s.logEnd(502)
@@ -412,6 +421,8 @@ func (s *Session) Timer(now int64) {
 	s.armed = 0
 	x := s.x
 	switch {
+	case x != nil && (x.phase == phHello || x.phase == phHandshake) && now >= s.hdrDeadline:
+		s.helloTimeout()
 	case (x == nil || x.phase == phHead) && now >= s.hdrDeadline:
 		switch {
 		case x != nil && x.in.w > x.in.r:
@@ -691,6 +702,8 @@ func (s *Session) step() bool {
 		return s.stepProxy()
 	case phTunnel:
 		s.stepTunnel()
+	case phHello:
+		s.stepHello()
 	}
 	return false
 }
@@ -708,7 +721,7 @@ func (s *Session) syncTimer() {
 	if s.state == sOpen {
 		x := s.x
 		switch {
-		case x == nil || x.phase == phHead:
+		case x == nil || x.phase == phHead || x.phase == phHello || x.phase == phHandshake:
 			d = s.hdrDeadline
 		case x.phase == phProxy:
 			d = earliest(x.reqDeadline, x.tryDeadline)

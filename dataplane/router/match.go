@@ -20,9 +20,31 @@ func (t *Table) Match(req *RequestView) (action int, routeIdx int, ok bool) {
 	return -1, -1, false
 }
 
+// MatchHost finds the route serving a bare host name, such as the server
+// name of a TLS ClientHello (no port is stripped), by host alone: an exact
+// hostname, then the longest wildcard suffix, then the catch-all, each
+// virtual host's first route that matches every request. An empty name
+// selects the catch-all. It does not allocate.
+func (t *Table) MatchHost(name []byte) (action int, ok bool) {
+	ht := t.lookupName(name)
+	if ht == nil {
+		return -1, false
+	}
+	if c := ht.match(&anyRequest); c != nil {
+		return c.action, true
+	}
+	return -1, false
+}
+
+// anyRequest is the request MatchHost matches routes against: only routes
+// without conditions match it. It is never modified.
+var anyRequest = RequestView{Path: []byte("/")}
+
 // lookupHost selects the host entry for a Host header value.
-func (t *Table) lookupHost(host []byte) *hostTable {
-	host = stripPort(host)
+func (t *Table) lookupHost(host []byte) *hostTable { return t.lookupName(stripPort(host)) }
+
+// lookupName selects the host entry for a host name without a port.
+func (t *Table) lookupName(host []byte) *hostTable {
 	if n := len(host); n > 0 && n <= maxHostLen && (len(t.exact) > 0 || len(t.wildcard) > 0) {
 		var buf [maxHostLen]byte
 		for i, c := range host {

@@ -733,3 +733,43 @@ func TestConcurrentMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchHost selects by host alone, as TLS listeners do with the server
+// name: exact, longest wildcard suffix, catch-all (also for no name), no port
+// stripped, and only routes without conditions; no allocation.
+func TestMatchHost(t *testing.T) {
+	tbl := mustBuild(t, []VirtualHost{
+		{Name: "exact", Hostnames: []string{"a.example.com"}, Routes: []Route{rt(1)}},
+		{Name: "wild", Hostnames: []string{"*.example.com"}, Routes: []Route{rt(2)}},
+		{Name: "wild-long", Hostnames: []string{"*.foo.example.com"}, Routes: []Route{rt(3)}},
+		{Name: "cond", Hostnames: []string{"c.example.org"}, Routes: []Route{rt(5, exact("/x"))}},
+		{Name: "all", Routes: []Route{rt(9)}},
+	})
+	cases := []struct {
+		name string
+		want int
+	}{
+		{"a.example.com", 1},
+		{"A.EXAMPLE.com", 1},
+		{"b.example.com", 2},
+		{"x.foo.example.com", 3},
+		{"example.com", 9},
+		{"a.example.com:443", 9}, // a server name has no port
+		{"", 9},
+		{"c.example.org", -1}, // its only route has conditions
+		{strings.Repeat("a", 256), 9},
+	}
+	for _, c := range cases {
+		got, ok := tbl.MatchHost([]byte(c.name))
+		if (c.want < 0) == ok || (ok && got != c.want) {
+			t.Errorf("MatchHost(%q) = %d, %v; want %d", c.name, got, ok, c.want)
+		}
+	}
+	if _, ok := mustBuild(t, []VirtualHost{{Hostnames: []string{"a.example.com"}, Routes: []Route{rt(1)}}}).MatchHost(nil); ok {
+		t.Error("no name and no catch-all matched")
+	}
+	name := []byte("x.foo.example.com")
+	if n := testing.AllocsPerRun(100, func() { tbl.MatchHost(name) }); n != 0 {
+		t.Errorf("MatchHost allocates %v times", n)
+	}
+}

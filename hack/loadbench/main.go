@@ -19,6 +19,14 @@
 // record layer's, one handshake per connection. flax-uring then serves TLS on its
 // io_uring workers (--https-engine uring); flax-uring-split is the io_uring engine with
 // HTTPS handed to a netpoll engine beside it (--https-engine netpoll).
+//
+// With -tls-passthrough the backend (nginx) terminates TLS and the proxies forward the
+// TLS bytes unchanged, choosing the backend by the ClientHello's server name: flax on a
+// TLS listener (run --config, a passthrough route per name and a catch-all), HAProxy in
+// mode tcp waiting for the ClientHello and routing on req.ssl_sni. nginx as a proxy
+// would need its stream module (not in nginx-light), so the ratios are to HAProxy's.
+// wrk keeps its connections: the figures are the tunnel's per request, one ClientHello
+// read and one backend connect per connection.
 package main
 
 import (
@@ -71,7 +79,19 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy; flax-uring-base with -flax-base; flax-uring-split with -https)")
 	flaxBase := flag.String("flax-base", "", "another flax-dataplane binary (say, built from the commit before a change) that takes its own io_uring slot, flax-uring-base, in every round: the change's cost is its ratio to nginx next to the base's")
 	https := flag.Bool("https", false, "terminate TLS in the proxies and load them over https (keep-alive connections)")
+	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
 	flag.Parse()
+	if *https && *passthrough {
+		fmt.Fprintln(os.Stderr, "loadbench: -https and -tls-passthrough exclude each other")
+		os.Exit(2)
+	}
+	if *passthrough {
+		if err := runPassthrough(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*flaxBin, *flaxBase, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only, *https); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
@@ -172,18 +192,30 @@ backend be
 			return benchproc.StartPinned(proxyCPU, base, a...)
 		}})
 	}
-	var picked []proxy
+	runRounds(picked(proxies, only), dir, listen, backend, d, rounds, conns, proxyCPU, loadCPU, "nginx")
+	return nil
+}
+
+// picked returns the proxies only names (all when empty).
+func picked(proxies []proxy, only string) []proxy {
+	var out []proxy
 	for _, p := range proxies {
 		if only == "" || strings.Contains(","+only+",", ","+p.name+",") {
-			picked = append(picked, p)
+			out = append(out, p)
 		}
 	}
+	return out
+}
+
+// runRounds measures every proxy once per round, in an order rotated every round, and
+// prints the table of ratios to ref's slot.
+func runRounds(picked []proxy, dir, listen, backend string, d time.Duration, n, conns, proxyCPU, loadCPU int, ref string) {
 	var all [][]result
-	for round := range max(rounds, 1) {
+	for round := range max(n, 1) {
 		var rs []result
 		for i := range picked {
 			p := picked[(i+round)%len(picked)]
-			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then wrk -c%d for %s\n", round+1, rounds, p.name, conns, d)
+			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then wrk -c%d for %s\n", round+1, n, p.name, conns, d)
 			r := measure(p, dir, listen, backend, d, conns, loadCPU)
 			if r.skipped != "" {
 				fmt.Fprintf(os.Stderr, "loadbench: %s: skipped: %s\n", p.name, r.skipped)
@@ -192,8 +224,7 @@ backend be
 		}
 		all = append(all, rs)
 	}
-	printTable(summarize(all, names(picked)), proxyCPU, conns, d, len(all))
-	return nil
+	printTable(summarize(all, names(picked), ref), proxyCPU, conns, d, len(all), ref)
 }
 
 func names(ps []proxy) []string {
@@ -299,16 +330,16 @@ type summary struct {
 	skippedRounds       int
 }
 
-// summarize pairs every proxy's slot with nginx's slot of the same round and takes
+// summarize pairs every proxy's slot with ref's (nginx's) slot of the same round and takes
 // medians over the rounds; rounds where either was skipped do not count.
-func summarize(rounds [][]result, order []string) []summary {
+func summarize(rounds [][]result, order []string, ref string) []summary {
 	var out []summary
 	for _, name := range order {
 		s := summary{result: result{name: name}}
 		var rps, p50, p99, cpu, rpsX, cpuX, perCPUX []float64
 		errs := map[string]bool{}
 		for _, rs := range rounds {
-			r, base := find(rs, name), find(rs, "nginx")
+			r, base := find(rs, name), find(rs, ref)
 			if r == nil || r.skipped != "" {
 				s.skippedRounds++
 				if r != nil && s.result.skipped == "" {
@@ -360,7 +391,7 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int) {
+func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, ref string) {
 	x := func(v float64) string {
 		if v == 0 {
 			return "-"
@@ -368,7 +399,7 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int) 
 		return fmt.Sprintf("%.2f", v)
 	}
 	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, wrk -t1 -c%d, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", scheme, proxyCPU, conns, rounds, d)
-	fmt.Printf("medians over the rounds; x: ratio to nginx's slot in the same round (median; each round's in the last column)\n")
+	fmt.Printf("medians over the rounds; x: ratio to %s's slot in the same round (median; each round's in the last column)\n", ref)
 	fmt.Printf("%-17s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
 	for _, s := range ss {
 		if s.rps == 0 {
@@ -421,4 +452,95 @@ func writeCert(dir string) (certFile, keyFile, bothFile string, err error) {
 		}
 	}
 	return certFile, keyFile, bothFile, nil
+}
+
+// runPassthrough is the -tls-passthrough benchmark: nginx terminates TLS behind the
+// proxies, which route the unchanged TLS bytes by server name.
+func runPassthrough(flaxBin string, d time.Duration, n, conns, proxyCPU, loadCPU int, only string) error {
+	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
+		}
+	}
+	flaxBin, err := filepath.Abs(flaxBin)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "flax-loadbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	certFile, keyFile, _, err := writeCert(dir)
+	if err != nil {
+		return err
+	}
+	const backend = "127.0.0.1:18090"
+	const listen = "127.0.0.1:18080"
+	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), loadCPU, nginxEvents, fmt.Sprintf(`
+server { listen %s ssl backlog=4096; ssl_certificate %s; ssl_certificate_key %s; access_log off; keepalive_requests 1000000;
+  location / { default_type text/plain; return 200 "%s"; } }`, backend, certFile, keyFile, strings.Repeat("x", 99)+"\n"))
+	if err != nil {
+		return fmt.Errorf("start backend: %w", err)
+	}
+	defer benchproc.Stop(be)
+	if err := benchproc.WaitListen(backend); err != nil {
+		return err
+	}
+	scheme = "https"
+	// wrk sends the URL's host, 127.0.0.1, as its server name: an exact route would need
+	// a DNS name, so the catch-all serves it, after a lookup that misses the exact and
+	// wildcard names beside it (as HAProxy's req.ssl_sni test misses first).
+	host, port, _ := strings.Cut(backend, ":")
+	cfg := filepath.Join(dir, "flax-tls.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+- name: tls
+  address: 127.0.0.1
+  port: %s
+  protocol: TLS
+  tlsRoutes:
+  - {name: other, hostnames: [other.example.com, "*.example.com"], backends: [{backendGroup: be, weight: 1}]}
+  - {name: bench, backends: [{backendGroup: be, weight: 1}]}
+backendGroups:
+- name: be
+  endpoints: [{address: %s, port: %s}]
+`, strings.TrimPrefix(listen, "127.0.0.1:"), host, port)), 0o644); err != nil {
+		return err
+	}
+	flax := func(engine string) func(string, string, string) (*exec.Cmd, error) {
+		return func(string, string, string) (*exec.Cmd, error) {
+			return benchproc.StartPinned(proxyCPU, flaxBin, "run", "--config", cfg, "--workers", "1", "--engine", engine)
+		}
+	}
+	proxies := []proxy{
+		{"flax-uring", flax("uring")},
+		{"flax-netpoll", flax("netpoll")},
+		{"haproxy", func(dir string, l, b string) (*exec.Cmd, error) {
+			cfg := filepath.Join(dir, "haproxy.cfg")
+			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind %s
+  tcp-request inspect-delay 10s
+  tcp-request content reject unless { req.ssl_hello_type 1 }
+  use_backend other if { req.ssl_sni -i other.example.com }
+  default_backend be
+backend other
+  server s1 %s
+backend be
+  server s1 %s
+`, l, b, b)), 0o644); err != nil {
+				return nil, err
+			}
+			return benchproc.StartPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
+		}},
+	}
+	runRounds(picked(proxies, only), dir, listen, backend, d, n, conns, proxyCPU, loadCPU, "haproxy")
+	return nil
 }

@@ -32,7 +32,7 @@ func TestSummarizePairsRounds(t *testing.T) {
 			{name: "haproxy", skipped: "not installed"},
 		}
 	}
-	ss := summarize([][]result{round(1), round(0.5), round(1), round(0.4)}, []string{"flax-uring", "nginx", "haproxy"})
+	ss := summarize([][]result{round(1), round(0.5), round(1), round(0.4)}, []string{"flax-uring", "nginx", "haproxy"}, "nginx")
 	if len(ss) != 3 {
 		t.Fatalf("%d summaries", len(ss))
 	}

@@ -277,7 +277,8 @@ func copyLogs(ctx context.Context, w io.Writer, path string, q logQuery, running
 	}
 }
 
-// kubeletServer serves the node agent's kubelet endpoint: container logs only.
+// kubeletServer serves the node agent's kubelet endpoint: container logs and port
+// forwarding.
 type kubeletServer struct {
 	a   *nodeAgent
 	srv *http.Server
@@ -301,6 +302,8 @@ func (a *nodeAgent) startKubeletServer() (*kubeletServer, error) {
 	ks := &kubeletServer{a: a, ln: ln}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", ks.containerLogs)
+	mux.HandleFunc("GET /portForward/{namespace}/{pod}", ks.portForward)
+	mux.HandleFunc("POST /portForward/{namespace}/{pod}", ks.portForward)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	ks.srv = &http.Server{
 		Handler:           mux,

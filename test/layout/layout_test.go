@@ -101,3 +101,9 @@ func TestFilterAPIIsStandardLibraryOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestCLIImportsNoDataplane(t *testing.T) {
+	forbid(t, []string{"./cmd/flaxctl"},
+		"flaxctl shares the translator, the node Lease format and the contract with the controller, and reaches dataplanes only over their admin HTTP server",
+		module+"/dataplane", "github.com/pawelgaczynski/giouring")
+}

@@ -448,3 +448,40 @@ func TestHTTPSLargeUpload(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPSHandshakeCounts: completed and failed TLS handshakes are counted per
+// listener (flax_tls_handshakes_total).
+func TestHTTPSHandshakeCounts(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, httpsSnapshot(port, be.Addr(), "", newTLSCert(t, "a.example.com"))))
+		for range 3 {
+			tc := dialTLS(t, port, "a.example.com", 0)
+			fmt.Fprint(tc, "GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+			if resp, body := ReadResponse(t, bufio.NewReader(tc), "GET"); resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+		}
+		// A client that offers only TLS 1.1 fails its handshake.
+		d := net.Dialer{Timeout: 5 * time.Second}
+		if tc, err := tls.DialWithDialer(&d, "tcp", fmt.Sprintf("127.0.0.1:%d", port),
+			&tls.Config{ServerName: "a.example.com", InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+			tc.Close()
+			t.Fatal("a TLS 1.1 handshake succeeded")
+		}
+		id := te.reg.ListenerID("tls")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ok, failed := te.reg.TLSHandshakes(id)
+			if ok == 3 && failed == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("handshakes counted: %d ok, %d failed; want 3 and 1", ok, failed)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}

@@ -162,9 +162,13 @@ func (c *conn) serve() {
 		tc.SetDeadline(time.Now().Add(head))
 		if err := tc.Handshake(); err != nil {
 			c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), false)
+			}
 			c.raw.Close()
 			return
 		}
+		c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), true)
 		tc.SetDeadline(time.Time{})
 		c.client = tc
 		secure = true
@@ -242,6 +246,8 @@ func (c *conn) perform() bool {
 		case proxy.ActArmTimer, proxy.ActStartTunnel:
 			// The driver reads the deadline from the session when it
 			// waits, and tunnels need nothing special.
+		case proxy.ActTerminateTLS:
+			c.terminateTLS(a.Data)
 		}
 	}
 }
@@ -351,6 +357,73 @@ func (sc *stallConn) Write(p []byte) (int, error) {
 		}
 		sc.c.setWriteDeadline(sc.Conn)
 	}
+}
+
+// terminateTLS performs ActTerminateTLS: a crypto/tls server handshake on
+// the client connection, with the certificates of the listener the session
+// routed with, reading first the bytes the session read the ClientHello
+// from, then those read but not taken, then the socket. The handshake runs
+// on the driver, bounded by the session's deadline (the request head
+// timeout); afterwards the client is the TLS connection, as on an HTTPS
+// listener, and the session hears TLSEstablished.
+func (c *conn) terminateTLS(data []byte) {
+	const cl = proxy.Client
+	l := c.s.Listener()
+	if l == nil || l.TLS == nil || c.stall != nil {
+		c.e.log.Error(nil, "TLS termination asked for without a TLS configuration, closing the connection")
+		c.closeClient(false)
+		return
+	}
+	if p := c.pumps[cl]; p != nil && p.outstanding {
+		// Cannot happen: the session had no upstream while it read the
+		// ClientHello, so the client was read on the driver.
+		c.e.log.Error(nil, "TLS termination with a client read in flight, closing the connection")
+		c.closeClient(false)
+		return
+	}
+	pre := make([]byte, 0, len(data)+len(c.pend[cl]))
+	pre = append(append(pre, data...), c.pend[cl]...)
+	c.pend[cl], c.eof[cl] = nil, false
+	c.releaseBuf(cl)
+	c.stall = &stallConn{Conn: &replayConn{Conn: c.raw, pre: pre}, c: c}
+	tc := tls.Server(c.stall, l.TLS)
+	dl := time.Now().Add(c.e.opts.Proxy.HeaderTimeout)
+	if d := c.s.Deadline(); d != 0 {
+		dl = c.e.timeAt(d)
+	}
+	tc.SetDeadline(dl)
+	if err := tc.Handshake(); err != nil {
+		c.e.log.V(1).Info("tls handshake failed", "listener", l.Name, "remote", c.raw.RemoteAddr().String(), "error", err.Error())
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.fireTimer() // the session counts and logs the head timeout
+		} else {
+			c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), false)
+		}
+		c.closeClient(false)
+		return
+	}
+	c.w.metrics.TLSHandshake(c.w.metrics.Listener(l.Stats), true)
+	tc.SetDeadline(time.Time{})
+	c.rdl[cl] = time.Time{}
+	c.client = tc
+	c.tcp = nil
+	c.s.TLSEstablished()
+}
+
+// replayConn reads pre before the connection's own bytes: those a TLS
+// listener's session read the ClientHello from.
+type replayConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pre) > 0 {
+		n := copy(p, r.pre)
+		r.pre = r.pre[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
 }
 
 // connect hands the session an upstream connection: an idle pooled one, or

@@ -6,10 +6,11 @@
 // configuration reaches them by atomic pointer swaps (a per-address
 // engine.Slot that sessions load their listener from at every request, so
 // requests in flight finish on the configuration they started with).
-// Engine implements engine.Engine. It serves HTTP and TCP listeners, and
-// HTTPS listeners with Options.HTTPS (TLS by dataplane/tlsconn: see
-// "TLS" below); without it they are reported as not bound with ErrHTTPS and
-// left to the netpoll engine (engine.Split).
+// Engine implements engine.Engine. It serves HTTP, TCP and TLS listeners,
+// and HTTPS listeners and TLS listeners with a terminating route with
+// Options.HTTPS (TLS by dataplane/tlsconn: see "TLS" below); without it
+// those are reported as not bound with ErrHTTPS and left to the netpoll
+// engine (engine.Split).
 //
 // # Worker loop
 //
@@ -77,7 +78,9 @@
 //
 // A connection accepted on an HTTPS listener has a TLS state (tls.go)
 // between its socket and its Session, which is opened at accept so that its
-// request head timeout covers the handshake. The handshake runs on
+// request head timeout covers the handshake; a TLS listener's connection gets
+// one when its ClientHello chose a terminating route (ActTerminateTLS), fed
+// the bytes the session read the hello from. The handshake runs on
 // crypto/tls in a short-lived goroutine (tlsconn), fed the received bytes;
 // it reports progress through a queue and the worker's Waker, and the worker
 // sends its output. At most Options.MaxHandshakes (default 256) run at once per worker; one more
@@ -94,8 +97,9 @@
 // # user_data
 //
 // Every SQE carries iouring.Pack(op, generation, index): op names the
-// operation (accept, client receive/send/close/shutdown, upstream
-// receive/send/connect/linked timeout/close/shutdown, wake, cancel), index
+// operation (accept, client receive/send/close, upstream
+// receive/send/connect/linked timeout/close, wake, cancel; half-closes are
+// shutdown(2) calls, see shutdownNow), index
 // the listener, session slot or upstream slot, and generation the
 // occupant of that slot, bumped whenever the slot is reused. A completion
 // whose generation is not the slot's current one is dropped, after its

@@ -26,9 +26,10 @@ import (
 // Name is the engine's name in metrics and logs.
 const Name = "io_uring"
 
-// ErrHTTPS is the bind error reported for HTTPS listeners when
-// Options.HTTPS is off: they are left to the netpoll engine.
-var ErrHTTPS = errors.New("HTTPS listeners are served by the netpoll engine")
+// ErrHTTPS is the bind error reported for listeners that terminate TLS
+// (HTTPS, and TLS listeners with a terminating route) when Options.HTTPS is
+// off: they are left to the netpoll engine.
+var ErrHTTPS = errors.New("listeners that terminate TLS are served by the netpoll engine")
 
 // Options configure an Engine. The zero value is usable.
 type Options struct {
@@ -48,9 +49,10 @@ type Options struct {
 	AccessLog *accesslog.Logger
 	// Limits cap the client connections and each worker's memory.
 	Limits engine.Limits
-	// HTTPS makes the workers serve HTTPS listeners themselves (TLS by
-	// dataplane/tlsconn, see tls.go). Off, HTTPS listeners are reported as
-	// not bound with ErrHTTPS, for engine.Split to give them to netpoll.
+	// HTTPS makes the workers serve HTTPS listeners, and TLS listeners with
+	// a terminating route, themselves (TLS by dataplane/tlsconn, see
+	// tls.go). Off, those are reported as not bound with ErrHTTPS, for
+	// engine.Split to give them to netpoll.
 	HTTPS bool
 	// MaxHandshakes bounds the TLS handshakes in progress per worker; one more
 	// closes the oldest (see tls.go). Zero means DefaultMaxHandshakes.
@@ -185,7 +187,7 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	// The listeners this engine serves; Plan and Statuses read only these.
 	served := &compiled.Config{Listeners: make([]*compiled.Listener, 0, len(cfg.Listeners))}
 	for _, l := range cfg.Listeners {
-		if e.opts.HTTPS || l.Protocol != compiled.ProtocolHTTPS {
+		if e.opts.HTTPS || !l.TerminatesTLS() {
 			served.Listeners = append(served.Listeners, l)
 		}
 	}
@@ -221,7 +223,7 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	out := make([]engine.ListenerStatus, 0, len(cfg.Listeners))
 	j := 0
 	for _, l := range cfg.Listeners {
-		if !e.opts.HTTPS && l.Protocol == compiled.ProtocolHTTPS {
+		if !e.opts.HTTPS && l.TerminatesTLS() {
 			out = append(out, engine.ListenerStatus{Name: l.Name, Addr: l.Addr, Err: ErrHTTPS})
 			continue
 		}

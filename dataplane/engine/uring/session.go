@@ -39,7 +39,7 @@ type slot struct {
 	up       int32  // index in worker.ups, -1 when none
 	hidx     int32  // position in the timer heap, -1 when not armed
 	lis      int32  // listener the connection was accepted on
-	tlsi     uint32 // TLS layer (HTTPS listeners): index+1 in worker.tlsStates, 0 when none
+	tlsi     uint32 // TLS layer (HTTPS listeners, terminating TLS routes): index+1 in worker.tlsStates, 0 when none
 	state    uint8
 	pend     uint8
 	pendErr  uint16 // errno of pendFailed
@@ -48,8 +48,6 @@ type slot struct {
 func (w *worker) cRecvUD(i int32, sl *slot) uint64 { return iouring.Pack(opCRecv, sl.gen, uint32(i)) }
 
 func (w *worker) cSendUD(i int32, sl *slot) uint64 { return iouring.Pack(opCSend, sl.gen, uint32(i)) }
-
-func (w *worker) cShutUD(i int32, sl *slot) uint64 { return iouring.Pack(opCShut, sl.gen, uint32(i)) }
 
 // openSession starts serving a connection accepted on listener k.
 func (w *worker) openSession(fd int, k int32) {
@@ -146,16 +144,16 @@ func (w *worker) run(i int32) {
 	}
 	switch sl.state {
 	case stOpen:
-		w.kick(&sl.sk, w.cSendUD(i, sl), w.cShutUD(i, sl))
+		w.kick(&sl.sk, w.cSendUD(i, sl))
 		if sl.up >= 0 {
 			u := w.ups.at(sl.up)
 			if u.state == upOwned {
-				w.kick(&u.sk, w.uSendUD(sl.up, u), w.uShutUD(sl.up, u))
+				w.kick(&u.sk, w.uSendUD(sl.up, u))
 			}
 		}
 		w.syncRecv(i, sl)
 	case stLingerWait:
-		w.kick(&sl.sk, w.cSendUD(i, sl), w.cShutUD(i, sl))
+		w.kick(&sl.sk, w.cSendUD(i, sl))
 	}
 }
 
@@ -187,14 +185,14 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 	case proxy.ActShutdownUpstream:
 		if sl.up >= 0 {
 			u := w.ups.at(sl.up)
-			w.shutdownWhenSent(&u.sk, w.uShutUD(sl.up, u))
+			w.shutdownWhenSent(&u.sk)
 		}
 	case proxy.ActShutdownClient:
 		if t := w.tlsOf(sl); t != nil {
 			// close_notify first, after the data queued before it.
 			t.notify, t.shut = true, true
 		} else {
-			w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
+			w.shutdownWhenSent(&sl.sk)
 		}
 	case proxy.ActCloseClient:
 		w.closeClient(i, sl, a.Linger)
@@ -204,6 +202,8 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 		}
 	case proxy.ActStartTunnel:
 		// Nothing to do: the session keeps forwarding what it is given.
+	case proxy.ActTerminateTLS:
+		w.tlsStart(i, sl, a.Data)
 	}
 }
 
@@ -447,7 +447,7 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 		} else if !w.sendsPending(sk) {
 			w.startLinger(i, sl)
 		} else {
-			w.kick(sk, w.cSendUD(i, sl), w.cShutUD(i, sl))
+			w.kick(sk, w.cSendUD(i, sl))
 		}
 	case stClosed:
 		w.maybeFinalize(i, sl)

@@ -227,29 +227,32 @@ func (w *worker) closeSock(sk *sock, closeUD uint64) {
 }
 
 // shutdownWhenSent half-closes sk once its queued sends are done.
-func (w *worker) shutdownWhenSent(sk *sock, ud uint64) {
+func (w *worker) shutdownWhenSent(sk *sock) {
 	if sk.flags&(fShut|fClosed) != 0 {
 		return
 	}
 	sk.flags |= fShutPending
 	if !w.sendsPending(sk) {
-		w.shutdownNow(sk, ud)
+		w.shutdownNow(sk)
 	}
 }
 
-func (w *worker) shutdownNow(sk *sock, ud uint64) {
+// shutdownNow half-closes sk at once, with shutdown(2) rather than an
+// io_uring SHUTDOWN: the kernel always runs that one in an io-wq worker,
+// which looks the descriptor up by number only then, so when the socket was
+// closed meanwhile (a tunnel's upstream is often shut down and closed in one
+// batch) it could shut down the next socket given that number, another
+// connection's (seen as backends of TLS passthrough tunnels getting EOF
+// mid-handshake). shutdown(2) on a TCP socket does not block.
+func (w *worker) shutdownNow(sk *sock) {
 	sk.flags &^= fShutPending
 	sk.flags |= fShut
-	if _, err := w.ring.PrepareShutdown(int(sk.fd), unix.SHUT_WR, ud); err != nil {
-		_ = unix.Shutdown(int(sk.fd), unix.SHUT_WR)
-		return
-	}
-	sk.ops++
+	_ = unix.Shutdown(int(sk.fd), unix.SHUT_WR)
 }
 
 // kick starts sk's next send if none is in flight, or its pending
 // half-close once nothing is left to send.
-func (w *worker) kick(sk *sock, sendUD, shutUD uint64) {
+func (w *worker) kick(sk *sock, sendUD uint64) {
 	if sk.flags&fClosed != 0 {
 		return
 	}
@@ -264,7 +267,7 @@ func (w *worker) kick(sk *sock, sendUD, shutUD uint64) {
 		w.releaseSendState(sk)
 	}
 	if sk.flags&fShutPending != 0 {
-		w.shutdownNow(sk, shutUD)
+		w.shutdownNow(sk)
 	}
 }
 

@@ -15,8 +15,11 @@ import (
 	"github.com/flaxlb/flax/dataplane/tlsconn"
 )
 
-// TLS on HTTPS listeners. A connection accepted on an HTTPS listener gets a
-// tlsState between its socket and its Session: received ciphertext goes to
+// TLS on HTTPS listeners, and on TLS listeners' terminating routes. A
+// connection accepted on an HTTPS listener gets a tlsState between its
+// socket and its Session at accept; one on a TLS listener gets it when its
+// session asks for it (ActTerminateTLS, tlsStart), fed first the bytes the
+// session read the ClientHello from: received ciphertext goes to
 // the tlsconn.Conn (fed to the handshake goroutine, then opened record by
 // record in a buffer lent by the exchange pool), plaintext to
 // Session.ClientData; the session's sends queue as plaintext and are sealed,
@@ -142,6 +145,34 @@ func (w *worker) tlsOpen(i int32, sl *slot, k int32, l *compiled.Listener) {
 	w.hsOrder = append(w.hsOrder, starvedRef{idx: i, gen: sl.gen})
 	w.tlsConns[t.c] = i
 	sl.tlsi = ti
+}
+
+// tlsStart gives slot i, whose TLS listener chose a terminating route
+// (ActTerminateTLS), its TLS layer and feeds it the bytes the session
+// received so far; what the socket's stash still holds follows through
+// tlsPump. The session hears of the handshake's end (TLSEstablished) from
+// tlsPump, and a failed handshake closes the connection as on HTTPS.
+func (w *worker) tlsStart(i int32, sl *slot, data []byte) {
+	if sl.state != stOpen {
+		return
+	}
+	l := sl.s.Listener()
+	if l == nil || l.TLS == nil || sl.tlsi != 0 {
+		w.log.Error(nil, "TLS termination asked for without a TLS configuration, closing the connection")
+		w.hardClose(i, sl)
+		return
+	}
+	w.tlsOpen(i, sl, sl.lis, l)
+	t := w.tlsOf(sl)
+	if len(data) > hsFeedMax {
+		t.fatal = true
+		return
+	}
+	if err := t.c.Feed(data); err != nil {
+		t.fatal = true
+		return
+	}
+	t.fed = len(data)
 }
 
 // tlsRelease ends slot sl's TLS layer (the connection is closed and its
@@ -302,7 +333,13 @@ func (w *worker) tlsPump(sl *slot) bool {
 	if t.hs {
 		done, err := t.c.Done()
 		if done {
-			return w.tlsEstablished(t, err)
+			sl.s.TLSHandshake(err == nil)
+			w.tlsEstablished(t, err)
+			if !t.fatal {
+				// A TLS listener's session now connects its route.
+				sl.s.TLSEstablished()
+			}
+			return true
 		}
 		if sk.hasStash() {
 			m := w.tlsIn(sl, w.stashBytes(sk))
@@ -490,7 +527,7 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 func (w *worker) tlsShut(i int32, sl *slot, t *tlsState) {
 	if t.shut && t.notified && t.sealed == t.qn {
 		t.shut = false
-		w.shutdownWhenSent(&sl.sk, w.cShutUD(i, sl))
+		w.shutdownWhenSent(&sl.sk)
 	}
 }
 

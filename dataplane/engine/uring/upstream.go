@@ -51,8 +51,6 @@ func (w *worker) uRecvUD(ui int32, u *upConn) uint64 { return iouring.Pack(opURe
 
 func (w *worker) uSendUD(ui int32, u *upConn) uint64 { return iouring.Pack(opUSend, u.gen, uint32(ui)) }
 
-func (w *worker) uShutUD(ui int32, u *upConn) uint64 { return iouring.Pack(opUShut, u.gen, uint32(ui)) }
-
 // allocUp takes a free upstream slot, with its ring memory.
 func (w *worker) allocUp() (int32, *upConn, error) {
 	var ui int32

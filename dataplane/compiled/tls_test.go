@@ -1,0 +1,133 @@
+package compiled
+
+import (
+	"strings"
+	"testing"
+
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/api/dataplane/v1/dataplanetest"
+	"github.com/flaxlb/flax/dataplane/metrics"
+)
+
+// tlsSnapshot is a TLS listener with passthrough routes (exact, wildcard,
+// catch-all) and one terminating route.
+func tlsSnapshot(t *testing.T) *dataplanev1.Snapshot {
+	t.Helper()
+	cert, key := dataplanetest.KeyPair(t)
+	be := func(g string, w uint32) *dataplanev1.TCPBackend {
+		return &dataplanev1.TCPBackend{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: g}, Weight: w}
+	}
+	return &dataplanev1.Snapshot{
+		Version: 1,
+		Listeners: []*dataplanev1.Listener{{
+			Name: "tls", Address: "127.0.0.1", Port: 8443, Protocol: dataplanev1.Listener_TLS,
+			Certificates: []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}},
+			TlsRoutes: []*dataplanev1.TLSRoute{
+				{Name: "ns/a", Hostnames: []string{"a.example.com"}, Backends: []*dataplanev1.TCPBackend{be("a", 1)}},
+				{Name: "ns/wild", Hostnames: []string{"*.example.com", "*.x.example.com"}, Backends: []*dataplanev1.TCPBackend{be("a", 1), be("b", 3)}},
+				{Name: "ns/term", Hostnames: []string{"app.example.com"}, Terminate: true, Backends: []*dataplanev1.TCPBackend{be("b", 1)}},
+				{Name: "ns/default", Backends: []*dataplanev1.TCPBackend{be("b", 1)}},
+			},
+		}},
+		BackendGroups: []*dataplanev1.BackendGroup{
+			{Name: "a", Endpoints: []*dataplanev1.Endpoint{{Address: "127.0.0.1", Port: 9001}}},
+			{Name: "b", Endpoints: []*dataplanev1.Endpoint{{Address: "127.0.0.1", Port: 9002}}},
+		},
+	}
+}
+
+// TestCompileTLSListener: a TLS listener's routes are selected by server
+// name (exact, longest wildcard, catch-all, also without a name), keep their
+// weighted backends and terminate flag, and the listener gets its
+// certificates because one route terminates.
+func TestCompileTLSListener(t *testing.T) {
+	s := tlsSnapshot(t)
+	if err := dataplanev1.Validate(s); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(s, metrics.NewRegistry(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Listeners[0]
+	if l.Protocol != ProtocolTLS || l.Protocol.String() != "TLS" || !l.TerminatesTLS() || len(l.TLS.Certificates) != 1 {
+		t.Fatalf("listener: %v, TLS %v", l.Protocol, l.TLS)
+	}
+	for name, want := range map[string]string{
+		"a.example.com":     "ns/a",
+		"b.example.com":     "ns/wild",
+		"y.x.example.com":   "ns/wild",
+		"app.example.com":   "ns/term",
+		"example.com":       "ns/default",
+		"":                  "ns/default",
+		"other.org":         "ns/default",
+		"a.example.com:443": "ns/default",
+	} {
+		r := l.MatchTLS([]byte(name))
+		if r == nil || r.Name != want {
+			t.Errorf("MatchTLS(%q) = %v, want %s", name, r, want)
+			continue
+		}
+		if r.Terminate != (want == "ns/term") {
+			t.Errorf("%s: Terminate %v", want, r.Terminate)
+		}
+	}
+	wild := l.MatchTLS([]byte("b.example.com"))
+	if len(wild.Backends) != 2 || wild.Backends[1].Group != c.Group("b") || wild.Backends[1].Weight != 3 {
+		t.Fatalf("wildcard route backends: %+v", wild.Backends)
+	}
+	counts := map[string]int{}
+	for i := range 4000 {
+		counts[wild.PickBackend(uint32(i)*1073741).Group.Name]++
+	}
+	if counts["b"] < 2800 || counts["b"] > 3200 {
+		t.Fatalf("weights 1:3 picked %v", counts)
+	}
+	name := []byte("y.x.example.com")
+	if n := testing.AllocsPerRun(100, func() { l.MatchTLS(name) }); n != 0 {
+		t.Fatalf("MatchTLS allocates %v times", n)
+	}
+}
+
+// TestCompileTLSListenerPassthroughOnly: without a terminating route the
+// listener has no TLS configuration, and without a catch-all an unknown
+// name matches nothing.
+func TestCompileTLSListenerPassthroughOnly(t *testing.T) {
+	s := tlsSnapshot(t)
+	l0 := s.Listeners[0]
+	l0.Certificates = nil
+	l0.TlsRoutes = l0.TlsRoutes[:2]
+	if err := dataplanev1.Validate(s); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(s, metrics.NewRegistry(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Listeners[0]
+	if l.TerminatesTLS() {
+		t.Fatal("a passthrough-only listener terminates TLS")
+	}
+	if r := l.MatchTLS([]byte("other.org")); r != nil {
+		t.Fatalf("no catch-all, yet %q matched %s", "other.org", r.Name)
+	}
+	if r := l.MatchTLS(nil); r != nil {
+		t.Fatalf("no catch-all, yet no name matched %s", r.Name)
+	}
+}
+
+// TestCompileTLSListenerErrors: an unknown backend group and a filter
+// without a connection hook are rejected with their path.
+func TestCompileTLSListenerErrors(t *testing.T) {
+	s := tlsSnapshot(t)
+	s.Listeners[0].TlsRoutes[1].Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}
+	_, err := Compile(s, metrics.NewRegistry(1))
+	if err == nil || !strings.Contains(err.Error(), `tlsRoutes[1].backends[0].backendGroup: unknown backend group "nope"`) {
+		t.Fatalf("err = %v", err)
+	}
+	s = tlsSnapshot(t)
+	s.Listeners[0].Certificates[0].KeyPem = []byte("junk")
+	if _, err := Compile(s, metrics.NewRegistry(1)); err == nil || !strings.Contains(err.Error(), "certificates[0]") {
+		t.Fatalf("err = %v", err)
+	}
+}
