@@ -60,8 +60,8 @@ The files hold Kubernetes objects, one or more YAML documents each (a
 "kind: List" as kubectl get -o yaml prints is unpacked); "-" reads standard
 input. A directory means its *.yaml, *.yml and *.json files (with -R, also those
 of its subdirectories). The translator reads GatewayClasses,
-GatewayClassParameters, Gateways, HTTPRoutes, ReferenceGrants, Services,
-EndpointSlices, Secrets, Namespaces, BackendPolicies and RoutePolicies; other
+GatewayClassParameters, Gateways, HTTPRoutes, TCPRoutes, TLSRoutes,
+ReferenceGrants, Services, EndpointSlices, Secrets, Namespaces, BackendPolicies and RoutePolicies; other
 kinds are skipped with a note on standard error. Objects without a namespace get
 --namespace, as kubectl apply does.
 
@@ -289,6 +289,20 @@ func (l *loader) object(js []byte) error {
 		}
 		o.Namespace = l.ns(o.Namespace)
 		in.HTTPRoutes = append(in.HTTPRoutes, o)
+	case gatewayv1.GroupName + "/TCPRoute":
+		var o gatewayv1.TCPRoute
+		if err := decode(&o); err != nil {
+			return err
+		}
+		o.Namespace = l.ns(o.Namespace)
+		in.TCPRoutes = append(in.TCPRoutes, o)
+	case gatewayv1.GroupName + "/TLSRoute":
+		var o gatewayv1.TLSRoute
+		if err := decode(&o); err != nil {
+			return err
+		}
+		o.Namespace = l.ns(o.Namespace)
+		in.TLSRoutes = append(in.TLSRoutes, o)
 	case gatewayv1.GroupName + "/ReferenceGrant":
 		var o gatewayv1beta1.ReferenceGrant
 		if err := decode(&o); err != nil {
