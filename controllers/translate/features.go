@@ -24,6 +24,11 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportReferenceGrant,
 	// TCPRoute (the GATEWAY-TCP profile).
 	features.SupportTCPRoute,
+	// TLSRoute (the GATEWAY-TLS profile): passthrough, terminate, and both
+	// on one port.
+	features.SupportTLSRoute,
+	features.SupportTLSRouteModeTerminate,
+	features.SupportTLSRouteModeMixed,
 	// Gateway extended.
 	features.SupportGatewayPort8080,
 	features.SupportGatewayHTTPListenerIsolation,
