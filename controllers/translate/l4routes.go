@@ -153,71 +153,13 @@ func (t *translator) attachL4(ri *l4Route, i int) {
 			"Gateway %s is not accepted, so no route can attach to it; see the Gateway's conditions", g.key))
 		return
 	}
-	var candidates []*listenerInfo
-	for _, l := range (parent{gateway: g}).listeners() {
-		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
-			continue
-		}
-		if ref.Port != nil && *ref.Port != 0 && l.spec.Port != *ref.Port {
-			continue
-		}
-		candidates = append(candidates, l)
+	intersect := func(string) []string { return []string{""} } // a TCP route has no hostnames
+	if ri.kind == kindTLSRoute {
+		intersect = ri.intersect
 	}
-	if len(candidates) == 0 {
-		reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(parent{gateway: g}, ref, i))
-		return
-	}
-
-	kind := ri.kind.kind
-	stage := -1
-	var why []string
-	var attached []attachment
-	for _, l := range candidates {
-		switch {
-		case l.routeKind != kind:
-			stage = max(stage, stageNotAllowed)
-			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take %ss", l.spec.Name, l.spec.Protocol, kind))
-			continue
-		case !l.valid():
-			stage = max(stage, stageListenerInvalid)
-			reason := l.unsupported
-			if reason == nil {
-				reason = l.conflict
-			}
-			why = append(why, fmt.Sprintf("listener %s is not accepted (%s)", l.spec.Name, reason.reason))
-			continue
-		case !l.allows(kind):
-			stage = max(stage, stageNotAllowed)
-			why = append(why, fmt.Sprintf("listener %s does not allow %ss (allowedRoutes.kinds)", l.spec.Name, kind))
-			continue
-		case !l.allowNamespace(ri.key.Namespace):
-			stage = max(stage, stageNotAllowed)
-			why = append(why, fmt.Sprintf("listener %s allows %s", l.spec.Name, l.namespacePolicy))
-			continue
-		}
-		hs := []string{""}
-		if ri.kind == kindTLSRoute {
-			hs = ri.intersect(l.hostname)
-			if len(hs) == 0 {
-				stage = max(stage, stageHostname)
-				why = append(why, fmt.Sprintf("listener %s serves hostname %s, which matches none of the route's hostnames", l.spec.Name, l.hostname))
-				continue
-			}
-		}
-		attached = append(attached, attachment{listener: l, hostnames: hs})
-	}
+	attached, reason, msg := matchListeners(parent{gateway: g}, ref, i, ri.kind.kind, ri.key.Namespace, intersect)
 	if len(attached) == 0 {
-		switch stage {
-		case stageHostname:
-			reject(gatewayv1.RouteReasonNoMatchingListenerHostname, strings.Join(why, "; ")+
-				"; add a hostname the listener serves to spec.hostnames, or attach the route to another listener")
-		case stageNotAllowed:
-			reject(gatewayv1.RouteReasonNotAllowedByListeners, strings.Join(why, "; ")+
-				"; change the listener's allowedRoutes or attach the route to another listener")
-		default:
-			reject(gatewayv1.RouteReasonNoMatchingParent, strings.Join(why, "; ")+
-				"; fix the listener (see the Gateway's status) or attach the route to another listener")
-		}
+		reject(reason, msg)
 		return
 	}
 	names := make([]string, len(attached))
@@ -227,7 +169,7 @@ func (t *translator) attachL4(ri *l4Route, i int) {
 		a.listener.attached[ri.key] = struct{}{}
 		notes = append(notes, t.placeL4(ri, a)...)
 	}
-	msg := fmt.Sprintf("The route is attached to listener %s of Gateway %s", strings.Join(names, ", "), g.key)
+	msg = fmt.Sprintf("The route is attached to listener %s of Gateway %s", strings.Join(names, ", "), g.key)
 	if len(names) > 1 {
 		msg = fmt.Sprintf("The route is attached to listeners %s of Gateway %s", strings.Join(names, ", "), g.key)
 	}

@@ -190,6 +190,76 @@ const (
 	stageHostname
 )
 
+// matchListeners returns the listeners of parent p that a route of kind in
+// namespace ns attaches to through its parentRefs[i], ref, with the
+// hostnames intersect gives for each (none: the listener's hostname matches
+// none of the route's). When there is none it returns the reason and message
+// of the route's Accepted=False condition for the parent, from the furthest
+// stage a candidate listener reached. HTTP, TCP and TLS routes share it.
+func matchListeners(p parent, ref gatewayv1.ParentReference, i int, kind, ns string, intersect func(hostname string) []string) ([]attachment, gatewayv1.RouteConditionReason, string) {
+	var candidates []*listenerInfo
+	for _, l := range p.listeners() {
+		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
+			continue
+		}
+		if ref.Port != nil && *ref.Port != 0 && l.spec.Port != *ref.Port {
+			continue
+		}
+		candidates = append(candidates, l)
+	}
+	if len(candidates) == 0 {
+		return nil, gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(p, ref, i)
+	}
+	stage := -1
+	var why []string
+	var attached []attachment
+	for _, l := range candidates {
+		switch {
+		case l.routeKind != kind:
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take %ss", l.spec.Name, l.spec.Protocol, kind))
+			continue
+		case !l.valid():
+			stage = max(stage, stageListenerInvalid)
+			reason := l.unsupported
+			if reason == nil {
+				reason = l.conflict
+			}
+			why = append(why, fmt.Sprintf("listener %s is not accepted (%s)", l.spec.Name, reason.reason))
+			continue
+		case !l.allows(kind):
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s does not allow %ss (allowedRoutes.kinds)", l.spec.Name, kind))
+			continue
+		case !l.allowNamespace(ns):
+			stage = max(stage, stageNotAllowed)
+			why = append(why, fmt.Sprintf("listener %s allows %s", l.spec.Name, l.namespacePolicy))
+			continue
+		}
+		hs := intersect(l.hostname)
+		if len(hs) == 0 {
+			stage = max(stage, stageHostname)
+			why = append(why, fmt.Sprintf("listener %s serves hostname %s, which matches none of the route's hostnames", l.spec.Name, l.hostname))
+			continue
+		}
+		attached = append(attached, attachment{listener: l, hostnames: hs})
+	}
+	if len(attached) > 0 {
+		return attached, "", ""
+	}
+	switch stage {
+	case stageHostname:
+		return nil, gatewayv1.RouteReasonNoMatchingListenerHostname, strings.Join(why, "; ") +
+			"; add a hostname the listener serves to spec.hostnames, or attach the route to another listener"
+	case stageNotAllowed:
+		return nil, gatewayv1.RouteReasonNotAllowedByListeners, strings.Join(why, "; ") +
+			"; change the listener's allowedRoutes or attach the route to another listener"
+	default:
+		return nil, gatewayv1.RouteReasonNoMatchingParent, strings.Join(why, "; ") +
+			fmt.Sprintf("; fix the listener (see the %s's status) or attach the route to another listener", p.kind())
+	}
+}
+
 // attach evaluates parentRefs[i] of the route: it records the parent's status
 // entry and returns the listeners the route attaches to through it.
 func (t *translator) attach(ri *routeInfo, i int) []attachment {
@@ -221,66 +291,9 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		return reject(gatewayv1.RouteReasonNoMatchingParent, fmt.Sprintf(
 			"%s is not accepted by Gateway %s, so no route can attach to it; see the ListenerSet's conditions", p, g.key))
 	}
-	var candidates []*listenerInfo
-	for _, l := range p.listeners() {
-		if ref.SectionName != nil && *ref.SectionName != "" && l.spec.Name != *ref.SectionName {
-			continue
-		}
-		if ref.Port != nil && *ref.Port != 0 && l.spec.Port != *ref.Port {
-			continue
-		}
-		candidates = append(candidates, l)
-	}
-	if len(candidates) == 0 {
-		return reject(gatewayv1.RouteReasonNoMatchingParent, noCandidateMessage(p, ref, i))
-	}
-
-	stage := -1
-	var why []string
-	var attached []attachment
-	for _, l := range candidates {
-		switch {
-		case l.routeKind != kindHTTPRoute.kind:
-			stage = max(stage, stageNotAllowed)
-			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take HTTPRoutes", l.spec.Name, l.spec.Protocol))
-			continue
-		case !l.valid():
-			stage = max(stage, stageListenerInvalid)
-			reason := l.unsupported
-			if reason == nil {
-				reason = l.conflict
-			}
-			why = append(why, fmt.Sprintf("listener %s is not accepted (%s)", l.spec.Name, reason.reason))
-			continue
-		case !l.allows(kindHTTPRoute.kind):
-			stage = max(stage, stageNotAllowed)
-			why = append(why, fmt.Sprintf("listener %s does not allow HTTPRoutes (allowedRoutes.kinds)", l.spec.Name))
-			continue
-		case !l.allowNamespace(r.Namespace):
-			stage = max(stage, stageNotAllowed)
-			why = append(why, fmt.Sprintf("listener %s allows %s", l.spec.Name, l.namespacePolicy))
-			continue
-		}
-		hs := ri.intersect(l.hostname)
-		if len(hs) == 0 {
-			stage = max(stage, stageHostname)
-			why = append(why, fmt.Sprintf("listener %s serves hostname %s, which matches none of the route's hostnames", l.spec.Name, l.hostname))
-			continue
-		}
-		attached = append(attached, attachment{listener: l, hostnames: hs})
-	}
+	attached, reason, msg := matchListeners(p, ref, i, kindHTTPRoute.kind, r.Namespace, ri.intersect)
 	if len(attached) == 0 {
-		switch stage {
-		case stageHostname:
-			return reject(gatewayv1.RouteReasonNoMatchingListenerHostname, strings.Join(why, "; ")+
-				"; add a hostname the listener serves to spec.hostnames, or attach the route to another listener")
-		case stageNotAllowed:
-			return reject(gatewayv1.RouteReasonNotAllowedByListeners, strings.Join(why, "; ")+
-				"; change the listener's allowedRoutes or attach the route to another listener")
-		default:
-			return reject(gatewayv1.RouteReasonNoMatchingParent, strings.Join(why, "; ")+
-				fmt.Sprintf("; fix the listener (see the %s's status) or attach the route to another listener", p.kind()))
-		}
+		return reject(reason, msg)
 	}
 	if ri.allRulesInvalid() {
 		return reject(gatewayv1.RouteConditionReason(ri.ruleProblems.reason()),
@@ -291,7 +304,7 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		names[j] = string(a.listener.spec.Name)
 		a.listener.attached[ri.key] = struct{}{}
 	}
-	msg := fmt.Sprintf("The route is attached to listener %s of %s", strings.Join(names, ", "), p)
+	msg = fmt.Sprintf("The route is attached to listener %s of %s", strings.Join(names, ", "), p)
 	if len(names) > 1 {
 		msg = fmt.Sprintf("The route is attached to listeners %s of %s", strings.Join(names, ", "), p)
 	}
