@@ -343,10 +343,8 @@ func (h *harness) reasonCount(r metrics.Reason) float64 {
 	return gatherCounter(h.t, h.reg, "flax_local_replies_total", "reason", r.String())
 }
 
-// gatherCounter returns the value of the first series of family name
-// whose labels have the given values (label, value pairs; a pair with an
-// empty label matches any series).
-func gatherCounter(t testing.TB, reg *metrics.Registry, name string, labels ...string) float64 {
+// gather returns the metric families reg exports.
+func gather(t testing.TB, reg *metrics.Registry) []*dto.MetricFamily {
 	t.Helper()
 	pr := prometheus.NewRegistry()
 	if err := pr.Register(reg); err != nil {
@@ -356,6 +354,15 @@ func gatherCounter(t testing.TB, reg *metrics.Registry, name string, labels ...s
 	if err != nil {
 		t.Fatalf("gather metrics: %v", err)
 	}
+	return fams
+}
+
+// gatherCounter returns the value of the first series of family name
+// whose labels have the given values (label, value pairs; a pair with an
+// empty label matches any series).
+func gatherCounter(t testing.TB, reg *metrics.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	fams := gather(t, reg)
 	for _, f := range fams {
 		if f.GetName() != name {
 			continue
@@ -391,14 +398,7 @@ func gatherCounter(t testing.TB, reg *metrics.Registry, name string, labels ...s
 // nil if there is none.
 func gatherHistogram(t testing.TB, reg *metrics.Registry, name, label, value string) *dto.Histogram {
 	t.Helper()
-	pr := prometheus.NewRegistry()
-	if err := pr.Register(reg); err != nil {
-		t.Fatalf("register metrics: %v", err)
-	}
-	fams, err := pr.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
+	fams := gather(t, reg)
 	for _, f := range fams {
 		if f.GetName() != name {
 			continue
@@ -417,14 +417,7 @@ func gatherHistogram(t testing.TB, reg *metrics.Registry, name, label, value str
 // requestsCount returns flax_requests_total for a route and code class.
 func requestsCount(t testing.TB, reg *metrics.Registry, route, code string) float64 {
 	t.Helper()
-	pr := prometheus.NewRegistry()
-	if err := pr.Register(reg); err != nil {
-		t.Fatalf("register metrics: %v", err)
-	}
-	fams, err := pr.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
+	fams := gather(t, reg)
 	for _, f := range fams {
 		if f.GetName() != "flax_requests_total" {
 			continue
