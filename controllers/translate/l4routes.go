@@ -336,17 +336,7 @@ func (b *bind) tlsRoutes() []*dataplanev1.TLSRoute {
 
 // l4RouteStatuses returns the status of every route of list.
 func l4RouteStatuses(list []*l4Route) []RouteStatus {
-	out := make([]RouteStatus, 0, len(list))
-	for _, ri := range list {
-		parents := ri.parents
-		if parents == nil {
-			parents = []gatewayv1.RouteParentStatus{}
-		}
-		out = append(out, RouteStatus{
-			NamespacedName: ri.key,
-			Status:         gatewayv1.HTTPRouteStatus{RouteStatus: gatewayv1.RouteStatus{Parents: parents}},
-		})
-	}
-	slices.SortFunc(out, func(a, b RouteStatus) int { return compareKeys(a.NamespacedName, b.NamespacedName) })
-	return out
+	return routeStatusesOf(list, func(ri *l4Route) (types.NamespacedName, []gatewayv1.RouteParentStatus) {
+		return ri.key, ri.parents
+	})
 }

@@ -414,14 +414,22 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 
 // routeStatuses returns the status of every HTTPRoute.
 func (t *translator) routeStatuses() []RouteStatus {
-	out := make([]RouteStatus, 0, len(t.routes))
-	for _, ri := range t.routes {
-		parents := ri.parents
+	return routeStatusesOf(t.routes, func(ri *routeInfo) (types.NamespacedName, []gatewayv1.RouteParentStatus) {
+		return ri.key, ri.parents
+	})
+}
+
+// routeStatusesOf returns the status of every route of list, of any kind,
+// from each one's name and parent entries, sorted by name.
+func routeStatusesOf[R any](list []R, status func(R) (types.NamespacedName, []gatewayv1.RouteParentStatus)) []RouteStatus {
+	out := make([]RouteStatus, 0, len(list))
+	for _, r := range list {
+		key, parents := status(r)
 		if parents == nil {
 			parents = []gatewayv1.RouteParentStatus{}
 		}
 		out = append(out, RouteStatus{
-			NamespacedName: ri.key,
+			NamespacedName: key,
 			Status:         gatewayv1.HTTPRouteStatus{RouteStatus: gatewayv1.RouteStatus{Parents: parents}},
 		})
 	}

@@ -22,37 +22,38 @@ import (
 // config/samples/policies -n samples --node-address 192.0.2.10` prints the same.
 const samplesGolden = "testdata/config-samples.out.yaml"
 
-// TestPolicySamples translates the samples of config/samples with the policy
-// samples of config/samples/policies, applied into one namespace, and compares the
-// result with samplesGolden: every policy is accepted for the sample Gateway, and
-// its settings reach the echo backend group and the echo route.
-func TestPolicySamples(t *testing.T) {
-	const ns = "samples"
-	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
-	var files []string
-	for _, pattern := range []string{"../../config/samples/*.yaml", "../../config/samples/policies/*.yaml"} {
-		found, err := filepath.Glob(pattern)
+// loadSamples adds the objects of the files matching patterns (kustomization
+// files aside) to in, in namespace ns: the samples carry no namespace, they
+// are applied into one.
+func loadSamples(t *testing.T, in *Input, ns string, patterns ...string) {
+	t.Helper()
+	for _, pattern := range patterns {
+		files, err := filepath.Glob(pattern)
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, found...)
-	}
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
+		for _, f := range files {
+			if filepath.Base(f) == "kustomization.yaml" {
+				continue
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addDocuments(t, in, f, string(data), "Deployment")
 		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addDocuments(t, in, f, string(data), "Deployment")
 	}
-	// The samples carry no namespace: they are applied into one.
 	for i := range in.Gateways {
 		in.Gateways[i].Namespace = ns
 	}
 	for i := range in.HTTPRoutes {
 		in.HTTPRoutes[i].Namespace = ns
+	}
+	for i := range in.TCPRoutes {
+		in.TCPRoutes[i].Namespace = ns
+	}
+	for i := range in.TLSRoutes {
+		in.TLSRoutes[i].Namespace = ns
 	}
 	for i := range in.Services {
 		in.Services[i].Namespace = ns
@@ -63,6 +64,16 @@ func TestPolicySamples(t *testing.T) {
 	for i := range in.RoutePolicies {
 		in.RoutePolicies[i].Namespace = ns
 	}
+}
+
+// TestPolicySamples translates the samples of config/samples with the policy
+// samples of config/samples/policies, applied into one namespace, and compares the
+// result with samplesGolden: every policy is accepted for the sample Gateway, and
+// its settings reach the echo backend group and the echo route.
+func TestPolicySamples(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	loadSamples(t, in, ns, "../../config/samples/*.yaml", "../../config/samples/policies/*.yaml")
 	if len(in.BackendPolicies) == 0 || len(in.RoutePolicies) == 0 {
 		t.Fatalf("want BackendPolicy and RoutePolicy samples, got %d and %d", len(in.BackendPolicies), len(in.RoutePolicies))
 	}
@@ -139,33 +150,7 @@ func backendSettingsOf(t *testing.T, spec flaxv1alpha1.BackendPolicySpec) *datap
 func TestL4Samples(t *testing.T) {
 	const ns = "samples"
 	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
-	files, err := filepath.Glob("../../config/samples/l4/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, "../../config/samples/gatewayclass.yaml")
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
-		}
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addDocuments(t, in, f, string(data), "Deployment")
-	}
-	for i := range in.Gateways {
-		in.Gateways[i].Namespace = ns
-	}
-	for i := range in.TCPRoutes {
-		in.TCPRoutes[i].Namespace = ns
-	}
-	for i := range in.TLSRoutes {
-		in.TLSRoutes[i].Namespace = ns
-	}
-	for i := range in.Services {
-		in.Services[i].Namespace = ns
-	}
+	loadSamples(t, in, ns, "../../config/samples/l4/*.yaml", "../../config/samples/gatewayclass.yaml")
 	if len(in.TCPRoutes) != 1 || len(in.TLSRoutes) != 1 {
 		t.Fatalf("want one TCPRoute and one TLSRoute sample, got %d and %d", len(in.TCPRoutes), len(in.TLSRoutes))
 	}

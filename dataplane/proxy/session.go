@@ -614,24 +614,28 @@ func (s *Session) observe(status int) {
 	m.ObserveRequest(m.Route(x.route.Stats), status, time.Duration(s.w.Now()-x.start))
 }
 
-// logEnd writes the access log line of the request in progress, if the
-// log is on and the line was not written yet; it is a nil check otherwise.
+// logEnd ends the record of the request in progress, once: its access log
+// line when the log is on, its span when it is sampled. With neither it is
+// a nil check and two tests.
 func (s *Session) logEnd(status int) {
-	if x := s.x; x != nil && x.trace.sampled {
-		s.endSpan(status)
-	}
-	if s.w.opts.AccessLog != nil {
-		s.logRequest(status)
-	}
-}
-
-// logRequest writes the access log line of the request in progress.
-func (s *Session) logRequest(status int) {
 	x := s.x
-	if x == nil || !x.began {
+	if x == nil || !x.began || (s.w.opts.AccessLog == nil && !x.trace.sampled) {
 		return
 	}
 	x.began = false
+	r := s.record(status)
+	if x.trace.sampled {
+		s.endSpan(&r)
+	}
+	if s.w.opts.AccessLog != nil {
+		s.w.opts.AccessLog.Log(&r)
+	}
+}
+
+// record describes the request in progress, ending now with status: what
+// the access log writes and a sampled request's span carries.
+func (s *Session) record(status int) accesslog.Record {
+	x := s.x
 	r := accesslog.Record{
 		Start:         x.start,
 		End:           s.w.Now(),
@@ -673,7 +677,7 @@ func (s *Session) logRequest(status int) {
 		r.TraceID = x.trace.id
 		r.Traced = true
 	}
-	s.w.opts.AccessLog.Log(&r)
+	return r
 }
 
 // setReason records why the proxy answers the request itself or fails it.

@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"math/rand/v2"
-	"net/netip"
 	"time"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/tracing"
 )
@@ -78,43 +78,27 @@ func (s *Session) startTrace(t *compiled.Tracing) {
 	}
 }
 
-// endSpan records the request's span with the exporter.
-func (s *Session) endSpan(status int) {
+// endSpan records the span of the request r describes with the exporter.
+func (s *Session) endSpan(r *accesslog.Record) {
 	x := s.x
-	tr := &x.trace
-	tr.sampled = false
+	x.trace.sampled = false
 	l := x.listener
 	if l == nil || l.Tracing == nil {
 		return
 	}
+	tr := &x.trace
+	// The worker clock is monotonic: the span ends at the wall clock's now
+	// and starts the request's duration before.
 	end := time.Now().UnixNano()
-	var sp tracing.Span
-	sp.Trace, sp.ID, sp.Parent = tr.id, tr.span, tr.parent
-	sp.End = end
-	sp.Start = end - (s.w.Now() - x.start)
-	sp.Status = status
-	sp.Attempts = int(x.attempts)
-	sp.RequestBytes, sp.ResponseBytes = x.reqBytes, x.respBytes
-	sp.Client = s.remote
-	if x.client.IsValid() && x.client != s.remote.Addr().Unmap() {
-		sp.Client = netip.AddrPortFrom(x.client, 0)
+	sp := tracing.Span{
+		Trace: tr.id, ID: tr.span, Parent: tr.parent,
+		Start: end - (r.End - r.Start), End: end,
+		Status: r.Status, Attempts: r.Attempts,
+		RequestBytes: r.RequestBytes, ResponseBytes: r.ResponseBytes,
+		Client: r.Client, Upstream: r.Upstream,
+		Listener: r.Listener, Route: r.Route, BackendGroup: r.BackendGroup, Reason: r.Reason,
 	}
-	if x.attempts > 0 {
-		sp.Upstream = x.ep.Addr
-	}
-	sp.Listener = l.Name
-	if x.route != nil {
-		sp.Route = x.route.Name
-	}
-	if x.group != nil {
-		sp.BackendGroup = x.group.Name
-	}
-	if x.hasReason {
-		sp.Reason = x.reason.String()
-	}
-	if x.logMethod > 0 {
-		sp.SetRequest(x.logLine[:x.logMethod], x.logLine[x.logMethod:])
-	}
+	sp.SetRequest(r.Method, r.Path)
 	l.Tracing.Spans.Record(s.w.Metrics.Index(), &sp)
 }
 

@@ -68,7 +68,3 @@ func (q *queue) pop() {
 	q.slots[t&q.mask].seq.Store(t + q.mask + 1)
 	q.tail.Store(t + 1)
 }
-
-// len returns the number of spans queued (racy against producers, for
-// deciding when to drain).
-func (q *queue) len() uint64 { return q.head.Load() - q.tail.Load() }

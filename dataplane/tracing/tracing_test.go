@@ -116,7 +116,7 @@ func TestQueueConcurrentProducers(t *testing.T) {
 		q.pop()
 	}
 	wg.Wait()
-	if q.peek() != nil || q.len() != 0 {
+	if q.peek() != nil || q.head.Load() != q.tail.Load() {
 		t.Fatal("queue not empty after consuming everything pushed")
 	}
 }
