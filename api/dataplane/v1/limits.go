@@ -12,6 +12,8 @@ const (
 	MaxWeight = 1_000_000
 	// MaxRetryAttempts is the largest RetryPolicy.attempts.
 	MaxRetryAttempts = 10
+	// MaxConcurrentStreams is the largest HTTP2Options.max_concurrent_streams.
+	MaxConcurrentStreams = 1000
 	// MaxTrustedHops is the largest Listener.trusted_hops.
 	MaxTrustedHops = 16
 	// MinHeadBytes is the smallest byte limit of HeadLimits.

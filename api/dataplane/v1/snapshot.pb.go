@@ -163,7 +163,7 @@ func (x PathMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PathMatch_Type.Descriptor instead.
 func (PathMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17, 0}
 }
 
 // Type of a header match.
@@ -215,7 +215,7 @@ func (x HeaderMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderMatch_Type.Descriptor instead.
 func (HeaderMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // Type of a query parameter match.
@@ -267,7 +267,64 @@ func (x QueryParamMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryParamMatch_Type.Descriptor instead.
 func (QueryParamMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19, 0}
+}
+
+// Protocol is what the dataplane speaks to the group's endpoints over each
+// upstream connection; unset means HTTP/1.1.
+type BackendGroup_Protocol int32
+
+const (
+	// PROTOCOL_UNSPECIFIED means HTTP1.
+	BackendGroup_PROTOCOL_UNSPECIFIED BackendGroup_Protocol = 0
+	// HTTP1 is HTTP/1.1 (a Service port with no appProtocol, or http).
+	BackendGroup_HTTP1 BackendGroup_Protocol = 1
+	// H2C is cleartext HTTP/2 with prior knowledge (appProtocol kubernetes.io/h2c,
+	// and grpc): requests from HTTP/1.1 and HTTP/2 clients alike travel as HTTP/2
+	// streams, responses come back in the client's protocol. TCP and TLS listeners
+	// forward bytes and ignore it.
+	BackendGroup_H2C BackendGroup_Protocol = 2
+)
+
+// Enum value maps for BackendGroup_Protocol.
+var (
+	BackendGroup_Protocol_name = map[int32]string{
+		0: "PROTOCOL_UNSPECIFIED",
+		1: "HTTP1",
+		2: "H2C",
+	}
+	BackendGroup_Protocol_value = map[string]int32{
+		"PROTOCOL_UNSPECIFIED": 0,
+		"HTTP1":                1,
+		"H2C":                  2,
+	}
+)
+
+func (x BackendGroup_Protocol) Enum() *BackendGroup_Protocol {
+	p := new(BackendGroup_Protocol)
+	*p = x
+	return p
+}
+
+func (x BackendGroup_Protocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BackendGroup_Protocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_dataplane_v1_snapshot_proto_enumTypes[4].Descriptor()
+}
+
+func (BackendGroup_Protocol) Type() protoreflect.EnumType {
+	return &file_api_dataplane_v1_snapshot_proto_enumTypes[4]
+}
+
+func (x BackendGroup_Protocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BackendGroup_Protocol.Descriptor instead.
+func (BackendGroup_Protocol) EnumDescriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36, 0}
 }
 
 // Policy picks endpoints.
@@ -324,11 +381,11 @@ func (x LoadBalancing_Policy) String() string {
 }
 
 func (LoadBalancing_Policy) Descriptor() protoreflect.EnumDescriptor {
-	return file_api_dataplane_v1_snapshot_proto_enumTypes[4].Descriptor()
+	return file_api_dataplane_v1_snapshot_proto_enumTypes[5].Descriptor()
 }
 
 func (LoadBalancing_Policy) Type() protoreflect.EnumType {
-	return &file_api_dataplane_v1_snapshot_proto_enumTypes[4]
+	return &file_api_dataplane_v1_snapshot_proto_enumTypes[5]
 }
 
 func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
@@ -337,7 +394,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -609,9 +666,21 @@ type Listener struct {
 	ExtensionFilters []string `protobuf:"bytes,50,rep,name=extension_filters,json=extensionFilters,proto3" json:"extension_filters,omitempty"`
 	// Tracing traces this listener's requests (HTTP and HTTPS listeners); unset
 	// traces none and leaves traceparent alone.
-	Tracing       *ListenerTracing `protobuf:"bytes,60,opt,name=tracing,proto3" json:"tracing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Tracing *ListenerTracing `protobuf:"bytes,60,opt,name=tracing,proto3" json:"tracing,omitempty"`
+	// HTTP2 configures HTTP/2 to clients on HTTP and HTTPS listeners (it must be unset
+	// on TCP and TLS listeners). Unset serves HTTP/2 with the defaults: an HTTP
+	// listener takes cleartext HTTP/2 from clients that start with the connection
+	// preface (h2c with prior knowledge; RFC 9113 section 3.3), an HTTPS listener
+	// offers "h2" in ALPN before "http/1.1". Every stream is a request on the same
+	// routes, filters and backends as an HTTP/1.1 request.
+	Http2 *HTTP2Options `protobuf:"bytes,47,opt,name=http2,proto3" json:"http2,omitempty"`
+	// ClientValidation asks TLS clients for a certificate and checks it against a CA
+	// bundle (the Gateway's frontend TLS validation). It applies to every handshake
+	// the listener terminates, so it must be unset on HTTP and TCP listeners and on
+	// TLS listeners whose routes all pass through.
+	ClientValidation *ClientValidation `protobuf:"bytes,11,opt,name=client_validation,json=clientValidation,proto3" json:"client_validation,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Listener) Reset() {
@@ -742,6 +811,136 @@ func (x *Listener) GetTracing() *ListenerTracing {
 	return nil
 }
 
+func (x *Listener) GetHttp2() *HTTP2Options {
+	if x != nil {
+		return x.Http2
+	}
+	return nil
+}
+
+func (x *Listener) GetClientValidation() *ClientValidation {
+	if x != nil {
+		return x.ClientValidation
+	}
+	return nil
+}
+
+// HTTP2Options configures HTTP/2 towards clients.
+type HTTP2Options struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Disabled serves HTTP/1.1 only: an HTTP listener answers the HTTP/2 preface as
+	// a malformed HTTP/1.1 request, an HTTPS listener offers only "http/1.1".
+	Disabled bool `protobuf:"varint,1,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS the dataplane
+	// announces: streams opened past it are refused (REFUSED_STREAM). Zero uses the
+	// dataplane default (100); at most 1000.
+	MaxConcurrentStreams uint32 `protobuf:"varint,2,opt,name=max_concurrent_streams,json=maxConcurrentStreams,proto3" json:"max_concurrent_streams,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *HTTP2Options) Reset() {
+	*x = HTTP2Options{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTP2Options) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTP2Options) ProtoMessage() {}
+
+func (x *HTTP2Options) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTP2Options.ProtoReflect.Descriptor instead.
+func (*HTTP2Options) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HTTP2Options) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *HTTP2Options) GetMaxConcurrentStreams() uint32 {
+	if x != nil {
+		return x.MaxConcurrentStreams
+	}
+	return 0
+}
+
+// ClientValidation is how a listener checks TLS client certificates.
+type ClientValidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CACertPEM is one or more PEM CERTIFICATE blocks; a client certificate must
+	// chain to one of them. Required.
+	CaCertPem []byte `protobuf:"bytes,1,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
+	// AllowInsecureFallback completes the handshake when the client sends no
+	// certificate or one that does not verify (Gateway API's AllowInsecureFallback
+	// mode); otherwise such a handshake fails (AllowValidOnly).
+	AllowInsecureFallback bool `protobuf:"varint,2,opt,name=allow_insecure_fallback,json=allowInsecureFallback,proto3" json:"allow_insecure_fallback,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ClientValidation) Reset() {
+	*x = ClientValidation{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientValidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientValidation) ProtoMessage() {}
+
+func (x *ClientValidation) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientValidation.ProtoReflect.Descriptor instead.
+func (*ClientValidation) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClientValidation) GetCaCertPem() []byte {
+	if x != nil {
+		return x.CaCertPem
+	}
+	return nil
+}
+
+func (x *ClientValidation) GetAllowInsecureFallback() bool {
+	if x != nil {
+		return x.AllowInsecureFallback
+	}
+	return false
+}
+
 // ListenerTimeouts bound the waits of a listener's client connections. Each field
 // unset takes the dataplane default given with it; a set value must be between 1ms
 // and 24h (there is no way to wait forever). The timers that measure progress
@@ -773,7 +972,7 @@ type ListenerTimeouts struct {
 
 func (x *ListenerTimeouts) Reset() {
 	*x = ListenerTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +984,7 @@ func (x *ListenerTimeouts) String() string {
 func (*ListenerTimeouts) ProtoMessage() {}
 
 func (x *ListenerTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[4]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +997,7 @@ func (x *ListenerTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListenerTimeouts.ProtoReflect.Descriptor instead.
 func (*ListenerTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{4}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListenerTimeouts) GetRequestHead() *durationpb.Duration {
@@ -862,7 +1061,7 @@ type HeadLimits struct {
 
 func (x *HeadLimits) Reset() {
 	*x = HeadLimits{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1073,7 @@ func (x *HeadLimits) String() string {
 func (*HeadLimits) ProtoMessage() {}
 
 func (x *HeadLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[5]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1086,7 @@ func (x *HeadLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeadLimits.ProtoReflect.Descriptor instead.
 func (*HeadLimits) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{5}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HeadLimits) GetMaxRequestHeaderBytes() uint32 {
@@ -935,7 +1134,7 @@ type TLSCertificate struct {
 
 func (x *TLSCertificate) Reset() {
 	*x = TLSCertificate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1146,7 @@ func (x *TLSCertificate) String() string {
 func (*TLSCertificate) ProtoMessage() {}
 
 func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[6]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1159,7 @@ func (x *TLSCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSCertificate.ProtoReflect.Descriptor instead.
 func (*TLSCertificate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{6}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TLSCertificate) GetServerNames() []string {
@@ -997,7 +1196,7 @@ type TCPRoute struct {
 
 func (x *TCPRoute) Reset() {
 	*x = TCPRoute{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1208,7 @@ func (x *TCPRoute) String() string {
 func (*TCPRoute) ProtoMessage() {}
 
 func (x *TCPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[7]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1221,7 @@ func (x *TCPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPRoute.ProtoReflect.Descriptor instead.
 func (*TCPRoute) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{7}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TCPRoute) GetName() string {
@@ -1067,7 +1266,7 @@ type TLSRoute struct {
 
 func (x *TLSRoute) Reset() {
 	*x = TLSRoute{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1278,7 @@ func (x *TLSRoute) String() string {
 func (*TLSRoute) ProtoMessage() {}
 
 func (x *TLSRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[8]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1291,7 @@ func (x *TLSRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSRoute.ProtoReflect.Descriptor instead.
 func (*TLSRoute) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{8}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TLSRoute) GetName() string {
@@ -1139,7 +1338,7 @@ type TCPBackend struct {
 
 func (x *TCPBackend) Reset() {
 	*x = TCPBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1350,7 @@ func (x *TCPBackend) String() string {
 func (*TCPBackend) ProtoMessage() {}
 
 func (x *TCPBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[9]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1363,7 @@ func (x *TCPBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPBackend.ProtoReflect.Descriptor instead.
 func (*TCPBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{9}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TCPBackend) GetTarget() isTCPBackend_Target {
@@ -1246,7 +1445,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1457,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1470,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *VirtualHost) GetName() string {
@@ -1343,7 +1542,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1554,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1567,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Route) GetName() string {
@@ -1471,7 +1670,7 @@ type LocalRateLimit struct {
 
 func (x *LocalRateLimit) Reset() {
 	*x = LocalRateLimit{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1682,7 @@ func (x *LocalRateLimit) String() string {
 func (*LocalRateLimit) ProtoMessage() {}
 
 func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1695,7 @@ func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
 func (*LocalRateLimit) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LocalRateLimit) GetBucket() string {
@@ -1552,7 +1751,7 @@ type RouteOrder struct {
 
 func (x *RouteOrder) Reset() {
 	*x = RouteOrder{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1763,7 @@ func (x *RouteOrder) String() string {
 func (*RouteOrder) ProtoMessage() {}
 
 func (x *RouteOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1776,7 @@ func (x *RouteOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteOrder.ProtoReflect.Descriptor instead.
 func (*RouteOrder) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RouteOrder) GetCreationTimestampUnixNanos() int64 {
@@ -1625,7 +1824,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1836,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1849,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RouteMatch) GetPath() *PathMatch {
@@ -1694,7 +1893,7 @@ type PathMatch struct {
 
 func (x *PathMatch) Reset() {
 	*x = PathMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1905,7 @@ func (x *PathMatch) String() string {
 func (*PathMatch) ProtoMessage() {}
 
 func (x *PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1918,7 @@ func (x *PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMatch.ProtoReflect.Descriptor instead.
 func (*PathMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PathMatch) GetType() PathMatch_Type {
@@ -1752,7 +1951,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1963,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1976,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeaderMatch) GetType() HeaderMatch_Type {
@@ -1817,7 +2016,7 @@ type QueryParamMatch struct {
 
 func (x *QueryParamMatch) Reset() {
 	*x = QueryParamMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +2028,7 @@ func (x *QueryParamMatch) String() string {
 func (*QueryParamMatch) ProtoMessage() {}
 
 func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2041,7 @@ func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *QueryParamMatch) GetType() QueryParamMatch_Type {
@@ -1884,7 +2083,7 @@ type RouteFilter struct {
 
 func (x *RouteFilter) Reset() {
 	*x = RouteFilter{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2095,7 @@ func (x *RouteFilter) String() string {
 func (*RouteFilter) ProtoMessage() {}
 
 func (x *RouteFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2108,7 @@ func (x *RouteFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteFilter.ProtoReflect.Descriptor instead.
 func (*RouteFilter) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RouteFilter) GetFilter() isRouteFilter_Filter {
@@ -2060,7 +2259,7 @@ type CORSPolicy struct {
 
 func (x *CORSPolicy) Reset() {
 	*x = CORSPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2271,7 @@ func (x *CORSPolicy) String() string {
 func (*CORSPolicy) ProtoMessage() {}
 
 func (x *CORSPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2284,7 @@ func (x *CORSPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CORSPolicy.ProtoReflect.Descriptor instead.
 func (*CORSPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CORSPolicy) GetAllowOrigins() []string {
@@ -2145,7 +2344,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2356,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2369,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -2207,7 +2406,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2418,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2431,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Header) GetName() string {
@@ -2271,7 +2470,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2482,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2495,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -2347,7 +2546,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2359,7 +2558,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2372,7 +2571,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -2403,7 +2602,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2614,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2627,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -2493,7 +2692,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2704,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2717,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -2584,7 +2783,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2795,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2808,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -2645,7 +2844,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2856,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2869,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -2745,7 +2944,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2757,7 +2956,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +2969,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -2803,7 +3002,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +3014,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +3027,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -2872,7 +3071,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +3083,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3096,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -2957,7 +3156,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3168,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3181,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -3042,7 +3241,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3253,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3266,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -3095,7 +3294,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3306,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3319,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -3148,6 +3347,8 @@ type BackendGroup struct {
 	// in flight, so retries cannot multiply the load during an outage. Unset uses the
 	// dataplane default (20%, at least 3 concurrent retries).
 	RetryBudget *RetryBudget `protobuf:"bytes,14,opt,name=retry_budget,json=retryBudget,proto3" json:"retry_budget,omitempty"`
+	// Protocol of the group's upstream connections.
+	Protocol BackendGroup_Protocol `protobuf:"varint,15,opt,name=protocol,proto3,enum=flax.dataplane.v1.BackendGroup_Protocol" json:"protocol,omitempty"`
 	// ConnectTimeout bounds opening a connection to an endpoint; unset uses the
 	// dataplane default (500ms).
 	ConnectTimeout *durationpb.Duration `protobuf:"bytes,20,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
@@ -3177,7 +3378,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3390,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3403,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -3245,6 +3446,13 @@ func (x *BackendGroup) GetRetryBudget() *RetryBudget {
 		return x.RetryBudget
 	}
 	return nil
+}
+
+func (x *BackendGroup) GetProtocol() BackendGroup_Protocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return BackendGroup_PROTOCOL_UNSPECIFIED
 }
 
 func (x *BackendGroup) GetConnectTimeout() *durationpb.Duration {
@@ -3310,7 +3518,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3530,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3543,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -3375,7 +3583,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3387,7 +3595,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3400,7 +3608,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -3490,7 +3698,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3502,7 +3710,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3515,7 +3723,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -3587,7 +3795,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3807,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3820,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -3650,7 +3858,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3662,7 +3870,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3675,7 +3883,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -3724,7 +3932,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3736,7 +3944,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3749,7 +3957,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -3801,7 +4009,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3813,7 +4021,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3826,7 +4034,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -3862,7 +4070,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +4082,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +4095,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -3942,7 +4150,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4162,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4175,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -4013,7 +4221,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4025,7 +4233,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4038,7 +4246,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -4093,7 +4301,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fservice_name\x18\x02 \x01(\tR\vserviceName\"d\n" +
 	"\x0fListenerTracing\x12,\n" +
 	"\x12sample_per_million\x18\x01 \x01(\rR\x10samplePerMillion\x12#\n" +
-	"\rignore_parent\x18\x02 \x01(\bR\fignoreParent\"\xab\x06\n" +
+	"\rignore_parent\x18\x02 \x01(\bR\fignoreParent\"\xb4\a\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -4111,14 +4319,22 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"tls_routes\x18\x1f \x03(\v2\x1b.flax.dataplane.v1.TLSRouteR\ttlsRoutes\x12?\n" +
 	"\btimeouts\x18( \x01(\v2#.flax.dataplane.v1.ListenerTimeoutsR\btimeouts\x12+\n" +
 	"\x11extension_filters\x182 \x03(\tR\x10extensionFilters\x12<\n" +
-	"\atracing\x18< \x01(\v2\".flax.dataplane.v1.ListenerTracingR\atracing\"K\n" +
+	"\atracing\x18< \x01(\v2\".flax.dataplane.v1.ListenerTracingR\atracing\x125\n" +
+	"\x05http2\x18/ \x01(\v2\x1f.flax.dataplane.v1.HTTP2OptionsR\x05http2\x12P\n" +
+	"\x11client_validation\x18\v \x01(\v2#.flax.dataplane.v1.ClientValidationR\x10clientValidation\"K\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
 	"\x03TCP\x10\x03\x12\a\n" +
 	"\x03TLS\x10\x04B\x0f\n" +
-	"\r_trusted_hops\"\xd0\x02\n" +
+	"\r_trusted_hops\"`\n" +
+	"\fHTTP2Options\x12\x1a\n" +
+	"\bdisabled\x18\x01 \x01(\bR\bdisabled\x124\n" +
+	"\x16max_concurrent_streams\x18\x02 \x01(\rR\x14maxConcurrentStreams\"j\n" +
+	"\x10ClientValidation\x12\x1e\n" +
+	"\vca_cert_pem\x18\x01 \x01(\fR\tcaCertPem\x126\n" +
+	"\x17allow_insecure_fallback\x18\x02 \x01(\bR\x15allowInsecureFallback\"\xd0\x02\n" +
 	"\x10ListenerTimeouts\x12<\n" +
 	"\frequest_head\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vrequestHead\x12E\n" +
 	"\x11request_body_idle\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0frequestBodyIdle\x128\n" +
@@ -4288,7 +4504,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"$\n" +
 	"\x0eHeaderAffinity\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xc4\x06\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xc4\a\n" +
 	"\fBackendGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12G\n" +
 	"\x0eload_balancing\x18\n" +
@@ -4296,13 +4512,18 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fhealth_check\x18\v \x01(\v2\x1e.flax.dataplane.v1.HealthCheckR\vhealthCheck\x12P\n" +
 	"\x11outlier_detection\x18\f \x01(\v2#.flax.dataplane.v1.OutlierDetectionR\x10outlierDetection\x12M\n" +
 	"\x10circuit_breakers\x18\r \x01(\v2\".flax.dataplane.v1.CircuitBreakersR\x0fcircuitBreakers\x12A\n" +
-	"\fretry_budget\x18\x0e \x01(\v2\x1e.flax.dataplane.v1.RetryBudgetR\vretryBudget\x12B\n" +
+	"\fretry_budget\x18\x0e \x01(\v2\x1e.flax.dataplane.v1.RetryBudgetR\vretryBudget\x12D\n" +
+	"\bprotocol\x18\x0f \x01(\x0e2(.flax.dataplane.v1.BackendGroup.ProtocolR\bprotocol\x12B\n" +
 	"\x0fconnect_timeout\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x12<\n" +
 	"\fidle_timeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12H\n" +
 	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x12Q\n" +
 	"\x17response_header_timeout\x18\x17 \x01(\v2\x19.google.protobuf.DurationR\x15responseHeaderTimeout\x12V\n" +
 	"\x1aresponse_body_idle_timeout\x18\x18 \x01(\v2\x19.google.protobuf.DurationR\x17responseBodyIdleTimeout\x129\n" +
-	"\tendpoints\x18\x1e \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\"\xaa\x02\n" +
+	"\tendpoints\x18\x1e \x03(\v2\x1b.flax.dataplane.v1.EndpointR\tendpoints\"8\n" +
+	"\bProtocol\x12\x18\n" +
+	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\t\n" +
+	"\x05HTTP1\x10\x01\x12\a\n" +
+	"\x03H2C\x10\x02\"\xaa\x02\n" +
 	"\rLoadBalancing\x12?\n" +
 	"\x06policy\x18\x01 \x01(\x0e2'.flax.dataplane.v1.LoadBalancing.PolicyR\x06policy\x122\n" +
 	"\ahash_on\x18\x02 \x01(\v2\x19.flax.dataplane.v1.HashOnR\x06hashOn\x12\x1c\n" +
@@ -4379,141 +4600,147 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 	return file_api_dataplane_v1_snapshot_proto_rawDescData
 }
 
-var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
 	(HeaderMatch_Type)(0),       // 2: flax.dataplane.v1.HeaderMatch.Type
 	(QueryParamMatch_Type)(0),   // 3: flax.dataplane.v1.QueryParamMatch.Type
-	(LoadBalancing_Policy)(0),   // 4: flax.dataplane.v1.LoadBalancing.Policy
-	(*Snapshot)(nil),            // 5: flax.dataplane.v1.Snapshot
-	(*Tracing)(nil),             // 6: flax.dataplane.v1.Tracing
-	(*ListenerTracing)(nil),     // 7: flax.dataplane.v1.ListenerTracing
-	(*Listener)(nil),            // 8: flax.dataplane.v1.Listener
-	(*ListenerTimeouts)(nil),    // 9: flax.dataplane.v1.ListenerTimeouts
-	(*HeadLimits)(nil),          // 10: flax.dataplane.v1.HeadLimits
-	(*TLSCertificate)(nil),      // 11: flax.dataplane.v1.TLSCertificate
-	(*TCPRoute)(nil),            // 12: flax.dataplane.v1.TCPRoute
-	(*TLSRoute)(nil),            // 13: flax.dataplane.v1.TLSRoute
-	(*TCPBackend)(nil),          // 14: flax.dataplane.v1.TCPBackend
-	(*VirtualHost)(nil),         // 15: flax.dataplane.v1.VirtualHost
-	(*Route)(nil),               // 16: flax.dataplane.v1.Route
-	(*LocalRateLimit)(nil),      // 17: flax.dataplane.v1.LocalRateLimit
-	(*RouteOrder)(nil),          // 18: flax.dataplane.v1.RouteOrder
-	(*RouteMatch)(nil),          // 19: flax.dataplane.v1.RouteMatch
-	(*PathMatch)(nil),           // 20: flax.dataplane.v1.PathMatch
-	(*HeaderMatch)(nil),         // 21: flax.dataplane.v1.HeaderMatch
-	(*QueryParamMatch)(nil),     // 22: flax.dataplane.v1.QueryParamMatch
-	(*RouteFilter)(nil),         // 23: flax.dataplane.v1.RouteFilter
-	(*CORSPolicy)(nil),          // 24: flax.dataplane.v1.CORSPolicy
-	(*HeaderModifier)(nil),      // 25: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 26: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 27: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 28: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 29: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 30: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 31: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 32: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 33: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 34: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 35: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 36: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 37: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 38: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 39: flax.dataplane.v1.BackendGroup
-	(*LoadBalancing)(nil),       // 40: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 41: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 42: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 43: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 44: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 45: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 46: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 47: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 48: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 49: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 50: google.protobuf.Duration
+	(BackendGroup_Protocol)(0),  // 4: flax.dataplane.v1.BackendGroup.Protocol
+	(LoadBalancing_Policy)(0),   // 5: flax.dataplane.v1.LoadBalancing.Policy
+	(*Snapshot)(nil),            // 6: flax.dataplane.v1.Snapshot
+	(*Tracing)(nil),             // 7: flax.dataplane.v1.Tracing
+	(*ListenerTracing)(nil),     // 8: flax.dataplane.v1.ListenerTracing
+	(*Listener)(nil),            // 9: flax.dataplane.v1.Listener
+	(*HTTP2Options)(nil),        // 10: flax.dataplane.v1.HTTP2Options
+	(*ClientValidation)(nil),    // 11: flax.dataplane.v1.ClientValidation
+	(*ListenerTimeouts)(nil),    // 12: flax.dataplane.v1.ListenerTimeouts
+	(*HeadLimits)(nil),          // 13: flax.dataplane.v1.HeadLimits
+	(*TLSCertificate)(nil),      // 14: flax.dataplane.v1.TLSCertificate
+	(*TCPRoute)(nil),            // 15: flax.dataplane.v1.TCPRoute
+	(*TLSRoute)(nil),            // 16: flax.dataplane.v1.TLSRoute
+	(*TCPBackend)(nil),          // 17: flax.dataplane.v1.TCPBackend
+	(*VirtualHost)(nil),         // 18: flax.dataplane.v1.VirtualHost
+	(*Route)(nil),               // 19: flax.dataplane.v1.Route
+	(*LocalRateLimit)(nil),      // 20: flax.dataplane.v1.LocalRateLimit
+	(*RouteOrder)(nil),          // 21: flax.dataplane.v1.RouteOrder
+	(*RouteMatch)(nil),          // 22: flax.dataplane.v1.RouteMatch
+	(*PathMatch)(nil),           // 23: flax.dataplane.v1.PathMatch
+	(*HeaderMatch)(nil),         // 24: flax.dataplane.v1.HeaderMatch
+	(*QueryParamMatch)(nil),     // 25: flax.dataplane.v1.QueryParamMatch
+	(*RouteFilter)(nil),         // 26: flax.dataplane.v1.RouteFilter
+	(*CORSPolicy)(nil),          // 27: flax.dataplane.v1.CORSPolicy
+	(*HeaderModifier)(nil),      // 28: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 29: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 30: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 31: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 32: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 33: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 34: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 35: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 36: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 37: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 38: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 39: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 40: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 41: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 42: flax.dataplane.v1.BackendGroup
+	(*LoadBalancing)(nil),       // 43: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 44: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 45: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 46: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 47: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 48: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 49: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 50: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 51: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 52: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 53: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
-	8,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	39, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
-	6,  // 2: flax.dataplane.v1.Snapshot.tracing:type_name -> flax.dataplane.v1.Tracing
+	9,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
+	42, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	7,  // 2: flax.dataplane.v1.Snapshot.tracing:type_name -> flax.dataplane.v1.Tracing
 	0,  // 3: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
-	10, // 4: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
-	11, // 5: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
-	15, // 6: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
-	12, // 7: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
-	13, // 8: flax.dataplane.v1.Listener.tls_routes:type_name -> flax.dataplane.v1.TLSRoute
-	9,  // 9: flax.dataplane.v1.Listener.timeouts:type_name -> flax.dataplane.v1.ListenerTimeouts
-	7,  // 10: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
-	50, // 11: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
-	50, // 12: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
-	50, // 13: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
-	50, // 14: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
-	50, // 15: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
-	14, // 16: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	14, // 17: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	16, // 18: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	18, // 19: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	19, // 20: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	23, // 21: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	32, // 22: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	33, // 23: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	34, // 24: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	35, // 25: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	36, // 26: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	17, // 27: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	50, // 28: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
-	20, // 29: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	21, // 30: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	22, // 31: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 32: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 33: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 34: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	25, // 35: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	25, // 36: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	27, // 37: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	28, // 38: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	30, // 39: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	24, // 40: flax.dataplane.v1.RouteFilter.cors:type_name -> flax.dataplane.v1.CORSPolicy
-	26, // 41: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	26, // 42: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	29, // 43: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	29, // 44: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	31, // 45: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	33, // 46: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	23, // 47: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	50, // 48: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	50, // 49: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	50, // 50: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	50, // 51: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	37, // 52: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	38, // 53: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	50, // 54: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	40, // 55: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	42, // 56: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	44, // 57: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	45, // 58: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	46, // 59: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	50, // 60: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	50, // 61: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	50, // 62: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
-	50, // 63: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
-	47, // 64: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	4,  // 65: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	41, // 66: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	43, // 67: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	50, // 68: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	50, // 69: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	50, // 70: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	50, // 71: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	48, // 72: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	47, // 73: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	74, // [74:74] is the sub-list for method output_type
-	74, // [74:74] is the sub-list for method input_type
-	74, // [74:74] is the sub-list for extension type_name
-	74, // [74:74] is the sub-list for extension extendee
-	0,  // [0:74] is the sub-list for field type_name
+	13, // 4: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
+	14, // 5: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
+	18, // 6: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
+	15, // 7: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
+	16, // 8: flax.dataplane.v1.Listener.tls_routes:type_name -> flax.dataplane.v1.TLSRoute
+	12, // 9: flax.dataplane.v1.Listener.timeouts:type_name -> flax.dataplane.v1.ListenerTimeouts
+	8,  // 10: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
+	10, // 11: flax.dataplane.v1.Listener.http2:type_name -> flax.dataplane.v1.HTTP2Options
+	11, // 12: flax.dataplane.v1.Listener.client_validation:type_name -> flax.dataplane.v1.ClientValidation
+	53, // 13: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	53, // 14: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	53, // 15: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	53, // 16: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	53, // 17: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
+	17, // 18: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	17, // 19: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	19, // 20: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
+	21, // 21: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	22, // 22: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	26, // 23: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	35, // 24: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	36, // 25: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	37, // 26: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	38, // 27: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	39, // 28: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	20, // 29: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	53, // 30: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	23, // 31: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	24, // 32: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	25, // 33: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 34: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 35: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 36: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	28, // 37: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	28, // 38: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	30, // 39: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	31, // 40: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	33, // 41: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	27, // 42: flax.dataplane.v1.RouteFilter.cors:type_name -> flax.dataplane.v1.CORSPolicy
+	29, // 43: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	29, // 44: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	32, // 45: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	32, // 46: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	34, // 47: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	36, // 48: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	26, // 49: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	53, // 50: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	53, // 51: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	53, // 52: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	53, // 53: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	40, // 54: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	41, // 55: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	53, // 56: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	43, // 57: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	45, // 58: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	47, // 59: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	48, // 60: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	49, // 61: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	4,  // 62: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
+	53, // 63: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	53, // 64: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	53, // 65: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	53, // 66: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	50, // 67: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	5,  // 68: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	44, // 69: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	46, // 70: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	53, // 71: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	53, // 72: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	53, // 73: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	53, // 74: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	51, // 75: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	50, // 76: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	77, // [77:77] is the sub-list for method output_type
+	77, // [77:77] is the sub-list for method input_type
+	77, // [77:77] is the sub-list for extension type_name
+	77, // [77:77] is the sub-list for extension extendee
+	0,  // [0:77] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -4522,11 +4749,11 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		return
 	}
 	file_api_dataplane_v1_snapshot_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[9].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[11].OneofWrappers = []any{
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[18].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
 		(*RouteFilter_RequestHeaderModifier)(nil),
 		(*RouteFilter_ResponseHeaderModifier)(nil),
 		(*RouteFilter_RequestRedirect)(nil),
@@ -4534,23 +4761,23 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		(*RouteFilter_RequestMirror)(nil),
 		(*RouteFilter_Cors)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[24].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[26].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[25].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[27].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[27].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[29].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[31].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[33].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[36].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[38].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -4560,8 +4787,8 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   45,
+			NumEnums:      6,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,9 +1,12 @@
 package dataplanev1
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -302,6 +305,17 @@ func (v *validator) listeners(ls []*Listener) {
 				v.addf(p.child("tracing").child("samplePerMillion"), "must be at most 1000000 (every request), got %d", t.GetSamplePerMillion())
 			}
 		}
+		if h := l.GetHttp2(); h != nil {
+			if headless {
+				v.addf(p.child("http2"), "must be unset when protocol is %s (only HTTP and HTTPS listeners serve HTTP/2)", l.GetProtocol())
+			}
+			if h.GetMaxConcurrentStreams() > MaxConcurrentStreams {
+				v.addf(p.child("http2").child("maxConcurrentStreams"), "must be at most %d, got %d", MaxConcurrentStreams, h.GetMaxConcurrentStreams())
+			}
+		}
+		if cv := l.GetClientValidation(); cv != nil {
+			v.clientValidation(p.child("clientValidation"), l, cv)
+		}
 		v.certificates(p, l.GetCertificates())
 		v.virtualHosts(p, l.GetVirtualHosts())
 		if r := l.GetTcpRoute(); r != nil {
@@ -309,6 +323,48 @@ func (v *validator) listeners(ls []*Listener) {
 		}
 		v.tlsRoutes(p, l.GetTlsRoutes())
 	}
+}
+
+// clientValidation checks a listener's client certificate validation: it
+// needs a handshake to apply to and a CA bundle that parses.
+func (v *validator) clientValidation(p fieldPath, l *Listener, cv *ClientValidation) {
+	if len(l.GetCertificates()) == 0 {
+		v.add(p, "must be unset when the listener terminates no TLS (it has no certificates)")
+	}
+	if len(cv.GetCaCertPem()) == 0 {
+		v.add(p.child("caCertPem"), "must hold at least one PEM certificate")
+		return
+	}
+	if err := checkCABundle(cv.GetCaCertPem()); err != nil {
+		v.add(p.child("caCertPem"), err.Error())
+	}
+}
+
+// checkCABundle checks that b is a sequence of PEM CERTIFICATE blocks that
+// parse, with at least one.
+func checkCABundle(b []byte) error {
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return fmt.Errorf("holds a PEM %s block; only CERTIFICATE blocks are allowed", blk.Type)
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return fmt.Errorf("certificate %d does not parse: %w", n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("holds no PEM certificate")
+	}
+	if len(bytes.TrimSpace(b)) > 0 {
+		return errors.New("has bytes after its last PEM block that are not PEM")
+	}
+	return nil
 }
 
 // tracing checks the span exporter, and that it is set when a listener traces.

@@ -3,6 +3,7 @@ package dataplanev1_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,16 @@ func TestValidateValid(t *testing.T) {
 	passthrough.Listeners[2].Certificates = nil
 	if err := dataplanev1.Validate(passthrough); err != nil {
 		t.Fatalf("Validate(TLS passthrough listener) = %v", err)
+	}
+	h2 := validSnapshot(t)
+	httpL(h2).Http2 = &dataplanev1.HTTP2Options{MaxConcurrentStreams: dataplanev1.MaxConcurrentStreams}
+	h2.Listeners[1].Http2 = &dataplanev1.HTTP2Options{Disabled: true}
+	h2.Listeners[1].ClientValidation = &dataplanev1.ClientValidation{
+		CaCertPem: h2.Listeners[1].Certificates[0].CertPem, AllowInsecureFallback: true,
+	}
+	h2.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+	if err := dataplanev1.Validate(h2); err != nil {
+		t.Fatalf("Validate(HTTP/2 options, client validation, h2c group) = %v", err)
 	}
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{}); err != nil {
 		t.Fatalf("Validate(empty) = %v", err)
@@ -281,6 +292,42 @@ func TestValidateErrors(t *testing.T) {
 				httpL(s).Tracing = &dataplanev1.ListenerTracing{SamplePerMillion: 1_000_001}
 			},
 			"listeners[0].tracing.samplePerMillion", "at most 1000000",
+		},
+		{
+			"http2 on a tcp listener", func(s *dataplanev1.Snapshot) { s.Listeners[2].Http2 = &dataplanev1.HTTP2Options{} },
+			"listeners[2].http2", "must be unset when protocol is TCP",
+		},
+		{
+			"too many concurrent streams", func(s *dataplanev1.Snapshot) {
+				httpL(s).Http2 = &dataplanev1.HTTP2Options{MaxConcurrentStreams: dataplanev1.MaxConcurrentStreams + 1}
+			},
+			"listeners[0].http2.maxConcurrentStreams", "must be at most 1000",
+		},
+		{
+			"client validation without tls", func(s *dataplanev1.Snapshot) {
+				httpL(s).ClientValidation = &dataplanev1.ClientValidation{CaCertPem: s.Listeners[1].Certificates[0].CertPem}
+			},
+			"listeners[0].clientValidation", "terminates no TLS",
+		},
+		{
+			"client validation without CA", func(s *dataplanev1.Snapshot) { s.Listeners[1].ClientValidation = &dataplanev1.ClientValidation{} },
+			"listeners[1].clientValidation.caCertPem", "at least one PEM certificate",
+		},
+		{
+			"client validation CA is a key", func(s *dataplanev1.Snapshot) {
+				s.Listeners[1].ClientValidation = &dataplanev1.ClientValidation{CaCertPem: s.Listeners[1].Certificates[0].KeyPem}
+			},
+			"listeners[1].clientValidation.caCertPem", "only CERTIFICATE blocks",
+		},
+		{
+			"client validation CA with trailing garbage", func(s *dataplanev1.Snapshot) {
+				s.Listeners[1].ClientValidation = &dataplanev1.ClientValidation{CaCertPem: append(slices.Clone(s.Listeners[1].Certificates[0].CertPem), "junk"...)}
+			},
+			"listeners[1].clientValidation.caCertPem", "not PEM",
+		},
+		{
+			"unknown group protocol", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Protocol = 9 },
+			"backendGroups[0].protocol", "unknown value 9",
 		},
 		{
 			"tracing endpoint missing", func(s *dataplanev1.Snapshot) { s.Tracing = &dataplanev1.Tracing{} },
