@@ -18,6 +18,7 @@ var (
 	kindHTTPRoute   = groupKind{gatewayv1.GroupName, "HTTPRoute"}
 	kindTCPRoute    = groupKind{gatewayv1.GroupName, "TCPRoute"}
 	kindTLSRoute    = groupKind{gatewayv1.GroupName, "TLSRoute"}
+	kindUDPRoute    = groupKind{gatewayv1.GroupName, "UDPRoute"}
 	kindService     = groupKind{"", "Service"}
 	kindSecret      = groupKind{"", "Secret"}
 )
