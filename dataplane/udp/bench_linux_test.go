@@ -34,9 +34,18 @@ func plainEcho(b *testing.B) *echo {
 // echo, and back. allocs/op counts the whole process (client and echo
 // included, which allocate nothing).
 func BenchmarkForwardDatagram(b *testing.B) {
+	b.Run("bound", func(b *testing.B) { benchForward(b, "127.0.0.1") })
+	// Bound to every address: the destination of each datagram is read and
+	// set as the source of the replies (recvmsg, sendmsg).
+	b.Run("wildcard", func(b *testing.B) { benchForward(b, "") })
+}
+
+func benchForward(b *testing.B, address string) {
 	e := plainEcho(b)
 	port := freeUDPPort(b)
-	f := start(b, 1, udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {e}}))
+	snap := udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {e}})
+	snap.Listeners[0].Address = address
+	f := start(b, 1, snap)
 	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(f.port)})
 	if err != nil {
 		b.Fatal(err)

@@ -300,3 +300,30 @@ func TestRemovedListenerClosesItsSocketsAndFlows(t *testing.T) {
 		return true
 	})
 }
+
+// TestWildcardListenerRepliesFromTheAddressClientsSentTo binds a UDP listener
+// to every address and sends to two loopback addresses: each client, whose
+// socket is connected to the address it sent to, gets the replies (they leave
+// from that address, not one the kernel would choose).
+func TestWildcardListenerRepliesFromTheAddressClientsSentTo(t *testing.T) {
+	a := newEcho(t, "a")
+	port := freeUDPPort(t)
+	snap := udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {a}})
+	snap.Listeners[0].Address = ""
+	f := start(t, 2, snap)
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
+		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.ParseIP(ip), Port: int(port)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range 2 {
+			if got := exchange(t, c, []byte("q"), 2*time.Second); !strings.HasPrefix(got, "a ") || !strings.HasSuffix(got, " q") {
+				t.Fatalf("client of %s, datagram %d: reply %q", ip, i, got)
+			}
+		}
+	}
+	if got := f.reg.UDPFlows(f.id, metrics.UDPFlowOpened); got != 3 {
+		t.Fatalf("flows opened = %d, want 3", got)
+	}
+}

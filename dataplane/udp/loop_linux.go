@@ -39,15 +39,21 @@ type flow struct {
 	ep    proxy.Endpoint
 	group *metrics.GroupCounters
 	to    rawAddr // the client, encoded for the listener socket
+	src   source  // the address the client sent to, on a wildcard socket
 }
 
 // loop serves one listener socket of one worker: the client datagrams it
 // receives and the replies on its flows' upstream sockets.
 type loop struct {
-	slot    *engine.Slot
-	w       *metrics.Worker
-	fd      int // listener socket, owned
-	family  int
+	slot   *engine.Slot
+	w      *metrics.Worker
+	fd     int // listener socket, owned
+	family int
+	// pktinfo is set on a socket bound to the unspecified address: replies
+	// leave from the address the client sent to (sock_linux.go).
+	pktinfo bool
+	msg     msgBuf
+	src     source
 	ep      int // epoll set
 	wake    int // eventfd that ends Run early
 	stopped atomic.Bool
@@ -77,7 +83,8 @@ func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64) (*loop, 
 		return nil, err
 	}
 	l := &loop{
-		slot: slot, w: w, fd: fd, family: familyOf(slot.Addr.Addr()), ep: ep, wake: wake, done: make(chan struct{}),
+		slot: slot, w: w, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
+		ep: ep, wake: wake, done: make(chan struct{}),
 		table: NewTable[flow](256), pickers: proxy.NewPickers(seed), rng: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
 		start: time.Now(), buf: make([]byte, maxDatagram), events: make([]unix.EpollEvent, 128),
 	}
@@ -152,7 +159,13 @@ func (l *loop) fromClients(lst *compiled.Listener) {
 		lc = l.w.Listener(lst.Stats)
 	}
 	for range batch {
-		n, e := recvFrom(l.fd, l.buf, &l.from)
+		var n int
+		var e unix.Errno
+		if l.pktinfo {
+			n, e = recvMsg(l.fd, l.buf, &l.from, &l.msg, &l.src)
+		} else {
+			n, e = recvFrom(l.fd, l.buf, &l.from)
+		}
 		if e != 0 {
 			return // EAGAIN, or an error the next datagram does not share
 		}
@@ -210,7 +223,7 @@ func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client
 		}
 		l.end(old, lc, metrics.UDPFlowEvicted)
 	}
-	f := flow{fd: fd, ep: ep, group: l.w.Group(b.Group.Stats)}
+	f := flow{fd: fd, ep: ep, group: l.w.Group(b.Group.Stats), src: l.src}
 	f.to.set(client, l.family)
 	id := l.table.Insert(client, now, f)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id.Slot() + flowTag, Pad: int32(id.Gen())}
@@ -252,7 +265,7 @@ func (l *loop) fromUpstream(lst *compiled.Listener, id ID) {
 		}
 		l.table.Touch(id, l.now())
 		f, _ = l.table.Value(id)
-		if sendTo(l.fd, l.buf[:n], &f.to) == 0 {
+		if sendMsg(l.fd, l.buf[:n], &f.to, &f.src, &l.msg) == 0 {
 			l.w.ClientBytes(lc, 0, n)
 		}
 	}

@@ -35,6 +35,11 @@ func bindListener(addr netip.AddrPort) (int, error) {
 			return -1, fmt.Errorf("IPV6_V6ONLY: %w", err)
 		}
 	}
+	if addr.Addr().IsUnspecified() {
+		if err := wantPktinfo(fd, family); err != nil {
+			return -1, fmt.Errorf("packet info: %w", err)
+		}
+	}
 	if err := unix.Bind(fd, sockaddr(addr, family)); err != nil {
 		return -1, fmt.Errorf("bind %s: %w", addr, err)
 	}
@@ -151,5 +156,98 @@ func writeUpstream(fd int, p []byte) unix.Errno {
 		ptr = unsafe.Pointer(&p[0])
 	}
 	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(ptr), uintptr(len(p)), 0, 0, 0)
+	return e
+}
+
+// A listener socket bound to the unspecified address receives datagrams sent
+// to any of the node's addresses, and its replies must leave from the address
+// each client sent to (a client's connected socket drops anything else): such
+// sockets ask for the destination of every datagram (IP_PKTINFO,
+// IPV6_RECVPKTINFO) and set it as the source of the flow's replies.
+
+// wantPktinfo asks fd, a listener socket of family bound to the unspecified
+// address, for the destination address of the datagrams it receives.
+func wantPktinfo(fd, family int) error {
+	if family == unix.AF_INET {
+		return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	}
+	return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+}
+
+// msgBuf is the recvmsg and sendmsg state of a loop, in its heap memory.
+type msgBuf struct {
+	hdr unix.Msghdr
+	iov unix.Iovec
+	oob [128]byte
+}
+
+// source is the control message that sets the source address of a reply: the
+// address a flow's client sent to. Empty on sockets bound to one address.
+type source struct {
+	ctl [64]byte
+	n   int
+}
+
+// recvMsg receives one datagram on fd into buf, its sender into from and, when
+// the socket reports it, its destination as a source for replies into src.
+func recvMsg(fd int, buf []byte, from *rawAddr, m *msgBuf, src *source) (int, unix.Errno) {
+	from.len = unix.SizeofSockaddrInet6
+	m.iov.Base = &buf[0]
+	m.iov.SetLen(len(buf))
+	m.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&from.sa)), Namelen: from.len, Iov: &m.iov, Iovlen: 1, Control: &m.oob[0]}
+	m.hdr.SetControllen(len(m.oob))
+	n, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdr)), 0)
+	if e != 0 {
+		return 0, e
+	}
+	from.len = m.hdr.Namelen
+	src.n = 0
+	oob := m.oob[:m.hdr.Controllen]
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {
+			break
+		}
+		data := oob[unix.CmsgLen(0):h.Len]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			in := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
+			src.set(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Pointer(&unix.Inet4Pktinfo{Spec_dst: in.Addr}), unix.SizeofInet4Pktinfo)
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			in := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
+			src.set(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Pointer(&unix.Inet6Pktinfo{Addr: in.Addr}), unix.SizeofInet6Pktinfo)
+		}
+		space := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
+		if space > len(oob) {
+			break
+		}
+		oob = oob[space:]
+	}
+	return int(n), 0
+}
+
+// set makes s one control message of level and typ carrying the n bytes at p.
+func (s *source) set(level, typ int32, p unsafe.Pointer, n int) {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&s.ctl[0]))
+	h.Level, h.Type = level, typ
+	h.SetLen(unix.CmsgLen(n))
+	copy(s.ctl[unix.CmsgLen(0):], unsafe.Slice((*byte)(p), n))
+	s.n = unix.CmsgSpace(n)
+}
+
+// sendMsg sends p as one datagram on fd to to, from src's address when set.
+func sendMsg(fd int, p []byte, to *rawAddr, src *source, m *msgBuf) unix.Errno {
+	if src.n == 0 {
+		return sendTo(fd, p, to)
+	}
+	m.hdr = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&to.sa)), Namelen: to.len, Iov: &m.iov, Iovlen: 1, Control: &src.ctl[0]}
+	m.hdr.SetControllen(src.n)
+	if len(p) > 0 {
+		m.iov.Base = &p[0]
+	} else {
+		m.iov.Base = nil
+	}
+	m.iov.SetLen(len(p))
+	_, _, e := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m.hdr)), 0)
 	return e
 }
