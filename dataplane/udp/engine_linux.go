@@ -107,7 +107,7 @@ func (e *Engine) bind(s *engine.Slot) ([]*loop, error) {
 		if err == nil {
 			e.seeds++
 			var l *loop
-			l, err = newLoop(s, fd, e.reg.Worker(i), e.seeds)
+			l, err = newLoop(s, fd, e.reg.Worker(i), e.seeds, e.opts.Log)
 			if err == nil {
 				loops = append(loops, l)
 				continue

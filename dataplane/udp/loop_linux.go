@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
@@ -47,6 +48,7 @@ type flow struct {
 type loop struct {
 	slot   *engine.Slot
 	w      *metrics.Worker
+	log    logr.Logger
 	fd     int // listener socket, owned
 	family int
 	// pktinfo is set on a socket bound to the unspecified address: replies
@@ -70,7 +72,7 @@ type loop struct {
 }
 
 // newLoop makes the loop of listener socket fd, owning it from then on.
-func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64) (*loop, error) {
+func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64, log logr.Logger) (*loop, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		unix.Close(fd)
@@ -83,7 +85,7 @@ func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64) (*loop, 
 		return nil, err
 	}
 	l := &loop{
-		slot: slot, w: w, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
+		slot: slot, w: w, log: log, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
 		ep: ep, wake: wake, done: make(chan struct{}),
 		table: NewTable[flow](256), pickers: proxy.NewPickers(seed), rng: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
 		start: time.Now(), buf: make([]byte, maxDatagram), events: make([]unix.EpollEvent, 128),
@@ -121,7 +123,11 @@ func (l *loop) run() {
 	defer l.closeAll()
 	for !l.stopped.Load() {
 		n, err := unix.EpollWait(l.ep, l.events, l.waitMillis())
-		if err != nil && err != unix.EINTR {
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			l.log.Error(err, "UDP listener socket stopped serving", "address", l.slot.Addr.String(), "worker", l.w.Index())
 			return
 		}
 		lst := l.slot.Listener.Load()
