@@ -23,9 +23,14 @@ const (
 	defaultSessionName = "flax-session"
 )
 
-// errorStatus is the status answered for requests that cannot be served as asked:
-// the share of an invalid backend, or a rule that cannot be translated.
-const errorStatus = 500
+// errorStatus is the status answered for requests of an HTTPRoute that cannot be
+// served as asked: the share of an invalid backend, or a rule that cannot be
+// translated. GRPCRoutes answer grpcErrorStatus instead, which gRPC clients read
+// as UNAVAILABLE, the code the Gateway API asks for.
+const (
+	errorStatus     = 500
+	grpcErrorStatus = 503
+)
 
 // translateRules translates every rule of the route once; the result is shared by
 // every virtual host the route is served on. The rules are checked against the
@@ -102,8 +107,11 @@ func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 	if rule.Name != nil && *rule.Name != "" {
 		rb.where = fmt.Sprintf("rules[%d] (%q)", i, *rule.Name)
 	}
+	if p := ri.converted[i]; p != nil {
+		rb.fail(gatewayv1.RouteConditionReason(p.reason), "%s", p.message)
+	}
 	rt := &dataplanev1.Route{
-		Name: fmt.Sprintf("%s/%s/rule-%d", r.Namespace, r.Name, i),
+		Name: ri.ruleName(i),
 		Order: &dataplanev1.RouteOrder{
 			CreationTimestampUnixNanos: unixNanos(r),
 			Namespace:                  r.Namespace,
@@ -123,11 +131,11 @@ func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 		// A filter that must not be skipped cannot run: the rule answers 500 and
 		// runs none of its filters (a redirect would skip it).
 		rt.Filters = nil
-		rt.DirectResponse = &dataplanev1.DirectResponse{Status: errorStatus}
+		rt.DirectResponse = &dataplanev1.DirectResponse{Status: ri.errorStatus()}
 	case redirect:
 		// The redirect answers; backendRefs are resolved for the status only.
 	case valid == 0 || weight == 0:
-		rt.DirectResponse = &dataplanev1.DirectResponse{Status: errorStatus}
+		rt.DirectResponse = &dataplanev1.DirectResponse{Status: ri.errorStatus()}
 	default:
 		rt.Backends = backends
 	}
@@ -155,7 +163,7 @@ func (rb *ruleBuilder) fallback(rt *dataplanev1.Route) *dataplanev1.Route {
 		Name:           rt.Name,
 		Order:          rt.Order,
 		Matches:        rt.Matches,
-		DirectResponse: &dataplanev1.DirectResponse{Status: errorStatus},
+		DirectResponse: &dataplanev1.DirectResponse{Status: ri.errorStatus()},
 	}
 	ri.ruleProblems.add(rb.invalid.reason, rb.invalid.message)
 	if checkRoute(fb) != nil {
@@ -580,7 +588,7 @@ func (rb *ruleBuilder) backends(refs []gatewayv1.HTTPBackendRef) (out []*datapla
 			fmt.Sprintf("its share of requests (weight %d) gets 500", w))
 		if !ok {
 			out = append(out, &dataplanev1.WeightedBackend{
-				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: errorStatus}},
+				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: rb.ri.errorStatus()}},
 				Weight: w,
 			})
 			continue
@@ -588,7 +596,7 @@ func (rb *ruleBuilder) backends(refs []gatewayv1.HTTPBackendRef) (out []*datapla
 		filters, _, errorFilter := rb.filters(ref.Filters, where+".filters", false)
 		if errorFilter {
 			out = append(out, &dataplanev1.WeightedBackend{
-				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: errorStatus}},
+				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: rb.ri.errorStatus()}},
 				Weight: w,
 			})
 			continue
