@@ -28,7 +28,7 @@ const grpcAnyName = "[^/]+"
 // and backendRefs carried over. Rules that cannot be converted are returned
 // with why, by index; their conversion is a best effort that the rule
 // translation reports and does not serve as asked.
-func grpcAsHTTPRoute(g *gatewayv1.GRPCRoute) (*gatewayv1.HTTPRoute, map[int]*problem) {
+func grpcAsHTTPRoute(g *gatewayv1.GRPCRoute) (*gatewayv1.HTTPRoute, map[int]*conversionProblem) {
 	hr := &gatewayv1.HTTPRoute{
 		TypeMeta:   g.TypeMeta,
 		ObjectMeta: g.ObjectMeta,
@@ -38,7 +38,7 @@ func grpcAsHTTPRoute(g *gatewayv1.GRPCRoute) (*gatewayv1.HTTPRoute, map[int]*pro
 			Rules:           make([]gatewayv1.HTTPRouteRule, len(g.Spec.Rules)),
 		},
 	}
-	var problems map[int]*problem
+	var problems map[int]*conversionProblem
 	for i := range g.Spec.Rules {
 		rule := &g.Spec.Rules[i]
 		c := grpcConversion{}
@@ -56,7 +56,7 @@ func grpcAsHTTPRoute(g *gatewayv1.GRPCRoute) (*gatewayv1.HTTPRoute, map[int]*pro
 		}
 		if c.problem != nil {
 			if problems == nil {
-				problems = map[int]*problem{}
+				problems = map[int]*conversionProblem{}
 			}
 			problems[i] = c.problem
 		}
@@ -64,16 +64,32 @@ func grpcAsHTTPRoute(g *gatewayv1.GRPCRoute) (*gatewayv1.HTTPRoute, map[int]*pro
 	return hr, problems
 }
 
+// conversionProblem is why a GRPCRoute rule cannot be served as asked.
+type conversionProblem struct {
+	problem
+	// badMatch is set when a match cannot be expressed: the rule is then not
+	// served at all, rather than answering errors for what its matches stand
+	// for.
+	badMatch bool
+}
+
 // grpcConversion converts one GRPCRoute rule and keeps the first reason it
 // cannot be served as asked.
 type grpcConversion struct {
-	problem *problem
+	problem *conversionProblem
 }
 
+// fail records a problem of the rule's filters.
 func (c *grpcConversion) fail(format string, args ...any) {
 	if c.problem == nil {
-		c.problem = &problem{reason: string(gatewayv1.RouteReasonUnsupportedValue), message: fmt.Sprintf(format, args...)}
+		c.problem = &conversionProblem{problem: problem{reason: string(gatewayv1.RouteReasonUnsupportedValue), message: fmt.Sprintf(format, args...)}}
 	}
+}
+
+// failMatch records a match that cannot be expressed.
+func (c *grpcConversion) failMatch(format string, args ...any) {
+	c.fail(format, args...)
+	c.problem.badMatch = true
 }
 
 // matches converts the matches of a rule; no match matches every call.
@@ -115,14 +131,14 @@ func (c *grpcConversion) methodMatch(m *gatewayv1.GRPCMethodMatch, where string)
 		typ = *m.Type
 	}
 	if service == "" && method == "" {
-		c.fail("%s sets neither service nor method; set at least one, or remove the method match to match every call", where)
+		c.failMatch("%s sets neither service nor method; set at least one, or remove the method match to match every call", where)
 		return pathMatch(gatewayv1.PathMatchPathPrefix, "/")
 	}
 	switch typ {
 	case gatewayv1.GRPCMethodMatchExact:
 		for _, fv := range [][2]string{{"service", service}, {"method", method}} {
 			if strings.Contains(fv[1], "/") {
-				c.fail("%s.%s %q contains \"/\", which an Exact match cannot: remove it", where, fv[0], fv[1])
+				c.failMatch("%s.%s %q contains \"/\", which an Exact match cannot: remove it", where, fv[0], fv[1])
 			}
 		}
 		switch {
@@ -138,13 +154,13 @@ func (c *grpcConversion) methodMatch(m *gatewayv1.GRPCMethodMatch, where string)
 				return grpcAnyName
 			}
 			if _, err := regexp.Compile(v); err != nil {
-				c.fail("%s.%s %q is not a valid regular expression (RE2 syntax): %v; fix it", where, field, v, err)
+				c.failMatch("%s.%s %q is not a valid regular expression (RE2 syntax): %v; fix it", where, field, v, err)
 			}
 			return "(?:" + v + ")"
 		}
 		return pathMatch(gatewayv1.PathMatchRegularExpression, "/"+part("service", service)+"/"+part("method", method))
 	}
-	c.fail("%s.type %q is not supported; use Exact or RegularExpression", where, typ)
+	c.failMatch("%s.type %q is not supported; use Exact or RegularExpression", where, typ)
 	return pathMatch(gatewayv1.PathMatchPathPrefix, "/")
 }
 

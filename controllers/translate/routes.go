@@ -24,7 +24,7 @@ type routeInfo struct {
 	key   types.NamespacedName
 	// converted holds, for a GRPCRoute, why a rule could not be converted, by
 	// rule index.
-	converted map[int]*problem
+	converted map[int]*conversionProblem
 	// hostnames are the valid route hostnames, lowercase; empty matches any.
 	hostnames []string
 	// rules are the translated rules; a dropped rule is nil.

@@ -72,6 +72,8 @@ func (t *translator) translateRules(ri *routeInfo) {
 type ruleBuilder struct {
 	t  *translator
 	ri *routeInfo
+	// index is the rule's index in the route.
+	index int
 	// where names the rule in messages, e.g. `rules[1]` or `rules[1] ("api")`.
 	where string
 	// invalid, once set, is why the rule cannot be translated.
@@ -103,12 +105,12 @@ func (rb *ruleBuilder) refProblem(reason gatewayv1.RouteConditionReason, format 
 func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 	r := ri.route
 	rule := &r.Spec.Rules[i]
-	rb := &ruleBuilder{t: t, ri: ri, where: fmt.Sprintf("rules[%d]", i)}
+	rb := &ruleBuilder{t: t, ri: ri, index: i, where: fmt.Sprintf("rules[%d]", i)}
 	if rule.Name != nil && *rule.Name != "" {
 		rb.where = fmt.Sprintf("rules[%d] (%q)", i, *rule.Name)
 	}
-	if p := ri.converted[i]; p != nil {
-		rb.fail(gatewayv1.RouteConditionReason(p.reason), "%s", p.message)
+	if c := ri.converted[i]; c != nil {
+		rb.fail(gatewayv1.RouteConditionReason(c.reason), "%s", c.message)
 	}
 	rt := &dataplanev1.Route{
 		Name: ri.ruleName(i),
@@ -166,11 +168,11 @@ func (rb *ruleBuilder) fallback(rt *dataplanev1.Route) *dataplanev1.Route {
 		DirectResponse: &dataplanev1.DirectResponse{Status: ri.errorStatus()},
 	}
 	ri.ruleProblems.add(rb.invalid.reason, rb.invalid.message)
-	if checkRoute(fb) != nil {
+	if c := ri.converted[rb.index]; (c != nil && c.badMatch) || checkRoute(fb) != nil {
 		ri.ruleFates = append(ri.ruleFates, "the rule is not served until it is fixed")
 		return nil
 	}
-	ri.ruleFates = append(ri.ruleFates, "requests the rule matches are answered 500 until it is fixed")
+	ri.ruleFates = append(ri.ruleFates, fmt.Sprintf("requests the rule matches are answered %d until it is fixed", ri.errorStatus()))
 	return fb
 }
 
@@ -443,7 +445,7 @@ func (rb *ruleBuilder) filters(fs []gatewayv1.HTTPRouteFilter, where string, onR
 				desc = fmt.Sprintf("%s %s", describeKind(string(f.ExtensionRef.Group), string(f.ExtensionRef.Kind)), f.ExtensionRef.Name)
 			}
 			rb.refProblem(gatewayv1.RouteReasonInvalidKind,
-				"%s: the ExtensionRef filter refers to %s, a kind Flax does not support; remove the filter (requests it applies to are answered 500 until then)", fw, desc)
+				"%s: the ExtensionRef filter refers to %s, a kind Flax does not support; remove the filter (requests it applies to are answered %d until then)", fw, desc, rb.ri.errorStatus())
 			errorFilter = true
 		case gatewayv1.HTTPRouteFilterCORS:
 			if f.CORS == nil {
@@ -585,7 +587,7 @@ func (rb *ruleBuilder) backends(refs []gatewayv1.HTTPBackendRef) (out []*datapla
 		weight += uint64(w)
 		where := fmt.Sprintf("%s.backendRefs[%d]", rb.where, j)
 		group, ok := rb.backendRef(ref.BackendObjectReference, where,
-			fmt.Sprintf("its share of requests (weight %d) gets 500", w))
+			fmt.Sprintf("its share of requests (weight %d) gets %d", w, rb.ri.errorStatus()))
 		if !ok {
 			out = append(out, &dataplanev1.WeightedBackend{
 				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: rb.ri.errorStatus()}},

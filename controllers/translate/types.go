@@ -100,8 +100,8 @@ type Output struct {
 	// GRPCRoute, TCPRoute and TLSRoute of the Input, as HTTPRoutes does for
 	// HTTPRoutes.
 	GRPCRoutes []RouteStatus
-	TCPRoutes []RouteStatus
-	TLSRoutes []RouteStatus
+	TCPRoutes  []RouteStatus
+	TLSRoutes  []RouteStatus
 	// BackendPolicies holds the status of every BackendPolicy of the Input.
 	BackendPolicies []PolicyStatus
 	// RoutePolicies holds the status of every RoutePolicy of the Input.
