@@ -254,7 +254,8 @@ func (o *statusOptions) collect(ctx context.Context, c client.Client, now time.T
 // parents of Flax it names that have none yet; a route without either is left
 // out.
 func (o *statusOptions) addRoute(st *clusterStatus, flaxGateways map[types.NamespacedName]bool, kind string, meta metav1.ObjectMeta,
-	parentRefs []gatewayv1.ParentReference, hostnames []gatewayv1.Hostname, parents []gatewayv1.RouteParentStatus) {
+	parentRefs []gatewayv1.ParentReference, hostnames []gatewayv1.Hostname, parents []gatewayv1.RouteParentStatus,
+) {
 	rs := routeState{Kind: kind, Namespace: meta.Namespace, Name: meta.Name, Parents: []parentState{}}
 	for _, h := range hostnames {
 		rs.Hostnames = append(rs.Hostnames, string(h))
