@@ -305,7 +305,7 @@ func (w *Writer) writeRoutes(ctx context.Context, http, grpc []translate.RouteSt
 }
 
 // writeL4Routes writes our parent statuses of TCPRoutes and TLSRoutes as
-// writeRoutes does for HTTPRoutes.
+// writeRoutes does for HTTPRoutes and GRPCRoutes.
 func (w *Writer) writeL4Routes(ctx context.Context, tcp, tls []translate.RouteStatus) error {
 	errTCP := writeRouteKind(ctx, w, "TCPRoute", tcp,
 		func(ctx context.Context) ([]*gatewayv1.TCPRoute, error) {
