@@ -2,6 +2,7 @@ package compiled
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -652,7 +653,7 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		l.Protocol = ProtocolHTTP
 	case dataplanev1.Listener_HTTPS:
 		l.Protocol = ProtocolHTTPS
-		cfg, err := compileTLS(pl.GetCertificates())
+		cfg, err := compileTLS(pl.GetCertificates(), pl.GetClientValidation())
 		if err != nil {
 			return nil, err
 		}
@@ -779,7 +780,7 @@ func (c *Config) compileTLSRoutes(l *Listener, pl *dataplanev1.Listener, reg *me
 	}
 	l.table = t
 	if terminates {
-		cfg, err := compileTLS(pl.GetCertificates())
+		cfg, err := compileTLS(pl.GetCertificates(), pl.GetClientValidation())
 		if err != nil {
 			return err
 		}
@@ -805,7 +806,9 @@ func (c *Config) compileConnFilters(l *Listener, pl *dataplanev1.Listener) error
 	return nil
 }
 
-func compileTLS(certs []*dataplanev1.TLSCertificate) (*tls.Config, error) {
+// compileTLS builds the TLS server configuration of a listener's
+// certificates and, when cv is set, its client certificate validation.
+func compileTLS(certs []*dataplanev1.TLSCertificate, cv *dataplanev1.ClientValidation) (*tls.Config, error) {
 	if len(certs) == 0 {
 		return nil, errors.New("certificates: an HTTPS listener, or a TLS listener with a terminating route, needs at least one certificate")
 	}
@@ -819,6 +822,20 @@ func compileTLS(certs []*dataplanev1.TLSCertificate) (*tls.Config, error) {
 	}
 	// crypto/tls picks among Certificates by SNI against each leaf's names; the first is
 	// the default when nothing matches.
+	if cv != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cv.GetCaCertPem()) {
+			return nil, errors.New("clientValidation.caCertPem: holds no certificate that parses")
+		}
+		// ClientCAs also names the accepted authorities in the CertificateRequest.
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		if cv.GetAllowInsecureFallback() {
+			// Asked for, not required nor checked: the handshake completes with
+			// any certificate or none, and authorization is the backend's.
+			cfg.ClientAuth = tls.RequestClientCert
+		}
+	}
 	return cfg, nil
 }
 

@@ -1,6 +1,7 @@
 package compiled
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 
@@ -129,5 +130,37 @@ func TestCompileTLSListenerErrors(t *testing.T) {
 	s.Listeners[0].Certificates[0].KeyPem = []byte("junk")
 	if _, err := Compile(s, metrics.NewRegistry(1)); err == nil || !strings.Contains(err.Error(), "certificates[0]") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestCompileClientValidation: a listener's client validation becomes its
+// TLS configuration's client CAs, required and verified (AllowValidOnly) or
+// only requested (AllowInsecureFallback); without it no certificate is asked.
+func TestCompileClientValidation(t *testing.T) {
+	cert, key := dataplanetest.KeyPair(t)
+	for _, tc := range []struct {
+		cv   *dataplanev1.ClientValidation
+		want tls.ClientAuthType
+	}{
+		{nil, tls.NoClientCert},
+		{&dataplanev1.ClientValidation{CaCertPem: cert}, tls.RequireAndVerifyClientCert},
+		{&dataplanev1.ClientValidation{CaCertPem: cert, AllowInsecureFallback: true}, tls.RequestClientCert},
+	} {
+		s := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{{
+			Name: "https", Address: "127.0.0.1", Port: 8443, Protocol: dataplanev1.Listener_HTTPS,
+			Certificates:     []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}},
+			ClientValidation: tc.cv,
+		}}}
+		if err := dataplanev1.Validate(s); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(s, metrics.NewRegistry(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := c.Listeners[0].TLS
+		if cfg.ClientAuth != tc.want || (tc.cv != nil) != (cfg.ClientCAs != nil) {
+			t.Errorf("%v: ClientAuth %v, ClientCAs set %v; want %v", tc.cv, cfg.ClientAuth, cfg.ClientCAs != nil, tc.want)
+		}
 	}
 }
