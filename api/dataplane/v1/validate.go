@@ -335,14 +335,15 @@ func (v *validator) clientValidation(p fieldPath, l *Listener, cv *ClientValidat
 		v.add(p.child("caCertPem"), "must hold at least one PEM certificate")
 		return
 	}
-	if err := checkCABundle(cv.GetCaCertPem()); err != nil {
+	if err := CheckCABundle(cv.GetCaCertPem()); err != nil {
 		v.add(p.child("caCertPem"), err.Error())
 	}
 }
 
-// checkCABundle checks that b is a sequence of PEM CERTIFICATE blocks that
-// parse, with at least one.
-func checkCABundle(b []byte) error {
+// CheckCABundle checks that b is a sequence of PEM CERTIFICATE blocks that
+// parse, with at least one: what ClientValidation.ca_cert_pem must hold. The
+// controller checks CA bundles with it before putting them in a snapshot.
+func CheckCABundle(b []byte) error {
 	n := 0
 	for {
 		var blk *pem.Block
