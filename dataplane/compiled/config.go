@@ -100,6 +100,13 @@ type Listener struct {
 	// of its routes' Filters.
 	ConnFilters []filter.ConnFilter
 
+	// domains selects, on an HTTPS listener with more than one certificate,
+	// the certificate a name belongs to (by the certificates' server names, as
+	// virtual hosts); domainKeys names each (see CertificateDomain). Nil
+	// otherwise: every name belongs to the one certificate.
+	domains    *router.Table
+	domainKeys []string
+
 	table   *router.Table
 	matched []Matched         // indexed by router action
 	groups  map[string]*Group // the config's, for Group
@@ -127,6 +134,54 @@ func (l *Listener) MatchTLS(serverName []byte) *TLSRoute {
 		return nil
 	}
 	return &l.TLSRoutes[i]
+}
+
+// CertificateDomain returns the certificate of an HTTPS listener that a host
+// name (a TLS server name, or a Host header or :authority, whose port is
+// stripped) belongs to, as a key that stays the same across configurations
+// with the same server names: exact names first, then the longest wildcard,
+// then the default certificate. ok is false when the listener has one
+// certificate or none (nothing can be misdirected), or the name belongs to
+// none. A request whose Host belongs to another certificate than its
+// connection's server name is misdirected (421, RFC 9110 section 15.5.20):
+// listeners sharing a port with different hostnames each have their own
+// certificate entry. It does not allocate.
+func (l *Listener) CertificateDomain(host []byte) (key string, ok bool) {
+	if l.domains == nil {
+		return "", false
+	}
+	i, ok := l.domains.MatchAuthority(host)
+	if !ok {
+		return "", false
+	}
+	return l.domainKeys[i], true
+}
+
+// compileDomains builds the certificate domains of an HTTPS listener with
+// more than one certificate (CertificateDomain).
+func (l *Listener) compileDomains(certs []*dataplanev1.TLSCertificate) error {
+	if len(certs) < 2 {
+		return nil
+	}
+	vhosts := make([]router.VirtualHost, 0, len(certs))
+	for i, c := range certs {
+		// The default certificate's key cannot be a server name.
+		key := "*"
+		if len(c.GetServerNames()) > 0 {
+			key = strings.Join(c.GetServerNames(), ",")
+		}
+		vhosts = append(vhosts, router.VirtualHost{
+			Name: key, Hostnames: c.GetServerNames(),
+			Routes: []router.Route{{Name: key, Action: i}},
+		})
+		l.domainKeys = append(l.domainKeys, key)
+	}
+	t, err := router.Build(vhosts)
+	if err != nil {
+		return fmt.Errorf("certificates: build server name table: %w", err)
+	}
+	l.domains = t
+	return nil
 }
 
 // TerminatesTLS reports whether the listener's connections may need a TLS
@@ -658,6 +713,9 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 			return nil, err
 		}
 		l.TLS = cfg
+		if err := l.compileDomains(pl.GetCertificates()); err != nil {
+			return nil, err
+		}
 	case dataplanev1.Listener_TLS:
 		l.Protocol = ProtocolTLS
 		if err := c.compileTLSRoutes(l, pl, reg); err != nil {

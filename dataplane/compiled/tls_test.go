@@ -164,3 +164,53 @@ func TestCompileClientValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificateDomain: an HTTPS listener with several certificates maps a
+// name (with or without a port, any case) to its certificate by exact name,
+// longest wildcard, then the default; a listener with one certificate maps
+// none (nothing on it can be misdirected).
+func TestCertificateDomain(t *testing.T) {
+	cert, key := dataplanetest.KeyPair(t)
+	compile := func(names ...[]string) *Listener {
+		t.Helper()
+		l := &dataplanev1.Listener{Name: "https", Address: "127.0.0.1", Port: 8443, Protocol: dataplanev1.Listener_HTTPS}
+		for _, n := range names {
+			l.Certificates = append(l.Certificates, &dataplanev1.TLSCertificate{ServerNames: n, CertPem: cert, KeyPem: key})
+		}
+		s := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}}
+		if err := dataplanev1.Validate(s); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(s, metrics.NewRegistry(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Listeners[0]
+	}
+	l := compile(nil, []string{"a.example.com", "b.example.com"}, []string{"*.example.com"}, []string{"*.x.example.com"})
+	for host, want := range map[string]string{
+		"a.example.com":        "a.example.com,b.example.com",
+		"B.Example.com:8443":   "a.example.com,b.example.com",
+		"c.example.com":        "*.example.com",
+		"c.x.example.com":      "*.x.example.com",
+		"example.com":          "*",
+		"other.org":            "*",
+		"":                     "*",
+		"[::1]:8443":           "*",
+		"a.example.com.x.test": "*",
+	} {
+		if got, ok := l.CertificateDomain([]byte(host)); !ok || got != want {
+			t.Errorf("CertificateDomain(%q) = %q, %v; want %q", host, got, ok, want)
+		}
+	}
+	host := []byte("C.X.Example.com:443")
+	if n := testing.AllocsPerRun(100, func() { l.CertificateDomain(host) }); n != 0 {
+		t.Errorf("CertificateDomain allocates %v times", n)
+	}
+	if got, ok := compile([]string{"a.example.com"}, []string{"b.example.com"}).CertificateDomain([]byte("c.example.com")); ok {
+		t.Errorf("a name no certificate covers, without a default: %q", got)
+	}
+	if got, ok := compile([]string{"a.example.com"}).CertificateDomain([]byte("b.example.com")); ok {
+		t.Errorf("one certificate: %q", got)
+	}
+}

@@ -53,6 +53,11 @@ type Session struct {
 	remote netip.AddrPort
 	x      *Exchange
 	q      actionQueue
+	// sni is the certificate domain (compiled.Listener.CertificateDomain) of
+	// the server name of the connection's TLS handshake; "" when the
+	// connection is not TLS, sent no server name, or its listener has one
+	// certificate. Requests for a Host of another domain are misdirected.
+	sni string
 
 	secure      bool // among the other small fields: no padding of its own
 	state       uint8

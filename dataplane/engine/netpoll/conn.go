@@ -180,6 +180,9 @@ func (c *conn) serve() {
 		remote = ta.AddrPort()
 	}
 	c.s.Open(c.w.pw, &c.slot.Listener, remote, secure)
+	if tc, ok := c.client.(*tls.Conn); ok {
+		c.s.TLSServerName(tc.ConnectionState().ServerName)
+	}
 	c.loop()
 	c.cleanup()
 }
