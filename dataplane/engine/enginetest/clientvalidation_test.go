@@ -107,3 +107,52 @@ func TestHTTPSClientValidation(t *testing.T) {
 		expect(map[string]bool{"ca-b certificate": true})
 	})
 }
+
+// TestTLSTerminateClientValidation: a TLS listener's terminating route
+// checks client certificates as an HTTPS listener does (AllowValidOnly): a
+// client of the CA reaches the backend, clients without a certificate or
+// with one of another CA do not, while a passthrough route on the same
+// listener is untouched (the backend's handshake, no certificate asked).
+func TestTLSTerminateClientValidation(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		pass := startTLSBackend(t, "pass", "pass.example.com")
+		plain := plainBackend(t, "plain")
+		cert := newTLSCert(t, "term.example.com")
+		caA, caB := NewCA(t, "ca-a"), NewCA(t, "ca-b")
+		certA, certB := caA.ClientCert(t, "client-a"), caB.ClientCert(t, "client-b")
+		te := startEngine(t, k)
+		port := FreePort(t)
+		te.apply(CompileYAML(t, te.reg, tlsListenerYAML(port, `
+  - {name: r-pass, hostnames: [pass.example.com], backends: [{backendGroup: pass, weight: 1}]}
+  - {name: r-term, hostnames: [term.example.com], terminate: true, backends: [{backendGroup: plain, weight: 1}]}
+backendGroups:
+`+pass.group()+groupYAML("plain", plain.addr()), clientValidation(caA, false), cert)))
+		greeting := func(cert *tls.Certificate) (string, error) {
+			cfg := &tls.Config{ServerName: "term.example.com", InsecureSkipVerify: true}
+			if cert != nil {
+				cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+			}
+			d := net.Dialer{Timeout: 5 * time.Second}
+			tc, err := tls.DialWithDialer(&d, "tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+			if err != nil {
+				return "", err
+			}
+			defer tc.Close()
+			tc.SetDeadline(time.Now().Add(5 * time.Second))
+			return bufio.NewReader(tc).ReadString('\n')
+		}
+		if line, err := greeting(&certA); err != nil || line != "plain\n" {
+			t.Fatalf("client of the CA: %q, %v", line, err)
+		}
+		for name, c := range map[string]*tls.Certificate{"no certificate": nil, "another CA": &certB} {
+			if line, err := greeting(c); err == nil {
+				t.Fatalf("%s reached the backend: %q", name, line)
+			}
+		}
+		tc, br, id := dialVerify(t, port, "pass.example.com", "", pool(t, pass.cert.cert), 0)
+		if id != "pass" {
+			t.Fatalf("passthrough reached %q", id)
+		}
+		echo(t, tc, br, "through")
+	})
+}
