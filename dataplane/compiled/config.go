@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strings"
@@ -102,10 +103,12 @@ type Listener struct {
 
 	// domains selects, on an HTTPS listener with more than one certificate,
 	// the certificate a name belongs to (by the certificates' server names, as
-	// virtual hosts); domainKeys names each (see CertificateDomain). Nil
+	// virtual hosts); domainKeys names each, domainIDs are their ids (see
+	// CertificateDomain). Nil
 	// otherwise: every name belongs to the one certificate.
 	domains    *router.Table
 	domainKeys []string
+	domainIDs  []uint16
 
 	table   *router.Table
 	matched []Matched         // indexed by router action
@@ -138,23 +141,23 @@ func (l *Listener) MatchTLS(serverName []byte) *TLSRoute {
 
 // CertificateDomain returns the certificate of an HTTPS listener that a host
 // name (a TLS server name, or a Host header or :authority, whose port is
-// stripped) belongs to, as a key that stays the same across configurations
-// with the same server names: exact names first, then the longest wildcard,
-// then the default certificate. ok is false when the listener has one
-// certificate or none (nothing can be misdirected), or the name belongs to
-// none. A request whose Host belongs to another certificate than its
-// connection's server name is misdirected (421, RFC 9110 section 15.5.20):
-// listeners sharing a port with different hostnames each have their own
-// certificate entry. It does not allocate.
-func (l *Listener) CertificateDomain(host []byte) (key string, ok bool) {
+// stripped) belongs to, as a non-zero id derived from the certificate's
+// server names, so the same in any configuration with the same names: exact
+// names first, then the longest wildcard, then the default certificate. ok
+// is false when the listener has one certificate or none (nothing can be
+// misdirected), or the name belongs to none. A request whose Host belongs to
+// another certificate than its connection's server name is misdirected
+// (421, RFC 9110 section 15.5.20): listeners sharing a port with different
+// hostnames each have their own certificate entry. It does not allocate.
+func (l *Listener) CertificateDomain(host []byte) (id uint16, ok bool) {
 	if l.domains == nil {
-		return "", false
+		return 0, false
 	}
 	i, ok := l.domains.MatchAuthority(host)
 	if !ok {
-		return "", false
+		return 0, false
 	}
-	return l.domainKeys[i], true
+	return l.domainIDs[i], true
 }
 
 // compileDomains builds the certificate domains of an HTTPS listener with
@@ -164,6 +167,7 @@ func (l *Listener) compileDomains(certs []*dataplanev1.TLSCertificate) error {
 		return nil
 	}
 	vhosts := make([]router.VirtualHost, 0, len(certs))
+	keys := make([]string, 0, len(certs))
 	for i, c := range certs {
 		// The default certificate's key cannot be a server name.
 		key := "*"
@@ -174,14 +178,40 @@ func (l *Listener) compileDomains(certs []*dataplanev1.TLSCertificate) error {
 			Name: key, Hostnames: c.GetServerNames(),
 			Routes: []router.Route{{Name: key, Action: i}},
 		})
-		l.domainKeys = append(l.domainKeys, key)
+		keys = append(keys, key)
 	}
 	t, err := router.Build(vhosts)
 	if err != nil {
 		return fmt.Errorf("certificates: build server name table: %w", err)
 	}
-	l.domains = t
+	l.domains, l.domainKeys, l.domainIDs = t, keys, domainIDs(keys)
 	return nil
+}
+
+// domainIDs gives each key a distinct non-zero 16-bit id: a hash of the key
+// under the first seed that makes them distinct, so that the ids depend on
+// the keys alone (a session keeps its connection's id across configurations
+// in two bytes).
+func domainIDs(keys []string) []uint16 {
+	ids := make([]uint16, len(keys))
+	for seed := uint32(0); ; seed++ {
+		seen := make(map[uint16]bool, len(keys))
+		distinct := true
+		for i, k := range keys {
+			h := fnv.New32a()
+			fmt.Fprintf(h, "%d/%s", seed, k)
+			v := h.Sum32()
+			id := uint16(v) ^ uint16(v>>16)
+			if id == 0 || seen[id] {
+				distinct = false
+				break
+			}
+			seen[id], ids[i] = true, id
+		}
+		if distinct {
+			return ids
+		}
+	}
 }
 
 // TerminatesTLS reports whether the listener's connections may need a TLS

@@ -2,6 +2,7 @@ package compiled
 
 import (
 	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 
@@ -199,8 +200,9 @@ func TestCertificateDomain(t *testing.T) {
 		"[::1]:8443":           "*",
 		"a.example.com.x.test": "*",
 	} {
-		if got, ok := l.CertificateDomain([]byte(host)); !ok || got != want {
-			t.Errorf("CertificateDomain(%q) = %q, %v; want %q", host, got, ok, want)
+		id, ok := l.CertificateDomain([]byte(host))
+		if got := l.domainKeys[slices.Index(l.domainIDs, id)]; !ok || got != want {
+			t.Errorf("CertificateDomain(%q) = %d (%q), %v; want %q", host, id, got, ok, want)
 		}
 	}
 	host := []byte("C.X.Example.com:443")
@@ -208,9 +210,23 @@ func TestCertificateDomain(t *testing.T) {
 		t.Errorf("CertificateDomain allocates %v times", n)
 	}
 	if got, ok := compile([]string{"a.example.com"}, []string{"b.example.com"}).CertificateDomain([]byte("c.example.com")); ok {
-		t.Errorf("a name no certificate covers, without a default: %q", got)
+		t.Errorf("a name no certificate covers, without a default: %d", got)
 	}
 	if got, ok := compile([]string{"a.example.com"}).CertificateDomain([]byte("b.example.com")); ok {
-		t.Errorf("one certificate: %q", got)
+		t.Errorf("one certificate: %d", got)
+	}
+	// Ids depend on the server names alone: the same in another configuration
+	// that lists the certificates in another order.
+	again := compile([]string{"*.x.example.com"}, []string{"*.example.com"}, nil, []string{"a.example.com", "b.example.com"})
+	for _, host := range []string{"a.example.com", "c.example.com", "c.x.example.com", "other.org"} {
+		a, _ := l.CertificateDomain([]byte(host))
+		b, _ := again.CertificateDomain([]byte(host))
+		if a != b {
+			t.Errorf("%s: id %d in one configuration, %d in the other", host, a, b)
+		}
+	}
+	ids := domainIDs([]string{"a", "b", "c", "d", "e", "f", "g", "h"})
+	if slices.Contains(ids, 0) || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
+		t.Errorf("domain ids %v are not distinct and non-zero", ids)
 	}
 }

@@ -118,7 +118,7 @@ func (s *Session) TLSHandshake(ok bool) { s.w.Metrics.TLSHandshake(s.lstats, ok)
 // listener its SNI selected only for that listener's hostnames. It does not
 // allocate.
 func (s *Session) TLSServerName(name string) {
-	s.sni = ""
+	s.sni = 0
 	lst := s.lref.Load()
 	if name == "" || lst == nil {
 		return
@@ -131,7 +131,7 @@ func (s *Session) TLSServerName(name string) {
 // misdirected reports whether the current request's host belongs to another
 // certificate domain of its listener than the connection's server name.
 func (s *Session) misdirected(host []byte) bool {
-	if s.sni == "" {
+	if s.sni == 0 {
 		return false
 	}
 	d, ok := s.x.listener.CertificateDomain(host)
