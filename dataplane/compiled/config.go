@@ -458,6 +458,12 @@ type Group struct {
 	// body; zero when unset, and the engine's default applies (proxy.Options).
 	ResponseHeaderTimeout, ResponseBodyIdleTimeout time.Duration
 
+	// TLS, when set, is the client configuration of every connection to the
+	// group's endpoints (the contract's BackendTLS); TLSKey identifies it
+	// across configurations (pooled connections are kept apart by it).
+	TLS    *tls.Config
+	TLSKey string
+
 	lb     balancer.Config
 	eps    atomic.Pointer[balancer.Group]
 	health atomic.Pointer[EndpointHealth]
@@ -646,9 +652,16 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		g.HashCookie = h.GetCookie()
 		g.HashSourceIP = h.GetSourceIp()
 	}
+	var err error
+	if g.TLS, g.TLSKey, err = compileBackendTLS(pg.GetTls()); err != nil {
+		return nil, err
+	}
 	g.Shared = reg.Shared(g.Stats)
 	if err := compileResilience(g, pg); err != nil {
 		return nil, err
+	}
+	if g.HealthCheck != nil {
+		g.HealthCheck.TLS = g.TLS
 	}
 	bg, err := buildEndpoints(pg.GetEndpoints(), g.lb)
 	if err != nil {

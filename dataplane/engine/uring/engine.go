@@ -188,6 +188,13 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	served := &compiled.Config{Listeners: make([]*compiled.Listener, 0, len(cfg.Listeners))}
 	for _, l := range cfg.Listeners {
 		if e.opts.HTTPS || !l.TerminatesTLS() {
+			if g := l.BackendTLSGroup(); g != "" {
+				return nil, fmt.Errorf("io_uring engine: listener %s: backend group %s connects with TLS, which only the netpoll engine originates (flax-dataplane --engine netpoll)", l.Name, g)
+			}
+		}
+	}
+	for _, l := range cfg.Listeners {
+		if e.opts.HTTPS || !l.TerminatesTLS() {
 			served.Listeners = append(served.Listeners, l)
 		}
 	}
