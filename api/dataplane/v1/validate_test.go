@@ -362,15 +362,19 @@ func TestValidateErrors(t *testing.T) {
 		},
 		{
 			"backend TLS relative SAN URI", func(s *dataplanev1.Snapshot) {
-				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "a.example.com", SystemRoots: true,
-					SubjectAltNames: []*dataplanev1.SubjectAltName{{Name: &dataplanev1.SubjectAltName_Uri{Uri: "/ns/a"}}}}
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
+					ServerName: "a.example.com", SystemRoots: true,
+					SubjectAltNames: []*dataplanev1.SubjectAltName{{Name: &dataplanev1.SubjectAltName_Uri{Uri: "/ns/a"}}},
+				}
 			},
 			"backendGroups[0].tls.subjectAltNames[0].uri", "absolute URI",
 		},
 		{
 			"backend TLS empty SAN", func(s *dataplanev1.Snapshot) {
-				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "a.example.com", SystemRoots: true,
-					SubjectAltNames: []*dataplanev1.SubjectAltName{{}}}
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
+					ServerName: "a.example.com", SystemRoots: true,
+					SubjectAltNames: []*dataplanev1.SubjectAltName{{}},
+				}
 			},
 			"backendGroups[0].tls.subjectAltNames[0]", "must set hostname or uri",
 		},
