@@ -3352,8 +3352,9 @@ type BackendGroup struct {
 	// TLS, when set, opens every upstream connection to the group's endpoints with a
 	// TLS handshake that verifies the endpoint's certificate (Gateway API's
 	// BackendTLSPolicy); a handshake that fails is a failed connect (502, reason
-	// connect_failed). Only the netpoll engine originates TLS: a dataplane serving
-	// with io_uring rejects a snapshot whose HTTP or HTTPS routes use such a group.
+	// connect_failed). Only the netpoll engine originates TLS: the io_uring engine
+	// leaves listeners whose routes reach such a group unbound, with a bind error
+	// saying so in their ListenerStatus.
 	Tls *BackendTLS `protobuf:"bytes,16,opt,name=tls,proto3" json:"tls,omitempty"`
 	// ConnectTimeout bounds opening a connection to an endpoint; unset uses the
 	// dataplane default (500ms).
