@@ -1,6 +1,7 @@
 package compiled
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -27,6 +28,9 @@ type HealthCheck struct {
 	// HealthyThreshold consecutive successes make an unhealthy endpoint healthy,
 	// UnhealthyThreshold consecutive failures a healthy one unhealthy.
 	HealthyThreshold, UnhealthyThreshold int
+	// TLS is the group's backend TLS (Group.TLS): probes speak TLS as requests
+	// do. Nil for plain groups.
+	TLS *tls.Config
 }
 
 // Expects reports whether status counts as healthy.

@@ -2,11 +2,14 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -396,5 +399,35 @@ func TestReportDoesNotAllocate(t *testing.T) {
 		_ = g.Unhealthy(eps)
 	}); a != 0 {
 		t.Fatalf("Report allocates %v", a)
+	}
+}
+
+// TestProbeTLS: a group with backend TLS probes over TLS with its client
+// configuration: a backend whose certificate the configuration trusts is
+// healthy, one it does not trust fails the probe at the handshake.
+func TestProbeTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	addr := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	hc := &compiled.HealthCheck{
+		Path: "/healthz", Expected: []compiled.StatusRange{{Min: 200, Max: 299}}, Timeout: 2 * time.Second,
+		TLS: &tls.Config{ServerName: "example.com", RootCAs: roots},
+	}
+	if err := Probe(context.Background(), addr, hc); err != nil {
+		t.Fatalf("trusted backend: %v", err)
+	}
+	hc.TLS = &tls.Config{ServerName: "example.com", RootCAs: x509.NewCertPool()}
+	if err := Probe(context.Background(), addr, hc); err == nil || !strings.Contains(err.Error(), "tls handshake") {
+		t.Fatalf("untrusted backend: %v, want a handshake failure", err)
+	}
+	hc.TLS = nil
+	if err := Probe(context.Background(), addr, hc); err == nil {
+		t.Fatal("a plain probe of a TLS backend succeeded")
 	}
 }

@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -396,11 +397,19 @@ func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) e
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr.String())
+	nc, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		return fmt.Errorf("health check %s: %w", addr, err)
 	}
-	defer c.Close()
+	defer nc.Close()
+	c := nc
+	if hc.TLS != nil {
+		tc := tls.Client(nc, hc.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("health check %s: tls handshake: %w", addr, err)
+		}
+		c = tc
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}

@@ -106,6 +106,10 @@ func (s *Session) beginRequest(n int) {
 	x.view.Headers = x
 	var m *compiled.Matched
 	if x.listener != nil {
+		if s.misdirected(x.view.Host) {
+			s.replyDiscardingBody(421, metrics.ReasonMisdirected)
+			return
+		}
 		m = x.listener.Match(&x.view)
 	}
 	if m == nil {

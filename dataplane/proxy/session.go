@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,14 @@ type Session struct {
 	hdrDeadline int64
 	armed       int64
 	rng         uint32
-	requests    uint32
+	// requests counts the requests served, up to its maximum (only "none
+	// yet" matters).
+	requests uint16
+	// sni is the certificate domain (compiled.Listener.CertificateDomain) of
+	// the server name of the connection's TLS handshake; 0 when the
+	// connection is not TLS, sent no server name, or its listener has one
+	// certificate. Requests for a Host of another domain are misdirected.
+	sni uint16
 }
 
 // Open starts serving a connection accepted on the listener slot l (whose
@@ -784,7 +792,9 @@ func (s *Session) finishExchange() {
 	x := s.x
 	s.observe(x.status)
 	s.logEnd(x.status)
-	s.requests++
+	if s.requests < math.MaxUint16 {
+		s.requests++
+	}
 	if s.closeAfter || !x.reqBodyDone {
 		s.closeClient(s.linger || !x.reqBodyDone)
 		return

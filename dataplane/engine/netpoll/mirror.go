@@ -2,7 +2,7 @@ package netpoll
 
 import (
 	"bytes"
-	"net"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,7 +154,9 @@ func (m *MirrorSender) send(j *mirrorJob) metrics.MirrorResult {
 	}
 	addr := eps.Endpoint(pick).Addr
 	deadline := time.Now().Add(m.opts.Timeout)
-	c, err := net.DialTimeout("tcp", addr.String(), m.opts.Timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c, err := dialUpstream(ctx, j.g, addr)
 	if err != nil {
 		return metrics.MirrorFailed
 	}
