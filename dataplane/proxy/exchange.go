@@ -124,9 +124,11 @@ type Exchange struct {
 	lent uint8 // the buffers of bufs taken from the Worker's BufferPool (lent* bits)
 
 	in, up         stream
-	upHead         []byte // rewritten request head (in bufs.UpstreamHead)
-	cliHead        []byte // where client-bound heads are built: bufs.ClientHead, or large.head
-	cliUsed        int    // bytes of cliHead referenced by client sends in flight
+	upHead         []byte         // rewritten request head (in bufs.UpstreamHead)
+	h2             *UpstreamState // the upstream connection's HTTP/2 state (H2C groups)
+	teTrailers     bool           // the request says "TE: trailers" (forwarded to HTTP/2 upstreams)
+	cliHead        []byte         // where client-bound heads are built: bufs.ClientHead, or large.head
+	cliUsed        int            // bytes of cliHead referenced by client sends in flight
 	large          *largeBuffers
 	usends, csends sendFIFO
 
@@ -344,6 +346,7 @@ func (x *Exchange) resetRequest() {
 	x.method = 0
 	x.version = 0
 	x.upgrade = false
+	x.teTrailers = false
 	x.reqBodyDone = false
 	x.replayOff = -1
 	x.client = netip.Addr{}

@@ -53,6 +53,10 @@ type Session struct {
 	remote netip.AddrPort
 	x      *Exchange
 	q      actionQueue
+	// The state of HTTP/2 upstream connections moving between the session
+	// and the engine's pool (upstream_h2.go): released by the last
+	// ActReleaseUpstream, attached for the next UpstreamConnected.
+	released, attached *UpstreamState
 
 	secure      bool // among the other small fields: no padding of its own
 	state       uint8
@@ -114,9 +118,12 @@ func (s *Session) Close() {
 			}
 			s.logEnd(status)
 		}
+		s.h2Close()
 		s.endAttempt()
 		s.releaseExchange()
 	}
+	s.released.Free()
+	s.attached.Free()
 	s.w.Metrics.ConnClosed()
 	*s = Session{}
 }
@@ -191,6 +198,9 @@ func (s *Session) WantUpstreamData() bool {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || x.upEOF {
 		return false
+	}
+	if x.h2 != nil {
+		return x.h2.wantData()
 	}
 	switch x.phase {
 	case phProxy:
@@ -283,6 +293,10 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		s.run()
 		return
 	}
+	if !s.h2Connected(reused) {
+		s.run()
+		return
+	}
 	x.upState = upConnected
 	x.upReused = reused
 	if !reused {
@@ -303,6 +317,9 @@ func (s *Session) UpstreamData(p []byte) int {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || len(p) == 0 {
 		return len(p)
+	}
+	if x.h2 != nil {
+		return s.h2Data(p)
 	}
 	x.upGotBytes = true
 	x.moved = s.coarse()
@@ -882,6 +899,7 @@ func (s *Session) closeUpstream() {
 		x.upState = upNone
 		s.endAttempt()
 	}
+	s.h2Close()
 	x.usends.clear()
 	x.in.busy = false
 }
@@ -894,6 +912,9 @@ func (s *Session) releaseUpstream() {
 	}
 	if x.upBroken || x.upEOF || !x.res.KeepAlive || !x.reqBodyDone || x.up.proc < x.up.w || !x.usends.empty() {
 		s.closeUpstream()
+		return
+	}
+	if x.h2 != nil && !s.h2Release() {
 		return
 	}
 	s.push(Action{Kind: ActReleaseUpstream})
