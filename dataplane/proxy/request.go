@@ -381,6 +381,7 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	if x.group.H2C {
 		v, ok := r.Lookup(x.hbuf, "te")
 		x.teTrailers = ok && hasToken(v, "trailers")
+		o.KeepTrailer = true
 	}
 	buf := s.buffer(&x.bufs.UpstreamHead, lentUpstreamHead)
 	h := http1.AppendRequestHead(buf[:0:cap(buf)], x.hbuf, r, &o)

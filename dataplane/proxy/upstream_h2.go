@@ -257,11 +257,7 @@ func (s *Session) h2Step() bool {
 	st := x.h2
 	switch s.h2Read() {
 	case h2Refused:
-		s.markAvoid()
-		s.closeUpstream()
-		if !s.retry(causeConnect, 0) {
-			s.fail(502, metrics.ReasonUpstreamReset)
-		}
+		s.h2Refused()
 		return true
 	case h2Failed:
 		st.broken = true
@@ -281,15 +277,23 @@ func (s *Session) h2Step() bool {
 			return true
 		}
 		if st.refused {
-			s.markAvoid()
-			s.closeUpstream()
-			if !s.retry(causeConnect, 0) {
-				s.fail(502, metrics.ReasonUpstreamReset)
-			}
+			s.h2Refused()
 			return true
 		}
 	}
 	return false
+}
+
+// h2Refused ends an attempt whose stream the upstream did not process
+// (REFUSED_STREAM, or GOAWAY below its id): nothing reached the backend's
+// application, so the request is retried as after a failed connect, on
+// the same endpoint if need be (refusals are transient), whatever its
+// method.
+func (s *Session) h2Refused() {
+	s.closeUpstream()
+	if !s.retry(causeConnect, 0) {
+		s.fail(502, metrics.ReasonUpstreamReset)
+	}
 }
 
 // h2Read processes the frames received, as far as the upstream stream has
@@ -419,20 +423,20 @@ func (s *Session) h2Head(ev *http2.Event) bool {
 	dst = append(dst, ' ')
 	dst = append(dst, statusText(ev.Status)...)
 	dst = append(dst, "\r\n"...)
-	dst = appendH2Fields(dst, ev.Header)
 	if ev.Status >= 200 {
 		st.gotHead = true
 		st.noBody = x.method == http1.MethodHead || ev.Status == 204 || ev.Status == 304
-		switch {
-		case st.noBody:
-		case ev.EndStream:
-			if ev.ContentLength < 0 {
-				dst = append(dst, "content-length: 0\r\n"...)
-			}
-		case ev.ContentLength < 0:
-			dst = append(dst, "transfer-encoding: chunked\r\n"...)
-			st.chunked = true
-		}
+		// A body of unknown length, or one announcing trailers (which
+		// HTTP/1.1 carries only after chunks), is framed chunked.
+		_, trailers := ev.Header.Get("trailer")
+		st.chunked = !st.noBody && !ev.EndStream && (ev.ContentLength < 0 || trailers)
+	}
+	dst = appendH2Fields(dst, ev.Header, st.chunked)
+	switch {
+	case st.chunked:
+		dst = append(dst, "transfer-encoding: chunked\r\n"...)
+	case st.gotHead && !st.noBody && ev.EndStream && ev.ContentLength < 0:
+		dst = append(dst, "content-length: 0\r\n"...)
 	}
 	dst = append(dst, "\r\n"...)
 	if cap(dst) != room {
@@ -442,11 +446,12 @@ func (s *Session) h2Head(ev *http2.Event) bool {
 	return true
 }
 
-// appendH2Fields appends a header list's regular fields as field lines.
-func appendH2Fields(dst []byte, h *http2.HeaderList) []byte {
+// appendH2Fields appends a header list's regular fields as field lines,
+// without content-length when the body is framed chunked.
+func appendH2Fields(dst []byte, h *http2.HeaderList, chunked bool) []byte {
 	for i := range h.Len() {
 		name, value := h.Field(i)
-		if len(name) > 0 && name[0] == ':' {
+		if len(name) > 0 && name[0] == ':' || chunked && string(name) == "content-length" {
 			continue
 		}
 		dst = append(dst, name...)
@@ -463,7 +468,7 @@ func (s *Session) h2Trailers(h *http2.HeaderList) bool {
 	dst := up.buf[up.w:up.w:len(up.buf)]
 	room := cap(dst)
 	dst = append(dst, "0\r\n"...)
-	dst = appendH2Fields(dst, h)
+	dst = appendH2Fields(dst, h, false)
 	dst = append(dst, "\r\n"...)
 	if cap(dst) != room {
 		return false

@@ -259,6 +259,7 @@ type upConn struct {
 	rawc      syscall.RawConn
 	peekFn    func(uintptr)
 	isAlive   bool
+	st        *proxy.UpstreamState // protocol state kept while pooled (HTTP/2), else nil
 }
 
 // upstreamPool keeps a worker's idle upstream connections per endpoint.
@@ -306,6 +307,8 @@ func (p *upstreamPool) put(uc *upConn) {
 
 // discard closes an upstream connection.
 func (p *upstreamPool) discard(uc *upConn) {
+	uc.st.Free()
+	uc.st = nil
 	uc.Close()
 	p.w.metrics.UpstreamConn(uc.group, -1)
 }

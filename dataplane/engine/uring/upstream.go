@@ -39,6 +39,7 @@ type upConn struct {
 	sa      *iouring.Sockaddr      // connect address, in ring memory
 	ts      *iouring.Timespec      // connect timeout, in ring memory
 	expires int64                  // idle expiry while pooled
+	st      *proxy.UpstreamState   // protocol state kept while pooled (HTTP/2), else nil
 	gen     uint32
 	owner   int32 // session slot while upOwned or upConnecting, else -1
 	ep      int32 // pool endpoint while upIdle
@@ -79,7 +80,7 @@ func (w *worker) allocUp() (int32, *upConn, error) {
 	}
 	u.gen = iouring.NextGen(u.gen)
 	u.owner, u.ep, u.prev, u.next = -1, -1, -1, -1
-	u.gc, u.grp, u.expires = nil, nil, 0
+	u.gc, u.grp, u.expires, u.st = nil, nil, 0, nil
 	return ui, u, nil
 }
 
@@ -97,6 +98,8 @@ func (w *worker) connect(i int32, sl *slot) {
 		if ui := w.pool.take(w, t.Addr); ui >= 0 {
 			u := w.ups.at(ui)
 			u.state, u.owner, u.grp = upOwned, i, t.Group
+			sl.s.AttachUpstream(u.st)
+			u.st = nil
 			sl.up = ui
 			sl.pend = pendReused
 			return
@@ -364,6 +367,7 @@ func (w *worker) release(sl *slot) {
 	sl.up = -1
 	u := w.ups.at(ui)
 	u.owner = -1
+	u.st = sl.s.DetachUpstream()
 	sk := &u.sk
 	if u.state != upOwned || w.draining || sk.hasStash() || w.sendsPending(sk) ||
 		sk.flags&(fEOF|fStarved|fShut|fShutPending|fClosed) != 0 {
@@ -409,6 +413,8 @@ func (w *worker) closeUp(ui int32, u *upConn) {
 		w.pool.unlink(w, ui, u)
 	}
 	w.uncount(u)
+	u.st.Free()
+	u.st = nil
 	w.closeSock(&u.sk, iouring.Pack(opUClose, u.gen, uint32(ui)))
 	u.state, u.owner, u.grp = upClosed, -1, nil
 	w.maybeFreeUp(ui, u)
