@@ -109,6 +109,30 @@ func (st *UpstreamState) Free() {
 	upstreamStates.Put(st)
 }
 
+// IdleData hands the state the bytes its connection received while
+// pooled. Control frames (SETTINGS, PING, WINDOW_UPDATE) are taken in and
+// the connection stays usable (true): the acknowledgements they call for
+// go out with the next request. Anything else (GOAWAY, a partial frame, a
+// connection error) means the connection must be closed (false).
+func (st *UpstreamState) IdleData(p []byte) bool {
+	if st == nil || st.broken || st.goAway {
+		return false
+	}
+	for len(p) > 0 {
+		ev, n, err := st.conn.Next(p)
+		if err != nil || n == 0 {
+			return false
+		}
+		p = p[n:]
+		switch ev.Kind {
+		case http2.EventNone, http2.EventSettings, http2.EventWindowUpdate, http2.EventPingAck:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // DetachUpstream returns the state of the upstream connection the last
 // ActReleaseUpstream handed back (nil for an HTTP/1.1 connection); the
 // session forgets it. See UpstreamState.
@@ -550,6 +574,9 @@ func (s *Session) h2Send() bool {
 		return true
 	}
 	out := st.out[:st.outW]
+	if n := st.conn.Pending(); n > 0 && len(st.out)-len(out) >= n {
+		out = st.conn.AppendPending(out)
+	}
 	if !x.headSent {
 		var ok bool
 		if out, ok = s.h2Headers(out); !ok {

@@ -196,6 +196,12 @@ func TestH2UpstreamGet(t *testing.T) {
 		t.Fatal("no HTTP/2 state handed to the engine with the pooled connection")
 	}
 
+	// A PING while pooled is taken in; its answer goes with the next request.
+	if !st.IdleData(http2.AppendPing(nil, false, [8]byte{9})) {
+		t.Fatal("PING on the pooled connection refused")
+	}
+	evs := len(p.evs)
+
 	// The next request reuses the connection: no preface, stream 3.
 	h.client("HEAD /b HTTP/1.1\r\nHost: example.com\r\n\r\n")
 	h.s.AttachUpstream(st)
@@ -206,6 +212,9 @@ func TestH2UpstreamGet(t *testing.T) {
 	}
 	if got := p.feed(up); len(got) > 0 {
 		h.upstream(string(got))
+	}
+	if ev := p.evs[evs]; ev.Kind != http2.EventPingAck || ev.Data[0] != 9 {
+		t.Fatalf("backend got %+v first on reuse, want the PING acknowledged", ev)
 	}
 	if p.header(3, ":method") != "HEAD" || !p.ends[3] {
 		t.Fatalf("stream 3: %v, ended %v", p.hdrs[3], p.ends[3])
@@ -541,4 +550,21 @@ func h2loopback(t *testing.T, s *Session, st **UpstreamState, sentUp *bytes.Buff
 			t.Fatalf("unexpected %v", a.Kind)
 		}
 	}
+}
+
+func TestH2UpstreamIdleGoAwayNotReused(t *testing.T) {
+	h := newH2Harness(t)
+	p := newH2Peer(t, http2.Config{})
+	h.client("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.h2Start(p)
+	p.feed(h.takeUpstream())
+	h.upstream(string(p.respond(1, 200, true)))
+	st := h.s.DetachUpstream()
+	if st == nil {
+		t.Fatal("connection not pooled")
+	}
+	if st.IdleData(http2.AppendGoAway(nil, 1, http2.ErrCodeNo, nil)) {
+		t.Fatal("a pooled connection that got GOAWAY is still offered for reuse")
+	}
+	st.Free()
 }

@@ -100,6 +100,12 @@ func TestH2CBackend(t *testing.T) {
 		if resp.StatusCode != 200 || body != "PUT /chunked n=8" || resp.Header.Get("X-Req-Trailer") != "c0ffee" {
 			t.Fatalf("chunked body: %d %q, request trailer seen %q", resp.StatusCode, body, resp.Header.Get("X-Req-Trailer"))
 		}
+
+		// Control frames the backend sent while the connection was pooled
+		// (window updates for the bodies) did not cost it.
+		if conns, reqs := b.Counts(); conns != 1 || reqs != 5 {
+			t.Fatalf("backend accepted %d connections for %d requests, want 1", conns, reqs)
+		}
 	})
 }
 

@@ -291,10 +291,13 @@ func (w *worker) onUpRecv(c iouring.CQE, gen uint32, ui int32) {
 		w.run(u.owner)
 	case upIdle:
 		// A pooled connection: bytes, EOF or an error all mean it cannot
-		// be reused.
+		// be reused, except HTTP/2 control frames (UpstreamState.IdleData).
 		if has {
+			ok := u.st.IdleData(buf)
 			w.recycle(bid)
-			w.closeUp(ui, u)
+			if !ok || (final && !w.armRecv(sk, w.uRecvUD(ui, u))) {
+				w.closeUp(ui, u)
+			}
 			return
 		}
 		if c.Res == -int32(unix.ECANCELED) {
