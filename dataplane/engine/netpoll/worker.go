@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
