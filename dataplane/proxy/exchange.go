@@ -127,6 +127,7 @@ type Exchange struct {
 	upHead         []byte         // rewritten request head (in bufs.UpstreamHead)
 	h2             *UpstreamState // the upstream connection's HTTP/2 state (H2C groups)
 	teTrailers     bool           // the request says "TE: trailers" (forwarded to HTTP/2 upstreams)
+	h2Spare        []byte         // a closed HTTP/2 connection's frame buffer, lent until the Exchange goes back
 	cliHead        []byte         // where client-bound heads are built: bufs.ClientHead, or large.head
 	cliUsed        int            // bytes of cliHead referenced by client sends in flight
 	large          *largeBuffers
@@ -302,6 +303,10 @@ func (x *Exchange) buffer(b *[]byte, bit uint8, p BufferPool, size int) []byte {
 // giveBack returns the buffers lent by p; the Exchange holds none of them
 // any more.
 func (x *Exchange) giveBack(p BufferPool) {
+	if x.h2Spare != nil {
+		p.PutBuffer(x.h2Spare)
+		x.h2Spare = nil
+	}
 	if x.lent == 0 {
 		return
 	}

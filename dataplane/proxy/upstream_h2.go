@@ -234,10 +234,16 @@ func (s *Session) h2Drop(st *UpstreamState) {
 }
 
 // h2Close forgets the connection's state when the connection is closed.
+// A frame buffer that sends in flight may still refer to stays with the
+// exchange until it goes back to the pool (the engine may still be
+// reading it).
 func (s *Session) h2Close() {
 	x := s.x
 	if st := x.h2; st != nil {
 		x.h2 = nil
+		if !x.usends.empty() && st.outLent && x.h2Spare == nil {
+			x.h2Spare, st.out, st.outLent = st.out, nil, false
+		}
 		s.h2Drop(st)
 		st.Free()
 	}
@@ -440,6 +446,9 @@ func (s *Session) h2Head(ev *http2.Event) bool {
 	x := s.x
 	st := x.h2
 	up := &x.up
+	if ev.Status == 101 {
+		return false // no upgrades over HTTP/2 (RFC 9113 §8.6)
+	}
 	dst := up.buf[up.w:up.w:len(up.buf)]
 	room := cap(dst)
 	dst = append(dst, "HTTP/1.1 "...)
