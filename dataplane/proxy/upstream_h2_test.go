@@ -42,7 +42,7 @@ backendGroups:
 // h2Peer is the backend side of an upstream HTTP/2 connection: a server
 // http2.Conn fed what the session sends upstream.
 type h2Peer struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http2.Conn
 	in   []byte
 	evs  []http2.Event
@@ -51,7 +51,7 @@ type h2Peer struct {
 	ends map[uint32]bool
 }
 
-func newH2Peer(t *testing.T, cfg http2.Config) *h2Peer {
+func newH2Peer(t testing.TB, cfg http2.Config) *h2Peer {
 	return &h2Peer{t: t, c: http2.NewConn(http2.RoleServer, cfg),
 		data: map[uint32]*bytes.Buffer{}, hdrs: map[uint32][][2]string{}, ends: map[uint32]bool{}}
 }
@@ -460,58 +460,84 @@ func TestH2UpstreamHTTP1GroupUnchanged(t *testing.T) {
 	}
 }
 
-// TestH2UpstreamExchangeDoesNotAllocate runs keep-alive exchanges over a
-// pooled HTTP/2 upstream connection, with the backend's frames prepared in
-// advance.
-func TestH2UpstreamExchangeDoesNotAllocate(t *testing.T) {
-	cfg, reg := compileTest(t, h2Snapshot)
-	s := loopbackSessionWith(t, cfg, reg, NewPickers(0))
-	p := newH2Peer(t, http2.Config{})
+// h2Bench returns a session whose H2C connection is open and pooled, and
+// a function running the i-th keep-alive exchange over it (at most n), with
+// the backend's frames prepared in advance.
+func h2Bench(tb testing.TB, n int) (*Session, *(*UpstreamState), func(i int)) {
+	cfg, reg := compileTest(tb, h2Snapshot)
+	s := loopbackSessionWith(tb, cfg, reg, NewPickers(0))
+	p := newH2Peer(tb, http2.Config{})
 	req := []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
-	var st *UpstreamState
+	st := new(*UpstreamState)
 	var sentUp bytes.Buffer
-	run := func(resp []byte) {
-		s.ClientData(req)
-		h2loopback(t, s, &st, nil)
-		s.UpstreamData(resp)
-		h2loopback(t, s, &st, nil)
-	}
 	// The first exchange opens the connection.
 	s.ClientData(req)
-	h2loopback(t, s, &st, &sentUp)
+	h2loopback(tb, s, st, &sentUp)
 	start := string(p.c.Start(nil)) + string(p.feed(sentUp.String()))
-	sentUp.Reset()
 	resp := p.respond(1, 200, false, "content-type", "text/plain", "content-length", "100")
 	s.UpstreamData(append([]byte(start), append(resp, p.body(1, strings.Repeat("x", 100), true)...)...))
-	h2loopback(t, s, &st, &sentUp)
-	if st == nil {
-		t.Fatal("connection not pooled")
+	h2loopback(tb, s, st, nil)
+	if *st == nil {
+		tb.Fatal("connection not pooled")
 	}
-	// Responses for the next streams, made before measuring.
-	const runs = 200
-	resps := make([][]byte, runs+4)
+	resps := make([][]byte, n)
 	for i := range resps {
 		id := uint32(3 + 2*i)
-		p.feed(string(mustHeadersFor(t, id)))
+		p.feed(string(mustHeadersFor(tb, id)))
 		r := p.respond(id, 200, false, "content-type", "text/plain", "content-length", "100")
 		resps[i] = append(r, p.body(id, strings.Repeat("x", 100), true)...)
 	}
+	return s, st, func(i int) {
+		s.ClientData(req)
+		h2loopback(tb, s, st, nil)
+		s.UpstreamData(resps[i])
+		h2loopback(tb, s, st, nil)
+	}
+}
+
+// TestH2UpstreamExchangeDoesNotAllocate runs keep-alive exchanges over a
+// pooled HTTP/2 upstream connection.
+func TestH2UpstreamExchangeDoesNotAllocate(t *testing.T) {
+	const runs = 200
+	s, st, run := h2Bench(t, runs+4)
 	i := 0
 	for range 3 {
-		run(resps[i])
+		run(i)
 		i++
 	}
-	if n := testing.AllocsPerRun(runs, func() { run(resps[i]); i++ }); n != 0 {
+	if n := testing.AllocsPerRun(runs, func() { run(i); i++ }); n != 0 {
 		t.Fatalf("%v allocations per exchange over HTTP/2", n)
 	}
-	if !s.Idle() || st == nil {
+	if !s.Idle() || *st == nil {
 		t.Fatal("session not idle with the connection pooled after the exchanges")
+	}
+}
+
+// BenchmarkH2UpstreamExchange is BenchmarkKeepAliveExchange with an H2C
+// backend group: one request and its 100-byte response as an HTTP/2 stream
+// on a pooled upstream connection.
+func BenchmarkH2UpstreamExchange(b *testing.B) {
+	const n = 8000 // within the connection window the backend was given
+	_, _, run := h2Bench(b, n)
+	run(0)
+	b.ReportAllocs()
+	i := 1
+	for b.Loop() {
+		if i == n {
+			b.StopTimer()
+			_, _, run = h2Bench(b, n)
+			run(0)
+			i = 1
+			b.StartTimer()
+		}
+		run(i)
+		i++
 	}
 }
 
 // mustHeadersFor returns a request HEADERS frame opening stream id, so that
 // the test backend accepts the response it writes on it.
-func mustHeadersFor(t *testing.T, id uint32) []byte {
+func mustHeadersFor(t testing.TB, id uint32) []byte {
 	t.Helper()
 	var e http2.Encoder
 	blk := e.BeginBlock(nil)
@@ -523,7 +549,7 @@ func mustHeadersFor(t *testing.T, id uint32) []byte {
 
 // h2loopback is loopback for an HTTP/2 upstream: releases keep the
 // connection's state, connects reuse it.
-func h2loopback(t *testing.T, s *Session, st **UpstreamState, sentUp *bytes.Buffer) {
+func h2loopback(t testing.TB, s *Session, st **UpstreamState, sentUp *bytes.Buffer) {
 	for {
 		a, ok := s.Next()
 		if !ok {
