@@ -420,8 +420,10 @@ func TestProbeH2C(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	addr := netip.MustParseAddrPort(ln.Addr().String())
-	hc := &compiled.HealthCheck{Path: "/healthz", Host: "svc.example", Timeout: 2 * time.Second,
-		Expected: []compiled.StatusRange{{Min: 200, Max: 299}}, H2C: true}
+	hc := &compiled.HealthCheck{
+		Path: "/healthz", Host: "svc.example", Timeout: 2 * time.Second,
+		Expected: []compiled.StatusRange{{Min: 200, Max: 299}}, H2C: true,
+	}
 	if err := Probe(context.Background(), addr, hc); err != nil {
 		t.Fatalf("h2c probe of a healthy backend: %v", err)
 	}

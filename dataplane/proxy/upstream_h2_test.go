@@ -52,8 +52,10 @@ type h2Peer struct {
 }
 
 func newH2Peer(t testing.TB, cfg http2.Config) *h2Peer {
-	return &h2Peer{t: t, c: http2.NewConn(http2.RoleServer, cfg),
-		data: map[uint32]*bytes.Buffer{}, hdrs: map[uint32][][2]string{}, ends: map[uint32]bool{}}
+	return &h2Peer{
+		t: t, c: http2.NewConn(http2.RoleServer, cfg),
+		data: map[uint32]*bytes.Buffer{}, hdrs: map[uint32][][2]string{}, ends: map[uint32]bool{},
+	}
 }
 
 // feed processes bytes the proxy sent and returns the frames the peer
@@ -173,9 +175,17 @@ func TestH2UpstreamGet(t *testing.T) {
 		h.upstream(string(got))
 	}
 	for _, c := range []struct{ name, want string }{
-		{":method", "GET"}, {":scheme", "http"}, {":authority", "example.com"}, {":path", "/a?b=c"},
-		{"accept", "*/*"}, {"x-forwarded-for", "192.0.2.7"}, {"x-forwarded-proto", "http"},
-		{"host", ""}, {"connection", ""}, {"x-hop", ""}, {"te", ""},
+		{":method", "GET"},
+		{":scheme", "http"},
+		{":authority", "example.com"},
+		{":path", "/a?b=c"},
+		{"accept", "*/*"},
+		{"x-forwarded-for", "192.0.2.7"},
+		{"x-forwarded-proto", "http"},
+		{"host", ""},
+		{"connection", ""},
+		{"x-hop", ""},
+		{"te", ""},
 	} {
 		if got := p.header(1, c.name); got != c.want {
 			t.Errorf("request field %s = %q, want %q", c.name, got, c.want)
