@@ -713,7 +713,7 @@ func (s *Session) stepProxy() bool {
 	}
 	if x.upState == upConnected {
 		s.processResponse()
-		if x.phase != phProxy || s.state != sOpen {
+		if x.phase != phProxy || s.state != sOpen || s.h2Again() {
 			return true
 		}
 	}

@@ -90,6 +90,7 @@ type UpstreamState struct {
 	rest       []byte
 	restEnd    bool // rest ends the stream
 	refused    bool // the stream could not be opened (GOAWAY received)
+	headWait   bool // a head waits for the upstream stream to empty
 	goAway     bool // the peer sent GOAWAY: no new streams
 	broken     bool // a connection error: the connection must be closed
 	req        http1.Request
@@ -335,6 +336,7 @@ func (s *Session) h2Read() uint8 {
 	if up.buf == nil {
 		up.buf = s.buffer(&x.bufs.UpstreamIn, lentUpstreamIn)
 	}
+	st.headWait = false
 	for !st.broken {
 		if st.rest != nil || st.restEnd {
 			if !s.h2Body() {
@@ -349,7 +351,8 @@ func (s *Session) h2Read() uint8 {
 		if len(in) >= http2.FrameHeaderLen {
 			if t := http2.FrameType(in[3]); (t == http2.FrameHeaders || t == http2.FrameContinuation) && !s.h2HeadRoom() {
 				// A head is written into an empty upstream stream: wait
-				// until the client took the body bytes before it.
+				// until the response path took the bytes before it.
+				st.headWait = true
 				return h2OK
 			}
 		}
@@ -369,6 +372,14 @@ func (s *Session) h2Read() uint8 {
 		st.inR, st.inW = 0, 0
 	}
 	return h2OK
+}
+
+// h2Again reports whether the response path made room for a head that
+// waits (an interim response parsed, say), so that the exchange steps
+// again.
+func (s *Session) h2Again() bool {
+	x := s.x
+	return x.h2 != nil && x.h2.headWait && x.upState == upConnected && x.up.r == x.up.w
 }
 
 // h2HeadRoom reports whether a head may be written into the upstream

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flaxlb/flax/dataplane/http2"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -603,4 +604,43 @@ func TestH2UpstreamIdleGoAwayNotReused(t *testing.T) {
 		t.Fatal("a pooled connection that got GOAWAY is still offered for reuse")
 	}
 	st.Free()
+}
+
+func TestH2UpstreamResponseHeaderTimeout(t *testing.T) {
+	h := newH2Harness(t)
+	p := newH2Peer(t, http2.Config{})
+	h.client("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.h2Start(p)
+	p.feed(h.takeUpstream())
+	// The backend acknowledges everything but never answers.
+	h.advance(DefaultResponseHeaderTimeout + time.Second)
+	if got := h.takeClient(); !strings.HasPrefix(got, "HTTP/1.1 504 ") {
+		t.Fatalf("client got %q, want 504", got)
+	}
+	if h.closedUp != 1 {
+		t.Fatalf("closed %d upstream connections, want 1", h.closedUp)
+	}
+}
+
+func TestH2UpstreamExpectContinue(t *testing.T) {
+	h := newH2Harness(t)
+	p := newH2Peer(t, http2.Config{})
+	h.client("PUT /f HTTP/1.1\r\nHost: example.com\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+	h.h2Start(p)
+	p.feed(h.takeUpstream())
+	// The stream is open: the proxy lets the client send its body.
+	h.expectClient("HTTP/1.1 100 Continue\r\n\r\n")
+	if p.ends[1] || p.header(1, "expect") != "" {
+		t.Fatalf("stream ended %v, expect forwarded %q", p.ends[1], p.header(1, "expect"))
+	}
+	h.client("data")
+	p.feed(h.takeUpstream())
+	if p.data[1].String() != "data" || !p.ends[1] {
+		t.Fatalf("body %q, ended %v", p.data[1], p.ends[1])
+	}
+	// The backend's own 100 is not passed on a second time.
+	resp := p.respond(1, 100, false)
+	resp = append(resp, p.respond(1, 201, true)...)
+	h.upstream(string(resp))
+	h.expectClient("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -39,6 +40,16 @@ func h2cSnapshot(port int, addrs ...string) string {
 func TestH2CBackend(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		b := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/download" {
+				// Larger than every window: the proxy must give credit back.
+				chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+				for range 64 {
+					if _, err := w.Write(chunk); err != nil {
+						return
+					}
+				}
+				return
+			}
 			body, err := io.ReadAll(r.Body)
 			if err != nil {
 				http.Error(w, err.Error(), 500)
@@ -101,9 +112,24 @@ func TestH2CBackend(t *testing.T) {
 			t.Fatalf("chunked body: %d %q, request trailer seen %q", resp.StatusCode, body, resp.Header.Get("X-Req-Trailer"))
 		}
 
+		// A 4 MiB response of unknown length, read slowly at first.
+		fmt.Fprintf(c, "GET /download HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadSlowly(io.LimitReader(resp.Body, 256<<10), 16<<10, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		rest, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || rest+256<<10 != 4<<20 {
+			t.Fatalf("download: %d more bytes after 256 KiB, %v", rest, err)
+		}
+		resp.Body.Close()
+
 		// Control frames the backend sent while the connection was pooled
 		// (window updates for the bodies) did not cost it.
-		if conns, reqs := b.Counts(); conns != 1 || reqs != 5 {
+		if conns, reqs := b.Counts(); conns != 1 || reqs != 6 {
 			t.Fatalf("backend accepted %d connections for %d requests, want 1", conns, reqs)
 		}
 	})
