@@ -644,3 +644,35 @@ func TestH2UpstreamExpectContinue(t *testing.T) {
 	h.upstream(string(resp))
 	h.expectClient("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 }
+
+// TestChunkDecoder decodes chunked bodies split at every offset and with
+// small data limits, as the client stream and the windows cut them.
+func TestChunkDecoder(t *testing.T) {
+	body := "5;ext=1\r\nhello\r\nA \r\n0123456789\r\n1\r\n!\r\n0\r\nX-A: 1\r\nX-B:  two \r\n\r\n"
+	for split := 1; split < len(body); split++ {
+		for _, maxData := range []int{1, 3, 100} {
+			var d chunkDecoder
+			var data, trail []byte
+			in := []byte(body[:split])
+			more := []byte(body[split:])
+			for {
+				n, b := d.next(in, maxData, &trail)
+				data = append(data, b...)
+				in = in[n:]
+				if d.state == cdDone {
+					break
+				}
+				if n == 0 && len(b) == 0 {
+					if len(more) == 0 {
+						t.Fatalf("split %d max %d: decoder stuck in state %d", split, maxData, d.state)
+					}
+					in = append(in, more...)
+					more = nil
+				}
+			}
+			if string(data) != "hello0123456789!" || string(trail) != "X-A: 1\r\nX-B:  two \r\n" || len(in)+len(more) != 0 {
+				t.Fatalf("split %d max %d: data %q trailers %q, %d bytes left", split, maxData, data, trail, len(in)+len(more))
+			}
+		}
+	}
+}
