@@ -53,10 +53,12 @@ type Session struct {
 	remote netip.AddrPort
 	x      *Exchange
 	q      actionQueue
-	// The state of HTTP/2 upstream connections moving between the session
-	// and the engine's pool (upstream_h2.go): released by the last
-	// ActReleaseUpstream, attached for the next UpstreamConnected.
-	released, attached *UpstreamState
+	// handoff is the state of an HTTP/2 upstream connection moving between
+	// the session and the engine's pool (upstream_h2.go): released by the
+	// last ActReleaseUpstream until DetachUpstream, or attached by
+	// AttachUpstream for the next UpstreamConnected. The engine performs
+	// the release before the next connect, so one field serves both.
+	handoff *UpstreamState
 
 	secure      bool // among the other small fields: no padding of its own
 	state       uint8
@@ -122,8 +124,7 @@ func (s *Session) Close() {
 		s.endAttempt()
 		s.releaseExchange()
 	}
-	s.released.Free()
-	s.attached.Free()
+	s.handoff.Free()
 	s.w.Metrics.ConnClosed()
 	*s = Session{}
 }

@@ -138,8 +138,8 @@ func (st *UpstreamState) IdleData(p []byte) bool {
 // ActReleaseUpstream handed back (nil for an HTTP/1.1 connection); the
 // session forgets it. See UpstreamState.
 func (s *Session) DetachUpstream() *UpstreamState {
-	st := s.released
-	s.released = nil
+	st := s.handoff
+	s.handoff = nil
 	return st
 }
 
@@ -147,10 +147,8 @@ func (s *Session) DetachUpstream() *UpstreamState {
 // engine is about to report with UpstreamConnected(true, nil). See
 // UpstreamState.
 func (s *Session) AttachUpstream(st *UpstreamState) {
-	if s.attached != nil {
-		s.attached.Free()
-	}
-	s.attached = st
+	s.handoff.Free()
+	s.handoff = st
 }
 
 // h2Connected sets up the HTTP/2 side of a connection for the exchange:
@@ -159,8 +157,8 @@ func (s *Session) AttachUpstream(st *UpstreamState) {
 // then asks for a new one.
 func (s *Session) h2Connected(reused bool) bool {
 	x := s.x
-	st := s.attached
-	s.attached = nil
+	st := s.handoff
+	s.handoff = nil
 	want := x.phase == phProxy && x.group != nil && x.group.H2C
 	if !reused && st != nil {
 		st.Free()
@@ -813,7 +811,7 @@ func trimOWS(b []byte) []byte {
 
 // h2Release prepares the connection of a complete exchange for the pool.
 // It reports true when the session may release it (its state is then in
-// s.released for DetachUpstream), false when it closed the connection or
+// s.handoff for DetachUpstream), false when it closed the connection or
 // must wait for frames to be sent first.
 func (s *Session) h2Release() bool {
 	x := s.x
@@ -845,8 +843,8 @@ func (s *Session) h2Release() bool {
 	x.h2 = nil
 	s.h2Drop(st)
 	st.resetStream()
-	s.released.Free()
-	s.released = st
+	s.handoff.Free()
+	s.handoff = st
 	return true
 }
 
