@@ -53,12 +53,6 @@ type Session struct {
 	remote netip.AddrPort
 	x      *Exchange
 	q      actionQueue
-	// handoff is the state of an HTTP/2 upstream connection moving between
-	// the session and the engine's pool (upstream_h2.go): released by the
-	// last ActReleaseUpstream until DetachUpstream, or attached by
-	// AttachUpstream for the next UpstreamConnected. The engine performs
-	// the release before the next connect, so one field serves both.
-	handoff *UpstreamState
 
 	secure      bool // among the other small fields: no padding of its own
 	state       uint8
@@ -124,7 +118,6 @@ func (s *Session) Close() {
 		s.endAttempt()
 		s.releaseExchange()
 	}
-	s.handoff.Free()
 	s.w.Metrics.ConnClosed()
 	*s = Session{}
 }
@@ -836,7 +829,9 @@ func (s *Session) stepHead() bool {
 	if in.w == in.r {
 		if s.clientEOF {
 			s.closeClient(false)
-		} else if x.csends.empty() {
+		} else if x.csends.empty() && x.h2Handoff == nil {
+			// (An HTTP/2 upstream state waiting for DetachUpstream keeps
+			// the exchange until the engine takes it.)
 			s.releaseExchange()
 		}
 		return false

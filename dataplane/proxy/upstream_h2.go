@@ -138,8 +138,16 @@ func (st *UpstreamState) IdleData(p []byte) bool {
 // ActReleaseUpstream handed back (nil for an HTTP/1.1 connection); the
 // session forgets it. See UpstreamState.
 func (s *Session) DetachUpstream() *UpstreamState {
-	st := s.handoff
-	s.handoff = nil
+	x := s.x
+	if x == nil || x.h2Handoff == nil {
+		return nil
+	}
+	st := x.h2Handoff
+	x.h2Handoff = nil
+	if s.state == sOpen && x.phase == phHead && x.in.w == x.in.r && x.csends.empty() && !s.clientEOF {
+		// The connection went idle while the state waited for the engine.
+		s.releaseExchange()
+	}
 	return st
 }
 
@@ -147,8 +155,13 @@ func (s *Session) DetachUpstream() *UpstreamState {
 // engine is about to report with UpstreamConnected(true, nil). See
 // UpstreamState.
 func (s *Session) AttachUpstream(st *UpstreamState) {
-	s.handoff.Free()
-	s.handoff = st
+	x := s.x
+	if x == nil {
+		st.Free()
+		return
+	}
+	x.h2Handoff.Free()
+	x.h2Handoff = st
 }
 
 // h2Connected sets up the HTTP/2 side of a connection for the exchange:
@@ -157,8 +170,8 @@ func (s *Session) AttachUpstream(st *UpstreamState) {
 // then asks for a new one.
 func (s *Session) h2Connected(reused bool) bool {
 	x := s.x
-	st := s.handoff
-	s.handoff = nil
+	st := x.h2Handoff
+	x.h2Handoff = nil
 	want := x.phase == phProxy && x.group != nil && x.group.H2C
 	if !reused && st != nil {
 		st.Free()
@@ -811,7 +824,7 @@ func trimOWS(b []byte) []byte {
 
 // h2Release prepares the connection of a complete exchange for the pool.
 // It reports true when the session may release it (its state is then in
-// s.handoff for DetachUpstream), false when it closed the connection or
+// Exchange.h2Handoff for DetachUpstream), false when it closed the connection or
 // must wait for frames to be sent first.
 func (s *Session) h2Release() bool {
 	x := s.x
@@ -843,8 +856,8 @@ func (s *Session) h2Release() bool {
 	x.h2 = nil
 	s.h2Drop(st)
 	st.resetStream()
-	s.handoff.Free()
-	s.handoff = st
+	x.h2Handoff.Free()
+	x.h2Handoff = st
 	return true
 }
 
