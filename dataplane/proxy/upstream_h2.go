@@ -278,9 +278,12 @@ func (s *Session) h2Data(p []byte) int {
 	return n
 }
 
-// h2WantData reports whether an H2C connection should be read.
+// wantData reports whether an H2C connection should be read.
 func (st *UpstreamState) wantData() bool {
-	return !st.broken && (st.inW < len(st.in) || (st.inR > 0 && st.rest == nil))
+	if st.broken || (st.respEnd && st.rest == nil && !st.restEnd) {
+		return false // nothing more to read for this exchange
+	}
+	return st.inW < len(st.in) || (st.inR > 0 && st.rest == nil)
 }
 
 // Outcomes of h2Read.
