@@ -189,10 +189,46 @@ func TestH2CGRPCBackend(t *testing.T) {
 			}
 		}
 
+		// A server-streaming call (Watch): each message reaches the client
+		// when the backend sends it, as a chunk.
+		req = grpcFrame(t, &healthpb.HealthCheckRequest{Service: "flax.test"})
+		fmt.Fprintf(c, "POST /grpc.health.v1.Health/Watch HTTP/1.1\r\nHost: grpc.example\r\nContent-Type: application/grpc\r\nTE: trailers\r\nContent-Length: %d\r\n\r\n%s", len(req), req)
+		resp, err := http.ReadResponse(br, &http.Request{Method: "POST"})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("watch: %v %v", resp, err)
+		}
+		readStatus := func() healthpb.HealthCheckResponse_ServingStatus {
+			t.Helper()
+			var pre [5]byte
+			if _, err := io.ReadFull(resp.Body, pre[:]); err != nil {
+				t.Fatalf("watch: read message: %v", err)
+			}
+			msg := make([]byte, binary.BigEndian.Uint32(pre[1:]))
+			if _, err := io.ReadFull(resp.Body, msg); err != nil {
+				t.Fatalf("watch: read message: %v", err)
+			}
+			var hr healthpb.HealthCheckResponse
+			if err := proto.Unmarshal(msg, &hr); err != nil {
+				t.Fatal(err)
+			}
+			return hr.GetStatus()
+		}
+		if st := readStatus(); st != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("watch: first status %v", st)
+		}
+		hs.SetServingStatus("flax.test", healthpb.HealthCheckResponse_NOT_SERVING)
+		if st := readStatus(); st != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("watch: second status %v", st)
+		}
+		hs.SetServingStatus("flax.test", healthpb.HealthCheckResponse_SERVING)
+		c.Close()
+		c = Dial(t, port)
+		br = bufio.NewReader(c)
+
 		// An unknown service: a trailers-only response, its status in the head.
 		req = grpcFrame(t, &healthpb.HealthCheckRequest{Service: "nope"})
 		fmt.Fprintf(c, "POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: grpc.example\r\nContent-Type: application/grpc\r\nTE: trailers\r\nContent-Length: %d\r\n\r\n%s", len(req), req)
-		resp, _ := ReadResponse(t, br, "POST")
+		resp, _ = ReadResponse(t, br, "POST")
 		if got := resp.Header.Get("Grpc-Status") + resp.Trailer.Get("Grpc-Status"); got != "5" {
 			t.Fatalf("unknown service: grpc-status %q, want 5 (NOT_FOUND)", got)
 		}
