@@ -676,3 +676,58 @@ func TestChunkDecoder(t *testing.T) {
 		}
 	}
 }
+
+func TestH2UpstreamLengthCompleteBeforeEndStream(t *testing.T) {
+	h := newH2Harness(t)
+	p := newH2Peer(t, http2.Config{})
+	h.client("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.h2Start(p)
+	p.feed(h.takeUpstream())
+	// The body is complete by its content-length; END_STREAM has not come.
+	resp := p.respond(1, 200, false, "content-length", "5")
+	resp = append(resp, p.body(1, "hello", false)...)
+	h.upstream(string(resp))
+	h.expectClient("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	// The stream is reset so that the connection can be pooled.
+	p.feed(h.takeUpstream())
+	last := p.evs[len(p.evs)-1]
+	if last.Kind != http2.EventReset || last.StreamID != 1 || last.Code != http2.ErrCodeCancel {
+		t.Fatalf("backend got %+v, want RST_STREAM(CANCEL) on stream 1", last)
+	}
+	if h.released != 1 || h.closedUp != 0 {
+		t.Fatalf("released %d, closed %d", h.released, h.closedUp)
+	}
+}
+
+func TestH2UpstreamNoBodyResponses(t *testing.T) {
+	for _, c := range []struct {
+		method string
+		status int
+		want   string
+	}{
+		{"HEAD", 200, "HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"},
+		{"GET", 204, "HTTP/1.1 204 No Content\r\n\r\n"},
+		{"GET", 304, "HTTP/1.1 304 Not Modified\r\netag: \"x\"\r\n\r\n"},
+	} {
+		h := newH2Harness(t)
+		p := newH2Peer(t, http2.Config{})
+		h.client(c.method + " / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		h.h2Start(p)
+		p.feed(h.takeUpstream())
+		var resp []byte
+		switch c.status {
+		case 200:
+			resp = p.respond(1, 200, false, "content-length", "42")
+			resp = append(resp, p.body(1, "", true)...)
+		case 304:
+			resp = p.respond(1, 304, true, "etag", `"x"`)
+		default:
+			resp = p.respond(1, c.status, true)
+		}
+		h.upstream(string(resp))
+		h.expectClient(c.want)
+		if h.released != 1 {
+			t.Fatalf("%s %d: released %d, want 1", c.method, c.status, h.released)
+		}
+	}
+}
