@@ -498,6 +498,13 @@ func (s *Session) h2Head(ev *http2.Event) bool {
 	}
 	dst = append(dst, "\r\n"...)
 	if cap(dst) != room {
+		if x.large == nil && s.w.largeSize > len(up.buf) {
+			// A head larger than the buffer: the worker's large buffers,
+			// as for an HTTP/1.1 response head (the limits apply when it
+			// is parsed).
+			s.growForResponseHead()
+			return s.h2Head(ev)
+		}
 		return false
 	}
 	up.w += len(dst)

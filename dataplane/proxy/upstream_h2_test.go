@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -729,5 +730,27 @@ func TestH2UpstreamNoBodyResponses(t *testing.T) {
 		if h.released != 1 {
 			t.Fatalf("%s %d: released %d, want 1", c.method, c.status, h.released)
 		}
+	}
+}
+
+func TestH2UpstreamLargeResponseHead(t *testing.T) {
+	h := newH2Harness(t)
+	p := newH2Peer(t, http2.Config{})
+	h.client("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.h2Start(p)
+	p.feed(h.takeUpstream())
+	var fields []string
+	for i := range 150 {
+		fields = append(fields, "set-cookie", fmt.Sprintf("c%03d=%s", i, strings.Repeat("v", 200)))
+	}
+	resp := p.respond(1, 200, false, append(fields, "content-length", "2")...)
+	resp = append(resp, p.body(1, "ok", true)...)
+	h.upstream(string(resp))
+	got := h.takeClient()
+	if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\nok") || strings.Count(got, "set-cookie: ") != 150 {
+		t.Fatalf("client got %d bytes: %.200q...", len(got), got)
+	}
+	if h.released != 1 {
+		t.Fatalf("released %d, want 1", h.released)
 	}
 }
