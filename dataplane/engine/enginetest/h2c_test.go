@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,23 +236,28 @@ func TestH2CGRPCBackend(t *testing.T) {
 	})
 }
 
-// refusingH2Backend is an HTTP/2 backend written with x/net's framer that
-// refuses the first stream it gets (REFUSED_STREAM) and answers the others
-// with 200 "ok".
-type refusingH2Backend struct {
+// framerH2Backend is an HTTP/2 backend written with x/net's framer that
+// answers every stream with 200 "ok". With refuse set it refuses the first
+// stream it gets (REFUSED_STREAM); with ping set it sends a PING and a
+// SETTINGS frame after each response, while the proxy has pooled the
+// connection.
+type framerH2Backend struct {
 	ln       net.Listener
+	refuse   bool
+	ping     bool
 	conns    atomic.Int32
 	answered atomic.Int32
 	refused  atomic.Bool
+	pingAcks atomic.Int32
 }
 
-func startRefusingH2Backend(t *testing.T) *refusingH2Backend {
+func startFramerH2Backend(t *testing.T, refuse, ping bool) *framerH2Backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &refusingH2Backend{ln: ln}
+	b := &framerH2Backend{ln: ln, refuse: refuse, ping: ping}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -266,7 +272,7 @@ func startRefusingH2Backend(t *testing.T) *refusingH2Backend {
 	return b
 }
 
-func (b *refusingH2Backend) serve(c net.Conn) {
+func (b *framerH2Backend) serve(c net.Conn) {
 	defer c.Close()
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
@@ -279,13 +285,26 @@ func (b *refusingH2Backend) serve(c net.Conn) {
 	}
 	var hbuf bytes.Buffer
 	enc := hpack.NewEncoder(&hbuf)
+	var wmu sync.Mutex // the PING goroutine writes too
 	respond := func(id uint32) {
+		b.answered.Add(1) // before the client can see the answer
+		wmu.Lock()
+		defer wmu.Unlock()
 		hbuf.Reset()
 		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 		_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: "2"})
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true})
 		_ = fr.WriteData(id, true, []byte("ok"))
-		b.answered.Add(1)
+		if b.ping {
+			go func() {
+				// Once the proxy has pooled the connection.
+				time.Sleep(20 * time.Millisecond)
+				wmu.Lock()
+				defer wmu.Unlock()
+				_ = fr.WritePing(false, [8]byte{'p', 'o', 'o', 'l', 'e', 'd'})
+				_ = fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 50})
+			}()
+		}
 	}
 	refused := map[uint32]bool{}
 	for {
@@ -296,16 +315,24 @@ func (b *refusingH2Backend) serve(c net.Conn) {
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
+				wmu.Lock()
 				_ = fr.WriteSettingsAck()
+				wmu.Unlock()
 			}
 		case *http2.PingFrame:
 			if !f.IsAck() {
+				wmu.Lock()
 				_ = fr.WritePing(true, f.Data)
+				wmu.Unlock()
+			} else {
+				b.pingAcks.Add(1)
 			}
 		case *http2.MetaHeadersFrame:
-			if b.refused.CompareAndSwap(false, true) {
+			if b.refuse && b.refused.CompareAndSwap(false, true) {
 				refused[f.StreamID] = true
+				wmu.Lock()
 				_ = fr.WriteRSTStream(f.StreamID, http2.ErrCodeRefusedStream)
+				wmu.Unlock()
 				continue
 			}
 			if f.StreamEnded() {
@@ -321,7 +348,7 @@ func (b *refusingH2Backend) serve(c net.Conn) {
 
 func TestH2CRefusedStreamRetried(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
-		b := startRefusingH2Backend(t)
+		b := startFramerH2Backend(t, true, false)
 		te := startEngine(t, k)
 		port := FreePort(t)
 		te.apply(CompileYAML(t, te.reg, h2cSnapshot(port, b.ln.Addr().String())))
@@ -340,6 +367,35 @@ func TestH2CRefusedStreamRetried(t *testing.T) {
 		}
 		if n := b.conns.Load(); n != 2 {
 			t.Fatalf("backend accepted %d connections, want 2 (the refusing one closed)", n)
+		}
+	})
+}
+
+func TestH2CPooledConnectionControlFrames(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		b := startFramerH2Backend(t, false, true)
+		te := startEngine(t, k)
+		port := FreePort(t)
+		te.apply(CompileYAML(t, te.reg, h2cSnapshot(port, b.ln.Addr().String())))
+		c := Dial(t, port)
+		br := bufio.NewReader(c)
+		for i := range 3 {
+			fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: example.com\r\n\r\n", i)
+			resp, body := ReadResponse(t, br, "GET")
+			if resp.StatusCode != 200 || body != "ok" {
+				t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+			}
+			// The backend's PING and SETTINGS arrive while the
+			// connection is pooled.
+			time.Sleep(60 * time.Millisecond)
+		}
+		if n := b.conns.Load(); n != 1 {
+			t.Fatalf("backend accepted %d connections for 3 requests, want 1", n)
+		}
+		// The PINGs received while pooled were answered with the requests
+		// that followed.
+		if n := b.pingAcks.Load(); n < 2 {
+			t.Fatalf("backend got %d PING acknowledgements, want at least 2", n)
 		}
 	})
 }
