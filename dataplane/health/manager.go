@@ -16,7 +16,7 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/compiled"
-	"github.com/flaxlb/flax/dataplane/http2"
+	"github.com/flaxlb/flax/dataplane/h2c"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -424,11 +424,15 @@ func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) e
 	return nil
 }
 
+// probeRequest is the health check request.
+func probeRequest(host, path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: flax-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+}
+
 // probeHTTP1 sends the health check request over HTTP/1.1 and returns the
 // response status.
 func probeHTTP1(c net.Conn, host, path string) (int, error) {
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: flax-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
+	if _, err := c.Write([]byte(probeRequest(host, path))); err != nil {
 		return 0, fmt.Errorf("write: %w", err)
 	}
 	line, err := bufio.NewReaderSize(c, 512).ReadSlice('\n')
@@ -442,65 +446,7 @@ func probeHTTP1(c net.Conn, host, path string) (int, error) {
 // cleartext HTTP/2 connection (prior knowledge, as the proxy does for the
 // group) and returns the response status.
 func probeH2C(c net.Conn, host, path string) (int, error) {
-	conn := http2.NewConn(http2.RoleClient, http2.Config{MaxConcurrentStreams: 1})
-	out := conn.Start(nil)
-	conn.BeginHeaders()
-	conn.AddHeaderString(":method", "GET")
-	conn.AddHeaderString(":scheme", "http")
-	conn.AddHeaderString(":authority", host)
-	conn.AddHeaderString(":path", path)
-	conn.AddHeaderString("user-agent", "flax-health-check")
-	conn.AddHeaderString("accept", "*/*")
-	id, out, err := conn.WriteRequestHeaders(out, true)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := c.Write(out); err != nil {
-		return 0, fmt.Errorf("write: %w", err)
-	}
-	// The buffer holds a whole frame of the size this end advertises.
-	buf := make([]byte, http2.FrameHeaderLen+http2.MinMaxFrameSize)
-	r, w := 0, 0
-	for {
-		if w == len(buf) {
-			w = copy(buf, buf[r:w])
-			r = 0
-		}
-		n, err := c.Read(buf[w:])
-		if err != nil {
-			return 0, fmt.Errorf("read response: %w", err)
-		}
-		w += n
-		for {
-			ev, k, err := conn.Next(buf[r:w])
-			if err != nil {
-				return 0, fmt.Errorf("http2: %w", err)
-			}
-			if k == 0 {
-				break
-			}
-			r += k
-			switch {
-			case ev.Kind == http2.EventHeaders && ev.StreamID == id && ev.Status >= 200:
-				_, _ = c.Write(conn.GoAway(conn.AppendPending(nil), http2.ErrCodeNo, nil))
-				return ev.Status, nil
-			case ev.Kind == http2.EventData:
-				conn.Consume(ev.StreamID, len(ev.Data))
-			case ev.Kind == http2.EventReset && ev.StreamID == id:
-				return 0, fmt.Errorf("stream reset: %v", ev.Code)
-			case ev.Kind == http2.EventGoAway && ev.LastStreamID < id:
-				return 0, fmt.Errorf("GOAWAY: %v", ev.Code)
-			}
-		}
-		if p := conn.AppendPending(nil); len(p) > 0 {
-			if _, err := c.Write(p); err != nil {
-				return 0, fmt.Errorf("write: %w", err)
-			}
-		}
-		if r == w {
-			r, w = 0, 0
-		}
-	}
+	return h2c.RoundTrip(c, []byte(probeRequest(host, path)))
 }
 
 // parseStatusLine returns the status of an HTTP/1.x status line.

@@ -399,3 +399,48 @@ func TestH2CPooledConnectionControlFrames(t *testing.T) {
 		}
 	})
 }
+
+func TestH2CMirror(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		primary := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}))
+		var mu sync.Mutex
+		var seen []string
+		shadow := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			seen = append(seen, r.Proto+" "+r.Method+" "+r.URL.Path+" "+string(b))
+			mu.Unlock()
+		}))
+		port := FreePort(t)
+		route := `    - name: mirrored
+      matches: [{path: {type: PATH_PREFIX, value: /m}}]
+      backends: [{backendGroup: app, weight: 1}]
+      filters:
+      - requestMirror: {backendGroup: shadow}
+`
+		groups := `- name: shadow
+  protocol: H2C
+  endpoints:
+  - {address: 127.0.0.1, port: ` + strconv.Itoa(int(shadow.AddrPort().Port())) + `}
+`
+		startResilient(t, k, HTTPSnapshot(port, []string{primary.Addr()}, "  protocol: H2C\n", route, groups))
+		c := Dial(t, port)
+		br := bufio.NewReader(c)
+		fmt.Fprintf(c, "POST /m/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+		if resp, body := ReadResponse(t, br, "POST"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("primary: %d %q", resp.StatusCode, body)
+		}
+		WaitFor(t, "the mirrored request", 5*time.Second, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen) == 1
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[0] != "HTTP/2.0 POST /m/1 hello" {
+			t.Fatalf("shadow saw %q", seen[0])
+		}
+	})
+}
