@@ -463,6 +463,10 @@ type Group struct {
 	// across configurations (pooled connections are kept apart by it).
 	TLS    *tls.Config
 	TLSKey string
+	// H2C is set when the group's endpoints speak cleartext HTTP/2 with
+	// prior knowledge (BackendGroup.protocol H2C): the proxy sends its
+	// requests as HTTP/2 streams. Tunnels (TCP and TLS listeners) ignore it.
+	H2C bool
 
 	lb     balancer.Config
 	eps    atomic.Pointer[balancer.Group]
@@ -607,6 +611,7 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 
 		ResponseHeaderTimeout:   pg.GetResponseHeaderTimeout().AsDuration(),
 		ResponseBodyIdleTimeout: pg.GetResponseBodyIdleTimeout().AsDuration(),
+		H2C:                     pg.GetProtocol() == dataplanev1.BackendGroup_H2C,
 	}
 	if pg.GetConnectTimeout() == nil {
 		g.ConnectTimeout = dataplanev1.DefaultConnectTimeout

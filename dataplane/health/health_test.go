@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -429,5 +430,47 @@ func TestProbeTLS(t *testing.T) {
 	hc.TLS = nil
 	if err := Probe(context.Background(), addr, hc); err == nil {
 		t.Fatal("a plain probe of a TLS backend succeeded")
+	}
+}
+
+func TestProbeH2C(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protos []string
+	var mu sync.Mutex
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true) // prior knowledge only: an HTTP/1.1 probe fails
+	srv := &http.Server{Protocols: p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos = append(protos, r.Proto+" "+r.Host+" "+r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(503)
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	hc := &compiled.HealthCheck{
+		Path: "/healthz", Host: "svc.example", Timeout: 2 * time.Second,
+		Expected: []compiled.StatusRange{{Min: 200, Max: 299}}, H2C: true,
+	}
+	if err := Probe(context.Background(), addr, hc); err != nil {
+		t.Fatalf("h2c probe of a healthy backend: %v", err)
+	}
+	hc.Path = "/down"
+	if err := Probe(context.Background(), addr, hc); !errors.Is(err, ErrUnexpectedStatus) {
+		t.Fatalf("h2c probe of a 503: %v", err)
+	}
+	hc.H2C = false
+	if err := Probe(context.Background(), addr, hc); err == nil {
+		t.Fatal("an HTTP/1.1 probe of an h2c-only backend succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(protos) != 2 || protos[0] != "HTTP/2.0 svc.example /healthz" {
+		t.Fatalf("backend saw %q", protos)
 	}
 }

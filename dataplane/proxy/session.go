@@ -122,6 +122,7 @@ func (s *Session) Close() {
 			}
 			s.logEnd(status)
 		}
+		s.h2Close()
 		s.endAttempt()
 		s.releaseExchange()
 	}
@@ -199,6 +200,9 @@ func (s *Session) WantUpstreamData() bool {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || x.upEOF {
 		return false
+	}
+	if x.h2 != nil {
+		return x.h2.wantData()
 	}
 	switch x.phase {
 	case phProxy:
@@ -291,6 +295,10 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		s.run()
 		return
 	}
+	if !s.h2Connected(reused) {
+		s.run()
+		return
+	}
 	x.upState = upConnected
 	x.upReused = reused
 	if !reused {
@@ -311,6 +319,9 @@ func (s *Session) UpstreamData(p []byte) int {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || len(p) == 0 {
 		return len(p)
+	}
+	if x.h2 != nil {
+		return s.h2Data(p)
 	}
 	x.upGotBytes = true
 	x.moved = s.coarse()
@@ -828,7 +839,9 @@ func (s *Session) stepHead() bool {
 	if in.w == in.r {
 		if s.clientEOF {
 			s.closeClient(false)
-		} else if x.csends.empty() {
+		} else if x.csends.empty() && x.h2Handoff == nil {
+			// (An HTTP/2 upstream state waiting for DetachUpstream keeps
+			// the exchange until the engine takes it.)
 			s.releaseExchange()
 		}
 		return false
@@ -892,6 +905,7 @@ func (s *Session) closeUpstream() {
 		x.upState = upNone
 		s.endAttempt()
 	}
+	s.h2Close()
 	x.usends.clear()
 	x.in.busy = false
 }
@@ -904,6 +918,9 @@ func (s *Session) releaseUpstream() {
 	}
 	if x.upBroken || x.upEOF || !x.res.KeepAlive || !x.reqBodyDone || x.up.proc < x.up.w || !x.usends.empty() {
 		s.closeUpstream()
+		return
+	}
+	if x.h2 != nil && !s.h2Release() {
 		return
 	}
 	s.push(Action{Kind: ActReleaseUpstream})

@@ -1048,6 +1048,9 @@ func (v *validator) backendGroups(gs []*BackendGroup) {
 		}
 		if t := g.GetTls(); t != nil {
 			v.backendTLS(p.child("tls"), t)
+			if g.GetProtocol() == BackendGroup_H2C {
+				v.add(p.child("protocol"), "must not be H2C with tls set: the dataplane speaks HTTP/1.1 over TLS to backends (h2 over TLS is not supported yet)")
+			}
 		}
 		v.duration(p.child("connectTimeout"), g.GetConnectTimeout())
 		v.duration(p.child("idleTimeout"), g.GetIdleTimeout())

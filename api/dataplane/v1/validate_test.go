@@ -379,6 +379,13 @@ func TestValidateErrors(t *testing.T) {
 			"backendGroups[0].tls.subjectAltNames[0]", "must set hostname or uri",
 		},
 		{
+			"h2c with backend tls", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "db.example.com", SystemRoots: true}
+			},
+			"backendGroups[0].protocol", "must not be H2C with tls set",
+		},
+		{
 			"unknown group protocol", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Protocol = 9 },
 			"backendGroups[0].protocol", "unknown value 9",
 		},

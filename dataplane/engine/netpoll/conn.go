@@ -463,6 +463,10 @@ func (c *conn) connect() {
 		uc = c.w.pool.get(key)
 	}
 	reused := uc != nil
+	if reused {
+		c.s.AttachUpstream(uc.st)
+		uc.st = nil
+	}
 	if uc == nil {
 		ctx := c.e.runCtx
 		if ctx == nil {
@@ -519,6 +523,11 @@ func (c *conn) detach(keep bool) {
 	}
 	c.pend[u], c.eof[u] = nil, false
 	c.releaseBuf(u)
+	if st := c.s.DetachUpstream(); keep {
+		uc.st = st
+	} else {
+		st.Free()
+	}
 	if keep {
 		c.w.pool.put(uc)
 	} else {

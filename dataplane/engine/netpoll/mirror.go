@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/h2c"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -162,6 +163,14 @@ func (m *MirrorSender) send(j *mirrorJob) metrics.MirrorResult {
 	}
 	defer c.Close()
 	c.SetDeadline(deadline)
+	if j.g.H2C {
+		// The group speaks HTTP/2: the copy goes as one stream of a new
+		// h2c connection.
+		if _, err := h2c.RoundTrip(c, j.buf); err != nil {
+			return metrics.MirrorFailed
+		}
+		return metrics.MirrorSent
+	}
 	if _, err := c.Write(j.buf); err != nil {
 		return metrics.MirrorFailed
 	}

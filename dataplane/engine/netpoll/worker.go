@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -266,6 +267,7 @@ type upConn struct {
 	rawc      syscall.RawConn
 	peekFn    func(uintptr)
 	isAlive   bool
+	st        *proxy.UpstreamState // protocol state kept while pooled (HTTP/2), else nil
 }
 
 // upstreamPool keeps a worker's idle upstream connections per endpoint.
@@ -313,6 +315,8 @@ func (p *upstreamPool) put(uc *upConn) {
 
 // discard closes an upstream connection.
 func (p *upstreamPool) discard(uc *upConn) {
+	uc.st.Free()
+	uc.st = nil
 	uc.Close()
 	p.w.metrics.UpstreamConn(uc.group, -1)
 }
@@ -380,8 +384,24 @@ func (uc *upConn) alive() bool {
 }
 
 // peekAlive is alive's callback. Only "nothing to read" means alive: EOF
-// (0 bytes), unexpected bytes and errors do not.
+// (0 bytes), unexpected bytes and errors do not, except HTTP/2 control
+// frames on a connection with protocol state, which it reads and hands to
+// the state (proxy.UpstreamState.IdleData).
 func (uc *upConn) peekAlive(fd uintptr) {
-	_, errno := peek(fd)
+	n, errno := peek(fd)
+	if n > 0 && errno == 0 && uc.st != nil {
+		var b [512]byte
+		for {
+			k, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+				unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN {
+				uc.isAlive = true
+				return
+			}
+			if e != 0 || k == 0 || !uc.st.IdleData(b[:k]) {
+				return
+			}
+		}
+	}
 	uc.isAlive = errno == unix.EAGAIN
 }
