@@ -22,6 +22,7 @@ var (
 	kindUDPRoute    = groupKind{gatewayv1.GroupName, "UDPRoute"}
 	kindService     = groupKind{"", "Service"}
 	kindSecret      = groupKind{"", "Secret"}
+	kindConfigMap   = groupKind{"", "ConfigMap"}
 )
 
 // normalGroup maps the spellings of the core group to "".
