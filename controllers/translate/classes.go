@@ -121,7 +121,7 @@ func (t *translator) classStatuses() []ClassStatus {
 					accepted,
 					supportedVersion(t.in.GatewayAPICRDs, gen),
 				},
-				SupportedFeatures: supportedFeatures(t.in.GatewayAPICRDs),
+				SupportedFeatures: supportedFeatures(t.in.GatewayAPICRDs, ci.serviceType != ""),
 			},
 		})
 	}
