@@ -189,10 +189,10 @@ func TestGatewayService(t *testing.T) {
 	update(w, params, func(p *flaxv1alpha1.GatewayClassParameters) { p.Spec.Service = nil })
 	eventually(t, 30*time.Second, "the Service and its EndpointSlice deleted", func() error {
 		if err := w.c.Get(w.ctx, svcKey, &corev1.Service{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("service: %v, want NotFound", err)
+			return fmt.Errorf("service: %w, want NotFound", err)
 		}
 		if err := w.c.Get(w.ctx, sliceKey, &discoveryv1.EndpointSlice{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("endpointslice: %v, want NotFound", err)
+			return fmt.Errorf("endpointslice: %w, want NotFound", err)
 		}
 		return gatewayAt("Programmed", "10.20.0.9")
 	})
