@@ -155,7 +155,7 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		Log:            log.WithName("status"),
 	})
 
-	c.services = newServiceWriter(mgr.GetClient(), log.WithName("services"))
+	c.services = newServiceWriter(mgr.GetClient(), mgr.GetAPIReader(), log.WithName("services"))
 
 	c.l4Routes = servesL4Routes(mgr.GetRESTMapper())
 	if !c.l4Routes {

@@ -28,8 +28,9 @@ import (
 // address. Changing the Gateway updates the Service (a new port, a dropped
 // annotation, an annotation someone else added kept); switching the class to
 // ClusterIP turns the Gateway back to the node address; removing spec.service
-// deletes the Service and its EndpointSlice. The API server rejects a pool
-// together with a LoadBalancer Service.
+// deletes the Service and its EndpointSlice. A Service of the name Flax would use
+// that Flax did not create is left alone, without EndpointSlices. The API server
+// rejects a pool together with a LoadBalancer Service.
 func TestGatewayService(t *testing.T) {
 	w := newWorld(t, "gwsvc", "10.20.0.9")
 	dp := &fakedataplane.Dataplane{}
@@ -60,6 +61,9 @@ func TestGatewayService(t *testing.T) {
 		Annotations: map[gatewayv1.AnnotationKey]gatewayv1.AnnotationValue{"example.com/scheme": "internal", "example.com/drop": "me"},
 	}
 	w.create(gw)
+	// Someone else's Service has the name Flax would give Gateway other's.
+	w.create(service(w.name, "other-flax", 1, 1))
+	w.create(gateway(w.name, "other", class.Name, 8088))
 	w.startController()
 
 	svcKey := types.NamespacedName{Namespace: w.name, Name: "web-flax"}
@@ -151,6 +155,16 @@ func TestGatewayService(t *testing.T) {
 		}
 		return gatewayAt("AddressNotAssigned")
 	})
+	var other corev1.Service
+	if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "other-flax"}, &other); err != nil {
+		t.Fatal(err)
+	}
+	if other.Spec.Type != corev1.ServiceTypeClusterIP || len(other.Spec.Ports) != 1 || other.Spec.Ports[0].Port != 1 || len(other.OwnerReferences) != 0 {
+		t.Errorf("someone else's Service other-flax was changed: %+v", other)
+	}
+	if err := w.c.Get(w.ctx, types.NamespacedName{Namespace: w.name, Name: "other-flax-ipv4"}, &discoveryv1.EndpointSlice{}); !apierrors.IsNotFound(err) {
+		t.Errorf("EndpointSlice other-flax-ipv4: %v, want NotFound (not Flax's Service)", err)
+	}
 
 	// A load balancer controller's work: an ingress address and an annotation.
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: svcKey.Namespace, Name: svcKey.Name}}

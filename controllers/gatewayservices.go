@@ -48,8 +48,14 @@ const serviceRetry = 2 * time.Second
 // leader runs.
 type serviceWriter struct {
 	client client.Client
+	// reader reads from the API server: a Service just created may not be in
+	// the cache yet.
+	reader client.Reader
 	log    logr.Logger
 	wake   chan struct{}
+	// foreign are the Services of Gateways' names that Flax did not create,
+	// logged once each.
+	foreign map[types.NamespacedName]bool
 
 	mu sync.Mutex
 	// desired is the latest translation's Services; seen is false until the
@@ -60,8 +66,8 @@ type serviceWriter struct {
 	ours map[types.NamespacedName]bool
 }
 
-func newServiceWriter(c client.Client, log logr.Logger) *serviceWriter {
-	return &serviceWriter{client: c, log: log, wake: make(chan struct{}, 1)}
+func newServiceWriter(c client.Client, reader client.Reader, log logr.Logger) *serviceWriter {
+	return &serviceWriter{client: c, reader: reader, log: log, wake: make(chan struct{}, 1), foreign: map[types.NamespacedName]bool{}}
 }
 
 // NeedLeaderElection returns true: only the leader writes.
@@ -140,8 +146,10 @@ func (w *serviceWriter) sync(ctx context.Context, desired []translate.GatewaySer
 		d := &desired[i]
 		key := types.NamespacedName{Namespace: d.Gateway.Namespace, Name: d.Name}
 		wantSvc[key] = true
-		if err := w.writeService(ctx, d, haveSvc[key]); err != nil {
-			errs = append(errs, err)
+		if ok, err := w.writeService(ctx, d, haveSvc[key]); err != nil || !ok {
+			if err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
 		for _, es := range endpointSlices(d) {
@@ -172,33 +180,46 @@ func (w *serviceWriter) sync(ctx context.Context, desired []translate.GatewaySer
 }
 
 // writeService creates or updates the Service of d; have is the existing one,
-// nil if none. A Service of that name that Flax did not create is left alone.
-func (w *serviceWriter) writeService(ctx context.Context, d *translate.GatewayService, have *corev1.Service) error {
+// nil if none. A Service of that name that Flax did not create is left alone
+// (ok false: it gets no EndpointSlices from Flax either).
+func (w *serviceWriter) writeService(ctx context.Context, d *translate.GatewayService, have *corev1.Service) (ok bool, err error) {
+	key := types.NamespacedName{Namespace: d.Gateway.Namespace, Name: d.Name}
 	if have == nil {
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: d.Gateway.Namespace, Name: d.Name}}
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 		applyService(svc, d)
 		err := w.client.Create(ctx, svc)
-		switch {
-		case apierrors.IsAlreadyExists(err):
-			// Not labelled as Flax's (the cache lists only those): someone else's.
-			w.log.Info("a Service of the name Flax gives the Gateway's Service exists and is not Flax's; leaving it alone",
-				"gateway", d.Gateway, "service", d.Name)
-			return nil
-		case err != nil:
-			return fmt.Errorf("creating service %s/%s: %w", svc.Namespace, svc.Name, err)
+		if err == nil {
+			w.log.Info("created the Service of a Gateway", "gateway", d.Gateway, "service", d.Name, "type", d.Type)
+			return true, nil
 		}
-		w.log.Info("created the Service of a Gateway", "gateway", d.Gateway, "service", d.Name, "type", d.Type)
-		return nil
+		if !apierrors.IsAlreadyExists(err) {
+			return false, fmt.Errorf("creating service %s: %w", key, err)
+		}
+		// Flax's own, not in the cache yet, or someone else's.
+		var existing corev1.Service
+		if err := w.reader.Get(ctx, key, &existing); err != nil {
+			return false, fmt.Errorf("getting service %s: %w", key, err)
+		}
+		if existing.Labels[translate.GatewayServiceLabel] != "true" {
+			if !w.foreign[key] {
+				w.foreign[key] = true
+				w.log.Info("a Service of the name Flax gives the Gateway's Service exists and is not Flax's; leaving it alone",
+					"gateway", d.Gateway, "service", key)
+			}
+			return false, nil
+		}
+		have = &existing
 	}
+	delete(w.foreign, key)
 	svc := have.DeepCopy()
 	applyService(svc, d)
 	if equality.Semantic.DeepEqual(svc, have) {
-		return nil
+		return true, nil
 	}
 	if err := w.client.Update(ctx, svc); err != nil {
-		return fmt.Errorf("updating service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return false, fmt.Errorf("updating service %s: %w", key, err)
 	}
-	return nil
+	return true, nil
 }
 
 // writeSlice creates or updates the EndpointSlice want; have is the existing
