@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,14 @@ type Session struct {
 	hdrDeadline int64
 	armed       int64
 	rng         uint32
-	requests    uint32
+	// requests counts the requests served, up to its maximum (only "none
+	// yet" matters).
+	requests uint16
+	// sni is the certificate domain (compiled.Listener.CertificateDomain) of
+	// the server name of the connection's TLS handshake; 0 when the
+	// connection is not TLS, sent no server name, or its listener has one
+	// certificate. Requests for a Host of another domain are misdirected.
+	sni uint16
 }
 
 // Open starts serving a connection accepted on the listener slot l (whose
@@ -114,6 +122,7 @@ func (s *Session) Close() {
 			}
 			s.logEnd(status)
 		}
+		s.h2Close()
 		s.endAttempt()
 		s.releaseExchange()
 	}
@@ -191,6 +200,9 @@ func (s *Session) WantUpstreamData() bool {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || x.upEOF {
 		return false
+	}
+	if x.h2 != nil {
+		return x.h2.wantData()
 	}
 	switch x.phase {
 	case phProxy:
@@ -283,6 +295,10 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		s.run()
 		return
 	}
+	if !s.h2Connected(reused) {
+		s.run()
+		return
+	}
 	x.upState = upConnected
 	x.upReused = reused
 	if !reused {
@@ -303,6 +319,9 @@ func (s *Session) UpstreamData(p []byte) int {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || len(p) == 0 {
 		return len(p)
+	}
+	if x.h2 != nil {
+		return s.h2Data(p)
 	}
 	x.upGotBytes = true
 	x.moved = s.coarse()
@@ -784,7 +803,9 @@ func (s *Session) finishExchange() {
 	x := s.x
 	s.observe(x.status)
 	s.logEnd(x.status)
-	s.requests++
+	if s.requests < math.MaxUint16 {
+		s.requests++
+	}
 	if s.closeAfter || !x.reqBodyDone {
 		s.closeClient(s.linger || !x.reqBodyDone)
 		return
@@ -818,7 +839,9 @@ func (s *Session) stepHead() bool {
 	if in.w == in.r {
 		if s.clientEOF {
 			s.closeClient(false)
-		} else if x.csends.empty() {
+		} else if x.csends.empty() && x.h2Handoff == nil {
+			// (An HTTP/2 upstream state waiting for DetachUpstream keeps
+			// the exchange until the engine takes it.)
 			s.releaseExchange()
 		}
 		return false
@@ -882,6 +905,7 @@ func (s *Session) closeUpstream() {
 		x.upState = upNone
 		s.endAttempt()
 	}
+	s.h2Close()
 	x.usends.clear()
 	x.in.busy = false
 }
@@ -894,6 +918,9 @@ func (s *Session) releaseUpstream() {
 	}
 	if x.upBroken || x.upEOF || !x.res.KeepAlive || !x.reqBodyDone || x.up.proc < x.up.w || !x.usends.empty() {
 		s.closeUpstream()
+		return
+	}
+	if x.h2 != nil && !s.h2Release() {
 		return
 	}
 	s.push(Action{Kind: ActReleaseUpstream})
