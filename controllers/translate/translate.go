@@ -40,6 +40,7 @@ func Translate(in *Input) *Output {
 		UDPRoutes:       l4RouteStatuses(t.udpRoutes),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
+		GatewayServices: t.gatewayServices(),
 	}
 }
 
