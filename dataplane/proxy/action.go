@@ -74,6 +74,13 @@ const (
 	// sends are encrypted. The engine calls Session.TLSEstablished when the
 	// handshake succeeds, and closes the connection when it fails.
 	ActTerminateTLS
+	// ActStartHTTP2 reports that the client opened the connection with the
+	// HTTP/2 preface (h2c with prior knowledge, or after ALPN "h2"): the
+	// session is finished and the engine serves the connection with an
+	// H2Conn from now on, handing its Open Data (the bytes received so
+	// far, copied before the next event) and then what it receives. The
+	// engine calls Session.Close without closing the connection.
+	ActStartHTTP2
 )
 
 var actionNames = [...]string{
@@ -89,6 +96,7 @@ var actionNames = [...]string{
 	ActArmTimer:         "ArmTimer",
 	ActStartTunnel:      "StartTunnel",
 	ActTerminateTLS:     "TerminateTLS",
+	ActStartHTTP2:       "StartHTTP2",
 }
 
 // String returns the name of k.

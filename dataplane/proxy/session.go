@@ -53,6 +53,7 @@ type Session struct {
 	remote netip.AddrPort
 	x      *Exchange
 	q      actionQueue
+	h2     *H2Stream // the HTTP/2 stream this session serves (h2.go), nil for a connection
 
 	secure      bool // among the other small fields: no padding of its own
 	state       uint8
@@ -117,7 +118,11 @@ func (s *Session) Close() {
 		s.endAttempt()
 		s.releaseExchange()
 	}
-	s.w.Metrics.ConnClosed()
+	if s.h2 != nil {
+		s.h2.detach()
+	} else {
+		s.w.Metrics.ConnClosed()
+	}
 	*s = Session{}
 }
 
@@ -168,7 +173,10 @@ func (s *Session) Shed() bool {
 func (s *Session) Tunnel() bool { return s.x != nil && s.x.phase == phTunnel }
 
 // WantClientData reports whether the engine should receive from the client.
-func (s *Session) WantClientData() bool {
+func (s *Session) WantClientData() bool { return s.h2 == nil && s.wantClient() }
+
+// wantClient reports whether the session takes client bytes now.
+func (s *Session) wantClient() bool {
 	if s.state != sOpen || s.clientEOF {
 		return false
 	}
@@ -367,6 +375,9 @@ func (s *Session) Sent(side Side, n int, err error) {
 			st.r = rec.end
 		}
 	}
+	if s.h2 != nil && side == Upstream {
+		s.h2.wake() // room for more of the request body, credit to return
+	}
 	if err != nil {
 		if side == Client || x.phase == phTunnel {
 			s.abort(499)
@@ -525,7 +536,19 @@ func (s *Session) appendClient(p []byte) int {
 	return n
 }
 
-func (s *Session) push(a Action) { s.q.push(a) }
+func (s *Session) push(a Action) {
+	if s.h2 != nil {
+		switch a.Kind {
+		case ActSendClient:
+			// The stream frames the sends from x.csends (h2stream.go).
+			s.h2.wake()
+			return
+		case ActCloseClient:
+			s.h2.sessionDone()
+		}
+	}
+	s.q.push(a)
+}
 
 // sendClientHead queues a send of a head (in the client head buffer, or
 // immutable) to the client.
@@ -669,6 +692,9 @@ func (s *Session) record(status int) accesslog.Record {
 		r.Method = x.logLine[:x.logMethod]
 		r.Path = x.logLine[x.logMethod:]
 		r.Protocol = x.version.String()
+		if s.h2 != nil {
+			r.Protocol = "HTTP/2.0"
+		}
 	}
 	if x.hasReason {
 		r.Reason = x.reason.String()
@@ -821,6 +847,9 @@ func (s *Session) stepHead() bool {
 		} else if x.csends.empty() {
 			s.releaseExchange()
 		}
+		return false
+	}
+	if s.requests == 0 && s.h2 == nil && in.buf[in.r] == 'P' && s.startHTTP2() {
 		return false
 	}
 	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.requestLimits(s.lref.Load()))

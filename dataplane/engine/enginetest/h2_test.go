@@ -1,0 +1,305 @@
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// forEachH2Engine runs f on the engines that serve HTTP/2 to clients.
+func forEachH2Engine(t *testing.T, f func(t *testing.T, k kind)) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		if k.name == "uring" {
+			t.Skip("io_uring: HTTP/2 to clients not wired yet")
+		}
+		f(t, k)
+	})
+}
+
+// h2cClient is an HTTP/2 client with prior knowledge over cleartext.
+func h2cClient() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// h2TLSClient is an HTTP/2 client over TLS (ALPN h2).
+func h2TLSClient() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http2.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}},
+	}}
+}
+
+// echoBackend answers with the request's method, path, body length and a
+// digest of the body, and streams a body of ?size= bytes back.
+func echoBackend(t *testing.T) *Backend {
+	return StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(500)
+			return
+		}
+		w.Header().Set("X-Proto", r.Proto)
+		w.Header().Set("X-Body-Len", strconv.Itoa(len(body)))
+		w.Header().Set("X-Body-Sum", fmt.Sprint(sum(body)))
+		if n, _ := strconv.Atoi(r.URL.Query().Get("size")); n > 0 {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			w.Write(pattern(n))
+			return
+		}
+		io.WriteString(w, r.Method+" "+r.URL.Path)
+	}))
+}
+
+func sum(b []byte) uint64 {
+	var s uint64
+	for i, c := range b {
+		s += uint64(c) * uint64(i+1)
+	}
+	return s
+}
+
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('a' + i%26)
+	}
+	return b
+}
+
+// HTTP/2 with prior knowledge on an HTTP listener: requests with bodies
+// both ways (known length and streamed), served through the usual route.
+func TestH2CRequestResponse(t *testing.T) {
+	forEachH2Engine(t, func(t *testing.T, k kind) {
+		be := echoBackend(t)
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		cl := h2cClient()
+		base := "http://127.0.0.1:" + strconv.Itoa(port)
+		checkH2Exchanges(t, cl, base)
+	})
+}
+
+func checkH2Exchanges(t *testing.T, cl *http.Client, base string) {
+	t.Helper()
+	resp, err := cl.Get(base + "/hello")
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(b) != "GET /hello" {
+		t.Fatalf("GET: %s %d %q", resp.Proto, resp.StatusCode, b)
+	}
+	// A large download spans many windows.
+	resp, err = cl.Get(base + "/big?size=1000000")
+	if err != nil {
+		t.Fatalf("GET big: %v", err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(b, pattern(1000000)) {
+		t.Fatalf("GET big: %d bytes, not the pattern", len(b))
+	}
+	// Uploads: known length, then streamed (no content-length: chunked
+	// upstream).
+	up := pattern(300000)
+	resp, err = cl.Post(base+"/up", "application/octet-stream", bytes.NewReader(up))
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("X-Body-Len") != "300000" || resp.Header.Get("X-Body-Sum") != fmt.Sprint(sum(up)) {
+		t.Fatalf("POST: backend got %s bytes (sum %s)", resp.Header.Get("X-Body-Len"), resp.Header.Get("X-Body-Sum"))
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < len(up); i += 7000 {
+			pw.Write(up[i:min(i+7000, len(up))])
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPut, base+"/stream", pr)
+	resp, err = cl.Do(req)
+	if err != nil {
+		t.Fatalf("PUT: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("X-Body-Len") != "300000" || resp.Header.Get("X-Body-Sum") != fmt.Sprint(sum(up)) {
+		t.Fatalf("PUT streamed: %d: backend got %s bytes (sum %s)", resp.StatusCode, resp.Header.Get("X-Body-Len"), resp.Header.Get("X-Body-Sum"))
+	}
+}
+
+// HTTP/2 over TLS, negotiated with ALPN.
+func TestH2OverTLS(t *testing.T) {
+	forEachH2Engine(t, func(t *testing.T, k kind) {
+		be := echoBackend(t)
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, httpsSnapshot(port, be.Addr(), "", newTLSCert(t, "example.com"))))
+		checkH2Exchanges(t, h2TLSClient(), "https://127.0.0.1:"+strconv.Itoa(port))
+		// An HTTP/1.1 client still gets HTTP/1.1.
+		tc := dialTLS(t, port, "example.com", 0)
+		if p := tc.ConnectionState().NegotiatedProtocol; p != "" {
+			t.Fatalf("ALPN without an offer: %q", p)
+		}
+	})
+}
+
+// Many concurrent streams on one connection reach the backend in parallel.
+func TestH2ConcurrentStreams(t *testing.T) {
+	forEachH2Engine(t, func(t *testing.T, k kind) {
+		const n = 50
+		var mu sync.Mutex
+		inFlight, peak := 0, 0
+		release := make(chan struct{})
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			inFlight++
+			peak = max(peak, inFlight)
+			if inFlight == n {
+				close(release)
+			}
+			mu.Unlock()
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			io.WriteString(w, r.URL.Path)
+		}))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		cl := h2cClient()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := "/s" + strconv.Itoa(i)
+				resp, err := cl.Get("http://127.0.0.1:" + strconv.Itoa(port) + p)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != p {
+					errs <- fmt.Errorf("%s: got %q", p, b)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if peak != n {
+			t.Fatalf("at most %d of %d streams at the backend at once", peak, n)
+		}
+		if conns, _ := be.Counts(); conns < n {
+			t.Fatalf("%d backend connections for %d concurrent streams", conns, n)
+		}
+	})
+}
+
+// A backend's HTTP/1.1 chunked trailers reach the HTTP/2 client as a
+// trailing HEADERS frame (gRPC's grpc-status travels so).
+func TestH2Trailers(t *testing.T) {
+	forEachH2Engine(t, func(t *testing.T, k kind) {
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
+			w.Header().Set("Content-Type", "application/grpc")
+			w.WriteHeader(200)
+			io.WriteString(w, "payload")
+			w.(http.Flusher).Flush()
+			w.Header().Set("Grpc-Status", "0")
+			w.Header().Set("Grpc-Message", "fine")
+		}))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		resp, err := h2cClient().Get("http://127.0.0.1:" + strconv.Itoa(port) + "/svc/M")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "payload" || resp.Trailer.Get("Grpc-Status") != "0" || resp.Trailer.Get("Grpc-Message") != "fine" {
+			t.Fatalf("body %q trailers %v", b, resp.Trailer)
+		}
+	})
+}
+
+// The dataplane's own replies to gRPC requests are trailers-only
+// responses carrying the gRPC status mapped from the HTTP status.
+func TestH2GRPCLocalReply(t *testing.T) {
+	forEachH2Engine(t, func(t *testing.T, k kind) {
+		port := FreePort(t)
+		te := startEngine(t, k)
+		// No route for /nowhere: 404, gRPC UNIMPLEMENTED (12); a group
+		// without endpoints: 503, UNAVAILABLE (14).
+		y := strings.Replace(HTTPSnapshot(port, nil, "", "", ""), "    - name: default\n", "    - name: default\n      matches: [{path: {type: PATH_PREFIX, value: /svc}}]\n", 1)
+		te.apply(CompileYAML(t, te.reg, y))
+		cl := h2cClient()
+		for path, want := range map[string]string{"/nowhere": "12", "/svc/M": "14"} {
+			req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+strconv.Itoa(port)+path, strings.NewReader("\x00\x00\x00\x00\x00"))
+			req.Header.Set("Content-Type", "application/grpc")
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// Trailers-only: the status is in the head, there is no body.
+			if resp.StatusCode != 200 || len(b) != 0 || resp.Header.Get("Grpc-Status") != want || resp.Header.Get("Content-Type") != "application/grpc" {
+				t.Fatalf("%s: %d %q grpc-status %q content-type %q", path, resp.StatusCode, b, resp.Header.Get("Grpc-Status"), resp.Header.Get("Content-Type"))
+			}
+		}
+	})
+}
+
+// With http2.disabled the listener is HTTP/1.1 only: the preface is not
+// taken, ALPN offers no h2.
+func TestH2Disabled(t *testing.T) {
+	forEachH2Engine(t, func(t *testing.T, k kind) {
+		be := echoBackend(t)
+		port := FreePort(t)
+		te := startEngine(t, k)
+		y := strings.Replace(HTTPSnapshot(port, []string{be.Addr()}, "", "", ""), "  protocol: HTTP\n", "  protocol: HTTP\n  http2: {disabled: true}\n", 1)
+		te.apply(CompileYAML(t, te.reg, y))
+		if _, err := h2cClient().Get("http://127.0.0.1:" + strconv.Itoa(port) + "/"); err == nil {
+			t.Fatal("HTTP/2 request served with http2 disabled")
+		}
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("HTTP/1.1 status %d", resp.StatusCode)
+		}
+	})
+}
