@@ -17,16 +17,6 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// forEachH2Engine runs f on the engines that serve HTTP/2 to clients.
-func forEachH2Engine(t *testing.T, f func(t *testing.T, k kind)) {
-	forEachEngine(t, func(t *testing.T, k kind) {
-		if k.name == "uring" {
-			t.Skip("io_uring: HTTP/2 to clients not wired yet")
-		}
-		f(t, k)
-	})
-}
-
 // h2cClient is an HTTP/2 client with prior knowledge over cleartext.
 func h2cClient() *http.Client {
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http2.Transport{
@@ -85,7 +75,7 @@ func pattern(n int) []byte {
 // HTTP/2 with prior knowledge on an HTTP listener: requests with bodies
 // both ways (known length and streamed), served through the usual route.
 func TestH2CRequestResponse(t *testing.T) {
-	forEachH2Engine(t, func(t *testing.T, k kind) {
+	forEachEngine(t, func(t *testing.T, k kind) {
 		be := echoBackend(t)
 		port := FreePort(t)
 		te := startEngine(t, k)
@@ -150,7 +140,7 @@ func checkH2Exchanges(t *testing.T, cl *http.Client, base string) {
 
 // HTTP/2 over TLS, negotiated with ALPN.
 func TestH2OverTLS(t *testing.T) {
-	forEachH2Engine(t, func(t *testing.T, k kind) {
+	forEachEngine(t, func(t *testing.T, k kind) {
 		be := echoBackend(t)
 		port := FreePort(t)
 		te := startEngine(t, k)
@@ -166,7 +156,7 @@ func TestH2OverTLS(t *testing.T) {
 
 // Many concurrent streams on one connection reach the backend in parallel.
 func TestH2ConcurrentStreams(t *testing.T) {
-	forEachH2Engine(t, func(t *testing.T, k kind) {
+	forEachEngine(t, func(t *testing.T, k kind) {
 		const n = 50
 		var mu sync.Mutex
 		inFlight, peak := 0, 0
@@ -228,7 +218,7 @@ func TestH2ConcurrentStreams(t *testing.T) {
 // A backend's HTTP/1.1 chunked trailers reach the HTTP/2 client as a
 // trailing HEADERS frame (gRPC's grpc-status travels so).
 func TestH2Trailers(t *testing.T) {
-	forEachH2Engine(t, func(t *testing.T, k kind) {
+	forEachEngine(t, func(t *testing.T, k kind) {
 		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
 			w.Header().Set("Content-Type", "application/grpc")
@@ -256,7 +246,7 @@ func TestH2Trailers(t *testing.T) {
 // The dataplane's own replies to gRPC requests are trailers-only
 // responses carrying the gRPC status mapped from the HTTP status.
 func TestH2GRPCLocalReply(t *testing.T) {
-	forEachH2Engine(t, func(t *testing.T, k kind) {
+	forEachEngine(t, func(t *testing.T, k kind) {
 		port := FreePort(t)
 		te := startEngine(t, k)
 		// No route for /nowhere: 404, gRPC UNIMPLEMENTED (12); a group
@@ -284,7 +274,7 @@ func TestH2GRPCLocalReply(t *testing.T) {
 // With http2.disabled the listener is HTTP/1.1 only: the preface is not
 // taken, ALPN offers no h2.
 func TestH2Disabled(t *testing.T) {
-	forEachH2Engine(t, func(t *testing.T, k kind) {
+	forEachEngine(t, func(t *testing.T, k kind) {
 		be := echoBackend(t)
 		port := FreePort(t)
 		te := startEngine(t, k)

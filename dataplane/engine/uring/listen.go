@@ -73,7 +73,7 @@ func (w *worker) syncListeners() {
 		for i := int32(0); i < w.slots.n; i++ {
 			sl := w.slots.at(i)
 			if sl.state == stOpen && sl.lis == k {
-				sl.s.Drain()
+				w.cDrain(sl)
 				w.run(i)
 			}
 		}

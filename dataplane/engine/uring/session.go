@@ -43,6 +43,9 @@ type slot struct {
 	state    uint8
 	pend     uint8
 	pendErr  uint16 // errno of pendFailed
+	vs       bool   // a stream slot: its session serves an HTTP/2 stream of slot parent (h2.go)
+	parent   int32
+	h2       *h2conn // the connection speaks HTTP/2 (h2.go)
 }
 
 func (w *worker) cRecvUD(i int32, sl *slot) uint64 { return iouring.Pack(opCRecv, sl.gen, uint32(i)) }
@@ -68,6 +71,8 @@ func (w *worker) openSession(fd int, k int32) {
 	w.lis[k].sessions++
 	sl.state = stOpen
 	sl.pend = pendNone
+	sl.vs = false
+	sl.h2 = nil
 	w.activeN.Add(1)
 	es := w.lis[k].bs.slot
 	secure := false
@@ -110,9 +115,24 @@ func netPort(p *uint16) uint16 {
 // Every event handed to a session is followed by run.
 func (w *worker) run(i int32) {
 	sl := w.slots.at(i)
+	if sl.vs {
+		// A stream slot: then its connection frames what it queued.
+		p := sl.parent
+		w.runSlot(i, sl)
+		if ps := w.slots.at(p); ps.h2 != nil && ps.state == stOpen {
+			ps.h2.h.Flush()
+			w.runSlot(p, ps)
+		}
+		return
+	}
+	w.runSlot(i, sl)
+}
+
+// runSlot is run for one slot.
+func (w *worker) runSlot(i int32, sl *slot) {
 	for sl.state != stFree {
 		for {
-			a, ok := sl.s.Next()
+			a, ok := w.next(i, sl)
 			if !ok {
 				break
 			}
@@ -144,7 +164,9 @@ func (w *worker) run(i int32) {
 	}
 	switch sl.state {
 	case stOpen:
-		w.kick(&sl.sk, w.cSendUD(i, sl))
+		if !sl.vs {
+			w.kick(&sl.sk, w.cSendUD(i, sl))
+		}
 		if sl.up >= 0 {
 			u := w.ups.at(sl.up)
 			if u.state == upOwned {
@@ -204,6 +226,8 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 		// Nothing to do: the session keeps forwarding what it is given.
 	case proxy.ActTerminateTLS:
 		w.tlsStart(i, sl, a.Data)
+	case proxy.ActStartHTTP2:
+		w.startH2(i, sl, a.Data)
 	}
 }
 
@@ -216,8 +240,8 @@ func (w *worker) pump(sl *slot) bool {
 			return true
 		}
 	} else if sk.hasStash() {
-		if sl.s.WantClientData() {
-			n := sl.s.ClientData(w.stashBytes(sk))
+		if w.cWant(sl) {
+			n := w.cData(sl, w.stashBytes(sk))
 			w.stashConsume(sk, n)
 			if n > 0 {
 				return true
@@ -225,7 +249,7 @@ func (w *worker) pump(sl *slot) bool {
 		}
 	} else if sk.flags&(fEOF|fEOFDone) == fEOF {
 		sk.flags |= fEOFDone
-		sl.s.ClientEOF()
+		w.cEOF(sl)
 		return true
 	}
 	if sl.up < 0 {
@@ -273,12 +297,16 @@ func (w *worker) wantClient(sl *slot) bool {
 	if sl.tlsi != 0 {
 		return w.tlsWant(sl)
 	}
-	return sl.s.WantClientData()
+	return w.cWant(sl)
 }
 
 // closeClient performs ActCloseClient.
 func (w *worker) closeClient(i int32, sl *slot, linger bool) {
 	if sl.state != stOpen {
+		return
+	}
+	if sl.vs {
+		w.closeStream(i, sl)
 		return
 	}
 	if sl.up >= 0 {
@@ -329,6 +357,11 @@ func (w *worker) hardClose(i int32, sl *slot) {
 	case stFree, stClosed:
 		return
 	}
+	if sl.vs {
+		w.closeStream(i, sl)
+		return
+	}
+	w.closeH2(sl)
 	w.clearTimer(sl)
 	w.tlsAbort(sl)
 	if sl.up >= 0 {
@@ -429,12 +462,12 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 			return
 		}
 		for j := 0; j < k && sl.state == stOpen; j++ {
-			sl.s.Sent(proxy.Client, lens[j], err)
+			w.cSent(sl, lens[j], err)
 			w.run(i)
 		}
 		if k == 0 {
 			if c.Res > 0 {
-				sl.s.SendProgress(proxy.Client)
+				w.cProgress(sl)
 			}
 			w.run(i)
 		}
@@ -505,7 +538,7 @@ func (w *worker) fireTimers() {
 		w.clearTimer(sl)
 		switch sl.state {
 		case stOpen:
-			sl.s.Timer(w.now)
+			w.cTimer(sl)
 			w.run(i)
 		case stLingerWait, stLinger:
 			w.hardClose(i, sl)

@@ -145,7 +145,7 @@ func (w *worker) offer(sl *slot, sk *sock, side proxy.Side, buf []byte, bid uint
 	case side == proxy.Client && sl.tlsi != 0:
 		n = w.tlsIn(sl, buf)
 	case side == proxy.Client:
-		n = sl.s.ClientData(buf)
+		n = w.cData(sl, buf)
 	default:
 		n = sl.s.UpstreamData(buf)
 	}

@@ -77,8 +77,9 @@ type worker struct {
 	xp   *exchangePool
 	mem  arenaAlloc
 
-	// Sessions (client connections).
-	slots slab[slot]
+	// Sessions (client connections, and HTTP/2 streams: h2.go).
+	slots  slab[slot]
+	h2free []*h2conn
 	free  []int32
 	heap  []int32 // timer min-heap of slot indexes, by slot.deadline
 
@@ -359,7 +360,7 @@ func (w *worker) startDrain() {
 	for i := int32(0); i < w.slots.n; i++ {
 		sl := w.slots.at(i)
 		if sl.state == stOpen {
-			sl.s.Drain()
+			w.cDrain(sl)
 			w.run(i)
 		}
 	}
@@ -419,8 +420,20 @@ func (w *worker) teardown() {
 	}
 	w.e.mu.Unlock()
 	for i := int32(0); i < w.slots.n; i++ {
+		// Stream slots first: their connections close their HTTP/2 state.
+		if sl := w.slots.at(i); sl.state != stFree && sl.vs {
+			sl.s.Close()
+			sl.state = stFree
+			sl.vs = false
+		}
+	}
+	for i := int32(0); i < w.slots.n; i++ {
 		sl := w.slots.at(i)
 		if sl.state != stFree {
+			if sl.h2 != nil {
+				sl.h2.h.Close()
+				sl.h2 = nil
+			}
 			sl.s.Close()
 			w.tlsRelease(sl)
 			sl.state = stFree
