@@ -55,9 +55,12 @@ const (
 	// ActShutdownClient half-closes the client connection in a tunnel whose
 	// upstream sent EOF.
 	ActShutdownClient
-	// ActArmTimer sets the session's single timer to Deadline (in the
-	// worker clock's nanoseconds), replacing any earlier one; 0 disarms
-	// it. The engine calls Session.Timer once the deadline has passed.
+	// ActArmTimer sets the session's single timer to the deadline
+	// Session.Deadline returns (in the worker clock's nanoseconds),
+	// replacing any earlier one; 0 disarms it. The engine calls
+	// Session.Timer once the deadline has passed. (The deadline is not in
+	// the Action: that keeps actions, and the queue in every Session,
+	// small.)
 	ActArmTimer
 	// ActStartTunnel reports that the session became a byte tunnel (a 101
 	// Switching Protocols response was forwarded, or a TCP listener's
@@ -117,10 +120,8 @@ type Action struct {
 	// Linger qualifies ActCloseClient.
 	Linger bool
 	// Data is the bytes to write, for ActSendClient and ActSendUpstream,
-	// and the bytes received before ActTerminateTLS.
+	// and the bytes received before ActTerminateTLS and ActStartHTTP2.
 	Data []byte
-	// Deadline is the timer deadline of ActArmTimer, 0 to disarm.
-	Deadline int64
 }
 
 // queueSize bounds the actions pending in a session; an event queues at

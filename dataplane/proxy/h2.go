@@ -514,7 +514,7 @@ func (h *H2Conn) syncTimer() {
 		return
 	}
 	h.armed = d
-	h.q.push(Action{Kind: ActArmTimer, Deadline: d})
+	h.q.push(Action{Kind: ActArmTimer})
 }
 
 // streamEnded is called when a stream is recycled.

@@ -53,9 +53,9 @@ type Session struct {
 	remote netip.AddrPort
 	x      *Exchange
 	q      actionQueue
-	h2     *H2Stream // the HTTP/2 stream this session serves (h2.go), nil for a connection
 
-	secure      bool // among the other small fields: no padding of its own
+	// Small fields first, then rng, so that they pack without padding.
+	secure      bool
 	state       uint8
 	clientEOF   bool
 	closeAfter  bool
@@ -63,10 +63,11 @@ type Session struct {
 	draining    bool
 	idleWait    bool // between requests: the head timer is the idle timer
 	armedProg   bool // the armed deadline is a wait for progress (see syncTimer)
+	served      bool // a request was served on the connection
+	rng         uint32
+	h2          *H2Stream // the HTTP/2 stream this session serves (h2.go), nil for a connection
 	hdrDeadline int64
 	armed       int64
-	rng         uint32
-	requests    uint32
 }
 
 // Open starts serving a connection accepted on the listener slot l (whose
@@ -161,7 +162,7 @@ func (s *Session) Idle() bool {
 // has served a request and is between requests with nothing buffered), as
 // a worker over its memory budget does first, and reports whether it did.
 func (s *Session) Shed() bool {
-	if s.requests == 0 || !s.Idle() {
+	if !s.served || !s.Idle() {
 		return false
 	}
 	s.closeClient(false)
@@ -781,7 +782,7 @@ func (s *Session) syncTimer() {
 	}
 	s.armed = d
 	s.armedProg = prog
-	s.push(Action{Kind: ActArmTimer, Deadline: d})
+	s.push(Action{Kind: ActArmTimer})
 }
 
 func earliest(a, b int64) int64 {
@@ -810,7 +811,7 @@ func (s *Session) finishExchange() {
 	x := s.x
 	s.observe(x.status)
 	s.logEnd(x.status)
-	s.requests++
+	s.served = true
 	if s.closeAfter || !x.reqBodyDone {
 		s.closeClient(s.linger || !x.reqBodyDone)
 		return
@@ -849,7 +850,7 @@ func (s *Session) stepHead() bool {
 		}
 		return false
 	}
-	if s.requests == 0 && s.h2 == nil && in.buf[in.r] == 'P' && s.startHTTP2() {
+	if !s.served && s.h2 == nil && in.buf[in.r] == 'P' && s.startHTTP2() {
 		return false
 	}
 	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.requestLimits(s.lref.Load()))

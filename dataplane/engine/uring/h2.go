@@ -30,7 +30,7 @@ type h2conn struct {
 // startH2 performs ActStartHTTP2 for slot i: the slot's session ends and
 // an H2Conn takes the connection over, with the bytes received so far.
 func (w *worker) startH2(i int32, sl *slot, data []byte) {
-	if sl.state != stOpen || sl.h2 != nil {
+	if sl.state != stOpen || sl.sk.flags&fH2 != 0 {
 		return
 	}
 	var p *h2conn
@@ -43,13 +43,28 @@ func (w *worker) startH2(i int32, sl *slot, data []byte) {
 	es := w.lis[sl.lis].bs.slot
 	p.h.Open(w.pw, &es.Listener, w.peer(int(sl.sk.fd)), sl.tlsi != 0, data)
 	sl.s.Close()
-	sl.h2 = p
+	sl.sk.flags |= fH2
+	w.h2s[sl] = p
 }
+
+// h2Of returns the HTTP/2 state of a connection's slot, nil if none.
+func (w *worker) h2Of(sl *slot) *h2conn {
+	if sl.sk.flags&fH2 != 0 {
+		return w.h2s[sl]
+	}
+	return nil
+}
+
+// vs reports whether sl is a stream slot.
+func (sl *slot) vs() bool { return sl.sk.flags&fStream != 0 }
+
+// parent returns the slot of a stream slot's connection.
+func (sl *slot) parent() int32 { return sl.lis }
 
 // next returns the next action of slot i: its session's, or for an HTTP/2
 // connection its H2Conn's, after running the stream slots it has news for.
 func (w *worker) next(i int32, sl *slot) (proxy.Action, bool) {
-	p := sl.h2
+	p := w.h2Of(sl)
 	if p == nil {
 		return sl.s.Next()
 	}
@@ -66,7 +81,7 @@ func (w *worker) next(i int32, sl *slot) (proxy.Action, bool) {
 			j = w.openStream(i, sl, st)
 		}
 		if j >= 0 && j < w.slots.n {
-			if ss := w.slots.at(j); ss.vs && ss.state == stOpen {
+			if ss := w.slots.at(j); ss.vs() && ss.state == stOpen {
 				w.runSlot(j, ss)
 			}
 		}
@@ -89,14 +104,14 @@ func (w *worker) openStream(pi int32, ps *slot, st *proxy.H2Stream) int32 {
 	sl.deadline = 0
 	sl.up = -1
 	sl.hidx = -1
-	sl.lis = ps.lis
+	sl.lis = pi
+	sl.sk.flags = fStream
 	sl.tlsi = 0
 	sl.state = stOpen
 	sl.pend = pendNone
-	sl.vs = true
-	sl.parent = pi
 	st.Tag = i
-	ps.h2.slots = append(ps.h2.slots, i)
+	p := w.h2Of(ps)
+	p.slots = append(p.slots, i)
 	sl.s.OpenStream(st)
 	return i
 }
@@ -114,14 +129,15 @@ func (w *worker) closeStream(i int32, sl *slot) {
 	}
 	sl.pend = pendNone
 	sl.state = stFree
-	sl.vs = false
+	pi := sl.parent()
+	sl.sk.flags = 0
 	sl.s.Close()
-	if ps := w.slots.at(sl.parent); ps.h2 != nil {
-		s := ps.h2.slots
+	if p := w.h2Of(w.slots.at(pi)); p != nil {
+		s := p.slots
 		for k, j := range s {
 			if j == i {
 				s[k] = s[len(s)-1]
-				ps.h2.slots = s[:len(s)-1]
+				p.slots = s[:len(s)-1]
 				break
 			}
 		}
@@ -132,74 +148,83 @@ func (w *worker) closeStream(i int32, sl *slot) {
 // closeH2 releases an HTTP/2 connection's state once its slot closes:
 // its streams' slots first.
 func (w *worker) closeH2(sl *slot) {
-	p := sl.h2
+	p := w.h2Of(sl)
 	if p == nil {
 		return
 	}
 	for len(p.slots) > 0 {
 		j := p.slots[len(p.slots)-1]
-		if ss := w.slots.at(j); ss.vs && ss.state == stOpen {
+		if ss := w.slots.at(j); ss.vs() && ss.state == stOpen {
 			w.closeStream(j, ss)
 		} else {
 			p.slots = p.slots[:len(p.slots)-1]
 		}
 	}
 	p.h.Close()
-	sl.h2 = nil
+	sl.sk.flags &^= fH2
+	delete(w.h2s, sl)
 	w.h2free = append(w.h2free, p)
+}
+
+// deadlineOf returns the timer deadline slot sl asks for.
+func (w *worker) deadlineOf(sl *slot) int64 {
+	if p := w.h2Of(sl); p != nil {
+		return p.h.Deadline()
+	}
+	return sl.s.Deadline()
 }
 
 // Client-side events of a slot: to its session, or to its H2Conn.
 
-func (w *worker) cData(sl *slot, p []byte) int {
-	if sl.h2 != nil {
-		return sl.h2.h.ClientData(p)
+func (w *worker) cData(sl *slot, b []byte) int {
+	if p := w.h2Of(sl); p != nil {
+		return p.h.ClientData(b)
 	}
-	return sl.s.ClientData(p)
+	return sl.s.ClientData(b)
 }
 
 func (w *worker) cEOF(sl *slot) {
-	if sl.h2 != nil {
-		sl.h2.h.ClientEOF()
+	if p := w.h2Of(sl); p != nil {
+		p.h.ClientEOF()
 		return
 	}
 	sl.s.ClientEOF()
 }
 
 func (w *worker) cWant(sl *slot) bool {
-	if sl.h2 != nil {
-		return sl.h2.h.WantClientData()
+	if p := w.h2Of(sl); p != nil {
+		return p.h.WantClientData()
 	}
 	return sl.s.WantClientData()
 }
 
 func (w *worker) cSent(sl *slot, n int, err error) {
-	if sl.h2 != nil {
-		sl.h2.h.Sent(n, err)
+	if p := w.h2Of(sl); p != nil {
+		p.h.Sent(n, err)
 		return
 	}
 	sl.s.Sent(proxy.Client, n, err)
 }
 
 func (w *worker) cProgress(sl *slot) {
-	if sl.h2 != nil {
-		sl.h2.h.SendProgress()
+	if p := w.h2Of(sl); p != nil {
+		p.h.SendProgress()
 		return
 	}
 	sl.s.SendProgress(proxy.Client)
 }
 
 func (w *worker) cTimer(sl *slot) {
-	if sl.h2 != nil {
-		sl.h2.h.Timer(w.now)
+	if p := w.h2Of(sl); p != nil {
+		p.h.Timer(w.now)
 		return
 	}
 	sl.s.Timer(w.now)
 }
 
 func (w *worker) cDrain(sl *slot) {
-	if sl.h2 != nil {
-		sl.h2.h.Drain()
+	if p := w.h2Of(sl); p != nil {
+		p.h.Drain()
 		return
 	}
 	sl.s.Drain()

@@ -38,14 +38,11 @@ type slot struct {
 	gen      uint32
 	up       int32  // index in worker.ups, -1 when none
 	hidx     int32  // position in the timer heap, -1 when not armed
-	lis      int32  // listener the connection was accepted on
+	lis      int32  // listener the connection was accepted on (a stream slot: its connection's slot)
 	tlsi     uint32 // TLS layer (HTTPS listeners, terminating TLS routes): index+1 in worker.tlsStates, 0 when none
 	state    uint8
 	pend     uint8
 	pendErr  uint16 // errno of pendFailed
-	vs       bool   // a stream slot: its session serves an HTTP/2 stream of slot parent (h2.go)
-	parent   int32
-	h2       *h2conn // the connection speaks HTTP/2 (h2.go)
 }
 
 func (w *worker) cRecvUD(i int32, sl *slot) uint64 { return iouring.Pack(opCRecv, sl.gen, uint32(i)) }
@@ -71,8 +68,6 @@ func (w *worker) openSession(fd int, k int32) {
 	w.lis[k].sessions++
 	sl.state = stOpen
 	sl.pend = pendNone
-	sl.vs = false
-	sl.h2 = nil
 	w.activeN.Add(1)
 	es := w.lis[k].bs.slot
 	secure := false
@@ -115,12 +110,12 @@ func netPort(p *uint16) uint16 {
 // Every event handed to a session is followed by run.
 func (w *worker) run(i int32) {
 	sl := w.slots.at(i)
-	if sl.vs {
+	if sl.vs() {
 		// A stream slot: then its connection frames what it queued.
-		p := sl.parent
+		p := sl.parent()
 		w.runSlot(i, sl)
-		if ps := w.slots.at(p); ps.h2 != nil && ps.state == stOpen {
-			ps.h2.h.Flush()
+		if ps := w.slots.at(p); ps.sk.flags&fH2 != 0 && ps.state == stOpen {
+			w.h2Of(ps).h.Flush()
 			w.runSlot(p, ps)
 		}
 		return
@@ -164,7 +159,7 @@ func (w *worker) runSlot(i int32, sl *slot) {
 	}
 	switch sl.state {
 	case stOpen:
-		if !sl.vs {
+		if !sl.vs() {
 			w.kick(&sl.sk, w.cSendUD(i, sl))
 		}
 		if sl.up >= 0 {
@@ -220,7 +215,7 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 		w.closeClient(i, sl, a.Linger)
 	case proxy.ActArmTimer:
 		if sl.state == stOpen {
-			w.setTimer(sl, i, a.Deadline)
+			w.setTimer(sl, i, w.deadlineOf(sl))
 		}
 	case proxy.ActStartTunnel:
 		// Nothing to do: the session keeps forwarding what it is given.
@@ -305,7 +300,7 @@ func (w *worker) closeClient(i int32, sl *slot, linger bool) {
 	if sl.state != stOpen {
 		return
 	}
-	if sl.vs {
+	if sl.vs() {
 		w.closeStream(i, sl)
 		return
 	}
@@ -357,7 +352,7 @@ func (w *worker) hardClose(i int32, sl *slot) {
 	case stFree, stClosed:
 		return
 	}
-	if sl.vs {
+	if sl.vs() {
 		w.closeStream(i, sl)
 		return
 	}

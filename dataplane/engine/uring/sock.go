@@ -19,6 +19,8 @@ const (
 	fShutPending                    // half-close once the queued sends are done
 	fShut                           // write side shut down
 	fClosed                         // close queued
+	fH2                             // the client connection speaks HTTP/2 (h2.go)
+	fStream                         // no socket: the slot serves an HTTP/2 stream (h2.go)
 )
 
 // noBuf marks an empty stash (buffer ids are below 32768).
