@@ -521,8 +521,9 @@ func (h *H2Conn) syncTimer() {
 func (h *H2Conn) streamEnded() {
 	h.nopen--
 	if h.nopen == 0 {
+		// The codec keeps its buffers (http2.Conn.ReleaseMemory would
+		// make the next stream allocate them again).
 		h.idleSince = h.w.Now()
-		h.c.ReleaseMemory()
 	}
 }
 
