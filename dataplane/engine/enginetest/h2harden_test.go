@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -77,6 +78,9 @@ func (r *h2raw) until(f func(http2.Frame) bool) (http2.Frame, error) {
 		}
 		if s, ok := fr.(*http2.SettingsFrame); ok && !s.IsAck() {
 			r.fr.WriteSettingsAck()
+		}
+		if p, ok := fr.(*http2.PingFrame); ok && !p.IsAck() {
+			r.fr.WritePing(true, p.Data)
 		}
 		if f(fr) {
 			return fr, nil
@@ -368,6 +372,50 @@ func TestH2ConcurrentStreamLimit(t *testing.T) {
 		}
 		if status[1] != "200" || status[3] != "200" {
 			t.Fatalf("statuses %v", status)
+		}
+	})
+}
+
+// A draining engine (shutdown, as on a configuration change) sends
+// GOAWAY, lets the streams in flight finish, then closes the connection.
+func TestH2GracefulDrain(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		got := make(chan struct{}, 1)
+		release := make(chan struct{})
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- struct{}{}
+			<-release
+			io.WriteString(w, "done")
+		}))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		r := dialH2(t, port)
+		r.get(1, "/slow")
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("request did not reach the backend")
+		}
+		drained := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			drained <- te.Drain(ctx)
+		}()
+		g := r.goAwayOrClose()
+		if g == nil || g.ErrCode != http2.ErrCodeNo {
+			t.Fatalf("drain: GOAWAY %v, want NO_ERROR", g)
+		}
+		close(release)
+		if st, n := r.response(1); st != "200" || n != 4 {
+			t.Fatalf("stream in flight during the drain: %q, %d bytes", st, n)
+		}
+		if !r.closes(10 * time.Second) {
+			t.Fatal("connection left open after the drain")
+		}
+		if err := <-drained; err != nil {
+			t.Fatalf("drain: %v", err)
 		}
 	})
 }

@@ -225,7 +225,11 @@ func (p *h2conn) wait() {
 			n := p.h.ClientData(b)
 			c.pend[cl] = b[n:]
 		}
-		if ev.err != nil {
+		switch {
+		case errors.Is(ev.err, os.ErrDeadlineExceeded):
+			// A kick (drain, shed) interrupted the read.
+			c.raw.SetReadDeadline(time.Time{})
+		case ev.err != nil:
 			c.eof[cl] = true
 		}
 		c.releaseBuf(cl)
