@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net/netip"
 	"strings"
@@ -149,7 +150,7 @@ func readFrames(t testing.TB, out []byte) map[uint32]*h2Response {
 	res := map[uint32]*h2Response{}
 	for {
 		f, err := fr.ReadFrame()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return res
 		}
 		if err != nil {
@@ -198,8 +199,11 @@ func TestH2StreamConversion(t *testing.T) {
 		trailer          map[string]string
 	}{
 		{"length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Up: 1\r\n\r\nhello", "hello", nil},
-		{"chunked trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\ngrpc-status: 0\r\nGrpc-Message: ok\r\n\r\n",
-			"hello world", map[string]string{"grpc-status": "0", "grpc-message": "ok"}},
+		{
+			"chunked trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\ngrpc-status: 0\r\nGrpc-Message: ok\r\n\r\n",
+			"hello world",
+			map[string]string{"grpc-status": "0", "grpc-message": "ok"},
+		},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "abc", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

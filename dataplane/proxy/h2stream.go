@@ -61,7 +61,6 @@ type H2Stream struct {
 	res        http1.Response
 	tr         []byte // trailer section being collected
 	trLine     int    // start of the trailer line being collected
-	headBlock  bool   // the response head is sent
 	wantEnding bool   // RST_STREAM NO_ERROR sent after a complete response
 	rst        http2.ErrCode
 }

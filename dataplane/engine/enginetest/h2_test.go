@@ -2,36 +2,30 @@ package enginetest
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // h2cClient is an HTTP/2 client with prior knowledge over cleartext.
 func h2cClient() *http.Client {
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{Protocols: &p}}
 }
 
 // h2TLSClient is an HTTP/2 client over TLS (ALPN h2).
 func h2TLSClient() *http.Client {
-	return &http.Client{Timeout: 20 * time.Second, Transport: &http2.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}},
+	var p http.Protocols
+	p.SetHTTP2(true)
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		Protocols: &p, TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 	}}
 }
 

@@ -81,8 +81,8 @@ type worker struct {
 	slots  slab[slot]
 	h2s    map[*slot]*h2conn // HTTP/2 connections' states
 	h2free []*h2conn
-	free  []int32
-	heap  []int32 // timer min-heap of slot indexes, by slot.deadline
+	free   []int32
+	heap   []int32 // timer min-heap of slot indexes, by slot.deadline
 
 	// Upstream connections.
 	ups    slab[upConn]
