@@ -32,11 +32,15 @@ type h2drv struct {
 }
 
 func newH2Drv(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, resp string) *h2drv {
+	return newH2DrvOpts(tb, cfg, reg, resp, Options{})
+}
+
+func newH2DrvOpts(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, resp string, opts Options) *h2drv {
 	slot := new(atomic.Pointer[compiled.Listener])
 	slot.Store(cfg.Listeners[0])
 	now := int64(1)
 	d := &h2drv{tb: tb, resp: []byte(resp)}
-	d.w = NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, Options{})
+	d.w = NewWorker(reg.Worker(0), NewPickers(0), nil, func() int64 { now += 1000; return now }, opts)
 	d.h.Open(d.w, slot, netip.MustParseAddrPort("192.0.2.7:40000"), false, []byte(xhttp2.ClientPreface))
 	d.run()
 	return d
@@ -258,6 +262,35 @@ func TestH2GRPCStatusMapping(t *testing.T) {
 	}
 	if r := res[3]; r == nil || r.header[":status"] != "200" || r.header["grpc-status"] != "" || string(r.body) != "ok" {
 		t.Fatalf("plain request: %+v", r)
+	}
+}
+
+// Every stream is a request of its own in the metrics and the access log,
+// whose protocol says HTTP/2.0.
+func TestH2StreamRecords(t *testing.T) {
+	cfg, reg := compileTest(t, testSnapshot)
+	al, out := newTestLog(t)
+	d := newH2DrvOpts(t, cfg, reg, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", Options{AccessLog: al.Worker(0)})
+	before := requestsCount(t, reg, "app", "2xx")
+	c := newH2Client()
+	c.fr.WriteSettings()
+	c.headers(1, true, getFields("/a")...)
+	c.headers(3, true, getFields("/b")...)
+	d.client(c.take())
+	if n := requestsCount(t, reg, "app", "2xx") - before; n != 2 {
+		t.Fatalf("%v requests counted for 2 streams", n)
+	}
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("access log:\n%s", out.String())
+	}
+	for _, l := range lines {
+		if !strings.Contains(l, `"protocol":"HTTP/2.0"`) || !strings.Contains(l, `"status":200`) {
+			t.Fatalf("access log line %s", l)
+		}
 	}
 }
 
