@@ -46,6 +46,10 @@ func dialH2(t *testing.T, port int, settings ...http2.Setting) *h2raw {
 	return r
 }
 
+// writer returns a framer of its own for a goroutine writing while the
+// test reads (each frame goes out in one write on the connection).
+func (r *h2raw) writer() *http2.Framer { return http2.NewFramer(r.c, nil) }
+
 // block encodes a request head for path with extra fields.
 func (r *h2raw) block(method, path string, extra ...string) []byte {
 	r.hbuf.Reset()
@@ -165,12 +169,14 @@ func TestH2RapidReset(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		port, _ := startH2Target(t, k, "")
 		r := dialH2(t, port)
+		w := r.writer()
+		blk := r.block("GET", "/x")
 		go func() {
 			for id := uint32(1); id < 2000; id += 2 {
-				if r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.block("GET", "/x"), EndStream: true, EndHeaders: true}) != nil {
+				if w.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}) != nil {
 					return
 				}
-				if r.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+				if w.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 					return
 				}
 			}
@@ -192,14 +198,15 @@ func TestH2ContinuationFlood(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		port, _ := startH2Target(t, k, "")
 		r := dialH2(t, port)
+		w := r.writer()
+		blk := r.block("GET", "/x")
 		go func() {
-			blk := r.block("GET", "/x")
-			if r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk[:3], EndStream: true}) != nil {
+			if w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk[:3], EndStream: true}) != nil {
 				return
 			}
 			junk := bytes.Repeat([]byte{0x40, 0x01, 'a', 0x01, 'b'}, 200)
 			for range 10000 {
-				if r.fr.WriteContinuation(1, false, junk) != nil {
+				if w.WriteContinuation(1, false, junk) != nil {
 					return
 				}
 			}
