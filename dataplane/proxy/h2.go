@@ -39,8 +39,9 @@ import (
 // allow; a send of the session stays in flight meanwhile, so a stalled
 // stream is ended by the session's send stall timeout while the other
 // streams go on. Buffers come from the worker's BufferPool: three per
-// connection (input, two output buffers written in turn) and one per
-// stream while it lives.
+// connection (input, two output buffers written in turn) while it has
+// streams or bytes in flight, none when idle, and one per stream while it
+// lives.
 
 // H2Conn states.
 const (
@@ -113,8 +114,7 @@ func (h *H2Conn) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote ne
 	})
 	w.Metrics.ConnOpened()
 	h.in = w.Buffers.GetBuffer()
-	h.out[0] = w.Buffers.GetBuffer()[:0]
-	h.out[1] = w.Buffers.GetBuffer()[:0]
+	h.room()
 	h.out[0] = h.c.Start(h.out[0])
 	h.idleSince = w.Now()
 	h.inW = copy(h.in, pre)
@@ -157,7 +157,7 @@ func (h *H2Conn) Deadline() int64 { return h.armed }
 
 // WantClientData reports whether the engine should receive from the client.
 func (h *H2Conn) WantClientData() bool {
-	return h.state == h2Open && !h.clientEOF && !h.fatal && (h.inW < len(h.in) || h.inR > 0)
+	return h.state == h2Open && !h.clientEOF && !h.fatal && (h.in == nil || h.inW < len(h.in) || h.inR > 0)
 }
 
 // Actions reports whether actions are queued (Next would return one).
@@ -211,6 +211,9 @@ func (h *H2Conn) Flush() {
 func (h *H2Conn) ClientData(p []byte) int {
 	if h.state != h2Open || h.clientEOF || h.fatal {
 		return len(p)
+	}
+	if h.in == nil {
+		h.in = h.w.Buffers.GetBuffer()
 	}
 	if len(h.in)-h.inW < len(p) && h.inR > 0 {
 		h.inW = copy(h.in, h.in[h.inR:h.inW])
@@ -296,8 +299,8 @@ func (h *H2Conn) Drain() {
 	}
 	h.draining = true
 	h.drainBy = h.w.Now() + h.keepAlive()
-	o := &h.out[h.cur]
-	if cap(*o)-len(*o) >= 64 {
+	if h.room() >= 64 {
+		o := &h.out[h.cur]
 		*o = h.c.Shutdown(*o)
 	} else {
 		h.goAway()
@@ -307,8 +310,8 @@ func (h *H2Conn) Drain() {
 
 // goAway queues a GOAWAY (NO_ERROR) naming the last stream opened.
 func (h *H2Conn) goAway() {
-	o := &h.out[h.cur]
-	if cap(*o)-len(*o) >= 32 {
+	if h.room() >= 32 {
+		o := &h.out[h.cur]
 		*o = h.c.GoAway(*o, http2.ErrCodeNo, nil)
 	}
 }
@@ -417,10 +420,34 @@ func (h *H2Conn) markReady(st *H2Stream) {
 	}
 }
 
-// room returns the free bytes of the output buffer being filled.
+// room returns the free bytes of the output buffer being filled, taking
+// one from the pool if the connection let go of its buffers.
 func (h *H2Conn) room() int {
-	o := h.out[h.cur]
-	return cap(o) - len(o)
+	o := &h.out[h.cur]
+	if *o == nil {
+		*o = h.w.Buffers.GetBuffer()[:0]
+	}
+	return cap(*o) - len(*o)
+}
+
+// releaseIdle gives the connection's buffers back to the pool while no
+// stream is open and nothing is buffered or in flight: an idle HTTP/2
+// connection, like an idle HTTP/1.1 one, holds no buffer.
+func (h *H2Conn) releaseIdle() {
+	if h.nopen != 0 || h.sending || h.inR != h.inW || h.c.Pending() != 0 || len(h.out[h.cur]) != 0 {
+		return
+	}
+	if h.in != nil {
+		h.w.Buffers.PutBuffer(h.in)
+		h.in = nil
+		h.inR, h.inW = 0, 0
+	}
+	for i := range h.out {
+		if b := h.out[i]; b != nil {
+			h.w.Buffers.PutBuffer(b[:cap(b)])
+			h.out[i] = nil
+		}
+	}
 }
 
 // closeConn ends every stream and closes the connection once they are
@@ -470,6 +497,9 @@ func (h *H2Conn) run() {
 		h.state = h2Closed
 		h.q.push(Action{Kind: ActCloseClient, Linger: h.fatal && !h.dead && !h.clientEOF})
 	}
+	if h.state == h2Open {
+		h.releaseIdle()
+	}
 	h.syncTimer()
 }
 
@@ -481,7 +511,7 @@ func (h *H2Conn) flushOut() bool {
 		return false
 	}
 	o := &h.out[h.cur]
-	if p := h.c.Pending(); p > 0 && cap(*o)-len(*o) >= p {
+	if p := h.c.Pending(); p > 0 && h.room() >= p {
 		*o = h.c.AppendPending(*o)
 	}
 	if h.sending || len(*o) == 0 {

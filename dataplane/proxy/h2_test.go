@@ -234,6 +234,10 @@ func TestH2StreamConversion(t *testing.T) {
 			if tc.trailer == nil && r.trailer != nil {
 				t.Fatalf("unexpected trailers %v", r.trailer)
 			}
+			// Idle again: the connection holds no buffer.
+			if d.h.Streams() != 0 || d.h.in != nil || d.h.out[0] != nil || d.h.out[1] != nil {
+				t.Fatalf("idle connection: %d streams, buffers in %v out %v %v", d.h.Streams(), d.h.in != nil, d.h.out[0] != nil, d.h.out[1] != nil)
+			}
 		})
 	}
 }
