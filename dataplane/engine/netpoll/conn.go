@@ -83,6 +83,9 @@ type conn struct {
 	h2pre []byte                 // ActStartHTTP2's bytes: the loop hands over to serveH2
 	h2p   *h2conn                // a stream conn's connection (h2.go), nil for a connection
 	tag   int32                  // a stream conn's index in h2p.streams
+	// reading is set while a stream conn reads its upstream on the driver
+	// (unlocked): only then does a kick need a read deadline to reach it.
+	reading atomic.Bool
 
 	stall   *stallConn      // under the TLS connection, when client is one
 	rawc    syscall.RawConn // of tcp, for waitReadable
@@ -771,9 +774,15 @@ func (c *conn) directRead(side proxy.Side) {
 		}
 	}
 	buf := c.buffer(side)
+	if c.h2p != nil {
+		c.reading.Store(true)
+	}
 	c.unlock()
 	n, err := nc.Read(*buf)
 	c.lock()
+	if c.h2p != nil {
+		c.reading.Store(false)
+	}
 	c.onRead(side, buf, n, err)
 }
 

@@ -271,6 +271,11 @@ func (c *conn) kickStream() {
 	case c.kickCh <- struct{}{}:
 	default:
 	}
+	if !c.reading.Load() {
+		// Not in a read: it sees the kick before it reads (directRead
+		// checks under the mutex the kicker holds).
+		return
+	}
 	c.upMu.Lock()
 	if c.upNC != nil {
 		c.upNC.SetReadDeadline(time.Now())
