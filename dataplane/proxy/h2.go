@@ -308,6 +308,19 @@ func (h *H2Conn) Drain() {
 	h.run()
 }
 
+// Shed closes the connection if it is idle (no stream open, nothing
+// buffered or in flight), as a worker over its memory budget does, with a
+// GOAWAY, and reports whether it did.
+func (h *H2Conn) Shed() bool {
+	if h.state != h2Open || h.nopen != 0 || h.sending || h.inR != h.inW {
+		return false
+	}
+	h.goAway()
+	h.closeConn()
+	h.run()
+	return true
+}
+
 // goAway queues a GOAWAY (NO_ERROR) naming the last stream opened.
 func (h *H2Conn) goAway() {
 	if h.room() >= 32 {

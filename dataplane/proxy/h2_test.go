@@ -298,6 +298,35 @@ func TestH2StreamRecords(t *testing.T) {
 	}
 }
 
+// Shed closes an idle connection with a GOAWAY, and not a busy one.
+func TestH2Shed(t *testing.T) {
+	cfg, reg := compileTest(t, testSnapshot)
+	d := newH2Drv(t, cfg, reg, "")
+	c := newH2Client()
+	c.fr.WriteSettings()
+	c.headers(1, true, getFields("/a")...) // the upstream never answers
+	d.client(c.take())
+	if d.h.Shed() {
+		t.Fatal("shed a connection with a stream open")
+	}
+	d.resp = []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	c.headers(3, true, getFields("/b")...)
+	d.client(c.take())
+	if d.h.Streams() != 1 {
+		t.Fatalf("%d streams open", d.h.Streams())
+	}
+	d2 := newH2Drv(t, cfg, reg, "")
+	d2.client(c.take())
+	d2.out = d2.out[:0]
+	if !d2.h.Shed() {
+		t.Fatal("idle connection not shed")
+	}
+	d2.run()
+	if !d2.closed || !bytes.Contains(d2.out, []byte{0, 0, 8, byte(xhttp2.FrameGoAway)}) {
+		t.Fatalf("shed: closed %v, output % x", d2.closed, d2.out)
+	}
+}
+
 // h2StreamLoop returns a function serving one GET stream (a new id each
 // time) with a 100-byte response, returning the bytes sent to the client.
 func h2StreamLoop(tb testing.TB) func() int {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -72,6 +73,10 @@ func (c *conn) serveH2(pre []byte) {
 			c.drained = true
 			c.drainAck.Store(true)
 			p.h.Drain()
+			continue
+		}
+		if c.shedReq.Swap(false) && p.h.Shed() {
+			c.w.metrics.OverloadAction(metrics.OverloadCloseIdle)
 			continue
 		}
 		if len(c.pend[cl]) > 0 && p.h.WantClientData() {

@@ -222,6 +222,13 @@ func (w *worker) cTimer(sl *slot) {
 	sl.s.Timer(w.now)
 }
 
+func (w *worker) cShed(sl *slot) bool {
+	if p := w.h2Of(sl); p != nil {
+		return p.h.Shed()
+	}
+	return sl.s.Shed()
+}
+
 func (w *worker) cDrain(sl *slot) {
 	if p := w.h2Of(sl); p != nil {
 		p.h.Drain()
