@@ -219,7 +219,7 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	elapsed := time.Since(start)
 	translateDuration.Observe(elapsed.Seconds())
 	c.log.V(1).Info("translated", "events", b.events, "duration", elapsed, "hash", out.Snapshot.GetHash(),
-		"gateways", len(out.Gateways), "httpRoutes", len(out.HTTPRoutes),
+		"gateways", len(out.Gateways), "httpRoutes", len(out.HTTPRoutes), "grpcRoutes", len(out.GRPCRoutes),
 		"tcpRoutes", len(out.TCPRoutes), "tlsRoutes", len(out.TLSRoutes))
 
 	c.events.Update(out)

@@ -10,7 +10,7 @@
 //   - controllers (this package): New wires everything into a controller-runtime
 //     manager. One controller watches (watch.go) GatewayClasses of
 //     Options.ControllerName, their Gateways, ListenerSets and GatewayClassParameters,
-//     HTTPRoutes, TCPRoutes and TLSRoutes (when served), ReferenceGrants, Flax's
+//     HTTPRoutes, GRPCRoutes, TCPRoutes and TLSRoutes (when served), ReferenceGrants, Flax's
 //     BackendPolicies and RoutePolicies, the
 //     metadata of the Gateway API CRDs (their bundle versions), and only the Services, EndpointSlices, TLS Secrets, Namespaces and Nodes they
 //     use, found through field indexes (index.go). Status-only updates are dropped,

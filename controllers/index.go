@@ -32,9 +32,9 @@ const (
 	// indexListenerSetSelectsNamespaces indexes ListenerSets that have a listener
 	// whose allowedRoutes select namespaces by label, under the value "true".
 	indexListenerSetSelectsNamespaces = "flax.listenerset.selectsNamespaces"
-	// indexRouteServices indexes HTTPRoutes by the "namespace/name" of every Service
-	// their backendRefs and requestMirror filters name, and TCPRoutes and
-	// TLSRoutes by those of their backendRefs.
+	// indexRouteServices indexes HTTPRoutes and GRPCRoutes by the
+	// "namespace/name" of every Service their backendRefs and requestMirror
+	// filters name, and TCPRoutes and TLSRoutes by those of their backendRefs.
 	indexRouteServices = "flax.httproute.services"
 	// indexSliceService indexes EndpointSlices by the "namespace/name" of their
 	// Service (the kubernetes.io/service-name label).
@@ -75,6 +75,9 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4 bool) error {
 		}},
 		{&gatewayv1.HTTPRoute{}, indexRouteServices, func(o client.Object) []string {
 			return keyStrings(routeServiceRefs(o.(*gatewayv1.HTTPRoute)))
+		}},
+		{&gatewayv1.GRPCRoute{}, indexRouteServices, func(o client.Object) []string {
+			return keyStrings(grpcRouteServiceRefs(o.(*gatewayv1.GRPCRoute)))
 		}},
 		{&gatewayv1.TCPRoute{}, indexRouteServices, func(o client.Object) []string {
 			r := o.(*gatewayv1.TCPRoute)
@@ -199,31 +202,54 @@ func listenerSetParent(ls *gatewayv1.ListenerSet) (types.NamespacedName, bool) {
 // per-backend requestMirror filters included), without duplicates.
 func routeServiceRefs(route *gatewayv1.HTTPRoute) []types.NamespacedName {
 	var keys []types.NamespacedName
-	add := func(ref gatewayv1.BackendObjectReference) {
-		if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Service") {
-			return
-		}
-		ns := route.Namespace
-		if ref.Namespace != nil {
-			ns = string(*ref.Namespace)
-		}
-		keys = appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
-	}
-	addFilters := func(filters []gatewayv1.HTTPRouteFilter) {
+	mirrors := func(filters []gatewayv1.HTTPRouteFilter) {
 		for _, f := range filters {
 			if f.RequestMirror != nil {
-				add(f.RequestMirror.BackendRef)
+				keys = appendServiceRef(keys, route.Namespace, f.RequestMirror.BackendRef)
 			}
 		}
 	}
 	for _, rule := range route.Spec.Rules {
-		addFilters(rule.Filters)
+		mirrors(rule.Filters)
 		for _, b := range rule.BackendRefs {
-			add(b.BackendObjectReference)
-			addFilters(b.Filters)
+			keys = appendServiceRef(keys, route.Namespace, b.BackendObjectReference)
+			mirrors(b.Filters)
 		}
 	}
 	return keys
+}
+
+// grpcRouteServiceRefs returns the Services named by route's backendRefs
+// (rule and per-backend requestMirror filters included), without duplicates.
+func grpcRouteServiceRefs(route *gatewayv1.GRPCRoute) []types.NamespacedName {
+	var keys []types.NamespacedName
+	mirrors := func(filters []gatewayv1.GRPCRouteFilter) {
+		for _, f := range filters {
+			if f.RequestMirror != nil {
+				keys = appendServiceRef(keys, route.Namespace, f.RequestMirror.BackendRef)
+			}
+		}
+	}
+	for _, rule := range route.Spec.Rules {
+		mirrors(rule.Filters)
+		for _, b := range rule.BackendRefs {
+			keys = appendServiceRef(keys, route.Namespace, b.BackendObjectReference)
+			mirrors(b.Filters)
+		}
+	}
+	return keys
+}
+
+// appendServiceRef appends the Service ref names, a reference of a route in
+// namespace ns, to keys unless it is there already or ref names another kind.
+func appendServiceRef(keys []types.NamespacedName, ns string, ref gatewayv1.BackendObjectReference) []types.NamespacedName {
+	if !isCore(ref.Group) || (ref.Kind != nil && *ref.Kind != "Service") {
+		return keys
+	}
+	if ref.Namespace != nil {
+		ns = string(*ref.Namespace)
+	}
+	return appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
 }
 
 // tcpRouteBackends returns the backendRefs of a TCPRoute's rules.

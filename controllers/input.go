@@ -161,14 +161,19 @@ func (c *Controller) listListenerSets(ctx context.Context, in *translate.Input) 
 	return nil
 }
 
-// listRoutes adds every HTTPRoute, TCPRoute, TLSRoute and ReferenceGrant, and
-// every Namespace (for the listeners' allowedRoutes).
+// listRoutes adds every HTTPRoute, GRPCRoute, TCPRoute, TLSRoute and
+// ReferenceGrant, and every Namespace (for the listeners' allowedRoutes).
 func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error {
 	var routes gatewayv1.HTTPRouteList
 	if err := c.client.List(ctx, &routes); err != nil {
 		return fmt.Errorf("listing httproutes: %w", err)
 	}
 	in.HTTPRoutes = routes.Items
+	var grpc gatewayv1.GRPCRouteList
+	if err := c.client.List(ctx, &grpc); err != nil {
+		return fmt.Errorf("listing grpcroutes: %w", err)
+	}
+	in.GRPCRoutes = grpc.Items
 	if c.l4Routes {
 		var tcp gatewayv1.TCPRouteList
 		if err := c.client.List(ctx, &tcp); err != nil {
@@ -217,6 +222,11 @@ func (c *Controller) getServices(ctx context.Context, in *translate.Input) error
 	var routed, targeted []types.NamespacedName
 	for i := range in.HTTPRoutes {
 		for _, key := range routeServiceRefs(&in.HTTPRoutes[i]) {
+			routed = appendUnique(routed, key)
+		}
+	}
+	for i := range in.GRPCRoutes {
+		for _, key := range grpcRouteServiceRefs(&in.GRPCRoutes[i]) {
 			routed = appendUnique(routed, key)
 		}
 	}

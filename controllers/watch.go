@@ -73,6 +73,9 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &gatewayv1.HTTPRoute{},
 			enqueue[*gatewayv1.HTTPRoute](co, false, nil),
 			predicate.TypedGenerationChangedPredicate[*gatewayv1.HTTPRoute]{}),
+		source.Kind(cache, &gatewayv1.GRPCRoute{},
+			enqueue[*gatewayv1.GRPCRoute](co, false, nil),
+			predicate.TypedGenerationChangedPredicate[*gatewayv1.GRPCRoute]{}),
 	}
 	if c.l4Routes {
 		sources = append(sources,
@@ -150,10 +153,10 @@ func (c *Controller) gatewayIsOurs(ctx context.Context, gw *gatewayv1.Gateway) b
 	return string(gc.Spec.ControllerName) == c.opts.ControllerName
 }
 
-// serviceIsUsed reports whether an HTTPRoute, TCPRoute or TLSRoute names the
-// Service key.
+// serviceIsUsed reports whether an HTTPRoute, GRPCRoute, TCPRoute or TLSRoute
+// names the Service key.
 func (c *Controller) serviceIsUsed(ctx context.Context, key types.NamespacedName) bool {
-	lists := []client.ObjectList{&gatewayv1.HTTPRouteList{}}
+	lists := []client.ObjectList{&gatewayv1.HTTPRouteList{}, &gatewayv1.GRPCRouteList{}}
 	if c.l4Routes {
 		lists = append(lists, &gatewayv1.TCPRouteList{}, &gatewayv1.TLSRouteList{})
 	}

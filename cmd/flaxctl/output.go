@@ -157,6 +157,7 @@ type statusDocument struct {
 	GatewayClasses  []named `json:"gatewayClasses"`
 	Gateways        []named `json:"gateways"`
 	HTTPRoutes      []named `json:"httpRoutes"`
+	GRPCRoutes      []named `json:"grpcRoutes,omitempty"`
 	BackendPolicies []named `json:"backendPolicies,omitempty"`
 	RoutePolicies   []named `json:"routePolicies,omitempty"`
 }
@@ -172,6 +173,9 @@ func printStatuses(w io.Writer, format string, out *translate.Output) error {
 	}
 	for _, r := range out.HTTPRoutes {
 		doc.HTTPRoutes = append(doc.HTTPRoutes, named{r.NamespacedName.String(), r.Status})
+	}
+	for _, r := range out.GRPCRoutes {
+		doc.GRPCRoutes = append(doc.GRPCRoutes, named{r.NamespacedName.String(), r.Status})
 	}
 	for _, p := range out.BackendPolicies {
 		doc.BackendPolicies = append(doc.BackendPolicies, named{p.NamespacedName.String(), p.Status})
@@ -198,12 +202,17 @@ func printStatuses(w io.Writer, format string, out *translate.Output) error {
 			add("Gateway", g.NamespacedName.String()+" listener "+string(l.Name), l.Conditions)
 		}
 	}
-	for _, r := range out.HTTPRoutes {
-		for _, p := range r.Status.Parents {
-			add("HTTPRoute", r.NamespacedName.String()+" parent "+parentName(withNamespace(p.ParentRef, r.NamespacedName.Namespace)), p.Conditions)
-		}
-		if len(r.Status.Parents) == 0 {
-			row(tw, "HTTPRoute", r.NamespacedName.String(), "<no parent of Flax>")
+	for _, kl := range []struct {
+		kind string
+		list []translate.RouteStatus
+	}{{"HTTPRoute", out.HTTPRoutes}, {"GRPCRoute", out.GRPCRoutes}} {
+		for _, r := range kl.list {
+			for _, p := range r.Status.Parents {
+				add(kl.kind, r.NamespacedName.String()+" parent "+parentName(withNamespace(p.ParentRef, r.NamespacedName.Namespace)), p.Conditions)
+			}
+			if len(r.Status.Parents) == 0 {
+				row(tw, kl.kind, r.NamespacedName.String(), "<no parent of Flax>")
+			}
 		}
 	}
 	for _, kl := range []struct {

@@ -124,7 +124,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show Flax's GatewayClasses, Gateways, routes, policies and every node's dataplane",
 		Long: `Status shows what Flax reports in the cluster: its GatewayClasses (those whose
 spec.controllerName is --controller-name), their Gateways with their listeners,
-the HTTPRoutes attached to them, and the BackendPolicies and RoutePolicies, each
+the HTTPRoutes and GRPCRoutes attached to them, and the BackendPolicies and RoutePolicies, each
 with the conditions Flax wrote. Conditions that need attention (not True, or
 True for Conflicted) are listed with their messages at the end.
 
@@ -220,36 +220,25 @@ func (o *statusOptions) collect(ctx context.Context, c client.Client, now time.T
 	if err := c.List(ctx, &routes, opts...); err != nil {
 		return nil, fmt.Errorf("listing HTTPRoutes: %w", err)
 	}
-	for _, r := range routes.Items {
-		rs := routeState{Kind: "HTTPRoute", Namespace: r.Namespace, Name: r.Name, Parents: []parentState{}}
-		for _, h := range r.Spec.Hostnames {
-			rs.Hostnames = append(rs.Hostnames, string(h))
-		}
-		written := map[string]bool{}
-		for _, p := range r.Status.Parents {
-			if string(p.ControllerName) != o.controllerName {
-				continue
-			}
-			ref := parentName(withNamespace(p.ParentRef, r.Namespace))
-			written[ref] = true
-			rs.Parents = append(rs.Parents, parentState{Ref: ref, Conditions: p.Conditions})
-		}
-		// Parents of Flax that Flax has written no status for (yet).
-		for _, p := range r.Spec.ParentRefs {
-			p = withNamespace(p, r.Namespace)
-			if (p.Kind != nil && *p.Kind != "Gateway") || !flaxGateways[types.NamespacedName{Namespace: string(*p.Namespace), Name: string(p.Name)}] {
-				continue
-			}
-			if ref := parentName(p); !written[ref] {
-				rs.Parents = append(rs.Parents, parentState{Ref: ref})
-			}
-		}
-		if len(rs.Parents) > 0 {
-			st.Routes = append(st.Routes, rs)
-		}
+	for i := range routes.Items {
+		r := &routes.Items[i]
+		o.addRoute(st, flaxGateways, "HTTPRoute", r.ObjectMeta, r.Spec.ParentRefs, r.Spec.Hostnames, r.Status.Parents)
+	}
+	// A cluster without the GRPCRoute CRD has none.
+	var grpcRoutes gatewayv1.GRPCRouteList
+	if err := c.List(ctx, &grpcRoutes, opts...); err != nil && !apimeta.IsNoMatchError(err) {
+		return nil, fmt.Errorf("listing GRPCRoutes: %w", err)
+	}
+	for i := range grpcRoutes.Items {
+		r := &grpcRoutes.Items[i]
+		o.addRoute(st, flaxGateways, "GRPCRoute", r.ObjectMeta, r.Spec.ParentRefs, r.Spec.Hostnames, r.Status.Parents)
 	}
 	sort.Slice(st.Routes, func(i, j int) bool {
-		return st.Routes[i].Namespace+"/"+st.Routes[i].Name < st.Routes[j].Namespace+"/"+st.Routes[j].Name
+		a, b := st.Routes[i], st.Routes[j]
+		if a.Namespace+"/"+a.Name != b.Namespace+"/"+b.Name {
+			return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+		}
+		return a.Kind < b.Kind
 	})
 
 	if err := o.policies(ctx, c, st, opts); err != nil {
@@ -259,6 +248,40 @@ func (o *statusOptions) collect(ctx context.Context, c client.Client, now time.T
 		return nil, err
 	}
 	return st, nil
+}
+
+// addRoute adds a route of kind with the parent statuses Flax wrote and the
+// parents of Flax it names that have none yet; a route without either is left
+// out.
+func (o *statusOptions) addRoute(st *clusterStatus, flaxGateways map[types.NamespacedName]bool, kind string, meta metav1.ObjectMeta,
+	parentRefs []gatewayv1.ParentReference, hostnames []gatewayv1.Hostname, parents []gatewayv1.RouteParentStatus,
+) {
+	rs := routeState{Kind: kind, Namespace: meta.Namespace, Name: meta.Name, Parents: []parentState{}}
+	for _, h := range hostnames {
+		rs.Hostnames = append(rs.Hostnames, string(h))
+	}
+	written := map[string]bool{}
+	for _, p := range parents {
+		if string(p.ControllerName) != o.controllerName {
+			continue
+		}
+		ref := parentName(withNamespace(p.ParentRef, meta.Namespace))
+		written[ref] = true
+		rs.Parents = append(rs.Parents, parentState{Ref: ref, Conditions: p.Conditions})
+	}
+	// Parents of Flax that Flax has written no status for (yet).
+	for _, p := range parentRefs {
+		p = withNamespace(p, meta.Namespace)
+		if (p.Kind != nil && *p.Kind != "Gateway") || !flaxGateways[types.NamespacedName{Namespace: string(*p.Namespace), Name: string(p.Name)}] {
+			continue
+		}
+		if ref := parentName(p); !written[ref] {
+			rs.Parents = append(rs.Parents, parentState{Ref: ref})
+		}
+	}
+	if len(rs.Parents) > 0 {
+		st.Routes = append(st.Routes, rs)
+	}
 }
 
 // withNamespace returns p with its namespace set (ns when it sets none).

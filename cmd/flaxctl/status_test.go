@@ -70,7 +70,7 @@ func TestStatus(t *testing.T) {
 	// The samples, created in the cluster, with the statuses the translator gives.
 	in := &translate.Input{ControllerName: "flaxlb.io/gateway-controller", NodeAddresses: []string{"192.0.2.10"}, GatewayAPICRDs: standardCRDs}
 	l := &loader{in: in, namespace: ns}
-	for _, dir := range []string{"../../config/samples", "../../config/samples/policies"} {
+	for _, dir := range []string{"../../config/samples", "../../config/samples/policies", "../../config/samples/grpc"} {
 		if err := l.loadPath(dir, false); err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +116,17 @@ func TestStatus(t *testing.T) {
 		o := &in.HTTPRoutes[i]
 		create(o)
 		o.Status = out.HTTPRoutes[0].Status
+		for j := range o.Status.Parents {
+			stamp(o.Status.Parents[j].Conditions)
+		}
+		if err := c.Status().Update(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range in.GRPCRoutes {
+		o := &in.GRPCRoutes[i]
+		create(o)
+		o.Status.RouteStatus = out.GRPCRoutes[0].Status.RouteStatus
 		for j := range o.Status.Parents {
 			stamp(o.Status.Parents[j].Conditions)
 		}
@@ -199,8 +210,9 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	mustContain(rowWith("flax", "flaxlb.io/gateway-controller"), "Accepted=True", "SupportedVersion=True")
-	mustContain(rowWith("samples/flax-sample", "flax", "192.0.2.10", "http(1"), "Accepted=True Programmed=True")
+	mustContain(rowWith("samples/flax-sample", "flax", "192.0.2.10", "http(2"), "Accepted=True Programmed=True")
 	mustContain(rowWith("HTTPRoute", "samples/echo", "echo.example.com", "Gateway", "samples/flax-sample/http"), "Accepted=True ResolvedRefs=True")
+	mustContain(rowWith("GRPCRoute", "samples/grpc-echo", "grpc.example.com", "Gateway", "samples/flax-sample/http"), "Accepted=True ResolvedRefs=True")
 	mustContain(rowWith("BackendPolicy", "samples/echo", "Service", "echo/http", "Gateway", "samples/flax-sample"), "Accepted=True")
 	mustContain(rowWith("RoutePolicy", "samples/echo"), "<no status from Flax>")
 	mustContain(rowWith("LEADER"), "node-a_5f0e3c1e", "on node node-a")

@@ -33,6 +33,7 @@ var standardCRDs = []translate.CRD{
 	{Name: "gatewayclasses.gateway.networking.k8s.io", BundleVersion: translate.GatewayAPIVersion, Channel: "standard"},
 	{Name: "gateways.gateway.networking.k8s.io", BundleVersion: translate.GatewayAPIVersion, Channel: "standard"},
 	{Name: "httproutes.gateway.networking.k8s.io", BundleVersion: translate.GatewayAPIVersion, Channel: "standard"},
+	{Name: "grpcroutes.gateway.networking.k8s.io", BundleVersion: translate.GatewayAPIVersion, Channel: "standard"},
 	{Name: "referencegrants.gateway.networking.k8s.io", BundleVersion: translate.GatewayAPIVersion, Channel: "standard"},
 }
 
@@ -52,7 +53,7 @@ func newTranslateCmd(g *globals) *cobra.Command {
 		Short: "Translate Gateway API and Flax YAML into a dataplane snapshot, offline",
 		Long: `Translate runs the controller's translator (controllers/translate) on YAML
 files and prints the dataplane snapshot it gives, or with --output-status the
-status it computes for every GatewayClass, Gateway, HTTPRoute and policy. No
+status it computes for every GatewayClass, Gateway, HTTPRoute, GRPCRoute and policy. No
 cluster is needed: what the controller would do with these objects is shown
 before they are applied.
 
@@ -60,7 +61,7 @@ The files hold Kubernetes objects, one or more YAML documents each (a
 "kind: List" as kubectl get -o yaml prints is unpacked); "-" reads standard
 input. A directory means its *.yaml, *.yml and *.json files (with -R, also those
 of its subdirectories). The translator reads GatewayClasses,
-GatewayClassParameters, Gateways, HTTPRoutes, TCPRoutes, TLSRoutes,
+GatewayClassParameters, Gateways, HTTPRoutes, GRPCRoutes, TCPRoutes, TLSRoutes,
 ReferenceGrants, Services, EndpointSlices, Secrets, Namespaces, BackendPolicies and RoutePolicies; other
 kinds are skipped with a note on standard error. Objects without a namespace get
 --namespace, as kubectl apply does.
@@ -78,7 +79,7 @@ The snapshot is printed in the YAML form flax-dataplane run --config reads
   flaxctl translate -f config/samples -f config/samples/policies -n samples
 
   # Why is my route not accepted? Translate what the cluster holds.
-  kubectl get gatewayclasses,gateways,httproutes,services,endpointslices -A -o yaml |
+  kubectl get gatewayclasses,gateways,httproutes,grpcroutes,services,endpointslices -A -o yaml |
     flaxctl translate -f - --output-status -o table
 
   # Serve the result with a standalone dataplane
@@ -95,7 +96,7 @@ The snapshot is printed in the YAML form flax-dataplane run --config reads
 	f.StringVarP(&o.namespace, "namespace", "n", "default", "namespace of the namespaced objects that set none")
 	f.StringVar(&o.controllerName, "controller-name", controllers.DefaultControllerName, "the GatewayClass spec.controllerName Flax answers to")
 	f.StringSliceVar(&o.nodeAddresses, "node-address", nil, "addresses of the nodes serving Gateways, reported by Gateways without spec.addresses (repeatable)")
-	f.BoolVar(&o.outputStatus, "output-status", false, "print the statuses (GatewayClasses, Gateways, HTTPRoutes, policies) instead of the snapshot")
+	f.BoolVar(&o.outputStatus, "output-status", false, "print the statuses (GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes, policies) instead of the snapshot")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
@@ -289,6 +290,13 @@ func (l *loader) object(js []byte) error {
 		}
 		o.Namespace = l.ns(o.Namespace)
 		in.HTTPRoutes = append(in.HTTPRoutes, o)
+	case gatewayv1.GroupName + "/GRPCRoute":
+		var o gatewayv1.GRPCRoute
+		if err := decode(&o); err != nil {
+			return err
+		}
+		o.Namespace = l.ns(o.Namespace)
+		in.GRPCRoutes = append(in.GRPCRoutes, o)
 	case gatewayv1.GroupName + "/TCPRoute":
 		var o gatewayv1.TCPRoute
 		if err := decode(&o); err != nil {

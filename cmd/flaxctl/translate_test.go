@@ -37,7 +37,7 @@ func readYAML(t *testing.T, data []byte) map[string]any {
 	return v
 }
 
-var samplesArgs = []string{"translate", "-f", "../../config/samples", "-f", "../../config/samples/policies", "-n", "samples", "--node-address", "192.0.2.10"}
+var samplesArgs = []string{"translate", "-f", "../../config/samples", "-f", "../../config/samples/policies", "-f", "../../config/samples/grpc", "-n", "samples", "--node-address", "192.0.2.10"}
 
 // TestTranslateSamplesMatchesGolden checks that flaxctl translate on the samples
 // prints the snapshot and, with --output-status, the statuses of the
@@ -53,7 +53,7 @@ func TestTranslateSamplesMatchesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("translate: %v\n%s", err, stderr)
 	}
-	if !strings.Contains(stderr, "1 Deployment (apps/v1)") {
+	if !strings.Contains(stderr, "2 Deployment (apps/v1)") {
 		t.Errorf("stderr %q does not note the skipped Deployment", stderr)
 	}
 	if got := readYAML(t, []byte(snapOut)); !reflect.DeepEqual(got, want["snapshot"]) {

@@ -77,7 +77,7 @@ func TestValidateTranslateOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, err := flaxctl(t, snap, "validate", "-f", "-")
-	if err != nil || !strings.Contains(out, "<stdin>: valid (1 listeners, 1 backend groups)") {
+	if err != nil || !strings.Contains(out, "<stdin>: valid (1 listeners, 2 backend groups)") {
 		t.Errorf("validate of translate's output: %v\n%s", err, out)
 	}
 }

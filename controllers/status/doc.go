@@ -2,7 +2,8 @@
 // users what became of their objects.
 //
 // The Writer (writer.go) writes the statuses the translator computed to
-// GatewayClasses, Gateways, ListenerSets, HTTPRoutes and the ancestor entries of BackendPolicies
+// GatewayClasses, Gateways, ListenerSets, HTTPRoutes, GRPCRoutes (TCPRoutes and TLSRoutes
+// when served) and the ancestor entries of BackendPolicies
 // and RoutePolicies. It needs leader election, so only the leader writes. It writes
 // only when a status differs from the object's ignoring LastTransitionTime, keeps
 // the LastTransitionTime of a condition whose status did not change

@@ -49,8 +49,8 @@ type WriterOptions struct {
 }
 
 // Writer writes the statuses the translator computed, with the dataplane
-// results folded in, to GatewayClasses, Gateways, ListenerSets and HTTPRoutes
-// (TCPRoutes and TLSRoutes too once SetL4Routes says they are served), and the ancestor
+// results folded in, to GatewayClasses, Gateways, ListenerSets, HTTPRoutes and
+// GRPCRoutes (TCPRoutes and TLSRoutes too once SetL4Routes says they are served), and the ancestor
 // entries of BackendPolicies and RoutePolicies. It is a manager runnable that
 // needs leader election, so only the leader writes. It compares each status with
 // the object's current one ignoring LastTransitionTime and writes only when they
@@ -175,7 +175,7 @@ func (w *Writer) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := w.writeRoutes(ctx, out.HTTPRoutes); err != nil {
+	if err := w.writeRoutes(ctx, out.HTTPRoutes, out.GRPCRoutes); err != nil {
 		errs = append(errs, err)
 	}
 	if w.l4Routes.Load() {
@@ -281,11 +281,11 @@ func (w *Writer) writeListenerSet(ctx context.Context, ls translate.ListenerSetS
 // Gateway that is not programmed (Gateway API v1.6.3 has no constant for it).
 const reasonParentNotProgrammed = "ParentNotProgrammed"
 
-// writeRoutes writes our parent statuses of the HTTPRoutes in statuses and
-// removes our parent statuses from every other HTTPRoute (routes that no longer
-// attach to our Gateways).
-func (w *Writer) writeRoutes(ctx context.Context, statuses []translate.RouteStatus) error {
-	return writeRouteKind(ctx, w, "HTTPRoute", statuses,
+// writeRoutes writes our parent statuses of the HTTPRoutes and GRPCRoutes in
+// statuses and removes our parent statuses from every other HTTPRoute and
+// GRPCRoute (routes that no longer attach to our Gateways).
+func (w *Writer) writeRoutes(ctx context.Context, http, grpc []translate.RouteStatus) error {
+	errHTTP := writeRouteKind(ctx, w, "HTTPRoute", http,
 		func(ctx context.Context) ([]*gatewayv1.HTTPRoute, error) {
 			var l gatewayv1.HTTPRouteList
 			err := w.opts.Client.List(ctx, &l)
@@ -293,10 +293,19 @@ func (w *Writer) writeRoutes(ctx context.Context, statuses []translate.RouteStat
 		},
 		func() *gatewayv1.HTTPRoute { return &gatewayv1.HTTPRoute{} },
 		func(r *gatewayv1.HTTPRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
+	errGRPC := writeRouteKind(ctx, w, "GRPCRoute", grpc,
+		func(ctx context.Context) ([]*gatewayv1.GRPCRoute, error) {
+			var l gatewayv1.GRPCRouteList
+			err := w.opts.Client.List(ctx, &l)
+			return pointers(l.Items), err
+		},
+		func() *gatewayv1.GRPCRoute { return &gatewayv1.GRPCRoute{} },
+		func(r *gatewayv1.GRPCRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
+	return errors.Join(errHTTP, errGRPC)
 }
 
 // writeL4Routes writes our parent statuses of TCPRoutes and TLSRoutes as
-// writeRoutes does for HTTPRoutes.
+// writeRoutes does for HTTPRoutes and GRPCRoutes.
 func (w *Writer) writeL4Routes(ctx context.Context, tcp, tls []translate.RouteStatus) error {
 	errTCP := writeRouteKind(ctx, w, "TCPRoute", tcp,
 		func(ctx context.Context) ([]*gatewayv1.TCPRoute, error) {

@@ -15,26 +15,58 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
-// groupInfo is a backend group: one port of one Service.
+// groupInfo is a backend group: one port of one Service, spoken to in one
+// protocol.
 type groupInfo struct {
-	name    string
-	service *corev1.Service
-	port    corev1.ServicePort
+	name     string
+	service  *corev1.Service
+	port     corev1.ServicePort
+	protocol dataplanev1.BackendGroup_Protocol
 	// used is set once a route served on some listener refers to the group.
 	used bool
 	// gateways are the Gateways whose listeners serve routes that use the group.
 	gateways map[types.NamespacedName]bool
 }
 
-// unsupportedAppProtocols are Service port appProtocols Flax cannot speak to
-// backends; it speaks HTTP/1.1.
-var unsupportedAppProtocols = []string{"kubernetes.io/h2c", "h2c", "grpc"}
+// h2cAppProtocols are the Service port appProtocols that ask for cleartext
+// HTTP/2 with prior knowledge: the standard one of KEP-3726 and the spellings in
+// common use. Every other appProtocol (none, http, kubernetes.io/ws and
+// kubernetes.io/wss for WebSocket, which HTTP/1.1's upgrade carries, or one
+// Flax does not know) is spoken to in HTTP/1.1 by HTTPRoutes.
+var h2cAppProtocols = []string{"kubernetes.io/h2c", "h2c", "grpc"}
+
+// h2cSuffix ends the name of a backend group that speaks h2c to a port that
+// does not declare it (a GRPCRoute's backend without appProtocol), so that the
+// port's HTTP/1.1 group, used by HTTPRoutes, keeps its name.
+const h2cSuffix = "/h2c"
+
+// backendProtocol returns the protocol routes of kind from speak to port, and
+// whether it is inferred from the route kind rather than declared by the port's
+// appProtocol. A GRPCRoute needs HTTP/2: it speaks h2c to a port without
+// appProtocol (as the Gateway API allows: the protocol may be inferred from the
+// route kind) and cannot use a port that declares another protocol (ok false).
+func backendProtocol(from groupKind, port corev1.ServicePort) (proto dataplanev1.BackendGroup_Protocol, inferred, ok bool) {
+	app := ""
+	if port.AppProtocol != nil {
+		app = strings.ToLower(*port.AppProtocol)
+	}
+	switch {
+	case slices.Contains(h2cAppProtocols, app):
+		return dataplanev1.BackendGroup_H2C, false, true
+	case from == kindGRPCRoute && app == "":
+		return dataplanev1.BackendGroup_H2C, true, true
+	case from == kindGRPCRoute:
+		return 0, false, false
+	}
+	// HTTP/1.1, which the contract reads an unset protocol as.
+	return dataplanev1.BackendGroup_PROTOCOL_UNSPECIFIED, false, true
+}
 
 // backendRef resolves a reference of the rule to a Service port and returns its
 // backend group. When it cannot, it records why in the route's ResolvedRefs
 // problems, followed by consequence, and returns false.
 func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, consequence string) (string, bool) {
-	group, p := rb.t.serviceBackend(kindHTTPRoute, rb.ri.route.Namespace, ref, where, consequence)
+	group, p := rb.t.serviceBackend(rb.ri.kind, rb.ri.route.Namespace, ref, where, consequence)
 	if p != nil {
 		rb.ri.refProblems.add(p.reason, p.message)
 		return "", false
@@ -45,8 +77,8 @@ func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, c
 // serviceBackend resolves ref, a backend reference of a route of kind from in
 // namespace fromNS, to a Service port and returns its backend group. When it
 // cannot, it returns why (a route condition reason), followed by consequence.
-// HTTPRoutes need a port Flax can speak HTTP/1.1 to; TCP and TLS routes take any
-// TCP port.
+// Every route kind needs a TCP port; GRPCRoutes one they can speak HTTP/2 to
+// (see backendProtocol).
 func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1.BackendObjectReference, where, consequence string) (string, *problem) {
 	fail := func(reason gatewayv1.RouteConditionReason, format string, args ...any) (string, *problem) {
 		return "", &problem{reason: string(reason), message: fmt.Sprintf(format, args...)}
@@ -102,14 +134,18 @@ func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1
 		return fail(gatewayv1.RouteReasonUnsupportedProtocol,
 			"%s refers to port %d of Service %s/%s, whose protocol is %s, but %s needs a TCP port: use another port; until then %s", where, port.Port, ns, name, port.Protocol, needs, consequence)
 	}
-	if from == kindHTTPRoute && port.AppProtocol != nil && slices.Contains(unsupportedAppProtocols, strings.ToLower(*port.AppProtocol)) {
+	proto, inferred, ok := backendProtocol(from, port)
+	if !ok {
 		return fail(gatewayv1.RouteReasonUnsupportedProtocol,
-			"%s refers to port %d of Service %s/%s, whose appProtocol is %s, but Flax speaks HTTP/1.1 to backends: use an HTTP/1.1 port; until then %s",
+			"%s refers to port %d of Service %s/%s, whose appProtocol is %s, but gRPC needs HTTP/2: use a port with appProtocol kubernetes.io/h2c or none; until then %s",
 			where, port.Port, ns, name, *port.AppProtocol, consequence)
 	}
 	gname := ns + "/" + name + ":" + strconv.Itoa(int(port.Port))
+	if inferred {
+		gname += h2cSuffix
+	}
 	if _, ok := t.groups[gname]; !ok {
-		t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, gateways: map[types.NamespacedName]bool{}}
+		t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, protocol: proto, gateways: map[types.NamespacedName]bool{}}
 	}
 	return gname, nil
 }
@@ -191,6 +227,7 @@ func (t *translator) backendGroup(g *groupInfo) *dataplanev1.BackendGroup {
 	})
 	bg := &dataplanev1.BackendGroup{
 		Name:          g.name,
+		Protocol:      g.protocol,
 		LoadBalancing: &dataplanev1.LoadBalancing{Policy: dataplanev1.LoadBalancing_ROUND_ROBIN},
 		Endpoints:     make([]*dataplanev1.Endpoint, 0, len(keys)),
 	}

@@ -54,11 +54,36 @@
 // ordered by the Gateway API tie-break (creation time, namespace/name, rule index).
 // Backend references to Services become backend groups named
 // "<namespace>/<service>:<port>" whose endpoints come from the Service's
-// EndpointSlices (pod addresses, never the cluster IP).
+// EndpointSlices (pod addresses, never the cluster IP). A group speaks h2c
+// (cleartext HTTP/2 with prior knowledge) when the port's appProtocol is
+// kubernetes.io/h2c, h2c or grpc, else HTTP/1.1 (none, http, and the WebSocket
+// kubernetes.io/ws and kubernetes.io/wss, which HTTP/1.1's upgrade carries).
+//
+// GRPCRoutes attach to HTTP and HTTPS listeners as HTTPRoutes do and are
+// translated as the HTTPRoute they convert to (grpcAsHTTPRoute), with rules
+// named "<namespace>/<route>/grpc-rule-<index>": a method match becomes a path
+// match on "/<service>/<method>" (Exact service and method: an Exact path;
+// service alone: the PathPrefix "/<service>/"; method alone and
+// RegularExpression matches: a RegularExpression path), every match asks for
+// POST, and header matches and the RequestHeaderModifier,
+// ResponseHeaderModifier, RequestMirror and ExtensionRef filters carry over.
+// Requests that cannot be served get 503, which gRPC clients read as
+// UNAVAILABLE. gRPC needs HTTP/2 to the backend: a GRPCRoute's backend group
+// speaks h2c, to a port without appProtocol too (the protocol is inferred from
+// the route kind; that group's name ends in "/h2c", so that HTTPRoutes of the
+// same port keep their HTTP/1.1 group), and a port declaring another protocol is
+// unresolved (ResolvedRefs False, UnsupportedProtocol). Precedence follows the
+// dataplane's path ranking (Exact, then RegularExpression, then the longest
+// PathPrefix; then headers): the Gateway API's order (service, then method, then
+// headers) for the core Exact service-and-method matches; a method-only or
+// RegularExpression match (implementation-specific in the Gateway API) ranks
+// above a service-only one. An HTTPRoute and a GRPCRoute whose hostnames meet on
+// a listener are never both served there: the older one is, and the other is
+// not accepted on that listener (NotAllowedByListeners).
 //
 // TCP and TLS listeners take TCPRoutes and TLSRoutes (and HTTP and HTTPS
-// listeners only HTTPRoutes; allowedRoutes.kinds listing another kind makes
-// ResolvedRefs False with reason InvalidRouteKinds). Both route kinds have one
+// listeners HTTPRoutes and GRPCRoutes; allowedRoutes.kinds listing another kind
+// makes ResolvedRefs False with reason InvalidRouteKinds). Both route kinds have one
 // rule, whose weighted backendRefs become the TCP backends of one dataplane route
 // named like an HTTPRoute rule; a reference that cannot be resolved keeps its
 // weight as a reject backend, which closes the connections it gets. A TCP
@@ -109,7 +134,7 @@
 // fail to bind a listener (Ack.listeners) or do not run the Gateway's
 // configuration yet, which GatewayStatus.ConfigHash identifies (a digest of the
 // dataplane listeners serving the Gateway and of the settings, not the endpoints,
-// of the backend groups they use; the same on every node). HTTPRoute statuses hold only the
+// of the backend groups they use; the same on every node). Route statuses hold only the
 // parent entries of Flax's Gateways, for the status writer to merge with those of
 // other controllers.
 //

@@ -12,7 +12,10 @@ import (
 // Gateway, HTTPRoute and ReferenceGrant profiles and the extended ones the
 // translator expresses fully in the snapshot and that pass their conformance tests
 // (make conformance runs the tests of exactly the features a class lists). Left
-// out: features the snapshot cannot express (external auth, h2c backends).
+// out: features the snapshot cannot express (external auth), and GRPCRoute,
+// GRPCRouteNamedRouteRule and HTTPRouteBackendProtocolH2C, which the translator
+// expresses but whose tests need the dataplane's HTTP/2 (h2c with prior
+// knowledge from clients, h2c to backends).
 // HTTPRouteDestinationPortMatching is what Gateway API v1.6.3 calls a parentRef
 // port that selects no listener (the route is not accepted: NoMatchingParent).
 // Session persistence, also translated, has no feature name or test in Gateway

@@ -73,9 +73,10 @@ type listenerInfo struct {
 	// terminate is set on HTTPS listeners and on TLS listeners of mode
 	// Terminate: the dataplane completes the TLS handshake with certs.
 	terminate bool
-	// routeKind is the route kind the protocol takes (HTTPRoute, TCPRoute or
-	// TLSRoute); supportedKinds holds it unless allowedRoutes.kinds leaves it out.
-	routeKind      string
+	// routeKinds are the route kinds the protocol takes (HTTPRoute and
+	// GRPCRoute, TCPRoute, or TLSRoute); supportedKinds holds those
+	// allowedRoutes.kinds does not leave out.
+	routeKinds     []string
 	supportedKinds []gatewayv1.RouteGroupKind
 	// unsupported, when set, is why the listener is not accepted.
 	unsupported *problem
@@ -91,15 +92,23 @@ type listenerInfo struct {
 	// namespacePolicy describes allowNamespace for messages.
 	namespacePolicy string
 	// attached are the routes attached to the listener.
-	attached map[types.NamespacedName]struct{}
+	attached map[routeRef]struct{}
+	// claims are the hostnames of the HTTPRoutes and GRPCRoutes attached, in
+	// the order they attached (oldest first).
+	claims []hostClaim
 }
 
-// allowsRoutes reports whether the route kind of the listener's protocol may
-// attach to it (allowedRoutes.kinds does not leave it out).
+// allowsRoutes reports whether a route kind of the listener's protocol may
+// attach to it (allowedRoutes.kinds does not leave them all out).
 func (l *listenerInfo) allowsRoutes() bool { return len(l.supportedKinds) > 0 }
 
 // allows reports whether routes of kind (in the Gateway API group) may attach.
-func (l *listenerInfo) allows(kind string) bool { return l.allowsRoutes() && l.routeKind == kind }
+func (l *listenerInfo) allows(kind string) bool {
+	return slices.ContainsFunc(l.supportedKinds, func(k gatewayv1.RouteGroupKind) bool { return string(k.Kind) == kind })
+}
+
+// takes reports whether the listener's protocol takes routes of kind.
+func (l *listenerInfo) takes(kind string) bool { return slices.Contains(l.routeKinds, kind) }
 
 // valid reports whether the listener itself is accepted.
 func (l *listenerInfo) valid() bool { return l.unsupported == nil && l.conflict == nil }
@@ -263,17 +272,18 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 		set:            set,
 		spec:           spec,
 		supportedKinds: []gatewayv1.RouteGroupKind{},
-		attached:       map[types.NamespacedName]struct{}{},
+		attached:       map[routeRef]struct{}{},
 	}
+	httpKinds := []string{kindHTTPRoute.kind, kindGRPCRoute.kind}
 	switch spec.Protocol {
 	case gatewayv1.HTTPProtocolType:
-		l.protocol, l.routeKind = dataplanev1.Listener_HTTP, kindHTTPRoute.kind
+		l.protocol, l.routeKinds = dataplanev1.Listener_HTTP, httpKinds
 	case gatewayv1.HTTPSProtocolType:
-		l.protocol, l.routeKind, l.terminate = dataplanev1.Listener_HTTPS, kindHTTPRoute.kind, true
+		l.protocol, l.routeKinds, l.terminate = dataplanev1.Listener_HTTPS, httpKinds, true
 	case gatewayv1.TCPProtocolType:
-		l.protocol, l.routeKind = dataplanev1.Listener_TCP, kindTCPRoute.kind
+		l.protocol, l.routeKinds = dataplanev1.Listener_TCP, []string{kindTCPRoute.kind}
 	case gatewayv1.TLSProtocolType:
-		l.protocol, l.routeKind = dataplanev1.Listener_TLS, kindTLSRoute.kind
+		l.protocol, l.routeKinds = dataplanev1.Listener_TLS, []string{kindTLSRoute.kind}
 	default:
 		l.unsupported = &problem{
 			reason: string(gatewayv1.ListenerReasonUnsupportedProtocol),
@@ -333,33 +343,45 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 }
 
 // routeKinds computes the route kinds the listener supports from
-// allowedRoutes.kinds: the one kind its protocol takes (HTTPRoute on HTTP and
-// HTTPS, TCPRoute on TCP, TLSRoute on TLS) unless the list leaves it out. Other
-// kinds listed make ResolvedRefs False (InvalidRouteKinds).
+// allowedRoutes.kinds: those its protocol takes (HTTPRoute and GRPCRoute on HTTP
+// and HTTPS, TCPRoute on TCP, TLSRoute on TLS), all of them unless the list
+// names some. Other kinds listed make ResolvedRefs False (InvalidRouteKinds).
 func (t *translator) routeKinds(l *listenerInfo) {
-	own := gatewayv1.RouteGroupKind{Group: ptr(gatewayv1.Group(gatewayv1.GroupName)), Kind: gatewayv1.Kind(l.routeKind)}
+	kind := func(k string) gatewayv1.RouteGroupKind {
+		return gatewayv1.RouteGroupKind{Group: ptr(gatewayv1.Group(gatewayv1.GroupName)), Kind: gatewayv1.Kind(k)}
+	}
 	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
-		l.supportedKinds = append(l.supportedKinds, own)
+		for _, k := range l.routeKinds {
+			l.supportedKinds = append(l.supportedKinds, kind(k))
+		}
 		return
 	}
+	listed := map[string]bool{}
 	var invalid []string
 	for _, k := range l.spec.AllowedRoutes.Kinds {
 		group := gatewayv1.GroupName
 		if k.Group != nil {
 			group = string(*k.Group)
 		}
-		if group == gatewayv1.GroupName && string(k.Kind) == l.routeKind {
-			if len(l.supportedKinds) == 0 {
-				l.supportedKinds = append(l.supportedKinds, own)
-			}
+		if group == gatewayv1.GroupName && l.takes(string(k.Kind)) {
+			listed[string(k.Kind)] = true
 			continue
 		}
 		invalid = append(invalid, describeKind(group, string(k.Kind)))
 	}
+	for _, k := range l.routeKinds {
+		if listed[k] {
+			l.supportedKinds = append(l.supportedKinds, kind(k))
+		}
+	}
 	if len(invalid) > 0 {
+		own := make([]string, len(l.routeKinds))
+		for i, k := range l.routeKinds {
+			own[i] = gatewayv1.GroupName + "/" + k
+		}
 		l.refProblems.add(string(gatewayv1.ListenerReasonInvalidRouteKinds), fmt.Sprintf(
-			"allowedRoutes.kinds lists %s, which Flax does not support on %s listeners; Flax supports %s/%s there: remove the other kinds",
-			strings.Join(invalid, ", "), l.spec.Protocol, gatewayv1.GroupName, l.routeKind))
+			"allowedRoutes.kinds lists %s, which Flax does not support on %s listeners; Flax supports %s there: remove the other kinds",
+			strings.Join(invalid, ", "), l.spec.Protocol, strings.Join(own, " and ")))
 	}
 }
 

@@ -166,7 +166,7 @@ func (t *translator) attachL4(ri *l4Route, i int) {
 	var notes []string
 	for j, a := range attached {
 		names[j] = string(a.listener.spec.Name)
-		a.listener.attached[ri.key] = struct{}{}
+		a.listener.attached[routeRef{kind: ri.kind.kind, key: ri.key}] = struct{}{}
 		notes = append(notes, t.placeL4(ri, a)...)
 	}
 	msg = fmt.Sprintf("The route is attached to listener %s of Gateway %s", strings.Join(names, ", "), g.key)

@@ -16,6 +16,7 @@ var (
 	kindGateway     = groupKind{gatewayv1.GroupName, "Gateway"}
 	kindListenerSet = groupKind{gatewayv1.GroupName, "ListenerSet"}
 	kindHTTPRoute   = groupKind{gatewayv1.GroupName, "HTTPRoute"}
+	kindGRPCRoute   = groupKind{gatewayv1.GroupName, "GRPCRoute"}
 	kindTCPRoute    = groupKind{gatewayv1.GroupName, "TCPRoute"}
 	kindTLSRoute    = groupKind{gatewayv1.GroupName, "TLSRoute"}
 	kindService     = groupKind{"", "Service"}

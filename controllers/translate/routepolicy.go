@@ -24,8 +24,12 @@ const maxRateLimitInterval = 24 * time.Hour
 // concerns. It runs once the routes are placed.
 func (t *translator) translateRoutePolicies() {
 	routes := make(map[types.NamespacedName]*routeInfo, len(t.routes))
+	var httpRoutes []*routeInfo
 	for _, ri := range t.routes {
-		routes[ri.key] = ri
+		if ri.kind == kindHTTPRoute {
+			routes[ri.key] = ri
+			httpRoutes = append(httpRoutes, ri)
+		}
 	}
 	for i := range t.in.RoutePolicies {
 		rp := &t.in.RoutePolicies[i]
@@ -40,7 +44,7 @@ func (t *translator) translateRoutePolicies() {
 	}
 	sortPolicies(t.routePolicies)
 	t.routeHolders = claimSlots(t.routePolicies)
-	for _, ri := range t.routes {
+	for _, ri := range httpRoutes {
 		for i, rt := range ri.rules {
 			if rt == nil {
 				continue

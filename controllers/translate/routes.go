@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,10 +13,18 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
-// routeInfo is one HTTPRoute and what was found about it.
+// routeInfo is one HTTPRoute or GRPCRoute and what was found about it. A
+// GRPCRoute is translated as the HTTPRoute it converts to (see grpcAsHTTPRoute),
+// so both kinds share the rule translation, attachment and placement.
 type routeInfo struct {
+	// kind is kindHTTPRoute or kindGRPCRoute.
+	kind groupKind
+	// route is the HTTPRoute, or the conversion of the GRPCRoute.
 	route *gatewayv1.HTTPRoute
 	key   types.NamespacedName
+	// converted holds, for a GRPCRoute, why a rule could not be converted, by
+	// rule index.
+	converted map[int]*conversionProblem
 	// hostnames are the valid route hostnames, lowercase; empty matches any.
 	hostnames []string
 	// rules are the translated rules; a dropped rule is nil.
@@ -38,6 +47,34 @@ type routeInfo struct {
 	gateways map[types.NamespacedName]bool
 }
 
+// ruleName is the name of the dataplane route of rule i:
+// "<namespace>/<route>/rule-<i>", or ".../grpc-rule-<i>" for a GRPCRoute, so
+// that an HTTPRoute and a GRPCRoute of the same name have distinct routes.
+func (ri *routeInfo) ruleName(i int) string {
+	if ri.kind == kindGRPCRoute {
+		return fmt.Sprintf("%s/%s/grpc-rule-%d", ri.key.Namespace, ri.key.Name, i)
+	}
+	return fmt.Sprintf("%s/%s/rule-%d", ri.key.Namespace, ri.key.Name, i)
+}
+
+// errorStatus is the status of the direct responses that stand for what
+// cannot be served.
+func (ri *routeInfo) errorStatus() uint32 {
+	if ri.kind == kindGRPCRoute {
+		return grpcErrorStatus
+	}
+	return errorStatus
+}
+
+// ref identifies the route among routes of every kind.
+func (ri *routeInfo) ref() routeRef { return routeRef{kind: ri.kind.kind, key: ri.key} }
+
+// routeRef identifies a route of any kind.
+type routeRef struct {
+	kind string
+	key  types.NamespacedName
+}
+
 // allRulesInvalid reports whether no rule of the route could be translated.
 func (ri *routeInfo) allRulesInvalid() bool {
 	return ri.invalidRules > 0 && ri.invalidRules == len(ri.route.Spec.Rules)
@@ -50,15 +87,24 @@ type attachment struct {
 	hostnames []string
 }
 
-// translateRoutes attaches every HTTPRoute to the listeners of Flax's Gateways,
-// translates its rules and places them on the virtual hosts of the binds.
+// translateRoutes attaches every HTTPRoute and GRPCRoute to the listeners of
+// Flax's Gateways, translates its rules and places them on the virtual hosts of
+// the binds, oldest route first (an HTTPRoute before a GRPCRoute of the same
+// age and name), which decides the conflicts between the two kinds.
 func (t *translator) translateRoutes() {
-	t.routes = make([]*routeInfo, 0, len(t.in.HTTPRoutes))
+	t.routes = make([]*routeInfo, 0, len(t.in.HTTPRoutes)+len(t.in.GRPCRoutes))
 	for i := range t.in.HTTPRoutes {
 		r := &t.in.HTTPRoutes[i]
-		t.routes = append(t.routes, &routeInfo{route: r, key: key(r), gateways: map[types.NamespacedName]bool{}})
+		t.routes = append(t.routes, &routeInfo{kind: kindHTTPRoute, route: r, key: key(r), gateways: map[types.NamespacedName]bool{}})
 	}
-	slices.SortFunc(t.routes, func(a, b *routeInfo) int { return compareAge(a.route, b.route) })
+	for i := range t.in.GRPCRoutes {
+		r := &t.in.GRPCRoutes[i]
+		hr, converted := grpcAsHTTPRoute(r)
+		t.routes = append(t.routes, &routeInfo{kind: kindGRPCRoute, route: hr, key: key(r), converted: converted, gateways: map[types.NamespacedName]bool{}})
+	}
+	slices.SortFunc(t.routes, func(a, b *routeInfo) int {
+		return cmp.Or(compareAge(a.route, b.route), compareStrings(b.kind.kind, a.kind.kind))
+	})
 	for _, ri := range t.routes {
 		if !t.hasOurParent(ri.route) {
 			continue
@@ -215,7 +261,7 @@ func matchListeners(p parent, ref gatewayv1.ParentReference, i int, kind, ns str
 	var attached []attachment
 	for _, l := range candidates {
 		switch {
-		case l.routeKind != kind:
+		case !l.takes(kind):
 			stage = max(stage, stageNotAllowed)
 			why = append(why, fmt.Sprintf("listener %s has protocol %s, which does not take %ss", l.spec.Name, l.spec.Protocol, kind))
 			continue
@@ -291,7 +337,7 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		return reject(gatewayv1.RouteReasonNoMatchingParent, fmt.Sprintf(
 			"%s is not accepted by Gateway %s, so no route can attach to it; see the ListenerSet's conditions", p, g.key))
 	}
-	attached, reason, msg := matchListeners(p, ref, i, kindHTTPRoute.kind, r.Namespace, ri.intersect)
+	attached, reason, msg := matchListeners(p, ref, i, ri.kind.kind, r.Namespace, ri.intersect)
 	if len(attached) == 0 {
 		return reject(reason, msg)
 	}
@@ -299,10 +345,17 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		return reject(gatewayv1.RouteConditionReason(ri.ruleProblems.reason()),
 			"No rule of the route can be served, so the route is not attached: "+ri.ruleProblems.message())
 	}
+	attached, conflicts := ri.withoutConflicts(attached)
+	if len(attached) == 0 {
+		return reject(gatewayv1.RouteReasonNotAllowedByListeners, strings.Join(conflicts, "; ")+
+			"; the Gateway API serves only the older of an HTTPRoute and a GRPCRoute whose hostnames meet on a listener: give the routes distinct hostnames or attach them to different listeners")
+	}
+	ri.notes = append(ri.notes, conflicts...)
 	names := make([]string, len(attached))
 	for j, a := range attached {
 		names[j] = string(a.listener.spec.Name)
-		a.listener.attached[ri.key] = struct{}{}
+		a.listener.attached[ri.ref()] = struct{}{}
+		a.listener.claims = append(a.listener.claims, hostClaim{route: ri.ref(), hostnames: a.hostnames})
 	}
 	msg = fmt.Sprintf("The route is attached to listener %s of %s", strings.Join(names, ", "), p)
 	if len(names) > 1 {
@@ -315,6 +368,52 @@ func (t *translator) attach(ri *routeInfo, i int) []attachment {
 		ri.otherConditions(gen)...)
 	ri.parents = append(ri.parents, entry)
 	return attached
+}
+
+// hostClaim records the hostnames an HTTPRoute or GRPCRoute serves on a
+// listener it is attached to.
+type hostClaim struct {
+	route     routeRef
+	hostnames []string
+}
+
+// withoutConflicts drops from attached the listeners where an older route of
+// the other kind (HTTPRoute against GRPCRoute) is attached with a hostname that
+// meets one of the route's there: the Gateway API accepts only the older of the
+// two. It returns the remaining attachments and a note per dropped listener.
+func (ri *routeInfo) withoutConflicts(attached []attachment) ([]attachment, []string) {
+	var kept []attachment
+	var notes []string
+	for _, a := range attached {
+		var older *hostClaim
+		for k := range a.listener.claims {
+			c := &a.listener.claims[k]
+			if c.route.kind != ri.kind.kind && hostnamesMeet(c.hostnames, a.hostnames) {
+				older = c
+				break
+			}
+		}
+		if older == nil {
+			kept = append(kept, a)
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("listener %s already serves the older %s %s on hostnames this route shares, so the route is not attached there",
+			a.listener.spec.Name, older.route.kind, older.route.key))
+	}
+	return kept, notes
+}
+
+// hostnamesMeet reports whether a name is matched by a hostname of a and one of
+// b ("" matches every name).
+func hostnamesMeet(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if _, ok := intersect(x, y); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // noCandidateMessage explains why parentRefs[i] selects no listener of p.
@@ -412,9 +511,15 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 	}
 }
 
-// routeStatuses returns the status of every HTTPRoute.
-func (t *translator) routeStatuses() []RouteStatus {
-	return routeStatusesOf(t.routes, func(ri *routeInfo) (types.NamespacedName, []gatewayv1.RouteParentStatus) {
+// routeStatuses returns the status of every HTTPRoute or GRPCRoute (kind).
+func (t *translator) routeStatuses(kind groupKind) []RouteStatus {
+	var list []*routeInfo
+	for _, ri := range t.routes {
+		if ri.kind == kind {
+			list = append(list, ri)
+		}
+	}
+	return routeStatusesOf(list, func(ri *routeInfo) (types.NamespacedName, []gatewayv1.RouteParentStatus) {
 		return ri.key, ri.parents
 	})
 }

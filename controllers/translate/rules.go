@@ -23,9 +23,14 @@ const (
 	defaultSessionName = "flax-session"
 )
 
-// errorStatus is the status answered for requests that cannot be served as asked:
-// the share of an invalid backend, or a rule that cannot be translated.
-const errorStatus = 500
+// errorStatus is the status answered for requests of an HTTPRoute that cannot be
+// served as asked: the share of an invalid backend, or a rule that cannot be
+// translated. GRPCRoutes answer grpcErrorStatus instead, which gRPC clients read
+// as UNAVAILABLE, the code the Gateway API asks for.
+const (
+	errorStatus     = 500
+	grpcErrorStatus = 503
+)
 
 // translateRules translates every rule of the route once; the result is shared by
 // every virtual host the route is served on. The rules are checked against the
@@ -67,6 +72,8 @@ func (t *translator) translateRules(ri *routeInfo) {
 type ruleBuilder struct {
 	t  *translator
 	ri *routeInfo
+	// index is the rule's index in the route.
+	index int
 	// where names the rule in messages, e.g. `rules[1]` or `rules[1] ("api")`.
 	where string
 	// invalid, once set, is why the rule cannot be translated.
@@ -98,12 +105,15 @@ func (rb *ruleBuilder) refProblem(reason gatewayv1.RouteConditionReason, format 
 func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 	r := ri.route
 	rule := &r.Spec.Rules[i]
-	rb := &ruleBuilder{t: t, ri: ri, where: fmt.Sprintf("rules[%d]", i)}
+	rb := &ruleBuilder{t: t, ri: ri, index: i, where: fmt.Sprintf("rules[%d]", i)}
 	if rule.Name != nil && *rule.Name != "" {
 		rb.where = fmt.Sprintf("rules[%d] (%q)", i, *rule.Name)
 	}
+	if c := ri.converted[i]; c != nil {
+		rb.fail(gatewayv1.RouteConditionReason(c.reason), "%s", c.message)
+	}
 	rt := &dataplanev1.Route{
-		Name: fmt.Sprintf("%s/%s/rule-%d", r.Namespace, r.Name, i),
+		Name: ri.ruleName(i),
 		Order: &dataplanev1.RouteOrder{
 			CreationTimestampUnixNanos: unixNanos(r),
 			Namespace:                  r.Namespace,
@@ -123,11 +133,11 @@ func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 		// A filter that must not be skipped cannot run: the rule answers 500 and
 		// runs none of its filters (a redirect would skip it).
 		rt.Filters = nil
-		rt.DirectResponse = &dataplanev1.DirectResponse{Status: errorStatus}
+		rt.DirectResponse = &dataplanev1.DirectResponse{Status: ri.errorStatus()}
 	case redirect:
 		// The redirect answers; backendRefs are resolved for the status only.
 	case valid == 0 || weight == 0:
-		rt.DirectResponse = &dataplanev1.DirectResponse{Status: errorStatus}
+		rt.DirectResponse = &dataplanev1.DirectResponse{Status: ri.errorStatus()}
 	default:
 		rt.Backends = backends
 	}
@@ -155,14 +165,14 @@ func (rb *ruleBuilder) fallback(rt *dataplanev1.Route) *dataplanev1.Route {
 		Name:           rt.Name,
 		Order:          rt.Order,
 		Matches:        rt.Matches,
-		DirectResponse: &dataplanev1.DirectResponse{Status: errorStatus},
+		DirectResponse: &dataplanev1.DirectResponse{Status: ri.errorStatus()},
 	}
 	ri.ruleProblems.add(rb.invalid.reason, rb.invalid.message)
-	if checkRoute(fb) != nil {
+	if c := ri.converted[rb.index]; (c != nil && c.badMatch) || checkRoute(fb) != nil {
 		ri.ruleFates = append(ri.ruleFates, "the rule is not served until it is fixed")
 		return nil
 	}
-	ri.ruleFates = append(ri.ruleFates, "requests the rule matches are answered 500 until it is fixed")
+	ri.ruleFates = append(ri.ruleFates, fmt.Sprintf("requests the rule matches are answered %d until it is fixed", ri.errorStatus()))
 	return fb
 }
 
@@ -435,7 +445,7 @@ func (rb *ruleBuilder) filters(fs []gatewayv1.HTTPRouteFilter, where string, onR
 				desc = fmt.Sprintf("%s %s", describeKind(string(f.ExtensionRef.Group), string(f.ExtensionRef.Kind)), f.ExtensionRef.Name)
 			}
 			rb.refProblem(gatewayv1.RouteReasonInvalidKind,
-				"%s: the ExtensionRef filter refers to %s, a kind Flax does not support; remove the filter (requests it applies to are answered 500 until then)", fw, desc)
+				"%s: the ExtensionRef filter refers to %s, a kind Flax does not support; remove the filter (requests it applies to are answered %d until then)", fw, desc, rb.ri.errorStatus())
 			errorFilter = true
 		case gatewayv1.HTTPRouteFilterCORS:
 			if f.CORS == nil {
@@ -577,10 +587,10 @@ func (rb *ruleBuilder) backends(refs []gatewayv1.HTTPBackendRef) (out []*datapla
 		weight += uint64(w)
 		where := fmt.Sprintf("%s.backendRefs[%d]", rb.where, j)
 		group, ok := rb.backendRef(ref.BackendObjectReference, where,
-			fmt.Sprintf("its share of requests (weight %d) gets 500", w))
+			fmt.Sprintf("its share of requests (weight %d) gets %d", w, rb.ri.errorStatus()))
 		if !ok {
 			out = append(out, &dataplanev1.WeightedBackend{
-				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: errorStatus}},
+				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: rb.ri.errorStatus()}},
 				Weight: w,
 			})
 			continue
@@ -588,7 +598,7 @@ func (rb *ruleBuilder) backends(refs []gatewayv1.HTTPBackendRef) (out []*datapla
 		filters, _, errorFilter := rb.filters(ref.Filters, where+".filters", false)
 		if errorFilter {
 			out = append(out, &dataplanev1.WeightedBackend{
-				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: errorStatus}},
+				Target: &dataplanev1.WeightedBackend_DirectResponse{DirectResponse: &dataplanev1.DirectResponse{Status: rb.ri.errorStatus()}},
 				Weight: w,
 			})
 			continue

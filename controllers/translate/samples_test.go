@@ -19,7 +19,8 @@ import (
 
 // samplesGolden is the translation of the samples (TestPolicySamples), rewritten
 // with -update. flaxctl's tests check that `flaxctl translate -f config/samples -f
-// config/samples/policies -n samples --node-address 192.0.2.10` prints the same.
+// config/samples/policies -f config/samples/grpc -n samples --node-address
+// 192.0.2.10` prints the same.
 const samplesGolden = "testdata/config-samples.out.yaml"
 
 // loadSamples adds the objects of the files matching patterns (kustomization
@@ -49,6 +50,9 @@ func loadSamples(t *testing.T, in *Input, ns string, patterns ...string) {
 	for i := range in.HTTPRoutes {
 		in.HTTPRoutes[i].Namespace = ns
 	}
+	for i := range in.GRPCRoutes {
+		in.GRPCRoutes[i].Namespace = ns
+	}
 	for i := range in.TCPRoutes {
 		in.TCPRoutes[i].Namespace = ns
 	}
@@ -73,7 +77,7 @@ func loadSamples(t *testing.T, in *Input, ns string, patterns ...string) {
 func TestPolicySamples(t *testing.T) {
 	const ns = "samples"
 	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
-	loadSamples(t, in, ns, "../../config/samples/*.yaml", "../../config/samples/policies/*.yaml")
+	loadSamples(t, in, ns, "../../config/samples/*.yaml", "../../config/samples/policies/*.yaml", "../../config/samples/grpc/*.yaml")
 	if len(in.BackendPolicies) == 0 || len(in.RoutePolicies) == 0 {
 		t.Fatalf("want BackendPolicy and RoutePolicy samples, got %d and %d", len(in.BackendPolicies), len(in.RoutePolicies))
 	}
@@ -130,6 +134,57 @@ func TestPolicySamples(t *testing.T) {
 	if limited == 0 {
 		t.Errorf("no route carries the RoutePolicy sample's rate limit")
 	}
+}
+
+// TestGRPCSample translates the gRPC sample of config/samples/grpc with the
+// samples it attaches to: the GRPCRoute is accepted with its references
+// resolved, and its calls go to an h2c backend group of grpc-echo.
+func TestGRPCSample(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	loadSamples(t, in, ns, "../../config/samples/*.yaml", "../../config/samples/grpc/*.yaml")
+	if len(in.GRPCRoutes) != 1 {
+		t.Fatalf("want one GRPCRoute sample, got %d", len(in.GRPCRoutes))
+	}
+	out := Translate(in)
+	if len(out.GRPCRoutes) != 1 || len(out.GRPCRoutes[0].Status.Parents) != 1 {
+		t.Fatalf("GRPCRoute statuses %+v, want one parent", out.GRPCRoutes)
+	}
+	for _, c := range out.GRPCRoutes[0].Status.Parents[0].Conditions {
+		if c.Status != metav1.ConditionTrue {
+			t.Errorf("GRPCRoute %s: %s is %s: %s", out.GRPCRoutes[0].NamespacedName, c.Type, c.Status, c.Message)
+		}
+	}
+	g, err := findGroup(out.Snapshot, ns+"/grpc-echo:3000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.GetProtocol() != dataplanev1.BackendGroup_H2C {
+		t.Errorf("group %s speaks %v, want H2C", g.GetName(), g.GetProtocol())
+	}
+	var served []string
+	for _, l := range out.Snapshot.GetListeners() {
+		for _, vh := range l.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if r.GetName() == ns+"/grpc-echo/grpc-rule-0" {
+					served = append(served, fmt.Sprintf("%d/%s", l.GetPort(), vh.GetName()))
+				}
+			}
+		}
+	}
+	if want := []string{"8080/grpc.example.com"}; !slices.Equal(served, want) {
+		t.Errorf("GRPCRoute rule 0 served on %v, want %v", served, want)
+	}
+}
+
+// findGroup returns the backend group name of snap.
+func findGroup(snap *dataplanev1.Snapshot, name string) (*dataplanev1.BackendGroup, error) {
+	for _, g := range snap.GetBackendGroups() {
+		if g.GetName() == name {
+			return g, nil
+		}
+	}
+	return nil, fmt.Errorf("no backend group %s", name)
 }
 
 // backendSettingsOf translates a valid BackendPolicy spec, failing the test if

@@ -33,7 +33,8 @@ func Translate(in *Input) *Output {
 		GatewayClasses:  t.classStatuses(),
 		Gateways:        t.gatewayStatuses(t.configHashes(snap)),
 		ListenerSets:    t.listenerSetStatuses(),
-		HTTPRoutes:      t.routeStatuses(),
+		HTTPRoutes:      t.routeStatuses(kindHTTPRoute),
+		GRPCRoutes:      t.routeStatuses(kindGRPCRoute),
 		TCPRoutes:       l4RouteStatuses(t.tcpRoutes),
 		TLSRoutes:       l4RouteStatuses(t.tlsRoutes),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
@@ -60,7 +61,7 @@ type translator struct {
 	listenerSetByKey map[types.NamespacedName]*listenerSetInfo
 	binds            map[bindKey]*bind
 	bindOrder        []*bind
-	routes           []*routeInfo // oldest first
+	routes           []*routeInfo // HTTPRoutes and GRPCRoutes, oldest first
 	tcpRoutes        []*l4Route   // oldest first
 	tlsRoutes        []*l4Route   // oldest first
 	groups           map[string]*groupInfo

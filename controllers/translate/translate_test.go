@@ -222,6 +222,10 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			var o gatewayv1.HTTPRoute
 			decode(&o)
 			in.HTTPRoutes = append(in.HTTPRoutes, o)
+		case "GRPCRoute":
+			var o gatewayv1.GRPCRoute
+			decode(&o)
+			in.GRPCRoutes = append(in.GRPCRoutes, o)
 		case "TCPRoute":
 			var o gatewayv1.TCPRoute
 			decode(&o)
@@ -293,6 +297,7 @@ func reverseInput(in *Input) *Input {
 	out.Gateways = reversed(in.Gateways)
 	out.ListenerSets = reversed(in.ListenerSets)
 	out.HTTPRoutes = reversed(in.HTTPRoutes)
+	out.GRPCRoutes = reversed(in.GRPCRoutes)
 	out.TCPRoutes = reversed(in.TCPRoutes)
 	out.TLSRoutes = reversed(in.TLSRoutes)
 	out.ReferenceGrants = reversed(in.ReferenceGrants)
@@ -317,7 +322,7 @@ func reversed[T any](s []T) []T {
 // renderOutput renders out as the golden YAML: the statuses, keyed by object, and
 // the snapshot in its YAML form. PEM data is shown as a digest, and the
 // LastTransitionTime the translator leaves unset is omitted. Policy,
-// ListenerSet, TCPRoute and TLSRoute statuses appear only when the input has
+// ListenerSet, GRPCRoute, TCPRoute and TLSRoute statuses appear only when the input has
 // some.
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
@@ -349,7 +354,7 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		"httpRoutes":     routes,
 		"snapshot":       snap,
 	}
-	for name, statuses := range map[string][]RouteStatus{"tcpRoutes": out.TCPRoutes, "tlsRoutes": out.TLSRoutes} {
+	for name, statuses := range map[string][]RouteStatus{"grpcRoutes": out.GRPCRoutes, "tcpRoutes": out.TCPRoutes, "tlsRoutes": out.TLSRoutes} {
 		if len(statuses) == 0 {
 			continue
 		}

@@ -32,6 +32,8 @@ type Input struct {
 	ListenerSets []gatewayv1.ListenerSet
 	// HTTPRoutes are all HTTPRoutes of the cluster.
 	HTTPRoutes []gatewayv1.HTTPRoute
+	// GRPCRoutes are all GRPCRoutes of the cluster.
+	GRPCRoutes []gatewayv1.GRPCRoute
 	// TCPRoutes are all TCPRoutes of the cluster.
 	TCPRoutes []gatewayv1.TCPRoute
 	// TLSRoutes are all TLSRoutes of the cluster.
@@ -94,10 +96,12 @@ type Output struct {
 	// replaces the entries whose controllerName is ControllerName with these and
 	// keeps those of other controllers.
 	HTTPRoutes []RouteStatus
-	// TCPRoutes and TLSRoutes hold the parent entries of every TCPRoute and
-	// TLSRoute of the Input, as HTTPRoutes does for HTTPRoutes.
-	TCPRoutes []RouteStatus
-	TLSRoutes []RouteStatus
+	// GRPCRoutes, TCPRoutes and TLSRoutes hold the parent entries of every
+	// GRPCRoute, TCPRoute and TLSRoute of the Input, as HTTPRoutes does for
+	// HTTPRoutes.
+	GRPCRoutes []RouteStatus
+	TCPRoutes  []RouteStatus
+	TLSRoutes  []RouteStatus
 	// BackendPolicies holds the status of every BackendPolicy of the Input.
 	BackendPolicies []PolicyStatus
 	// RoutePolicies holds the status of every RoutePolicy of the Input.
@@ -147,8 +151,8 @@ type ListenerSetStatus struct {
 	ListenerPorts map[gatewayv1.SectionName]gatewayv1.PortNumber
 }
 
-// RouteStatus is the status Flax computed for one HTTPRoute, TCPRoute or
-// TLSRoute.
+// RouteStatus is the status Flax computed for one HTTPRoute, GRPCRoute,
+// TCPRoute or TLSRoute.
 type RouteStatus struct {
 	// NamespacedName of the route.
 	NamespacedName types.NamespacedName

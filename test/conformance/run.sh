@@ -6,8 +6,8 @@
 #
 # Environment:
 #   FLAX_CONFORMANCE_PROFILES  profiles to run in one suite run, comma-separated (default
-#                     GATEWAY-HTTP), e.g. GATEWAY-HTTP,GATEWAY-TCP; the suite's own
-#                     -conformance-profiles flag in CONFORMANCE_ARGS wins
+#                     GATEWAY-HTTP), e.g. GATEWAY-HTTP,GATEWAY-TCP or GATEWAY-GRPC; the
+#                     suite's own -conformance-profiles flag in CONFORMANCE_ARGS wins
 #   CONFORMANCE_DIR   state folder (default _out/conformance): cluster state, logs
 #   CONFORMANCE_ARGS  extra flags for the suite, e.g. "-run-test HTTPRouteSimpleSameNamespace"
 #                     or "-debug" (flags of sigs.k8s.io/gateway-api/conformance/utils/flags)
