@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -11,6 +12,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 // h2cClient is an HTTP/2 client with prior knowledge over cleartext.
@@ -284,6 +291,31 @@ func TestH2Disabled(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			t.Fatalf("HTTP/1.1 status %d", resp.StatusCode)
+		}
+	})
+}
+
+// A real gRPC client reads the dataplane's own replies as gRPC statuses:
+// UNIMPLEMENTED where no route matches, UNAVAILABLE where the route's
+// group has no endpoint.
+func TestH2GRPCClientStatus(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		port := FreePort(t)
+		te := startEngine(t, k)
+		y := strings.Replace(HTTPSnapshot(port, nil, "", "", ""), "    - name: default\n", "    - name: default\n      matches: [{path: {type: PATH_PREFIX, value: /svc.Known}}]\n", 1)
+		te.apply(CompileYAML(t, te.reg, y))
+		cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		for method, want := range map[string]codes.Code{"/svc.Unknown/M": codes.Unimplemented, "/svc.Known/M": codes.Unavailable} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := cc.Invoke(ctx, method, &emptypb.Empty{}, &emptypb.Empty{})
+			cancel()
+			if got := status.Code(err); got != want {
+				t.Fatalf("%s: %v (%v), want %v", method, got, err, want)
+			}
 		}
 	})
 }
