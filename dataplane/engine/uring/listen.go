@@ -72,7 +72,7 @@ func (w *worker) syncListeners() {
 	for _, k := range w.closed {
 		for i := int32(0); i < w.slots.n; i++ {
 			sl := w.slots.at(i)
-			if sl.state == stOpen && sl.lis == k {
+			if sl.state == stOpen && sl.lis == k && !sl.vs() {
 				w.cDrain(sl)
 				w.run(i)
 			}
