@@ -87,6 +87,8 @@ type Controller struct {
 	leases     *nodes.Leases
 	// configs are the Gateways' config hashes of recently published snapshots.
 	configs nodes.ConfigHistory
+	// configMaps holds the referenced CA ConfigMaps read from the API server.
+	configMaps configMapStore
 	// events reports the local dataplane's problems on the Gateways.
 	events *status.EventReporter
 	// l4Routes is set when the API server serves TCPRoutes and TLSRoutes

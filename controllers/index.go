@@ -26,6 +26,9 @@ const (
 	// allowedRoutes select namespaces by label, or whose allowedListeners do, under
 	// the value "true".
 	indexGatewaySelectsNamespaces = "flax.gateway.selectsNamespaces"
+	// indexGatewayConfigMaps indexes Gateways by the "namespace/name" of every
+	// ConfigMap the caCertificateRefs of their spec.tls.frontend name.
+	indexGatewayConfigMaps = "flax.gateway.configmaps"
 	// indexListenerSetSecrets indexes ListenerSets by the "namespace/name" of
 	// every Secret their listeners' TLS certificateRefs name.
 	indexListenerSetSecrets = "flax.listenerset.secrets"
@@ -57,6 +60,9 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4 bool) error {
 	}{
 		{&gatewayv1.Gateway{}, indexGatewaySecrets, func(o client.Object) []string {
 			return keyStrings(gatewaySecretRefs(o.(*gatewayv1.Gateway)))
+		}},
+		{&gatewayv1.Gateway{}, indexGatewayConfigMaps, func(o client.Object) []string {
+			return keyStrings(gatewayConfigMapRefs(o.(*gatewayv1.Gateway)))
 		}},
 		{&gatewayv1.Gateway{}, indexGatewaySelectsNamespaces, func(o client.Object) []string {
 			if gatewaySelectsNamespaces(o.(*gatewayv1.Gateway)) {
@@ -117,6 +123,37 @@ func gatewaySecretRefs(gw *gatewayv1.Gateway) []types.NamespacedName {
 	var keys []types.NamespacedName
 	for _, l := range gw.Spec.Listeners {
 		keys = appendSecretRefs(keys, gw.Namespace, l.TLS)
+	}
+	return keys
+}
+
+// gatewayConfigMapRefs returns the ConfigMaps named by the caCertificateRefs
+// of gw's spec.tls.frontend (default and perPort), without duplicates.
+// References to other kinds are left out.
+func gatewayConfigMapRefs(gw *gatewayv1.Gateway) []types.NamespacedName {
+	if gw.Spec.TLS == nil || gw.Spec.TLS.Frontend == nil {
+		return nil
+	}
+	f := gw.Spec.TLS.Frontend
+	validations := []*gatewayv1.FrontendTLSValidation{f.Default.Validation}
+	for _, p := range f.PerPort {
+		validations = append(validations, p.TLS.Validation)
+	}
+	var keys []types.NamespacedName
+	for _, v := range validations {
+		if v == nil {
+			continue
+		}
+		for _, ref := range v.CACertificateRefs {
+			if !isCore(&ref.Group) || ref.Kind != "ConfigMap" {
+				continue
+			}
+			ns := gw.Namespace
+			if ref.Namespace != nil && *ref.Namespace != "" {
+				ns = string(*ref.Namespace)
+			}
+			keys = appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
+		}
 	}
 	return keys
 }

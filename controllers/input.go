@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +56,7 @@ func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 		c.listPolicies,
 		c.getServices,
 		c.getSecrets,
+		c.getConfigMaps,
 	} {
 		if err := list(ctx, in); err != nil {
 			return nil, err
@@ -304,6 +306,96 @@ func (c *Controller) getSecrets(ctx context.Context, in *translate.Input) error 
 		}
 	}
 	return nil
+}
+
+// getConfigMaps adds the ConfigMaps the frontend CA certificate references of
+// the input's Gateways name, those that exist.
+func (c *Controller) getConfigMaps(ctx context.Context, in *translate.Input) error {
+	var keys []types.NamespacedName
+	for i := range in.Gateways {
+		for _, key := range gatewayConfigMapRefs(&in.Gateways[i]) {
+			keys = appendUnique(keys, key)
+		}
+	}
+	for _, key := range keys {
+		cm, err := c.configMap(ctx, key)
+		if err != nil {
+			return err
+		}
+		if cm != nil {
+			in.ConfigMaps = append(in.ConfigMaps, *cm)
+		}
+	}
+	return nil
+}
+
+// configMap returns the ConfigMap key, or nil if it does not exist. The cache
+// holds ConfigMaps' metadata only (a cluster has many ConfigMaps, few of them
+// CA certificates); the data of a referenced one is read from the API server
+// when its resourceVersion changes and kept in c.configMaps until then.
+func (c *Controller) configMap(ctx context.Context, key types.NamespacedName) (*corev1.ConfigMap, error) {
+	m := configMapMetadata()
+	err := c.client.Get(ctx, key, m)
+	switch {
+	case apierrors.IsNotFound(err):
+		c.configMaps.forget(key)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("getting configmap %s metadata: %w", key, err)
+	}
+	if cm := c.configMaps.get(key, m.ResourceVersion); cm != nil {
+		return cm, nil
+	}
+	var cm corev1.ConfigMap
+	err = c.apiReader.Get(ctx, key, &cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("getting configmap %s: %w", key, err)
+	}
+	c.configMaps.put(key, &cm)
+	return &cm, nil
+}
+
+// configMapMetadata returns an empty ConfigMap metadata object.
+func configMapMetadata() *metav1.PartialObjectMetadata {
+	o := &metav1.PartialObjectMetadata{}
+	o.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	return o
+}
+
+// configMapStore keeps the ConfigMaps read from the API server, by key.
+type configMapStore struct {
+	mu   sync.Mutex
+	maps map[types.NamespacedName]*corev1.ConfigMap
+}
+
+// get returns the stored ConfigMap key if it has resourceVersion rv.
+func (s *configMapStore) get(key types.NamespacedName, rv string) *corev1.ConfigMap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cm := s.maps[key]; cm != nil && cm.ResourceVersion == rv {
+		return cm
+	}
+	return nil
+}
+
+// put stores cm under key.
+func (s *configMapStore) put(key types.NamespacedName, cm *corev1.ConfigMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.maps == nil {
+		s.maps = map[types.NamespacedName]*corev1.ConfigMap{}
+	}
+	s.maps[key] = cm
+}
+
+// forget drops the ConfigMap key.
+func (s *configMapStore) forget(key types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.maps, key)
 }
 
 // secret returns the Secret key, or nil if it does not exist. The cache holds only

@@ -23,8 +23,10 @@ package controllers
 //
 // Backends, listener certificates (TLS Secrets in any namespace: a Gateway may reference
 // one across namespaces with a ReferenceGrant, and RBAC cannot restrict by Secret type),
-// namespace labels for allowedRoutes, and node addresses for Gateway addresses.
-// +kubebuilder:rbac:groups="",resources=services;secrets;namespaces;nodes,verbs=get;list;watch
+// CA certificates for client certificate validation (ConfigMaps: metadata is watched,
+// the referenced ones are read), namespace labels for allowedRoutes, and node addresses
+// for Gateway addresses.
+// +kubebuilder:rbac:groups="",resources=services;secrets;configmaps;namespaces;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 //
 // Events about dataplane rejections and bind failures.

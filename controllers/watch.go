@@ -115,6 +115,12 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 				return c.secretIsUsed(ctx, client.ObjectKeyFromObject(s))
 			}),
 			predicate.TypedResourceVersionChangedPredicate[*corev1.Secret]{}),
+		// ConfigMaps (metadata only): those a Gateway's frontend validation names.
+		source.Kind(cache, configMapMetadata(),
+			enqueue(co, false, func(ctx context.Context, m *metav1.PartialObjectMetadata) bool {
+				return c.configMapIsUsed(ctx, client.ObjectKeyFromObject(m))
+			}),
+			predicate.TypedResourceVersionChangedPredicate[*metav1.PartialObjectMetadata]{}),
 		source.Kind(cache, &corev1.Namespace{},
 			enqueue(co, false, c.namespacesMatter),
 			predicate.TypedLabelChangedPredicate[*corev1.Namespace]{}),
@@ -193,6 +199,16 @@ func (c *Controller) secretIsUsed(ctx context.Context, key types.NamespacedName)
 		return true
 	}
 	return len(sets.Items) > 0
+}
+
+// configMapIsUsed reports whether a Gateway's frontend validation names the
+// ConfigMap key.
+func (c *Controller) configMapIsUsed(ctx context.Context, key types.NamespacedName) bool {
+	var gws gatewayv1.GatewayList
+	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewayConfigMaps: key.String()}); err != nil {
+		return true
+	}
+	return len(gws.Items) > 0
 }
 
 // namespacesMatter reports whether a Gateway selects route or ListenerSet

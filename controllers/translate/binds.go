@@ -95,6 +95,14 @@ func (t *translator) resolveBinds() {
 					}
 					break
 				}
+				if other := b.validationClash(l); other != nil {
+					l.conflict = &problem{
+						reason: string(gatewayv1.ListenerReasonProtocolConflict),
+						message: fmt.Sprintf("the older Gateway %s (listener %s) already terminates TLS on port %d%s and checks client certificates differently (spec.tls.frontend); Flax checks one port's handshakes one way: use the same validation, another port, or give this Gateway its own address in spec.addresses",
+							other.gateway.key, other.spec.Name, l.spec.Port, describeBindAddress(addr)),
+					}
+					break
+				}
 				if other := b.certificateClash(l); other != nil {
 					l.conflict = &problem{
 						reason: string(gatewayv1.ListenerReasonHostnameConflict),
@@ -250,10 +258,12 @@ func (b *bind) listener() *dataplanev1.Listener {
 		dl.TlsRoutes = b.tlsRoutes()
 		if slices.ContainsFunc(dl.TlsRoutes, (*dataplanev1.TLSRoute).GetTerminate) {
 			dl.Certificates = certificates(programmed)
+			dl.ClientValidation = clientValidation(programmed)
 		}
 		return dl
 	case dataplanev1.Listener_HTTPS:
 		dl.Certificates = certificates(programmed)
+		dl.ClientValidation = clientValidation(programmed)
 	}
 	hosts := make([]string, 0, len(b.vhosts))
 	for h := range b.vhosts {

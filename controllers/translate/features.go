@@ -38,6 +38,9 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayStaticAddresses,
 	features.SupportGatewayAddressEmpty,
 	features.SupportListenerSet,
+	// Client certificate validation (spec.tls.frontend), both modes.
+	features.SupportGatewayFrontendClientCertificateValidation,
+	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportHTTPRouteQueryParamMatching,

@@ -87,6 +87,10 @@ type listenerInfo struct {
 	// certs are the valid certificates of a terminating listener, in reference
 	// order.
 	certs []*dataplanev1.TLSCertificate
+	// clientValidation is how a terminating listener checks client
+	// certificates (the Gateway's spec.tls.frontend for its port); nil when it
+	// does not.
+	clientValidation *dataplanev1.ClientValidation
 	// allowNamespace reports whether routes of a namespace may attach.
 	allowNamespace func(ns string) bool
 	// namespacePolicy describes allowNamespace for messages.
@@ -199,12 +203,6 @@ func unsupportedGatewayFields(gw *gatewayv1.Gateway) *problem {
 		}
 	}
 	if tlsCfg := gw.Spec.TLS; tlsCfg != nil {
-		if tlsCfg.Frontend != nil {
-			return &problem{
-				reason:  string(gatewayv1.GatewayReasonInvalid),
-				message: "spec.tls.frontend (client certificate validation) is not supported by Flax yet; remove it, or use another GatewayClass for this Gateway",
-			}
-		}
 		if tlsCfg.Backend != nil {
 			return &problem{
 				reason:  string(gatewayv1.GatewayReasonInvalid),
@@ -321,6 +319,7 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 			return l
 		}
 		t.listenerCertificates(l)
+		t.listenerClientValidation(l)
 	case dataplanev1.Listener_TLS:
 		mode := gatewayv1.TLSModeTerminate // the API's default
 		if spec.TLS != nil && spec.TLS.Mode != nil && *spec.TLS.Mode != "" {
@@ -330,6 +329,7 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 		case gatewayv1.TLSModeTerminate:
 			l.terminate = true
 			t.listenerCertificates(l)
+			t.listenerClientValidation(l)
 		case gatewayv1.TLSModePassthrough:
 			// The backend terminates TLS; certificateRefs are not used.
 		default:
@@ -650,6 +650,11 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 			fmt.Sprintf("The Gateway is programmed on %s", where), gen)
 	}
 	st.Conditions = []metav1.Condition{accepted, programmed}
+	if insecureFallback(g.gw) {
+		st.Conditions = append(st.Conditions, condition(gatewayv1.GatewayConditionInsecureFrontendValidationMode, true,
+			gatewayv1.GatewayReasonConfigurationChanged,
+			"spec.tls.frontend has a validation of mode AllowInsecureFallback: HTTPS clients without a valid certificate are served too, and authorizing them is left to the backends", gen))
+	}
 	if g.allowsListenerSets() || len(g.sets) > 0 {
 		st.AttachedListenerSets = ptr(g.attachedListenerSets())
 	}

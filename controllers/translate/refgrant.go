@@ -21,6 +21,7 @@ var (
 	kindTLSRoute    = groupKind{gatewayv1.GroupName, "TLSRoute"}
 	kindService     = groupKind{"", "Service"}
 	kindSecret      = groupKind{"", "Secret"}
+	kindConfigMap   = groupKind{"", "ConfigMap"}
 )
 
 // normalGroup maps the spellings of the core group to "".

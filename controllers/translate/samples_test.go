@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -280,4 +281,48 @@ func TestDemoListenerSetSample(t *testing.T) {
 	if want := []string{"8081/team.example.com"}; !slices.Equal(teamRouteOn, want) {
 		t.Errorf("HTTPRoute team served on %v, want %v", teamRouteOn, want)
 	}
+}
+
+// TestMTLSSample translates the client certificate validation sample of
+// config/samples/mtls with the echo Service sample, its Secret and its CA
+// ConfigMap: the Gateway and its listener are accepted and the dataplane
+// listener on 8443 checks clients against the ConfigMap's CA.
+func TestMTLSSample(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	loadSamples(t, in, ns, "../../config/samples/mtls/*.yaml", "../../config/samples/echo.yaml", "../../config/samples/gatewayclass.yaml")
+	addDocuments(t, in, "TestMTLSSample", `
+apiVersion: v1
+kind: Secret
+metadata: {name: echo-tls, namespace: samples}
+type: kubernetes.io/tls
+stringData: {tls.crt: <test-cert>, tls.key: <test-key>}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: client-ca, namespace: samples}
+data: {ca.crt: <test-cert-2>}
+`)
+	out := Translate(in)
+	if err := dataplanev1.Validate(out.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Gateways) != 1 {
+		t.Fatalf("gateways: %+v", out.Gateways)
+	}
+	for _, c := range append(out.Gateways[0].Status.Conditions, out.Gateways[0].Status.Listeners[0].Conditions...) {
+		if c.Type != "Conflicted" && c.Status != metav1.ConditionTrue {
+			t.Errorf("Gateway flax-mtls: %s is %s (%s): %s", c.Type, c.Status, c.Reason, c.Message)
+		}
+	}
+	ca := in.ConfigMaps[0].Data["ca.crt"]
+	for _, l := range out.Snapshot.GetListeners() {
+		if l.GetPort() == 8443 {
+			if cv := l.GetClientValidation(); cv == nil || !strings.Contains(string(cv.GetCaCertPem()), strings.TrimSpace(ca)) || cv.GetAllowInsecureFallback() {
+				t.Errorf("listener on 8443: client validation %v, want the client-ca ConfigMap's, AllowValidOnly", cv)
+			}
+			return
+		}
+	}
+	t.Errorf("no listener on port 8443 in %v", out.Snapshot.GetListeners())
 }

@@ -49,6 +49,7 @@ type translator struct {
 	namespaces    map[string]map[string]string
 	services      map[types.NamespacedName]*corev1.Service
 	secrets       map[types.NamespacedName]*corev1.Secret
+	configMaps    map[types.NamespacedName]*corev1.ConfigMap
 	slices        map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	nodeAddresses []string
 
@@ -80,6 +81,7 @@ func newTranslator(in *Input) *translator {
 		namespaces:   make(map[string]map[string]string, len(in.Namespaces)),
 		services:     make(map[types.NamespacedName]*corev1.Service, len(in.Services)),
 		secrets:      make(map[types.NamespacedName]*corev1.Secret, len(in.Secrets)),
+		configMaps:   make(map[types.NamespacedName]*corev1.ConfigMap, len(in.ConfigMaps)),
 		slices:       make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(in.Services)),
 		classes:      map[string]*classInfo{},
 		gatewayByKey: map[types.NamespacedName]*gatewayInfo{},
@@ -97,6 +99,10 @@ func newTranslator(in *Input) *translator {
 	for i := range in.Secrets {
 		s := &in.Secrets[i]
 		t.secrets[key(s)] = s
+	}
+	for i := range in.ConfigMaps {
+		cm := &in.ConfigMaps[i]
+		t.configMaps[key(cm)] = cm
 	}
 	for i := range in.EndpointSlices {
 		es := &in.EndpointSlices[i]

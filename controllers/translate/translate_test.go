@@ -138,7 +138,8 @@ type testInput struct {
 // loadInput reads a golden input: a multi-document YAML of Kubernetes objects.
 // Secrets may use stringData (merged into data, as the API server does), where the
 // values "<test-cert>" and "<test-key>" stand for testdata/tls.crt and tls.key, and
-// "<test-cert-2>" and "<test-key-2>" for testdata/tls2.crt and tls2.key. A
+// "<test-cert-2>" and "<test-key-2>" for testdata/tls2.crt and tls2.key; so may
+// ConfigMaps' data (as CA certificates). A
 // document of kind TestInput sets controllerName, nodeAddresses and
 // gatewayAPICRDs (default testGatewayAPICRDs).
 func loadInput(t testing.TB, path string) *Input {
@@ -260,6 +261,15 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			}
 			o.StringData = nil
 			in.Secrets = append(in.Secrets, o)
+		case "ConfigMap":
+			var o corev1.ConfigMap
+			decode(&o)
+			for k, v := range o.Data {
+				if pem, ok := placeholders[v]; ok {
+					o.Data[k] = pem
+				}
+			}
+			in.ConfigMaps = append(in.ConfigMaps, o)
 		case "Namespace":
 			var o corev1.Namespace
 			decode(&o)
@@ -304,6 +314,7 @@ func reverseInput(in *Input) *Input {
 	out.Services = reversed(in.Services)
 	out.EndpointSlices = reversed(in.EndpointSlices)
 	out.Secrets = reversed(in.Secrets)
+	out.ConfigMaps = reversed(in.ConfigMaps)
 	out.Namespaces = reversed(in.Namespaces)
 	out.BackendPolicies = reversed(in.BackendPolicies)
 	out.RoutePolicies = reversed(in.RoutePolicies)
@@ -406,7 +417,7 @@ func cleanGolden(v any) any {
 			switch {
 			case k == "lastTransitionTime" && val == nil:
 				delete(x, k)
-			case k == "certPem" || k == "keyPem":
+			case k == "certPem" || k == "keyPem" || k == "caCertPem":
 				s, _ := val.(string)
 				pem, err := base64.StdEncoding.DecodeString(s)
 				if err != nil {

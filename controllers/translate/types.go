@@ -48,6 +48,9 @@ type Input struct {
 	EndpointSlices []discoveryv1.EndpointSlice
 	// Secrets are the Secrets Gateway listeners may refer to.
 	Secrets []corev1.Secret
+	// ConfigMaps are the ConfigMaps the CA certificate references of Gateways'
+	// spec.tls.frontend may refer to.
+	ConfigMaps []corev1.ConfigMap
 	// Namespaces are all Namespaces, for allowedRoutes namespace selectors. A
 	// namespace missing here is taken to carry only the kubernetes.io/metadata.name
 	// label.

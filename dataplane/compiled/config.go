@@ -2,8 +2,10 @@ package compiled
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strings"
@@ -105,6 +107,15 @@ type Listener struct {
 	HTTP2                bool
 	MaxConcurrentStreams uint32
 
+	// domains selects, on an HTTPS listener with more than one certificate,
+	// the certificate a name belongs to (by the certificates' server names, as
+	// virtual hosts); domainKeys names each, domainIDs are their ids (see
+	// CertificateDomain). Nil
+	// otherwise: every name belongs to the one certificate.
+	domains    *router.Table
+	domainKeys []string
+	domainIDs  []uint16
+
 	table   *router.Table
 	matched []Matched         // indexed by router action
 	groups  map[string]*Group // the config's, for Group
@@ -132,6 +143,81 @@ func (l *Listener) MatchTLS(serverName []byte) *TLSRoute {
 		return nil
 	}
 	return &l.TLSRoutes[i]
+}
+
+// CertificateDomain returns the certificate of an HTTPS listener that a host
+// name (a TLS server name, or a Host header or :authority, whose port is
+// stripped) belongs to, as a non-zero id derived from the certificate's
+// server names, so the same in any configuration with the same names: exact
+// names first, then the longest wildcard, then the default certificate. ok
+// is false when the listener has one certificate or none (nothing can be
+// misdirected), or the name belongs to none. A request whose Host belongs to
+// another certificate than its connection's server name is misdirected
+// (421, RFC 9110 section 15.5.20): listeners sharing a port with different
+// hostnames each have their own certificate entry. It does not allocate.
+func (l *Listener) CertificateDomain(host []byte) (id uint16, ok bool) {
+	if l.domains == nil {
+		return 0, false
+	}
+	i, ok := l.domains.MatchAuthority(host)
+	if !ok {
+		return 0, false
+	}
+	return l.domainIDs[i], true
+}
+
+// compileDomains builds the certificate domains of an HTTPS listener with
+// more than one certificate (CertificateDomain).
+func (l *Listener) compileDomains(certs []*dataplanev1.TLSCertificate) error {
+	if len(certs) < 2 {
+		return nil
+	}
+	vhosts := make([]router.VirtualHost, 0, len(certs))
+	keys := make([]string, 0, len(certs))
+	for i, c := range certs {
+		// The default certificate's key cannot be a server name.
+		key := "*"
+		if len(c.GetServerNames()) > 0 {
+			key = strings.Join(c.GetServerNames(), ",")
+		}
+		vhosts = append(vhosts, router.VirtualHost{
+			Name: key, Hostnames: c.GetServerNames(),
+			Routes: []router.Route{{Name: key, Action: i}},
+		})
+		keys = append(keys, key)
+	}
+	t, err := router.Build(vhosts)
+	if err != nil {
+		return fmt.Errorf("certificates: build server name table: %w", err)
+	}
+	l.domains, l.domainKeys, l.domainIDs = t, keys, domainIDs(keys)
+	return nil
+}
+
+// domainIDs gives each key a distinct non-zero 16-bit id: a hash of the key
+// under the first seed that makes them distinct, so that the ids depend on
+// the keys alone (a session keeps its connection's id across configurations
+// in two bytes).
+func domainIDs(keys []string) []uint16 {
+	ids := make([]uint16, len(keys))
+	for seed := uint32(0); ; seed++ {
+		seen := make(map[uint16]bool, len(keys))
+		distinct := true
+		for i, k := range keys {
+			h := fnv.New32a()
+			fmt.Fprintf(h, "%d/%s", seed, k)
+			v := h.Sum32()
+			id := uint16(v) ^ uint16(v>>16)
+			if id == 0 || seen[id] {
+				distinct = false
+				break
+			}
+			seen[id], ids[i] = true, id
+		}
+		if distinct {
+			return ids
+		}
+	}
 }
 
 // TerminatesTLS reports whether the listener's connections may need a TLS
@@ -378,6 +464,16 @@ type Group struct {
 	// body; zero when unset, and the engine's default applies (proxy.Options).
 	ResponseHeaderTimeout, ResponseBodyIdleTimeout time.Duration
 
+	// TLS, when set, is the client configuration of every connection to the
+	// group's endpoints (the contract's BackendTLS); TLSKey identifies it
+	// across configurations (pooled connections are kept apart by it).
+	TLS    *tls.Config
+	TLSKey string
+	// H2C is set when the group's endpoints speak cleartext HTTP/2 with
+	// prior knowledge (BackendGroup.protocol H2C): the proxy sends its
+	// requests as HTTP/2 streams. Tunnels (TCP and TLS listeners) ignore it.
+	H2C bool
+
 	lb     balancer.Config
 	eps    atomic.Pointer[balancer.Group]
 	health atomic.Pointer[EndpointHealth]
@@ -521,6 +617,7 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 
 		ResponseHeaderTimeout:   pg.GetResponseHeaderTimeout().AsDuration(),
 		ResponseBodyIdleTimeout: pg.GetResponseBodyIdleTimeout().AsDuration(),
+		H2C:                     pg.GetProtocol() == dataplanev1.BackendGroup_H2C,
 	}
 	if pg.GetConnectTimeout() == nil {
 		g.ConnectTimeout = dataplanev1.DefaultConnectTimeout
@@ -566,9 +663,16 @@ func compileGroup(pg *dataplanev1.BackendGroup, index int, reg *metrics.Registry
 		g.HashCookie = h.GetCookie()
 		g.HashSourceIP = h.GetSourceIp()
 	}
+	var err error
+	if g.TLS, g.TLSKey, err = compileBackendTLS(pg.GetTls()); err != nil {
+		return nil, err
+	}
 	g.Shared = reg.Shared(g.Stats)
 	if err := compileResilience(g, pg); err != nil {
 		return nil, err
+	}
+	if g.HealthCheck != nil {
+		g.HealthCheck.TLS = g.TLS
 	}
 	bg, err := buildEndpoints(pg.GetEndpoints(), g.lb)
 	if err != nil {
@@ -660,7 +764,7 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		l.HTTP2, l.MaxConcurrentStreams = !h2.GetDisabled(), h2.GetMaxConcurrentStreams()
 	case dataplanev1.Listener_HTTPS:
 		l.Protocol = ProtocolHTTPS
-		cfg, err := compileTLS(pl.GetCertificates())
+		cfg, err := compileTLS(pl.GetCertificates(), pl.GetClientValidation())
 		if err != nil {
 			return nil, err
 		}
@@ -670,6 +774,9 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 			// ALPN: HTTP/2 first (RFC 9113 section 3.2); a client offering
 			// neither still gets HTTP/1.1.
 			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
+		if err := l.compileDomains(pl.GetCertificates()); err != nil {
+			return nil, err
 		}
 	case dataplanev1.Listener_TLS:
 		l.Protocol = ProtocolTLS
@@ -793,7 +900,7 @@ func (c *Config) compileTLSRoutes(l *Listener, pl *dataplanev1.Listener, reg *me
 	}
 	l.table = t
 	if terminates {
-		cfg, err := compileTLS(pl.GetCertificates())
+		cfg, err := compileTLS(pl.GetCertificates(), pl.GetClientValidation())
 		if err != nil {
 			return err
 		}
@@ -819,7 +926,9 @@ func (c *Config) compileConnFilters(l *Listener, pl *dataplanev1.Listener) error
 	return nil
 }
 
-func compileTLS(certs []*dataplanev1.TLSCertificate) (*tls.Config, error) {
+// compileTLS builds the TLS server configuration of a listener's
+// certificates and, when cv is set, its client certificate validation.
+func compileTLS(certs []*dataplanev1.TLSCertificate, cv *dataplanev1.ClientValidation) (*tls.Config, error) {
 	if len(certs) == 0 {
 		return nil, errors.New("certificates: an HTTPS listener, or a TLS listener with a terminating route, needs at least one certificate")
 	}
@@ -833,6 +942,20 @@ func compileTLS(certs []*dataplanev1.TLSCertificate) (*tls.Config, error) {
 	}
 	// crypto/tls picks among Certificates by SNI against each leaf's names; the first is
 	// the default when nothing matches.
+	if cv != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cv.GetCaCertPem()) {
+			return nil, errors.New("clientValidation.caCertPem: holds no certificate that parses")
+		}
+		// ClientCAs also names the accepted authorities in the CertificateRequest.
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		if cv.GetAllowInsecureFallback() {
+			// Asked for, not required nor checked: the handshake completes with
+			// any certificate or none, and authorization is the backend's.
+			cfg.ClientAuth = tls.RequestClientCert
+		}
+	}
 	return cfg, nil
 }
 

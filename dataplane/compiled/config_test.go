@@ -309,3 +309,20 @@ backendGroups:
 		t.Errorf("group: response timeouts %v, %v, want 5s, 6s", g.ResponseHeaderTimeout, g.ResponseBodyIdleTimeout)
 	}
 }
+
+func TestGroupProtocol(t *testing.T) {
+	c, _ := compile(t, `
+backendGroups:
+- name: unset
+- name: http1
+  protocol: HTTP1
+- name: h2c
+  protocol: H2C
+`)
+	want := map[string]bool{"unset": false, "http1": false, "h2c": true}
+	for _, g := range c.Groups {
+		if g.H2C != want[g.Name] {
+			t.Errorf("group %s: H2C = %v, want %v", g.Name, g.H2C, want[g.Name])
+		}
+	}
+}

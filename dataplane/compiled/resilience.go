@@ -1,6 +1,7 @@
 package compiled
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -27,6 +28,11 @@ type HealthCheck struct {
 	// HealthyThreshold consecutive successes make an unhealthy endpoint healthy,
 	// UnhealthyThreshold consecutive failures a healthy one unhealthy.
 	HealthyThreshold, UnhealthyThreshold int
+	// TLS is the group's backend TLS (Group.TLS): probes speak TLS as requests
+	// do. Nil for plain groups.
+	TLS *tls.Config
+	// H2C probes over cleartext HTTP/2 (the group's protocol is H2C).
+	H2C bool
 }
 
 // Expects reports whether status counts as healthy.
@@ -102,6 +108,7 @@ func compileResilience(g *Group, pg *dataplanev1.BackendGroup) error {
 			Jitter:             max(hc.GetJitter().AsDuration(), 0),
 			HealthyThreshold:   int(hc.GetHealthyThreshold()),
 			UnhealthyThreshold: int(hc.GetUnhealthyThreshold()),
+			H2C:                g.H2C,
 		}
 		if h.Path == "" {
 			h.Path = dataplanev1.DefaultHealthCheckPath

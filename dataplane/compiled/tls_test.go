@@ -1,6 +1,8 @@
 package compiled
 
 import (
+	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +174,102 @@ func TestCompileHTTP2(t *testing.T) {
 		if l.HTTP2 != tc.on || l.MaxConcurrentStreams != tc.max || protos != tc.protos {
 			t.Errorf("%s: HTTP2 %v max %d ALPN %q, want %v %d %q", tc.name, l.HTTP2, l.MaxConcurrentStreams, protos, tc.on, tc.max, tc.protos)
 		}
+	}
+}
+
+// TestCompileClientValidation: a listener's client validation becomes its
+// TLS configuration's client CAs, required and verified (AllowValidOnly) or
+// only requested (AllowInsecureFallback); without it no certificate is asked.
+func TestCompileClientValidation(t *testing.T) {
+	cert, key := dataplanetest.KeyPair(t)
+	for _, tc := range []struct {
+		cv   *dataplanev1.ClientValidation
+		want tls.ClientAuthType
+	}{
+		{nil, tls.NoClientCert},
+		{&dataplanev1.ClientValidation{CaCertPem: cert}, tls.RequireAndVerifyClientCert},
+		{&dataplanev1.ClientValidation{CaCertPem: cert, AllowInsecureFallback: true}, tls.RequestClientCert},
+	} {
+		s := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{{
+			Name: "https", Address: "127.0.0.1", Port: 8443, Protocol: dataplanev1.Listener_HTTPS,
+			Certificates:     []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}},
+			ClientValidation: tc.cv,
+		}}}
+		if err := dataplanev1.Validate(s); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(s, metrics.NewRegistry(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := c.Listeners[0].TLS
+		if cfg.ClientAuth != tc.want || (tc.cv != nil) != (cfg.ClientCAs != nil) {
+			t.Errorf("%v: ClientAuth %v, ClientCAs set %v; want %v", tc.cv, cfg.ClientAuth, cfg.ClientCAs != nil, tc.want)
+		}
+	}
+}
+
+// TestCertificateDomain: an HTTPS listener with several certificates maps a
+// name (with or without a port, any case) to its certificate by exact name,
+// longest wildcard, then the default; a listener with one certificate maps
+// none (nothing on it can be misdirected).
+func TestCertificateDomain(t *testing.T) {
+	cert, key := dataplanetest.KeyPair(t)
+	compile := func(names ...[]string) *Listener {
+		t.Helper()
+		l := &dataplanev1.Listener{Name: "https", Address: "127.0.0.1", Port: 8443, Protocol: dataplanev1.Listener_HTTPS}
+		for _, n := range names {
+			l.Certificates = append(l.Certificates, &dataplanev1.TLSCertificate{ServerNames: n, CertPem: cert, KeyPem: key})
+		}
+		s := &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}}
+		if err := dataplanev1.Validate(s); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Compile(s, metrics.NewRegistry(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Listeners[0]
+	}
+	l := compile(nil, []string{"a.example.com", "b.example.com"}, []string{"*.example.com"}, []string{"*.x.example.com"})
+	for host, want := range map[string]string{
+		"a.example.com":        "a.example.com,b.example.com",
+		"B.Example.com:8443":   "a.example.com,b.example.com",
+		"c.example.com":        "*.example.com",
+		"c.x.example.com":      "*.x.example.com",
+		"example.com":          "*",
+		"other.org":            "*",
+		"":                     "*",
+		"[::1]:8443":           "*",
+		"a.example.com.x.test": "*",
+	} {
+		id, ok := l.CertificateDomain([]byte(host))
+		if got := l.domainKeys[slices.Index(l.domainIDs, id)]; !ok || got != want {
+			t.Errorf("CertificateDomain(%q) = %d (%q), %v; want %q", host, id, got, ok, want)
+		}
+	}
+	host := []byte("C.X.Example.com:443")
+	if n := testing.AllocsPerRun(100, func() { l.CertificateDomain(host) }); n != 0 {
+		t.Errorf("CertificateDomain allocates %v times", n)
+	}
+	if got, ok := compile([]string{"a.example.com"}, []string{"b.example.com"}).CertificateDomain([]byte("c.example.com")); ok {
+		t.Errorf("a name no certificate covers, without a default: %d", got)
+	}
+	if got, ok := compile([]string{"a.example.com"}).CertificateDomain([]byte("b.example.com")); ok {
+		t.Errorf("one certificate: %d", got)
+	}
+	// Ids depend on the server names alone: the same in another configuration
+	// that lists the certificates in another order.
+	again := compile([]string{"*.x.example.com"}, []string{"*.example.com"}, nil, []string{"a.example.com", "b.example.com"})
+	for _, host := range []string{"a.example.com", "c.example.com", "c.x.example.com", "other.org"} {
+		a, _ := l.CertificateDomain([]byte(host))
+		b, _ := again.CertificateDomain([]byte(host))
+		if a != b {
+			t.Errorf("%s: id %d in one configuration, %d in the other", host, a, b)
+		}
+	}
+	ids := domainIDs([]string{"a", "b", "c", "d", "e", "f", "g", "h"})
+	if slices.Contains(ids, 0) || len(slices.Compact(slices.Sorted(slices.Values(ids)))) != len(ids) {
+		t.Errorf("domain ids %v are not distinct and non-zero", ids)
 	}
 }

@@ -38,7 +38,9 @@
 //
 // Every Interval plus a random delay in [0, Jitter] the group's goroutine probes each
 // endpoint concurrently with a raw HTTP/1.1 "GET Path" (Connection: close, its own
-// connection, bounded by Timeout) and reads the status line. A status in one of the
+// connection, bounded by Timeout) and reads the status line; a group whose protocol
+// is H2C is probed the same way over cleartext HTTP/2 (prior knowledge, one stream on
+// its own connection, with dataplane/http2), as the proxy speaks to it. A status in one of the
 // expected ranges is a success; anything else (refused, reset, timeout, another
 // status) a failure. UnhealthyThreshold consecutive failures make a healthy endpoint
 // unhealthy, HealthyThreshold consecutive successes make an unhealthy one healthy;

@@ -2,13 +2,17 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -396,5 +400,77 @@ func TestReportDoesNotAllocate(t *testing.T) {
 		_ = g.Unhealthy(eps)
 	}); a != 0 {
 		t.Fatalf("Report allocates %v", a)
+	}
+}
+
+// TestProbeTLS: a group with backend TLS probes over TLS with its client
+// configuration: a backend whose certificate the configuration trusts is
+// healthy, one it does not trust fails the probe at the handshake.
+func TestProbeTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	addr := netip.MustParseAddrPort(srv.Listener.Addr().String())
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	hc := &compiled.HealthCheck{
+		Path: "/healthz", Expected: []compiled.StatusRange{{Min: 200, Max: 299}}, Timeout: 2 * time.Second,
+		TLS: &tls.Config{ServerName: "example.com", RootCAs: roots},
+	}
+	if err := Probe(context.Background(), addr, hc); err != nil {
+		t.Fatalf("trusted backend: %v", err)
+	}
+	hc.TLS = &tls.Config{ServerName: "example.com", RootCAs: x509.NewCertPool()}
+	if err := Probe(context.Background(), addr, hc); err == nil || !strings.Contains(err.Error(), "tls handshake") {
+		t.Fatalf("untrusted backend: %v, want a handshake failure", err)
+	}
+	hc.TLS = nil
+	if err := Probe(context.Background(), addr, hc); err == nil {
+		t.Fatal("a plain probe of a TLS backend succeeded")
+	}
+}
+
+func TestProbeH2C(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protos []string
+	var mu sync.Mutex
+	p := new(http.Protocols)
+	p.SetUnencryptedHTTP2(true) // prior knowledge only: an HTTP/1.1 probe fails
+	srv := &http.Server{Protocols: p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		protos = append(protos, r.Proto+" "+r.Host+" "+r.URL.Path)
+		mu.Unlock()
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(503)
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	hc := &compiled.HealthCheck{
+		Path: "/healthz", Host: "svc.example", Timeout: 2 * time.Second,
+		Expected: []compiled.StatusRange{{Min: 200, Max: 299}}, H2C: true,
+	}
+	if err := Probe(context.Background(), addr, hc); err != nil {
+		t.Fatalf("h2c probe of a healthy backend: %v", err)
+	}
+	hc.Path = "/down"
+	if err := Probe(context.Background(), addr, hc); !errors.Is(err, ErrUnexpectedStatus) {
+		t.Fatalf("h2c probe of a 503: %v", err)
+	}
+	hc.H2C = false
+	if err := Probe(context.Background(), addr, hc); err == nil {
+		t.Fatal("an HTTP/1.1 probe of an h2c-only backend succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(protos) != 2 || protos[0] != "HTTP/2.0 svc.example /healthz" {
+		t.Fatalf("backend saw %q", protos)
 	}
 }

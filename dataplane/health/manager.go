@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/flaxlb/flax/dataplane/balancer"
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/h2c"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -396,11 +398,19 @@ func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) e
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr.String())
+	nc, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		return fmt.Errorf("health check %s: %w", addr, err)
 	}
-	defer c.Close()
+	defer nc.Close()
+	c := nc
+	if hc.TLS != nil {
+		tc := tls.Client(nc, hc.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("health check %s: tls handshake: %w", addr, err)
+		}
+		c = tc
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
@@ -408,15 +418,12 @@ func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) e
 	if host == "" {
 		host = addr.String()
 	}
-	req := "GET " + hc.Path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: flax-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		return fmt.Errorf("health check %s: write: %w", addr, err)
+	var status int
+	if hc.H2C {
+		status, err = probeH2C(c, host, hc.Path)
+	} else {
+		status, err = probeHTTP1(c, host, hc.Path)
 	}
-	line, err := bufio.NewReaderSize(c, 512).ReadSlice('\n')
-	if err != nil {
-		return fmt.Errorf("health check %s: read status line: %w", addr, err)
-	}
-	status, err := parseStatusLine(line)
 	if err != nil {
 		return fmt.Errorf("health check %s: %w", addr, err)
 	}
@@ -424,6 +431,31 @@ func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) e
 		return fmt.Errorf("health check %s: %w %d", addr, ErrUnexpectedStatus, status)
 	}
 	return nil
+}
+
+// probeRequest is the health check request.
+func probeRequest(host, path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUser-Agent: flax-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+}
+
+// probeHTTP1 sends the health check request over HTTP/1.1 and returns the
+// response status.
+func probeHTTP1(c net.Conn, host, path string) (int, error) {
+	if _, err := c.Write([]byte(probeRequest(host, path))); err != nil {
+		return 0, fmt.Errorf("write: %w", err)
+	}
+	line, err := bufio.NewReaderSize(c, 512).ReadSlice('\n')
+	if err != nil {
+		return 0, fmt.Errorf("read status line: %w", err)
+	}
+	return parseStatusLine(line)
+}
+
+// probeH2C sends the health check request as the first stream of a
+// cleartext HTTP/2 connection (prior knowledge, as the proxy does for the
+// group) and returns the response status.
+func probeH2C(c net.Conn, host, path string) (int, error) {
+	return h2c.RoundTrip(c, []byte(probeRequest(host, path)))
 }
 
 // parseStatusLine returns the status of an HTTP/1.x status line.

@@ -26,6 +26,10 @@ type RewriteOptions struct {
 	// KeepUpgrade forwards the Upgrade fields with "Connection: upgrade",
 	// for a protocol upgrade (WebSocket) the proxy will tunnel.
 	KeepUpgrade bool
+	// KeepTrailer forwards Trailer fields (the names of a chunked body's
+	// trailer fields), for an upstream the proxy speaks HTTP/2 to, which
+	// reads the trailers of a request that announced them.
+	KeepTrailer bool
 	// Close asks the upstream to close the connection after responding.
 	Close bool
 	// DropFraming omits Content-Length and Transfer-Encoding, for a proxy
@@ -99,8 +103,12 @@ func AppendRequestHead(dst, buf []byte, r *Request, opts *RewriteOptions) []byte
 		switch f.ID {
 		case HeaderHost, HeaderContentLength, HeaderTransferEncoding,
 			HeaderConnection, HeaderKeepAlive, HeaderProxyConnection,
-			HeaderTE, HeaderTrailer:
+			HeaderTE:
 			continue
+		case HeaderTrailer:
+			if !o.KeepTrailer || f.ConnListed {
+				continue
+			}
 		case HeaderUpgrade:
 			if !keepUpgrade {
 				continue

@@ -16,6 +16,13 @@ func TestAppendRequestHead(t *testing.T) {
 			want: "GET /a?b HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
 		},
 		{
+			name: "trailer kept for an HTTP/2 upstream",
+			in: "POST /a HTTP/1.1\r\nHost: example.com\r\nConnection: X-Hop\r\nTE: trailers\r\nTrailer: X-T\r\n" +
+				"Transfer-Encoding: chunked\r\n\r\n",
+			opts: &RewriteOptions{KeepTrailer: true},
+			want: "POST /a HTTP/1.1\r\nHost: example.com\r\nTrailer: X-T\r\nTransfer-Encoding: chunked\r\n\r\n",
+		},
+		{
 			name: "nil options keep unrelated fields in order",
 			in:   "POST /x HTTP/1.1\r\nUser-Agent: t\r\nHost: h\r\nContent-Length: 0003\r\nX-B: 2\r\n\r\n",
 			want: "POST /x HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\nX-B: 2\r\nContent-Length: 3\r\n\r\n",

@@ -78,6 +78,7 @@ const (
 	ReasonTunnelIdle            // nothing moved in a tunnel (close)
 	ReasonFilter                // an extension filter answered the request or rejected the connection
 	ReasonCORSPreflight         // the route's CORS policy answered a preflight request (204)
+	ReasonMisdirected           // the Host belongs to another certificate than the TLS server name (421)
 	numReasons
 )
 
@@ -85,7 +86,7 @@ var reasonNames = [numReasons]string{
 	"bad_request", "no_route", "direct_response", "no_endpoint", "connect_failed",
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
-	"send_stall", "overload", "tunnel_idle", "filter", "cors_preflight",
+	"send_stall", "overload", "tunnel_idle", "filter", "cors_preflight", "misdirected",
 }
 
 // String returns the label value of r.

@@ -36,6 +36,13 @@
 // time: pipelined requests wait in the client buffer. Every wait on a peer is bounded by
 // a timeout that restarts on progress (timeout.go lists them with their defaults).
 //
+// A backend group whose protocol is H2C gets its requests as HTTP/2 streams
+// (upstream_h2.go): the HTTP/1.1 head and body the Session produces become
+// HEADERS and DATA frames, the response frames come back as HTTP/1.1 bytes
+// into the same response path; the HTTP/2 state of a pooled connection
+// (UpstreamState) travels with it through the engine (DetachUpstream,
+// AttachUpstream).
+//
 // Invariants that matter:
 //
 //   - Memory handed to the engine is stable: a send refers to the Exchange's buffers (or

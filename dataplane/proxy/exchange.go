@@ -123,8 +123,18 @@ type Exchange struct {
 	bufs Buffers
 	lent uint8 // the buffers of bufs taken from the Worker's BufferPool (lent* bits)
 
-	in, up         stream
-	upHead         []byte // rewritten request head (in bufs.UpstreamHead)
+	in, up     stream
+	upHead     []byte         // rewritten request head (in bufs.UpstreamHead)
+	h2         *UpstreamState // the upstream connection's HTTP/2 state (H2C groups)
+	teTrailers bool           // the request says "TE: trailers" (forwarded to HTTP/2 upstreams)
+	h2Spare    []byte         // a closed HTTP/2 connection's frame buffer, lent until the Exchange goes back
+	// h2Handoff is the state of an HTTP/2 upstream connection moving between
+	// the session and the engine's pool (upstream_h2.go): released by the
+	// last ActReleaseUpstream until DetachUpstream, or attached by
+	// AttachUpstream for the next UpstreamConnected. The engine performs the
+	// release before the next connect, so one field serves both. It lives
+	// here, not in the Session, so that idle connections do not pay for it.
+	h2Handoff      *UpstreamState
 	cliHead        []byte // where client-bound heads are built: bufs.ClientHead, or large.head
 	cliUsed        int    // bytes of cliHead referenced by client sends in flight
 	large          *largeBuffers
@@ -300,6 +310,10 @@ func (x *Exchange) buffer(b *[]byte, bit uint8, p BufferPool, size int) []byte {
 // giveBack returns the buffers lent by p; the Exchange holds none of them
 // any more.
 func (x *Exchange) giveBack(p BufferPool) {
+	if x.h2Spare != nil {
+		p.PutBuffer(x.h2Spare)
+		x.h2Spare = nil
+	}
 	if x.lent == 0 {
 		return
 	}
@@ -344,6 +358,7 @@ func (x *Exchange) resetRequest() {
 	x.method = 0
 	x.version = 0
 	x.upgrade = false
+	x.teTrailers = false
 	x.reqBodyDone = false
 	x.replayOff = -1
 	x.client = netip.Addr{}
@@ -463,6 +478,8 @@ func (x *Exchange) releaseBreakers() {
 
 // clear drops every reference before the Exchange goes back to its pool.
 func (x *Exchange) clear() {
+	x.h2Handoff.Free()
+	x.h2Handoff = nil
 	x.in.reset()
 	x.resetRequest()
 }

@@ -266,6 +266,8 @@ func statusText(code int) string {
 		return "Content Too Large"
 	case 414:
 		return "URI Too Long"
+	case 421:
+		return "Misdirected Request"
 	case 429:
 		return "Too Many Requests"
 	case 431:

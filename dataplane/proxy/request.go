@@ -106,6 +106,10 @@ func (s *Session) beginRequest(n int) {
 	x.view.Headers = x
 	var m *compiled.Matched
 	if x.listener != nil {
+		if s.misdirected(x.view.Host) {
+			s.replyDiscardingBody(421, metrics.ReasonMisdirected)
+			return
+		}
 		m = x.listener.Match(&x.view)
 	}
 	if m == nil {
@@ -378,6 +382,11 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 		o.Proto = bytesOf("https")
 	}
 	x.rwo = o
+	if x.group.H2C {
+		v, ok := r.Lookup(x.hbuf, "te")
+		x.teTrailers = ok && hasToken(v, "trailers")
+		o.KeepTrailer = true
+	}
 	buf := s.buffer(&x.bufs.UpstreamHead, lentUpstreamHead)
 	h := http1.AppendRequestHead(buf[:0:cap(buf)], x.hbuf, r, &o)
 	if cap(h) != cap(buf) {
@@ -385,6 +394,32 @@ func (s *Session) buildUpstreamHead(path []byte, normalized bool) bool {
 	}
 	x.upHead = h
 	return true
+}
+
+// hasToken reports whether the comma-separated list v has the token tok
+// (ASCII case-insensitive), with or without parameters.
+func hasToken(v []byte, tok string) bool {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		e := v[:i]
+		for j := range e {
+			if e[j] == ';' {
+				e = e[:j]
+				break
+			}
+		}
+		if equalFold(trimOWS(e), tok) {
+			return true
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+	return false
 }
 
 // appendModifier adds a header modifier's removals (Set names included) and
@@ -658,7 +693,11 @@ func (s *Session) stepProxy() bool {
 	if !s.feedRequestBody() {
 		return true
 	}
-	if x.upState == upConnected && !x.upBroken {
+	if x.h2 != nil && x.upState == upConnected {
+		if s.h2Step() {
+			return true
+		}
+	} else if x.upState == upConnected && !x.upBroken {
 		if !x.headSent {
 			x.headSent = true
 			x.sentAt = s.w.Now()
@@ -678,7 +717,7 @@ func (s *Session) stepProxy() bool {
 	}
 	if x.upState == upConnected {
 		s.processResponse()
-		if x.phase != phProxy || s.state != sOpen {
+		if x.phase != phProxy || s.state != sOpen || s.h2Again() {
 			return true
 		}
 	}

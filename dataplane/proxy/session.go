@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -55,15 +56,22 @@ type Session struct {
 	q      actionQueue
 
 	// Small fields first, then rng, so that they pack without padding.
-	secure      bool
-	state       uint8
-	clientEOF   bool
-	closeAfter  bool
-	linger      bool
-	draining    bool
-	idleWait    bool // between requests: the head timer is the idle timer
-	armedProg   bool // the armed deadline is a wait for progress (see syncTimer)
-	served      bool // a request was served on the connection
+	secure     bool
+	state      uint8
+	clientEOF  bool
+	closeAfter bool
+	linger     bool
+	draining   bool
+	idleWait   bool // between requests: the head timer is the idle timer
+	armedProg  bool // the armed deadline is a wait for progress (see syncTimer)
+	// requests counts the requests served, up to its maximum (only "none
+	// yet" matters).
+	requests uint16
+	// sni is the certificate domain (compiled.Listener.CertificateDomain) of
+	// the server name of the connection's TLS handshake; 0 when the
+	// connection is not TLS, sent no server name, or its listener has one
+	// certificate. Requests for a Host of another domain are misdirected.
+	sni         uint16
 	rng         uint32
 	h2          *H2Stream // the HTTP/2 stream this session serves (h2.go), nil for a connection
 	hdrDeadline int64
@@ -116,6 +124,7 @@ func (s *Session) Close() {
 			}
 			s.logEnd(status)
 		}
+		s.h2Close()
 		s.endAttempt()
 		s.releaseExchange()
 	}
@@ -162,7 +171,7 @@ func (s *Session) Idle() bool {
 // has served a request and is between requests with nothing buffered), as
 // a worker over its memory budget does first, and reports whether it did.
 func (s *Session) Shed() bool {
-	if !s.served || !s.Idle() {
+	if s.requests == 0 || !s.Idle() {
 		return false
 	}
 	s.closeClient(false)
@@ -200,6 +209,9 @@ func (s *Session) WantUpstreamData() bool {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || x.upEOF {
 		return false
+	}
+	if x.h2 != nil {
+		return x.h2.wantData()
 	}
 	switch x.phase {
 	case phProxy:
@@ -292,6 +304,10 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		s.run()
 		return
 	}
+	if !s.h2Connected(reused) {
+		s.run()
+		return
+	}
 	x.upState = upConnected
 	x.upReused = reused
 	if !reused {
@@ -312,6 +328,9 @@ func (s *Session) UpstreamData(p []byte) int {
 	x := s.x
 	if s.state != sOpen || x == nil || x.upState != upConnected || len(p) == 0 {
 		return len(p)
+	}
+	if x.h2 != nil {
+		return s.h2Data(p)
 	}
 	x.upGotBytes = true
 	x.moved = s.coarse()
@@ -811,7 +830,9 @@ func (s *Session) finishExchange() {
 	x := s.x
 	s.observe(x.status)
 	s.logEnd(x.status)
-	s.served = true
+	if s.requests < math.MaxUint16 {
+		s.requests++
+	}
 	if s.closeAfter || !x.reqBodyDone {
 		s.closeClient(s.linger || !x.reqBodyDone)
 		return
@@ -845,12 +866,14 @@ func (s *Session) stepHead() bool {
 	if in.w == in.r {
 		if s.clientEOF {
 			s.closeClient(false)
-		} else if x.csends.empty() {
+		} else if x.csends.empty() && x.h2Handoff == nil {
+			// (An HTTP/2 upstream state waiting for DetachUpstream keeps
+			// the exchange until the engine takes it.)
 			s.releaseExchange()
 		}
 		return false
 	}
-	if !s.served && s.h2 == nil && in.buf[in.r] == 'P' && s.startHTTP2() {
+	if s.requests == 0 && s.h2 == nil && in.buf[in.r] == 'P' && s.startHTTP2() {
 		return false
 	}
 	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.requestLimits(s.lref.Load()))
@@ -912,6 +935,7 @@ func (s *Session) closeUpstream() {
 		x.upState = upNone
 		s.endAttempt()
 	}
+	s.h2Close()
 	x.usends.clear()
 	x.in.busy = false
 }
@@ -924,6 +948,9 @@ func (s *Session) releaseUpstream() {
 	}
 	if x.upBroken || x.upEOF || !x.res.KeepAlive || !x.reqBodyDone || x.up.proc < x.up.w || !x.usends.empty() {
 		s.closeUpstream()
+		return
+	}
+	if x.h2 != nil && !s.h2Release() {
 		return
 	}
 	s.push(Action{Kind: ActReleaseUpstream})

@@ -110,6 +110,34 @@ func (s *Session) TLSEstablished() {
 // or failed, for the listener it was accepted on (flax_tls_handshakes_total).
 func (s *Session) TLSHandshake(ok bool) { s.w.Metrics.TLSHandshake(s.lstats, ok) }
 
+// TLSServerName tells the session the server name of its connection's
+// completed TLS handshake (crypto/tls's ConnectionState().ServerName), so
+// that requests whose Host belongs to another certificate of the listener
+// are answered 421 (Misdirected Request): a client reusing a connection for
+// another host, or sending a Host that does not match its SNI, reaches the
+// listener its SNI selected only for that listener's hostnames. It does not
+// allocate.
+func (s *Session) TLSServerName(name string) {
+	s.sni = 0
+	lst := s.lref.Load()
+	if name == "" || lst == nil {
+		return
+	}
+	if d, ok := lst.CertificateDomain(bytesOf(name)); ok {
+		s.sni = d
+	}
+}
+
+// misdirected reports whether the current request's host belongs to another
+// certificate domain of its listener than the connection's server name.
+func (s *Session) misdirected(host []byte) bool {
+	if s.sni == 0 {
+		return false
+	}
+	d, ok := s.x.listener.CertificateDomain(host)
+	return !ok || d != s.sni
+}
+
 // Listener returns the listener configuration the current connection or
 // request was routed with (that of ActTerminateTLS's certificates), nil
 // before routing.

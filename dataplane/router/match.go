@@ -36,6 +36,12 @@ func (t *Table) MatchHost(name []byte) (action int, ok bool) {
 	return -1, false
 }
 
+// MatchAuthority is MatchHost for a Host header value or an :authority: the
+// port, if any, is stripped first. It does not allocate.
+func (t *Table) MatchAuthority(host []byte) (action int, ok bool) {
+	return t.MatchHost(stripPort(host))
+}
+
 // anyRequest is the request MatchHost matches routes against: only routes
 // without conditions match it. It is never modified.
 var anyRequest = RequestView{Path: []byte("/")}

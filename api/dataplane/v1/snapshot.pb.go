@@ -394,7 +394,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -3349,6 +3349,13 @@ type BackendGroup struct {
 	RetryBudget *RetryBudget `protobuf:"bytes,14,opt,name=retry_budget,json=retryBudget,proto3" json:"retry_budget,omitempty"`
 	// Protocol of the group's upstream connections.
 	Protocol BackendGroup_Protocol `protobuf:"varint,15,opt,name=protocol,proto3,enum=flax.dataplane.v1.BackendGroup_Protocol" json:"protocol,omitempty"`
+	// TLS, when set, opens every upstream connection to the group's endpoints with a
+	// TLS handshake that verifies the endpoint's certificate (Gateway API's
+	// BackendTLSPolicy); a handshake that fails is a failed connect (502, reason
+	// connect_failed). Only the netpoll engine originates TLS: the io_uring engine
+	// leaves listeners whose routes reach such a group unbound, with a bind error
+	// saying so in their ListenerStatus.
+	Tls *BackendTLS `protobuf:"bytes,16,opt,name=tls,proto3" json:"tls,omitempty"`
 	// ConnectTimeout bounds opening a connection to an endpoint; unset uses the
 	// dataplane default (500ms).
 	ConnectTimeout *durationpb.Duration `protobuf:"bytes,20,opt,name=connect_timeout,json=connectTimeout,proto3" json:"connect_timeout,omitempty"`
@@ -3455,6 +3462,13 @@ func (x *BackendGroup) GetProtocol() BackendGroup_Protocol {
 	return BackendGroup_PROTOCOL_UNSPECIFIED
 }
 
+func (x *BackendGroup) GetTls() *BackendTLS {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
 func (x *BackendGroup) GetConnectTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.ConnectTimeout
@@ -3497,6 +3511,170 @@ func (x *BackendGroup) GetEndpoints() []*Endpoint {
 	return nil
 }
 
+// BackendTLS is how the dataplane connects to a backend group over TLS.
+type BackendTLS struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ServerName is the SNI the dataplane sends and, when no subject_alt_names are
+	// set, the DNS name the endpoint's certificate must be valid for. Required: a
+	// lowercase DNS name (no wildcard).
+	ServerName string `protobuf:"bytes,1,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	// CACertPEM is one or more PEM CERTIFICATE blocks: the endpoint's certificate must
+	// chain to one of them. Exactly one of ca_cert_pem and system_roots is set.
+	CaCertPem []byte `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
+	// SystemRoots verifies against the dataplane host's system trust store.
+	SystemRoots bool `protobuf:"varint,3,opt,name=system_roots,json=systemRoots,proto3" json:"system_roots,omitempty"`
+	// SubjectAltNames, when set, replace server_name in the name check: the
+	// certificate must carry at least one of them: a DNS name it is valid for (its
+	// own wildcards apply; a wildcard given here matches the same wildcard in the
+	// certificate), or a URI, compared exactly (e.g. a SPIFFE ID). At most 16.
+	SubjectAltNames []*SubjectAltName `protobuf:"bytes,4,rep,name=subject_alt_names,json=subjectAltNames,proto3" json:"subject_alt_names,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BackendTLS) Reset() {
+	*x = BackendTLS{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackendTLS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackendTLS) ProtoMessage() {}
+
+func (x *BackendTLS) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackendTLS.ProtoReflect.Descriptor instead.
+func (*BackendTLS) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BackendTLS) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *BackendTLS) GetCaCertPem() []byte {
+	if x != nil {
+		return x.CaCertPem
+	}
+	return nil
+}
+
+func (x *BackendTLS) GetSystemRoots() bool {
+	if x != nil {
+		return x.SystemRoots
+	}
+	return false
+}
+
+func (x *BackendTLS) GetSubjectAltNames() []*SubjectAltName {
+	if x != nil {
+		return x.SubjectAltNames
+	}
+	return nil
+}
+
+// SubjectAltName is one name a backend's certificate may carry.
+type SubjectAltName struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Name:
+	//
+	//	*SubjectAltName_Hostname
+	//	*SubjectAltName_Uri
+	Name          isSubjectAltName_Name `protobuf_oneof:"name"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubjectAltName) Reset() {
+	*x = SubjectAltName{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubjectAltName) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubjectAltName) ProtoMessage() {}
+
+func (x *SubjectAltName) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubjectAltName.ProtoReflect.Descriptor instead.
+func (*SubjectAltName) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SubjectAltName) GetName() isSubjectAltName_Name {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *SubjectAltName) GetHostname() string {
+	if x != nil {
+		if x, ok := x.Name.(*SubjectAltName_Hostname); ok {
+			return x.Hostname
+		}
+	}
+	return ""
+}
+
+func (x *SubjectAltName) GetUri() string {
+	if x != nil {
+		if x, ok := x.Name.(*SubjectAltName_Uri); ok {
+			return x.Uri
+		}
+	}
+	return ""
+}
+
+type isSubjectAltName_Name interface {
+	isSubjectAltName_Name()
+}
+
+type SubjectAltName_Hostname struct {
+	// Hostname is a DNS name, lowercase; a leading "*." is a wildcard.
+	Hostname string `protobuf:"bytes,1,opt,name=hostname,proto3,oneof"`
+}
+
+type SubjectAltName_Uri struct {
+	// URI is an absolute URI such as "spiffe://cluster.local/ns/a/sa/b".
+	Uri string `protobuf:"bytes,2,opt,name=uri,proto3,oneof"`
+}
+
+func (*SubjectAltName_Hostname) isSubjectAltName_Name() {}
+
+func (*SubjectAltName_Uri) isSubjectAltName_Name() {}
+
 // LoadBalancing is a load-balancing policy.
 type LoadBalancing struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3518,7 +3696,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3708,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3721,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -3583,7 +3761,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3595,7 +3773,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3608,7 +3786,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -3698,7 +3876,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3888,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3901,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -3795,7 +3973,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +3985,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +3998,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -3858,7 +4036,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3870,7 +4048,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3883,7 +4061,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -3932,7 +4110,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3944,7 +4122,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3957,7 +4135,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -4009,7 +4187,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4199,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4212,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -4070,7 +4248,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4082,7 +4260,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4095,7 +4273,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -4150,7 +4328,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4340,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4353,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -4221,7 +4399,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4233,7 +4411,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4246,7 +4424,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -4504,7 +4682,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"$\n" +
 	"\x0eHeaderAffinity\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xc4\a\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xf5\a\n" +
 	"\fBackendGroup\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12G\n" +
 	"\x0eload_balancing\x18\n" +
@@ -4513,7 +4691,8 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x11outlier_detection\x18\f \x01(\v2#.flax.dataplane.v1.OutlierDetectionR\x10outlierDetection\x12M\n" +
 	"\x10circuit_breakers\x18\r \x01(\v2\".flax.dataplane.v1.CircuitBreakersR\x0fcircuitBreakers\x12A\n" +
 	"\fretry_budget\x18\x0e \x01(\v2\x1e.flax.dataplane.v1.RetryBudgetR\vretryBudget\x12D\n" +
-	"\bprotocol\x18\x0f \x01(\x0e2(.flax.dataplane.v1.BackendGroup.ProtocolR\bprotocol\x12B\n" +
+	"\bprotocol\x18\x0f \x01(\x0e2(.flax.dataplane.v1.BackendGroup.ProtocolR\bprotocol\x12/\n" +
+	"\x03tls\x18\x10 \x01(\v2\x1d.flax.dataplane.v1.BackendTLSR\x03tls\x12B\n" +
 	"\x0fconnect_timeout\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x0econnectTimeout\x12<\n" +
 	"\fidle_timeout\x18\x15 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12H\n" +
 	"!max_idle_connections_per_endpoint\x18\x16 \x01(\rR\x1dmaxIdleConnectionsPerEndpoint\x12Q\n" +
@@ -4523,7 +4702,18 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05HTTP1\x10\x01\x12\a\n" +
-	"\x03H2C\x10\x02\"\xaa\x02\n" +
+	"\x03H2C\x10\x02\"\xbf\x01\n" +
+	"\n" +
+	"BackendTLS\x12\x1f\n" +
+	"\vserver_name\x18\x01 \x01(\tR\n" +
+	"serverName\x12\x1e\n" +
+	"\vca_cert_pem\x18\x02 \x01(\fR\tcaCertPem\x12!\n" +
+	"\fsystem_roots\x18\x03 \x01(\bR\vsystemRoots\x12M\n" +
+	"\x11subject_alt_names\x18\x04 \x03(\v2!.flax.dataplane.v1.SubjectAltNameR\x0fsubjectAltNames\"J\n" +
+	"\x0eSubjectAltName\x12\x1c\n" +
+	"\bhostname\x18\x01 \x01(\tH\x00R\bhostname\x12\x12\n" +
+	"\x03uri\x18\x02 \x01(\tH\x00R\x03uriB\x06\n" +
+	"\x04name\"\xaa\x02\n" +
 	"\rLoadBalancing\x12?\n" +
 	"\x06policy\x18\x01 \x01(\x0e2'.flax.dataplane.v1.LoadBalancing.PolicyR\x06policy\x122\n" +
 	"\ahash_on\x18\x02 \x01(\v2\x19.flax.dataplane.v1.HashOnR\x06hashOn\x12\x1c\n" +
@@ -4601,7 +4791,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -4646,17 +4836,19 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(*CookieAffinity)(nil),      // 40: flax.dataplane.v1.CookieAffinity
 	(*HeaderAffinity)(nil),      // 41: flax.dataplane.v1.HeaderAffinity
 	(*BackendGroup)(nil),        // 42: flax.dataplane.v1.BackendGroup
-	(*LoadBalancing)(nil),       // 43: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 44: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 45: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 46: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 47: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 48: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 49: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 50: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 51: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 52: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 53: google.protobuf.Duration
+	(*BackendTLS)(nil),          // 43: flax.dataplane.v1.BackendTLS
+	(*SubjectAltName)(nil),      // 44: flax.dataplane.v1.SubjectAltName
+	(*LoadBalancing)(nil),       // 45: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 46: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 47: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 48: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 49: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 50: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 51: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 52: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 53: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 54: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 55: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	9,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
@@ -4672,11 +4864,11 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	8,  // 10: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
 	10, // 11: flax.dataplane.v1.Listener.http2:type_name -> flax.dataplane.v1.HTTP2Options
 	11, // 12: flax.dataplane.v1.Listener.client_validation:type_name -> flax.dataplane.v1.ClientValidation
-	53, // 13: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
-	53, // 14: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
-	53, // 15: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
-	53, // 16: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
-	53, // 17: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
+	55, // 13: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	55, // 14: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	55, // 15: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	55, // 16: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	55, // 17: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
 	17, // 18: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	17, // 19: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	19, // 20: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
@@ -4689,7 +4881,7 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	38, // 27: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
 	39, // 28: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
 	20, // 29: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	53, // 30: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	55, // 30: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
 	23, // 31: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
 	24, // 32: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
 	25, // 33: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
@@ -4709,38 +4901,40 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	34, // 47: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
 	36, // 48: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
 	26, // 49: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	53, // 50: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	53, // 51: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	53, // 52: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	53, // 53: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	55, // 50: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	55, // 51: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	55, // 52: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	55, // 53: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
 	40, // 54: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
 	41, // 55: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	53, // 56: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	43, // 57: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	45, // 58: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	47, // 59: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	48, // 60: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	49, // 61: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	55, // 56: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	45, // 57: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	47, // 58: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	49, // 59: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	50, // 60: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	51, // 61: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
 	4,  // 62: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
-	53, // 63: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	53, // 64: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	53, // 65: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
-	53, // 66: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
-	50, // 67: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	5,  // 68: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	44, // 69: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	46, // 70: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	53, // 71: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	53, // 72: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	53, // 73: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	53, // 74: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	51, // 75: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	50, // 76: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	77, // [77:77] is the sub-list for method output_type
-	77, // [77:77] is the sub-list for method input_type
-	77, // [77:77] is the sub-list for extension type_name
-	77, // [77:77] is the sub-list for extension extendee
-	0,  // [0:77] is the sub-list for field type_name
+	43, // 63: flax.dataplane.v1.BackendGroup.tls:type_name -> flax.dataplane.v1.BackendTLS
+	55, // 64: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	55, // 65: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	55, // 66: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	55, // 67: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	52, // 68: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	44, // 69: flax.dataplane.v1.BackendTLS.subject_alt_names:type_name -> flax.dataplane.v1.SubjectAltName
+	5,  // 70: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	46, // 71: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	48, // 72: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	55, // 73: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	55, // 74: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	55, // 75: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	55, // 76: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	53, // 77: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	52, // 78: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	79, // [79:79] is the sub-list for method output_type
+	79, // [79:79] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -4778,6 +4972,10 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		(*SessionAffinity_Header)(nil),
 	}
 	file_api_dataplane_v1_snapshot_proto_msgTypes[38].OneofWrappers = []any{
+		(*SubjectAltName_Hostname)(nil),
+		(*SubjectAltName_Uri)(nil),
+	}
+	file_api_dataplane_v1_snapshot_proto_msgTypes[40].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -4788,7 +4986,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -335,14 +335,15 @@ func (v *validator) clientValidation(p fieldPath, l *Listener, cv *ClientValidat
 		v.add(p.child("caCertPem"), "must hold at least one PEM certificate")
 		return
 	}
-	if err := checkCABundle(cv.GetCaCertPem()); err != nil {
+	if err := CheckCABundle(cv.GetCaCertPem()); err != nil {
 		v.add(p.child("caCertPem"), err.Error())
 	}
 }
 
-// checkCABundle checks that b is a sequence of PEM CERTIFICATE blocks that
-// parse, with at least one.
-func checkCABundle(b []byte) error {
+// CheckCABundle checks that b is a sequence of PEM CERTIFICATE blocks that
+// parse, with at least one: what ClientValidation.ca_cert_pem must hold. The
+// controller checks CA bundles with it before putting them in a snapshot.
+func CheckCABundle(b []byte) error {
 	n := 0
 	for {
 		var blk *pem.Block
@@ -1045,11 +1046,56 @@ func (v *validator) backendGroups(gs []*BackendGroup) {
 		if rb := g.GetRetryBudget(); rb != nil && rb.GetPercent() > 100 {
 			v.addf(p.child("retryBudget").child("percent"), "must be between 0 and 100, got %d", rb.GetPercent())
 		}
+		if t := g.GetTls(); t != nil {
+			v.backendTLS(p.child("tls"), t)
+			if g.GetProtocol() == BackendGroup_H2C {
+				v.add(p.child("protocol"), "must not be H2C with tls set: the dataplane speaks HTTP/1.1 over TLS to backends (h2 over TLS is not supported yet)")
+			}
+		}
 		v.duration(p.child("connectTimeout"), g.GetConnectTimeout())
 		v.duration(p.child("idleTimeout"), g.GetIdleTimeout())
 		v.timeout(p.child("responseHeaderTimeout"), g.GetResponseHeaderTimeout())
 		v.timeout(p.child("responseBodyIdleTimeout"), g.GetResponseBodyIdleTimeout())
 		v.endpoints(p, g.GetEndpoints())
+	}
+}
+
+// MaxSubjectAltNames bounds BackendTLS.subject_alt_names.
+const MaxSubjectAltNames = 16
+
+// backendTLS validates a backend group's TLS: a server name, one source of
+// trust anchors, and well-formed subject alternative names.
+func (v *validator) backendTLS(p fieldPath, t *BackendTLS) {
+	if problem := checkHostname(t.GetServerName(), false); problem != "" {
+		v.add(p.child("serverName"), problem)
+	}
+	switch {
+	case len(t.GetCaCertPem()) > 0 && t.GetSystemRoots():
+		v.add(p.child("systemRoots"), "must be false when caCertPem is set (one source of trust anchors)")
+	case len(t.GetCaCertPem()) > 0:
+		if err := CheckCABundle(t.GetCaCertPem()); err != nil {
+			v.add(p.child("caCertPem"), err.Error())
+		}
+	case !t.GetSystemRoots():
+		v.add(p, "must set caCertPem or systemRoots (the certificates backends are verified against)")
+	}
+	if n := len(t.GetSubjectAltNames()); n > MaxSubjectAltNames {
+		v.addf(p.child("subjectAltNames"), "must have at most %d entries, got %d", MaxSubjectAltNames, n)
+	}
+	for i, san := range t.GetSubjectAltNames() {
+		sp := p.item("subjectAltNames", i)
+		switch n := san.GetName().(type) {
+		case *SubjectAltName_Hostname:
+			if problem := checkHostname(n.Hostname, true); problem != "" {
+				v.add(sp.child("hostname"), problem)
+			}
+		case *SubjectAltName_Uri:
+			if u, err := url.Parse(n.Uri); err != nil || !u.IsAbs() {
+				v.add(sp.child("uri"), "must be an absolute URI such as spiffe://cluster.local/ns/a/sa/b")
+			}
+		default:
+			v.add(sp, "must set hostname or uri")
+		}
 	}
 }
 

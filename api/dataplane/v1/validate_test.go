@@ -63,6 +63,17 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(h2); err != nil {
 		t.Fatalf("Validate(HTTP/2 options, client validation, h2c group) = %v", err)
 	}
+	btls := validSnapshot(t)
+	btls.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
+		ServerName: "app.example.com", CaCertPem: btls.Listeners[1].Certificates[0].CertPem,
+		SubjectAltNames: []*dataplanev1.SubjectAltName{
+			{Name: &dataplanev1.SubjectAltName_Hostname{Hostname: "*.example.com"}},
+			{Name: &dataplanev1.SubjectAltName_Uri{Uri: "spiffe://cluster.local/ns/a/sa/b"}},
+		},
+	}
+	if err := dataplanev1.Validate(btls); err != nil {
+		t.Fatalf("Validate(backend TLS) = %v", err)
+	}
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{}); err != nil {
 		t.Fatalf("Validate(empty) = %v", err)
 	}
@@ -324,6 +335,55 @@ func TestValidateErrors(t *testing.T) {
 				s.Listeners[1].ClientValidation = &dataplanev1.ClientValidation{CaCertPem: append(slices.Clone(s.Listeners[1].Certificates[0].CertPem), "junk"...)}
 			},
 			"listeners[1].clientValidation.caCertPem", "not PEM",
+		},
+		{
+			"backend TLS without server name", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{SystemRoots: true}
+			},
+			"backendGroups[0].tls.serverName", "must not be empty",
+		},
+		{
+			"backend TLS without trust anchors", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "a.example.com"}
+			},
+			"backendGroups[0].tls", "must set caCertPem or systemRoots",
+		},
+		{
+			"backend TLS with two sources of trust anchors", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "a.example.com", SystemRoots: true, CaCertPem: s.Listeners[1].Certificates[0].CertPem}
+			},
+			"backendGroups[0].tls.systemRoots", "must be false when caCertPem is set",
+		},
+		{
+			"backend TLS CA is a key", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "a.example.com", CaCertPem: s.Listeners[1].Certificates[0].KeyPem}
+			},
+			"backendGroups[0].tls.caCertPem", "only CERTIFICATE blocks",
+		},
+		{
+			"backend TLS relative SAN URI", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
+					ServerName: "a.example.com", SystemRoots: true,
+					SubjectAltNames: []*dataplanev1.SubjectAltName{{Name: &dataplanev1.SubjectAltName_Uri{Uri: "/ns/a"}}},
+				}
+			},
+			"backendGroups[0].tls.subjectAltNames[0].uri", "absolute URI",
+		},
+		{
+			"backend TLS empty SAN", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
+					ServerName: "a.example.com", SystemRoots: true,
+					SubjectAltNames: []*dataplanev1.SubjectAltName{{}},
+				}
+			},
+			"backendGroups[0].tls.subjectAltNames[0]", "must set hostname or uri",
+		},
+		{
+			"h2c with backend tls", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "db.example.com", SystemRoots: true}
+			},
+			"backendGroups[0].protocol", "must not be H2C with tls set",
 		},
 		{
 			"unknown group protocol", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].Protocol = 9 },

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -62,4 +63,78 @@ func ClientHello(t testing.TB) []byte {
 		t.Fatalf("capture ClientHello: %d bytes, %v", n, err)
 	}
 	return buf[:n]
+}
+
+// CA is a certificate authority for client certificates in tests.
+type CA struct {
+	// CertPEM is the CA's own certificate, PEM encoded.
+	CertPEM []byte
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+}
+
+// NewCA returns a self-signed CA named name, valid for an hour around now.
+func NewCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatalf("create CA certificate: %v", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatalf("parse CA certificate: %v", err)
+	}
+	return &CA{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert: cert, key: key}
+}
+
+// ClientCert returns a client certificate named name issued by ca.
+func (ca *CA) ClientCert(t testing.TB, name string) tls.Certificate {
+	t.Helper()
+	return ca.issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: name}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+}
+
+// ServerCert returns a server certificate issued by ca for the DNS names
+// and URIs (e.g. spiffe://cluster.local/ns/a/sa/b) given.
+func (ca *CA) ServerCert(t testing.TB, dnsNames []string, uris ...string) tls.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "backend"}, DNSNames: dnsNames, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatalf("uri %q: %v", s, err)
+		}
+		tmpl.URIs = append(tmpl.URIs, u)
+	}
+	return ca.issue(t, tmpl)
+}
+
+// issue signs tmpl (its subject, names and key usage) with ca, valid for an
+// hour around now, for a new key.
+func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generate key: %v", err)
+	}
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatalf("create client certificate: %v", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -199,6 +200,9 @@ func (c *conn) serve() {
 		remote = ta.AddrPort()
 	}
 	c.s.Open(c.w.pw, &c.slot.Listener, remote, secure)
+	if tc, ok := c.client.(*tls.Conn); ok {
+		c.s.TLSServerName(tc.ConnectionState().ServerName)
+	}
 	c.loop()
 	if c.h2pre != nil {
 		c.serveH2(c.h2pre)
@@ -459,6 +463,25 @@ func (r *replayConn) Read(p []byte) (int, error) {
 	return r.Conn.Read(p)
 }
 
+// dialUpstream opens a connection to an endpoint of group g: TCP, then,
+// when the group has TLS, a TLS handshake that verifies the endpoint's
+// certificate, both within the group's connect timeout.
+func dialUpstream(ctx context.Context, g *compiled.Group, addr netip.AddrPort) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, g.ConnectTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr.String())
+	if err != nil || g.TLS == nil {
+		return nc, err
+	}
+	tc := tls.Client(nc, g.TLS)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
 // connect hands the session an upstream connection: an idle pooled one, or
 // a new one.
 func (c *conn) connect() {
@@ -468,18 +491,22 @@ func (c *conn) connect() {
 		return
 	}
 	var uc *upConn
+	key := poolKey{addr: t.Addr, tls: t.Group.TLSKey}
 	if !t.Fresh {
-		uc = c.w.pool.get(t.Addr)
+		uc = c.w.pool.get(key)
 	}
 	reused := uc != nil
+	if reused {
+		c.s.AttachUpstream(uc.st)
+		uc.st = nil
+	}
 	if uc == nil {
 		ctx := c.e.runCtx
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		d := net.Dialer{Timeout: t.Group.ConnectTimeout}
 		c.unlock()
-		nc, err := d.DialContext(ctx, "tcp", t.Addr.String())
+		nc, err := dialUpstream(ctx, t.Group, t.Addr)
 		c.lock()
 		if err != nil {
 			c.s.UpstreamConnected(false, err)
@@ -487,8 +514,10 @@ func (c *conn) connect() {
 		}
 		gc := c.w.metrics.Group(t.Group.Stats)
 		c.w.metrics.UpstreamConn(gc, 1)
-		uc = &upConn{Conn: nc, addr: t.Addr, group: gc, idle: t.Group.IdleTimeout, maxIdle: t.Group.MaxIdlePerEndpoint}
+		uc = &upConn{Conn: nc, key: key, group: gc, idle: t.Group.IdleTimeout, maxIdle: t.Group.MaxIdlePerEndpoint}
 		if sc, ok := nc.(syscall.Conn); ok {
+			// Plain TCP only: a TLS connection's socket may hold records
+			// (session tickets) that say nothing of its liveness.
 			uc.rawc, _ = sc.SyscallConn()
 			uc.peekFn = uc.peekAlive
 		}
@@ -529,6 +558,11 @@ func (c *conn) detach(keep bool) {
 	}
 	c.pend[u], c.eof[u] = nil, false
 	c.releaseBuf(u)
+	if st := c.s.DetachUpstream(); keep {
+		uc.st = st
+	} else {
+		st.Free()
+	}
 	if keep {
 		c.w.pool.put(uc)
 	} else {

@@ -2,12 +2,13 @@ package netpoll
 
 import (
 	"bytes"
-	"net"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/h2c"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -154,12 +155,22 @@ func (m *MirrorSender) send(j *mirrorJob) metrics.MirrorResult {
 	}
 	addr := eps.Endpoint(pick).Addr
 	deadline := time.Now().Add(m.opts.Timeout)
-	c, err := net.DialTimeout("tcp", addr.String(), m.opts.Timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c, err := dialUpstream(ctx, j.g, addr)
 	if err != nil {
 		return metrics.MirrorFailed
 	}
 	defer c.Close()
 	c.SetDeadline(deadline)
+	if j.g.H2C {
+		// The group speaks HTTP/2: the copy goes as one stream of a new
+		// h2c connection.
+		if _, err := h2c.RoundTrip(c, j.buf); err != nil {
+			return metrics.MirrorFailed
+		}
+		return metrics.MirrorSent
+	}
 	if _, err := c.Write(j.buf); err != nil {
 		return metrics.MirrorFailed
 	}

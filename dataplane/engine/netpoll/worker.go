@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -47,7 +48,7 @@ func newWorker(e *Engine, id int) *worker {
 	w.pw = proxy.NewWorker(w.metrics, pk, xp, e.now, po)
 	w.pw.Seed = uint32(id+1) * 0x85ebca6b
 	w.pw.Buffers = &w.xbufs
-	w.pool = &upstreamPool{w: w, idle: map[netip.AddrPort][]*upConn{}}
+	w.pool = &upstreamPool{w: w, idle: map[poolKey][]*upConn{}}
 	rb := e.opts.ReadBufferSize
 	w.bufs.New = func() any { b := make([]byte, rb); return &b }
 	return w
@@ -248,10 +249,17 @@ func (w *worker) closeConns() {
 	}
 }
 
+// poolKey is what a pooled upstream connection may be reused for: its
+// endpoint and its group's TLS (compiled.Group.TLSKey; "" for plain TCP).
+type poolKey struct {
+	addr netip.AddrPort
+	tls  string
+}
+
 // upConn is an upstream connection.
 type upConn struct {
 	net.Conn
-	addr      netip.AddrPort
+	key       poolKey
 	group     *metrics.GroupCounters
 	idle      time.Duration // idle timeout in the pool
 	maxIdle   int
@@ -259,28 +267,29 @@ type upConn struct {
 	rawc      syscall.RawConn
 	peekFn    func(uintptr)
 	isAlive   bool
+	st        *proxy.UpstreamState // protocol state kept while pooled (HTTP/2), else nil
 }
 
 // upstreamPool keeps a worker's idle upstream connections per endpoint.
 type upstreamPool struct {
 	w    *worker
 	mu   sync.Mutex
-	idle map[netip.AddrPort][]*upConn
+	idle map[poolKey][]*upConn
 	shut bool
 }
 
-// get returns an idle connection to addr that still looks usable, or nil.
-func (p *upstreamPool) get(addr netip.AddrPort) *upConn {
+// get returns an idle connection for key that still looks usable, or nil.
+func (p *upstreamPool) get(key poolKey) *upConn {
 	for {
 		p.mu.Lock()
-		list := p.idle[addr]
+		list := p.idle[key]
 		if len(list) == 0 {
 			p.mu.Unlock()
 			return nil
 		}
 		uc := list[len(list)-1]
 		list[len(list)-1] = nil
-		p.idle[addr] = list[:len(list)-1]
+		p.idle[key] = list[:len(list)-1]
 		p.mu.Unlock()
 		if (uc.idle == 0 || time.Since(uc.idleSince) < uc.idle) && uc.alive() {
 			return uc
@@ -292,7 +301,7 @@ func (p *upstreamPool) get(addr netip.AddrPort) *upConn {
 // put keeps uc for reuse, or closes it when the endpoint's pool is full.
 func (p *upstreamPool) put(uc *upConn) {
 	p.mu.Lock()
-	list := p.idle[uc.addr]
+	list := p.idle[uc.key]
 	if p.shut || len(list) >= uc.maxIdle {
 		p.mu.Unlock()
 		p.discard(uc)
@@ -300,12 +309,14 @@ func (p *upstreamPool) put(uc *upConn) {
 	}
 	uc.idleSince = time.Now()
 	uc.SetDeadline(time.Time{})
-	p.idle[uc.addr] = append(list, uc)
+	p.idle[uc.key] = append(list, uc)
 	p.mu.Unlock()
 }
 
 // discard closes an upstream connection.
 func (p *upstreamPool) discard(uc *upConn) {
+	uc.st.Free()
+	uc.st = nil
 	uc.Close()
 	p.w.metrics.UpstreamConn(uc.group, -1)
 }
@@ -353,7 +364,7 @@ func (p *upstreamPool) closeAll() {
 	for _, list := range p.idle {
 		all = append(all, list...)
 	}
-	p.idle = map[netip.AddrPort][]*upConn{}
+	p.idle = map[poolKey][]*upConn{}
 	p.shut = true
 	p.mu.Unlock()
 	for _, uc := range all {
@@ -373,8 +384,24 @@ func (uc *upConn) alive() bool {
 }
 
 // peekAlive is alive's callback. Only "nothing to read" means alive: EOF
-// (0 bytes), unexpected bytes and errors do not.
+// (0 bytes), unexpected bytes and errors do not, except HTTP/2 control
+// frames on a connection with protocol state, which it reads and hands to
+// the state (proxy.UpstreamState.IdleData).
 func (uc *upConn) peekAlive(fd uintptr) {
-	_, errno := peek(fd)
+	n, errno := peek(fd)
+	if n > 0 && errno == 0 && uc.st != nil {
+		var b [512]byte
+		for {
+			k, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+				unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN {
+				uc.isAlive = true
+				return
+			}
+			if e != 0 || k == 0 || !uc.st.IdleData(b[:k]) {
+				return
+			}
+		}
+	}
 	uc.isAlive = errno == unix.EAGAIN
 }

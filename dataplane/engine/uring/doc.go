@@ -10,7 +10,9 @@
 // and HTTPS listeners and TLS listeners with a terminating route with
 // Options.HTTPS (TLS by dataplane/tlsconn: see "TLS" below); without it
 // those are reported as not bound with ErrHTTPS and left to the netpoll
-// engine (engine.Split).
+// engine (engine.Split). Listeners whose routes reach a backend group with
+// TLS are reported as not bound with ErrBackendTLS: the workers do not
+// originate TLS.
 //
 // # Worker loop
 //

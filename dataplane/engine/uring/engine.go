@@ -31,6 +31,11 @@ const Name = "io_uring"
 // off: they are left to the netpoll engine.
 var ErrHTTPS = errors.New("listeners that terminate TLS are served by the netpoll engine")
 
+// ErrBackendTLS is the bind error reported for listeners whose routes reach a
+// backend group with TLS: only the netpoll engine originates TLS to
+// backends (flax-dataplane --engine netpoll).
+var ErrBackendTLS = errors.New("connects to backends with TLS, which only the netpoll engine does (flax-dataplane --engine netpoll)")
+
 // Options configure an Engine. The zero value is usable.
 type Options struct {
 	// Workers is the number of worker threads. Zero means Metrics.Workers()
@@ -187,7 +192,7 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	// The listeners this engine serves; Plan and Statuses read only these.
 	served := &compiled.Config{Listeners: make([]*compiled.Listener, 0, len(cfg.Listeners))}
 	for _, l := range cfg.Listeners {
-		if e.opts.HTTPS || !l.TerminatesTLS() {
+		if e.refuses(l) == nil {
 			served.Listeners = append(served.Listeners, l)
 		}
 	}
@@ -223,14 +228,28 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 	out := make([]engine.ListenerStatus, 0, len(cfg.Listeners))
 	j := 0
 	for _, l := range cfg.Listeners {
-		if !e.opts.HTTPS && l.TerminatesTLS() {
-			out = append(out, engine.ListenerStatus{Name: l.Name, Addr: l.Addr, Err: ErrHTTPS})
+		if err := e.refuses(l); err != nil {
+			out = append(out, engine.ListenerStatus{Name: l.Name, Addr: l.Addr, Err: err})
 			continue
 		}
 		out = append(out, st[j])
 		j++
 	}
 	return out, nil
+}
+
+// refuses returns why the engine does not serve listener l (reported as its
+// bind error), or nil when it does: listeners that terminate TLS without
+// Options.HTTPS (ErrHTTPS), and listeners whose routes reach a backend group
+// with TLS, which the workers do not originate (ErrBackendTLS).
+func (e *Engine) refuses(l *compiled.Listener) error {
+	if !e.opts.HTTPS && l.TerminatesTLS() {
+		return ErrHTTPS
+	}
+	if g := l.BackendTLSGroup(); g != "" {
+		return fmt.Errorf("backend group %s: %w", g, ErrBackendTLS)
+	}
+	return nil
 }
 
 // bind opens one listening socket per worker on sl.Addr. With port 0 the

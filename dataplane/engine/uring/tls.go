@@ -333,6 +333,9 @@ func (w *worker) tlsPump(sl *slot) bool {
 		done, err := t.c.Done()
 		if done {
 			sl.s.TLSHandshake(err == nil)
+			if err == nil {
+				sl.s.TLSServerName(t.c.ConnectionState().ServerName)
+			}
 			w.tlsEstablished(t, err)
 			if !t.fatal {
 				// A TLS listener's session now connects its route.

@@ -39,6 +39,7 @@ type upConn struct {
 	sa      *iouring.Sockaddr      // connect address, in ring memory
 	ts      *iouring.Timespec      // connect timeout, in ring memory
 	expires int64                  // idle expiry while pooled
+	st      *proxy.UpstreamState   // protocol state kept while pooled (HTTP/2), else nil
 	gen     uint32
 	owner   int32 // session slot while upOwned or upConnecting, else -1
 	ep      int32 // pool endpoint while upIdle
@@ -79,7 +80,7 @@ func (w *worker) allocUp() (int32, *upConn, error) {
 	}
 	u.gen = iouring.NextGen(u.gen)
 	u.owner, u.ep, u.prev, u.next = -1, -1, -1, -1
-	u.gc, u.grp, u.expires = nil, nil, 0
+	u.gc, u.grp, u.expires, u.st = nil, nil, 0, nil
 	return ui, u, nil
 }
 
@@ -97,6 +98,8 @@ func (w *worker) connect(i int32, sl *slot) {
 		if ui := w.pool.take(w, t.Addr); ui >= 0 {
 			u := w.ups.at(ui)
 			u.state, u.owner, u.grp = upOwned, i, t.Group
+			sl.s.AttachUpstream(u.st)
+			u.st = nil
 			sl.up = ui
 			sl.pend = pendReused
 			return
@@ -288,10 +291,13 @@ func (w *worker) onUpRecv(c iouring.CQE, gen uint32, ui int32) {
 		w.run(u.owner)
 	case upIdle:
 		// A pooled connection: bytes, EOF or an error all mean it cannot
-		// be reused.
+		// be reused, except HTTP/2 control frames (UpstreamState.IdleData).
 		if has {
+			ok := u.st.IdleData(buf)
 			w.recycle(bid)
-			w.closeUp(ui, u)
+			if !ok || (final && !w.armRecv(sk, w.uRecvUD(ui, u))) {
+				w.closeUp(ui, u)
+			}
 			return
 		}
 		if c.Res == -int32(unix.ECANCELED) {
@@ -364,6 +370,7 @@ func (w *worker) release(sl *slot) {
 	sl.up = -1
 	u := w.ups.at(ui)
 	u.owner = -1
+	u.st = sl.s.DetachUpstream()
 	sk := &u.sk
 	if u.state != upOwned || w.draining || sk.hasStash() || w.sendsPending(sk) ||
 		sk.flags&(fEOF|fStarved|fShut|fShutPending|fClosed) != 0 {
@@ -409,6 +416,8 @@ func (w *worker) closeUp(ui int32, u *upConn) {
 		w.pool.unlink(w, ui, u)
 	}
 	w.uncount(u)
+	u.st.Free()
+	u.st = nil
 	w.closeSock(&u.sk, iouring.Pack(opUClose, u.gen, uint32(ui)))
 	u.state, u.owner, u.grp = upClosed, -1, nil
 	w.maybeFreeUp(ui, u)
