@@ -6,12 +6,16 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -316,6 +320,56 @@ func TestH2GRPCClientStatus(t *testing.T) {
 			if got := status.Code(err); got != want {
 				t.Fatalf("%s: %v (%v), want %v", method, got, err, want)
 			}
+		}
+	})
+}
+
+// gRPC end to end: a gRPC client over HTTP/2 to the dataplane, a gRPC
+// server behind it on an h2c backend group; unary calls, a status in
+// trailers, and a server stream whose messages arrive as sent.
+func TestH2GRPCEndToEnd(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		hs := health.NewServer()
+		hs.SetServingStatus("flax.test", healthpb.HealthCheckResponse_SERVING)
+		healthpb.RegisterHealthServer(srv, hs)
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(srv.Stop)
+		te := startEngine(t, k)
+		port := FreePort(t)
+		te.apply(CompileYAML(t, te.reg, h2cSnapshot(port, ln.Addr().String())))
+
+		cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		hc := healthpb.NewHealthClient(cc)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for range 20 {
+			r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "flax.test"})
+			if err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				t.Fatalf("Check: %v, %v", r, err)
+			}
+		}
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: "nope"}); status.Code(err) != codes.NotFound {
+			t.Fatalf("Check of an unknown service: %v, want NotFound", err)
+		}
+		w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "flax.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("Watch: %v, %v", r, err)
+		}
+		hs.SetServingStatus("flax.test", healthpb.HealthCheckResponse_NOT_SERVING)
+		if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Fatalf("Watch, second message: %v, %v", r, err)
 		}
 	})
 }
