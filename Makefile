@@ -92,7 +92,7 @@ e2e: build ## Run the end-to-end tests on local clusters: test/e2e (Flax as proc
 	$(GO) test $(GOFLAGS_BUILD) -tags=e2e -count=1 -v -p 1 -timeout=15m ./test/e2e/... $(E2E_FLAGS)
 
 .PHONY: conformance
-conformance: build ## Run the Gateway API conformance suite (GATEWAY-HTTP profile, or FLAX_CONFORMANCE_PROFILES) on a fresh local cluster; report in test/conformance/reports/ (needs root).
+conformance: build ## Run the Gateway API conformance suite (GATEWAY-HTTP profile, or FLAX_CONFORMANCE_PROFILES) on a fresh local cluster; report in the upstream format in test/conformance/reports/<version>/ (needs root).
 	$(INSTALL_TOOLS) $(TOOLS_CONFORMANCE)
 	GO=$(GO) test/conformance/run.sh
 

@@ -91,6 +91,8 @@ type Controller struct {
 	configMaps configMapStore
 	// events reports the local dataplane's problems on the Gateways.
 	events *status.EventReporter
+	// services writes the Gateways' Services when this replica leads.
+	services *serviceWriter
 	// l4Routes is set when the API server serves TCPRoutes and TLSRoutes
 	// (gateway.networking.k8s.io/v1, standard channel since Gateway API v1.5):
 	// only then are they watched, translated and given status.
@@ -155,6 +157,8 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		Log:            log.WithName("status"),
 	})
 
+	c.services = newServiceWriter(mgr.GetClient(), mgr.GetAPIReader(), log.WithName("services"))
+
 	c.l4Routes = servesL4Routes(mgr.GetRESTMapper())
 	if !c.l4Routes {
 		log.Info("the API server does not serve gateway.networking.k8s.io/v1 TCPRoutes and TLSRoutes: they are not watched; install the Gateway API CRDs of the standard channel v1.5 or later and restart flax-controller to use them")
@@ -181,6 +185,9 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 	}
 	if err := mgr.Add(c.Status); err != nil {
 		return nil, fmt.Errorf("adding status writer: %w", err)
+	}
+	if err := mgr.Add(c.services); err != nil {
+		return nil, fmt.Errorf("adding gateway service writer: %w", err)
 	}
 	if err := mgr.Add(unelectedCache{leaseCache}); err != nil {
 		return nil, fmt.Errorf("adding node lease cache: %w", err)
@@ -229,6 +236,7 @@ func (c *Controller) reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	c.configs.Add(out)
 	c.Delivery.Publish(out.Snapshot, b.endpointsChangedAt)
 	c.Status.Update(out)
+	c.services.Update(out)
 	c.events.Report(ctx)
 	if !nextExpiry.IsZero() {
 		// Translate again when the first node Lease may expire: its node's address

@@ -17,7 +17,10 @@
 //     so the status writer does not wake it. Every event queues one key; a
 //     translation runs after 20ms without events, or 250ms after a burst's first
 //     event (coalesce.go). It lists its input from the cache (input.go), calls
-//     translate.Translate and hands the Output to the next stages.
+//     translate.Translate and hands the Output to the next stages. The Services
+//     Flax creates for Gateways (GatewayClassParameters spec.service) are watched
+//     too (their load balancer status is a Gateway's address) and written by a
+//     leader-only writer (gatewayservices.go).
 //   - translate: a pure function, objects → dataplane snapshot + statuses, with
 //     golden-file tests.
 //   - deliver: the gRPC client of the local dataplane's unix socket: full

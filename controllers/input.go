@@ -35,11 +35,11 @@ func (c *Controller) input(ctx context.Context) (*translate.Input, time.Time, er
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	addresses, nextExpiry, err := c.leases.GatewayAddresses(ctx)
+	addresses, serving, nextExpiry, err := c.leases.GatewayAddresses(ctx)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	in.NodeAddresses = addresses
+	in.NodeAddresses, in.DataplaneNodes = addresses, serving
 	return in, nextExpiry, nil
 }
 
@@ -55,6 +55,7 @@ func (c *Controller) listInput(ctx context.Context) (*translate.Input, error) {
 		c.listRoutes,
 		c.listPolicies,
 		c.getServices,
+		c.listGatewayServices,
 		c.getSecrets,
 		c.getConfigMaps,
 	} {
@@ -267,6 +268,18 @@ func (c *Controller) getServices(ctx context.Context, in *translate.Input) error
 			return err
 		}
 	}
+	return nil
+}
+
+// listGatewayServices adds the Services Flax created for Gateways (labelled
+// translate.GatewayServiceLabel), whose load balancer status may hold their
+// Gateway's addresses.
+func (c *Controller) listGatewayServices(ctx context.Context, in *translate.Input) error {
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list, client.MatchingLabels{translate.GatewayServiceLabel: "true"}); err != nil {
+		return fmt.Errorf("listing gateway services: %w", err)
+	}
+	in.GatewayServices = list.Items
 	return nil
 }
 

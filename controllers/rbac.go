@@ -29,5 +29,10 @@ package controllers
 // +kubebuilder:rbac:groups="",resources=services;secrets;configmaps;namespaces;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 //
+// The Services of Gateways whose class asks for one (GatewayClassParameters spec.service),
+// with their EndpointSlices: written by the leader only.
+// +kubebuilder:rbac:groups="",resources=services,verbs=create;update;delete
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=create;update;delete
+//
 // Events about dataplane rejections and bind failures.
 // +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch

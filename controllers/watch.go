@@ -101,7 +101,7 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 		source.Kind(cache, &corev1.Service{},
 			enqueue(co, false, func(ctx context.Context, s *corev1.Service) bool {
 				key := client.ObjectKeyFromObject(s)
-				return c.serviceIsUsed(ctx, key) || c.serviceIsTargeted(ctx, key)
+				return s.Labels[translate.GatewayServiceLabel] == "true" || c.serviceIsUsed(ctx, key) || c.serviceIsTargeted(ctx, key)
 			}),
 			predicate.TypedResourceVersionChangedPredicate[*corev1.Service]{}),
 		source.Kind(cache, &discoveryv1.EndpointSlice{},

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -13,6 +14,7 @@ import (
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=flaxgcp,categories=flax
 // +kubebuilder:printcolumn:name="Address Pools",type=string,JSONPath=`.spec.addressPools`
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service.type`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GatewayClassParameters struct {
 	metav1.TypeMeta `json:",inline"`
@@ -25,6 +27,8 @@ type GatewayClassParameters struct {
 }
 
 // GatewayClassParametersSpec holds the parameters of a GatewayClass.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.addressPools) || !has(self.service) || self.service.type == 'ClusterIP'",message="addressPools and a service of type LoadBalancer or NodePort exclude each other: the Gateways' addresses come from one or the other"
 type GatewayClassParametersSpec struct {
 	// AddressPools are the addresses Flax hands out to the Gateways of the class
 	// that do not set spec.addresses: each entry is an IPv4 or IPv6 prefix in CIDR
@@ -50,6 +54,33 @@ type GatewayClassParametersSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	AddressPools []AddressPool `json:"addressPools,omitempty"`
 
+	// Service gives every accepted Gateway of the class a Service of its own, in
+	// the Gateway's namespace, named after it (<gateway>-flax, or flax-<hash>
+	// when that is not a valid Service name), owned by the Gateway (deleted with
+	// it) and labelled gateway.networking.k8s.io/gateway-name. Its ports are the
+	// Gateway's listener ports; it has no selector: Flax writes its
+	// EndpointSlices, which name where the dataplanes serve the Gateway (the
+	// Gateway's own addresses, or else the addresses of the nodes running a
+	// Ready dataplane, with their node names). Types LoadBalancer and NodePort
+	// set externalTrafficPolicy Local, so that the client address is kept and
+	// only nodes with a dataplane take traffic. The labels and annotations of
+	// the Gateway's spec.infrastructure are set on the Service and its
+	// EndpointSlices.
+	//
+	// The type decides the addresses of the Gateways without spec.addresses:
+	//   - LoadBalancer: the ingress addresses (IPs or hostnames) a load balancer
+	//     controller writes in the Service's status.loadBalancer; until it does,
+	//     the Gateway is not programmed (reason AddressNotAssigned).
+	//   - NodePort: the node addresses, as without a Service; clients may also
+	//     use the Service's node ports.
+	//   - ClusterIP: the address pool if the class has one, else the node
+	//     addresses; the Service gives the Gateway a name inside the cluster.
+	//
+	// Without it, Flax creates nothing for a Gateway.
+	//
+	// +optional
+	Service *GatewayService `json:"service,omitempty"`
+
 	// ClientTraffic sets how the dataplane listeners of the class's Gateways
 	// treat their clients: timeouts, trusted proxy hops and head limits. It
 	// applies to every dataplane listener serving a Gateway of the class; where
@@ -70,6 +101,16 @@ type GatewayClassParametersSpec struct {
 	//
 	// +optional
 	Tracing *Tracing `json:"tracing,omitempty"`
+}
+
+// GatewayService is the Service Flax creates for each Gateway of a class.
+type GatewayService struct {
+	// Type is the Service type: LoadBalancer (default), NodePort or ClusterIP.
+	//
+	// +optional
+	// +kubebuilder:default=LoadBalancer
+	// +kubebuilder:validation:Enum=LoadBalancer;NodePort;ClusterIP
+	Type corev1.ServiceType `json:"type,omitempty"`
 }
 
 // Tracing holds a class's tracing settings.

@@ -195,6 +195,13 @@ func TestRenderedObjects(t *testing.T) {
 				if !slices.Equal(pools, values.GatewayClass.AddressPools) {
 					t.Errorf("addressPools %v, want the values' %v", pools, values.GatewayClass.AddressPools)
 				}
+				var serviceType string
+				if s := r.classParams.Spec.Service; s != nil {
+					serviceType = string(s.Type)
+				}
+				if serviceType != values.GatewayClass.ServiceType {
+					t.Errorf("service type %q, want the values' %q", serviceType, values.GatewayClass.ServiceType)
+				}
 			}
 			if (r.clusterRole != nil) != values.RBAC.Create || (r.role != nil) != values.RBAC.Create {
 				t.Errorf("rbac.create=%v but ClusterRole rendered=%v, Role rendered=%v", values.RBAC.Create, r.clusterRole != nil, r.role != nil)

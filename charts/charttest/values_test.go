@@ -34,6 +34,7 @@ type chartValues struct {
 		Name           string   `json:"name"`
 		ControllerName string   `json:"controllerName"`
 		AddressPools   []string `json:"addressPools"`
+		ServiceType    string   `json:"serviceType"`
 	} `json:"gatewayClass"`
 	RBAC struct {
 		Create bool `json:"create"`

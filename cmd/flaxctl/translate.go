@@ -324,7 +324,13 @@ func (l *loader) object(js []byte) error {
 			return err
 		}
 		o.Namespace = l.ns(o.Namespace)
-		in.Services = append(in.Services, o)
+		if o.Labels[translate.GatewayServiceLabel] == "true" {
+			// A Service Flax created for a Gateway: its load balancer status
+			// may hold the Gateway's addresses.
+			in.GatewayServices = append(in.GatewayServices, o)
+		} else {
+			in.Services = append(in.Services, o)
+		}
 	case discoveryv1.GroupName + "/EndpointSlice":
 		var o discoveryv1.EndpointSlice
 		if err := decode(&o); err != nil {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flaxlb/flax/controllers/deliver"
+	"github.com/flaxlb/flax/controllers/translate"
 )
 
 // Results returns the local dataplane's result and the result of every other node
@@ -41,20 +42,22 @@ func (l *Leases) Results() []deliver.Result {
 
 // GatewayAddresses returns the addresses of the Ready selected nodes whose
 // dataplane is connected by their fresh Lease (the local node: by its Delivery),
-// for the Gateways without spec.addresses. Until some node has published a Lease
-// (a fresh install, or an older controller version), every Ready selected node
-// counts. It also returns the earliest expiry of another node's fresh Lease (zero
-// if none): its node's address and results drop out then, unless it is renewed.
-func (l *Leases) GatewayAddresses(ctx context.Context) ([]string, time.Time, error) {
+// for the Gateways without spec.addresses, and those nodes by name with their
+// addresses, sorted by name. Until some node has published a Lease (a fresh
+// install, or an older controller version), every Ready selected node counts. It
+// also returns the earliest expiry of another node's fresh Lease (zero if none):
+// its node's address and results drop out then, unless it is renewed.
+func (l *Leases) GatewayAddresses(ctx context.Context) ([]string, []translate.DataplaneNode, time.Time, error) {
 	live, anyLease, nextExpiry, err := l.live(ctx)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, nil, time.Time{}, err
 	}
 	var nodes corev1.NodeList
 	if err := l.opts.Client.List(ctx, &nodes); err != nil {
-		return nil, time.Time{}, fmt.Errorf("listing nodes: %w", err)
+		return nil, nil, time.Time{}, fmt.Errorf("listing nodes: %w", err)
 	}
 	var addresses []string
+	var serving []translate.DataplaneNode
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		if !Selected(l.opts.Selector, n) || !Ready(n) {
@@ -63,13 +66,15 @@ func (l *Leases) GatewayAddresses(ctx context.Context) ([]string, time.Time, err
 		if anyLease && !live[n.Name] {
 			continue
 		}
+		serving = append(serving, translate.DataplaneNode{Name: n.Name, Addresses: Addresses(n)})
 		for _, a := range Addresses(n) {
 			if !slices.Contains(addresses, a) {
 				addresses = append(addresses, a)
 			}
 		}
 	}
-	return addresses, nextExpiry, nil
+	slices.SortFunc(serving, func(a, b translate.DataplaneNode) int { return strings.Compare(a.Name, b.Name) })
+	return addresses, serving, nextExpiry, nil
 }
 
 // list lists the node Leases from the Lease cache.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -25,6 +26,9 @@ type classInfo struct {
 	// tracing holds the tracing settings of the class's parameters; nil when
 	// it has none.
 	tracing *classTracing
+	// serviceType is the type of the Service each Gateway of the class gets;
+	// "" when the class's parameters ask for none.
+	serviceType corev1.ServiceType
 }
 
 // translateClasses picks the GatewayClasses of Flax's controller and checks them
@@ -43,6 +47,9 @@ func (t *translator) translateClasses() {
 		ci := &classInfo{class: gc}
 		if ref := gc.Spec.ParametersRef; ref != nil {
 			ci.pool, ci.clientTraffic, ci.tracing, ci.invalid = classParameters(gc.Name, ref, params)
+			if ci.invalid == nil {
+				ci.serviceType = classServiceType(params[ref.Name])
+			}
 		}
 		t.classes[gc.Name] = ci
 		t.classOrder = append(t.classOrder, ci)
@@ -79,6 +86,15 @@ func classParameters(class string, ref *gatewayv1.ParametersReference, params ma
 	errs = append(errs, ctErrs...)
 	tr, trErrs := parseTracing(class, p.Spec.Tracing)
 	errs = append(errs, trErrs...)
+	switch st := classServiceType(p); st {
+	case "", corev1.ServiceTypeClusterIP:
+	case corev1.ServiceTypeLoadBalancer, corev1.ServiceTypeNodePort:
+		if len(p.Spec.AddressPools) > 0 {
+			errs = append(errs, fmt.Sprintf("spec.addressPools and spec.service of type %s exclude each other: the Gateways' addresses come from one or the other", st))
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("spec.service.type %q is not LoadBalancer, NodePort or ClusterIP", st))
+	}
 	if len(errs) > 0 {
 		return nil, nil, nil, invalid("%s %s is invalid: %s", flaxv1alpha1.KindGatewayClassParameters, ref.Name, strings.Join(errs, "; "))
 	}
@@ -105,7 +121,7 @@ func (t *translator) classStatuses() []ClassStatus {
 					accepted,
 					supportedVersion(t.in.GatewayAPICRDs, gen),
 				},
-				SupportedFeatures: supportedFeatures(t.in.GatewayAPICRDs),
+				SupportedFeatures: supportedFeatures(t.in.GatewayAPICRDs, ci.serviceType != ""),
 			},
 		})
 	}

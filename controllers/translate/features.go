@@ -75,23 +75,34 @@ var experimentalHTTPRouteFeatures = []features.FeatureName{
 	features.SupportHTTPRouteRetry,
 }
 
+// serviceFeatures are claimed in addition by the classes whose parameters give
+// each Gateway a Service (GatewayClassParameters spec.service): the Service is
+// what Flax creates for a Gateway, so spec.infrastructure's labels and
+// annotations have somewhere to go. Classes without one create nothing per
+// Gateway (the dataplanes are a shared DaemonSet) and do not claim it.
+var serviceFeatures = []features.FeatureName{
+	features.SupportGatewayInfrastructure,
+}
+
 // httpRouteCRD is the name of the HTTPRoute CRD.
 const httpRouteCRD = "httproutes." + gatewayv1.GroupName
 
 // supportedFeatures returns the features a class advertises with the installed
 // Gateway API CRDs crds: SupportedFeatures, plus experimentalHTTPRouteFeatures when
-// the HTTPRoute CRD is of the experimental channel.
-func supportedFeatures(crds []CRD) []gatewayv1.SupportedFeature {
-	for _, c := range crds {
-		if c.Name == httpRouteCRD && c.Channel == "experimental" {
-			names := make([]features.FeatureName, 0, len(SupportedFeatures)+len(experimentalHTTPRouteFeatures))
-			for _, f := range SupportedFeatures {
-				names = append(names, features.FeatureName(f.Name))
-			}
-			return sortedFeatures(append(names, experimentalHTTPRouteFeatures...)...)
-		}
+// the HTTPRoute CRD is of the experimental channel, plus serviceFeatures when
+// the class gives each Gateway a Service (withService).
+func supportedFeatures(crds []CRD, withService bool) []gatewayv1.SupportedFeature {
+	names := make([]features.FeatureName, 0, len(SupportedFeatures)+len(experimentalHTTPRouteFeatures)+len(serviceFeatures))
+	for _, f := range SupportedFeatures {
+		names = append(names, features.FeatureName(f.Name))
 	}
-	return slices.Clone(SupportedFeatures)
+	if slices.ContainsFunc(crds, func(c CRD) bool { return c.Name == httpRouteCRD && c.Channel == "experimental" }) {
+		names = append(names, experimentalHTTPRouteFeatures...)
+	}
+	if withService {
+		names = append(names, serviceFeatures...)
+	}
+	return sortedFeatures(names...)
 }
 
 // sortedFeatures returns the features as SupportedFeature values sorted by name,

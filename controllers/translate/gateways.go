@@ -41,6 +41,9 @@ type gatewayInfo struct {
 	// tracing holds the tracing settings of the Gateway's class; nil when it
 	// has none.
 	tracing *classTracing
+	// serviceType is the type of the Service the Gateway gets (its class's
+	// parameters' spec.service); "" for none.
+	serviceType corev1.ServiceType
 	// listeners are the Gateway's own listeners, in spec order.
 	listeners []*listenerInfo
 	// sets are the ListenerSets whose parentRef names the Gateway, in precedence
@@ -170,7 +173,7 @@ func (t *translator) translateGateways() {
 		if !ok {
 			continue
 		}
-		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic, tracing: ci.tracing}
+		g := &gatewayInfo{gw: gw, key: key(gw), clientTraffic: ci.clientTraffic, tracing: ci.tracing, serviceType: ci.serviceType}
 		if ci.invalid != nil {
 			g.invalid = &problem{
 				reason:  string(gatewayv1.GatewayReasonInvalid),
@@ -215,8 +218,10 @@ func unsupportedGatewayFields(gw *gatewayv1.Gateway) *problem {
 
 // gatewayAddresses resolves the addresses of g of class ci: spec.addresses of type
 // IPAddress; or else, when the class has an address pool, none yet (one is
-// allocated later); or else the node addresses with listeners bound to all
-// addresses.
+// allocated later); or else, when the class gives Gateways a Service of type
+// LoadBalancer, its ingress addresses; or else the node addresses. Listeners
+// bind to all addresses of the nodes unless the addresses are the Gateway's own
+// (spec.addresses, pool).
 func (t *translator) gatewayAddresses(g *gatewayInfo, ci *classInfo) {
 	seen := map[string]bool{}
 	for i, a := range g.gw.Spec.Addresses {
@@ -256,6 +261,10 @@ func (t *translator) gatewayAddresses(g *gatewayInfo, ci *classInfo) {
 	}
 	if ci.pool != nil {
 		g.pool = ci.pool
+		return
+	}
+	if ci.serviceType == corev1.ServiceTypeLoadBalancer {
+		t.loadBalancerAddresses(g)
 		return
 	}
 	g.statusAddresses = t.nodeAddresses
@@ -595,7 +604,11 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 		if !g.accepted() {
 			break // a Gateway that is not accepted is served nowhere
 		}
-		st.Addresses = append(st.Addresses, gatewayv1.GatewayStatusAddress{Type: ptr(gatewayv1.IPAddressType), Value: a})
+		typ := gatewayv1.IPAddressType
+		if _, err := netip.ParseAddr(a); err != nil {
+			typ = gatewayv1.HostnameAddressType // a load balancer's hostname
+		}
+		st.Addresses = append(st.Addresses, gatewayv1.GatewayStatusAddress{Type: ptr(typ), Value: a})
 	}
 
 	var invalid []string
@@ -642,6 +655,9 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 		switch {
 		case g.fromSpec:
 			where = "spec.addresses"
+		case g.serviceType == corev1.ServiceTypeLoadBalancer:
+			where = fmt.Sprintf("%s, the load balancer addresses of Service %s/%s",
+				strings.Join(g.statusAddresses, ", "), g.key.Namespace, GatewayServiceName(g.key.Name))
 		case g.pool != nil:
 			where = fmt.Sprintf("address %s from the address pool of %s %s",
 				strings.Join(g.statusAddresses, ", "), flaxv1alpha1.KindGatewayClassParameters, g.pool.parameters)

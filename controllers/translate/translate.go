@@ -39,6 +39,7 @@ func Translate(in *Input) *Output {
 		TLSRoutes:       l4RouteStatuses(t.tlsRoutes),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
+		GatewayServices: t.gatewayServices(),
 	}
 }
 

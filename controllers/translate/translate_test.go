@@ -133,6 +133,8 @@ type testInput struct {
 	ControllerName string    `json:"controllerName,omitempty"`
 	NodeAddresses  *[]string `json:"nodeAddresses,omitempty"`
 	GatewayAPICRDs *[]CRD    `json:"gatewayAPICRDs,omitempty"`
+	// DataplaneNodes sets Input.DataplaneNodes.
+	DataplaneNodes []DataplaneNode `json:"dataplaneNodes,omitempty"`
 }
 
 // loadInput reads a golden input: a multi-document YAML of Kubernetes objects.
@@ -203,6 +205,7 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			if ti.GatewayAPICRDs != nil {
 				in.GatewayAPICRDs = *ti.GatewayAPICRDs
 			}
+			in.DataplaneNodes = append(in.DataplaneNodes, ti.DataplaneNodes...)
 		case "GatewayClass":
 			var o gatewayv1.GatewayClass
 			decode(&o)
@@ -242,7 +245,11 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 		case "Service":
 			var o corev1.Service
 			decode(&o)
-			in.Services = append(in.Services, o)
+			if o.Labels[GatewayServiceLabel] != "" {
+				in.GatewayServices = append(in.GatewayServices, o)
+			} else {
+				in.Services = append(in.Services, o)
+			}
 		case "EndpointSlice":
 			var o discoveryv1.EndpointSlice
 			decode(&o)
@@ -320,6 +327,8 @@ func reverseInput(in *Input) *Input {
 	out.RoutePolicies = reversed(in.RoutePolicies)
 	out.NodeAddresses = reversed(in.NodeAddresses)
 	out.GatewayAPICRDs = reversed(in.GatewayAPICRDs)
+	out.DataplaneNodes = reversed(in.DataplaneNodes)
+	out.GatewayServices = reversed(in.GatewayServices)
 	return &out
 }
 
@@ -374,6 +383,9 @@ func renderOutput(t testing.TB, out *Output) []byte {
 			entries = append(entries, entry{r.NamespacedName.String(), r.Status})
 		}
 		doc[name] = entries
+	}
+	if len(out.GatewayServices) > 0 {
+		doc["gatewayServices"] = out.GatewayServices
 	}
 	if len(out.ListenerSets) > 0 {
 		var sets []entry

@@ -66,6 +66,21 @@ type Input struct {
 	// they are the addresses of every Gateway without spec.addresses whose class
 	// has no address pool.
 	NodeAddresses []string
+	// DataplaneNodes are those nodes by name, with their addresses: the
+	// endpoints of the Services of Gateways served on the node addresses.
+	DataplaneNodes []DataplaneNode
+	// GatewayServices are the Services Flax created for Gateways (labelled
+	// GatewayServiceLabel): a load balancer's ingress addresses in their status
+	// become their Gateway's addresses.
+	GatewayServices []corev1.Service
+}
+
+// DataplaneNode is a Ready node running a Ready dataplane.
+type DataplaneNode struct {
+	// Name of the Node.
+	Name string `json:"name"`
+	// Addresses are its addresses, as in NodeAddresses.
+	Addresses []string `json:"addresses"`
 }
 
 // CRD is an installed Gateway API CustomResourceDefinition.
@@ -109,6 +124,11 @@ type Output struct {
 	BackendPolicies []PolicyStatus
 	// RoutePolicies holds the status of every RoutePolicy of the Input.
 	RoutePolicies []PolicyStatus
+	// GatewayServices are the Services the Gateways of classes with a service
+	// in their parameters should have, by Gateway namespace and name; the
+	// Services (and EndpointSlices) Flax created that are not listed here are
+	// to be deleted.
+	GatewayServices []GatewayService
 }
 
 // ClassStatus is the status Flax computed for one GatewayClass.

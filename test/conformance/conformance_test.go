@@ -33,7 +33,10 @@ const (
 	defaultProfiles     = "GATEWAY-HTTP"
 )
 
-var reportDir = flag.String("flax.report-dir", "reports", "folder for the conformance report (YAML) and the summary, unless -report-output names a file")
+var (
+	reportDir   = flag.String("flax.report-dir", "reports", "folder for the conformance report (YAML) and the summary, unless -report-output names a file")
+	summaryPath = flag.String("flax.summary", "", "file for the summary of the run (default: beside the report, .summary.txt)")
+)
 
 // Addresses for GatewayStaticAddresses, which puts them in a Gateway's spec.addresses:
 // a usable one must be local on the node (run.sh's default pool is, and the pool
@@ -135,9 +138,12 @@ func TestConformance(t *testing.T) {
 			len(results["passed"]), len(results["failed"]), len(results["skipped"]), opts.ReportOutputPath)
 		out := b.String()
 		fmt.Print("\n" + out)
-		summaryPath := strings.TrimSuffix(opts.ReportOutputPath, ".yaml") + ".summary.txt"
-		if err := os.WriteFile(summaryPath, []byte(out), 0o644); err != nil {
-			t.Logf("writing %s: %v", summaryPath, err)
+		summary := *summaryPath
+		if summary == "" {
+			summary = strings.TrimSuffix(opts.ReportOutputPath, ".yaml") + ".summary.txt"
+		}
+		if err := os.WriteFile(summary, []byte(out), 0o644); err != nil {
+			t.Logf("writing %s: %v", summary, err)
 		}
 	})
 	conformance.RunConformanceWithOptions(t, opts)

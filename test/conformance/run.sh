@@ -16,7 +16,11 @@
 #   LOCALCLUSTER      a prebuilt hack/localcluster binary to use (default: built here)
 #   GATEWAY_API_CHANNEL  standard (default) or experimental: the Gateway API CRDs to install;
 #                     with experimental the class also claims HTTPRouteRetry
-# The report is written to test/conformance/reports/ (git-ignored).
+#   FLAX_VERSION      the Flax version the report names (default v<appVersion of charts/flax>)
+# A full run (no CONFORMANCE_ARGS) writes the report in the upstream format and layout,
+# test/conformance/reports/<version>/<channel>-<version>-default-report.yaml, which is
+# committed (reports_test.go checks it against the features Flax claims); a run with
+# CONFORMANCE_ARGS (a subset, debug) writes it to $CONFORMANCE_DIR/reports/ instead.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -26,6 +30,15 @@ POOL="${GATEWAY_POOL:-10.96.0.0/24}"
 KUBECTL="$ROOT/bin/kubectl"
 mkdir -p "$DIR"
 CLUSTER_DIR="$DIR/cluster"
+CHANNEL="${GATEWAY_API_CHANNEL:-standard}"
+FLAX_VERSION="${FLAX_VERSION:-v$(awk '/^appVersion:/ {gsub(/"/, "", $2); print $2}' "$ROOT/charts/flax/Chart.yaml")}"
+export FLAX_VERSION
+if [ -z "${CONFORMANCE_ARGS:-}" ]; then
+	REPORT="$ROOT/test/conformance/reports/$FLAX_VERSION/$CHANNEL-$FLAX_VERSION-default-report.yaml"
+else
+	REPORT="$DIR/reports/flax-$(date -u +%Y%m%d-%H%M%S).yaml"
+fi
+mkdir -p "$(dirname "$REPORT")"
 CLUSTER_LOG="$DIR/localcluster.log"
 export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
 start=$SECONDS
@@ -38,7 +51,7 @@ if [ -z "$LOCALCLUSTER" ]; then
 fi
 
 CRD_ARGS=()
-case "${GATEWAY_API_CHANNEL:-standard}" in
+case "$CHANNEL" in
 standard) ;;
 experimental)
 	# The module's folder holds a kustomization.yaml that kubectl apply -f DIR refuses:
@@ -95,7 +108,9 @@ echo "conformance: $(grep -m1 "cluster ready" "$CLUSTER_LOG")"
 
 # Each Gateway needs an address of its own (the base manifests put several Gateways on
 # port 80). Until the local cluster configures it, give the GatewayClass an address pool
-# through Flax's GatewayClassParameters.
+# through Flax's GatewayClassParameters, and a Service of type ClusterIP per Gateway (what
+# the GatewayInfrastructure tests look for: the Gateway's spec.infrastructure labels and
+# annotations on what Flax creates for it).
 if [ -z "$("$KUBECTL" get gatewayclass flax -o 'jsonpath={.spec.parametersRef.name}')" ]; then
 	echo "conformance: GatewayClass flax has no parametersRef; giving it the address pool $POOL (GatewayClassParameters flax-conformance)"
 	"$KUBECTL" apply --server-side -f "$ROOT/config/crd/bases" >/dev/null
@@ -107,6 +122,7 @@ metadata:
   name: flax-conformance
 spec:
   addressPools: ["$POOL"]
+  service: {type: ClusterIP}
 YAML
 	"$KUBECTL" patch gatewayclass flax --type merge -p \
 		'{"spec":{"parametersRef":{"group":"flaxlb.io","kind":"GatewayClassParameters","name":"flax-conformance"}}}' >/dev/null
@@ -124,11 +140,11 @@ until [ "$("$KUBECTL" get gatewayclass flax -o 'jsonpath={.metadata.generation}=
 done
 echo "conformance: GatewayClass flax accepted; supported features: $("$KUBECTL" get gatewayclass flax -o 'jsonpath={.status.supportedFeatures[*].name}')"
 
-echo "conformance: running the suite (full output in $DIR/suite.log)"
+echo "conformance: running the suite (full output in $DIR/suite.log; report $REPORT)"
 # One line per test as it finishes, then the summary the test prints.
 set +e
 # shellcheck disable=SC2086
-(cd "$ROOT/test/conformance" && "$GO" test -tags conformance -count=1 -timeout "${CONFORMANCE_TIMEOUT:-60m}" -v . -args ${CONFORMANCE_ARGS:-}) 2>&1 |
+(cd "$ROOT/test/conformance" && "$GO" test -tags conformance -count=1 -timeout "${CONFORMANCE_TIMEOUT:-60m}" -v . -args -report-output "$REPORT" -flax.summary "$DIR/summary.txt" ${CONFORMANCE_ARGS:-}) 2>&1 |
 	tee "$DIR/suite.log" |
 	grep --line-buffered -E '^    --- (PASS|FAIL): TestConformance/[^/ ]+ |^(FAIL|ok|panic)'
 rc=${PIPESTATUS[0]}
