@@ -37,6 +37,7 @@ Usage:
   flax-dataplane run --socket PATH [flags]     serve snapshots from the Flax controller over a unix socket
   flax-dataplane proxy --listen ADDR --to ADDR [--to ADDR ...] [--lb POLICY] [flags]
                                                one listener, one backend group: a one-line reverse proxy
+                                               (HTTP/1.1 and HTTP/2 to clients; --no-http2 for HTTP/1.1 only)
   flax-dataplane validate --config FILE        check a config file and exit
   flax-dataplane probe --socket PATH [--service readiness|liveness]
                                                ask a dataplane's health over its socket; exits 0 only
@@ -49,7 +50,8 @@ Run 'flax-dataplane COMMAND --help' for a command's flags.
 
 run and proxy take --access-log FILE (or '-' for stdout) to write one JSON line per
 finished request (time, listener, route, method, path, protocol, status, bytes,
-duration_ms, upstream, backend_group, attempts, client, reason); SIGHUP reopens the file
+duration_ms, upstream, backend_group, attempts, client, reason; protocol is HTTP/2.0 for a
+request that came on an HTTP/2 stream); SIGHUP reopens the file
 after log rotation. Off by default.
 
 Examples:
@@ -287,6 +289,7 @@ func proxyCmd(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.lb, "lb", "round-robin", "load-balancing policy: round-robin, weighted-round-robin, least-request, random, ring-hash, maglev")
 	fs.StringVar(&o.hashHeader, "hash-header", "", "for ring-hash and maglev: hash on this request header (default: the client's IP)")
 	fs.BoolVar(&o.tcp, "tcp", false, "proxy raw TCP instead of HTTP")
+	fs.BoolVar(&o.noHTTP2, "no-http2", false, "serve HTTP/1.1 only; by default clients may also speak HTTP/2: cleartext with prior knowledge (h2c), or negotiated with ALPN h2 with --tls-cert")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate chain file: accept HTTPS instead of HTTP (with --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.StringVar(&o.rateLimit, "rate-limit", "", "answer 429 to requests over this rate, REQUESTS/INTERVAL (e.g. 100/1s, 5/1m); one bucket for the process, shared by its cores")
@@ -333,6 +336,7 @@ type proxyOptions struct {
 	lb            string
 	hashHeader    string
 	tcp           bool
+	noHTTP2       bool
 	rateLimit     string // REQUESTS/INTERVAL; empty: none
 	rateBurst     uint
 	ratePerClient bool
@@ -394,6 +398,9 @@ func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	if o.noHTTP2 && o.tcp {
+		return nil, errors.New("--no-http2: HTTP only, not with --tcp")
+	}
 	var cert, key []byte
 	if o.tlsCert != "" {
 		if o.tcp {
@@ -407,12 +414,17 @@ func proxySnapshot(o proxyOptions) (*dataplanev1.Snapshot, error) {
 		}
 	}
 	snap, err := p.Snapshot()
-	if err != nil || cert == nil {
+	if err != nil || (cert == nil && !o.noHTTP2) {
 		return snap, err
 	}
 	l := snap.GetListeners()[0]
-	l.Protocol = dataplanev1.Listener_HTTPS
-	l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
+	if cert != nil {
+		l.Protocol = dataplanev1.Listener_HTTPS
+		l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
+	}
+	if o.noHTTP2 {
+		l.Http2 = &dataplanev1.HTTP2Options{Disabled: true}
+	}
 	snap.Hash = dataplanev1.Hash(snap)
 	if err := dataplanev1.Validate(snap); err != nil {
 		return nil, fmt.Errorf("invalid proxy settings: %w", err)

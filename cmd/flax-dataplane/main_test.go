@@ -38,6 +38,30 @@ func TestProxySnapshot(t *testing.T) {
 	}
 }
 
+// HTTP/2 is on unless --no-http2, which --tcp does not take.
+func TestProxySnapshotHTTP2(t *testing.T) {
+	on, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:8080", to: []string{"127.0.0.1:9001"}, lb: "round-robin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := on.GetListeners()[0].GetHttp2(); h.GetDisabled() {
+		t.Errorf("HTTP/2 off by default: %v", h)
+	}
+	off, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:8080", to: []string{"127.0.0.1:9001"}, lb: "round-robin", noHTTP2: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !off.GetListeners()[0].GetHttp2().GetDisabled() {
+		t.Errorf("--no-http2: listener %v", off.GetListeners()[0])
+	}
+	if off.GetHash() == on.GetHash() {
+		t.Error("--no-http2 left the snapshot hash unchanged")
+	}
+	if _, err := proxySnapshot(proxyOptions{listen: "127.0.0.1:8080", to: []string{"127.0.0.1:9001"}, lb: "round-robin", noHTTP2: true, tcp: true}); err == nil {
+		t.Error("--no-http2 with --tcp accepted")
+	}
+}
+
 func TestProxySnapshotTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

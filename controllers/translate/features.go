@@ -12,10 +12,10 @@ import (
 // Gateway, HTTPRoute and ReferenceGrant profiles and the extended ones the
 // translator expresses fully in the snapshot and that pass their conformance tests
 // (make conformance runs the tests of exactly the features a class lists). Left
-// out: features the snapshot cannot express (external auth), and GRPCRoute,
-// GRPCRouteNamedRouteRule and HTTPRouteBackendProtocolH2C, which the translator
-// expresses but whose tests need the dataplane's HTTP/2 (h2c with prior
-// knowledge from clients, h2c to backends).
+// out: features the snapshot cannot express (external auth). GRPCRoute (the
+// GATEWAY-GRPC profile), GRPCRouteNamedRouteRule and HTTPRouteBackendProtocolH2C
+// need the dataplane's HTTP/2: h2c with prior knowledge from clients on HTTP
+// listeners and h2c to backend groups of protocol H2C.
 // HTTPRouteDestinationPortMatching is what Gateway API v1.6.3 calls a parentRef
 // port that selects no listener (the route is not accepted: NoMatchingParent).
 // Session persistence, also translated, has no feature name or test in Gateway
@@ -27,6 +27,9 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportReferenceGrant,
 	// TCPRoute (the GATEWAY-TCP profile).
 	features.SupportTCPRoute,
+	// GRPCRoute (the GATEWAY-GRPC profile) and its named rules.
+	features.SupportGRPCRoute,
+	features.SupportGRPCRouteNamedRouteRule,
 	// TLSRoute (the GATEWAY-TLS profile): passthrough, terminate, and both
 	// on one port.
 	features.SupportTLSRoute,
@@ -64,6 +67,7 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportHTTPRouteRequestMultipleMirrors,
 	features.SupportHTTPRouteRequestPercentageMirror,
 	features.SupportHTTPRouteBackendProtocolWebSocket,
+	features.SupportHTTPRouteBackendProtocolH2C,
 	features.SupportHTTPRouteCORS,
 	features.SupportHTTPRouteDestinationPortMatching,
 )

@@ -111,6 +111,12 @@ type Listener struct {
 	// filters, in order. An HTTP listener's filters are compiled into each
 	// of its routes' Filters.
 	ConnFilters []filter.ConnFilter
+	// HTTP2 serves HTTP/2 to clients of an HTTP or HTTPS listener: h2c
+	// with prior knowledge (the connection preface) on HTTP, ALPN "h2" on
+	// HTTPS. MaxConcurrentStreams is its SETTINGS_MAX_CONCURRENT_STREAMS
+	// (0: the default, 100).
+	HTTP2                bool
+	MaxConcurrentStreams uint32
 
 	// domains selects, on an HTTPS listener with more than one certificate,
 	// the certificate a name belongs to (by the certificates' server names, as
@@ -762,9 +768,11 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		}
 		l.Tracing = &Tracing{PerMillion: t.GetSamplePerMillion(), IgnoreParent: t.GetIgnoreParent(), Spans: c.spans}
 	}
+	h2 := pl.GetHttp2()
 	switch pl.GetProtocol() {
 	case dataplanev1.Listener_HTTP, dataplanev1.Listener_PROTOCOL_UNSPECIFIED:
 		l.Protocol = ProtocolHTTP
+		l.HTTP2, l.MaxConcurrentStreams = !h2.GetDisabled(), h2.GetMaxConcurrentStreams()
 	case dataplanev1.Listener_HTTPS:
 		l.Protocol = ProtocolHTTPS
 		cfg, err := compileTLS(pl.GetCertificates(), pl.GetClientValidation())
@@ -772,6 +780,12 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 			return nil, err
 		}
 		l.TLS = cfg
+		l.HTTP2, l.MaxConcurrentStreams = !h2.GetDisabled(), h2.GetMaxConcurrentStreams()
+		if l.HTTP2 {
+			// ALPN: HTTP/2 first (RFC 9113 section 3.2); a client offering
+			// neither still gets HTTP/1.1.
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
 		if err := l.compileDomains(pl.GetCertificates()); err != nil {
 			return nil, err
 		}

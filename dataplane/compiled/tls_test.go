@@ -134,6 +134,49 @@ func TestCompileTLSListenerErrors(t *testing.T) {
 	}
 }
 
+// TestCompileHTTP2: HTTP and HTTPS listeners serve HTTP/2 unless disabled,
+// HTTPS then offering ALPN h2 before http/1.1; a TLS listener never does.
+func TestCompileHTTP2(t *testing.T) {
+	cert, key := dataplanetest.KeyPair(t)
+	snap := func(p dataplanev1.Listener_Protocol, h2 *dataplanev1.HTTP2Options) *dataplanev1.Snapshot {
+		l := &dataplanev1.Listener{Name: "l", Address: "127.0.0.1", Port: 8443, Protocol: p, Http2: h2}
+		if p == dataplanev1.Listener_HTTPS {
+			l.Certificates = []*dataplanev1.TLSCertificate{{CertPem: cert, KeyPem: key}}
+		}
+		return &dataplanev1.Snapshot{Version: 1, Listeners: []*dataplanev1.Listener{l}}
+	}
+	for _, tc := range []struct {
+		name   string
+		s      *dataplanev1.Snapshot
+		on     bool
+		max    uint32
+		protos string
+	}{
+		{"http default", snap(dataplanev1.Listener_HTTP, nil), true, 0, ""},
+		{"http disabled", snap(dataplanev1.Listener_HTTP, &dataplanev1.HTTP2Options{Disabled: true}), false, 0, ""},
+		{"https default", snap(dataplanev1.Listener_HTTPS, nil), true, 0, "h2,http/1.1"},
+		{"https streams", snap(dataplanev1.Listener_HTTPS, &dataplanev1.HTTP2Options{MaxConcurrentStreams: 7}), true, 7, "h2,http/1.1"},
+		{"https disabled", snap(dataplanev1.Listener_HTTPS, &dataplanev1.HTTP2Options{Disabled: true}), false, 0, ""},
+		{"tls", tlsSnapshot(t), false, 0, ""},
+	} {
+		if err := dataplanev1.Validate(tc.s); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		c, err := Compile(tc.s, metrics.NewRegistry(1))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		l := c.Listeners[0]
+		protos := ""
+		if l.TLS != nil {
+			protos = strings.Join(l.TLS.NextProtos, ",")
+		}
+		if l.HTTP2 != tc.on || l.MaxConcurrentStreams != tc.max || protos != tc.protos {
+			t.Errorf("%s: HTTP2 %v max %d ALPN %q, want %v %d %q", tc.name, l.HTTP2, l.MaxConcurrentStreams, protos, tc.on, tc.max, tc.protos)
+		}
+	}
+}
+
 // TestCompileClientValidation: a listener's client validation becomes its
 // TLS configuration's client CAs, required and verified (AllowValidOnly) or
 // only requested (AllowInsecureFallback); without it no certificate is asked.

@@ -55,9 +55,12 @@ const (
 	// ActShutdownClient half-closes the client connection in a tunnel whose
 	// upstream sent EOF.
 	ActShutdownClient
-	// ActArmTimer sets the session's single timer to Deadline (in the
-	// worker clock's nanoseconds), replacing any earlier one; 0 disarms
-	// it. The engine calls Session.Timer once the deadline has passed.
+	// ActArmTimer sets the session's single timer to the deadline
+	// Session.Deadline returns (in the worker clock's nanoseconds),
+	// replacing any earlier one; 0 disarms it. The engine calls
+	// Session.Timer once the deadline has passed. (The deadline is not in
+	// the Action: that keeps actions, and the queue in every Session,
+	// small.)
 	ActArmTimer
 	// ActStartTunnel reports that the session became a byte tunnel (a 101
 	// Switching Protocols response was forwarded, or a TCP listener's
@@ -74,6 +77,13 @@ const (
 	// sends are encrypted. The engine calls Session.TLSEstablished when the
 	// handshake succeeds, and closes the connection when it fails.
 	ActTerminateTLS
+	// ActStartHTTP2 reports that the client opened the connection with the
+	// HTTP/2 preface (h2c with prior knowledge, or after ALPN "h2"): the
+	// session is finished and the engine serves the connection with an
+	// H2Conn from now on, handing its Open Data (the bytes received so
+	// far, copied before the next event) and then what it receives. The
+	// engine calls Session.Close without closing the connection.
+	ActStartHTTP2
 )
 
 var actionNames = [...]string{
@@ -89,6 +99,7 @@ var actionNames = [...]string{
 	ActArmTimer:         "ArmTimer",
 	ActStartTunnel:      "StartTunnel",
 	ActTerminateTLS:     "TerminateTLS",
+	ActStartHTTP2:       "StartHTTP2",
 }
 
 // String returns the name of k.
@@ -109,10 +120,8 @@ type Action struct {
 	// Linger qualifies ActCloseClient.
 	Linger bool
 	// Data is the bytes to write, for ActSendClient and ActSendUpstream,
-	// and the bytes received before ActTerminateTLS.
+	// and the bytes received before ActTerminateTLS and ActStartHTTP2.
 	Data []byte
-	// Deadline is the timer deadline of ActArmTimer, 0 to disarm.
-	Deadline int64
 }
 
 // queueSize bounds the actions pending in a session; an event queues at

@@ -1,5 +1,5 @@
-// Package proxy is Flax's HTTP/1.1 reverse proxy as a state machine free of I/O: one
-// [Session] per client connection turns events into actions, and an engine
+// Package proxy is Flax's HTTP/1.1 and HTTP/2 reverse proxy as a state machine free of
+// I/O: one [Session] per client connection turns events into actions, and an engine
 // (dataplane/engine/uring or dataplane/engine/netpoll) performs them on real sockets.
 // Both engines drive the same Session, so proxy behaviour lives here and only here.
 //
@@ -13,6 +13,14 @@
 //     closed the connection. WantClientData and WantUpstreamData say which side to read.
 //   - [Exchange]: the buffers and per-request state a session borrows while bytes are in
 //     flight and returns when the connection goes idle.
+//   - [H2Conn] and [H2Stream] (h2.go, h2stream.go): HTTP/2 to clients. A session that
+//     sees the connection preface asks its engine (ActStartHTTP2) to hand the connection
+//     to an H2Conn, which runs the dataplane/http2 codec; each stream is served by an
+//     ordinary Session opened with [Session.OpenStream], whose client is the stream: its
+//     request is fed as HTTP/1.1 bytes and its HTTP/1.1 response is framed back
+//     (trailers included). Engines give a stream session its own upstream connection and
+//     timer as for a connection's session ([H2Conn.NextStream], [H2Conn.Flush]). So
+//     HTTP/2 requests take the one request pipeline below.
 //
 // A request is parsed by dataplane/http1, its path normalised, routed through the
 // listener's compiled config (loaded afresh for every request, so a new config applies

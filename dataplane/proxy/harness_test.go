@@ -206,7 +206,7 @@ func (h *harness) drain() {
 			h.clientClosed = true
 			h.linger = a.Linger
 		case ActArmTimer:
-			h.timer = a.Deadline
+			h.timer = h.s.Deadline()
 			h.arms++
 		case ActStartTunnel:
 			h.log = append(h.log, "StartTunnel")

@@ -24,6 +24,10 @@ func (s *Session) localReplyText(status int, reason metrics.Reason, body string)
 // buffer.
 func (s *Session) replyStart(status int) []byte {
 	h := s.headRoom()
+	if s.grpcReply(status) {
+		// A gRPC client reads the outcome from grpc-status (replyEnd).
+		return append(h, "HTTP/1.1 200 OK\r\n"...)
+	}
 	h = append(h, "HTTP/1.1 "...)
 	h = strconv.AppendInt(h, int64(status), 10)
 	h = append(h, ' ')
@@ -39,6 +43,13 @@ func (s *Session) replyEnd(h []byte, status int, reason metrics.Reason, body []b
 	x.setReason(reason)
 	s.w.Metrics.LocalReply(reason)
 	noContent := status < 200 || status == 204 || status == 304
+	if s.grpcReply(status) {
+		// Trailers-only (gRPC over HTTP/2): the stream ends with this
+		// head, which carries the status.
+		h = appendGRPCStatus(h, status)
+		body, noContent = nil, true
+		h = append(h, "Content-Length: 0\r\n"...)
+	}
 	if noContent {
 		body = nil
 	} else {

@@ -55,17 +55,15 @@ type Session struct {
 	x      *Exchange
 	q      actionQueue
 
-	secure      bool // among the other small fields: no padding of its own
-	state       uint8
-	clientEOF   bool
-	closeAfter  bool
-	linger      bool
-	draining    bool
-	idleWait    bool // between requests: the head timer is the idle timer
-	armedProg   bool // the armed deadline is a wait for progress (see syncTimer)
-	hdrDeadline int64
-	armed       int64
-	rng         uint32
+	// Small fields first, then rng, so that they pack without padding.
+	secure     bool
+	state      uint8
+	clientEOF  bool
+	closeAfter bool
+	linger     bool
+	draining   bool
+	idleWait   bool // between requests: the head timer is the idle timer
+	armedProg  bool // the armed deadline is a wait for progress (see syncTimer)
 	// requests counts the requests served, up to its maximum (only "none
 	// yet" matters).
 	requests uint16
@@ -73,7 +71,11 @@ type Session struct {
 	// the server name of the connection's TLS handshake; 0 when the
 	// connection is not TLS, sent no server name, or its listener has one
 	// certificate. Requests for a Host of another domain are misdirected.
-	sni uint16
+	sni         uint16
+	rng         uint32
+	h2          *H2Stream // the HTTP/2 stream this session serves (h2.go), nil for a connection
+	hdrDeadline int64
+	armed       int64
 }
 
 // Open starts serving a connection accepted on the listener slot l (whose
@@ -126,7 +128,11 @@ func (s *Session) Close() {
 		s.endAttempt()
 		s.releaseExchange()
 	}
-	s.w.Metrics.ConnClosed()
+	if s.h2 != nil {
+		s.h2.detach()
+	} else {
+		s.w.Metrics.ConnClosed()
+	}
 	*s = Session{}
 }
 
@@ -177,7 +183,10 @@ func (s *Session) Shed() bool {
 func (s *Session) Tunnel() bool { return s.x != nil && s.x.phase == phTunnel }
 
 // WantClientData reports whether the engine should receive from the client.
-func (s *Session) WantClientData() bool {
+func (s *Session) WantClientData() bool { return s.h2 == nil && s.wantClient() }
+
+// wantClient reports whether the session takes client bytes now.
+func (s *Session) wantClient() bool {
 	if s.state != sOpen || s.clientEOF {
 		return false
 	}
@@ -386,6 +395,9 @@ func (s *Session) Sent(side Side, n int, err error) {
 			st.r = rec.end
 		}
 	}
+	if s.h2 != nil && side == Upstream {
+		s.h2.wake() // room for more of the request body, credit to return
+	}
 	if err != nil {
 		if side == Client || x.phase == phTunnel {
 			s.abort(499)
@@ -544,7 +556,19 @@ func (s *Session) appendClient(p []byte) int {
 	return n
 }
 
-func (s *Session) push(a Action) { s.q.push(a) }
+func (s *Session) push(a Action) {
+	if s.h2 != nil {
+		switch a.Kind {
+		case ActSendClient:
+			// The stream frames the sends from x.csends (h2stream.go).
+			s.h2.wake()
+			return
+		case ActCloseClient:
+			s.h2.sessionDone()
+		}
+	}
+	s.q.push(a)
+}
 
 // sendClientHead queues a send of a head (in the client head buffer, or
 // immutable) to the client.
@@ -688,6 +712,9 @@ func (s *Session) record(status int) accesslog.Record {
 		r.Method = x.logLine[:x.logMethod]
 		r.Path = x.logLine[x.logMethod:]
 		r.Protocol = x.version.String()
+		if s.h2 != nil {
+			r.Protocol = "HTTP/2.0"
+		}
 	}
 	if x.hasReason {
 		r.Reason = x.reason.String()
@@ -774,7 +801,7 @@ func (s *Session) syncTimer() {
 	}
 	s.armed = d
 	s.armedProg = prog
-	s.push(Action{Kind: ActArmTimer, Deadline: d})
+	s.push(Action{Kind: ActArmTimer})
 }
 
 func earliest(a, b int64) int64 {
@@ -844,6 +871,9 @@ func (s *Session) stepHead() bool {
 			// the exchange until the engine takes it.)
 			s.releaseExchange()
 		}
+		return false
+	}
+	if s.requests == 0 && s.h2 == nil && in.buf[in.r] == 'P' && s.startHTTP2() {
 		return false
 	}
 	n, err := http1.ParseRequest(in.buf[in.r:in.w], &x.req, s.w.requestLimits(s.lref.Load()))

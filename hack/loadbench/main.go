@@ -20,6 +20,12 @@
 // io_uring workers (--https-engine uring); flax-uring-split is the io_uring engine with
 // HTTPS handed to a netpoll engine beside it (--https-engine netpoll).
 //
+// With -h2 the load is HTTP/2: h2load (nghttp2-client) with 16 connections of up to 20
+// concurrent streams each, over cleartext with prior knowledge (h2c), or with -https
+// over TLS negotiating h2 by ALPN; nginx listens with http2, HAProxy with proto h2 (alpn
+// h2 over TLS), flax serves HTTP/2 by default. The upstream side stays HTTP/1.1 with
+// keep-alive. h2load reports no latency percentiles: p50 and p99 are left out.
+//
 // With -tls-passthrough the backend (nginx) terminates TLS and the proxies forward the
 // TLS bytes unchanged, choosing the backend by the ClientHello's server name: flax on a
 // TLS listener (run --config, a passthrough route per name and a catch-all), HAProxy in
@@ -79,8 +85,14 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset of proxies to run (flax-uring,flax-netpoll,nginx,haproxy; flax-uring-base with -flax-base; flax-uring-split with -https)")
 	flaxBase := flag.String("flax-base", "", "another flax-dataplane binary (say, built from the commit before a change) that takes its own io_uring slot, flax-uring-base, in every round: the change's cost is its ratio to nginx next to the base's")
 	https := flag.Bool("https", false, "terminate TLS in the proxies and load them over https (keep-alive connections)")
+	h2 := flag.Bool("h2", false, "load the proxies with HTTP/2: h2load -c16 -m20 (h2c with prior knowledge; over TLS with ALPN h2 with -https)")
 	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
 	flag.Parse()
+	if *h2 && *passthrough {
+		fmt.Fprintln(os.Stderr, "loadbench: -h2 and -tls-passthrough exclude each other")
+		os.Exit(2)
+	}
+	useH2 = *h2
 	if *https && *passthrough {
 		fmt.Fprintln(os.Stderr, "loadbench: -https and -tls-passthrough exclude each other")
 		os.Exit(2)
@@ -103,6 +115,9 @@ func run(flaxBin, flaxBase string, d time.Duration, rounds, conns, proxyCPU, loa
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
 		}
+	}
+	if _, err := exec.LookPath("h2load"); useH2 && err != nil {
+		return fmt.Errorf("h2load not found (apt-get install nghttp2-client): %w", err)
 	}
 	flaxBin, err := filepath.Abs(flaxBin)
 	if err != nil {
@@ -140,6 +155,16 @@ server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
 		nginxTLS = fmt.Sprintf(" ssl; ssl_certificate %s; ssl_certificate_key %s", certFile, keyFile)
 		haproxyTLS = " ssl crt " + bothFile
 		scheme = "https"
+	}
+	if useH2 {
+		// nginx 1.22 syntax (listen ... http2); HAProxy takes h2c with proto h2,
+		// h2 over TLS by ALPN.
+		nginxTLS = " http2" + nginxTLS
+		if https {
+			haproxyTLS += " alpn h2,http/1.1"
+		} else {
+			haproxyTLS += " proto h2"
+		}
 	}
 	flax := func(args ...string) func(string, string, string) (*exec.Cmd, error) {
 		return func(_ string, l, b string) (*exec.Cmd, error) {
@@ -215,7 +240,11 @@ func runRounds(picked []proxy, dir, listen, backend string, d time.Duration, n, 
 		var rs []result
 		for i := range picked {
 			p := picked[(i+round)%len(picked)]
-			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then wrk -c%d for %s\n", round+1, n, p.name, conns, d)
+			what := fmt.Sprintf("wrk -c%d", conns)
+			if useH2 {
+				what = fmt.Sprintf("h2load -c%d -m%d", h2loadClients, h2loadStreams)
+			}
+			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then %s for %s\n", round+1, n, p.name, what, d)
 			r := measure(p, dir, listen, backend, d, conns, loadCPU)
 			if r.skipped != "" {
 				fmt.Fprintf(os.Stderr, "loadbench: %s: skipped: %s\n", p.name, r.skipped)
@@ -253,7 +282,7 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		return r
 	}
 	// Warm up connections and pools, then measure.
-	if _, err := wrk(loadCPU, listen, conns, 2*time.Second); err != nil {
+	if _, err := load(loadCPU, listen, conns, 2*time.Second); err != nil {
 		r.skipped = err.Error()
 		return r
 	}
@@ -262,7 +291,7 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
-	out, err := wrk(loadCPU, listen, conns, d)
+	out, err := load(loadCPU, listen, conns, d)
 	if err != nil {
 		r.skipped = err.Error()
 		return r
@@ -272,7 +301,11 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
-	parseWrk(out, &r)
+	if useH2 {
+		parseH2load(out, &r)
+	} else {
+		parseWrk(out, &r)
+	}
 	if r.requests > 0 {
 		r.cpuPerReq = time.Duration(float64(cpu1-cpu0) / r.requests)
 	}
@@ -306,6 +339,56 @@ func parseWrk(out string, r *result) {
 	var errs []string
 	for _, m := range errorRe.FindAllStringSubmatch(out, -1) {
 		errs = append(errs, strings.TrimSpace(m[1]))
+	}
+	r.errors = strings.Join(errs, "; ")
+}
+
+// load runs the load generator: wrk, or h2load with -h2.
+func load(cpu int, addr string, conns int, d time.Duration) (string, error) {
+	if useH2 {
+		return h2load(cpu, addr, d)
+	}
+	return wrk(cpu, addr, conns, d)
+}
+
+// useH2 is -h2.
+var useH2 bool
+
+// HTTP/2 load: h2loadClients connections of up to h2loadStreams streams each.
+const h2loadClients, h2loadStreams = 16, 20
+
+func h2load(cpu int, addr string, d time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "taskset", "-c", strconv.Itoa(cpu), "h2load", "-t1",
+		"-c"+strconv.Itoa(h2loadClients), "-m"+strconv.Itoa(h2loadStreams), "-D", strconv.Itoa(max(int(d.Seconds()), 1)),
+		scheme+"://"+addr+"/").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("h2load: %w: %s", err, out)
+	}
+	return string(out), nil
+}
+
+var (
+	h2ReqRe    = regexp.MustCompile(`requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout`)
+	h2RpsRe    = regexp.MustCompile(`finished in [\d.]+m?s, ([\d.]+) req/s`)
+	h2StatusRe = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
+)
+
+// parseH2load reads h2load's summary: requests done, req/s, failures.
+func parseH2load(out string, r *result) {
+	var errs []string
+	if m := h2ReqRe.FindStringSubmatch(out); m != nil {
+		r.requests, _ = strconv.ParseFloat(m[1], 64)
+		if m[3] != "0" || m[4] != "0" || m[5] != "0" {
+			errs = append(errs, fmt.Sprintf("failed %s, errored %s, timeout %s", m[3], m[4], m[5]))
+		}
+	}
+	if m := h2RpsRe.FindStringSubmatch(out); m != nil {
+		r.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := h2StatusRe.FindStringSubmatch(out); m != nil && (m[3] != "0" || m[4] != "0") {
+		errs = append(errs, fmt.Sprintf("non-2xx: %s 4xx, %s 5xx", m[3], m[4]))
 	}
 	r.errors = strings.Join(errs, "; ")
 }
@@ -398,7 +481,11 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, 
 		}
 		return fmt.Sprintf("%.2f", v)
 	}
-	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, wrk -t1 -c%d, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", scheme, proxyCPU, conns, rounds, d)
+	loader := fmt.Sprintf("wrk -t1 -c%d", conns)
+	if useH2 {
+		loader = fmt.Sprintf("HTTP/2: h2load -t1 -c%d -m%d", h2loadClients, h2loadStreams)
+	}
+	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, %s, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", scheme, proxyCPU, loader, rounds, d)
 	fmt.Printf("medians over the rounds; x: ratio to %s's slot in the same round (median; each round's in the last column)\n", ref)
 	fmt.Printf("%-17s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
 	for _, s := range ss {
@@ -410,8 +497,14 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, 
 		for _, v := range s.rpsRounds {
 			per = append(per, fmt.Sprintf("%.2f", v))
 		}
+		lat := func(v time.Duration) string {
+			if v == 0 {
+				return "-"
+			}
+			return v.Round(time.Microsecond).String()
+		}
 		fmt.Printf("%-17s %10.0f %6s %9s %9s %9.1fµs %6s %11s  %-30s %s\n", s.name, s.rps, x(s.rpsX),
-			s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond),
+			lat(s.p50), lat(s.p99),
 			float64(s.cpuPerReq)/float64(time.Microsecond), x(s.cpuX), x(s.perCPUX), strings.Join(per, " "), s.errors)
 	}
 }

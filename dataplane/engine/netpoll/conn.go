@@ -80,6 +80,14 @@ type conn struct {
 	wtmp  net.Buffers // consumed by WriteTo
 	wlens [maxGather]int
 
+	h2    atomic.Pointer[h2conn] // the HTTP/2 state, once the client spoke HTTP/2 (h2.go)
+	h2pre []byte                 // ActStartHTTP2's bytes: the loop hands over to serveH2
+	h2p   *h2conn                // a stream conn's connection (h2.go), nil for a connection
+	tag   int32                  // a stream conn's index in h2p.streams
+	// reading is set while a stream conn reads its upstream on the driver
+	// (unlocked): only then does a kick need a read deadline to reach it.
+	reading atomic.Bool
+
 	stall   *stallConn      // under the TLS connection, when client is one
 	rawc    syscall.RawConn // of tcp, for waitReadable
 	readyFn func(uintptr) bool
@@ -98,7 +106,7 @@ func (w *worker) newConn(c net.Conn, sl *engine.Slot) *conn {
 // kick wakes the driver to notice that the engine drains. It may be called
 // from any goroutine.
 func (c *conn) kick() {
-	if c.drainAck.Load() {
+	if c.drainAck.Load() || c.raw == nil {
 		return
 	}
 	select {
@@ -130,7 +138,18 @@ func (c *conn) askShed() {
 // forceClose closes both connections. It may be called from any goroutine;
 // the driver then fails its I/O and cleans up.
 func (c *conn) forceClose() {
-	c.raw.Close()
+	if c.raw != nil {
+		c.raw.Close()
+	}
+	if p := c.h2.Load(); p != nil {
+		p.mu.Lock()
+		for _, sc := range p.streams {
+			if sc != nil {
+				sc.forceClose()
+			}
+		}
+		p.mu.Unlock()
+	}
 	c.upMu.Lock()
 	if c.upNC != nil {
 		c.upNC.Close()
@@ -185,13 +204,22 @@ func (c *conn) serve() {
 		c.s.TLSServerName(tc.ConnectionState().ServerName)
 	}
 	c.loop()
+	if c.h2pre != nil {
+		c.serveH2(c.h2pre)
+	}
 	c.cleanup()
 }
 
 // loop drives the session until it closes the client connection.
 func (c *conn) loop() {
 	for {
+		if c.h2p != nil {
+			c.h2p.poke()
+		}
 		if c.perform() {
+			if c.h2pre != nil {
+				return
+			}
 			continue
 		}
 		if c.closed {
@@ -252,6 +280,9 @@ func (c *conn) perform() bool {
 			// waits, and tunnels need nothing special.
 		case proxy.ActTerminateTLS:
 			c.terminateTLS(a.Data)
+		case proxy.ActStartHTTP2:
+			c.h2pre = a.Data
+			return true
 		}
 	}
 }
@@ -288,7 +319,9 @@ func (c *conn) send(side proxy.Side, a proxy.Action) {
 	for {
 		c.setWriteDeadline(nc)
 		var m int64
+		c.unlock()
 		m, err = c.wtmp.WriteTo(nc)
+		c.lock()
 		if err == nil || tlsc || !c.resumeWrite(side, m > 0, err) {
 			break
 		}
@@ -472,7 +505,9 @@ func (c *conn) connect() {
 		if ctx == nil {
 			ctx = context.Background()
 		}
+		c.unlock()
 		nc, err := dialUpstream(ctx, t.Group, t.Addr)
+		c.lock()
 		if err != nil {
 			c.s.UpstreamConnected(false, err)
 			return
@@ -543,6 +578,9 @@ func (c *conn) closeClient(linger bool) {
 		return
 	}
 	c.closed = true
+	if c.h2p != nil {
+		return // a stream conn has no client socket
+	}
 	if linger {
 		closeWrite(c.client)
 		c.client.SetReadDeadline(time.Now().Add(c.e.opts.LingerTimeout))
@@ -584,7 +622,9 @@ func (c *conn) lingerPump(p *pump) {
 func (c *conn) cleanup() {
 	if !c.closed {
 		c.closed = true
-		c.raw.Close()
+		if c.raw != nil {
+			c.raw.Close()
+		}
 	}
 	c.detach(false)
 	close(c.done)
@@ -707,16 +747,26 @@ func (c *conn) wait() bool {
 			c.timer.Reset(time.Until(c.e.timeAt(d)))
 		}
 		timerC = c.timer.C
-	} else if !outstanding {
+	} else if !outstanding && c.h2p == nil {
 		return false
 	}
+	c.unlock()
+	var ev event
+	got, fired := false, false
 	select {
-	case ev := <-c.events:
-		c.onEvent(ev)
+	case ev = <-c.events:
+		got = true
 	case <-timerC:
 		timerC = nil
-		c.fireTimer()
+		fired = true
 	case <-c.kickCh:
+	}
+	c.lock()
+	if got {
+		c.onEvent(ev)
+	}
+	if fired {
+		c.fireTimer()
 	}
 	if timerC != nil {
 		c.timer.Stop()
@@ -741,6 +791,14 @@ func (c *conn) directRead(side proxy.Side) {
 		// above.
 		return
 	}
+	if c.h2p != nil {
+		select {
+		case <-c.kickCh:
+			// A kick the deadline above may have overwritten.
+			return
+		default:
+		}
+	}
 	if side == proxy.Client && c.tcp != nil && c.rbuf[side] == nil && c.s.Idle() {
 		// An idle connection waits for its next request without holding
 		// a buffer.
@@ -750,7 +808,15 @@ func (c *conn) directRead(side proxy.Side) {
 		}
 	}
 	buf := c.buffer(side)
+	if c.h2p != nil {
+		c.reading.Store(true)
+	}
+	c.unlock()
 	n, err := nc.Read(*buf)
+	c.lock()
+	if c.h2p != nil {
+		c.reading.Store(false)
+	}
 	c.onRead(side, buf, n, err)
 }
 

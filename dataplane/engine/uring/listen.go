@@ -72,8 +72,8 @@ func (w *worker) syncListeners() {
 	for _, k := range w.closed {
 		for i := int32(0); i < w.slots.n; i++ {
 			sl := w.slots.at(i)
-			if sl.state == stOpen && sl.lis == k {
-				sl.s.Drain()
+			if sl.state == stOpen && sl.lis == k && !sl.vs() {
+				w.cDrain(sl)
 				w.run(i)
 			}
 		}
@@ -219,7 +219,7 @@ func (w *worker) fdExhausted(sl *engine.Slot, err error) {
 func (w *worker) shedIdle() {
 	for i := int32(0); i < w.slots.n; i++ {
 		sl := w.slots.at(i)
-		if sl.state == stOpen && sl.s.Shed() {
+		if sl.state == stOpen && w.cShed(sl) {
 			w.metrics.OverloadAction(metrics.OverloadCloseIdle)
 			w.run(i)
 		}

@@ -38,7 +38,7 @@ type slot struct {
 	gen      uint32
 	up       int32  // index in worker.ups, -1 when none
 	hidx     int32  // position in the timer heap, -1 when not armed
-	lis      int32  // listener the connection was accepted on
+	lis      int32  // listener the connection was accepted on (a stream slot: its connection's slot)
 	tlsi     uint32 // TLS layer (HTTPS listeners, terminating TLS routes): index+1 in worker.tlsStates, 0 when none
 	state    uint8
 	pend     uint8
@@ -110,9 +110,24 @@ func netPort(p *uint16) uint16 {
 // Every event handed to a session is followed by run.
 func (w *worker) run(i int32) {
 	sl := w.slots.at(i)
+	if sl.vs() {
+		// A stream slot: then its connection frames what it queued.
+		p := sl.parent()
+		w.runSlot(i, sl)
+		if ps := w.slots.at(p); ps.sk.flags&fH2 != 0 && ps.state == stOpen {
+			w.h2Of(ps).h.Flush()
+			w.runSlot(p, ps)
+		}
+		return
+	}
+	w.runSlot(i, sl)
+}
+
+// runSlot is run for one slot.
+func (w *worker) runSlot(i int32, sl *slot) {
 	for sl.state != stFree {
 		for {
-			a, ok := sl.s.Next()
+			a, ok := w.next(i, sl)
 			if !ok {
 				break
 			}
@@ -144,7 +159,9 @@ func (w *worker) run(i int32) {
 	}
 	switch sl.state {
 	case stOpen:
-		w.kick(&sl.sk, w.cSendUD(i, sl))
+		if !sl.vs() {
+			w.kick(&sl.sk, w.cSendUD(i, sl))
+		}
 		if sl.up >= 0 {
 			u := w.ups.at(sl.up)
 			if u.state == upOwned {
@@ -198,12 +215,14 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 		w.closeClient(i, sl, a.Linger)
 	case proxy.ActArmTimer:
 		if sl.state == stOpen {
-			w.setTimer(sl, i, a.Deadline)
+			w.setTimer(sl, i, w.deadlineOf(sl))
 		}
 	case proxy.ActStartTunnel:
 		// Nothing to do: the session keeps forwarding what it is given.
 	case proxy.ActTerminateTLS:
 		w.tlsStart(i, sl, a.Data)
+	case proxy.ActStartHTTP2:
+		w.startH2(i, sl, a.Data)
 	}
 }
 
@@ -216,8 +235,8 @@ func (w *worker) pump(sl *slot) bool {
 			return true
 		}
 	} else if sk.hasStash() {
-		if sl.s.WantClientData() {
-			n := sl.s.ClientData(w.stashBytes(sk))
+		if w.cWant(sl) {
+			n := w.cData(sl, w.stashBytes(sk))
 			w.stashConsume(sk, n)
 			if n > 0 {
 				return true
@@ -225,7 +244,7 @@ func (w *worker) pump(sl *slot) bool {
 		}
 	} else if sk.flags&(fEOF|fEOFDone) == fEOF {
 		sk.flags |= fEOFDone
-		sl.s.ClientEOF()
+		w.cEOF(sl)
 		return true
 	}
 	if sl.up < 0 {
@@ -273,12 +292,16 @@ func (w *worker) wantClient(sl *slot) bool {
 	if sl.tlsi != 0 {
 		return w.tlsWant(sl)
 	}
-	return sl.s.WantClientData()
+	return w.cWant(sl)
 }
 
 // closeClient performs ActCloseClient.
 func (w *worker) closeClient(i int32, sl *slot, linger bool) {
 	if sl.state != stOpen {
+		return
+	}
+	if sl.vs() {
+		w.closeStream(i, sl)
 		return
 	}
 	if sl.up >= 0 {
@@ -329,6 +352,11 @@ func (w *worker) hardClose(i int32, sl *slot) {
 	case stFree, stClosed:
 		return
 	}
+	if sl.vs() {
+		w.closeStream(i, sl)
+		return
+	}
+	w.closeH2(sl)
 	w.clearTimer(sl)
 	w.tlsAbort(sl)
 	if sl.up >= 0 {
@@ -429,12 +457,12 @@ func (w *worker) onClientSend(c iouring.CQE, gen uint32, i int32) {
 			return
 		}
 		for j := 0; j < k && sl.state == stOpen; j++ {
-			sl.s.Sent(proxy.Client, lens[j], err)
+			w.cSent(sl, lens[j], err)
 			w.run(i)
 		}
 		if k == 0 {
 			if c.Res > 0 {
-				sl.s.SendProgress(proxy.Client)
+				w.cProgress(sl)
 			}
 			w.run(i)
 		}
@@ -505,7 +533,7 @@ func (w *worker) fireTimers() {
 		w.clearTimer(sl)
 		switch sl.state {
 		case stOpen:
-			sl.s.Timer(w.now)
+			w.cTimer(sl)
 			w.run(i)
 		case stLingerWait, stLinger:
 			w.hardClose(i, sl)

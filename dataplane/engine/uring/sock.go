@@ -19,6 +19,8 @@ const (
 	fShutPending                    // half-close once the queued sends are done
 	fShut                           // write side shut down
 	fClosed                         // close queued
+	fH2                             // the client connection speaks HTTP/2 (h2.go)
+	fStream                         // no socket: the slot serves an HTTP/2 stream (h2.go)
 )
 
 // noBuf marks an empty stash (buffer ids are below 32768).
@@ -145,7 +147,7 @@ func (w *worker) offer(sl *slot, sk *sock, side proxy.Side, buf []byte, bid uint
 	case side == proxy.Client && sl.tlsi != 0:
 		n = w.tlsIn(sl, buf)
 	case side == proxy.Client:
-		n = sl.s.ClientData(buf)
+		n = w.cData(sl, buf)
 	default:
 		n = sl.s.UpstreamData(buf)
 	}

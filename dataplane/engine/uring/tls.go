@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/flaxlb/flax/dataplane/compiled"
-	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/tlsconn"
 )
 
@@ -353,16 +352,16 @@ func (w *worker) tlsPump(sl *slot) bool {
 			// The client left during the handshake.
 			sk.flags |= fEOFDone
 			t.c.CloseRead()
-			sl.s.ClientEOF()
+			w.cEOF(sl)
 			return true
 		}
 		return false
 	}
 	if len(t.plain) > 0 {
-		if !sl.s.WantClientData() {
+		if !w.cWant(sl) {
 			return false
 		}
-		n := sl.s.ClientData(t.plain)
+		n := w.cData(sl, t.plain)
 		t.plain = t.plain[n:]
 		return n > 0
 	}
@@ -410,7 +409,7 @@ func (w *worker) tlsPump(sl *slot) bool {
 	}
 	if (t.eof || (sk.flags&fEOF != 0 && !sk.hasStash())) && sk.flags&fEOFDone == 0 {
 		sk.flags |= fEOFDone
-		sl.s.ClientEOF()
+		w.cEOF(sl)
 		return true
 	}
 	return false
@@ -541,7 +540,7 @@ func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
 	t := w.tlsOf(sl)
 	if k == 0 && err == nil {
 		if res > 0 && t.qn > 0 {
-			sl.s.SendProgress(proxy.Client)
+			w.cProgress(sl)
 		}
 		w.run(i)
 		return
@@ -553,7 +552,7 @@ func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
 			w.tlsPop(t)
 		}
 		t.sealed, t.qoff = 0, 0
-		sl.s.Sent(proxy.Client, 0, err)
+		w.cSent(sl, 0, err)
 		w.run(i)
 		return
 	}
@@ -564,10 +563,10 @@ func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
 	}
 	t.sealed = 0
 	if n == 0 && t.qn > 0 {
-		sl.s.SendProgress(proxy.Client) // part of a long send went out
+		w.cProgress(sl) // part of a long send went out
 	}
 	for j := 0; j < n && sl.state == stOpen; j++ {
-		sl.s.Sent(proxy.Client, lens[j], nil)
+		w.cSent(sl, lens[j], nil)
 		w.run(i)
 	}
 	if n == 0 {

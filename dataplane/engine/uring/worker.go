@@ -77,10 +77,12 @@ type worker struct {
 	xp   *exchangePool
 	mem  arenaAlloc
 
-	// Sessions (client connections).
-	slots slab[slot]
-	free  []int32
-	heap  []int32 // timer min-heap of slot indexes, by slot.deadline
+	// Sessions (client connections, and HTTP/2 streams: h2.go).
+	slots  slab[slot]
+	h2s    map[*slot]*h2conn // HTTP/2 connections' states
+	h2free []*h2conn
+	free   []int32
+	heap   []int32 // timer min-heap of slot indexes, by slot.deadline
 
 	// Upstream connections.
 	ups    slab[upConn]
@@ -139,6 +141,7 @@ func newWorker(e *Engine, id int) *worker {
 		log:      e.log.WithValues("worker", id),
 		metrics:  e.reg.Worker(id),
 		tlsConns: map[*tlsconn.Conn]int32{},
+		h2s:      map[*slot]*h2conn{},
 	}
 }
 
@@ -359,7 +362,7 @@ func (w *worker) startDrain() {
 	for i := int32(0); i < w.slots.n; i++ {
 		sl := w.slots.at(i)
 		if sl.state == stOpen {
-			sl.s.Drain()
+			w.cDrain(sl)
 			w.run(i)
 		}
 	}
@@ -419,8 +422,20 @@ func (w *worker) teardown() {
 	}
 	w.e.mu.Unlock()
 	for i := int32(0); i < w.slots.n; i++ {
+		// Stream slots first: their connections close their HTTP/2 state.
+		if sl := w.slots.at(i); sl.state != stFree && sl.vs() {
+			sl.s.Close()
+			sl.state = stFree
+			sl.sk.flags = 0
+		}
+	}
+	for i := int32(0); i < w.slots.n; i++ {
 		sl := w.slots.at(i)
 		if sl.state != stFree {
+			if p := w.h2Of(sl); p != nil {
+				p.h.Close()
+				delete(w.h2s, sl)
+			}
 			sl.s.Close()
 			w.tlsRelease(sl)
 			sl.state = stFree
