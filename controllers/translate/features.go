@@ -14,8 +14,9 @@ import (
 // (make conformance runs the tests of exactly the features a class lists). Left
 // out: features the snapshot cannot express (external auth). GRPCRoute (the
 // GATEWAY-GRPC profile), GRPCRouteNamedRouteRule and HTTPRouteBackendProtocolH2C
-// need the dataplane's HTTP/2: h2c with prior knowledge from clients on HTTP
-// listeners and h2c to backend groups of protocol H2C.
+// rest on the dataplane's HTTP/2: h2c with prior knowledge from clients on HTTP
+// listeners and h2c to backend groups of protocol H2C; misdirected-request
+// detection on ALPN h2 to HTTPS listeners.
 // HTTPRouteDestinationPortMatching is what Gateway API v1.6.3 calls a parentRef
 // port that selects no listener (the route is not accepted: NoMatchingParent).
 // Session persistence, also translated, has no feature name or test in Gateway
@@ -43,6 +44,9 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportGatewayStaticAddresses,
 	features.SupportGatewayAddressEmpty,
 	features.SupportListenerSet,
+	// 421 for a request whose host belongs to another HTTPS listener of
+	// the port than the connection's server name (HTTP/1.1 and HTTP/2).
+	features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
 	// Client certificate validation (spec.tls.frontend), both modes.
 	features.SupportGatewayFrontendClientCertificateValidation,
 	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,

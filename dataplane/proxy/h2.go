@@ -78,6 +78,7 @@ type H2Conn struct {
 	fatal     bool // connection error: the GOAWAY goes out, then the connection closes
 	dead      bool // a send failed or stalled: nothing more can be written
 	draining  bool
+	sni       uint16 // the connection's certificate domain (Session.sni)
 	retry     bool // windows opened or output room freed: look at every stream
 	armed     int64
 	idleSince int64 // when the last stream ended, 0 while streams are open
@@ -88,6 +89,16 @@ type H2Conn struct {
 	nopen   int         // streams not yet recycled
 	dirty   []*H2Stream // streams the connection must look at
 	ready   []*H2Stream // streams whose session the engine must run (or open)
+}
+
+// OpenFrom starts serving the connection of s, whose session asked for
+// HTTP/2 with ActStartHTTP2, with the bytes it received (pre): the listener,
+// the peer, TLS and the certificate domain of the connection's server name
+// (so that every stream answers misdirected requests 421) carry over. The
+// engine closes s afterwards.
+func (h *H2Conn) OpenFrom(s *Session, pre []byte) {
+	h.Open(s.w, s.lref, s.remote, s.secure, pre)
+	h.sni = s.sni
 }
 
 // Open starts serving a connection accepted on listener slot l whose

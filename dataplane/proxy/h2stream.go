@@ -78,7 +78,7 @@ func (st *H2Stream) Conn() *H2Conn { return st.h }
 func (s *Session) OpenStream(st *H2Stream) {
 	h := st.h
 	// The connection counts the listener's bytes (lstats nil here).
-	*s = Session{w: h.w, lref: h.lref, remote: h.remote, secure: h.secure, state: sOpen, h2: st, closeAfter: true}
+	*s = Session{w: h.w, lref: h.lref, remote: h.remote, secure: h.secure, sni: h.sni, state: sOpen, h2: st, closeAfter: true}
 	s.rng = h.w.Seed ^ st.id<<8 ^ uint32(h.w.Now())
 	if s.rng == 0 {
 		s.rng = 0x9e3779b9

@@ -2,14 +2,19 @@ package enginetest
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	xhttp2 "golang.org/x/net/http2"
 
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -95,6 +100,21 @@ func TestHTTPSMisdirectedRequests(t *testing.T) {
 				misdirected++
 			}
 		}
+		// The same over HTTP/2 (ALPN h2): every stream of a connection is
+		// checked against the connection's server name, as the Gateway API
+		// conformance test sends them.
+		for _, c := range cases {
+			status, body, err := h2Request(port, c.sni, c.host)
+			if err != nil || status != c.status {
+				t.Fatalf("HTTP/2, SNI %q, Host %q: %d %q (%v), want %d", c.sni, c.host, status, body, err, c.status)
+			}
+			if status == 200 && body != "ok "+c.host {
+				t.Fatalf("HTTP/2, SNI %q, Host %q: body %q", c.sni, c.host, body)
+			}
+			if status == 421 {
+				misdirected++
+			}
+		}
 		WaitFor(t, "misdirected replies counted", 5*time.Second, func() bool {
 			return te.reg.LocalReplies(metrics.ReasonMisdirected) == uint64(misdirected)
 		})
@@ -116,4 +136,34 @@ func TestHTTPSMisdirectedRequests(t *testing.T) {
 			}
 		}
 	})
+}
+
+// h2Request sends one GET for host over a new HTTP/2 connection (ALPN h2)
+// whose TLS server name is sni, and returns the status and body.
+func h2Request(port int, sni, host string) (int, string, error) {
+	tr := &xhttp2.Transport{
+		TLSClientConfig: &tls.Config{ServerName: sni, InsecureSkipVerify: true, NextProtos: []string{"h2"}},
+		DialTLSContext: func(ctx context.Context, network, _ string, cfg *tls.Config) (net.Conn, error) {
+			d := tls.Dialer{Config: cfg}
+			return d.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
+		},
+	}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		return 0, "", fmt.Errorf("response over %s, want HTTP/2", resp.Proto)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }

@@ -3,7 +3,6 @@ package netpoll
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -52,12 +51,8 @@ func (c *conn) unlock() {
 // with ActStartHTTP2 (pre: the bytes the session received).
 func (c *conn) serveH2(pre []byte) {
 	p := &h2conn{c: c}
-	var remote netip.AddrPort
-	if ta, ok := c.raw.RemoteAddr().(*net.TCPAddr); ok {
-		remote = ta.AddrPort()
-	}
 	p.mu.Lock()
-	p.h.Open(c.w.pw, &c.slot.Listener, remote, c.stall != nil, pre)
+	p.h.OpenFrom(&c.s, pre)
 	c.s.Close()
 	c.h2.Store(p)
 	const cl = proxy.Client

@@ -40,8 +40,7 @@ func (w *worker) startH2(i int32, sl *slot, data []byte) {
 	} else {
 		p = &h2conn{}
 	}
-	es := w.lis[sl.lis].bs.slot
-	p.h.Open(w.pw, &es.Listener, w.peer(int(sl.sk.fd)), sl.tlsi != 0, data)
+	p.h.OpenFrom(&sl.s, data)
 	sl.s.Close()
 	sl.sk.flags |= fH2
 	w.h2s[sl] = p
