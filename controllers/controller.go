@@ -97,6 +97,10 @@ type Controller struct {
 	// (gateway.networking.k8s.io/v1, standard channel since Gateway API v1.5):
 	// only then are they watched, translated and given status.
 	l4Routes bool
+	// udpRoutes is set when the API server serves UDPRoutes (v1, standard
+	// channel since Gateway API v1.6): only then are they watched, translated
+	// and given status.
+	udpRoutes bool
 }
 
 // New creates the Controller and registers its field indexes, its watches, the
@@ -164,8 +168,13 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		log.Info("the API server does not serve gateway.networking.k8s.io/v1 TCPRoutes and TLSRoutes: they are not watched; install the Gateway API CRDs of the standard channel v1.5 or later and restart flax-controller to use them")
 	}
 	c.Status.SetL4Routes(c.l4Routes)
+	c.udpRoutes = serves(mgr.GetRESTMapper(), "UDPRoute")
+	if !c.udpRoutes {
+		log.Info("the API server does not serve gateway.networking.k8s.io/v1 UDPRoutes: they are not watched; install the Gateway API CRDs of the standard channel v1.6 or later and restart flax-controller to use them")
+	}
+	c.Status.SetUDPRoutes(c.udpRoutes)
 
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer(), c.l4Routes); err != nil {
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer(), c.l4Routes, c.udpRoutes); err != nil {
 		return nil, fmt.Errorf("creating flax controller: %w", err)
 	}
 	ctrl, err := controller.New("flax", mgr, controller.Options{
@@ -202,8 +211,12 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 
 // servesL4Routes reports whether the API server serves the v1 TCPRoute and
 // TLSRoute kinds.
-func servesL4Routes(m meta.RESTMapper) bool {
-	for _, kind := range []string{"TCPRoute", "TLSRoute"} {
+func servesL4Routes(m meta.RESTMapper) bool { return serves(m, "TCPRoute", "TLSRoute") }
+
+// serves reports whether the API server serves every one of the v1 Gateway API
+// kinds.
+func serves(m meta.RESTMapper, kinds ...string) bool {
+	for _, kind := range kinds {
 		if _, err := m.RESTMapping(schema.GroupKind{Group: gatewayv1.GroupName, Kind: kind}, gatewayv1.GroupVersion.Version); err != nil {
 			return false
 		}

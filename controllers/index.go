@@ -37,7 +37,8 @@ const (
 	indexListenerSetSelectsNamespaces = "flax.listenerset.selectsNamespaces"
 	// indexRouteServices indexes HTTPRoutes and GRPCRoutes by the
 	// "namespace/name" of every Service their backendRefs and requestMirror
-	// filters name, and TCPRoutes and TLSRoutes by those of their backendRefs.
+	// filters name, and TCPRoutes, TLSRoutes and UDPRoutes by those of their
+	// backendRefs.
 	indexRouteServices = "flax.httproute.services"
 	// indexSliceService indexes EndpointSlices by the "namespace/name" of their
 	// Service (the kubernetes.io/service-name label).
@@ -51,8 +52,9 @@ const (
 const indexTrue = "true"
 
 // setupIndexes registers the field indexes; those of TCPRoutes and TLSRoutes
-// only when l4 is set (their CRDs are installed).
-func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4 bool) error {
+// only when l4 is set, those of UDPRoutes only when udp is set (their CRDs are
+// installed).
+func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4, udp bool) error {
 	indexes := []struct {
 		obj     client.Object
 		field   string
@@ -93,6 +95,10 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4 bool) error {
 			r := o.(*gatewayv1.TLSRoute)
 			return keyStrings(l4ServiceRefs(r.Namespace, tlsRouteBackends(r)))
 		}},
+		{&gatewayv1.UDPRoute{}, indexRouteServices, func(o client.Object) []string {
+			r := o.(*gatewayv1.UDPRoute)
+			return keyStrings(l4ServiceRefs(r.Namespace, udpRouteBackends(r)))
+		}},
 		{&discoveryv1.EndpointSlice{}, indexSliceService, func(o client.Object) []string {
 			if key, ok := sliceService(o.(*discoveryv1.EndpointSlice)); ok {
 				return []string{key.String()}
@@ -107,6 +113,10 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4 bool) error {
 		switch i.obj.(type) {
 		case *gatewayv1.TCPRoute, *gatewayv1.TLSRoute:
 			if !l4 {
+				continue
+			}
+		case *gatewayv1.UDPRoute:
+			if !udp {
 				continue
 			}
 		}
@@ -291,6 +301,15 @@ func appendServiceRef(keys []types.NamespacedName, ns string, ref gatewayv1.Back
 
 // tcpRouteBackends returns the backendRefs of a TCPRoute's rules.
 func tcpRouteBackends(r *gatewayv1.TCPRoute) []gatewayv1.BackendRef {
+	var refs []gatewayv1.BackendRef
+	for _, rule := range r.Spec.Rules {
+		refs = append(refs, rule.BackendRefs...)
+	}
+	return refs
+}
+
+// udpRouteBackends returns the backendRefs of a UDPRoute's rules.
+func udpRouteBackends(r *gatewayv1.UDPRoute) []gatewayv1.BackendRef {
 	var refs []gatewayv1.BackendRef
 	for _, rule := range r.Spec.Rules {
 		refs = append(refs, rule.BackendRefs...)

@@ -164,7 +164,7 @@ func (c *Controller) listListenerSets(ctx context.Context, in *translate.Input) 
 	return nil
 }
 
-// listRoutes adds every HTTPRoute, GRPCRoute, TCPRoute, TLSRoute and
+// listRoutes adds every HTTPRoute, GRPCRoute, TCPRoute, TLSRoute, UDPRoute and
 // ReferenceGrant, and every Namespace (for the listeners' allowedRoutes).
 func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error {
 	var routes gatewayv1.HTTPRouteList
@@ -188,6 +188,13 @@ func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error 
 			return fmt.Errorf("listing tlsroutes: %w", err)
 		}
 		in.TLSRoutes = tls.Items
+	}
+	if c.udpRoutes {
+		var udp gatewayv1.UDPRouteList
+		if err := c.client.List(ctx, &udp); err != nil {
+			return fmt.Errorf("listing udproutes: %w", err)
+		}
+		in.UDPRoutes = udp.Items
 	}
 	var grants gatewayv1beta1.ReferenceGrantList
 	if err := c.client.List(ctx, &grants); err != nil {
@@ -242,6 +249,12 @@ func (c *Controller) getServices(ctx context.Context, in *translate.Input) error
 	for i := range in.TLSRoutes {
 		r := &in.TLSRoutes[i]
 		for _, key := range l4ServiceRefs(r.Namespace, tlsRouteBackends(r)) {
+			routed = appendUnique(routed, key)
+		}
+	}
+	for i := range in.UDPRoutes {
+		r := &in.UDPRoutes[i]
+		for _, key := range l4ServiceRefs(r.Namespace, udpRouteBackends(r)) {
 			routed = appendUnique(routed, key)
 		}
 	}

@@ -32,3 +32,22 @@ func TestServesL4Routes(t *testing.T) {
 		})
 	}
 }
+
+// TestServesUDPRoutes checks that UDPRoutes are used only when the API server
+// serves them at v1 (the standard channel has them since v1.6), whatever the
+// other kinds.
+func TestServesUDPRoutes(t *testing.T) {
+	m := meta.NewDefaultRESTMapper(nil)
+	m.Add(schema.GroupVersionKind{Group: gatewayv1.GroupName, Version: "v1", Kind: "TCPRoute"}, meta.RESTScopeNamespace)
+	if serves(m, "UDPRoute") {
+		t.Fatal("serves(UDPRoute) without the kind = true")
+	}
+	m.Add(schema.GroupVersionKind{Group: gatewayv1.GroupName, Version: "v1alpha2", Kind: "UDPRoute"}, meta.RESTScopeNamespace)
+	if serves(m, "UDPRoute") {
+		t.Fatal("serves(UDPRoute) with only v1alpha2 = true")
+	}
+	m.Add(schema.GroupVersionKind{Group: gatewayv1.GroupName, Version: "v1", Kind: "UDPRoute"}, meta.RESTScopeNamespace)
+	if !serves(m, "UDPRoute") {
+		t.Fatal("serves(UDPRoute) with v1 = false")
+	}
+}

@@ -8,7 +8,7 @@ package controllers
 //
 // Gateway API objects: the controller watches them all and handles those of its classes
 // (ListenerSets: those whose parent is a Gateway of its classes).
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;listenersets;httproutes;grpcroutes;tcproutes;tlsroutes;referencegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;listenersets;httproutes;grpcroutes;tcproutes;tlsroutes;udproutes;referencegrants,verbs=get;list;watch
 //
 // The Gateway API CRDs' bundle versions, for the GatewayClass SupportedVersion condition
 // (the controller caches CRD metadata only).
@@ -18,7 +18,7 @@ package controllers
 // +kubebuilder:rbac:groups=flaxlb.io,resources=gatewayclassparameters;backendpolicies;routepolicies,verbs=get;list;watch
 //
 // Status, written by the leader only.
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;listenersets/status;httproutes/status;grpcroutes/status;tcproutes/status;tlsroutes/status,verbs=update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;listenersets/status;httproutes/status;grpcroutes/status;tcproutes/status;tlsroutes/status;udproutes/status,verbs=update;patch
 // +kubebuilder:rbac:groups=flaxlb.io,resources=backendpolicies/status;routepolicies/status,verbs=update;patch
 //
 // Backends, listener certificates (TLS Secrets in any namespace: a Gateway may reference

@@ -86,6 +86,12 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 				enqueue[*gatewayv1.TLSRoute](co, false, nil),
 				predicate.TypedGenerationChangedPredicate[*gatewayv1.TLSRoute]{}))
 	}
+	if c.udpRoutes {
+		sources = append(sources,
+			source.Kind(cache, &gatewayv1.UDPRoute{},
+				enqueue[*gatewayv1.UDPRoute](co, false, nil),
+				predicate.TypedGenerationChangedPredicate[*gatewayv1.UDPRoute]{}))
+	}
 	sources = append(sources,
 		source.Kind(cache, &gatewayv1beta1.ReferenceGrant{},
 			enqueue[*gatewayv1beta1.ReferenceGrant](co, false, nil),
@@ -159,12 +165,15 @@ func (c *Controller) gatewayIsOurs(ctx context.Context, gw *gatewayv1.Gateway) b
 	return string(gc.Spec.ControllerName) == c.opts.ControllerName
 }
 
-// serviceIsUsed reports whether an HTTPRoute, GRPCRoute, TCPRoute or TLSRoute
-// names the Service key.
+// serviceIsUsed reports whether an HTTPRoute, GRPCRoute, TCPRoute, TLSRoute or
+// UDPRoute names the Service key.
 func (c *Controller) serviceIsUsed(ctx context.Context, key types.NamespacedName) bool {
 	lists := []client.ObjectList{&gatewayv1.HTTPRouteList{}, &gatewayv1.GRPCRouteList{}}
 	if c.l4Routes {
 		lists = append(lists, &gatewayv1.TCPRouteList{}, &gatewayv1.TLSRouteList{})
+	}
+	if c.udpRoutes {
+		lists = append(lists, &gatewayv1.UDPRouteList{})
 	}
 	for _, routes := range lists {
 		if err := c.client.List(ctx, routes, client.MatchingFields{indexRouteServices: key.String()}); err != nil {

@@ -61,7 +61,7 @@ The files hold Kubernetes objects, one or more YAML documents each (a
 "kind: List" as kubectl get -o yaml prints is unpacked); "-" reads standard
 input. A directory means its *.yaml, *.yml and *.json files (with -R, also those
 of its subdirectories). The translator reads GatewayClasses,
-GatewayClassParameters, Gateways, HTTPRoutes, GRPCRoutes, TCPRoutes, TLSRoutes,
+GatewayClassParameters, Gateways, HTTPRoutes, GRPCRoutes, TCPRoutes, TLSRoutes, UDPRoutes,
 ReferenceGrants, Services, EndpointSlices, Secrets, Namespaces, BackendPolicies and RoutePolicies; other
 kinds are skipped with a note on standard error. Objects without a namespace get
 --namespace, as kubectl apply does.
@@ -311,6 +311,13 @@ func (l *loader) object(js []byte) error {
 		}
 		o.Namespace = l.ns(o.Namespace)
 		in.TLSRoutes = append(in.TLSRoutes, o)
+	case gatewayv1.GroupName + "/UDPRoute":
+		var o gatewayv1.UDPRoute
+		if err := decode(&o); err != nil {
+			return err
+		}
+		o.Namespace = l.ns(o.Namespace)
+		in.UDPRoutes = append(in.UDPRoutes, o)
 	case gatewayv1.GroupName + "/ReferenceGrant":
 		var o gatewayv1beta1.ReferenceGrant
 		if err := decode(&o); err != nil {

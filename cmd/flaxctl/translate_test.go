@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -171,4 +172,29 @@ func TestTranslateErrors(t *testing.T) {
 	if _, _, err := flaxctl(t, "", "translate"); err == nil {
 		t.Error("translate without -f gave no error")
 	}
+}
+
+// TestTranslateL4Samples checks that flaxctl translate reads the UDPRoute of
+// the L4 samples: the snapshot has the UDP listener forwarding to udp-echo.
+func TestTranslateL4Samples(t *testing.T) {
+	out, stderr, err := flaxctl(t, "", "translate", "-f", "../../config/samples/l4", "-f", "../../config/samples/gatewayclass.yaml",
+		"-n", "samples", "--node-address", "192.0.2.10")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	snap := readYAML(t, []byte(out))
+	listeners, _ := snap["listeners"].([]any)
+	for _, l := range listeners {
+		m, _ := l.(map[string]any)
+		if m["protocol"] != "UDP" {
+			continue
+		}
+		route, _ := m["udpRoute"].(map[string]any)
+		backends, _ := route["backends"].([]any)
+		if fmt.Sprint(m["port"]) != "9053" || len(backends) != 1 || backends[0].(map[string]any)["backendGroup"] != "samples/udp-echo:8080/udp" {
+			t.Fatalf("UDP listener %v, want port 9053 forwarding to samples/udp-echo:8080/udp", m)
+		}
+		return
+	}
+	t.Fatalf("no UDP listener in the snapshot:\n%s", out)
 }

@@ -67,8 +67,10 @@ type Writer struct {
 	log     logr.Logger
 	trigger chan struct{}
 
-	// l4Routes is set when TCPRoutes and TLSRoutes are served (SetL4Routes).
-	l4Routes atomic.Bool
+	// l4Routes is set when TCPRoutes and TLSRoutes are served (SetL4Routes),
+	// udpRoutes when UDPRoutes are (SetUDPRoutes).
+	l4Routes  atomic.Bool
+	udpRoutes atomic.Bool
 
 	mu     sync.Mutex
 	latest *translate.Output
@@ -77,6 +79,10 @@ type Writer struct {
 // SetL4Routes tells the writer whether the API server serves TCPRoutes and
 // TLSRoutes; only then does it write their status.
 func (w *Writer) SetL4Routes(served bool) { w.l4Routes.Store(served) }
+
+// SetUDPRoutes tells the writer whether the API server serves UDPRoutes; only
+// then does it write their status.
+func (w *Writer) SetUDPRoutes(served bool) { w.udpRoutes.Store(served) }
 
 // NewWriter returns a Writer; run it with Start.
 func NewWriter(opts WriterOptions) *Writer {
@@ -180,6 +186,11 @@ func (w *Writer) Sync(ctx context.Context) error {
 	}
 	if w.l4Routes.Load() {
 		if err := w.writeL4Routes(ctx, out.TCPRoutes, out.TLSRoutes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if w.udpRoutes.Load() {
+		if err := w.writeUDPRoutes(ctx, out.UDPRoutes); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -324,6 +335,19 @@ func (w *Writer) writeL4Routes(ctx context.Context, tcp, tls []translate.RouteSt
 		func() *gatewayv1.TLSRoute { return &gatewayv1.TLSRoute{} },
 		func(r *gatewayv1.TLSRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
 	return errors.Join(errTCP, errTLS)
+}
+
+// writeUDPRoutes writes our parent statuses of UDPRoutes as writeRoutes does
+// for HTTPRoutes.
+func (w *Writer) writeUDPRoutes(ctx context.Context, udp []translate.RouteStatus) error {
+	return writeRouteKind(ctx, w, "UDPRoute", udp,
+		func(ctx context.Context) ([]*gatewayv1.UDPRoute, error) {
+			var l gatewayv1.UDPRouteList
+			err := w.opts.Client.List(ctx, &l)
+			return pointers(l.Items), err
+		},
+		func() *gatewayv1.UDPRoute { return &gatewayv1.UDPRoute{} },
+		func(r *gatewayv1.UDPRoute) *gatewayv1.RouteStatus { return &r.Status.RouteStatus })
 }
 
 // pointers returns pointers to the elements of items.

@@ -77,8 +77,9 @@ func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, c
 // serviceBackend resolves ref, a backend reference of a route of kind from in
 // namespace fromNS, to a Service port and returns its backend group. When it
 // cannot, it returns why (a route condition reason), followed by consequence.
-// Every route kind needs a TCP port; GRPCRoutes one they can speak HTTP/2 to
-// (see backendProtocol).
+// Every route kind but UDPRoute needs a TCP port, GRPCRoutes one they can speak
+// HTTP/2 to (see backendProtocol); UDPRoutes need a UDP port (a Service may have
+// both on one number).
 func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1.BackendObjectReference, where, consequence string) (string, *problem) {
 	fail := func(reason gatewayv1.RouteConditionReason, format string, args ...any) (string, *problem) {
 		return "", &problem{reason: string(reason), message: fmt.Sprintf(format, args...)}
@@ -119,7 +120,16 @@ func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1
 		return fail(gatewayv1.RouteReasonBackendNotFound,
 			"%s refers to Service %s/%s without a port: set port to one of its ports (%s); until then %s", where, ns, name, servicePorts(svc), consequence)
 	}
-	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == *ref.Port })
+	transport := corev1.ProtocolTCP
+	if from == kindUDPRoute {
+		transport = corev1.ProtocolUDP
+	}
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
+		return p.Port == *ref.Port && portProtocol(p) == transport
+	})
+	if i < 0 {
+		i = slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == *ref.Port })
+	}
 	if i < 0 {
 		return fail(gatewayv1.RouteReasonBackendNotFound,
 			"%s refers to port %d of Service %s/%s, which has no such port: use one of its ports (%s); until then %s",
@@ -130,9 +140,9 @@ func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1
 	if from != kindHTTPRoute {
 		needs = "a " + from.kind
 	}
-	if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
+	if portProtocol(port) != transport {
 		return fail(gatewayv1.RouteReasonUnsupportedProtocol,
-			"%s refers to port %d of Service %s/%s, whose protocol is %s, but %s needs a TCP port: use another port; until then %s", where, port.Port, ns, name, port.Protocol, needs, consequence)
+			"%s refers to port %d of Service %s/%s, whose protocol is %s, but %s needs a %s port: use another port; until then %s", where, port.Port, ns, name, portProtocol(port), needs, transport, consequence)
 	}
 	proto, inferred, ok := backendProtocol(from, port)
 	if !ok {
@@ -144,10 +154,22 @@ func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1
 	if inferred {
 		gname += h2cSuffix
 	}
+	if transport == corev1.ProtocolUDP {
+		gname += "/udp"
+		proto = dataplanev1.BackendGroup_PROTOCOL_UNSPECIFIED // datagrams, not HTTP
+	}
 	if _, ok := t.groups[gname]; !ok {
 		t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, protocol: proto, gateways: map[types.NamespacedName]bool{}}
 	}
 	return gname, nil
+}
+
+// portProtocol returns the protocol of a Service port, TCP when unset.
+func portProtocol(p corev1.ServicePort) corev1.Protocol {
+	if p.Protocol == "" {
+		return corev1.ProtocolTCP
+	}
+	return p.Protocol
 }
 
 // servicePorts lists the ports of a Service for messages.
@@ -185,7 +207,7 @@ func (t *translator) backendGroup(g *groupInfo) *dataplanev1.BackendGroup {
 			if p.Protocol != nil {
 				proto = *p.Protocol
 			}
-			if name == g.port.Name && proto == corev1.ProtocolTCP && p.Port != nil && *p.Port > 0 && *p.Port <= 65535 {
+			if name == g.port.Name && proto == portProtocol(g.port) && p.Port != nil && *p.Port > 0 && *p.Port <= 65535 {
 				port = uint32(*p.Port)
 				break
 			}

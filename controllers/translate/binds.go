@@ -13,9 +13,17 @@ import (
 )
 
 // bindKey is an address and port a dataplane listener binds; address "" binds all.
+// UDP ports are apart from TCP ones: a UDP listener and a TCP-based one may
+// share an address and port.
 type bindKey struct {
 	address string
 	port    int32
+	udp     bool
+}
+
+// bindKeyOf returns the bind key of listener l on address addr.
+func bindKeyOf(addr string, l *listenerInfo) bindKey {
+	return bindKey{address: addr, port: l.spec.Port, udp: l.protocol == dataplanev1.Listener_UDP}
 }
 
 // bind is one dataplane listener: the Gateway listeners of one or more Gateways
@@ -29,8 +37,8 @@ type bind struct {
 	// vhosts are the virtual hosts by hostname ("" for the catch-all) of an HTTP
 	// or HTTPS bind.
 	vhosts map[string]*vhost
-	// tcp is the TCPRoute a TCP bind serves: the oldest attached; nil until one is
-	// placed.
+	// tcp is the TCPRoute a TCP bind serves, or the UDPRoute a UDP bind serves:
+	// the oldest attached; nil until one is placed.
 	tcp *l4Route
 	// tls are the TLS routes of a TLS bind, one per TLSRoute and mode, with the
 	// hostnames each serves; tlsHosts maps every hostname taken to its route.
@@ -65,7 +73,7 @@ func (t *translator) resolveBinds() {
 				continue
 			}
 			for _, addr := range g.bindAddresses {
-				k := bindKey{address: addr, port: l.spec.Port}
+				k := bindKeyOf(addr, l)
 				b, ok := t.binds[k]
 				if !ok {
 					continue
@@ -79,11 +87,11 @@ func (t *translator) resolveBinds() {
 					}
 					break
 				}
-				if b.protocol == dataplanev1.Listener_TCP && first.gateway != g {
+				if (b.protocol == dataplanev1.Listener_TCP || b.protocol == dataplanev1.Listener_UDP) && first.gateway != g {
 					l.conflict = &problem{
 						reason: string(gatewayv1.ListenerReasonProtocolConflict),
-						message: fmt.Sprintf("port %d%s already serves TCP for the older Gateway %s (listener %s), and a TCP port forwards to one route only: use another port, or give this Gateway its own address in spec.addresses",
-							l.spec.Port, describeBindAddress(addr), first.gateway.key, first.spec.Name),
+						message: fmt.Sprintf("port %d%s already serves %s for the older Gateway %s (listener %s), and a %s port forwards to one route only: use another port, or give this Gateway its own address in spec.addresses",
+							l.spec.Port, describeBindAddress(addr), b.protocol, first.gateway.key, first.spec.Name, b.protocol),
 					}
 					break
 				}
@@ -116,11 +124,11 @@ func (t *translator) resolveBinds() {
 				continue
 			}
 			for _, addr := range g.bindAddresses {
-				k := bindKey{address: addr, port: l.spec.Port}
+				k := bindKeyOf(addr, l)
 				b, ok := t.binds[k]
 				if !ok {
 					b = &bind{
-						key: k, protocol: l.protocol, name: bindName(g, l.spec.Port, addr), vhosts: map[string]*vhost{},
+						key: k, protocol: l.protocol, name: bindName(g, l, addr), vhosts: map[string]*vhost{},
 						tls: map[tlsEntryKey]*dataplanev1.TLSRoute{}, tlsHosts: map[string]*l4Route{},
 					}
 					t.binds[k] = b
@@ -193,11 +201,14 @@ func describeBindAddress(addr string) string {
 	return " on address " + addr
 }
 
-// bindName names the dataplane listener that Gateway g's listeners on port bind
-// on addr: "<namespace>/<gateway>/<port>", followed by "/<address>" when the
-// Gateway has several addresses.
-func bindName(g *gatewayInfo, port int32, addr string) string {
-	name := g.key.Namespace + "/" + g.key.Name + "/" + strconv.Itoa(int(port))
+// bindName names the dataplane listener that Gateway g's listeners on l's port bind
+// on addr: "<namespace>/<gateway>/<port>", then "/udp" for a UDP listener and
+// "/<address>" when the Gateway has several addresses.
+func bindName(g *gatewayInfo, l *listenerInfo, addr string) string {
+	name := g.key.Namespace + "/" + g.key.Name + "/" + strconv.Itoa(int(l.spec.Port))
+	if l.protocol == dataplanev1.Listener_UDP {
+		name += "/udp"
+	}
 	if len(g.bindAddresses) > 1 {
 		name += "/" + addr
 	}
@@ -253,6 +264,9 @@ func (b *bind) listener() *dataplanev1.Listener {
 	switch b.protocol {
 	case dataplanev1.Listener_TCP:
 		dl.TcpRoute = b.tcpRoute()
+		return dl
+	case dataplanev1.Listener_UDP:
+		dl.UdpRoute = b.udpRoute()
 		return dl
 	case dataplanev1.Listener_TLS:
 		dl.TlsRoutes = b.tlsRoutes()

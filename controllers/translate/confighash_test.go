@@ -31,7 +31,7 @@ func TestConfigHash(t *testing.T) {
 	in.Gateways = append(in.Gateways, gatewayv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "broken", Generation: 1},
 		Spec: gatewayv1.GatewaySpec{GatewayClassName: "flax", Listeners: []gatewayv1.Listener{
-			{Name: "udp", Port: 53, Protocol: gatewayv1.UDPProtocolType},
+			{Name: "sctp", Port: 53, Protocol: "SCTP"},
 		}},
 	})
 	slice := func(addr string) discoveryv1.EndpointSlice {

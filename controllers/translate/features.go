@@ -36,6 +36,8 @@ var SupportedFeatures = sortedFeatures(
 	features.SupportTLSRoute,
 	features.SupportTLSRouteModeTerminate,
 	features.SupportTLSRouteModeMixed,
+	// UDPRoute (the GATEWAY-UDP profile): UDP listeners, flow by flow.
+	features.SupportUDPRoute,
 	// Gateway extended.
 	features.SupportGatewayPort8080,
 	features.SupportGatewayHTTPListenerIsolation,

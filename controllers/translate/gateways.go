@@ -291,10 +291,12 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 		l.protocol, l.routeKinds = dataplanev1.Listener_TCP, []string{kindTCPRoute.kind}
 	case gatewayv1.TLSProtocolType:
 		l.protocol, l.routeKinds = dataplanev1.Listener_TLS, []string{kindTLSRoute.kind}
+	case gatewayv1.UDPProtocolType:
+		l.protocol, l.routeKinds = dataplanev1.Listener_UDP, []string{kindUDPRoute.kind}
 	default:
 		l.unsupported = &problem{
 			reason: string(gatewayv1.ListenerReasonUnsupportedProtocol),
-			message: fmt.Sprintf("protocol %s is not supported: Flax serves HTTP, HTTPS, TLS and TCP listeners; remove the listener or change its protocol",
+			message: fmt.Sprintf("protocol %s is not supported: Flax serves HTTP, HTTPS, TLS, TCP and UDP listeners; remove the listener or change its protocol",
 				spec.Protocol),
 		}
 		l.allowNamespace = func(string) bool { return false }
@@ -306,7 +308,7 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 			message: fmt.Sprintf("port %d is not between 1 and 65535; fix it", spec.Port),
 		}
 	}
-	if spec.Hostname != nil && *spec.Hostname != "" && l.protocol != dataplanev1.Listener_TCP {
+	if spec.Hostname != nil && *spec.Hostname != "" && l.protocol != dataplanev1.Listener_TCP && l.protocol != dataplanev1.Listener_UDP {
 		l.hostname = strings.ToLower(string(*spec.Hostname))
 		if !validHostname(l.hostname) {
 			l.unsupported = &problem{
@@ -353,8 +355,9 @@ func (t *translator) translateListener(g *gatewayInfo, set *listenerSetInfo, spe
 
 // routeKinds computes the route kinds the listener supports from
 // allowedRoutes.kinds: those its protocol takes (HTTPRoute and GRPCRoute on HTTP
-// and HTTPS, TCPRoute on TCP, TLSRoute on TLS), all of them unless the list
-// names some. Other kinds listed make ResolvedRefs False (InvalidRouteKinds).
+// and HTTPS, TCPRoute on TCP, TLSRoute on TLS, UDPRoute on UDP), all of them
+// unless the list names some. Other kinds listed make ResolvedRefs False
+// (InvalidRouteKinds).
 func (t *translator) routeKinds(l *listenerInfo) {
 	kind := func(k string) gatewayv1.RouteGroupKind {
 		return gatewayv1.RouteGroupKind{Group: ptr(gatewayv1.Group(gatewayv1.GroupName)), Kind: gatewayv1.Kind(k)}
@@ -515,21 +518,28 @@ func (t *translator) listenerCertificates(l *listenerInfo) {
 
 // markConflicts marks the listeners of one Gateway that cannot be served together:
 // listeners on one port with different protocols, and listeners on one port with
-// the same hostname.
+// the same hostname. UDP ports are apart from TCP ones: a UDP listener shares
+// its port number with TCP-based ones without conflict.
 func markConflicts(ls []*listenerInfo) {
-	byPort := map[gatewayv1.PortNumber][]*listenerInfo{}
-	var ports []gatewayv1.PortNumber
+	type portKey struct {
+		port gatewayv1.PortNumber
+		udp  bool
+	}
+	byPort := map[portKey][]*listenerInfo{}
+	var ports []portKey
 	for _, l := range ls {
 		if l.unsupported != nil {
 			continue
 		}
-		if _, ok := byPort[l.spec.Port]; !ok {
-			ports = append(ports, l.spec.Port)
+		k := portKey{l.spec.Port, l.protocol == dataplanev1.Listener_UDP}
+		if _, ok := byPort[k]; !ok {
+			ports = append(ports, k)
 		}
-		byPort[l.spec.Port] = append(byPort[l.spec.Port], l)
+		byPort[k] = append(byPort[k], l)
 	}
-	for _, port := range ports {
-		group := byPort[port]
+	for _, k := range ports {
+		port := k.port
+		group := byPort[k]
 		protocols := map[gatewayv1.ProtocolType]bool{}
 		for _, l := range group {
 			protocols[l.spec.Protocol] = true

@@ -12,9 +12,9 @@ import (
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 )
 
-// l4Route is one TCPRoute or TLSRoute and what was found about it. Both kinds
-// have one rule (the API allows no more) whose weighted backendRefs become the
-// TCP backends of the dataplane route.
+// l4Route is one TCPRoute, TLSRoute or UDPRoute and what was found about it.
+// Each kind has one rule (the API allows no more) whose weighted backendRefs
+// become the TCP backends of the dataplane route (a UDP route's too).
 type l4Route struct {
 	kind groupKind
 	obj  metav1.Object
@@ -50,10 +50,11 @@ type tlsEntryKey struct {
 	terminate bool
 }
 
-// translateL4Routes attaches every TCPRoute and TLSRoute to the listeners of
-// Flax's Gateways and places them on the binds, oldest route first: a TCP
-// listener forwards to its oldest attached TCPRoute, and a server name of a TLS
-// listener goes to the oldest TLSRoute that claims it.
+// translateL4Routes attaches every TCPRoute, TLSRoute and UDPRoute to the
+// listeners of Flax's Gateways and places them on the binds, oldest route
+// first: a TCP (UDP) listener forwards to its oldest attached TCPRoute
+// (UDPRoute), and a server name of a TLS listener goes to the oldest TLSRoute
+// that claims it.
 func (t *translator) translateL4Routes() {
 	for i := range t.in.TCPRoutes {
 		r := &t.in.TCPRoutes[i]
@@ -81,7 +82,15 @@ func (t *translator) translateL4Routes() {
 		}
 		t.tlsRoutes = append(t.tlsRoutes, ri)
 	}
-	for _, list := range [][]*l4Route{t.tcpRoutes, t.tlsRoutes} {
+	for i := range t.in.UDPRoutes {
+		r := &t.in.UDPRoutes[i]
+		ri := &l4Route{kind: kindUDPRoute, obj: r, key: key(r), parentRefs: r.Spec.ParentRefs}
+		if len(r.Spec.Rules) > 0 {
+			ri.backends, ri.groups = t.tcpBackends(ri, r.Spec.Rules[0].BackendRefs)
+		}
+		t.udpRoutes = append(t.udpRoutes, ri)
+	}
+	for _, list := range [][]*l4Route{t.tcpRoutes, t.tlsRoutes, t.udpRoutes} {
 		slices.SortFunc(list, func(a, b *l4Route) int { return compareAge(a.obj, b.obj) })
 		for _, ri := range list {
 			for i := range ri.parentRefs {
@@ -91,9 +100,9 @@ func (t *translator) translateL4Routes() {
 	}
 }
 
-// tcpBackends translates the backendRefs of a TCPRoute or TLSRoute rule. A
-// reference that cannot be resolved keeps its weight as a backend that closes
-// the connections it gets.
+// tcpBackends translates the backendRefs of a TCPRoute, TLSRoute or UDPRoute
+// rule. A reference that cannot be resolved keeps its weight as a backend that
+// closes the connections (drops the datagrams) it gets.
 func (t *translator) tcpBackends(ri *l4Route, refs []gatewayv1.BackendRef) ([]*dataplanev1.TCPBackend, []string) {
 	var out []*dataplanev1.TCPBackend
 	var groups []string
@@ -106,8 +115,11 @@ func (t *translator) tcpBackends(ri *l4Route, refs []gatewayv1.BackendRef) ([]*d
 		}
 		total += uint64(w)
 		where := fmt.Sprintf("rules[0].backendRefs[%d]", j)
-		group, p := t.serviceBackend(ri.kind, ri.key.Namespace, ref.BackendObjectReference, where,
-			fmt.Sprintf("its share of connections (weight %d) is closed", w))
+		consequence := fmt.Sprintf("its share of connections (weight %d) is closed", w)
+		if ri.kind == kindUDPRoute {
+			consequence = fmt.Sprintf("the datagrams of its share of flows (weight %d) are dropped", w)
+		}
+		group, p := t.serviceBackend(ri.kind, ri.key.Namespace, ref.BackendObjectReference, where, consequence)
 		if p != nil {
 			ri.refProblems.add(p.reason, p.message)
 			out = append(out, &dataplanev1.TCPBackend{Target: &dataplanev1.TCPBackend_Reject{Reject: true}, Weight: w})
@@ -124,7 +136,7 @@ func (t *translator) tcpBackends(ri *l4Route, refs []gatewayv1.BackendRef) ([]*d
 	return out, slices.Compact(groups)
 }
 
-// attachL4 evaluates parentRefs[i] of a TCPRoute or TLSRoute: it attaches the
+// attachL4 evaluates parentRefs[i] of a TCPRoute, TLSRoute or UDPRoute: it attaches the
 // route to the listeners it selects, places it on their binds and records the
 // parent's status entry.
 func (t *translator) attachL4(ri *l4Route, i int) {
@@ -153,7 +165,7 @@ func (t *translator) attachL4(ri *l4Route, i int) {
 			"Gateway %s is not accepted, so no route can attach to it; see the Gateway's conditions", g.key))
 		return
 	}
-	intersect := func(string) []string { return []string{""} } // a TCP route has no hostnames
+	intersect := func(string) []string { return []string{""} } // TCP and UDP routes have no hostnames
 	if ri.kind == kindTLSRoute {
 		intersect = ri.intersect
 	}
@@ -234,20 +246,24 @@ func (t *translator) placeL4(ri *l4Route, a attachment) []string {
 	var notes []string
 	placed := false
 	for _, addr := range l.gateway.bindAddresses {
-		b := t.binds[bindKey{address: addr, port: l.spec.Port}]
+		b := t.binds[bindKeyOf(addr, l)]
 		if b == nil {
 			continue
 		}
 		switch b.protocol {
-		case dataplanev1.Listener_TCP:
+		case dataplanev1.Listener_TCP, dataplanev1.Listener_UDP:
 			switch {
 			case b.tcp == nil:
 				b.tcp = ri
 				placed = true
 			case b.tcp != ri:
+				what := "connections"
+				if b.protocol == dataplanev1.Listener_UDP {
+					what = "datagrams"
+				}
 				notes = append(notes, fmt.Sprintf(
-					"listener %s forwards its connections to the older TCPRoute %s only, so this route gets none until that one is removed or detached",
-					l.spec.Name, b.tcp.key))
+					"listener %s forwards its %s to the older %s %s only, so this route gets none until that one is removed or detached",
+					l.spec.Name, what, ri.kind.kind, b.tcp.key))
 			}
 		case dataplanev1.Listener_TLS:
 			hosts := b.hostnames()
@@ -293,6 +309,16 @@ func (b *bind) tcpRoute() *dataplanev1.TCPRoute {
 		return &dataplanev1.TCPRoute{Name: b.name + "/no-route"}
 	}
 	return &dataplanev1.TCPRoute{Name: b.tcp.name(), Backends: b.tcp.backends}
+}
+
+// udpRoute returns the dataplane route of a UDP bind: its oldest attached
+// UDPRoute, or, when none is attached, a route without backends, which drops
+// every datagram (the port stays bound).
+func (b *bind) udpRoute() *dataplanev1.UDPRoute {
+	if b.tcp == nil {
+		return &dataplanev1.UDPRoute{Name: b.name + "/no-route"}
+	}
+	return &dataplanev1.UDPRoute{Name: b.tcp.name(), Backends: b.tcp.backends}
 }
 
 // tlsRoutes returns the dataplane routes of a TLS bind, sorted by name: those

@@ -19,6 +19,7 @@ var (
 	kindGRPCRoute   = groupKind{gatewayv1.GroupName, "GRPCRoute"}
 	kindTCPRoute    = groupKind{gatewayv1.GroupName, "TCPRoute"}
 	kindTLSRoute    = groupKind{gatewayv1.GroupName, "TLSRoute"}
+	kindUDPRoute    = groupKind{gatewayv1.GroupName, "UDPRoute"}
 	kindService     = groupKind{"", "Service"}
 	kindSecret      = groupKind{"", "Secret"}
 	kindConfigMap   = groupKind{"", "ConfigMap"}

@@ -480,7 +480,7 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 	}
 	placed := false
 	for _, addr := range l.gateway.bindAddresses {
-		b := t.binds[bindKey{address: addr, port: l.spec.Port}]
+		b := t.binds[bindKeyOf(addr, l)]
 		if b == nil {
 			continue
 		}

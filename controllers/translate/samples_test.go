@@ -60,6 +60,9 @@ func loadSamples(t *testing.T, in *Input, ns string, patterns ...string) {
 	for i := range in.TLSRoutes {
 		in.TLSRoutes[i].Namespace = ns
 	}
+	for i := range in.UDPRoutes {
+		in.UDPRoutes[i].Namespace = ns
+	}
 	for i := range in.Services {
 		in.Services[i].Namespace = ns
 	}
@@ -199,22 +202,23 @@ func backendSettingsOf(t *testing.T, spec flaxv1alpha1.BackendPolicySpec) *datap
 	return g
 }
 
-// TestL4Samples translates the TCP and TLS samples of config/samples/l4 with the
-// GatewayClass sample, applied into one namespace: both routes are accepted with
-// their references resolved, the TCP listener forwards to tcp-echo and the TLS
-// listener passes echo.example.com through to tls-echo.
+// TestL4Samples translates the TCP, TLS and UDP samples of config/samples/l4 with
+// the GatewayClass sample, applied into one namespace: the routes are accepted with
+// their references resolved, the TCP listener forwards to tcp-echo, the TLS
+// listener passes echo.example.com through to tls-echo and the UDP listener
+// forwards to udp-echo.
 func TestL4Samples(t *testing.T) {
 	const ns = "samples"
 	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses}
 	loadSamples(t, in, ns, "../../config/samples/l4/*.yaml", "../../config/samples/gatewayclass.yaml")
-	if len(in.TCPRoutes) != 1 || len(in.TLSRoutes) != 1 {
-		t.Fatalf("want one TCPRoute and one TLSRoute sample, got %d and %d", len(in.TCPRoutes), len(in.TLSRoutes))
+	if len(in.TCPRoutes) != 1 || len(in.TLSRoutes) != 1 || len(in.UDPRoutes) != 1 {
+		t.Fatalf("want one TCPRoute, TLSRoute and UDPRoute sample, got %d, %d and %d", len(in.TCPRoutes), len(in.TLSRoutes), len(in.UDPRoutes))
 	}
 	out := Translate(in)
 	if err := dataplanev1.Validate(out.Snapshot); err != nil {
 		t.Fatal(err)
 	}
-	for _, rs := range append(out.TCPRoutes, out.TLSRoutes...) {
+	for _, rs := range slices.Concat(out.TCPRoutes, out.TLSRoutes, out.UDPRoutes) {
 		if len(rs.Status.Parents) != 1 {
 			t.Fatalf("route %s: parents %+v, want the sample Gateway alone", rs.NamespacedName, rs.Status.Parents)
 		}
@@ -224,14 +228,19 @@ func TestL4Samples(t *testing.T) {
 			}
 		}
 	}
-	var tcp, tls *dataplanev1.Listener
+	var tcp, tls, udp *dataplanev1.Listener
 	for _, l := range out.Snapshot.GetListeners() {
 		switch l.GetPort() {
 		case 9000:
 			tcp = l
 		case 9443:
 			tls = l
+		case 9053:
+			udp = l
 		}
+	}
+	if b := udp.GetUdpRoute().GetBackends(); udp.GetProtocol() != dataplanev1.Listener_UDP || len(b) != 1 || b[0].GetBackendGroup() != ns+"/udp-echo:8080/udp" {
+		t.Errorf("listener on 9053: %v, want UDP to %s/udp-echo:8080/udp", udp, ns)
 	}
 	if b := tcp.GetTcpRoute().GetBackends(); tcp.GetProtocol() != dataplanev1.Listener_TCP || len(b) != 1 || b[0].GetBackendGroup() != ns+"/tcp-echo:3000" {
 		t.Errorf("listener on 9000: %v, want TCP to %s/tcp-echo:3000", tcp, ns)

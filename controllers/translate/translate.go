@@ -37,6 +37,7 @@ func Translate(in *Input) *Output {
 		GRPCRoutes:      t.routeStatuses(kindGRPCRoute),
 		TCPRoutes:       l4RouteStatuses(t.tcpRoutes),
 		TLSRoutes:       l4RouteStatuses(t.tlsRoutes),
+		UDPRoutes:       l4RouteStatuses(t.udpRoutes),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
 		GatewayServices: t.gatewayServices(),
@@ -66,6 +67,7 @@ type translator struct {
 	routes           []*routeInfo // HTTPRoutes and GRPCRoutes, oldest first
 	tcpRoutes        []*l4Route   // oldest first
 	tlsRoutes        []*l4Route   // oldest first
+	udpRoutes        []*l4Route   // oldest first
 	groups           map[string]*groupInfo
 
 	backendPolicies []*policyInfo // oldest first

@@ -238,6 +238,10 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			var o gatewayv1.TLSRoute
 			decode(&o)
 			in.TLSRoutes = append(in.TLSRoutes, o)
+		case "UDPRoute":
+			var o gatewayv1.UDPRoute
+			decode(&o)
+			in.UDPRoutes = append(in.UDPRoutes, o)
 		case "ReferenceGrant":
 			var o gatewayv1beta1.ReferenceGrant
 			decode(&o)
@@ -317,6 +321,7 @@ func reverseInput(in *Input) *Input {
 	out.GRPCRoutes = reversed(in.GRPCRoutes)
 	out.TCPRoutes = reversed(in.TCPRoutes)
 	out.TLSRoutes = reversed(in.TLSRoutes)
+	out.UDPRoutes = reversed(in.UDPRoutes)
 	out.ReferenceGrants = reversed(in.ReferenceGrants)
 	out.Services = reversed(in.Services)
 	out.EndpointSlices = reversed(in.EndpointSlices)
@@ -342,7 +347,7 @@ func reversed[T any](s []T) []T {
 // renderOutput renders out as the golden YAML: the statuses, keyed by object, and
 // the snapshot in its YAML form. PEM data is shown as a digest, and the
 // LastTransitionTime the translator leaves unset is omitted. Policy,
-// ListenerSet, GRPCRoute, TCPRoute and TLSRoute statuses appear only when the input has
+// ListenerSet, GRPCRoute, TCPRoute, TLSRoute and UDPRoute statuses appear only when the input has
 // some.
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
@@ -374,7 +379,7 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		"httpRoutes":     routes,
 		"snapshot":       snap,
 	}
-	for name, statuses := range map[string][]RouteStatus{"grpcRoutes": out.GRPCRoutes, "tcpRoutes": out.TCPRoutes, "tlsRoutes": out.TLSRoutes} {
+	for name, statuses := range map[string][]RouteStatus{"grpcRoutes": out.GRPCRoutes, "tcpRoutes": out.TCPRoutes, "tlsRoutes": out.TLSRoutes, "udpRoutes": out.UDPRoutes} {
 		if len(statuses) == 0 {
 			continue
 		}

@@ -38,6 +38,8 @@ type Input struct {
 	TCPRoutes []gatewayv1.TCPRoute
 	// TLSRoutes are all TLSRoutes of the cluster.
 	TLSRoutes []gatewayv1.TLSRoute
+	// UDPRoutes are all UDPRoutes of the cluster.
+	UDPRoutes []gatewayv1.UDPRoute
 	// ReferenceGrants are all ReferenceGrants of the cluster.
 	ReferenceGrants []gatewayv1beta1.ReferenceGrant
 	// Services are the Services routes may refer to and BackendPolicies may
@@ -114,12 +116,13 @@ type Output struct {
 	// replaces the entries whose controllerName is ControllerName with these and
 	// keeps those of other controllers.
 	HTTPRoutes []RouteStatus
-	// GRPCRoutes, TCPRoutes and TLSRoutes hold the parent entries of every
-	// GRPCRoute, TCPRoute and TLSRoute of the Input, as HTTPRoutes does for
-	// HTTPRoutes.
+	// GRPCRoutes, TCPRoutes, TLSRoutes and UDPRoutes hold the parent entries of
+	// every GRPCRoute, TCPRoute, TLSRoute and UDPRoute of the Input, as
+	// HTTPRoutes does for HTTPRoutes.
 	GRPCRoutes []RouteStatus
 	TCPRoutes  []RouteStatus
 	TLSRoutes  []RouteStatus
+	UDPRoutes  []RouteStatus
 	// BackendPolicies holds the status of every BackendPolicy of the Input.
 	BackendPolicies []PolicyStatus
 	// RoutePolicies holds the status of every RoutePolicy of the Input.

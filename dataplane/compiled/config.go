@@ -45,6 +45,9 @@ const (
 	// ProtocolTLS routes connections by the server name of their ClientHello
 	// to passthrough or terminating TLS routes (Listener.MatchTLS).
 	ProtocolTLS
+	// ProtocolUDP forwards datagrams flow by flow to Listener.UDP (served by
+	// dataplane/udp, not by the connection engines).
+	ProtocolUDP
 )
 
 // String returns the protocol's name.
@@ -58,6 +61,8 @@ func (p Protocol) String() string {
 		return "TCP"
 	case ProtocolTLS:
 		return "TLS"
+	case ProtocolUDP:
+		return "UDP"
 	}
 	return "unknown"
 }
@@ -79,6 +84,12 @@ type Listener struct {
 	TLS *tls.Config
 	// TCP is the route of a TCP listener; only its Backends are used.
 	TCP *Route
+	// UDP is the route of a UDP listener; only its Backends are used.
+	UDP *Route
+	// UDPIdleTimeout ends a UDP flow idle this long; UDPMaxFlows bounds a UDP
+	// listener's flows per worker. Both have their defaults filled in.
+	UDPIdleTimeout time.Duration
+	UDPMaxFlows    int
 	// TLSRoutes are the routes of a TLS listener, selected by MatchTLS;
 	// only their Backends are used, as of a TCP route.
 	TLSRoutes []TLSRoute
@@ -800,6 +811,27 @@ func (c *Config) compileListener(pl *dataplanev1.Listener, reg *metrics.Registry
 		l.TCP = r
 		if err := c.compileConnFilters(l, pl); err != nil {
 			return nil, err
+		}
+		return l, nil
+	case dataplanev1.Listener_UDP:
+		l.Protocol = ProtocolUDP
+		pr := pl.GetUdpRoute()
+		name := pr.GetName()
+		if name == "" {
+			name = pl.GetName()
+		}
+		r, err := c.compileTunnelRoute(name, pr.GetBackends(), reg, "udpRoute")
+		if err != nil {
+			return nil, err
+		}
+		l.UDP = r
+		l.UDPIdleTimeout = dataplanev1.DefaultUDPIdleTimeout
+		if d := pr.GetIdleTimeout(); d != nil {
+			l.UDPIdleTimeout = d.AsDuration()
+		}
+		l.UDPMaxFlows = dataplanev1.DefaultUDPMaxFlows
+		if n := pr.GetMaxFlows(); n > 0 {
+			l.UDPMaxFlows = int(n)
 		}
 		return l, nil
 	default:

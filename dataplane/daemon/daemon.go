@@ -37,6 +37,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 	"github.com/flaxlb/flax/dataplane/tracing"
+	"github.com/flaxlb/flax/dataplane/udp"
 )
 
 // Engine names accepted by Options.Engine.
@@ -228,6 +229,12 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		_ = d.alog.Close()
 		return nil, err
+	}
+	// UDP listeners have their own engine beside the connection engines.
+	if u, uerr := udp.New(d.metrics, udp.Options{Workers: opts.Workers, Log: opts.Log.WithName("udp")}); uerr == nil {
+		eng = engine.WithUDP(eng, u)
+	} else {
+		d.log.Info("UDP listeners will not be served", "reason", uerr.Error())
 	}
 	d.engine = eng
 	d.metrics.SetEngine(eng.Name(), why)

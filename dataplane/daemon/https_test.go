@@ -33,17 +33,21 @@ func TestHTTPSEngine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			switch e := d.engine.(type) {
-			case *uring.Engine:
+			// The engines are a Split: UDP listeners have their own engine beside.
+			e, ok := d.engine.(*engine.Split)
+			if !ok || e.UDP == nil {
+				t.Fatalf("engine %T, want a split with a UDP engine", d.engine)
+			}
+			if _, ok := e.Plain.(*uring.Engine); !ok {
+				t.Fatalf("plain engine %T, want io_uring", e.Plain)
+			}
+			switch {
+			case e.TLS == nil:
 				if https != EngineUring {
 					t.Fatalf("HTTPS engine %s: the io_uring engine alone", https)
 				}
-			case *engine.Split:
-				if https != EngineNetpoll || e.TLS.Name() != "netpoll" {
-					t.Fatalf("HTTPS engine %s: split with %s", https, e.TLS.Name())
-				}
-			default:
-				t.Fatalf("engine %T", e)
+			case https != EngineNetpoll || e.TLS.Name() != "netpoll":
+				t.Fatalf("HTTPS engine %s: split with %s", https, e.TLS.Name())
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)

@@ -224,7 +224,8 @@ func (p *Pool) Remove(addr string) error {
 // done. The dataplane counts requests in flight per group, not per endpoint, so
 // "done" is the first moment the group has none in flight (for a group that TCP
 // routes use, also no open upstream connection), which proves the drained
-// endpoint's are over; under steady traffic that moment may not come, and the
+// endpoint's are over; a group that UDP routes use also waits for its flows to
+// end (they end when idle); under steady traffic that moment may not come, and the
 // endpoint is removed after the daemon's DrainTimeout instead. Draining an
 // endpoint that is already draining does nothing.
 func (p *Pool) Drain(addr string) error { return p.DrainWithin(addr, 0) }
@@ -306,7 +307,7 @@ func (p *Pool) finishDrain(ap netip.AddrPort, token uint64, timeout time.Duratio
 }
 
 // idleLocked reports whether the group has no request in flight and, when a TCP
-// route uses it, no open upstream connection (d.mu held).
+// or UDP route uses it, no open upstream connection or flow (d.mu held).
 func (p *Pool) idleLocked() bool {
 	g := p.d.config.Group(p.group)
 	if g == nil {
@@ -315,13 +316,14 @@ func (p *Pool) idleLocked() bool {
 	if p.d.metrics.Shared(g.Stats).RequestsInFlight() > 0 {
 		return false
 	}
-	return !usedByTCP(p.d.current, p.group) || p.d.metrics.UpstreamConnections(g.Stats) == 0
+	return !usedByTunnels(p.d.current, p.group) || p.d.metrics.UpstreamConnections(g.Stats) == 0
 }
 
-// usedByTCP reports whether a TCP route of snap sends connections to group.
-func usedByTCP(snap *dataplanev1.Snapshot, group string) bool {
+// usedByTunnels reports whether a TCP route of snap sends connections to group,
+// or a UDP route flows (each flow counts as an upstream connection).
+func usedByTunnels(snap *dataplanev1.Snapshot, group string) bool {
 	for _, l := range snap.GetListeners() {
-		for _, b := range l.GetTcpRoute().GetBackends() {
+		for _, b := range slices.Concat(l.GetTcpRoute().GetBackends(), l.GetUdpRoute().GetBackends()) {
 			if b.GetBackendGroup() == group {
 				return true
 			}

@@ -95,3 +95,29 @@ func TestSplitErrors(t *testing.T) {
 		t.Errorf("run: %v (one engine failing must stop both and report it)", err)
 	}
 }
+
+func TestWithUDPHandsUDPListenersToTheUDPEngine(t *testing.T) {
+	plain, tls, udp := &recorder{name: "uring"}, &recorder{name: "netpoll"}, &recorder{name: "udp"}
+	// A Split gets the UDP engine as its third; any other engine is wrapped.
+	for _, e := range []Engine{WithUDP(NewSplit(plain, tls), udp), WithUDP(plain, udp)} {
+		cfg := &compiled.Config{Listeners: []*compiled.Listener{
+			{Name: "a", Protocol: compiled.ProtocolTCP, Addr: netip.MustParseAddrPort("127.0.0.1:53")},
+			{Name: "b", Protocol: compiled.ProtocolUDP, Addr: netip.MustParseAddrPort("127.0.0.1:53")},
+			{Name: "c", Protocol: compiled.ProtocolHTTPS, Addr: netip.MustParseAddrPort("127.0.0.1:443")},
+		}}
+		st, err := e.Apply(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantC := "c@netpoll"
+		if _, split := e.(*Split); split && e.(*Split).TLS == nil {
+			wantC = "c@uring"
+		}
+		if st[0].Name != "a@uring" || st[1].Name != "b@udp" || st[2].Name != wantC {
+			t.Fatalf("statuses %v %v %v, want a@uring b@udp %s", st[0].Name, st[1].Name, st[2].Name, wantC)
+		}
+		if e.Name() != "uring" {
+			t.Fatalf("Name = %q, want the plain engine's", e.Name())
+		}
+	}
+}

@@ -361,6 +361,38 @@ type ListenerCounters struct {
 	// handshakes counts the TLS handshakes the listener's connections
 	// completed ([0]) and failed ([1]).
 	handshakes [2]atomic.Uint64
+	// UDP listeners' flows, by event, the flows open and the datagrams
+	// dropped.
+	udpFlows   [numUDPFlowEvents]atomic.Uint64
+	udpActive  atomic.Int64
+	udpDropped atomic.Uint64
+}
+
+// UDPFlowEvent is what happened to a flow of a UDP listener.
+type UDPFlowEvent uint8
+
+// UDP flow events.
+const (
+	// UDPFlowOpened: a datagram from a new client address got an endpoint.
+	UDPFlowOpened UDPFlowEvent = iota
+	// UDPFlowExpired: nothing moved either way for the idle timeout.
+	UDPFlowExpired
+	// UDPFlowEvicted: a new flow over the listener's bound ended the flow idle
+	// the longest.
+	UDPFlowEvicted
+	// UDPFlowClosed: the listener went away or the dataplane stopped, or the
+	// upstream socket failed.
+	UDPFlowClosed
+	numUDPFlowEvents
+)
+
+var udpFlowEventNames = [numUDPFlowEvents]string{"opened", "expired", "evicted", "closed"}
+
+func (e UDPFlowEvent) String() string {
+	if e < numUDPFlowEvents {
+		return udpFlowEventNames[e]
+	}
+	return "unknown"
 }
 
 // Shared is the node-wide state of one backend group that every worker shares: the
@@ -636,6 +668,29 @@ func (w *Worker) ClientBytes(l *ListenerCounters, received, sent int) {
 	}
 }
 
+// UDPFlow counts event e of a flow of UDP listener l (may be nil) and keeps its
+// open flows gauge.
+func (w *Worker) UDPFlow(l *ListenerCounters, e UDPFlowEvent) {
+	if l == nil || e >= numUDPFlowEvents {
+		return
+	}
+	l.udpFlows[e].Add(1)
+	if e == UDPFlowOpened {
+		l.udpActive.Add(1)
+	} else {
+		l.udpActive.Add(-1)
+	}
+}
+
+// UDPDropped counts a datagram of UDP listener l (may be nil) that was not
+// forwarded: its flow has no endpoint (a rejecting backend, or a group without
+// a usable one) or the send failed.
+func (w *Worker) UDPDropped(l *ListenerCounters) {
+	if l != nil {
+		l.udpDropped.Add(1)
+	}
+}
+
 // LocalReply counts a response the proxy produced itself, by reason.
 func (w *Worker) LocalReply(reason Reason) { w.reasons[reason].Add(1) }
 
@@ -782,6 +837,41 @@ func (r *Registry) ClientBytes(id uint32) (received, sent uint64) {
 	return received, sent
 }
 
+// UDPFlows returns the flows of UDP listener id that had event e, summed over
+// the workers.
+func (r *Registry) UDPFlows(id uint32, e UDPFlowEvent) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		if c := w.Listener(id); c != nil && e < numUDPFlowEvents {
+			n += c.udpFlows[e].Load()
+		}
+	}
+	return n
+}
+
+// UDPFlowsActive returns the open flows of UDP listener id over the workers.
+func (r *Registry) UDPFlowsActive(id uint32) int64 {
+	var n int64
+	for _, w := range r.workers {
+		if c := w.Listener(id); c != nil {
+			n += c.udpActive.Load()
+		}
+	}
+	return n
+}
+
+// UDPDropped returns the datagrams UDP listener id dropped, summed over the
+// workers.
+func (r *Registry) UDPDropped(id uint32) uint64 {
+	var n uint64
+	for _, w := range r.workers {
+		if c := w.Listener(id); c != nil {
+			n += c.udpDropped.Load()
+		}
+	}
+	return n
+}
+
 // OverloadActions returns the overload actions a taken, summed over the workers.
 func (r *Registry) OverloadActions(a OverloadAction) uint64 {
 	var n uint64
@@ -892,7 +982,7 @@ type descs struct {
 	breakerActive, breakerOverflows, mirrors                           *prometheus.Desc
 	rateLimited, requestsActive, retries, retriesDenied                *prometheus.Desc
 	timeouts, connOverflows, bufferBytes, memBudget, memUsed, overload *prometheus.Desc
-	runtimeChanges                                                     *prometheus.Desc
+	runtimeChanges, udpFlows, udpFlowsActive, udpDropped               *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -930,6 +1020,9 @@ func newDescs() descs {
 		memBudget:         prometheus.NewDesc("flax_memory_budget_bytes", "Sum of the workers' memory budgets (0: none).", nil, nil),
 		memUsed:           prometheus.NewDesc("flax_memory_used_bytes", "What the memory budgets count, summed over the workers: buffers lent to connections plus a fixed cost per open connection.", nil, nil),
 		runtimeChanges:    prometheus.NewDesc("flax_runtime_backend_changes_total", "Changes made to backend groups through the runtime API (admin /backends or daemon.Pool), by op: add, remove, drain, drained (a draining endpoint removed once done).", []string{"op"}, nil),
+		udpFlows:          prometheus.NewDesc("flax_udp_flows_total", "Flows of UDP listeners, by listener and event: opened, expired (idle for the route's idle timeout), evicted (ended for a new flow over the listener's bound), closed (listener removed, dataplane stopped or upstream socket failed). Listeners without flows are left out.", []string{"listener", "event"}, nil),
+		udpFlowsActive:    prometheus.NewDesc("flax_udp_flows_active", "Open flows of UDP listeners, by listener. Listeners without flows are left out.", []string{"listener"}, nil),
+		udpDropped:        prometheus.NewDesc("flax_udp_datagrams_dropped_total", "Client datagrams of UDP listeners not forwarded (no endpoint, or the send failed), by listener.", []string{"listener"}, nil),
 		overload:          prometheus.NewDesc("flax_overload_actions_total", "Load shed because a worker's memory use neared or passed its budget, by action: close_idle, refuse_connection, reject_request.", []string{"action"}, nil),
 	}
 }
@@ -943,6 +1036,7 @@ func (r *Registry) Describe(ch chan<- *prometheus.Desc) {
 		d.rateLimited, d.requestsActive, d.retries, d.retriesDenied, d.timeouts,
 		d.connOverflows, d.bufferBytes, d.memBudget, d.memUsed, d.overload, d.runtimeChanges,
 		d.upstreamResponse, d.bytesReceived, d.bytesSent, d.handshakes,
+		d.udpFlows, d.udpFlowsActive, d.udpDropped,
 	} {
 		ch <- x
 	}
@@ -1016,6 +1110,13 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 		if ok, failed := r.TLSHandshakes(uint32(id)); ok+failed > 0 {
 			ch <- prometheus.MustNewConstMetric(d.handshakes, prometheus.CounterValue, float64(ok), name, "ok")
 			ch <- prometheus.MustNewConstMetric(d.handshakes, prometheus.CounterValue, float64(failed), name, "failed")
+		}
+		if opened, dropped := r.UDPFlows(uint32(id), UDPFlowOpened), r.UDPDropped(uint32(id)); opened+dropped > 0 {
+			for e := range numUDPFlowEvents {
+				ch <- prometheus.MustNewConstMetric(d.udpFlows, prometheus.CounterValue, float64(r.UDPFlows(uint32(id), e)), name, e.String())
+			}
+			ch <- prometheus.MustNewConstMetric(d.udpFlowsActive, prometheus.GaugeValue, float64(r.UDPFlowsActive(uint32(id))), name)
+			ch <- prometheus.MustNewConstMetric(d.udpDropped, prometheus.CounterValue, float64(dropped), name)
 		}
 	}
 	var reasons [numReasons]uint64

@@ -79,7 +79,7 @@ type H2Conn struct {
 	dead      bool // a send failed or stalled: nothing more can be written
 	draining  bool
 	sni       uint16 // the connection's certificate domain (Session.sni)
-	retry     bool // windows opened or output room freed: look at every stream
+	retry     bool   // windows opened or output room freed: look at every stream
 	armed     int64
 	idleSince int64 // when the last stream ended, 0 while streams are open
 	moved     int64 // last progress of the send in flight

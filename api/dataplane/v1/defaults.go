@@ -38,6 +38,13 @@ const (
 	// quiet tunnels open for minutes (WebSocket pings often come every 30-60s), so
 	// this is far longer than the other waits: it reclaims abandoned connections.
 	DefaultTunnelIdleTimeout = time.Hour
+	// DefaultUDPIdleTimeout ends a UDP flow when nothing moved either way for this
+	// long (UDPRoute.idle_timeout). Most datagram protocols (DNS, QUIC, game and
+	// media sessions) send more often than this or set up again when a flow ends.
+	DefaultUDPIdleTimeout = 60 * time.Second
+	// DefaultUDPMaxFlows bounds the flows of a UDP listener per worker
+	// (UDPRoute.max_flows): each holds an upstream socket (a file descriptor).
+	DefaultUDPMaxFlows = 16384
 	// DefaultResponseHeaderTimeout bounds the wait for a response head
 	// (BackendGroup.response_header_timeout).
 	DefaultResponseHeaderTimeout = 60 * time.Second

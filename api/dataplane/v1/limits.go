@@ -14,6 +14,8 @@ const (
 	MaxRetryAttempts = 10
 	// MaxConcurrentStreams is the largest HTTP2Options.max_concurrent_streams.
 	MaxConcurrentStreams = 1000
+	// MaxUDPFlows is the largest UDPRoute.max_flows.
+	MaxUDPFlows = 1 << 20
 	// MaxTrustedHops is the largest Listener.trusted_hops.
 	MaxTrustedHops = 16
 	// MinHeadBytes is the smallest byte limit of HeadLimits.

@@ -61,6 +61,15 @@ const (
 	// sends something other than a TLS ClientHello, or whose server name no route
 	// matches, is closed.
 	Listener_TLS Listener_Protocol = 4
+	// UDP forwards datagrams to udp_route, which must be set. Each client
+	// address (IP and port) is a flow with its own upstream socket to one
+	// endpoint, picked when its first datagram arrives; the endpoint's replies
+	// go back to the client from the listener's address. Datagrams are
+	// forwarded one for one, never merged or split. A UDP listener may share
+	// its address and port with a TCP, TLS, HTTP or HTTPS listener (another
+	// transport); it has no certificates, virtual hosts, timeouts, head
+	// limits, connection cap or extension filters.
+	Listener_UDP Listener_Protocol = 5
 )
 
 // Enum value maps for Listener_Protocol.
@@ -71,6 +80,7 @@ var (
 		2: "HTTPS",
 		3: "TCP",
 		4: "TLS",
+		5: "UDP",
 	}
 	Listener_Protocol_value = map[string]int32{
 		"PROTOCOL_UNSPECIFIED": 0,
@@ -78,6 +88,7 @@ var (
 		"HTTPS":                2,
 		"TCP":                  3,
 		"TLS":                  4,
+		"UDP":                  5,
 	}
 )
 
@@ -163,7 +174,7 @@ func (x PathMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PathMatch_Type.Descriptor instead.
 func (PathMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18, 0}
 }
 
 // Type of a header match.
@@ -215,7 +226,7 @@ func (x HeaderMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderMatch_Type.Descriptor instead.
 func (HeaderMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19, 0}
 }
 
 // Type of a query parameter match.
@@ -267,7 +278,7 @@ func (x QueryParamMatch_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use QueryParamMatch_Type.Descriptor instead.
 func (QueryParamMatch_Type) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20, 0}
 }
 
 // Protocol is what the dataplane speaks to the group's endpoints over each
@@ -324,7 +335,7 @@ func (x BackendGroup_Protocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BackendGroup_Protocol.Descriptor instead.
 func (BackendGroup_Protocol) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37, 0}
 }
 
 // Policy picks endpoints.
@@ -394,7 +405,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -615,7 +626,7 @@ type Listener struct {
 	// Address is the IPv4 or IPv6 address to bind, without brackets. Empty binds all
 	// addresses.
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	// Port is the TCP port to bind, 1-65535.
+	// Port is the TCP (UDP for a UDP listener) port to bind, 1-65535.
 	Port uint32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
 	// Protocol must be set.
 	Protocol Listener_Protocol `protobuf:"varint,4,opt,name=protocol,proto3,enum=flax.dataplane.v1.Listener_Protocol" json:"protocol,omitempty"`
@@ -653,6 +664,8 @@ type Listener struct {
 	// TLSRoutes are the routes of a TLS listener, selected by the ClientHello's
 	// server name (see TLSRoute).
 	TlsRoutes []*TLSRoute `protobuf:"bytes,31,rep,name=tls_routes,json=tlsRoutes,proto3" json:"tls_routes,omitempty"`
+	// UDPRoute is what a UDP listener forwards its datagrams to.
+	UdpRoute *UDPRoute `protobuf:"bytes,32,opt,name=udp_route,json=udpRoute,proto3" json:"udp_route,omitempty"`
 	// Timeouts bound how long the listener's connections wait on their clients; unset
 	// uses the dataplane defaults.
 	Timeouts *ListenerTimeouts `protobuf:"bytes,40,opt,name=timeouts,proto3" json:"timeouts,omitempty"`
@@ -786,6 +799,13 @@ func (x *Listener) GetTcpRoute() *TCPRoute {
 func (x *Listener) GetTlsRoutes() []*TLSRoute {
 	if x != nil {
 		return x.TlsRoutes
+	}
+	return nil
+}
+
+func (x *Listener) GetUdpRoute() *UDPRoute {
+	if x != nil {
+		return x.UdpRoute
 	}
 	return nil
 }
@@ -1238,6 +1258,88 @@ func (x *TCPRoute) GetBackends() []*TCPBackend {
 	return nil
 }
 
+// UDPRoute forwards the datagrams of a UDP listener to weighted backends, flow by
+// flow: a client address (IP and port) not seen before gets a backend by weight
+// and an endpoint of it (the group's load balancing and health, as a TCP
+// connection does), and keeps them until its flow ends. A flow on a rejecting
+// backend, or on a group without a usable endpoint, drops its datagrams.
+type UDPRoute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name identifies the route in metrics and logs, e.g. "ns/udproute/rule-0".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Backends share the flows in proportion to their weights.
+	Backends []*TCPBackend `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	// IdleTimeout ends a flow when no datagram went either way for this long;
+	// unset uses the dataplane default (60s). Between 1ms and 24h.
+	IdleTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	// MaxFlows bounds the flows each dataplane worker keeps for this listener
+	// (the listener has one socket per worker). A new client over the bound ends
+	// the flow idle the longest (counted in
+	// flax_udp_flows_total{event="evicted"}). Zero uses the dataplane default
+	// (16384); at most 1048576.
+	MaxFlows      uint32 `protobuf:"varint,4,opt,name=max_flows,json=maxFlows,proto3" json:"max_flows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UDPRoute) Reset() {
+	*x = UDPRoute{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UDPRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UDPRoute) ProtoMessage() {}
+
+func (x *UDPRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UDPRoute.ProtoReflect.Descriptor instead.
+func (*UDPRoute) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UDPRoute) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UDPRoute) GetBackends() []*TCPBackend {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+func (x *UDPRoute) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
+	}
+	return nil
+}
+
+func (x *UDPRoute) GetMaxFlows() uint32 {
+	if x != nil {
+		return x.MaxFlows
+	}
+	return 0
+}
+
 // TLSRoute forwards the connections of a TLS listener whose ClientHello names one
 // of its hostnames.
 //
@@ -1266,7 +1368,7 @@ type TLSRoute struct {
 
 func (x *TLSRoute) Reset() {
 	*x = TLSRoute{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1380,7 @@ func (x *TLSRoute) String() string {
 func (*TLSRoute) ProtoMessage() {}
 
 func (x *TLSRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[10]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1393,7 @@ func (x *TLSRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TLSRoute.ProtoReflect.Descriptor instead.
 func (*TLSRoute) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{10}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TLSRoute) GetName() string {
@@ -1322,7 +1424,7 @@ func (x *TLSRoute) GetBackends() []*TCPBackend {
 	return nil
 }
 
-// TCPBackend is one weighted target of a TCPRoute or TLSRoute.
+// TCPBackend is one weighted target of a TCPRoute, TLSRoute or UDPRoute.
 type TCPBackend struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Target:
@@ -1338,7 +1440,7 @@ type TCPBackend struct {
 
 func (x *TCPBackend) Reset() {
 	*x = TCPBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1452,7 @@ func (x *TCPBackend) String() string {
 func (*TCPBackend) ProtoMessage() {}
 
 func (x *TCPBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[11]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1465,7 @@ func (x *TCPBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPBackend.ProtoReflect.Descriptor instead.
 func (*TCPBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{11}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TCPBackend) GetTarget() isTCPBackend_Target {
@@ -1408,7 +1510,8 @@ type TCPBackend_BackendGroup struct {
 }
 
 type TCPBackend_Reject struct {
-	// Reject closes the connection; the controller uses it, with the weight of the
+	// Reject closes the connection (drops the flow's datagrams on a UDP route);
+	// the controller uses it, with the weight of the
 	// reference, for a backend reference that is missing or invalid. Must be true
 	// when set.
 	Reject bool `protobuf:"varint,2,opt,name=reject,proto3,oneof"`
@@ -1445,7 +1548,7 @@ type VirtualHost struct {
 
 func (x *VirtualHost) Reset() {
 	*x = VirtualHost{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1560,7 @@ func (x *VirtualHost) String() string {
 func (*VirtualHost) ProtoMessage() {}
 
 func (x *VirtualHost) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[12]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1573,7 @@ func (x *VirtualHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualHost.ProtoReflect.Descriptor instead.
 func (*VirtualHost) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{12}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VirtualHost) GetName() string {
@@ -1542,7 +1645,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1657,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[13]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1670,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{13}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Route) GetName() string {
@@ -1670,7 +1773,7 @@ type LocalRateLimit struct {
 
 func (x *LocalRateLimit) Reset() {
 	*x = LocalRateLimit{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1785,7 @@ func (x *LocalRateLimit) String() string {
 func (*LocalRateLimit) ProtoMessage() {}
 
 func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[14]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1798,7 @@ func (x *LocalRateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalRateLimit.ProtoReflect.Descriptor instead.
 func (*LocalRateLimit) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{14}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LocalRateLimit) GetBucket() string {
@@ -1751,7 +1854,7 @@ type RouteOrder struct {
 
 func (x *RouteOrder) Reset() {
 	*x = RouteOrder{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1866,7 @@ func (x *RouteOrder) String() string {
 func (*RouteOrder) ProtoMessage() {}
 
 func (x *RouteOrder) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[15]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1879,7 @@ func (x *RouteOrder) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteOrder.ProtoReflect.Descriptor instead.
 func (*RouteOrder) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{15}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RouteOrder) GetCreationTimestampUnixNanos() int64 {
@@ -1824,7 +1927,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +1939,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[16]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +1952,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{16}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RouteMatch) GetPath() *PathMatch {
@@ -1893,7 +1996,7 @@ type PathMatch struct {
 
 func (x *PathMatch) Reset() {
 	*x = PathMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +2008,7 @@ func (x *PathMatch) String() string {
 func (*PathMatch) ProtoMessage() {}
 
 func (x *PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[17]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2021,7 @@ func (x *PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathMatch.ProtoReflect.Descriptor instead.
 func (*PathMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{17}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PathMatch) GetType() PathMatch_Type {
@@ -1951,7 +2054,7 @@ type HeaderMatch struct {
 
 func (x *HeaderMatch) Reset() {
 	*x = HeaderMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2066,7 @@ func (x *HeaderMatch) String() string {
 func (*HeaderMatch) ProtoMessage() {}
 
 func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[18]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2079,7 @@ func (x *HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{18}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeaderMatch) GetType() HeaderMatch_Type {
@@ -2016,7 +2119,7 @@ type QueryParamMatch struct {
 
 func (x *QueryParamMatch) Reset() {
 	*x = QueryParamMatch{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2131,7 @@ func (x *QueryParamMatch) String() string {
 func (*QueryParamMatch) ProtoMessage() {}
 
 func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[19]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2144,7 @@ func (x *QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{19}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *QueryParamMatch) GetType() QueryParamMatch_Type {
@@ -2083,7 +2186,7 @@ type RouteFilter struct {
 
 func (x *RouteFilter) Reset() {
 	*x = RouteFilter{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2198,7 @@ func (x *RouteFilter) String() string {
 func (*RouteFilter) ProtoMessage() {}
 
 func (x *RouteFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[20]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2211,7 @@ func (x *RouteFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteFilter.ProtoReflect.Descriptor instead.
 func (*RouteFilter) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{20}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RouteFilter) GetFilter() isRouteFilter_Filter {
@@ -2259,7 +2362,7 @@ type CORSPolicy struct {
 
 func (x *CORSPolicy) Reset() {
 	*x = CORSPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2374,7 @@ func (x *CORSPolicy) String() string {
 func (*CORSPolicy) ProtoMessage() {}
 
 func (x *CORSPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[21]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2387,7 @@ func (x *CORSPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CORSPolicy.ProtoReflect.Descriptor instead.
 func (*CORSPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{21}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CORSPolicy) GetAllowOrigins() []string {
@@ -2344,7 +2447,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2459,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2472,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -2406,7 +2509,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2521,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2534,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Header) GetName() string {
@@ -2470,7 +2573,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2585,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2598,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -2546,7 +2649,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2661,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2674,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -2602,7 +2705,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2717,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2730,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -2692,7 +2795,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +2807,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +2820,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -2783,7 +2886,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +2898,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +2911,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -2844,7 +2947,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +2959,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +2972,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -2944,7 +3047,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3059,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3072,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -3002,7 +3105,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3117,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3130,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -3071,7 +3174,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3186,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3199,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -3156,7 +3259,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3271,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3284,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -3241,7 +3344,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3356,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3369,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -3294,7 +3397,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3306,7 +3409,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3319,7 +3422,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -3385,7 +3488,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3397,7 +3500,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3410,7 +3513,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -3534,7 +3637,7 @@ type BackendTLS struct {
 
 func (x *BackendTLS) Reset() {
 	*x = BackendTLS{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3546,7 +3649,7 @@ func (x *BackendTLS) String() string {
 func (*BackendTLS) ProtoMessage() {}
 
 func (x *BackendTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3559,7 +3662,7 @@ func (x *BackendTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendTLS.ProtoReflect.Descriptor instead.
 func (*BackendTLS) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackendTLS) GetServerName() string {
@@ -3604,7 +3707,7 @@ type SubjectAltName struct {
 
 func (x *SubjectAltName) Reset() {
 	*x = SubjectAltName{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3616,7 +3719,7 @@ func (x *SubjectAltName) String() string {
 func (*SubjectAltName) ProtoMessage() {}
 
 func (x *SubjectAltName) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3629,7 +3732,7 @@ func (x *SubjectAltName) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectAltName.ProtoReflect.Descriptor instead.
 func (*SubjectAltName) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SubjectAltName) GetName() isSubjectAltName_Name {
@@ -3696,7 +3799,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3708,7 +3811,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3721,7 +3824,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -3761,7 +3864,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +3876,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +3889,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -3876,7 +3979,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +3991,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4004,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -3973,7 +4076,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3985,7 +4088,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3998,7 +4101,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -4036,7 +4139,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4048,7 +4151,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4061,7 +4164,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -4110,7 +4213,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4122,7 +4225,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4135,7 +4238,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -4187,7 +4290,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4199,7 +4302,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4212,7 +4315,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -4248,7 +4351,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4260,7 +4363,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4273,7 +4376,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -4328,7 +4431,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4340,7 +4443,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4353,7 +4456,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -4399,7 +4502,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4411,7 +4514,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4424,7 +4527,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -4479,7 +4582,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\fservice_name\x18\x02 \x01(\tR\vserviceName\"d\n" +
 	"\x0fListenerTracing\x12,\n" +
 	"\x12sample_per_million\x18\x01 \x01(\rR\x10samplePerMillion\x12#\n" +
-	"\rignore_parent\x18\x02 \x01(\bR\fignoreParent\"\xb4\a\n" +
+	"\rignore_parent\x18\x02 \x01(\bR\fignoreParent\"\xf7\a\n" +
 	"\bListener\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x12\n" +
@@ -4494,18 +4597,20 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\rvirtual_hosts\x18\x14 \x03(\v2\x1e.flax.dataplane.v1.VirtualHostR\fvirtualHosts\x128\n" +
 	"\ttcp_route\x18\x1e \x01(\v2\x1b.flax.dataplane.v1.TCPRouteR\btcpRoute\x12:\n" +
 	"\n" +
-	"tls_routes\x18\x1f \x03(\v2\x1b.flax.dataplane.v1.TLSRouteR\ttlsRoutes\x12?\n" +
+	"tls_routes\x18\x1f \x03(\v2\x1b.flax.dataplane.v1.TLSRouteR\ttlsRoutes\x128\n" +
+	"\tudp_route\x18  \x01(\v2\x1b.flax.dataplane.v1.UDPRouteR\budpRoute\x12?\n" +
 	"\btimeouts\x18( \x01(\v2#.flax.dataplane.v1.ListenerTimeoutsR\btimeouts\x12+\n" +
 	"\x11extension_filters\x182 \x03(\tR\x10extensionFilters\x12<\n" +
 	"\atracing\x18< \x01(\v2\".flax.dataplane.v1.ListenerTracingR\atracing\x125\n" +
 	"\x05http2\x18/ \x01(\v2\x1f.flax.dataplane.v1.HTTP2OptionsR\x05http2\x12P\n" +
-	"\x11client_validation\x18\v \x01(\v2#.flax.dataplane.v1.ClientValidationR\x10clientValidation\"K\n" +
+	"\x11client_validation\x18\v \x01(\v2#.flax.dataplane.v1.ClientValidationR\x10clientValidation\"T\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04HTTP\x10\x01\x12\t\n" +
 	"\x05HTTPS\x10\x02\x12\a\n" +
 	"\x03TCP\x10\x03\x12\a\n" +
-	"\x03TLS\x10\x04B\x0f\n" +
+	"\x03TLS\x10\x04\x12\a\n" +
+	"\x03UDP\x10\x05B\x0f\n" +
 	"\r_trusted_hops\"`\n" +
 	"\fHTTP2Options\x12\x1a\n" +
 	"\bdisabled\x18\x01 \x01(\bR\bdisabled\x124\n" +
@@ -4533,7 +4638,12 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\akey_pem\x18\x03 \x01(\fR\x06keyPem\"Y\n" +
 	"\bTCPRoute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
-	"\bbackends\x18\x02 \x03(\v2\x1d.flax.dataplane.v1.TCPBackendR\bbackends\"\x95\x01\n" +
+	"\bbackends\x18\x02 \x03(\v2\x1d.flax.dataplane.v1.TCPBackendR\bbackends\"\xb4\x01\n" +
+	"\bUDPRoute\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
+	"\bbackends\x18\x02 \x03(\v2\x1d.flax.dataplane.v1.TCPBackendR\bbackends\x12<\n" +
+	"\fidle_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\x12\x1b\n" +
+	"\tmax_flows\x18\x04 \x01(\rR\bmaxFlows\"\x95\x01\n" +
 	"\bTLSRoute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\thostnames\x18\x02 \x03(\tR\thostnames\x12\x1c\n" +
@@ -4791,7 +4901,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -4809,132 +4919,136 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(*HeadLimits)(nil),          // 13: flax.dataplane.v1.HeadLimits
 	(*TLSCertificate)(nil),      // 14: flax.dataplane.v1.TLSCertificate
 	(*TCPRoute)(nil),            // 15: flax.dataplane.v1.TCPRoute
-	(*TLSRoute)(nil),            // 16: flax.dataplane.v1.TLSRoute
-	(*TCPBackend)(nil),          // 17: flax.dataplane.v1.TCPBackend
-	(*VirtualHost)(nil),         // 18: flax.dataplane.v1.VirtualHost
-	(*Route)(nil),               // 19: flax.dataplane.v1.Route
-	(*LocalRateLimit)(nil),      // 20: flax.dataplane.v1.LocalRateLimit
-	(*RouteOrder)(nil),          // 21: flax.dataplane.v1.RouteOrder
-	(*RouteMatch)(nil),          // 22: flax.dataplane.v1.RouteMatch
-	(*PathMatch)(nil),           // 23: flax.dataplane.v1.PathMatch
-	(*HeaderMatch)(nil),         // 24: flax.dataplane.v1.HeaderMatch
-	(*QueryParamMatch)(nil),     // 25: flax.dataplane.v1.QueryParamMatch
-	(*RouteFilter)(nil),         // 26: flax.dataplane.v1.RouteFilter
-	(*CORSPolicy)(nil),          // 27: flax.dataplane.v1.CORSPolicy
-	(*HeaderModifier)(nil),      // 28: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 29: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 30: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 31: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 32: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 33: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 34: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 35: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 36: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 37: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 38: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 39: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 40: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 41: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 42: flax.dataplane.v1.BackendGroup
-	(*BackendTLS)(nil),          // 43: flax.dataplane.v1.BackendTLS
-	(*SubjectAltName)(nil),      // 44: flax.dataplane.v1.SubjectAltName
-	(*LoadBalancing)(nil),       // 45: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 46: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 47: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 48: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 49: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 50: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 51: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 52: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 53: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 54: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 55: google.protobuf.Duration
+	(*UDPRoute)(nil),            // 16: flax.dataplane.v1.UDPRoute
+	(*TLSRoute)(nil),            // 17: flax.dataplane.v1.TLSRoute
+	(*TCPBackend)(nil),          // 18: flax.dataplane.v1.TCPBackend
+	(*VirtualHost)(nil),         // 19: flax.dataplane.v1.VirtualHost
+	(*Route)(nil),               // 20: flax.dataplane.v1.Route
+	(*LocalRateLimit)(nil),      // 21: flax.dataplane.v1.LocalRateLimit
+	(*RouteOrder)(nil),          // 22: flax.dataplane.v1.RouteOrder
+	(*RouteMatch)(nil),          // 23: flax.dataplane.v1.RouteMatch
+	(*PathMatch)(nil),           // 24: flax.dataplane.v1.PathMatch
+	(*HeaderMatch)(nil),         // 25: flax.dataplane.v1.HeaderMatch
+	(*QueryParamMatch)(nil),     // 26: flax.dataplane.v1.QueryParamMatch
+	(*RouteFilter)(nil),         // 27: flax.dataplane.v1.RouteFilter
+	(*CORSPolicy)(nil),          // 28: flax.dataplane.v1.CORSPolicy
+	(*HeaderModifier)(nil),      // 29: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 30: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 31: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 32: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 33: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 34: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 35: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 36: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 37: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 38: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 39: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 40: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 41: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 42: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 43: flax.dataplane.v1.BackendGroup
+	(*BackendTLS)(nil),          // 44: flax.dataplane.v1.BackendTLS
+	(*SubjectAltName)(nil),      // 45: flax.dataplane.v1.SubjectAltName
+	(*LoadBalancing)(nil),       // 46: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 47: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 48: flax.dataplane.v1.HealthCheck
+	(*StatusRange)(nil),         // 49: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 50: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 51: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 52: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 53: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 54: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 55: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 56: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	9,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	42, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	43, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
 	7,  // 2: flax.dataplane.v1.Snapshot.tracing:type_name -> flax.dataplane.v1.Tracing
 	0,  // 3: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
 	13, // 4: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
 	14, // 5: flax.dataplane.v1.Listener.certificates:type_name -> flax.dataplane.v1.TLSCertificate
-	18, // 6: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
+	19, // 6: flax.dataplane.v1.Listener.virtual_hosts:type_name -> flax.dataplane.v1.VirtualHost
 	15, // 7: flax.dataplane.v1.Listener.tcp_route:type_name -> flax.dataplane.v1.TCPRoute
-	16, // 8: flax.dataplane.v1.Listener.tls_routes:type_name -> flax.dataplane.v1.TLSRoute
-	12, // 9: flax.dataplane.v1.Listener.timeouts:type_name -> flax.dataplane.v1.ListenerTimeouts
-	8,  // 10: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
-	10, // 11: flax.dataplane.v1.Listener.http2:type_name -> flax.dataplane.v1.HTTP2Options
-	11, // 12: flax.dataplane.v1.Listener.client_validation:type_name -> flax.dataplane.v1.ClientValidation
-	55, // 13: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
-	55, // 14: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
-	55, // 15: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
-	55, // 16: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
-	55, // 17: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
-	17, // 18: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	17, // 19: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	19, // 20: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
-	21, // 21: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
-	22, // 22: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
-	26, // 23: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	35, // 24: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	36, // 25: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	37, // 26: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	38, // 27: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	39, // 28: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
-	20, // 29: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	55, // 30: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
-	23, // 31: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
-	24, // 32: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
-	25, // 33: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
-	1,  // 34: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
-	2,  // 35: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
-	3,  // 36: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	28, // 37: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	28, // 38: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	30, // 39: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	31, // 40: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	33, // 41: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	27, // 42: flax.dataplane.v1.RouteFilter.cors:type_name -> flax.dataplane.v1.CORSPolicy
-	29, // 43: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	29, // 44: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	32, // 45: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	32, // 46: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	34, // 47: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	36, // 48: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	26, // 49: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	55, // 50: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	55, // 51: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	55, // 52: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	55, // 53: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	40, // 54: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	41, // 55: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	55, // 56: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	45, // 57: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	47, // 58: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	49, // 59: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	50, // 60: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	51, // 61: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	4,  // 62: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
-	43, // 63: flax.dataplane.v1.BackendGroup.tls:type_name -> flax.dataplane.v1.BackendTLS
-	55, // 64: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	55, // 65: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	55, // 66: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
-	55, // 67: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
-	52, // 68: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	44, // 69: flax.dataplane.v1.BackendTLS.subject_alt_names:type_name -> flax.dataplane.v1.SubjectAltName
-	5,  // 70: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	46, // 71: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	48, // 72: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	55, // 73: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	55, // 74: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	55, // 75: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	55, // 76: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	53, // 77: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	52, // 78: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	79, // [79:79] is the sub-list for method output_type
-	79, // [79:79] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	17, // 8: flax.dataplane.v1.Listener.tls_routes:type_name -> flax.dataplane.v1.TLSRoute
+	16, // 9: flax.dataplane.v1.Listener.udp_route:type_name -> flax.dataplane.v1.UDPRoute
+	12, // 10: flax.dataplane.v1.Listener.timeouts:type_name -> flax.dataplane.v1.ListenerTimeouts
+	8,  // 11: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
+	10, // 12: flax.dataplane.v1.Listener.http2:type_name -> flax.dataplane.v1.HTTP2Options
+	11, // 13: flax.dataplane.v1.Listener.client_validation:type_name -> flax.dataplane.v1.ClientValidation
+	56, // 14: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	56, // 15: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	56, // 16: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	56, // 17: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	56, // 18: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
+	18, // 19: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	18, // 20: flax.dataplane.v1.UDPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	56, // 21: flax.dataplane.v1.UDPRoute.idle_timeout:type_name -> google.protobuf.Duration
+	18, // 22: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
+	20, // 23: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
+	22, // 24: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
+	23, // 25: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
+	27, // 26: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
+	36, // 27: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	37, // 28: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	38, // 29: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	39, // 30: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	40, // 31: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	21, // 32: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
+	56, // 33: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	24, // 34: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
+	25, // 35: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
+	26, // 36: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
+	1,  // 37: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
+	2,  // 38: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
+	3,  // 39: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
+	29, // 40: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	29, // 41: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	31, // 42: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	32, // 43: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	34, // 44: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	28, // 45: flax.dataplane.v1.RouteFilter.cors:type_name -> flax.dataplane.v1.CORSPolicy
+	30, // 46: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	30, // 47: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	33, // 48: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	33, // 49: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	35, // 50: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	37, // 51: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	27, // 52: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	56, // 53: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	56, // 54: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	56, // 55: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	56, // 56: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	41, // 57: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	42, // 58: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	56, // 59: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	46, // 60: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	48, // 61: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	50, // 62: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	51, // 63: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	52, // 64: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	4,  // 65: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
+	44, // 66: flax.dataplane.v1.BackendGroup.tls:type_name -> flax.dataplane.v1.BackendTLS
+	56, // 67: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	56, // 68: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	56, // 69: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	56, // 70: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	53, // 71: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	45, // 72: flax.dataplane.v1.BackendTLS.subject_alt_names:type_name -> flax.dataplane.v1.SubjectAltName
+	5,  // 73: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	47, // 74: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	49, // 75: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	56, // 76: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	56, // 77: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	56, // 78: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	56, // 79: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	54, // 80: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	53, // 81: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	82, // [82:82] is the sub-list for method output_type
+	82, // [82:82] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -4943,11 +5057,11 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		return
 	}
 	file_api_dataplane_v1_snapshot_proto_msgTypes[3].OneofWrappers = []any{}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[11].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[12].OneofWrappers = []any{
 		(*TCPBackend_BackendGroup)(nil),
 		(*TCPBackend_Reject)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[20].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[21].OneofWrappers = []any{
 		(*RouteFilter_RequestHeaderModifier)(nil),
 		(*RouteFilter_ResponseHeaderModifier)(nil),
 		(*RouteFilter_RequestRedirect)(nil),
@@ -4955,27 +5069,27 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		(*RouteFilter_RequestMirror)(nil),
 		(*RouteFilter_Cors)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[26].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[27].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[27].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[28].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[29].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[30].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[33].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[34].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[38].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[39].OneofWrappers = []any{
 		(*SubjectAltName_Hostname)(nil),
 		(*SubjectAltName_Uri)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[40].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[41].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -4986,7 +5100,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   49,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -207,7 +207,12 @@ func (v *validator) listeners(ls []*Listener) {
 			}
 		}
 		if l.GetPort() >= 1 && l.GetPort() <= 65535 {
+			// UDP ports are apart from TCP ones: a UDP listener may share a TCP
+			// listener's address and port.
 			bind := addr + "|" + strconv.Itoa(int(l.GetPort()))
+			if l.GetProtocol() == Listener_UDP {
+				bind = "udp|" + bind
+			}
 			if j, dup := binds[bind]; dup {
 				v.addf(p, "binds the same address and port as listeners[%d]", j)
 			} else {
@@ -217,7 +222,7 @@ func (v *validator) listeners(ls []*Listener) {
 
 		switch l.GetProtocol() {
 		case Listener_PROTOCOL_UNSPECIFIED:
-			v.add(p.child("protocol"), "must be set to HTTP, HTTPS, TCP or TLS")
+			v.add(p.child("protocol"), "must be set to HTTP, HTTPS, TCP, TLS or UDP")
 		case Listener_HTTP:
 			if len(l.GetCertificates()) > 0 {
 				v.add(p.child("certificates"), "must be empty unless protocol is HTTPS or TLS")
@@ -236,6 +241,8 @@ func (v *validator) listeners(ls []*Listener) {
 			if l.GetTcpRoute() == nil {
 				v.add(p.child("tcpRoute"), "a TCP listener needs a tcpRoute")
 			}
+		case Listener_UDP:
+			v.udpListener(p, l)
 		case Listener_TLS:
 			if len(l.GetVirtualHosts()) > 0 {
 				v.add(p.child("virtualHosts"), "must be empty when protocol is TLS")
@@ -251,7 +258,7 @@ func (v *validator) listeners(ls []*Listener) {
 				v.add(p.child("certificates"), "must be empty when no tlsRoute terminates (passthrough routes never use them)")
 			}
 		}
-		headless := l.GetProtocol() == Listener_TCP || l.GetProtocol() == Listener_TLS
+		headless := l.GetProtocol() == Listener_TCP || l.GetProtocol() == Listener_TLS || l.GetProtocol() == Listener_UDP
 		if l.TrustedHops != nil {
 			if headless {
 				v.addf(p.child("trustedHops"), "must be unset when protocol is %s (the listener reads no headers)", l.GetProtocol())
@@ -284,6 +291,9 @@ func (v *validator) listeners(ls []*Listener) {
 		}
 		if l.GetTcpRoute() != nil && l.GetProtocol() != Listener_TCP {
 			v.add(p.child("tcpRoute"), "must be unset unless protocol is TCP")
+		}
+		if l.GetUdpRoute() != nil && l.GetProtocol() != Listener_UDP {
+			v.add(p.child("udpRoute"), "must be unset unless protocol is UDP")
 		}
 		if len(l.GetTlsRoutes()) > 0 && l.GetProtocol() != Listener_TLS {
 			v.add(p.child("tlsRoutes"), "must be empty unless protocol is TLS")
@@ -322,6 +332,46 @@ func (v *validator) listeners(ls []*Listener) {
 			v.tcpRoute(p.child("tcpRoute"), r)
 		}
 		v.tlsRoutes(p, l.GetTlsRoutes())
+		if r := l.GetUdpRoute(); r != nil {
+			v.udpRoute(p.child("udpRoute"), r)
+		}
+	}
+}
+
+// udpListener checks what a UDP listener must have and must leave out: it
+// forwards datagrams, so nothing about connections, TLS or HTTP applies.
+func (v *validator) udpListener(p fieldPath, l *Listener) {
+	if l.GetUdpRoute() == nil {
+		v.add(p.child("udpRoute"), "a UDP listener needs a udpRoute")
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+		why  string
+	}{
+		{"certificates", len(l.GetCertificates()) > 0, "UDP listeners terminate no TLS"},
+		{"virtualHosts", len(l.GetVirtualHosts()) > 0, "UDP listeners route no HTTP"},
+		{"tlsRoutes", len(l.GetTlsRoutes()) > 0, "UDP listeners route no TLS"},
+		{"timeouts", l.GetTimeouts() != nil, "a UDP flow's idle timeout is udpRoute.idleTimeout"},
+		{"maxConnections", l.GetMaxConnections() != 0, "a UDP listener's bound is udpRoute.maxFlows"},
+		{"extensionFilters", len(l.GetExtensionFilters()) > 0, "filters have no datagram hook"},
+	} {
+		if f.set {
+			v.addf(p.child(f.name), "must be unset when protocol is UDP (%s)", f.why)
+		}
+	}
+}
+
+// udpRoute validates the route of a UDP listener: backends as a TCP route's,
+// its idle timeout and flow bound within limits.
+func (v *validator) udpRoute(p fieldPath, r *UDPRoute) {
+	if r.GetName() == "" {
+		v.add(p.child("name"), "must not be empty")
+	}
+	v.tcpBackends(p, r.GetBackends())
+	v.timeout(p.child("idleTimeout"), r.GetIdleTimeout())
+	if r.GetMaxFlows() > MaxUDPFlows {
+		v.addf(p.child("maxFlows"), "must be at most %d, got %d", MaxUDPFlows, r.GetMaxFlows())
 	}
 }
 

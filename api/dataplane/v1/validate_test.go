@@ -63,6 +63,12 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(h2); err != nil {
 		t.Fatalf("Validate(HTTP/2 options, client validation, h2c group) = %v", err)
 	}
+	udp := validSnapshot(t)
+	udpL(udp).UdpRoute.IdleTimeout = durationpb.New(time.Millisecond)
+	udpL(udp).UdpRoute.MaxFlows = dataplanev1.MaxUDPFlows
+	if err := dataplanev1.Validate(udp); err != nil {
+		t.Fatalf("Validate(UDP listener on the TCP listener's address and port) = %v", err)
+	}
 	btls := validSnapshot(t)
 	btls.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
 		ServerName: "app.example.com", CaCertPem: btls.Listeners[1].Certificates[0].CertPem,
@@ -103,6 +109,22 @@ func tlsL(s *dataplanev1.Snapshot) *dataplanev1.Listener {
 		}},
 	}
 	l.TcpRoute = nil
+	return l
+}
+
+// udpL appends a UDP listener on the TCP listener's address and port (UDP ports
+// are apart from TCP ones), forwarding to the TCP route's backends, and returns
+// it: listeners[3].
+func udpL(s *dataplanev1.Snapshot) *dataplanev1.Listener {
+	if len(s.Listeners) > 3 {
+		return s.Listeners[3]
+	}
+	tcp := s.Listeners[2]
+	l := &dataplanev1.Listener{
+		Name: "default/gw/dns", Address: tcp.Address, Port: tcp.Port, Protocol: dataplanev1.Listener_UDP,
+		UdpRoute: &dataplanev1.UDPRoute{Name: "default/dns/rule-0", Backends: tcp.TcpRoute.Backends},
+	}
+	s.Listeners = append(s.Listeners, l)
 	return l
 }
 
@@ -396,6 +418,68 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"tracing endpoint not a URL", func(s *dataplanev1.Snapshot) { s.Tracing = &dataplanev1.Tracing{OtlpEndpoint: "collector:4318"} },
 			"tracing.otlpEndpoint", "must be an http or https URL",
+		},
+		{
+			"udp listener without route", func(s *dataplanev1.Snapshot) { udpL(s).UdpRoute = nil },
+			"listeners[3].udpRoute", "a UDP listener needs a udpRoute",
+		},
+		{
+			"udp listeners bind apart from tcp ones", func(s *dataplanev1.Snapshot) {
+				udpL(s)
+				s.Listeners = append(s.Listeners, proto.CloneOf(udpL(s)))
+				s.Listeners[4].Name = "default/gw/dns2"
+			},
+			"listeners[4]", "same address and port as listeners[3]",
+		},
+		{
+			"udp route name empty", func(s *dataplanev1.Snapshot) { udpL(s).UdpRoute.Name = "" },
+			"listeners[3].udpRoute.name", "must not be empty",
+		},
+		{
+			"udp route unknown group", func(s *dataplanev1.Snapshot) {
+				udpL(s).UdpRoute.Backends = []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}, Weight: 1}}
+			},
+			"listeners[3].udpRoute.backends[0].backendGroup", `backend group "nope" does not exist`,
+		},
+		{
+			"udp route all weights zero", func(s *dataplanev1.Snapshot) {
+				udpL(s).UdpRoute.Backends = []*dataplanev1.TCPBackend{{Target: &dataplanev1.TCPBackend_Reject{Reject: true}}}
+			},
+			"listeners[3].udpRoute.backends", "every weight is 0",
+		},
+		{
+			"udp idle timeout zero", func(s *dataplanev1.Snapshot) { udpL(s).UdpRoute.IdleTimeout = dur(0) },
+			"listeners[3].udpRoute.idleTimeout", "must be between",
+		},
+		{
+			"udp max flows too many", func(s *dataplanev1.Snapshot) { udpL(s).UdpRoute.MaxFlows = dataplanev1.MaxUDPFlows + 1 },
+			"listeners[3].udpRoute.maxFlows", "must be at most 1048576",
+		},
+		{
+			"udp listener with certificates", func(s *dataplanev1.Snapshot) { udpL(s).Certificates = s.Listeners[1].Certificates },
+			"listeners[3].certificates", "must be unset when protocol is UDP",
+		},
+		{
+			"udp listener with timeouts", func(s *dataplanev1.Snapshot) { udpL(s).Timeouts = &dataplanev1.ListenerTimeouts{} },
+			"listeners[3].timeouts", "udpRoute.idleTimeout",
+		},
+		{
+			"udp listener with connection cap", func(s *dataplanev1.Snapshot) { udpL(s).MaxConnections = 10 },
+			"listeners[3].maxConnections", "udpRoute.maxFlows",
+		},
+		{
+			"udp listener with filters", func(s *dataplanev1.Snapshot) { udpL(s).ExtensionFilters = []string{"audit"} },
+			"listeners[3].extensionFilters", "must be unset when protocol is UDP",
+		},
+		{
+			"udp listener with trusted hops", func(s *dataplanev1.Snapshot) { udpL(s).TrustedHops = proto.Uint32(1) },
+			"listeners[3].trustedHops", "must be unset when protocol is UDP",
+		},
+		{
+			"tcp listener with udp route", func(s *dataplanev1.Snapshot) {
+				s.Listeners[2].UdpRoute = &dataplanev1.UDPRoute{Name: "x", Backends: s.Listeners[2].TcpRoute.Backends}
+			},
+			"listeners[2].udpRoute", "unless protocol is UDP",
 		},
 		{"tcp backend missing group", func(s *dataplanev1.Snapshot) {
 			s.Listeners[2].TcpRoute.Backends[0].Target = &dataplanev1.TCPBackend_BackendGroup{BackendGroup: "nope"}

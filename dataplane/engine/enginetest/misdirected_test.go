@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	xhttp2 "golang.org/x/net/http2"
-
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -141,10 +139,11 @@ func TestHTTPSMisdirectedRequests(t *testing.T) {
 // h2Request sends one GET for host over a new HTTP/2 connection (ALPN h2)
 // whose TLS server name is sni, and returns the status and body.
 func h2Request(port int, sni, host string) (int, string, error) {
-	tr := &xhttp2.Transport{
-		TLSClientConfig: &tls.Config{ServerName: sni, InsecureSkipVerify: true, NextProtos: []string{"h2"}},
-		DialTLSContext: func(ctx context.Context, network, _ string, cfg *tls.Config) (net.Conn, error) {
-			d := tls.Dialer{Config: cfg}
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{ServerName: sni, InsecureSkipVerify: true, NextProtos: []string{"h2"}},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
 			return d.DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
 		},
 	}

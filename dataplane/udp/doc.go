@@ -1,0 +1,23 @@
+// Package udp forwards the datagrams of UDP listeners (dataplane/v1 Listener
+// protocol UDP) flow by flow.
+//
+// A flow is one client address (IP and port) on one listener socket. Its first
+// datagram picks a backend of the listener's route by weight and an endpoint of
+// that backend's group with the group's load balancing and health (as a TCP
+// tunnel does), and opens a UDP socket connected to the endpoint; the flow's
+// datagrams go out on that socket one for one (never merged or split), and
+// what the endpoint sends back goes to the client from the listener's socket.
+// A flow ends when nothing moved either way for the route's idle timeout, or
+// when a new client needs room over the route's bound (the flow idle the
+// longest goes).
+//
+// Table is the flow table, free of I/O: lookup, insertion, recency, expiry
+// and eviction order, with no allocation per datagram. Engine is the driver:
+// for each UDP listener it binds one SO_REUSEPORT socket per worker, and each
+// socket has its own event loop (a goroutine on its own epoll set holding the
+// listener socket and the flows' upstream sockets) with its own table, picker
+// and metrics worker, so workers share nothing on the data path. The kernel
+// hashes a client's address to one socket, so its flow lives in one loop.
+// engine.Split hands UDP listeners to this Engine beside the io_uring or
+// netpoll engine; it does not use io_uring.
+package udp

@@ -1,0 +1,326 @@
+package udp
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+
+	"github.com/flaxlb/flax/dataplane/compiled"
+	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/metrics"
+	"github.com/flaxlb/flax/dataplane/proxy"
+)
+
+// Epoll data tags: the listener socket, the wake eventfd, and flows (their
+// table slot plus flowTag, the slot's generation in Pad).
+const (
+	tagListener = 0
+	tagWake     = 1
+	flowTag     = 2
+)
+
+const (
+	// maxDatagram holds any UDP payload (65,535 bytes less the headers).
+	maxDatagram = 1 << 16
+	// batch bounds the datagrams read from one socket per readiness event, so
+	// that a busy flow does not starve the others.
+	batch = 64
+	// maxWait is the longest the loop sleeps with flows to expire later: it
+	// also bounds how late a shorter idle timeout from a new config applies.
+	maxWait = time.Second
+)
+
+// flow is the upstream side of a flow.
+type flow struct {
+	fd    int // socket connected to the endpoint
+	ep    proxy.Endpoint
+	group *metrics.GroupCounters
+	to    rawAddr // the client, encoded for the listener socket
+	src   source  // the address the client sent to, on a wildcard socket
+}
+
+// loop serves one listener socket of one worker: the client datagrams it
+// receives and the replies on its flows' upstream sockets.
+type loop struct {
+	slot   *engine.Slot
+	w      *metrics.Worker
+	log    logr.Logger
+	fd     int // listener socket, owned
+	family int
+	// pktinfo is set on a socket bound to the unspecified address: replies
+	// leave from the address the client sent to (sock_linux.go).
+	pktinfo bool
+	msg     msgBuf
+	src     source
+	ep      int // epoll set
+	wake    int // eventfd that ends Run early
+	stopped atomic.Bool
+	done    chan struct{}
+
+	table   *Table[flow]
+	pickers *proxy.Pickers
+	rng     *rand.PCG
+	start   time.Time
+	buf     []byte
+	from    rawAddr
+	events  []unix.EpollEvent
+	key     [16]byte
+}
+
+// newLoop makes the loop of listener socket fd, owning it from then on.
+func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64, log logr.Logger) (*loop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		unix.Close(ep)
+		return nil, err
+	}
+	l := &loop{
+		slot: slot, w: w, log: log, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
+		ep: ep, wake: wake, done: make(chan struct{}),
+		table: NewTable[flow](256), pickers: proxy.NewPickers(seed), rng: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
+		start: time.Now(), buf: make([]byte, maxDatagram), events: make([]unix.EpollEvent, 128),
+	}
+	for _, r := range []struct {
+		fd  int
+		tag int32
+	}{{fd, tagListener}, {wake, tagWake}} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: r.tag}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
+			l.closeAll()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// stop makes run return soon; it may be called from any goroutine, more
+// than once.
+func (l *loop) stop() {
+	if l.stopped.CompareAndSwap(false, true) {
+		var one [8]byte
+		one[0] = 1
+		unix.Write(l.wake, one[:])
+	}
+}
+
+// now is the loop's clock in nanoseconds (monotonic).
+func (l *loop) now() int64 { return int64(time.Since(l.start)) }
+
+// run serves until stop, then ends every flow and closes the loop's
+// descriptors.
+func (l *loop) run() {
+	defer close(l.done)
+	defer l.closeAll()
+	for !l.stopped.Load() {
+		n, err := unix.EpollWait(l.ep, l.events, l.waitMillis())
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			l.log.Error(err, "UDP listener socket stopped serving", "address", l.slot.Addr.String(), "worker", l.w.Index())
+			return
+		}
+		lst := l.slot.Listener.Load()
+		for i := range n {
+			ev := l.events[i]
+			switch {
+			case ev.Fd == tagListener:
+				l.fromClients(lst)
+			case ev.Fd == tagWake:
+				// stop() was called; the loop condition ends the loop.
+			default:
+				l.fromUpstream(lst, newID(ev.Fd-flowTag, uint32(ev.Pad)))
+			}
+		}
+		l.expire(lst)
+	}
+}
+
+// waitMillis is how long epoll may sleep: until the idlest flow expires,
+// at most maxWait.
+func (l *loop) waitMillis() int {
+	wait := maxWait
+	if lst := l.slot.Listener.Load(); lst != nil {
+		if at, ok := l.table.NextExpiry(int64(lst.UDPIdleTimeout)); ok {
+			wait = min(wait, time.Duration(at-l.now()))
+		}
+	}
+	return max(int(wait.Milliseconds()), 1)
+}
+
+// fromClients forwards the datagrams waiting on the listener socket.
+func (l *loop) fromClients(lst *compiled.Listener) {
+	var lc *metrics.ListenerCounters
+	if lst != nil {
+		lc = l.w.Listener(lst.Stats)
+	}
+	for range batch {
+		var n int
+		var e unix.Errno
+		if l.pktinfo {
+			n, e = recvMsg(l.fd, l.buf, &l.from, &l.msg, &l.src)
+		} else {
+			n, e = recvFrom(l.fd, l.buf, &l.from)
+		}
+		if e != 0 {
+			return // EAGAIN, or an error the next datagram does not share
+		}
+		if lst == nil || lst.UDP == nil {
+			continue
+		}
+		l.w.ClientBytes(lc, n, 0)
+		now := l.now()
+		client := l.from.addrPort()
+		id, ok := l.table.Lookup(client)
+		if ok {
+			l.table.Touch(id, now)
+		} else if id, ok = l.open(lst, lc, client, now); !ok {
+			l.w.UDPDropped(lc)
+			continue
+		}
+		f, _ := l.table.Value(id)
+		if e := writeUpstream(f.fd, l.buf[:n]); e != 0 {
+			l.w.UDPDropped(lc)
+			if e == unix.ECONNREFUSED {
+				// The endpoint said its port is closed: the next datagram
+				// picks again.
+				l.end(id, lc, metrics.UDPFlowClosed)
+			}
+		}
+	}
+}
+
+// open starts the flow of a new client: a backend by weight, an endpoint by
+// the group's picker (skipping unhealthy ones), a socket connected to it;
+// when the listener is at its bound, the idlest flow ends first.
+func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client netip.AddrPort, now int64) (ID, bool) {
+	b := lst.UDP.PickBackend(uint32(l.rng.Uint64()))
+	if b == nil || b.Group == nil {
+		return 0, false
+	}
+	var key []byte
+	if b.Group.HashSourceIP {
+		l.key = client.Addr().Unmap().As16()
+		key = l.key[:]
+	}
+	ep, ok := l.pickers.Pick(b.Group, key, nil)
+	if !ok {
+		return 0, false
+	}
+	fd, err := dialUpstream(ep.Addr)
+	if err != nil {
+		l.pickers.Done(ep)
+		return 0, false
+	}
+	for {
+		old, over := l.table.OverBound(lst.UDPMaxFlows)
+		if !over {
+			break
+		}
+		l.end(old, lc, metrics.UDPFlowEvicted)
+	}
+	f := flow{fd: fd, ep: ep, group: l.w.Group(b.Group.Stats), src: l.src}
+	f.to.set(client, l.family)
+	id := l.table.Insert(client, now, f)
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id.Slot() + flowTag, Pad: int32(id.Gen())}
+	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.table.Remove(id)
+		unix.Close(fd)
+		l.pickers.Done(ep)
+		return 0, false
+	}
+	if f.group != nil {
+		l.w.UpstreamConn(f.group, 1)
+	}
+	l.w.UDPFlow(lc, metrics.UDPFlowOpened)
+	return id, true
+}
+
+// fromUpstream sends the datagrams waiting on flow id's upstream socket to
+// its client.
+func (l *loop) fromUpstream(lst *compiled.Listener, id ID) {
+	var lc *metrics.ListenerCounters
+	if lst != nil {
+		lc = l.w.Listener(lst.Stats)
+	}
+	f, ok := l.table.Value(id)
+	if !ok {
+		return // the flow ended earlier in this batch of events
+	}
+	fd := f.fd
+	for range batch {
+		n, e := readUpstream(fd, l.buf)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return
+		}
+		if e != 0 {
+			// ECONNREFUSED and the like: the endpoint is gone; the client's
+			// next datagram picks again.
+			l.end(id, lc, metrics.UDPFlowClosed)
+			return
+		}
+		l.table.Touch(id, l.now())
+		f, _ = l.table.Value(id)
+		if sendMsg(l.fd, l.buf[:n], &f.to, &f.src, &l.msg) == 0 {
+			l.w.ClientBytes(lc, 0, n)
+		}
+	}
+}
+
+// expire ends the flows idle for the listener's idle timeout.
+func (l *loop) expire(lst *compiled.Listener) {
+	if lst == nil {
+		return
+	}
+	lc := l.w.Listener(lst.Stats)
+	now, idle := l.now(), int64(lst.UDPIdleTimeout)
+	for {
+		id, ok := l.table.Expired(now, idle)
+		if !ok {
+			return
+		}
+		l.end(id, lc, metrics.UDPFlowExpired)
+	}
+}
+
+// end ends flow id, counting it as event e.
+func (l *loop) end(id ID, lc *metrics.ListenerCounters, e metrics.UDPFlowEvent) {
+	f, _, ok := l.table.Remove(id)
+	if !ok {
+		return
+	}
+	unix.Close(f.fd) // leaves the epoll set with it
+	l.pickers.Done(f.ep)
+	if f.group != nil {
+		l.w.UpstreamConn(f.group, -1)
+	}
+	l.w.UDPFlow(lc, e)
+}
+
+// closeAll ends every flow and closes the loop's descriptors.
+func (l *loop) closeAll() {
+	var lc *metrics.ListenerCounters
+	if lst := l.slot.Listener.Load(); lst != nil {
+		lc = l.w.Listener(lst.Stats)
+	}
+	for {
+		id, _, ok := l.table.Oldest()
+		if !ok {
+			break
+		}
+		l.end(id, lc, metrics.UDPFlowClosed)
+	}
+	unix.Close(l.fd)
+	unix.Close(l.ep)
+	unix.Close(l.wake)
+}
