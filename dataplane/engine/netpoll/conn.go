@@ -210,6 +210,29 @@ func (c *conn) serve() {
 	c.cleanup()
 }
 
+// drainable is what a connection's driver drains and sheds: its Session, or
+// its H2Conn once it serves HTTP/2.
+type drainable interface {
+	Drain()
+	Shed() bool
+}
+
+// drainOrShed passes on an engine drain (once) or a pending shed request to
+// m, and reports whether it did either.
+func (c *conn) drainOrShed(m drainable) bool {
+	if c.e.draining.Load() && !c.drained {
+		c.drained = true
+		c.drainAck.Store(true)
+		m.Drain()
+		return true
+	}
+	if c.shedReq.Swap(false) && m.Shed() {
+		c.w.metrics.OverloadAction(metrics.OverloadCloseIdle)
+		return true
+	}
+	return false
+}
+
 // loop drives the session until it closes the client connection.
 func (c *conn) loop() {
 	for {
@@ -225,14 +248,7 @@ func (c *conn) loop() {
 		if c.closed {
 			return
 		}
-		if c.e.draining.Load() && !c.drained {
-			c.drained = true
-			c.drainAck.Store(true)
-			c.s.Drain()
-			continue
-		}
-		if c.shedReq.Swap(false) && c.s.Shed() {
-			c.w.metrics.OverloadAction(metrics.OverloadCloseIdle)
+		if c.drainOrShed(&c.s) {
 			continue
 		}
 		if c.offer() {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
 
@@ -64,14 +63,7 @@ func (c *conn) serveH2(pre []byte) {
 		if c.closed {
 			break
 		}
-		if c.e.draining.Load() && !c.drained {
-			c.drained = true
-			c.drainAck.Store(true)
-			p.h.Drain()
-			continue
-		}
-		if c.shedReq.Swap(false) && p.h.Shed() {
-			c.w.metrics.OverloadAction(metrics.OverloadCloseIdle)
+		if c.drainOrShed(&p.h) {
 			continue
 		}
 		if len(c.pend[cl]) > 0 && p.h.WantClientData() {
