@@ -36,6 +36,15 @@ func compileBackendTLS(bt *dataplanev1.BackendTLS) (*tls.Config, string, error) 
 		// nil RootCAs: the host's system roots.
 		h.Write([]byte("system roots\n"))
 	}
+	if c, k := bt.GetClientCertPem(), bt.GetClientKeyPem(); len(c) > 0 {
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			return nil, "", fmt.Errorf("tls.clientCertPem: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+		h.Write(c)
+		h.Write(k)
+	}
 	var dnsNames, uris []string
 	for _, san := range bt.GetSubjectAltNames() {
 		switch n := san.GetName().(type) {

@@ -3631,8 +3631,14 @@ type BackendTLS struct {
 	// own wildcards apply; a wildcard given here matches the same wildcard in the
 	// certificate), or a URI, compared exactly (e.g. a SPIFFE ID). At most 16.
 	SubjectAltNames []*SubjectAltName `protobuf:"bytes,4,rep,name=subject_alt_names,json=subjectAltNames,proto3" json:"subject_alt_names,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// ClientCertPEM and ClientKeyPEM, set together, are the certificate chain
+	// (leaf first) and private key the dataplane presents when an endpoint asks
+	// for a client certificate (a Gateway's spec.tls.backend); unset, it presents
+	// none.
+	ClientCertPem []byte `protobuf:"bytes,5,opt,name=client_cert_pem,json=clientCertPem,proto3" json:"client_cert_pem,omitempty"`
+	ClientKeyPem  []byte `protobuf:"bytes,6,opt,name=client_key_pem,json=clientKeyPem,proto3" json:"client_key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BackendTLS) Reset() {
@@ -3689,6 +3695,20 @@ func (x *BackendTLS) GetSystemRoots() bool {
 func (x *BackendTLS) GetSubjectAltNames() []*SubjectAltName {
 	if x != nil {
 		return x.SubjectAltNames
+	}
+	return nil
+}
+
+func (x *BackendTLS) GetClientCertPem() []byte {
+	if x != nil {
+		return x.ClientCertPem
+	}
+	return nil
+}
+
+func (x *BackendTLS) GetClientKeyPem() []byte {
+	if x != nil {
+		return x.ClientKeyPem
 	}
 	return nil
 }
@@ -4812,14 +4832,16 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05HTTP1\x10\x01\x12\a\n" +
-	"\x03H2C\x10\x02\"\xbf\x01\n" +
+	"\x03H2C\x10\x02\"\x8d\x02\n" +
 	"\n" +
 	"BackendTLS\x12\x1f\n" +
 	"\vserver_name\x18\x01 \x01(\tR\n" +
 	"serverName\x12\x1e\n" +
 	"\vca_cert_pem\x18\x02 \x01(\fR\tcaCertPem\x12!\n" +
 	"\fsystem_roots\x18\x03 \x01(\bR\vsystemRoots\x12M\n" +
-	"\x11subject_alt_names\x18\x04 \x03(\v2!.flax.dataplane.v1.SubjectAltNameR\x0fsubjectAltNames\"J\n" +
+	"\x11subject_alt_names\x18\x04 \x03(\v2!.flax.dataplane.v1.SubjectAltNameR\x0fsubjectAltNames\x12&\n" +
+	"\x0fclient_cert_pem\x18\x05 \x01(\fR\rclientCertPem\x12$\n" +
+	"\x0eclient_key_pem\x18\x06 \x01(\fR\fclientKeyPem\"J\n" +
 	"\x0eSubjectAltName\x12\x1c\n" +
 	"\bhostname\x18\x01 \x01(\tH\x00R\bhostname\x12\x12\n" +
 	"\x03uri\x18\x02 \x01(\tH\x00R\x03uriB\x06\n" +

@@ -1129,6 +1129,15 @@ func (v *validator) backendTLS(p fieldPath, t *BackendTLS) {
 	case !t.GetSystemRoots():
 		v.add(p, "must set caCertPem or systemRoots (the certificates backends are verified against)")
 	}
+	switch c, k := t.GetClientCertPem(), t.GetClientKeyPem(); {
+	case len(c) == 0 && len(k) == 0:
+	case len(c) == 0 || len(k) == 0:
+		v.add(p.child("clientCertPem"), "clientCertPem and clientKeyPem must be set together")
+	default:
+		if err := checkKeyPair(c, k); err != nil {
+			v.add(p.child("clientCertPem"), err.Error())
+		}
+	}
 	if n := len(t.GetSubjectAltNames()); n > MaxSubjectAltNames {
 		v.addf(p.child("subjectAltNames"), "must have at most %d entries, got %d", MaxSubjectAltNames, n)
 	}

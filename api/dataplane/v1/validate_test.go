@@ -76,6 +76,8 @@ func TestValidateValid(t *testing.T) {
 			{Name: &dataplanev1.SubjectAltName_Hostname{Hostname: "*.example.com"}},
 			{Name: &dataplanev1.SubjectAltName_Uri{Uri: "spiffe://cluster.local/ns/a/sa/b"}},
 		},
+		ClientCertPem: btls.Listeners[1].Certificates[0].CertPem,
+		ClientKeyPem:  btls.Listeners[1].Certificates[0].KeyPem,
 	}
 	if err := dataplanev1.Validate(btls); err != nil {
 		t.Fatalf("Validate(backend TLS) = %v", err)
@@ -399,6 +401,21 @@ func TestValidateErrors(t *testing.T) {
 				}
 			},
 			"backendGroups[0].tls.subjectAltNames[0]", "must set hostname or uri",
+		},
+		{
+			"backend TLS client key without certificate", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{ServerName: "a.example.com", SystemRoots: true, ClientKeyPem: s.Listeners[1].Certificates[0].KeyPem}
+			},
+			"backendGroups[0].tls.clientCertPem", "must be set together",
+		},
+		{
+			"backend TLS client certificate is not the key's", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Tls = &dataplanev1.BackendTLS{
+					ServerName: "a.example.com", SystemRoots: true,
+					ClientCertPem: s.Listeners[1].Certificates[0].CertPem, ClientKeyPem: s.Listeners[1].Certificates[0].CertPem,
+				}
+			},
+			"backendGroups[0].tls.clientCertPem", "private key",
 		},
 		{
 			"h2c with backend tls", func(s *dataplanev1.Snapshot) {
