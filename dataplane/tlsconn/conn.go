@@ -45,13 +45,15 @@ const (
 	modeFailed
 )
 
-// Conn is one server-side TLS connection driven by its worker. It is not safe
-// for concurrent use: only the worker calls its methods (the handshake
-// goroutine reaches the worker through Options.Notify).
+// Conn is one TLS connection driven by its worker, server side (Server) or
+// client side (Client). It is not safe for concurrent use: only the worker
+// calls its methods (the handshake goroutine reaches the worker through
+// Options.Notify).
 type Conn struct {
-	srv  *Server
-	mode mode
-	hs   *handshake
+	srv    *Server
+	client *tls.Config // the client side's configuration; nil on the server side
+	mode   mode
+	hs     *handshake
 
 	state tls.ConnectionState
 	suite *suite
@@ -74,8 +76,25 @@ type Conn struct {
 	pendingLen int
 }
 
+// Start starts a client connection's handshake goroutine, which writes the
+// ClientHello (Notify, then Output). A server connection starts with its
+// first Feed; on one already started Start does nothing.
+func (c *Conn) Start() {
+	if c.mode != modeHandshake {
+		return
+	}
+	h := c.hs
+	h.mu.Lock()
+	start := !h.started
+	h.started = true
+	h.mu.Unlock()
+	if start {
+		go h.run()
+	}
+}
+
 // Feed hands bytes received during the handshake to crypto/tls (copied). The
-// first call starts the handshake goroutine.
+// first call starts the handshake goroutine, unless Start did.
 func (c *Conn) Feed(p []byte) error {
 	if c.mode != modeHandshake {
 		return errors.New("tlsconn: Feed after the handshake")
@@ -91,7 +110,7 @@ func (c *Conn) Feed(p []byte) error {
 	return nil
 }
 
-// CloseRead tells the handshake the client closed its side.
+// CloseRead tells the handshake the peer closed its side.
 func (c *Conn) CloseRead() {
 	if c.hs != nil {
 		c.hs.mu.Lock()
@@ -151,7 +170,7 @@ func (c *Conn) Done() (bool, error) {
 	return true, nil
 }
 
-// Leftover appends to dst the bytes the client sent after its Finished, which
+// Leftover appends to dst the bytes the peer sent after its Finished, which
 // crypto/tls never read, and returns it; the worker passes them to Open first.
 // Call it once, after Done.
 func (c *Conn) Leftover(dst []byte) []byte {

@@ -96,6 +96,63 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	return cfg, nil
 }
 
+// Client makes client-side connections with one configuration: a worker
+// originating TLS to its backends. Its connections stay on crypto/tls after
+// the handshake (see the package documentation for why), so that crypto/tls
+// sees the server's post-handshake messages: NewSessionTicket fills the
+// session cache the next handshakes resume from, KeyUpdate is answered.
+type Client struct {
+	cfg   *tls.Config
+	cache tls.ClientSessionCache
+	srv   *Server // carries the options of the connections
+}
+
+// NewClient returns a Client that handshakes with cfg (server name, roots,
+// verification, client certificates as crypto/tls uses them). With cache
+// set, every connection stores its session tickets there under its peer's
+// name (NewConn) and offers them again on the next connection to the same
+// peer; cfg's own ClientSessionCache is then not used. Options.CryptoTLSOnly
+// and RekeyAfter do not apply (crypto/tls protects the records).
+func NewClient(cfg *tls.Config, cache tls.ClientSessionCache, opts Options) *Client {
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.MaxHandshakeInput <= 0 {
+		opts.MaxHandshakeInput = DefaultMaxHandshakeInput
+	}
+	opts.CryptoTLSOnly = true
+	return &Client{cfg: cfg, cache: cache, srv: &Server{opts: opts}}
+}
+
+// NewConn returns a client connection to peer (an address, which keys its
+// session tickets in the Client's cache: endpoints behind one server name do
+// not share tickets). Nothing runs until Start.
+func (cl *Client) NewConn(peer string) *Conn {
+	c := cl.srv.NewConn()
+	cfg := cl.cfg
+	if cl.cache != nil {
+		cfg = cfg.Clone()
+		cfg.ClientSessionCache = peerCache{cache: cl.cache, peer: peer}
+	}
+	c.client = cfg
+	return c
+}
+
+// peerCache keys a shared session cache by the peer's address as well as
+// crypto/tls's key (the server name).
+type peerCache struct {
+	cache tls.ClientSessionCache
+	peer  string
+}
+
+func (p peerCache) Get(key string) (*tls.ClientSessionState, bool) {
+	return p.cache.Get(p.peer + "|" + key)
+}
+
+func (p peerCache) Put(key string, cs *tls.ClientSessionState) {
+	p.cache.Put(p.peer+"|"+key, cs)
+}
+
 // NewConn returns a connection in its handshake. Nothing runs until the first
 // Feed.
 func (s *Server) NewConn() *Conn {
@@ -148,7 +205,7 @@ func (wouldBlock) Temporary() bool { return true }
 var errAborted = errors.New("tlsconn: handshake aborted")
 
 // Read gives crypto/tls the fed bytes, never past the end of the record it is
-// reading, so no byte after the client's Finished is consumed by it.
+// reading, so no byte after the peer's Finished is consumed by it.
 func (h *handshake) Read(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -272,7 +329,12 @@ func (k *keyLog) Write(line []byte) (int, error) {
 // run is the handshake goroutine.
 func (h *handshake) run() {
 	ctx, cancel := context.WithTimeout(context.Background(), h.conn.srv.opts.HandshakeTimeout)
-	tc := tls.Server(h, h.conn.srv.wrap)
+	var tc *tls.Conn
+	if h.conn.client != nil {
+		tc = tls.Client(h, h.conn.client)
+	} else {
+		tc = tls.Server(h, h.conn.srv.wrap)
+	}
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err == nil {
@@ -297,7 +359,7 @@ func (h *handshake) takeOver(tc *tls.Conn) error {
 	defer h.mu.Unlock()
 	h.state = tc.ConnectionState()
 	h.suite = suiteByID(h.state.CipherSuite)
-	if h.state.Version != tls.VersionTLS13 || h.suite == nil || h.conn.srv.opts.CryptoTLSOnly {
+	if h.state.Version != tls.VersionTLS13 || h.suite == nil || h.conn.srv.opts.CryptoTLSOnly || h.conn.client != nil {
 		h.tc, h.nonBlock = tc, true
 		h.afterSecret = nil
 		return nil

@@ -1,0 +1,335 @@
+package tlsconn
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// clientPair is a client Conn the test drives as a worker would, on a
+// loopback TCP socket whose other end is a real crypto/tls server.
+type clientPair struct {
+	t      testing.TB
+	c      *Conn
+	sock   net.Conn       // the client's end
+	rx     chan []byte    // what the client's end receives
+	notify chan struct{}  // Options.Notify
+	server chan *tls.Conn // the server's connection once its handshake ended
+	srvErr chan error
+	buf    []byte // received ciphertext not yet opened
+}
+
+// newClient returns a Client whose Notify feeds the returned channel.
+func newClient(cfg *tls.Config, cache tls.ClientSessionCache) (*Client, chan struct{}) {
+	ch := make(chan struct{}, 1)
+	opts := Options{Notify: func(*Conn) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}}
+	return NewClient(cfg, cache, opts), ch
+}
+
+// clientDial connects cl's new Conn to a crypto/tls server with scfg and runs
+// the handshake; the error is the client's.
+func clientDial(t testing.TB, cl *Client, notify chan struct{}, scfg *tls.Config) (*clientPair, error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sock, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close(); raw.Close() })
+	p := &clientPair{
+		t: t, c: cl.NewConn(ln.Addr().String()), sock: sock, rx: make(chan []byte, 64), notify: notify,
+		server: make(chan *tls.Conn, 1), srvErr: make(chan error, 1),
+	}
+	go readInto(sock, p.rx)
+	go func() {
+		sc := tls.Server(raw, scfg)
+		if err := sc.Handshake(); err != nil {
+			p.srvErr <- err
+			raw.Close()
+			return
+		}
+		p.server <- sc
+	}()
+	return p, p.handshake()
+}
+
+// serverConn is the server's side once both handshakes ended.
+func (p *clientPair) serverConn() *tls.Conn {
+	p.t.Helper()
+	select {
+	case sc := <-p.server:
+		return sc
+	case err := <-p.srvErr:
+		p.t.Fatalf("server handshake: %v", err)
+	case <-time.After(5 * time.Second):
+		p.t.Fatal("server handshake did not finish")
+	}
+	return nil
+}
+
+// send seals head and body and writes them to the socket.
+func (p *clientPair) send(head, body []byte) {
+	p.t.Helper()
+	out, err := p.c.Seal(nil, head, body)
+	if err != nil {
+		p.t.Fatalf("Seal: %v", err)
+	}
+	if _, err := p.sock.Write(out); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// recv opens what arrives until want bytes of plaintext are read.
+func (p *clientPair) recv(want int) ([]byte, error) {
+	p.t.Helper()
+	var got []byte
+	deadline := time.After(5 * time.Second)
+	for len(got) < want {
+		plain, n, err := p.c.Open(p.buf)
+		got = append(got, plain...)
+		p.buf = p.buf[n:]
+		if err != nil {
+			return got, err
+		}
+		if len(plain) > 0 || n > 0 {
+			continue
+		}
+		select {
+		case b, ok := <-p.rx:
+			if !ok {
+				return got, io.ErrUnexpectedEOF
+			}
+			p.buf = append(p.buf, b...)
+		case <-deadline:
+			p.t.Fatalf("received %d bytes of %d", len(got), want)
+		}
+	}
+	if p.c.HasPending() {
+		if _, err := p.sock.Write(p.c.AppendPending(nil)); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	return got, nil
+}
+
+// TestClientExchange: a client Conn handshakes with a crypto/tls server
+// that verifies nothing of it, then requests and responses of every size
+// cross in both directions, up to several records each.
+func TestClientExchange(t *testing.T) {
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		f := newFixture(t)
+		cfg := f.client.Clone()
+		cfg.MaxVersion = v
+		cl, notify := newClient(cfg, nil)
+		p, err := clientDial(t, cl, notify, f.server)
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		if st := p.c.ConnectionState(); st.Version != v || st.ServerName != "a.example" || p.c.RecordLayer() {
+			t.Fatalf("state: version %x server name %q record layer %v", st.Version, st.ServerName, p.c.RecordLayer())
+		}
+		sc := p.serverConn()
+		for _, size := range []int{1, 100, MaxPlaintext, 3*MaxPlaintext + 7} {
+			head, body := []byte("GET / HTTP/1.1\r\n\r\n"), pattern(size, byte(size))
+			p.send(head, body)
+			want := append(append([]byte(nil), head...), body...)
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(sc, got); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("TLS %x size %d: server read %v, equal %v", v, size, err, bytes.Equal(got, want))
+			}
+			resp := pattern(size, byte(size+1))
+			go func() { _, _ = sc.Write(resp) }()
+			back, err := p.recv(len(resp))
+			if err != nil || !bytes.Equal(back, resp) {
+				t.Fatalf("TLS %x size %d: client got %d bytes, %v", v, size, len(back), err)
+			}
+		}
+		// close_notify from the server is io.EOF (CloseWrite: a Close could reset
+		// the socket before the alert is read).
+		go func() { _ = sc.CloseWrite() }()
+		if _, err := p.recv(1); !errors.Is(err, io.EOF) {
+			t.Fatalf("TLS %x: after the server's close_notify: %v, want io.EOF", v, err)
+		}
+	}
+}
+
+// TestClientVerification: the server's certificate is checked against the
+// client's roots and server name; a mismatch fails the handshake (the
+// worker's connect failure), and so does a server that asks for a client
+// certificate the client does not have, while a client with one the server
+// trusts gets through.
+func TestClientVerification(t *testing.T) {
+	f := newFixture(t)
+	wrongName := f.client.Clone()
+	wrongName.ServerName = "b.example"
+	cl, notify := newClient(wrongName, nil)
+	var ce *tls.CertificateVerificationError
+	if _, err := clientDial(t, cl, notify, f.server); !errors.As(err, &ce) {
+		t.Fatalf("server name mismatch: %v, want a certificate verification error", err)
+	}
+	_, otherLeaf := testCert(t, "a.example")
+	otherRoots := x509.NewCertPool()
+	otherRoots.AddCert(otherLeaf)
+	wrongCA := f.client.Clone()
+	wrongCA.RootCAs = otherRoots
+	cl, notify = newClient(wrongCA, nil)
+	if _, err := clientDial(t, cl, notify, f.server); !errors.As(err, &ce) {
+		t.Fatalf("unknown CA: %v, want a certificate verification error", err)
+	}
+
+	clientCert, clientLeaf := testCert(t, "client.example")
+	clientRoots := x509.NewCertPool()
+	clientRoots.AddCert(clientLeaf)
+	mtls := f.server.Clone()
+	mtls.ClientAuth = tls.RequireAndVerifyClientCert
+	mtls.ClientCAs = clientRoots
+	mtls.MaxVersion = tls.VersionTLS12 // the client learns of the refusal in its handshake
+	cl, notify = newClient(f.client, nil)
+	if _, err := clientDial(t, cl, notify, mtls); err == nil {
+		t.Fatal("handshake without the client certificate a server requires succeeded")
+	}
+	withCert := f.client.Clone()
+	withCert.Certificates = []tls.Certificate{clientCert}
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		s := mtls.Clone()
+		s.MaxVersion = v
+		cl, notify = newClient(withCert, nil)
+		p, err := clientDial(t, cl, notify, s)
+		if err != nil {
+			t.Fatalf("TLS %x with the client certificate: %v", v, err)
+		}
+		sc := p.serverConn()
+		if pc := sc.ConnectionState().PeerCertificates; len(pc) != 1 || pc[0].Subject.CommonName != "client.example" {
+			t.Fatalf("TLS %x: server saw client certificates %v", v, pc)
+		}
+	}
+}
+
+// TestClientResumption: with a session cache, the NewSessionTicket a TLS 1.3
+// server sends after the handshake is read by crypto/tls when the worker
+// opens the first response, and the next connection to the same peer
+// resumes (the server says so); tickets are kept per peer, so a connection
+// to another address does not offer them.
+func TestClientResumption(t *testing.T) {
+	f := newFixture(t)
+	cache := tls.NewLRUClientSessionCache(8)
+	cl, notify := newClient(f.client, cache)
+	for i := range 3 {
+		p, err := clientDial(t, cl, notify, f.server)
+		if err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+		sc := p.serverConn()
+		// Each connection has its own port: only a cache keyed by server
+		// name alone would resume here.
+		if sc.ConnectionState().DidResume {
+			t.Fatalf("connection %d to a new address resumed", i)
+		}
+		go func() { _, _ = sc.Write([]byte("x")) }()
+		if _, err := p.recv(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// One listener, several connections: the second and later resume.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	resumed := make(chan bool, 4)
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer raw.Close()
+				sc := tls.Server(raw, f.server)
+				if err := sc.Handshake(); err != nil {
+					resumed <- false
+					return
+				}
+				resumed <- sc.ConnectionState().DidResume
+				_, _ = sc.Write([]byte("x"))
+				_, _ = io.Copy(io.Discard, sc)
+			}()
+		}
+	}()
+	for i := range 3 {
+		sock, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &clientPair{t: t, c: cl.NewConn(ln.Addr().String()), sock: sock, rx: make(chan []byte, 64), notify: notify}
+		go readInto(sock, p.rx)
+		if err := p.handshake(); err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+		if r := <-resumed; r != (i > 0) {
+			t.Fatalf("connection %d: server DidResume %v", i, r)
+		}
+		if _, err := p.recv(1); err != nil { // reads the ticket, then the byte
+			t.Fatal(err)
+		}
+		if st := p.c.ConnectionState(); st.DidResume != (i > 0) {
+			t.Fatalf("connection %d: client DidResume %v", i, st.DidResume)
+		}
+		sock.Close()
+	}
+}
+
+// handshake drives p.c's handshake over p.sock.
+func (p *clientPair) handshake() error {
+	p.c.Start()
+	deadline := time.After(5 * time.Second)
+	for {
+		if out := p.c.Output(nil); len(out) > 0 {
+			if _, err := p.sock.Write(out); err != nil {
+				return err
+			}
+		}
+		done, err := p.c.Done()
+		if done {
+			if out := p.c.Output(nil); len(out) > 0 && err == nil {
+				if _, err := p.sock.Write(out); err != nil {
+					return err
+				}
+			}
+			p.buf = p.c.Leftover(nil)
+			return err
+		}
+		select {
+		case b, ok := <-p.rx:
+			if !ok {
+				p.c.CloseRead()
+				continue
+			}
+			if err := p.c.Feed(b); err != nil {
+				return err
+			}
+		case <-p.notify:
+		case <-deadline:
+			return errors.New("handshake did not finish")
+		}
+	}
+}
