@@ -96,39 +96,3 @@ func verifyBackend(cs tls.ConnectionState, roots *x509.CertPool, dnsNames, uris 
 	return fmt.Errorf("backend certificate carries none of the subject alternative names %s",
 		strings.Join(append(slices.Clone(dnsNames), uris...), ", "))
 }
-
-// BackendTLSGroup returns the name of a backend group with TLS that the
-// listener's routes (backends and mirrors) may connect to, or "" when they
-// reach none: engines that cannot originate TLS refuse such listeners.
-func (l *Listener) BackendTLSGroup() string {
-	uses := func(r *Route) string {
-		if r == nil {
-			return ""
-		}
-		for _, b := range r.Backends {
-			if b.Group != nil && b.Group.TLS != nil {
-				return b.Group.Name
-			}
-		}
-		for _, m := range r.Mirrors {
-			if m.Group != nil && m.Group.TLS != nil {
-				return m.Group.Name
-			}
-		}
-		return ""
-	}
-	if g := uses(l.TCP); g != "" {
-		return g
-	}
-	for i := range l.TLSRoutes {
-		if g := uses(l.TLSRoutes[i].Route); g != "" {
-			return g
-		}
-	}
-	for i := range l.matched {
-		if g := uses(l.matched[i].Route); g != "" {
-			return g
-		}
-	}
-	return ""
-}
