@@ -138,6 +138,14 @@ func (cl *Client) NewConn(peer string) *Conn {
 	return c
 }
 
+// PeerSessionCache returns a view of cache that keys sessions by peer (an
+// address) as well as by crypto/tls's key (the server name, shared by every
+// endpoint of a backend group), for a tls.Config that dials peer: a ticket
+// is offered only to the endpoint that issued it.
+func PeerSessionCache(cache tls.ClientSessionCache, peer string) tls.ClientSessionCache {
+	return peerCache{cache: cache, peer: peer}
+}
+
 // peerCache keys a shared session cache by the peer's address as well as
 // crypto/tls's key (the server name).
 type peerCache struct {
