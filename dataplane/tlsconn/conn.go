@@ -62,6 +62,15 @@ type Conn struct {
 	tc    *tls.Conn // modeCryptoTLS
 	plain []byte    // modeCryptoTLS: what tls.Conn.Read decrypts into
 	sbuf  []byte    // modeCryptoTLS: head and body joined for one Write
+	// modeCryptoTLS: the framing of the records fed, so that tls.Conn.Read
+	// is called only when a whole record may be waiting (each call that
+	// finds nothing costs crypto/tls an allocation): recs counts the
+	// complete records fed that it may not have read yet, at least one per
+	// Read that returned data; hdr and recLeft follow the record being fed.
+	recs    int
+	hdr     [recordHeaderLen]byte
+	hdrLen  int
+	recLeft int
 
 	err        error // sticky: the first error ends the connection
 	rekeyAfter uint64
@@ -549,19 +558,52 @@ func (c *Conn) openCryptoTLS(in []byte) ([]byte, int, error) {
 		if _, err := c.hs.feed(in); err != nil {
 			return nil, 0, c.fail(err)
 		}
+		c.frame(in)
 	}
 	if c.plain == nil {
 		c.plain = make([]byte, MaxPlaintext)
+	}
+	if c.recs == 0 {
+		return c.plain[:0], len(in), nil // no whole record to read yet
 	}
 	n, err := c.tc.Read(c.plain)
 	if err != nil {
 		var wb wouldBlock
 		if errors.As(err, &wb) {
+			// tls.Conn took every byte fed and holds no whole record.
+			c.recs = 0
 			return c.plain[:n], len(in), nil
 		}
 		return nil, len(in), c.fail(err)
 	}
+	c.recs-- // it read one record at least
 	return c.plain[:n], len(in), nil
+}
+
+// frame follows the record framing of the bytes fed to a crypto/tls
+// connection, counting the records they complete.
+func (c *Conn) frame(p []byte) {
+	for len(p) > 0 {
+		if c.recLeft > 0 {
+			k := min(len(p), c.recLeft)
+			c.recLeft -= k
+			p = p[k:]
+			if c.recLeft == 0 {
+				c.recs++
+			}
+			continue
+		}
+		k := copy(c.hdr[c.hdrLen:], p)
+		c.hdrLen += k
+		p = p[k:]
+		if c.hdrLen == recordHeaderLen {
+			c.hdrLen = 0
+			c.recLeft = int(c.hdr[3])<<8 | int(c.hdr[4])
+			if c.recLeft == 0 {
+				c.recs++
+			}
+		}
+	}
 }
 
 // sealCryptoTLS writes through the tls.Conn, head and body in one record when
