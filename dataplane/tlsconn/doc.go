@@ -1,5 +1,6 @@
-// Package tlsconn is a server-side TLS connection an event-loop worker drives
-// without a goroutine per connection on the data path.
+// Package tlsconn is a TLS connection an event-loop worker drives without a
+// goroutine per connection on the data path: server side (Server), and
+// client side (Client) for the worker's connections to backends.
 //
 // The handshake is crypto/tls's own: a Conn runs tls.Server over an in-memory
 // net.Conn whose Read waits for the bytes the worker Feeds and whose Write
@@ -35,13 +36,29 @@
 // The record layer speaks only for the server: the client may send KeyUpdate
 // and nothing else after its Finished.
 //
-// A worker drives a Conn like this: NewConn at accept; Feed every received
-// chunk and send what Output returns (also when Notify fires) until Done
-// reports true; send Output once more, take Leftover back as received bytes;
-// from then on call Open over the receive buffer until it takes nothing, send
-// AppendPending when HasPending, and Seal each response into the send buffer
+// Client side: a Client's Conn runs tls.Client over the same in-memory conn,
+// its goroutine started by Start (the client speaks first); Feed, Output,
+// Done and Leftover work as on the server side. Its records always stay on
+// crypto/tls: a TLS 1.3 server sends NewSessionTicket after the handshake,
+// and only crypto/tls can turn one into a resumable session (the resumption
+// secret never leaves it), so the worker's Open lets it read them, and
+// KeyUpdate, itself. Each Client may share a tls.ClientSessionCache, keyed
+// by peer address and server name (PeerSessionCache), so that the next
+// connection to the same endpoint resumes. On the crypto/tls path Open
+// follows the record framing of what it is fed and calls tls.Conn.Read only
+// when a whole record may be waiting: crypto/tls allocates a small reader
+// each time it asks the in-memory conn for bytes, so a response costs one
+// allocation, and reads that would find nothing cost none. The benchmarks
+// (BenchmarkClientExchange) price this path against the record layer.
+//
+// A worker drives a Conn like this: NewConn at accept (Server) or connect
+// (Client, then Start); Feed every received chunk and send what Output
+// returns (also when Notify fires) until Done reports true; send Output once
+// more, take Leftover back as received bytes; from then on call Open over
+// the receive buffer until it takes nothing, send AppendPending when
+// HasPending, and Seal each response (or request) into the send buffer
 // (SealedLen bounds its size). On an *Error from Open, send AppendAlert and
-// close; on io.EOF the client sent close_notify.
+// close; on io.EOF the peer sent close_notify.
 //
 // Kernel TLS: ProbeKTLS says whether the kernel offers the "tls" ULP and
 // EnableKTLS hands a record-layer connection's keys to it. Not used by the
