@@ -317,3 +317,57 @@ backendGroups:
 		}
 	})
 }
+
+// TestBackendTLSHandshakeFails: an endpoint that accepts but never answers
+// the ClientHello fails the connect once the group's connect timeout has
+// passed (it bounds the handshake as well), and one that speaks plain HTTP
+// fails it at once; both are 502 connect failures.
+func TestBackendTLSHandshakeFails(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		silent, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { silent.Close() })
+		go func() {
+			var held []net.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			for {
+				c, err := silent.Accept()
+				if err != nil {
+					return
+				}
+				held = append(held, c) // read nothing, write nothing
+			}
+		}()
+		plain := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+		ca := NewCA(t, "backend-ca")
+		caPEM := base64.StdEncoding.EncodeToString(ca.CertPEM)
+		port := FreePort(t)
+		y := strings.Replace(backendTLSSnapshot(port, silent.Addr().String(),
+			map[string]string{"silent": "{serverName: backend.example.com, caCertPem: " + caPEM + "}"}),
+			"  tls:", "  connectTimeout: 0.3s\n  tls:", 1)
+		host, p, _ := net.SplitHostPort(plain.Addr())
+		y += "- name: plain\n  tls: {serverName: backend.example.com, caCertPem: " + caPEM + "}\n  endpoints: [{address: " + host + ", port: " + p + "}]\n"
+		y = strings.Replace(y, "    routes:\n", "    routes:\n    - name: plain\n      matches: [{path: {type: EXACT, value: /plain}}]\n      backends: [{backendGroup: plain, weight: 1}]\n", 1)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, y))
+		for _, name := range []string{"silent", "plain"} {
+			c := Dial(t, port)
+			start := time.Now()
+			fmt.Fprintf(c, "GET /%s HTTP/1.1\r\nHost: a\r\n\r\n", name)
+			resp, body := ReadResponse(t, bufio.NewReader(c), "GET")
+			if resp.StatusCode != 502 {
+				t.Fatalf("%s: %d %q, want 502", name, resp.StatusCode, body)
+			}
+			t.Logf("%s: 502 after %v", name, time.Since(start))
+		}
+		if n := te.reg.LocalReplies(metrics.ReasonConnectFailed); n != 2 {
+			t.Fatalf("connect failures counted: %d, want 2", n)
+		}
+	})
+}
