@@ -162,6 +162,12 @@ func TestClientExchange(t *testing.T) {
 			if err != nil || !bytes.Equal(back, resp) {
 				t.Fatalf("TLS %x size %d: client got %d bytes, %v", v, size, len(back), err)
 			}
+			// TLS 1.3 moves to the record layer once crypto/tls has read
+			// a record (no ticket comes: a client without a session cache
+			// does not ask for one), at the next Open.
+			if size > 1 && p.c.RecordLayer() != (v == tls.VersionTLS13) {
+				t.Fatalf("TLS %x after a response: record layer %v", v, p.c.RecordLayer())
+			}
 		}
 		// close_notify from the server is io.EOF (CloseWrite: a Close could reset
 		// the socket before the alert is read).
@@ -295,6 +301,9 @@ func TestClientResumption(t *testing.T) {
 		if st := p.c.ConnectionState(); st.DidResume != (i > 0) {
 			t.Fatalf("connection %d: client DidResume %v", i, st.DidResume)
 		}
+		if !p.c.RecordLayer() {
+			t.Fatalf("connection %d: still on crypto/tls after the ticket", i)
+		}
 		sock.Close()
 	}
 }
@@ -337,9 +346,9 @@ func (p *clientPair) handshake() error {
 
 // memPair handshakes a client Conn with a server Conn in memory, each fed
 // the other's output, and returns both established.
-func memPair(tb testing.TB, ccfg, scfg *tls.Config, sopts Options) (client, server *Conn) {
+func memPair(tb testing.TB, ccfg, scfg *tls.Config, copts, sopts Options) (client, server *Conn) {
 	tb.Helper()
-	cl := NewClient(ccfg, nil, Options{})
+	cl := NewClient(ccfg, nil, copts)
 	srv := NewServer(scfg, sopts)
 	client, server = cl.NewConn("peer"), srv.NewConn()
 	client.Start()
@@ -389,13 +398,13 @@ func memPair(tb testing.TB, ccfg, scfg *tls.Config, sopts Options) (client, serv
 		time.Sleep(time.Millisecond)
 	}
 	// Whatever crossed after the handshakes (the server's ticket) is opened.
-	for b := cbuf; len(b) > 0; {
+	for b := cbuf; ; {
 		_, n, err := client.Open(b)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		b = b[n:]
-		if n == 0 {
+		if n == 0 && len(b) == 0 {
 			break
 		}
 	}
@@ -440,11 +449,60 @@ func openWant(tb testing.TB, c *Conn, in []byte, want int) {
 	}
 }
 
+// TestClientRecordLayer: a client connection on the record layer (after
+// the move from crypto/tls) exchanges with a tlsconn server both ways,
+// answers the server's KeyUpdate request with its own, rekeys on its own
+// after RekeyAfter records, and skips later session tickets; a client with
+// Options.CryptoTLSOnly stays on crypto/tls.
+func TestClientRecordLayer(t *testing.T) {
+	f := newFixture(t)
+	client, server := memPair(t, f.client, f.server, Options{}, Options{RekeyAfter: 3})
+	abuf, bbuf := exchange(t, client, server, []byte("first"), []byte("response"), nil, nil)
+	if _, _, err := client.Open(nil); err != nil { // the move happens here
+		t.Fatal(err)
+	}
+	if !client.RecordLayer() || !server.RecordLayer() {
+		t.Fatalf("record layer: client %v, server %v", client.RecordLayer(), server.RecordLayer())
+	}
+	for i := range 10 {
+		if i == 4 {
+			if err := server.RequestKeyUpdate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		req, resp := pattern(100+i, byte(i)), pattern(3000*i+1, byte(i+1))
+		abuf, bbuf = exchange(t, client, server, req, resp, abuf, bbuf)
+		if client.HasPending() { // the client's KeyUpdate answer
+			if _, _, err := server.Open(client.AppendPending(nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if client.rd.seq > 5 || client.wr.seq > 5 {
+		t.Fatalf("sequence numbers read %d, written %d: no key update happened", client.rd.seq, client.wr.seq)
+	}
+	// A second ticket from the server: a handshake record the client skips.
+	ticket := []byte{typeNewSessionTicket, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0}
+	rec, err := server.sealRecord(nil, recordTypeHandshake, ticket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, n, err := client.Open(rec); err != nil || n != len(rec) || len(p) != 0 {
+		t.Fatalf("skipping a ticket: %d bytes, %d taken, %v", len(p), n, err)
+	}
+	exchange(t, client, server, []byte("after"), []byte("ticket"), abuf, bbuf)
+
+	client, _ = memPair(t, f.client, f.server, Options{CryptoTLSOnly: true}, Options{})
+	if client.RecordLayer() {
+		t.Fatal("a CryptoTLSOnly client moved to the record layer")
+	}
+}
+
 // BenchmarkClientExchange prices the client side of a keep-alive exchange
-// (seal a request, open a response) on the path a client Conn takes,
-// crypto/tls driven synchronously, against the record layer the server side
-// uses (its mirror stands in for a client on it); the peer's work is
-// included in both. TLS 1.3, AES-128-GCM.
+// (seal a request, open a response) on crypto/tls driven synchronously
+// (before the first ticket, or with CryptoTLSOnly), on the record layer a
+// client moves to, and with both ends the record layer's mirror; the peer
+// (a tlsconn server on the record layer) is included. TLS 1.3, AES-128-GCM.
 func BenchmarkClientExchange(b *testing.B) {
 	f := newFixture(b)
 	ccfg := f.client.Clone()
@@ -452,8 +510,23 @@ func BenchmarkClientExchange(b *testing.B) {
 	for _, size := range []int{100, MaxPlaintext} {
 		req, resp := pattern(100, 1), pattern(size, 2)
 		b.Run(fmt.Sprintf("crypto-tls/%d", size), func(b *testing.B) {
-			client, server := memPair(b, ccfg, f.server, Options{})
+			client, server := memPair(b, ccfg, f.server, Options{CryptoTLSOnly: true}, Options{})
 			if client.RecordLayer() || !server.RecordLayer() {
+				b.Fatal("unexpected paths")
+			}
+			abuf, bbuf := make([]byte, 0, 2*MaxPlaintext), make([]byte, 0, 2*MaxPlaintext)
+			b.ReportAllocs()
+			for b.Loop() {
+				abuf, bbuf = exchange(b, client, server, req, resp, abuf, bbuf)
+			}
+		})
+		b.Run(fmt.Sprintf("client-record-layer/%d", size), func(b *testing.B) {
+			client, server := memPair(b, ccfg, f.server, Options{}, Options{})
+			exchange(b, client, server, req, resp, nil, nil)
+			if _, _, err := client.Open(nil); err != nil {
+				b.Fatal(err)
+			}
+			if !client.RecordLayer() || !server.RecordLayer() {
 				b.Fatal("unexpected paths")
 			}
 			abuf, bbuf := make([]byte, 0, 2*MaxPlaintext), make([]byte, 0, 2*MaxPlaintext)

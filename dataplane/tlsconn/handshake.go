@@ -98,9 +98,9 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 
 // Client makes client-side connections with one configuration: a worker
 // originating TLS to its backends. Its connections stay on crypto/tls after
-// the handshake (see the package documentation for why), so that crypto/tls
-// sees the server's post-handshake messages: NewSessionTicket fills the
-// session cache the next handshakes resume from, KeyUpdate is answered.
+// the handshake until crypto/tls has read the server's first session ticket
+// into the cache the next handshakes resume from, then TLS 1.3 connections
+// move to the record layer (see the package documentation).
 type Client struct {
 	cfg   *tls.Config
 	cache tls.ClientSessionCache
@@ -111,8 +111,8 @@ type Client struct {
 // verification, client certificates as crypto/tls uses them). With cache
 // set, every connection stores its session tickets there under its peer's
 // name (NewConn) and offers them again on the next connection to the same
-// peer; cfg's own ClientSessionCache is then not used. Options.CryptoTLSOnly
-// and RekeyAfter do not apply (crypto/tls protects the records).
+// peer; cfg's own ClientSessionCache is never used. Options.CryptoTLSOnly
+// keeps the connections on crypto/tls.
 func NewClient(cfg *tls.Config, cache tls.ClientSessionCache, opts Options) *Client {
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = DefaultHandshakeTimeout
@@ -120,7 +120,9 @@ func NewClient(cfg *tls.Config, cache tls.ClientSessionCache, opts Options) *Cli
 	if opts.MaxHandshakeInput <= 0 {
 		opts.MaxHandshakeInput = DefaultMaxHandshakeInput
 	}
-	opts.CryptoTLSOnly = true
+	if opts.RekeyAfter == 0 {
+		opts.RekeyAfter = DefaultRekeyAfter
+	}
 	return &Client{cfg: cfg, cache: cache, srv: &Server{opts: opts}}
 }
 
@@ -129,10 +131,12 @@ func NewClient(cfg *tls.Config, cache tls.ClientSessionCache, opts Options) *Cli
 // not share tickets). Nothing runs until Start.
 func (cl *Client) NewConn(peer string) *Conn {
 	c := cl.srv.NewConn()
-	cfg := cl.cfg
+	cfg := cl.cfg.Clone()
+	cfg.KeyLogWriter = (*keyLog)(c.hs)
 	if cl.cache != nil {
-		cfg = cfg.Clone()
-		cfg.ClientSessionCache = peerCache{cache: cl.cache, peer: peer}
+		cfg.ClientSessionCache = peerCache{cache: cl.cache, peer: peer, h: c.hs}
+	} else {
+		cfg.ClientSessionCache = nil
 	}
 	c.client = cfg
 	return c
@@ -151,6 +155,7 @@ func PeerSessionCache(cache tls.ClientSessionCache, peer string) tls.ClientSessi
 type peerCache struct {
 	cache tls.ClientSessionCache
 	peer  string
+	h     *handshake // a Client's connection, told of the tickets it stores
 }
 
 func (p peerCache) Get(key string) (*tls.ClientSessionState, bool) {
@@ -159,6 +164,11 @@ func (p peerCache) Get(key string) (*tls.ClientSessionState, bool) {
 
 func (p peerCache) Put(key string, cs *tls.ClientSessionState) {
 	p.cache.Put(p.peer+"|"+key, cs)
+	if p.h != nil && cs != nil {
+		p.h.mu.Lock()
+		p.h.ticket = true
+		p.h.mu.Unlock()
+	}
 }
 
 // NewConn returns a connection in its handshake. Nothing runs until the first
@@ -191,6 +201,17 @@ type handshake struct {
 	err       error
 	nonBlock  bool // after the handshake, for connections kept on crypto/tls
 
+	// After the handshake, on crypto/tls: the records it has read whole
+	// (Read gives it one record at a time) and written. A client connection
+	// waiting to move to the record layer (Conn.takeOverClient) also keeps
+	// the last record written, and learns of the session tickets stored.
+	readRecs  uint64
+	wroteRecs uint64
+	waiting   bool
+	lastOut   []byte
+	wrSplit   bool // a write held a partial record: no move
+	ticket    bool
+
 	// Written by the handshake goroutine only, read by the worker after done.
 	clientSecret []byte
 	serverSecret []byte
@@ -213,7 +234,8 @@ func (wouldBlock) Temporary() bool { return true }
 var errAborted = errors.New("tlsconn: handshake aborted")
 
 // Read gives crypto/tls the fed bytes, never past the end of the record it is
-// reading, so no byte after the peer's Finished is consumed by it.
+// reading, so no byte after the peer's Finished is consumed by it, and
+// afterwards it holds at most the record it is reading.
 func (h *handshake) Read(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -225,11 +247,11 @@ func (h *handshake) Read(p []byte) (int, error) {
 		if h.recRemain == 0 && avail >= recordHeaderLen {
 			h.recRemain = recordHeaderLen + (int(h.in[h.inOff+3])<<8 | int(h.in[h.inOff+4]))
 		}
-		if avail > 0 && (h.recRemain > 0 || h.nonBlock) {
-			n := min(len(p), avail)
-			if !h.nonBlock {
-				n = min(n, h.recRemain)
-				h.recRemain -= n
+		if avail > 0 && h.recRemain > 0 {
+			n := min(len(p), avail, h.recRemain)
+			h.recRemain -= n
+			if h.recRemain == 0 && h.nonBlock {
+				h.readRecs++
 			}
 			copy(p, h.in[h.inOff:h.inOff+n])
 			h.inOff += n
@@ -259,12 +281,37 @@ func (h *handshake) Write(p []byte) (int, error) {
 	if h.serverSecret != nil && !h.nonBlock {
 		h.afterSecret = append(h.afterSecret, p...)
 	}
+	if h.nonBlock {
+		h.countWritten(p)
+	}
 	nonBlock := h.nonBlock
 	h.mu.Unlock()
 	if !nonBlock && h.conn.srv.opts.Notify != nil {
 		h.conn.srv.opts.Notify(h.conn)
 	}
 	return len(p), nil
+}
+
+// countWritten counts the records crypto/tls wrote after the handshake (one
+// whole record per write) and, while the connection waits to move to the
+// record layer, keeps the last one.
+func (h *handshake) countWritten(p []byte) {
+	for len(p) > 0 {
+		if len(p) < recordHeaderLen {
+			h.wrSplit = true
+			return
+		}
+		n := recordHeaderLen + (int(p[3])<<8 | int(p[4]))
+		if n > len(p) {
+			h.wrSplit = true
+			return
+		}
+		h.wroteRecs++
+		if h.waiting {
+			h.lastOut = append(h.lastOut[:0], p[:n]...)
+		}
+		p = p[n:]
+	}
 }
 
 // Close is how crypto/tls ends a handshake whose context expired.
