@@ -38,18 +38,27 @@
 //
 // Client side: a Client's Conn runs tls.Client over the same in-memory conn,
 // its goroutine started by Start (the client speaks first); Feed, Output,
-// Done and Leftover work as on the server side. Its records always stay on
+// Done and Leftover work as on the server side. Its records start on
 // crypto/tls: a TLS 1.3 server sends NewSessionTicket after the handshake,
 // and only crypto/tls can turn one into a resumable session (the resumption
-// secret never leaves it), so the worker's Open lets it read them, and
-// KeyUpdate, itself. Each Client may share a tls.ClientSessionCache, keyed
-// by peer address and server name (PeerSessionCache), so that the next
-// connection to the same endpoint resumes. On the crypto/tls path Open
-// follows the record framing of what it is fed and calls tls.Conn.Read only
-// when a whole record may be waiting: crypto/tls allocates a small reader
-// each time it asks the in-memory conn for bytes, so a response costs one
-// allocation, and reads that would find nothing cost none. The benchmarks
-// (BenchmarkClientExchange) price this path against the record layer.
+// secret never leaves it). Each Client may share a tls.ClientSessionCache,
+// keyed by peer address and server name (PeerSessionCache), so that the
+// next connection to the same endpoint resumes. Once crypto/tls has read
+// the first ticket into it (without a cache, no ticket is asked for), and
+// every record fed, a TLS 1.3 connection moves to the record layer: its
+// keys come from the traffic secrets crypto/tls logged, its sequence
+// numbers from the records crypto/tls read (the in-memory conn gives it one
+// record at a time, so whole records fed and read are counted exactly) and
+// wrote, and both are checked by opening the last record read and the last
+// written again; on a mismatch (it answered a KeyUpdate, say) the
+// connection stays on crypto/tls. On the record layer a client connection
+// skips the server's later tickets and handles KeyUpdate as the server side
+// does. Why move: crypto/tls allocates a small reader each time it asks the
+// in-memory conn for bytes, one allocation per response, and costs twice
+// the record layer's CPU for a small exchange (BenchmarkClientExchange); on
+// crypto/tls Open calls tls.Conn.Read only when a whole record waits, so
+// reads that would find nothing cost nothing. TLS 1.2 and
+// Options.CryptoTLSOnly stay on crypto/tls.
 //
 // A worker drives a Conn like this: NewConn at accept (Server) or connect
 // (Client, then Start); Feed every received chunk and send what Output

@@ -105,11 +105,12 @@
 // The connection then has a tlsState of its own: received ciphertext is
 // opened into a pooled receive buffer before UpstreamData, the session's
 // sends are sealed into a pooled send buffer, its half-close seals
-// close_notify first. Records stay on crypto/tls (driven synchronously by
-// the worker) so that it reads the server's session tickets into the
+// close_notify first. Records start on crypto/tls (driven synchronously by
+// the worker) so that it reads the server's first session ticket into the
 // worker's session cache for the group's TLS (compiled.Group.TLSKey), from
-// which new connections to the same endpoint resume. Pooled connections
-// keep their TLS state and are keyed by endpoint and TLSKey.
+// which new connections to the same endpoint resume; then the connection
+// moves to tlsconn's record layer, which does not allocate. Pooled
+// connections keep their TLS state and are keyed by endpoint and TLSKey.
 //
 // # user_data
 //

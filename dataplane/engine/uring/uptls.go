@@ -25,9 +25,10 @@ import (
 // response bytes are copied into a receive buffer lent by the exchange pool
 // and opened there before they reach the session, and the session's sends
 // queue as plaintext, sealed in order into one send buffer from the same
-// pool. Records stay on crypto/tls (tlsconn.Client): it reads the server's
-// session tickets into the worker's cache for the group, so the next
-// connections to the same endpoint resume, and answers its KeyUpdates.
+// pool. Records start on crypto/tls (tlsconn.Client): it reads the server's
+// first session ticket into the worker's cache for the group, so the next
+// connections to the same endpoint resume; then tlsconn's record layer
+// takes over (TLS 1.3).
 // Pooled connections keep their TLS state and are found again only by a
 // target of the same endpoint and group TLS (compiled.Group.TLSKey).
 
