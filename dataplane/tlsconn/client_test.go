@@ -545,3 +545,40 @@ func BenchmarkClientExchange(b *testing.B) {
 		})
 	}
 }
+
+// TestClientWithoutTickets: a client with a session cache whose server sends
+// no ticket still moves to the record layer, after a few records, and
+// exchanges there.
+func TestClientWithoutTickets(t *testing.T) {
+	f := newFixture(t)
+	scfg := f.server.Clone()
+	scfg.SessionTicketsDisabled = true
+	cl, notify := newClient(f.client, tls.NewLRUClientSessionCache(4))
+	p, err := clientDial(t, cl, notify, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := p.serverConn()
+	for i := range ticketPatience + 2 {
+		p.send([]byte("ping"), nil)
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(sc, got); err != nil || string(got) != "ping" {
+			t.Fatalf("round %d: server read %q, %v", i, got, err)
+		}
+		go func() { _, _ = sc.Write([]byte("pong")) }()
+		if b, err := p.recv(4); err != nil || string(b) != "pong" {
+			t.Fatalf("round %d: client read %q, %v", i, b, err)
+		}
+	}
+	if _, _, err := p.c.Open(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !p.c.RecordLayer() {
+		t.Fatal("no ticket came and the client stayed on crypto/tls")
+	}
+	p.send([]byte("on the record layer"), nil)
+	got := make([]byte, 19)
+	if _, err := io.ReadFull(sc, got); err != nil || string(got) != "on the record layer" {
+		t.Fatalf("server read %q, %v", got, err)
+	}
+}

@@ -617,10 +617,17 @@ func (c *Conn) openCryptoTLS(in []byte) ([]byte, int, error) {
 	return c.plain[:n], len(in), nil
 }
 
+// ticketPatience is how many records a client connection with a session
+// cache reads on crypto/tls waiting for a session ticket: servers send theirs
+// right after the handshake, so one that sent none by then sends none (a
+// later one is skipped by the record layer, and not resumed from).
+const ticketPatience = 4
+
 // takeOverClient moves a client connection from crypto/tls to the record
 // layer, once crypto/tls has read every record fed, the server's first
 // session ticket among them (so that it is in the session cache; without a
-// cache, at once), and written everything it had to: the keys come from the
+// cache, or past ticketPatience records, without one), and written
+// everything it had to: the keys come from the
 // traffic secrets crypto/tls logged, the sequence numbers from the records
 // it read and wrote since the handshake. Both are checked by opening the
 // last record read and the last written again; a mismatch (a KeyUpdate
@@ -633,7 +640,7 @@ func (c *Conn) takeOverClient() {
 	if pc, ok := c.client.ClientSessionCache.(peerCache); ok && pc.h != nil {
 		ticketWanted = true
 	}
-	if (ticketWanted && !h.ticket) || c.hdrLen != 0 || c.recLeft != 0 || c.fedRecs == 0 || len(h.out) > 0 || len(h.in) > h.inOff || h.recRemain != 0 {
+	if (ticketWanted && !h.ticket && c.fedRecs < ticketPatience) || c.hdrLen != 0 || c.recLeft != 0 || c.fedRecs == 0 || len(h.out) > 0 || len(h.in) > h.inOff || h.recRemain != 0 {
 		return // not yet
 	}
 	c.waiting, h.waiting = false, false
