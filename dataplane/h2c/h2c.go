@@ -3,7 +3,8 @@
 // backend groups speak h2c (BackendGroup.protocol H2C): active health checks
 // (dataplane/health) and request mirrors (dataplane/engine/netpoll's
 // MirrorSender). The request is given as HTTP/1.1 bytes, as those senders
-// build it, and only the response status is read. The proxy's own upstream
+// build it, and only the response status is read; UnaryCall makes one unary
+// gRPC call instead (gRPC health checks). The proxy's own upstream
 // streams are in dataplane/proxy (upstream_h2.go). It uses dataplane/http1
 // and dataplane/http2 and allocates freely: it is not on the hot path.
 package h2c
