@@ -471,12 +471,22 @@ func (s *Session) Timer(now int64) {
 			s.closeClient(false)
 		}
 	case x == nil:
-	case x.phase == phProxy && ((x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline)):
+	case x.phase == phProxy && x.reqDeadline != 0 && now >= x.reqDeadline:
 		if !x.respHeadDone {
 			s.report(compiled.OutcomeServerError)
 		}
 		s.closeUpstream()
 		s.fail(504, metrics.ReasonTimeout)
+	case x.phase == phProxy && x.tryDeadline != 0 && now >= x.tryDeadline:
+		x.tryDeadline = 0
+		if !x.respHeadDone {
+			s.report(compiled.OutcomeServerError)
+			s.markAvoid()
+		}
+		s.closeUpstream()
+		if x.respHeadDone || !s.retry(causeTimeout, 0) {
+			s.fail(504, metrics.ReasonTimeout)
+		}
 	case x.phase == phProxy && x.upState == upBackoff && now >= x.backoffUntil:
 		x.backoffUntil = 0
 		x.upState = upNone
