@@ -466,6 +466,9 @@ func (s *Session) Timer(now int64) {
 		case s.idleWait:
 			s.w.Metrics.Timeout(metrics.TimeoutKeepAliveIdle)
 			s.closeClient(false)
+		case s.draining && s.requests == 0:
+			// Drain's grace for a first request ran out.
+			s.closeClient(false)
 		default:
 			s.w.Metrics.Timeout(metrics.TimeoutRequestHead)
 			s.closeClient(false)
@@ -501,9 +504,16 @@ func (s *Session) Timer(now int64) {
 	s.run()
 }
 
-// Drain asks the session to finish: an idle connection is closed at once,
-// a busy one after the response in progress (which says Connection: close
-// if its head is not sent yet). Tunnels are left alone.
+// drainFreshGrace is how long a draining connection that has not sent its
+// first request yet is given to send it: a client that connected just
+// before the listener closed has its request on the way.
+const drainFreshGrace = int64(time.Second)
+
+// Drain asks the session to finish: an idle keep-alive connection is closed
+// at once, a busy one after the response in progress (which says
+// Connection: close if its head is not sent yet), and one that has served
+// nothing yet after its first request, or when drainFreshGrace (or its head
+// timeout) passes without one. Tunnels are left alone.
 func (s *Session) Drain() {
 	if s.state != sOpen {
 		return
@@ -513,7 +523,11 @@ func (s *Session) Drain() {
 		s.closeAfter = true
 	}
 	if s.Idle() {
-		s.closeClient(false)
+		if s.requests > 0 || s.h2 != nil {
+			s.closeClient(false)
+		} else {
+			s.hdrDeadline = min(s.hdrDeadline, s.w.Now()+drainFreshGrace)
+		}
 	}
 	s.run()
 }
