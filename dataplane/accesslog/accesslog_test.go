@@ -128,8 +128,8 @@ func TestAppendFlow(t *testing.T) {
 	f := &Flow{
 		Start: 1_000_000_000, End: 61_012_345_678,
 		Listener: "ns/gw/dns", Route: "ns/dns\"", BackendGroup: "ns/svc:53/udp",
-		Client:   netip.MustParseAddrPort("[::ffff:192.0.2.7]:40000"),
-		Upstream: netip.MustParseAddrPort("[2001:db8::5]:53"),
+		Client:       netip.MustParseAddrPort("[::ffff:192.0.2.7]:40000"),
+		Upstream:     netip.MustParseAddrPort("[2001:db8::5]:53"),
 		RequestBytes: 120, ResponseBytes: 480, RequestDatagrams: 2, ResponseDatagrams: 3,
 		Reason: FlowIdle,
 	}
