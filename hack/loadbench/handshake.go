@@ -22,8 +22,11 @@ import (
 var useHandshakes bool
 
 // handshakeConns is how many connections handshakeLoad keeps in progress at once: enough
-// that the client, on its own core, never waits for the proxy.
-const handshakeConns = 16
+// that the client, on its own core, stays busy even when a proxy takes tens of
+// milliseconds per connection (nginx and HAProxy took about 40 ms at the median with 16
+// connections, flax about 10 ms, which made the proxies' handshake rates, and so their
+// CPU per handshake, not comparable).
+const handshakeConns = 64
 
 // handshakeStats is one run of handshakeLoad.
 type handshakeStats struct {

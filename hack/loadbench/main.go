@@ -22,7 +22,7 @@
 //
 // With -handshakes the proxies terminate TLS as with -https, and the load is full
 // handshakes: a Go client in this process (pinned to the load CPU with the backend)
-// keeps 16 connections in progress, each dialing, completing a TLS 1.3 handshake
+// keeps 64 connections in progress, each dialing, completing a TLS 1.3 handshake
 // (X25519, the proxy's ECDSA P-256 certificate) without session resumption (no
 // session cache: wrk and h2load resume sessions when they reconnect), sending one GET
 // with Connection: close and reading the response. The table gives handshakes per
@@ -55,6 +55,7 @@ import (
 	"flag"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,6 +298,13 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
+	// flax binds with SO_REUSEPORT: a listener of another process on the port (another
+	// run of this benchmark on a shared machine) would silently take a share of the
+	// connections.
+	if err := portFree(listen); err != nil {
+		r.skipped = err.Error()
+		return r
+	}
 	cmd, err := p.start(sub, listen, backend)
 	if err != nil {
 		r.skipped = err.Error()
@@ -339,6 +347,15 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.cpuPerReq = time.Duration(float64(cpu1-cpu0) / r.requests)
 	}
 	return r
+}
+
+// portFree fails when some process listens on addr.
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is in use by another process (another benchmark run?): %w", addr, err)
+	}
+	return l.Close()
 }
 
 // measureHandshakes is measure's -handshakes part, once the proxy (pid) listens.
