@@ -59,8 +59,10 @@ func TestFlowsAreLogged(t *testing.T) {
 	}
 	defer al.Close()
 	port := freeUDPPort(t)
-	route := &dataplanev1.UDPRoute{Name: "ns/dns", Backends: []*dataplanev1.TCPBackend{group("g", 1)},
-		MaxFlows: 1, IdleTimeout: durationpb.New(300 * time.Millisecond)}
+	route := &dataplanev1.UDPRoute{
+		Name: "ns/dns", Backends: []*dataplanev1.TCPBackend{group("g", 1)},
+		MaxFlows: 1, IdleTimeout: durationpb.New(300 * time.Millisecond),
+	}
 	f := startLogged(t, 1, udpSnapshot(port, route, map[string][]*echo{"g": {a}}), al)
 
 	// want checks the line of the flow of client c.

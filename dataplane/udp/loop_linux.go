@@ -240,8 +240,10 @@ func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client
 		}
 		l.end(old, lc, metrics.UDPFlowEvicted, accesslog.FlowEvicted)
 	}
-	f := flow{fd: fd, ep: ep, group: l.w.Group(b.Group.Stats), src: l.src,
-		start: now, listener: lst.Name, route: lst.UDP.Name, name: b.Group.Name}
+	f := flow{
+		fd: fd, ep: ep, group: l.w.Group(b.Group.Stats), src: l.src,
+		start: now, listener: lst.Name, route: lst.UDP.Name, name: b.Group.Name,
+	}
 	f.to.set(client, l.family)
 	id := l.table.Insert(client, now, f)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id.Slot() + flowTag, Pad: int32(id.Gen())}

@@ -291,7 +291,7 @@ func TestCertificateRotationUnderLoad(t *testing.T) {
 	poll.Eventually(t, time.Minute, 500*time.Millisecond, "Gateway e2e-rotate serves the first certificate", func() error {
 		out, err := kubectlErr("", "get", "-n", demoNS, "gateway/e2e-rotate", "-o", "jsonpath={.status.addresses[0].value}")
 		if err != nil || strings.TrimSpace(out) == "" {
-			return fmt.Errorf("no address yet: %v", err)
+			return fmt.Errorf("no address yet: %w", err)
 		}
 		addr = net.JoinHostPort(strings.TrimSpace(out), rotatePort)
 		serial, err := handshakeSerial(addr, ca.pool)
