@@ -249,10 +249,12 @@ type Exchange struct {
 
 	// External authorization (extauth.go): the route's group while the
 	// upstream slot serves the check, when the check ends, whether it
-	// carries the request body.
+	// carries the request body, whether it was retried on a fresh
+	// connection after a stale pooled one.
 	authSaved    *compiled.Group
 	authDeadline int64
 	authBody     bool
+	authRetried  bool
 
 	// CORS (cors.go): the request's Origin, copied when the route's policy
 	// allows it.
@@ -399,7 +401,7 @@ func (x *Exchange) resetRequest() {
 	x.logLine = x.logLine[:0]
 	x.trace.active, x.trace.sampled = false, false
 	x.corsOrigin, x.corsAllowed = x.corsOrigin[:0], false
-	x.authSaved, x.authDeadline, x.authBody = nil, 0, false
+	x.authSaved, x.authDeadline, x.authBody, x.authRetried = nil, 0, false, false
 	x.resetFilters()
 }
 

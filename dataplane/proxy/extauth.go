@@ -148,6 +148,7 @@ func (s *Session) authConnect() {
 		return
 	}
 	x.resetAttempt()
+	x.fresh = false
 	x.ep = ep
 	x.hasEP = true
 	x.upState = upConnecting
@@ -207,6 +208,15 @@ func (s *Session) authResponse() bool {
 	for !x.respHeadDone {
 		if up.w == up.r {
 			if x.upEOF || x.upBroken {
+				if x.upReused && !x.upGotBytes && !x.authRetried {
+					// A pooled connection the service had closed: once more
+					// on a fresh one.
+					x.authRetried = true
+					s.closeUpstream()
+					s.authConnect()
+					x.fresh = true
+					return x.phase != phAuth
+				}
 				s.authFailed()
 				return true
 			}

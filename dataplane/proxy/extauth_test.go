@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,20 @@ func TestExtAuthDeny(t *testing.T) {
 	}
 }
 
+// A denial whose body does not fit the upstream buffer is passed on
+// without its body, and its connection is closed.
+func TestExtAuthDenyLargeBody(t *testing.T) {
+	h := extAuthHarness(t)
+	h.client("GET /app/x HTTP/1.1\r\nHost: shop\r\n\r\n")
+	h.takeUpstream()
+	n := 4 * DefaultBufferSize
+	h.upstream("HTTP/1.1 403 Forbidden\r\nX-Why: policy\r\nContent-Length: " + strconv.Itoa(n) + "\r\n\r\n" + strings.Repeat("x", n))
+	h.expectClient("HTTP/1.1 403 Forbidden\r\nX-Why: policy\r\nContent-Length: 0\r\n\r\n")
+	if h.closedUp != 1 || h.released != 0 {
+		t.Fatalf("closed %d released %d: the unread body makes the connection unusable", h.closedUp, h.released)
+	}
+}
+
 // A redirect passes Location on, without a body.
 func TestExtAuthRedirect(t *testing.T) {
 	h := extAuthHarness(t)
@@ -158,6 +173,33 @@ func TestExtAuthFailures(t *testing.T) {
 				t.Fatalf("%d connects: the backend must not be asked", len(h.connects))
 			}
 		})
+	}
+}
+
+// A pooled check connection the service had closed is replaced by a fresh
+// one, once; a second failure fails closed.
+func TestExtAuthStalePooledConnection(t *testing.T) {
+	cfg, reg := compileTest(t, extAuthSnapshot)
+	h := openHarness(t, cfg, reg, Options{}, 0, "192.0.2.7:40000")
+	h.client("GET /app/x HTTP/1.1\r\nHost: shop\r\n\r\n")
+	h.connect(true, nil)
+	h.takeUpstream()
+	h.s.UpstreamEOF()
+	h.drain()
+	if len(h.connects) != 2 || !h.connects[1].Fresh || h.connects[1].Group.Name != "auth" {
+		t.Fatalf("connects %+v, want a fresh one to auth", h.connects)
+	}
+	if got := h.takeClient(); got != "" {
+		t.Fatalf("client got %q", got)
+	}
+	h.connect(false, nil)
+	if got := h.takeUpstream(); !strings.HasPrefix(got, "GET /check/app/x ") {
+		t.Fatalf("check resent as %q", got)
+	}
+	h.s.UpstreamEOF()
+	h.drain()
+	if got := h.takeClient(); !strings.HasPrefix(got, "HTTP/1.1 403 ") || len(h.connects) != 2 {
+		t.Fatalf("second failure: %q after %d connects", got, len(h.connects))
 	}
 }
 
