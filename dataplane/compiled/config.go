@@ -414,7 +414,10 @@ type RetryPolicy struct {
 	Attempts                  int
 	OnStatus                  []int
 	OnConnectFailure, OnReset bool
-	BackoffBase, BackoffMax   time.Duration
+	// OnBackendTimeout retries an attempt that got no response head within
+	// Timeouts.BackendRequest.
+	OnBackendTimeout        bool
+	BackoffBase, BackoffMax time.Duration
 	// ConnectEveryEndpoint lets a request whose connects fail go on past Attempts
 	// until it has tried every eligible endpoint of its group once (at most
 	// MaxConnectAttempts), as nginx's proxy_next_upstream does by default: a failed
@@ -1072,6 +1075,7 @@ func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry, list
 			Attempts:         int(rp.GetAttempts()),
 			OnConnectFailure: rp.GetRetryOnConnectFailure(),
 			OnReset:          rp.GetRetryOnReset(),
+			OnBackendTimeout: rp.GetRetryOnBackendTimeout(),
 			BackoffBase:      rp.GetBackoffBase().AsDuration(),
 			BackoffMax:       rp.GetBackoffMax().AsDuration(),
 		}
