@@ -39,10 +39,11 @@ import (
 //     as Envoy's ext_authz does by default; the route's request timeout
 //     passing first gives 504 as for any request.
 //
-// A request the filter forwards the body of waits for the whole body
-// (Content-Length framed, at most MaxBody bytes and the client buffer;
-// larger ones get 413 before any check; a chunked body is not sent) and
-// gets its own 100 (Continue) if it asked for one. The check request is
+// A request the filter forwards the body of waits for the whole body (at
+// most MaxBody bytes, and it must fit the client buffer: larger ones get 413
+// before any check; a chunked body is sent decoded, with Content-Length,
+// from the scratch buffer of the check head) and gets its own 100
+// (Continue) if it asked for one. The check request is
 // the client's method, PathPrefix and the routed (normalised) path and
 // query, Host, Authorization, the allowed request headers,
 // X-Forwarded-For and X-Forwarded-Proto, and Content-Length. Nothing here
@@ -63,14 +64,12 @@ func (s *Session) buildAuthHead(a *compiled.ExtAuth, path []byte) bool {
 	x := s.x
 	r := &x.req
 	x.authBody = false
-	bodyLen := int64(0)
-	if a.MaxBody > 0 && !r.Chunked && r.ContentLength > 0 {
-		if r.ContentLength > int64(a.MaxBody) || r.ContentLength > int64(len(x.in.buf)) {
+	if a.MaxBody > 0 && (r.Chunked || r.ContentLength > 0) {
+		if !r.Chunked && (r.ContentLength > int64(a.MaxBody) || r.ContentLength > int64(len(x.in.buf))) {
 			s.replyFinishBody(413, metrics.ReasonBadRequest, extAuthBodyTooLarge)
 			return false
 		}
 		x.authBody = true
-		bodyLen = r.ContentLength
 	}
 	h := append(x.authHead[:0], r.MethodSpan.Bytes(x.hbuf)...)
 	h = append(h, ' ')
@@ -102,11 +101,71 @@ func (s *Session) buildAuthHead(a *compiled.ExtAuth, path []byte) bool {
 	} else {
 		h = append(h, "http"...)
 	}
-	h = append(h, "\r\nContent-Length: "...)
-	h = strconv.AppendInt(h, bodyLen, 10)
-	h = append(h, "\r\n\r\n"...)
+	h = append(h, "\r\n"...)
+	if !x.authBody {
+		// A body goes with the check: its Content-Length is added once it
+		// is all in (authAddBody).
+		h = append(h, "Content-Length: 0\r\n\r\n"...)
+	}
 	x.authHead = h
 	return true
+}
+
+// authAddBody completes the check head of a request whose body goes with
+// it, once the body is all in: Content-Length and, for a chunked body, the
+// decoded body after the head (a Content-Length body is sent from the
+// client buffer). It reports false after replying 413 to a body over the
+// filter's bound.
+func (s *Session) authAddBody() bool {
+	x := s.x
+	a := x.route.ExtAuth
+	in := &x.in
+	body := in.buf[x.replayOff:in.proc]
+	h := x.authHead
+	if !x.req.Chunked {
+		x.authHead = appendContentLength(h, len(body))
+		return true
+	}
+	var br http1.BodyReader
+	br.Reset(http1.FramingChunked, -1, s.w.requestLimits(x.listener))
+	start := len(h)
+	for len(body) > 0 {
+		n, data, done, err := br.Next(body)
+		if err != nil || len(h)-start+len(data) > a.MaxBody {
+			// (The request's framing was checked as it arrived: what is
+			// left is a body over the bound.)
+			s.authTooLarge()
+			return false
+		}
+		h = append(h, data...)
+		body = body[n:]
+		if done || n == 0 {
+			break
+		}
+	}
+	// Insert Content-Length between the fields and the decoded body.
+	n := len(h) - start
+	var line [32]byte
+	cl := appendContentLength(line[:0], n)
+	h = append(h, cl...)
+	copy(h[start+len(cl):], h[start:start+n])
+	copy(h[start:], cl)
+	x.authHead = h
+	return true
+}
+
+// appendContentLength appends the last field and the end of a head.
+func appendContentLength(h []byte, n int) []byte {
+	h = append(h, "Content-Length: "...)
+	h = strconv.AppendInt(h, int64(n), 10)
+	return append(h, "\r\n\r\n"...)
+}
+
+// authTooLarge answers 413 to a request whose body the filter cannot
+// forward, before any check.
+func (s *Session) authTooLarge() {
+	s.authEnd()
+	s.replyFinishBody(413, metrics.ReasonBadRequest, extAuthBodyTooLarge)
 }
 
 // replyFinishBody answers status with a text body, closing the connection
@@ -164,6 +223,11 @@ func (s *Session) stepAuth() bool {
 	}
 	if x.upState == upNone {
 		if x.authBody && !x.reqBodyDone {
+			if !x.in.hasRoom() {
+				// The body does not fit the client buffer.
+				s.authTooLarge()
+				return true
+			}
 			if x.expect {
 				// The body is needed before anything else happens.
 				x.expect = false
@@ -171,6 +235,9 @@ func (s *Session) stepAuth() bool {
 				s.sendClientHead(bytesOf(continueHead))
 			}
 			return false
+		}
+		if x.authBody && !s.authAddBody() {
+			return true
 		}
 		s.authConnect()
 		return x.phase != phAuth
@@ -183,7 +250,7 @@ func (s *Session) stepAuth() bool {
 		x.sentAt = s.w.Now()
 		x.usends.push(sendRec{data: x.authHead})
 		s.push(Action{Kind: ActSendUpstream, Data: x.authHead})
-		if x.authBody {
+		if x.authBody && !x.req.Chunked {
 			// The body stays where it is (in.busy stops compaction) until
 			// the send completes; the request replays it from replayOff.
 			b := x.in.buf[x.replayOff:x.in.proc]
@@ -192,7 +259,7 @@ func (s *Session) stepAuth() bool {
 			s.push(Action{Kind: ActSendUpstream, Data: b})
 		}
 	}
-	if x.authBody && x.usends.empty() {
+	if x.authBody && !x.req.Chunked && x.usends.empty() {
 		x.in.busy = false
 	}
 	return s.authResponse()

@@ -204,8 +204,8 @@ func TestExtAuthStalePooledConnection(t *testing.T) {
 }
 
 // A body is sent with the check once it is all in, after the proxy's own
-// 100 (Continue); the backend then gets it too. A body over maxBodyBytes
-// gets 413 without a check.
+// 100 (Continue); the backend then gets it too. A chunked body is sent
+// decoded. A body over maxBodyBytes gets 413 without a check.
 func TestExtAuthBody(t *testing.T) {
 	h := extAuthHarness(t)
 	h.client("POST /app/f HTTP/1.1\r\nHost: shop\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
@@ -221,6 +221,27 @@ func TestExtAuthBody(t *testing.T) {
 	h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	if got := h.takeUpstream(); !strings.HasSuffix(got, "\r\n\r\nhello") || !strings.HasPrefix(got, "POST /app/f ") {
 		t.Fatalf("forwarded %q", got)
+	}
+
+	// A chunked body goes decoded, with its length.
+	h = extAuthHarness(t)
+	h.client("POST /app/c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nsec\r\n")
+	if len(h.connects) != 0 {
+		t.Fatal("the check started before the chunked body ended")
+	}
+	h.client("3\r\nret\r\n0\r\n\r\n")
+	if got := h.takeUpstream(); !strings.HasSuffix(got, "X-Forwarded-Proto: http\r\nContent-Length: 6\r\n\r\nsecret") {
+		t.Fatalf("check %q", got)
+	}
+	h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if got := h.takeUpstream(); !strings.HasPrefix(got, "POST /app/c ") || !strings.HasSuffix(got, "\r\n\r\n3\r\nsec\r\n3\r\nret\r\n0\r\n\r\n") {
+		t.Fatalf("forwarded %q", got)
+	}
+	// Chunked over maxBodyBytes: 413 without a check.
+	h = extAuthHarness(t)
+	h.client("POST /app/c HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n" + strings.Repeat("y", 17) + "\r\n0\r\n\r\n")
+	if got := h.takeClient(); !strings.HasPrefix(got, "HTTP/1.1 413 ") || len(h.connects) != 0 {
+		t.Fatalf("large chunked body: %q, %d connects", got, len(h.connects))
 	}
 
 	h = extAuthHarness(t)

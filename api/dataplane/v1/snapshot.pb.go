@@ -2383,10 +2383,9 @@ type ExtAuth struct {
 	// unset means 10s. The route's request timeout also applies.
 	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// MaxBodyBytes, when not 0, sends the request body with the check: the dataplane
-	// waits for the whole body (Content-Length framed; a chunked body is not sent,
-	// its check has "Content-Length: 0"), and a body longer than max_body_bytes is
-	// answered 413 without a check. At most 65536, and a body must also fit the
-	// proxy's client buffer along with its head (else 413).
+	// waits for the whole body and sends it with its Content-Length (a chunked body
+	// decoded); a body longer than max_body_bytes is answered 413 without a check.
+	// At most 65536, and a body must also fit the proxy's client buffer (else 413).
 	MaxBodyBytes  uint32 `protobuf:"varint,6,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

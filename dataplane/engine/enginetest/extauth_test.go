@@ -259,6 +259,17 @@ func TestExtAuthHTTP2(t *testing.T) {
 		if resp.StatusCode != 200 || body != "app POST /app/form user=alice internal= body=secret" || seen.get().body != "secret" {
 			t.Fatalf("body: %d %q (check saw %q)", resp.StatusCode, body, seen.get().body)
 		}
+		// A streamed body (no Content-Length) reaches the check too.
+		req, _ := http.NewRequest("POST", base+"/app/stream", io.MultiReader(strings.NewReader("sec"), strings.NewReader("ret")))
+		sresp, err := cl.Do(req)
+		if err != nil {
+			t.Fatalf("streamed POST: %v", err)
+		}
+		sb, _ := io.ReadAll(sresp.Body)
+		sresp.Body.Close()
+		if sresp.StatusCode != 200 || string(sb) != "app POST /app/stream user=alice internal= body=secret" || seen.get().body != "secret" {
+			t.Fatalf("streamed body: %d %q (check saw %q)", sresp.StatusCode, sb, seen.get().body)
+		}
 		resp, _ = do("GET", "/app/slow", "Bearer good", "")
 		if resp.StatusCode != 403 {
 			t.Fatalf("slow service: %d", resp.StatusCode)
@@ -267,8 +278,8 @@ func TestExtAuthHTTP2(t *testing.T) {
 		if resp.StatusCode != 403 {
 			t.Fatalf("service down: %d", resp.StatusCode)
 		}
-		if _, reqs := app.Counts(); reqs != 9 {
-			t.Fatalf("the app served %d requests, want 9", reqs)
+		if _, reqs := app.Counts(); reqs != 10 {
+			t.Fatalf("the app served %d requests, want 10", reqs)
 		}
 	})
 }
