@@ -283,3 +283,31 @@ func TestExtAuthHTTP2(t *testing.T) {
 		}
 	})
 }
+
+// The check in front of an H2C backend group: the request the check allowed
+// reaches the backend over HTTP/2 with the allowed header set.
+func TestExtAuthH2CBackend(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		auth, _ := startAuthService(t)
+		app := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, r.Proto+" user="+strings.Join(r.Header.Values("X-User"), ","))
+		}))
+		port := FreePort(t)
+		y := strings.Replace(extAuthSnapshot(t, port, app.Addr(), auth.Addr()), "- name: app\n", "- name: app\n  protocol: H2C\n", 1)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, y))
+		c := Dial(t, port)
+		br := bufio.NewReader(c)
+		for range 2 {
+			io.WriteString(c, "GET /app/x HTTP/1.1\r\nHost: shop\r\nAuthorization: Bearer good\r\nX-User: mallory\r\n\r\n")
+			resp, body := ReadResponse(t, br, "GET")
+			if resp.StatusCode != 200 || body != "HTTP/2.0 user=alice" {
+				t.Fatalf("allowed: %d %q", resp.StatusCode, body)
+			}
+		}
+		io.WriteString(c, "GET /app/x HTTP/1.1\r\nHost: shop\r\n\r\n")
+		if resp, _ := ReadResponse(t, br, "GET"); resp.StatusCode != 401 {
+			t.Fatalf("denied: %d", resp.StatusCode)
+		}
+	})
+}
