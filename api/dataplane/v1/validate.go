@@ -51,10 +51,11 @@ func Validate(snap *Snapshot) error {
 	if snap == nil {
 		return errors.New("snapshot is nil")
 	}
-	v := &validator{groups: map[string]int{}}
+	v := &validator{groups: map[string]int{}, h2c: map[string]bool{}}
 	for i, g := range snap.GetBackendGroups() {
 		if _, dup := v.groups[g.GetName()]; !dup && g.GetName() != "" {
 			v.groups[g.GetName()] = i
+			v.h2c[g.GetName()] = g.GetProtocol() == BackendGroup_H2C
 		}
 	}
 	v.unknownFields(snap.ProtoReflect(), "")
@@ -114,6 +115,8 @@ type validator struct {
 	dropped int
 	// groups maps backend group names to their first index.
 	groups map[string]int
+	// h2c holds the names of the H2C backend groups.
+	h2c map[string]bool
 	// buckets maps rate limit bucket names to their first use.
 	buckets map[string]bucketUse
 }
@@ -773,8 +776,15 @@ func (v *validator) filters(p fieldPath, fs []*RouteFilter, r *Route, onRoute bo
 				v.add(cp, "is not allowed on a backend; put it on the route")
 			}
 			v.corsPolicy(cp, k.Cors)
+		case *RouteFilter_ExtAuth:
+			ap := fp.child("extAuth")
+			once(ap, "extAuth", i)
+			if !onRoute {
+				v.add(ap, "is not allowed on a backend; put it on the route")
+			}
+			v.extAuth(ap, k.ExtAuth)
 		default:
-			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror or cors")
+			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror, cors or extAuth")
 		}
 	}
 	if i, ok := seen["requestRedirect"]; ok {
@@ -1084,7 +1094,7 @@ func (v *validator) backendGroups(gs []*BackendGroup) {
 			}
 		}
 		if hc := g.GetHealthCheck(); hc != nil {
-			v.healthCheck(p.child("healthCheck"), hc)
+			v.healthCheck(p.child("healthCheck"), hc, g.GetProtocol())
 		}
 		if od := g.GetOutlierDetection(); od != nil {
 			op := p.child("outlierDetection")
@@ -1158,10 +1168,29 @@ func (v *validator) backendTLS(p fieldPath, t *BackendTLS) {
 	}
 }
 
-// healthCheck validates a health check.
-func (v *validator) healthCheck(p fieldPath, hc *HealthCheck) {
-	if problem := checkPathChars(hc.GetPath()); problem != "" {
-		v.add(p.child("path"), problem)
+// healthCheck validates the health check of a group speaking protocol.
+func (v *validator) healthCheck(p fieldPath, hc *HealthCheck, protocol BackendGroup_Protocol) {
+	if g := hc.GetGrpc(); g != nil {
+		gp := p.child("grpc")
+		if protocol != BackendGroup_H2C {
+			v.add(gp, "must be unset unless the group's protocol is H2C (gRPC health checks speak h2c), and the group speaks HTTP/1.1")
+		}
+		if hc.GetPath() != "" {
+			v.add(p.child("path"), "must be empty when grpc is set (the probe calls grpc.health.v1.Health/Check)")
+		}
+		if len(hc.GetExpectedStatuses()) > 0 {
+			v.add(p.child("expectedStatuses"), "must be empty when grpc is set (only the SERVING status is healthy)")
+		}
+		if s := g.GetService(); len(s) > MaxGRPCHealthService {
+			v.addf(gp.child("service"), "must be at most %d bytes, got %d", MaxGRPCHealthService, len(s))
+		} else if i := strings.IndexFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }); i >= 0 {
+			v.addf(gp.child("service"), "must be printable ASCII without spaces, got %q at byte %d", s[i:i+1], i)
+		}
+	}
+	if hc.GetGrpc() == nil {
+		if problem := checkPathChars(hc.GetPath()); problem != "" {
+			v.add(p.child("path"), problem)
+		}
 	}
 	if h := hc.GetHost(); h != "" {
 		if _, err := netip.ParseAddr(h); err != nil {
