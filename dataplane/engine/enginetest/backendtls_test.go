@@ -371,3 +371,57 @@ func TestBackendTLSHandshakeFails(t *testing.T) {
 		}
 	})
 }
+
+// TestBackendTLSExtAuth: an ExternalAuth filter whose authorization group
+// has TLS checks requests over TLS on every engine (the check is an
+// ordinary upstream exchange): allowed requests reach the app with the
+// service's header, denied ones get its 401.
+func TestBackendTLSExtAuth(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		ca := NewCA(t, "auth-ca")
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{ca.ServerCert(t, []string{"auth.example.com"})}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") == "Bearer good" {
+				w.Header().Set("X-User", "alice")
+				return
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+		}), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		app := appBackend(t)
+		port := FreePort(t)
+		_, authPort, _ := net.SplitHostPort(ln.Addr().String())
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{app.Addr()}, "", `    - name: authed
+      matches: [{path: {type: PATH_PREFIX, value: /app}}]
+      filters:
+      - extAuth: {backendGroup: auth, allowedResponseHeaders: [x-user]}
+      backends: [{backendGroup: app, weight: 1}]
+`, `- name: auth
+  tls: {serverName: auth.example.com, caCertPem: `+base64.StdEncoding.EncodeToString(ca.CertPEM)+`}
+  endpoints:
+  - {address: 127.0.0.1, port: `+authPort+`}
+`)))
+		c := Dial(t, port)
+		br := bufio.NewReader(c)
+		for i, tc := range []struct {
+			auth string
+			code int
+			body string
+		}{
+			{"Bearer good", 200, "app GET /app/x user=alice internal= body="},
+			{"Bearer bad", 401, ""},
+			{"Bearer good", 200, "app GET /app/x user=alice internal= body="},
+		} {
+			fmt.Fprintf(c, "GET /app/x HTTP/1.1\r\nHost: shop\r\nAuthorization: %s\r\n\r\n", tc.auth)
+			resp, body := ReadResponse(t, br, "GET")
+			if resp.StatusCode != tc.code || body != tc.body {
+				t.Fatalf("request %d (%s): %d %q, want %d %q", i, tc.auth, resp.StatusCode, body, tc.code, tc.body)
+			}
+		}
+	})
+}
