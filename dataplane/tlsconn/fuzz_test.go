@@ -125,3 +125,69 @@ func FuzzOpenInner(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClientHandshakeMessages seals arbitrary post-handshake messages, in
+// records cut at arbitrary points, from a server to a client connection on
+// the record layer: it never panics, skips session tickets whole (the data
+// record after them still opens), accepts KeyUpdate, and fails on anything
+// else with an alert.
+func FuzzClientHandshakeMessages(f *testing.F) {
+	ticket := []byte{typeNewSessionTicket, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0}
+	f.Add(ticket, 5)
+	f.Add(append(append([]byte(nil), ticket...), ticket...), 13)
+	f.Add([]byte{typeKeyUpdate, 0, 0, 1, 0}, 0)
+	f.Add([]byte{typeNewSessionTicket, 0, 1, 0}, 2)
+	f.Add([]byte{2, 0, 0, 0}, 0)
+	f.Fuzz(func(t *testing.T, msgs []byte, cut int) {
+		if len(msgs) == 0 || len(msgs) > MaxPlaintext {
+			return
+		}
+		client, peer := recordPair(t, tls.TLS_AES_128_GCM_SHA256)
+		client.client = &tls.Config{}
+		cut = min(max(cut, 0), len(msgs))
+		var in []byte
+		for _, part := range [][]byte{msgs[:cut], msgs[cut:]} {
+			if len(part) == 0 {
+				continue
+			}
+			rec, err := peer.sealRecord(nil, recordTypeHandshake, part, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in = append(in, rec...)
+		}
+		plain, rest, err := openAll(t, client, in)
+		if len(plain) != 0 {
+			t.Fatalf("%d plaintext bytes from handshake records", len(plain))
+		}
+		if err != nil {
+			var te *Error
+			if !errors.As(err, &te) || te.Remote {
+				t.Fatalf("error %v is not an alert to send", err)
+			}
+			return
+		}
+		if len(rest) != 0 {
+			t.Fatalf("%d bytes left unopened", len(rest))
+		}
+		if client.skip > 0 || client.hsMsgLen > 0 {
+			return // a message continues in the next record
+		}
+		// After whole messages, application data opens (a KeyUpdate
+		// changed the read key: the peer seals under its next key).
+		if client.rd.seq == 0 {
+			if err := peer.wr.update(peer.suite); err != nil {
+				t.Fatal(err)
+			}
+			peer.wr.seq = 0
+		}
+		rec, err := peer.Seal(nil, []byte("data"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := openAll(t, client, rec)
+		if err != nil || string(got) != "data" {
+			t.Fatalf("data after the messages: %q, %v", got, err)
+		}
+	})
+}
