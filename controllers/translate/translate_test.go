@@ -97,7 +97,7 @@ func TestGolden(t *testing.T) {
 
 // TestInputNotModified checks that Translate leaves its input alone.
 func TestInputNotModified(t *testing.T) {
-	for _, path := range []string{"testdata/basic.in.yaml", "testdata/https.in.yaml", "testdata/filters.in.yaml", "testdata/policy-backend.in.yaml", "testdata/policy-route.in.yaml"} {
+	for _, path := range []string{"testdata/basic.in.yaml", "testdata/https.in.yaml", "testdata/filters.in.yaml", "testdata/policy-backend.in.yaml", "testdata/policy-route.in.yaml", "testdata/backendtls.in.yaml"} {
 		in := loadInput(t, path)
 		before, err := json.Marshal(in)
 		if err != nil {
