@@ -101,6 +101,10 @@ type Controller struct {
 	// channel since Gateway API v1.6): only then are they watched, translated
 	// and given status.
 	udpRoutes bool
+	// backendTLS is set when the API server serves BackendTLSPolicies (v1,
+	// standard channel since Gateway API v1.4): only then are they watched,
+	// translated and given status.
+	backendTLS bool
 }
 
 // New creates the Controller and registers its field indexes, its watches, the
@@ -173,8 +177,13 @@ func New(ctx context.Context, mgr manager.Manager, opts Options) (*Controller, e
 		log.Info("the API server does not serve gateway.networking.k8s.io/v1 UDPRoutes: they are not watched; install the Gateway API CRDs of the standard channel v1.6 or later and restart flax-controller to use them")
 	}
 	c.Status.SetUDPRoutes(c.udpRoutes)
+	c.backendTLS = serves(mgr.GetRESTMapper(), "BackendTLSPolicy")
+	if !c.backendTLS {
+		log.Info("the API server does not serve gateway.networking.k8s.io/v1 BackendTLSPolicies: they are not watched; install the Gateway API CRDs of the standard channel v1.4 or later and restart flax-controller to use them")
+	}
+	c.Status.SetBackendTLSPolicies(c.backendTLS)
 
-	if err := setupIndexes(ctx, mgr.GetFieldIndexer(), c.l4Routes, c.udpRoutes); err != nil {
+	if err := setupIndexes(ctx, mgr.GetFieldIndexer(), c.l4Routes, c.udpRoutes, c.backendTLS); err != nil {
 		return nil, fmt.Errorf("creating flax controller: %w", err)
 	}
 	ctrl, err := controller.New("flax", mgr, controller.Options{

@@ -11,9 +11,10 @@
 //     manager. One controller watches (watch.go) GatewayClasses of
 //     Options.ControllerName, their Gateways, ListenerSets and GatewayClassParameters,
 //     HTTPRoutes, GRPCRoutes, TCPRoutes and TLSRoutes (when served), ReferenceGrants, Flax's
-//     BackendPolicies and RoutePolicies, the
-//     metadata of the Gateway API CRDs (their bundle versions), and only the Services, EndpointSlices, TLS Secrets, Namespaces and Nodes they
-//     use, found through field indexes (index.go). Status-only updates are dropped,
+//     BackendPolicies and RoutePolicies, BackendTLSPolicies (when served), the
+//     metadata of the Gateway API CRDs (their bundle versions), and only the Services,
+//     EndpointSlices, TLS Secrets, CA ConfigMaps (metadata; the referenced ones are
+//     read), Namespaces and Nodes they use, found through field indexes (index.go). Status-only updates are dropped,
 //     so the status writer does not wake it. Every event queues one key; a
 //     translation runs after 20ms without events, or 250ms after a burst's first
 //     event (coalesce.go). It lists its input from the cache (input.go), calls

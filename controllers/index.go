@@ -46,15 +46,21 @@ const (
 	// indexBackendPolicyServices indexes BackendPolicies by the "namespace/name"
 	// of every Service their targetRefs name.
 	indexBackendPolicyServices = "flax.backendpolicy.services"
+	// indexBackendTLSPolicyServices indexes BackendTLSPolicies by the
+	// "namespace/name" of every Service their targetRefs name.
+	indexBackendTLSPolicyServices = "flax.backendtlspolicy.services"
+	// indexBackendTLSPolicyConfigMaps indexes BackendTLSPolicies by the
+	// "namespace/name" of every ConfigMap their caCertificateRefs name.
+	indexBackendTLSPolicyConfigMaps = "flax.backendtlspolicy.configmaps"
 )
 
 // indexTrue is the value of boolean indexes.
 const indexTrue = "true"
 
 // setupIndexes registers the field indexes; those of TCPRoutes and TLSRoutes
-// only when l4 is set, those of UDPRoutes only when udp is set (their CRDs are
-// installed).
-func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4, udp bool) error {
+// only when l4 is set, those of UDPRoutes only when udp is set, those of
+// BackendTLSPolicies only when btls is set (their CRDs are installed).
+func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4, udp, btls bool) error {
 	indexes := []struct {
 		obj     client.Object
 		field   string
@@ -108,6 +114,12 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4, udp bool) er
 		{&flaxv1alpha1.BackendPolicy{}, indexBackendPolicyServices, func(o client.Object) []string {
 			return keyStrings(policyServiceRefs(o.(*flaxv1alpha1.BackendPolicy)))
 		}},
+		{&gatewayv1.BackendTLSPolicy{}, indexBackendTLSPolicyServices, func(o client.Object) []string {
+			return keyStrings(tlsPolicyServiceRefs(o.(*gatewayv1.BackendTLSPolicy)))
+		}},
+		{&gatewayv1.BackendTLSPolicy{}, indexBackendTLSPolicyConfigMaps, func(o client.Object) []string {
+			return keyStrings(tlsPolicyConfigMapRefs(o.(*gatewayv1.BackendTLSPolicy)))
+		}},
 	}
 	for _, i := range indexes {
 		switch i.obj.(type) {
@@ -119,6 +131,10 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4, udp bool) er
 			if !udp {
 				continue
 			}
+		case *gatewayv1.BackendTLSPolicy:
+			if !btls {
+				continue
+			}
 		}
 		if err := idx.IndexField(ctx, i.obj, i.field, i.extract); err != nil {
 			return fmt.Errorf("indexing %T by %s: %w", i.obj, i.field, err)
@@ -128,11 +144,22 @@ func setupIndexes(ctx context.Context, idx client.FieldIndexer, l4, udp bool) er
 }
 
 // gatewaySecretRefs returns the Secrets named by the TLS certificateRefs of gw's
-// listeners, without duplicates. References to other kinds are left out.
+// listeners and by its spec.tls.backend.clientCertificateRef, without
+// duplicates. References to other kinds are left out.
 func gatewaySecretRefs(gw *gatewayv1.Gateway) []types.NamespacedName {
 	var keys []types.NamespacedName
 	for _, l := range gw.Spec.Listeners {
 		keys = appendSecretRefs(keys, gw.Namespace, l.TLS)
+	}
+	if gw.Spec.TLS != nil && gw.Spec.TLS.Backend != nil && gw.Spec.TLS.Backend.ClientCertificateRef != nil {
+		ref := gw.Spec.TLS.Backend.ClientCertificateRef
+		if isCore(ref.Group) && (ref.Kind == nil || *ref.Kind == "Secret") {
+			ns := gw.Namespace
+			if ref.Namespace != nil && *ref.Namespace != "" {
+				ns = string(*ref.Namespace)
+			}
+			keys = appendUnique(keys, types.NamespacedName{Namespace: ns, Name: string(ref.Name)})
+		}
 	}
 	return keys
 }
@@ -349,6 +376,31 @@ func policyServiceRefs(p *flaxv1alpha1.BackendPolicy) []types.NamespacedName {
 	var keys []types.NamespacedName
 	for _, ref := range p.Spec.TargetRefs {
 		if isCore(&ref.Group) && ref.Kind == "Service" {
+			keys = appendUnique(keys, types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)})
+		}
+	}
+	return keys
+}
+
+// tlsPolicyServiceRefs returns the Services named by the targetRefs of a
+// BackendTLSPolicy, without duplicates. References to other kinds are left out.
+func tlsPolicyServiceRefs(p *gatewayv1.BackendTLSPolicy) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, ref := range p.Spec.TargetRefs {
+		if isCore(&ref.Group) && ref.Kind == "Service" {
+			keys = appendUnique(keys, types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)})
+		}
+	}
+	return keys
+}
+
+// tlsPolicyConfigMapRefs returns the ConfigMaps named by the caCertificateRefs
+// of a BackendTLSPolicy (its own namespace), without duplicates. References to
+// other kinds are left out.
+func tlsPolicyConfigMapRefs(p *gatewayv1.BackendTLSPolicy) []types.NamespacedName {
+	var keys []types.NamespacedName
+	for _, ref := range p.Spec.Validation.CACertificateRefs {
+		if isCore(&ref.Group) && ref.Kind == "ConfigMap" {
 			keys = appendUnique(keys, types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)})
 		}
 	}

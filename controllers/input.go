@@ -209,7 +209,8 @@ func (c *Controller) listRoutes(ctx context.Context, in *translate.Input) error 
 	return nil
 }
 
-// listPolicies adds every BackendPolicy and RoutePolicy.
+// listPolicies adds every BackendPolicy and RoutePolicy, and every
+// BackendTLSPolicy when they are served.
 func (c *Controller) listPolicies(ctx context.Context, in *translate.Input) error {
 	var backendPolicies flaxv1alpha1.BackendPolicyList
 	if err := c.client.List(ctx, &backendPolicies); err != nil {
@@ -221,11 +222,19 @@ func (c *Controller) listPolicies(ctx context.Context, in *translate.Input) erro
 		return fmt.Errorf("listing routepolicies: %w", err)
 	}
 	in.RoutePolicies = routePolicies.Items
+	if c.backendTLS {
+		var tlsPolicies gatewayv1.BackendTLSPolicyList
+		if err := c.client.List(ctx, &tlsPolicies); err != nil {
+			return fmt.Errorf("listing backendtlspolicies: %w", err)
+		}
+		in.BackendTLSPolicies = tlsPolicies.Items
+	}
 	return nil
 }
 
 // getServices adds the Services the input's routes name, with their
-// EndpointSlices, then the Services only BackendPolicies target, without theirs:
+// EndpointSlices, then the Services only BackendPolicies and BackendTLSPolicies
+// target, without theirs:
 // whether those exist and their port names decide the policies' status; their
 // endpoints do not matter.
 func (c *Controller) getServices(ctx context.Context, in *translate.Input) error {
@@ -260,6 +269,13 @@ func (c *Controller) getServices(ctx context.Context, in *translate.Input) error
 	}
 	for i := range in.BackendPolicies {
 		for _, key := range policyServiceRefs(&in.BackendPolicies[i]) {
+			if !slices.Contains(routed, key) {
+				targeted = appendUnique(targeted, key)
+			}
+		}
+	}
+	for i := range in.BackendTLSPolicies {
+		for _, key := range tlsPolicyServiceRefs(&in.BackendTLSPolicies[i]) {
 			if !slices.Contains(routed, key) {
 				targeted = appendUnique(targeted, key)
 			}
@@ -309,7 +325,7 @@ func (c *Controller) getService(ctx context.Context, in *translate.Input, key ty
 }
 
 // getSecrets adds the Secrets the listeners of the input's Gateways and
-// ListenerSets name, those that exist.
+// ListenerSets, and the Gateways' spec.tls.backend, name, those that exist.
 func (c *Controller) getSecrets(ctx context.Context, in *translate.Input) error {
 	var keys []types.NamespacedName
 	for i := range in.Gateways {
@@ -335,11 +351,17 @@ func (c *Controller) getSecrets(ctx context.Context, in *translate.Input) error 
 }
 
 // getConfigMaps adds the ConfigMaps the frontend CA certificate references of
-// the input's Gateways name, those that exist.
+// the input's Gateways and the CA certificate references of its
+// BackendTLSPolicies name, those that exist.
 func (c *Controller) getConfigMaps(ctx context.Context, in *translate.Input) error {
 	var keys []types.NamespacedName
 	for i := range in.Gateways {
 		for _, key := range gatewayConfigMapRefs(&in.Gateways[i]) {
+			keys = appendUnique(keys, key)
+		}
+	}
+	for i := range in.BackendTLSPolicies {
+		for _, key := range tlsPolicyConfigMapRefs(&in.BackendTLSPolicies[i]) {
 			keys = appendUnique(keys, key)
 		}
 	}

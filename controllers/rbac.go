@@ -8,7 +8,7 @@ package controllers
 //
 // Gateway API objects: the controller watches them all and handles those of its classes
 // (ListenerSets: those whose parent is a Gateway of its classes).
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;listenersets;httproutes;grpcroutes;tcproutes;tlsroutes;udproutes;referencegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses;gateways;listenersets;httproutes;grpcroutes;tcproutes;tlsroutes;udproutes;referencegrants;backendtlspolicies,verbs=get;list;watch
 //
 // The Gateway API CRDs' bundle versions, for the GatewayClass SupportedVersion condition
 // (the controller caches CRD metadata only).
@@ -18,13 +18,13 @@ package controllers
 // +kubebuilder:rbac:groups=flaxlb.io,resources=gatewayclassparameters;backendpolicies;routepolicies,verbs=get;list;watch
 //
 // Status, written by the leader only.
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;listenersets/status;httproutes/status;grpcroutes/status;tcproutes/status;tlsroutes/status;udproutes/status,verbs=update;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status;gateways/status;listenersets/status;httproutes/status;grpcroutes/status;tcproutes/status;tlsroutes/status;udproutes/status;backendtlspolicies/status,verbs=update;patch
 // +kubebuilder:rbac:groups=flaxlb.io,resources=backendpolicies/status;routepolicies/status,verbs=update;patch
 //
 // Backends, listener certificates (TLS Secrets in any namespace: a Gateway may reference
 // one across namespaces with a ReferenceGrant, and RBAC cannot restrict by Secret type),
-// CA certificates for client certificate validation (ConfigMaps: metadata is watched,
-// the referenced ones are read), namespace labels for allowedRoutes, and node addresses
+// CA certificates for client certificate validation and BackendTLSPolicies (ConfigMaps:
+// metadata is watched, the referenced ones are read), namespace labels for allowedRoutes, and node addresses
 // for Gateway addresses.
 // +kubebuilder:rbac:groups="",resources=services;secrets;configmaps;namespaces;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch

@@ -121,7 +121,9 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 				return c.secretIsUsed(ctx, client.ObjectKeyFromObject(s))
 			}),
 			predicate.TypedResourceVersionChangedPredicate[*corev1.Secret]{}),
-		// ConfigMaps (metadata only): those a Gateway's frontend validation names.
+		// ConfigMaps (metadata only): those a Gateway's frontend validation or a
+		// BackendTLSPolicy names; a change of their data changes their
+		// resourceVersion, and the translation reads the data again.
 		source.Kind(cache, configMapMetadata(),
 			enqueue(co, false, func(ctx context.Context, m *metav1.PartialObjectMetadata) bool {
 				return c.configMapIsUsed(ctx, client.ObjectKeyFromObject(m))
@@ -131,6 +133,13 @@ func (c *Controller) watch(mgr manager.Manager, ctrl controller.Controller) erro
 			enqueue(co, false, c.namespacesMatter),
 			predicate.TypedLabelChangedPredicate[*corev1.Namespace]{}),
 	)
+	if c.backendTLS {
+		// Every spec change; their status is written by the leader and does
+		// not change the generation.
+		sources = append(sources, source.Kind(cache, &gatewayv1.BackendTLSPolicy{},
+			enqueue[*gatewayv1.BackendTLSPolicy](co, false, nil),
+			predicate.TypedGenerationChangedPredicate[*gatewayv1.BackendTLSPolicy]{}))
+	}
 	sources = append(sources, source.Kind(cache, &corev1.Node{},
 		enqueue(co, false, func(_ context.Context, n *corev1.Node) bool { return nodes.Selected(c.opts.NodeSelector, n) }),
 		// Nodes change often (conditions, images); only their addresses, readiness
@@ -186,14 +195,23 @@ func (c *Controller) serviceIsUsed(ctx context.Context, key types.NamespacedName
 	return false
 }
 
-// serviceIsTargeted reports whether a BackendPolicy targets the Service key.
+// serviceIsTargeted reports whether a BackendPolicy or a BackendTLSPolicy
+// targets the Service key.
 func (c *Controller) serviceIsTargeted(ctx context.Context, key types.NamespacedName) bool {
 	var policies flaxv1alpha1.BackendPolicyList
 	if err := c.client.List(ctx, &policies, client.InNamespace(key.Namespace),
-		client.MatchingFields{indexBackendPolicyServices: key.String()}); err != nil {
+		client.MatchingFields{indexBackendPolicyServices: key.String()}); err != nil || len(policies.Items) > 0 {
 		return true
 	}
-	return len(policies.Items) > 0
+	if !c.backendTLS {
+		return false
+	}
+	var tlsPolicies gatewayv1.BackendTLSPolicyList
+	if err := c.client.List(ctx, &tlsPolicies, client.InNamespace(key.Namespace),
+		client.MatchingFields{indexBackendTLSPolicyServices: key.String()}); err != nil {
+		return true
+	}
+	return len(tlsPolicies.Items) > 0
 }
 
 // secretIsUsed reports whether a listener of a Gateway or ListenerSet names the
@@ -210,14 +228,22 @@ func (c *Controller) secretIsUsed(ctx context.Context, key types.NamespacedName)
 	return len(sets.Items) > 0
 }
 
-// configMapIsUsed reports whether a Gateway's frontend validation names the
-// ConfigMap key.
+// configMapIsUsed reports whether a Gateway's frontend validation or a
+// BackendTLSPolicy names the ConfigMap key.
 func (c *Controller) configMapIsUsed(ctx context.Context, key types.NamespacedName) bool {
 	var gws gatewayv1.GatewayList
-	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewayConfigMaps: key.String()}); err != nil {
+	if err := c.client.List(ctx, &gws, client.MatchingFields{indexGatewayConfigMaps: key.String()}); err != nil || len(gws.Items) > 0 {
 		return true
 	}
-	return len(gws.Items) > 0
+	if !c.backendTLS {
+		return false
+	}
+	var policies gatewayv1.BackendTLSPolicyList
+	if err := c.client.List(ctx, &policies, client.InNamespace(key.Namespace),
+		client.MatchingFields{indexBackendTLSPolicyConfigMaps: key.String()}); err != nil {
+		return true
+	}
+	return len(policies.Items) > 0
 }
 
 // namespacesMatter reports whether a Gateway selects route or ListenerSet

@@ -160,6 +160,8 @@ type statusDocument struct {
 	GRPCRoutes      []named `json:"grpcRoutes,omitempty"`
 	BackendPolicies []named `json:"backendPolicies,omitempty"`
 	RoutePolicies   []named `json:"routePolicies,omitempty"`
+	// BackendTLSPolicies holds the ancestor statuses of BackendTLSPolicies.
+	BackendTLSPolicies []named `json:"backendTLSPolicies,omitempty"`
 }
 
 // printStatuses prints the statuses of a translation.
@@ -182,6 +184,9 @@ func printStatuses(w io.Writer, format string, out *translate.Output) error {
 	}
 	for _, p := range out.RoutePolicies {
 		doc.RoutePolicies = append(doc.RoutePolicies, named{p.NamespacedName.String(), p.Status})
+	}
+	for _, p := range out.BackendTLSPolicies {
+		doc.BackendTLSPolicies = append(doc.BackendTLSPolicies, named{p.NamespacedName.String(), p.Status})
 	}
 	if format != "table" {
 		return printData(w, format, doc)
@@ -218,7 +223,7 @@ func printStatuses(w io.Writer, format string, out *translate.Output) error {
 	for _, kl := range []struct {
 		kind string
 		list []translate.PolicyStatus
-	}{{"BackendPolicy", out.BackendPolicies}, {"RoutePolicy", out.RoutePolicies}} {
+	}{{"BackendPolicy", out.BackendPolicies}, {"RoutePolicy", out.RoutePolicies}, {"BackendTLSPolicy", out.BackendTLSPolicies}} {
 		kind := kl.kind
 		for _, p := range kl.list {
 			for _, a := range p.Status.Ancestors {

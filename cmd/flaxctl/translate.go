@@ -62,7 +62,8 @@ The files hold Kubernetes objects, one or more YAML documents each (a
 input. A directory means its *.yaml, *.yml and *.json files (with -R, also those
 of its subdirectories). The translator reads GatewayClasses,
 GatewayClassParameters, Gateways, HTTPRoutes, GRPCRoutes, TCPRoutes, TLSRoutes, UDPRoutes,
-ReferenceGrants, Services, EndpointSlices, Secrets, Namespaces, BackendPolicies and RoutePolicies; other
+ReferenceGrants, Services, EndpointSlices, Secrets, ConfigMaps, Namespaces, BackendPolicies, RoutePolicies and
+BackendTLSPolicies; other
 kinds are skipped with a note on standard error. Objects without a namespace get
 --namespace, as kubectl apply does.
 
@@ -360,6 +361,13 @@ func (l *loader) object(js []byte) error {
 		}
 		o.StringData = nil
 		in.Secrets = append(in.Secrets, o)
+	case "/ConfigMap":
+		var o corev1.ConfigMap
+		if err := decode(&o); err != nil {
+			return err
+		}
+		o.Namespace = l.ns(o.Namespace)
+		in.ConfigMaps = append(in.ConfigMaps, o)
 	case "/Namespace":
 		var o corev1.Namespace
 		if err := decode(&o); err != nil {
@@ -373,6 +381,13 @@ func (l *loader) object(js []byte) error {
 		}
 		o.Namespace = l.ns(o.Namespace)
 		in.BackendPolicies = append(in.BackendPolicies, o)
+	case gatewayv1.GroupName + "/BackendTLSPolicy":
+		var o gatewayv1.BackendTLSPolicy
+		if err := decode(&o); err != nil {
+			return err
+		}
+		o.Namespace = l.ns(o.Namespace)
+		in.BackendTLSPolicies = append(in.BackendTLSPolicies, o)
 	case flaxv1alpha1.GroupVersion.Group + "/RoutePolicy":
 		var o flaxv1alpha1.RoutePolicy
 		if err := decode(&o); err != nil {

@@ -51,7 +51,8 @@ type WriterOptions struct {
 // Writer writes the statuses the translator computed, with the dataplane
 // results folded in, to GatewayClasses, Gateways, ListenerSets, HTTPRoutes and
 // GRPCRoutes (TCPRoutes and TLSRoutes too once SetL4Routes says they are served), and the ancestor
-// entries of BackendPolicies and RoutePolicies. It is a manager runnable that
+// entries of BackendPolicies and RoutePolicies (and BackendTLSPolicies once
+// SetBackendTLSPolicies says they are served). It is a manager runnable that
 // needs leader election, so only the leader writes. It compares each status with
 // the object's current one ignoring LastTransitionTime and writes only when they
 // differ; it keeps a condition's LastTransitionTime when the condition's status
@@ -71,6 +72,9 @@ type Writer struct {
 	// udpRoutes when UDPRoutes are (SetUDPRoutes).
 	l4Routes  atomic.Bool
 	udpRoutes atomic.Bool
+	// backendTLS is set when BackendTLSPolicies are served
+	// (SetBackendTLSPolicies).
+	backendTLS atomic.Bool
 
 	mu     sync.Mutex
 	latest *translate.Output
@@ -83,6 +87,10 @@ func (w *Writer) SetL4Routes(served bool) { w.l4Routes.Store(served) }
 // SetUDPRoutes tells the writer whether the API server serves UDPRoutes; only
 // then does it write their status.
 func (w *Writer) SetUDPRoutes(served bool) { w.udpRoutes.Store(served) }
+
+// SetBackendTLSPolicies tells the writer whether the API server serves
+// BackendTLSPolicies; only then does it write their status.
+func (w *Writer) SetBackendTLSPolicies(served bool) { w.backendTLS.Store(served) }
 
 // NewWriter returns a Writer; run it with Start.
 func NewWriter(opts WriterOptions) *Writer {
@@ -208,11 +216,20 @@ func (w *Writer) Sync(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if w.backendTLS.Load() {
+		for _, ps := range out.BackendTLSPolicies {
+			if err := writePolicy(ctx, w, "BackendTLSPolicy", ps,
+				func() *gatewayv1.BackendTLSPolicy { return &gatewayv1.BackendTLSPolicy{} },
+				func(p *gatewayv1.BackendTLSPolicy) *gatewayv1.PolicyStatus { return &p.Status }); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// writePolicy writes our ancestor entries of one BackendPolicy or RoutePolicy,
-// keeping those of other controllers.
+// writePolicy writes our ancestor entries of one BackendPolicy, RoutePolicy or
+// BackendTLSPolicy, keeping those of other controllers.
 func writePolicy[T client.Object](ctx context.Context, w *Writer, kind string, ps translate.PolicyStatus, newObj func() T, status func(T) *gatewayv1.PolicyStatus) error {
 	controller := gatewayv1.GatewayController(w.opts.ControllerName)
 	var ours []gatewayv1.PolicyAncestorStatus

@@ -52,7 +52,7 @@ func (t *translator) translateBackendPolicies() {
 		t.backendPolicies = append(t.backendPolicies, p)
 	}
 	sortPolicies(t.backendPolicies)
-	t.backendHolders = claimSlots(t.backendPolicies)
+	t.backendHolders = claimSlots(t.backendPolicies, false)
 	names := make([]string, 0, len(t.groups))
 	for name, g := range t.groups {
 		if g.used {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +27,12 @@ type groupInfo struct {
 	used bool
 	// gateways are the Gateways whose listeners serve routes that use the group.
 	gateways map[types.NamespacedName]bool
+	// tls is the TLS of the group, from the BackendTLSPolicy of its port; nil
+	// for cleartext.
+	tls *dataplanev1.BackendTLS
+	// clientCert is the client certificate the group presents to its
+	// endpoints (a Gateway's spec.tls.backend); set only on a group with tls.
+	clientCert *backendClientCert
 }
 
 // h2cAppProtocols are the Service port appProtocols that ask for cleartext
@@ -66,7 +73,10 @@ func backendProtocol(from groupKind, port corev1.ServicePort) (proto dataplanev1
 // backend group. When it cannot, it records why in the route's ResolvedRefs
 // problems, followed by consequence, and returns false.
 func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, consequence string) (string, bool) {
-	group, p := rb.t.serviceBackend(rb.ri.kind, rb.ri.route.Namespace, ref, where, consequence)
+	group, tp, p := rb.t.serviceBackend(rb.ri.kind, rb.ri.route.Namespace, ref, where, consequence)
+	if tp != nil && !slices.Contains(rb.ri.tlsPorts, *tp) {
+		rb.ri.tlsPorts = append(rb.ri.tlsPorts, *tp)
+	}
 	if p != nil {
 		rb.ri.refProblems.add(p.reason, p.message)
 		return "", false
@@ -79,10 +89,16 @@ func (rb *ruleBuilder) backendRef(ref gatewayv1.BackendObjectReference, where, c
 // cannot, it returns why (a route condition reason), followed by consequence.
 // Every route kind but UDPRoute needs a TCP port, GRPCRoutes one they can speak
 // HTTP/2 to (see backendProtocol); UDPRoutes need a UDP port (a Service may have
-// both on one number).
-func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1.BackendObjectReference, where, consequence string) (string, *problem) {
-	fail := func(reason gatewayv1.RouteConditionReason, format string, args ...any) (string, *problem) {
-		return "", &problem{reason: string(reason), message: fmt.Sprintf(format, args...)}
+// both on one number). For HTTPRoutes and GRPCRoutes, a port a
+// BackendTLSPolicy holds gives a group with TLS, and is returned as a tlsPort
+// (also when the policy cannot be applied, which refuses the reference, as
+// does an h2c port: the dataplane speaks only HTTP/1.1 over TLS to backends).
+// TCPRoutes and TLSRoutes forward bytes as they are: their group of such a
+// port has no TLS and a name ending in "/tcp".
+func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1.BackendObjectReference, where, consequence string) (string, *tlsPort, *problem) {
+	var tp *tlsPort
+	fail := func(reason gatewayv1.RouteConditionReason, format string, args ...any) (string, *tlsPort, *problem) {
+		return "", tp, &problem{reason: string(reason), message: fmt.Sprintf(format, args...)}
 	}
 	group, kind := "", "Service"
 	if ref.Group != nil {
@@ -154,14 +170,43 @@ func (t *translator) serviceBackend(from groupKind, fromNS string, ref gatewayv1
 	if inferred {
 		gname += h2cSuffix
 	}
+	var tls *dataplanev1.BackendTLS
+	if h := t.tlsHolder(key(svc), port.Name); h != nil && transport == corev1.ProtocolTCP {
+		if from != kindHTTPRoute && from != kindGRPCRoute {
+			gname += "/tcp"
+		} else {
+			tp = &tlsPort{service: key(svc), port: port.Name}
+			if why := h.unusable(); why != "" {
+				return fail(reasonInvalidBackendTLSPolicy,
+					"%s refers to port %d of Service %s/%s, whose %s %s cannot be applied (%s): fix the policy (see its status); until then %s",
+					where, port.Port, ns, name, h.kind, h.key, why, consequence)
+			}
+			if proto == dataplanev1.BackendGroup_H2C {
+				who := "the routes that refer to port %s of Service %s/%s speak cleartext HTTP/2 to it (appProtocol h2c)"
+				if inferred {
+					who = "GRPCRoutes that refer to port %s of Service %s/%s speak cleartext HTTP/2 to it"
+				}
+				h.noteTargets(key(svc), port.Name, fmt.Sprintf(who+
+					", which Flax cannot do over TLS: those references get errors (see the routes' ResolvedRefs condition)", port.Name, ns, name))
+				speaks := "gRPC, which needs HTTP/2"
+				if !inferred {
+					speaks = fmt.Sprintf("appProtocol %s (cleartext HTTP/2)", *port.AppProtocol)
+				}
+				return fail(gatewayv1.RouteReasonUnsupportedProtocol,
+					"%s refers to port %d of Service %s/%s, which speaks %s, and %s %s asks for TLS to it, but Flax speaks only HTTP/1.1 over TLS to backends: remove the policy or use an HTTP/1.1 port; until then %s",
+					where, port.Port, ns, name, speaks, h.kind, h.key, consequence)
+			}
+			tls = h.tls
+		}
+	}
 	if transport == corev1.ProtocolUDP {
 		gname += "/udp"
 		proto = dataplanev1.BackendGroup_PROTOCOL_UNSPECIFIED // datagrams, not HTTP
 	}
 	if _, ok := t.groups[gname]; !ok {
-		t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, protocol: proto, gateways: map[types.NamespacedName]bool{}}
+		t.groups[gname] = &groupInfo{name: gname, service: svc, port: port, protocol: proto, tls: tls, gateways: map[types.NamespacedName]bool{}}
 	}
-	return gname, nil
+	return gname, tp, nil
 }
 
 // portProtocol returns the protocol of a Service port, TCP when unset.
@@ -255,6 +300,12 @@ func (t *translator) backendGroup(g *groupInfo) *dataplanev1.BackendGroup {
 	}
 	for _, k := range keys {
 		bg.Endpoints = append(bg.Endpoints, found[k])
+	}
+	if g.tls != nil {
+		bg.Tls = proto.CloneOf(g.tls)
+		if c := g.clientCert; c != nil {
+			bg.Tls.ClientCertPem, bg.Tls.ClientKeyPem = c.cert, c.key
+		}
 	}
 	t.applyBackendPolicy(g, bg)
 	return bg

@@ -126,6 +126,30 @@
 // True, or False with reason Invalid, TargetNotFound or Conflicted (naming the
 // older policy that holds the target).
 //
+// BackendTLSPolicies (Input.BackendTLSPolicies) target Services, or one port by
+// name, and give the backend groups of HTTPRoutes and GRPCRoutes for those ports
+// a tls: validation.hostname as server name, subjectAltNames, and the CA
+// certificates of caCertificateRefs (ConfigMaps of the policy's namespace, key
+// ca.crt) or the system roots (wellKnownCACertificates System). Precedence is as
+// above, but an invalid policy (Accepted False: Invalid, or NoValidCACertificate
+// when no CA reference is usable) still holds its targets, and references to them
+// fail (500, the route's ResolvedRefs False, reason InvalidBackendTLSPolicy):
+// never cleartext where TLS was asked for. A reference that would speak h2c to
+// such a port is refused (UnsupportedProtocol): the dataplane speaks HTTP/1.1 over
+// TLS. TCPRoutes and TLSRoutes to such a port forward bytes, through a group named
+// "<namespace>/<service>:<port>/tcp". Their status is per Gateway whose served
+// routes refer to a targeted port, with Accepted and ResolvedRefs conditions
+// (InvalidCACertificateRef, InvalidKind).
+//
+// A Gateway's spec.tls.backend.clientCertificateRef (a kubernetes.io/tls Secret,
+// across namespaces with a ReferenceGrant) is presented to the backends of its
+// routes' groups with tls: those routes refer to copies of the groups named
+// "<group>/client/<secret namespace>/<secret name>", so that Gateways with
+// different client certificates never share a group. The Gateway then has a
+// ResolvedRefs condition (False with InvalidClientCertificateRef or
+// RefNotPermitted when the reference cannot be used; the Gateway stays accepted
+// and presents no certificate).
+//
 // # Statuses
 //
 // Conditions carry the object's generation as observedGeneration and leave

@@ -50,6 +50,12 @@ var SupportedFeatures = sortedFeatures(
 	// Client certificate validation (spec.tls.frontend), both modes.
 	features.SupportGatewayFrontendClientCertificateValidation,
 	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
+	// TLS to backends: BackendTLSPolicy (CA certificates from ConfigMaps or
+	// the system roots, subject alternative names) and the client certificate
+	// of a Gateway's spec.tls.backend.
+	features.SupportBackendTLSPolicy,
+	features.SupportBackendTLSPolicySANValidation,
+	features.SupportGatewayBackendClientCertificate,
 	// HTTPRoute extended.
 	features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportHTTPRouteQueryParamMatching,

@@ -44,6 +44,12 @@ type gatewayInfo struct {
 	// serviceType is the type of the Service the Gateway gets (its class's
 	// parameters' spec.service); "" for none.
 	serviceType corev1.ServiceType
+	// clientCert is the client certificate of spec.tls.backend, presented to
+	// the backends its routes speak TLS to; nil for none.
+	clientCert *backendClientCert
+	// clientCertProblem, when set, is why spec.tls.backend.clientCertificateRef
+	// cannot be used (ResolvedRefs False).
+	clientCertProblem *problem
 	// listeners are the Gateway's own listeners, in spec order.
 	listeners []*listenerInfo
 	// sets are the ListenerSets whose parentRef names the Gateway, in precedence
@@ -184,6 +190,7 @@ func (t *translator) translateGateways() {
 		if g.invalid == nil {
 			g.invalid = unsupportedGatewayFields(gw)
 		}
+		t.resolveBackendClientCert(g)
 		for j := range gw.Spec.Listeners {
 			g.listeners = append(g.listeners, t.translateListener(g, nil, &gw.Spec.Listeners[j]))
 		}
@@ -203,14 +210,6 @@ func unsupportedGatewayFields(gw *gatewayv1.Gateway) *problem {
 			reason: string(gatewayv1.GatewayReasonInvalidParameters),
 			message: fmt.Sprintf("spec.infrastructure.parametersRef refers to %s %s, but Flax takes no Gateway parameters yet; remove it",
 				describeKind(string(infra.ParametersRef.Group), string(infra.ParametersRef.Kind)), infra.ParametersRef.Name),
-		}
-	}
-	if tlsCfg := gw.Spec.TLS; tlsCfg != nil {
-		if tlsCfg.Backend != nil {
-			return &problem{
-				reason:  string(gatewayv1.GatewayReasonInvalid),
-				message: "spec.tls.backend (a client certificate for backends) is not supported by Flax yet; remove it",
-			}
 		}
 	}
 	return nil
@@ -676,6 +675,9 @@ func (g *gatewayInfo) status() gatewayv1.GatewayStatus {
 			fmt.Sprintf("The Gateway is programmed on %s", where), gen)
 	}
 	st.Conditions = []metav1.Condition{accepted, programmed}
+	if c := g.resolvedRefs(gen); c != nil {
+		st.Conditions = append(st.Conditions, *c)
+	}
 	if insecureFallback(g.gw) {
 		st.Conditions = append(st.Conditions, condition(gatewayv1.GatewayConditionInsecureFrontendValidationMode, true,
 			gatewayv1.GatewayReasonConfigurationChanged,

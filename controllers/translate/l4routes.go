@@ -119,7 +119,7 @@ func (t *translator) tcpBackends(ri *l4Route, refs []gatewayv1.BackendRef) ([]*d
 		if ri.kind == kindUDPRoute {
 			consequence = fmt.Sprintf("the datagrams of its share of flows (weight %d) are dropped", w)
 		}
-		group, p := t.serviceBackend(ri.kind, ri.key.Namespace, ref.BackendObjectReference, where, consequence)
+		group, _, p := t.serviceBackend(ri.kind, ri.key.Namespace, ref.BackendObjectReference, where, consequence)
 		if p != nil {
 			ri.refProblems.add(p.reason, p.message)
 			out = append(out, &dataplanev1.TCPBackend{Target: &dataplanev1.TCPBackend_Reject{Reject: true}, Weight: w})

@@ -17,9 +17,10 @@ import (
 // maxPolicyAncestors is the most ancestor entries a policy status may hold.
 const maxPolicyAncestors = 16
 
-// policyInfo is one BackendPolicy or RoutePolicy and what was found about it.
+// policyInfo is one BackendPolicy, RoutePolicy or BackendTLSPolicy and what
+// was found about it.
 type policyInfo struct {
-	// kind is BackendPolicy or RoutePolicy.
+	// kind is BackendPolicy, RoutePolicy or BackendTLSPolicy.
 	kind string
 	obj  metav1.Object
 	key  types.NamespacedName
@@ -32,6 +33,15 @@ type policyInfo struct {
 	backend *dataplanev1.BackendGroup
 	// rateLimit is the rate limit of a RoutePolicy, without bucket; nil for none.
 	rateLimit *dataplanev1.LocalRateLimit
+	// tls is the TLS of a BackendTLSPolicy that can be applied (without client
+	// certificate); nil when it cannot.
+	tls *dataplanev1.BackendTLS
+	// refProblems are the CA certificate references of a BackendTLSPolicy that
+	// cannot be used (ResolvedRefs False).
+	refProblems problems
+	// noValidCA, when set, says that none of the CA certificate references of a
+	// BackendTLSPolicy can be used (Accepted False, NoValidCACertificate).
+	noValidCA string
 }
 
 // policyTarget is one targetRef of a policy and what became of it.
@@ -107,12 +117,12 @@ func (p *policyInfo) applies(tg *policyTarget) bool {
 func (tg *policyTarget) resolved() bool { return !tg.foreign && tg.notFound == "" }
 
 // claimSlots gives every slot to the first valid policy (policies are sorted oldest
-// first) that targets it, records the conflict on the targets of the others, and
-// returns the holders.
-func claimSlots(policies []*policyInfo) map[policySlot]*policyInfo {
+// first) that targets it, or to the first policy, valid or not, when evenInvalid is
+// set; records the conflict on the targets of the others, and returns the holders.
+func claimSlots(policies []*policyInfo, evenInvalid bool) map[policySlot]*policyInfo {
 	holders := map[policySlot]*policyInfo{}
 	for _, p := range policies {
-		if len(p.invalid) > 0 {
+		if len(p.invalid) > 0 && !evenInvalid {
 			continue
 		}
 		for _, tg := range p.targets {
@@ -207,10 +217,14 @@ func (t *translator) policyAncestors(p *policyInfo, unused string) []gatewayv1.P
 	}
 	out := make([]gatewayv1.PolicyAncestorStatus, 0, len(entries))
 	for _, e := range entries {
+		conds := []metav1.Condition{p.accepted(e, unused)}
+		if p.kind == kindBackendTLSPolicy {
+			conds = p.backendTLSConditions(e, unused)
+		}
 		out = append(out, gatewayv1.PolicyAncestorStatus{
 			AncestorRef:    e.ref,
 			ControllerName: gatewayv1.GatewayController(t.in.ControllerName),
-			Conditions:     []metav1.Condition{p.accepted(e, unused)},
+			Conditions:     conds,
 		})
 	}
 	return out

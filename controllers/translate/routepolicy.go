@@ -43,19 +43,21 @@ func (t *translator) translateRoutePolicies() {
 		t.routePolicies = append(t.routePolicies, p)
 	}
 	sortPolicies(t.routePolicies)
-	t.routeHolders = claimSlots(t.routePolicies)
+	t.routeHolders = claimSlots(t.routePolicies, false)
 	for _, ri := range httpRoutes {
-		for i, rt := range ri.rules {
-			if rt == nil {
-				continue
+		for _, rules := range ri.ruleSets() {
+			for i, rt := range rules {
+				if rt == nil {
+					continue
+				}
+				h := holder(t.routeHolders, ri.key, ruleName(ri.route, i))
+				if h == nil || h.rateLimit == nil {
+					continue
+				}
+				rl := proto.CloneOf(h.rateLimit)
+				rl.Bucket = rt.Name
+				rt.RateLimit = rl
 			}
-			h := holder(t.routeHolders, ri.key, ruleName(ri.route, i))
-			if h == nil || h.rateLimit == nil {
-				continue
-			}
-			rl := proto.CloneOf(h.rateLimit)
-			rl.Bucket = rt.Name
-			rt.RateLimit = rl
 		}
 	}
 	for _, p := range t.routePolicies {

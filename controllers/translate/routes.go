@@ -31,6 +31,13 @@ type routeInfo struct {
 	rules []*dataplanev1.Route
 	// groups are the backend groups the rules refer to.
 	groups []string
+	// tlsPorts are the Service ports of its backend references that a
+	// BackendTLSPolicy holds.
+	tlsPorts []tlsPort
+	// clientRules are the rules with the groups renamed for the client
+	// certificate of a Gateway's spec.tls.backend (clientGroupName), by the
+	// certificate's Secret.
+	clientRules map[types.NamespacedName][]*dataplanev1.Route
 	// refProblems are the unresolved references (ResolvedRefs False).
 	refProblems problems
 	// ruleProblems are the rules that could not be translated (PartiallyInvalid).
@@ -479,6 +486,8 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 		return
 	}
 	placed := false
+	cert := l.gateway.clientCert
+	rules := t.rulesFor(ri, cert)
 	for _, addr := range l.gateway.bindAddresses {
 		b := t.binds[bindKeyOf(addr, l)]
 		if b == nil {
@@ -494,7 +503,7 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 				continue
 			}
 			vh.seen[ri.key] = true
-			for _, r := range ri.rules {
+			for _, r := range rules {
 				if r != nil {
 					vh.routes = append(vh.routes, r)
 				}
@@ -505,8 +514,15 @@ func (t *translator) place(ri *routeInfo, a attachment) {
 	if placed {
 		ri.gateways[l.gateway.key] = true
 		for _, name := range ri.groups {
-			t.groups[name].used = true
-			t.groups[name].gateways[l.gateway.key] = true
+			g := t.groups[name]
+			if cert != nil && g.tls != nil {
+				g = t.clientGroup(g, cert)
+			}
+			g.used = true
+			g.gateways[l.gateway.key] = true
+		}
+		for _, tp := range ri.tlsPorts {
+			t.noteTLSPortUse(tp, l.gateway.key)
 		}
 	}
 }

@@ -72,6 +72,9 @@ func loadSamples(t *testing.T, in *Input, ns string, patterns ...string) {
 	for i := range in.RoutePolicies {
 		in.RoutePolicies[i].Namespace = ns
 	}
+	for i := range in.BackendTLSPolicies {
+		in.BackendTLSPolicies[i].Namespace = ns
+	}
 }
 
 // TestPolicySamples translates the samples of config/samples with the policy
@@ -334,6 +337,66 @@ data: {ca.crt: <test-cert-2>}
 		}
 	}
 	t.Errorf("no listener on port 8443 in %v", out.Snapshot.GetListeners())
+}
+
+// TestBackendTLSSample translates the TLS-to-backends sample of
+// config/samples/backendtls with its Secrets and CA ConfigMap: the Gateway
+// (ResolvedRefs included) and the BackendTLSPolicy are accepted, and the echo-tls
+// group speaks TLS with the policy's server name and CA and presents the
+// Gateway's client certificate.
+func TestBackendTLSSample(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	loadSamples(t, in, ns, "../../config/samples/backendtls/*.yaml", "../../config/samples/gatewayclass.yaml")
+	addDocuments(t, in, "TestBackendTLSSample", `
+apiVersion: v1
+kind: Secret
+metadata: {name: flax-client, namespace: samples}
+type: kubernetes.io/tls
+stringData: {tls.crt: <test-cert-2>, tls.key: <test-key-2>}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: backend-ca, namespace: samples}
+data: {ca.crt: <test-cert>}
+`)
+	if len(in.BackendTLSPolicies) != 1 {
+		t.Fatalf("want one BackendTLSPolicy sample, got %d", len(in.BackendTLSPolicies))
+	}
+	out := Translate(in)
+	if err := dataplanev1.Validate(out.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Gateways) != 1 {
+		t.Fatalf("gateways: %+v", out.Gateways)
+	}
+	for _, c := range out.Gateways[0].Status.Conditions {
+		if c.Status != metav1.ConditionTrue {
+			t.Errorf("Gateway flax-backendtls: %s is %s (%s): %s", c.Type, c.Status, c.Reason, c.Message)
+		}
+	}
+	if !slices.ContainsFunc(out.Gateways[0].Status.Conditions, func(c metav1.Condition) bool { return c.Type == "ResolvedRefs" }) {
+		t.Errorf("Gateway flax-backendtls has no ResolvedRefs condition: %+v", out.Gateways[0].Status.Conditions)
+	}
+	for _, ps := range out.BackendTLSPolicies {
+		for _, a := range ps.Status.Ancestors {
+			for _, c := range a.Conditions {
+				if c.Status != metav1.ConditionTrue {
+					t.Errorf("BackendTLSPolicy %s, ancestor %s: %s is %s (%s): %s", ps.NamespacedName, a.AncestorRef.Name, c.Type, c.Status, c.Reason, c.Message)
+				}
+			}
+		}
+	}
+	groups := out.Snapshot.GetBackendGroups()
+	if len(groups) != 1 || groups[0].GetName() != "samples/echo-tls:443/client/samples/flax-client" {
+		t.Fatalf("backend groups %v, want only the echo-tls group presenting flax-client", groups)
+	}
+	tls := groups[0].GetTls()
+	ca, cert := in.ConfigMaps[0].Data["ca.crt"], in.Secrets[0].Data["tls.crt"]
+	if tls.GetServerName() != "echo-backend.example.com" || !strings.Contains(string(tls.GetCaCertPem()), strings.TrimSpace(ca)) ||
+		!bytes.Equal(tls.GetClientCertPem(), cert) {
+		t.Errorf("echo-tls group TLS: server name %q, CA %d bytes, client certificate %d bytes; want the sample's", tls.GetServerName(), len(tls.GetCaCertPem()), len(tls.GetClientCertPem()))
+	}
 }
 
 // TestCORSSample translates the CORS sample of config/samples/cors with the

@@ -22,10 +22,12 @@ func Translate(in *Input) *Output {
 	t.translateListenerSets()
 	t.allocateAddresses()
 	t.resolveBinds()
+	t.translateBackendTLSPolicies()
 	t.translateRoutes()
 	t.translateL4Routes()
 	t.translateBackendPolicies()
 	t.translateRoutePolicies()
+	t.backendTLSTargetGateways()
 	snap := t.buildSnapshot()
 	snap.Hash = dataplanev1.Hash(snap)
 	return &Output{
@@ -40,6 +42,8 @@ func Translate(in *Input) *Output {
 		UDPRoutes:       l4RouteStatuses(t.udpRoutes),
 		BackendPolicies: t.policyStatuses(t.backendPolicies, "no route of a Flax Gateway uses %s yet"),
 		RoutePolicies:   t.policyStatuses(t.routePolicies, "no Flax Gateway serves %s yet"),
+		BackendTLSPolicies: t.policyStatuses(t.tlsPolicies,
+			"no HTTPRoute or GRPCRoute of a Flax Gateway uses %s yet"),
 		GatewayServices: t.gatewayServices(),
 	}
 }
@@ -74,6 +78,11 @@ type translator struct {
 	backendHolders  map[policySlot]*policyInfo
 	routePolicies   []*policyInfo // oldest first
 	routeHolders    map[policySlot]*policyInfo
+	tlsPolicies     []*policyInfo // BackendTLSPolicies, oldest first
+	tlsHolders      map[policySlot]*policyInfo
+	// tlsPortGateways are, for every Service port a BackendTLSPolicy holds,
+	// the Gateways whose served HTTPRoutes and GRPCRoutes refer to it.
+	tlsPortGateways map[tlsPort]map[types.NamespacedName]bool
 }
 
 // newTranslator indexes in.

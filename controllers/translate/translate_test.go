@@ -97,7 +97,7 @@ func TestGolden(t *testing.T) {
 
 // TestInputNotModified checks that Translate leaves its input alone.
 func TestInputNotModified(t *testing.T) {
-	for _, path := range []string{"testdata/basic.in.yaml", "testdata/https.in.yaml", "testdata/filters.in.yaml", "testdata/policy-backend.in.yaml", "testdata/policy-route.in.yaml"} {
+	for _, path := range []string{"testdata/basic.in.yaml", "testdata/https.in.yaml", "testdata/filters.in.yaml", "testdata/policy-backend.in.yaml", "testdata/policy-route.in.yaml", "testdata/backendtls.in.yaml"} {
 		in := loadInput(t, path)
 		before, err := json.Marshal(in)
 		if err != nil {
@@ -293,6 +293,10 @@ func addDocuments(t testing.TB, in *Input, path, data string, ignore ...string) 
 			var o flaxv1alpha1.RoutePolicy
 			decode(&o)
 			in.RoutePolicies = append(in.RoutePolicies, o)
+		case "BackendTLSPolicy":
+			var o gatewayv1.BackendTLSPolicy
+			decode(&o)
+			in.BackendTLSPolicies = append(in.BackendTLSPolicies, o)
 		default:
 			t.Fatalf("%s: document %d: unsupported kind %q", path, i, meta.Kind)
 		}
@@ -330,6 +334,7 @@ func reverseInput(in *Input) *Input {
 	out.Namespaces = reversed(in.Namespaces)
 	out.BackendPolicies = reversed(in.BackendPolicies)
 	out.RoutePolicies = reversed(in.RoutePolicies)
+	out.BackendTLSPolicies = reversed(in.BackendTLSPolicies)
 	out.NodeAddresses = reversed(in.NodeAddresses)
 	out.GatewayAPICRDs = reversed(in.GatewayAPICRDs)
 	out.DataplaneNodes = reversed(in.DataplaneNodes)
@@ -399,7 +404,7 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		}
 		doc["listenerSets"] = sets
 	}
-	for name, statuses := range map[string][]PolicyStatus{"backendPolicies": out.BackendPolicies, "routePolicies": out.RoutePolicies} {
+	for name, statuses := range map[string][]PolicyStatus{"backendPolicies": out.BackendPolicies, "routePolicies": out.RoutePolicies, "backendTLSPolicies": out.BackendTLSPolicies} {
 		if len(statuses) == 0 {
 			continue
 		}
@@ -434,7 +439,7 @@ func cleanGolden(v any) any {
 			switch {
 			case k == "lastTransitionTime" && val == nil:
 				delete(x, k)
-			case k == "certPem" || k == "keyPem" || k == "caCertPem":
+			case k == "certPem" || k == "keyPem" || k == "caCertPem" || k == "clientCertPem" || k == "clientKeyPem":
 				s, _ := val.(string)
 				pem, err := base64.StdEncoding.DecodeString(s)
 				if err != nil {

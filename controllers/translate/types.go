@@ -48,10 +48,11 @@ type Input struct {
 	// EndpointSlices are the EndpointSlices of those Services (labelled
 	// kubernetes.io/service-name).
 	EndpointSlices []discoveryv1.EndpointSlice
-	// Secrets are the Secrets Gateway listeners may refer to.
+	// Secrets are the Secrets Gateway listeners and Gateways'
+	// spec.tls.backend.clientCertificateRef may refer to.
 	Secrets []corev1.Secret
 	// ConfigMaps are the ConfigMaps the CA certificate references of Gateways'
-	// spec.tls.frontend may refer to.
+	// spec.tls.frontend and of BackendTLSPolicies may refer to.
 	ConfigMaps []corev1.ConfigMap
 	// Namespaces are all Namespaces, for allowedRoutes namespace selectors. A
 	// namespace missing here is taken to carry only the kubernetes.io/metadata.name
@@ -61,6 +62,8 @@ type Input struct {
 	BackendPolicies []flaxv1alpha1.BackendPolicy
 	// RoutePolicies are all RoutePolicies of the cluster.
 	RoutePolicies []flaxv1alpha1.RoutePolicy
+	// BackendTLSPolicies are all BackendTLSPolicies of the cluster.
+	BackendTLSPolicies []gatewayv1.BackendTLSPolicy
 	// GatewayAPICRDs are the installed CustomResourceDefinitions of the Gateway API
 	// groups (GatewayAPIGroups), for the GatewayClass SupportedVersion condition.
 	GatewayAPICRDs []CRD
@@ -127,6 +130,9 @@ type Output struct {
 	BackendPolicies []PolicyStatus
 	// RoutePolicies holds the status of every RoutePolicy of the Input.
 	RoutePolicies []PolicyStatus
+	// BackendTLSPolicies holds the status of every BackendTLSPolicy of the
+	// Input.
+	BackendTLSPolicies []PolicyStatus
 	// GatewayServices are the Services the Gateways of classes with a service
 	// in their parameters should have, by Gateway namespace and name; the
 	// Services (and EndpointSlices) Flax created that are not listed here are
@@ -188,7 +194,8 @@ type RouteStatus struct {
 	Status gatewayv1.HTTPRouteStatus
 }
 
-// PolicyStatus is the status Flax computed for one BackendPolicy or RoutePolicy.
+// PolicyStatus is the status Flax computed for one BackendPolicy, RoutePolicy or
+// BackendTLSPolicy.
 type PolicyStatus struct {
 	// NamespacedName of the policy.
 	NamespacedName types.NamespacedName

@@ -85,7 +85,7 @@ func encodePEMSummaries(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, val := range x {
-			if s, ok := val.(string); ok && (k == "certPem" || k == "keyPem" || k == "caCertPem") && strings.HasPrefix(s, "-----BEGIN") {
+			if s, ok := val.(string); ok && (k == "certPem" || k == "keyPem" || k == "caCertPem" || k == "clientCertPem" || k == "clientKeyPem") && strings.HasPrefix(s, "-----BEGIN") {
 				x[k] = base64.StdEncoding.EncodeToString([]byte(s))
 				continue
 			}
