@@ -29,7 +29,8 @@ const (
 	recordTypeHandshake        = 22
 	recordTypeApplicationData  = 23
 
-	typeKeyUpdate = 24
+	typeNewSessionTicket = 4
+	typeKeyUpdate        = 24
 )
 
 // maxUseless bounds consecutive records that deliver no application data
@@ -45,13 +46,15 @@ const (
 	modeFailed
 )
 
-// Conn is one server-side TLS connection driven by its worker. It is not safe
-// for concurrent use: only the worker calls its methods (the handshake
-// goroutine reaches the worker through Options.Notify).
+// Conn is one TLS connection driven by its worker, server side (Server) or
+// client side (Client). It is not safe for concurrent use: only the worker
+// calls its methods (the handshake goroutine reaches the worker through
+// Options.Notify).
 type Conn struct {
-	srv  *Server
-	mode mode
-	hs   *handshake
+	srv    *Server
+	client *tls.Config // the client side's configuration; nil on the server side
+	mode   mode
+	hs     *handshake
 
 	state tls.ConnectionState
 	suite *suite
@@ -60,6 +63,21 @@ type Conn struct {
 	tc    *tls.Conn // modeCryptoTLS
 	plain []byte    // modeCryptoTLS: what tls.Conn.Read decrypts into
 	sbuf  []byte    // modeCryptoTLS: head and body joined for one Write
+	// modeCryptoTLS: the framing of the records fed, so that tls.Conn.Read
+	// is called only when a whole record waits (each call that finds
+	// nothing costs crypto/tls an allocation): fedRecs counts the whole
+	// records fed (handshake.readRecs those it has read); hdr and recLeft
+	// follow the record being fed. A client connection waiting to move to
+	// the record layer (takeOverClient) keeps the last record fed in lastIn.
+	fedRecs uint64
+	hdr     [recordHeaderLen]byte
+	hdrLen  int
+	recLeft int
+	waiting bool
+	lastIn  []byte
+	// A post-handshake NewSessionTicket (client side, record layer) still
+	// to skip, in bytes.
+	skip int
 
 	err        error // sticky: the first error ends the connection
 	rekeyAfter uint64
@@ -74,8 +92,25 @@ type Conn struct {
 	pendingLen int
 }
 
+// Start starts a client connection's handshake goroutine, which writes the
+// ClientHello (Notify, then Output). A server connection starts with its
+// first Feed; on one already started Start does nothing.
+func (c *Conn) Start() {
+	if c.mode != modeHandshake {
+		return
+	}
+	h := c.hs
+	h.mu.Lock()
+	start := !h.started
+	h.started = true
+	h.mu.Unlock()
+	if start {
+		go h.run()
+	}
+}
+
 // Feed hands bytes received during the handshake to crypto/tls (copied). The
-// first call starts the handshake goroutine.
+// first call starts the handshake goroutine, unless Start did.
 func (c *Conn) Feed(p []byte) error {
 	if c.mode != modeHandshake {
 		return errors.New("tlsconn: Feed after the handshake")
@@ -91,7 +126,7 @@ func (c *Conn) Feed(p []byte) error {
 	return nil
 }
 
-// CloseRead tells the handshake the client closed its side.
+// CloseRead tells the handshake the peer closed its side.
 func (c *Conn) CloseRead() {
 	if c.hs != nil {
 		c.hs.mu.Lock()
@@ -147,11 +182,19 @@ func (c *Conn) Done() (bool, error) {
 		c.mode, c.rd, c.wr = modeRecord, h.rd, h.wr
 	} else {
 		c.mode, c.tc = modeCryptoTLS, h.tc
+		if c.client != nil && c.state.Version == tls.VersionTLS13 && c.suite != nil && !c.srv.opts.CryptoTLSOnly {
+			h.mu.Lock()
+			if h.clientSecret != nil && h.serverSecret != nil {
+				h.waiting, c.waiting = true, true
+				c.lastIn = make([]byte, 0, MaxRecordLen)
+			}
+			h.mu.Unlock()
+		}
 	}
 	return true, nil
 }
 
-// Leftover appends to dst the bytes the client sent after its Finished, which
+// Leftover appends to dst the bytes the peer sent after its Finished, which
 // crypto/tls never read, and returns it; the worker passes them to Open first.
 // Call it once, after Done.
 func (c *Conn) Leftover(dst []byte) []byte {
@@ -174,7 +217,9 @@ func (c *Conn) Leftover(dst []byte) []byte {
 func (c *Conn) ConnectionState() tls.ConnectionState { return c.state }
 
 // RecordLayer reports whether this package protects the connection's records
-// (TLS 1.3) rather than crypto/tls (TLS 1.2, or Options.CryptoTLSOnly).
+// (TLS 1.3) rather than crypto/tls (TLS 1.2, or Options.CryptoTLSOnly; a
+// client connection until crypto/tls has read the server's first session
+// ticket).
 func (c *Conn) RecordLayer() bool { return c.mode == modeRecord }
 
 // Alert is a TLS alert description (RFC 8446 §6).
@@ -291,7 +336,7 @@ func (c *Conn) Open(in []byte) (plain []byte, n int, err error) {
 	if len(data) > MaxPlaintext {
 		return nil, 0, c.fail(errRecordOverflow)
 	}
-	if typ != recordTypeHandshake && c.hsMsgLen > 0 {
+	if typ != recordTypeHandshake && (c.hsMsgLen > 0 || c.skip > 0) {
 		return nil, 0, c.fail(errUnexpectedHS)
 	}
 	switch typ {
@@ -330,12 +375,19 @@ func (c *Conn) fail(err error) error {
 
 // handshakeMessages handles the post-handshake messages of one record. A
 // client may send only KeyUpdate (NewSessionTicket is the server's, and the
-// server never asks for post-handshake authentication).
+// server never asks for post-handshake authentication); a server also
+// NewSessionTicket, which a client connection skips.
 func (c *Conn) handshakeMessages(data []byte) error {
 	if len(data) == 0 {
 		return errUnexpectedHS // zero-length handshake fragments are not allowed
 	}
 	for len(data) > 0 {
+		if c.skip > 0 {
+			k := min(len(data), c.skip)
+			c.skip -= k
+			data = data[k:]
+			continue
+		}
 		need := 4
 		if c.hsMsgLen >= 4 {
 			need = 4 + (int(c.hsMsg[1])<<16 | int(c.hsMsg[2])<<8 | int(c.hsMsg[3]))
@@ -344,6 +396,13 @@ func (c *Conn) handshakeMessages(data []byte) error {
 		c.hsMsgLen += k
 		data = data[k:]
 		if c.hsMsgLen < 4 {
+			continue
+		}
+		if c.hsMsg[0] == typeNewSessionTicket && c.client != nil {
+			// A server may send more tickets: crypto/tls kept the first,
+			// which is the one a resumption offers.
+			c.skip = int(c.hsMsg[1])<<16 | int(c.hsMsg[2])<<8 | int(c.hsMsg[3])
+			c.hsMsgLen = 0
 			continue
 		}
 		if c.hsMsg[0] != typeKeyUpdate {
@@ -530,9 +589,22 @@ func (c *Conn) openCryptoTLS(in []byte) ([]byte, int, error) {
 		if _, err := c.hs.feed(in); err != nil {
 			return nil, 0, c.fail(err)
 		}
+		c.frame(in)
 	}
 	if c.plain == nil {
 		c.plain = make([]byte, MaxPlaintext)
+	}
+	h := c.hs
+	h.mu.Lock()
+	read := h.readRecs
+	h.mu.Unlock()
+	if read == c.fedRecs {
+		// Every whole record is read: nothing to do, or the moment a
+		// client connection moves to the record layer.
+		if c.waiting {
+			c.takeOverClient()
+		}
+		return c.plain[:0], len(in), nil
 	}
 	n, err := c.tc.Read(c.plain)
 	if err != nil {
@@ -543,6 +615,129 @@ func (c *Conn) openCryptoTLS(in []byte) ([]byte, int, error) {
 		return nil, len(in), c.fail(err)
 	}
 	return c.plain[:n], len(in), nil
+}
+
+// ticketPatience is how many records a client connection with a session
+// cache reads on crypto/tls waiting for a session ticket: servers send theirs
+// right after the handshake, so one that sent none by then sends none (a
+// later one is skipped by the record layer, and not resumed from).
+const ticketPatience = 4
+
+// takeOverClient moves a client connection from crypto/tls to the record
+// layer, once crypto/tls has read every record fed, the server's first
+// session ticket among them (so that it is in the session cache; without a
+// cache, or past ticketPatience records, without one), and written
+// everything it had to: the keys come from the
+// traffic secrets crypto/tls logged, the sequence numbers from the records
+// it read and wrote since the handshake. Both are checked by opening the
+// last record read and the last written again; a mismatch (a KeyUpdate
+// crypto/tls answered, say) leaves the connection on crypto/tls for good.
+func (c *Conn) takeOverClient() {
+	h := c.hs
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ticketWanted := false
+	if pc, ok := c.client.ClientSessionCache.(peerCache); ok && pc.h != nil {
+		ticketWanted = true
+	}
+	if (ticketWanted && !h.ticket && c.fedRecs < ticketPatience) || c.hdrLen != 0 || c.recLeft != 0 || c.fedRecs == 0 || len(h.out) > 0 || len(h.in) > h.inOff || h.recRemain != 0 {
+		return // not yet
+	}
+	c.waiting, h.waiting = false, false
+	lastIn, lastOut := c.lastIn, h.lastOut
+	c.lastIn, h.lastOut = nil, nil
+	if h.wrSplit {
+		return
+	}
+	var rd, wr direction
+	if rd.setSecret(c.suite, h.serverSecret) != nil || wr.setSecret(c.suite, h.clientSecret) != nil {
+		return
+	}
+	rd.seq = c.fedRecs - 1
+	inner, ok := reopen(&rd, lastIn)
+	if !ok || !wholeMessages(inner) {
+		return
+	}
+	rd.seq = c.fedRecs
+	if h.wroteRecs > 0 {
+		wr.seq = h.wroteRecs - 1
+		if _, ok := reopen(&wr, lastOut); !ok {
+			return
+		}
+		wr.seq = h.wroteRecs
+	}
+	c.mode, c.rd, c.wr = modeRecord, rd, wr
+	c.tc, c.hs, c.plain, c.sbuf = nil, nil, nil, nil
+}
+
+// reopen opens a copy of record rec with d at its current sequence number
+// and returns its inner plaintext (content type last).
+func reopen(d *direction, rec []byte) ([]byte, bool) {
+	if len(rec) < recordHeaderLen+tagLen+1 || rec[0] != recordTypeApplicationData {
+		return nil, false
+	}
+	inner, err := d.aead.Open(nil, d.makeNonce(), rec[recordHeaderLen:], rec[:recordHeaderLen])
+	return inner, err == nil
+}
+
+// wholeMessages reports whether a record's inner plaintext, when it holds
+// handshake messages, ends with the end of one (crypto/tls keeps no part of
+// a message), or holds anything else.
+func wholeMessages(inner []byte) bool {
+	i := len(inner) - 1
+	for i >= 0 && inner[i] == 0 {
+		i--
+	}
+	if i < 0 {
+		return false
+	}
+	if inner[i] != recordTypeHandshake {
+		return true
+	}
+	for data := inner[:i]; len(data) > 0; {
+		if len(data) < 4 {
+			return false
+		}
+		n := 4 + (int(data[1])<<16 | int(data[2])<<8 | int(data[3]))
+		if n > len(data) {
+			return false
+		}
+		data = data[n:]
+	}
+	return true
+}
+
+// frame follows the record framing of the bytes fed to a crypto/tls
+// connection, counting the records they complete (and, while a client
+// connection waits to move to the record layer, keeping the last one).
+func (c *Conn) frame(p []byte) {
+	for len(p) > 0 {
+		if c.recLeft > 0 {
+			k := min(len(p), c.recLeft)
+			if c.waiting {
+				c.lastIn = append(c.lastIn, p[:k]...)
+			}
+			c.recLeft -= k
+			p = p[k:]
+			if c.recLeft == 0 {
+				c.fedRecs++
+			}
+			continue
+		}
+		k := copy(c.hdr[c.hdrLen:], p)
+		c.hdrLen += k
+		p = p[k:]
+		if c.hdrLen == recordHeaderLen {
+			c.hdrLen = 0
+			c.recLeft = int(c.hdr[3])<<8 | int(c.hdr[4])
+			if c.waiting {
+				c.lastIn = append(c.lastIn[:0], c.hdr[:]...)
+			}
+			if c.recLeft == 0 {
+				c.fedRecs++
+			}
+		}
+	}
 }
 
 // sealCryptoTLS writes through the tls.Conn, head and body in one record when

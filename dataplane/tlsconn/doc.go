@@ -1,5 +1,6 @@
-// Package tlsconn is a server-side TLS connection an event-loop worker drives
-// without a goroutine per connection on the data path.
+// Package tlsconn is a TLS connection an event-loop worker drives without a
+// goroutine per connection on the data path: server side (Server), and
+// client side (Client) for the worker's connections to backends.
 //
 // The handshake is crypto/tls's own: a Conn runs tls.Server over an in-memory
 // net.Conn whose Read waits for the bytes the worker Feeds and whose Write
@@ -35,13 +36,38 @@
 // The record layer speaks only for the server: the client may send KeyUpdate
 // and nothing else after its Finished.
 //
-// A worker drives a Conn like this: NewConn at accept; Feed every received
-// chunk and send what Output returns (also when Notify fires) until Done
-// reports true; send Output once more, take Leftover back as received bytes;
-// from then on call Open over the receive buffer until it takes nothing, send
-// AppendPending when HasPending, and Seal each response into the send buffer
+// Client side: a Client's Conn runs tls.Client over the same in-memory conn,
+// its goroutine started by Start (the client speaks first); Feed, Output,
+// Done and Leftover work as on the server side. Its records start on
+// crypto/tls: a TLS 1.3 server sends NewSessionTicket after the handshake,
+// and only crypto/tls can turn one into a resumable session (the resumption
+// secret never leaves it). Each Client may share a tls.ClientSessionCache,
+// keyed by peer address and server name (PeerSessionCache), so that the
+// next connection to the same endpoint resumes. Once crypto/tls has read
+// the first ticket into it (without a cache, no ticket is asked for), and
+// every record fed, a TLS 1.3 connection moves to the record layer: its
+// keys come from the traffic secrets crypto/tls logged, its sequence
+// numbers from the records crypto/tls read (the in-memory conn gives it one
+// record at a time, so whole records fed and read are counted exactly) and
+// wrote, and both are checked by opening the last record read and the last
+// written again; on a mismatch (it answered a KeyUpdate, say) the
+// connection stays on crypto/tls. On the record layer a client connection
+// skips the server's later tickets and handles KeyUpdate as the server side
+// does. Why move: crypto/tls allocates a small reader each time it asks the
+// in-memory conn for bytes, one allocation per response, and costs twice
+// the record layer's CPU for a small exchange (BenchmarkClientExchange); on
+// crypto/tls Open calls tls.Conn.Read only when a whole record waits, so
+// reads that would find nothing cost nothing. TLS 1.2 and
+// Options.CryptoTLSOnly stay on crypto/tls.
+//
+// A worker drives a Conn like this: NewConn at accept (Server) or connect
+// (Client, then Start); Feed every received chunk and send what Output
+// returns (also when Notify fires) until Done reports true; send Output once
+// more, take Leftover back as received bytes; from then on call Open over
+// the receive buffer until it takes nothing, send AppendPending when
+// HasPending, and Seal each response (or request) into the send buffer
 // (SealedLen bounds its size). On an *Error from Open, send AppendAlert and
-// close; on io.EOF the client sent close_notify.
+// close; on io.EOF the peer sent close_notify.
 //
 // Kernel TLS: ProbeKTLS says whether the kernel offers the "tls" ULP and
 // EnableKTLS hands a record-layer connection's keys to it. Not used by the

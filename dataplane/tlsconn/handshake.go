@@ -96,6 +96,81 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	return cfg, nil
 }
 
+// Client makes client-side connections with one configuration: a worker
+// originating TLS to its backends. Its connections stay on crypto/tls after
+// the handshake until crypto/tls has read the server's first session ticket
+// into the cache the next handshakes resume from, then TLS 1.3 connections
+// move to the record layer (see the package documentation).
+type Client struct {
+	cfg   *tls.Config
+	cache tls.ClientSessionCache
+	srv   *Server // carries the options of the connections
+}
+
+// NewClient returns a Client that handshakes with cfg (server name, roots,
+// verification, client certificates as crypto/tls uses them). With cache
+// set, every connection stores its session tickets there under its peer's
+// name (NewConn) and offers them again on the next connection to the same
+// peer; cfg's own ClientSessionCache is never used. Options.CryptoTLSOnly
+// keeps the connections on crypto/tls.
+func NewClient(cfg *tls.Config, cache tls.ClientSessionCache, opts Options) *Client {
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.MaxHandshakeInput <= 0 {
+		opts.MaxHandshakeInput = DefaultMaxHandshakeInput
+	}
+	if opts.RekeyAfter == 0 {
+		opts.RekeyAfter = DefaultRekeyAfter
+	}
+	return &Client{cfg: cfg, cache: cache, srv: &Server{opts: opts}}
+}
+
+// NewConn returns a client connection to peer (an address, which keys its
+// session tickets in the Client's cache: endpoints behind one server name do
+// not share tickets). Nothing runs until Start.
+func (cl *Client) NewConn(peer string) *Conn {
+	c := cl.srv.NewConn()
+	cfg := cl.cfg.Clone()
+	cfg.KeyLogWriter = (*keyLog)(c.hs)
+	if cl.cache != nil {
+		cfg.ClientSessionCache = peerCache{cache: cl.cache, peer: peer, h: c.hs}
+	} else {
+		cfg.ClientSessionCache = nil
+	}
+	c.client = cfg
+	return c
+}
+
+// PeerSessionCache returns a view of cache that keys sessions by peer (an
+// address) as well as by crypto/tls's key (the server name, shared by every
+// endpoint of a backend group), for a tls.Config that dials peer: a ticket
+// is offered only to the endpoint that issued it.
+func PeerSessionCache(cache tls.ClientSessionCache, peer string) tls.ClientSessionCache {
+	return peerCache{cache: cache, peer: peer}
+}
+
+// peerCache keys a shared session cache by the peer's address as well as
+// crypto/tls's key (the server name).
+type peerCache struct {
+	cache tls.ClientSessionCache
+	peer  string
+	h     *handshake // a Client's connection, told of the tickets it stores
+}
+
+func (p peerCache) Get(key string) (*tls.ClientSessionState, bool) {
+	return p.cache.Get(p.peer + "|" + key)
+}
+
+func (p peerCache) Put(key string, cs *tls.ClientSessionState) {
+	p.cache.Put(p.peer+"|"+key, cs)
+	if p.h != nil && cs != nil {
+		p.h.mu.Lock()
+		p.h.ticket = true
+		p.h.mu.Unlock()
+	}
+}
+
 // NewConn returns a connection in its handshake. Nothing runs until the first
 // Feed.
 func (s *Server) NewConn() *Conn {
@@ -126,6 +201,17 @@ type handshake struct {
 	err       error
 	nonBlock  bool // after the handshake, for connections kept on crypto/tls
 
+	// After the handshake, on crypto/tls: the records it has read whole
+	// (Read gives it one record at a time) and written. A client connection
+	// waiting to move to the record layer (Conn.takeOverClient) also keeps
+	// the last record written, and learns of the session tickets stored.
+	readRecs  uint64
+	wroteRecs uint64
+	waiting   bool
+	lastOut   []byte
+	wrSplit   bool // a write held a partial record: no move
+	ticket    bool
+
 	// Written by the handshake goroutine only, read by the worker after done.
 	clientSecret []byte
 	serverSecret []byte
@@ -148,7 +234,8 @@ func (wouldBlock) Temporary() bool { return true }
 var errAborted = errors.New("tlsconn: handshake aborted")
 
 // Read gives crypto/tls the fed bytes, never past the end of the record it is
-// reading, so no byte after the client's Finished is consumed by it.
+// reading, so no byte after the peer's Finished is consumed by it, and
+// afterwards it holds at most the record it is reading.
 func (h *handshake) Read(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -160,11 +247,11 @@ func (h *handshake) Read(p []byte) (int, error) {
 		if h.recRemain == 0 && avail >= recordHeaderLen {
 			h.recRemain = recordHeaderLen + (int(h.in[h.inOff+3])<<8 | int(h.in[h.inOff+4]))
 		}
-		if avail > 0 && (h.recRemain > 0 || h.nonBlock) {
-			n := min(len(p), avail)
-			if !h.nonBlock {
-				n = min(n, h.recRemain)
-				h.recRemain -= n
+		if avail > 0 && h.recRemain > 0 {
+			n := min(len(p), avail, h.recRemain)
+			h.recRemain -= n
+			if h.recRemain == 0 && h.nonBlock {
+				h.readRecs++
 			}
 			copy(p, h.in[h.inOff:h.inOff+n])
 			h.inOff += n
@@ -194,12 +281,37 @@ func (h *handshake) Write(p []byte) (int, error) {
 	if h.serverSecret != nil && !h.nonBlock {
 		h.afterSecret = append(h.afterSecret, p...)
 	}
+	if h.nonBlock {
+		h.countWritten(p)
+	}
 	nonBlock := h.nonBlock
 	h.mu.Unlock()
 	if !nonBlock && h.conn.srv.opts.Notify != nil {
 		h.conn.srv.opts.Notify(h.conn)
 	}
 	return len(p), nil
+}
+
+// countWritten counts the records crypto/tls wrote after the handshake (one
+// whole record per write) and, while the connection waits to move to the
+// record layer, keeps the last one.
+func (h *handshake) countWritten(p []byte) {
+	for len(p) > 0 {
+		if len(p) < recordHeaderLen {
+			h.wrSplit = true
+			return
+		}
+		n := recordHeaderLen + (int(p[3])<<8 | int(p[4]))
+		if n > len(p) {
+			h.wrSplit = true
+			return
+		}
+		h.wroteRecs++
+		if h.waiting {
+			h.lastOut = append(h.lastOut[:0], p[:n]...)
+		}
+		p = p[n:]
+	}
 }
 
 // Close is how crypto/tls ends a handshake whose context expired.
@@ -272,7 +384,12 @@ func (k *keyLog) Write(line []byte) (int, error) {
 // run is the handshake goroutine.
 func (h *handshake) run() {
 	ctx, cancel := context.WithTimeout(context.Background(), h.conn.srv.opts.HandshakeTimeout)
-	tc := tls.Server(h, h.conn.srv.wrap)
+	var tc *tls.Conn
+	if h.conn.client != nil {
+		tc = tls.Client(h, h.conn.client)
+	} else {
+		tc = tls.Server(h, h.conn.srv.wrap)
+	}
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err == nil {
@@ -297,7 +414,7 @@ func (h *handshake) takeOver(tc *tls.Conn) error {
 	defer h.mu.Unlock()
 	h.state = tc.ConnectionState()
 	h.suite = suiteByID(h.state.CipherSuite)
-	if h.state.Version != tls.VersionTLS13 || h.suite == nil || h.conn.srv.opts.CryptoTLSOnly {
+	if h.state.Version != tls.VersionTLS13 || h.suite == nil || h.conn.srv.opts.CryptoTLSOnly || h.conn.client != nil {
 		h.tc, h.nonBlock = tc, true
 		h.afterSecret = nil
 		return nil

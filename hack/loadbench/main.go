@@ -45,6 +45,13 @@
 // would need its stream module (not in nginx-light), so the ratios are to HAProxy's.
 // wrk keeps its connections: the figures are the tunnel's per request, one ClientHello
 // read and one backend connect per connection.
+//
+// With -backend-tls the backend (nginx) serves over TLS 1.3 and the proxies connect to
+// it with TLS, verifying its certificate, on keep-alive connections: flax on an HTTP
+// listener (run --config) whose group has tls, nginx with proxy_ssl (verify, session
+// reuse). wrk speaks plain HTTP to the proxies: the figures are the origination of TLS,
+// sealing each request and opening each response, one handshake per upstream
+// connection. Ratios are to nginx's.
 package main
 
 import (
@@ -54,6 +61,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -102,6 +110,7 @@ func main() {
 	handshakes := flag.Bool("handshakes", false, "full TLS 1.3 handshakes: a client without session cache opens a connection per request (implies -https); reports handshakes per CPU-second")
 	grpcBench := flag.Bool("grpc", false, "load the proxies with gRPC unary calls (h2load -c16 -m20 over h2c) to an h2c gRPC backend; ratios to nginx (grpc_pass)")
 	serveGRPCAddr := flag.String("serve-grpc", "", "internal: serve the -grpc benchmark's gRPC backend on this address")
+	backendTLS := flag.Bool("backend-tls", false, "TLS from the proxies to the backend (nginx over TLS 1.3), plain HTTP from wrk; flax-uring, flax-netpoll and nginx, ratios to nginx")
 	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
 	flag.Parse()
 	if *serveGRPCAddr != "" {
@@ -142,6 +151,17 @@ func main() {
 	if *https && *passthrough {
 		fmt.Fprintln(os.Stderr, "loadbench: -https and -tls-passthrough exclude each other")
 		os.Exit(2)
+	}
+	if *backendTLS {
+		if *https || *passthrough || *h2 {
+			fmt.Fprintln(os.Stderr, "loadbench: -backend-tls excludes -https, -h2 and -tls-passthrough")
+			os.Exit(2)
+		}
+		if err := runBackendTLS(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *passthrough {
 		if err := runPassthrough(*flaxBin, *duration, *rounds, *conns, *proxyCPU, *loadCPU, *only); err != nil {
@@ -751,5 +771,86 @@ backend be
 		}},
 	}
 	runRounds(picked(proxies, only), dir, listen, backend, d, n, conns, proxyCPU, loadCPU, "haproxy")
+	return nil
+}
+
+// runBackendTLS is the -backend-tls benchmark: nginx serves over TLS 1.3 behind the
+// proxies, which connect to it with TLS on keep-alive connections.
+func runBackendTLS(flaxBin string, d time.Duration, n, conns, proxyCPU, loadCPU int, only string) error {
+	for _, tool := range []string{"nginx", "wrk", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found (apt-get install nginx-light wrk util-linux): %w", tool, err)
+		}
+	}
+	flaxBin, err := filepath.Abs(flaxBin)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "flax-loadbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	certFile, keyFile, _, err := writeCert(dir)
+	if err != nil {
+		return err
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return err
+	}
+	// Ports of their own, apart from the other modes'.
+	const backend = "127.0.0.1:18590"
+	const listen = "127.0.0.1:18580"
+	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), loadCPU, nginxEvents, fmt.Sprintf(`
+server { listen %s ssl backlog=4096; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.3;
+  access_log off; keepalive_requests 1000000;
+  location / { default_type text/plain; return 200 "%s"; } }`, backend, certFile, keyFile, strings.Repeat("x", 99)+"\n"))
+	if err != nil {
+		return fmt.Errorf("start backend: %w", err)
+	}
+	defer benchproc.Stop(be)
+	if err := benchproc.WaitListen(backend); err != nil {
+		return err
+	}
+	backendDesc = "backend nginx over TLS 1.3, 100 B replies"
+	host, port, _ := strings.Cut(backend, ":")
+	cfg := filepath.Join(dir, "flax-backend-tls.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+- name: web
+  address: 127.0.0.1
+  port: %s
+  protocol: HTTP
+  virtualHosts:
+  - name: all
+    routes:
+    - name: all
+      matches: [{path: {type: PATH_PREFIX, value: /}}]
+      backends: [{backendGroup: be, weight: 1}]
+backendGroups:
+- name: be
+  tls: {serverName: localhost, caCertPem: %s}
+  endpoints: [{address: %s, port: %s}]
+`, strings.TrimPrefix(listen, "127.0.0.1:"), base64.StdEncoding.EncodeToString(certPEM), host, port)), 0o644); err != nil {
+		return err
+	}
+	flax := func(engine string) func(string, string, string) (*exec.Cmd, error) {
+		return func(string, string, string) (*exec.Cmd, error) {
+			return benchproc.StartPinned(proxyCPU, flaxBin, "run", "--config", cfg, "--workers", "1", "--engine", engine, "--admin-address", "")
+		}
+	}
+	proxies := []proxy{
+		{"flax-uring", flax("uring")},
+		{"flax-netpoll", flax("netpoll")},
+		{"nginx", func(dir string, l, b string) (*exec.Cmd, error) {
+			return benchproc.StartNginx(filepath.Join(dir, "nginx"), proxyCPU, nginxEvents, fmt.Sprintf(`
+upstream be { server %s; keepalive 128; keepalive_requests 1000000; }
+server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
+  location / { proxy_pass https://be; proxy_http_version 1.1; proxy_set_header Connection "";
+    proxy_ssl_server_name on; proxy_ssl_name localhost; proxy_ssl_verify on;
+    proxy_ssl_protocols TLSv1.3; proxy_ssl_trusted_certificate %s; proxy_ssl_session_reuse on; } }`, b, l, certFile))
+		}},
+	}
+	runRounds(picked(proxies, only), dir, listen, backend, d, n, conns, proxyCPU, loadCPU, "nginx")
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
+	"github.com/flaxlb/flax/dataplane/tlsconn"
 )
 
 // maxGather bounds the sends gathered into one writev.
@@ -481,8 +482,10 @@ func (r *replayConn) Read(p []byte) (int, error) {
 
 // dialUpstream opens a connection to an endpoint of group g: TCP, then,
 // when the group has TLS, a TLS handshake that verifies the endpoint's
-// certificate, both within the group's connect timeout.
-func dialUpstream(ctx context.Context, g *compiled.Group, addr netip.AddrPort) (net.Conn, error) {
+// certificate, both within the group's connect timeout. With cache, the
+// handshake resumes a session the endpoint gave before and keeps the one
+// it gives now.
+func dialUpstream(ctx context.Context, g *compiled.Group, addr netip.AddrPort, cache tls.ClientSessionCache) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.ConnectTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -490,7 +493,12 @@ func dialUpstream(ctx context.Context, g *compiled.Group, addr netip.AddrPort) (
 	if err != nil || g.TLS == nil {
 		return nc, err
 	}
-	tc := tls.Client(nc, g.TLS)
+	cfg := g.TLS
+	if cache != nil {
+		cfg = cfg.Clone()
+		cfg.ClientSessionCache = tlsconn.PeerSessionCache(cache, addr.String())
+	}
+	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
@@ -522,7 +530,11 @@ func (c *conn) connect() {
 			ctx = context.Background()
 		}
 		c.unlock()
-		nc, err := dialUpstream(ctx, t.Group, t.Addr)
+		var cache tls.ClientSessionCache
+		if t.Group.TLS != nil {
+			cache = c.w.sessions.get(t.Group.TLSKey)
+		}
+		nc, err := dialUpstream(ctx, t.Group, t.Addr, cache)
 		c.lock()
 		if err != nil {
 			c.s.UpstreamConnected(false, err)

@@ -157,7 +157,7 @@ func (m *MirrorSender) send(j *mirrorJob) metrics.MirrorResult {
 	deadline := time.Now().Add(m.opts.Timeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	c, err := dialUpstream(ctx, j.g, addr)
+	c, err := dialUpstream(ctx, j.g, addr, nil)
 	if err != nil {
 		return metrics.MirrorFailed
 	}

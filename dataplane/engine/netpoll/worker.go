@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -22,13 +23,14 @@ import (
 // worker is one of the engine's workers: its sockets' connections share its
 // pickers, exchange pool, upstream pool and counters.
 type worker struct {
-	id      int
-	e       *Engine
-	pw      *proxy.Worker
-	metrics *metrics.Worker
-	pool    *upstreamPool
-	bufs    sync.Pool // read buffers
-	xbufs   lockedBufs
+	id       int
+	e        *Engine
+	pw       *proxy.Worker
+	metrics  *metrics.Worker
+	pool     *upstreamPool
+	sessions sessionCaches // TLS sessions of backends, per group TLS
+	bufs     sync.Pool     // read buffers
+	xbufs    lockedBufs
 
 	mu    sync.Mutex
 	conns map[*conn]struct{}
@@ -247,6 +249,36 @@ func (w *worker) closeConns() {
 	for c := range w.conns {
 		c.forceClose()
 	}
+}
+
+// maxSessionCaches bounds the session caches of a worker; past it they
+// start over.
+const maxSessionCaches = 256
+
+// sessionCacheSize bounds the sessions of one cache: one per endpoint.
+const sessionCacheSize = 256
+
+// sessionCaches are a worker's TLS session caches, one per group TLS
+// configuration (compiled.Group.TLSKey, so a new configuration with the
+// same settings keeps them), so that new connections to a backend resume.
+type sessionCaches struct {
+	mu sync.Mutex
+	m  map[string]tls.ClientSessionCache
+}
+
+// get returns the cache of TLS configuration key.
+func (s *sessionCaches) get(key string) tls.ClientSessionCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.m[key]
+	if c == nil {
+		if s.m == nil || len(s.m) >= maxSessionCaches {
+			s.m = map[string]tls.ClientSessionCache{}
+		}
+		c = tls.NewLRUClientSessionCache(sessionCacheSize)
+		s.m[key] = c
+	}
+	return c
 }
 
 // poolKey is what a pooled upstream connection may be reused for: its

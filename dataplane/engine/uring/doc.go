@@ -10,9 +10,8 @@
 // and HTTPS listeners and TLS listeners with a terminating route with
 // Options.HTTPS (TLS by dataplane/tlsconn: see "TLS" below); without it
 // those are reported as not bound with ErrHTTPS and left to the netpoll
-// engine (engine.Split). Listeners whose routes reach a backend group with
-// TLS are reported as not bound with ErrBackendTLS: the workers do not
-// originate TLS.
+// engine (engine.Split). The workers also originate TLS to backend groups
+// with TLS (see "TLS to backends" below).
 //
 // # Worker loop
 //
@@ -54,7 +53,7 @@
 // Upstream connections are sockets created with socket(2) and TCP_NODELAY
 // and connected by the ring, with the group's connect timeout as a linked
 // timeout. A released connection without leftover bytes goes to the
-// per-endpoint pool (most recently used first, at most
+// per-endpoint (and group TLS) pool (most recently used first, at most
 // Group.MaxIdlePerEndpoint, closed after Group.IdleTimeout). Closing a
 // socket cancels its operations and queues a close; a socket with a send in
 // flight is shut down first, so the kernel cannot copy from an Exchange the
@@ -95,6 +94,23 @@
 // failed record or handshake sends its alert, when nothing else is in
 // flight, with a non-blocking send and closes; a session's close with linger
 // or its half-close seals close_notify after its last data.
+//
+// # TLS to backends
+//
+// A connection to an endpoint of a group with TLS (uptls.go) starts a
+// tlsconn client handshake once its TCP connect completes, and stays
+// connecting until it ends: handshake goroutine, Waker and queued output
+// as for clients, bounded by the group's connect timeout; the session
+// hears UpstreamConnected then, and a failed handshake is a failed connect.
+// The connection then has a tlsState of its own: received ciphertext is
+// opened into a pooled receive buffer before UpstreamData, the session's
+// sends are sealed into a pooled send buffer, its half-close seals
+// close_notify first. Records start on crypto/tls (driven synchronously by
+// the worker) so that it reads the server's first session ticket into the
+// worker's session cache for the group's TLS (compiled.Group.TLSKey), from
+// which new connections to the same endpoint resume; then the connection
+// moves to tlsconn's record layer, which does not allocate. Pooled
+// connections keep their TLS state and are keyed by endpoint and TLSKey.
 //
 // # user_data
 //

@@ -31,11 +31,6 @@ const Name = "io_uring"
 // off: they are left to the netpoll engine.
 var ErrHTTPS = errors.New("listeners that terminate TLS are served by the netpoll engine")
 
-// ErrBackendTLS is the bind error reported for listeners whose routes reach a
-// backend group with TLS: only the netpoll engine originates TLS to
-// backends (flax-dataplane --engine netpoll).
-var ErrBackendTLS = errors.New("connects to backends with TLS, which only the netpoll engine does (flax-dataplane --engine netpoll)")
-
 // Options configure an Engine. The zero value is usable.
 type Options struct {
 	// Workers is the number of worker threads. Zero means Metrics.Workers()
@@ -240,14 +235,10 @@ func (e *Engine) Apply(cfg *compiled.Config) ([]engine.ListenerStatus, error) {
 
 // refuses returns why the engine does not serve listener l (reported as its
 // bind error), or nil when it does: listeners that terminate TLS without
-// Options.HTTPS (ErrHTTPS), and listeners whose routes reach a backend group
-// with TLS, which the workers do not originate (ErrBackendTLS).
+// Options.HTTPS (ErrHTTPS).
 func (e *Engine) refuses(l *compiled.Listener) error {
 	if !e.opts.HTTPS && l.TerminatesTLS() {
 		return ErrHTTPS
-	}
-	if g := l.BackendTLSGroup(); g != "" {
-		return fmt.Errorf("backend group %s: %w", g, ErrBackendTLS)
 	}
 	return nil
 }

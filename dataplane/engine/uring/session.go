@@ -165,6 +165,9 @@ func (w *worker) runSlot(i int32, sl *slot) {
 		if sl.up >= 0 {
 			u := w.ups.at(sl.up)
 			if u.state == upOwned {
+				if t := w.upTLSOf(u); t != nil {
+					w.upTLSFlush(sl.up, u, t)
+				}
 				w.kick(&u.sk, w.uSendUD(sl.up, u))
 			}
 		}
@@ -187,7 +190,12 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 		}
 	case proxy.ActSendUpstream:
 		if sl.up >= 0 {
-			w.queueSend(&w.ups.at(sl.up).sk, a.Data)
+			u := w.ups.at(sl.up)
+			if t := w.upTLSOf(u); t != nil {
+				w.tlsQueue(t, a.Data)
+			} else {
+				w.queueSend(&u.sk, a.Data)
+			}
 		}
 	case proxy.ActConnectUpstream:
 		w.connect(i, sl)
@@ -202,7 +210,12 @@ func (w *worker) act(i int32, sl *slot, a proxy.Action) {
 	case proxy.ActShutdownUpstream:
 		if sl.up >= 0 {
 			u := w.ups.at(sl.up)
-			w.shutdownWhenSent(&u.sk)
+			if t := w.upTLSOf(u); t != nil {
+				// close_notify first, after the data queued before it.
+				t.notify, t.shut = true, true
+			} else {
+				w.shutdownWhenSent(&u.sk)
+			}
 		}
 	case proxy.ActShutdownClient:
 		if t := w.tlsOf(sl); t != nil {
@@ -254,6 +267,9 @@ func (w *worker) pump(sl *slot) bool {
 	if u.state != upOwned {
 		return false
 	}
+	if t := w.upTLSOf(u); t != nil {
+		return w.upTLSPump(sl, u, t)
+	}
 	sk = &u.sk
 	if sk.hasStash() {
 		if sl.s.WantUpstreamData() {
@@ -282,9 +298,19 @@ func (w *worker) syncRecv(i int32, sl *slot) {
 	}
 	u := w.ups.at(sl.up)
 	sk = &u.sk
-	if u.state == upOwned && sk.flags&(fArmed|fEOF|fStarved|fClosed) == 0 && !sk.hasStash() && sl.s.WantUpstreamData() {
+	if u.state == upOwned && sk.flags&(fArmed|fEOF|fStarved|fClosed) == 0 && !sk.hasStash() && w.wantUpstream(sl, u) {
 		w.armRecv(sk, w.uRecvUD(sl.up, u))
 	}
+}
+
+// wantUpstream reports whether slot sl wants to receive from its upstream
+// connection u: the session wants data, or, on TLS, the receive buffer has
+// room (records are opened as the session takes their plaintext).
+func (w *worker) wantUpstream(sl *slot, u *upConn) bool {
+	if t := w.upTLSOf(u); t != nil {
+		return !t.eof && !t.fatal && t.room()
+	}
+	return sl.s.WantUpstreamData()
 }
 
 // wantClient reports whether slot sl wants to receive from its client.

@@ -119,6 +119,12 @@ func (w *worker) rearmStarved() {
 				if u.sk.flags&fArmed == 0 && !w.armRecv(&u.sk, w.uRecvUD(r.idx, u)) {
 					w.closeUp(r.idx, u)
 				}
+			case upConnecting: // a TLS handshake
+				if u.sk.flags&fArmed == 0 && !w.armRecv(&u.sk, w.uRecvUD(r.idx, u)) {
+					if t := w.upTLSOf(u); t != nil {
+						t.c.CloseRead()
+					}
+				}
 			}
 			continue
 		}
@@ -149,7 +155,7 @@ func (w *worker) offer(sl *slot, sk *sock, side proxy.Side, buf []byte, bid uint
 	case side == proxy.Client:
 		n = w.cData(sl, buf)
 	default:
-		n = sl.s.UpstreamData(buf)
+		n = w.upData(sl, buf)
 	}
 	if n >= len(buf) {
 		w.recycle(bid)
@@ -157,6 +163,21 @@ func (w *worker) offer(sl *slot, sk *sock, side proxy.Side, buf []byte, bid uint
 	}
 	w.stashPush(sk, bid, n, len(buf))
 	w.cancelRecv(sk, recvUD)
+}
+
+// upData hands bytes received from slot sl's upstream connection to the
+// session, or, on TLS, to the TLS layer (taken whole once it failed or
+// ended: nothing more is read).
+func (w *worker) upData(sl *slot, buf []byte) int {
+	if sl.up >= 0 {
+		if t := w.upTLSOf(w.ups.at(sl.up)); t != nil {
+			if t.fatal || t.eof {
+				return len(buf)
+			}
+			return w.tlsTake(t, buf)
+		}
+	}
+	return sl.s.UpstreamData(buf)
 }
 
 func (w *worker) stashPush(sk *sock, bid uint16, off, n int) {

@@ -99,6 +99,10 @@ func (w *worker) drainNotes() {
 	w.noteBuf, w.notes.conns = w.notes.conns, w.noteBuf[:0]
 	w.notes.mu.Unlock()
 	for _, c := range w.noteBuf {
+		if ui, ok := w.upTLSConns[c]; ok {
+			w.upTLSStep(ui, w.ups.at(ui))
+			continue
+		}
 		i, ok := w.tlsConns[c]
 		if !ok {
 			continue
@@ -292,6 +296,12 @@ func (w *worker) tlsIn(sl *slot, p []byte) int {
 		t.fed += k
 		return k
 	}
+	return w.tlsTake(t, p)
+}
+
+// tlsTake copies received ciphertext into t's receive buffer (lent when it
+// has none) and returns how many bytes it had room for.
+func (w *worker) tlsTake(t *tlsState, p []byte) int {
 	if t.in == nil {
 		t.in, t.inPooled = w.tlsBuf()
 		t.inR, t.inW = 0, 0
@@ -313,10 +323,13 @@ func (w *worker) tlsWant(sl *slot) bool {
 		return false
 	case t.hs:
 		return t.fed < hsFeedMax
-	case t.in == nil:
-		return true
 	}
-	return t.inW < len(t.in) || (t.inR > 0 && len(t.plain) == 0)
+	return t.room()
+}
+
+// room reports whether t's receive buffer can take more ciphertext.
+func (t *tlsState) room() bool {
+	return t.in == nil || t.inW < len(t.in) || (t.inR > 0 && len(t.plain) == 0)
 }
 
 // tlsPump moves the client side of a TLS connection one step: the end of
@@ -366,38 +379,8 @@ func (w *worker) tlsPump(sl *slot) bool {
 		return n > 0
 	}
 	if !t.eof {
-		var in []byte
-		if t.in != nil {
-			in = t.in[t.inR:t.inW]
-		}
-		var p []byte
-		var n int
-		var err error
-		if !t.c.RecordLayer() {
-			// crypto/tls (TLS 1.2) takes all it is given: give it more only
-			// once what it holds is read, so its queue stays bounded.
-			p, _, err = t.c.Open(nil)
-		}
-		if err == nil && len(p) == 0 {
-			p, n, err = t.c.Open(in)
-		}
-		t.inR += n
-		switch {
-		case errors.Is(err, io.EOF):
-			t.eof = true
+		if w.tlsOpenNext(t) {
 			return true
-		case err != nil:
-			t.fatal, t.alert = true, err
-			return true
-		}
-		if n > 0 || len(p) > 0 {
-			// p may lie in t.in (opened in place): t.in[:t.inR] stays as it
-			// is until the session has taken p.
-			t.plain = p
-			return true
-		}
-		if t.in != nil && t.inR == t.inW {
-			w.tlsPutIn(t) // nothing left: the buffer goes back
 		}
 		if sk.hasStash() && w.tlsWant(sl) {
 			m := w.tlsIn(sl, w.stashBytes(sk))
@@ -411,6 +394,48 @@ func (w *worker) tlsPump(sl *slot) bool {
 		sk.flags |= fEOFDone
 		w.cEOF(sl)
 		return true
+	}
+	return false
+}
+
+// tlsOpenNext opens the next record of the ciphertext t holds: its
+// plaintext becomes t.plain, a close_notify sets t.eof, a failure t.fatal
+// and t.alert. It reports whether anything happened; when nothing did and
+// the receive buffer is empty, the buffer goes back to the pool.
+func (w *worker) tlsOpenNext(t *tlsState) bool {
+	var in []byte
+	if t.in != nil {
+		in = t.in[t.inR:t.inW]
+	}
+	var p []byte
+	var n int
+	var err error
+	if !t.c.RecordLayer() {
+		// crypto/tls (TLS 1.2, and the client side) takes all it is given:
+		// give it more only once what it holds is read, so its queue stays
+		// bounded.
+		p, _, err = t.c.Open(nil)
+	}
+	if err == nil && len(p) == 0 {
+		p, n, err = t.c.Open(in)
+	}
+	t.inR += n
+	switch {
+	case errors.Is(err, io.EOF):
+		t.eof = true
+		return true
+	case err != nil:
+		t.fatal, t.alert = true, err
+		return true
+	}
+	if n > 0 || len(p) > 0 {
+		// p may lie in t.in (opened in place): t.in[:t.inR] stays as it
+		// is until the session has taken p.
+		t.plain = p
+		return true
+	}
+	if t.in != nil && t.inR == t.inW {
+		w.tlsPutIn(t) // nothing left: the buffer goes back
 	}
 	return false
 }
@@ -463,6 +488,25 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 		w.tlsShut(i, sl, t) // nothing to seal
 		return
 	}
+	out := w.tlsSeal(t)
+	if t.fatal {
+		return
+	}
+	if len(out) == 0 {
+		w.tlsPutOut(t)
+	} else {
+		t.busy = true
+		w.queueSend(&sl.sk, out)
+	}
+	w.tlsShut(i, sl, t)
+}
+
+// tlsSeal seals into t's send buffer (lent when it has none) what is to go
+// out, in order: handshake output, the queued sends (a response head and
+// body in one record when they fit), records the TLS layer made itself,
+// close_notify when asked for. It returns the bytes to send; a failure
+// sets t.fatal.
+func (w *worker) tlsSeal(t *tlsState) []byte {
 	if t.outBuf == nil {
 		t.outBuf, t.outPooled = w.tlsBuf()
 	}
@@ -489,7 +533,7 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 			var err error
 			if out, err = t.c.Seal(out, a, b); err != nil {
 				t.fatal, t.alert = true, err
-				return
+				return out
 			}
 			switch {
 			case two:
@@ -515,13 +559,7 @@ func (w *worker) tlsFlush(i int32, sl *slot) {
 			}
 		}
 	}
-	if len(out) == 0 {
-		w.tlsPutOut(t)
-	} else {
-		t.busy = true
-		w.queueSend(&sl.sk, out)
-	}
-	w.tlsShut(i, sl, t)
+	return out
 }
 
 // tlsShut half-closes the connection once close_notify is sealed after

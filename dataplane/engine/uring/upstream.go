@@ -40,6 +40,8 @@ type upConn struct {
 	ts      *iouring.Timespec      // connect timeout, in ring memory
 	expires int64                  // idle expiry while pooled
 	st      *proxy.UpstreamState   // protocol state kept while pooled (HTTP/2), else nil
+	tlsKey  string                 // the group's TLS (compiled.Group.TLSKey), part of the pool key
+	tlsi    uint32                 // TLS layer: index+1 in worker.tlsStates, 0 when none (uptls.go)
 	gen     uint32
 	owner   int32 // session slot while upOwned or upConnecting, else -1
 	ep      int32 // pool endpoint while upIdle
@@ -80,7 +82,7 @@ func (w *worker) allocUp() (int32, *upConn, error) {
 	}
 	u.gen = iouring.NextGen(u.gen)
 	u.owner, u.ep, u.prev, u.next = -1, -1, -1, -1
-	u.gc, u.grp, u.expires, u.st = nil, nil, 0, nil
+	u.gc, u.grp, u.expires, u.st, u.tlsKey = nil, nil, 0, nil, ""
 	return ui, u, nil
 }
 
@@ -94,8 +96,12 @@ func (w *worker) connect(i int32, sl *slot) {
 		w.abandonUp(sl.up)
 		sl.up = -1
 	}
+	key := poolKey{addr: t.Addr}
+	if t.Group != nil {
+		key.tls = t.Group.TLSKey
+	}
 	if !t.Fresh && !w.draining {
-		if ui := w.pool.take(w, t.Addr); ui >= 0 {
+		if ui := w.pool.take(w, key); ui >= 0 {
 			u := w.ups.at(ui)
 			u.state, u.owner, u.grp = upOwned, i, t.Group
 			sl.s.AttachUpstream(u.st)
@@ -117,16 +123,12 @@ func (w *worker) connect(i int32, sl *slot) {
 		return
 	}
 	u.sk = newSock(fd)
-	u.state, u.owner, u.addr, u.grp = upConnecting, i, t.Addr, t.Group
+	u.state, u.owner, u.addr, u.grp, u.tlsKey = upConnecting, i, t.Addr, t.Group, key.tls
 	if err := u.sa.Set(t.Addr); err != nil {
 		w.abortConnect(ui, u, sl, err)
 		return
 	}
-	timeout := defaultConnect
-	if t.Group != nil && t.Group.ConnectTimeout > 0 {
-		timeout = t.Group.ConnectTimeout
-	}
-	u.ts.Set(timeout)
+	u.ts.Set(connectTimeout(t.Group))
 	if err := w.ring.Reserve(2); err != nil {
 		w.abortConnect(ui, u, sl, err)
 		return
@@ -217,13 +219,6 @@ func (w *worker) onUpConnect(c iouring.CQE, gen uint32, ui int32) {
 	owner := u.owner
 	sl := w.ownerOf(ui, u)
 	if c.Res == 0 {
-		u.state = upOwned
-		if u.grp != nil {
-			if gc := w.metrics.Group(u.grp.Stats); gc != nil {
-				w.metrics.UpstreamConn(gc, 1)
-				u.gc = gc
-			}
-		}
 		if !w.armRecv(&u.sk, w.uRecvUD(ui, u)) {
 			u.sk.flags |= fEOF
 		}
@@ -231,8 +226,11 @@ func (w *worker) onUpConnect(c iouring.CQE, gen uint32, ui int32) {
 			w.closeUp(ui, u)
 			return
 		}
-		sl.s.UpstreamConnected(false, nil)
-		w.run(owner)
+		if u.grp != nil && u.grp.TLS != nil {
+			w.upTLSStart(ui, u) // the session hears of the connect after the handshake
+			return
+		}
+		w.upConnected(ui, u)
 		return
 	}
 	errno := errnoOf(c.Res)
@@ -271,6 +269,15 @@ func (w *worker) onUpRecv(c iouring.CQE, gen uint32, ui int32) {
 		buf, bid, has = w.br.Buffer(c)
 	}
 	switch u.state {
+	case upConnecting:
+		if t := w.upTLSOf(u); t != nil && t.hs {
+			w.upRecvHS(c, ui, u, t, buf, bid, has)
+			return
+		}
+		if has {
+			w.recycle(bid)
+		}
+		w.maybeFreeUp(ui, u)
 	case upOwned:
 		sl := w.ownerOf(ui, u)
 		if sl == nil {
@@ -293,7 +300,12 @@ func (w *worker) onUpRecv(c iouring.CQE, gen uint32, ui int32) {
 		// A pooled connection: bytes, EOF or an error all mean it cannot
 		// be reused, except HTTP/2 control frames (UpstreamState.IdleData).
 		if has {
-			ok := u.st.IdleData(buf)
+			var ok bool
+			if t := w.upTLSOf(u); t != nil {
+				ok = w.upTLSIdle(u, t, buf)
+			} else {
+				ok = u.st.IdleData(buf)
+			}
 			w.recycle(bid)
 			if !ok || (final && !w.armRecv(sk, w.uRecvUD(ui, u))) {
 				w.closeUp(ui, u)
@@ -325,6 +337,10 @@ func (w *worker) onUpSend(c iouring.CQE, gen uint32, ui int32) {
 	sk.ops--
 	var lens [maxSegs]int
 	k, err := w.sendDone(sk, c.Res, &lens)
+	if t := w.upTLSOf(u); t != nil && (u.state == upOwned || u.state == upConnecting) {
+		w.upTLSSendDone(ui, u, t, c.Res, k, err)
+		return
+	}
 	if u.state != upOwned {
 		w.maybeFreeUp(ui, u)
 		return
@@ -373,7 +389,7 @@ func (w *worker) release(sl *slot) {
 	u.st = sl.s.DetachUpstream()
 	sk := &u.sk
 	if u.state != upOwned || w.draining || sk.hasStash() || w.sendsPending(sk) ||
-		sk.flags&(fEOF|fStarved|fShut|fShutPending|fClosed) != 0 {
+		sk.flags&(fEOF|fStarved|fShut|fShutPending|fClosed) != 0 || !w.upTLSPoolable(u) {
 		w.closeUp(ui, u)
 		return
 	}
@@ -418,6 +434,9 @@ func (w *worker) closeUp(ui int32, u *upConn) {
 	w.uncount(u)
 	u.st.Free()
 	u.st = nil
+	if t := w.upTLSOf(u); t != nil {
+		t.c.Abort() // a handshake in progress ends
+	}
 	w.closeSock(&u.sk, iouring.Pack(opUClose, u.gen, uint32(ui)))
 	u.state, u.owner, u.grp = upClosed, -1, nil
 	w.maybeFreeUp(ui, u)
@@ -437,31 +456,42 @@ func (w *worker) maybeFreeUp(ui int32, u *upConn) {
 		return
 	}
 	w.freeSendState(&u.sk)
+	w.upTLSRelease(u)
 	u.state = upFree
 	w.upFree = append(w.upFree, ui)
 }
 
-// upstreamPool is a worker's keep-alive pool: per endpoint address a list
-// of idle connections, most recently used first; the oldest expire first.
+// poolKey is what a pooled connection may be reused for: its endpoint and
+// its group's TLS (compiled.Group.TLSKey, "" for plain TCP), so that a
+// connection verified for one group's names never serves a group that
+// checks others, nor a plain one.
+type poolKey struct {
+	addr netip.AddrPort
+	tls  string
+}
+
+// upstreamPool is a worker's keep-alive pool: per endpoint address and TLS
+// a list of idle connections, most recently used first; the oldest expire
+// first.
 type upstreamPool struct {
-	idx    map[netip.AddrPort]int32
+	idx    map[poolKey]int32
 	eps    []epList
 	epFree []int32
 }
 
 type epList struct {
-	addr       netip.AddrPort
+	key        poolKey
 	head, tail int32
 	n          int
 	used       bool
 }
 
-func (p *upstreamPool) init() { p.idx = map[netip.AddrPort]int32{} }
+func (p *upstreamPool) init() { p.idx = map[poolKey]int32{} }
 
-// take removes and returns the most recently pooled connection to addr, or
+// take removes and returns the most recently pooled connection for key, or
 // -1.
-func (p *upstreamPool) take(w *worker, addr netip.AddrPort) int32 {
-	e, ok := p.idx[addr]
+func (p *upstreamPool) take(w *worker, key poolKey) int32 {
+	e, ok := p.idx[key]
 	if !ok || p.eps[e].n == 0 {
 		return -1
 	}
@@ -473,7 +503,8 @@ func (p *upstreamPool) take(w *worker, addr netip.AddrPort) int32 {
 // put adds u at the front of its endpoint's list unless the list holds
 // maxIdle connections already.
 func (p *upstreamPool) put(w *worker, ui int32, u *upConn, maxIdle int, expires int64) bool {
-	e, ok := p.idx[u.addr]
+	key := poolKey{addr: u.addr, tls: u.tlsKey}
+	e, ok := p.idx[key]
 	if !ok {
 		if n := len(p.epFree); n > 0 {
 			e = p.epFree[n-1]
@@ -482,8 +513,8 @@ func (p *upstreamPool) put(w *worker, ui int32, u *upConn, maxIdle int, expires 
 			e = int32(len(p.eps))
 			p.eps = append(p.eps, epList{})
 		}
-		p.eps[e] = epList{addr: u.addr, head: -1, tail: -1, used: true}
-		p.idx[u.addr] = e
+		p.eps[e] = epList{key: key, head: -1, tail: -1, used: true}
+		p.idx[key] = e
 	}
 	l := &p.eps[e]
 	if l.n >= maxIdle {
@@ -534,7 +565,7 @@ func (p *upstreamPool) sweep(w *worker, now int64) {
 			w.closeUp(ui, u)
 		}
 		if l.n == 0 {
-			delete(p.idx, l.addr)
+			delete(p.idx, l.key)
 			*l = epList{}
 			p.epFree = append(p.epFree, int32(e))
 		}

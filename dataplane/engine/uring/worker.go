@@ -128,6 +128,10 @@ type worker struct {
 	hsOrder    []starvedRef
 	hsHead     int
 	tlsScratch []byte
+	// TLS to backends (uptls.go): the upstream slot of each connection in
+	// its handshake, and the client side per group TLS configuration.
+	upTLSConns map[*tlsconn.Conn]int32
+	tlsClients map[string]*tlsClient
 
 	// getpeername scratch (heap, so syscalls may point at it).
 	rsa    unix.RawSockaddrAny
@@ -136,12 +140,14 @@ type worker struct {
 
 func newWorker(e *Engine, id int) *worker {
 	return &worker{
-		e:        e,
-		id:       id,
-		log:      e.log.WithValues("worker", id),
-		metrics:  e.reg.Worker(id),
-		tlsConns: map[*tlsconn.Conn]int32{},
-		h2s:      map[*slot]*h2conn{},
+		e:          e,
+		id:         id,
+		log:        e.log.WithValues("worker", id),
+		metrics:    e.reg.Worker(id),
+		tlsConns:   map[*tlsconn.Conn]int32{},
+		upTLSConns: map[*tlsconn.Conn]int32{},
+		tlsClients: map[string]*tlsClient{},
+		h2s:        map[*slot]*h2conn{},
 	}
 }
 
@@ -267,6 +273,7 @@ func (w *worker) loop() error {
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
+			w.sweepTLSClients()
 			cutoff := w.now - int64(e.opts.Limits.ReleaseDelay())
 			w.xp.trim(cutoff)
 			w.scratch.Trim(cutoff)
@@ -411,6 +418,7 @@ func (w *worker) teardown() {
 			u.sk.flags |= fClosed
 		}
 		w.uncount(u)
+		w.upTLSRelease(u)
 	}
 	w.e.mu.Lock()
 	for k := range w.lis {
