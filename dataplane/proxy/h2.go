@@ -32,16 +32,17 @@ import (
 // to the client. After handling any event of a stream session the engine
 // calls Flush, so that the connection frames what the session queued.
 //
-// Flow control: a stream's receive window is half a buffer; DATA is kept
-// in the stream's buffer until the session takes it, and its credit is
-// returned only once the session no longer holds the bytes (they were
-// forwarded upstream). Response bytes are framed only as the send windows
+// Flow control: a stream's receive window is streamWindow (128 KiB with
+// the default buffers); DATA is kept in the stream's buffers until the
+// session takes it, and its credit is returned only once the session no
+// longer holds the bytes (they were forwarded upstream). Request trailers
+// end a chunked request body as its trailer section. Response bytes are framed only as the send windows
 // allow; a send of the session stays in flight meanwhile, so a stalled
 // stream is ended by the session's send stall timeout while the other
 // streams go on. Buffers come from the worker's BufferPool: three per
 // connection (input, two output buffers written in turn) while it has
 // streams or bytes in flight, none when idle, and one per stream while it
-// lives.
+// lives (up to rxSegs while its request DATA waits for the session).
 
 // H2Conn states.
 const (
@@ -114,14 +115,14 @@ func (h *H2Conn) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote ne
 		maxStreams = lst.MaxConcurrentStreams
 	}
 	size := w.opts.BufferSize
-	// A stream's buffer holds its HTTP/1.1 request head (at most the header
-	// list limit plus the request line's few bytes) and a window of DATA.
-	window := size / 2
+	// A stream's request bytes take up to rxSegs buffers: its HTTP/1.1
+	// head (at most the header list limit plus the request line's few
+	// bytes, in the first buffer), a window of DATA and the trailers.
 	h.c.Init(http2.RoleServer, http2.Config{
 		MaxConcurrentStreams: maxStreams,
-		InitialWindowSize:    uint32(window),
-		MaxHeaderListSize:    uint32(min(w.requestLimits(lst).MaxHeaderBytes, size-window-256)),
-		MaxHeaderBlockBytes:  uint32(size - window),
+		InitialWindowSize:    uint32(streamWindow(size)),
+		MaxHeaderListSize:    uint32(min(w.requestLimits(lst).MaxHeaderBytes, size/2-256)),
+		MaxHeaderBlockBytes:  uint32(size / 2),
 	})
 	w.Metrics.ConnOpened()
 	h.in = w.Buffers.GetBuffer()
@@ -378,11 +379,8 @@ func (h *H2Conn) process() {
 				h.c.Consume(ev.StreamID, len(ev.Data))
 			}
 		case http2.EventTrailers:
-			// Request trailers are not forwarded (HTTP/1.1 upstreams
-			// rarely take them); the body ends.
 			if st := h.find(ev.StreamID); st != nil {
-				st.reqEnd = true
-				h.markDirty(st)
+				st.trailers(&ev)
 			}
 		case http2.EventReset:
 			if st := h.find(ev.StreamID); st != nil {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -372,4 +374,80 @@ func TestH2GRPCEndToEnd(t *testing.T) {
 			t.Fatalf("Watch, second message: %v, %v", r, err)
 		}
 	})
+}
+
+// Request trailers of an HTTP/2 client reach the backend: an HTTP/1.1 one
+// as the trailer section of a chunked body, an h2c one as a trailing
+// HEADERS frame. Each backend reads the body, then the trailer, and
+// answers with what it got.
+func TestH2RequestTrailers(t *testing.T) {
+	trailerEcho := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(500)
+			return
+		}
+		w.Header().Set("X-Got", fmt.Sprintf("%s %d %s", r.Proto, len(body), r.Trailer.Get("X-Checksum")))
+		w.WriteHeader(200)
+	})
+	for _, tc := range []struct {
+		name  string
+		start func(*testing.T, http.Handler) *Backend
+		group string
+		proto string
+	}{
+		{"http1", func(t *testing.T, h http.Handler) *Backend { return StartBackend(t, h) }, "", "HTTP/1.1"},
+		{"h2c", startH2CBackend, "  protocol: H2C\n", "HTTP/2.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, k kind) {
+				be := tc.start(t, trailerEcho)
+				port := FreePort(t)
+				te := startEngine(t, k)
+				te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, tc.group, "", "")))
+				r := dialH2(t, port)
+				body := pattern(100_000) // more than a stream window's worth before SETTINGS
+				if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block("POST", "/up", "trailer", "x-checksum", "te", "trailers"), EndHeaders: true}); err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					// The windows allow all of it once the server gave credit;
+					// the reads below acknowledge its SETTINGS.
+					w := r.writer()
+					for off := 0; off < len(body); off += 16384 {
+						w.WriteData(1, false, body[off:min(off+16384, len(body))])
+					}
+					r.hbuf.Reset()
+					r.enc.WriteField(hpack.HeaderField{Name: "x-checksum", Value: "sum-42"})
+					w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: bytes.Clone(r.hbuf.Bytes()), EndStream: true, EndHeaders: true})
+				}()
+				var got string
+				fr, err := r.until(func(f http2.Frame) bool {
+					if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 {
+						got = h.PseudoValue("status") + " " + firstField(h, "x-got")
+						return true
+					}
+					if rs, ok := f.(*http2.RSTStreamFrame); ok && rs.StreamID == 1 {
+						t.Fatalf("stream reset: %v", rs.ErrCode)
+					}
+					return false
+				})
+				if err != nil || fr == nil {
+					t.Fatalf("no response: %v", err)
+				}
+				if want := "200 " + tc.proto + " 100000 sum-42"; got != want {
+					t.Fatalf("response %q, want %q", got, want)
+				}
+			})
+		})
+	}
+}
+
+func firstField(h *http2.MetaHeadersFrame, name string) string {
+	for _, f := range h.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
 }
