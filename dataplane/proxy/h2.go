@@ -73,6 +73,11 @@ type H2Conn struct {
 	cur     uint8
 	sending bool
 	blocked bool // a stream waits for room in the output buffer
+	// deferSends: sends start only from FlushSends, which the engine calls
+	// once per batch of events, so that the frames of every stream that
+	// progressed in the batch go out in one send.
+	deferSends bool
+	holding    bool
 
 	state     uint8
 	clientEOF bool
@@ -177,6 +182,31 @@ func (h *H2Conn) Actions() bool { return h.q.size > 0 }
 
 // Sending reports whether a send to the client is in flight.
 func (h *H2Conn) Sending() bool { return h.sending }
+
+// DeferSends makes the connection hold its output until FlushSends (on)
+// or send it as soon as it can (off, the default). An engine that handles
+// events in batches turns it on and calls FlushSends after each batch for
+// the connections whose SendReady is set: one send then carries the frames
+// of all the streams that progressed in the batch.
+func (h *H2Conn) DeferSends(on bool) {
+	h.deferSends, h.holding = on, on
+}
+
+// SendReady reports whether output waits for FlushSends.
+func (h *H2Conn) SendReady() bool {
+	return h.holding && h.state != h2Idle && h.state != h2Closed && !h.dead && !h.sending &&
+		(len(h.out[h.cur]) > 0 || h.c.Pending() > 0)
+}
+
+// FlushSends starts the send of the output held (DeferSends).
+func (h *H2Conn) FlushSends() {
+	if h.state == h2Idle {
+		return
+	}
+	h.holding = false
+	h.run()
+	h.holding = h.deferSends
+}
 
 // Streams returns the number of streams not yet finished.
 func (h *H2Conn) Streams() int { return h.nopen }
@@ -536,7 +566,7 @@ func (h *H2Conn) flushOut() bool {
 	if p := h.c.Pending(); p > 0 && h.room() >= p {
 		*o = h.c.AppendPending(*o)
 	}
-	if h.sending || len(*o) == 0 {
+	if h.sending || len(*o) == 0 || h.holding {
 		return false
 	}
 	h.sending = true
