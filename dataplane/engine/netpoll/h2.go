@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -64,6 +65,9 @@ func (c *conn) serveH2(pre []byte) {
 	p := &h2conn{c: c}
 	p.mu.Lock()
 	p.h.OpenFrom(&c.s, pre)
+	// Streams frame their output; the driver sends it, after letting the
+	// other streams that are ready run, so that one write carries theirs.
+	p.h.DeferSends(true)
 	c.s.Close()
 	c.h2.Store(p)
 	const cl = proxy.Client
@@ -74,6 +78,13 @@ func (c *conn) serveH2(pre []byte) {
 		}
 		if c.closed {
 			break
+		}
+		if p.h.SendReady() {
+			p.mu.Unlock()
+			runtime.Gosched()
+			p.mu.Lock()
+			p.h.FlushSends()
+			continue
 		}
 		if c.drainOrShed(&p.h) {
 			continue
@@ -333,7 +344,7 @@ func (c *conn) serveStream() {
 func (p *h2conn) poke() {
 	p.h.Flush()
 	p.dispatch()
-	if p.h.Actions() || p.h.Streams() == 0 {
+	if p.h.Actions() || p.h.Streams() == 0 || p.h.SendReady() {
 		p.c.kickStream()
 	}
 }
