@@ -71,12 +71,13 @@ test-race: tools ## Run the hot-path, controller and API tests under the race de
 	CGO_ENABLED=1 KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -race -count=1 $(RACE_PKGS)
 
 .PHONY: bench
-bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http, then https, then TLS passthrough by SNI, then HTTP/2 (h2c, then h2 over TLS) (needs nginx, haproxy, wrk, h2load).
+bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http, then https, then TLS passthrough by SNI, then HTTP/2 (h2c, then h2 over TLS), then gRPC unary calls to an h2c backend (needs nginx, haproxy, wrk, h2load).
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -https
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -tls-passthrough
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -h2
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -h2 -https
+	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -grpc
 
 .PHONY: bench-hostile
 bench-hostile: build ## Hostile-load benchmark: slowloris, slow body, silent backend, stalled reader, floods against flax (io_uring, netpoll) and nginx, about 5 minutes (HOSTILE_FLAGS=-quick: about 1; needs nginx).

@@ -78,11 +78,15 @@ var SupportedFeatures = sortedFeatures(
 
 // experimentalHTTPRouteFeatures are claimed in addition when the installed HTTPRoute
 // CRD is of the experimental channel: their fields (spec.rules[].retry) exist only
-// there, and with the standard channel the API server drops them. Not claimed:
-// HTTPRouteRetryBackendTimeout and HTTPRouteRetryConnectionError, which Gateway API
-// v1.6.3 has no conformance test for.
+// there, and with the standard channel the API server drops them.
+// HTTPRouteRetryBackendTimeout and HTTPRouteRetryConnectionError have no
+// conformance test in Gateway API v1.6.3: the dataplane's engine tests
+// (enginetest TestRetryOnBackendTimeout, TestResilienceFailingEndpoint and
+// the connect-failure retry tests) show the behaviour instead.
 var experimentalHTTPRouteFeatures = []features.FeatureName{
 	features.SupportHTTPRouteRetry,
+	features.SupportHTTPRouteRetryBackendTimeout,
+	features.SupportHTTPRouteRetryConnectionError,
 }
 
 // serviceFeatures are claimed in addition by the classes whose parameters give

@@ -644,13 +644,15 @@ func (rb *ruleBuilder) timeouts(to *gatewayv1.HTTPRouteTimeouts) *dataplanev1.Ro
 	return out
 }
 
-// retry translates the retry policy of a rule. Connection failures are retried
-// whenever a policy is set.
+// retry translates the retry policy of a rule. Connection failures, and
+// attempts that get no response head within timeouts.backendRequest, are
+// retried whenever a policy is set (the spec's HTTPRouteRetryConnectionError
+// and HTTPRouteRetryBackendTimeout).
 func (rb *ruleBuilder) retry(r *gatewayv1.HTTPRouteRetry) *dataplanev1.RetryPolicy {
 	if r == nil {
 		return nil
 	}
-	rp := &dataplanev1.RetryPolicy{Attempts: defaultRetryAttempts, RetryOnConnectFailure: true}
+	rp := &dataplanev1.RetryPolicy{Attempts: defaultRetryAttempts, RetryOnConnectFailure: true, RetryOnBackendTimeout: true}
 	if r.Attempts != nil {
 		a := max(*r.Attempts, 0)
 		if a > dataplanev1.MaxRetryAttempts {

@@ -335,3 +335,54 @@ data: {ca.crt: <test-cert-2>}
 	}
 	t.Errorf("no listener on port 8443 in %v", out.Snapshot.GetListeners())
 }
+
+// TestCORSSample translates the CORS sample of config/samples/cors with the
+// samples it attaches to: the route is accepted and its rule carries the CORS
+// policy the dataplane enforces.
+func TestCORSSample(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	loadSamples(t, in, ns, "../../config/samples/*.yaml", "../../config/samples/cors/*.yaml")
+	out := Translate(in)
+	var found bool
+	for _, st := range out.HTTPRoutes {
+		if st.NamespacedName.Name != "api-cors" {
+			continue
+		}
+		found = true
+		for _, p := range st.Status.Parents {
+			for _, c := range p.Conditions {
+				if c.Status != metav1.ConditionTrue {
+					t.Errorf("HTTPRoute api-cors: %s is %s: %s", c.Type, c.Status, c.Message)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no status for HTTPRoute api-cors")
+	}
+	var cors *dataplanev1.CORSPolicy
+	for _, l := range out.Snapshot.GetListeners() {
+		for _, vh := range l.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if r.GetName() != ns+"/api-cors/rule-0" {
+					continue
+				}
+				for _, f := range r.GetFilters() {
+					if c := f.GetCors(); c != nil {
+						cors = c
+					}
+				}
+			}
+		}
+	}
+	if cors == nil {
+		t.Fatal("rule api-cors/rule-0 has no CORS filter in the snapshot")
+	}
+	if want := []string{"https://app.example.com", "https://*.example.org"}; !slices.Equal(cors.GetAllowOrigins(), want) {
+		t.Errorf("allowOrigins %v, want %v", cors.GetAllowOrigins(), want)
+	}
+	if !cors.GetAllowCredentials() || cors.GetMaxAgeSeconds() != 600 {
+		t.Errorf("allowCredentials %v maxAge %d, want true and 600", cors.GetAllowCredentials(), cors.GetMaxAgeSeconds())
+	}
+}

@@ -412,7 +412,10 @@ type RetryPolicy struct {
 	Attempts                  int
 	OnStatus                  []int
 	OnConnectFailure, OnReset bool
-	BackoffBase, BackoffMax   time.Duration
+	// OnBackendTimeout retries an attempt that got no response head within
+	// Timeouts.BackendRequest.
+	OnBackendTimeout        bool
+	BackoffBase, BackoffMax time.Duration
 	// ConnectEveryEndpoint lets a request whose connects fail go on past Attempts
 	// until it has tried every eligible endpoint of its group once (at most
 	// MaxConnectAttempts), as nginx's proxy_next_upstream does by default: a failed
@@ -958,13 +961,28 @@ func (c *Config) compileConnFilters(l *Listener, pl *dataplanev1.Listener) error
 	return nil
 }
 
+// TLS12CipherSuites are the cipher suites listeners accept from TLS 1.2
+// clients: ECDHE key exchange with an AEAD only (no CBC, no RSA key
+// exchange, no 3DES), as in Mozilla's "intermediate" profile. TLS 1.3's
+// suites (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305) are not configurable
+// and all accepted. Versions before TLS 1.2 are refused, and crypto/tls
+// never renegotiates as a server.
+var TLS12CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // compileTLS builds the TLS server configuration of a listener's
 // certificates and, when cv is set, its client certificate validation.
 func compileTLS(certs []*dataplanev1.TLSCertificate, cv *dataplanev1.ClientValidation) (*tls.Config, error) {
 	if len(certs) == 0 {
 		return nil, errors.New("certificates: an HTTPS listener, or a TLS listener with a terminating route, needs at least one certificate")
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: TLS12CipherSuites}
 	for i, pc := range certs {
 		cert, err := tls.X509KeyPair(pc.GetCertPem(), pc.GetKeyPem())
 		if err != nil {
@@ -1070,6 +1088,7 @@ func (c *Config) compileRoute(pr *dataplanev1.Route, reg *metrics.Registry, list
 			Attempts:         int(rp.GetAttempts()),
 			OnConnectFailure: rp.GetRetryOnConnectFailure(),
 			OnReset:          rp.GetRetryOnReset(),
+			OnBackendTimeout: rp.GetRetryOnBackendTimeout(),
 			BackoffBase:      rp.GetBackoffBase().AsDuration(),
 			BackoffMax:       rp.GetBackoffMax().AsDuration(),
 		}

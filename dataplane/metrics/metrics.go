@@ -254,13 +254,14 @@ const (
 	RetryUpstreamReset                      // the connection failed before a response head (reset, closed, a failed write)
 	RetryStatus                             // the response status is one the route's policy retries
 	RetryStaleConnection                    // a pooled keep-alive connection the upstream had closed
+	RetryBackendTimeout                     // no response head within the route's backend request timeout
 	numRetryReasons
 )
 
 // RetryReason says why a failed attempt was retried.
 type RetryReason uint8
 
-var retryNames = [numRetryReasons]string{"connect_failed", "upstream_reset", "status", "stale_connection"}
+var retryNames = [numRetryReasons]string{"connect_failed", "upstream_reset", "status", "stale_connection", "backend_timeout"}
 
 // String returns the label value of r.
 func (r RetryReason) String() string {
@@ -1012,7 +1013,7 @@ func newDescs() descs {
 		mirrors:           prometheus.NewDesc("flax_mirror_requests_total", "Mirrored requests, by backend group and result.", []string{"backend_group", "result"}, nil),
 		rateLimited:       prometheus.NewDesc("flax_rate_limited_requests_total", "Requests answered 429 because the route's local rate limit was exceeded, by route.", []string{"route"}, nil),
 		requestsActive:    prometheus.NewDesc("flax_upstream_requests_active", "Requests in flight to a backend group (the base of its retry budget).", []string{"backend_group"}, nil),
-		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection).", []string{"backend_group", "reason"}, nil),
+		retries:           prometheus.NewDesc("flax_upstream_retries_total", "Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection, backend_timeout).", []string{"backend_group", "reason"}, nil),
 		retriesDenied:     prometheus.NewDesc("flax_upstream_retry_budget_denied_total", "Retries not made because the backend group's retry budget was used up, by backend group.", []string{"backend_group"}, nil),
 		timeouts:          prometheus.NewDesc("flax_timeouts_total", "Waits that ran out (the connection got 408 or 504, or was closed), by kind.", []string{"kind"}, nil),
 		connOverflows:     prometheus.NewDesc("flax_downstream_connections_overflow_total", "Client connections not served, by listener and reason: closed at once over a connection cap (cap), or accepts that failed for lack of file descriptors (fd_exhausted).", []string{"listener", "reason"}, nil),

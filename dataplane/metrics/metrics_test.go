@@ -209,12 +209,14 @@ func TestRetryBudgetAndRateLimitSeries(t *testing.T) {
 # TYPE flax_upstream_requests_active gauge
 flax_upstream_requests_active{backend_group="g"} 4
 flax_upstream_requests_active{backend_group="other"} 7
-# HELP flax_upstream_retries_total Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection).
+# HELP flax_upstream_retries_total Retry attempts started by a route's retry policy (or the default retry of a failed connection), by backend group and reason (connect_failed, upstream_reset, status, stale_connection, backend_timeout).
 # TYPE flax_upstream_retries_total counter
+flax_upstream_retries_total{backend_group="g",reason="backend_timeout"} 0
 flax_upstream_retries_total{backend_group="g",reason="connect_failed"} 1
 flax_upstream_retries_total{backend_group="g",reason="stale_connection"} 0
 flax_upstream_retries_total{backend_group="g",reason="status"} 2
 flax_upstream_retries_total{backend_group="g",reason="upstream_reset"} 0
+flax_upstream_retries_total{backend_group="other",reason="backend_timeout"} 0
 flax_upstream_retries_total{backend_group="other",reason="connect_failed"} 0
 flax_upstream_retries_total{backend_group="other",reason="stale_connection"} 0
 flax_upstream_retries_total{backend_group="other",reason="status"} 0

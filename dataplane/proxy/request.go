@@ -21,6 +21,7 @@ const (
 	causeConnect uint8 = iota
 	causeReset
 	causeStatus
+	causeTimeout
 )
 
 // retryReasons are the metrics reasons of the retry causes.
@@ -28,6 +29,7 @@ var retryReasons = [...]metrics.RetryReason{
 	causeConnect: metrics.RetryConnectFailed,
 	causeReset:   metrics.RetryUpstreamReset,
 	causeStatus:  metrics.RetryStatus,
+	causeTimeout: metrics.RetryBackendTimeout,
 }
 
 // continueHead is the proxy's own interim response to a request that
@@ -563,6 +565,8 @@ func (s *Session) retryAllowed(cause uint8, status int) bool {
 		ok = p.OnReset || (p.OnConnectFailure && idempotent(x.method) && !x.upGotBytes)
 	case causeStatus:
 		ok = p.RetriesStatus(status)
+	case causeTimeout:
+		ok = p.OnBackendTimeout
 	}
 	// A retry the policy allows takes a retry slot, within the group's
 	// retry limit and retry budget; it is held until the request ends.

@@ -466,17 +466,30 @@ func (s *Session) Timer(now int64) {
 		case s.idleWait:
 			s.w.Metrics.Timeout(metrics.TimeoutKeepAliveIdle)
 			s.closeClient(false)
+		case s.draining && s.requests == 0:
+			// Drain's grace for a first request ran out.
+			s.closeClient(false)
 		default:
 			s.w.Metrics.Timeout(metrics.TimeoutRequestHead)
 			s.closeClient(false)
 		}
 	case x == nil:
-	case x.phase == phProxy && ((x.reqDeadline != 0 && now >= x.reqDeadline) || (x.tryDeadline != 0 && now >= x.tryDeadline)):
+	case x.phase == phProxy && x.reqDeadline != 0 && now >= x.reqDeadline:
 		if !x.respHeadDone {
 			s.report(compiled.OutcomeServerError)
 		}
 		s.closeUpstream()
 		s.fail(504, metrics.ReasonTimeout)
+	case x.phase == phProxy && x.tryDeadline != 0 && now >= x.tryDeadline:
+		x.tryDeadline = 0
+		if !x.respHeadDone {
+			s.report(compiled.OutcomeServerError)
+			s.markAvoid()
+		}
+		s.closeUpstream()
+		if x.respHeadDone || !s.retry(causeTimeout, 0) {
+			s.fail(504, metrics.ReasonTimeout)
+		}
 	case x.phase == phProxy && x.upState == upBackoff && now >= x.backoffUntil:
 		x.backoffUntil = 0
 		x.upState = upNone
@@ -491,9 +504,16 @@ func (s *Session) Timer(now int64) {
 	s.run()
 }
 
-// Drain asks the session to finish: an idle connection is closed at once,
-// a busy one after the response in progress (which says Connection: close
-// if its head is not sent yet). Tunnels are left alone.
+// drainFreshGrace is how long a draining connection that has not sent its
+// first request yet is given to send it: a client that connected just
+// before the listener closed has its request on the way.
+const drainFreshGrace = int64(time.Second)
+
+// Drain asks the session to finish: an idle keep-alive connection is closed
+// at once, a busy one after the response in progress (which says
+// Connection: close if its head is not sent yet), and one that has served
+// nothing yet after its first request, or when drainFreshGrace (or its head
+// timeout) passes without one. Tunnels are left alone.
 func (s *Session) Drain() {
 	if s.state != sOpen {
 		return
@@ -503,7 +523,11 @@ func (s *Session) Drain() {
 		s.closeAfter = true
 	}
 	if s.Idle() {
-		s.closeClient(false)
+		if s.requests > 0 || s.h2 != nil {
+			s.closeClient(false)
+		} else {
+			s.hdrDeadline = min(s.hdrDeadline, s.w.Now()+drainFreshGrace)
+		}
 	}
 	s.run()
 }

@@ -759,11 +759,44 @@ func TestDrain(t *testing.T) {
 	if !h.clientClosed || h.released != 1 {
 		t.Fatalf("client closed %v, released %d", h.clientClosed, h.released)
 	}
+	// A keep-alive connection between requests is closed at once.
 	h = newHarness(t)
+	h.autoConnect = true
+	h.client("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	h.expectClient("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 	h.s.Drain()
 	h.drain()
 	if !h.clientClosed {
-		t.Fatal("drain left an idle connection open")
+		t.Fatal("drain left an idle keep-alive connection open")
+	}
+	// A connection that has not sent its first request yet may still send
+	// it (its client connected before the listener closed); it is answered
+	// and closed.
+	h = newHarness(t)
+	h.autoConnect = true
+	h.s.Drain()
+	h.drain()
+	if h.clientClosed {
+		t.Fatal("drain closed a new connection before its first request could arrive")
+	}
+	h.client("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.upstream("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	h.expectClient("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	if !h.clientClosed {
+		t.Fatal("the drained connection stayed open after its first response")
+	}
+	// One that sends nothing is closed once the grace has passed.
+	h = newHarness(t)
+	h.s.Drain()
+	h.drain()
+	h.advance(time.Duration(drainFreshGrace) - time.Millisecond)
+	if h.clientClosed {
+		t.Fatal("a new drained connection closed before the grace for its first request")
+	}
+	h.advance(2 * time.Millisecond)
+	if !h.clientClosed {
+		t.Fatal("a new drained connection sending nothing stayed open past the grace")
 	}
 }
 

@@ -26,6 +26,9 @@
 // h2 over TLS), flax serves HTTP/2 by default. The upstream side stays HTTP/1.1 with
 // keep-alive. h2load reports no latency percentiles: p50 and p99 are left out.
 //
+// With -grpc the load is gRPC unary calls over h2c (h2load, as with -h2) through each
+// proxy to an h2c gRPC backend; grpc.go says how each proxy is set up.
+//
 // With -tls-passthrough the backend (nginx) terminates TLS and the proxies forward the
 // TLS bytes unchanged, choosing the backend by the ClientHello's server name: flax on a
 // TLS listener (run --config, a passthrough route per name and a catch-all), HAProxy in
@@ -86,8 +89,28 @@ func main() {
 	flaxBase := flag.String("flax-base", "", "another flax-dataplane binary (say, built from the commit before a change) that takes its own io_uring slot, flax-uring-base, in every round: the change's cost is its ratio to nginx next to the base's")
 	https := flag.Bool("https", false, "terminate TLS in the proxies and load them over https (keep-alive connections)")
 	h2 := flag.Bool("h2", false, "load the proxies with HTTP/2: h2load -c16 -m20 (h2c with prior knowledge; over TLS with ALPN h2 with -https)")
+	grpcBench := flag.Bool("grpc", false, "load the proxies with gRPC unary calls (h2load -c16 -m20 over h2c) to an h2c gRPC backend; ratios to nginx (grpc_pass)")
+	serveGRPCAddr := flag.String("serve-grpc", "", "internal: serve the -grpc benchmark's gRPC backend on this address")
 	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
 	flag.Parse()
+	if *serveGRPCAddr != "" {
+		if err := serveGRPC(*serveGRPCAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *grpcBench {
+		if *https || *passthrough || *h2 {
+			fmt.Fprintln(os.Stderr, "loadbench: -grpc excludes -https, -h2 and -tls-passthrough")
+			os.Exit(2)
+		}
+		if err := runGRPC(*flaxBin, *duration, *rounds, *proxyCPU, *loadCPU, *only); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *h2 && *passthrough {
 		fmt.Fprintln(os.Stderr, "loadbench: -h2 and -tls-passthrough exclude each other")
 		os.Exit(2)
@@ -351,8 +374,18 @@ func load(cpu int, addr string, conns int, d time.Duration) (string, error) {
 	return wrk(cpu, addr, conns, d)
 }
 
-// useH2 is -h2.
+// backendDesc says what the backend answers, for the table's title.
+var backendDesc = "backend nginx 100 B replies"
+
+// useH2 is -h2 (or -grpc).
 var useH2 bool
+
+// h2loadPath is the path h2load requests, h2loadArgs its further options (-grpc's
+// request body and fields).
+var (
+	h2loadPath = "/"
+	h2loadArgs []string
+)
 
 // HTTP/2 load: h2loadClients connections of up to h2loadStreams streams each.
 const h2loadClients, h2loadStreams = 16, 20
@@ -360,9 +393,10 @@ const h2loadClients, h2loadStreams = 16, 20
 func h2load(cpu int, addr string, d time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "taskset", "-c", strconv.Itoa(cpu), "h2load", "-t1",
-		"-c"+strconv.Itoa(h2loadClients), "-m"+strconv.Itoa(h2loadStreams), "-D", strconv.Itoa(max(int(d.Seconds()), 1)),
-		scheme+"://"+addr+"/").CombinedOutput()
+	args := append([]string{"-c", strconv.Itoa(cpu), "h2load", "-t1",
+		"-c" + strconv.Itoa(h2loadClients), "-m" + strconv.Itoa(h2loadStreams), "-D", strconv.Itoa(max(int(d.Seconds()), 1))},
+		h2loadArgs...)
+	out, err := exec.CommandContext(ctx, "taskset", append(args, scheme+"://"+addr+h2loadPath)...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("h2load: %w: %s", err, out)
 	}
@@ -485,7 +519,7 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, 
 	if useH2 {
 		loader = fmt.Sprintf("HTTP/2: h2load -t1 -c%d -m%d", h2loadClients, h2loadStreams)
 	}
-	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, %s, %d rounds of one %s slot per proxy, backend nginx 100 B replies\n", scheme, proxyCPU, loader, rounds, d)
+	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, %s, %d rounds of one %s slot per proxy, %s\n", scheme, proxyCPU, loader, rounds, d, backendDesc)
 	fmt.Printf("medians over the rounds; x: ratio to %s's slot in the same round (median; each round's in the last column)\n", ref)
 	fmt.Printf("%-17s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
 	for _, s := range ss {

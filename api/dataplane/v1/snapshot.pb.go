@@ -3167,9 +3167,14 @@ type RetryPolicy struct {
 	// backoff_max, with random jitter. Unset uses the dataplane default.
 	BackoffBase *durationpb.Duration `protobuf:"bytes,5,opt,name=backoff_base,json=backoffBase,proto3" json:"backoff_base,omitempty"`
 	// BackoffMax caps the delay; it must not be less than backoff_base.
-	BackoffMax    *durationpb.Duration `protobuf:"bytes,6,opt,name=backoff_max,json=backoffMax,proto3" json:"backoff_max,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BackoffMax *durationpb.Duration `protobuf:"bytes,6,opt,name=backoff_max,json=backoffMax,proto3" json:"backoff_max,omitempty"`
+	// RetryOnBackendTimeout retries an attempt that got no response head within the
+	// route's timeouts.backend_request (the attempt is abandoned and its connection
+	// closed; the next attempt waits the backoff first). The request's overall
+	// timeouts.request still bounds all attempts together.
+	RetryOnBackendTimeout bool `protobuf:"varint,7,opt,name=retry_on_backend_timeout,json=retryOnBackendTimeout,proto3" json:"retry_on_backend_timeout,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *RetryPolicy) Reset() {
@@ -3242,6 +3247,13 @@ func (x *RetryPolicy) GetBackoffMax() *durationpb.Duration {
 		return x.BackoffMax
 	}
 	return nil
+}
+
+func (x *RetryPolicy) GetRetryOnBackendTimeout() bool {
+	if x != nil {
+		return x.RetryOnBackendTimeout
+	}
+	return false
 }
 
 // SessionAffinity pins the requests of a client to one endpoint of the backend group
@@ -4795,7 +4807,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04body\x18\x02 \x01(\tR\x04body\"\x88\x01\n" +
 	"\rRouteTimeouts\x123\n" +
 	"\arequest\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\arequest\x12B\n" +
-	"\x0fbackend_request\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebackendRequest\"\xb5\x02\n" +
+	"\x0fbackend_request\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0ebackendRequest\"\xee\x02\n" +
 	"\vRetryPolicy\x12\x1a\n" +
 	"\battempts\x18\x01 \x01(\rR\battempts\x121\n" +
 	"\x15retry_on_status_codes\x18\x02 \x03(\rR\x12retryOnStatusCodes\x127\n" +
@@ -4803,7 +4815,8 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x0eretry_on_reset\x18\x04 \x01(\bR\fretryOnReset\x12<\n" +
 	"\fbackoff_base\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vbackoffBase\x12:\n" +
 	"\vbackoff_max\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"backoffMax\"\x93\x01\n" +
+	"backoffMax\x127\n" +
+	"\x18retry_on_backend_timeout\x18\a \x01(\bR\x15retryOnBackendTimeout\"\x93\x01\n" +
 	"\x0fSessionAffinity\x12;\n" +
 	"\x06cookie\x18\x01 \x01(\v2!.flax.dataplane.v1.CookieAffinityH\x00R\x06cookie\x12;\n" +
 	"\x06header\x18\x02 \x01(\v2!.flax.dataplane.v1.HeaderAffinityH\x00R\x06headerB\x06\n" +

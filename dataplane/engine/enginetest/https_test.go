@@ -485,3 +485,60 @@ func TestHTTPSHandshakeCounts(t *testing.T) {
 		}
 	})
 }
+
+// TestHTTPSProtocolFloor: TLS 1.2 clients must offer an ECDHE AEAD suite
+// (compiled.TLS12CipherSuites) and older versions are refused, on both
+// engines; the handshake failure does not disturb the next client.
+func TestHTTPSProtocolFloor(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, httpsSnapshot(port, be.Addr(), "", newTLSCert(t, "a.example.com"))))
+		dial := func(cfg *tls.Config) error {
+			d := net.Dialer{Timeout: 5 * time.Second}
+			cfg.ServerName, cfg.InsecureSkipVerify = "a.example.com", true
+			tc, err := tls.DialWithDialer(&d, "tcp", fmt.Sprintf("127.0.0.1:%d", port), cfg)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			tc.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		}
+		for _, tc := range []struct {
+			name string
+			cfg  *tls.Config
+			ok   bool
+		}{
+			{"TLS 1.1", &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}, false},
+			{"TLS 1.2 CBC only", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+				tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+			}}, false},
+			{"TLS 1.2 ChaCha20-Poly1305", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+				tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			}}, true},
+			{"TLS 1.2 AES-256-GCM", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+				tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			}}, true},
+			{"TLS 1.3", &tls.Config{MinVersion: tls.VersionTLS13}, true},
+		} {
+			err := dial(tc.cfg)
+			if tc.ok && err != nil {
+				t.Errorf("%s: %v, want a served request", tc.name, err)
+			}
+			if !tc.ok && err == nil {
+				t.Errorf("%s: served, want the handshake refused", tc.name)
+			}
+		}
+	})
+}

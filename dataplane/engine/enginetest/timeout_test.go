@@ -428,3 +428,75 @@ backendGroups:
 		waitTimeouts(t, te, metrics.TimeoutTunnelIdle, 1)
 	})
 }
+
+// An attempt that gets no response head within the route's backendRequest
+// timeout is abandoned and, when the retry policy says so, retried on another
+// endpoint, body and all; without that setting the client gets 504.
+func TestRetryOnBackendTimeout(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		var silentReqs atomic.Int32
+		silent := startRawBackend(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			for {
+				if _, _, err := readRequest(c, br); err != nil {
+					return
+				}
+				silentReqs.Add(1)
+			}
+		})
+		good := startRawBackend(t, echoLength)
+		for _, tc := range []struct {
+			name  string
+			retry string
+			want  int
+		}{
+			{"retried", "retryOnBackendTimeout: true, ", 200},
+			{"not retried", "", 504},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				te := startEngine(t, k)
+				port := FreePort(t)
+				y := strings.Replace(HTTPSnapshot(port, []string{silent.addr(), good.addr()}, "", "", ""),
+					"      backends: [{backendGroup: app, weight: 1}]\n",
+					"      backends: [{backendGroup: app, weight: 1}]\n"+
+						"      timeouts: {request: 5s, backendRequest: 0.2s}\n"+
+						"      retry: {attempts: 1, "+tc.retry+"backoffBase: 1ms, backoffMax: 2ms}\n", 1)
+				cfg := CompileYAML(t, te.reg, y)
+				te.apply(cfg)
+				before := silentReqs.Load()
+				// Round robin over two endpoints: two requests reach the silent
+				// one once, whichever comes first.
+				var statuses []int
+				for range 2 {
+					c := Dial(t, port)
+					io.WriteString(c, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+					resp, body := ReadResponse(t, bufio.NewReader(c), "POST")
+					c.Close()
+					statuses = append(statuses, resp.StatusCode)
+					if resp.StatusCode == 200 && body != "5" {
+						t.Fatalf("body %q, want the length of the replayed request body, 5", body)
+					}
+				}
+				if got := silentReqs.Load() - before; got != 1 {
+					t.Fatalf("the silent endpoint saw %d requests, want 1", got)
+				}
+				sh := cfg.Group("app").Shared
+				if tc.want == 200 {
+					if statuses[0] != 200 || statuses[1] != 200 {
+						t.Fatalf("statuses %v, want both 200", statuses)
+					}
+					if n := sh.RetriesFor(metrics.RetryBackendTimeout); n != 1 {
+						t.Fatalf("%d backend_timeout retries, want 1", n)
+					}
+					return
+				}
+				if got := []int{min(statuses[0], statuses[1]), max(statuses[0], statuses[1])}; got[0] != 200 || got[1] != 504 {
+					t.Fatalf("statuses %v, want one 504 and one 200", statuses)
+				}
+				if n := sh.RetriesFor(metrics.RetryBackendTimeout); n != 0 {
+					t.Fatalf("%d backend_timeout retries without retryOnBackendTimeout", n)
+				}
+			})
+		}
+	})
+}
