@@ -393,8 +393,10 @@ const h2loadClients, h2loadStreams = 16, 20
 func h2load(cpu int, addr string, d time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
-	args := append([]string{"-c", strconv.Itoa(cpu), "h2load", "-t1",
-		"-c" + strconv.Itoa(h2loadClients), "-m" + strconv.Itoa(h2loadStreams), "-D", strconv.Itoa(max(int(d.Seconds()), 1))},
+	args := append([]string{
+		"-c", strconv.Itoa(cpu), "h2load", "-t1",
+		"-c" + strconv.Itoa(h2loadClients), "-m" + strconv.Itoa(h2loadStreams), "-D", strconv.Itoa(max(int(d.Seconds()), 1)),
+	},
 		h2loadArgs...)
 	out, err := exec.CommandContext(ctx, "taskset", append(args, scheme+"://"+addr+h2loadPath)...).CombinedOutput()
 	if err != nil {
