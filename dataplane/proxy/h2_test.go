@@ -34,6 +34,11 @@ type h2drv struct {
 	respondWhen func(up []byte) bool
 	up          []byte
 	responded   bool
+	sends       int // client sends
+	// flushEach lets the connection act after each stream session, as
+	// the io_uring engine does.
+	flushEach bool
+	nextID    uint32
 }
 
 func newH2Drv(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, resp string) *h2drv {
@@ -65,17 +70,7 @@ func (d *h2drv) client(p []byte) {
 
 func (d *h2drv) run() {
 	for more := true; more; {
-		more = false
-		for a, ok := d.h.Next(); ok; a, ok = d.h.Next() {
-			more = true
-			switch a.Kind {
-			case ActSendClient:
-				d.out = append(d.out, a.Data...)
-				d.h.Sent(len(a.Data), nil)
-			case ActCloseClient:
-				d.closed = true
-			}
-		}
+		more = d.connActions()
 		for st := d.h.NextStream(); st != nil; st = d.h.NextStream() {
 			more = true
 			s := st.Session()
@@ -89,9 +84,36 @@ func (d *h2drv) run() {
 				s.OpenStream(st)
 			}
 			d.perform(s)
+			if d.flushEach {
+				d.h.Flush()
+				d.connActions()
+			}
 		}
 		d.h.Flush()
+		if !more && d.h.SendReady() {
+			// The end of a batch (DeferSends).
+			d.h.FlushSends()
+			more = true
+		}
 	}
+}
+
+// connActions performs the connection's actions; it reports whether there
+// were any.
+func (d *h2drv) connActions() bool {
+	did := false
+	for a, ok := d.h.Next(); ok; a, ok = d.h.Next() {
+		did = true
+		switch a.Kind {
+		case ActSendClient:
+			d.sends++
+			d.out = append(d.out, a.Data...)
+			d.h.Sent(len(a.Data), nil)
+		case ActCloseClient:
+			d.closed = true
+		}
+	}
+	return did
 }
 
 // perform carries out a stream session's actions.
@@ -449,6 +471,44 @@ func TestH2UploadBeforeSettings(t *testing.T) {
 	}
 	if r := readFrames(t, d.out)[1]; r == nil || r.reset || string(r.body) != "ok" {
 		t.Fatalf("stream 1: %+v", r)
+	}
+}
+
+// With DeferSends, what the streams that progressed together frame goes
+// out in one send, once the engine calls FlushSends.
+func TestH2DeferSends(t *testing.T) {
+	cfg, reg := compileTest(t, testSnapshot)
+	d := newH2Drv(t, cfg, reg, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	d.flushEach = true
+	c := newH2Client()
+	c.fr.WriteSettings()
+	d.client(c.take())
+	batch := func() int {
+		d.sends = 0
+		for range 5 {
+			c.headers(d.nextID, true, getFields("/x")...)
+			d.nextID += 2
+		}
+		d.client(c.take())
+		return d.sends
+	}
+	d.nextID = 1
+	if n := batch(); n != 5 {
+		t.Fatalf("without DeferSends: %d client sends for 5 streams, want one each", n)
+	}
+	d.h.DeferSends(true)
+	d.out = d.out[:0]
+	if n := batch(); n != 1 {
+		t.Fatalf("%d client sends for 5 streams answered together", n)
+	}
+	res := readFrames(t, d.out)
+	for id := uint32(11); id <= 19; id += 2 {
+		if r := res[id]; r == nil || !r.ended || string(r.body) != "ok" {
+			t.Fatalf("stream %d: %+v", id, r)
+		}
+	}
+	if d.h.SendReady() || d.h.Streams() != 0 {
+		t.Fatalf("after the batch: send ready %v, %d streams", d.h.SendReady(), d.h.Streams())
 	}
 }
 
