@@ -451,3 +451,59 @@ func firstField(h *http2.MetaHeadersFrame, name string) string {
 	}
 	return ""
 }
+
+// HTTP/2 clients put many requests in flight at once, each on an HTTP/1.1
+// upstream connection of its own: the keep-alive pool keeps as many as
+// were busy, so a second burst like the first opens no new connection
+// (the default pool of 64 per endpoint closed, on release, most of those
+// the next streams opened again).
+func TestH2BurstReusesUpstreamConnections(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(300 * time.Millisecond) // all of a burst in flight at once
+			io.WriteString(w, "ok")
+		}))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		cl := h2cClient()
+		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/burst"
+		const n = 150
+		burst := func() {
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, err := cl.Get(url)
+					if err != nil {
+						errs <- err
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) != "ok" {
+						errs <- fmt.Errorf("status %d body %q", resp.StatusCode, b)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+		}
+		burst()
+		first, _ := be.Counts()
+		burst()
+		conns, reqs := be.Counts()
+		if reqs != 2*n {
+			t.Fatalf("%d requests reached the backend, want %d", reqs, 2*n)
+		}
+		// A few more may open where the second burst's peak is higher.
+		if opened := conns - first; opened > 15 {
+			t.Fatalf("the second burst opened %d upstream connections (the first %d)", opened, first)
+		}
+	})
+}
