@@ -71,9 +71,10 @@ test-race: tools ## Run the hot-path, controller and API tests under the race de
 	CGO_ENABLED=1 KUBEBUILDER_ASSETS=$(LOCALBIN) $(GO) test $(GOFLAGS_BUILD) -race -count=1 $(RACE_PKGS)
 
 .PHONY: bench
-bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http, then https, then TLS passthrough by SNI, then HTTP/2 (h2c, then h2 over TLS), then gRPC unary calls to an h2c backend (needs nginx, haproxy, wrk, h2load).
+bench: build ## Load benchmark: flax (io_uring, netpoll), nginx and HAProxy side by side on one core, over http, then https, then full TLS handshakes, then TLS passthrough by SNI, then HTTP/2 (h2c, then h2 over TLS), then gRPC unary calls to an h2c backend (needs nginx, haproxy, wrk, h2load).
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -https
+	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -handshakes
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -tls-passthrough
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -h2
 	$(GO) run ./hack/loadbench --flax $(LOCALBIN)/flax-dataplane -h2 -https

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // TestGatewayService runs the controller against a real API server with a
 // GatewayClass whose GatewayClassParameters ask for a Service of type
 // LoadBalancer per Gateway. The Service is created in the Gateway's namespace,
-// owned by it, with the Gateway's listener ports, externalTrafficPolicy Local,
+// owned by it, with the Gateway's listener ports (UDP listeners' as UDP ports, a
+// TCP and a UDP listener on one port number as two ports), externalTrafficPolicy Local,
 // the labels and annotations of spec.infrastructure and an EndpointSlice naming
 // the dataplane node; the Gateway waits for an address (AddressNotAssigned)
 // until a load balancer (the test, as a cloud controller would) writes an
@@ -55,7 +57,10 @@ func TestGatewayService(t *testing.T) {
 	class.Spec.ParametersRef = &gatewayv1.ParametersReference{Group: flaxv1alpha1.GroupName, Kind: flaxv1alpha1.KindGatewayClassParameters, Name: w.name}
 	w.create(class)
 	gw := gateway(w.name, "web", class.Name, 8080)
-	gw.Spec.Listeners = append(gw.Spec.Listeners, gatewayv1.Listener{Name: "tcp", Port: 9000, Protocol: gatewayv1.TCPProtocolType})
+	gw.Spec.Listeners = append(gw.Spec.Listeners,
+		gatewayv1.Listener{Name: "tcp", Port: 9000, Protocol: gatewayv1.TCPProtocolType},
+		gatewayv1.Listener{Name: "udp", Port: 9000, Protocol: gatewayv1.UDPProtocolType},
+		gatewayv1.Listener{Name: "dns", Port: 5353, Protocol: gatewayv1.UDPProtocolType})
 	gw.Spec.Infrastructure = &gatewayv1.GatewayInfrastructure{
 		Labels:      map[gatewayv1.LabelKey]gatewayv1.LabelValue{"team": "web"},
 		Annotations: map[gatewayv1.AnnotationKey]gatewayv1.AnnotationValue{"example.com/scheme": "internal", "example.com/drop": "me"},
@@ -69,7 +74,7 @@ func TestGatewayService(t *testing.T) {
 	svcKey := types.NamespacedName{Namespace: w.name, Name: "web-flax"}
 	sliceKey := types.NamespacedName{Namespace: w.name, Name: "web-flax-ipv4"}
 	// serviceIs checks the Service and its EndpointSlice.
-	serviceIs := func(typ corev1.ServiceType, ports []int32, annotations map[string]string) error {
+	serviceIs := func(typ corev1.ServiceType, ports []string, annotations map[string]string) error {
 		var svc corev1.Service
 		if err := w.c.Get(w.ctx, svcKey, &svc); err != nil {
 			return err
@@ -84,9 +89,12 @@ func TestGatewayService(t *testing.T) {
 		if svc.Spec.ExternalTrafficPolicy != wantETP {
 			return fmt.Errorf("externalTrafficPolicy %q, want %q", svc.Spec.ExternalTrafficPolicy, wantETP)
 		}
-		var got []int32
+		var got []string
 		for _, p := range svc.Spec.Ports {
-			got = append(got, p.Port)
+			got = append(got, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+			if want := fmt.Sprintf("%s-%d", strings.ToLower(string(p.Protocol)), p.Port); p.Name != want {
+				return fmt.Errorf("service port %d/%s named %q, want %q", p.Port, p.Protocol, p.Name, want)
+			}
 		}
 		if !slices.Equal(got, ports) {
 			return fmt.Errorf("service ports %v, want %v", got, ports)
@@ -122,8 +130,12 @@ func TestGatewayService(t *testing.T) {
 		if len(es.Endpoints) != 1 || es.Endpoints[0].Addresses[0] != "10.20.0.9" || es.Endpoints[0].NodeName == nil || *es.Endpoints[0].NodeName != "node-"+w.name {
 			return fmt.Errorf("endpointslice endpoints %+v, want 10.20.0.9 on node-%s", es.Endpoints, w.name)
 		}
-		if len(es.Ports) != len(ports) {
-			return fmt.Errorf("endpointslice ports %+v, want %v", es.Ports, ports)
+		got = got[:0]
+		for _, p := range es.Ports {
+			got = append(got, fmt.Sprintf("%d/%s", *p.Port, *p.Protocol))
+		}
+		if !slices.Equal(got, ports) {
+			return fmt.Errorf("endpointslice ports %v, want %v", got, ports)
 		}
 		return nil
 	}
@@ -150,7 +162,7 @@ func TestGatewayService(t *testing.T) {
 	}
 
 	eventually(t, 30*time.Second, "a LoadBalancer Service for the Gateway, which waits for its address", func() error {
-		if err := serviceIs(corev1.ServiceTypeLoadBalancer, []int32{8080, 9000}, map[string]string{"example.com/scheme": "internal", "example.com/drop": "me"}); err != nil {
+		if err := serviceIs(corev1.ServiceTypeLoadBalancer, []string{"5353/UDP", "8080/TCP", "9000/TCP", "9000/UDP"}, map[string]string{"example.com/scheme": "internal", "example.com/drop": "me"}); err != nil {
 			return err
 		}
 		return gatewayAt("AddressNotAssigned")
@@ -189,12 +201,12 @@ func TestGatewayService(t *testing.T) {
 		delete(g.Spec.Infrastructure.Annotations, "example.com/drop")
 	})
 	eventually(t, 30*time.Second, "the Service follows the Gateway: a new port, an annotation dropped, the load balancer's kept", func() error {
-		return serviceIs(corev1.ServiceTypeLoadBalancer, []int32{8080, 8081, 9000}, map[string]string{"example.com/scheme": "internal", "lb.example.com/id": "lb-1"})
+		return serviceIs(corev1.ServiceTypeLoadBalancer, []string{"5353/UDP", "8080/TCP", "8081/TCP", "9000/TCP", "9000/UDP"}, map[string]string{"example.com/scheme": "internal", "lb.example.com/id": "lb-1"})
 	})
 
 	update(w, params, func(p *flaxv1alpha1.GatewayClassParameters) { p.Spec.Service.Type = corev1.ServiceTypeClusterIP })
 	eventually(t, 30*time.Second, "a ClusterIP Service and the node address", func() error {
-		if err := serviceIs(corev1.ServiceTypeClusterIP, []int32{8080, 8081, 9000}, nil); err != nil {
+		if err := serviceIs(corev1.ServiceTypeClusterIP, []string{"5353/UDP", "8080/TCP", "8081/TCP", "9000/TCP", "9000/UDP"}, nil); err != nil {
 			return err
 		}
 		return gatewayAt("Programmed", "10.20.0.9")

@@ -263,8 +263,11 @@ func gatewayOwner(d *translate.GatewayService) []metav1.OwnerReference {
 }
 
 // servicePortName is the name of the Service and EndpointSlice port of a
-// listener port.
-func servicePortName(port int32) string { return fmt.Sprintf("tcp-%d", port) }
+// listener port: "tcp-<port>" or "udp-<port>", so that a TCP and a UDP
+// listener may share a port number.
+func servicePortName(p translate.GatewayServicePort) string {
+	return fmt.Sprintf("%s-%d", strings.ToLower(string(p.Protocol)), p.Port)
+}
 
 // applyService sets what Flax decides of svc from d, keeping what the API server
 // and others set (cluster IPs, allocated node ports, other annotations).
@@ -272,15 +275,15 @@ func applyService(svc *corev1.Service, d *translate.GatewayService) {
 	svc.Labels = maps.Clone(d.Labels)
 	setAnnotations(&svc.ObjectMeta, d.Annotations)
 	svc.OwnerReferences = gatewayOwner(d)
-	nodePorts := map[int32]int32{}
+	nodePorts := map[translate.GatewayServicePort]int32{}
 	for _, p := range svc.Spec.Ports {
-		nodePorts[p.Port] = p.NodePort
+		nodePorts[translate.GatewayServicePort{Port: p.Port, Protocol: p.Protocol}] = p.NodePort
 	}
 	external := d.Type == corev1.ServiceTypeLoadBalancer || d.Type == corev1.ServiceTypeNodePort
 	svc.Spec.Type = d.Type
 	svc.Spec.Ports = make([]corev1.ServicePort, 0, len(d.Ports))
 	for _, p := range d.Ports {
-		sp := corev1.ServicePort{Name: servicePortName(p), Protocol: corev1.ProtocolTCP, Port: p, TargetPort: intstr.FromInt32(p)}
+		sp := corev1.ServicePort{Name: servicePortName(p), Protocol: p.Protocol, Port: p.Port, TargetPort: intstr.FromInt32(p.Port)}
 		if external {
 			sp.NodePort = nodePorts[p]
 		}
@@ -327,7 +330,7 @@ func setAnnotations(m *metav1.ObjectMeta, want map[string]string) {
 func endpointSlices(d *translate.GatewayService) []*discoveryv1.EndpointSlice {
 	ports := make([]discoveryv1.EndpointPort, 0, len(d.Ports))
 	for _, p := range d.Ports {
-		ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(servicePortName(p)), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(p)})
+		ports = append(ports, discoveryv1.EndpointPort{Name: ptr.To(servicePortName(p)), Protocol: ptr.To(p.Protocol), Port: ptr.To(p.Port)})
 	}
 	byFamily := map[discoveryv1.AddressType][]discoveryv1.Endpoint{}
 	for _, e := range d.Endpoints {

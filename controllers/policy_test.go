@@ -156,6 +156,12 @@ func TestPolicyCRDs(t *testing.T) {
 		{"health-check timeout above interval", backend(func(s *flaxv1alpha1.BackendPolicySpec) {
 			s.HealthCheck = &flaxv1alpha1.HealthCheck{Interval: dur("5s"), Timeout: dur("10s")}
 		}), "timeout must not exceed interval"},
+		{"gRPC health check with a path", backend(func(s *flaxv1alpha1.BackendPolicySpec) {
+			s.HealthCheck = &flaxv1alpha1.HealthCheck{GRPC: &flaxv1alpha1.GRPCHealthCheck{}, Path: ptr.To("/healthz")}
+		}), "path and expectedStatuses must be unset when grpc is set"},
+		{"gRPC health check service with a space", backend(func(s *flaxv1alpha1.BackendPolicySpec) {
+			s.HealthCheck = &flaxv1alpha1.HealthCheck{GRPC: &flaxv1alpha1.GRPCHealthCheck{Service: ptr.To("echo Echo")}}
+		}), "spec.healthCheck.grpc.service"},
 		{"status range upside down", backend(func(s *flaxv1alpha1.BackendPolicySpec) {
 			s.HealthCheck = &flaxv1alpha1.HealthCheck{ExpectedStatuses: []flaxv1alpha1.StatusRange{{Min: 500, Max: ptr.To[int32](200)}}}
 		}), "max must not be below min"},

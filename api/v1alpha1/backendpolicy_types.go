@@ -182,11 +182,22 @@ type HashOn struct {
 	SourceIP *bool `json:"sourceIP,omitempty"`
 }
 
-// HealthCheck probes every endpoint with an HTTP/1.1 GET request. Each dataplane
-// node checks the endpoints on its own.
+// HealthCheck probes every endpoint with an HTTP GET request (HTTP/1.1, or h2c
+// for ports that speak it), or with a gRPC health check when grpc is set. Each
+// dataplane node checks the endpoints on its own.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.timeout) || !has(self.interval) || duration(self.timeout) <= duration(self.interval)",message="timeout must not exceed interval"
+// +kubebuilder:validation:XValidation:rule="!has(self.grpc) || (!has(self.path) && !has(self.expectedStatuses))",message="path and expectedStatuses must be unset when grpc is set"
 type HealthCheck struct {
+	// GRPC makes the probe a call of the standard gRPC health service
+	// (grpc.health.v1.Health/Check) over h2c instead of an HTTP GET: only the
+	// SERVING status is healthy. It applies to Service ports that speak h2c
+	// (appProtocol kubernetes.io/h2c, h2c or grpc, or ports GRPCRoutes use
+	// without appProtocol); other ports of the target keep no health check,
+	// and the policy's status says so.
+	// +optional
+	GRPC *GRPCHealthCheck `json:"grpc,omitempty"`
+
 	// Path of the probe request. Unset: "/".
 	// +optional
 	// +kubebuilder:validation:MinLength=1
@@ -237,6 +248,17 @@ type HealthCheck struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	UnhealthyThreshold *int32 `json:"unhealthyThreshold,omitempty"`
+}
+
+// GRPCHealthCheck is the gRPC form of a health check.
+type GRPCHealthCheck struct {
+	// Service is the service name the health check asks about. Unset: the
+	// server as a whole (the empty name).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[!-~]+$`
+	Service *string `json:"service,omitempty"`
 }
 
 // StatusRange is an inclusive range of HTTP response statuses.

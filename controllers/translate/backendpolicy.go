@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,10 +130,29 @@ func (t *translator) serviceTargetGateways(p *policyInfo, tg *policyTarget, name
 				continue
 			}
 		}
+		if grpcHealthCheckSkips(p.backend, g) {
+			tg.notes = append(tg.notes, fmt.Sprintf("routes speak HTTP/1.1 to port %s of Service %s, so the gRPC health check does not apply to them there (gRPC health checks speak h2c: give the port appProtocol kubernetes.io/h2c or grpc)",
+				portName(g.port), tg.slot.object))
+		}
 		for gw := range g.gateways {
 			tg.gateways[gw] = true
 		}
 	}
+}
+
+// grpcHealthCheckSkips reports whether the BackendPolicy settings s carry a
+// gRPC health check that group g cannot take: it speaks HTTP/1.1, and gRPC
+// health checks speak h2c.
+func grpcHealthCheckSkips(s *dataplanev1.BackendGroup, g *groupInfo) bool {
+	return s.GetHealthCheck().GetGrpc() != nil && g.protocol != dataplanev1.BackendGroup_H2C
+}
+
+// portName names a Service port in messages: its name, or its number.
+func portName(p corev1.ServicePort) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return strconv.Itoa(int(p.Port))
 }
 
 // applyBackendPolicy sets the fields of bg, the group of g, from the BackendPolicy
@@ -146,7 +166,11 @@ func (t *translator) applyBackendPolicy(g *groupInfo, bg *dataplanev1.BackendGro
 	if s.LoadBalancing != nil {
 		bg.LoadBalancing = proto.CloneOf(s.LoadBalancing)
 	}
-	bg.HealthCheck = proto.CloneOf(s.HealthCheck)
+	if grpcHealthCheckSkips(s, g) {
+		bg.HealthCheck = nil // noted on the policy by serviceTargetGateways
+	} else {
+		bg.HealthCheck = proto.CloneOf(s.HealthCheck)
+	}
 	bg.OutlierDetection = proto.CloneOf(s.OutlierDetection)
 	bg.CircuitBreakers = proto.CloneOf(s.CircuitBreakers)
 	bg.RetryBudget = proto.CloneOf(s.RetryBudget)
@@ -213,6 +237,11 @@ func backendSettings(spec *flaxv1alpha1.BackendPolicySpec) (*dataplanev1.Backend
 	// The dataplane's validation of the group, for what the API does not say.
 	check := proto.CloneOf(g)
 	check.Name = "check"
+	if g.GetHealthCheck().GetGrpc() != nil {
+		// A gRPC health check applies to the target's h2c ports only, which
+		// applyBackendPolicy sees; it is not a problem of the policy.
+		check.Protocol = dataplanev1.BackendGroup_H2C
+	}
 	if err := dataplanev1.Validate(&dataplanev1.Snapshot{BackendGroups: []*dataplanev1.BackendGroup{check}}); err != nil {
 		for _, e := range unjoin(err) {
 			var fe *dataplanev1.FieldError
@@ -270,6 +299,20 @@ func healthCheck(hc *flaxv1alpha1.HealthCheck, fp *fieldProblems) *dataplanev1.H
 	}
 	if hc.Path != nil {
 		out.Path = *hc.Path
+	}
+	if g := hc.GRPC; g != nil {
+		// The probe calls grpc.health.v1.Health/Check: no path, no statuses.
+		out.Path = ""
+		out.Grpc = &dataplanev1.GRPCHealthCheck{}
+		if g.Service != nil {
+			out.Grpc.Service = *g.Service
+		}
+		if hc.Path != nil {
+			fp.add("healthCheck.path", "must be unset when grpc is set (the probe calls grpc.health.v1.Health/Check)")
+		}
+		if len(hc.ExpectedStatuses) > 0 {
+			fp.add("healthCheck.expectedStatuses", "must be unset when grpc is set (only the SERVING status is healthy)")
+		}
 	}
 	if hc.Host != nil {
 		out.Host = *hc.Host

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	flaxv1alpha1 "github.com/flaxlb/flax/api/v1alpha1"
 )
 
@@ -38,11 +40,19 @@ type GatewayService struct {
 	Labels map[string]string `json:"labels"`
 	// Annotations are the Gateway's spec.infrastructure.annotations.
 	Annotations map[string]string `json:"annotations,omitempty"`
-	// Ports are the distinct ports of the Gateway's valid listeners (its own
-	// and those of its attached ListenerSets), ascending; all TCP.
-	Ports []int32 `json:"ports"`
+	// Ports are the distinct ports and transport protocols of the Gateway's
+	// valid listeners (its own and those of its attached ListenerSets), by
+	// port, then protocol: UDP for UDP listeners, TCP for all others.
+	Ports []GatewayServicePort `json:"ports"`
 	// Endpoints are where the dataplanes serve the Gateway, sorted by address.
 	Endpoints []ServiceEndpoint `json:"endpoints,omitempty"`
+}
+
+// GatewayServicePort is one port of a Gateway's Service and EndpointSlices.
+type GatewayServicePort struct {
+	Port int32 `json:"port"`
+	// Protocol is TCP or UDP.
+	Protocol corev1.Protocol `json:"protocol"`
 }
 
 // ServiceEndpoint is one endpoint of a Gateway's Service.
@@ -145,15 +155,25 @@ func (t *translator) gatewayServices() []GatewayService {
 }
 
 // servicePorts returns the distinct ports of g's valid listeners, its own and
-// those of its attached ListenerSets, ascending.
-func (g *gatewayInfo) servicePorts() []int32 {
-	var ports []int32
+// those of its attached ListenerSets, each with its transport protocol (UDP
+// for UDP listeners, TCP for the others), by port, then protocol.
+func (g *gatewayInfo) servicePorts() []GatewayServicePort {
+	var ports []GatewayServicePort
 	for _, l := range g.allListeners() {
 		if l.valid() && (l.set == nil || l.set.attached) {
-			ports = append(ports, int32(l.spec.Port))
+			proto := corev1.ProtocolTCP
+			if l.protocol == dataplanev1.Listener_UDP {
+				proto = corev1.ProtocolUDP
+			}
+			ports = append(ports, GatewayServicePort{Port: int32(l.spec.Port), Protocol: proto})
 		}
 	}
-	slices.Sort(ports)
+	slices.SortFunc(ports, func(a, b GatewayServicePort) int {
+		if c := cmp.Compare(a.Port, b.Port); c != 0 {
+			return c
+		}
+		return compareStrings(string(a.Protocol), string(b.Protocol))
+	})
 	return slices.Compact(ports)
 }
 

@@ -1,10 +1,10 @@
 // Package accesslog is the dataplane's optional JSON access log: one JSON object per
-// line for every finished request, written to a file (reopened on SIGHUP for log
+// line for every finished request and every ended UDP flow, written to a file (reopened on SIGHUP for log
 // rotation) or to stdout.
 //
 // # Format
 //
-// Every line has the same keys, in this order:
+// Every request line has the same keys, in this order:
 //
 //	{"time":"2026-01-02T15:04:05.123Z","listener":"web","route":"app","method":"GET",
 //	 "path":"/index.html?q=1","protocol":"HTTP/1.1","status":200,"response_bytes":612,
@@ -27,6 +27,26 @@
 // is the request's W3C trace id (32 hex digits) on a listener that traces, else "". Strings
 // are escaped for JSON: quotes, backslashes, control characters (and U+2028, U+2029),
 // and invalid UTF-8 becomes \ufffd.
+//
+// # UDP flows
+//
+// A UDP listener logs one line per flow (a client address on one listener socket)
+// when the flow ends, with these keys, in this order:
+//
+//	{"time":"2026-01-02T15:04:05.123Z","listener":"dns","route":"dns","protocol":"UDP",
+//	 "client":"192.0.2.7:40000","upstream":"10.0.0.1:53","backend_group":"dns",
+//	 "request_bytes":120,"response_bytes":480,"request_datagrams":2,
+//	 "response_datagrams":2,"duration_ms":60012.345,"reason":"idle"}
+//
+// (on one line). Keys shared with request lines mean the same: time is when the flow's
+// first datagram arrived, duration_ms runs to its end, request_bytes counts the payload
+// bytes of every datagram the client sent on the flow, response_bytes those of every
+// datagram sent back to it; request_datagrams and response_datagrams count those
+// datagrams. reason is why the flow ended: idle (the route's idle timeout), evicted (the
+// route's bound on flows made room for a new client), refused (the endpoint's port is
+// closed), upstream_error, or shutdown (its listener was removed, drained or stopped).
+// Datagrams that open no flow (no backend or endpoint) get no line; they are counted in
+// flax_udp_datagrams_dropped_total.
 //
 // # Cost
 //
@@ -101,6 +121,41 @@ type Record struct {
 	TraceID [16]byte
 	Traced  bool
 }
+
+// Flow is one finished UDP flow, as the UDP engine hands it to Worker.LogFlow. Its
+// fields are only read during the call.
+type Flow struct {
+	// Start and End are when the flow's first datagram arrived and when it ended, on
+	// the worker's monotonic clock (nanoseconds).
+	Start, End int64
+	// Listener, Route and BackendGroup are names from the configuration.
+	Listener, Route, BackendGroup string
+	// Client is the client's address; Upstream the endpoint the flow went to.
+	Client, Upstream netip.AddrPort
+	// RequestBytes and RequestDatagrams are what the client sent (every datagram
+	// received on the flow); ResponseBytes and ResponseDatagrams what the flow sent
+	// it.
+	RequestBytes, ResponseBytes         int64
+	RequestDatagrams, ResponseDatagrams int64
+	// Reason is why the flow ended: FlowIdle, FlowEvicted, FlowRefused,
+	// FlowUpstreamError or FlowShutdown.
+	Reason string
+}
+
+// The reasons a UDP flow ends (Flow.Reason).
+const (
+	// FlowIdle: nothing moved either way for the route's idle timeout.
+	FlowIdle = "idle"
+	// FlowEvicted: a new client needed room over the route's bound on flows, and
+	// this flow was idle the longest.
+	FlowEvicted = "evicted"
+	// FlowRefused: the endpoint refused a datagram (ICMP port unreachable).
+	FlowRefused = "refused"
+	// FlowUpstreamError: reading from the endpoint's socket failed otherwise.
+	FlowUpstreamError = "upstream_error"
+	// FlowShutdown: the listener went away (config change, drain or stop).
+	FlowShutdown = "shutdown"
+)
 
 // Options configure a Logger.
 type Options struct {
@@ -246,6 +301,25 @@ func (w *Worker) Log(r *Record) {
 		return
 	}
 	w.line = appendRecord(w.line[:0], r, now)
+	w.commit()
+}
+
+// LogFlow appends f's line to the worker's buffer, as Log does.
+func (w *Worker) LogFlow(f *Flow) {
+	now := w.l.clock()
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.dropped.Add(1)
+		return
+	}
+	w.line = appendFlow(w.line[:0], f, now)
+	w.commit()
+}
+
+// commit moves w.line into the buffer, handing the buffer off when full, and
+// unlocks w.mu (held).
+func (w *Worker) commit() {
 	if len(w.cur.b)+len(w.line) > cap(w.cur.b) && !w.handOff() {
 		w.mu.Unlock()
 		w.dropped.Add(1)

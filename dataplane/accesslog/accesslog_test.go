@@ -123,6 +123,54 @@ func TestAppendRecordDoesNotAllocate(t *testing.T) {
 	}
 }
 
+func TestAppendFlow(t *testing.T) {
+	now := time.Date(2026, 1, 2, 4, 4, 5, 0, time.FixedZone("CET", 3600))
+	f := &Flow{
+		Start: 1_000_000_000, End: 61_012_345_678,
+		Listener: "ns/gw/dns", Route: "ns/dns\"", BackendGroup: "ns/svc:53/udp",
+		Client:       netip.MustParseAddrPort("[::ffff:192.0.2.7]:40000"),
+		Upstream:     netip.MustParseAddrPort("[2001:db8::5]:53"),
+		RequestBytes: 120, ResponseBytes: 480, RequestDatagrams: 2, ResponseDatagrams: 3,
+		Reason: FlowIdle,
+	}
+	got := string(appendFlow(nil, f, now))
+	want := `{"time":"2026-01-02T03:03:04.987Z","listener":"ns/gw/dns","route":"ns/dns\"","protocol":"UDP",` +
+		`"client":"192.0.2.7:40000","upstream":"[2001:db8::5]:53","backend_group":"ns/svc:53/udp",` +
+		`"request_bytes":120,"response_bytes":480,"request_datagrams":2,"response_datagrams":3,"duration_ms":60012.345,"reason":"idle"}` + "\n"
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(got), &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 13 {
+		t.Errorf("%d keys", len(m))
+	}
+	buf := make([]byte, 0, maxLine)
+	if n := testing.AllocsPerRun(100, func() { buf = appendFlow(buf[:0], f, now) }); n != 0 {
+		t.Fatalf("%v allocations per flow line", n)
+	}
+	// Through a Logger, beside request lines.
+	out := &syncBuffer{}
+	l, err := New(Options{Output: out, Workers: 1, FlushInterval: time.Hour, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Worker(0).LogFlow(f)
+	l.Worker(0).Log(testRecord())
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.SplitAfter(out.String(), "\n"); len(lines) != 3 || lines[0] != want || !strings.Contains(lines[1], `"protocol":"HTTP/1.1"`) {
+		t.Fatalf("logged %q", out.String())
+	}
+	l.Worker(0).LogFlow(f)
+	if l.Dropped() != 1 {
+		t.Fatalf("a flow line after Close was not dropped")
+	}
+}
+
 // syncBuffer is a goroutine-safe bytes.Buffer.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -57,6 +57,41 @@ func appendRecord(dst []byte, r *Record, now time.Time) []byte {
 	return append(dst, "\"}\n"...)
 }
 
+// appendFlow appends f's JSON line (with its newline) to dst; now is the wall clock
+// time at f.End. It does not allocate when dst has room.
+func appendFlow(dst []byte, f *Flow, now time.Time) []byte {
+	d := f.End - f.Start
+	if d < 0 {
+		d = 0
+	}
+	start := now.Add(-time.Duration(d)).UTC()
+	dst = append(dst, `{"time":"`...)
+	dst = start.AppendFormat(dst, timeLayout)
+	dst = append(dst, `","listener":`...)
+	dst = appendString(dst, f.Listener, MaxStringBytes)
+	dst = append(dst, `,"route":`...)
+	dst = appendString(dst, f.Route, MaxStringBytes)
+	dst = append(dst, `,"protocol":"UDP","client":`...)
+	dst = appendAddr(dst, f.Client)
+	dst = append(dst, `,"upstream":`...)
+	dst = appendAddr(dst, f.Upstream)
+	dst = append(dst, `,"backend_group":`...)
+	dst = appendString(dst, f.BackendGroup, MaxStringBytes)
+	dst = append(dst, `,"request_bytes":`...)
+	dst = strconv.AppendInt(dst, f.RequestBytes, 10)
+	dst = append(dst, `,"response_bytes":`...)
+	dst = strconv.AppendInt(dst, f.ResponseBytes, 10)
+	dst = append(dst, `,"request_datagrams":`...)
+	dst = strconv.AppendInt(dst, f.RequestDatagrams, 10)
+	dst = append(dst, `,"response_datagrams":`...)
+	dst = strconv.AppendInt(dst, f.ResponseDatagrams, 10)
+	dst = append(dst, `,"duration_ms":`...)
+	dst = appendMillis(dst, d)
+	dst = append(dst, `,"reason":`...)
+	dst = appendString(dst, f.Reason, MaxStringBytes)
+	return append(dst, "}\n"...)
+}
+
 // appendMillis appends d nanoseconds as milliseconds with three decimals.
 func appendMillis(dst []byte, d int64) []byte {
 	us := d / 1e3

@@ -14,9 +14,9 @@ import (
 // The status range a health check expects when its snapshot names none.
 const healthStatusMin, healthStatusMax = 200, 299
 
-// HealthCheck is a backend group's active health check: an HTTP/1.1 GET of Path
+// HealthCheck is a backend group's active health check: an HTTP GET of Path
 // every Interval (plus up to Jitter) with Timeout, whose status must fall in one of
-// Expected.
+// Expected, or a gRPC health check (GRPC).
 type HealthCheck struct {
 	Path string
 	// Host is the Host header; empty uses the endpoint address.
@@ -33,6 +33,11 @@ type HealthCheck struct {
 	TLS *tls.Config
 	// H2C probes over cleartext HTTP/2 (the group's protocol is H2C).
 	H2C bool
+	// GRPC makes the probe a gRPC health check (grpc.health.v1.Health/Check
+	// over h2c) of GRPCService: only SERVING is healthy, Path and Expected are
+	// unused.
+	GRPC        bool
+	GRPCService string
 }
 
 // Expects reports whether status counts as healthy.
@@ -109,6 +114,12 @@ func compileResilience(g *Group, pg *dataplanev1.BackendGroup) error {
 			HealthyThreshold:   int(hc.GetHealthyThreshold()),
 			UnhealthyThreshold: int(hc.GetUnhealthyThreshold()),
 			H2C:                g.H2C,
+		}
+		if gh := hc.GetGrpc(); gh != nil {
+			if !g.H2C {
+				return errors.New("healthCheck.grpc: the group's protocol is not H2C")
+			}
+			h.GRPC, h.GRPCService = true, gh.GetService()
 		}
 		if h.Path == "" {
 			h.Path = dataplanev1.DefaultHealthCheckPath

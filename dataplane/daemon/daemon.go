@@ -231,7 +231,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	// UDP listeners have their own engine beside the connection engines.
-	if u, uerr := udp.New(d.metrics, udp.Options{Workers: opts.Workers, Log: opts.Log.WithName("udp")}); uerr == nil {
+	if u, uerr := udp.New(d.metrics, udp.Options{Workers: opts.Workers, AccessLog: d.alog, Log: opts.Log.WithName("udp")}); uerr == nil {
 		eng = engine.WithUDP(eng, u)
 	} else {
 		d.log.Info("UDP listeners will not be served", "reason", uerr.Error())

@@ -3,7 +3,8 @@
 // backend groups speak h2c (BackendGroup.protocol H2C): active health checks
 // (dataplane/health) and request mirrors (dataplane/engine/netpoll's
 // MirrorSender). The request is given as HTTP/1.1 bytes, as those senders
-// build it, and only the response status is read. The proxy's own upstream
+// build it, and only the response status is read; UnaryCall makes one unary
+// gRPC call instead (gRPC health checks). The proxy's own upstream
 // streams are in dataplane/proxy (upstream_h2.go). It uses dataplane/http1
 // and dataplane/http2 and allocates freely: it is not on the hot path.
 package h2c
@@ -35,12 +36,30 @@ func RoundTrip(c net.Conn, req []byte) (int, error) {
 		return 0, err
 	}
 	conn := http2.NewConn(http2.RoleClient, http2.Config{MaxConcurrentStreams: 1})
-	out := conn.Start(nil)
 	conn.BeginHeaders()
 	addHeaders(conn, &r, req)
+	status := 0
+	err = exchange(c, conn, body, func(ev *http2.Event) (bool, error) {
+		if ev.Kind == http2.EventHeaders && ev.Status >= 200 {
+			status = ev.Status
+			return true, nil
+		}
+		return false, nil
+	})
+	return status, err
+}
+
+// exchange opens the one stream of conn on c with the head built since
+// BeginHeaders and the request body body, sends it within the windows and
+// passes every event of the stream (headers, data, trailers) to on, until on
+// says it is done or the stream ends; a reset or a GOAWAY cutting off the
+// stream is an error. DATA credit is given back after on. Once done, the
+// connection is closed with GOAWAY (the caller closes c).
+func exchange(c net.Conn, conn *http2.Conn, body []byte, on func(*http2.Event) (done bool, err error)) error {
+	out := conn.Start(nil)
 	id, out, err := conn.WriteRequestHeaders(out, len(body) == 0)
 	if err != nil {
-		return 0, fmt.Errorf("h2c: %w", err)
+		return fmt.Errorf("h2c: %w", err)
 	}
 	// The buffer holds a whole frame of the size this end advertises.
 	buf := make([]byte, http2.FrameHeaderLen+http2.MinMaxFrameSize)
@@ -49,14 +68,14 @@ func RoundTrip(c net.Conn, req []byte) (int, error) {
 		if len(body) > 0 {
 			var k int
 			if out, k, err = conn.WriteData(out, id, body, true); err != nil {
-				return 0, fmt.Errorf("h2c: %w", err)
+				return fmt.Errorf("h2c: %w", err)
 			}
 			body = body[k:]
 		}
 		out = conn.AppendPending(out)
 		if len(out) > 0 {
 			if _, err := c.Write(out); err != nil {
-				return 0, fmt.Errorf("h2c: write: %w", err)
+				return fmt.Errorf("h2c: write: %w", err)
 			}
 			out = out[:0]
 		}
@@ -66,28 +85,39 @@ func RoundTrip(c net.Conn, req []byte) (int, error) {
 		}
 		k, err := c.Read(buf[wr:])
 		if err != nil {
-			return 0, fmt.Errorf("h2c: read response: %w", err)
+			return fmt.Errorf("h2c: read response: %w", err)
 		}
 		wr += k
 		for {
 			ev, k, err := conn.Next(buf[rd:wr])
 			if err != nil {
-				return 0, fmt.Errorf("h2c: %w", err)
+				return fmt.Errorf("h2c: %w", err)
 			}
 			if k == 0 {
 				break
 			}
 			rd += k
 			switch {
-			case ev.Kind == http2.EventHeaders && ev.StreamID == id && ev.Status >= 200:
-				_, _ = c.Write(conn.GoAway(conn.AppendPending(out), http2.ErrCodeNo, nil))
-				return ev.Status, nil
-			case ev.Kind == http2.EventData:
-				conn.Consume(ev.StreamID, len(ev.Data))
 			case ev.Kind == http2.EventReset && ev.StreamID == id:
-				return 0, fmt.Errorf("h2c: stream reset: %v", ev.Code)
+				return fmt.Errorf("h2c: stream reset: %v", ev.Code)
 			case ev.Kind == http2.EventGoAway && ev.LastStreamID < id:
-				return 0, fmt.Errorf("h2c: GOAWAY: %v", ev.Code)
+				return fmt.Errorf("h2c: GOAWAY: %v", ev.Code)
+			case ev.StreamID != id || (ev.Kind != http2.EventHeaders && ev.Kind != http2.EventData && ev.Kind != http2.EventTrailers):
+				if ev.Kind == http2.EventData {
+					conn.Consume(ev.StreamID, len(ev.Data))
+				}
+				continue
+			}
+			done, err := on(&ev)
+			if ev.Kind == http2.EventData {
+				conn.Consume(ev.StreamID, len(ev.Data))
+			}
+			if err != nil {
+				return err
+			}
+			if done || ev.EndStream {
+				_, _ = c.Write(conn.GoAway(conn.AppendPending(out), http2.ErrCodeNo, nil))
+				return nil
 			}
 		}
 		if rd == wr {

@@ -1,6 +1,7 @@
 package h2c
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,5 +90,48 @@ func TestRoundTripErrors(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 	if _, err := RoundTrip(dial(t, ln.Addr().String()), []byte("GET / HTTP/1.1\r\nHost: h\r\n\r\n")); err == nil {
 		t.Error("an HTTP/1.1-only server answered")
+	}
+}
+
+// TestUnaryCall: a gRPC call over h2c sends the framed message with the
+// gRPC head fields and reads the framed reply and the status from the
+// trailers, or from the head of a trailers-only response.
+func TestUnaryCall(t *testing.T) {
+	addr := startServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case r.Header.Get("Content-Type") != "application/grpc" || r.Header.Get("Te") != "trailers" || r.Method != "POST":
+			w.WriteHeader(400)
+		case r.URL.Path == "/t.S/Echo" && len(b) >= 5:
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status")
+			_, _ = w.Write(b) // the same framing back
+			w.Header().Set("Grpc-Status", "0")
+		case r.URL.Path == "/t.S/Fail":
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Grpc-Status", "14")
+			w.Header().Set("Grpc-Message", "down")
+		case r.URL.Path == "/t.S/Big":
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status")
+			_, _ = w.Write(make([]byte, MaxGRPCReply+100))
+			w.Header().Set("Grpc-Status", "0")
+		default:
+			w.WriteHeader(404)
+		}
+	})
+	reply, err := UnaryCall(dial(t, addr), "svc.example", "/t.S/Echo", []byte("ping"))
+	if err != nil || string(reply) != "ping" {
+		t.Fatalf("echo: %q, %v", reply, err)
+	}
+	var se *StatusError
+	if _, err := UnaryCall(dial(t, addr), "svc.example", "/t.S/Fail", nil); !errors.As(err, &se) || se.Code != 14 || se.Message != "down" {
+		t.Fatalf("trailers-only failure: %v", err)
+	}
+	if _, err := UnaryCall(dial(t, addr), "svc.example", "/t.S/Big", nil); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("oversized reply: %v", err)
+	}
+	if _, err := UnaryCall(dial(t, addr), "svc.example", "/nope", nil); err == nil || !strings.Contains(err.Error(), "status 404") {
+		t.Fatalf("not a gRPC server: %v", err)
 	}
 }

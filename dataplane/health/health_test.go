@@ -17,9 +17,16 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine/enginetest"
+	"github.com/flaxlb/flax/dataplane/h2c"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
@@ -472,5 +479,119 @@ func TestProbeH2C(t *testing.T) {
 	defer mu.Unlock()
 	if len(protos) != 2 || protos[0] != "HTTP/2.0 svc.example /healthz" {
 		t.Fatalf("backend saw %q", protos)
+	}
+}
+
+// startGRPCHealth serves grpc-go's health service on loopback (h2c, as gRPC
+// servers speak without TLS) and returns it with its address.
+func startGRPCHealth(t *testing.T) (*grpchealth.Server, netip.AddrPort) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	hs := grpchealth.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return hs, netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestProbeGRPC: a gRPC health check calls grpc.health.v1.Health/Check on a
+// real grpc-go health server: SERVING passes, NOT_SERVING, an unknown service
+// (NOT_FOUND) and a server without the health service (UNIMPLEMENTED) fail.
+func TestProbeGRPC(t *testing.T) {
+	hs, addr := startGRPCHealth(t)
+	hs.SetServingStatus("echo.Echo", healthpb.HealthCheckResponse_SERVING)
+	hc := &compiled.HealthCheck{Timeout: 2 * time.Second, H2C: true, GRPC: true, GRPCService: "echo.Echo"}
+	if err := Probe(context.Background(), addr, hc); err != nil {
+		t.Fatalf("SERVING: %v", err)
+	}
+	hc.GRPCService = "" // the server as a whole: grpc-go's health server starts SERVING
+	if err := Probe(context.Background(), addr, hc); err != nil {
+		t.Fatalf("server SERVING: %v", err)
+	}
+	hs.SetServingStatus("echo.Echo", healthpb.HealthCheckResponse_NOT_SERVING)
+	hc.GRPCService = "echo.Echo"
+	if err := Probe(context.Background(), addr, hc); !errors.Is(err, ErrNotServing) || !strings.Contains(err.Error(), "NOT_SERVING") {
+		t.Fatalf("NOT_SERVING: %v", err)
+	}
+	hc.GRPCService = "nope.Nope"
+	var se *h2c.StatusError
+	if err := Probe(context.Background(), addr, hc); !errors.As(err, &se) || se.Code != 5 {
+		t.Fatalf("unknown service: %v, want grpc-status 5 (NOT_FOUND)", err)
+	}
+
+	// A gRPC server without the health service answers UNIMPLEMENTED.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := grpc.NewServer()
+	go func() { _ = bare.Serve(ln) }()
+	defer bare.Stop()
+	if err := Probe(context.Background(), netip.MustParseAddrPort(ln.Addr().String()), hc); !errors.As(err, &se) || se.Code != 12 {
+		t.Fatalf("no health service: %v, want grpc-status 12 (UNIMPLEMENTED)", err)
+	}
+}
+
+// TestHealthCheckMessages: the hand-encoded grpc.health.v1 messages match
+// the generated ones both ways, unknown fields included.
+func TestHealthCheckMessages(t *testing.T) {
+	for _, svc := range []string{"", "echo.Echo", strings.Repeat("s", 300)} {
+		var want healthpb.HealthCheckRequest
+		if err := proto.Unmarshal(appendHealthCheckRequest(nil, svc), &want); err != nil || want.GetService() != svc {
+			t.Fatalf("request for %q decodes as %q, %v", svc, want.GetService(), err)
+		}
+	}
+	for _, st := range []healthpb.HealthCheckResponse_ServingStatus{0, 1, 2, 3} {
+		b, err := proto.Marshal(&healthpb.HealthCheckResponse{Status: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = protowire.AppendTag(b, 7, protowire.BytesType) // a field this end does not know
+		b = protowire.AppendString(b, "later")
+		got, err := parseHealthCheckResponse(b)
+		if err != nil || got != uint64(st) {
+			t.Fatalf("status %v decodes as %d, %v", st, got, err)
+		}
+	}
+	if _, err := parseHealthCheckResponse([]byte{0x08}); err == nil {
+		t.Fatal("a truncated status decoded")
+	}
+}
+
+// TestManagerGRPCHealthCheck: an H2C group with a gRPC health check takes an
+// endpoint out of rotation while its grpc-go health server says NOT_SERVING
+// and puts it back once it says SERVING again; the other endpoint stays.
+func TestManagerGRPCHealthCheck(t *testing.T) {
+	hsA, a := startGRPCHealth(t)
+	hsB, b := startGRPCHealth(t)
+	hsA.SetServingStatus("echo.Echo", healthpb.HealthCheckResponse_SERVING)
+	hsB.SetServingStatus("echo.Echo", healthpb.HealthCheckResponse_SERVING)
+	reg := metrics.NewRegistry(1)
+	m := NewManager(Options{})
+	defer m.Close()
+	check := "  protocol: H2C\n  healthCheck: {grpc: {service: echo.Echo}, interval: 0.05s, timeout: 0.05s, healthyThreshold: 2, unhealthyThreshold: 2}\n"
+	cfg := enginetest.CompileYAML(t, reg, "backendGroups:\n"+groupYAML("grpc", []netip.AddrPort{a, b}, check))
+	g := cfg.Group("grpc")
+	if !g.HealthCheck.GRPC || g.HealthCheck.GRPCService != "echo.Echo" {
+		t.Fatalf("compiled health check %+v", g.HealthCheck)
+	}
+	m.Apply(cfg)
+	time.Sleep(100 * time.Millisecond)
+	if u := unhealthyAddrs(g); len(u) != 0 {
+		t.Fatalf("unhealthy %v while both serve", u)
+	}
+	hsB.SetServingStatus("echo.Echo", healthpb.HealthCheckResponse_NOT_SERVING)
+	enginetest.WaitFor(t, "the NOT_SERVING endpoint out of rotation", 5*time.Second, func() bool {
+		u := unhealthyAddrs(g)
+		return len(u) == 1 && u[0] == b
+	})
+	hsB.SetServingStatus("echo.Echo", healthpb.HealthCheckResponse_SERVING)
+	enginetest.WaitFor(t, "the endpoint back in rotation", 5*time.Second, func() bool { return len(unhealthyAddrs(g)) == 0 })
+	if up, down := g.Shared.Transitions(); up != 1 || down != 1 {
+		t.Fatalf("transitions %d up %d down, want 1 and 1", up, down)
 	}
 }

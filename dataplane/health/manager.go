@@ -418,6 +418,12 @@ func Probe(ctx context.Context, addr netip.AddrPort, hc *compiled.HealthCheck) e
 	if host == "" {
 		host = addr.String()
 	}
+	if hc.GRPC {
+		if err := probeGRPC(c, host, hc.GRPCService); err != nil {
+			return fmt.Errorf("health check %s: %w", addr, err)
+		}
+		return nil
+	}
 	var status int
 	if hc.H2C {
 		status, err = probeH2C(c, host, hc.Path)

@@ -9,7 +9,8 @@
 // what the endpoint sends back goes to the client from the listener's socket.
 // A flow ends when nothing moved either way for the route's idle timeout, or
 // when a new client needs room over the route's bound (the flow idle the
-// longest goes).
+// longest goes). With the access log on, each flow logs one line when it ends
+// (accesslog.Worker.LogFlow): bytes and datagrams each way, duration, and why.
 //
 // Table is the flow table, free of I/O: lookup, insertion, recency, expiry
 // and eviction order, with no allocation per datagram. Engine is the driver:

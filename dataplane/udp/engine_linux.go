@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -19,6 +20,10 @@ type Options struct {
 	// Workers is the number of sockets (and loops) per UDP listener, at
 	// least 1; the daemon passes its worker count.
 	Workers int
+	// AccessLog, when set, receives a line per ended flow; the loops of
+	// worker i log through AccessLog.Worker(i), so it must have Workers
+	// workers.
+	AccessLog *accesslog.Logger
 	// Log receives the engine's events.
 	Log logr.Logger
 }
@@ -107,7 +112,7 @@ func (e *Engine) bind(s *engine.Slot) ([]*loop, error) {
 		if err == nil {
 			e.seeds++
 			var l *loop
-			l, err = newLoop(s, fd, e.reg.Worker(i), e.seeds, e.opts.Log)
+			l, err = newLoop(s, fd, e.reg.Worker(i), e.opts.AccessLog.Worker(i), e.seeds, e.opts.Log)
 			if err == nil {
 				loops = append(loops, l)
 				continue

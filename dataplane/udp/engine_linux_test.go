@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
@@ -88,8 +89,14 @@ func group(name string, weight uint32) *dataplanev1.TCPBackend {
 
 func start(t testing.TB, workers int, snap *dataplanev1.Snapshot) *fixture {
 	t.Helper()
+	return startLogged(t, workers, snap, nil)
+}
+
+// startLogged is start with an access log.
+func startLogged(t testing.TB, workers int, snap *dataplanev1.Snapshot, al *accesslog.Logger) *fixture {
+	t.Helper()
 	f := &fixture{t: t, reg: metrics.NewRegistry(workers), port: uint16(snap.Listeners[0].Port)}
-	eng, err := New(f.reg, Options{Workers: workers, Log: logr.Discard()})
+	eng, err := New(f.reg, Options{Workers: workers, AccessLog: al, Log: logr.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,14 +7,16 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
 )
 
 // Options configure an Engine.
 type Options struct {
-	Workers int
-	Log     logr.Logger
+	Workers   int
+	AccessLog *accesslog.Logger
+	Log       logr.Logger
 }
 
 // New fails: the UDP engine runs on Linux only (epoll, SO_REUSEPORT).

@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
 
+	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -34,13 +35,20 @@ const (
 	maxWait = time.Second
 )
 
-// flow is the upstream side of a flow.
+// flow is the upstream side of a flow, and what its access log line reports.
 type flow struct {
 	fd    int // socket connected to the endpoint
 	ep    proxy.Endpoint
 	group *metrics.GroupCounters
 	to    rawAddr // the client, encoded for the listener socket
 	src   source  // the address the client sent to, on a wildcard socket
+
+	// For the access log: when the flow began, the names in force then, and
+	// what moved each way (counted whether or not the log is on: two adds).
+	start                 int64
+	listener, route, name string // name: the backend group's
+	reqBytes, respBytes   int64
+	reqDgrams, respDgrams int64
 }
 
 // loop serves one listener socket of one worker: the client datagrams it
@@ -48,6 +56,7 @@ type flow struct {
 type loop struct {
 	slot   *engine.Slot
 	w      *metrics.Worker
+	alog   *accesslog.Worker // nil when the access log is off
 	log    logr.Logger
 	fd     int // listener socket, owned
 	family int
@@ -72,7 +81,7 @@ type loop struct {
 }
 
 // newLoop makes the loop of listener socket fd, owning it from then on.
-func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64, log logr.Logger) (*loop, error) {
+func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, alog *accesslog.Worker, seed uint64, log logr.Logger) (*loop, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		unix.Close(fd)
@@ -85,7 +94,7 @@ func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, seed uint64, log logr
 		return nil, err
 	}
 	l := &loop{
-		slot: slot, w: w, log: log, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
+		slot: slot, w: w, alog: alog, log: log, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
 		ep: ep, wake: wake, done: make(chan struct{}),
 		table: NewTable[flow](256), pickers: proxy.NewPickers(seed), rng: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
 		start: time.Now(), buf: make([]byte, maxDatagram), events: make([]unix.EpollEvent, 128),
@@ -189,12 +198,14 @@ func (l *loop) fromClients(lst *compiled.Listener) {
 			continue
 		}
 		f, _ := l.table.Value(id)
+		f.reqBytes += int64(n)
+		f.reqDgrams++
 		if e := writeUpstream(f.fd, l.buf[:n]); e != 0 {
 			l.w.UDPDropped(lc)
 			if e == unix.ECONNREFUSED {
 				// The endpoint said its port is closed: the next datagram
 				// picks again.
-				l.end(id, lc, metrics.UDPFlowClosed)
+				l.end(id, lc, metrics.UDPFlowClosed, accesslog.FlowRefused)
 			}
 		}
 	}
@@ -227,9 +238,12 @@ func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client
 		if !over {
 			break
 		}
-		l.end(old, lc, metrics.UDPFlowEvicted)
+		l.end(old, lc, metrics.UDPFlowEvicted, accesslog.FlowEvicted)
 	}
-	f := flow{fd: fd, ep: ep, group: l.w.Group(b.Group.Stats), src: l.src}
+	f := flow{
+		fd: fd, ep: ep, group: l.w.Group(b.Group.Stats), src: l.src,
+		start: now, listener: lst.Name, route: lst.UDP.Name, name: b.Group.Name,
+	}
 	f.to.set(client, l.family)
 	id := l.table.Insert(client, now, f)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id.Slot() + flowTag, Pad: int32(id.Gen())}
@@ -266,13 +280,19 @@ func (l *loop) fromUpstream(lst *compiled.Listener, id ID) {
 		if e != 0 {
 			// ECONNREFUSED and the like: the endpoint is gone; the client's
 			// next datagram picks again.
-			l.end(id, lc, metrics.UDPFlowClosed)
+			reason := accesslog.FlowUpstreamError
+			if e == unix.ECONNREFUSED {
+				reason = accesslog.FlowRefused
+			}
+			l.end(id, lc, metrics.UDPFlowClosed, reason)
 			return
 		}
 		l.table.Touch(id, l.now())
 		f, _ = l.table.Value(id)
 		if sendMsg(l.fd, l.buf[:n], &f.to, &f.src, &l.msg) == 0 {
 			l.w.ClientBytes(lc, 0, n)
+			f.respBytes += int64(n)
+			f.respDgrams++
 		}
 	}
 }
@@ -289,15 +309,26 @@ func (l *loop) expire(lst *compiled.Listener) {
 		if !ok {
 			return
 		}
-		l.end(id, lc, metrics.UDPFlowExpired)
+		l.end(id, lc, metrics.UDPFlowExpired, accesslog.FlowIdle)
 	}
 }
 
-// end ends flow id, counting it as event e.
-func (l *loop) end(id ID, lc *metrics.ListenerCounters, e metrics.UDPFlowEvent) {
-	f, _, ok := l.table.Remove(id)
+// end ends flow id, counting it as event e and logging it with reason (an
+// accesslog.Flow reason).
+func (l *loop) end(id ID, lc *metrics.ListenerCounters, e metrics.UDPFlowEvent, reason string) {
+	f, client, ok := l.table.Remove(id)
 	if !ok {
 		return
+	}
+	if l.alog != nil {
+		l.alog.LogFlow(&accesslog.Flow{
+			Start: f.start, End: l.now(),
+			Listener: f.listener, Route: f.route, BackendGroup: f.name,
+			Client: client, Upstream: f.ep.Addr,
+			RequestBytes: f.reqBytes, ResponseBytes: f.respBytes,
+			RequestDatagrams: f.reqDgrams, ResponseDatagrams: f.respDgrams,
+			Reason: reason,
+		})
 	}
 	unix.Close(f.fd) // leaves the epoll set with it
 	l.pickers.Done(f.ep)
@@ -318,7 +349,7 @@ func (l *loop) closeAll() {
 		if !ok {
 			break
 		}
-		l.end(id, lc, metrics.UDPFlowClosed)
+		l.end(id, lc, metrics.UDPFlowClosed, accesslog.FlowShutdown)
 	}
 	unix.Close(l.fd)
 	unix.Close(l.ep)

@@ -20,6 +20,15 @@
 // io_uring workers (--https-engine uring); flax-uring-split is the io_uring engine with
 // HTTPS handed to a netpoll engine beside it (--https-engine netpoll).
 //
+// With -handshakes the proxies terminate TLS as with -https, and the load is full
+// handshakes: a Go client in this process (pinned to the load CPU with the backend)
+// keeps 64 connections in progress, each dialing, completing a TLS 1.3 handshake
+// (X25519, the proxy's ECDSA P-256 certificate) without session resumption (no
+// session cache: wrk and h2load resume sessions when they reconnect), sending one GET
+// with Connection: close and reading the response. The table gives handshakes per
+// second, a whole connection's latency, proxy CPU per handshake and handshakes per
+// CPU-second, with ratios to nginx's.
+//
 // With -h2 the load is HTTP/2: h2load (nghttp2-client) with 16 connections of up to 20
 // concurrent streams each, over cleartext with prior knowledge (h2c), or with -https
 // over TLS negotiating h2 by ALPN; nginx listens with http2, HAProxy with proto h2 (alpn
@@ -49,6 +58,7 @@ import (
 	"flag"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +99,7 @@ func main() {
 	flaxBase := flag.String("flax-base", "", "another flax-dataplane binary (say, built from the commit before a change) that takes its own io_uring slot, flax-uring-base, in every round: the change's cost is its ratio to nginx next to the base's")
 	https := flag.Bool("https", false, "terminate TLS in the proxies and load them over https (keep-alive connections)")
 	h2 := flag.Bool("h2", false, "load the proxies with HTTP/2: h2load -c16 -m20 (h2c with prior knowledge; over TLS with ALPN h2 with -https)")
+	handshakes := flag.Bool("handshakes", false, "full TLS 1.3 handshakes: a client without session cache opens a connection per request (implies -https); reports handshakes per CPU-second")
 	grpcBench := flag.Bool("grpc", false, "load the proxies with gRPC unary calls (h2load -c16 -m20 over h2c) to an h2c gRPC backend; ratios to nginx (grpc_pass)")
 	serveGRPCAddr := flag.String("serve-grpc", "", "internal: serve the -grpc benchmark's gRPC backend on this address")
 	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
@@ -101,8 +112,8 @@ func main() {
 		return
 	}
 	if *grpcBench {
-		if *https || *passthrough || *h2 {
-			fmt.Fprintln(os.Stderr, "loadbench: -grpc excludes -https, -h2 and -tls-passthrough")
+		if *https || *passthrough || *h2 || *handshakes {
+			fmt.Fprintln(os.Stderr, "loadbench: -grpc excludes -https, -h2, -handshakes and -tls-passthrough")
 			os.Exit(2)
 		}
 		if err := runGRPC(*flaxBin, *duration, *rounds, *proxyCPU, *loadCPU, *only); err != nil {
@@ -116,6 +127,18 @@ func main() {
 		os.Exit(2)
 	}
 	useH2 = *h2
+	useHandshakes = *handshakes
+	if *handshakes && (*h2 || *passthrough) {
+		fmt.Fprintln(os.Stderr, "loadbench: -handshakes excludes -h2 and -tls-passthrough")
+		os.Exit(2)
+	}
+	if *handshakes {
+		*https = true
+		if err := pinForHandshakes(*loadCPU); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+	}
 	if *https && *passthrough {
 		fmt.Fprintln(os.Stderr, "loadbench: -https and -tls-passthrough exclude each other")
 		os.Exit(2)
@@ -175,7 +198,8 @@ server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
 			return err
 		}
 		flaxTLS = []string{"--tls-cert", certFile, "--tls-key", keyFile}
-		nginxTLS = fmt.Sprintf(" ssl; ssl_certificate %s; ssl_certificate_key %s", certFile, keyFile)
+		// nginx 1.22 leaves TLS 1.3 out of its default protocols.
+		nginxTLS = fmt.Sprintf(" ssl; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.2 TLSv1.3", certFile, keyFile)
 		haproxyTLS = " ssl crt " + bothFile
 		scheme = "https"
 	}
@@ -267,6 +291,9 @@ func runRounds(picked []proxy, dir, listen, backend string, d time.Duration, n, 
 			if useH2 {
 				what = fmt.Sprintf("h2load -c%d -m%d", h2loadClients, h2loadStreams)
 			}
+			if useHandshakes {
+				what = fmt.Sprintf("%d connections of full handshakes", handshakeConns)
+			}
 			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then %s for %s\n", round+1, n, p.name, what, d)
 			r := measure(p, dir, listen, backend, d, conns, loadCPU)
 			if r.skipped != "" {
@@ -294,6 +321,13 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		r.skipped = err.Error()
 		return r
 	}
+	// flax binds with SO_REUSEPORT: a listener of another process on the port (another
+	// run of this benchmark on a shared machine) would silently take a share of the
+	// connections.
+	if err := portFree(listen); err != nil {
+		r.skipped = err.Error()
+		return r
+	}
 	cmd, err := p.start(sub, listen, backend)
 	if err != nil {
 		r.skipped = err.Error()
@@ -303,6 +337,9 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 	if err := benchproc.WaitListen(listen); err != nil {
 		r.skipped = err.Error()
 		return r
+	}
+	if useHandshakes {
+		return measureHandshakes(r, cmd.Process.Pid, listen, d)
 	}
 	// Warm up connections and pools, then measure.
 	if _, err := load(loadCPU, listen, conns, 2*time.Second); err != nil {
@@ -329,6 +366,40 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 	} else {
 		parseWrk(out, &r)
 	}
+	if r.requests > 0 {
+		r.cpuPerReq = time.Duration(float64(cpu1-cpu0) / r.requests)
+	}
+	return r
+}
+
+// portFree fails when some process listens on addr.
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s is in use by another process (another benchmark run?): %w", addr, err)
+	}
+	return l.Close()
+}
+
+// measureHandshakes is measure's -handshakes part, once the proxy (pid) listens.
+func measureHandshakes(r result, pid int, listen string, d time.Duration) result {
+	// Warm up the upstream pool and the proxy's code paths.
+	if st := handshakeLoad(listen, time.Second); st.ok == 0 {
+		r.skipped = fmt.Sprintf("no handshake completed while warming up: %v", st.firstErr)
+		return r
+	}
+	cpu0, err := benchproc.TreeCPU(pid)
+	if err != nil {
+		r.skipped = err.Error()
+		return r
+	}
+	st := handshakeLoad(listen, d)
+	cpu1, err := benchproc.TreeCPU(pid)
+	if err != nil {
+		r.skipped = err.Error()
+		return r
+	}
+	st.fill(&r)
 	if r.requests > 0 {
 		r.cpuPerReq = time.Duration(float64(cpu1-cpu0) / r.requests)
 	}
@@ -521,9 +592,14 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, 
 	if useH2 {
 		loader = fmt.Sprintf("HTTP/2: h2load -t1 -c%d -m%d", h2loadClients, h2loadStreams)
 	}
+	unit := "req"
+	if useHandshakes {
+		loader = fmt.Sprintf("full TLS 1.3 handshakes (X25519, ECDSA P-256, no resumption), one request per connection, %d at a time", handshakeConns)
+		unit = "hs"
+	}
 	fmt.Printf("\nloopback %s, proxy pinned to CPU %d, %s, %d rounds of one %s slot per proxy, %s\n", scheme, proxyCPU, loader, rounds, d, backendDesc)
 	fmt.Printf("medians over the rounds; x: ratio to %s's slot in the same round (median; each round's in the last column)\n", ref)
-	fmt.Printf("%-17s %10s %6s %9s %9s %11s %6s %11s  %-30s %s\n", "proxy", "req/s", "x", "p50", "p99", "cpu/req", "x", "req/cpu-s x", "req/s x per round", "errors")
+	fmt.Printf("%-17s %10s %6s %9s %9s %11s %6s %10s %6s  %-30s %s\n", "proxy", unit+"/s", "x", "p50", "p99", "cpu/"+unit, "x", unit+"/cpu-s", "x", unit+"/s x per round", "errors")
 	for _, s := range ss {
 		if s.rps == 0 {
 			fmt.Printf("%-17s skipped: %s\n", s.name, s.result.skipped)
@@ -539,9 +615,13 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, 
 			}
 			return v.Round(time.Microsecond).String()
 		}
-		fmt.Printf("%-17s %10.0f %6s %9s %9s %9.1fµs %6s %11s  %-30s %s\n", s.name, s.rps, x(s.rpsX),
+		perCPU := "-"
+		if s.cpuPerReq > 0 {
+			perCPU = fmt.Sprintf("%.0f", float64(time.Second)/float64(s.cpuPerReq))
+		}
+		fmt.Printf("%-17s %10.0f %6s %9s %9s %9.1fµs %6s %10s %6s  %-30s %s\n", s.name, s.rps, x(s.rpsX),
 			lat(s.p50), lat(s.p99),
-			float64(s.cpuPerReq)/float64(time.Microsecond), x(s.cpuX), x(s.perCPUX), strings.Join(per, " "), s.errors)
+			float64(s.cpuPerReq)/float64(time.Microsecond), x(s.cpuX), perCPU, x(s.perCPUX), strings.Join(per, " "), s.errors)
 	}
 }
 

@@ -14,6 +14,8 @@ const (
 	MaxRetryAttempts = 10
 	// MaxConcurrentStreams is the largest HTTP2Options.max_concurrent_streams.
 	MaxConcurrentStreams = 1000
+	// MaxGRPCHealthService is the longest GRPCHealthCheck.service.
+	MaxGRPCHealthService = 256
 	// MaxUDPFlows is the largest UDPRoute.max_flows.
 	MaxUDPFlows = 1 << 20
 	// MaxTrustedHops is the largest Listener.trusted_hops.

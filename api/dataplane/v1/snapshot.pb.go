@@ -4005,8 +4005,13 @@ type HealthCheck struct {
 	// UnhealthyThreshold is the number of consecutive failures that mark a healthy
 	// endpoint unhealthy.
 	UnhealthyThreshold uint32 `protobuf:"varint,8,opt,name=unhealthy_threshold,json=unhealthyThreshold,proto3" json:"unhealthy_threshold,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// GRPC, when set, makes the probe a gRPC health check (grpc.health.v1.Health/Check
+	// over h2c) instead of an HTTP GET: only the SERVING status is healthy. Only H2C
+	// groups take it; path and expected_statuses must then be unset (host still sets
+	// the :authority).
+	Grpc          *GRPCHealthCheck `protobuf:"bytes,9,opt,name=grpc,proto3" json:"grpc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HealthCheck) Reset() {
@@ -4095,6 +4100,61 @@ func (x *HealthCheck) GetUnhealthyThreshold() uint32 {
 	return 0
 }
 
+func (x *HealthCheck) GetGrpc() *GRPCHealthCheck {
+	if x != nil {
+		return x.Grpc
+	}
+	return nil
+}
+
+// GRPCHealthCheck is the gRPC form of a health check: the standard health
+// protocol's Check call (grpc.health.v1).
+type GRPCHealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Service is the service name asked about; empty asks about the server as a
+	// whole. At most 256 bytes of printable ASCII.
+	Service       string `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GRPCHealthCheck) Reset() {
+	*x = GRPCHealthCheck{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GRPCHealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GRPCHealthCheck) ProtoMessage() {}
+
+func (x *GRPCHealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GRPCHealthCheck.ProtoReflect.Descriptor instead.
+func (*GRPCHealthCheck) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GRPCHealthCheck) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
 // StatusRange is an inclusive range of HTTP status codes.
 type StatusRange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4108,7 +4168,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4120,7 +4180,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4133,7 +4193,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -4171,7 +4231,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4183,7 +4243,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4196,7 +4256,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -4245,7 +4305,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4257,7 +4317,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4270,7 +4330,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -4322,7 +4382,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4394,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4347,7 +4407,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -4383,7 +4443,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4395,7 +4455,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4408,7 +4468,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -4463,7 +4523,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4475,7 +4535,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4488,7 +4548,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -4534,7 +4594,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +4606,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +4619,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{49}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -4877,7 +4937,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\tH\x00R\x06header\x12\x18\n" +
 	"\x06cookie\x18\x02 \x01(\tH\x00R\x06cookie\x12\x1d\n" +
 	"\tsource_ip\x18\x03 \x01(\bH\x00R\bsourceIpB\x05\n" +
-	"\x03key\"\xff\x02\n" +
+	"\x03key\"\xb7\x03\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12K\n" +
@@ -4886,7 +4946,10 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x121\n" +
 	"\x06jitter\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06jitter\x12+\n" +
 	"\x11healthy_threshold\x18\a \x01(\rR\x10healthyThreshold\x12/\n" +
-	"\x13unhealthy_threshold\x18\b \x01(\rR\x12unhealthyThreshold\"1\n" +
+	"\x13unhealthy_threshold\x18\b \x01(\rR\x12unhealthyThreshold\x126\n" +
+	"\x04grpc\x18\t \x01(\v2\".flax.dataplane.v1.GRPCHealthCheckR\x04grpc\"+\n" +
+	"\x0fGRPCHealthCheck\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\"1\n" +
 	"\vStatusRange\x12\x10\n" +
 	"\x03min\x18\x01 \x01(\rR\x03min\x12\x10\n" +
 	"\x03max\x18\x02 \x01(\rR\x03max\"\x8b\x02\n" +
@@ -4936,7 +4999,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -4987,14 +5050,15 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(*LoadBalancing)(nil),       // 46: flax.dataplane.v1.LoadBalancing
 	(*HashOn)(nil),              // 47: flax.dataplane.v1.HashOn
 	(*HealthCheck)(nil),         // 48: flax.dataplane.v1.HealthCheck
-	(*StatusRange)(nil),         // 49: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 50: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 51: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 52: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 53: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 54: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 55: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 56: google.protobuf.Duration
+	(*GRPCHealthCheck)(nil),     // 49: flax.dataplane.v1.GRPCHealthCheck
+	(*StatusRange)(nil),         // 50: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 51: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 52: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 53: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 54: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 55: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 56: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 57: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	9,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
@@ -5011,14 +5075,14 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	8,  // 11: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
 	10, // 12: flax.dataplane.v1.Listener.http2:type_name -> flax.dataplane.v1.HTTP2Options
 	11, // 13: flax.dataplane.v1.Listener.client_validation:type_name -> flax.dataplane.v1.ClientValidation
-	56, // 14: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
-	56, // 15: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
-	56, // 16: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
-	56, // 17: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
-	56, // 18: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
+	57, // 14: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	57, // 15: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	57, // 16: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	57, // 17: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	57, // 18: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
 	18, // 19: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	18, // 20: flax.dataplane.v1.UDPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	56, // 21: flax.dataplane.v1.UDPRoute.idle_timeout:type_name -> google.protobuf.Duration
+	57, // 21: flax.dataplane.v1.UDPRoute.idle_timeout:type_name -> google.protobuf.Duration
 	18, // 22: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	20, // 23: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
 	22, // 24: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
@@ -5030,7 +5094,7 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	39, // 30: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
 	40, // 31: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
 	21, // 32: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	56, // 33: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	57, // 33: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
 	24, // 34: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
 	25, // 35: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
 	26, // 36: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
@@ -5050,40 +5114,41 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	35, // 50: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
 	37, // 51: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
 	27, // 52: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	56, // 53: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	56, // 54: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	56, // 55: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	56, // 56: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	57, // 53: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	57, // 54: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	57, // 55: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	57, // 56: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
 	41, // 57: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
 	42, // 58: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	56, // 59: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	57, // 59: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
 	46, // 60: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
 	48, // 61: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	50, // 62: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	51, // 63: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	52, // 64: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	51, // 62: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	52, // 63: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	53, // 64: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
 	4,  // 65: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
 	44, // 66: flax.dataplane.v1.BackendGroup.tls:type_name -> flax.dataplane.v1.BackendTLS
-	56, // 67: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	56, // 68: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	56, // 69: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
-	56, // 70: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
-	53, // 71: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	57, // 67: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	57, // 68: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	57, // 69: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	57, // 70: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	54, // 71: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
 	45, // 72: flax.dataplane.v1.BackendTLS.subject_alt_names:type_name -> flax.dataplane.v1.SubjectAltName
 	5,  // 73: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
 	47, // 74: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	49, // 75: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	56, // 76: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	56, // 77: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	56, // 78: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	56, // 79: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	54, // 80: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	53, // 81: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	82, // [82:82] is the sub-list for method output_type
-	82, // [82:82] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	50, // 75: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	57, // 76: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	57, // 77: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	57, // 78: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	49, // 79: flax.dataplane.v1.HealthCheck.grpc:type_name -> flax.dataplane.v1.GRPCHealthCheck
+	57, // 80: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	55, // 81: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	54, // 82: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	83, // [83:83] is the sub-list for method output_type
+	83, // [83:83] is the sub-list for method input_type
+	83, // [83:83] is the sub-list for extension type_name
+	83, // [83:83] is the sub-list for extension extendee
+	0,  // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -5135,7 +5200,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

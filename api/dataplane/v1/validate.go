@@ -1084,7 +1084,7 @@ func (v *validator) backendGroups(gs []*BackendGroup) {
 			}
 		}
 		if hc := g.GetHealthCheck(); hc != nil {
-			v.healthCheck(p.child("healthCheck"), hc)
+			v.healthCheck(p.child("healthCheck"), hc, g.GetProtocol())
 		}
 		if od := g.GetOutlierDetection(); od != nil {
 			op := p.child("outlierDetection")
@@ -1158,10 +1158,29 @@ func (v *validator) backendTLS(p fieldPath, t *BackendTLS) {
 	}
 }
 
-// healthCheck validates a health check.
-func (v *validator) healthCheck(p fieldPath, hc *HealthCheck) {
-	if problem := checkPathChars(hc.GetPath()); problem != "" {
-		v.add(p.child("path"), problem)
+// healthCheck validates the health check of a group speaking protocol.
+func (v *validator) healthCheck(p fieldPath, hc *HealthCheck, protocol BackendGroup_Protocol) {
+	if g := hc.GetGrpc(); g != nil {
+		gp := p.child("grpc")
+		if protocol != BackendGroup_H2C {
+			v.add(gp, "must be unset unless the group's protocol is H2C (gRPC health checks speak h2c), and the group speaks HTTP/1.1")
+		}
+		if hc.GetPath() != "" {
+			v.add(p.child("path"), "must be empty when grpc is set (the probe calls grpc.health.v1.Health/Check)")
+		}
+		if len(hc.GetExpectedStatuses()) > 0 {
+			v.add(p.child("expectedStatuses"), "must be empty when grpc is set (only the SERVING status is healthy)")
+		}
+		if s := g.GetService(); len(s) > MaxGRPCHealthService {
+			v.addf(gp.child("service"), "must be at most %d bytes, got %d", MaxGRPCHealthService, len(s))
+		} else if i := strings.IndexFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }); i >= 0 {
+			v.addf(gp.child("service"), "must be printable ASCII without spaces, got %q at byte %d", s[i:i+1], i)
+		}
+	}
+	if hc.GetGrpc() == nil {
+		if problem := checkPathChars(hc.GetPath()); problem != "" {
+			v.add(p.child("path"), problem)
+		}
 	}
 	if h := hc.GetHost(); h != "" {
 		if _, err := netip.ParseAddr(h); err != nil {

@@ -53,6 +53,14 @@ func TestValidateValid(t *testing.T) {
 	if err := dataplanev1.Validate(passthrough); err != nil {
 		t.Fatalf("Validate(TLS passthrough listener) = %v", err)
 	}
+	grpcHC := validSnapshot(t)
+	grpcHC.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+	grpcHC.BackendGroups[0].HealthCheck.Path = ""
+	grpcHC.BackendGroups[0].HealthCheck.ExpectedStatuses = nil
+	grpcHC.BackendGroups[0].HealthCheck.Grpc = &dataplanev1.GRPCHealthCheck{Service: "grpc.examples.echo.Echo"}
+	if err := dataplanev1.Validate(grpcHC); err != nil {
+		t.Fatalf("Validate(gRPC health check) = %v", err)
+	}
 	h2 := validSnapshot(t)
 	httpL(h2).Http2 = &dataplanev1.HTTP2Options{MaxConcurrentStreams: dataplanev1.MaxConcurrentStreams}
 	h2.Listeners[1].Http2 = &dataplanev1.HTTP2Options{Disabled: true}
@@ -926,6 +934,42 @@ func TestValidateErrors(t *testing.T) {
 		{
 			"health check timeout exceeds interval", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.Timeout = dur(6e9) },
 			"backendGroups[0].healthCheck.timeout", "must not exceed interval (5s)",
+		},
+		{
+			"grpc health check on an HTTP/1.1 group", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].HealthCheck = &dataplanev1.HealthCheck{Grpc: &dataplanev1.GRPCHealthCheck{}}
+			},
+			"backendGroups[0].healthCheck.grpc", "must be unset unless the group's protocol is H2C",
+		},
+		{
+			"grpc health check with a path", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+				s.BackendGroups[0].HealthCheck.ExpectedStatuses = nil
+				s.BackendGroups[0].HealthCheck.Grpc = &dataplanev1.GRPCHealthCheck{}
+			},
+			"backendGroups[0].healthCheck.path", "must be empty when grpc is set",
+		},
+		{
+			"grpc health check with statuses", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+				s.BackendGroups[0].HealthCheck.Path = ""
+				s.BackendGroups[0].HealthCheck.Grpc = &dataplanev1.GRPCHealthCheck{}
+			},
+			"backendGroups[0].healthCheck.expectedStatuses", "must be empty when grpc is set",
+		},
+		{
+			"grpc health check service", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+				s.BackendGroups[0].HealthCheck = &dataplanev1.HealthCheck{Grpc: &dataplanev1.GRPCHealthCheck{Service: "echo.Echo\n"}}
+			},
+			"backendGroups[0].healthCheck.grpc.service", "printable ASCII",
+		},
+		{
+			"grpc health check service too long", func(s *dataplanev1.Snapshot) {
+				s.BackendGroups[0].Protocol = dataplanev1.BackendGroup_H2C
+				s.BackendGroups[0].HealthCheck = &dataplanev1.HealthCheck{Grpc: &dataplanev1.GRPCHealthCheck{Service: strings.Repeat("a", 257)}}
+			},
+			"backendGroups[0].healthCheck.grpc.service", "at most 256 bytes",
 		},
 		{
 			"health check negative jitter", func(s *dataplanev1.Snapshot) { s.BackendGroups[0].HealthCheck.Jitter = dur(-1) },

@@ -444,3 +444,62 @@ func TestH2CMirror(t *testing.T) {
 		}
 	})
 }
+
+// TestH2CGRPCHealthCheck: an H2C group with a gRPC health check
+// (grpc.health.v1.Health/Check against grpc-go's health server) takes an
+// endpoint out of rotation while it reports NOT_SERVING and back once it
+// reports SERVING, on either engine.
+func TestH2CGRPCHealthCheck(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		var servers [2]*health.Server
+		var eps []string
+		for i, name := range []string{"a", "b"} {
+			gs := grpc.NewServer()
+			hs := health.NewServer()
+			hs.SetServingStatus("flax.test", healthpb.HealthCheckResponse_SERVING)
+			healthpb.RegisterHealthServer(gs, hs)
+			servers[i] = hs
+			// One h2c server: gRPC for the probes, /who for the requests.
+			b := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/who" {
+					_, _ = io.WriteString(w, name)
+					return
+				}
+				gs.ServeHTTP(w, r)
+			}))
+			eps = append(eps, b.Addr())
+		}
+		port := FreePort(t)
+		group := "  protocol: H2C\n" +
+			"  healthCheck: {grpc: {service: flax.test}, interval: 0.05s, timeout: 0.05s, healthyThreshold: 1, unhealthyThreshold: 1}\n"
+		_, cfg := startResilient(t, k, HTTPSnapshot(port, eps, group, "", ""))
+		g := cfg.Group("app")
+		cl := &http.Client{Timeout: 5 * time.Second}
+		who := func() map[string]int {
+			seen := map[string]int{}
+			for range 8 {
+				resp, err := cl.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/who")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				seen[fmt.Sprintf("%d %s", resp.StatusCode, body)]++
+			}
+			return seen
+		}
+		if seen := who(); seen["200 a"] == 0 || seen["200 b"] == 0 || len(seen) != 2 {
+			t.Fatalf("both serving: %v", seen)
+		}
+		servers[1].SetServingStatus("flax.test", healthpb.HealthCheckResponse_NOT_SERVING)
+		WaitFor(t, "b out of rotation", 5*time.Second, func() bool { return g.Unhealthy(g.Endpoints()).Has(1) })
+		if seen := who(); seen["200 a"] != 8 {
+			t.Fatalf("b NOT_SERVING: %v, want every request on a", seen)
+		}
+		servers[1].SetServingStatus("flax.test", healthpb.HealthCheckResponse_SERVING)
+		WaitFor(t, "b back in rotation", 5*time.Second, func() bool { return !g.Unhealthy(g.Endpoints()).Has(1) })
+		if seen := who(); seen["200 a"] == 0 || seen["200 b"] == 0 {
+			t.Fatalf("b SERVING again: %v", seen)
+		}
+	})
+}
