@@ -104,6 +104,9 @@ func appendGroupRefs(names []string, l *dataplanev1.Listener) []string {
 			if m := f.GetRequestMirror(); m != nil {
 				names = append(names, m.GetBackendGroup())
 			}
+			if a := f.GetExtAuth(); a != nil {
+				names = append(names, a.GetBackendGroup())
+			}
 		}
 	}
 	for _, vh := range l.GetVirtualHosts() {

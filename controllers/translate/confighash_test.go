@@ -98,6 +98,7 @@ func TestGroupRefFields(t *testing.T) {
 	known := map[protoreflect.FullName]bool{
 		"flax.dataplane.v1.WeightedBackend.backend_group": true,
 		"flax.dataplane.v1.RequestMirror.backend_group":   true,
+		"flax.dataplane.v1.ExtAuth.backend_group":         true,
 		"flax.dataplane.v1.TCPBackend.backend_group":      true,
 	}
 	found := map[protoreflect.FullName]bool{}

@@ -145,12 +145,16 @@ func (t *translator) buildRule(ri *routeInfo, i int) *ruleBuilder {
 	return rb
 }
 
-// mirrorGroups lists the backend groups the request mirrors among fs refer to.
+// mirrorGroups lists the backend groups the request mirrors and the
+// external authorization among fs refer to.
 func mirrorGroups(fs []*dataplanev1.RouteFilter) []string {
 	var out []string
 	for _, f := range fs {
 		if m := f.GetRequestMirror(); m != nil {
 			out = append(out, m.GetBackendGroup())
+		}
+		if a := f.GetExtAuth(); a != nil {
+			out = append(out, a.GetBackendGroup())
 		}
 	}
 	return out
@@ -458,9 +462,23 @@ func (rb *ruleBuilder) filters(fs []gatewayv1.HTTPRouteFilter, where string, onR
 			}
 			out = append(out, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_Cors{Cors: rb.cors(f.CORS, fw+".cors")}})
 		case gatewayv1.HTTPRouteFilterExternalAuth:
-			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: filter type %s is not supported by Flax yet; remove it", fw, f.Type)
+			if f.ExternalAuth == nil {
+				missing("externalAuth")
+				continue
+			}
+			if !onRoute {
+				rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: an ExternalAuth filter is not allowed on a backendRef; move it to the rule's filters", fw)
+				continue
+			}
+			a, ok := rb.extAuth(f.ExternalAuth, fw+".externalAuth")
+			if !ok {
+				// Authorization must not be skipped: the rule fails closed.
+				errorFilter = true
+				continue
+			}
+			out = append(out, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_ExtAuth{ExtAuth: a}})
 		default:
-			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: unknown filter type %q; use RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror or CORS", fw, f.Type)
+			rb.fail(gatewayv1.RouteReasonUnsupportedValue, "%s: unknown filter type %q; use RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, CORS or ExternalAuth", fw, f.Type)
 		}
 	}
 	if seen[gatewayv1.HTTPRouteFilterRequestRedirect] && seen[gatewayv1.HTTPRouteFilterURLRewrite] {

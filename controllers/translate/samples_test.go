@@ -386,3 +386,57 @@ func TestCORSSample(t *testing.T) {
 		t.Errorf("allowCredentials %v maxAge %d, want true and 600", cors.GetAllowCredentials(), cors.GetMaxAgeSeconds())
 	}
 }
+
+// TestExtAuthSample translates the external authorization sample of
+// config/samples/extauth with the samples it attaches to: the HTTPRoute is
+// accepted with its references resolved, and its rule asks the authz
+// Service before going to echo.
+func TestExtAuthSample(t *testing.T) {
+	const ns = "samples"
+	in := &Input{ControllerName: testControllerName, NodeAddresses: testNodeAddresses, GatewayAPICRDs: testGatewayAPICRDs}
+	loadSamples(t, in, ns, "../../config/samples/*.yaml", "../../config/samples/extauth/*.yaml")
+	out := Translate(in)
+	if err := dataplanev1.Validate(out.Snapshot); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rs := range out.HTTPRoutes {
+		if rs.NamespacedName.Name != "echo-authed" {
+			continue
+		}
+		found = true
+		if len(rs.Status.Parents) != 1 {
+			t.Fatalf("parents %+v, want the sample Gateway alone", rs.Status.Parents)
+		}
+		for _, c := range rs.Status.Parents[0].Conditions {
+			if c.Status != metav1.ConditionTrue {
+				t.Errorf("HTTPRoute echo-authed: %s is %s: %s", c.Type, c.Status, c.Message)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no status for HTTPRoute echo-authed")
+	}
+	var auth *dataplanev1.ExtAuth
+	for _, l := range out.Snapshot.GetListeners() {
+		for _, vh := range l.GetVirtualHosts() {
+			for _, r := range vh.GetRoutes() {
+				if r.GetName() != ns+"/echo-authed/rule-0" {
+					continue
+				}
+				for _, f := range r.GetFilters() {
+					if a := f.GetExtAuth(); a != nil {
+						auth = a
+					}
+				}
+				if len(r.GetBackends()) != 1 || r.GetBackends()[0].GetBackendGroup() != ns+"/echo:8080" {
+					t.Errorf("route backends %v, want echo", r.GetBackends())
+				}
+			}
+		}
+	}
+	want := &dataplanev1.ExtAuth{BackendGroup: ns + "/authz:8080", PathPrefix: "/check", AllowedResponseHeaders: []string{"x-user"}}
+	if !proto.Equal(auth, want) {
+		t.Fatalf("route's ExtAuth %v, want %v", auth, want)
+	}
+}

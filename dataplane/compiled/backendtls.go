@@ -98,7 +98,7 @@ func verifyBackend(cs tls.ConnectionState, roots *x509.CertPool, dnsNames, uris 
 }
 
 // BackendTLSGroup returns the name of a backend group with TLS that the
-// listener's routes (backends and mirrors) may connect to, or "" when they
+// listener's routes (backends, mirrors and external authorization) may connect to, or "" when they
 // reach none: engines that cannot originate TLS refuse such listeners.
 func (l *Listener) BackendTLSGroup() string {
 	uses := func(r *Route) string {
@@ -114,6 +114,9 @@ func (l *Listener) BackendTLSGroup() string {
 			if m.Group != nil && m.Group.TLS != nil {
 				return m.Group.Name
 			}
+		}
+		if a := r.ExtAuth; a != nil && a.Group != nil && a.Group.TLS != nil {
+			return a.Group.Name
 		}
 		return ""
 	}

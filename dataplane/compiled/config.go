@@ -285,6 +285,8 @@ type Route struct {
 	RateLimit *RateLimit
 	// CORS is the route's CORS policy; nil means none.
 	CORS *CORS
+	// ExtAuth is the route's external authorization; nil means none.
+	ExtAuth *ExtAuth
 	// Filters are the hooks of the extension filters that run on the route's
 	// requests: the listener's filters, then the route's.
 	Filters Filters
@@ -1186,6 +1188,16 @@ func (c *Config) applyFilters(fs []*dataplanev1.RouteFilter, req, resp *HeaderMo
 				return fmt.Errorf("%s.cors.%w", at, err)
 			}
 			r.CORS = c
+		case f.GetExtAuth() != nil:
+			if r == nil {
+				return fmt.Errorf("%s.extAuth: only allowed on a route", at)
+			}
+			a := f.GetExtAuth()
+			g := c.groups[a.GetBackendGroup()]
+			if g == nil {
+				return fmt.Errorf("%s.extAuth.backendGroup: unknown backend group %q", at, a.GetBackendGroup())
+			}
+			r.ExtAuth = compileExtAuth(a, g)
 		}
 	}
 	return nil

@@ -79,6 +79,8 @@ const (
 	ReasonFilter                // an extension filter answered the request or rejected the connection
 	ReasonCORSPreflight         // the route's CORS policy answered a preflight request (204)
 	ReasonMisdirected           // the Host belongs to another certificate than the TLS server name (421)
+	ReasonExtAuthDenied         // the route's external authorization service denied the request (its status)
+	ReasonExtAuthError          // the route's external authorization service gave no usable answer (403)
 	numReasons
 )
 
@@ -87,6 +89,7 @@ var reasonNames = [numReasons]string{
 	"upstream_reset", "bad_response", "timeout", "header_timeout", "overflow",
 	"rate_limited", "request_body_timeout", "upstream_header_timeout", "upstream_body_timeout",
 	"send_stall", "overload", "tunnel_idle", "filter", "cors_preflight", "misdirected",
+	"ext_auth_denied", "ext_auth_error",
 }
 
 // String returns the label value of r.
@@ -110,12 +113,13 @@ const (
 	TimeoutUpstreamResponseHeader                    // no response head from the backend (504)
 	TimeoutUpstreamBodyIdle                          // a response body that stopped arriving (close)
 	TimeoutTunnelIdle                                // a tunnel where nothing moved either way (close)
+	TimeoutExtAuth                                   // a route's external authorization check not answered in time (403)
 	numTimeoutKinds
 )
 
 var timeoutNames = [numTimeoutKinds]string{
 	"request_head", "keepalive_idle", "request_body_idle", "send_stall", "upstream_response_header", "upstream_body_idle",
-	"tunnel_idle",
+	"tunnel_idle", "ext_auth",
 }
 
 // String returns the label value of k.

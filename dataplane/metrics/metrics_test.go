@@ -261,6 +261,7 @@ func TestTimeoutsByKind(t *testing.T) {
 	want := `
 # HELP flax_timeouts_total Waits that ran out (the connection got 408 or 504, or was closed), by kind.
 # TYPE flax_timeouts_total counter
+flax_timeouts_total{kind="ext_auth"} 0
 flax_timeouts_total{kind="keepalive_idle"} 0
 flax_timeouts_total{kind="request_body_idle"} 0
 flax_timeouts_total{kind="request_head"} 0
@@ -283,6 +284,8 @@ flax_timeouts_total{kind="upstream_response_header"} 1
 		{ReasonTunnelIdle, "tunnel_idle"},
 		{ReasonFilter, "filter"},
 		{ReasonCORSPreflight, "cors_preflight"},
+		{ReasonExtAuthDenied, "ext_auth_denied"},
+		{ReasonExtAuthError, "ext_auth_error"},
 	} {
 		if got := c.r.String(); got != c.want {
 			t.Errorf("reason %d = %q, want %q", c.r, got, c.want)

@@ -28,7 +28,8 @@
 // from the next request on), then answered locally (redirect, direct response, or an
 // error counted by a metrics.Reason) or forwarded to an endpoint of its backend group,
 // with retries, timeouts, circuit breakers, rate limits and mirrors as resilience.go
-// describes. Extension filters (dataplane/filter) hook in after routing, when the
+// describes. A route with external authorization first asks its authorization service
+// on the same upstream slot (extauth.go). Extension filters (dataplane/filter) hook in after routing, when the
 // upstream head is built, when the response head is rewritten, and when a TCP
 // listener's connection opens; filter.go says where exactly. Bodies stream through the buffers and are never held whole; a 101 upgrade
 // or a TCP listener turns the session into a byte tunnel, and so does a TLS listener

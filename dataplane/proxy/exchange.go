@@ -104,6 +104,7 @@ const (
 	phConnect                // TCP listener: connecting to the upstream
 	phHello                  // TLS listener: reading the ClientHello
 	phHandshake              // TLS listener, terminating route: the engine's TLS handshake
+	phAuth                   // asking the route's external authorization service (extauth.go)
 )
 
 // Upstream connection states.
@@ -246,6 +247,15 @@ type Exchange struct {
 	fBody    string
 	fBackend compiled.Backend
 
+	// External authorization (extauth.go): the route's group while the
+	// upstream slot serves the check, when the check ends, whether it
+	// carries the request body, whether it was retried on a fresh
+	// connection after a stale pooled one.
+	authSaved    *compiled.Group
+	authDeadline int64
+	authBody     bool
+	authRetried  bool
+
 	// CORS (cors.go): the request's Origin, copied when the route's policy
 	// allows it.
 	corsOrigin  []byte // grown on first use: only routes with a policy use it
@@ -253,6 +263,7 @@ type Exchange struct {
 
 	// Scratch, reused across requests.
 	mirrorHead []byte // grown on first use: only routes with mirrors use it
+	authHead   []byte // grown on first use: only routes with external authorization use it
 	key        []byte
 	path       []byte
 	target     []byte
@@ -390,6 +401,7 @@ func (x *Exchange) resetRequest() {
 	x.logLine = x.logLine[:0]
 	x.trace.active, x.trace.sampled = false, false
 	x.corsOrigin, x.corsAllowed = x.corsOrigin[:0], false
+	x.authSaved, x.authDeadline, x.authBody, x.authRetried = nil, 0, false, false
 	x.resetFilters()
 }
 

@@ -38,6 +38,12 @@ func (s *Session) replyStart(status int) []byte {
 // replyEnd completes a reply head started by replyStart, queues it with
 // body, and moves the session to the local-reply phase.
 func (s *Session) replyEnd(h []byte, status int, reason metrics.Reason, body []byte) {
+	s.replyFinish(h, status, reason, body, true)
+}
+
+// replyFinish is replyEnd; typed adds a text/plain Content-Type to a body
+// (a head that has its own says false).
+func (s *Session) replyFinish(h []byte, status int, reason metrics.Reason, body []byte, typed bool) {
 	x := s.x
 	x.status = status
 	x.setReason(reason)
@@ -53,7 +59,7 @@ func (s *Session) replyEnd(h []byte, status int, reason metrics.Reason, body []b
 	if noContent {
 		body = nil
 	} else {
-		if len(body) > 0 {
+		if len(body) > 0 && typed {
 			h = append(h, "Content-Type: text/plain; charset=utf-8\r\n"...)
 		}
 		h = append(h, "Content-Length: "...)

@@ -177,10 +177,17 @@ func (s *Session) beginRequest(n int) {
 	if len(rt.Mirrors) > 0 {
 		s.mirror()
 	}
+	if rt.ExtAuth != nil && !s.buildAuthHead(rt.ExtAuth, path) {
+		return
+	}
 	// The head is not needed any more: only its copy upstream is.
 	x.hbuf = nil
 	x.rwo = http1.RewriteOptions{}
 	x.view = router.RequestView{}
+	if rt.ExtAuth != nil {
+		s.startAuth(rt.ExtAuth)
+		return
+	}
 	x.phase = phProxy
 	s.connect()
 }

@@ -197,7 +197,7 @@ func (s *Session) wantClient() bool {
 	switch x.phase {
 	case phHead, phTunnel, phConnect, phHello:
 		return x.in.hasRoom()
-	case phProxy:
+	case phProxy, phAuth:
 		return !x.reqBodyDone && x.in.hasRoom()
 	}
 	return false
@@ -214,7 +214,7 @@ func (s *Session) WantUpstreamData() bool {
 		return x.h2.wantData()
 	}
 	switch x.phase {
-	case phProxy:
+	case phProxy, phAuth:
 		return !x.respDone && x.up.hasRoom()
 	case phTunnel:
 		return x.up.hasRoom()
@@ -264,7 +264,7 @@ func (s *Session) ClientEOF() {
 	switch {
 	case x == nil:
 		s.closeClient(false)
-	case x.phase == phProxy && !x.reqBodyDone:
+	case (x.phase == phProxy || x.phase == phAuth) && !x.reqBodyDone:
 		s.abort(499)
 	}
 	// Otherwise the requests already received are answered (a client may
@@ -290,6 +290,11 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 		x.group.ConnectFailed(x.ep.Set, x.ep.Index)
 		x.upState = upNone
 		s.failAttempt()
+		if x.phase == phAuth {
+			s.authFailed()
+			s.run()
+			return
+		}
 		if x.phase == phConnect && s.retryTunnel() {
 			s.run()
 			return
@@ -474,6 +479,8 @@ func (s *Session) Timer(now int64) {
 			s.closeClient(false)
 		}
 	case x == nil:
+	case x.phase == phAuth && ((x.reqDeadline != 0 && now >= x.reqDeadline) || now >= x.authDeadline):
+		s.authTimeout(now)
 	case x.phase == phProxy && x.reqDeadline != 0 && now >= x.reqDeadline:
 		if !x.respHeadDone {
 			s.report(compiled.OutcomeServerError)
@@ -774,6 +781,8 @@ func (s *Session) step() bool {
 		return s.stepLocal()
 	case phProxy:
 		return s.stepProxy()
+	case phAuth:
+		return s.stepAuth()
 	case phTunnel:
 		s.stepTunnel()
 	case phHello:
@@ -805,6 +814,8 @@ func (s *Session) syncTimer() {
 			if x.upState == upPending {
 				d = earliest(d, x.pollAt)
 			}
+		case x.phase == phAuth:
+			d = earliest(x.reqDeadline, x.authDeadline)
 		}
 		if x != nil {
 			w, t := s.progressWait()

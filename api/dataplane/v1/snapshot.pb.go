@@ -335,7 +335,7 @@ func (x BackendGroup_Protocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BackendGroup_Protocol.Descriptor instead.
 func (BackendGroup_Protocol) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38, 0}
 }
 
 // Policy picks endpoints.
@@ -405,7 +405,7 @@ func (x LoadBalancing_Policy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LoadBalancing_Policy.Descriptor instead.
 func (LoadBalancing_Policy) EnumDescriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40, 0}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41, 0}
 }
 
 // Snapshot is one complete, self-contained dataplane configuration.
@@ -2179,6 +2179,7 @@ type RouteFilter struct {
 	//	*RouteFilter_UrlRewrite
 	//	*RouteFilter_RequestMirror
 	//	*RouteFilter_Cors
+	//	*RouteFilter_ExtAuth
 	Filter        isRouteFilter_Filter `protobuf_oneof:"filter"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2275,6 +2276,15 @@ func (x *RouteFilter) GetCors() *CORSPolicy {
 	return nil
 }
 
+func (x *RouteFilter) GetExtAuth() *ExtAuth {
+	if x != nil {
+		if x, ok := x.Filter.(*RouteFilter_ExtAuth); ok {
+			return x.ExtAuth
+		}
+	}
+	return nil
+}
+
 type isRouteFilter_Filter interface {
 	isRouteFilter_Filter()
 }
@@ -2312,6 +2322,12 @@ type RouteFilter_Cors struct {
 	Cors *CORSPolicy `protobuf:"bytes,16,opt,name=cors,proto3,oneof"`
 }
 
+type RouteFilter_ExtAuth struct {
+	// ExtAuth asks an external authorization service about every request before it
+	// is forwarded. Only on a route, at most once.
+	ExtAuth *ExtAuth `protobuf:"bytes,17,opt,name=ext_auth,json=extAuth,proto3,oneof"`
+}
+
 func (*RouteFilter_RequestHeaderModifier) isRouteFilter_Filter() {}
 
 func (*RouteFilter_ResponseHeaderModifier) isRouteFilter_Filter() {}
@@ -2323,6 +2339,129 @@ func (*RouteFilter_UrlRewrite) isRouteFilter_Filter() {}
 func (*RouteFilter_RequestMirror) isRouteFilter_Filter() {}
 
 func (*RouteFilter_Cors) isRouteFilter_Filter() {}
+
+func (*RouteFilter_ExtAuth) isRouteFilter_Filter() {}
+
+// ExtAuth is a route's external authorization over HTTP (the Gateway API ExternalAuth
+// filter with protocol HTTP, experimental channel). Once a request is routed, and
+// before it is forwarded, the dataplane sends a check request to an endpoint of
+// backend_group: the client's method, path_prefix followed by the client's path and
+// query, the client's Host, its Authorization header and the headers named in
+// allowed_request_headers, X-Forwarded-For and X-Forwarded-Proto, and the request
+// body when max_body_bytes allows it (else "Content-Length: 0").
+//
+//   - A 200 response allows the request: it is forwarded to its backend with the
+//     response headers allowed_response_headers names (all of them when it is
+//     empty, except Host and the hop-by-hop and framing headers) set on it,
+//     replacing any the client sent under those names.
+//   - Any other final status denies it: the client gets that status, the auth
+//     response's headers (hop-by-hop and framing ones excepted: WWW-Authenticate,
+//     Location, Set-Cookie, Content-Type...) and its body when it fits the proxy's
+//     upstream buffer (otherwise no body), and the request never reaches a backend.
+//   - A failure to get an answer (no endpoint, connect failure, reset, malformed
+//     response, timeout) fails closed with 403 Forbidden, as Envoy's ext_authz does
+//     by default.
+type ExtAuth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// BackendGroup names the BackendGroup of the authorization service. The dataplane
+	// speaks HTTP/1.1 to it (plain, or TLS when the group has tls); it must not be an
+	// H2C group.
+	BackendGroup string `protobuf:"bytes,1,opt,name=backend_group,json=backendGroup,proto3" json:"backend_group,omitempty"`
+	// PathPrefix is put before the client's path in the check request: an absolute
+	// path (RFC 3986 characters, "%" starting a percent-encoded byte) of at most 1024
+	// bytes; a trailing "/" is dropped. Empty adds nothing.
+	PathPrefix string `protobuf:"bytes,2,opt,name=path_prefix,json=pathPrefix,proto3" json:"path_prefix,omitempty"`
+	// AllowedRequestHeaders names further client request headers sent to the
+	// authorization service, besides Host and Authorization (HTTP tokens, at most 64,
+	// no duplicates ignoring case; hop-by-hop and framing headers are never sent).
+	AllowedRequestHeaders []string `protobuf:"bytes,3,rep,name=allowed_request_headers,json=allowedRequestHeaders,proto3" json:"allowed_request_headers,omitempty"`
+	// AllowedResponseHeaders names the headers of an allowing response set on the
+	// request forwarded to the backend (HTTP tokens, at most 64). Empty copies all of
+	// them except Host and the hop-by-hop and framing headers.
+	AllowedResponseHeaders []string `protobuf:"bytes,4,rep,name=allowed_response_headers,json=allowedResponseHeaders,proto3" json:"allowed_response_headers,omitempty"`
+	// Timeout bounds the check, from picking an endpoint to its complete response;
+	// unset means 10s. The route's request timeout also applies.
+	Timeout *durationpb.Duration `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// MaxBodyBytes, when not 0, sends the request body with the check: the dataplane
+	// waits for the whole body and sends it with its Content-Length (a chunked body
+	// decoded); a body longer than max_body_bytes is answered 413 without a check.
+	// At most 65536, and a body must also fit the proxy's client buffer (else 413).
+	MaxBodyBytes  uint32 `protobuf:"varint,6,opt,name=max_body_bytes,json=maxBodyBytes,proto3" json:"max_body_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtAuth) Reset() {
+	*x = ExtAuth{}
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtAuth) ProtoMessage() {}
+
+func (x *ExtAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtAuth.ProtoReflect.Descriptor instead.
+func (*ExtAuth) Descriptor() ([]byte, []int) {
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ExtAuth) GetBackendGroup() string {
+	if x != nil {
+		return x.BackendGroup
+	}
+	return ""
+}
+
+func (x *ExtAuth) GetPathPrefix() string {
+	if x != nil {
+		return x.PathPrefix
+	}
+	return ""
+}
+
+func (x *ExtAuth) GetAllowedRequestHeaders() []string {
+	if x != nil {
+		return x.AllowedRequestHeaders
+	}
+	return nil
+}
+
+func (x *ExtAuth) GetAllowedResponseHeaders() []string {
+	if x != nil {
+		return x.AllowedResponseHeaders
+	}
+	return nil
+}
+
+func (x *ExtAuth) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ExtAuth) GetMaxBodyBytes() uint32 {
+	if x != nil {
+		return x.MaxBodyBytes
+	}
+	return 0
+}
 
 // CORSPolicy is a route's Cross-Origin Resource Sharing policy (the Gateway API
 // CORS filter). A preflight request (OPTIONS with Origin and
@@ -2362,7 +2501,7 @@ type CORSPolicy struct {
 
 func (x *CORSPolicy) Reset() {
 	*x = CORSPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2374,7 +2513,7 @@ func (x *CORSPolicy) String() string {
 func (*CORSPolicy) ProtoMessage() {}
 
 func (x *CORSPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[22]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2387,7 +2526,7 @@ func (x *CORSPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CORSPolicy.ProtoReflect.Descriptor instead.
 func (*CORSPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{22}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CORSPolicy) GetAllowOrigins() []string {
@@ -2447,7 +2586,7 @@ type HeaderModifier struct {
 
 func (x *HeaderModifier) Reset() {
 	*x = HeaderModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2598,7 @@ func (x *HeaderModifier) String() string {
 func (*HeaderModifier) ProtoMessage() {}
 
 func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[23]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2611,7 @@ func (x *HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderModifier.ProtoReflect.Descriptor instead.
 func (*HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{23}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *HeaderModifier) GetSet() []*Header {
@@ -2509,7 +2648,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2660,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[24]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2673,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{24}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Header) GetName() string {
@@ -2573,7 +2712,7 @@ type RequestRedirect struct {
 
 func (x *RequestRedirect) Reset() {
 	*x = RequestRedirect{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2724,7 @@ func (x *RequestRedirect) String() string {
 func (*RequestRedirect) ProtoMessage() {}
 
 func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[25]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2737,7 @@ func (x *RequestRedirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestRedirect.ProtoReflect.Descriptor instead.
 func (*RequestRedirect) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{25}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RequestRedirect) GetScheme() string {
@@ -2649,7 +2788,7 @@ type URLRewrite struct {
 
 func (x *URLRewrite) Reset() {
 	*x = URLRewrite{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2800,7 @@ func (x *URLRewrite) String() string {
 func (*URLRewrite) ProtoMessage() {}
 
 func (x *URLRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[26]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2813,7 @@ func (x *URLRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use URLRewrite.ProtoReflect.Descriptor instead.
 func (*URLRewrite) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{26}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *URLRewrite) GetHostname() string {
@@ -2705,7 +2844,7 @@ type PathModifier struct {
 
 func (x *PathModifier) Reset() {
 	*x = PathModifier{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2856,7 @@ func (x *PathModifier) String() string {
 func (*PathModifier) ProtoMessage() {}
 
 func (x *PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[27]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2869,7 @@ func (x *PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PathModifier.ProtoReflect.Descriptor instead.
 func (*PathModifier) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{27}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PathModifier) GetModifier() isPathModifier_Modifier {
@@ -2795,7 +2934,7 @@ type RequestMirror struct {
 
 func (x *RequestMirror) Reset() {
 	*x = RequestMirror{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2807,7 +2946,7 @@ func (x *RequestMirror) String() string {
 func (*RequestMirror) ProtoMessage() {}
 
 func (x *RequestMirror) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[28]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2820,7 +2959,7 @@ func (x *RequestMirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestMirror.ProtoReflect.Descriptor instead.
 func (*RequestMirror) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{28}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RequestMirror) GetBackendGroup() string {
@@ -2886,7 +3025,7 @@ type Fraction struct {
 
 func (x *Fraction) Reset() {
 	*x = Fraction{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +3037,7 @@ func (x *Fraction) String() string {
 func (*Fraction) ProtoMessage() {}
 
 func (x *Fraction) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[29]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +3050,7 @@ func (x *Fraction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fraction.ProtoReflect.Descriptor instead.
 func (*Fraction) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{29}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Fraction) GetNumerator() uint32 {
@@ -2947,7 +3086,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3098,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[30]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3111,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{30}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WeightedBackend) GetTarget() isWeightedBackend_Target {
@@ -3047,7 +3186,7 @@ type DirectResponse struct {
 
 func (x *DirectResponse) Reset() {
 	*x = DirectResponse{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3059,7 +3198,7 @@ func (x *DirectResponse) String() string {
 func (*DirectResponse) ProtoMessage() {}
 
 func (x *DirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[31]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3072,7 +3211,7 @@ func (x *DirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DirectResponse.ProtoReflect.Descriptor instead.
 func (*DirectResponse) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{31}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DirectResponse) GetStatus() uint32 {
@@ -3105,7 +3244,7 @@ type RouteTimeouts struct {
 
 func (x *RouteTimeouts) Reset() {
 	*x = RouteTimeouts{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3117,7 +3256,7 @@ func (x *RouteTimeouts) String() string {
 func (*RouteTimeouts) ProtoMessage() {}
 
 func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[32]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3130,7 +3269,7 @@ func (x *RouteTimeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTimeouts.ProtoReflect.Descriptor instead.
 func (*RouteTimeouts) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{32}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RouteTimeouts) GetRequest() *durationpb.Duration {
@@ -3179,7 +3318,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3191,7 +3330,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[33]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3204,7 +3343,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{33}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RetryPolicy) GetAttempts() uint32 {
@@ -3271,7 +3410,7 @@ type SessionAffinity struct {
 
 func (x *SessionAffinity) Reset() {
 	*x = SessionAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3283,7 +3422,7 @@ func (x *SessionAffinity) String() string {
 func (*SessionAffinity) ProtoMessage() {}
 
 func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[34]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3296,7 +3435,7 @@ func (x *SessionAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionAffinity.ProtoReflect.Descriptor instead.
 func (*SessionAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{34}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SessionAffinity) GetKind() isSessionAffinity_Kind {
@@ -3356,7 +3495,7 @@ type CookieAffinity struct {
 
 func (x *CookieAffinity) Reset() {
 	*x = CookieAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3507,7 @@ func (x *CookieAffinity) String() string {
 func (*CookieAffinity) ProtoMessage() {}
 
 func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[35]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3520,7 @@ func (x *CookieAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CookieAffinity.ProtoReflect.Descriptor instead.
 func (*CookieAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{35}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CookieAffinity) GetName() string {
@@ -3409,7 +3548,7 @@ type HeaderAffinity struct {
 
 func (x *HeaderAffinity) Reset() {
 	*x = HeaderAffinity{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3421,7 +3560,7 @@ func (x *HeaderAffinity) String() string {
 func (*HeaderAffinity) ProtoMessage() {}
 
 func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[36]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3434,7 +3573,7 @@ func (x *HeaderAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderAffinity.ProtoReflect.Descriptor instead.
 func (*HeaderAffinity) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{36}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HeaderAffinity) GetName() string {
@@ -3500,7 +3639,7 @@ type BackendGroup struct {
 
 func (x *BackendGroup) Reset() {
 	*x = BackendGroup{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3512,7 +3651,7 @@ func (x *BackendGroup) String() string {
 func (*BackendGroup) ProtoMessage() {}
 
 func (x *BackendGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[37]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3525,7 +3664,7 @@ func (x *BackendGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendGroup.ProtoReflect.Descriptor instead.
 func (*BackendGroup) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{37}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BackendGroup) GetName() string {
@@ -3655,7 +3794,7 @@ type BackendTLS struct {
 
 func (x *BackendTLS) Reset() {
 	*x = BackendTLS{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3667,7 +3806,7 @@ func (x *BackendTLS) String() string {
 func (*BackendTLS) ProtoMessage() {}
 
 func (x *BackendTLS) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[38]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3680,7 +3819,7 @@ func (x *BackendTLS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackendTLS.ProtoReflect.Descriptor instead.
 func (*BackendTLS) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{38}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BackendTLS) GetServerName() string {
@@ -3739,7 +3878,7 @@ type SubjectAltName struct {
 
 func (x *SubjectAltName) Reset() {
 	*x = SubjectAltName{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3751,7 +3890,7 @@ func (x *SubjectAltName) String() string {
 func (*SubjectAltName) ProtoMessage() {}
 
 func (x *SubjectAltName) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[39]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3764,7 +3903,7 @@ func (x *SubjectAltName) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubjectAltName.ProtoReflect.Descriptor instead.
 func (*SubjectAltName) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{39}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SubjectAltName) GetName() isSubjectAltName_Name {
@@ -3831,7 +3970,7 @@ type LoadBalancing struct {
 
 func (x *LoadBalancing) Reset() {
 	*x = LoadBalancing{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3843,7 +3982,7 @@ func (x *LoadBalancing) String() string {
 func (*LoadBalancing) ProtoMessage() {}
 
 func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[40]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3856,7 +3995,7 @@ func (x *LoadBalancing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancing.ProtoReflect.Descriptor instead.
 func (*LoadBalancing) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{40}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *LoadBalancing) GetPolicy() LoadBalancing_Policy {
@@ -3896,7 +4035,7 @@ type HashOn struct {
 
 func (x *HashOn) Reset() {
 	*x = HashOn{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +4047,7 @@ func (x *HashOn) String() string {
 func (*HashOn) ProtoMessage() {}
 
 func (x *HashOn) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[41]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +4060,7 @@ func (x *HashOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashOn.ProtoReflect.Descriptor instead.
 func (*HashOn) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{41}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HashOn) GetKey() isHashOn_Key {
@@ -4016,7 +4155,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4167,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[42]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4180,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{42}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *HealthCheck) GetPath() string {
@@ -4120,7 +4259,7 @@ type GRPCHealthCheck struct {
 
 func (x *GRPCHealthCheck) Reset() {
 	*x = GRPCHealthCheck{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4132,7 +4271,7 @@ func (x *GRPCHealthCheck) String() string {
 func (*GRPCHealthCheck) ProtoMessage() {}
 
 func (x *GRPCHealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[43]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4145,7 +4284,7 @@ func (x *GRPCHealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GRPCHealthCheck.ProtoReflect.Descriptor instead.
 func (*GRPCHealthCheck) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{43}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GRPCHealthCheck) GetService() string {
@@ -4168,7 +4307,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4180,7 +4319,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[44]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4193,7 +4332,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{44}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StatusRange) GetMin() uint32 {
@@ -4231,7 +4370,7 @@ type OutlierDetection struct {
 
 func (x *OutlierDetection) Reset() {
 	*x = OutlierDetection{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4243,7 +4382,7 @@ func (x *OutlierDetection) String() string {
 func (*OutlierDetection) ProtoMessage() {}
 
 func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[45]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4256,7 +4395,7 @@ func (x *OutlierDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutlierDetection.ProtoReflect.Descriptor instead.
 func (*OutlierDetection) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{45}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *OutlierDetection) GetConsecutiveServerErrors() uint32 {
@@ -4305,7 +4444,7 @@ type CircuitBreakers struct {
 
 func (x *CircuitBreakers) Reset() {
 	*x = CircuitBreakers{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4317,7 +4456,7 @@ func (x *CircuitBreakers) String() string {
 func (*CircuitBreakers) ProtoMessage() {}
 
 func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[46]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4330,7 +4469,7 @@ func (x *CircuitBreakers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CircuitBreakers.ProtoReflect.Descriptor instead.
 func (*CircuitBreakers) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{46}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CircuitBreakers) GetMaxConnections() uint32 {
@@ -4382,7 +4521,7 @@ type RetryBudget struct {
 
 func (x *RetryBudget) Reset() {
 	*x = RetryBudget{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4394,7 +4533,7 @@ func (x *RetryBudget) String() string {
 func (*RetryBudget) ProtoMessage() {}
 
 func (x *RetryBudget) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[47]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4407,7 +4546,7 @@ func (x *RetryBudget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryBudget.ProtoReflect.Descriptor instead.
 func (*RetryBudget) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{47}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RetryBudget) GetPercent() uint32 {
@@ -4443,7 +4582,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4455,7 +4594,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[48]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4468,7 +4607,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{48}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Endpoint) GetAddress() string {
@@ -4523,7 +4662,7 @@ type EndpointConditions struct {
 
 func (x *EndpointConditions) Reset() {
 	*x = EndpointConditions{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +4674,7 @@ func (x *EndpointConditions) String() string {
 func (*EndpointConditions) ProtoMessage() {}
 
 func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[49]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +4687,7 @@ func (x *EndpointConditions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConditions.ProtoReflect.Descriptor instead.
 func (*EndpointConditions) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{49}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EndpointConditions) GetReady() bool {
@@ -4594,7 +4733,7 @@ type EndpointUpdate struct {
 
 func (x *EndpointUpdate) Reset() {
 	*x = EndpointUpdate{}
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[50]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4606,7 +4745,7 @@ func (x *EndpointUpdate) String() string {
 func (*EndpointUpdate) ProtoMessage() {}
 
 func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[50]
+	mi := &file_api_dataplane_v1_snapshot_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4619,7 +4758,7 @@ func (x *EndpointUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointUpdate.ProtoReflect.Descriptor instead.
 func (*EndpointUpdate) Descriptor() ([]byte, []int) {
-	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{50}
+	return file_api_dataplane_v1_snapshot_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *EndpointUpdate) GetBaseVersion() uint64 {
@@ -4807,7 +4946,7 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05EXACT\x10\x01\x12\x16\n" +
-	"\x12REGULAR_EXPRESSION\x10\x02\"\xe6\x03\n" +
+	"\x12REGULAR_EXPRESSION\x10\x02\"\x9f\x04\n" +
 	"\vRouteFilter\x12[\n" +
 	"\x17request_header_modifier\x18\x01 \x01(\v2!.flax.dataplane.v1.HeaderModifierH\x00R\x15requestHeaderModifier\x12]\n" +
 	"\x18response_header_modifier\x18\x02 \x01(\v2!.flax.dataplane.v1.HeaderModifierH\x00R\x16responseHeaderModifier\x12O\n" +
@@ -4815,8 +4954,17 @@ const file_api_dataplane_v1_snapshot_proto_rawDesc = "" +
 	"\vurl_rewrite\x18\x04 \x01(\v2\x1d.flax.dataplane.v1.URLRewriteH\x00R\n" +
 	"urlRewrite\x12I\n" +
 	"\x0erequest_mirror\x18\x05 \x01(\v2 .flax.dataplane.v1.RequestMirrorH\x00R\rrequestMirror\x123\n" +
-	"\x04cors\x18\x10 \x01(\v2\x1d.flax.dataplane.v1.CORSPolicyH\x00R\x04corsB\b\n" +
-	"\x06filter\"\xf7\x01\n" +
+	"\x04cors\x18\x10 \x01(\v2\x1d.flax.dataplane.v1.CORSPolicyH\x00R\x04cors\x127\n" +
+	"\bext_auth\x18\x11 \x01(\v2\x1a.flax.dataplane.v1.ExtAuthH\x00R\aextAuthB\b\n" +
+	"\x06filter\"\x9c\x02\n" +
+	"\aExtAuth\x12#\n" +
+	"\rbackend_group\x18\x01 \x01(\tR\fbackendGroup\x12\x1f\n" +
+	"\vpath_prefix\x18\x02 \x01(\tR\n" +
+	"pathPrefix\x126\n" +
+	"\x17allowed_request_headers\x18\x03 \x03(\tR\x15allowedRequestHeaders\x128\n" +
+	"\x18allowed_response_headers\x18\x04 \x03(\tR\x16allowedResponseHeaders\x123\n" +
+	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12$\n" +
+	"\x0emax_body_bytes\x18\x06 \x01(\rR\fmaxBodyBytes\"\xf7\x01\n" +
 	"\n" +
 	"CORSPolicy\x12#\n" +
 	"\rallow_origins\x18\x01 \x03(\tR\fallowOrigins\x12+\n" +
@@ -4999,7 +5147,7 @@ func file_api_dataplane_v1_snapshot_proto_rawDescGZIP() []byte {
 }
 
 var file_api_dataplane_v1_snapshot_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_api_dataplane_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(Listener_Protocol)(0),      // 0: flax.dataplane.v1.Listener.Protocol
 	(PathMatch_Type)(0),         // 1: flax.dataplane.v1.PathMatch.Type
@@ -5029,40 +5177,41 @@ var file_api_dataplane_v1_snapshot_proto_goTypes = []any{
 	(*HeaderMatch)(nil),         // 25: flax.dataplane.v1.HeaderMatch
 	(*QueryParamMatch)(nil),     // 26: flax.dataplane.v1.QueryParamMatch
 	(*RouteFilter)(nil),         // 27: flax.dataplane.v1.RouteFilter
-	(*CORSPolicy)(nil),          // 28: flax.dataplane.v1.CORSPolicy
-	(*HeaderModifier)(nil),      // 29: flax.dataplane.v1.HeaderModifier
-	(*Header)(nil),              // 30: flax.dataplane.v1.Header
-	(*RequestRedirect)(nil),     // 31: flax.dataplane.v1.RequestRedirect
-	(*URLRewrite)(nil),          // 32: flax.dataplane.v1.URLRewrite
-	(*PathModifier)(nil),        // 33: flax.dataplane.v1.PathModifier
-	(*RequestMirror)(nil),       // 34: flax.dataplane.v1.RequestMirror
-	(*Fraction)(nil),            // 35: flax.dataplane.v1.Fraction
-	(*WeightedBackend)(nil),     // 36: flax.dataplane.v1.WeightedBackend
-	(*DirectResponse)(nil),      // 37: flax.dataplane.v1.DirectResponse
-	(*RouteTimeouts)(nil),       // 38: flax.dataplane.v1.RouteTimeouts
-	(*RetryPolicy)(nil),         // 39: flax.dataplane.v1.RetryPolicy
-	(*SessionAffinity)(nil),     // 40: flax.dataplane.v1.SessionAffinity
-	(*CookieAffinity)(nil),      // 41: flax.dataplane.v1.CookieAffinity
-	(*HeaderAffinity)(nil),      // 42: flax.dataplane.v1.HeaderAffinity
-	(*BackendGroup)(nil),        // 43: flax.dataplane.v1.BackendGroup
-	(*BackendTLS)(nil),          // 44: flax.dataplane.v1.BackendTLS
-	(*SubjectAltName)(nil),      // 45: flax.dataplane.v1.SubjectAltName
-	(*LoadBalancing)(nil),       // 46: flax.dataplane.v1.LoadBalancing
-	(*HashOn)(nil),              // 47: flax.dataplane.v1.HashOn
-	(*HealthCheck)(nil),         // 48: flax.dataplane.v1.HealthCheck
-	(*GRPCHealthCheck)(nil),     // 49: flax.dataplane.v1.GRPCHealthCheck
-	(*StatusRange)(nil),         // 50: flax.dataplane.v1.StatusRange
-	(*OutlierDetection)(nil),    // 51: flax.dataplane.v1.OutlierDetection
-	(*CircuitBreakers)(nil),     // 52: flax.dataplane.v1.CircuitBreakers
-	(*RetryBudget)(nil),         // 53: flax.dataplane.v1.RetryBudget
-	(*Endpoint)(nil),            // 54: flax.dataplane.v1.Endpoint
-	(*EndpointConditions)(nil),  // 55: flax.dataplane.v1.EndpointConditions
-	(*EndpointUpdate)(nil),      // 56: flax.dataplane.v1.EndpointUpdate
-	(*durationpb.Duration)(nil), // 57: google.protobuf.Duration
+	(*ExtAuth)(nil),             // 28: flax.dataplane.v1.ExtAuth
+	(*CORSPolicy)(nil),          // 29: flax.dataplane.v1.CORSPolicy
+	(*HeaderModifier)(nil),      // 30: flax.dataplane.v1.HeaderModifier
+	(*Header)(nil),              // 31: flax.dataplane.v1.Header
+	(*RequestRedirect)(nil),     // 32: flax.dataplane.v1.RequestRedirect
+	(*URLRewrite)(nil),          // 33: flax.dataplane.v1.URLRewrite
+	(*PathModifier)(nil),        // 34: flax.dataplane.v1.PathModifier
+	(*RequestMirror)(nil),       // 35: flax.dataplane.v1.RequestMirror
+	(*Fraction)(nil),            // 36: flax.dataplane.v1.Fraction
+	(*WeightedBackend)(nil),     // 37: flax.dataplane.v1.WeightedBackend
+	(*DirectResponse)(nil),      // 38: flax.dataplane.v1.DirectResponse
+	(*RouteTimeouts)(nil),       // 39: flax.dataplane.v1.RouteTimeouts
+	(*RetryPolicy)(nil),         // 40: flax.dataplane.v1.RetryPolicy
+	(*SessionAffinity)(nil),     // 41: flax.dataplane.v1.SessionAffinity
+	(*CookieAffinity)(nil),      // 42: flax.dataplane.v1.CookieAffinity
+	(*HeaderAffinity)(nil),      // 43: flax.dataplane.v1.HeaderAffinity
+	(*BackendGroup)(nil),        // 44: flax.dataplane.v1.BackendGroup
+	(*BackendTLS)(nil),          // 45: flax.dataplane.v1.BackendTLS
+	(*SubjectAltName)(nil),      // 46: flax.dataplane.v1.SubjectAltName
+	(*LoadBalancing)(nil),       // 47: flax.dataplane.v1.LoadBalancing
+	(*HashOn)(nil),              // 48: flax.dataplane.v1.HashOn
+	(*HealthCheck)(nil),         // 49: flax.dataplane.v1.HealthCheck
+	(*GRPCHealthCheck)(nil),     // 50: flax.dataplane.v1.GRPCHealthCheck
+	(*StatusRange)(nil),         // 51: flax.dataplane.v1.StatusRange
+	(*OutlierDetection)(nil),    // 52: flax.dataplane.v1.OutlierDetection
+	(*CircuitBreakers)(nil),     // 53: flax.dataplane.v1.CircuitBreakers
+	(*RetryBudget)(nil),         // 54: flax.dataplane.v1.RetryBudget
+	(*Endpoint)(nil),            // 55: flax.dataplane.v1.Endpoint
+	(*EndpointConditions)(nil),  // 56: flax.dataplane.v1.EndpointConditions
+	(*EndpointUpdate)(nil),      // 57: flax.dataplane.v1.EndpointUpdate
+	(*durationpb.Duration)(nil), // 58: google.protobuf.Duration
 }
 var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	9,  // 0: flax.dataplane.v1.Snapshot.listeners:type_name -> flax.dataplane.v1.Listener
-	43, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
+	44, // 1: flax.dataplane.v1.Snapshot.backend_groups:type_name -> flax.dataplane.v1.BackendGroup
 	7,  // 2: flax.dataplane.v1.Snapshot.tracing:type_name -> flax.dataplane.v1.Tracing
 	0,  // 3: flax.dataplane.v1.Listener.protocol:type_name -> flax.dataplane.v1.Listener.Protocol
 	13, // 4: flax.dataplane.v1.Listener.head_limits:type_name -> flax.dataplane.v1.HeadLimits
@@ -5075,80 +5224,82 @@ var file_api_dataplane_v1_snapshot_proto_depIdxs = []int32{
 	8,  // 11: flax.dataplane.v1.Listener.tracing:type_name -> flax.dataplane.v1.ListenerTracing
 	10, // 12: flax.dataplane.v1.Listener.http2:type_name -> flax.dataplane.v1.HTTP2Options
 	11, // 13: flax.dataplane.v1.Listener.client_validation:type_name -> flax.dataplane.v1.ClientValidation
-	57, // 14: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
-	57, // 15: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
-	57, // 16: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
-	57, // 17: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
-	57, // 18: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
+	58, // 14: flax.dataplane.v1.ListenerTimeouts.request_head:type_name -> google.protobuf.Duration
+	58, // 15: flax.dataplane.v1.ListenerTimeouts.request_body_idle:type_name -> google.protobuf.Duration
+	58, // 16: flax.dataplane.v1.ListenerTimeouts.send_stall:type_name -> google.protobuf.Duration
+	58, // 17: flax.dataplane.v1.ListenerTimeouts.keep_alive_idle:type_name -> google.protobuf.Duration
+	58, // 18: flax.dataplane.v1.ListenerTimeouts.tunnel_idle:type_name -> google.protobuf.Duration
 	18, // 19: flax.dataplane.v1.TCPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	18, // 20: flax.dataplane.v1.UDPRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
-	57, // 21: flax.dataplane.v1.UDPRoute.idle_timeout:type_name -> google.protobuf.Duration
+	58, // 21: flax.dataplane.v1.UDPRoute.idle_timeout:type_name -> google.protobuf.Duration
 	18, // 22: flax.dataplane.v1.TLSRoute.backends:type_name -> flax.dataplane.v1.TCPBackend
 	20, // 23: flax.dataplane.v1.VirtualHost.routes:type_name -> flax.dataplane.v1.Route
 	22, // 24: flax.dataplane.v1.Route.order:type_name -> flax.dataplane.v1.RouteOrder
 	23, // 25: flax.dataplane.v1.Route.matches:type_name -> flax.dataplane.v1.RouteMatch
 	27, // 26: flax.dataplane.v1.Route.filters:type_name -> flax.dataplane.v1.RouteFilter
-	36, // 27: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
-	37, // 28: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	38, // 29: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
-	39, // 30: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
-	40, // 31: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
+	37, // 27: flax.dataplane.v1.Route.backends:type_name -> flax.dataplane.v1.WeightedBackend
+	38, // 28: flax.dataplane.v1.Route.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	39, // 29: flax.dataplane.v1.Route.timeouts:type_name -> flax.dataplane.v1.RouteTimeouts
+	40, // 30: flax.dataplane.v1.Route.retry:type_name -> flax.dataplane.v1.RetryPolicy
+	41, // 31: flax.dataplane.v1.Route.session_affinity:type_name -> flax.dataplane.v1.SessionAffinity
 	21, // 32: flax.dataplane.v1.Route.rate_limit:type_name -> flax.dataplane.v1.LocalRateLimit
-	57, // 33: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
+	58, // 33: flax.dataplane.v1.LocalRateLimit.interval:type_name -> google.protobuf.Duration
 	24, // 34: flax.dataplane.v1.RouteMatch.path:type_name -> flax.dataplane.v1.PathMatch
 	25, // 35: flax.dataplane.v1.RouteMatch.headers:type_name -> flax.dataplane.v1.HeaderMatch
 	26, // 36: flax.dataplane.v1.RouteMatch.query_params:type_name -> flax.dataplane.v1.QueryParamMatch
 	1,  // 37: flax.dataplane.v1.PathMatch.type:type_name -> flax.dataplane.v1.PathMatch.Type
 	2,  // 38: flax.dataplane.v1.HeaderMatch.type:type_name -> flax.dataplane.v1.HeaderMatch.Type
 	3,  // 39: flax.dataplane.v1.QueryParamMatch.type:type_name -> flax.dataplane.v1.QueryParamMatch.Type
-	29, // 40: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	29, // 41: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
-	31, // 42: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
-	32, // 43: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
-	34, // 44: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
-	28, // 45: flax.dataplane.v1.RouteFilter.cors:type_name -> flax.dataplane.v1.CORSPolicy
-	30, // 46: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
-	30, // 47: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
-	33, // 48: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
-	33, // 49: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
-	35, // 50: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
-	37, // 51: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
-	27, // 52: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
-	57, // 53: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
-	57, // 54: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
-	57, // 55: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
-	57, // 56: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
-	41, // 57: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
-	42, // 58: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
-	57, // 59: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
-	46, // 60: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
-	48, // 61: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
-	51, // 62: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
-	52, // 63: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
-	53, // 64: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
-	4,  // 65: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
-	44, // 66: flax.dataplane.v1.BackendGroup.tls:type_name -> flax.dataplane.v1.BackendTLS
-	57, // 67: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
-	57, // 68: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
-	57, // 69: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
-	57, // 70: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
-	54, // 71: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	45, // 72: flax.dataplane.v1.BackendTLS.subject_alt_names:type_name -> flax.dataplane.v1.SubjectAltName
-	5,  // 73: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
-	47, // 74: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
-	50, // 75: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
-	57, // 76: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	57, // 77: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	57, // 78: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	49, // 79: flax.dataplane.v1.HealthCheck.grpc:type_name -> flax.dataplane.v1.GRPCHealthCheck
-	57, // 80: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
-	55, // 81: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
-	54, // 82: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
-	83, // [83:83] is the sub-list for method output_type
-	83, // [83:83] is the sub-list for method input_type
-	83, // [83:83] is the sub-list for extension type_name
-	83, // [83:83] is the sub-list for extension extendee
-	0,  // [0:83] is the sub-list for field type_name
+	30, // 40: flax.dataplane.v1.RouteFilter.request_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	30, // 41: flax.dataplane.v1.RouteFilter.response_header_modifier:type_name -> flax.dataplane.v1.HeaderModifier
+	32, // 42: flax.dataplane.v1.RouteFilter.request_redirect:type_name -> flax.dataplane.v1.RequestRedirect
+	33, // 43: flax.dataplane.v1.RouteFilter.url_rewrite:type_name -> flax.dataplane.v1.URLRewrite
+	35, // 44: flax.dataplane.v1.RouteFilter.request_mirror:type_name -> flax.dataplane.v1.RequestMirror
+	29, // 45: flax.dataplane.v1.RouteFilter.cors:type_name -> flax.dataplane.v1.CORSPolicy
+	28, // 46: flax.dataplane.v1.RouteFilter.ext_auth:type_name -> flax.dataplane.v1.ExtAuth
+	58, // 47: flax.dataplane.v1.ExtAuth.timeout:type_name -> google.protobuf.Duration
+	31, // 48: flax.dataplane.v1.HeaderModifier.set:type_name -> flax.dataplane.v1.Header
+	31, // 49: flax.dataplane.v1.HeaderModifier.add:type_name -> flax.dataplane.v1.Header
+	34, // 50: flax.dataplane.v1.RequestRedirect.path:type_name -> flax.dataplane.v1.PathModifier
+	34, // 51: flax.dataplane.v1.URLRewrite.path:type_name -> flax.dataplane.v1.PathModifier
+	36, // 52: flax.dataplane.v1.RequestMirror.fraction:type_name -> flax.dataplane.v1.Fraction
+	38, // 53: flax.dataplane.v1.WeightedBackend.direct_response:type_name -> flax.dataplane.v1.DirectResponse
+	27, // 54: flax.dataplane.v1.WeightedBackend.filters:type_name -> flax.dataplane.v1.RouteFilter
+	58, // 55: flax.dataplane.v1.RouteTimeouts.request:type_name -> google.protobuf.Duration
+	58, // 56: flax.dataplane.v1.RouteTimeouts.backend_request:type_name -> google.protobuf.Duration
+	58, // 57: flax.dataplane.v1.RetryPolicy.backoff_base:type_name -> google.protobuf.Duration
+	58, // 58: flax.dataplane.v1.RetryPolicy.backoff_max:type_name -> google.protobuf.Duration
+	42, // 59: flax.dataplane.v1.SessionAffinity.cookie:type_name -> flax.dataplane.v1.CookieAffinity
+	43, // 60: flax.dataplane.v1.SessionAffinity.header:type_name -> flax.dataplane.v1.HeaderAffinity
+	58, // 61: flax.dataplane.v1.CookieAffinity.ttl:type_name -> google.protobuf.Duration
+	47, // 62: flax.dataplane.v1.BackendGroup.load_balancing:type_name -> flax.dataplane.v1.LoadBalancing
+	49, // 63: flax.dataplane.v1.BackendGroup.health_check:type_name -> flax.dataplane.v1.HealthCheck
+	52, // 64: flax.dataplane.v1.BackendGroup.outlier_detection:type_name -> flax.dataplane.v1.OutlierDetection
+	53, // 65: flax.dataplane.v1.BackendGroup.circuit_breakers:type_name -> flax.dataplane.v1.CircuitBreakers
+	54, // 66: flax.dataplane.v1.BackendGroup.retry_budget:type_name -> flax.dataplane.v1.RetryBudget
+	4,  // 67: flax.dataplane.v1.BackendGroup.protocol:type_name -> flax.dataplane.v1.BackendGroup.Protocol
+	45, // 68: flax.dataplane.v1.BackendGroup.tls:type_name -> flax.dataplane.v1.BackendTLS
+	58, // 69: flax.dataplane.v1.BackendGroup.connect_timeout:type_name -> google.protobuf.Duration
+	58, // 70: flax.dataplane.v1.BackendGroup.idle_timeout:type_name -> google.protobuf.Duration
+	58, // 71: flax.dataplane.v1.BackendGroup.response_header_timeout:type_name -> google.protobuf.Duration
+	58, // 72: flax.dataplane.v1.BackendGroup.response_body_idle_timeout:type_name -> google.protobuf.Duration
+	55, // 73: flax.dataplane.v1.BackendGroup.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	46, // 74: flax.dataplane.v1.BackendTLS.subject_alt_names:type_name -> flax.dataplane.v1.SubjectAltName
+	5,  // 75: flax.dataplane.v1.LoadBalancing.policy:type_name -> flax.dataplane.v1.LoadBalancing.Policy
+	48, // 76: flax.dataplane.v1.LoadBalancing.hash_on:type_name -> flax.dataplane.v1.HashOn
+	51, // 77: flax.dataplane.v1.HealthCheck.expected_statuses:type_name -> flax.dataplane.v1.StatusRange
+	58, // 78: flax.dataplane.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	58, // 79: flax.dataplane.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	58, // 80: flax.dataplane.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	50, // 81: flax.dataplane.v1.HealthCheck.grpc:type_name -> flax.dataplane.v1.GRPCHealthCheck
+	58, // 82: flax.dataplane.v1.OutlierDetection.base_ejection_time:type_name -> google.protobuf.Duration
+	56, // 83: flax.dataplane.v1.Endpoint.conditions:type_name -> flax.dataplane.v1.EndpointConditions
+	55, // 84: flax.dataplane.v1.EndpointUpdate.endpoints:type_name -> flax.dataplane.v1.Endpoint
+	85, // [85:85] is the sub-list for method output_type
+	85, // [85:85] is the sub-list for method input_type
+	85, // [85:85] is the sub-list for extension type_name
+	85, // [85:85] is the sub-list for extension extendee
+	0,  // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_api_dataplane_v1_snapshot_proto_init() }
@@ -5168,28 +5319,29 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 		(*RouteFilter_UrlRewrite)(nil),
 		(*RouteFilter_RequestMirror)(nil),
 		(*RouteFilter_Cors)(nil),
+		(*RouteFilter_ExtAuth)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[27].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[28].OneofWrappers = []any{
 		(*PathModifier_ReplaceFullPath)(nil),
 		(*PathModifier_ReplacePrefixMatch)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[28].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[29].OneofWrappers = []any{
 		(*RequestMirror_Percent)(nil),
 		(*RequestMirror_Fraction)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[30].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[31].OneofWrappers = []any{
 		(*WeightedBackend_BackendGroup)(nil),
 		(*WeightedBackend_DirectResponse)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[34].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[35].OneofWrappers = []any{
 		(*SessionAffinity_Cookie)(nil),
 		(*SessionAffinity_Header)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[39].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[40].OneofWrappers = []any{
 		(*SubjectAltName_Hostname)(nil),
 		(*SubjectAltName_Uri)(nil),
 	}
-	file_api_dataplane_v1_snapshot_proto_msgTypes[41].OneofWrappers = []any{
+	file_api_dataplane_v1_snapshot_proto_msgTypes[42].OneofWrappers = []any{
 		(*HashOn_Header)(nil),
 		(*HashOn_Cookie)(nil),
 		(*HashOn_SourceIp)(nil),
@@ -5200,7 +5352,7 @@ func file_api_dataplane_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_dataplane_v1_snapshot_proto_rawDesc), len(file_api_dataplane_v1_snapshot_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -51,10 +51,11 @@ func Validate(snap *Snapshot) error {
 	if snap == nil {
 		return errors.New("snapshot is nil")
 	}
-	v := &validator{groups: map[string]int{}}
+	v := &validator{groups: map[string]int{}, h2c: map[string]bool{}}
 	for i, g := range snap.GetBackendGroups() {
 		if _, dup := v.groups[g.GetName()]; !dup && g.GetName() != "" {
 			v.groups[g.GetName()] = i
+			v.h2c[g.GetName()] = g.GetProtocol() == BackendGroup_H2C
 		}
 	}
 	v.unknownFields(snap.ProtoReflect(), "")
@@ -114,6 +115,8 @@ type validator struct {
 	dropped int
 	// groups maps backend group names to their first index.
 	groups map[string]int
+	// h2c holds the names of the H2C backend groups.
+	h2c map[string]bool
 	// buckets maps rate limit bucket names to their first use.
 	buckets map[string]bucketUse
 }
@@ -773,8 +776,15 @@ func (v *validator) filters(p fieldPath, fs []*RouteFilter, r *Route, onRoute bo
 				v.add(cp, "is not allowed on a backend; put it on the route")
 			}
 			v.corsPolicy(cp, k.Cors)
+		case *RouteFilter_ExtAuth:
+			ap := fp.child("extAuth")
+			once(ap, "extAuth", i)
+			if !onRoute {
+				v.add(ap, "is not allowed on a backend; put it on the route")
+			}
+			v.extAuth(ap, k.ExtAuth)
 		default:
-			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror or cors")
+			v.add(fp, "must set exactly one of requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror, cors or extAuth")
 		}
 	}
 	if i, ok := seen["requestRedirect"]; ok {

@@ -143,6 +143,15 @@ func fullRoute(s *dataplanev1.Snapshot) *dataplanev1.Route { return vhost(s, 0).
 
 const fullRoutePath = "listeners[0].virtualHosts[0].routes[1]"
 
+// addExtAuth appends a valid ExtAuth filter to fullRoute, asking the group of
+// its first backend, and returns it.
+func addExtAuth(s *dataplanev1.Snapshot) *dataplanev1.ExtAuth {
+	r := fullRoute(s)
+	a := &dataplanev1.ExtAuth{BackendGroup: r.Backends[0].GetBackendGroup(), PathPrefix: "/auth"}
+	r.Filters = append(r.Filters, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_ExtAuth{ExtAuth: a}})
+	return a
+}
+
 func TestValidateErrors(t *testing.T) {
 	dur := durationpb.New
 	for _, tc := range []struct {
@@ -827,6 +836,41 @@ func TestValidateErrors(t *testing.T) {
 			b := fullRoute(s).Backends[0]
 			b.Filters = append(b.Filters, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_Cors{Cors: &dataplanev1.CORSPolicy{AllowOrigins: []string{"*"}}}})
 		}, fullRoutePath + ".backends[0].filters[1].cors", "is not allowed on a backend"},
+
+		{"ext auth unknown group", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s).BackendGroup = "nope"
+		}, fullRoutePath + ".filters[6].extAuth.backendGroup", `backend group "nope" does not exist`},
+		{"ext auth h2c group", func(s *dataplanev1.Snapshot) {
+			a := addExtAuth(s)
+			for _, g := range s.BackendGroups {
+				if g.Name == a.BackendGroup {
+					g.Protocol = dataplanev1.BackendGroup_H2C
+				}
+			}
+		}, fullRoutePath + ".filters[6].extAuth.backendGroup", "the authorization service must speak HTTP/1.1"},
+		{"ext auth path prefix", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s).PathPrefix = "auth"
+		}, fullRoutePath + ".filters[6].extAuth.pathPrefix", `must start with "/"`},
+		{"ext auth request header", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s).AllowedRequestHeaders = []string{"x-a", "x b"}
+		}, fullRoutePath + ".filters[6].extAuth.allowedRequestHeaders[1]", "must be an HTTP token"},
+		{"ext auth response header twice", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s).AllowedResponseHeaders = []string{"X-User", "x-user"}
+		}, fullRoutePath + ".filters[6].extAuth.allowedResponseHeaders[1]", `"x-user" is already in allowedResponseHeaders[0]`},
+		{"ext auth body", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s).MaxBodyBytes = dataplanev1.MaxExtAuthBody + 1
+		}, fullRoutePath + ".filters[6].extAuth.maxBodyBytes", "must be at most 65536"},
+		{"ext auth timeout", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s).Timeout = dur(0)
+		}, fullRoutePath + ".filters[6].extAuth.timeout", "must be between"},
+		{"ext auth twice", func(s *dataplanev1.Snapshot) {
+			addExtAuth(s)
+			addExtAuth(s)
+		}, fullRoutePath + ".filters[7].extAuth", "only one extAuth filter is allowed (also [6])"},
+		{"ext auth on a backend", func(s *dataplanev1.Snapshot) {
+			b := fullRoute(s).Backends[0]
+			b.Filters = append(b.Filters, &dataplanev1.RouteFilter{Filter: &dataplanev1.RouteFilter_ExtAuth{ExtAuth: &dataplanev1.ExtAuth{BackendGroup: b.GetBackendGroup()}}})
+		}, fullRoutePath + ".backends[0].filters[1].extAuth", "is not allowed on a backend"},
 
 		// Timeouts, retries, session affinity.
 		{
