@@ -18,8 +18,9 @@
 //     to an H2Conn, which runs the dataplane/http2 codec; each stream is served by an
 //     ordinary Session opened with [Session.OpenStream], whose client is the stream: its
 //     request is fed as HTTP/1.1 bytes and its HTTP/1.1 response is framed back
-//     (trailers included). Engines give a stream session its own upstream connection and
-//     timer as for a connection's session ([H2Conn.NextStream], [H2Conn.Flush]). So
+//     (trailers included, both ways). Engines give a stream session its own upstream
+//     connection and timer as for a connection's session ([H2Conn.NextStream],
+//     [H2Conn.Flush]) and may batch the connection's sends ([H2Conn.DeferSends]). So
 //     HTTP/2 requests take the one request pipeline below.
 //
 // A request is parsed by dataplane/http1, its path normalised, routed through the

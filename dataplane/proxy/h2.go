@@ -32,16 +32,17 @@ import (
 // to the client. After handling any event of a stream session the engine
 // calls Flush, so that the connection frames what the session queued.
 //
-// Flow control: a stream's receive window is half a buffer; DATA is kept
-// in the stream's buffer until the session takes it, and its credit is
-// returned only once the session no longer holds the bytes (they were
-// forwarded upstream). Response bytes are framed only as the send windows
+// Flow control: a stream's receive window is streamWindow (128 KiB with
+// the default buffers); DATA is kept in the stream's buffers until the
+// session takes it, and its credit is returned only once the session no
+// longer holds the bytes (they were forwarded upstream). Request trailers
+// end a chunked request body as its trailer section. Response bytes are framed only as the send windows
 // allow; a send of the session stays in flight meanwhile, so a stalled
 // stream is ended by the session's send stall timeout while the other
 // streams go on. Buffers come from the worker's BufferPool: three per
 // connection (input, two output buffers written in turn) while it has
 // streams or bytes in flight, none when idle, and one per stream while it
-// lives.
+// lives (up to rxSegs while its request DATA waits for the session).
 
 // H2Conn states.
 const (
@@ -72,6 +73,11 @@ type H2Conn struct {
 	cur     uint8
 	sending bool
 	blocked bool // a stream waits for room in the output buffer
+	// deferSends: sends start only from FlushSends, which the engine calls
+	// once per batch of events, so that the frames of every stream that
+	// progressed in the batch go out in one send.
+	deferSends bool
+	holding    bool
 
 	state     uint8
 	clientEOF bool
@@ -114,14 +120,14 @@ func (h *H2Conn) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote ne
 		maxStreams = lst.MaxConcurrentStreams
 	}
 	size := w.opts.BufferSize
-	// A stream's buffer holds its HTTP/1.1 request head (at most the header
-	// list limit plus the request line's few bytes) and a window of DATA.
-	window := size / 2
+	// A stream's request bytes take up to rxSegs buffers: its HTTP/1.1
+	// head (at most the header list limit plus the request line's few
+	// bytes, in the first buffer), a window of DATA and the trailers.
 	h.c.Init(http2.RoleServer, http2.Config{
 		MaxConcurrentStreams: maxStreams,
-		InitialWindowSize:    uint32(window),
-		MaxHeaderListSize:    uint32(min(w.requestLimits(lst).MaxHeaderBytes, size-window-256)),
-		MaxHeaderBlockBytes:  uint32(size - window),
+		InitialWindowSize:    uint32(streamWindow(size)),
+		MaxHeaderListSize:    uint32(min(w.requestLimits(lst).MaxHeaderBytes, size/2-256)),
+		MaxHeaderBlockBytes:  uint32(size / 2),
 	})
 	w.Metrics.ConnOpened()
 	h.in = w.Buffers.GetBuffer()
@@ -176,6 +182,31 @@ func (h *H2Conn) Actions() bool { return h.q.size > 0 }
 
 // Sending reports whether a send to the client is in flight.
 func (h *H2Conn) Sending() bool { return h.sending }
+
+// DeferSends makes the connection hold its output until FlushSends (on)
+// or send it as soon as it can (off, the default). An engine that handles
+// events in batches turns it on and calls FlushSends after each batch for
+// the connections whose SendReady is set: one send then carries the frames
+// of all the streams that progressed in the batch.
+func (h *H2Conn) DeferSends(on bool) {
+	h.deferSends, h.holding = on, on
+}
+
+// SendReady reports whether output waits for FlushSends.
+func (h *H2Conn) SendReady() bool {
+	return h.holding && h.state != h2Idle && h.state != h2Closed && !h.dead && !h.sending &&
+		(len(h.out[h.cur]) > 0 || h.c.Pending() > 0)
+}
+
+// FlushSends starts the send of the output held (DeferSends).
+func (h *H2Conn) FlushSends() {
+	if h.state == h2Idle {
+		return
+	}
+	h.holding = false
+	h.run()
+	h.holding = h.deferSends
+}
 
 // Streams returns the number of streams not yet finished.
 func (h *H2Conn) Streams() int { return h.nopen }
@@ -378,11 +409,8 @@ func (h *H2Conn) process() {
 				h.c.Consume(ev.StreamID, len(ev.Data))
 			}
 		case http2.EventTrailers:
-			// Request trailers are not forwarded (HTTP/1.1 upstreams
-			// rarely take them); the body ends.
 			if st := h.find(ev.StreamID); st != nil {
-				st.reqEnd = true
-				h.markDirty(st)
+				st.trailers(&ev)
 			}
 		case http2.EventReset:
 			if st := h.find(ev.StreamID); st != nil {
@@ -538,7 +566,7 @@ func (h *H2Conn) flushOut() bool {
 	if p := h.c.Pending(); p > 0 && h.room() >= p {
 		*o = h.c.AppendPending(*o)
 	}
-	if h.sending || len(*o) == 0 {
+	if h.sending || len(*o) == 0 || h.holding {
 		return false
 	}
 	h.sending = true

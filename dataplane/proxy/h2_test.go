@@ -29,6 +29,16 @@ type h2drv struct {
 	out    []byte
 	resp   []byte
 	closed bool
+	// With respondWhen set, the upstream bytes are kept in up and the
+	// response goes once respondWhen(up) says the request is complete.
+	respondWhen func(up []byte) bool
+	up          []byte
+	responded   bool
+	sends       int // client sends
+	// flushEach lets the connection act after each stream session, as
+	// the io_uring engine does.
+	flushEach bool
+	nextID    uint32
 }
 
 func newH2Drv(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, resp string) *h2drv {
@@ -60,17 +70,7 @@ func (d *h2drv) client(p []byte) {
 
 func (d *h2drv) run() {
 	for more := true; more; {
-		more = false
-		for a, ok := d.h.Next(); ok; a, ok = d.h.Next() {
-			more = true
-			switch a.Kind {
-			case ActSendClient:
-				d.out = append(d.out, a.Data...)
-				d.h.Sent(len(a.Data), nil)
-			case ActCloseClient:
-				d.closed = true
-			}
-		}
+		more = d.connActions()
 		for st := d.h.NextStream(); st != nil; st = d.h.NextStream() {
 			more = true
 			s := st.Session()
@@ -84,9 +84,36 @@ func (d *h2drv) run() {
 				s.OpenStream(st)
 			}
 			d.perform(s)
+			if d.flushEach {
+				d.h.Flush()
+				d.connActions()
+			}
 		}
 		d.h.Flush()
+		if !more && d.h.SendReady() {
+			// The end of a batch (DeferSends).
+			d.h.FlushSends()
+			more = true
+		}
 	}
+}
+
+// connActions performs the connection's actions; it reports whether there
+// were any.
+func (d *h2drv) connActions() bool {
+	did := false
+	for a, ok := d.h.Next(); ok; a, ok = d.h.Next() {
+		did = true
+		switch a.Kind {
+		case ActSendClient:
+			d.sends++
+			d.out = append(d.out, a.Data...)
+			d.h.Sent(len(a.Data), nil)
+		case ActCloseClient:
+			d.closed = true
+		}
+	}
+	return did
 }
 
 // perform carries out a stream session's actions.
@@ -96,6 +123,15 @@ func (d *h2drv) perform(s *Session) {
 		case ActConnectUpstream:
 			s.UpstreamConnected(true, nil)
 		case ActSendUpstream:
+			if d.respondWhen != nil {
+				d.up = append(d.up, a.Data...)
+				s.Sent(Upstream, len(a.Data), nil)
+				if !d.responded && d.respondWhen(d.up) {
+					d.responded = true
+					s.UpstreamData(d.resp)
+				}
+				continue
+			}
 			head := bytes.HasPrefix(a.Data, []byte("GET ")) || bytes.HasPrefix(a.Data, []byte("POST "))
 			s.Sent(Upstream, len(a.Data), nil)
 			if head {
@@ -324,6 +360,155 @@ func TestH2Shed(t *testing.T) {
 	d2.run()
 	if !d2.closed || !bytes.Contains(d2.out, []byte{0, 0, 8, byte(xhttp2.FrameGoAway)}) {
 		t.Fatalf("shed: closed %v, output % x", d2.closed, d2.out)
+	}
+}
+
+// postFields are the fields of a POST to path.
+func postFields(path string, extra ...string) []string {
+	return append([]string{":method", "POST", ":scheme", "http", ":authority", "example.com", ":path", path}, extra...)
+}
+
+// Request trailers reach the upstream: a request body of unknown length
+// goes as chunks, ended by the trailer section; one with a content-length
+// cannot carry them in HTTP/1.1 and keeps its length.
+func TestH2RequestTrailers(t *testing.T) {
+	cfg, reg := compileTest(t, testSnapshot)
+	for _, tc := range []struct {
+		name    string
+		fields  []string
+		framing string // the upstream request's framing field
+		want    string // the end of its head and its body
+	}{
+		{"chunked", postFields("/up", "te", "trailers"), "Transfer-Encoding: chunked\r\n", "\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-checksum: abc\r\nx-other: \r\n\r\n"},
+		{"length", postFields("/up", "content-length", "11"), "Content-Length: 11\r\n", "\r\n\r\nhello world"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newH2Drv(t, cfg, reg, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			d.respondWhen = func(up []byte) bool { return bytes.HasSuffix(up, []byte(tc.want)) }
+			c := newH2Client()
+			c.fr.WriteSettings()
+			c.headers(1, false, tc.fields...)
+			c.fr.WriteData(1, false, []byte("hello"))
+			d.client(c.take())
+			c.fr.WriteData(1, false, []byte(" world"))
+			c.headers(1, true, "x-checksum", "abc", "x-other", "")
+			d.client(c.take())
+			r := readFrames(t, d.out)[1]
+			if r == nil || !r.ended || r.reset || string(r.body) != "ok" {
+				t.Fatalf("stream 1: %+v; upstream got:\n%s", r, d.up)
+			}
+			if !bytes.HasSuffix(d.up, []byte(tc.want)) || !bytes.Contains(d.up, []byte(tc.framing)) {
+				t.Fatalf("upstream got:\n%q\nwant it to end with %q", d.up, tc.want)
+			}
+			if d.h.Streams() != 0 {
+				t.Fatalf("%d streams open", d.h.Streams())
+			}
+		})
+	}
+}
+
+// A client may send a stream's DATA up to the initial window of RFC 9113
+// (65,535 bytes) before it has the server's SETTINGS: the stream takes it
+// all (in several buffers), and its credit goes back as the upstream takes
+// the bytes, so a large upload goes through.
+func TestH2UploadBeforeSettings(t *testing.T) {
+	cfg, reg := compileTest(t, testSnapshot)
+	const size = 300_000
+	body := bytes.Repeat([]byte("0123456789"), size/10)
+	d := newH2Drv(t, cfg, reg, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	d.respondWhen = func(up []byte) bool { return bytes.HasSuffix(up, body[size-1000:]) && len(up) > size }
+	if w := streamWindow(d.w.opts.BufferSize); w < 65535 {
+		t.Fatalf("stream window %d with %d-byte buffers", w, d.w.opts.BufferSize)
+	}
+	c := newH2Client()
+	c.fr.WriteSettings()
+	c.headers(1, false, postFields("/up", "content-length", "300000")...)
+	// The client's view of the windows: RFC 9113's defaults until the
+	// server's SETTINGS and WINDOW_UPDATEs say otherwise.
+	win, conn, init := 65535, 65535, 65535
+	sent := 0
+	for sent < size {
+		n := min(16384, win, conn, size-sent)
+		if n <= 0 {
+			d.client(c.take())
+			fr := xhttp2.NewFramer(nil, bytes.NewReader(d.out))
+			d.out = d.out[:0]
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					break
+				}
+				switch f := f.(type) {
+				case *xhttp2.SettingsFrame:
+					if v, ok := f.Value(xhttp2.SettingInitialWindowSize); ok && !f.IsAck() {
+						win += int(v) - init
+						init = int(v)
+						c.fr.WriteSettingsAck()
+					}
+				case *xhttp2.WindowUpdateFrame:
+					if f.StreamID == 0 {
+						conn += int(f.Increment)
+					} else {
+						win += int(f.Increment)
+					}
+				case *xhttp2.RSTStreamFrame:
+					t.Fatalf("stream reset (%v) after %d bytes", f.ErrCode, sent)
+				}
+			}
+			if min(win, conn) <= 0 {
+				t.Fatalf("no credit after %d bytes", sent)
+			}
+			continue
+		}
+		c.fr.WriteData(1, sent+n == size, body[sent:sent+n])
+		sent += n
+		win -= n
+		conn -= n
+	}
+	d.client(c.take())
+	if !d.responded {
+		t.Fatalf("upstream got %d bytes", len(d.up))
+	}
+	if r := readFrames(t, d.out)[1]; r == nil || r.reset || string(r.body) != "ok" {
+		t.Fatalf("stream 1: %+v", r)
+	}
+}
+
+// With DeferSends, what the streams that progressed together frame goes
+// out in one send, once the engine calls FlushSends.
+func TestH2DeferSends(t *testing.T) {
+	cfg, reg := compileTest(t, testSnapshot)
+	d := newH2Drv(t, cfg, reg, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	d.flushEach = true
+	c := newH2Client()
+	c.fr.WriteSettings()
+	d.client(c.take())
+	batch := func() int {
+		d.sends = 0
+		for range 5 {
+			c.headers(d.nextID, true, getFields("/x")...)
+			d.nextID += 2
+		}
+		d.client(c.take())
+		return d.sends
+	}
+	d.nextID = 1
+	if n := batch(); n != 5 {
+		t.Fatalf("without DeferSends: %d client sends for 5 streams, want one each", n)
+	}
+	d.h.DeferSends(true)
+	d.out = d.out[:0]
+	if n := batch(); n != 1 {
+		t.Fatalf("%d client sends for 5 streams answered together", n)
+	}
+	res := readFrames(t, d.out)
+	for id := uint32(11); id <= 19; id += 2 {
+		if r := res[id]; r == nil || !r.ended || string(r.body) != "ok" {
+			t.Fatalf("stream %d: %+v", id, r)
+		}
+	}
+	if d.h.SendReady() || d.h.Streams() != 0 {
+		t.Fatalf("after the batch: send ready %v, %d streams", d.h.SendReady(), d.h.Streams())
 	}
 }
 

@@ -40,20 +40,11 @@ func serveGRPC(addr string) error {
 
 // runGRPC is the -grpc benchmark.
 func runGRPC(flaxBin string, d time.Duration, rounds, proxyCPU, loadCPU int, only string) error {
-	for _, tool := range []string{"nginx", "haproxy", "h2load", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy nghttp2-client util-linux): %w", tool, err)
-		}
-	}
-	flaxBin, err := filepath.Abs(flaxBin)
-	if err != nil {
-		return err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "flax-loadbench-")
+	flaxBin, dir, err := setUp(flaxBin, "nginx", "haproxy", "h2load", "taskset")
 	if err != nil {
 		return err
 	}
@@ -114,11 +105,7 @@ server { listen %s backlog=4096 http2; access_log off; keepalive_requests 100000
   location / { grpc_pass grpc://be; } }`, b, l))
 		}},
 		{"haproxy", func(dir string, l, b string) (*exec.Cmd, error) {
-			cfg := filepath.Join(dir, "haproxy.cfg")
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-  nbthread 1
-  maxconn 8000
-defaults
+			return startHAProxy(dir, proxyCPU, fmt.Sprintf(`defaults
   mode http
   timeout connect 5s
   timeout client 30s
@@ -129,10 +116,7 @@ frontend fe
   default_backend be
 backend be
   server s1 %s proto h2
-`, l, b)), 0o644); err != nil {
-				return nil, err
-			}
-			return benchproc.StartPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
+`, l, b))
 		}},
 	}
 	runRounds(picked(proxies, only), dir, listen, backend, d, rounds, 0, proxyCPU, loadCPU, "nginx")

@@ -177,19 +177,11 @@ func main() {
 }
 
 func run(flaxBin, flaxBase string, d time.Duration, rounds, conns, proxyCPU, loadCPU int, only string, https bool) error {
-	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
-		}
+	tools := []string{"nginx", "haproxy", "wrk", "taskset"}
+	if useH2 {
+		tools = append(tools, "h2load")
 	}
-	if _, err := exec.LookPath("h2load"); useH2 && err != nil {
-		return fmt.Errorf("h2load not found (apt-get install nghttp2-client): %w", err)
-	}
-	flaxBin, err := filepath.Abs(flaxBin)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "flax-loadbench-")
+	flaxBin, dir, err := setUp(flaxBin, tools...)
 	if err != nil {
 		return err
 	}
@@ -249,11 +241,7 @@ server { listen %s backlog=4096%s; access_log off; keepalive_requests 1000000;
   location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, b, l, nginxTLS))
 		}},
 		{"haproxy", func(dir string, l, b string) (*exec.Cmd, error) {
-			cfg := filepath.Join(dir, "haproxy.cfg")
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-  nbthread 1
-  maxconn 8000
-defaults
+			return startHAProxy(dir, proxyCPU, fmt.Sprintf(`defaults
   mode http
   timeout connect 5s
   timeout client 30s
@@ -264,10 +252,7 @@ frontend fe
   default_backend be
 backend be
   server s1 %s
-`, l, haproxyTLS, b)), 0o644); err != nil {
-				return nil, err
-			}
-			return benchproc.StartPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
+`, l, haproxyTLS, b))
 		}},
 	}
 
@@ -286,6 +271,36 @@ backend be
 	}
 	runRounds(picked(proxies, only), dir, listen, backend, d, rounds, conns, proxyCPU, loadCPU, "nginx")
 	return nil
+}
+
+// debianPackages names the Debian package of each tool the benchmarks run.
+var debianPackages = map[string]string{
+	"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk", "h2load": "nghttp2-client", "taskset": "util-linux",
+}
+
+// setUp checks that tools are installed, makes flaxBin absolute and creates the
+// run's temporary folder, which the caller removes.
+func setUp(flaxBin string, tools ...string) (bin, dir string, err error) {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", "", fmt.Errorf("%s not found (apt-get install %s): %w", tool, debianPackages[tool], err)
+		}
+	}
+	if bin, err = filepath.Abs(flaxBin); err != nil {
+		return "", "", err
+	}
+	dir, err = os.MkdirTemp("", "flax-loadbench-")
+	return bin, dir, err
+}
+
+// startHAProxy starts HAProxy on cpu with one thread, the defaults and sections of
+// config after its global section, written into dir.
+func startHAProxy(dir string, cpu int, config string) (*exec.Cmd, error) {
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte("global\n  nbthread 1\n  maxconn 8000\n"+config), 0o644); err != nil {
+		return nil, err
+	}
+	return benchproc.StartPinned(cpu, "haproxy", "-db", "-f", cfg)
 }
 
 // picked returns the proxies only names (all when empty).
@@ -686,16 +701,7 @@ func writeCert(dir string) (certFile, keyFile, bothFile string, err error) {
 // runPassthrough is the -tls-passthrough benchmark: nginx terminates TLS behind the
 // proxies, which route the unchanged TLS bytes by server name.
 func runPassthrough(flaxBin string, d time.Duration, n, conns, proxyCPU, loadCPU int, only string) error {
-	for _, tool := range []string{"nginx", "haproxy", "wrk", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install nginx-light haproxy wrk util-linux): %w", tool, err)
-		}
-	}
-	flaxBin, err := filepath.Abs(flaxBin)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "flax-loadbench-")
+	flaxBin, dir, err := setUp(flaxBin, "nginx", "haproxy", "wrk", "taskset")
 	if err != nil {
 		return err
 	}
@@ -745,11 +751,7 @@ backendGroups:
 		{"flax-uring", flax("uring")},
 		{"flax-netpoll", flax("netpoll")},
 		{"haproxy", func(dir string, l, b string) (*exec.Cmd, error) {
-			cfg := filepath.Join(dir, "haproxy.cfg")
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`global
-  nbthread 1
-  maxconn 8000
-defaults
+			return startHAProxy(dir, proxyCPU, fmt.Sprintf(`defaults
   mode tcp
   timeout connect 5s
   timeout client 30s
@@ -764,10 +766,7 @@ backend other
   server s1 %s
 backend be
   server s1 %s
-`, l, b, b)), 0o644); err != nil {
-				return nil, err
-			}
-			return benchproc.StartPinned(proxyCPU, "haproxy", "-db", "-f", cfg)
+`, l, b, b))
 		}},
 	}
 	runRounds(picked(proxies, only), dir, listen, backend, d, n, conns, proxyCPU, loadCPU, "haproxy")
@@ -777,16 +776,7 @@ backend be
 // runBackendTLS is the -backend-tls benchmark: nginx serves over TLS 1.3 behind the
 // proxies, which connect to it with TLS on keep-alive connections.
 func runBackendTLS(flaxBin string, d time.Duration, n, conns, proxyCPU, loadCPU int, only string) error {
-	for _, tool := range []string{"nginx", "wrk", "taskset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install nginx-light wrk util-linux): %w", tool, err)
-		}
-	}
-	flaxBin, err := filepath.Abs(flaxBin)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "flax-loadbench-")
+	flaxBin, dir, err := setUp(flaxBin, "nginx", "wrk", "taskset")
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -370,6 +372,138 @@ func TestH2GRPCEndToEnd(t *testing.T) {
 		hs.SetServingStatus("flax.test", healthpb.HealthCheckResponse_NOT_SERVING)
 		if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Fatalf("Watch, second message: %v, %v", r, err)
+		}
+	})
+}
+
+// Request trailers of an HTTP/2 client reach the backend: an HTTP/1.1 one
+// as the trailer section of a chunked body, an h2c one as a trailing
+// HEADERS frame. Each backend reads the body, then the trailer, and
+// answers with what it got.
+func TestH2RequestTrailers(t *testing.T) {
+	trailerEcho := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(500)
+			return
+		}
+		w.Header().Set("X-Got", fmt.Sprintf("%s %d %s", r.Proto, len(body), r.Trailer.Get("X-Checksum")))
+		w.WriteHeader(200)
+	})
+	for _, tc := range []struct {
+		name  string
+		start func(*testing.T, http.Handler) *Backend
+		group string
+		proto string
+	}{
+		{"http1", func(t *testing.T, h http.Handler) *Backend { return StartBackend(t, h) }, "", "HTTP/1.1"},
+		{"h2c", startH2CBackend, "  protocol: H2C\n", "HTTP/2.0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, k kind) {
+				be := tc.start(t, trailerEcho)
+				port := FreePort(t)
+				te := startEngine(t, k)
+				te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, tc.group, "", "")))
+				r := dialH2(t, port)
+				body := pattern(100_000) // more than a stream window's worth before SETTINGS
+				if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block("POST", "/up", "trailer", "x-checksum", "te", "trailers"), EndHeaders: true}); err != nil {
+					t.Fatal(err)
+				}
+				go func() {
+					// The windows allow all of it once the server gave credit;
+					// the reads below acknowledge its SETTINGS.
+					w := r.writer()
+					for off := 0; off < len(body); off += 16384 {
+						w.WriteData(1, false, body[off:min(off+16384, len(body))])
+					}
+					r.hbuf.Reset()
+					r.enc.WriteField(hpack.HeaderField{Name: "x-checksum", Value: "sum-42"})
+					w.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: bytes.Clone(r.hbuf.Bytes()), EndStream: true, EndHeaders: true})
+				}()
+				var got string
+				fr, err := r.until(func(f http2.Frame) bool {
+					if h, ok := f.(*http2.MetaHeadersFrame); ok && h.StreamID == 1 {
+						got = h.PseudoValue("status") + " " + firstField(h, "x-got")
+						return true
+					}
+					if rs, ok := f.(*http2.RSTStreamFrame); ok && rs.StreamID == 1 {
+						t.Fatalf("stream reset: %v", rs.ErrCode)
+					}
+					return false
+				})
+				if err != nil || fr == nil {
+					t.Fatalf("no response: %v", err)
+				}
+				if want := "200 " + tc.proto + " 100000 sum-42"; got != want {
+					t.Fatalf("response %q, want %q", got, want)
+				}
+			})
+		})
+	}
+}
+
+func firstField(h *http2.MetaHeadersFrame, name string) string {
+	for _, f := range h.Fields {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// HTTP/2 clients put many requests in flight at once, each on an HTTP/1.1
+// upstream connection of its own: the keep-alive pool keeps as many as
+// were busy, so a second burst like the first opens no new connection
+// (the default pool of 64 per endpoint closed, on release, most of those
+// the next streams opened again).
+func TestH2BurstReusesUpstreamConnections(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		be := StartBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(300 * time.Millisecond) // all of a burst in flight at once
+			io.WriteString(w, "ok")
+		}))
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		cl := h2cClient()
+		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/burst"
+		const n = 150
+		burst := func() {
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, err := cl.Get(url)
+					if err != nil {
+						errs <- err
+						return
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if string(b) != "ok" {
+						errs <- fmt.Errorf("status %d body %q", resp.StatusCode, b)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+		}
+		burst()
+		first, _ := be.Counts()
+		burst()
+		conns, reqs := be.Counts()
+		if reqs != 2*n {
+			t.Fatalf("%d requests reached the backend, want %d", reqs, 2*n)
+		}
+		// A few more may open where the second burst's peak is higher.
+		if opened := conns - first; opened > 15 {
+			t.Fatalf("the second burst opened %d upstream connections (the first %d)", opened, first)
 		}
 	})
 }

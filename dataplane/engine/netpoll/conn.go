@@ -85,6 +85,9 @@ type conn struct {
 	h2pre []byte                 // ActStartHTTP2's bytes: the loop hands over to serveH2
 	h2p   *h2conn                // a stream conn's connection (h2.go), nil for a connection
 	tag   int32                  // a stream conn's index in h2p.streams
+	// parked is set while a stream conn's goroutine waits for its next
+	// stream (h2.go), quit when it is to end instead.
+	parked, quit bool
 	// reading is set while a stream conn reads its upstream on the driver
 	// (unlocked): only then does a kick need a read deadline to reach it.
 	reading atomic.Bool
@@ -857,7 +860,7 @@ func (c *conn) permit(side proxy.Side) {
 			p.gen = c.upGen
 		}
 		c.pumps[side] = p
-		go c.runPump(side, p.gen, c.sideConn(side), p.permit)
+		go c.runPump(side, p.gen, c.sideConn(side), p.permit, c.done)
 	}
 	if p.outstanding {
 		return
@@ -870,13 +873,15 @@ func (c *conn) permit(side proxy.Side) {
 	p.permit <- c.buffer(side)
 }
 
-// runPump is a pump's goroutine.
-func (c *conn) runPump(side proxy.Side, gen uint64, nc net.Conn, permit <-chan *[]byte) {
+// runPump is a pump's goroutine; done is that of the conn's session it
+// reads for (a stream conn serves one stream after another, each with a
+// done of its own).
+func (c *conn) runPump(side proxy.Side, gen uint64, nc net.Conn, permit <-chan *[]byte, done <-chan struct{}) {
 	for buf := range permit {
 		n, err := nc.Read(*buf)
 		select {
 		case c.events <- event{side: side, gen: gen, buf: buf, n: n, err: err}:
-		case <-c.done:
+		case <-done:
 			return
 		}
 	}

@@ -23,8 +23,9 @@ import (
 
 // h2conn is the HTTP/2 state of a connection's slot.
 type h2conn struct {
-	h     proxy.H2Conn
-	slots []int32 // its stream slots
+	h      proxy.H2Conn
+	slots  []int32 // its stream slots
+	queued bool    // in w.h2out
 }
 
 // startH2 performs ActStartHTTP2 for slot i: the slot's session ends and
@@ -41,9 +42,33 @@ func (w *worker) startH2(i int32, sl *slot, data []byte) {
 		p = &h2conn{}
 	}
 	p.h.OpenFrom(&sl.s, data)
+	// The frames of every stream that progressed in a batch of completions
+	// go out in one send, started after the batch (flushH2).
+	p.h.DeferSends(true)
+	p.queued = false
 	sl.s.Close()
 	sl.sk.flags |= fH2
 	w.h2s[sl] = p
+}
+
+// flushH2 starts the sends HTTP/2 connections held during the batch of
+// completions just handled.
+func (w *worker) flushH2() {
+	for k := 0; k < len(w.h2out); k++ {
+		i := w.h2out[k]
+		sl := w.slots.at(i)
+		p := w.h2Of(sl)
+		if p == nil || !p.queued {
+			continue
+		}
+		p.queued = false
+		if sl.state != stOpen {
+			continue
+		}
+		p.h.FlushSends()
+		w.runSlot(i, sl)
+	}
+	w.h2out = w.h2out[:0]
 }
 
 // h2Of returns the HTTP/2 state of a connection's slot, nil if none.
@@ -160,6 +185,7 @@ func (w *worker) closeH2(sl *slot) {
 		}
 	}
 	p.h.Close()
+	p.queued = false
 	sl.sk.flags &^= fH2
 	delete(w.h2s, sl)
 	w.h2free = append(w.h2free, p)

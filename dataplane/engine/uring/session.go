@@ -157,6 +157,10 @@ func (w *worker) runSlot(i int32, sl *slot) {
 			w.tlsFail(i, sl)
 		}
 	}
+	if p := w.h2Of(sl); p != nil && !p.queued && p.h.SendReady() {
+		p.queued = true
+		w.h2out = append(w.h2out, i)
+	}
 	switch sl.state {
 	case stOpen:
 		if !sl.vs() {

@@ -81,6 +81,7 @@ type worker struct {
 	slots  slab[slot]
 	h2s    map[*slot]*h2conn // HTTP/2 connections' states
 	h2free []*h2conn
+	h2out  []int32 // HTTP/2 connections' slots with output held for the end of the batch
 	free   []int32
 	heap   []int32 // timer min-heap of slot indexes, by slot.deadline
 
@@ -260,6 +261,7 @@ func (w *worker) loop() error {
 		if e.stopping.Load() {
 			return nil
 		}
+		w.flushH2()
 		w.br.Publish()
 		if err := w.ring.SubmitAndWait(w.waitTimeout()); err != nil {
 			return fmt.Errorf("io_uring engine: worker %d: %w", w.id, err)
