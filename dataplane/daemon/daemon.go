@@ -178,10 +178,15 @@ func limitsFor(opts Options) engine.Limits {
 	return lim
 }
 
+// startProcs is GOMAXPROCS as the process started (the CPUs it may use), the
+// default number of workers: the io_uring engine raises GOMAXPROCS above its
+// workers, which must not grow the next daemon's share.
+var startProcs = runtime.GOMAXPROCS(0)
+
 // New selects the engine and prepares the admin server; Run starts them.
 func New(opts Options) (*Daemon, error) {
 	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
+		opts.Workers = startProcs
 	}
 	if opts.Engine == "" {
 		opts.Engine = EngineAuto

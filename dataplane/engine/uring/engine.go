@@ -35,7 +35,7 @@ var ErrHTTPS = errors.New("listeners that terminate TLS are served by the netpol
 // Options configure an Engine. The zero value is usable.
 type Options struct {
 	// Workers is the number of worker threads. Zero means Metrics.Workers()
-	// when Metrics is set, else runtime.GOMAXPROCS(0). It may not exceed
+	// when Metrics is set, else GOMAXPROCS as the process started. It may not exceed
 	// Metrics.Workers().
 	Workers int
 	// Metrics receives the per-worker counters; nil creates a registry of
@@ -124,7 +124,7 @@ func New(opts Options) (*Engine, error) {
 		if reg != nil {
 			opts.Workers = reg.Workers()
 		} else {
-			opts.Workers = runtime.GOMAXPROCS(0)
+			opts.Workers = startProcs
 		}
 	}
 	if reg == nil {
@@ -146,6 +146,10 @@ func New(opts Options) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// startProcs is GOMAXPROCS as the process started: the default number of
+// workers, which reserveP's raise must not grow for the next engine.
+var startProcs = runtime.GOMAXPROCS(0)
 
 // reserveP makes sure the Go runtime has a P beyond the workers' own. A worker
 // is a goroutine locked to its thread that spends its idle time inside
