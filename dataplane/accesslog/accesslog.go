@@ -293,28 +293,31 @@ func (l *Logger) Worker(i int) *Worker {
 // allocate; when the buffer is full and no spare one is left, the line is dropped and
 // counted.
 func (w *Worker) Log(r *Record) {
-	now := w.l.clock()
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		w.dropped.Add(1)
-		return
+	if now, ok := w.lock(); ok {
+		w.line = appendRecord(w.line[:0], r, now)
+		w.commit()
 	}
-	w.line = appendRecord(w.line[:0], r, now)
-	w.commit()
 }
 
 // LogFlow appends f's line to the worker's buffer, as Log does.
 func (w *Worker) LogFlow(f *Flow) {
+	if now, ok := w.lock(); ok {
+		w.line = appendFlow(w.line[:0], f, now)
+		w.commit()
+	}
+}
+
+// lock takes the worker's lock for a line and returns the wall clock; once the
+// worker is closed it takes nothing, counts the line dropped and returns false.
+func (w *Worker) lock() (time.Time, bool) {
 	now := w.l.clock()
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
 		w.dropped.Add(1)
-		return
+		return now, false
 	}
-	w.line = appendFlow(w.line[:0], f, now)
-	w.commit()
+	return now, true
 }
 
 // commit moves w.line into the buffer, handing the buffer off when full, and

@@ -15,17 +15,7 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 // appendRecord appends r's JSON line (with its newline) to dst; now is the wall clock
 // time at r.End. It does not allocate when dst has room.
 func appendRecord(dst []byte, r *Record, now time.Time) []byte {
-	d := r.End - r.Start
-	if d < 0 {
-		d = 0
-	}
-	start := now.Add(-time.Duration(d)).UTC()
-	dst = append(dst, `{"time":"`...)
-	dst = start.AppendFormat(dst, timeLayout)
-	dst = append(dst, `","listener":`...)
-	dst = appendString(dst, r.Listener, MaxStringBytes)
-	dst = append(dst, `,"route":`...)
-	dst = appendString(dst, r.Route, MaxStringBytes)
+	dst, d := appendLineStart(dst, r.Start, r.End, now, r.Listener, r.Route)
 	dst = append(dst, `,"method":`...)
 	dst = appendBytes(dst, r.Method, MaxStringBytes)
 	dst = append(dst, `,"path":`...)
@@ -60,17 +50,7 @@ func appendRecord(dst []byte, r *Record, now time.Time) []byte {
 // appendFlow appends f's JSON line (with its newline) to dst; now is the wall clock
 // time at f.End. It does not allocate when dst has room.
 func appendFlow(dst []byte, f *Flow, now time.Time) []byte {
-	d := f.End - f.Start
-	if d < 0 {
-		d = 0
-	}
-	start := now.Add(-time.Duration(d)).UTC()
-	dst = append(dst, `{"time":"`...)
-	dst = start.AppendFormat(dst, timeLayout)
-	dst = append(dst, `","listener":`...)
-	dst = appendString(dst, f.Listener, MaxStringBytes)
-	dst = append(dst, `,"route":`...)
-	dst = appendString(dst, f.Route, MaxStringBytes)
+	dst, d := appendLineStart(dst, f.Start, f.End, now, f.Listener, f.Route)
 	dst = append(dst, `,"protocol":"UDP","client":`...)
 	dst = appendAddr(dst, f.Client)
 	dst = append(dst, `,"upstream":`...)
@@ -90,6 +70,20 @@ func appendFlow(dst []byte, f *Flow, now time.Time) []byte {
 	dst = append(dst, `,"reason":`...)
 	dst = appendString(dst, f.Reason, MaxStringBytes)
 	return append(dst, "}\n"...)
+}
+
+// appendLineStart opens the JSON line of a request or flow that lasted from start
+// to end (the workers' clock) and ended at wall clock time now: its start time,
+// listener and route. It returns the duration, never negative.
+func appendLineStart(dst []byte, start, end int64, now time.Time, listener, route string) ([]byte, int64) {
+	d := max(end-start, 0)
+	dst = append(dst, `{"time":"`...)
+	dst = now.Add(-time.Duration(d)).UTC().AppendFormat(dst, timeLayout)
+	dst = append(dst, `","listener":`...)
+	dst = appendString(dst, listener, MaxStringBytes)
+	dst = append(dst, `,"route":`...)
+	dst = appendString(dst, route, MaxStringBytes)
+	return dst, d
 }
 
 // appendMillis appends d nanoseconds as milliseconds with three decimals.

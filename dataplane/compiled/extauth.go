@@ -58,27 +58,9 @@ func (e *ExtAuth) AllowsResponseHeader(name []byte) bool {
 		return true
 	}
 	for _, n := range e.ResponseHeaders {
-		if equalFoldLower(name, n) {
+		if equalFoldASCII(name, n) {
 			return true
 		}
 	}
 	return false
-}
-
-// equalFoldLower reports whether b equals the lower-case ASCII string s,
-// ignoring the case of b.
-func equalFoldLower(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -329,20 +329,10 @@ func (s *Session) authResponse() bool {
 		return s.authAllow()
 	}
 	// A denial: collect its body, decoded, after the head.
-	for !x.respDone && up.proc < up.w {
-		n, data, done, err := x.resBody.Next(up.buf[up.proc:up.w])
-		if err != nil {
-			x.upBroken = true
-			up.ready = up.r + x.res.Len // no body rather than part of one
-			return s.authDeny()
-		}
-		copy(up.buf[up.ready:], data)
-		up.ready += len(data)
-		up.proc += n
-		x.respDone = done
-		if n == 0 {
-			break
-		}
+	if err := s.dechunkBody(); err != nil {
+		x.upBroken = true
+		up.ready = up.r + x.res.Len // no body rather than part of one
+		return s.authDeny()
 	}
 	switch {
 	case x.respDone:

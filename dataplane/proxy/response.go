@@ -87,7 +87,8 @@ func (s *Session) growForResponseHead() {
 }
 
 // dechunkBody decodes a chunked response body in place, for an HTTP/1.0
-// client: the decoded data is moved down to follow the bytes ready to send.
+// client or an authorization service's denial: the decoded data is moved
+// down to follow the bytes ready to send.
 func (s *Session) dechunkBody() error {
 	x := s.x
 	up := &x.up

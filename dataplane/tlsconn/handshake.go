@@ -51,20 +51,26 @@ type Server struct {
 	opts Options
 }
 
+// withDefaults returns o with its zero limits set to the package defaults.
+func (o Options) withDefaults() Options {
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.MaxHandshakeInput <= 0 {
+		o.MaxHandshakeInput = DefaultMaxHandshakeInput
+	}
+	if o.RekeyAfter == 0 {
+		o.RekeyAfter = DefaultRekeyAfter
+	}
+	return o
+}
+
 // NewServer returns a Server that handshakes with cfg. cfg's certificate
 // selection (Certificates, GetCertificate, GetConfigForClient for SNI) is used
 // as is; its KeyLogWriter is replaced per handshake by the capture of the
 // traffic secrets, which never leave memory.
 func NewServer(cfg *tls.Config, opts Options) *Server {
-	if opts.HandshakeTimeout <= 0 {
-		opts.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if opts.MaxHandshakeInput <= 0 {
-		opts.MaxHandshakeInput = DefaultMaxHandshakeInput
-	}
-	if opts.RekeyAfter == 0 {
-		opts.RekeyAfter = DefaultRekeyAfter
-	}
+	opts = opts.withDefaults()
 	s := &Server{user: cfg, opts: opts}
 	wrap := cfg.Clone()
 	wrap.KeyLogWriter = nil
@@ -114,15 +120,7 @@ type Client struct {
 // peer; cfg's own ClientSessionCache is never used. Options.CryptoTLSOnly
 // keeps the connections on crypto/tls.
 func NewClient(cfg *tls.Config, cache tls.ClientSessionCache, opts Options) *Client {
-	if opts.HandshakeTimeout <= 0 {
-		opts.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if opts.MaxHandshakeInput <= 0 {
-		opts.MaxHandshakeInput = DefaultMaxHandshakeInput
-	}
-	if opts.RekeyAfter == 0 {
-		opts.RekeyAfter = DefaultRekeyAfter
-	}
+	opts = opts.withDefaults()
 	return &Client{cfg: cfg, cache: cache, srv: &Server{opts: opts}}
 }
 

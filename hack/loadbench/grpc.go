@@ -90,14 +90,7 @@ backendGroups:
 `, strings.TrimPrefix(listen, "127.0.0.1:"), host, port)), 0o644); err != nil {
 		return err
 	}
-	flax := func(engine string) func(string, string, string) (*exec.Cmd, error) {
-		return func(string, string, string) (*exec.Cmd, error) {
-			return benchproc.StartPinned(proxyCPU, flaxBin, "run", "--config", cfg, "--workers", "1", "--engine", engine)
-		}
-	}
-	proxies := []proxy{
-		{"flax-uring", flax("uring")},
-		{"flax-netpoll", flax("netpoll")},
+	proxies := append(flaxFromConfig(flaxBin, cfg, proxyCPU), []proxy{
 		{"nginx", func(dir string, l, b string) (*exec.Cmd, error) {
 			return benchproc.StartNginx(filepath.Join(dir, "nginx"), proxyCPU, nginxEvents, fmt.Sprintf(`
 upstream be { server %s; keepalive 128; keepalive_requests 1000000; }
@@ -118,7 +111,7 @@ backend be
   server s1 %s proto h2
 `, l, b))
 		}},
-	}
+	}...)
 	runRounds(picked(proxies, only), dir, listen, backend, d, rounds, 0, proxyCPU, loadCPU, "nginx")
 	return nil
 }

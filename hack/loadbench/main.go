@@ -293,6 +293,17 @@ func setUp(flaxBin string, tools ...string) (bin, dir string, err error) {
 	return bin, dir, err
 }
 
+// flaxFromConfig returns flax on each engine as a proxy of the benchmark, run from
+// the configuration file cfg with one worker on cpu and no admin server.
+func flaxFromConfig(bin, cfg string, cpu int) []proxy {
+	flax := func(engine string) func(string, string, string) (*exec.Cmd, error) {
+		return func(string, string, string) (*exec.Cmd, error) {
+			return benchproc.StartPinned(cpu, bin, "run", "--config", cfg, "--workers", "1", "--engine", engine, "--admin-address", "")
+		}
+	}
+	return []proxy{{"flax-uring", flax("uring")}, {"flax-netpoll", flax("netpoll")}}
+}
+
 // startHAProxy starts HAProxy on cpu with one thread, the defaults and sections of
 // config after its global section, written into dir.
 func startHAProxy(dir string, cpu int, config string) (*exec.Cmd, error) {
@@ -742,14 +753,7 @@ backendGroups:
 `, strings.TrimPrefix(listen, "127.0.0.1:"), host, port)), 0o644); err != nil {
 		return err
 	}
-	flax := func(engine string) func(string, string, string) (*exec.Cmd, error) {
-		return func(string, string, string) (*exec.Cmd, error) {
-			return benchproc.StartPinned(proxyCPU, flaxBin, "run", "--config", cfg, "--workers", "1", "--engine", engine)
-		}
-	}
-	proxies := []proxy{
-		{"flax-uring", flax("uring")},
-		{"flax-netpoll", flax("netpoll")},
+	proxies := append(flaxFromConfig(flaxBin, cfg, proxyCPU), []proxy{
 		{"haproxy", func(dir string, l, b string) (*exec.Cmd, error) {
 			return startHAProxy(dir, proxyCPU, fmt.Sprintf(`defaults
   mode tcp
@@ -768,7 +772,7 @@ backend be
   server s1 %s
 `, l, b, b))
 		}},
-	}
+	}...)
 	runRounds(picked(proxies, only), dir, listen, backend, d, n, conns, proxyCPU, loadCPU, "haproxy")
 	return nil
 }
@@ -824,14 +828,7 @@ backendGroups:
 `, strings.TrimPrefix(listen, "127.0.0.1:"), base64.StdEncoding.EncodeToString(certPEM), host, port)), 0o644); err != nil {
 		return err
 	}
-	flax := func(engine string) func(string, string, string) (*exec.Cmd, error) {
-		return func(string, string, string) (*exec.Cmd, error) {
-			return benchproc.StartPinned(proxyCPU, flaxBin, "run", "--config", cfg, "--workers", "1", "--engine", engine, "--admin-address", "")
-		}
-	}
-	proxies := []proxy{
-		{"flax-uring", flax("uring")},
-		{"flax-netpoll", flax("netpoll")},
+	proxies := append(flaxFromConfig(flaxBin, cfg, proxyCPU), []proxy{
 		{"nginx", func(dir string, l, b string) (*exec.Cmd, error) {
 			return benchproc.StartNginx(filepath.Join(dir, "nginx"), proxyCPU, nginxEvents, fmt.Sprintf(`
 upstream be { server %s; keepalive 128; keepalive_requests 1000000; }
@@ -840,7 +837,7 @@ server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
     proxy_ssl_server_name on; proxy_ssl_name localhost; proxy_ssl_verify on;
     proxy_ssl_protocols TLSv1.3; proxy_ssl_trusted_certificate %s; proxy_ssl_session_reuse on; } }`, b, l, certFile))
 		}},
-	}
+	}...)
 	runRounds(picked(proxies, only), dir, listen, backend, d, n, conns, proxyCPU, loadCPU, "nginx")
 	return nil
 }

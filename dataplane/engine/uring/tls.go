@@ -571,6 +571,28 @@ func (w *worker) tlsShut(i int32, sl *slot, t *tlsState) {
 	}
 }
 
+// tlsSendComplete retires a TLS connection's send buffer once its send
+// completed with err, for the client and the upstream side alike: after a
+// failure the queued plaintext sends are dropped; otherwise the lengths of
+// the session sends it carried go into lens and their number is returned.
+func (w *worker) tlsSendComplete(t *tlsState, err error, lens *[maxSegs]int) int {
+	t.busy = false
+	w.tlsPutOut(t)
+	if err != nil {
+		for t.qn > 0 {
+			w.tlsPop(t)
+		}
+		t.sealed, t.qoff = 0, 0
+		return 0
+	}
+	n := int(t.sealed)
+	for j := range n {
+		lens[j] = len(w.tlsPop(t))
+	}
+	t.sealed = 0
+	return n
+}
+
 // tlsSendDone accounts the completion of the send of the TLS buffer (k
 // segments completed, err its failure) on an open connection and reports
 // the session's sends it carried.
@@ -583,23 +605,13 @@ func (w *worker) tlsSendDone(i int32, sl *slot, res int32, k int, err error) {
 		w.run(i)
 		return
 	}
-	t.busy = false
-	w.tlsPutOut(t)
+	var lens [maxSegs]int
+	n := w.tlsSendComplete(t, err, &lens)
 	if err != nil {
-		for t.qn > 0 {
-			w.tlsPop(t)
-		}
-		t.sealed, t.qoff = 0, 0
 		w.cSent(sl, 0, err)
 		w.run(i)
 		return
 	}
-	var lens [maxSegs]int
-	n := int(t.sealed)
-	for j := range n {
-		lens[j] = len(w.tlsPop(t))
-	}
-	t.sealed = 0
 	if n == 0 && t.qn > 0 {
 		w.cProgress(sl) // part of a long send went out
 	}

@@ -245,23 +245,13 @@ func (w *worker) upTLSSendDone(ui int32, u *upConn, t *tlsState, res int32, k in
 		w.run(owner)
 		return
 	}
-	t.busy = false
-	w.tlsPutOut(t)
+	var lens [maxSegs]int
+	n := w.tlsSendComplete(t, err, &lens)
 	if err != nil {
-		for t.qn > 0 {
-			w.tlsPop(t)
-		}
-		t.sealed, t.qoff = 0, 0
 		sl.s.Sent(proxy.Upstream, 0, err)
 		w.run(owner)
 		return
 	}
-	var lens [maxSegs]int
-	n := int(t.sealed)
-	for j := range n {
-		lens[j] = len(w.tlsPop(t))
-	}
-	t.sealed = 0
 	if n == 0 && t.qn > 0 {
 		sl.s.SendProgress(proxy.Upstream) // part of a long send went out
 	}
