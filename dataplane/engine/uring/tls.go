@@ -68,6 +68,7 @@ type tlsState struct {
 	inPooled, outPooled bool
 	hs                  bool // handshake in progress
 	counted             bool // counted in worker.handshakes
+	aborted             bool // the handshake was ended unfinished (tlsAbort)
 	busy                bool // a send of outBuf is queued or in flight
 	eof                 bool // close_notify received
 	fatal               bool // TLS failed: the connection closes
@@ -196,11 +197,15 @@ func (w *worker) tlsRelease(sl *slot) {
 	w.tlsFreeIdx = append(w.tlsFreeIdx, ti)
 }
 
-// tlsAbort stops a handshake in progress at once (the connection closes).
+// tlsAbort stops a handshake in progress at once (the connection closes)
+// and counts it failed, as a handshake that returned an error is: the client
+// may have left on an alert sent before the handshake's end was seen here.
 func (w *worker) tlsAbort(sl *slot) {
-	if t := w.tlsOf(sl); t != nil && t.hs {
+	if t := w.tlsOf(sl); t != nil && t.hs && !t.aborted {
+		t.aborted = true
 		t.c.Abort()
 		w.tlsUncount(t)
+		sl.s.TLSHandshake(false)
 	}
 }
 
