@@ -614,6 +614,11 @@ func (s *Session) h2Send() bool {
 	if x.usends.n == uint8(len(x.usends.q)) {
 		return true
 	}
+	if x.headSent && st.reqEnd && st.respEnd {
+		// The exchange is over: what the connection still owes waits
+		// for the next request (see h2Release).
+		return true
+	}
 	out := st.out[:st.outW]
 	if n := st.conn.Pending(); n > 0 && len(st.out)-len(out) >= n {
 		out = st.conn.AppendPending(out)
@@ -852,14 +857,12 @@ func (s *Session) h2Release() bool {
 		s.h2Queue(out)
 		return false
 	}
-	if st.conn.Pending() > 0 {
-		if x.usends.empty() {
-			s.h2Send()
-		}
-		if st.conn.Pending() > 0 || !x.usends.empty() {
-			return false
-		}
-	}
+	// Control frames still owed (the PING acknowledgement and window
+	// updates that came with the response: grpc-go pings with every reply
+	// it sends) stay queued in the Conn and go out ahead of the next
+	// request's HEADERS, in the same send, as those of a pooled connection
+	// do (IdleData): a separate send per exchange cost one more syscall and
+	// one more wakeup of the backend for every request.
 	if !x.usends.empty() {
 		return false
 	}
