@@ -614,9 +614,13 @@ func (s *Session) h2Send() bool {
 	if x.usends.n == uint8(len(x.usends.q)) {
 		return true
 	}
-	if x.headSent && st.reqEnd && st.respEnd {
-		// The exchange is over: what the connection still owes waits
-		// for the next request (see h2Release).
+	if x.headSent && st.reqEnd && (st.respEnd || st.headWait && st.conn.PendingAcksOnly()) {
+		// The request is all sent and the exchange is over, or frames
+		// received wait to be read (a trailing HEADERS waits for the
+		// response path) and all the connection owes is acknowledgements:
+		// they wait for the next frames this end writes, the next
+		// request's at the latest (see h2Release). grpc-go sends a PING
+		// with every reply, which cost a send of its own per call.
 		return true
 	}
 	out := st.out[:st.outW]

@@ -766,11 +766,14 @@ func TestH2UpstreamPingWithReplyAckedWithNextRequest(t *testing.T) {
 	if got := p.feed(h.takeUpstream()); len(got) > 0 {
 		h.upstream(string(got))
 	}
-	resp := p.respond(1, 200, true, "content-length", "0")
-	resp = append(resp, http2.AppendPing(nil, false, [8]byte{7})...)
+	// As grpc-go writes it: the PING, then the reply with its trailers.
+	resp := http2.AppendPing(nil, false, [8]byte{7})
+	resp = append(resp, p.respond(1, 200, false, "content-type", "application/grpc")...)
+	resp = append(resp, p.body(1, "msg", false)...)
+	resp = append(resp, p.trailers(1, "grpc-status", "0")...)
 	h.takeLog()
 	h.upstream(string(resp))
-	h.expectClient("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	h.expectClient("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n3\r\nmsg\r\n0\r\ngrpc-status: 0\r\n\r\n")
 	if up := h.takeUpstream(); up != "" {
 		t.Fatalf("sent %q after the reply; want nothing until the next request", up)
 	}
