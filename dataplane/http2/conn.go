@@ -729,6 +729,8 @@ func (c *Conn) onSettings(f *Frame) (Event, *Error) {
 			if c.role == RoleClient && s.Val == 1 {
 				return Event{}, errEnablePushServer
 			}
+		case SettingHeaderTableSize:
+			c.enc.SetPeerTableSize(s.Val)
 		case SettingMaxConcurrentStreams:
 			c.peerMaxStreams = s.Val
 		case SettingInitialWindowSize:
