@@ -808,8 +808,8 @@ func (s *Session) h2Headers(out []byte) ([]byte, bool) {
 			// Nothing was sent: the request goes elsewhere.
 			st.goAway = true
 			st.refused = true
-			if st.link != nil {
-				st.link.goAway = true
+			if st.link != nil && !errors.Is(err, http2.ErrTooManyStreams) {
+				st.link.goAway = true // the link takes no more streams
 			}
 			return o, true
 		}

@@ -122,11 +122,18 @@ func TestH2CLinkSlowClient(t *testing.T) {
 	})
 }
 
-// TestH2CLinkBackendCloses closes the backend's connections while idle: the
-// next requests get new ones.
+// TestH2CLinkBackendCloses closes the backend's connections while idle, and
+// while a request is in flight: that request fails alone (502), and the
+// next requests get new connections.
 func TestH2CLinkBackendCloses(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
+		hang := make(chan struct{})
 		b := startH2CBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hang" {
+				close(hang)
+				<-r.Context().Done()
+				return
+			}
 			io.WriteString(w, "ok")
 		}))
 		te := startEngine(t, k)
@@ -148,8 +155,21 @@ func TestH2CLinkBackendCloses(t *testing.T) {
 		b.CloseClientConns()
 		time.Sleep(100 * time.Millisecond) // the engine sees the close
 		get(1)
-		if after, _ := b.Counts(); after <= before {
+		after, _ := b.Counts()
+		if after <= before {
 			t.Fatalf("backend accepted %d connections before its close and %d after, want new ones", before, after)
 		}
+
+		// A POST in flight when the connection goes: not retried (it
+		// reached the backend), answered 502.
+		c := Dial(t, port)
+		fmt.Fprintf(c, "POST /hang HTTP/1.1\r\nHost: example.com\r\nContent-Length: 1\r\n\r\nx")
+		<-hang
+		b.CloseClientConns()
+		r, _ := ReadResponse(t, bufio.NewReader(c), "POST")
+		if r.StatusCode != 502 {
+			t.Fatalf("request in flight when the backend closed: %d, want 502", r.StatusCode)
+		}
+		get(2)
 	})
 }
