@@ -195,9 +195,12 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	return d, log, err
 }
 
-// heapFloorOnce starts the process's heap floor once (tests run several
-// commands in one process).
-var heapFloorOnce sync.Once
+// heapFloorOnce starts the process's heap floor, heapFloorRun, once (tests
+// run several commands in one process).
+var (
+	heapFloorOnce sync.Once
+	heapFloorRun  *heapfloor.Floor
+)
 
 // startHeapFloor keeps the garbage collector's heap goal at floor bytes or
 // more (heapfloor), unless GOGC is set in the environment or floor is 0.
@@ -206,8 +209,8 @@ func startHeapFloor(floor int64, log logr.Logger) {
 		return
 	}
 	heapFloorOnce.Do(func() {
-		f := heapfloor.Start(floor)
-		log.V(1).Info("garbage collector heap floor", "bytes", floor, "gcPercent", f.GCPercent())
+		heapFloorRun = heapfloor.Start(floor)
+		log.V(1).Info("garbage collector heap floor", "bytes", floor, "gcPercent", heapFloorRun.GCPercent())
 	})
 }
 

@@ -47,8 +47,7 @@ func startHandshake(h *handshake) {
 // are MaxIdleRunners idle goroutines besides it.
 func runner(h *handshake) {
 	for {
-		h.run()
-		h = nil // the finished handshake is not kept alive by an idle runner
+		h.run() // h is dead from here: an idle runner does not keep it alive
 		if idleRunners.Add(1) > maxIdleRunners.Load() {
 			idleRunners.Add(-1)
 			return
