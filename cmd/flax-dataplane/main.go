@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	dataplanev1 "github.com/flaxlb/flax/api/dataplane/v1"
 	"github.com/flaxlb/flax/dataplane/daemon"
+	"github.com/flaxlb/flax/dataplane/heapfloor"
 	"github.com/flaxlb/flax/dataplane/http1"
 	"github.com/flaxlb/flax/dataplane/lb"
 	"github.com/flaxlb/flax/dataplane/proxy"
@@ -124,6 +126,7 @@ type common struct {
 	resHeaders   int
 	maxConns     int64
 	memBudget    int64
+	heapFloor    int64
 }
 
 func (c *common) bind(fs *flag.FlagSet) {
@@ -145,6 +148,7 @@ func (c *common) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.resHeaders, "max-response-headers", http1.DefaultMaxResponseHeaderCount, "most response header fields; more are answered 502")
 	fs.Int64Var(&c.maxConns, "max-connections", 0, "client connections open at once on the node; more are accepted and closed at once (0: (RLIMIT_NOFILE - 256) / 2, leaving descriptors for upstream, health check and admin connections; -1: no cap)")
 	fs.Int64Var(&c.memBudget, "memory-budget", 0, "memory budget of each worker in bytes; from 80% of it idle keep-alive connections are closed, from 90% new connections refused, from 100% requests answered 503 (0: half the cgroup's or the machine's memory, shared by the workers; -1: none)")
+	fs.Int64Var(&c.heapFloor, "gc-heap-floor", heapfloor.DefaultFloor, "smallest heap the Go garbage collector lets grow before it collects, in bytes: a small live heap is collected at this size instead of the runtime's 4 MB (heaps over half of it are collected as with GOGC=100); 0 disables it, and so does GOGC set in the environment")
 	fs.StringVar(&c.accessLog, "access-log", "", "append a JSON access log line per request to this file ('-' for stdout; reopened on SIGHUP for log rotation); empty disables it")
 }
 
@@ -182,12 +186,32 @@ func (c *common) daemon(stderr io.Writer) (*daemon.Daemon, logr.Logger, error) {
 	if err != nil {
 		return nil, log, err
 	}
+	startHeapFloor(c.heapFloor, log)
 	d, err := daemon.New(daemon.Options{
 		Workers: c.workers, Engine: c.engine, HTTPSEngine: c.httpsEngine, AdminAddr: c.admin, AdminReusePort: c.adminReuse, Pprof: c.pprof, RuntimeAPI: c.runtimeAPI,
 		DrainGrace: c.drainGrace, DrainTimeout: c.drainTimeout, AccessLog: c.accessLog, Proxy: po, Log: log,
 		MaxConnections: c.maxConns, MemoryBudget: c.memBudget,
 	})
 	return d, log, err
+}
+
+// heapFloorOnce starts the process's heap floor, heapFloorRun, once (tests
+// run several commands in one process).
+var (
+	heapFloorOnce sync.Once
+	heapFloorRun  *heapfloor.Floor
+)
+
+// startHeapFloor keeps the garbage collector's heap goal at floor bytes or
+// more (heapfloor), unless GOGC is set in the environment or floor is 0.
+func startHeapFloor(floor int64, log logr.Logger) {
+	if os.Getenv("GOGC") != "" || floor <= 0 {
+		return
+	}
+	heapFloorOnce.Do(func() {
+		heapFloorRun = heapfloor.Start(floor)
+		log.V(1).Info("garbage collector heap floor", "bytes", floor, "gcPercent", heapFloorRun.GCPercent())
+	})
 }
 
 // logger returns the process logger: one line per entry on stderr, in the

@@ -105,7 +105,7 @@ func (c *Conn) Start() {
 	h.started = true
 	h.mu.Unlock()
 	if start {
-		go h.run()
+		startHandshake(h)
 	}
 }
 
@@ -121,7 +121,7 @@ func (c *Conn) Feed(p []byte) error {
 		return err
 	}
 	if start {
-		go c.hs.run()
+		startHandshake(c.hs)
 	}
 	return nil
 }

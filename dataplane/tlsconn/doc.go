@@ -4,9 +4,10 @@
 //
 // The handshake is crypto/tls's own: a Conn runs tls.Server over an in-memory
 // net.Conn whose Read waits for the bytes the worker Feeds and whose Write
-// queues bytes the worker drains with Output. That costs one short-lived
-// goroutine per handshake, started by the first Feed and gone when the
-// handshake ends; the worker learns of progress through Options.Notify and may
+// queues bytes the worker drains with Output. That costs a goroutine for the
+// length of each handshake, started by the first Feed: a goroutine that
+// finished one waits for the next (at most MaxIdleRunners wait), so
+// handshakes run on stacks already grown; the worker learns of progress through Options.Notify and may
 // end a handshake at any time with Abort (Options bound its time and input).
 // Certificates are chosen by the tls.Config given to NewServer
 // (Certificates, GetCertificate, GetConfigForClient for SNI); a new Server, or

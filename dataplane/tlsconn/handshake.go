@@ -350,23 +350,32 @@ func (h *handshake) feed(p []byte) (start bool, err error) {
 
 var errHandshakeTooLarge = errors.New("tlsconn: handshake input over its limit")
 
+// The key log labels of the application traffic secrets, with the space
+// that ends them.
+var (
+	clientTrafficLabel = []byte("CLIENT_TRAFFIC_SECRET_0 ")
+	serverTrafficLabel = []byte("SERVER_TRAFFIC_SECRET_0 ")
+)
+
 // keyLog is the handshake's KeyLogWriter: it keeps the TLS 1.3 application
 // traffic secrets (crypto/tls writes one line per secret, NSS key log format).
 type keyLog handshake
 
 func (k *keyLog) Write(line []byte) (int, error) {
 	h := (*handshake)(k)
-	fields := bytes.Fields(line)
-	if len(fields) != 3 {
-		return len(line), nil
-	}
+	// Only two of the handshake's five lines matter: the others are
+	// skipped before being split.
 	var dst *[]byte
-	switch string(fields[0]) {
-	case "CLIENT_TRAFFIC_SECRET_0":
+	switch {
+	case bytes.HasPrefix(line, clientTrafficLabel):
 		dst = &h.clientSecret
-	case "SERVER_TRAFFIC_SECRET_0":
+	case bytes.HasPrefix(line, serverTrafficLabel):
 		dst = &h.serverSecret
 	default:
+		return len(line), nil
+	}
+	fields := bytes.Fields(line)
+	if len(fields) != 3 {
 		return len(line), nil
 	}
 	secret := make([]byte, hex.DecodedLen(len(fields[2])))
