@@ -35,6 +35,15 @@ func AppendRequestHTTP1(dst []byte, ev *Event) []byte {
 	case string(ev.Method) == "CONNECT":
 		dst = append(dst, "CONNECT "...)
 		dst = append(dst, ev.Authority...)
+		if ev.Protocol != nil && !hasPort(ev.Authority) {
+			// An authority-form target names its port (RFC 9110
+			// section 9.3.6): the scheme's default one.
+			if string(ev.Scheme) == "https" {
+				dst = append(dst, ":443"...)
+			} else {
+				dst = append(dst, ":80"...)
+			}
+		}
 	default:
 		dst = append(dst, ev.Method...)
 		dst = append(dst, ' ')
@@ -93,6 +102,19 @@ func AppendRequestHTTP1(dst []byte, ev *Event) []byte {
 		dst = append(dst, "transfer-encoding: chunked\r\n"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// hasPort reports whether an authority ends with a port.
+func hasPort(a []byte) bool {
+	for i := len(a) - 1; i >= 0; i-- {
+		switch c := a[i]; {
+		case c == ':':
+			return i < len(a)-1
+		case c < '0' || c > '9':
+			return false
+		}
+	}
+	return false
 }
 
 // WebSocket reports whether the request is an extended CONNECT for the

@@ -151,7 +151,7 @@ func TestExtendedConnectWebSocket(t *testing.T) {
 	if len(evs) != 1 || evs[0].WebSocket() {
 		t.Fatalf("%+v", evs)
 	}
-	if head := AppendRequestHTTP1(nil, &evs[0]); !bytes.HasPrefix(head, []byte("CONNECT proxy.example.com HTTP/1.1\r\n")) {
+	if head := AppendRequestHTTP1(nil, &evs[0]); !bytes.HasPrefix(head, []byte("CONNECT proxy.example.com:443 HTTP/1.1\r\n")) {
 		t.Fatalf("%q", head)
 	}
 }

@@ -128,6 +128,9 @@ func (h *H2Conn) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote ne
 		InitialWindowSize:    uint32(streamWindow(size)),
 		MaxHeaderListSize:    uint32(min(w.requestLimits(lst).MaxHeaderBytes, size/2-256)),
 		MaxHeaderBlockBytes:  uint32(size / 2),
+		// WebSocket over HTTP/2 (RFC 8441): extended CONNECT streams
+		// become HTTP/1.1 upgrades (h2stream.go).
+		EnableConnectProtocol: true,
 	})
 	w.Metrics.ConnOpened()
 	h.in = w.Buffers.GetBuffer()
@@ -428,7 +431,7 @@ func (h *H2Conn) process() {
 // find returns the open stream id, nil if none.
 func (h *H2Conn) find(id uint32) *H2Stream {
 	for _, st := range h.streams {
-		if st.used && st.id == id && !st.respEnd {
+		if st.used && st.id == id && (!st.respEnd || st.halfOpen) {
 			return st
 		}
 	}

@@ -39,6 +39,13 @@ type h2drv struct {
 	// the io_uring engine does.
 	flushEach bool
 	nextID    uint32
+	// With upstream set, what the stream sessions send upstream goes to
+	// it instead (the test answers with UpstreamData and UpstreamEOF on
+	// the session it is given); upShut and upClosed count the half-closes
+	// and closes of upstream connections.
+	upstream func(s *Session, p []byte)
+	upShut   int
+	upClosed int
 }
 
 func newH2Drv(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, resp string) *h2drv {
@@ -122,7 +129,16 @@ func (d *h2drv) perform(s *Session) {
 		switch a.Kind {
 		case ActConnectUpstream:
 			s.UpstreamConnected(true, nil)
+		case ActShutdownUpstream:
+			d.upShut++
+		case ActCloseUpstream:
+			d.upClosed++
 		case ActSendUpstream:
+			if d.upstream != nil {
+				s.Sent(Upstream, len(a.Data), nil)
+				d.upstream(s, a.Data)
+				continue
+			}
 			if d.respondWhen != nil {
 				d.up = append(d.up, a.Data...)
 				s.Sent(Upstream, len(a.Data), nil)

@@ -57,19 +57,36 @@ type H2Stream struct {
 	// Request: the HTTP/1.1 head, then the DATA not yet fed to the
 	// session, then (chunked requests) the trailer section, in order in
 	// rx[:nrx]; rx[0] is the oldest.
-	rx         [rxSegs]rxSeg
-	nrx        int
-	headLeft   int
-	trLeft     int   // bytes of the trailer section at the end of rx
-	recv       int64 // DATA bytes received
-	fed        int64 // DATA bytes fed to the session
-	credited   int64 // DATA bytes whose credit went back
-	id         uint32
-	method     http1.Method
-	chunked    bool // the request body is fed as chunks
-	reqEnd     bool // END_STREAM received
-	lastFed    bool // the last chunk was fed
-	grpc       bool
+	rx       [rxSegs]rxSeg
+	nrx      int
+	headLeft int
+	trLeft   int   // bytes of the trailer section at the end of rx
+	recv     int64 // DATA bytes received
+	fed      int64 // DATA bytes fed to the session
+	credited int64 // DATA bytes whose credit went back
+	id       uint32
+	method   http1.Method
+	chunked  bool // the request body is fed as chunks
+	reqEnd   bool // END_STREAM received
+	lastFed  bool // the last chunk was fed
+	grpc     bool
+	// ws: an extended CONNECT for WebSocket (RFC 8441), sent upstream as
+	// an HTTP/1.1 upgrade; its DATA both ways are the tunnel's bytes
+	// once the backend answered 101 (framed to the client as 200).
+	ws bool
+	// eofFed: the client's END_STREAM went to the session as ClientEOF
+	// (ws only; the tunnel half-closes upstream).
+	eofFed bool
+	// upEnd: the session half-closed the client side of its tunnel (the
+	// backend closed): END_STREAM goes out once the bytes before it did.
+	upEnd bool
+	// halfOpen: END_STREAM went out on a tunnel whose client side is
+	// still open: its DATA keeps flowing upstream.
+	halfOpen bool
+	// tunnelErr: the tunnel ended other than by both sides closing (a
+	// timeout, a failed send): RST_STREAM CONNECT_ERROR (RFC 9113
+	// section 8.5).
+	tunnelErr  bool
 	used       bool
 	opened     bool // handed to the engine
 	respEnd    bool // END_STREAM or RST_STREAM sent, or reset by the peer
@@ -120,6 +137,11 @@ func (st *H2Stream) start(h *H2Conn, ev *http2.Event) {
 	st.reqEnd = ev.EndStream
 	st.chunked = !ev.EndStream && ev.ContentLength < 0
 	st.method = methodOf(ev.Method)
+	if ev.WebSocket() {
+		// The session sees the GET of an HTTP/1.1 upgrade: no body
+		// framing, the DATA is the tunnel's (AppendRequestHTTP1).
+		st.ws, st.chunked, st.method = true, false, http1.MethodGet
+	}
 	if ct, ok := ev.Header.Get("content-type"); ok && bytes.HasPrefix(ct, []byte("application/grpc")) {
 		st.grpc = true
 	}
@@ -241,7 +263,17 @@ func (st *H2Stream) wake() { st.h.markDirty(st) }
 
 // sessionDone records that the session ended the stream (ActCloseClient).
 func (st *H2Stream) sessionDone() {
+	if s := st.s; st.ws && s != nil && s.x != nil && s.x.phase == phTunnel && !(s.x.shutUp && s.x.shutCli) {
+		st.tunnelErr = true
+	}
 	st.done = true
+	st.h.markDirty(st)
+}
+
+// shutdown records that the session half-closed the client side of its
+// tunnel (ActShutdownClient): the backend closed its side.
+func (st *H2Stream) shutdown() {
+	st.upEnd = true
 	st.h.markDirty(st)
 }
 
@@ -256,7 +288,7 @@ func (st *H2Stream) detach() {
 
 // peerReset handles RST_STREAM from the client.
 func (st *H2Stream) peerReset() {
-	st.respEnd = true
+	st.respEnd, st.halfOpen = true, false
 	st.cv = cvDone
 	st.abort()
 	st.h.markDirty(st)
@@ -281,7 +313,7 @@ func (st *H2Stream) abort() {
 
 // reset ends the stream with RST_STREAM code.
 func (st *H2Stream) reset(code http2.ErrCode) {
-	if !st.respEnd {
+	if !st.respEnd || st.halfOpen {
 		if st.h.room() < 2*http2.FrameHeaderLen {
 			// Written once the output buffer has room.
 			st.h.blocked = true
@@ -291,7 +323,7 @@ func (st *H2Stream) reset(code http2.ErrCode) {
 		}
 		o := &st.h.out[st.h.cur]
 		*o = st.h.c.WriteReset(*o, st.id, code)
-		st.respEnd = true
+		st.respEnd, st.halfOpen = true, false
 		st.cv = cvDone
 	}
 	if s := st.s; s != nil && s.state == sOpen {
@@ -312,9 +344,17 @@ func (st *H2Stream) service() {
 	if st.rst != 0 && !st.respEnd {
 		st.reset(st.rst)
 	}
-	if st.done && !st.respEnd && h.room() >= 64 {
+	if st.upEnd && !st.respEnd && st.cv == cvClose && (st.s == nil || st.s.x == nil || st.s.x.csends.empty()) && h.room() >= 64 {
+		// The backend closed the tunnel: END_STREAM, as a TCP FIN (RFC
+		// 9113 section 8.5); the client may go on sending.
+		st.writeData(nil, true)
+		st.halfOpen = st.respEnd && !st.reqEnd
+	}
+	if st.done && (!st.respEnd || st.halfOpen && st.tunnelErr) && h.room() >= 64 {
 		s := st.s
 		switch {
+		case st.tunnelErr:
+			st.reset(http2.ErrCodeConnect)
 		case st.cv == cvClose && (s == nil || s.x == nil || s.x.csends.empty()):
 			st.writeData(nil, true)
 		case st.cv != cvDone:
@@ -371,8 +411,18 @@ var (
 	colonSpace    = []byte(": ")
 )
 
-// feed hands the session as much of the request as it takes.
+// feed hands the session as much of the request as it takes, and then the
+// end of a WebSocket stream's request side (END_STREAM) as a client EOF.
 func (st *H2Stream) feed() {
+	st.feedBytes()
+	if s := st.s; st.ws && st.reqEnd && !st.eofFed && s != nil && st.headLeft == 0 && st.pending() == 0 {
+		st.eofFed = true
+		s.ClientEOF()
+		st.h.markReady(st)
+	}
+}
+
+func (st *H2Stream) feedBytes() {
 	if st.s != nil && st.s.wantClient() && (st.headLeft > 0 || st.pending() > st.trLeft || st.reqEnd && st.chunked && !st.lastFed) {
 		// The session acts on what it gets: the engine must run it.
 		st.h.markReady(st)
@@ -568,7 +618,10 @@ func (st *H2Stream) convert(p []byte) (int, bool) {
 		}
 		r := &st.res
 		if r.Status == 101 {
-			return 0, false
+			if !st.ws {
+				return 0, false
+			}
+			return st.tunnelHead(p, n)
 		}
 		h.c.BeginHeaders()
 		h.c.AddStatus(r.Status)
@@ -618,6 +671,31 @@ func (st *H2Stream) convert(p []byte) (int, bool) {
 		return st.chunk(p)
 	}
 	return len(p), true
+}
+
+// tunnelHead answers a WebSocket stream whose backend switched protocols
+// (the 101 head, n bytes of p) with 200 and the response's fields (RFC 8441
+// section 5: sec-websocket-protocol, -extensions; the codec drops the
+// connection-specific ones and sec-websocket-accept answers a key the
+// client never sent); the stream's DATA is the tunnel's from now on.
+func (st *H2Stream) tunnelHead(p []byte, n int) (int, bool) {
+	h := st.h
+	r := &st.res
+	h.c.BeginHeaders()
+	h.c.AddStatus(200)
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if name := f.Name.Bytes(p); !equalFold(name, "sec-websocket-accept") {
+			h.c.AddHeader(name, f.Value.Bytes(p))
+		}
+	}
+	o := &h.out[h.cur]
+	var err error
+	if *o, err = h.c.WriteHeaders(*o, st.id, false); err != nil {
+		return 0, false
+	}
+	st.cv = cvClose
+	return n, true
 }
 
 // ended records that END_STREAM went out.
