@@ -23,6 +23,9 @@ import (
 // dataplane/http1 into HEADERS, DATA and trailing HEADERS frames. Routing,
 // filters, retries, timeouts, mirrors, tracing, metrics and the access log
 // are thus the HTTP/1.1 request path's, unchanged: there is one pipeline.
+// WebSocket over HTTP/2 (RFC 8441) rides on it too: an extended CONNECT
+// stream is fed as the HTTP/1.1 upgrade GET, the backend's 101 is framed
+// as 200 and the tunnel's bytes as DATA both ways (h2stream.go).
 //
 // Each stream session has its own upstream connection and timer, which the
 // engine provides as for any session (it is a session whose client is

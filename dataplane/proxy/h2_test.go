@@ -197,6 +197,7 @@ type h2Response struct {
 	header, trailer map[string]string
 	body            []byte
 	ended, reset    bool
+	code            xhttp2.ErrCode // of the RST_STREAM
 }
 
 // readFrames parses the frames the connection sent, per stream.
@@ -237,7 +238,7 @@ func readFrames(t testing.TB, out []byte) map[uint32]*h2Response {
 			r.body = append(r.body, f.Data()...)
 			r.ended = r.ended || f.StreamEnded()
 		case *xhttp2.RSTStreamFrame:
-			r.reset = true
+			r.reset, r.code = true, f.ErrCode
 		}
 	}
 }

@@ -63,8 +63,12 @@ func (b *wsBackend) eof(d *h2drv) {
 }
 
 func newWSDrv(t *testing.T, resp string) (*h2drv, *wsBackend, *h2Client) {
+	return newWSDrvOpts(t, resp, Options{})
+}
+
+func newWSDrvOpts(t *testing.T, resp string, opts Options) (*h2drv, *wsBackend, *h2Client) {
 	cfg, reg := compileTest(t, testSnapshot)
-	d := newH2Drv(t, cfg, reg, "")
+	d := newH2DrvOpts(t, cfg, reg, "", opts)
 	b := &wsBackend{t: t, resp: resp}
 	d.upstream = b.serve
 	c := newH2Client()
@@ -172,6 +176,24 @@ func TestH2WebSocketTunnel(t *testing.T) {
 			t.Fatalf("client got %+v, %d streams", res, d.h.Streams())
 		}
 	})
+	t.Run("tunnel times out", func(t *testing.T) {
+		// A tunnel that ends other than by both sides closing (here its
+		// idle timeout) is reset CONNECT_ERROR (RFC 9113 section 8.5).
+		d, b, c := newWSDrv(t, ws101)
+		c.headers(1, false, wsFields("/chat")...)
+		d.client(c.take())
+		d.out = d.out[:0]
+		b.s.Timer(1 << 62)
+		d.perform(b.s)
+		d.h.Flush()
+		d.run()
+		if res := readFrames(t, d.out)[1]; res == nil || !res.reset || res.code != xhttp2.ErrCodeConnect || res.ended || d.upClosed == 0 {
+			t.Fatalf("client got %+v, %d upstream closes", res, d.upClosed)
+		}
+		if d.h.Streams() != 0 {
+			t.Fatalf("%d streams", d.h.Streams())
+		}
+	})
 	t.Run("client resets", func(t *testing.T) {
 		d, b, c := newWSDrv(t, ws101)
 		c.headers(1, false, wsFields("/chat")...)
@@ -249,5 +271,31 @@ func TestH2WebSocketDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, stream); n != 0 {
 		t.Fatalf("%v allocations per WebSocket stream", n)
+	}
+}
+
+// A WebSocket stream is one access log line when its tunnel ends, as an
+// HTTP/1.1 upgrade is: the backend's 101, the HTTP/2 protocol, the bytes.
+func TestH2WebSocketRecord(t *testing.T) {
+	al, out := newTestLog(t)
+	d, b, c := newWSDrvOpts(t, ws101, Options{AccessLog: al.Worker(0)})
+	c.headers(1, false, wsFields("/chat")...)
+	c.fr.WriteData(1, false, []byte("hello"))
+	d.client(c.take())
+	b.send(d, "world!")
+	b.eof(d)
+	c.fr.WriteData(1, true, nil)
+	d.client(c.take())
+	if err := al.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("access log:\n%s", out.String())
+	}
+	for _, want := range []string{`"protocol":"HTTP/2.0"`, `"status":101`, `"path":"/chat"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Fatalf("access log line %s lacks %s", lines[0], want)
+		}
 	}
 }
