@@ -57,19 +57,34 @@ type H2Stream struct {
 	// Request: the HTTP/1.1 head, then the DATA not yet fed to the
 	// session, then (chunked requests) the trailer section, in order in
 	// rx[:nrx]; rx[0] is the oldest.
-	rx       [rxSegs]rxSeg
-	nrx      int
-	headLeft int
-	trLeft   int   // bytes of the trailer section at the end of rx
-	recv     int64 // DATA bytes received
-	fed      int64 // DATA bytes fed to the session
-	credited int64 // DATA bytes whose credit went back
-	id       uint32
-	method   http1.Method
-	chunked  bool // the request body is fed as chunks
-	reqEnd   bool // END_STREAM received
-	lastFed  bool // the last chunk was fed
-	grpc     bool
+	rx         [rxSegs]rxSeg
+	nrx        int
+	headLeft   int
+	trLeft     int   // bytes of the trailer section at the end of rx
+	recv       int64 // DATA bytes received
+	fed        int64 // DATA bytes fed to the session
+	credited   int64 // DATA bytes whose credit went back
+	id         uint32
+	method     http1.Method
+	chunked    bool // the request body is fed as chunks
+	reqEnd     bool // END_STREAM received
+	lastFed    bool // the last chunk was fed
+	grpc       bool
+	used       bool
+	opened     bool // handed to the engine
+	respEnd    bool // END_STREAM or RST_STREAM sent, or reset by the peer
+	done       bool // the session closed its client: the stream ends
+	inDirty    bool
+	inReady    bool
+	cv, ck     uint8
+	off        int // bytes of the oldest client send converted
+	remaining  int64
+	res        http1.Response
+	tr         []byte // trailer section being collected
+	trLine     int    // start of the trailer line being collected
+	wantEnding bool   // RST_STREAM NO_ERROR sent after a complete response
+	rst        http2.ErrCode
+
 	// ws: an extended CONNECT for WebSocket (RFC 8441), sent upstream as
 	// an HTTP/1.1 upgrade; its DATA both ways are the tunnel's bytes
 	// once the backend answered 101 (framed to the client as 200).
@@ -86,21 +101,7 @@ type H2Stream struct {
 	// tunnelErr: the tunnel ended other than by both sides closing (a
 	// timeout, a failed send): RST_STREAM CONNECT_ERROR (RFC 9113
 	// section 8.5).
-	tunnelErr  bool
-	used       bool
-	opened     bool // handed to the engine
-	respEnd    bool // END_STREAM or RST_STREAM sent, or reset by the peer
-	done       bool // the session closed its client: the stream ends
-	inDirty    bool
-	inReady    bool
-	cv, ck     uint8
-	off        int // bytes of the oldest client send converted
-	remaining  int64
-	res        http1.Response
-	tr         []byte // trailer section being collected
-	trLine     int    // start of the trailer line being collected
-	wantEnding bool   // RST_STREAM NO_ERROR sent after a complete response
-	rst        http2.ErrCode
+	tunnelErr bool
 }
 
 // Session returns the session serving the stream, nil before the engine
