@@ -66,9 +66,11 @@ func TestAddStatus(t *testing.T) {
 	}
 }
 
-var wsConnect = []string{":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":path", "/chat?room=1",
+var wsConnect = []string{
+	":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":path", "/chat?room=1",
 	":authority", "ws.example.com", "sec-websocket-version", "13", "sec-websocket-protocol", "chat, superchat",
-	"sec-websocket-extensions", "permessage-deflate", "origin", "https://example.com"}
+	"sec-websocket-extensions", "permessage-deflate", "origin", "https://example.com",
+}
 
 // TestExtendedConnectSetting: a server advertises
 // SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 only when configured to (RFC 8441

@@ -14,8 +14,10 @@ import (
 // wsFields are the fields of an extended CONNECT for WebSocket (RFC 8441
 // section 5).
 func wsFields(path string, extra ...string) []string {
-	return append([]string{":method", "CONNECT", ":protocol", "websocket", ":scheme", "http", ":authority", "example.com",
-		":path", path, "sec-websocket-version", "13", "sec-websocket-protocol", "chat"}, extra...)
+	return append([]string{
+		":method", "CONNECT", ":protocol", "websocket", ":scheme", "http", ":authority", "example.com",
+		":path", path, "sec-websocket-version", "13", "sec-websocket-protocol", "chat",
+	}, extra...)
 }
 
 const ws101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +

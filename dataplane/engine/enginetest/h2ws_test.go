@@ -57,7 +57,7 @@ type wsClient struct {
 	settings bool  // the server's SETTINGS arrived
 	// connectProtocol: they set SETTINGS_ENABLE_CONNECT_PROTOCOL to 1.
 	connectProtocol bool
-	cur      *wsStream
+	cur             *wsStream
 }
 
 // wsStream is one WebSocket over an HTTP/2 stream.
@@ -148,8 +148,14 @@ func (c *wsClient) connect(id uint32, path string, extra ...string) (*wsStream, 
 			r.t.Fatal(err)
 		}
 	}
-	fields := [][2]string{{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "http"},
-		{":authority", "example.com"}, {":path", path}, {"sec-websocket-version", "13"}}
+	fields := [][2]string{
+		{":method", "CONNECT"},
+		{":protocol", "websocket"},
+		{":scheme", "http"},
+		{":authority", "example.com"},
+		{":path", path},
+		{"sec-websocket-version", "13"},
+	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		fields = append(fields, [2]string{extra[i], extra[i+1]})
 		if !strings.HasPrefix(extra[i], ":") {
