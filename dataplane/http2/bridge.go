@@ -23,7 +23,8 @@ import (
 // "connection: upgrade", "upgrade: websocket" and a fresh random
 // sec-websocket-key (the client sends none over HTTP/2), its other fields
 // (sec-websocket-version, -protocol, -extensions, origin...) as they are,
-// and no body framing: the DATA that follows is the tunnel's bytes. An
+// and no body framing (a content-length is dropped): the DATA that follows
+// is the tunnel's bytes. An
 // extended CONNECT for another protocol is written as a plain CONNECT to
 // :authority, which the proxy does not serve (501).
 func AppendRequestHTTP1(dst []byte, ev *Event) []byte {
@@ -75,9 +76,9 @@ func AppendRequestHTTP1(dst []byte, ev *Event) []byte {
 		case "cookie":
 			cookies++
 			continue
-		case "sec-websocket-key":
+		case "sec-websocket-key", "content-length":
 			if ws {
-				continue
+				continue // the proxy's own key; the DATA is no body
 			}
 		}
 		dst = appendFieldLine(dst, name, value)

@@ -107,7 +107,7 @@ func TestExtendedConnectSetting(t *testing.T) {
 // an HTTP/1.1 upgrade request (RFC 8441 section 5 to RFC 6455 section 4.1).
 func TestExtendedConnectWebSocket(t *testing.T) {
 	p := newServerPeer(t, Config{EnableConnectProtocol: true})
-	evs := p.mustFeed(p.headers(1, false, append(wsConnect, "sec-websocket-key", "c2VudCBieSB0aGUgY2xpZW50IQ==")...))
+	evs := p.mustFeed(p.headers(1, false, append(wsConnect, "sec-websocket-key", "c2VudCBieSB0aGUgY2xpZW50IQ==", "content-length", "100")...))
 	if len(evs) != 1 || !evs[0].WebSocket() || string(evs[0].Protocol) != "websocket" {
 		t.Fatalf("%+v", evs)
 	}
