@@ -3,10 +3,13 @@ package enginetest
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -71,8 +74,8 @@ type wsStream struct {
 	got bool // RST_STREAM received
 }
 
-func newWSClient(t *testing.T, port int) *wsClient {
-	return &wsClient{r: dialH2(t, port), connWin: 65535, initWin: 65535}
+func newWSClient(r *h2raw) *wsClient {
+	return &wsClient{r: r, connWin: 65535, initWin: 65535}
 }
 
 // next reads one frame, acknowledging SETTINGS and PING, keeping the
@@ -313,68 +316,94 @@ func (w *wsStream) expectEnd() {
 // TestH2WebSocket: messages echoed both ways (one larger than either
 // side's stream window, so that both directions wait for credit), a close
 // from either side, a refused upgrade, a malformed extended CONNECT, and a
-// reset stream closing its tunnel's upstream connection.
+// reset stream closing its tunnel's upstream connection; over h2c and over
+// TLS (ALPN h2).
 func TestH2WebSocket(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
-		var ended atomic.Int32
-		be := wsEchoBackend(t, &ended)
-		port := FreePort(t)
-		te := startEngine(t, k)
-		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
-		c := newWSClient(t, port)
-		w, status := c.connect(1, "/chat", "sec-websocket-protocol", "chat")
-		if !c.connectProtocol {
-			t.Fatal("the server's SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL = 1")
-		}
-		if status != "200" || w.end {
-			t.Fatalf("extended CONNECT: status %q", status)
-		}
-		big := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16)
-		for _, msg := range [][]byte{[]byte("hello"), big, []byte("again")} {
-			w.send(wsText, msg)
-			op, got, err := w.read()
-			if err != nil || op != wsText || !bytes.Equal(got, msg) {
-				t.Fatalf("echo of %d bytes: op %d, %d bytes, %v", len(msg), op, len(got), err)
+		t.Run("h2c", func(t *testing.T) {
+			var ended atomic.Int32
+			be := wsEchoBackend(t, &ended)
+			port := FreePort(t)
+			te := startEngine(t, k)
+			te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+			checkWebSocket(t, newWSClient(dialH2(t, port)), &ended)
+		})
+		t.Run("tls", func(t *testing.T) {
+			var ended atomic.Int32
+			be := wsEchoBackend(t, &ended)
+			port := FreePort(t)
+			te := startEngine(t, k)
+			te.apply(CompileYAML(t, te.reg, httpsSnapshot(port, be.Addr(), "", newTLSCert(t, "example.com"))))
+			d := net.Dialer{Timeout: 5 * time.Second}
+			tc, err := tls.DialWithDialer(&d, "tcp", "127.0.0.1:"+strconv.Itoa(port),
+				&tls.Config{ServerName: "example.com", InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		// The client closes: the server answers the close frame and
-		// closes its connection, which ends the stream.
-		w.send(wsClose, []byte{0x03, 0xe8})
-		w.expectEnd()
-		w.endStream()
-
-		// The server closes first.
-		w, status = c.connect(3, "/chat")
-		if status != "200" {
-			t.Fatalf("second stream: status %q", status)
-		}
-		w.send(wsText, []byte("ping"))
-		if _, got, err := w.read(); err != nil || string(got) != "ping" {
-			t.Fatalf("echo: %q %v", got, err)
-		}
-		w.send(wsText, []byte("bye"))
-		w.expectEnd()
-		w.endStream()
-
-		// A backend that refuses the upgrade answers with its status.
-		if _, status := c.connect(5, "/refuse"); status != "403" {
-			t.Fatalf("refused upgrade: status %q", status)
-		}
-		// A malformed extended CONNECT (no :scheme) is reset
-		// PROTOCOL_ERROR, and the connection carries on.
-		if _, status := c.connect(7, "/chat", ":scheme", ""); status != "reset PROTOCOL_ERROR" {
-			t.Fatalf("malformed extended CONNECT: %q", status)
-		}
-		w, status = c.connect(9, "/chat")
-		if status != "200" {
-			t.Fatalf("third stream: status %q", status)
-		}
-		// RST_STREAM closes the tunnel's upstream connection.
-		w.send(wsText, []byte("one"))
-		if _, got, err := w.read(); err != nil || string(got) != "one" {
-			t.Fatalf("echo: %q %v", got, err)
-		}
-		c.r.fr.WriteRSTStream(9, http2.ErrCodeCancel)
-		WaitFor(t, "the backend to see the reset tunnel close", 10*time.Second, func() bool { return ended.Load() == 3 })
+			t.Cleanup(func() { tc.Close() })
+			if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+				t.Fatalf("ALPN %q", p)
+			}
+			checkWebSocket(t, newWSClient(startH2(t, tc)), &ended)
+		})
 	})
+}
+
+// checkWebSocket runs TestH2WebSocket's streams on c, whose backend
+// counts the WebSocket connections it saw end in ended.
+func checkWebSocket(t *testing.T, c *wsClient, ended *atomic.Int32) {
+	w, status := c.connect(1, "/chat", "sec-websocket-protocol", "chat")
+	if !c.connectProtocol {
+		t.Fatal("the server's SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL = 1")
+	}
+	if status != "200" || w.end {
+		t.Fatalf("extended CONNECT: status %q", status)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300<<10/16)
+	for _, msg := range [][]byte{[]byte("hello"), big, []byte("again")} {
+		w.send(wsText, msg)
+		op, got, err := w.read()
+		if err != nil || op != wsText || !bytes.Equal(got, msg) {
+			t.Fatalf("echo of %d bytes: op %d, %d bytes, %v", len(msg), op, len(got), err)
+		}
+	}
+	// The client closes: the server answers the close frame and
+	// closes its connection, which ends the stream.
+	w.send(wsClose, []byte{0x03, 0xe8})
+	w.expectEnd()
+	w.endStream()
+
+	// The server closes first.
+	w, status = c.connect(3, "/chat")
+	if status != "200" {
+		t.Fatalf("second stream: status %q", status)
+	}
+	w.send(wsText, []byte("ping"))
+	if _, got, err := w.read(); err != nil || string(got) != "ping" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+	w.send(wsText, []byte("bye"))
+	w.expectEnd()
+	w.endStream()
+
+	// A backend that refuses the upgrade answers with its status.
+	if _, status := c.connect(5, "/refuse"); status != "403" {
+		t.Fatalf("refused upgrade: status %q", status)
+	}
+	// A malformed extended CONNECT (no :scheme) is reset
+	// PROTOCOL_ERROR, and the connection carries on.
+	if _, status := c.connect(7, "/chat", ":scheme", ""); status != "reset PROTOCOL_ERROR" {
+		t.Fatalf("malformed extended CONNECT: %q", status)
+	}
+	w, status = c.connect(9, "/chat")
+	if status != "200" {
+		t.Fatalf("third stream: status %q", status)
+	}
+	// RST_STREAM closes the tunnel's upstream connection.
+	w.send(wsText, []byte("one"))
+	if _, got, err := w.read(); err != nil || string(got) != "one" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+	c.r.fr.WriteRSTStream(9, http2.ErrCodeCancel)
+	WaitFor(t, "the backend to see the reset tunnel close", 10*time.Second, func() bool { return ended.Load() == 3 })
 }
