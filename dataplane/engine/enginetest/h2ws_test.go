@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
@@ -208,6 +209,27 @@ func (c *wsClient) connect(id uint32, path string, extra ...string) (*wsStream, 
 func (w *wsStream) send(op byte, payload []byte) {
 	t := w.c.r.t
 	t.Helper()
+	b := maskedFrame(op, payload)
+	for len(b) > 0 {
+		k := int(min(int64(len(b)), 16<<10, w.win, w.c.connWin))
+		if k <= 0 {
+			if _, err := w.c.next(); err != nil || w.got {
+				t.Fatalf("stream %d waiting for window: %v, reset %v", w.id, err, w.rst)
+			}
+			continue
+		}
+		if err := w.c.r.fr.WriteData(w.id, false, b[:k]); err != nil {
+			t.Fatal(err)
+		}
+		w.win -= int64(k)
+		w.c.connWin -= int64(k)
+		b = b[k:]
+	}
+}
+
+// maskedFrame returns a client's WebSocket frame (RFC 6455 section 5.2):
+// opcode op, masked payload.
+func maskedFrame(op byte, payload []byte) []byte {
 	b := []byte{0x80 | op}
 	switch n := len(payload); {
 	case n < 126:
@@ -225,21 +247,7 @@ func (w *wsStream) send(op byte, payload []byte) {
 	for i, c := range payload {
 		b = append(b, c^mask[i%4])
 	}
-	for len(b) > 0 {
-		k := int(min(int64(len(b)), 16<<10, w.win, w.c.connWin))
-		if k <= 0 {
-			if _, err := w.c.next(); err != nil || w.got {
-				t.Fatalf("stream %d waiting for window: %v, reset %v", w.id, err, w.rst)
-			}
-			continue
-		}
-		if err := w.c.r.fr.WriteData(w.id, false, b[:k]); err != nil {
-			t.Fatal(err)
-		}
-		w.win -= int64(k)
-		w.c.connWin -= int64(k)
-		b = b[k:]
-	}
+	return b
 }
 
 // endStream sends END_STREAM (the client's side of the tunnel closes).
@@ -406,4 +414,69 @@ func checkWebSocket(t *testing.T, c *wsClient, ended *atomic.Int32) {
 	}
 	c.r.fr.WriteRSTStream(9, http2.ErrCodeCancel)
 	WaitFor(t, "the backend to see the reset tunnel close", 10*time.Second, func() bool { return ended.Load() == 3 })
+}
+
+// TestH2WebSocketGoClient: the HTTP/2 client of golang.org/x/net (h2c with
+// prior knowledge), which sends extended CONNECT once the server's SETTINGS
+// allow it, reaches the WebSocket backend through either engine. (net/http's
+// own Transport refuses the :protocol field before it reaches HTTP/2.)
+func TestH2WebSocketGoClient(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		var ended atomic.Int32
+		be := wsEchoBackend(t, &ended)
+		port := FreePort(t)
+		te := startEngine(t, k)
+		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
+		pr, pw := io.Pipe()
+		req, err := http.NewRequest(http.MethodConnect, "http://127.0.0.1:"+strconv.Itoa(port)+"/chat", pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "example.com"
+		req.Header[":protocol"] = []string{"websocket"}
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		defer tr.CloseIdleConnections()
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
+			t.Fatalf("extended CONNECT: %s %s", res.Proto, res.Status)
+		}
+		var in []byte
+		for _, msg := range []string{"hello", strings.Repeat("x", 100<<10)} {
+			frame := maskedFrame(wsText, []byte(msg))
+			go pw.Write(frame)
+			for {
+				op, got, n, ok := parseWSFrame(in)
+				if ok {
+					in = in[n:]
+					if op != wsText || string(got) != msg {
+						t.Fatalf("echo of %d bytes: op %d, %d bytes", len(msg), op, len(got))
+					}
+					break
+				}
+				buf := make([]byte, 32<<10)
+				n, err := res.Body.Read(buf)
+				if err != nil && n == 0 {
+					t.Fatalf("reading the tunnel: %v", err)
+				}
+				in = append(in, buf[:n]...)
+			}
+		}
+		// "bye": the server closes its connection (x/net's server sends
+		// no close frame), so the client reads the end of the stream.
+		go pw.Write(maskedFrame(wsText, []byte("bye")))
+		rest, err := io.ReadAll(res.Body)
+		if op, _, _, ok := parseWSFrame(append(in, rest...)); err != nil || ok && op != wsClose {
+			t.Fatalf("after bye: %q %v", rest, err)
+		}
+		pw.Close()
+		WaitFor(t, "the backend to see the tunnel close", 10*time.Second, func() bool { return ended.Load() == 1 })
+	})
 }
