@@ -435,12 +435,18 @@ func TestH2WebSocketGoClient(t *testing.T) {
 		req.Host = "example.com"
 		req.Header[":protocol"] = []string{"websocket"}
 		req.Header.Set("Sec-WebSocket-Version", "13")
-		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}}
-		defer tr.CloseIdleConnections()
-		res, err := tr.RoundTrip(req)
+		// x/net's Transport is deprecated in favour of net/http's, which
+		// rejects the :protocol field (Go 1.26): it is the Go client that
+		// speaks RFC 8441.
+		tr := &http2.Transport{
+			AllowHTTP: true, //nolint:staticcheck // see above
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			},
+		}
+		defer tr.CloseIdleConnections() //nolint:staticcheck // see above
+		res, err := tr.RoundTrip(req)   //nolint:staticcheck // see above
 		if err != nil {
 			t.Fatal(err)
 		}
