@@ -435,18 +435,8 @@ func TestH2WebSocketGoClient(t *testing.T) {
 		req.Host = "example.com"
 		req.Header[":protocol"] = []string{"websocket"}
 		req.Header.Set("Sec-WebSocket-Version", "13")
-		// x/net's Transport is deprecated in favour of net/http's, which
-		// rejects the :protocol field (Go 1.26): it is the Go client that
-		// speaks RFC 8441.
-		tr := &http2.Transport{
-			AllowHTTP: true, //nolint:staticcheck // see above
-			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, network, addr)
-			},
-		}
-		defer tr.CloseIdleConnections() //nolint:staticcheck // see above
-		res, err := tr.RoundTrip(req)   //nolint:staticcheck // see above
+		res, done, err := xnetRoundTrip(req)
+		defer done()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -485,4 +475,20 @@ func TestH2WebSocketGoClient(t *testing.T) {
 		pw.Close()
 		WaitFor(t, "the backend to see the tunnel close", 10*time.Second, func() bool { return ended.Load() == 1 })
 	})
+}
+
+// xnetRoundTrip sends req over a new h2c connection with x/net's HTTP/2
+// Transport and returns the response and a function closing the connection.
+//
+//nolint:staticcheck // x/net's Transport is deprecated in favour of net/http's, which rejects the :protocol field (Go 1.26): it is the Go client that speaks RFC 8441.
+func xnetRoundTrip(req *http.Request) (*http.Response, func(), error) {
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	res, err := tr.RoundTrip(req)
+	return res, tr.CloseIdleConnections, err
 }
