@@ -178,6 +178,16 @@ func TestH2WebSocketTunnel(t *testing.T) {
 			t.Fatalf("client got %+v, %d streams", res, d.h.Streams())
 		}
 	})
+	t.Run("backend speaks first", func(t *testing.T) {
+		// Bytes right behind the 101 head are the tunnel's first DATA.
+		d, _, c := newWSDrv(t, ws101+"\x81\x02hi")
+		c.headers(1, false, wsFields("/chat")...)
+		d.out = d.out[:0]
+		d.client(c.take())
+		if res := readFrames(t, d.out)[1]; res == nil || res.header[":status"] != "200" || string(res.body) != "\x81\x02hi" || res.ended {
+			t.Fatalf("client got %+v", res)
+		}
+	})
 	t.Run("tunnel times out", func(t *testing.T) {
 		// A tunnel that ends other than by both sides closing (here its
 		// idle timeout) is reset CONNECT_ERROR (RFC 9113 section 8.5).
