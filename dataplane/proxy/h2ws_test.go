@@ -305,7 +305,7 @@ func TestH2WebSocketRecord(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("access log:\n%s", out.String())
 	}
-	for _, want := range []string{`"protocol":"HTTP/2.0"`, `"status":101`, `"path":"/chat"`} {
+	for _, want := range []string{`"protocol":"HTTP/2.0"`, `"status":101`, `"method":"GET"`, `"path":"/chat"`} {
 		if !strings.Contains(lines[0], want) {
 			t.Fatalf("access log line %s lacks %s", lines[0], want)
 		}
