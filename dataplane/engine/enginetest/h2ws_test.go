@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -418,8 +419,10 @@ func checkWebSocket(t *testing.T, c *wsClient, ended *atomic.Int32) {
 
 // TestH2WebSocketGoClient: the HTTP/2 client of golang.org/x/net (h2c with
 // prior knowledge), which sends extended CONNECT once the server's SETTINGS
-// allow it, reaches the WebSocket backend through either engine. (net/http's
-// own Transport refuses the :protocol field before it reaches HTTP/2.)
+// allow it, runs 8 WebSocket streams at once on one connection through
+// either engine (messages of up to 100 KiB, so the tunnels share the
+// connection window), and each ends when the server closes.
+// (net/http's own Transport refuses the :protocol field.)
 func TestH2WebSocketGoClient(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, k kind) {
 		var ended atomic.Int32
@@ -427,68 +430,90 @@ func TestH2WebSocketGoClient(t *testing.T) {
 		port := FreePort(t)
 		te := startEngine(t, k)
 		te.apply(CompileYAML(t, te.reg, HTTPSnapshot(port, []string{be.Addr()}, "", "", "")))
-		pr, pw := io.Pipe()
-		req, err := http.NewRequest(http.MethodConnect, "http://127.0.0.1:"+strconv.Itoa(port)+"/chat", pr)
-		if err != nil {
-			t.Fatal(err)
+		var dials atomic.Int32
+		rt, closeIdle := xnetTransport(&dials)
+		defer closeIdle()
+		const streams = 8
+		errs := make(chan error, streams)
+		for i := range streams {
+			go func() { errs <- wsGoStream(rt, port, i) }()
 		}
-		req.Host = "example.com"
-		req.Header[":protocol"] = []string{"websocket"}
-		req.Header.Set("Sec-WebSocket-Version", "13")
-		res, done, err := xnetRoundTrip(req)
-		defer done()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
-			t.Fatalf("extended CONNECT: %s %s", res.Proto, res.Status)
-		}
-		var in []byte
-		for _, msg := range []string{"hello", strings.Repeat("x", 100<<10)} {
-			frame := maskedFrame(wsText, []byte(msg))
-			go pw.Write(frame)
-			for {
-				op, got, n, ok := parseWSFrame(in)
-				if ok {
-					in = in[n:]
-					if op != wsText || string(got) != msg {
-						t.Fatalf("echo of %d bytes: op %d, %d bytes", len(msg), op, len(got))
-					}
-					break
-				}
-				buf := make([]byte, 32<<10)
-				n, err := res.Body.Read(buf)
-				if err != nil && n == 0 {
-					t.Fatalf("reading the tunnel: %v", err)
-				}
-				in = append(in, buf[:n]...)
+		for range streams {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
 			}
 		}
-		// "bye": the server closes its connection (x/net's server sends
-		// no close frame), so the client reads the end of the stream.
-		go pw.Write(maskedFrame(wsText, []byte("bye")))
-		rest, err := io.ReadAll(res.Body)
-		if op, _, _, ok := parseWSFrame(append(in, rest...)); err != nil || ok && op != wsClose {
-			t.Fatalf("after bye: %q %v", rest, err)
+		if n := dials.Load(); n != 1 {
+			t.Fatalf("%d connections for %d streams", n, streams)
 		}
-		pw.Close()
-		WaitFor(t, "the backend to see the tunnel close", 10*time.Second, func() bool { return ended.Load() == 1 })
+		WaitFor(t, "the backend to see the tunnels close", 10*time.Second, func() bool { return ended.Load() == streams })
 	})
 }
 
-// xnetRoundTrip sends req over a new h2c connection with x/net's HTTP/2
-// Transport and returns the response and a function closing the connection.
+// wsGoStream opens a WebSocket stream with rt, echoes messages of
+// growing size through it (stream i's own bytes), then says "bye" and
+// expects the end of the stream.
+func wsGoStream(rt http.RoundTripper, port, i int) error {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest(http.MethodConnect, "http://127.0.0.1:"+strconv.Itoa(port)+"/chat", pr)
+	if err != nil {
+		return err
+	}
+	req.Host = "example.com"
+	req.Header[":protocol"] = []string{"websocket"}
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	res, err := rt.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
+		return fmt.Errorf("stream %d: extended CONNECT: %s %s", i, res.Proto, res.Status)
+	}
+	var in []byte
+	buf := make([]byte, 32<<10)
+	for _, size := range []int{5, 1000, 40 << 10, 100 << 10} {
+		msg := bytes.Repeat([]byte{byte('a' + i)}, size)
+		go pw.Write(maskedFrame(wsText, msg))
+		for {
+			op, got, n, ok := parseWSFrame(in)
+			if ok {
+				in = in[n:]
+				if op != wsText || !bytes.Equal(got, msg) {
+					return fmt.Errorf("stream %d: echo of %d bytes: op %d, %d bytes", i, size, op, len(got))
+				}
+				break
+			}
+			n, err := res.Body.Read(buf)
+			if err != nil && n == 0 {
+				return fmt.Errorf("stream %d: reading the tunnel: %w", i, err)
+			}
+			in = append(in, buf[:n]...)
+		}
+	}
+	// "bye": the server closes its connection (x/net's server sends no
+	// close frame), so the client reads the end of the stream.
+	go pw.Write(maskedFrame(wsText, []byte("bye")))
+	rest, err := io.ReadAll(res.Body)
+	if op, _, _, ok := parseWSFrame(append(in, rest...)); err != nil || ok && op != wsClose {
+		return fmt.Errorf("stream %d: after bye: %q %w", i, rest, err)
+	}
+	return nil
+}
+
+// xnetTransport returns x/net's HTTP/2 Transport over h2c, counting its
+// connections in dials, and a function closing them.
 //
 //nolint:staticcheck // x/net's Transport is deprecated in favour of net/http's, which rejects the :protocol field (Go 1.26): it is the Go client that speaks RFC 8441.
-func xnetRoundTrip(req *http.Request) (*http.Response, func(), error) {
+func xnetTransport(dials *atomic.Int32) (http.RoundTripper, func()) {
 	tr := &http2.Transport{
 		AllowHTTP: true,
 		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			dials.Add(1)
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
 		},
 	}
-	res, err := tr.RoundTrip(req)
-	return res, tr.CloseIdleConnections, err
+	return tr, tr.CloseIdleConnections
 }
