@@ -177,14 +177,18 @@ func (st *H2Stream) pending() int {
 }
 
 // advance drops the n oldest request bytes (fed to the session); a
-// buffer emptied goes back to the pool unless it is the only one.
+// buffer emptied goes back to the pool unless it is the only one of a
+// request (a WebSocket stream, which may idle for hours, keeps none).
 func (st *H2Stream) advance(n int) {
+	if st.nrx == 0 {
+		return
+	}
 	f := &st.rx[0]
 	f.r += n
 	if f.r < f.w {
 		return
 	}
-	if st.nrx == 1 {
+	if st.nrx == 1 && !st.ws {
 		f.r, f.w = 0, 0
 		return
 	}
@@ -198,6 +202,9 @@ func (st *H2Stream) advance(n int) {
 // reports false when they would exceed rxSegs buffers.
 func (st *H2Stream) put(p []byte) bool {
 	for len(p) > 0 {
+		if st.nrx == 0 {
+			st.rx[0], st.nrx = rxSeg{b: st.h.w.Buffers.GetBuffer()}, 1
+		}
 		t := &st.rx[st.nrx-1]
 		if len(t.b)-t.w < len(p) && st.nrx == 1 && t.r > 0 {
 			t.w = copy(t.b, t.b[t.r:t.w])

@@ -131,6 +131,10 @@ func TestH2WebSocketTunnel(t *testing.T) {
 		if string(b.got) != "hello" {
 			t.Fatalf("backend got %q", b.got)
 		}
+		// The stream holds no buffer of its own while the tunnel idles.
+		if st := d.h.streams[0]; st.nrx != 0 {
+			t.Fatalf("an idle WebSocket stream holds %d buffers", st.nrx)
+		}
 		// Backend to client.
 		d.out = d.out[:0]
 		b.send(d, "world")
