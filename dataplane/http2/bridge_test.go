@@ -1,6 +1,8 @@
 package http2
 
 import (
+	"bytes"
+	"encoding/base64"
 	"testing"
 
 	"github.com/flaxlb/flax/dataplane/http1"
@@ -60,6 +62,136 @@ func TestAddStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if evs := c.mustFeed(out); len(evs) != 1 || evs[0].Status != 503 {
+		t.Fatalf("%+v", evs)
+	}
+}
+
+var wsConnect = []string{
+	":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":path", "/chat?room=1",
+	":authority", "ws.example.com", "sec-websocket-version", "13", "sec-websocket-protocol", "chat, superchat",
+	"sec-websocket-extensions", "permessage-deflate", "origin", "https://example.com",
+}
+
+// TestExtendedConnectSetting: a server advertises
+// SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 only when configured to (RFC 8441
+// section 3).
+func TestExtendedConnectSetting(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		c := NewConn(RoleServer, Config{EnableConnectProtocol: on})
+		f, _, err := ReadFrame(c.Start(nil), MaxMaxFrameSize)
+		if err != nil || f.Type != FrameSettings {
+			t.Fatalf("first frame %v %v", f.Type, err)
+		}
+		got := false
+		for i := range f.NumSettings() {
+			if s := f.Setting(i); s.ID == SettingEnableConnectProtocol {
+				got = s.Val == 1
+			}
+		}
+		if got != on {
+			t.Errorf("EnableConnectProtocol %v: advertised %v", on, got)
+		}
+	}
+	// A client never advertises it.
+	c := NewConn(RoleClient, Config{EnableConnectProtocol: true})
+	out := c.Start(nil)
+	f, _, _ := ReadFrame(out[len(ClientPreface):], MaxMaxFrameSize)
+	for i := range f.NumSettings() {
+		if f.Setting(i).ID == SettingEnableConnectProtocol {
+			t.Error("client advertised ENABLE_CONNECT_PROTOCOL")
+		}
+	}
+}
+
+// TestExtendedConnectWebSocket: an extended CONNECT for WebSocket becomes
+// an HTTP/1.1 upgrade request (RFC 8441 section 5 to RFC 6455 section 4.1).
+func TestExtendedConnectWebSocket(t *testing.T) {
+	p := newServerPeer(t, Config{EnableConnectProtocol: true})
+	evs := p.mustFeed(p.headers(1, false, append(wsConnect, "sec-websocket-key", "c2VudCBieSB0aGUgY2xpZW50IQ==", "content-length", "100")...))
+	if len(evs) != 1 || !evs[0].WebSocket() || string(evs[0].Protocol) != "websocket" {
+		t.Fatalf("%+v", evs)
+	}
+	head := AppendRequestHTTP1(nil, &evs[0])
+	var req http1.Request
+	req.Reset()
+	n, err := http1.ParseRequest(head, &req, http1.Limits{})
+	if err != nil || n != len(head) {
+		t.Fatalf("http1 parse of %q: n=%d err=%v", head, n, err)
+	}
+	if req.Method != http1.MethodGet || string(req.Path.Bytes(head)) != "/chat" || string(req.Authority.Bytes(head)) != "ws.example.com" ||
+		!req.UpgradeRequested() || string(req.Upgrade.Bytes(head)) != "websocket" || req.Framing() != http1.FramingNone {
+		t.Fatalf("parsed %q as %+v", head, req)
+	}
+	fields := map[string][]string{}
+	for i := range req.Fields {
+		f := &req.Fields[i]
+		fields[string(f.Name.Bytes(head))] = append(fields[string(f.Name.Bytes(head))], string(f.Value.Bytes(head)))
+	}
+	for name, want := range map[string]string{
+		"sec-websocket-version": "13", "sec-websocket-protocol": "chat, superchat",
+		"sec-websocket-extensions": "permessage-deflate", "origin": "https://example.com",
+	} {
+		if v := fields[name]; len(v) != 1 || v[0] != want {
+			t.Errorf("%s: %q, want %q", name, v, want)
+		}
+	}
+	keys := fields["sec-websocket-key"]
+	if len(keys) != 1 || keys[0] == "c2VudCBieSB0aGUgY2xpZW50IQ==" {
+		t.Fatalf("sec-websocket-key %q: want one of the proxy's own", keys)
+	}
+	if raw, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(raw) != 16 {
+		t.Fatalf("sec-websocket-key %q: %v, %d bytes", keys[0], err, len(raw))
+	}
+	// A fresh key per request.
+	evs = p.mustFeed(p.headers(3, false, wsConnect...))
+	if again := AppendRequestHTTP1(nil, &evs[0]); bytes.Contains(again, []byte(keys[0])) {
+		t.Fatal("the same sec-websocket-key twice")
+	}
+	// Another protocol is a plain CONNECT, which the proxy does not serve.
+	evs = p.mustFeed(p.headers(5, false, ":method", "CONNECT", ":protocol", "connect-udp", ":scheme", "https",
+		":path", "/.well-known/masque/udp/h/53/", ":authority", "proxy.example.com"))
+	if len(evs) != 1 || evs[0].WebSocket() {
+		t.Fatalf("%+v", evs)
+	}
+	if head := AppendRequestHTTP1(nil, &evs[0]); !bytes.HasPrefix(head, []byte("CONNECT proxy.example.com:443 HTTP/1.1\r\n")) {
+		t.Fatalf("%q", head)
+	}
+}
+
+// TestExtendedConnectMalformed: extended CONNECT requests that break RFC
+// 8441 section 4 (or use :protocol where the server did not enable it) are
+// malformed: RST_STREAM PROTOCOL_ERROR (RFC 9113 section 8.1.1), and the
+// connection goes on.
+func TestExtendedConnectMalformed(t *testing.T) {
+	cases := map[string]struct {
+		kv []string
+		on bool
+	}{
+		"setting off":        {wsConnect, false},
+		"no path":            {[]string{":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":authority", "a"}, true},
+		"no scheme":          {[]string{":method", "CONNECT", ":protocol", "websocket", ":path", "/", ":authority", "a"}, true},
+		"no authority":       {[]string{":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":path", "/"}, true},
+		"protocol on GET":    {[]string{":method", "GET", ":protocol", "websocket", ":scheme", "https", ":path", "/", ":authority", "a"}, true},
+		"empty protocol":     {[]string{":method", "CONNECT", ":protocol", "", ":scheme", "https", ":path", "/", ":authority", "a"}, true},
+		"protocol not token": {[]string{":method", "CONNECT", ":protocol", "web socket", ":scheme", "https", ":path", "/", ":authority", "a"}, true},
+		"relative path":      {[]string{":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":path", "chat", ":authority", "a"}, true},
+		"two protocols":      {[]string{":method", "CONNECT", ":protocol", "websocket", ":protocol", "websocket", ":scheme", "https", ":path", "/", ":authority", "a"}, true},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newServerPeer(t, Config{EnableConnectProtocol: c.on})
+			if evs := p.feed(p.headers(1, false, c.kv...)); len(evs) != 0 {
+				t.Fatalf("events %+v for a malformed request", evs)
+			}
+			p.expectReset(1, ErrCodeProtocol)
+			if evs := p.mustFeed(p.headers(3, true, getReq...)); len(evs) != 1 {
+				t.Fatalf("next request: %+v", evs)
+			}
+		})
+	}
+	// Plain CONNECT is unchanged by the setting.
+	p := newServerPeer(t, Config{EnableConnectProtocol: true})
+	if evs := p.mustFeed(p.headers(1, false, ":method", "CONNECT", ":authority", "db:5432")); len(evs) != 1 || evs[0].WebSocket() {
 		t.Fatalf("%+v", evs)
 	}
 }

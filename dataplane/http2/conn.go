@@ -69,6 +69,12 @@ type Config struct {
 	// EmptyFrameBudget bounds empty DATA frames without END_STREAM the same
 	// way; a frame that carries data gives one back.
 	EmptyFrameBudget int
+	// EnableConnectProtocol (server role) advertises
+	// SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 and accepts extended CONNECT
+	// requests, which carry :protocol (RFC 8441). Without it a request
+	// with :protocol is malformed (RFC 9113 section 8.3: an unknown
+	// pseudo-header field).
+	EnableConnectProtocol bool
 }
 
 func (cfg *Config) normalize() {
@@ -273,7 +279,7 @@ func (c *Conn) Start(dst []byte) []byte {
 	if c.role == RoleClient {
 		dst = append(dst, ClientPreface...)
 	}
-	var s [6]Setting
+	var s [7]Setting
 	n := 0
 	add := func(id SettingID, v uint32) {
 		s[n] = Setting{id, v}
@@ -291,6 +297,9 @@ func (c *Conn) Start(dst []byte) []byte {
 		add(SettingHeaderTableSize, c.cfg.HeaderTableSize)
 	}
 	add(SettingMaxHeaderListSize, c.cfg.MaxHeaderListSize)
+	if c.role == RoleServer && c.cfg.EnableConnectProtocol {
+		add(SettingEnableConnectProtocol, 1)
+	}
 	dst = AppendSettings(dst, s[:n])
 	c.settingsPending++
 	if d := c.cfg.ConnWindowSize - initialWindow; d > 0 {
@@ -582,7 +591,8 @@ func (c *Conn) onHeaderBlock(id uint32, block []byte, endStream bool) (Event, *E
 			return Event{}, errRefused
 		}
 		var p pseudo
-		if !checkBlock(&c.hdrs, blockRequest, &p) {
+		if !checkBlock(&c.hdrs, blockRequest, &p) ||
+			(p.protocol != nil && !c.cfg.EnableConnectProtocol) {
 			return Event{}, errMalformed
 		}
 		st = c.alloc(id)

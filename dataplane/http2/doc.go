@@ -45,7 +45,8 @@
 //
 // AppendRequestHTTP1 rewrites a request as an HTTP/1.1 head, so the
 // proxy's HTTP/1.1 request path (dataplane/http1, routing, filters) can
-// serve HTTP/2 streams unchanged.
+// serve HTTP/2 streams unchanged; a WebSocket extended CONNECT (RFC 8441,
+// Config.EnableConnectProtocol) becomes the HTTP/1.1 upgrade request.
 //
 // A connection error from Next queues a GOAWAY; the caller sends it and
 // closes. Stream errors are handled inside Next: the RST_STREAM is queued

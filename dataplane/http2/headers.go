@@ -54,6 +54,22 @@ func validValue(v []byte) bool {
 	return true
 }
 
+// validProtocol reports whether v is a token (RFC 9110 section 5.6.2), as
+// the :protocol of an extended CONNECT must be (the Upgrade token it
+// stands for, RFC 8441 section 4). Uppercase letters are allowed: the
+// registry's tokens are case-insensitive.
+func validProtocol(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, c := range v {
+		if !tokenChars[c] && (c < 'A' || c > 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 func isWS(c byte) bool { return c == ' ' || c == '\t' }
 
 func asciiEqualFold(a, b []byte) bool {
@@ -175,6 +191,10 @@ func checkBlock(h *HeaderList, kind blockKind, p *pseudo) bool {
 			return false
 		} else if p.path[0] != '/' && (string(p.path) != "*" || string(p.method) != "OPTIONS") {
 			return false // origin-form or asterisk-form only (section 8.3.1)
+		} else if p.protocol != nil && (len(p.authority) == 0 || !validProtocol(p.protocol)) {
+			// Extended CONNECT (RFC 8441 section 4): :scheme, :path and
+			// :authority of the target, and a protocol token.
+			return false
 		}
 		if p.authority != nil && host != nil && !asciiEqualFold(p.authority, host) {
 			return false // RFC 9113 section 8.3.1

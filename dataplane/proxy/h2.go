@@ -23,6 +23,9 @@ import (
 // dataplane/http1 into HEADERS, DATA and trailing HEADERS frames. Routing,
 // filters, retries, timeouts, mirrors, tracing, metrics and the access log
 // are thus the HTTP/1.1 request path's, unchanged: there is one pipeline.
+// WebSocket over HTTP/2 (RFC 8441) rides on it too: an extended CONNECT
+// stream is fed as the HTTP/1.1 upgrade GET, the backend's 101 is framed
+// as 200 and the tunnel's bytes as DATA both ways (h2stream.go).
 //
 // Each stream session has its own upstream connection and timer, which the
 // engine provides as for any session (it is a session whose client is
@@ -128,6 +131,9 @@ func (h *H2Conn) Open(w *Worker, l *atomic.Pointer[compiled.Listener], remote ne
 		InitialWindowSize:    uint32(streamWindow(size)),
 		MaxHeaderListSize:    uint32(min(w.requestLimits(lst).MaxHeaderBytes, size/2-256)),
 		MaxHeaderBlockBytes:  uint32(size / 2),
+		// WebSocket over HTTP/2 (RFC 8441): extended CONNECT streams
+		// become HTTP/1.1 upgrades (h2stream.go).
+		EnableConnectProtocol: true,
 	})
 	w.Metrics.ConnOpened()
 	h.in = w.Buffers.GetBuffer()
@@ -428,7 +434,7 @@ func (h *H2Conn) process() {
 // find returns the open stream id, nil if none.
 func (h *H2Conn) find(id uint32) *H2Stream {
 	for _, st := range h.streams {
-		if st.used && st.id == id && !st.respEnd {
+		if st.used && st.id == id && (!st.respEnd || st.halfOpen) {
 			return st
 		}
 	}

@@ -39,6 +39,13 @@ type h2drv struct {
 	// the io_uring engine does.
 	flushEach bool
 	nextID    uint32
+	// With upstream set, what the stream sessions send upstream goes to
+	// it instead (the test answers with UpstreamData and UpstreamEOF on
+	// the session it is given); upShut and upClosed count the half-closes
+	// and closes of upstream connections.
+	upstream func(s *Session, p []byte)
+	upShut   int
+	upClosed int
 }
 
 func newH2Drv(tb testing.TB, cfg *compiled.Config, reg *metrics.Registry, resp string) *h2drv {
@@ -122,7 +129,16 @@ func (d *h2drv) perform(s *Session) {
 		switch a.Kind {
 		case ActConnectUpstream:
 			s.UpstreamConnected(true, nil)
+		case ActShutdownUpstream:
+			d.upShut++
+		case ActCloseUpstream:
+			d.upClosed++
 		case ActSendUpstream:
+			if d.upstream != nil {
+				s.Sent(Upstream, len(a.Data), nil)
+				d.upstream(s, a.Data)
+				continue
+			}
 			if d.respondWhen != nil {
 				d.up = append(d.up, a.Data...)
 				s.Sent(Upstream, len(a.Data), nil)
@@ -181,6 +197,7 @@ type h2Response struct {
 	header, trailer map[string]string
 	body            []byte
 	ended, reset    bool
+	code            xhttp2.ErrCode // of the RST_STREAM
 }
 
 // readFrames parses the frames the connection sent, per stream.
@@ -221,7 +238,7 @@ func readFrames(t testing.TB, out []byte) map[uint32]*h2Response {
 			r.body = append(r.body, f.Data()...)
 			r.ended = r.ended || f.StreamEnded()
 		case *xhttp2.RSTStreamFrame:
-			r.reset = true
+			r.reset, r.code = true, f.ErrCode
 		}
 	}
 }

@@ -84,6 +84,24 @@ type H2Stream struct {
 	trLine     int    // start of the trailer line being collected
 	wantEnding bool   // RST_STREAM NO_ERROR sent after a complete response
 	rst        http2.ErrCode
+
+	// ws: an extended CONNECT for WebSocket (RFC 8441), sent upstream as
+	// an HTTP/1.1 upgrade; its DATA both ways are the tunnel's bytes
+	// once the backend answered 101 (framed to the client as 200).
+	ws bool
+	// eofFed: the client's END_STREAM went to the session as ClientEOF
+	// (ws only; the tunnel half-closes upstream).
+	eofFed bool
+	// upEnd: the session half-closed the client side of its tunnel (the
+	// backend closed): END_STREAM goes out once the bytes before it did.
+	upEnd bool
+	// halfOpen: END_STREAM went out on a tunnel whose client side is
+	// still open: its DATA keeps flowing upstream.
+	halfOpen bool
+	// tunnelErr: the tunnel ended other than by both sides closing (a
+	// timeout, a failed send): RST_STREAM CONNECT_ERROR (RFC 9113
+	// section 8.5).
+	tunnelErr bool
 }
 
 // Session returns the session serving the stream, nil before the engine
@@ -120,6 +138,11 @@ func (st *H2Stream) start(h *H2Conn, ev *http2.Event) {
 	st.reqEnd = ev.EndStream
 	st.chunked = !ev.EndStream && ev.ContentLength < 0
 	st.method = methodOf(ev.Method)
+	if ev.WebSocket() {
+		// The session sees the GET of an HTTP/1.1 upgrade: no body
+		// framing, the DATA is the tunnel's (AppendRequestHTTP1).
+		st.ws, st.chunked, st.method = true, false, http1.MethodGet
+	}
 	if ct, ok := ev.Header.Get("content-type"); ok && bytes.HasPrefix(ct, []byte("application/grpc")) {
 		st.grpc = true
 	}
@@ -154,14 +177,18 @@ func (st *H2Stream) pending() int {
 }
 
 // advance drops the n oldest request bytes (fed to the session); a
-// buffer emptied goes back to the pool unless it is the only one.
+// buffer emptied goes back to the pool unless it is the only one of a
+// request (a WebSocket stream, which may idle for hours, keeps none).
 func (st *H2Stream) advance(n int) {
+	if st.nrx == 0 {
+		return
+	}
 	f := &st.rx[0]
 	f.r += n
 	if f.r < f.w {
 		return
 	}
-	if st.nrx == 1 {
+	if st.nrx == 1 && !st.ws {
 		f.r, f.w = 0, 0
 		return
 	}
@@ -175,6 +202,9 @@ func (st *H2Stream) advance(n int) {
 // reports false when they would exceed rxSegs buffers.
 func (st *H2Stream) put(p []byte) bool {
 	for len(p) > 0 {
+		if st.nrx == 0 {
+			st.rx[0], st.nrx = rxSeg{b: st.h.w.Buffers.GetBuffer()}, 1
+		}
 		t := &st.rx[st.nrx-1]
 		if len(t.b)-t.w < len(p) && st.nrx == 1 && t.r > 0 {
 			t.w = copy(t.b, t.b[t.r:t.w])
@@ -241,7 +271,17 @@ func (st *H2Stream) wake() { st.h.markDirty(st) }
 
 // sessionDone records that the session ended the stream (ActCloseClient).
 func (st *H2Stream) sessionDone() {
+	if s := st.s; st.ws && s != nil && s.x != nil && s.x.phase == phTunnel && !(s.x.shutUp && s.x.shutCli) {
+		st.tunnelErr = true
+	}
 	st.done = true
+	st.h.markDirty(st)
+}
+
+// shutdown records that the session half-closed the client side of its
+// tunnel (ActShutdownClient): the backend closed its side.
+func (st *H2Stream) shutdown() {
+	st.upEnd = true
 	st.h.markDirty(st)
 }
 
@@ -256,7 +296,7 @@ func (st *H2Stream) detach() {
 
 // peerReset handles RST_STREAM from the client.
 func (st *H2Stream) peerReset() {
-	st.respEnd = true
+	st.respEnd, st.halfOpen = true, false
 	st.cv = cvDone
 	st.abort()
 	st.h.markDirty(st)
@@ -281,7 +321,7 @@ func (st *H2Stream) abort() {
 
 // reset ends the stream with RST_STREAM code.
 func (st *H2Stream) reset(code http2.ErrCode) {
-	if !st.respEnd {
+	if !st.respEnd || st.halfOpen {
 		if st.h.room() < 2*http2.FrameHeaderLen {
 			// Written once the output buffer has room.
 			st.h.blocked = true
@@ -291,7 +331,7 @@ func (st *H2Stream) reset(code http2.ErrCode) {
 		}
 		o := &st.h.out[st.h.cur]
 		*o = st.h.c.WriteReset(*o, st.id, code)
-		st.respEnd = true
+		st.respEnd, st.halfOpen = true, false
 		st.cv = cvDone
 	}
 	if s := st.s; s != nil && s.state == sOpen {
@@ -312,9 +352,17 @@ func (st *H2Stream) service() {
 	if st.rst != 0 && !st.respEnd {
 		st.reset(st.rst)
 	}
-	if st.done && !st.respEnd && h.room() >= 64 {
+	if st.upEnd && !st.respEnd && st.cv == cvClose && (st.s == nil || st.s.x == nil || st.s.x.csends.empty()) && h.room() >= 64 {
+		// The backend closed the tunnel: END_STREAM, as a TCP FIN (RFC
+		// 9113 section 8.5); the client may go on sending.
+		st.writeData(nil, true)
+		st.halfOpen = st.respEnd && !st.reqEnd
+	}
+	if st.done && (!st.respEnd || st.halfOpen && st.tunnelErr) && h.room() >= 64 {
 		s := st.s
 		switch {
+		case st.tunnelErr:
+			st.reset(http2.ErrCodeConnect)
 		case st.cv == cvClose && (s == nil || s.x == nil || s.x.csends.empty()):
 			st.writeData(nil, true)
 		case st.cv != cvDone:
@@ -371,8 +419,18 @@ var (
 	colonSpace    = []byte(": ")
 )
 
-// feed hands the session as much of the request as it takes.
+// feed hands the session as much of the request as it takes, and then the
+// end of a WebSocket stream's request side (END_STREAM) as a client EOF.
 func (st *H2Stream) feed() {
+	st.feedBytes()
+	if s := st.s; st.ws && st.reqEnd && !st.eofFed && s != nil && st.headLeft == 0 && st.pending() == 0 {
+		st.eofFed = true
+		s.ClientEOF()
+		st.h.markReady(st)
+	}
+}
+
+func (st *H2Stream) feedBytes() {
 	if st.s != nil && st.s.wantClient() && (st.headLeft > 0 || st.pending() > st.trLeft || st.reqEnd && st.chunked && !st.lastFed) {
 		// The session acts on what it gets: the engine must run it.
 		st.h.markReady(st)
@@ -568,7 +626,10 @@ func (st *H2Stream) convert(p []byte) (int, bool) {
 		}
 		r := &st.res
 		if r.Status == 101 {
-			return 0, false
+			if !st.ws {
+				return 0, false
+			}
+			return st.tunnelHead(p, n)
 		}
 		h.c.BeginHeaders()
 		h.c.AddStatus(r.Status)
@@ -618,6 +679,31 @@ func (st *H2Stream) convert(p []byte) (int, bool) {
 		return st.chunk(p)
 	}
 	return len(p), true
+}
+
+// tunnelHead answers a WebSocket stream whose backend switched protocols
+// (the 101 head, n bytes of p) with 200 and the response's fields (RFC 8441
+// section 5: sec-websocket-protocol, -extensions; the codec drops the
+// connection-specific ones and sec-websocket-accept answers a key the
+// client never sent); the stream's DATA is the tunnel's from now on.
+func (st *H2Stream) tunnelHead(p []byte, n int) (int, bool) {
+	h := st.h
+	r := &st.res
+	h.c.BeginHeaders()
+	h.c.AddStatus(200)
+	for i := range r.Fields {
+		f := &r.Fields[i]
+		if name := f.Name.Bytes(p); !equalFold(name, "sec-websocket-accept") {
+			h.c.AddHeader(name, f.Value.Bytes(p))
+		}
+	}
+	o := &h.out[h.cur]
+	var err error
+	if *o, err = h.c.WriteHeaders(*o, st.id, false); err != nil {
+		return 0, false
+	}
+	st.cv = cvClose
+	return n, true
 }
 
 // ended records that END_STREAM went out.

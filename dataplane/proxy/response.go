@@ -138,6 +138,14 @@ func (s *Session) responseHead(n int) bool {
 		s.startTunnel()
 		return false
 	}
+	if s.h2 != nil && s.h2.ws && res.Status/100 == 2 {
+		// A WebSocket stream's 200 means the tunnel is up (RFC 8441):
+		// a backend that answered the upgrade with a 2xx of its own did
+		// not open one.
+		s.closeUpstream()
+		s.fail(502, metrics.ReasonBadResponse)
+		return false
+	}
 	if !res.Interim() && x.group != nil && x.headSent {
 		m := s.w.Metrics
 		m.ObserveUpstream(m.Group(x.group.Stats), time.Duration(s.w.Now()-x.sentAt))

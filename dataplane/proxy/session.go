@@ -603,6 +603,10 @@ func (s *Session) push(a Action) {
 			// The stream frames the sends from x.csends (h2stream.go).
 			s.h2.wake()
 			return
+		case ActShutdownClient:
+			// A tunnel's half-close ends the stream (END_STREAM).
+			s.h2.shutdown()
+			return
 		case ActCloseClient:
 			s.h2.sessionDone()
 		}

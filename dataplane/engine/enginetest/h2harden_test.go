@@ -31,7 +31,12 @@ type h2raw struct {
 // dialH2 opens a connection to port and sends the preface and settings.
 func dialH2(t *testing.T, port int, settings ...http2.Setting) *h2raw {
 	t.Helper()
-	c := Dial(t, port)
+	return startH2(t, Dial(t, port), settings...)
+}
+
+// startH2 sends the preface and settings on c.
+func startH2(t *testing.T, c net.Conn, settings ...http2.Setting) *h2raw {
+	t.Helper()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	r := &h2raw{t: t, c: c, fr: http2.NewFramer(c, c)}
 	r.fr.SetMaxReadFrameSize(1 << 20)
