@@ -120,7 +120,10 @@ func (f *Floor) adjustLocked() {
 		return
 	}
 	p := Percent(f.sample[0].Value.Uint64(), f.floor)
-	if d := p - f.percent; d*10 > f.percent || -d*10 > f.percent {
+	// Small changes are skipped (each SetGCPercent stops the world
+	// briefly), except the return to 100: a heap past half the floor is
+	// collected exactly as without one.
+	if d := p - f.percent; d*10 > f.percent || -d*10 > f.percent || p == 100 && f.percent != 100 {
 		debug.SetGCPercent(p)
 		f.percent = p
 	}
