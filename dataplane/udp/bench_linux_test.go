@@ -34,18 +34,23 @@ func plainEcho(b *testing.B) *echo {
 // echo, and back. allocs/op counts the whole process (client and echo
 // included, which allocate nothing).
 func BenchmarkForwardDatagram(b *testing.B) {
-	b.Run("bound", func(b *testing.B) { benchForward(b, "127.0.0.1") })
-	// Bound to every address: the destination of each datagram is read and
-	// set as the source of the replies (recvmsg, sendmsg).
-	b.Run("wildcard", func(b *testing.B) { benchForward(b, "") })
+	for _, d := range []struct {
+		name  string
+		uring bool
+	}{{"epoll", false}, {"io_uring", true}} {
+		b.Run(d.name+"/bound", func(b *testing.B) { benchForward(b, d.uring, "127.0.0.1") })
+		// Bound to every address: the destination of each datagram is read
+		// and set as the source of the replies (recvmsg, sendmsg).
+		b.Run(d.name+"/wildcard", func(b *testing.B) { benchForward(b, d.uring, "") })
+	}
 }
 
-func benchForward(b *testing.B, address string) {
+func benchForward(b *testing.B, uring bool, address string) {
 	e := plainEcho(b)
 	port := freeUDPPort(b)
 	snap := udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {e}})
 	snap.Listeners[0].Address = address
-	f := start(b, 1, snap)
+	f := start(b, uring, 1, snap)
 	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(f.port)})
 	if err != nil {
 		b.Fatal(err)
