@@ -10,7 +10,7 @@ import (
 
 // plainEcho answers each datagram with itself, without allocating, so that
 // the allocations a benchmark reports are the forwarding loop's.
-func plainEcho(b *testing.B) *echo {
+func plainEcho(b testing.TB) *echo {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,17 +98,28 @@ func eachDriver(t *testing.T, test func(t *testing.T, uring bool)) {
 // io_uring when uring.
 func start(t testing.TB, uring bool, workers int, snap *dataplanev1.Snapshot) *fixture {
 	t.Helper()
+	skipWithoutUring(t, uring)
 	return startWith(t, Options{Workers: workers, IOUring: uring}, snap)
 }
 
 // startLogged is start with an access log.
 func startLogged(t testing.TB, uring bool, workers int, snap *dataplanev1.Snapshot, al *accesslog.Logger) *fixture {
 	t.Helper()
+	skipWithoutUring(t, uring)
 	return startWith(t, Options{Workers: workers, IOUring: uring, AccessLog: al}, snap)
 }
 
-// startWith is start with opts (Log is set here). An io_uring engine that
-// fell back to epoll skips the test: this kernel cannot run it.
+var uringProbe = sync.OnceValue(func() error { return probeUring() })
+
+// skipWithoutUring skips an io_uring test on a kernel that cannot run it.
+func skipWithoutUring(t testing.TB, uring bool) {
+	t.Helper()
+	if err := uringProbe(); uring && err != nil {
+		t.Skipf("UDP on io_uring unavailable here: %v", err)
+	}
+}
+
+// startWith is start with opts (Log is set here).
 func startWith(t testing.TB, opts Options, snap *dataplanev1.Snapshot) *fixture {
 	t.Helper()
 	f := &fixture{t: t, reg: metrics.NewRegistry(opts.Workers), port: uint16(snap.Listeners[0].Port)}
@@ -116,8 +128,8 @@ func startWith(t testing.TB, opts Options, snap *dataplanev1.Snapshot) *fixture 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name, why := eng.Driver(); opts.IOUring && name != "io_uring" {
-		t.Skipf("io_uring asked for, serving on %s: %s", name, why)
+	if name, why := eng.Driver(); opts.IOUring && name != "io_uring" && probeUring() == nil {
+		t.Fatalf("io_uring asked for and available, serving on %s: %s", name, why)
 	}
 	f.eng = eng
 	f.apply(snap)
@@ -193,7 +205,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestFlowsStickToOneEndpointAndKeepDatagramsWhole(t *testing.T) { eachDriver(t, testFlowsStickToOneEndpointAndKeepDatagramsWhole) }
+func TestFlowsStickToOneEndpointAndKeepDatagramsWhole(t *testing.T) {
+	eachDriver(t, testFlowsStickToOneEndpointAndKeepDatagramsWhole)
+}
 
 func testFlowsStickToOneEndpointAndKeepDatagramsWhole(t *testing.T, uring bool) {
 	a, b := newEcho(t, "a"), newEcho(t, "b")
@@ -315,7 +329,9 @@ func testFlowBoundEvictsTheIdlest(t *testing.T, uring bool) {
 	}
 }
 
-func TestRemovedListenerClosesItsSocketsAndFlows(t *testing.T) { eachDriver(t, testRemovedListenerClosesItsSocketsAndFlows) }
+func TestRemovedListenerClosesItsSocketsAndFlows(t *testing.T) {
+	eachDriver(t, testRemovedListenerClosesItsSocketsAndFlows)
+}
 
 func testRemovedListenerClosesItsSocketsAndFlows(t *testing.T, uring bool) {
 	a := newEcho(t, "a")
@@ -341,7 +357,9 @@ func testRemovedListenerClosesItsSocketsAndFlows(t *testing.T, uring bool) {
 // to every address and sends to two loopback addresses: each client, whose
 // socket is connected to the address it sent to, gets the replies (they leave
 // from that address, not one the kernel would choose).
-func TestWildcardListenerRepliesFromTheAddressClientsSentTo(t *testing.T) { eachDriver(t, testWildcardListenerRepliesFromTheAddressClientsSentTo) }
+func TestWildcardListenerRepliesFromTheAddressClientsSentTo(t *testing.T) {
+	eachDriver(t, testWildcardListenerRepliesFromTheAddressClientsSentTo)
+}
 
 func testWildcardListenerRepliesFromTheAddressClientsSentTo(t *testing.T, uring bool) {
 	a := newEcho(t, "a")

@@ -80,6 +80,9 @@ type loop struct {
 	// before it runs).
 	waker  atomic.Pointer[iouring.Waker]
 	wakeFd atomic.Int64
+	// dry counts the io_uring receives that ended for want of buffers (and
+	// were re-armed); read by tests.
+	dry atomic.Int64
 
 	table   *Table[flow]
 	pickers *proxy.Pickers
@@ -173,6 +176,7 @@ func (l *loop) run() {
 			return
 		}
 		// The ring could not be made: serve on epoll.
+		l.uring = false
 		if err := l.initEpoll(); err != nil {
 			l.log.Error(err, "UDP listener socket stopped serving", "address", l.slot.Addr.String(), "worker", l.w.Index())
 			l.closeAll()

@@ -114,12 +114,15 @@ func newRingDriver(buffers int, pktinfo bool) (*ringDriver, error) {
 	return d, nil
 }
 
+// makeRing is newRingDriver; a variable, so that tests can make it fail.
+var makeRing = newRingDriver
+
 // runRing is run on an io_uring ring; false when the ring could not be made
 // (the loop then serves on epoll).
 func (l *loop) runRing() bool {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	d, err := newRingDriver(l.buffers, l.pktinfo)
+	d, err := makeRing(l.buffers, l.pktinfo)
 	if err != nil {
 		l.log.Info("UDP listener socket serves on epoll: no io_uring ring", "address", l.slot.Addr.String(), "worker", l.w.Index(), "reason", err.Error())
 		return false
@@ -235,6 +238,9 @@ func (l *loop) ringFromClient(c iouring.CQE, lst *compiled.Listener, lc *metrics
 	d := l.ring
 	if !c.More() {
 		d.listening = false // ENOBUFS, or an empty datagram: arm re-arms
+		if c.Res == -int32(unix.ENOBUFS) {
+			l.dry.Add(1)
+		}
 	}
 	buf, bid, ok := d.br.Buffer(c)
 	if !ok {
@@ -279,6 +285,9 @@ func (l *loop) ringFromUpstream(c iouring.CQE, lc *metrics.ListenerCounters, gen
 		f.armed = false
 		switch {
 		case c.Res >= 0 || c.Res == -int32(unix.ENOBUFS):
+			if c.Res < 0 {
+				l.dry.Add(1)
+			}
 			d.rearm = append(d.rearm, id)
 		case c.Res != -int32(unix.ECANCELED):
 			l.upstreamFailed(id, lc, unix.Errno(-c.Res))
