@@ -214,7 +214,8 @@ type Conn struct {
 	blk  []byte // header block being written
 	head bool   // blk holds :method HEAD
 
-	ctl []byte // control frames queued for sending
+	ctl    []byte // control frames queued for sending
+	ctlAck int    // bytes of ctl that are PING and SETTINGS acknowledgements
 
 	goAwaySent   bool
 	goAwayLastID uint32
@@ -407,6 +408,7 @@ func (c *Conn) handle(f *Frame) (Event, *Error) {
 			return Event{}, e
 		}
 		c.ctl = AppendPing(c.ctl, true, f.PingData())
+		c.ctlAck += FrameHeaderLen + 8
 		return Event{}, nil
 	case FrameGoAway:
 		return c.onGoAway(f), nil
@@ -727,6 +729,8 @@ func (c *Conn) onSettings(f *Frame) (Event, *Error) {
 			if c.role == RoleClient && s.Val == 1 {
 				return Event{}, errEnablePushServer
 			}
+		case SettingHeaderTableSize:
+			c.enc.SetPeerTableSize(s.Val)
 		case SettingMaxConcurrentStreams:
 			c.peerMaxStreams = s.Val
 		case SettingInitialWindowSize:
@@ -750,6 +754,7 @@ func (c *Conn) onSettings(f *Frame) (Event, *Error) {
 		return Event{}, e
 	}
 	c.ctl = AppendSettingsAck(c.ctl)
+	c.ctlAck += FrameHeaderLen
 	return Event{Kind: EventSettings}, nil
 }
 
@@ -823,11 +828,19 @@ func (c *Conn) creditStream(st *stream, n uint32) {
 func (c *Conn) AppendPending(dst []byte) []byte {
 	dst = append(dst, c.ctl...)
 	c.ctl = c.ctl[:0]
+	c.ctlAck = 0
 	return dst
 }
 
 // Pending returns the number of queued control bytes.
 func (c *Conn) Pending() int { return len(c.ctl) }
+
+// PendingAcksOnly reports whether the queued control frames are all PING
+// and SETTINGS acknowledgements: nothing the peer needs in order to go on
+// sending (as it needs a WINDOW_UPDATE), so they may wait to ride along with
+// the next frames this end writes. A client whose stream is complete on its
+// side uses it to save a send per exchange.
+func (c *Conn) PendingAcksOnly() bool { return len(c.ctl) == c.ctlAck }
 
 // BeginHeaders starts a header block for WriteHeaders (or
 // WriteRequestHeaders): add the fields with AddHeader, pseudo-header

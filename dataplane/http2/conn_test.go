@@ -119,6 +119,28 @@ func TestPingAck(t *testing.T) {
 	}
 }
 
+func TestPendingAcksOnly(t *testing.T) {
+	p := newServerPeer(t, Config{})
+	if !p.c.PendingAcksOnly() {
+		t.Fatal("nothing queued, yet not acknowledgements only")
+	}
+	p.mustFeed(AppendPing(nil, false, [8]byte{1}))
+	p.mustFeed(AppendSettings(nil, nil))
+	if p.c.Pending() == 0 || !p.c.PendingAcksOnly() {
+		t.Fatalf("PING and SETTINGS acknowledgements queued: pending %d, acks only %v", p.c.Pending(), p.c.PendingAcksOnly())
+	}
+	// Credit for a whole connection window's worth queues a WINDOW_UPDATE,
+	// which the peer needs to go on sending.
+	p.c.Consume(0, int(p.c.cfg.ConnWindowSize))
+	if p.c.PendingAcksOnly() {
+		t.Fatal("a WINDOW_UPDATE queued, yet acknowledgements only")
+	}
+	p.frames()
+	if p.c.Pending() != 0 || !p.c.PendingAcksOnly() {
+		t.Fatal("the queue was taken, yet something is pending")
+	}
+}
+
 func TestContinuationAssembly(t *testing.T) {
 	p := newServerPeer(t, Config{})
 	blk := p.block(getReq...)

@@ -484,6 +484,24 @@ func (t *dynTable) compact() {
 	}
 }
 
+// find returns the index (1 being the newest) of the entry holding name
+// and value (full true), else of the newest entry holding name, else 0.
+func (t *dynTable) find(name, value []byte) (i uint64, full bool) {
+	for k := 1; k <= t.n; k++ {
+		e := &t.ents[(t.head+t.n-k)%len(t.ents)]
+		if int(e.nameLen) != len(name) || string(t.buf[e.off:e.off+e.nameLen]) != string(name) {
+			continue
+		}
+		if int(e.valueLen) == len(value) && string(t.buf[e.off+e.nameLen:e.off+e.nameLen+e.valueLen]) == string(value) {
+			return uint64(k), true
+		}
+		if i == 0 {
+			i = uint64(k)
+		}
+	}
+	return i, false
+}
+
 // get returns entry i, 1 being the newest.
 func (t *dynTable) get(i uint64) (name, value []byte, ok bool) {
 	if i == 0 || i > uint64(t.n) {
@@ -493,45 +511,139 @@ func (t *dynTable) get(i uint64) (name, value []byte, ok bool) {
 	return t.buf[e.off : e.off+e.nameLen], t.buf[e.off+e.nameLen : e.off+e.nameLen+e.valueLen], true
 }
 
-// Encoder writes HPACK header blocks. It uses the static table and literals
-// without indexing, never the peer's dynamic table: it holds no table
-// memory, and the first block it writes sets the peer's table size to zero
-// so that later changes of SETTINGS_HEADER_TABLE_SIZE need no size update.
+// EncoderTableSize is the dynamic table size an Encoder uses (at most the
+// peer's SETTINGS_HEADER_TABLE_SIZE): room for the fields a connection
+// repeats on every request or response (content-type, user-agent, the
+// forwarding fields, gRPC's te and content-type), at half the memory of the
+// protocol's default 4096.
+const EncoderTableSize = 2048
+
+// Encoder writes HPACK header blocks. It keeps a copy of the peer decoder's
+// dynamic table: a field seen before is written as one index, and a new
+// field that is likely to come again (not a value that changes per message,
+// such as content-length, a date or a request id, and not larger than half
+// the table) is added to the table with incremental indexing. The table's
+// memory comes with the first field added. The size it uses is
+// EncoderTableSize or the peer's SETTINGS_HEADER_TABLE_SIZE if smaller,
+// announced with a dynamic table size update at the start of the first
+// block and of the first block after it changes (RFC 7541 section 4.2).
 type Encoder struct {
-	started bool
-	lower   []byte // scratch for lowercasing names
+	lower []byte // scratch for lowercasing names
+	tab   dynTable
+	// size is the table size in use; low the smallest size the peer's
+	// settings allowed since the last block (when it is below size, the
+	// block starts with an update to 0 before the one to size); update
+	// that a size update is owed.
+	size, low uint32
+	update    bool
+	ready     bool // Reset ran: the fields above are set
 }
 
-// Reset makes the encoder start a new connection.
-func (e *Encoder) Reset() { e.started = false }
+// Reset makes the encoder start a new connection, whose peer allows the
+// default table size until its SETTINGS say otherwise.
+func (e *Encoder) Reset() {
+	e.size = min(EncoderTableSize, DefaultHeaderTableSize)
+	e.tab.reset(e.size)
+	e.low = e.size
+	e.update = e.size != DefaultHeaderTableSize
+	e.ready = true
+}
+
+// SetPeerTableSize applies the peer's SETTINGS_HEADER_TABLE_SIZE: the
+// table shrinks at once if need be, and the next block announces it.
+func (e *Encoder) SetPeerTableSize(n uint32) {
+	if !e.ready {
+		e.Reset()
+	}
+	want := min(n, EncoderTableSize)
+	e.low = min(e.low, want)
+	if want != e.size {
+		e.size = want
+		e.tab.setMax(want)
+		e.update = true
+	}
+}
 
 // BeginBlock starts a header block.
 func (e *Encoder) BeginBlock(dst []byte) []byte {
-	if !e.started {
-		e.started = true
-		dst = append(dst, 0x20) // dynamic table size update to 0
+	if !e.ready {
+		e.Reset()
 	}
+	if e.update {
+		if e.low < e.size {
+			// The peer allowed less than size in between: the first
+			// update must go at least that low. It goes to 0, emptying
+			// the table, because x/net's decoder (grpc-go's) takes a
+			// second update only after one that emptied its table.
+			dst = append(dst, 0x20)
+			e.tab.setMax(0)
+			e.tab.setMax(e.size)
+		}
+		dst = appendVarInt(dst, 5, 0x20, uint64(e.size))
+		e.update = false
+	}
+	e.low = e.size
 	return dst
 }
 
 // AppendField appends one field. Names are lowercased (HTTP/2 requires
 // lowercase names); values are written as given, Huffman-coded when that is
-// shorter. A sensitive field is written never-indexed.
+// shorter. A sensitive field is written never-indexed and never enters the
+// table.
 func (e *Encoder) AppendField(dst, name, value []byte, sensitive bool) []byte {
+	if !e.ready {
+		e.Reset()
+	}
 	name = e.lowercase(name)
 	idx, exact := staticLookup(name, value)
 	if exact && !sensitive {
 		return appendVarInt(dst, 7, 0x80, uint64(idx))
 	}
+	nameIdx := uint64(idx)
+	if !sensitive {
+		d, full := e.tab.find(name, value)
+		if full {
+			return appendVarInt(dst, 7, 0x80, uint64(len(staticTable))+d)
+		}
+		if nameIdx == 0 && d != 0 {
+			nameIdx = uint64(len(staticTable)) + d
+		}
+		if indexable(name, value, e.size) {
+			dst = appendVarInt(dst, 6, 0x40, nameIdx)
+			if nameIdx == 0 {
+				dst = appendString(dst, name)
+			}
+			dst = appendString(dst, value)
+			e.tab.add(name, value)
+			return dst
+		}
+	}
 	first := byte(0x00)
 	if sensitive {
 		first = 0x10
 	}
-	dst = appendVarInt(dst, 4, first, uint64(idx))
-	if idx == 0 {
+	dst = appendVarInt(dst, 4, first, nameIdx)
+	if nameIdx == 0 {
 		dst = appendString(dst, name)
 	}
 	return appendString(dst, value)
+}
+
+// indexable reports whether a field is worth a place in a dynamic table of
+// size max: small enough, and of a name whose value does not change from
+// one message to the next.
+func indexable(name, value []byte, max uint32) bool {
+	if uint32(len(name)+len(value))+entryOverhead > max/2 {
+		return false
+	}
+	switch string(name) {
+	case "content-length", "date", "etag", "last-modified", "expires", "age",
+		"if-modified-since", "if-none-match", "location", "set-cookie", "cookie",
+		"x-request-id", "traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid",
+		"x-b3-parentspanid", "b3", "grpc-timeout", "grpc-message", ":path":
+		return false
+	}
+	return true
 }
 
 // AppendFieldString is AppendField for string arguments.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
@@ -161,12 +162,135 @@ func TestEncodeXNetDecoder(t *testing.T) {
 	if !fields[len(fields)-2].Sensitive {
 		t.Fatal("sensitive field not never-indexed")
 	}
-	// The first block set the table size to 0; a second block has no update.
-	if b[0] != 0x20 {
-		t.Fatalf("first block starts with %x", b[0])
+	// The first block announced the table size; a second block has no update.
+	if n, _, err := readVarInt(b, 5); b[0]&0xe0 != 0x20 || err != nil || n != EncoderTableSize {
+		t.Fatalf("first block starts with %x, want a size update to %d", b[:3], EncoderTableSize)
 	}
 	if b2 := e.BeginBlock(nil); len(b2) != 0 {
 		t.Fatalf("second block starts with %x", b2)
+	}
+}
+
+// TestEncoderIndexesRepeatedFields checks that a header list sent again
+// costs an index per repeated field, while values that change per message
+// stay literals out of the table; x/net's decoder and ours agree.
+func TestEncoderIndexesRepeatedFields(t *testing.T) {
+	var e Encoder
+	xd := hpack.NewDecoder(4096, nil)
+	d := NewDecoder(4096, 1<<16)
+	fields := func(i int) [][2]string {
+		return [][2]string{
+			{":method", "POST"},
+			{":scheme", "http"},
+			{":authority", "backend.default.svc:50051"},
+			{":path", "/grpc.health.v1.Health/Check"},
+			{"content-type", "application/grpc"},
+			{"te", "trailers"},
+			{"user-agent", "grpc-go/1.85.0"},
+			{"x-forwarded-for", "192.0.2.7"},
+			{"content-length", fmt.Sprint(100 + i)},
+			{"x-request-id", fmt.Sprintf("req-%d", i)},
+		}
+	}
+	var sizes []int
+	for i := range 3 {
+		b := e.BeginBlock(nil)
+		var want []string
+		for _, f := range fields(i) {
+			b = e.AppendFieldString(b, f[0], f[1])
+			want = append(want, f[0]+": "+f[1])
+		}
+		sizes = append(sizes, len(b))
+		xf, err := xd.DecodeFull(b)
+		if err != nil {
+			t.Fatalf("block %d: x/net: %v", i, err)
+		}
+		var got []string
+		for _, f := range xf {
+			got = append(got, f.Name+": "+f.Value)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("block %d: x/net decoded %v\nwant %v", i, got, want)
+		}
+		var h HeaderList
+		if err := d.Decode(b, &h); err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		if got := listPairs(&h); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("block %d: decoded %v\nwant %v", i, got, want)
+		}
+	}
+	t.Logf("block sizes: %v bytes", sizes)
+	// Second block: 7 one-byte indexes (method, scheme, authority,
+	// content-type, te, user-agent, x-forwarded-for), :path and the two
+	// changing values as literals with indexed names.
+	if sizes[1] >= sizes[0]/2 || sizes[2] != sizes[1] {
+		t.Fatalf("block sizes %v: want the repeats at less than half the first and steady", sizes)
+	}
+	if n := e.tab.n; n != 5 {
+		t.Fatalf("%d entries in the table, want 5 (authority, content-type, te, user-agent, x-forwarded-for)", n)
+	}
+}
+
+// TestEncoderFollowsPeerTableSize changes the peer's
+// SETTINGS_HEADER_TABLE_SIZE between blocks: the encoder announces the
+// smallest size first, then the one it uses, and never indexes more than
+// the peer allows; x/net's decoder, told the same settings, decodes every
+// block.
+func TestEncoderFollowsPeerTableSize(t *testing.T) {
+	var e Encoder
+	xd := hpack.NewDecoder(4096, nil)
+	d := NewDecoder(4096, 1<<20)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 400 {
+		if rng.IntN(10) == 0 {
+			// A SETTINGS frame, maybe two before the next block.
+			for range 1 + rng.IntN(2) {
+				n := []uint32{0, 64, 100, 1024, 4096, 65536}[rng.IntN(6)]
+				e.SetPeerTableSize(n)
+				xd.SetAllowedMaxDynamicTableSize(n)
+				d.SetAllowedTableSize(n)
+			}
+		}
+		b := e.BeginBlock(nil)
+		var want []string
+		for range 1 + rng.IntN(8) {
+			name := fmt.Sprintf("x-f%d", rng.IntN(20))
+			value := strings.Repeat("v", rng.IntN(300))
+			b = e.AppendFieldString(b, name, value)
+			want = append(want, name+": "+value)
+		}
+		xf, err := xd.DecodeFull(b)
+		if err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		var got []string
+		for _, f := range xf {
+			got = append(got, f.Name+": "+f.Value)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("block %d: x/net decoded %v\nwant %v", i, got, want)
+		}
+		var h HeaderList
+		if err := d.Decode(b, &h); err != nil {
+			t.Fatalf("block %d: %v", i, err)
+		}
+		if got := listPairs(&h); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("block %d: decoded %v\nwant %v", i, got, want)
+		}
+		if e.tab.size > e.size {
+			t.Fatalf("block %d: table holds %d bytes over its size %d", i, e.tab.size, e.size)
+		}
+	}
+	// The peer forbids a table: nothing is indexed any more.
+	e.SetPeerTableSize(0)
+	b := e.BeginBlock(nil)
+	if !bytes.Equal(b, []byte{0x20}) {
+		t.Fatalf("block starts with %x, want the size update to 0", b)
+	}
+	e.AppendFieldString(b, "x-f1", "v")
+	if e.tab.n != 0 {
+		t.Fatal("a field entered a table of size 0")
 	}
 }
 

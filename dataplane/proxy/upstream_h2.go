@@ -614,6 +614,15 @@ func (s *Session) h2Send() bool {
 	if x.usends.n == uint8(len(x.usends.q)) {
 		return true
 	}
+	if x.headSent && st.reqEnd && (st.respEnd || st.headWait && st.conn.PendingAcksOnly()) {
+		// The request is all sent and the exchange is over, or frames
+		// received wait to be read (a trailing HEADERS waits for the
+		// response path) and all the connection owes is acknowledgements:
+		// they wait for the next frames this end writes, the next
+		// request's at the latest (see h2Release). grpc-go sends a PING
+		// with every reply, which cost a send of its own per call.
+		return true
+	}
 	out := st.out[:st.outW]
 	if n := st.conn.Pending(); n > 0 && len(st.out)-len(out) >= n {
 		out = st.conn.AppendPending(out)
@@ -852,14 +861,12 @@ func (s *Session) h2Release() bool {
 		s.h2Queue(out)
 		return false
 	}
-	if st.conn.Pending() > 0 {
-		if x.usends.empty() {
-			s.h2Send()
-		}
-		if st.conn.Pending() > 0 || !x.usends.empty() {
-			return false
-		}
-	}
+	// Control frames still owed (the PING acknowledgement and window
+	// updates that came with the response: grpc-go pings with every reply
+	// it sends) stay queued in the Conn and go out ahead of the next
+	// request's HEADERS, in the same send, as those of a pooled connection
+	// do (IdleData): a separate send per exchange cost one more syscall and
+	// one more wakeup of the backend for every request.
 	if !x.usends.empty() {
 		return false
 	}

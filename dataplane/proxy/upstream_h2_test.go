@@ -754,3 +754,46 @@ func TestH2UpstreamLargeResponseHead(t *testing.T) {
 		t.Fatalf("released %d, want 1", h.released)
 	}
 }
+
+// A backend that pings with its reply (grpc-go does, for its bandwidth
+// estimate) gets the acknowledgement with the next request, in the same
+// send: the reply releases the connection at once.
+func TestH2UpstreamPingWithReplyAckedWithNextRequest(t *testing.T) {
+	h := newH2Harness(t)
+	p := newH2Peer(t, http2.Config{})
+	h.client("GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.h2Start(p)
+	if got := p.feed(h.takeUpstream()); len(got) > 0 {
+		h.upstream(string(got))
+	}
+	// As grpc-go writes it: the PING, then the reply with its trailers.
+	resp := http2.AppendPing(nil, false, [8]byte{7})
+	resp = append(resp, p.respond(1, 200, false, "content-type", "application/grpc")...)
+	resp = append(resp, p.body(1, "msg", false)...)
+	resp = append(resp, p.trailers(1, "grpc-status", "0")...)
+	h.takeLog()
+	h.upstream(string(resp))
+	h.expectClient("HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ntransfer-encoding: chunked\r\n\r\n3\r\nmsg\r\n0\r\ngrpc-status: 0\r\n\r\n")
+	if up := h.takeUpstream(); up != "" {
+		t.Fatalf("sent %q after the reply; want nothing until the next request", up)
+	}
+	if h.released != 1 {
+		t.Fatalf("released %d upstream connections, want 1 (actions: %s)", h.released, h.takeLog())
+	}
+	st := h.s.DetachUpstream()
+	evs := len(p.evs)
+	h.client("GET /b HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	h.s.AttachUpstream(st)
+	h.connect(true, nil)
+	sends := h.takeLog()
+	p.feed(h.takeUpstream())
+	if ev := p.evs[evs]; ev.Kind != http2.EventPingAck || ev.Data[0] != 7 {
+		t.Fatalf("backend got %+v first, want the PING acknowledged", ev)
+	}
+	if p.header(3, ":path") != "/b" {
+		t.Fatalf("stream 3: %v", p.hdrs[3])
+	}
+	if n := strings.Count(sends, "SendUpstream"); n != 1 {
+		t.Fatalf("%d upstream sends for the acknowledgement and the request, want 1: %s", n, sends)
+	}
+}

@@ -115,6 +115,14 @@ func main() {
 	backendTLS := flag.Bool("backend-tls", false, "TLS from the proxies to the backend (nginx over TLS 1.3), plain HTTP from wrk; flax-uring, flax-netpoll and nginx, ratios to nginx")
 	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
 	flag.Parse()
+	if *flaxBase != "" {
+		b, err := filepath.Abs(*flaxBase)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(2)
+		}
+		baseBin = b
+	}
 	if *serveUDPEchoAddr != "" {
 		if err := serveUDPEcho(*serveUDPEchoAddr); err != nil {
 			fmt.Fprintln(os.Stderr, "loadbench:", err)
@@ -321,8 +329,18 @@ func flaxFromConfig(bin, cfg string, cpu int) []proxy {
 			return benchproc.StartPinned(cpu, bin, "run", "--config", cfg, "--workers", "1", "--engine", engine, "--admin-address", "")
 		}
 	}
-	return []proxy{{"flax-uring", flax("uring")}, {"flax-netpoll", flax("netpoll")}}
+	ps := []proxy{{"flax-uring", flax("uring")}, {"flax-netpoll", flax("netpoll")}}
+	if baseBin != "" {
+		ps = append(ps, proxy{"flax-uring-base", func(string, string, string) (*exec.Cmd, error) {
+			return benchproc.StartPinned(cpu, baseBin, "run", "--config", cfg, "--workers", "1", "--engine", "uring", "--admin-address", "")
+		}})
+	}
+	return ps
 }
+
+// baseBin is -flax-base made absolute: the passes that run flax from a
+// configuration file give it a slot of its own, flax-uring-base.
+var baseBin string
 
 // startHAProxy starts HAProxy on cpu with one thread, the defaults and sections of
 // config after its global section, written into dir.
