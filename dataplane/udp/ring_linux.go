@@ -50,6 +50,9 @@ const (
 	// ringEntries is the submission queue size; a fuller batch submits
 	// early.
 	ringEntries = 256
+	// listenPause is how long the listener's receive waits to be re-armed
+	// after an unexpected error.
+	listenPause = 100 * time.Millisecond
 )
 
 // sendMeta is what a send in flight from a buffer is for.
@@ -68,6 +71,11 @@ type ringDriver struct {
 	sends     []sendMeta
 	waker     *iouring.Waker
 	listening bool // the listener's recvmsg is armed
+	// holdUntil (loop clock) delays re-arming the listener's recvmsg after
+	// it failed with an unexpected error, so that a lasting one does not
+	// spin the loop; failed counts those failures, logged from the first.
+	holdUntil int64
+	failed    int
 	rearm     []ID // flows whose recvmsg ended (buffers ran dry, an empty datagram)
 }
 
@@ -164,7 +172,7 @@ func (d *ringDriver) arm(l *loop) {
 	if d.br.Available() == 0 {
 		return // the sends in flight give buffers back
 	}
-	if !d.listening {
+	if !d.listening && l.now() >= d.holdUntil {
 		if _, err := d.r.PrepareRecvmsgMultishot(l.fd, d.lhdr, d.br, iouring.Pack(opListen, 0, 0)); err == nil {
 			d.listening = true
 		}
@@ -238,8 +246,14 @@ func (l *loop) ringFromClient(c iouring.CQE, lst *compiled.Listener, lc *metrics
 	d := l.ring
 	if !c.More() {
 		d.listening = false // ENOBUFS, or an empty datagram: arm re-arms
-		if c.Res == -int32(unix.ENOBUFS) {
+		switch {
+		case c.Res == -int32(unix.ENOBUFS):
 			l.dry.Add(1)
+		case c.Res < 0 && c.Res != -int32(unix.ECANCELED):
+			if d.failed++; d.failed == 1 {
+				l.log.Error(c.Err(), "UDP listener socket receive failed; re-armed after a pause", "address", l.slot.Addr.String(), "worker", l.w.Index())
+			}
+			d.holdUntil = l.now() + int64(listenPause)
 		}
 	}
 	buf, bid, ok := d.br.Buffer(c)
@@ -338,6 +352,9 @@ func (l *loop) wait() time.Duration {
 		if at, ok := l.table.NextExpiry(int64(lst.UDPIdleTimeout)); ok {
 			wait = min(wait, time.Duration(at-l.now()))
 		}
+	}
+	if d := l.ring; d != nil && !d.listening && d.holdUntil > l.now() {
+		wait = min(wait, time.Duration(d.holdUntil-l.now()))
 	}
 	return max(wait, time.Millisecond)
 }
