@@ -177,12 +177,13 @@ func (d *ringDriver) arm(l *loop) {
 			d.listening = true
 		}
 	}
+	keep := d.rearm[:0]
 	for _, id := range d.rearm {
-		if f, ok := l.table.Value(id); ok && !f.armed {
-			_ = d.armFlow(l, id, f.fd)
+		if f, ok := l.table.Value(id); ok && !f.armed && d.armFlow(l, id, f.fd) != nil {
+			keep = append(keep, id) // tried again after the next wait
 		}
 	}
-	d.rearm = d.rearm[:0]
+	d.rearm = keep
 }
 
 // armFlow arms the recvmsg of flow id's upstream socket fd.
@@ -297,15 +298,18 @@ func (l *loop) ringFromUpstream(c iouring.CQE, lc *metrics.ListenerCounters, gen
 	f, _ := l.table.Value(id)
 	if !c.More() {
 		f.armed = false
-		switch {
-		case c.Res >= 0 || c.Res == -int32(unix.ENOBUFS):
-			if c.Res < 0 {
-				l.dry.Add(1)
-			}
+		switch c.Res {
+		case -int32(unix.ENOBUFS):
+			l.dry.Add(1)
 			d.rearm = append(d.rearm, id)
-		case c.Res != -int32(unix.ECANCELED):
-			l.upstreamFailed(id, lc, unix.Errno(-c.Res))
-			return
+		case -int32(unix.ECANCELED):
+			d.rearm = append(d.rearm, id) // not this flow's end: a live flow keeps listening
+		default:
+			if c.Res < 0 {
+				l.upstreamFailed(id, lc, unix.Errno(-c.Res))
+				return
+			}
+			d.rearm = append(d.rearm, id) // an empty datagram ends a multishot receive
 		}
 	}
 	if !hasBuf {
