@@ -80,5 +80,5 @@ func (c *Conn) AddStatus(code int) {
 		code = 500
 	}
 	b[0], b[1], b[2] = byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10)
-	c.blk = c.enc.AppendField(c.blk, stringBytes(":status"), b[:], false)
+	c.addHeader(stringBytes(":status"), b[:], false)
 }

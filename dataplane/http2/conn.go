@@ -212,7 +212,14 @@ type Conn struct {
 	hdrs HeaderList
 	enc  Encoder
 	blk  []byte // header block being written
-	head bool   // blk holds :method HEAD
+	// The fields added since BeginHeaders: encoded only when the block is
+	// written, so that a block never written (the stream was reset, the
+	// connection is going away) leaves the HPACK table in step with the
+	// peer's.
+	rawBuf  []byte
+	raw     []rawField
+	rawSize uint64 // header list size of the fields (RFC 9113 section 6.5.2)
+	head    bool   // blk holds :method HEAD
 
 	ctl    []byte // control frames queued for sending
 	ctlAck int    // bytes of ctl that are PING and SETTINGS acknowledgements
@@ -241,7 +248,8 @@ func NewConn(role Role, cfg Config) *Conn {
 func (c *Conn) Init(role Role, cfg Config) {
 	cfg.normalize()
 	streams, hbBuf, ctl, blk, hdrs, dec, enc := c.streams[:0], c.hbBuf[:0], c.ctl[:0], c.blk[:0], c.hdrs, c.dec, c.enc
-	*c = Conn{role: role, cfg: cfg, streams: streams, hbBuf: hbBuf, ctl: ctl, blk: blk, hdrs: hdrs, dec: dec, enc: enc}
+	rawBuf, raw := c.rawBuf[:0], c.raw[:0]
+	*c = Conn{role: role, cfg: cfg, streams: streams, hbBuf: hbBuf, ctl: ctl, blk: blk, hdrs: hdrs, dec: dec, enc: enc, rawBuf: rawBuf, raw: raw}
 	c.hdrs.Reset()
 	c.dec.Init(max(cfg.HeaderTableSize, DefaultHeaderTableSize), cfg.MaxHeaderListSize)
 	c.enc.Reset()
@@ -842,11 +850,18 @@ func (c *Conn) Pending() int { return len(c.ctl) }
 // side uses it to save a send per exchange.
 func (c *Conn) PendingAcksOnly() bool { return len(c.ctl) == c.ctlAck }
 
+// rawField is a field added to the block being built: name and value
+// bytes in Conn.rawBuf from off.
+type rawField struct {
+	off, nameLen, valueLen uint32
+	sensitive              bool
+}
+
 // BeginHeaders starts a header block for WriteHeaders (or
 // WriteRequestHeaders): add the fields with AddHeader, pseudo-header
-// fields first.
+// fields first. The block is encoded when it is written.
 func (c *Conn) BeginHeaders() {
-	c.blk = c.enc.BeginBlock(c.blk[:0])
+	c.rawBuf, c.raw, c.rawSize = c.rawBuf[:0], c.raw[:0], 0
 	c.head = false
 }
 
@@ -875,7 +890,10 @@ func (c *Conn) addHeader(name, value []byte, sensitive bool) {
 	case string(name) == ":method" && string(value) == "HEAD":
 		c.head = true
 	}
-	c.blk = c.enc.AppendField(c.blk, name, value, sensitive)
+	c.raw = append(c.raw, rawField{off: uint32(len(c.rawBuf)), nameLen: uint32(len(name)), valueLen: uint32(len(value)), sensitive: sensitive})
+	c.rawBuf = append(c.rawBuf, name...)
+	c.rawBuf = append(c.rawBuf, value...)
+	c.rawSize += uint64(len(name)+len(value)) + entryOverhead
 }
 
 // WriteRequestHeaders opens a new stream (client role) and writes the
@@ -921,8 +939,14 @@ func (c *Conn) WriteHeaders(dst []byte, id uint32, endStream bool) ([]byte, erro
 }
 
 func (c *Conn) writeBlock(dst []byte, st *stream, endStream bool) ([]byte, error) {
-	if uint32(len(c.blk)) > c.peerMaxHeaderList {
+	if c.rawSize > uint64(c.peerMaxHeaderList) {
 		return dst, ErrHeadersTooLarge
+	}
+	c.blk = c.enc.BeginBlock(c.blk[:0])
+	for i := range c.raw {
+		f := &c.raw[i]
+		v := f.off + f.nameLen
+		c.blk = c.enc.AppendField(c.blk, c.rawBuf[f.off:v], c.rawBuf[v:v+f.valueLen], f.sensitive)
 	}
 	blk := c.blk
 	max := int(c.peerMaxFrame)
@@ -1067,7 +1091,7 @@ func (c *Conn) ReleaseMemory() {
 	if c.active != 0 || c.hbActive {
 		return
 	}
-	c.hbBuf, c.blk, c.streams = nil, nil, nil
+	c.hbBuf, c.blk, c.streams, c.rawBuf, c.raw = nil, nil, nil, nil, nil
 	c.hdrs = HeaderList{}
 	c.enc.lower = nil
 }

@@ -2,8 +2,11 @@ package http2
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
+
+	"golang.org/x/net/http2/hpack"
 )
 
 func TestServerRequestEvents(t *testing.T) {
@@ -666,4 +669,45 @@ func TestFrameErrorsOnIdleStreams(t *testing.T) {
 	p = newServerPeer(t, Config{})
 	p.feed(AppendHeaders(nil, 1, HeadersParams{EndHeaders: true, HasPriority: true, Priority: Priority{StreamDep: 1}}, p.block(getReq...)))
 	p.expectConnError(ErrCodeProtocol) // HEADERS depending on itself
+}
+
+// TestUnwrittenBlockLeavesTableInStep writes a response head on a stream the
+// client has reset: the write fails, and the fields it would have indexed
+// are not in the encoder's table, so the next block, on another stream, is
+// decoded by the client as sent.
+func TestUnwrittenBlockLeavesTableInStep(t *testing.T) {
+	p := newServerPeer(t, Config{})
+	p.mustFeed(p.headers(1, true, getReq...))
+	p.mustFeed(p.headers(3, true, getReq...))
+	p.mustFeed(AppendRSTStream(nil, 1, ErrCodeCancel))
+	p.frames()
+	p.c.BeginHeaders()
+	p.c.AddStatus(200)
+	p.c.AddHeaderString("x-indexed", "first")
+	if _, err := p.c.WriteHeaders(nil, 1, true); !errors.Is(err, ErrStreamNotFound) {
+		t.Fatalf("write on the reset stream: %v, want ErrStreamNotFound", err)
+	}
+	p.c.BeginHeaders()
+	p.c.AddStatus(200)
+	p.c.AddHeaderString("x-other", "second")
+	p.c.AddHeaderString("x-indexed", "first")
+	b, err := p.c.WriteHeaders(nil, 3, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := ReadFrame(b, MaxMaxFrameSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := hpack.NewDecoder(4096, nil).DecodeFull(f.Data)
+	if err != nil {
+		t.Fatalf("client cannot decode the block: %v", err)
+	}
+	var got []string
+	for _, f := range fields {
+		got = append(got, f.Name+"="+f.Value)
+	}
+	if want := "[:status=200 x-other=second x-indexed=first]"; fmt.Sprint(got) != want {
+		t.Fatalf("client decoded %v, want %s", got, want)
+	}
 }
