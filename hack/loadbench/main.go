@@ -52,6 +52,10 @@
 // reuse). wrk speaks plain HTTP to the proxies: the figures are the origination of TLS,
 // sealing each request and opening each response, one handshake per upstream
 // connection. Ratios are to nginx's.
+//
+// With -udp the load is UDP datagrams through a UDP listener to a UDP echo
+// backend: flax on io_uring and on epoll, nginx with its stream module; udp.go
+// says how.
 package main
 
 import (
