@@ -840,6 +840,10 @@ func (c *Conn) AppendPending(dst []byte) []byte {
 	return dst
 }
 
+// PeerMaxConcurrentStreams returns the peer's
+// SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says).
+func (c *Conn) PeerMaxConcurrentStreams() uint32 { return c.peerMaxStreams }
+
 // Pending returns the number of queued control bytes.
 func (c *Conn) Pending() int { return len(c.ctl) }
 

@@ -136,8 +136,10 @@ type Exchange struct {
 	// release before the next connect, so one field serves both. It lives
 	// here, not in the Session, so that idle connections do not pay for it.
 	h2Handoff      *UpstreamState
-	cliHead        []byte // where client-bound heads are built: bufs.ClientHead, or large.head
-	cliUsed        int    // bytes of cliHead referenced by client sends in flight
+	h2Link         *H2Link // the link AttachLink named, until UpstreamConnected
+	h2Tag          int32   // the engine's handle of the session on its link
+	cliHead        []byte  // where client-bound heads are built: bufs.ClientHead, or large.head
+	cliUsed        int     // bytes of cliHead referenced by client sends in flight
 	large          *largeBuffers
 	usends, csends sendFIFO
 

@@ -34,6 +34,10 @@ type Target struct {
 	// Fresh forbids handing out an idle pooled connection: the previous
 	// attempt failed on one that had gone stale.
 	Fresh bool
+	// Shared says that the exchange may run as a stream of a shared HTTP/2
+	// connection (an H2C group without TLS): an engine that multiplexes
+	// attaches an H2Link (AttachLink) instead of a connection of its own.
+	Shared bool
 }
 
 // Session is the sans-I/O state machine of one client connection and the
@@ -154,7 +158,9 @@ func (s *Session) Target() Target {
 	if s.x == nil {
 		return Target{}
 	}
-	return Target{Group: s.x.group, Addr: s.x.ep.Addr, Fresh: s.x.fresh}
+	x := s.x
+	g := x.group
+	return Target{Group: g, Addr: x.ep.Addr, Fresh: x.fresh, Shared: g != nil && g.H2C && g.TLS == nil && x.phase == phProxy}
 }
 
 // Deadline returns the armed timer deadline (as the last ActArmTimer), 0
@@ -283,6 +289,9 @@ func (s *Session) UpstreamConnected(reused bool, err error) {
 	}
 	gc := s.w.Metrics.Group(x.group.Stats)
 	if err != nil {
+		if x.h2Link != nil {
+			s.h2LinkDetach() // the link's connect failed
+		}
 		if gc != nil {
 			s.w.Metrics.ConnectError(gc)
 		}

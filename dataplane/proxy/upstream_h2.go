@@ -96,6 +96,27 @@ type UpstreamState struct {
 	req        http1.Request
 	dec        chunkDecoder
 	trail      []byte // the request's chunked trailer section
+
+	// On a link (upstream_h2link.go): the connection is link's, the rest
+	// is the stream's.
+	link      *H2Link
+	linkRes   uint8 // an outcome the link found (h2Refused, h2Failed, h2BadResponse)
+	queued    bool  // in link.ready
+	wantRoom  bool  // waits for room in the link's output buffer
+	hold      []byte
+	holdR     int
+	holdW     int
+	holdEnd   bool   // END_STREAM follows the held DATA
+	trailHeld bool   // rtrail waits for the held DATA
+	rtrail    []byte // held response trailers, chunked form
+}
+
+// c returns the connection state of the stream: its link's or its own.
+func (st *UpstreamState) c() *http2.Conn {
+	if st.link != nil {
+		return &st.link.conn
+	}
+	return &st.conn
 }
 
 var upstreamStates = sync.Pool{New: func() any { return new(UpstreamState) }}
@@ -106,7 +127,7 @@ func (st *UpstreamState) Free() {
 	if st == nil {
 		return
 	}
-	st.rest = nil
+	st.rest, st.link, st.hold = nil, nil, nil
 	upstreamStates.Put(st)
 }
 
@@ -170,6 +191,10 @@ func (s *Session) AttachUpstream(st *UpstreamState) {
 // then asks for a new one.
 func (s *Session) h2Connected(reused bool) bool {
 	x := s.x
+	if x.h2Link != nil {
+		s.h2LinkConnected()
+		return true
+	}
 	st := x.h2Handoff
 	x.h2Handoff = nil
 	want := x.phase == phProxy && x.group != nil && x.group.H2C
@@ -251,6 +276,14 @@ func (s *Session) h2Drop(st *UpstreamState) {
 // reading it).
 func (s *Session) h2Close() {
 	x := s.x
+	if x.h2Link != nil || x.h2 != nil && x.h2.link != nil {
+		s.h2LinkDetach()
+		if st := x.h2; st != nil {
+			x.h2 = nil
+			st.Free()
+		}
+		return
+	}
 	if st := x.h2; st != nil {
 		x.h2 = nil
 		if !x.usends.empty() && st.outLent && x.h2Spare == nil {
@@ -280,6 +313,9 @@ func (s *Session) h2Data(p []byte) int {
 
 // wantData reports whether an H2C connection should be read.
 func (st *UpstreamState) wantData() bool {
+	if st.link != nil {
+		return false // the link reads the connection
+	}
 	if st.broken || (st.respEnd && st.rest == nil && !st.restEnd) {
 		return false // nothing more to read for this exchange
 	}
@@ -300,7 +336,19 @@ const (
 func (s *Session) h2Step() bool {
 	x := s.x
 	st := x.h2
-	switch s.h2Read() {
+	var r uint8
+	if st.link != nil {
+		r, st.linkRes = st.linkRes, h2OK
+		if r == h2OK {
+			s.h2LinkDrain()
+		}
+		if l := st.link; l.conn.Pending() > 0 && !l.conn.PendingAcksOnly() {
+			l.markDirty() // credit given back as the hold drained
+		}
+	} else {
+		r = s.h2Read()
+	}
+	switch r {
 	case h2Refused:
 		s.h2Refused()
 		return true
@@ -578,7 +626,7 @@ func (s *Session) h2Body() bool {
 			}
 			up.w = len(b)
 		}
-		st.conn.Consume(st.id, k)
+		st.c().Consume(st.id, k)
 		st.rest = st.rest[k:]
 		if len(st.rest) > 0 {
 			return false
@@ -608,6 +656,22 @@ func (s *Session) h2Body() bool {
 func (s *Session) h2Send() bool {
 	x := s.x
 	st := x.h2
+	if st.link != nil {
+		if st.link.broken || x.headSent && st.reqEnd {
+			return true
+		}
+		st.h2LinkOut()
+		if !x.headSent && len(st.out)-st.outW < len(x.upHead)+64 {
+			// The head may not fit behind the other streams' frames:
+			// wait for the send in flight, unless the buffer is empty.
+			if st.outW == 0 {
+				return false
+			}
+			st.wantRoom = true
+			return true
+		}
+		return s.h2SendFrames()
+	}
 	if x.usends.empty() && st.outQ == st.outW {
 		st.outQ, st.outW = 0, 0
 	}
@@ -627,6 +691,15 @@ func (s *Session) h2Send() bool {
 	if n := st.conn.Pending(); n > 0 && len(st.out)-len(out) >= n {
 		out = st.conn.AppendPending(out)
 	}
+	st.outW = len(out)
+	return s.h2SendFrames()
+}
+
+// h2SendFrames writes the request's frames after st.out[:st.outW].
+func (s *Session) h2SendFrames() bool {
+	x := s.x
+	st := x.h2
+	out := st.out[:st.outW]
 	if !x.headSent {
 		var ok bool
 		if out, ok = s.h2Headers(out); !ok {
@@ -638,12 +711,21 @@ func (s *Session) h2Send() bool {
 		}
 	}
 	if st.streamOpen && !st.reqEnd {
+		r := x.in.r
 		out = s.h2ReqBody(out)
+		if st.link != nil && x.in.r != r && s.h2 != nil {
+			// The client stream's bytes are framed (copied): on a link no
+			// upstream Sent follows, so the stream hears of the room now.
+			s.h2.wake()
+		}
 	}
-	if n := st.conn.Pending(); n > 0 && len(st.out)-len(out) >= n {
+	if n := st.conn.Pending(); st.link == nil && n > 0 && len(st.out)-len(out) >= n {
 		out = st.conn.AppendPending(out)
 	}
 	s.h2Queue(out)
+	if l := st.link; l != nil && st.streamOpen && !st.reqEnd && x.in.pending() {
+		st.wantRoom = true // more body than room or window: woken by a send or WINDOW_UPDATE
+	}
 	return true
 }
 
@@ -651,6 +733,14 @@ func (s *Session) h2Send() bool {
 func (s *Session) h2Queue(out []byte) {
 	x := s.x
 	st := x.h2
+	if l := st.link; l != nil {
+		if len(out) > len(l.out[l.cur]) {
+			l.out[l.cur] = out
+			l.markDirty()
+		}
+		st.out, st.outQ, st.outW = nil, 0, 0
+		return
+	}
 	st.outW = len(out)
 	if st.outW > st.outQ {
 		b := st.out[st.outQ:st.outW]
@@ -672,7 +762,7 @@ func (s *Session) h2Headers(out []byte) ([]byte, bool) {
 	}
 	r := &st.req
 	b := x.upHead
-	c := &st.conn
+	c := st.c()
 	c.BeginHeaders()
 	c.AddHeader(bytesOf(":method"), r.MethodSpan.Bytes(b))
 	c.AddHeader(bytesOf(":scheme"), bytesOf("http"))
@@ -718,6 +808,9 @@ func (s *Session) h2Headers(out []byte) ([]byte, bool) {
 			// Nothing was sent: the request goes elsewhere.
 			st.goAway = true
 			st.refused = true
+			if st.link != nil && !errors.Is(err, http2.ErrTooManyStreams) {
+				st.link.goAway = true // the link takes no more streams
+			}
 			return o, true
 		}
 		st.broken = true
@@ -745,7 +838,7 @@ func (s *Session) h2ReqBody(out []byte) []byte {
 	x := s.x
 	st := x.h2
 	in := &x.in
-	c := &st.conn
+	c := st.c()
 	chunked := st.req.Chunked
 	for in.pending() {
 		room := len(st.out) - len(out) - http2.FrameHeaderLen
@@ -848,6 +941,14 @@ func trimOWS(b []byte) []byte {
 func (s *Session) h2Release() bool {
 	x := s.x
 	st := x.h2
+	if st.link != nil {
+		// The stream ends (reset if the response ended first); the
+		// connection stays with the link.
+		s.h2LinkDetach()
+		x.h2 = nil
+		st.Free()
+		return true
+	}
 	if st.broken || st.goAway || st.inR != st.inW || st.rest != nil || !st.reqEnd || st.conn.Done() {
 		s.closeUpstream()
 		return false

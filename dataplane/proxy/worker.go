@@ -388,6 +388,9 @@ type Worker struct {
 	Coarse func() int64
 	// Seed varies each session's random draws (backend weights, jitter).
 	Seed uint32
+	// Links collects the worker's HTTP/2 upstream links with frames to
+	// send (engines that multiplex, upstream_h2link.go).
+	Links LinkSet
 
 	opts Options
 	// large lends the buffers of response heads that outgrow an Exchange's

@@ -17,6 +17,7 @@ type Backend struct {
 	mu    sync.Mutex
 	conns int
 	reqs  int
+	open  map[net.Conn]bool
 }
 
 // StartBackend serves h on a free port of 127.0.0.1.
@@ -34,17 +35,21 @@ func StartBackendWith(t testing.TB, h http.Handler, configure func(*http.Server)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	b := &Backend{ln: ln}
+	b := &Backend{ln: ln, open: map[net.Conn]bool{}}
 	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
 		b.reqs++
 		b.mu.Unlock()
 		h.ServeHTTP(w, r)
-	}), ConnState: func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			b.mu.Lock()
+	}), ConnState: func(c net.Conn, s http.ConnState) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch s {
+		case http.StateNew:
 			b.conns++
-			b.mu.Unlock()
+			b.open[c] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(b.open, c)
 		}
 	}, ReadHeaderTimeout: 10 * time.Second}
 	if configure != nil {
@@ -60,6 +65,15 @@ func (b *Backend) Addr() string { return b.ln.Addr().String() }
 
 // AddrPort returns the backend's address.
 func (b *Backend) AddrPort() netip.AddrPort { return netip.MustParseAddrPort(b.Addr()) }
+
+// CloseClientConns closes every connection the backend has open.
+func (b *Backend) CloseClientConns() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.open {
+		_ = c.Close()
+	}
+}
 
 // Counts returns the connections accepted and the requests served so far.
 func (b *Backend) Counts() (conns, reqs int) {

@@ -119,6 +119,11 @@ func (w *worker) rearmStarved() {
 				if u.sk.flags&fArmed == 0 && !w.armRecv(&u.sk, w.uRecvUD(r.idx, u)) {
 					w.closeUp(r.idx, u)
 				}
+			case upShared:
+				if u.sk.flags&fArmed == 0 && !w.armRecv(&u.sk, w.uRecvUD(r.idx, u)) {
+					u.link.Fail()
+					w.linkRun(r.idx, u)
+				}
 			case upConnecting: // a TLS handshake
 				if u.sk.flags&fArmed == 0 && !w.armRecv(&u.sk, w.uRecvUD(r.idx, u)) {
 					if t := w.upTLSOf(u); t != nil {

@@ -21,6 +21,7 @@ const (
 	upOwned            // connected and used by session owner
 	upIdle             // connected, in the keep-alive pool, receive armed
 	upClosed           // close queued; waiting for the last completions
+	upShared           // connected, an HTTP/2 link's (link.go), receive armed
 )
 
 // sqeIOLink is IOSQE_IO_LINK, cleared again if the linked timeout cannot
@@ -42,6 +43,7 @@ type upConn struct {
 	st      *proxy.UpstreamState   // protocol state kept while pooled (HTTP/2), else nil
 	tlsKey  string                 // the group's TLS (compiled.Group.TLSKey), part of the pool key
 	tlsi    uint32                 // TLS layer: index+1 in worker.tlsStates, 0 when none (uptls.go)
+	link    *proxy.H2Link          // the link of a shared HTTP/2 connection (link.go), else nil
 	gen     uint32
 	owner   int32 // session slot while upOwned or upConnecting, else -1
 	ep      int32 // pool endpoint while upIdle
@@ -82,7 +84,7 @@ func (w *worker) allocUp() (int32, *upConn, error) {
 	}
 	u.gen = iouring.NextGen(u.gen)
 	u.owner, u.ep, u.prev, u.next = -1, -1, -1, -1
-	u.gc, u.grp, u.expires, u.st, u.tlsKey = nil, nil, 0, nil, ""
+	u.gc, u.grp, u.expires, u.st, u.tlsKey, u.link = nil, nil, 0, nil, "", nil
 	return ui, u, nil
 }
 
@@ -95,6 +97,10 @@ func (w *worker) connect(i int32, sl *slot) {
 	if sl.up >= 0 {
 		w.abandonUp(sl.up)
 		sl.up = -1
+	}
+	if t.Shared && !w.draining {
+		w.linkConnect(i, sl, t)
+		return
 	}
 	key := poolKey{addr: t.Addr}
 	if t.Group != nil {
@@ -124,19 +130,26 @@ func (w *worker) connect(i int32, sl *slot) {
 	}
 	u.sk = newSock(fd)
 	u.state, u.owner, u.addr, u.grp, u.tlsKey = upConnecting, i, t.Addr, t.Group, key.tls
-	if err := u.sa.Set(t.Addr); err != nil {
+	if err := w.startConnect(ui, u, t); err != nil {
 		w.abortConnect(ui, u, sl, err)
 		return
+	}
+	sl.up = ui
+}
+
+// startConnect queues the connect of upstream connection ui to t, bounded
+// by the group's connect timeout (a linked timeout).
+func (w *worker) startConnect(ui int32, u *upConn, t proxy.Target) error {
+	if err := u.sa.Set(t.Addr); err != nil {
+		return err
 	}
 	u.ts.Set(connectTimeout(t.Group))
 	if err := w.ring.Reserve(2); err != nil {
-		w.abortConnect(ui, u, sl, err)
-		return
+		return err
 	}
-	sqe, err := w.ring.PrepareConnect(fd, u.sa, iouring.Pack(opUConnect, u.gen, uint32(ui)))
+	sqe, err := w.ring.PrepareConnect(int(u.sk.fd), u.sa, iouring.Pack(opUConnect, u.gen, uint32(ui)))
 	if err != nil {
-		w.abortConnect(ui, u, sl, err)
-		return
+		return err
 	}
 	u.sk.ops++
 	sqe.Link()
@@ -146,7 +159,7 @@ func (w *worker) connect(i int32, sl *slot) {
 	} else {
 		u.sk.ops++
 	}
-	sl.up = ui
+	return nil
 }
 
 // connectFailed defers UpstreamConnected(false, err) until the session's
@@ -214,6 +227,10 @@ func (w *worker) onUpConnect(c iouring.CQE, gen uint32, ui int32) {
 	u.sk.ops--
 	if u.state != upConnecting {
 		w.maybeFreeUp(ui, u)
+		return
+	}
+	if u.link != nil {
+		w.linkConnected(ui, u, c.Res)
 		return
 	}
 	owner := u.owner
@@ -296,6 +313,12 @@ func (w *worker) onUpRecv(c iouring.CQE, gen uint32, ui int32) {
 			w.recvError(sk, c.Res, starvedRef{idx: ui, gen: gen, up: true})
 		}
 		w.run(u.owner)
+	case upShared:
+		if !has && c.Res == -int32(unix.ENOBUFS) {
+			w.recvError(sk, c.Res, starvedRef{idx: ui, gen: gen, up: true})
+			return
+		}
+		w.linkRecv(c, ui, u, buf, bid, has, final)
 	case upIdle:
 		// A pooled connection: bytes, EOF or an error all mean it cannot
 		// be reused, except HTTP/2 control frames (UpstreamState.IdleData).
@@ -335,6 +358,10 @@ func (w *worker) onUpSend(c iouring.CQE, gen uint32, ui int32) {
 	}
 	sk := &u.sk
 	sk.ops--
+	if u.state == upShared {
+		w.linkSent(c, ui, u)
+		return
+	}
 	var lens [maxSegs]int
 	k, err := w.sendDone(sk, c.Res, &lens)
 	if t := w.upTLSOf(u); t != nil && (u.state == upOwned || u.state == upConnecting) {
@@ -430,6 +457,9 @@ func (w *worker) closeUp(ui int32, u *upConn) {
 	}
 	if u.state == upIdle {
 		w.pool.unlink(w, ui, u)
+	}
+	if u.link != nil {
+		w.forgetLink(ui, u)
 	}
 	w.uncount(u)
 	u.st.Free()

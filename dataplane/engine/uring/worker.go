@@ -82,8 +82,14 @@ type worker struct {
 	h2s    map[*slot]*h2conn // HTTP/2 connections' states
 	h2free []*h2conn
 	h2out  []int32 // HTTP/2 connections' slots with output held for the end of the batch
-	free   []int32
-	heap   []int32 // timer min-heap of slot indexes, by slot.deadline
+	// Shared HTTP/2 upstream connections (link.go): their upstream slots,
+	// and scratch for the links with frames to send and the sessions to run.
+	linkUps []int32
+	dirty   []*proxy.H2Link
+	tags    []int32
+	tagsB   []int32
+	free    []int32
+	heap    []int32 // timer min-heap of slot indexes, by slot.deadline
 
 	// Upstream connections.
 	ups    slab[upConn]
@@ -261,6 +267,7 @@ func (w *worker) loop() error {
 		if e.stopping.Load() {
 			return nil
 		}
+		w.flushLinks()
 		w.flushH2()
 		w.br.Publish()
 		if err := w.ring.SubmitAndWait(w.waitTimeout()); err != nil {
@@ -275,6 +282,7 @@ func (w *worker) loop() error {
 		if w.now >= w.nextSweep {
 			w.nextSweep = w.now + int64(sweepInterval)
 			w.pool.sweep(w, w.now)
+			w.sweepLinks(w.now)
 			w.sweepTLSClients()
 			cutoff := w.now - int64(e.opts.Limits.ReleaseDelay())
 			w.xp.trim(cutoff)
@@ -376,6 +384,7 @@ func (w *worker) startDrain() {
 		}
 	}
 	w.pool.closeAll(w)
+	w.sweepLinks(w.now)
 }
 
 // closeAll closes every client connection at once (Drain ran out of time).
@@ -388,6 +397,7 @@ func (w *worker) closeAll() {
 		}
 	}
 	w.pool.closeAll(w)
+	w.closeLinks()
 }
 
 // teardown runs when the worker stops: every descriptor is closed
@@ -421,6 +431,11 @@ func (w *worker) teardown() {
 		}
 		w.uncount(u)
 		w.upTLSRelease(u)
+		if l := u.link; l != nil {
+			// Freed by the last of its sessions to close below.
+			u.link = nil
+			l.Orphan()
+		}
 	}
 	w.e.mu.Lock()
 	for k := range w.lis {
