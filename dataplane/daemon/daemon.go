@@ -32,6 +32,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
 	"github.com/flaxlb/flax/dataplane/engine/netpoll"
+	"github.com/flaxlb/flax/dataplane/engine/uring"
 	"github.com/flaxlb/flax/dataplane/filter"
 	"github.com/flaxlb/flax/dataplane/health"
 	"github.com/flaxlb/flax/dataplane/metrics"
@@ -130,6 +131,9 @@ type Daemon struct {
 	mirrors *netpoll.MirrorSender
 	alog    *accesslog.Logger
 	spans   *tracing.Exporter
+	// udpDriver is what the UDP loops wait on ("io_uring" or "epoll"; ""
+	// when UDP listeners are not served).
+	udpDriver string
 
 	mu      sync.Mutex // serialises Apply, ApplyEndpoints and Pool changes
 	current *dataplanev1.Snapshot
@@ -236,8 +240,14 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	// UDP listeners have their own engine beside the connection engines.
-	if u, uerr := udp.New(d.metrics, udp.Options{Workers: opts.Workers, AccessLog: d.alog, Log: opts.Log.WithName("udp")}); uerr == nil {
+	// They are served on io_uring with the io_uring engine, when the kernel
+	// has what they need, and on epoll otherwise.
+	if u, uerr := udp.New(d.metrics, udp.Options{Workers: opts.Workers, AccessLog: d.alog, Log: opts.Log.WithName("udp"), IOUring: eng.Name() == uring.Name}); uerr == nil {
 		eng = engine.WithUDP(eng, u)
+		if dr, ok := engine.Engine(u).(interface{ Driver() (string, string) }); ok {
+			d.udpDriver, _ = dr.Driver()
+			d.log.Info("UDP listeners", "driver", d.udpDriver)
+		}
 	} else {
 		d.log.Info("UDP listeners will not be served", "reason", uerr.Error())
 	}

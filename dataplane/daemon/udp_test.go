@@ -116,6 +116,11 @@ func TestUDPListenerBesideTCPOnEitherEngine(t *testing.T) {
 			if n := d.Metrics().UDPFlows(id, metrics.UDPFlowOpened); n != 1 {
 				t.Fatalf("flows opened = %d, want 1", n)
 			}
+			// UDP listeners follow the connection engine: io_uring loops
+			// with the io_uring engine (this kernel has multishot recvmsg).
+			if want := map[string]string{EngineNetpoll: "epoll", EngineUring: "io_uring"}[eng]; d.udpDriver != want {
+				t.Fatalf("UDP driver %q, want %q", d.udpDriver, want)
+			}
 		})
 	}
 }

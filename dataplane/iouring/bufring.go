@@ -69,6 +69,18 @@ type BufRing struct {
 // kernel as buffer group bgid. entries must be a power of two no larger than
 // 32768. All buffers start out available to the kernel.
 func (r *Ring) NewBufRing(bgid uint16, entries int, size int) (*BufRing, error) {
+	return r.newBufRing(bgid, entries, size, unix.MAP_POPULATE)
+}
+
+// ReserveBufRing is NewBufRing for large buffers mostly left unused: the
+// buffers' memory is only reserved (MAP_NORESERVE, no MAP_POPULATE), and a
+// page takes memory when the kernel first writes into it. A ring of 64 KiB
+// buffers that receives small datagrams keeps about a page per buffer.
+func (r *Ring) ReserveBufRing(bgid uint16, entries int, size int) (*BufRing, error) {
+	return r.newBufRing(bgid, entries, size, unix.MAP_NORESERVE)
+}
+
+func (r *Ring) newBufRing(bgid uint16, entries int, size int, flags int) (*BufRing, error) {
 	if r.closed {
 		return nil, fmt.Errorf("uring: new buffer ring: %w", ErrClosed)
 	}
@@ -88,7 +100,7 @@ func (r *Ring) NewBufRing(bgid uint16, entries int, size int) (*BufRing, error) 
 	ringBytes := (entries*int(unsafe.Sizeof(bufEntry{})) + page - 1) &^ (page - 1)
 	total := ringBytes + entries*size
 	mem, err := unix.Mmap(-1, 0, total, unix.PROT_READ|unix.PROT_WRITE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|flags)
 	if err != nil {
 		return nil, fmt.Errorf("uring: new buffer ring: mmap %d bytes: %w", total, err)
 	}

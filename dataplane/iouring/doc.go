@@ -4,7 +4,10 @@
 // A worker owns exactly one Ring. The package gives it: ring setup with the
 // flags the dataplane relies on (Probe tells the dataplane at start-up whether
 // they are available, and why not), user_data encoding with a generation
-// counter (Pack/Unpack), a registered provided-buffer ring (BufRing), SQE
+// counter (Pack/Unpack), a registered provided-buffer ring (BufRing, or
+// ReserveBufRing for large buffers paged in on use), datagram receives and
+// sends with addresses (PrepareRecvmsgMultishot, ParseRecvmsg,
+// PrepareSendDgram), SQE
 // preparation helpers that fill every SQE field themselves, a submit-and-wait
 // step plus allocation-free batch iteration of completions, an eventfd Waker
 // for cross-thread wake-ups, and a few socket helpers.

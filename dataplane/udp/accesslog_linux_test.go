@@ -50,7 +50,9 @@ func (l *lines) all(t *testing.T) []map[string]any {
 // closed endpoint port and shut down with its listener; each line names the
 // flow's listener, route, group, client and endpoint and counts what moved
 // each way.
-func TestFlowsAreLogged(t *testing.T) {
+func TestFlowsAreLogged(t *testing.T) { eachDriver(t, testFlowsAreLogged) }
+
+func testFlowsAreLogged(t *testing.T, uring bool) {
 	a := newEcho(t, "a")
 	out := &lines{}
 	al, err := accesslog.New(accesslog.Options{Output: out, Workers: 1, FlushInterval: 10 * time.Millisecond})
@@ -63,7 +65,7 @@ func TestFlowsAreLogged(t *testing.T) {
 		Name: "ns/dns", Backends: []*dataplanev1.TCPBackend{group("g", 1)},
 		MaxFlows: 1, IdleTimeout: durationpb.New(300 * time.Millisecond),
 	}
-	f := startLogged(t, 1, udpSnapshot(port, route, map[string][]*echo{"g": {a}}), al)
+	f := startLogged(t, uring, 1, udpSnapshot(port, route, map[string][]*echo{"g": {a}}), al)
 
 	// want checks the line of the flow of client c.
 	want := func(m map[string]any, c *net.UDPConn, upstream, reason string, req, resp, dgramsIn, dgramsOut int) {

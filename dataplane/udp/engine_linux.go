@@ -26,6 +26,14 @@ type Options struct {
 	AccessLog *accesslog.Logger
 	// Log receives the engine's events.
 	Log logr.Logger
+	// IOUring serves the loops on io_uring rings when this kernel allows
+	// (a probe at New: multishot recvmsg with provided buffer rings), and
+	// on epoll otherwise; the daemon sets it when its connection engine is
+	// the io_uring one.
+	IOUring bool
+	// RingBuffers is the provided buffer count of each io_uring loop
+	// (DefaultRingBuffers when 0); a power of two.
+	RingBuffers int
 }
 
 // Engine serves the UDP listeners of a configuration (engine.Split hands it
@@ -41,6 +49,9 @@ type Engine struct {
 	running bool
 	seeds   uint64
 	wg      sync.WaitGroup
+
+	uring    bool   // loops serve on io_uring
+	fallback string // why not, when Options.IOUring asked for it
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -53,7 +64,28 @@ func New(reg *metrics.Registry, opts Options) (*Engine, error) {
 	if reg.Workers() < opts.Workers {
 		return nil, fmt.Errorf("udp engine: metrics registry has %d workers, want %d", reg.Workers(), opts.Workers)
 	}
-	return &Engine{opts: opts, reg: reg, bound: map[*engine.Slot][]*loop{}}, nil
+	if b := opts.RingBuffers; b < 0 || b&(b-1) != 0 {
+		return nil, fmt.Errorf("udp engine: ring buffers must be a power of two, got %d", b)
+	}
+	e := &Engine{opts: opts, reg: reg, bound: map[*engine.Slot][]*loop{}}
+	if opts.IOUring {
+		if err := probeUring(); err != nil {
+			e.fallback = err.Error()
+			opts.Log.Info("UDP listeners are served on epoll: io_uring multishot recvmsg unavailable", "reason", e.fallback)
+		} else {
+			e.uring = true
+		}
+	}
+	return e, nil
+}
+
+// Driver names what the loops wait on: "io_uring" or "epoll", and when
+// io_uring was asked for but is not used, why.
+func (e *Engine) Driver() (name, fallback string) {
+	if e.uring {
+		return "io_uring", ""
+	}
+	return "epoll", e.fallback
 }
 
 // Name implements engine.Engine.
@@ -112,7 +144,7 @@ func (e *Engine) bind(s *engine.Slot) ([]*loop, error) {
 		if err == nil {
 			e.seeds++
 			var l *loop
-			l, err = newLoop(s, fd, e.reg.Worker(i), e.opts.AccessLog.Worker(i), e.seeds, e.opts.Log)
+			l, err = newLoop(s, fd, e.reg.Worker(i), e.opts.AccessLog.Worker(i), e.seeds, e.opts.Log, e.uring, e.opts.RingBuffers)
 			if err == nil {
 				loops = append(loops, l)
 				continue

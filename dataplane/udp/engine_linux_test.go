@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,18 +88,48 @@ func group(name string, weight uint32) *dataplanev1.TCPBackend {
 	return &dataplanev1.TCPBackend{Target: &dataplanev1.TCPBackend_BackendGroup{BackendGroup: name}, Weight: weight}
 }
 
-func start(t testing.TB, workers int, snap *dataplanev1.Snapshot) *fixture {
+// eachDriver runs test on epoll and on io_uring loops.
+func eachDriver(t *testing.T, test func(t *testing.T, uring bool)) {
+	t.Run("epoll", func(t *testing.T) { test(t, false) })
+	t.Run("io_uring", func(t *testing.T) { test(t, true) })
+}
+
+// start serves snap with an engine of workers loops per listener, on
+// io_uring when uring.
+func start(t testing.TB, uring bool, workers int, snap *dataplanev1.Snapshot) *fixture {
 	t.Helper()
-	return startLogged(t, workers, snap, nil)
+	skipWithoutUring(t, uring)
+	return startWith(t, Options{Workers: workers, IOUring: uring}, snap)
 }
 
 // startLogged is start with an access log.
-func startLogged(t testing.TB, workers int, snap *dataplanev1.Snapshot, al *accesslog.Logger) *fixture {
+func startLogged(t testing.TB, uring bool, workers int, snap *dataplanev1.Snapshot, al *accesslog.Logger) *fixture {
 	t.Helper()
-	f := &fixture{t: t, reg: metrics.NewRegistry(workers), port: uint16(snap.Listeners[0].Port)}
-	eng, err := New(f.reg, Options{Workers: workers, AccessLog: al, Log: logr.Discard()})
+	skipWithoutUring(t, uring)
+	return startWith(t, Options{Workers: workers, IOUring: uring, AccessLog: al}, snap)
+}
+
+var uringProbe = sync.OnceValue(func() error { return probeUring() })
+
+// skipWithoutUring skips an io_uring test on a kernel that cannot run it.
+func skipWithoutUring(t testing.TB, uring bool) {
+	t.Helper()
+	if err := uringProbe(); uring && err != nil {
+		t.Skipf("UDP on io_uring unavailable here: %v", err)
+	}
+}
+
+// startWith is start with opts (Log is set here).
+func startWith(t testing.TB, opts Options, snap *dataplanev1.Snapshot) *fixture {
+	t.Helper()
+	f := &fixture{t: t, reg: metrics.NewRegistry(opts.Workers), port: uint16(snap.Listeners[0].Port)}
+	opts.Log = logr.Discard()
+	eng, err := New(f.reg, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if name, why := eng.Driver(); opts.IOUring && name != "io_uring" && probeUring() == nil {
+		t.Fatalf("io_uring asked for and available, serving on %s: %s", name, why)
 	}
 	f.eng = eng
 	f.apply(snap)
@@ -175,9 +206,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestFlowsStickToOneEndpointAndKeepDatagramsWhole(t *testing.T) {
+	eachDriver(t, testFlowsStickToOneEndpointAndKeepDatagramsWhole)
+}
+
+func testFlowsStickToOneEndpointAndKeepDatagramsWhole(t *testing.T, uring bool) {
 	a, b := newEcho(t, "a"), newEcho(t, "b")
 	port := freeUDPPort(t)
-	f := start(t, 2, udpSnapshot(port, &dataplanev1.UDPRoute{Name: "default/dns/rule-0", Backends: []*dataplanev1.TCPBackend{group("dns", 1)}},
+	f := start(t, uring, 2, udpSnapshot(port, &dataplanev1.UDPRoute{Name: "default/dns/rule-0", Backends: []*dataplanev1.TCPBackend{group("dns", 1)}},
 		map[string][]*echo{"dns": {a, b}}))
 
 	seen := map[string]int{}
@@ -217,11 +252,13 @@ func TestFlowsStickToOneEndpointAndKeepDatagramsWhole(t *testing.T) {
 	}
 }
 
-func TestWeightsAndRejectedFlows(t *testing.T) {
+func TestWeightsAndRejectedFlows(t *testing.T) { eachDriver(t, testWeightsAndRejectedFlows) }
+
+func testWeightsAndRejectedFlows(t *testing.T, uring bool) {
 	a, b := newEcho(t, "a"), newEcho(t, "b")
 	port := freeUDPPort(t)
 	route := &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("ga", 1), group("gb", 0)}}
-	f := start(t, 1, udpSnapshot(port, route, map[string][]*echo{"ga": {a}, "gb": {b}}))
+	f := start(t, uring, 1, udpSnapshot(port, route, map[string][]*echo{"ga": {a}, "gb": {b}}))
 	for range 20 {
 		if got := exchange(t, f.client(), []byte("w"), 2*time.Second); !strings.HasPrefix(got, "a ") {
 			t.Fatalf("reply %q: a weight of 0 must get no flow", got)
@@ -239,11 +276,13 @@ func TestWeightsAndRejectedFlows(t *testing.T) {
 	}
 }
 
-func TestIdleFlowsExpire(t *testing.T) {
+func TestIdleFlowsExpire(t *testing.T) { eachDriver(t, testIdleFlowsExpire) }
+
+func testIdleFlowsExpire(t *testing.T, uring bool) {
 	a := newEcho(t, "a")
 	port := freeUDPPort(t)
 	route := &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}, IdleTimeout: durationpb.New(150 * time.Millisecond)}
-	f := start(t, 2, udpSnapshot(port, route, map[string][]*echo{"g": {a}}))
+	f := start(t, uring, 2, udpSnapshot(port, route, map[string][]*echo{"g": {a}}))
 	c := f.client()
 	first := exchange(t, c, []byte("1"), 2*time.Second)
 	eventually(t, "the idle flow to expire", func() bool { return f.reg.UDPFlows(f.id, metrics.UDPFlowExpired) == 1 })
@@ -260,11 +299,13 @@ func TestIdleFlowsExpire(t *testing.T) {
 	}
 }
 
-func TestFlowBoundEvictsTheIdlest(t *testing.T) {
+func TestFlowBoundEvictsTheIdlest(t *testing.T) { eachDriver(t, testFlowBoundEvictsTheIdlest) }
+
+func testFlowBoundEvictsTheIdlest(t *testing.T, uring bool) {
 	a := newEcho(t, "a")
 	port := freeUDPPort(t)
 	route := &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}, MaxFlows: 2}
-	f := start(t, 1, udpSnapshot(port, route, map[string][]*echo{"g": {a}}))
+	f := start(t, uring, 1, udpSnapshot(port, route, map[string][]*echo{"g": {a}}))
 	c1, c2, c3 := f.client(), f.client(), f.client()
 	r1 := exchange(t, c1, []byte("x"), 2*time.Second)
 	exchange(t, c2, []byte("x"), 2*time.Second)
@@ -289,9 +330,13 @@ func TestFlowBoundEvictsTheIdlest(t *testing.T) {
 }
 
 func TestRemovedListenerClosesItsSocketsAndFlows(t *testing.T) {
+	eachDriver(t, testRemovedListenerClosesItsSocketsAndFlows)
+}
+
+func testRemovedListenerClosesItsSocketsAndFlows(t *testing.T, uring bool) {
 	a := newEcho(t, "a")
 	port := freeUDPPort(t)
-	f := start(t, 2, udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {a}}))
+	f := start(t, uring, 2, udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {a}}))
 	if exchange(t, f.client(), []byte("x"), 2*time.Second) == "" {
 		t.Fatal("no reply")
 	}
@@ -313,11 +358,15 @@ func TestRemovedListenerClosesItsSocketsAndFlows(t *testing.T) {
 // socket is connected to the address it sent to, gets the replies (they leave
 // from that address, not one the kernel would choose).
 func TestWildcardListenerRepliesFromTheAddressClientsSentTo(t *testing.T) {
+	eachDriver(t, testWildcardListenerRepliesFromTheAddressClientsSentTo)
+}
+
+func testWildcardListenerRepliesFromTheAddressClientsSentTo(t *testing.T, uring bool) {
 	a := newEcho(t, "a")
 	port := freeUDPPort(t)
 	snap := udpSnapshot(port, &dataplanev1.UDPRoute{Name: "r", Backends: []*dataplanev1.TCPBackend{group("g", 1)}}, map[string][]*echo{"g": {a}})
 	snap.Listeners[0].Address = ""
-	f := start(t, 2, snap)
+	f := start(t, uring, 2, snap)
 	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
 		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.ParseIP(ip), Port: int(port)})
 		if err != nil {

@@ -17,6 +17,9 @@ type Options struct {
 	Workers   int
 	AccessLog *accesslog.Logger
 	Log       logr.Logger
+	// IOUring and RingBuffers are those of Linux; see there.
+	IOUring     bool
+	RingBuffers int
 }
 
 // New fails: the UDP engine runs on Linux only (epoll, SO_REUSEPORT).

@@ -12,6 +12,7 @@ import (
 	"github.com/flaxlb/flax/dataplane/accesslog"
 	"github.com/flaxlb/flax/dataplane/compiled"
 	"github.com/flaxlb/flax/dataplane/engine"
+	"github.com/flaxlb/flax/dataplane/iouring"
 	"github.com/flaxlb/flax/dataplane/metrics"
 	"github.com/flaxlb/flax/dataplane/proxy"
 )
@@ -42,6 +43,7 @@ type flow struct {
 	group *metrics.GroupCounters
 	to    rawAddr // the client, encoded for the listener socket
 	src   source  // the address the client sent to, on a wildcard socket
+	armed bool    // io_uring: the multishot recvmsg on fd is armed
 
 	// For the access log: when the flow began, the names in force then, and
 	// what moved each way (counted whether or not the log is on: two adds).
@@ -65,10 +67,22 @@ type loop struct {
 	pktinfo bool
 	msg     msgBuf
 	src     source
-	ep      int // epoll set
-	wake    int // eventfd that ends Run early
+	ep      int // epoll set; -1 on io_uring
+	wake    int // eventfd that ends Run early; -1 on io_uring
 	stopped atomic.Bool
 	done    chan struct{}
+	// ring is the io_uring driver (ring_linux.go), nil on epoll; buffers is
+	// its provided buffer count (0: the default).
+	ring    *ringDriver
+	uring   bool
+	buffers int
+	// What stop wakes: the ring's waker, or the epoll loop's eventfd (-1
+	// before it runs).
+	waker  atomic.Pointer[iouring.Waker]
+	wakeFd atomic.Int64
+	// dry counts the io_uring receives that ended for want of buffers (and
+	// were re-armed); read by tests.
+	dry atomic.Int64
 
 	table   *Table[flow]
 	pickers *proxy.Pickers
@@ -80,45 +94,73 @@ type loop struct {
 	key     [16]byte
 }
 
-// newLoop makes the loop of listener socket fd, owning it from then on.
-func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, alog *accesslog.Worker, seed uint64, log logr.Logger) (*loop, error) {
-	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		unix.Close(fd)
-		unix.Close(ep)
-		return nil, err
-	}
+// newLoop makes the loop of listener socket fd, owning it from then on. With
+// uring the loop serves on an io_uring ring made when it runs (falling back
+// to epoll if that fails), buffers provided buffers of it (0: the default).
+func newLoop(slot *engine.Slot, fd int, w *metrics.Worker, alog *accesslog.Worker, seed uint64, log logr.Logger, uring bool, buffers int) (*loop, error) {
 	l := &loop{
 		slot: slot, w: w, alog: alog, log: log, fd: fd, family: familyOf(slot.Addr.Addr()), pktinfo: slot.Addr.Addr().IsUnspecified(),
-		ep: ep, wake: wake, done: make(chan struct{}),
+		ep: -1, wake: -1, done: make(chan struct{}), uring: uring, buffers: buffers,
 		table: NewTable[flow](256), pickers: proxy.NewPickers(seed), rng: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
-		start: time.Now(), buf: make([]byte, maxDatagram), events: make([]unix.EpollEvent, 128),
+		start: time.Now(),
 	}
+	l.wakeFd.Store(-1)
+	if uring {
+		// io_uring waits for the socket itself; a blocking socket is what
+		// it expects.
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		return l, nil
+	}
+	if err := l.initEpoll(); err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	return l, nil
+}
+
+// initEpoll makes the loop's epoll set, its wake eventfd and its buffers.
+func (l *loop) initEpoll() error {
+	if err := unix.SetNonblock(l.fd, true); err != nil {
+		return err
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	l.ep = ep
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	l.wake = wake
+	l.buf, l.events = make([]byte, maxDatagram), make([]unix.EpollEvent, 128)
 	for _, r := range []struct {
 		fd  int
 		tag int32
-	}{{fd, tagListener}, {wake, tagWake}} {
+	}{{l.fd, tagListener}, {wake, tagWake}} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: r.tag}
 		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
-			l.closeAll()
-			return nil, err
+			return err
 		}
 	}
-	return l, nil
+	return nil
 }
 
 // stop makes run return soon; it may be called from any goroutine, more
 // than once.
 func (l *loop) stop() {
 	if l.stopped.CompareAndSwap(false, true) {
-		var one [8]byte
-		one[0] = 1
-		unix.Write(l.wake, one[:])
+		if w := l.waker.Load(); w != nil {
+			_ = w.Wake()
+		}
+		if wake := l.wakeFd.Load(); wake >= 0 {
+			var one [8]byte
+			one[0] = 1
+			unix.Write(int(wake), one[:])
+		}
 	}
 }
 
@@ -129,7 +171,25 @@ func (l *loop) now() int64 { return int64(time.Since(l.start)) }
 // descriptors.
 func (l *loop) run() {
 	defer close(l.done)
+	if l.uring {
+		if l.runRing() {
+			return
+		}
+		// The ring could not be made: serve on epoll.
+		l.uring = false
+		if err := l.initEpoll(); err != nil {
+			l.log.Error(err, "UDP listener socket stopped serving", "address", l.slot.Addr.String(), "worker", l.w.Index())
+			l.closeAll()
+			return
+		}
+	}
+	l.runEpoll()
+}
+
+// runEpoll is run on the loop's epoll set.
+func (l *loop) runEpoll() {
 	defer l.closeAll()
+	l.wakeFd.Store(int64(l.wake))
 	for !l.stopped.Load() {
 		n, err := unix.EpollWait(l.ep, l.events, l.waitMillis())
 		if err == unix.EINTR {
@@ -155,17 +215,8 @@ func (l *loop) run() {
 	}
 }
 
-// waitMillis is how long epoll may sleep: until the idlest flow expires,
-// at most maxWait.
-func (l *loop) waitMillis() int {
-	wait := maxWait
-	if lst := l.slot.Listener.Load(); lst != nil {
-		if at, ok := l.table.NextExpiry(int64(lst.UDPIdleTimeout)); ok {
-			wait = min(wait, time.Duration(at-l.now()))
-		}
-	}
-	return max(int(wait.Milliseconds()), 1)
-}
+// waitMillis is wait in milliseconds, at least 1.
+func (l *loop) waitMillis() int { return max(int(l.wait().Milliseconds()), 1) }
 
 // fromClients forwards the datagrams waiting on the listener socket.
 func (l *loop) fromClients(lst *compiled.Listener) {
@@ -184,30 +235,47 @@ func (l *loop) fromClients(lst *compiled.Listener) {
 		if e != 0 {
 			return // EAGAIN, or an error the next datagram does not share
 		}
-		if lst == nil || lst.UDP == nil {
+		id, f, ok := l.admit(lst, lc, n)
+		if !ok {
 			continue
 		}
-		l.w.ClientBytes(lc, n, 0)
-		now := l.now()
-		client := l.from.addrPort()
-		id, ok := l.table.Lookup(client)
-		if ok {
-			l.table.Touch(id, now)
-		} else if id, ok = l.open(lst, lc, client, now); !ok {
-			l.w.UDPDropped(lc)
-			continue
-		}
-		f, _ := l.table.Value(id)
-		f.reqBytes += int64(n)
-		f.reqDgrams++
 		if e := writeUpstream(f.fd, l.buf[:n]); e != 0 {
-			l.w.UDPDropped(lc)
-			if e == unix.ECONNREFUSED {
-				// The endpoint said its port is closed: the next datagram
-				// picks again.
-				l.end(id, lc, metrics.UDPFlowClosed, accesslog.FlowRefused)
-			}
+			l.upstreamSendFailed(id, lc, e)
 		}
+	}
+}
+
+// admit counts a client datagram of n bytes from l.from (l.src holding the
+// address it was sent to) and finds or opens its flow; false when no flow
+// takes it (counted as dropped).
+func (l *loop) admit(lst *compiled.Listener, lc *metrics.ListenerCounters, n int) (ID, *flow, bool) {
+	if lst == nil || lst.UDP == nil {
+		return 0, nil, false
+	}
+	l.w.ClientBytes(lc, n, 0)
+	now := l.now()
+	client := l.from.addrPort()
+	id, ok := l.table.Lookup(client)
+	if ok {
+		l.table.Touch(id, now)
+	} else if id, ok = l.open(lst, lc, client, now); !ok {
+		l.w.UDPDropped(lc)
+		return 0, nil, false
+	}
+	f, _ := l.table.Value(id)
+	f.reqBytes += int64(n)
+	f.reqDgrams++
+	return id, f, true
+}
+
+// upstreamSendFailed counts a client datagram flow id could not send
+// upstream; a refusal ends the flow.
+func (l *loop) upstreamSendFailed(id ID, lc *metrics.ListenerCounters, e unix.Errno) {
+	l.w.UDPDropped(lc)
+	if e == unix.ECONNREFUSED {
+		// The endpoint said its port is closed: the next datagram picks
+		// again.
+		l.end(id, lc, metrics.UDPFlowClosed, accesslog.FlowRefused)
 	}
 }
 
@@ -228,7 +296,7 @@ func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client
 	if !ok {
 		return 0, false
 	}
-	fd, err := dialUpstream(ep.Addr)
+	fd, err := dialUpstream(ep.Addr, !l.uring)
 	if err != nil {
 		l.pickers.Done(ep)
 		return 0, false
@@ -246,8 +314,7 @@ func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client
 	}
 	f.to.set(client, l.family)
 	id := l.table.Insert(client, now, f)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id.Slot() + flowTag, Pad: int32(id.Gen())}
-	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := l.watch(id, fd); err != nil {
 		l.table.Remove(id)
 		unix.Close(fd)
 		l.pickers.Done(ep)
@@ -258,6 +325,16 @@ func (l *loop) open(lst *compiled.Listener, lc *metrics.ListenerCounters, client
 	}
 	l.w.UDPFlow(lc, metrics.UDPFlowOpened)
 	return id, true
+}
+
+// watch has the loop's driver wait for the datagrams of flow id's upstream
+// socket fd.
+func (l *loop) watch(id ID, fd int) error {
+	if l.ring != nil {
+		return l.ring.armFlow(l, id, fd)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: id.Slot() + flowTag, Pad: int32(id.Gen())}
+	return unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
 // fromUpstream sends the datagrams waiting on flow id's upstream socket to
@@ -278,13 +355,7 @@ func (l *loop) fromUpstream(lst *compiled.Listener, id ID) {
 			return
 		}
 		if e != 0 {
-			// ECONNREFUSED and the like: the endpoint is gone; the client's
-			// next datagram picks again.
-			reason := accesslog.FlowUpstreamError
-			if e == unix.ECONNREFUSED {
-				reason = accesslog.FlowRefused
-			}
-			l.end(id, lc, metrics.UDPFlowClosed, reason)
+			l.upstreamFailed(id, lc, e)
 			return
 		}
 		l.table.Touch(id, l.now())
@@ -295,6 +366,17 @@ func (l *loop) fromUpstream(lst *compiled.Listener, id ID) {
 			f.respDgrams++
 		}
 	}
+}
+
+// upstreamFailed ends flow id after its upstream socket failed with e:
+// ECONNREFUSED and the like, the endpoint is gone; the client's next
+// datagram picks again.
+func (l *loop) upstreamFailed(id ID, lc *metrics.ListenerCounters, e unix.Errno) {
+	reason := accesslog.FlowUpstreamError
+	if e == unix.ECONNREFUSED {
+		reason = accesslog.FlowRefused
+	}
+	l.end(id, lc, metrics.UDPFlowClosed, reason)
 }
 
 // expire ends the flows idle for the listener's idle timeout.
@@ -330,6 +412,9 @@ func (l *loop) end(id ID, lc *metrics.ListenerCounters, e metrics.UDPFlowEvent, 
 			Reason: reason,
 		})
 	}
+	if l.ring != nil {
+		l.ring.disarmFlow(id, &f)
+	}
 	unix.Close(f.fd) // leaves the epoll set with it
 	l.pickers.Done(f.ep)
 	if f.group != nil {
@@ -352,6 +437,11 @@ func (l *loop) closeAll() {
 		l.end(id, lc, metrics.UDPFlowClosed, accesslog.FlowShutdown)
 	}
 	unix.Close(l.fd)
-	unix.Close(l.ep)
-	unix.Close(l.wake)
+	if l.ep >= 0 {
+		unix.Close(l.ep)
+	}
+	if l.wake >= 0 {
+		l.wakeFd.Store(-1)
+		unix.Close(l.wake)
+	}
 }

@@ -47,10 +47,15 @@ func bindListener(addr netip.AddrPort) (int, error) {
 	return fd, nil
 }
 
-// dialUpstream opens a non-blocking UDP socket connected to addr.
-func dialUpstream(addr netip.AddrPort) (int, error) {
+// dialUpstream opens a UDP socket connected to addr, non-blocking for epoll,
+// blocking for io_uring.
+func dialUpstream(addr netip.AddrPort, nonblock bool) (int, error) {
 	family := familyOf(addr.Addr())
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	typ := unix.SOCK_DGRAM | unix.SOCK_CLOEXEC
+	if nonblock {
+		typ |= unix.SOCK_NONBLOCK
+	}
+	fd, err := unix.Socket(family, typ, unix.IPPROTO_UDP)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
@@ -201,8 +206,15 @@ func recvMsg(fd int, buf []byte, from *rawAddr, m *msgBuf, src *source) (int, un
 		return 0, e
 	}
 	from.len = m.hdr.Namelen
-	src.n = 0
-	oob := m.oob[:m.hdr.Controllen]
+	src.parse(m.oob[:m.hdr.Controllen])
+	return int(n), 0
+}
+
+// parse sets s from the control messages of a received datagram: its
+// destination address (IP_PKTINFO, IPV6_PKTINFO) as the source of replies;
+// empty when they carry none.
+func (s *source) parse(oob []byte) {
+	s.n = 0
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		if h.Len < unix.SizeofCmsghdr || int(h.Len) > len(oob) {
@@ -212,10 +224,10 @@ func recvMsg(fd int, buf []byte, from *rawAddr, m *msgBuf, src *source) (int, un
 		switch {
 		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
 			in := (*unix.Inet4Pktinfo)(unsafe.Pointer(&data[0]))
-			src.set(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Pointer(&unix.Inet4Pktinfo{Spec_dst: in.Addr}), unix.SizeofInet4Pktinfo)
+			s.set(unix.IPPROTO_IP, unix.IP_PKTINFO, unsafe.Pointer(&unix.Inet4Pktinfo{Spec_dst: in.Addr}), unix.SizeofInet4Pktinfo)
 		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
 			in := (*unix.Inet6Pktinfo)(unsafe.Pointer(&data[0]))
-			src.set(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Pointer(&unix.Inet6Pktinfo{Addr: in.Addr}), unix.SizeofInet6Pktinfo)
+			s.set(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, unsafe.Pointer(&unix.Inet6Pktinfo{Addr: in.Addr}), unix.SizeofInet6Pktinfo)
 		}
 		space := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
 		if space > len(oob) {
@@ -223,7 +235,6 @@ func recvMsg(fd int, buf []byte, from *rawAddr, m *msgBuf, src *source) (int, un
 		}
 		oob = oob[space:]
 	}
-	return int(n), 0
 }
 
 // set makes s one control message of level and typ carrying the n bytes at p.

@@ -77,6 +77,16 @@ func (t *Table[V]) Value(id ID) (*V, bool) {
 	return &t.slots[i].v, true
 }
 
+// At returns the flow in slot i, whatever its generation; false when the
+// slot holds none. A driver whose events carry a shortened generation
+// compares it with the ID's.
+func (t *Table[V]) At(i int32) (ID, bool) {
+	if i < 0 || int(i) >= len(t.slots) || !t.slots[i].used {
+		return 0, false
+	}
+	return newID(i, t.slots[i].gen), true
+}
+
 // Client returns the client address of flow id (zero when id is stale).
 func (t *Table[V]) Client(id ID) netip.AddrPort {
 	i, ok := t.live(id)

@@ -52,6 +52,10 @@
 // reuse). wrk speaks plain HTTP to the proxies: the figures are the origination of TLS,
 // sealing each request and opening each response, one handshake per upstream
 // connection. Ratios are to nginx's.
+//
+// With -udp the load is UDP datagrams through a UDP listener to a UDP echo
+// backend: flax on io_uring and on epoll, nginx with its stream module; udp.go
+// says how.
 package main
 
 import (
@@ -110,6 +114,8 @@ func main() {
 	handshakes := flag.Bool("handshakes", false, "full TLS 1.3 handshakes: a client without session cache opens a connection per request (implies -https); reports handshakes per CPU-second")
 	grpcBench := flag.Bool("grpc", false, "load the proxies with gRPC unary calls (h2load -c16 -m20 over h2c) to an h2c gRPC backend; ratios to nginx (grpc_pass)")
 	serveGRPCAddr := flag.String("serve-grpc", "", "internal: serve the -grpc benchmark's gRPC backend on this address")
+	udpBench := flag.Bool("udp", false, "UDP datagrams through a UDP listener to a UDP echo: flax on io_uring and on epoll, nginx's stream module (udp); exchanges per CPU-second, ratios to nginx")
+	serveUDPEchoAddr := flag.String("serve-udp-echo", "", "internal: serve the -udp benchmark's UDP echo on this address")
 	backendTLS := flag.Bool("backend-tls", false, "TLS from the proxies to the backend (nginx over TLS 1.3), plain HTTP from wrk; flax-uring, flax-netpoll and nginx, ratios to nginx")
 	passthrough := flag.Bool("tls-passthrough", false, "TLS terminated by the backend, passed through by the proxies routing on SNI (flax TLS listener, HAProxy mode tcp with req.ssl_sni); ratios to HAProxy")
 	flag.Parse()
@@ -120,6 +126,24 @@ func main() {
 			os.Exit(2)
 		}
 		baseBin = b
+	}
+	if *serveUDPEchoAddr != "" {
+		if err := serveUDPEcho(*serveUDPEchoAddr); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *udpBench {
+		if *https || *passthrough || *h2 || *handshakes || *grpcBench || *backendTLS {
+			fmt.Fprintln(os.Stderr, "loadbench: -udp excludes the other benchmarks")
+			os.Exit(2)
+		}
+		if err := runUDP(*flaxBin, *duration, *rounds, *proxyCPU, *loadCPU, *only); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *serveGRPCAddr != "" {
 		if err := serveGRPC(*serveGRPCAddr); err != nil {
@@ -358,6 +382,9 @@ func runRounds(picked []proxy, dir, listen, backend string, d time.Duration, n, 
 			if useHandshakes {
 				what = fmt.Sprintf("%d connections of full handshakes", handshakeConns)
 			}
+			if useUDP {
+				what = fmt.Sprintf("%d UDP clients of %d datagrams in flight", udpClients, udpWindow)
+			}
 			fmt.Fprintf(os.Stderr, "loadbench: round %d/%d: %s: starting, then %s for %s\n", round+1, n, p.name, what, d)
 			r := measure(p, dir, listen, backend, d, conns, loadCPU)
 			if r.skipped != "" {
@@ -388,7 +415,11 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 	// flax binds with SO_REUSEPORT: a listener of another process on the port (another
 	// run of this benchmark on a shared machine) would silently take a share of the
 	// connections.
-	if err := portFree(listen); err != nil {
+	free := portFree
+	if useUDP {
+		free = udpPortFree
+	}
+	if err := free(listen); err != nil {
 		r.skipped = err.Error()
 		return r
 	}
@@ -398,6 +429,9 @@ func measure(p proxy, dir, listen, backend string, d time.Duration, conns, loadC
 		return r
 	}
 	defer benchproc.Stop(cmd)
+	if useUDP {
+		return measureUDP(r, cmd, listen, d)
+	}
 	if err := benchproc.WaitListen(listen); err != nil {
 		r.skipped = err.Error()
 		return r
@@ -657,6 +691,10 @@ func printTable(ss []summary, proxyCPU, conns int, d time.Duration, rounds int, 
 		loader = fmt.Sprintf("HTTP/2: h2load -t1 -c%d -m%d", h2loadClients, h2loadStreams)
 	}
 	unit := "req"
+	if useUDP {
+		loader = fmt.Sprintf("UDP: %d clients of %d datagrams of %d bytes in flight (an exchange: a datagram and its reply)", udpClients, udpWindow, udpPayload)
+		unit = "xchg"
+	}
 	if useHandshakes {
 		loader = fmt.Sprintf("full TLS 1.3 handshakes (X25519, ECDSA P-256, no resumption), one request per connection, %d at a time", handshakeConns)
 		unit = "hs"
