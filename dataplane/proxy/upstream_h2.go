@@ -342,7 +342,7 @@ func (s *Session) h2Step() bool {
 		if r == h2OK {
 			s.h2LinkDrain()
 		}
-		if l := st.link; l.conn.Pending() > 0 && !l.conn.PendingAcksOnly() {
+		if l := st.link; l.conn.Pending() > 0 {
 			l.markDirty() // credit given back as the hold drained
 		}
 	} else {

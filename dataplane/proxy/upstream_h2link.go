@@ -222,16 +222,14 @@ func (l *H2Link) Tags(dst []int32) []int32 {
 	return dst
 }
 
-// TakeSend returns the frames to send now and marks them in flight until
-// Sent; nil when nothing is to go or a send is in flight. Control frames
-// the connection owes go with them (acknowledgements alone wait while
-// streams are open: they ride with the next frames).
+// TakeSend returns the frames to send now, with the control frames the
+// connection owes, and marks them in flight until Sent; nil when nothing
+// is to go or a send is in flight.
 func (l *H2Link) TakeSend() []byte {
 	if l.sending {
 		return nil
 	}
-	if n := l.conn.Pending(); n > 0 && (len(l.streams) == 0 || !l.conn.PendingAcksOnly() || len(l.out[l.cur]) > 0) &&
-		cap(l.out[l.cur])-len(l.out[l.cur]) >= n {
+	if n := l.conn.Pending(); n > 0 && cap(l.out[l.cur])-len(l.out[l.cur]) >= n {
 		l.out[l.cur] = l.conn.AppendPending(l.out[l.cur])
 	}
 	b := l.out[l.cur]
@@ -312,7 +310,10 @@ func (l *H2Link) Data(p []byte) {
 			l.event(&ev)
 		}
 	}
-	if l.conn.Pending() > 0 && (len(l.streams) == 0 || !l.conn.PendingAcksOnly()) {
+	if l.conn.Pending() > 0 {
+		// Acknowledgements too: a PING left unanswered while a quiet
+		// stream stays open would let a backend's keepalive close the
+		// connection. They still share the batch's one send.
 		l.markDirty()
 	}
 }

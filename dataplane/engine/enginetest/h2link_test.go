@@ -2,13 +2,18 @@ package enginetest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // TestH2CMultiplexing sends 20 requests at once from 20 clients to an h2c
@@ -171,5 +176,75 @@ func TestH2CLinkBackendCloses(t *testing.T) {
 			t.Fatalf("request in flight when the backend closed: %d, want 502", r.StatusCode)
 		}
 		get(2)
+	})
+}
+
+// TestH2CQuietStreamPingAnswered has the backend PING while a stream is
+// open and quiet (the request sent, no response yet), as a keepalive does:
+// the proxy answers at once, not with its next frames.
+func TestH2CQuietStreamPingAnswered(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		acked := make(chan time.Duration, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			preface := make([]byte, len(http2.ClientPreface))
+			if _, err := io.ReadFull(c, preface); err != nil {
+				return
+			}
+			fr := http2.NewFramer(c, c)
+			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+			_ = fr.WriteSettings()
+			var sent time.Time
+			var id uint32
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						_ = fr.WriteSettingsAck()
+					}
+				case *http2.MetaHeadersFrame:
+					// The request is in: the stream stays quiet, a PING goes.
+					id = f.StreamID
+					sent = time.Now()
+					_ = fr.WritePing(false, [8]byte{'k', 'a'})
+				case *http2.PingFrame:
+					if f.IsAck() {
+						acked <- time.Since(sent)
+						var hbuf bytes.Buffer
+						enc := hpack.NewEncoder(&hbuf)
+						_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "204"})
+						_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndHeaders: true, EndStream: true})
+					}
+				}
+			}
+		}()
+		te := startEngine(t, k)
+		port := FreePort(t)
+		te.apply(CompileYAML(t, te.reg, h2cSnapshot(port, ln.Addr().String())))
+		c := Dial(t, port)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+		select {
+		case d := <-acked:
+			t.Logf("PING answered after %v", d)
+		case <-time.After(5 * time.Second):
+			t.Fatal("the PING on a quiet stream's connection was not answered")
+		}
+		r, _ := ReadResponse(t, bufio.NewReader(c), "GET")
+		if r.StatusCode != 204 {
+			t.Fatalf("got %d, want the backend's 204", r.StatusCode)
+		}
 	})
 }
