@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,6 +247,80 @@ func TestH2CQuietStreamPingAnswered(t *testing.T) {
 		r, _ := ReadResponse(t, bufio.NewReader(c), "GET")
 		if r.StatusCode != 204 {
 			t.Fatalf("got %d, want the backend's 204", r.StatusCode)
+		}
+	})
+}
+
+// TestH2CGoAwayDrainsConnection has the backend send GOAWAY naming the
+// stream it is answering: that stream completes, and the next request goes
+// to a new connection.
+func TestH2CGoAwayDrainsConnection(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, k kind) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		var conns atomic.Int32
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				n := conns.Add(1)
+				go func() {
+					defer c.Close()
+					preface := make([]byte, len(http2.ClientPreface))
+					if _, err := io.ReadFull(c, preface); err != nil {
+						return
+					}
+					fr := http2.NewFramer(c, c)
+					fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+					_ = fr.WriteSettings()
+					var hbuf bytes.Buffer
+					enc := hpack.NewEncoder(&hbuf)
+					for {
+						f, err := fr.ReadFrame()
+						if err != nil {
+							return
+						}
+						switch f := f.(type) {
+						case *http2.SettingsFrame:
+							if !f.IsAck() {
+								_ = fr.WriteSettingsAck()
+							}
+						case *http2.MetaHeadersFrame:
+							if n == 1 {
+								// The first connection goes away after this stream.
+								_ = fr.WriteGoAway(f.StreamID, http2.ErrCodeNo, nil)
+							}
+							hbuf.Reset()
+							_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+							_ = enc.WriteField(hpack.HeaderField{Name: "x-conn", Value: strconv.Itoa(int(n))})
+							_ = enc.WriteField(hpack.HeaderField{Name: "content-length", Value: "0"})
+							_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: hbuf.Bytes(), EndHeaders: true, EndStream: true})
+						}
+					}
+				}()
+			}
+		}()
+		te := startEngine(t, k)
+		port := FreePort(t)
+		te.apply(CompileYAML(t, te.reg, h2cSnapshot(port, ln.Addr().String())))
+		c := Dial(t, port)
+		br := bufio.NewReader(c)
+		var seen []string
+		for range 2 {
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
+			r, _ := ReadResponse(t, br, "GET")
+			if r.StatusCode != 200 {
+				t.Fatalf("got %d, want 200", r.StatusCode)
+			}
+			seen = append(seen, r.Header.Get("X-Conn"))
+		}
+		if seen[0] != "1" || seen[1] == "1" {
+			t.Fatalf("requests answered on connections %v: want the second on a new one after the GOAWAY", seen)
 		}
 	})
 }
