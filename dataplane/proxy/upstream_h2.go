@@ -280,7 +280,7 @@ func (s *Session) h2Close() {
 		s.h2LinkDetach()
 		if st := x.h2; st != nil {
 			x.h2 = nil
-			st.Free()
+			s.w.putLinkState(st)
 		}
 		return
 	}
@@ -946,7 +946,7 @@ func (s *Session) h2Release() bool {
 		// connection stays with the link.
 		s.h2LinkDetach()
 		x.h2 = nil
-		st.Free()
+		s.w.putLinkState(st)
 		return true
 	}
 	if st.broken || st.goAway || st.inR != st.inW || st.rest != nil || !st.reqEnd || st.conn.Done() {

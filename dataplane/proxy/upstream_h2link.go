@@ -387,7 +387,7 @@ func (s *Session) h2LinkConnected() {
 	x := s.x
 	l := x.h2Link
 	x.h2Link = nil
-	st := upstreamStates.Get().(*UpstreamState)
+	st := s.w.linkState()
 	st.resetStream()
 	st.goAway, st.broken, st.linkRes, st.queued, st.wantRoom = false, false, h2OK, false, false
 	st.link = l
@@ -608,4 +608,23 @@ func (s *Session) h2PutHold(st *UpstreamState) {
 		}
 		st.hold = nil
 	}
+}
+
+// linkState takes a stream state from the worker's free list: links run on
+// one goroutine, so a plain stack keeps the states (and the capacity of
+// their parsed request) from one stream to the next, which a sync.Pool,
+// emptied by every collection, does not.
+func (w *Worker) linkState() *UpstreamState {
+	if n := len(w.linkStates); n > 0 {
+		st := w.linkStates[n-1]
+		w.linkStates = w.linkStates[:n-1]
+		return st
+	}
+	return new(UpstreamState)
+}
+
+// putLinkState gives a link stream's state back (its hold is back already).
+func (w *Worker) putLinkState(st *UpstreamState) {
+	st.rest, st.link, st.hold = nil, nil, nil
+	w.linkStates = append(w.linkStates, st)
 }

@@ -391,6 +391,8 @@ type Worker struct {
 	// Links collects the worker's HTTP/2 upstream links with frames to
 	// send (engines that multiplex, upstream_h2link.go).
 	Links LinkSet
+	// linkStates are free stream states of links.
+	linkStates []*UpstreamState
 
 	opts Options
 	// large lends the buffers of response heads that outgrow an Exchange's

@@ -391,7 +391,7 @@ func serverAllocs() int64 {
 		for {
 			f, more := fr.Next()
 			if strings.Contains(f.Function, "(*benchClient).do") || strings.Contains(f.Function, "uring.serverAllocs") ||
-				strings.Contains(f.Function, "uring.serveRaw") {
+				strings.Contains(f.Function, "uring.serveRaw") || strings.Contains(f.Function, "uring.serveH2C") {
 				ours = false
 				break
 			}
