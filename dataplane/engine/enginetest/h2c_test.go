@@ -274,13 +274,8 @@ func startFramerH2Backend(t *testing.T, refuse, ping bool) *framerH2Backend {
 
 func (b *framerH2Backend) serve(c net.Conn) {
 	defer c.Close()
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
-		return
-	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if fr.WriteSettings() != nil {
+	fr := acceptH2(c)
+	if fr == nil {
 		return
 	}
 	var hbuf bytes.Buffer

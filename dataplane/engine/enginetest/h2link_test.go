@@ -198,13 +198,10 @@ func TestH2CQuietStreamPingAnswered(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			preface := make([]byte, len(http2.ClientPreface))
-			if _, err := io.ReadFull(c, preface); err != nil {
+			fr := acceptH2(c)
+			if fr == nil {
 				return
 			}
-			fr := http2.NewFramer(c, c)
-			fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-			_ = fr.WriteSettings()
 			var sent time.Time
 			var id uint32
 			for {
@@ -271,13 +268,10 @@ func TestH2CGoAwayDrainsConnection(t *testing.T) {
 				n := conns.Add(1)
 				go func() {
 					defer c.Close()
-					preface := make([]byte, len(http2.ClientPreface))
-					if _, err := io.ReadFull(c, preface); err != nil {
+					fr := acceptH2(c)
+					if fr == nil {
 						return
 					}
-					fr := http2.NewFramer(c, c)
-					fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-					_ = fr.WriteSettings()
 					var hbuf bytes.Buffer
 					enc := hpack.NewEncoder(&hbuf)
 					for {
@@ -323,4 +317,20 @@ func TestH2CGoAwayDrainsConnection(t *testing.T) {
 			t.Fatalf("requests answered on connections %v: want the second on a new one after the GOAWAY", seen)
 		}
 	})
+}
+
+// acceptH2 reads the client preface on c and sends this end's SETTINGS, the
+// start of a backend written with a raw framer; nil when the preface is
+// wrong.
+func acceptH2(c net.Conn) *http2.Framer {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return nil
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if fr.WriteSettings() != nil {
+		return nil
+	}
+	return fr
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -53,25 +52,5 @@ func TestSteadyStateAllocsH2CLink(t *testing.T) {
 	if st := te.apply(t, enginetest.CompileYAML(t, te.reg, y)); !st[0].Bound {
 		t.Fatalf("statuses: %+v", st)
 	}
-	bc := newBenchClient(t, fmt.Sprintf("127.0.0.1:%d", port))
-	for range 2000 {
-		if err := bc.do(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
-	runtime.MemProfileRate = 1
-	before := serverAllocs()
-	const n = 2000
-	for range n {
-		if err := bc.do(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if all := serverAllocs() - before; all != 0 {
-		t.Errorf("%.3f allocations per request over the h2c link, want 0", float64(all)/n)
-	}
-	if !bytes.Equal(bc.buf, bc.resp) {
-		t.Errorf("response changed:\n%q\n%q", bc.buf, bc.resp)
-	}
+	expectNoServerAllocs(t, newBenchClient(t, fmt.Sprintf("127.0.0.1:%d", port)), "over the h2c link")
 }

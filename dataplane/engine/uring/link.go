@@ -42,19 +42,11 @@ func (w *worker) linkConnect(i int32, sl *slot, t proxy.Target) {
 			return
 		}
 	}
-	fd, err := iouring.NewTCPSocket(t.Addr)
+	ui, u, err := w.newUp(t)
 	if err != nil {
 		w.connectFailed(sl, err)
 		return
 	}
-	ui, u, err := w.allocUp()
-	if err != nil {
-		_ = unix.Close(fd)
-		w.connectFailed(sl, err)
-		return
-	}
-	u.sk = newSock(fd)
-	u.state, u.owner, u.addr, u.grp = upConnecting, -1, t.Addr, t.Group
 	u.link = w.pw.NewH2Link(ui)
 	w.linkUps = append(w.linkUps, ui)
 	sl.s.AttachLink(u.link, i)

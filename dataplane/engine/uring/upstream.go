@@ -117,24 +117,34 @@ func (w *worker) connect(i int32, sl *slot) {
 			return
 		}
 	}
-	fd, err := iouring.NewTCPSocket(t.Addr)
+	ui, u, err := w.newUp(t)
 	if err != nil {
 		w.connectFailed(sl, err)
 		return
 	}
-	ui, u, err := w.allocUp()
-	if err != nil {
-		_ = unix.Close(fd)
-		w.connectFailed(sl, err)
-		return
-	}
-	u.sk = newSock(fd)
-	u.state, u.owner, u.addr, u.grp, u.tlsKey = upConnecting, i, t.Addr, t.Group, key.tls
+	u.owner, u.tlsKey = i, key.tls
 	if err := w.startConnect(ui, u, t); err != nil {
 		w.abortConnect(ui, u, sl, err)
 		return
 	}
 	sl.up = ui
+}
+
+// newUp opens a socket for a connection to t in a new upstream slot, in
+// state upConnecting with no owner.
+func (w *worker) newUp(t proxy.Target) (int32, *upConn, error) {
+	fd, err := iouring.NewTCPSocket(t.Addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	ui, u, err := w.allocUp()
+	if err != nil {
+		_ = unix.Close(fd)
+		return 0, nil, err
+	}
+	u.sk = newSock(fd)
+	u.state, u.addr, u.grp = upConnecting, t.Addr, t.Group
+	return ui, u, nil
 }
 
 // startConnect queues the connect of upstream connection ui to t, bounded
