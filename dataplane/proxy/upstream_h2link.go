@@ -68,8 +68,9 @@ type H2Link struct {
 	in       []byte
 	inR, inW int
 	out      [2][]byte
-	cur      int  // the buffer being written; the other may be in flight
-	sending  bool // out[cur^1] is in flight
+	cur      int    // the buffer being written; the other may be in flight
+	rst      []byte // RST_STREAM frames that found out[cur] full
+	sending  bool   // out[cur^1] is in flight
 	set      *LinkSet
 	bp       BufferPool // where out came from, nil when allocated
 	dirty    bool
@@ -119,7 +120,7 @@ func newH2Link(set *LinkSet, bp BufferPool, bufSize int, tag int32) *H2Link {
 	}
 	l.inR, l.inW, l.cur, l.sending, l.orphan = 0, 0, 0, false, false
 	l.set, l.dirty, l.goAway, l.broken, l.idleFrom, l.Tag = set, false, false, false, 0, tag
-	l.streams, l.ready = l.streams[:0], l.ready[:0]
+	l.streams, l.ready, l.rst = l.streams[:0], l.ready[:0], l.rst[:0]
 	return l
 }
 
@@ -229,6 +230,10 @@ func (l *H2Link) TakeSend() []byte {
 	if l.sending {
 		return nil
 	}
+	if n := len(l.rst); n > 0 && cap(l.out[l.cur])-len(l.out[l.cur]) >= n {
+		l.out[l.cur] = append(l.out[l.cur], l.rst...)
+		l.rst = l.rst[:0]
+	}
 	if n := l.conn.Pending(); n > 0 && cap(l.out[l.cur])-len(l.out[l.cur]) >= n {
 		l.out[l.cur] = l.conn.AppendPending(l.out[l.cur])
 	}
@@ -257,7 +262,7 @@ func (l *H2Link) Sent(err error) {
 			l.wake(s)
 		}
 	}
-	if len(l.out[l.cur]) > 0 || l.conn.Pending() > 0 {
+	if len(l.out[l.cur]) > 0 || len(l.rst) > 0 || l.conn.Pending() > 0 {
 		l.markDirty()
 	}
 }
@@ -411,8 +416,10 @@ func (s *Session) h2LinkDetach() {
 			c := &l.conn
 			if cap(l.out[l.cur])-len(l.out[l.cur]) >= http2.FrameHeaderLen+4 {
 				l.out[l.cur] = c.WriteReset(l.out[l.cur], st.id, http2.ErrCodeCancel)
-				l.markDirty()
+			} else {
+				l.rst = c.WriteReset(l.rst, st.id, http2.ErrCodeCancel) // with the next send
 			}
+			l.markDirty()
 		}
 		st.streamOpen = false
 		s.h2Unhold()

@@ -170,8 +170,9 @@ func (w *worker) flushLinks() {
 	}
 }
 
-// sweepLinks closes links idle past their group's idle timeout, and every
-// idle one while draining.
+// sweepLinks closes links idle past their group's idle timeout, idle ones
+// that take no new streams (failed, or after a GOAWAY), and every idle one
+// while draining.
 func (w *worker) sweepLinks(now int64) {
 	for k := 0; k < len(w.linkUps); k++ {
 		ui := w.linkUps[k]
@@ -187,7 +188,7 @@ func (w *worker) sweepLinks(now int64) {
 		if g := u.grp; g != nil {
 			idle = g.IdleTimeout
 		}
-		if w.draining || idle > 0 && now-since >= int64(idle) {
+		if w.draining || !u.link.Usable() || idle > 0 && now-since >= int64(idle) {
 			w.closeUp(ui, u)
 			k--
 		}
