@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"sync"
-
 	"github.com/flaxlb/flax/dataplane/http2"
 )
 
@@ -45,9 +43,12 @@ import (
 const LinkMaxStreams = 100
 
 // LinkSet collects the links of one worker that have frames to send; the
-// engine takes them once per batch of completions (TakeDirty).
+// engine takes them once per batch of completions (TakeDirty). It also
+// keeps the worker's free links: a link never moves to another worker (a
+// freed one may still be in its worker's lists).
 type LinkSet struct {
 	dirty []*H2Link
+	free  []*H2Link
 }
 
 // TakeDirty returns the links with frames to send and empties the list.
@@ -84,8 +85,6 @@ type H2Link struct {
 	Tag int32
 }
 
-var links = sync.Pool{New: func() any { return new(H2Link) }}
-
 // linkConfig is the configuration of a link's Conn for sessions whose
 // upstream streams have buffers of bufSize bytes: a stream's receive window
 // is what its hold can take.
@@ -102,7 +101,13 @@ func (w *Worker) NewH2Link(tag int32) *H2Link {
 }
 
 func newH2Link(set *LinkSet, bp BufferPool, bufSize int, tag int32) *H2Link {
-	l := links.Get().(*H2Link)
+	var l *H2Link
+	if n := len(set.free); n > 0 {
+		l = set.free[n-1]
+		set.free = set.free[:n-1]
+	} else {
+		l = new(H2Link)
+	}
 	l.conn.Init(http2.RoleClient, linkConfig(bufSize))
 	if len(l.in) < 2*h2FrameRoom {
 		l.in = make([]byte, 2*h2FrameRoom)
@@ -138,7 +143,7 @@ func (l *H2Link) Free() {
 			st.link = nil
 		}
 	}
-	l.streams, l.ready, l.set = l.streams[:0], l.ready[:0], nil
+	l.streams, l.ready = l.streams[:0], l.ready[:0]
 	if l.bp != nil {
 		for i := range l.out {
 			l.bp.PutBuffer(l.out[i][:cap(l.out[i])])
@@ -146,7 +151,10 @@ func (l *H2Link) Free() {
 		}
 		l.bp = nil
 	}
-	links.Put(l)
+	if set := l.set; set != nil {
+		l.set = nil
+		set.free = append(set.free, l)
+	}
 }
 
 // Orphan says that the engine closed the link's connection and forgot it:
