@@ -171,6 +171,30 @@ func TestEncodeXNetDecoder(t *testing.T) {
 	}
 }
 
+// decodeBoth decodes block i with x/net's decoder and ours, and checks that
+// both give want (name: value lines).
+func decodeBoth(t *testing.T, i int, xd *hpack.Decoder, d *Decoder, b []byte, want []string) {
+	t.Helper()
+	xf, err := xd.DecodeFull(b)
+	if err != nil {
+		t.Fatalf("block %d: x/net: %v", i, err)
+	}
+	var got []string
+	for _, f := range xf {
+		got = append(got, f.Name+": "+f.Value)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("block %d: x/net decoded %v\nwant %v", i, got, want)
+	}
+	var h HeaderList
+	if err := d.Decode(b, &h); err != nil {
+		t.Fatalf("block %d: %v", i, err)
+	}
+	if got := listPairs(&h); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("block %d: decoded %v\nwant %v", i, got, want)
+	}
+}
+
 // TestEncoderIndexesRepeatedFields checks that a header list sent again
 // costs an index per repeated field, while values that change per message
 // stay literals out of the table; x/net's decoder and ours agree.
@@ -201,24 +225,7 @@ func TestEncoderIndexesRepeatedFields(t *testing.T) {
 			want = append(want, f[0]+": "+f[1])
 		}
 		sizes = append(sizes, len(b))
-		xf, err := xd.DecodeFull(b)
-		if err != nil {
-			t.Fatalf("block %d: x/net: %v", i, err)
-		}
-		var got []string
-		for _, f := range xf {
-			got = append(got, f.Name+": "+f.Value)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("block %d: x/net decoded %v\nwant %v", i, got, want)
-		}
-		var h HeaderList
-		if err := d.Decode(b, &h); err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-		if got := listPairs(&h); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("block %d: decoded %v\nwant %v", i, got, want)
-		}
+		decodeBoth(t, i, xd, d, b, want)
 	}
 	t.Logf("block sizes: %v bytes", sizes)
 	// Second block: 7 one-byte indexes (method, scheme, authority,
@@ -260,24 +267,7 @@ func TestEncoderFollowsPeerTableSize(t *testing.T) {
 			b = e.AppendFieldString(b, name, value)
 			want = append(want, name+": "+value)
 		}
-		xf, err := xd.DecodeFull(b)
-		if err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-		var got []string
-		for _, f := range xf {
-			got = append(got, f.Name+": "+f.Value)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("block %d: x/net decoded %v\nwant %v", i, got, want)
-		}
-		var h HeaderList
-		if err := d.Decode(b, &h); err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-		if got := listPairs(&h); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("block %d: decoded %v\nwant %v", i, got, want)
-		}
+		decodeBoth(t, i, xd, d, b, want)
 		if e.tab.size > e.size {
 			t.Fatalf("block %d: table holds %d bytes over its size %d", i, e.tab.size, e.size)
 		}

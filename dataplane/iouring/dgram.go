@@ -193,15 +193,5 @@ func (r *Ring) PrepareSendDgram(fd int, m *DgramMsg, userData uint64) (*SQE, err
 	if m.hdr.iovlen == 1 && !r.ownsRange(uintptr(m.iov.base), uintptr(m.iov.len)) {
 		return nil, fmt.Errorf("uring: %s: payload: %w", what, ErrNotRingMemory)
 	}
-	s, err := r.sqe()
-	if err != nil {
-		return nil, wrapPrep(what, err)
-	}
-	s.OpCode = giouring.OpSendmsg
-	s.Fd = int32(fd)
-	s.Addr = uint64(uintptr(unsafe.Pointer(m.hdr)))
-	s.Len = 1
-	s.OpcodeFlags = unix.MSG_NOSIGNAL
-	s.UserData = userData
-	return s, nil
+	return r.prepSendmsg(what, fd, m.hdr, 0, userData)
 }

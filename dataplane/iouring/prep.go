@@ -244,13 +244,19 @@ func (r *Ring) PrepareSendmsg(fd int, m *Msg, msgFlags int, userData uint64) (*S
 			return nil, fmt.Errorf("uring: %s: iovec: %w", what, ErrNotRingMemory)
 		}
 	}
+	return r.prepSendmsg(what, fd, m.hdr, msgFlags, userData)
+}
+
+// prepSendmsg queues a sendmsg of the checked header hdr on fd, with
+// MSG_NOSIGNAL added to msgFlags.
+func (r *Ring) prepSendmsg(what string, fd int, hdr *msghdr, msgFlags int, userData uint64) (*SQE, error) {
 	s, err := r.sqe()
 	if err != nil {
 		return nil, wrapPrep(what, err)
 	}
 	s.OpCode = giouring.OpSendmsg
 	s.Fd = int32(fd)
-	s.Addr = uint64(uintptr(unsafe.Pointer(m.hdr)))
+	s.Addr = uint64(uintptr(unsafe.Pointer(hdr)))
 	s.Len = 1
 	s.OpcodeFlags = uint32(msgFlags | unix.MSG_NOSIGNAL)
 	s.UserData = userData

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -71,12 +70,10 @@ func runGRPC(flaxBin string, d time.Duration, rounds, proxyCPU, loadCPU int, onl
 	backendDesc = "backend grpc-go health service (" + grpcCallPath + ")"
 	h2loadArgs = []string{"-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers"}
 
-	host, port, _ := strings.Cut(backend, ":")
-	cfg := filepath.Join(dir, "flax-grpc.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+	cfg, err := writeFlaxConfig(dir, "flax-grpc.yaml", listen, backend, `listeners:
 - name: grpc
   address: 127.0.0.1
-  port: %s
+  port: {port}
   protocol: HTTP
   virtualHosts:
   - name: all
@@ -86,8 +83,9 @@ func runGRPC(flaxBin string, d time.Duration, rounds, proxyCPU, loadCPU int, onl
 backendGroups:
 - name: be
   protocol: H2C
-  endpoints: [{address: %s, port: %s}]
-`, strings.TrimPrefix(listen, "127.0.0.1:"), host, port)), 0o644); err != nil {
+  endpoints: [{endpoint}]
+`)
+	if err != nil {
 		return err
 	}
 	proxies := append(flaxFromConfig(flaxBin, cfg, proxyCPU), []proxy{

@@ -221,16 +221,11 @@ func run(flaxBin, flaxBase string, d time.Duration, rounds, conns, proxyCPU, loa
 
 	const backend = "127.0.0.1:18090"
 	const listen = "127.0.0.1:18080"
-	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), loadCPU, nginxEvents, fmt.Sprintf(`
-server { listen %s backlog=4096; access_log off; keepalive_requests 1000000;
-  location / { default_type text/plain; return 200 "%s"; } }`, backend, strings.Repeat("x", 99)+"\n"))
+	be, err := startReplyBackend(dir, loadCPU, backend, "", "")
 	if err != nil {
-		return fmt.Errorf("start backend: %w", err)
-	}
-	defer benchproc.Stop(be)
-	if err := benchproc.WaitListen(backend); err != nil {
 		return err
 	}
+	defer benchproc.Stop(be)
 
 	// TLS settings of each proxy, empty without -https.
 	var flaxTLS []string
@@ -340,6 +335,35 @@ func flaxFromConfig(bin, cfg string, cpu int) []proxy {
 		}})
 	}
 	return ps
+}
+
+// startReplyBackend starts the nginx backend of the HTTP passes on addr, pinned
+// to cpu, and waits until it listens: 100-byte replies on keep-alive
+// connections. listenOpts follows the address in its listen line (" ssl"),
+// directives go in its server block (certificates).
+func startReplyBackend(dir string, cpu int, addr, listenOpts, directives string) (*exec.Cmd, error) {
+	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), cpu, nginxEvents, fmt.Sprintf(`
+server { listen %s%s backlog=4096; %s access_log off; keepalive_requests 1000000;
+  location / { default_type text/plain; return 200 "%s"; } }`, addr, listenOpts, directives, strings.Repeat("x", 99)+"\n"))
+	if err != nil {
+		return nil, fmt.Errorf("start backend: %w", err)
+	}
+	if err := benchproc.WaitListen(addr); err != nil {
+		benchproc.Stop(be)
+		return nil, err
+	}
+	return be, nil
+}
+
+// writeFlaxConfig writes the flax configuration file name in dir from yaml,
+// in which {port} stands for the port of listen and {endpoint} for backend as
+// an endpoint ({address: ..., port: ...}), and returns its path.
+func writeFlaxConfig(dir, name, listen, backend, yaml string) (string, error) {
+	host, port, _ := strings.Cut(backend, ":")
+	_, lport, _ := strings.Cut(listen, ":")
+	yaml = strings.NewReplacer("{port}", lport, "{endpoint}", fmt.Sprintf("{address: %s, port: %s}", host, port)).Replace(yaml)
+	cfg := filepath.Join(dir, name)
+	return cfg, os.WriteFile(cfg, []byte(yaml), 0o644)
 }
 
 // baseBin is -flax-base made absolute: the passes that run flax from a
@@ -779,34 +803,28 @@ func runPassthrough(flaxBin string, d time.Duration, n, conns, proxyCPU, loadCPU
 	}
 	const backend = "127.0.0.1:18090"
 	const listen = "127.0.0.1:18080"
-	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), loadCPU, nginxEvents, fmt.Sprintf(`
-server { listen %s ssl backlog=4096; ssl_certificate %s; ssl_certificate_key %s; access_log off; keepalive_requests 1000000;
-  location / { default_type text/plain; return 200 "%s"; } }`, backend, certFile, keyFile, strings.Repeat("x", 99)+"\n"))
+	be, err := startReplyBackend(dir, loadCPU, backend, " ssl", fmt.Sprintf("ssl_certificate %s; ssl_certificate_key %s;", certFile, keyFile))
 	if err != nil {
-		return fmt.Errorf("start backend: %w", err)
-	}
-	defer benchproc.Stop(be)
-	if err := benchproc.WaitListen(backend); err != nil {
 		return err
 	}
+	defer benchproc.Stop(be)
 	scheme = "https"
 	// wrk sends the URL's host, 127.0.0.1, as its server name: an exact route would need
 	// a DNS name, so the catch-all serves it, after a lookup that misses the exact and
 	// wildcard names beside it (as HAProxy's req.ssl_sni test misses first).
-	host, port, _ := strings.Cut(backend, ":")
-	cfg := filepath.Join(dir, "flax-tls.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+	cfg, err := writeFlaxConfig(dir, "flax-tls.yaml", listen, backend, `listeners:
 - name: tls
   address: 127.0.0.1
-  port: %s
+  port: {port}
   protocol: TLS
   tlsRoutes:
   - {name: other, hostnames: [other.example.com, "*.example.com"], backends: [{backendGroup: be, weight: 1}]}
   - {name: bench, backends: [{backendGroup: be, weight: 1}]}
 backendGroups:
 - name: be
-  endpoints: [{address: %s, port: %s}]
-`, strings.TrimPrefix(listen, "127.0.0.1:"), host, port)), 0o644); err != nil {
+  endpoints: [{endpoint}]
+`)
+	if err != nil {
 		return err
 	}
 	proxies := append(flaxFromConfig(flaxBin, cfg, proxyCPU), []proxy{
@@ -852,24 +870,17 @@ func runBackendTLS(flaxBin string, d time.Duration, n, conns, proxyCPU, loadCPU 
 	// Ports of their own, apart from the other modes'.
 	const backend = "127.0.0.1:18590"
 	const listen = "127.0.0.1:18580"
-	be, err := benchproc.StartNginx(filepath.Join(dir, "backend"), loadCPU, nginxEvents, fmt.Sprintf(`
-server { listen %s ssl backlog=4096; ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.3;
-  access_log off; keepalive_requests 1000000;
-  location / { default_type text/plain; return 200 "%s"; } }`, backend, certFile, keyFile, strings.Repeat("x", 99)+"\n"))
+	be, err := startReplyBackend(dir, loadCPU, backend, " ssl",
+		fmt.Sprintf("ssl_certificate %s; ssl_certificate_key %s; ssl_protocols TLSv1.3;", certFile, keyFile))
 	if err != nil {
-		return fmt.Errorf("start backend: %w", err)
-	}
-	defer benchproc.Stop(be)
-	if err := benchproc.WaitListen(backend); err != nil {
 		return err
 	}
+	defer benchproc.Stop(be)
 	backendDesc = "backend nginx over TLS 1.3, 100 B replies"
-	host, port, _ := strings.Cut(backend, ":")
-	cfg := filepath.Join(dir, "flax-backend-tls.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+	cfg, err := writeFlaxConfig(dir, "flax-backend-tls.yaml", listen, backend, fmt.Sprintf(`listeners:
 - name: web
   address: 127.0.0.1
-  port: %s
+  port: {port}
   protocol: HTTP
   virtualHosts:
   - name: all
@@ -880,8 +891,9 @@ server { listen %s ssl backlog=4096; ssl_certificate %s; ssl_certificate_key %s;
 backendGroups:
 - name: be
   tls: {serverName: localhost, caCertPem: %s}
-  endpoints: [{address: %s, port: %s}]
-`, strings.TrimPrefix(listen, "127.0.0.1:"), base64.StdEncoding.EncodeToString(certPEM), host, port)), 0o644); err != nil {
+  endpoints: [{endpoint}]
+`, base64.StdEncoding.EncodeToString(certPEM)))
+	if err != nil {
 		return err
 	}
 	proxies := append(flaxFromConfig(flaxBin, cfg, proxyCPU), []proxy{

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,18 +95,17 @@ func runUDP(flaxBin string, d time.Duration, n, proxyCPU, loadCPU int, only stri
 	if err := udpWait(backend); err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
-	host, port, _ := strings.Cut(backend, ":")
-	cfg := filepath.Join(dir, "flax-udp.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listeners:
+	cfg, err := writeFlaxConfig(dir, "flax-udp.yaml", listen, backend, `listeners:
 - name: udp
   address: 127.0.0.1
-  port: %s
+  port: {port}
   protocol: UDP
   udpRoute: {name: bench, backends: [{backendGroup: be, weight: 1}]}
 backendGroups:
 - name: be
-  endpoints: [{address: %s, port: %s}]
-`, strings.TrimPrefix(listen, "127.0.0.1:"), host, port)), 0o644); err != nil {
+  endpoints: [{endpoint}]
+`)
+	if err != nil {
 		return err
 	}
 	flax := flaxFromConfig(flaxBin, cfg, proxyCPU)

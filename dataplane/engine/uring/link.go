@@ -141,13 +141,7 @@ func (w *worker) linkSent(c iouring.CQE, ui int32, u *upConn) {
 // connection if it failed or has no use left.
 func (w *worker) linkRun(ui int32, u *upConn) {
 	l := u.link
-	w.tags = l.TakeReady(w.tags[:0])
-	for _, i := range w.tags {
-		if sl := w.slots.at(i); sl.state == stOpen {
-			sl.s.LinkNews()
-			w.run(i)
-		}
-	}
+	w.tags = w.runReady(l, w.tags)
 	if u.state == upShared && !l.Usable() && l.Streams() == 0 {
 		w.closeUp(ui, u)
 	}
@@ -199,12 +193,7 @@ func (w *worker) sweepLinks(now int64) {
 func (w *worker) closeLinks() {
 	for len(w.linkUps) > 0 {
 		ui := w.linkUps[len(w.linkUps)-1]
-		u := w.ups.at(ui)
-		if u.link != nil {
-			u.link.Fail()
-			w.linkRun(ui, u)
-		}
-		w.closeUp(ui, u)
+		w.closeUp(ui, w.ups.at(ui)) // forgetLink fails the streams and drops ui
 		if len(w.linkUps) > 0 && w.linkUps[len(w.linkUps)-1] == ui {
 			w.linkUps = w.linkUps[:len(w.linkUps)-1]
 		}
@@ -224,12 +213,19 @@ func (w *worker) forgetLink(ui int32, u *upConn) {
 	u.link = nil
 	l.Fail()
 	// A scratch of its own: callers may be going through w.tags.
-	w.tagsB = l.TakeReady(w.tagsB[:0])
-	for _, i := range w.tagsB {
+	w.tagsB = w.runReady(l, w.tagsB)
+	l.Orphan()
+}
+
+// runReady runs the sessions l has news for, listing their slots in
+// scratch, which it returns.
+func (w *worker) runReady(l *proxy.H2Link, scratch []int32) []int32 {
+	scratch = l.TakeReady(scratch[:0])
+	for _, i := range scratch {
 		if sl := w.slots.at(i); sl.state == stOpen {
 			sl.s.LinkNews()
 			w.run(i)
 		}
 	}
-	l.Orphan()
+	return scratch
 }
